@@ -1,0 +1,37 @@
+# audiopipe: `make run` and `make test` work on a fresh machine with Python 3.11, git and make.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-dev
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_HOME ?= $(CURDIR)/data/.prefect
+export DO_NOT_TRACK ?= 1
+
+.PHONY: run test lint bench clean venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)  ## generate the demo corpus (first time) and ingest the default dataset
+	$(VENV)/bin/audiopipe run
+
+test: $(STAMP)  ## the whole suite (corpora tests need ../shared/corpora; required when CI is set)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/features.py
+	$(PY) benchmarks/ingest.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf data/out .pytest_cache
