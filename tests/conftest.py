@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-CORPORA = Path(os.environ.get("AUDIOPIPE_CORPORA", Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora")).resolve()
+CORPORA = Path(
+    os.environ.get(
+        "AUDIOPIPE_CORPORA", Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
+    )
+).resolve()
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +26,58 @@ def corpora() -> Path:
             pytest.fail(f"CI is set but the corpora folder {CORPORA} is missing")
         pytest.skip(f"real corpora not found at {CORPORA} (set AUDIOPIPE_CORPORA)")
     return CORPORA
+
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One local Prefect API (temporary database) for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> str:
+    """A real Dask LocalCluster of 2 worker processes shared by the session's flow runs."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        memory_limit="3GiB",
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def write_config(folder: Path, datasets: dict, storage: str | None = None) -> Path:
+    """Write a datasets.yaml into ``folder`` (storage defaults to folder/out)."""
+    import yaml
+
+    cfg = {"storage": storage or str(folder / "out"), "datasets": datasets}
+    p = folder / "datasets.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+@pytest.fixture()
+def run_ingest(prefect_api, dask_scheduler):
+    """Call the real ``ingest``/``rebuild`` Prefect flows on the session's Dask cluster."""
+
+    def _run(config: Path, dataset: str, kind: str = "ingest") -> dict:
+        from flows.ingest import ingest
+        from flows.rebuild import rebuild
+
+        fn = ingest if kind == "ingest" else rebuild
+        return fn(
+            dataset=dataset, config_path=str(config), scheduler=dask_scheduler, progress=False
+        )
+
+    return _run

@@ -1,0 +1,247 @@
+"""The ``audiopipe`` command.
+
+``audiopipe run`` (what ``make run`` calls) generates the demo corpus when the
+default dataset asks for it and is missing, ingests the default dataset and
+prints its status. Prefect is imported only by the commands that run flows
+(through the ``flows`` package), never by the library itself.
+
+Examples
+--------
+::
+
+    audiopipe validate                 # check datasets.yaml, do nothing else
+    audiopipe ingest demo              # ingest new/changed files of 'demo'
+    audiopipe rebuild demo             # recompute every clip into a new version
+    audiopipe status                   # versions, clips, hours, errors, last runs
+    audiopipe demo-corpus data/demo    # write the demo corpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from audiopipe.config import Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+
+def _env_defaults() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    for name, ds in cfg.datasets.items():
+        recipe = ds.recipe()
+        n = len(recipe.get("compute", {}))
+        print(
+            f"ok  {name}: {len(ds.source)} source(s), {ds.sample_rate} Hz, {n} features"
+            + (f", schedule {ds.schedule!r}" if ds.schedule else "")
+        )
+    print(f"storage: {cfg.storage_root}")
+    return 0
+
+
+def cmd_demo_corpus(args: argparse.Namespace) -> int:
+    from audiopipe.demo import make_demo_corpus
+
+    out = make_demo_corpus(args.path, n_per_class=args.n_per_class, seed=args.seed)
+    n = sum(1 for _ in out.rglob("*") if _.suffix in (".wav", ".flac", ".mp3"))
+    print(f"wrote {n} clips with labels.csv, beats.csv, events.csv to {out}")
+    return 0
+
+
+def ensure_demo_corpus(cfg: Config, dataset: str | None) -> None:
+    """Generate the demo corpus of a dataset marked ``demo_corpus: true`` if its folder is empty."""
+    ds = cfg.dataset(dataset)
+    if not ds.demo_corpus:
+        return
+    folder = Path(cfg.resolve(ds.source[0].split("*")[0].rstrip("/")))
+    if folder.is_dir() and any(folder.rglob("*.wav")):
+        return
+    from audiopipe.demo import make_demo_corpus
+
+    print(f"generating the demo corpus in {folder} ...", file=sys.stderr)
+    make_demo_corpus(folder)
+
+
+def _ingest(args: argparse.Namespace, kind: str) -> int:
+    _env_defaults()
+    cfg = _load(args)
+    ensure_demo_corpus(cfg, args.dataset)
+    from flows.ingest import ingest
+    from flows.rebuild import rebuild
+
+    fn = ingest if kind == "ingest" else rebuild
+    row = fn(
+        dataset=args.dataset,
+        config_path=str(args.config),
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+    )
+    from audiopipe.pipeline import summarize
+
+    print(summarize(row))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    return _ingest(args, "ingest")
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    return _ingest(args, "rebuild")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    rc = _ingest(args, "ingest")
+    if rc == 0:
+        args.dataset = args.dataset
+        cmd_status(args)
+    return rc
+
+
+def status_rows(cfg: Config, only: str | None = None) -> list[dict[str, Any]]:
+    """Per dataset: version, clips, hours, errors, last runs (plain dicts)."""
+    from audiopipe.store import DatasetNotFound, open_dataset
+
+    out = []
+    for name in [only] if only else list(cfg.datasets):
+        try:
+            ds = open_dataset(cfg.storage_root, name)
+        except DatasetNotFound:
+            out.append({"dataset": name, "published": False})
+            continue
+        clips = ds.table("clips", ["duration_s"]) if ds.versions.get("clips") is not None else None
+        errors = ds.table("errors", ["run_id"]) if ds.versions.get("errors") is not None else None
+        runs = ds.table("runs").to_pylist()
+        runs.sort(key=lambda r: r["finished"] or r["started"])
+        out.append(
+            {
+                "dataset": name,
+                "published": True,
+                "run_id": ds.run["run_id"],
+                "versions": ds.versions,
+                "clips": 0 if clips is None else clips.num_rows,
+                "hours": 0.0
+                if clips is None
+                else float(sum(x or 0 for x in clips.column("duration_s").to_pylist())) / 3600,
+                "errors": 0 if errors is None else errors.num_rows,
+                "errors_last_run": 0
+                if errors is None
+                else sum(1 for r in errors.column("run_id").to_pylist() if r == ds.run["run_id"]),
+                "last_runs": [
+                    {
+                        k: (str(r[k]) if k in ("started", "finished") else r[k])
+                        for k in (
+                            "run_id",
+                            "kind",
+                            "status",
+                            "files_processed",
+                            "files_failed",
+                            "wall_seconds",
+                            "message",
+                        )
+                    }
+                    for r in runs[-5:]
+                ],
+            }
+        )
+    return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    rows = status_rows(cfg, args.dataset)
+    if getattr(args, "json", False):
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for r in rows:
+        if not r["published"]:
+            print(f"{r['dataset']}: not ingested yet (audiopipe ingest {r['dataset']})")
+            continue
+        print(
+            f"{r['dataset']}: {r['clips']} clips, {r['hours']:.3f} h, {r['errors']} error rows "
+            f"({r['errors_last_run']} in the last run); tables {r['versions']}"
+        )
+        for run in r["last_runs"]:
+            wall = f"{run['wall_seconds']:.1f} s" if run["wall_seconds"] is not None else "-"
+            print(
+                f"  {run['run_id']}  {run['kind']:<7} {run['status']:<6} processed {run['files_processed']}, "
+                f"failed {run['files_failed']}, {wall}  {run['message']}"
+            )
+    print(
+        f"read them: audiopipe.open_dataset({cfg.storage_root!r}, NAME).table('clips').to_pandas()"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="audiopipe", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--config",
+        "-c",
+        default=os.environ.get("AUDIOPIPE_CONFIG", "datasets.yaml"),
+        help="datasets.yaml to use (default: ./datasets.yaml)",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_ds(sp: argparse.ArgumentParser, flows: bool = True) -> argparse.ArgumentParser:
+        sp.add_argument(
+            "dataset", nargs="?", default=None, help="dataset name (default: default_dataset)"
+        )
+        if flows:
+            sp.add_argument(
+                "--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786"
+            )
+            sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        return sp
+
+    with_ds(
+        sub.add_parser("run", help="demo corpus if needed, ingest the default dataset, status")
+    ).set_defaults(fn=cmd_run)
+    with_ds(sub.add_parser("ingest", help="ingest new and changed files")).set_defaults(
+        fn=cmd_ingest
+    )
+    with_ds(
+        sub.add_parser("rebuild", help="recompute a whole dataset into a new version")
+    ).set_defaults(fn=cmd_rebuild)
+    st = with_ds(
+        sub.add_parser("status", help="versions, clips, hours, errors, last runs"), flows=False
+    )
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=cmd_status)
+    sub.add_parser("validate", help="check datasets.yaml and exit").set_defaults(fn=cmd_validate)
+    dc = sub.add_parser("demo-corpus", help="write the deterministic demo corpus")
+    dc.add_argument("path")
+    dc.add_argument("--n-per-class", type=int, default=50)
+    dc.add_argument("--seed", type=int, default=0)
+    dc.set_defaults(fn=cmd_demo_corpus)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except ConfigError as err:
+        print(f"audiopipe: invalid configuration:\n{err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, LookupError, RuntimeError, ValueError) as err:
+        print(f"audiopipe: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""``datasets.yaml``: load, validate and normalise the pipeline configuration.
+
+Everything a run needs is checked here, before any work starts: a bad file is
+rejected with the key path and the reason, e.g.
+``datasets.demo.sample_rate: must be > 0, got -5``.
+
+Examples
+--------
+>>> from audiopipe.config import load_config
+>>> cfg = load_config("datasets.yaml")          # doctest: +SKIP
+>>> cfg.dataset("demo").sample_rate              # doctest: +SKIP
+22050
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "Config",
+    "DatasetConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key path(s) and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelsConfig(_Strict):
+    """A labels table joined to the discovered files.
+
+    ``path`` is a CSV (or Parquet) file; ``on`` names its column holding each
+    file's path, relative to ``root`` (default: the folder of the labels file).
+    """
+
+    path: str
+    on: str = "path"
+    root: str | None = None
+
+
+class ShardConfig(_Strict):
+    """How files are grouped into units of distributed work."""
+
+    max_files: int = Field(64, gt=0)
+    max_mb: int = Field(512, gt=0)
+
+
+class LimitsConfig(_Strict):
+    """Files outside these limits become rows of the ``errors`` table."""
+
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+    min_duration_s: float = Field(0.0, ge=0)
+    max_channels: int = Field(32, gt=0)
+    min_sample_rate: int = Field(1000, gt=0)
+    max_sample_rate: int = Field(768_000, gt=0)
+    max_bytes: int = Field(8 * 1024**3, gt=0)
+
+
+class ClusterConfig(_Strict):
+    """Where the work runs: a LocalCluster by default, or an existing scheduler."""
+
+    scheduler: str | None = None
+    n_workers: int = Field(2, gt=0)
+    threads_per_worker: int = Field(1, gt=0)
+    memory_limit: str = "4GiB"
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_url(cls, v: str | None) -> str | None:
+        if v is not None and "://" not in v:
+            raise ValueError(f"must be an address like tcp://host:8786, got {v!r}")
+        return v
+
+
+class DatasetConfig(_Strict):
+    """One dataset: where its files are, how to decode them, what to extract."""
+
+    name: str = ""
+    source: list[str]
+    labels: LabelsConfig | None = None
+    sample_rate: int = 22050
+    channels: Literal["mix", "first"] | int = "mix"
+    block_seconds: float = Field(60.0, gt=0)
+    features: dict[str, Any] = Field(default_factory=dict)
+    shard: ShardConfig = ShardConfig()
+    limits: LimitsConfig = LimitsConfig()
+    stages: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    schedule: str | None = None
+    demo_corpus: bool = False
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [v]
+        if isinstance(v, list) and not v:
+            raise ValueError("must name at least one path, glob or URL")
+        return v
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _positive_rate(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError(f"must be > 0, got {v}")
+        if v < 1000 or v > 384_000:
+            raise ValueError(f"must be between 1000 and 384000 Hz, got {v}")
+        return v
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_index(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 0:
+            raise ValueError(f"a channel index must be >= 0, got {v}")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None and len(v.split()) not in (5, 6):
+            raise ValueError(f"must be a cron expression with 5 fields, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _limits_consistent(self) -> DatasetConfig:
+        if self.limits.min_duration_s >= self.limits.max_duration_s:
+            raise ValueError("limits.min_duration_s must be below limits.max_duration_s")
+        return self
+
+    def recipe(self) -> dict[str, Any]:
+        """The normalised feature recipe (defaults filled, checked)."""
+        from audiopipe import features as F
+
+        recipe = dict(self.features) if self.features else dict(F.DEFAULT_RECIPE)
+        recipe.setdefault("sr", self.sample_rate)
+        return F.check_recipe(recipe)
+
+
+class Config(_Strict):
+    """The whole ``datasets.yaml``."""
+
+    storage: str = "data/out"
+    cluster: ClusterConfig = ClusterConfig()
+    default_dataset: str | None = None
+    datasets: dict[str, DatasetConfig]
+    base_dir: str = "."
+
+    @model_validator(mode="after")
+    def _names(self) -> Config:
+        if not self.datasets:
+            raise ValueError("datasets: declare at least one dataset")
+        if self.default_dataset is not None and self.default_dataset not in self.datasets:
+            raise ValueError(
+                f"default_dataset: {self.default_dataset!r} is not one of the datasets "
+                f"({', '.join(sorted(self.datasets))})"
+            )
+        return self
+
+    def dataset(self, name: str | None = None) -> DatasetConfig:
+        """The named dataset (or the default one), with a clear error if unknown."""
+        name = name or self.default_dataset or next(iter(self.datasets))
+        if name not in self.datasets:
+            raise ConfigError(
+                f"unknown dataset {name!r}; datasets.yaml declares: {', '.join(sorted(self.datasets))}"
+            )
+        return self.datasets[name]
+
+    def resolve(self, path: str) -> str:
+        """Resolve a path of the config relative to the config file's folder (URLs untouched)."""
+        if "://" in path or os.path.isabs(path):
+            return path
+        return str((Path(self.base_dir) / path).resolve())
+
+    @property
+    def storage_root(self) -> str:
+        env = os.environ.get("AUDIOPIPE_STORAGE")
+        return env if env else self.resolve(self.storage)
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if p not in ("function-after", "function-before"))
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = _fmt_loc(e["loc"])
+        msg = e["msg"]
+        for prefix in ("Value error, ", "Assertion failed, "):
+            if msg.startswith(prefix):
+                msg = msg[len(prefix) :]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif (
+            "input" in e and e["type"] not in ("value_error",) and not isinstance(e["input"], dict)
+        ):
+            msg = f"{msg}, got {e['input']!r}"
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, base_dir: str | os.PathLike[str] = ".") -> Config:
+    """Validate a parsed YAML document; raise :class:`ConfigError` naming each bad key.
+
+    Examples
+    --------
+    >>> parse_config({"datasets": {"d": {"source": "x/*.wav", "sample_rate": -5}}})
+    Traceback (most recent call last):
+    ...
+    audiopipe.config.ConfigError: datasets.d.sample_rate: must be > 0, got -5
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"the top level must be a mapping with a 'datasets' key, got {type(data).__name__}"
+        )
+    data = dict(data)
+    datasets = data.get("datasets")
+    if isinstance(datasets, dict):
+        data["datasets"] = {
+            k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in datasets.items()
+        }
+    data["base_dir"] = str(base_dir)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+    problems = []
+    for name, ds in cfg.datasets.items():
+        try:
+            ds.recipe()
+        except ValueError as err:
+            problems.append(
+                f"datasets.{name}.{err}"
+                if str(err).startswith("features")
+                else f"datasets.{name}.features: {err}"
+            )
+        for stage in ds.stages:
+            from audiopipe.stages import STAGES
+
+            if STAGES and stage not in STAGES:
+                problems.append(
+                    f"datasets.{name}.stages.{stage}: unknown stage (known: {', '.join(sorted(STAGES))})"
+                )
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] = "datasets.yaml") -> Config:
+    """Read and validate ``datasets.yaml`` with a safe YAML loader."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such configuration file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    return parse_config(data, base_dir=p.resolve().parent)
+
+
+def config_hash(ds: DatasetConfig) -> str:
+    """Hash of everything in a dataset's config that changes its outputs."""
+    payload = {
+        "sample_rate": ds.sample_rate,
+        "channels": ds.channels,
+        "recipe": ds.recipe(),
+    }
+    return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=8).hexdigest()

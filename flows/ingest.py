@@ -1,0 +1,129 @@
+"""Prefect flow ``ingest``: discover → plan shards → extract shards on Dask → publish → record.
+
+Only composition lives here; every step is a plain function of :mod:`audiopipe.pipeline`.
+Tasks are per shard (tens of files), never per file: a Prefect task run costs ~0.2 s.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from distributed import KilledWorker
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from tqdm import tqdm
+
+from audiopipe import pipeline
+from audiopipe.config import Config, load_config
+from audiopipe.store.lock import dataset_lock
+from flows.runtime import task_runner
+
+TRANSIENT = (KilledWorker, ConnectionError, TimeoutError, OSError)
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what can succeed on a second try (lost worker, storage blip), not decode errors.
+
+    Per-file decode errors never reach here: :func:`audiopipe.pipeline.extract_shard`
+    records them as rows. What raises out of a shard is infrastructure.
+    """
+    try:
+        state.result()
+    except TRANSIENT:
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+@task(
+    name="extract-shard",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def extract_shard_task(shard: pipeline.Shard, ctx: pipeline.IngestContext) -> pipeline.ShardResult:
+    # Reuse across runs is keyed on content (the shard key + _SUCCESS marker), not Prefect's cache.
+    return pipeline.extract_shard(shard, ctx)
+
+
+@flow(name="extract-shards")
+def extract_shards(plan: pipeline.IngestPlan, progress: bool = True) -> list[Any]:
+    """Run every shard of the plan on the flow's Dask task runner; failures are returned, not raised."""
+    futures = [extract_shard_task.submit(s, plan.context) for s in plan.shards]
+    pos = {f.task_run_id: i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    total_files = plan.n_files
+    bar = tqdm(
+        total=total_files,
+        unit="file",
+        desc=f"{plan.context.dataset} shards 0/{len(futures)}",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    hours = 0.0
+    done = 0
+    for fut in as_completed(futures):
+        i = pos[fut.task_run_id]
+        try:
+            r = fut.result()
+        except Exception as err:  # noqa: BLE001 - a failed shard is recorded, the run goes on
+            r = err
+            get_run_logger().error("shard %s failed: %r", plan.shards[i].key, err)
+        results[i] = r
+        done += 1
+        if isinstance(r, pipeline.ShardResult):
+            hours += r.audio_seconds / 3600
+        bar.set_description(f"{plan.context.dataset} shards {done}/{len(futures)}")
+        bar.set_postfix_str(f"{hours:.2f} h audio")
+        bar.update(len(plan.shards[i].files))
+    bar.close()
+    return results
+
+
+def run_ingest(
+    cfg: Config,
+    dataset: str | None = None,
+    *,
+    kind: str = "ingest",
+    scheduler: str | None = None,
+    progress: bool = True,
+    wait_s: float = 0.0,
+) -> dict[str, Any]:
+    """Body of the ingest/rebuild flows (callable inside any flow)."""
+    logger = get_run_logger()
+    ds = cfg.dataset(dataset)
+    from audiopipe.store.location import Location
+
+    loc = Location(cfg.storage_root, ds.name)
+    with dataset_lock(loc, kind, wait_s=wait_s):
+        plan = pipeline.plan_ingest(cfg, ds.name, kind=kind)
+        logger.info("%s %s: %s; %d shards", kind, ds.name, plan.diff.summary(), len(plan.shards))
+        results: list[Any] = []
+        if plan.shards:
+            runner = task_runner(cfg, scheduler)
+            try:
+                results = extract_shards.with_options(task_runner=runner)(plan, progress=progress)
+            except BaseException as err:
+                pipeline.record_failed_run(plan, f"extraction failed: {err!r}")
+                raise
+        row = pipeline.publish(plan, results)
+    logger.info(pipeline.summarize(row))
+    return row
+
+
+@flow(name="ingest", log_prints=True)
+def ingest(
+    dataset: str | None = None,
+    config_path: str = "datasets.yaml",
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Ingest new and changed files of ``dataset``; drop removed ones. Returns the ``runs`` row."""
+    return run_ingest(
+        load_config(config_path), dataset, kind="ingest", scheduler=scheduler, progress=progress
+    )
