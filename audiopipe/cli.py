@@ -187,6 +187,60 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for it in items:
+        if "=" not in it:
+            raise ValueError(f"--set takes key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    _env_defaults()
+    from flows.stages import stages
+
+    overrides = _parse_sets(args.set)
+    if args.predict:
+        overrides["predict"] = True
+    reports = stages(
+        dataset=args.dataset, names=[args.name], config_path=str(args.config), overrides=overrides
+    )
+    print(json.dumps(reports, indent=2, default=str))
+    return 0
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from audiopipe.stages.fingerprint import identify
+    from audiopipe.store import open_dataset
+
+    ds = open_dataset(cfg.storage_root, cfg.dataset(args.dataset).name)
+    match = identify(ds, args.file)
+    if not match or match.get("clip_id") is None:
+        print(f"no match for {args.file} in {ds.name}")
+        return 3
+    print(
+        f"{match['uri']}  offset {match['offset_s']:.2f} s  confidence {match['confidence']:.2f}"
+        f"  ({match.get('votes', '?')} matching hashes)"
+    )
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from audiopipe.stages.retrieve import similar
+    from audiopipe.store import open_dataset
+
+    ds = open_dataset(cfg.storage_root, cfg.dataset(args.dataset).name)
+    for r in similar(ds, args.query, k=args.k, view=args.view):
+        print(f"{r['rank']:>3}  {r['score']:.3f}  {r['uri']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="audiopipe", description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -223,6 +277,32 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(fn=cmd_status)
     sub.add_parser("validate", help="check datasets.yaml and exit").set_defaults(fn=cmd_validate)
+    sg = sub.add_parser(
+        "stage", help="run a stage (classify, tag, segment, beats, ...) on a dataset"
+    )
+    sg.add_argument("name")
+    sg.add_argument("dataset", nargs="?", default=None)
+    sg.add_argument("--predict", action="store_true", help="score clips with the saved model")
+    sg.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a stage parameter (repeatable)",
+    )
+    sg.set_defaults(fn=cmd_stage)
+    idf = sub.add_parser("identify", help="identify an audio excerpt by its fingerprint")
+    idf.add_argument("file")
+    idf.add_argument("--dataset", "-d", default=None)
+    idf.set_defaults(fn=cmd_identify)
+    sim = sub.add_parser("similar", help="nearest clips to a file or clip id")
+    sim.add_argument("query", help="audio file path or clip id")
+    sim.add_argument("--dataset", "-d", default=None)
+    sim.add_argument("-k", type=int, default=10)
+    sim.add_argument(
+        "--view", default="timbre", help="timbre (MFCC stats) or tonal (chroma + tempo)"
+    )
+    sim.set_defaults(fn=cmd_similar)
     dc = sub.add_parser("demo-corpus", help="write the deterministic demo corpus")
     dc.add_argument("path")
     dc.add_argument("--n-per-class", type=int, default=50)
