@@ -426,13 +426,16 @@ def extract_shard(
                 decoder_hook(entry.uri)
             with fsspec.open(entry.uri, "rb", **(opts or {})) as fh:
                 hdr: AudioInfo = audio_info(fh)
-                check_header(hdr, limits)
-                fh.seek(0)
-                stats = _Stats(ex.dims)
-                n_out = 0
+            check_header(hdr, limits)
+            stats = _Stats(ex.dims)
+            n_out = 0
 
-                def blocks(fh: Any = fh) -> Iterable[np.ndarray]:
-                    nonlocal n_out
+            def blocks(uri: str = entry.uri) -> Iterable[np.ndarray]:
+                # a fresh pass over the file each call: recipes with whole-clip constants
+                # (e.g. power_to_db top_db) read the audio twice, still in bounded memory
+                nonlocal n_out
+                n_out = 0
+                with fsspec.open(uri, "rb", **(opts or {})) as fh:
                     for b in stream(
                         fh,
                         ctx.sample_rate,
@@ -443,9 +446,9 @@ def extract_shard(
                         n_out += b.shape[0]
                         yield b
 
-                for part_out in ex.stream(blocks()):
-                    writer.add(part_out)
-                    stats.add(part_out)
+            for part_out in ex.stream(blocks):
+                writer.add(part_out)
+                stats.add(part_out)
             native_frames = round(n_out * hdr.sample_rate / ctx.sample_rate)
             duration = n_out / ctx.sample_rate
             if duration < limits.min_duration_s:
