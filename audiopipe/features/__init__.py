@@ -1,0 +1,86 @@
+"""audiopipe.features: pure numpy/scipy audio features, librosa-compatible names.
+
+Functional API (``audiopipe.features.mfcc(y, sr)``, ``stft``, ``istft``, ...) and the
+recipe machinery the pipeline uses: :data:`FEATURES`, :func:`check_recipe`,
+:func:`recipe_hash`, :data:`DEFAULT_RECIPE` and :class:`Extractor` (all features of a recipe
+from one shared STFT, whole clips or streamed blocks). No I/O, no librosa import; float32
+outputs in librosa's ``(..., n_dims, n_frames)`` layout.
+
+Examples
+--------
+>>> import numpy as np, audiopipe.features as F
+>>> ex = F.Extractor(F.DEFAULT_RECIPE, sr=22050)
+>>> out = ex(np.zeros(22050, np.float32))
+>>> sorted(out)[:3]
+['melspectrogram', 'mfcc', 'mfcc_delta']
+"""
+
+from . import specs as _specs  # noqa: F401  (registers the recipe features)
+from ._core import (
+    amplitude_to_db,
+    as_audio,
+    db_to_power,
+    fft_frequencies,
+    frame,
+    get_window,
+    istft,
+    power_to_db,
+    stft,
+)
+from .cepstral import mfcc
+from .deltas import delta
+from .extractor import Extractor
+from .filters import (
+    chroma_filterbank,
+    dct_matrix,
+    hz_to_mel,
+    mel_filterbank,
+    mel_frequencies,
+    mel_to_hz,
+)
+from .registry import DEFAULT_RECIPE, FEATURES, FEATURES_VERSION, check_recipe, recipe_hash
+from .spectral import (
+    melspectrogram,
+    spectral_bandwidth,
+    spectral_centroid,
+    spectral_flatness,
+    spectral_rolloff,
+    spectrogram,
+    spectrum,
+)
+from .temporal import rms, zero_crossing_rate
+
+__all__ = [
+    "DEFAULT_RECIPE",
+    "FEATURES",
+    "FEATURES_VERSION",
+    "Extractor",
+    "amplitude_to_db",
+    "as_audio",
+    "check_recipe",
+    "chroma_filterbank",
+    "db_to_power",
+    "dct_matrix",
+    "delta",
+    "fft_frequencies",
+    "frame",
+    "get_window",
+    "hz_to_mel",
+    "istft",
+    "mel_filterbank",
+    "mel_frequencies",
+    "mel_to_hz",
+    "melspectrogram",
+    "mfcc",
+    "power_to_db",
+    "recipe_hash",
+    "rms",
+    "spectral_bandwidth",
+    "spectral_centroid",
+    "spectral_flatness",
+    "spectral_rolloff",
+    "spectrogram",
+    "spectrum",
+    "stft",
+    "zero_crossing_rate",
+]

@@ -1,0 +1,392 @@
+"""The recipe extractor: every feature of a recipe from one shared STFT per clip.
+
+Frames are processed in blocks of :data:`BLOCK_FRAMES` (window → rfft → power → filter
+banks → features), so the working set stays in cache and nothing is transposed or copied as
+a whole. Each feature is a *computer* (built once per :class:`Extractor`): ``step(block,
+state, g)`` returns that block's outputs from the shared block and a per-clip ``state``;
+anything needing frames *ahead* (deltas, tempogram) is a stream filter applied after.
+
+Whole-clip constants (``g``): a few librosa definitions depend on the whole clip
+(``power_to_db(top_db=80)`` clips at the clip's maximum; ``chroma_stft(tuning=None)``
+estimates tuning from the whole clip). When a recipe asks for one of those, the extractor
+makes a first pass over the clip that computes only these constants, then the normal pass.
+``ex(y)`` does that transparently; ``ex.stream`` needs to read the blocks twice (pass a list
+or a zero-argument callable returning a fresh iterator) and raises otherwise. The pipeline's
+default recipe uses only frame-local definitions, so it streams in a single pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import scipy.fft
+
+from ._core import as_audio, fft_frequencies, fft_window, n_frames_for
+from .deltas import DeltaStream, delta
+from .registry import FEATURES, check_recipe
+
+__all__ = ["Extractor", "Computer", "Block"]
+
+BLOCK_FRAMES = 128
+
+
+@dataclass
+class Computer:
+    """How one recipe feature is computed (built per Extractor).
+
+    ``outputs``: name -> n_dims of the *base* outputs (deltas are added by the extractor).
+    ``step(block, state, g) -> {name: (n_dims, k) float32}``: causal, per block.
+    ``needs``: whole-clip constants this feature wants (keys understood by the extractor).
+    ``lookahead``: optional factory ``() -> filter`` with ``push(dict)->dict`` and
+    ``flush()->dict`` applied to the step outputs (for features needing future frames).
+    """
+
+    outputs: dict[str, int]
+    step: Callable[[Block, dict, dict], dict[str, np.ndarray]]
+    needs: tuple = ()
+    lookahead: Callable[[], Any] | None = None
+    deltas: int = 0
+    delta_width: int = 9
+    delta_of: str | None = None  # which output gets deltas (default: the first)
+
+
+class Block:
+    """One block of consecutive frames of one clip, with the shared STFT products cached.
+
+    ``seg`` holds the padded signal from the block's first frame start; real (unpadded)
+    samples are ``seg[lo:hi]``. Spectra are laid out (freq, frames).
+    """
+
+    def __init__(self, ex: Extractor, seg: np.ndarray, t0: int, k: int, lo: int, hi: int):
+        self.ex, self.seg, self.t0, self.k, self.lo, self.hi = ex, seg, t0, k, lo, hi
+        self._cache: dict[Any, np.ndarray] = {}
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """(k, n_fft) strided view of the frames."""
+        ex = self.ex
+        st = self.seg.strides[-1]
+        return np.lib.stride_tricks.as_strided(
+            self.seg, shape=(self.k, ex.n_fft), strides=(ex.hop_length * st, st), writeable=False
+        )
+
+    @cached_property
+    def spectrum(self) -> np.ndarray:
+        """Complex STFT of the block, (k, 1 + n_fft//2) complex64 (frame-major)."""
+        buf = self.rows * self.ex.window
+        return scipy.fft.rfft(buf, axis=-1, overwrite_x=True)
+
+    @cached_property
+    def power(self) -> np.ndarray:
+        """|X|^2, (freq, k) float32."""
+        X = self.spectrum
+        v = X.view(np.float32).reshape(X.shape[0], X.shape[1], 2)
+        P = np.einsum("tfc,tfc->ft", v, v)
+        return np.ascontiguousarray(P)
+
+    @cached_property
+    def mag(self) -> np.ndarray:
+        """|X|, (freq, k) float32."""
+        return np.sqrt(self.power)
+
+    def get(self, key: Any, fn: Callable[[], np.ndarray]) -> np.ndarray:
+        """Per-block cache for products shared by several features (e.g. a mel spectrum)."""
+        v = self._cache.get(key)
+        if v is None:
+            v = self._cache[key] = fn()
+        return v
+
+    def mel(self, bank_key: Any) -> np.ndarray:
+        """Filter-bank spectrum ``bank @ |X|^power`` (n_filters, k) for a registered bank."""
+        return self.get(("bank", bank_key), lambda: self.ex._apply_bank(bank_key, self))
+
+
+class Extractor:
+    """Compute a feature recipe for clips at sample rate ``sr`` from one shared STFT.
+
+    Parameters
+    ----------
+    recipe : dict
+        A feature recipe (see :func:`check_recipe`); validated here.
+    sr : int
+        Sample rate of the audio given to the extractor (the recipe's ``sr`` is what the
+        pipeline resamples to; this one is authoritative).
+
+    Attributes
+    ----------
+    names : list[str]
+        Output names in recipe order (``mfcc``, ``mfcc_delta``, ...).
+    dims : dict[str, int]
+        Rows of each output.
+
+    Examples
+    --------
+    >>> ex = Extractor({"compute": {"mfcc": {"deltas": 1}, "rms": {}}}, sr=22050)
+    >>> out = ex(np.zeros(22050, np.float32))
+    >>> ex.names, out["mfcc"].shape, out["rms"].shape
+    (['mfcc', 'mfcc_delta', 'rms'], (20, 44), (1, 44))
+    """
+
+    def __init__(self, recipe: dict, sr: int) -> None:
+        self.recipe = check_recipe(recipe)
+        if isinstance(sr, bool) or not isinstance(sr, int | np.integer) or sr <= 0:
+            raise ValueError(f"sr: must be a positive integer, got {sr!r}")
+        self.sr = int(sr)
+        r = self.recipe
+        self.n_fft, self.hop_length, self.center = r["n_fft"], r["hop_length"], r["center"]
+        self.win_length = r["win_length"] or self.n_fft
+        w = r["window"]
+        self.window = fft_window(tuple(w) if isinstance(w, list) else w, self.n_fft,
+                                 self.win_length).astype(np.float32)
+        self.freq = fft_frequencies(self.sr, self.n_fft)
+        self._banks: dict[Any, tuple[Any, float]] = {}
+        self.computers: list[tuple[str, Computer]] = []
+        self.names: list[str] = []
+        self.dims: dict[str, int] = {}
+        for name, params in r["compute"].items():
+            try:
+                comp = FEATURES[name].make(params, self)
+            except ValueError as e:
+                raise ValueError(f"features.compute.{name}: {e}") from None
+            comp.deltas, comp.delta_width = params.get("deltas", 0), params.get("delta_width", 9)
+            self.computers.append((name, comp))
+            for out_name, d in comp.outputs.items():
+                self.names.append(out_name)
+                self.dims[out_name] = d
+            base = comp.delta_of or next(iter(comp.outputs))
+            for i in range(1, comp.deltas + 1):
+                dn = f"{base}_delta" + ("2" if i == 2 else "")
+                self.names.append(dn)
+                self.dims[dn] = comp.outputs[base]
+        self.needs = sorted({n for _, c in self.computers for n in c.needs}, key=repr)
+
+    # ------------------------------------------------------------------ banks
+    def register_bank(self, key: Any, bank: np.ndarray, power: float = 2.0) -> Any:
+        """Register a (n_filters, freq) bank applied to ``|X|^power``; returns ``key``."""
+        if key not in self._banks:
+            import scipy.sparse
+
+            dense = np.ascontiguousarray(bank, dtype=np.float32)
+            nnz = np.count_nonzero(dense)
+            mat = scipy.sparse.csr_array(dense) if nnz < 0.3 * dense.size else dense
+            self._banks[key] = (mat, float(power))
+        return key
+
+    def _apply_bank(self, key: Any, block: Block) -> np.ndarray:
+        mat, power = self._banks[key]
+        if power == 2.0:
+            S = block.power
+        elif power == 1.0:
+            S = block.mag
+        else:
+            S = block.get(("pow", power), lambda: block.power ** np.float32(power / 2))
+        out = mat @ S
+        return np.asarray(out, dtype=np.float32)
+
+    # ------------------------------------------------------------------ framing
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for a clip of ``n_samples`` samples (centred: ``1 + n // hop``)."""
+        return n_frames_for(n_samples, self.n_fft, self.hop_length, self.center)
+
+    def _blocks(self, chunks: Iterable[np.ndarray]) -> Iterator[Block]:
+        """Blocks of frames from consecutive 1-D chunks, holding only what frames need."""
+        n_fft, hop = self.n_fft, self.hop_length
+        pad = n_fft // 2 if self.center else 0
+        buf = np.zeros(pad, dtype=np.float32)
+        off = 0  # padded-signal index of buf[0]
+        n_real = 0
+        t = 0
+        for chunk in chunks:
+            c = as_audio(chunk, name="block") if np.size(chunk) else np.zeros(0, np.float32)
+            if c.ndim != 1:
+                raise ValueError(f"stream blocks must be 1-D, got shape {c.shape}")
+            if not len(c):
+                continue
+            buf = np.concatenate([buf, c]) if len(buf) else c
+            n_real += len(c)
+            end = off + len(buf)
+            avail = (end - n_fft) // hop + 1 if end >= n_fft else 0
+            while avail - t >= BLOCK_FRAMES or (avail > t and len(buf) > 8 * BLOCK_FRAMES * hop):
+                k = min(BLOCK_FRAMES, avail - t)
+                yield self._make_block(buf, off, t, k, pad, pad + n_real)
+                t += k
+            drop = t * hop - off
+            if drop > 0:
+                buf = buf[drop:].copy() if drop < len(buf) else buf[len(buf):]
+                off += drop
+        if n_real == 0:
+            raise ValueError("audio is empty (no samples in any block)")
+        if not self.center and n_real < n_fft:
+            raise ValueError(f"clip of {n_real} samples is shorter than n_fft={n_fft} "
+                             "with center=false")
+        T = self.n_frames(n_real)
+        buf = np.concatenate([buf, np.zeros(pad + n_fft, np.float32)])
+        while t < T:
+            k = min(BLOCK_FRAMES, T - t)
+            yield self._make_block(buf, off, t, k, pad, pad + n_real)
+            t += k
+
+    def _make_block(self, buf, off, t, k, lo, hi) -> Block:
+        s = t * self.hop_length - off
+        e = s + (k - 1) * self.hop_length + self.n_fft
+        return Block(self, buf[s:e], t, k, lo - (s + off), hi - (s + off))
+
+    # ------------------------------------------------------------------ passes
+    def _globals(self, chunks: Iterable[np.ndarray]) -> dict:
+        """First pass: whole-clip constants the recipe asks for (empty when none)."""
+        g: dict = {}
+        if not self.needs:
+            return g
+        acc: dict = {}
+        for b in self._blocks(chunks):
+            for need in self.needs:
+                kind = need[0]
+                if kind == "bankmax":
+                    m = float(b.mel(need[1]).max())
+                    acc[need] = max(acc.get(need, -np.inf), m)
+                elif kind == "collect":  # need = ("collect", name, fn): fn(block) -> array
+                    acc.setdefault(need, []).append(need[2](b))
+                else:  # pragma: no cover - programming error
+                    raise AssertionError(need)
+        for need in self.needs:
+            if need[0] == "collect":
+                g[need] = need[3](np.concatenate(acc[need])) if acc.get(need) else need[3](None)
+            else:
+                g[need] = acc[need]
+        return g
+
+    def _run(self, chunks: Iterable[np.ndarray], g: dict
+             ) -> Iterator[tuple[Block, dict[str, np.ndarray]]]:
+        """Per-block base outputs of all computers (causal part only)."""
+        states: list[dict] = [{} for _ in self.computers]
+        for b in self._blocks(chunks):
+            out: dict[str, np.ndarray] = {}
+            for (_, comp), st in zip(self.computers, states, strict=True):
+                out.update(comp.step(b, st, g))
+            yield b, out
+
+    # ------------------------------------------------------------------ public API
+    def __call__(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Features of one clip ``(n_samples,)`` or a batch ``(..., n_samples)``.
+
+        Returns ``{name: float32 (..., n_dims, n_frames)}``; a batch gives the same as one
+        clip at a time. Centred analysis of a clip shorter than one frame gives
+        ``1 + n // hop_length`` zero-padded frames (at least one).
+        """
+        y = as_audio(y)
+        if y.ndim > 1:
+            lead = y.shape[:-1]
+            flat = y.reshape(-1, y.shape[-1])
+            outs = [self(c) for c in flat]
+            return {k: np.stack([o[k] for o in outs]).reshape(lead + outs[0][k].shape)
+                    for k in self.names}
+        g = self._globals([y])
+        T = self.n_frames(len(y))
+        res = {k: np.empty((d, T), np.float32) for k, d in self.dims.items()}
+        for b, out in self._run([y], g):
+            for k, v in out.items():
+                res[k][:, b.t0 : b.t0 + b.k] = v
+        for _, comp in self.computers:
+            if comp.lookahead is not None:
+                f = comp.lookahead()
+                base = {k: res[k] for k in comp.outputs}
+                done = _concat_dicts([f.push(base), f.flush()])
+                for k, v in done.items():
+                    res[k] = v
+            name = comp.delta_of or next(iter(comp.outputs))
+            for i in range(1, comp.deltas + 1):
+                res[f"{name}_delta" + ("2" if i == 2 else "")] = delta(
+                    res[name], width=comp.delta_width, order=i)
+        return {k: res[k] for k in self.names}
+
+    def stream(self, blocks: Iterable[np.ndarray] | Callable[[], Iterable[np.ndarray]]
+               ) -> Iterator[dict[str, np.ndarray]]:
+        """Features of one long clip given as consecutive 1-D blocks of any lengths.
+
+        Yields dicts ``{name: (n_dims, k)}`` (same ``k`` for all names in a dict) whose
+        concatenation along frames equals ``self(y_full)`` within float32 rounding. Memory
+        is bounded by the block size plus a few frames of look-ahead (``delta_width // 2``
+        for deltas, half the tempogram window), not by the clip length.
+
+        Recipes using whole-clip constants (``top_db`` set, ``chroma`` with ``tuning:
+        null``) need two passes: ``blocks`` must then be re-iterable (a list, or a
+        zero-argument callable returning a fresh iterator), otherwise ``ValueError``.
+        """
+        if self.needs:
+            if callable(blocks):
+                g = self._globals(blocks())
+                it = blocks()
+            elif isinstance(blocks, list | tuple):
+                g = self._globals(blocks)
+                it = blocks
+            else:
+                raise ValueError(
+                    "this recipe uses whole-clip constants "
+                    f"({', '.join(str(n[:2]) for n in self.needs)}), which take two passes "
+                    "over the audio: pass blocks as a list or as a callable returning a fresh "
+                    "iterator, or use frame-local parameters (top_db: null, tuning: 0)")
+        else:
+            g, it = {}, (blocks() if callable(blocks) else blocks)
+        filters = []
+        for _, comp in self.computers:
+            filters.append((comp, comp.lookahead() if comp.lookahead else None,
+                            [DeltaStream(comp.delta_width, i) for i in range(1, comp.deltas + 1)]))
+        pending: dict[str, list[np.ndarray]] = {k: [] for k in self.names}
+        counts = dict.fromkeys(self.names, 0)
+
+        def add(k: str, v: np.ndarray) -> None:
+            if v.shape[-1]:
+                pending[k].append(v)
+                counts[k] += v.shape[-1]
+
+        def feed(out: dict[str, np.ndarray] | None) -> None:
+            """Push one block's base outputs (``None``: end of clip) through the filters."""
+            for comp, la, ds in filters:
+                if out is not None:
+                    base = {k: out[k] for k in comp.outputs}
+                    base = la.push(base) if la is not None else base
+                else:
+                    base = la.flush() if la is not None else {}
+                for k, v in base.items():
+                    add(k, v)
+                name = comp.delta_of or next(iter(comp.outputs))
+                v = base.get(name)
+                for i, d in enumerate(ds, 1):
+                    r = d.push(v) if v is not None else None
+                    if out is None:
+                        r = d.flush() if r is None else np.concatenate([r, d.flush()], axis=-1)
+                    if r is not None:
+                        add(f"{name}_delta" + ("2" if i == 2 else ""), r)
+
+        def emit(final: bool) -> dict[str, np.ndarray] | None:
+            n = min(counts.values())
+            if n == 0 and not final:
+                return None
+            res = {}
+            for k in self.names:
+                arr = np.concatenate(pending[k], axis=-1) if len(pending[k]) > 1 else \
+                    (pending[k][0] if pending[k] else np.zeros((self.dims[k], 0), np.float32))
+                res[k] = arr[:, :n]
+                pending[k] = [arr[:, n:]] if arr.shape[-1] > n else []
+                counts[k] -= n
+            return res if n else None
+
+        for _, out in self._run(it, g):
+            feed(out)
+            r = emit(False)
+            if r is not None:
+                yield r
+        feed(None)
+        r = emit(True)
+        if r is not None:
+            yield r
+
+
+def _concat_dicts(ds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    keys = ds[0].keys()
+    return {k: np.concatenate([d[k] for d in ds if d.get(k) is not None], axis=-1) for k in keys}
+

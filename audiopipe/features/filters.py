@@ -1,0 +1,208 @@
+"""Filter banks and transform matrices: mel, chroma, DCT (gammatone and bark in ``_auditory``).
+
+Banks are built once in float64 following the reference formulas and returned as float32
+``(n_filters, 1 + n_fft // 2)`` matrices; :func:`sparse_bank` turns one into the CSR matrix
+the extractor multiplies with a ``(freq, frames)`` power block.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import scipy.sparse
+
+from ._core import fft_frequencies
+
+__all__ = [
+    "hz_to_mel",
+    "mel_to_hz",
+    "mel_frequencies",
+    "mel_filterbank",
+    "chroma_filterbank",
+    "dct_matrix",
+    "hz_to_octs",
+    "sparse_bank",
+]
+
+
+def hz_to_mel(frequencies: np.ndarray | float, htk: bool = False) -> np.ndarray:
+    """Hz to mel, Slaney's auditory-toolbox scale (default) or HTK, as ``librosa.hz_to_mel``.
+
+    Slaney: linear below 1 kHz (``f / (200/3)``), logarithmic above (27 mels per factor 6.4).
+    HTK: ``2595 log10(1 + f / 700)``.
+
+    Examples
+    --------
+    >>> float(hz_to_mel(1000.0))
+    15.0
+    """
+    f = np.asanyarray(frequencies, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(
+        f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, mels
+    )
+
+
+def mel_to_hz(mels: np.ndarray | float, htk: bool = False) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel` (``librosa.mel_to_hz``)."""
+    m = np.asanyarray(mels, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_frequencies(
+    n_mels: int = 128, fmin: float = 0.0, fmax: float = 11025.0, htk: bool = False
+) -> np.ndarray:
+    """``n_mels`` frequencies (Hz) uniformly spaced on the mel scale, ``librosa.mel_frequencies``."""
+    mels = np.linspace(hz_to_mel(fmin, htk=htk), hz_to_mel(fmax, htk=htk), n_mels)
+    return mel_to_hz(mels, htk=htk)
+
+
+@functools.lru_cache(maxsize=64)
+def _mel_cached(sr, n_fft, n_mels, fmin, fmax, htk, norm):
+    fftfreqs = fft_frequencies(sr=sr, n_fft=n_fft)
+    mel_f = mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax, htk=htk)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    if norm == "slaney":
+        enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
+        weights *= enorm[:, None]
+    elif norm is not None:
+        p = np.inf if norm == "inf" else float(norm)
+        lengths = np.linalg.norm(weights, ord=p, axis=-1, keepdims=True)
+        weights = weights / np.where(lengths > np.finfo(np.float64).tiny, lengths, 1.0)
+    w = weights.astype(np.float32)
+    w.setflags(write=False)
+    return w
+
+
+def mel_filterbank(
+    sr: float = 22050,
+    n_fft: int = 2048,
+    n_mels: int = 128,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    htk: bool = False,
+    norm: str | float | None = "slaney",
+) -> np.ndarray:
+    """Triangular mel filter bank ``(n_mels, 1 + n_fft // 2)`` float32, as ``librosa.filters.mel``.
+
+    Triangles between consecutive mel-spaced edge frequencies (``n_mels + 2`` edges from
+    ``fmin`` to ``fmax``, default ``sr / 2``), Slaney mel scale unless ``htk``; ``norm="slaney"``
+    divides each triangle by its width in Hz (constant energy per channel), a number ``p``
+    normalises each row to unit p-norm, ``None`` leaves peaks at 1. The result is cached and
+    read-only.
+
+    Examples
+    --------
+    >>> M = mel_filterbank(sr=22050, n_fft=2048, n_mels=128)
+    >>> M.shape
+    (128, 1025)
+    """
+    if fmax is None:
+        fmax = float(sr) / 2
+    if n_mels <= 0:
+        raise ValueError(f"n_mels: must be > 0, got {n_mels}")
+    if not 0 <= fmin < fmax:
+        raise ValueError(f"fmin/fmax: need 0 <= fmin < fmax, got fmin={fmin}, fmax={fmax}")
+    return _mel_cached(float(sr), int(n_fft), int(n_mels), float(fmin), float(fmax), bool(htk),
+                       norm if norm is None or isinstance(norm, str) else float(norm))
+
+
+def hz_to_octs(frequencies: np.ndarray | float, tuning: float = 0.0,
+               bins_per_octave: int = 12) -> np.ndarray:
+    """Hz to octave numbers, ``log2(f / (A440 / 16))`` with ``A440 = 440 * 2**(tuning/bpo)``."""
+    a440 = 440.0 * 2.0 ** (tuning / bins_per_octave)
+    return np.log2(np.asanyarray(frequencies, dtype=np.float64) / (a440 / 16))
+
+
+@functools.lru_cache(maxsize=64)
+def _chroma_cached(sr, n_fft, n_chroma, tuning, ctroct, octwidth, norm, base_c):
+    frequencies = np.linspace(0, sr, n_fft, endpoint=False)[1:]
+    frqbins = n_chroma * hz_to_octs(frequencies, tuning=tuning, bins_per_octave=n_chroma)
+    frqbins = np.concatenate(([frqbins[0] - 1.5 * n_chroma], frqbins))
+    binwidthbins = np.concatenate((np.maximum(frqbins[1:] - frqbins[:-1], 1.0), [1]))
+    D = np.subtract.outer(frqbins, np.arange(0, n_chroma, dtype="d")).T
+    n_chroma2 = np.round(float(n_chroma) / 2)
+    D = np.remainder(D + n_chroma2 + 10 * n_chroma, n_chroma) - n_chroma2
+    wts = np.exp(-0.5 * (2 * D / binwidthbins[None, :]) ** 2)
+    if norm is not None:
+        lengths = np.linalg.norm(wts, ord=norm, axis=0, keepdims=True)
+        wts = wts / np.where(lengths > np.finfo(np.float64).tiny, lengths, 1.0)
+    if octwidth is not None:
+        wts *= np.exp(-0.5 * (((frqbins / n_chroma - ctroct) / octwidth) ** 2))[None, :]
+    if base_c:
+        wts = np.roll(wts, -3 * (n_chroma // 12), axis=0)
+    w = np.ascontiguousarray(wts[:, : int(1 + n_fft / 2)], dtype=np.float32)
+    w.setflags(write=False)
+    return w
+
+
+def chroma_filterbank(
+    sr: float = 22050,
+    n_fft: int = 2048,
+    n_chroma: int = 12,
+    tuning: float = 0.0,
+    ctroct: float = 5.0,
+    octwidth: float | None = 2.0,
+    norm: float | None = 2,
+    base_c: bool = True,
+) -> np.ndarray:
+    """Chroma filter bank ``(n_chroma, 1 + n_fft // 2)`` float32, as ``librosa.filters.chroma``.
+
+    Ellis' chromagram weights: each FFT bin contributes a Gaussian bump (width one chroma
+    bin, or the bin's own width at low frequency) to its pitch class, columns normalised to
+    unit ``norm``, weighted by a Gaussian over octaves centred at ``ctroct`` (octave 5,
+    ~ 880 Hz) of width ``octwidth`` octaves; rows start at C when ``base_c``.
+
+    Examples
+    --------
+    >>> chroma_filterbank(sr=22050, n_fft=2048).shape
+    (12, 1025)
+    """
+    return _chroma_cached(float(sr), int(n_fft), int(n_chroma), float(tuning), float(ctroct),
+                          None if octwidth is None else float(octwidth), norm, bool(base_c))
+
+
+@functools.lru_cache(maxsize=64)
+def dct_matrix(n_out: int, n_in: int, lifter: float = 0.0) -> np.ndarray:
+    """Orthonormal DCT-II matrix ``(n_out, n_in)`` float32 (``scipy.fft.dct(norm="ortho")`` rows).
+
+    With ``lifter > 0`` row ``k`` is scaled by ``1 + lifter/2 * sin(pi (k+1) / lifter)``, as
+    librosa's MFCC liftering.
+
+    Examples
+    --------
+    >>> D = dct_matrix(4, 4)
+    >>> np.allclose(D @ D.T, np.eye(4), atol=1e-6)
+    True
+    """
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    d = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
+    d[0] *= 1 / np.sqrt(2.0)
+    if lifter and lifter > 0:
+        d *= 1 + (lifter / 2) * np.sin(np.pi * np.arange(1, n_out + 1) / lifter)[:, None]
+    w = d.astype(np.float32)
+    w.setflags(write=False)
+    return w
+
+
+def sparse_bank(bank: np.ndarray) -> scipy.sparse.csr_array:
+    """CSR copy of a (mostly zero) filter bank, for ``bank @ P`` with ``P`` laid out (freq, frames)."""
+    return scipy.sparse.csr_array(np.asarray(bank, dtype=np.float32))

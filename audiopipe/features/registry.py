@@ -1,0 +1,317 @@
+"""Feature specs by name, recipe validation and hashing.
+
+A *recipe* is what users write under ``features:`` in ``datasets.yaml``::
+
+    n_fft: 2048          # shared STFT parameters (librosa names)
+    hop_length: 512
+    sr: 22050
+    compute:
+      mfcc: {n_mfcc: 20, deltas: 2}
+      melspectrogram: {n_mels: 64, log: true}
+
+:func:`check_recipe` validates it (naming the key path of any problem) and fills defaults;
+:func:`recipe_hash` is a stable content hash of the normalised recipe plus
+:data:`FEATURES_VERSION` (bump it whenever a feature's numbers change) for cache keys.
+The per-feature computation lives in :mod:`audiopipe.features.extractor`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "FEATURES_VERSION",
+    "FEATURES",
+    "DEFAULT_RECIPE",
+    "FeatureSpec",
+    "Param",
+    "check_recipe",
+    "recipe_hash",
+]
+
+#: bump when any feature's output changes for the same recipe (part of :func:`recipe_hash`)
+FEATURES_VERSION = "1"
+
+# --------------------------------------------------------------------------------------
+# parameter checks: each returns None when the value is fine, else the problem
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def pos_int(v: Any) -> str | None:
+    if not _is_int(v):
+        return f"must be an integer, got {v!r}"
+    return None if v > 0 else f"must be > 0, got {v}"
+
+
+def nonneg_int(v: Any) -> str | None:
+    if not _is_int(v):
+        return f"must be an integer, got {v!r}"
+    return None if v >= 0 else f"must be >= 0, got {v}"
+
+
+def odd_int_ge3(v: Any) -> str | None:
+    if not _is_int(v) or v < 3 or v % 2 == 0:
+        return f"must be an odd integer >= 3, got {v!r}"
+    return None
+
+
+def pos_num(v: Any) -> str | None:
+    if not _is_num(v):
+        return f"must be a number, got {v!r}"
+    return None if v > 0 else f"must be > 0, got {v}"
+
+
+def nonneg_num(v: Any) -> str | None:
+    if not _is_num(v):
+        return f"must be a number, got {v!r}"
+    return None if v >= 0 else f"must be >= 0, got {v}"
+
+
+def open_unit(v: Any) -> str | None:
+    if not _is_num(v):
+        return f"must be a number, got {v!r}"
+    return None if 0 < v < 1 else f"must be in (0, 1), got {v}"
+
+
+def boolean(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
+
+
+def one_of(*choices: Any) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in choices else f"must be one of {list(choices)}, got {v!r}"
+
+    return check
+
+
+def optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    def opt(v: Any) -> str | None:
+        return None if v is None else check(v)
+
+    return opt
+
+
+def in_range(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if not _is_int(v):
+            return f"must be an integer, got {v!r}"
+        return None if lo <= v <= hi else f"must be in {lo}..{hi}, got {v}"
+
+    return check
+
+
+def window_spec(v: Any) -> str | None:
+    ok = isinstance(v, str) or (isinstance(v, list | tuple) and v and isinstance(v[0], str))
+    return None if ok else f"must be a window name such as 'hann' or ['kaiser', 8], got {v!r}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One recipe parameter: default value, check, and a line of documentation."""
+
+    default: Any
+    check: Callable[[Any], str | None]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A feature available in recipes.
+
+    Attributes
+    ----------
+    name : str
+        Key under ``compute:``; also the (base) output name.
+    params : dict[str, Param]
+        Accepted parameters with defaults and checks.
+    doc : str
+        What it computes and its reference.
+    dims : callable
+        ``dims(params, sr, n_fft) -> int``, rows of the (base) output.
+    make : callable
+        ``make(params, extractor) -> Computer`` (see ``extractor``).
+    """
+
+    name: str
+    params: dict[str, Param]
+    doc: str
+    dims: Callable[[dict, int, int], int]
+    make: Callable[..., Any] = field(repr=False, default=None)  # set by extractor
+    cross_check: Callable[[dict], str | None] | None = field(repr=False, default=None)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Default parameter values (a fresh dict)."""
+        return {k: copy.deepcopy(p.default) for k, p in self.params.items()}
+
+    def n_dims(self, params: dict | None = None, sr: int = 22050, n_fft: int = 2048) -> int:
+        """Rows of the base output for ``params`` (defaults filled in)."""
+        full = self.defaults
+        full.update(params or {})
+        return int(self.dims(full, sr, n_fft))
+
+    def output_names(self, params: dict | None = None) -> list[str]:
+        """``[name]`` plus ``name_delta`` / ``name_delta2`` when ``deltas`` asks for them."""
+        full = self.defaults
+        full.update(params or {})
+        d = full.get("deltas", 0)
+        return [self.name] + [f"{self.name}_delta"] * (d >= 1) + [f"{self.name}_delta2"] * (d >= 2)
+
+
+FEATURES: dict[str, FeatureSpec] = {}
+
+#: parameters every frame feature accepts
+COMMON = {
+    "deltas": Param(0, in_range(0, 2), "0, 1 or 2: also output name_delta (and name_delta2)"),
+    "delta_width": Param(9, odd_int_ge3, "frames in the Savitzky-Golay delta window (librosa)"),
+}
+
+#: shared (top-level) recipe parameters
+SHARED: dict[str, Param] = {
+    "n_fft": Param(2048, pos_int, "FFT size of the shared STFT"),
+    "hop_length": Param(512, pos_int, "samples between frames"),
+    "win_length": Param(None, optional(pos_int), "window length (default n_fft)"),
+    "window": Param("hann", window_spec, "analysis window (scipy.signal.get_window name)"),
+    "center": Param(True, boolean, "centre frames (pad n_fft//2 zeros each side)"),
+    "sr": Param(22050, pos_int, "sample rate the pipeline resamples to"),
+}
+
+
+def register(spec: FeatureSpec) -> FeatureSpec:
+    """Add ``spec`` to :data:`FEATURES` (its params get the common delta parameters)."""
+    params = dict(spec.params)
+    for k, p in COMMON.items():
+        params.setdefault(k, p)
+    object.__setattr__(spec, "params", params)
+    FEATURES[spec.name] = spec
+    return spec
+
+
+#: the pipeline's baseline recipe: log-mel, MFCC + deltas, centroid, rolloff, ZCR, RMS.
+#: ``top_db`` is left at its recipe default (None): frame-local dB, so streaming equals
+#: whole-clip extraction (see ``Extractor.stream``).
+DEFAULT_RECIPE: dict[str, Any] = {
+    "n_fft": 2048,
+    "hop_length": 512,
+    "sr": 22050,
+    "compute": {
+        "mfcc": {"n_mfcc": 20, "deltas": 2},
+        "melspectrogram": {"n_mels": 64, "log": True},
+        "spectral_centroid": {},
+        "spectral_rolloff": {"roll_percent": 0.85},
+        "zero_crossing_rate": {},
+        "rms": {},
+    },
+}
+
+
+def _fail(path: str, problem: str) -> None:
+    raise ValueError(f"{path}: {problem}")
+
+
+def check_recipe(recipe: dict | None) -> dict:
+    """Validate a feature recipe and return it normalised, with every default filled in.
+
+    Parameters
+    ----------
+    recipe : dict
+        The mapping under ``features:``: shared STFT keys (``n_fft``, ``hop_length``,
+        ``win_length``, ``window``, ``center``, ``sr``) and ``compute``, a mapping from
+        feature name (a key of :data:`FEATURES`) to its parameters (``{}`` or null for the
+        defaults). Without ``compute`` the default recipe's set is used.
+
+    Returns
+    -------
+    dict
+        A new dict; ``compute`` keeps the user's order.
+
+    Raises
+    ------
+    ValueError
+        naming the key path and the problem, e.g.
+        ``features.compute.mfcc.n_mfcc: must be > 0, got -1``.
+
+    Examples
+    --------
+    >>> r = check_recipe({"compute": {"rms": {}}})
+    >>> r["n_fft"], r["compute"]["rms"]["deltas"]
+    (2048, 0)
+    """
+    if recipe is None:
+        recipe = {}
+    if not isinstance(recipe, dict):
+        _fail("features", f"must be a mapping, got {type(recipe).__name__}")
+    out: dict[str, Any] = {}
+    for key in recipe:
+        if key not in SHARED and key != "compute":
+            _fail(f"features.{key}", "unknown key; expected one of "
+                  f"{sorted([*SHARED, 'compute'])}")
+    for key, p in SHARED.items():
+        v = recipe.get(key, copy.deepcopy(p.default))
+        problem = p.check(v)
+        if problem:
+            _fail(f"features.{key}", problem)
+        out[key] = list(v) if isinstance(v, tuple) else v
+    if out["win_length"] is not None and out["win_length"] > out["n_fft"]:
+        _fail("features.win_length", f"must be <= n_fft={out['n_fft']}, got {out['win_length']}")
+    compute = recipe.get("compute", DEFAULT_RECIPE["compute"])
+    if not isinstance(compute, dict) or not compute:
+        _fail("features.compute", "must be a non-empty mapping of feature name -> parameters, "
+              f"got {compute!r}")
+    out_compute: dict[str, dict] = {}
+    for name, params in compute.items():
+        path = f"features.compute.{name}"
+        if name not in FEATURES:
+            _fail(path, f"unknown feature; available: {sorted(FEATURES)}")
+        spec = FEATURES[name]
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            _fail(path, f"parameters must be a mapping, got {params!r}")
+        full = spec.defaults
+        for k, v in params.items():
+            if k not in spec.params:
+                _fail(f"{path}.{k}", f"unknown parameter; {name} accepts {sorted(spec.params)}")
+            problem = spec.params[k].check(v)
+            if problem:
+                _fail(f"{path}.{k}", problem)
+            full[k] = list(v) if isinstance(v, tuple) else v
+        if spec.cross_check is not None:
+            problem = spec.cross_check(full)
+            if problem:
+                _fail(path, problem)
+        out_compute[name] = full
+    out["compute"] = out_compute
+    names = [n for name, p in out_compute.items() for n in FEATURES[name].output_names(p)]
+    if len(set(names)) != len(names):
+        _fail("features.compute", f"output names collide: {names}")
+    return out
+
+
+def recipe_hash(recipe: dict) -> str:
+    """Stable hash (16 hex digits) of the normalised recipe and :data:`FEATURES_VERSION`.
+
+    Equal for recipes that differ only in key order or in spelling out defaults.
+
+    Examples
+    --------
+    >>> recipe_hash({"compute": {"rms": {}}}) == recipe_hash({"compute": {"rms": {"deltas": 0}}})
+    True
+    """
+    norm = check_recipe(recipe)
+    payload = json.dumps({"features_version": FEATURES_VERSION, "recipe": norm},
+                         sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,331 @@
+"""Spectra and spectral-shape features (librosa definitions unless stated).
+
+Every public function takes either audio ``y`` (any leading batch dimensions; float32/64 or
+int16) or a precomputed spectrogram ``S`` ``(..., 1 + n_fft // 2, n_frames)`` and returns
+float32 ``(..., n_dims, n_frames)``. The ``*_from_*`` kernels work on one spectrogram block
+laid out (freq, frames) and are what :class:`audiopipe.features.Extractor` calls on its
+shared STFT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._core import WindowSpec, fft_frequencies, power_to_db, stft
+from .filters import mel_filterbank
+
+__all__ = [
+    "spectrogram",
+    "melspectrogram",
+    "spectrum",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "spectral_rolloff",
+    "spectral_flatness",
+    "spectral_contrast",
+    "spectral_entropy",
+    "spectral_flux",
+]
+
+_TINY32 = np.finfo(np.float32).tiny
+
+
+def spectrogram(
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    power: float = 1.0,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+) -> np.ndarray:
+    """``|stft(y)| ** power`` (float32), or ``S`` itself when given (librosa's ``_spectrogram``).
+
+    ``power=1`` is the magnitude spectrogram, ``power=2`` the power spectrogram.
+
+    Examples
+    --------
+    >>> spectrogram(np.zeros(4096, np.float32), power=2).shape
+    (1025, 9)
+    """
+    if S is not None:
+        return np.asarray(S, dtype=np.float32)
+    if y is None:
+        raise ValueError("either y or S must be given")
+    D = stft(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
+             center=center, pad_mode=pad_mode)
+    return _abs_pow(D, power)
+
+
+def _abs_pow(D: np.ndarray, power: float) -> np.ndarray:
+    re, im = D.real, D.imag
+    P = re * re
+    P += im * im
+    if power == 2:
+        return P
+    if power == 1:
+        return np.sqrt(P, out=P)
+    return np.power(P, np.float32(power / 2), out=P)
+
+
+def _n_fft_from(S: np.ndarray | None, n_fft: int) -> int:
+    return n_fft if S is None else 2 * (np.shape(S)[-2] - 1)
+
+
+def melspectrogram(
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+    power: float = 2.0,
+    n_mels: int = 128,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    htk: bool = False,
+    norm: str | float | None = "slaney",
+) -> np.ndarray:
+    """Mel spectrogram ``mel_filterbank @ |stft| ** power``, float32 ``(..., n_mels, n_frames)``.
+
+    Reference: ``librosa.feature.melspectrogram`` (Slaney mel, ``power=2``, 128 bands,
+    ``fmax = sr/2``). ``S``, when given, is a magnitude/power spectrogram used as is.
+    For log-mel apply :func:`power_to_db` (or use the recipe's ``log: true``).
+
+    Examples
+    --------
+    >>> melspectrogram(np.zeros(22050, np.float32), sr=22050).shape
+    (128, 44)
+    """
+    S = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=power,
+                    win_length=win_length, window=window, center=center, pad_mode=pad_mode)
+    M = mel_filterbank(sr=sr, n_fft=_n_fft_from(S, n_fft), n_mels=n_mels, fmin=fmin, fmax=fmax,
+                       htk=htk, norm=norm)
+    return np.matmul(M, S)
+
+
+def spectrum(
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    power: float = 2.0,
+    **stft_kwargs,
+) -> np.ndarray:
+    """Clip-average spectrum: mean over frames of ``|stft| ** power``, ``(..., 1 + n_fft//2)``.
+
+    A clip-level feature (one vector per clip), so it is not a frame feature of the recipe;
+    the ``features`` table's per-clip mean of ``power_spectrogram`` is the same thing.
+    There is no librosa function; it is the plain average of librosa's power spectrogram.
+
+    Examples
+    --------
+    >>> spectrum(np.ones(4096, np.float32)).shape
+    (1025,)
+    """
+    P = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=power, **stft_kwargs)
+    return P.mean(axis=-1, dtype=np.float64).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# kernels on a (freq, frames) magnitude block
+
+def centroid_from_mag(M: np.ndarray, freq: np.ndarray) -> np.ndarray:
+    """``sum_f f S / sum_f S`` per frame (0 where the frame is all zero), shape (..., 1, k)."""
+    num = np.matmul(freq.astype(np.float32)[None, :], M)
+    den = M.sum(axis=-2, keepdims=True)
+    den[den < _TINY32] = 1.0
+    return num / den
+
+
+def bandwidth_from_mag(M: np.ndarray, freq: np.ndarray, centroid: np.ndarray,
+                       p: float = 2.0, norm: bool = True) -> np.ndarray:
+    """``(sum_f S_n |f - centroid|^p)^(1/p)``, ``S_n`` = S normalised to unit sum if ``norm``."""
+    dev = np.abs(freq.astype(np.float32)[:, None] - centroid)
+    if p == 2:
+        dev *= dev
+    else:
+        dev **= np.float32(p)
+    dev *= M
+    s = dev.sum(axis=-2, keepdims=True)
+    if norm:
+        den = M.sum(axis=-2, keepdims=True)
+        den[den < _TINY32] = 1.0
+        s /= den
+    return s ** np.float32(1.0 / p)
+
+
+def rolloff_from_mag(M: np.ndarray, freq: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
+    """Lowest bin frequency where the cumulative magnitude reaches ``roll_percent`` of the total."""
+    c = np.cumsum(M, axis=-2)
+    thr = np.float32(roll_percent) * c[..., -1:, :]
+    idx = np.count_nonzero(c < thr, axis=-2)[..., None, :]
+    idx = np.minimum(idx, len(freq) - 1)
+    return freq.astype(np.float32)[idx]
+
+
+def flatness_from_power(P: np.ndarray, amin: float = 1e-10) -> np.ndarray:
+    """Geometric over arithmetic mean of ``max(amin, P)`` per frame (librosa with power=2)."""
+    St = np.maximum(P, np.float32(amin))
+    g = np.exp(np.log(St).mean(axis=-2, keepdims=True, dtype=np.float64)).astype(np.float32)
+    return g / St.mean(axis=-2, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------
+# public spectral-shape functions (librosa signatures)
+
+def _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode, freq):
+    M = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=1.0,
+                    win_length=win_length, window=window, center=center, pad_mode=pad_mode)
+    if np.any(M < 0):
+        raise ValueError("S: spectral shape features need a non-negative magnitude spectrogram")
+    if freq is None:
+        freq = fft_frequencies(sr=sr, n_fft=2 * (M.shape[-2] - 1))
+    freq = np.asarray(freq)
+    if freq.ndim != 1 or len(freq) != M.shape[-2]:
+        raise ValueError(f"freq: expected shape ({M.shape[-2]},), got {freq.shape}")
+    return M, freq
+
+
+def spectral_centroid(
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    freq: np.ndarray | None = None,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+) -> np.ndarray:
+    """Spectral centroid (Hz) per frame, ``(..., 1, n_frames)``; ``librosa.feature.spectral_centroid``.
+
+    Magnitude-weighted mean frequency of ``|stft|`` (power 1). An all-zero frame gives 0.
+
+    Examples
+    --------
+    >>> sr = 22050; t = np.arange(sr) / sr
+    >>> c = spectral_centroid(np.sin(2 * np.pi * 1000 * t).astype(np.float32), sr=sr)
+    >>> bool(abs(np.median(c) - 1000) < 5)
+    True
+    """
+    M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
+                            freq)
+    return centroid_from_mag(M, freq)
+
+
+def spectral_bandwidth(
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+    freq: np.ndarray | None = None,
+    centroid: np.ndarray | None = None,
+    norm: bool = True,
+    p: float = 2.0,
+) -> np.ndarray:
+    """Spectral bandwidth (spread, Hz), ``(..., 1, n_frames)``; ``librosa.feature.spectral_bandwidth``.
+
+    ``(sum_f S_n(f) |f - centroid|^p)^(1/p)`` with ``S_n`` the magnitude spectrum normalised
+    to unit sum per frame (``norm=True``).
+
+    Examples
+    --------
+    >>> b = spectral_bandwidth(np.random.default_rng(0).standard_normal(22050), sr=22050)
+    >>> b.shape
+    (1, 44)
+    """
+    M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
+                            freq)
+    if centroid is None:
+        centroid = centroid_from_mag(M, freq)
+    return bandwidth_from_mag(M, freq, np.asarray(centroid, np.float32), p=p, norm=norm)
+
+
+def spectral_rolloff(
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+    freq: np.ndarray | None = None,
+    roll_percent: float = 0.85,
+) -> np.ndarray:
+    """Roll-off frequency (Hz), ``(..., 1, n_frames)``; ``librosa.feature.spectral_rolloff``.
+
+    The lowest bin centre frequency at which the cumulative magnitude reaches
+    ``roll_percent`` of the frame's total. An all-zero frame gives 0 Hz (as librosa).
+    Being a bin index, it can differ from librosa by one bin when the cumulative sum
+    ties the threshold to within float32 rounding.
+
+    Examples
+    --------
+    >>> spectral_rolloff(np.zeros(4096, np.float32)).max()
+    np.float32(0.0)
+    """
+    if not 0.0 < roll_percent < 1.0:
+        raise ValueError(f"roll_percent: must be in (0, 1), got {roll_percent}")
+    M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
+                            freq)
+    return rolloff_from_mag(M, freq, roll_percent)
+
+
+def spectral_flatness(
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+    amin: float = 1e-10,
+    power: float = 2.0,
+) -> np.ndarray:
+    """Spectral flatness (Wiener entropy), ``(..., 1, n_frames)``; ``librosa.feature.spectral_flatness``.
+
+    ``gmean(max(amin, |S|^power)) / mean(max(amin, |S|^power))``; 1 for white noise, near 0
+    for a tone; silence gives 1 (all bins at the floor).
+
+    Examples
+    --------
+    >>> float(spectral_flatness(np.zeros(4096, np.float32)).min())
+    1.0
+    """
+    if amin <= 0:
+        raise ValueError(f"amin: must be > 0, got {amin}")
+    M = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=1.0,
+                    win_length=win_length, window=window, center=center, pad_mode=pad_mode)
+    P = M * M if power == 2 else M ** np.float32(power)
+    return flatness_from_power(P, amin)
+
+
+def spectral_contrast(*args, **kwargs) -> np.ndarray:  # replaced below
+    raise NotImplementedError
+
+
+def spectral_entropy(*args, **kwargs) -> np.ndarray:  # replaced below
+    raise NotImplementedError
+
+
+def spectral_flux(*args, **kwargs) -> np.ndarray:  # replaced below
+    raise NotImplementedError
+
+
+_ = power_to_db  # used by contrast (below)

@@ -1,0 +1,131 @@
+"""Time-domain frame features: RMS, zero-crossing rate (librosa), short-term energy and
+energy entropy (pyAudioAnalysis).
+
+Frame sums are computed per hop-sized chunk and combined (``frame_length / hop_length``
+additions per frame) instead of summing overlapping frames, and zero crossings are counted
+once per sample with a cumulative sum: O(n_samples), not O(n_frames * frame_length).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._core import _frame_rows, as_audio
+
+__all__ = ["rms", "zero_crossing_rate"]
+
+
+def frame_sumsq(seg: np.ndarray, n_frames: int, frame_length: int, hop: int) -> np.ndarray:
+    """Sum of squares of frames ``seg[t*hop : t*hop + frame_length]``, t < n_frames, float32."""
+    if frame_length % hop == 0:
+        r = frame_length // hop
+        m = n_frames - 1 + r
+        sq = seg[..., : m * hop].reshape(seg.shape[:-1] + (m, hop))
+        h = np.einsum("...ij,...ij->...i", sq, sq)
+        out = h[..., :n_frames].copy()
+        for j in range(1, r):
+            out += h[..., j : j + n_frames]
+        return out
+    rows = _frame_rows(seg, frame_length, hop)[..., :n_frames, :]
+    return np.einsum("...ij,...ij->...i", rows, rows)
+
+
+def frame_crossings(seg: np.ndarray, n_frames: int, frame_length: int, hop: int,
+                    threshold: float, lo: int, hi: int) -> np.ndarray:
+    """Zero crossings inside frames ``seg[t*hop : t*hop + frame_length]`` (int32 counts).
+
+    Only sample pairs inside ``[lo, hi)`` (the real, unpadded samples) count: this equals
+    librosa's ZCR on an edge-padded signal, whose padding never crosses zero.
+    """
+    if threshold > 0:
+        s = seg < -np.float32(threshold)  # librosa zeroes |x| <= threshold, zero counts positive
+    else:
+        s = np.signbit(seg)
+    c = s[..., 1:] != s[..., :-1]
+    lo = max(lo, 0)
+    if lo > 0:
+        c[..., :lo] = False
+    if hi - 1 < c.shape[-1]:
+        c[..., max(hi - 1, 0) :] = False
+    C = np.zeros(seg.shape[:-1] + (c.shape[-1] + 1,), dtype=np.int32)
+    np.cumsum(c, axis=-1, out=C[..., 1:])
+    starts = np.arange(n_frames) * hop
+    return C[..., starts + frame_length - 1] - C[..., starts]
+
+
+def rms(
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    frame_length: int = 2048,
+    hop_length: int = 512,
+    center: bool = True,
+    pad_mode: str = "constant",
+) -> np.ndarray:
+    """Root-mean-square per frame, ``(..., 1, n_frames)`` float32; ``librosa.feature.rms``.
+
+    From ``y``: ``sqrt(mean(frame ** 2))`` over rectangular frames of ``frame_length``,
+    centred with ``pad_mode`` padding (zeros). From a magnitude spectrogram ``S``: Parseval
+    with the DC and Nyquist bins halved, ``sqrt(2 sum |S|^2 / frame_length^2)`` (librosa).
+    Input shorter than a frame gives ``1 + n // hop_length`` centred frames.
+
+    Examples
+    --------
+    >>> float(rms(np.full(4096, 0.5, np.float32))[0, 4])
+    0.5
+    """
+    if S is not None:
+        x = np.abs(np.asarray(S, np.float32)) ** 2
+        if x.shape[-2] != frame_length // 2 + 1:
+            raise ValueError(f"S: has {x.shape[-2]} bins, frame_length={frame_length} needs "
+                             f"{frame_length // 2 + 1}")
+        x[..., 0, :] *= 0.5
+        if frame_length % 2 == 0:
+            x[..., -1, :] *= 0.5
+        return np.sqrt(2 * x.sum(axis=-2, keepdims=True) / frame_length**2)
+    if y is None:
+        raise ValueError("either y or S must be given")
+    y = as_audio(y)
+    if center:
+        pw = [(0, 0)] * (y.ndim - 1) + [(frame_length // 2, frame_length // 2)]
+        y = np.pad(y, pw, mode=pad_mode)
+    elif y.shape[-1] < frame_length:
+        raise ValueError(f"input of {y.shape[-1]} samples is shorter than frame_length="
+                         f"{frame_length} (use center=True)")
+    n = 1 + (y.shape[-1] - frame_length) // hop_length
+    ss = frame_sumsq(y, n, frame_length, hop_length)
+    return np.sqrt(ss * np.float32(1.0 / frame_length))[..., None, :]
+
+
+def zero_crossing_rate(
+    y: np.ndarray,
+    frame_length: int = 2048,
+    hop_length: int = 512,
+    center: bool = True,
+    threshold: float = 1e-10,
+) -> np.ndarray:
+    """Fraction of sample pairs that change sign, per frame, ``(..., 1, n_frames)``.
+
+    Reference: ``librosa.feature.zero_crossing_rate`` (edge padding when centred, samples
+    with ``|x| <= threshold`` count as zero, zero counts as positive, count divided by
+    ``frame_length``). A sine of frequency f gives about ``2 f / sr``.
+
+    Examples
+    --------
+    >>> sr = 8000; t = np.arange(sr) / sr
+    >>> z = zero_crossing_rate(np.sin(2 * np.pi * 440 * t + 0.1), frame_length=800,
+    ...                        hop_length=400)
+    >>> bool(abs(np.median(z) - 2 * 440 / sr) < 0.003)
+    True
+    """
+    y = as_audio(y)
+    n = y.shape[-1]
+    pad = frame_length // 2 if center else 0
+    if not center and n < frame_length:
+        raise ValueError(f"input of {n} samples is shorter than frame_length={frame_length} "
+                         "(use center=True)")
+    if pad:
+        pw = [(0, 0)] * (y.ndim - 1) + [(pad, pad)]
+        y = np.pad(y, pw)
+    n_frames = 1 + (y.shape[-1] - frame_length) // hop_length
+    counts = frame_crossings(y, n_frames, frame_length, hop_length, threshold, pad, pad + n)
+    return (counts.astype(np.float32) * np.float32(1.0 / frame_length))[..., None, :]
