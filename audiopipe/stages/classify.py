@@ -94,7 +94,11 @@ __all__ = [
 ]
 
 MODELS = ("svm", "logreg", "hgb", "rf")
-TRUSTED = ["audiopipe.stages.classify.ClipClassifier"]
+TRUSTED = [
+    "audiopipe.stages.classify.ClipClassifier",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+]
 
 
 class ClipClassifier(ClassifierMixin, BaseEstimator):
