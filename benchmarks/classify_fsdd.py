@@ -57,7 +57,9 @@ def main() -> None:
         r = classify.run(ds, p, run_id="bench")
         res[name] = {**r["metrics"], "seconds": round(time.time() - t, 1)}
     keys = sorted({k for v in res.values() for k in v})
-    print(f"fsdd: {ds.table('clips').num_rows} clips, ingest {t_ingest:.1f} s; leave-one-speaker-out")
+    print(
+        f"fsdd: {ds.table('clips').num_rows} clips, ingest {t_ingest:.1f} s; leave-one-speaker-out"
+    )
     print(f"{'run':42s} " + " ".join(f"{k:>18s}" for k in keys))
     for name, m in res.items():
         print(f"{name:42s} " + " ".join(f"{m.get(k, float('nan')):18.3f}" for k in keys))

@@ -44,7 +44,8 @@ def read_frames_many(ds: Dataset, clip_ids: list[str], feature: str) -> list[np.
     """Frames ``(n_frames, n_dims)`` of ``feature`` for many clips, reading each part once."""
     t = ds.table("frames_index", ["clip_id", "part", "start", "stop"]).to_pydict()
     where = {
-        c: (p, s, e) for c, p, s, e in zip(t["clip_id"], t["part"], t["start"], t["stop"], strict=True)
+        c: (p, s, e)
+        for c, p, s, e in zip(t["clip_id"], t["part"], t["start"], t["stop"], strict=True)
     }
     missing = [c for c in clip_ids if c not in where]
     if missing:

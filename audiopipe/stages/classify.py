@@ -130,7 +130,9 @@ class ClipClassifier(ClassifierMixin, BaseEstimator):
                 StandardScaler(), CalibratedClassifierCV(svc, ensemble=False, cv=3)
             )
         if self.model == "logreg":
-            return make_pipeline(StandardScaler(), LogisticRegression(C=self.C / 200, max_iter=3000))
+            return make_pipeline(
+                StandardScaler(), LogisticRegression(C=self.C / 200, max_iter=3000)
+            )
         if self.model == "hgb":
             return HistGradientBoostingClassifier(random_state=rs)
         if self.model == "rf":
@@ -141,7 +143,9 @@ class ClipClassifier(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         if X.ndim != 2 or X.shape[0] != y.shape[0]:
-            raise ValueError(f"X must be (n_samples, n_features) matching y, got {X.shape}, {y.shape}")
+            raise ValueError(
+                f"X must be (n_samples, n_features) matching y, got {X.shape}, {y.shape}"
+            )
         if len(np.unique(y)) < 2:
             raise ValueError("need at least 2 classes to fit a classifier")
         self.estimator_ = self._make().fit(X, y)
@@ -308,7 +312,16 @@ def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
     except ValueError as err:
         raise StageInputError(f"dataset {ds.name!r}, column {target!r}: {err}") from None
     model_id = stable_id(
-        "classify", target, groups_col, features, segments, frame_features, model, rs, group_norm, ids
+        "classify",
+        target,
+        groups_col,
+        features,
+        segments,
+        frame_features,
+        model,
+        rs,
+        group_norm,
+        ids,
     )
     metrics = {
         "accuracy": accuracy_score(y, pred.astype(str)),
