@@ -16,6 +16,13 @@ FSDD_RECIPE = {
 }
 
 
+ESC_RECIPE = {
+    "n_fft": 1024,
+    "hop_length": 512,
+    "compute": {"mfcc": {"n_mfcc": 20, "deltas": 1}, "spectral_centroid": {}, "rms": {}},
+}
+
+
 def ingest(
     out: Path,
     name: str,
@@ -23,11 +30,15 @@ def ingest(
     labels: Path | None,
     sample_rate: int = 22050,
     features: dict[str, Any] | None = None,
+    on: str = "path",
+    root: str | None = None,
 ) -> audiopipe.store.dataset.Dataset:
     """Ingest ``source`` (folder or glob) into ``out/name`` and open it."""
     d: dict[str, Any] = {"source": str(source), "sample_rate": sample_rate}
     if labels is not None:
-        d["labels"] = {"path": str(labels), "on": "path"}
+        d["labels"] = {"path": str(labels), "on": on}
+        if root:
+            d["labels"]["root"] = str(root)
     if features:
         d["features"] = features
     cfg = parse_config({"storage": str(out), "datasets": {name: d}})
