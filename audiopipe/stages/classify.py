@@ -25,6 +25,8 @@ frame_features : list of str, default ``["mfcc", "mfcc_delta"]``
 model : {"svm", "logreg", "hgb", "rf"}, default "svm"
     ``StandardScaler + SVC(rbf, C=10)`` (probabilities by sigmoid calibration); logistic regression; histogram gradient
     boosting; random forest (the anchor's model).
+C : float, default 10.0
+    Inverse regularisation (svm; logreg uses ``C / 200``).
 group_norm : bool, default True when ``groups`` is given
 random_state : int, default 0
 predict : bool, default False
@@ -306,7 +308,8 @@ def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
     X, names = clip_features(ds, ids, features, segments, frame_features)
     if group_norm:
         X = standardize_within(X, g)
-    est = ClipClassifier(model=model, random_state=rs)
+    C = float(params.get("C", 10.0))
+    est = ClipClassifier(model=model, C=C, random_state=rs)
     try:
         pred, prob, fold = grouped_cv(est, X, y, g, random_state=rs)
     except ValueError as err:

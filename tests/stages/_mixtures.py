@@ -2,7 +2,9 @@
 
 Sources (all recorded by people, from ../shared/corpora): ``speech`` = fsdd digits,
 ESC-10 categories (dog, rooster, rain, crying_baby, chainsaw, clock_tick), ``music`` =
-excerpts of the music/ tracks. Each mixture is ``duration`` seconds at ``sr``; every
+excerpts of the music/ tracks. Source clips are split between 5 groups (the ``group``
+column), so grouped CV never tests on a source clip it trained on (music excerpts of
+one track can fall in two groups). Each mixture is ``duration`` seconds at ``sr``; every
 source is RMS-normalised, given a random gain in [-6, 0] dB and placed at a random offset.
 """
 
@@ -47,11 +49,11 @@ def _pool(corpora: Path, sr: int, per_tag: int, rng: np.random.Generator) -> dic
             for f in rng.choice(files, per_tag, replace=False)
         ]
     pool["music"] = []
-    for m in MUSIC:
-        length = sf.info(str(corpora / "music" / m)).duration
-        for _ in range(max(1, per_tag // len(MUSIC))):
-            start = float(rng.uniform(0, max(0.0, length - 3.5)))
-            pool["music"].append(_read(corpora / "music" / m, sr, start, 3.0))
+    for j in range(per_tag):
+        m = corpora / "music" / MUSIC[j % len(MUSIC)]
+        length = sf.info(str(m)).duration
+        start = float(rng.uniform(0, max(0.0, length - 3.5)))
+        pool["music"].append(_read(m, sr, start, 3.0))
     assert all(len(c) > sr // 10 for v in pool.values() for c in v)
     return pool
 
@@ -61,7 +63,8 @@ def make_mixtures(
 ) -> Path:
     """Write ``n`` FLAC mixtures and ``labels.csv`` (path, tags, group) under ``out``."""
     rng = np.random.default_rng(seed)
-    pool = _pool(corpora, sr, 8, rng)
+    n_groups = 5
+    pool = _pool(corpora, sr, 2 * n_groups, rng)
     names = sorted(pool)
     out.mkdir(parents=True, exist_ok=True)
     L = int(duration * sr)
@@ -69,15 +72,17 @@ def make_mixtures(
     for i in range(n):
         tags = sorted(rng.choice(names, int(rng.integers(2, 4)), replace=False))
         y = np.zeros(L, np.float32)
+        g = i % n_groups  # source clip j is used only by mixtures of group j % n_groups
         for t in tags:
-            src = pool[t][int(rng.integers(len(pool[t])))][:L]
+            choices = [j for j in range(len(pool[t])) if j % n_groups == g]
+            src = pool[t][int(rng.choice(choices))][:L]
             src = src / (np.sqrt(np.mean(src**2)) + 1e-9) * 10 ** (rng.uniform(-6, 0) / 20)
             off = int(rng.integers(0, L - len(src) + 1))
             y[off : off + len(src)] += src
         y = 0.9 * y / (np.abs(y).max() + 1e-9)
         name = f"mix_{i:03d}.flac"
         sf.write(str(out / name), y, sr, subtype="PCM_16")
-        rows.append({"path": name, "tags": ";".join(tags), "group": f"g{i % 5}"})
+        rows.append({"path": name, "tags": ";".join(tags), "group": f"g{g}"})
     with (out / "labels.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["path", "tags", "group"])
         w.writeheader()

@@ -75,3 +75,26 @@ def test_real_mixtures_known_tags(corpora, tmp_path):
     assert m["roc_auc_macro"] > 0.75 and m["map"] > 0.55
     # a model that ignored the audio would have AUC 0.5 and mAP ~ tag frequency (~0.3)
     assert m["f1_macro"] > 0.45
+
+
+def test_predict_tags_for_clips_ingested_later(demo_folder, tmp_path):
+    import shutil
+
+    src = tmp_path / "src"
+    for cls in ("tone", "noise", "chirp", "clicks"):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((demo_folder / cls).iterdir())[:4]:
+            shutil.copy(f, src / cls / f.name)
+    shutil.copy(demo_folder / "labels.csv", src / "labels.csv")
+    ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
+    fit = tag.run(ds, {}, run_id="fit")
+    for cls in ("tone", "noise"):
+        for f in sorted((demo_folder / cls).iterdir())[4:]:
+            shutil.copy(f, src / cls / f.name)
+    ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
+    r = tag.run(ds, {"predict": True}, run_id="pred")
+    assert r["n_clips"] == 4 and r["model_id"] == fit["model_id"]
+    t = ds.table("tags").to_pandas()
+    new = t[t.run_id == "pred"]
+    assert len(new) == 4 * len(fit["tags"]) and (new.fold == -1).all()
+    assert len(t) == 20 * len(fit["tags"])
