@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from audiopipe.stages import recommend, segment, tag  # noqa: E402
-from tests.stages._ingest import ESC_RECIPE, ingest  # noqa: E402
+from tests.stages._ingest import ESC_RECIPE, MIX_RECIPE, ingest  # noqa: E402
 from tests.stages._longrec import make_long_recordings  # noqa: E402
 from tests.stages._mixtures import make_mixtures  # noqa: E402
 
@@ -38,7 +38,7 @@ def main() -> None:
     res: dict[str, dict] = {}
     t = time.time()
     src = make_mixtures(CORPORA, tmp / "mix", n=200, seed=1)
-    ds = ingest(tmp / "o1", "mix", str(src), src / "labels.csv", 16000, ESC_RECIPE)
+    ds = ingest(tmp / "o1", "mix", str(src), src / "labels.csv", 16000, MIX_RECIPE)
     res["tag: 200 real mixtures, 8 tags"] = tag.run(ds, {"groups": "group"}, run_id="b")["metrics"]
     res["tag: 200 real mixtures, 8 tags"]["seconds"] = round(time.time() - t, 1)
 

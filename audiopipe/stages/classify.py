@@ -220,9 +220,10 @@ def clip_features(
     segments: int = 3,
     frame_features: list[str] | None = None,
     cmn: bool = True,
+    stats: tuple[str, ...] = ("mean", "std"),
 ) -> tuple[np.ndarray, list[str]]:
     """Feature matrix for ``clip_ids``: clip statistics + time-segment pooled frames."""
-    X_all, ids, names = feature_matrix(ds, features)
+    X_all, ids, names = feature_matrix(ds, features, stats=tuple(stats))
     pos = {c: i for i, c in enumerate(ids)}
     missing = [c for c in clip_ids if c not in pos]
     if missing:

@@ -17,8 +17,13 @@ columns : list of str, optional
     one per tag.
 groups : str, optional
     Column for grouped CV.
-features, segments : as in ``classify``
-C : float, default 1.0
+features : list of str, default ``["melspectrogram"]`` when the dataset has it, else all
+    Frame features whose clip statistics are used (log-mel band statistics suit
+    mixtures: measured better than MFCC on the real-mixture benchmark).
+segments : int, default 0
+    Time segments of pooled frame features (as in ``classify``; 0 = none).
+stats : list of str, default ``["mean", "std"]``
+C : float, default 0.2
 random_state : int, default 0
 predict : bool, default False
     Score clips that were not in the saved model's training set.
@@ -91,14 +96,14 @@ class Tagger(BaseEstimator):
 
     Parameters
     ----------
-    C : float, default 1.0
+    C : float, default 0.2
         Inverse regularisation of each tag's logistic regression.
     inner_cv : int, default 3
         Folds of the inner CV that gives validation scores for the thresholds.
     random_state : int, default 0
     """
 
-    def __init__(self, C: float = 1.0, inner_cv: int = 3, random_state: int = 0) -> None:
+    def __init__(self, C: float = 0.2, inner_cv: int = 3, random_state: int = 0) -> None:
         self.C = C
         self.inner_cv = inner_cv
         self.random_state = random_state
@@ -223,7 +228,9 @@ def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
         return _predict(ds, params, run_id=run_id)
     rs = as_int(params.get("random_state"), 0)
     features = as_list(params.get("features"))
-    segments = as_int(params.get("segments"), 3)
+    if features is None and "melspectrogram" in ds.features_available():
+        features = ["melspectrogram"]
+    segments = as_int(params.get("segments"), 0)
     tags, Y, name = _targets(ds, params)
     counts = Y.sum(axis=0)
     usable = (counts >= 2) & (counts <= Y.shape[0] - 2)
@@ -237,8 +244,10 @@ def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
     ids = ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()
     groups_col = params.get("groups")
     g = label_column(ds, groups_col) if groups_col else None
-    X, _ = clip_features(ds, ids, features, segments)
-    est = Tagger(C=float(params.get("C", 1.0)), random_state=rs)
+    stats = tuple(as_list(params.get("stats")) or ("mean", "std"))
+    X, _ = clip_features(ds, ids, features, segments, stats=stats)
+    C = float(params.get("C", 0.2))
+    est = Tagger(C=C, random_state=rs)
     if g is not None:
         splits = list(GroupKFold(min(5, len(set(g)))).split(X, Y, g))
     else:
@@ -260,7 +269,7 @@ def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
     }
     metrics.update({f"f1[{t}]": v for t, v in zip(tags, f1, strict=True)})
     metrics.update({f"roc_auc[{t}]": v for t, v in zip(tags, auc, strict=True)})
-    model_id = stable_id("tag", name, tags, features, segments, params.get("C", 1.0), rs, ids)
+    model_id = stable_id("tag", name, tags, features, segments, stats, C, rs, ids)
     final = clone(est).fit(X, Y)
 
     bundle = {
@@ -268,6 +277,7 @@ def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
         "tags": tags,
         "features": features,
         "segments": segments,
+        "stats": stats,
         "train_clips": ids,
         "model_id": model_id,
     }
@@ -307,7 +317,7 @@ def _predict(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, A
     new = [c for c in ids if c not in trained]
     if not new:
         return {"model_id": bundle["model_id"], "n_clips": 0, "tables": []}
-    X, _ = clip_features(ds, new, bundle["features"], bundle["segments"])
+    X, _ = clip_features(ds, new, bundle["features"], bundle["segments"], stats=bundle["stats"])
     est = bundle["estimator"]
     S = est.predict_proba(X)
     ds.write_table(

@@ -22,6 +22,16 @@ ESC_RECIPE = {
     "compute": {"mfcc": {"n_mfcc": 20, "deltas": 1}, "spectral_centroid": {}, "rms": {}},
 }
 
+MIX_RECIPE = {
+    "n_fft": 1024,
+    "hop_length": 512,
+    "compute": {
+        "mfcc": {"n_mfcc": 20, "deltas": 1},
+        "melspectrogram": {"n_mels": 64, "log": True},
+        "rms": {},
+    },
+}
+
 
 def ingest(
     out: Path,

