@@ -219,7 +219,10 @@ class FrameSegmenter(BaseEstimator):
         return self
 
     def predict_proba(self, frames: np.ndarray) -> np.ndarray:
-        return self.model_.predict_proba(_context(np.asarray(frames, np.float64), self._width()))
+        frames = np.asarray(frames, np.float64)
+        if len(frames) == 0:
+            return np.zeros((0, len(self.classes_)))
+        return self.model_.predict_proba(_context(frames, self._width()))
 
     def predict(self, frames: np.ndarray) -> np.ndarray:
         """Smoothed frame labels of one clip."""

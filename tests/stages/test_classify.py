@@ -152,3 +152,27 @@ def test_fsdd_speaker_grouped_beats_the_anchor(corpora, tmp_path):
     assert ours["accuracy"] > anchor["accuracy"] + 0.2
     assert ours["accuracy"] > 0.6 and ours["macro_f1"] > 0.6
     assert min(v for k, v in ours.items() if k.startswith("accuracy[")) > 0.5
+
+
+def test_silent_and_very_short_clips_do_not_crash(demo_folder, tmp_path):
+    import soundfile as sf
+
+    src = tmp_path / "src"
+    for cls in ("tone", "noise"):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((demo_folder / cls).iterdir())[:4]:
+            shutil.copy(f, src / cls / f.name)
+    sf.write(src / "tone" / "silent.wav", np.zeros(22050, np.float32), 22050)
+    sf.write(src / "noise" / "short.wav", 0.1 * np.ones(100, np.float32), 22050)
+    labels = (demo_folder / "labels.csv").read_text().splitlines()
+    extra = ["tone/silent.wav,tone", "noise/short.wav,noise"]
+    header = labels[0].split(",")
+    rows = [
+        ",".join([p, lab] + [""] * (len(header) - 2)) for p, lab in (e.split(",") for e in extra)
+    ]
+    (src / "labels.csv").write_text("\n".join([labels[0]] + labels[1:] + rows) + "\n")
+    ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
+    r = classify.run(ds, {"target": "label"}, run_id="x")
+    preds = ds.table("predictions").to_pandas()
+    assert len(preds) == r["n_clips"] and np.isfinite(preds.probability).all()
+    assert r["n_clips"] == 10  # the silent and the 100-sample clip are scored too

@@ -111,3 +111,13 @@ def test_pascal_heart_sounds(corpora, tmp_path):
     assert m["n_clips"] == 10 and m["f_sounds"] > 0.65 and m["f_S1"] > 0.6
     seg = ds.table("segments").to_pandas()
     assert {"S1", "S2", "systole", "diastole"} <= set(seg.label)
+
+
+def test_empty_and_constant_inputs_do_not_crash():
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (50, 3)), rng.normal(3, 1, (50, 3))]
+    seg = segment.FrameSegmenter(hop_s=0.1).fit([X], [np.array(["a"] * 50 + ["b"] * 50)])
+    assert seg.predict_segments(np.zeros((0, 3))) == []
+    assert len(seg.predict_segments(X[:1])) == 1  # one frame: one segment
+    assert segment.novelty_boundaries(np.zeros((200, 3)), 0.1).size == 0  # silence: no boundary
+    assert segment.novelty_boundaries(np.zeros((2, 3)), 0.1).size == 0  # shorter than kernel
