@@ -5,8 +5,9 @@ frame feature, or only ``features``) plus *time-segment pooled* frame features: 
 means of ``frame_features`` (default MFCC and its deltas) over ``segments`` equal
 parts of the clip, in order, so the model sees how the sound evolves. MFCCs are
 mean-normalised per clip first (``cmn``; removes gain and channel colour). With a
-``groups`` column (speaker, fold, ...) every feature is standardised *within its
-group* (``group_norm``; speaker normalisation, uses no labels) and the model is
+``groups`` column (speaker, fold, ...) frames are normalised by their group's frame
+mean/std before pooling and every clip feature is standardised *within its group*
+(``group_norm``; speaker normalisation, uses no labels) and the model is
 evaluated by leave-one-group-out (more than 10 groups: 5-fold grouped) CV; without
 it, by stratified 5-fold CV.
 
@@ -221,8 +222,14 @@ def clip_features(
     frame_features: list[str] | None = None,
     cmn: bool = True,
     stats: tuple[str, ...] = ("mean", "std"),
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Feature matrix for ``clip_ids``: clip statistics + time-segment pooled frames."""
+    """Feature matrix for ``clip_ids``: clip statistics + time-segment pooled frames.
+
+    With ``groups`` (one value per clip), pooled frames are first normalised by the
+    mean and std of all frames of their group (speaker CMVN); otherwise MFCCs are
+    mean-normalised per clip (``cmn``).
+    """
     X_all, ids, names = feature_matrix(ds, features, stats=tuple(stats))
     pos = {c: i for i, c in enumerate(ids)}
     missing = [c for c in clip_ids if c not in pos]
@@ -236,13 +243,27 @@ def clip_features(
             if f not in avail:
                 continue
             fr = read_frames_many(ds, clip_ids, f)
-            if cmn and f == "mfcc":
+            if groups is not None:
+                fr = _group_cmvn(fr, np.asarray(groups, dtype=object))
+            elif cmn and f == "mfcc":
                 fr = [a - a.mean(axis=0) if len(a) else a for a in fr]
             blocks.append(np.stack([segment_pool(a, segments) for a in fr]))
             d = fr[0].shape[1] if fr else 0
             names += [f"{f}_seg{s}[{j}]" for s in range(segments) for j in range(d)]
     X = np.concatenate(blocks, axis=1).astype(np.float64)
     return np.nan_to_num(X), names
+
+
+def _group_cmvn(frames: list[np.ndarray], groups: np.ndarray) -> list[np.ndarray]:
+    out = list(frames)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        allf = np.concatenate([frames[i] for i in idx if len(frames[i])] or [np.zeros((1, 1))])
+        mu, sd = allf.mean(axis=0), allf.std(axis=0) + 1e-6
+        for i in idx:
+            if len(frames[i]):
+                out[i] = (frames[i] - mu) / sd
+    return out
 
 
 def _plot_confusion(path: str, cm: np.ndarray, labels: list[str], title: str) -> None:
@@ -306,7 +327,9 @@ def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
     ids = [c for c, k in zip(ids_all, keep, strict=True) if k]
     y = np.asarray([str(v) for v in y_all[keep]], dtype=object)
     g = None if g_all is None else np.asarray([str(v) for v in g_all[keep]], dtype=object)
-    X, names = clip_features(ds, ids, features, segments, frame_features)
+    X, names = clip_features(
+        ds, ids, features, segments, frame_features, groups=g if group_norm else None
+    )
     if group_norm:
         X = standardize_within(X, g)
     C = float(params.get("C", 10.0))
@@ -399,12 +422,15 @@ def _predict(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, A
     if not new:
         return {"model_id": bundle["model_id"], "n_clips": 0, "tables": []}
     # group normalisation uses every clip of a group in the dataset (label-free)
-    X_all, _ = clip_features(
-        ds, ids_all, bundle["features"], bundle["segments"], bundle["frame_features"]
-    )
+    g = None
     if bundle["group_norm"] and bundle["groups"]:
-        g = label_column(ds, bundle["groups"], min_classes=1)
-        X_all = standardize_within(X_all, np.asarray([str(v) for v in g], dtype=object))
+        gv = label_column(ds, bundle["groups"], min_classes=1)
+        g = np.asarray([str(v) for v in gv], dtype=object)
+    X_all, _ = clip_features(
+        ds, ids_all, bundle["features"], bundle["segments"], bundle["frame_features"], groups=g
+    )
+    if g is not None:
+        X_all = standardize_within(X_all, g)
     pos = {c: i for i, c in enumerate(ids_all)}
     X = X_all[[pos[c] for c in new]]
     est = bundle["estimator"]
