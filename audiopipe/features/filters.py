@@ -45,9 +45,8 @@ def hz_to_mel(frequencies: np.ndarray | float, htk: bool = False) -> np.ndarray:
     min_log_hz = 1000.0
     min_log_mel = min_log_hz / f_sp
     logstep = np.log(6.4) / 27.0
-    return np.where(
-        f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, mels
-    )
+    logs = min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep
+    return np.where(f >= min_log_hz, logs, mels)
 
 
 def mel_to_hz(mels: np.ndarray | float, htk: bool = False) -> np.ndarray:
@@ -65,7 +64,7 @@ def mel_to_hz(mels: np.ndarray | float, htk: bool = False) -> np.ndarray:
 def mel_frequencies(
     n_mels: int = 128, fmin: float = 0.0, fmax: float = 11025.0, htk: bool = False
 ) -> np.ndarray:
-    """``n_mels`` frequencies (Hz) uniformly spaced on the mel scale, ``librosa.mel_frequencies``."""
+    """``n_mels`` frequencies (Hz) evenly spaced in mel, as ``librosa.mel_frequencies``."""
     mels = np.linspace(hz_to_mel(fmin, htk=htk), hz_to_mel(fmax, htk=htk), n_mels)
     return mel_to_hz(mels, htk=htk)
 
@@ -204,5 +203,5 @@ def dct_matrix(n_out: int, n_in: int, lifter: float = 0.0) -> np.ndarray:
 
 
 def sparse_bank(bank: np.ndarray) -> scipy.sparse.csr_array:
-    """CSR copy of a (mostly zero) filter bank, for ``bank @ P`` with ``P`` laid out (freq, frames)."""
+    """CSR copy of a (mostly zero) filter bank, for ``bank @ P`` with ``P`` as (freq, frames)."""
     return scipy.sparse.csr_array(np.asarray(bank, dtype=np.float32))

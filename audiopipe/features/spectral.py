@@ -205,7 +205,7 @@ def spectral_centroid(
     center: bool = True,
     pad_mode: str = "constant",
 ) -> np.ndarray:
-    """Spectral centroid (Hz) per frame, ``(..., 1, n_frames)``; ``librosa.feature.spectral_centroid``.
+    """Spectral centroid (Hz), ``(..., 1, n_frames)``; ``librosa.feature.spectral_centroid``.
 
     Magnitude-weighted mean frequency of ``|stft|`` (power 1). An all-zero frame gives 0.
 
@@ -236,7 +236,7 @@ def spectral_bandwidth(
     norm: bool = True,
     p: float = 2.0,
 ) -> np.ndarray:
-    """Spectral bandwidth (spread, Hz), ``(..., 1, n_frames)``; ``librosa.feature.spectral_bandwidth``.
+    """Spectral bandwidth / spread (Hz), ``(..., 1, n_frames)``; librosa ``spectral_bandwidth``.
 
     ``(sum_f S_n(f) |f - centroid|^p)^(1/p)`` with ``S_n`` the magnitude spectrum normalised
     to unit sum per frame (``norm=True``).
@@ -298,7 +298,7 @@ def spectral_flatness(
     amin: float = 1e-10,
     power: float = 2.0,
 ) -> np.ndarray:
-    """Spectral flatness (Wiener entropy), ``(..., 1, n_frames)``; ``librosa.feature.spectral_flatness``.
+    """Spectral flatness (Wiener entropy), ``(..., 1, n_frames)``; librosa ``spectral_flatness``.
 
     ``gmean(max(amin, |S|^power)) / mean(max(amin, |S|^power))``; 1 for white noise, near 0
     for a tone; silence gives 1 (all bins at the floor).
