@@ -1,6 +1,10 @@
 """Every feature, functional and recipe: silence gives finite values, a clip shorter than
 one frame gives one padded frame, float64/int16 input is accepted, and a batch equals one
-clip at a time."""
+clip at a time.
+
+The speech front ends (spafe / pyAudioAnalysis framing) are uncentred by default, like their
+references, and raise ``ValueError`` for a clip shorter than one frame; with
+``center=True`` (used here) they give one padded frame like the librosa features."""
 
 from __future__ import annotations
 
@@ -21,6 +25,19 @@ FUNCS = {
     "spectral_flatness": lambda y, sr: F.spectral_flatness(y),
     "rms": lambda y, sr: F.rms(y),
     "zero_crossing_rate": lambda y, sr: F.zero_crossing_rate(y),
+    "spectral_contrast": lambda y, sr: F.spectral_contrast(y, sr=sr),
+    "spectral_entropy": lambda y, sr: F.spectral_entropy(y, sr=sr, center=True),
+    "spectral_flux": lambda y, sr: F.spectral_flux(y, sr=sr, center=True),
+    "energy": lambda y, sr: F.energy(y, sr=sr, center=True),
+    "energy_entropy": lambda y, sr: F.energy_entropy(y, sr=sr, center=True),
+    "gfcc": lambda y, sr: F.gfcc(y, sr=sr, center=True),
+    "bfcc": lambda y, sr: F.bfcc(y, sr=sr, center=True),
+    "lpcc": lambda y, sr: F.lpcc(y, sr=sr, center=True),
+    "pncc": lambda y, sr: F.pncc(y, sr=sr, center=True),
+    "real_cepstrum": lambda y, sr: F.real_cepstrum(y, n_ceps=40),
+    "chroma_stft": lambda y, sr: F.chroma_stft(y, sr=sr),
+    "onset_strength": lambda y, sr: F.onset_strength(y, sr=sr)[..., None, :],
+    "tempogram": lambda y, sr: F.tempogram(y, sr=sr),
 }
 
 
@@ -76,3 +93,10 @@ def test_batch_equals_one_at_a_time(kind, name):
     nd = _run(kind, name, Y[:2].reshape(2, 1, 6000))
     for k in nd:
         assert nd[k].shape[:2] == (2, 1)
+
+
+@pytest.mark.parametrize("fn", [F.gfcc, F.bfcc, F.lpcc, F.pncc, F.energy, F.energy_entropy,
+                                F.spectral_entropy, F.spectral_flux])
+def test_uncentred_speech_front_ends_reject_short_clips(fn):
+    with pytest.raises(ValueError, match="shorter than|too large"):
+        fn(noise(100), sr=SR)

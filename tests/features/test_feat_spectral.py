@@ -8,6 +8,7 @@ import pytest
 from feat_helpers import assert_rel, noise, tone
 
 import audiopipe.features as F
+from audiopipe.features.spectral import contrast_bands
 
 TOL = 1e-4  # max |ours - librosa| / (max - min of librosa), float32 vs float64 FFT
 
@@ -73,3 +74,93 @@ def test_spectrum_is_clip_average_power(music_clip):
     s = F.spectrum(y)
     assert s.shape == (1025,)
     np.testing.assert_allclose(s, (np.abs(F.stft(y)) ** 2).mean(axis=-1), rtol=1e-4)
+
+
+# ------------------------------------------------------------------ spectral contrast (librosa)
+
+def _bands(sr):
+    return 6 if sr > 2 * 200 * 2**5 else 3  # librosa's default 6 octaves need sr > 12.8 kHz
+
+
+def test_contrast_parity_with_librosa_on_same_spectrum(librosa, clips):
+    for clip, y, sr in clips:
+        S = np.abs(librosa.stft(y))
+        for linear in (False, True):
+            kw = dict(sr=sr, linear=linear, n_bands=_bands(sr))
+            assert_rel(F.spectral_contrast(S=S, **kw),
+                       librosa.feature.spectral_contrast(S=S, **kw), TOL,
+                       f"{clip} linear={linear}")
+    with pytest.raises(ValueError, match="Nyquist"):
+        F.spectral_contrast(noise(4000), sr=8000)
+
+
+def test_contrast_parity_from_audio(librosa, clips):
+    """From y the dB contrast matches except where a band's valley lies below the float32
+    FFT's rounding floor (~1e-7 of the frame's peak): librosa's float64 FFT resolves those
+    near-zero bins (e.g. above an OGG encoder's low-pass), float32 cannot."""
+    for clip, y, sr in clips:
+        nb = _bands(sr)
+        ours = F.spectral_contrast(y, sr=sr, n_bands=nb)
+        ref = librosa.feature.spectral_contrast(y=y, sr=sr, n_bands=nb)
+        S = np.abs(librosa.stft(y))
+        masks, keeps = contrast_bands(sr, 2048, 200.0, nb, 0.02)
+        floor = 1e-6 * S.max(axis=0)
+        ok = np.stack([np.sort(S[m], axis=0)[:q].mean(axis=0) > floor
+                       for m, q in zip(masks, keeps, strict=True)])
+        assert ok.mean() > 0.5, clip
+        err = np.abs(ours - ref)[ok].max() / np.ptp(ref)
+        assert err < TOL, (clip, err)
+
+
+# ------------------------------------------------------------------ pyAudioAnalysis entropy/flux
+# pyAudioAnalysis is not installed: its short-term formulas are written out here from its
+# ShortTermFeatures.py (file normalisation, 50 ms rectangular frames every 25 ms,
+# |FFT|[:N/2] / (N/2), 10 sub-bands, eps = 1e-8), one frame at a time.
+
+EPS = 1e-8
+
+
+def _paa_frames(x, sr):
+    x = x.astype(np.float64)
+    x = (x - x.mean()) / (np.abs(x - x.mean()).max() + 1e-10)
+    win, step = int(0.050 * sr), int(0.025 * sr)
+    pos, frames = 0, []
+    while pos + win - 1 < len(x):
+        frames.append(x[pos : pos + win])
+        pos += step
+    return frames, win
+
+
+def _paa_spectral(x, sr):
+    frames, win = _paa_frames(x, sr)
+    ent, flux, prev = [], [], None
+    for fr in frames:
+        X = np.abs(np.fft.fft(fr))[: win // 2] / (win // 2)
+        total = np.sum(X**2)
+        sub = len(X) // 10
+        Xt = X[: sub * 10]
+        s = np.sum(Xt.reshape(sub, 10, order="F") ** 2, axis=0) / (total + EPS)
+        ent.append(-np.sum(s * np.log2(s + EPS)))
+        prev = X if prev is None else prev
+        flux.append(np.sum((X / np.sum(X + EPS) - prev / np.sum(prev + EPS)) ** 2))
+        prev = X
+    return np.array(ent), np.array(flux)
+
+
+def test_entropy_and_flux_match_pyaudioanalysis_formulas(clips):
+    for clip, y, sr in clips:
+        ent, flux = _paa_spectral(y, sr)
+        yn = (y - y.mean()) / np.abs(y - y.mean()).max()  # its whole-file normalisation
+        np.testing.assert_allclose(F.spectral_entropy(yn, sr=sr)[0], ent, atol=1e-4,
+                                   err_msg=clip)
+        np.testing.assert_allclose(F.spectral_flux(yn, sr=sr)[0], flux,
+                                   atol=1e-4 * max(flux.max(), 1e-3), err_msg=clip)
+
+
+def test_entropy_known_answers():
+    sr = 22050
+    assert F.spectral_entropy(tone(1000.0, sr), sr=sr).max() < 0.2  # one sub-band
+    e = F.spectral_entropy(noise(sr), sr=sr)
+    assert abs(e.mean() - np.log2(10)) < 0.05  # white noise: all sub-bands equal
+    assert F.spectral_flux(tone(1000.0, sr), sr=sr).max() < 1e-4  # stationary
+    assert F.spectral_flux(noise(sr), sr=sr)[0, 1:].min() > 1e-4

@@ -38,3 +38,45 @@ def test_known_answers():
     np.testing.assert_allclose(z, 2 * 1000 / sr, atol=1.5 / 2048)
     assert np.all(F.zero_crossing_rate(np.full(5000, -0.3, np.float32)) == 0)
     assert F.zero_crossing_rate(noise(20000)).mean() > 0.4
+
+
+# pyAudioAnalysis (not installed): energy and energy entropy written from its
+# ShortTermFeatures.py, per frame, on its normalised signal and 50 ms / 25 ms frames.
+EPS = 1e-8
+
+
+def _paa_energy(x, sr):
+    x = x.astype(np.float64)
+    x = (x - x.mean()) / (np.abs(x - x.mean()).max() + 1e-10)
+    win, step = int(0.050 * sr), int(0.025 * sr)
+    en, ent, pos = [], [], 0
+    while pos + win - 1 < len(x):
+        fr = x[pos : pos + win]
+        en.append(np.sum(fr**2) / len(fr))
+        total = np.sum(fr**2)
+        sub = len(fr) // 10
+        s = np.sum(fr[: sub * 10].reshape(sub, 10, order="F") ** 2, axis=0) / (total + EPS)
+        ent.append(-np.sum(s * np.log2(s + EPS)))
+        pos += step
+    return np.array(en), np.array(ent)
+
+
+def test_energy_and_entropy_match_pyaudioanalysis_formulas(clips):
+    for clip, y, sr in clips:
+        en, ent = _paa_energy(y, sr)
+        yn = (y - y.mean()) / np.abs(y - y.mean()).max()
+        np.testing.assert_allclose(F.energy(yn, sr=sr)[0], en, rtol=1e-4, atol=1e-9,
+                                   err_msg=clip)
+        np.testing.assert_allclose(F.energy_entropy(yn, sr=sr)[0], ent, atol=1e-4,
+                                   err_msg=clip)
+
+
+def test_energy_entropy_detects_abrupt_change():
+    sr = 8000
+    steady = F.energy_entropy(noise(sr), sr=sr)[0]
+    burst = np.zeros(sr, np.float32)
+    burst[::400] = 1.0  # one click per 50 ms frame: energy in a single sub-block
+    assert steady.min() > 3.2 and F.energy_entropy(burst, sr=sr)[0].max() < 0.1
+    np.testing.assert_allclose(F.energy(noise(sr), sr=sr),
+                               F.rms(noise(sr), frame_length=400, hop_length=200,
+                                     center=False) ** 2, rtol=1e-5)
