@@ -78,3 +78,78 @@ def test_stream_with_whole_clip_constants_needs_two_passes(music_clip):
     for src in (blocks, lambda: iter(blocks)):
         got = np.concatenate([p["mfcc"] for p in ex.stream(src)], -1)
         assert_rel(got, full["mfcc"], 1e-5)
+
+
+def _all_features(top_db=None, tuning=0.0):
+    comp = {name: {} for name in F.FEATURES}
+    comp["real_cepstrum"] = {"n_ceps": 30}
+    comp["mfcc"] = {"deltas": 2, "top_db": top_db}
+    comp["gfcc"] = {"deltas": 1}
+    comp["pncc"] = {"deltas": 2}
+    comp["chroma_stft"] = {"tuning": tuning}
+    comp["onset_strength"] = {"top_db": top_db}
+    comp["tempogram"] = {"win_length": 64, "top_db": top_db}
+    comp["spectral_contrast"] = {"top_db": top_db}
+    comp["melspectrogram"] = {"log": True, "top_db": top_db}
+    return {"compute": comp}
+
+
+@pytest.mark.parametrize("frame_local", [True, False])
+def test_stream_equals_whole_clip_for_every_feature(music_clip, frame_local):
+    _, y, sr = music_clip
+    y = y[: sr * 6]
+    recipe = _all_features() if frame_local else _all_features(top_db=80.0, tuning=None)
+    ex = F.Extractor(recipe, sr=sr)
+    full = ex(y)
+    blocks = _split(y, 25, 7)
+    src = iter(blocks) if frame_local else (lambda: iter(blocks))
+    parts = list(ex.stream(src))
+    for k in ex.names:
+        got = np.concatenate([p[k] for p in parts], axis=-1)
+        assert got.shape == full[k].shape, k
+        assert_rel(got, full[k], 1e-5, k)
+
+
+def test_recipe_features_equal_functional_api(music_clip):
+    """The extractor's block computation equals the functional API on the shared spectrum."""
+    _, y, sr = music_clip
+    y = y[: sr * 6]
+    out = F.Extractor(_all_features(top_db=80.0, tuning=None), sr=sr)(y)
+    P = np.abs(F.stft(y)) ** 2
+    M = np.sqrt(P)
+    env = F.onset_strength(y, sr=sr)
+    refs = {
+        "spectrogram": P, "gfcc": F.gfcc(S=P, sr=sr), "bfcc": F.bfcc(S=P, sr=sr),
+        "lpcc": F.lpcc(S=P, sr=sr), "pncc": F.pncc(S=P, sr=sr),
+        "real_cepstrum": F.real_cepstrum(S=M, n_ceps=30),
+        "spectral_contrast": F.spectral_contrast(S=M, sr=sr),
+        "spectral_entropy": F.spectral_entropy(S=M), "spectral_flux": F.spectral_flux(S=M),
+        "energy": F.energy(y, frame_length=2048, hop_length=512, center=True),
+        "energy_entropy": F.energy_entropy(y, frame_length=2048, hop_length=512, center=True),
+        "chroma_stft": F.chroma_stft(S=P, sr=sr), "onset_strength": env[None],
+        "tempogram": F.tempogram(onset_envelope=env, sr=sr, win_length=64),
+        "mfcc": F.mfcc(y, sr=sr), "mfcc_delta": F.delta(F.mfcc(y, sr=sr)),
+    }
+    for k, ref in refs.items():
+        assert_rel(out[k], ref, 1e-4, k)
+
+
+def test_stream_memory_is_bounded_by_blocks():
+    """Output starts long before the input ends and the extractor's buffer stays small:
+    10 minutes at 22.05 kHz in 0.5 s blocks."""
+    ex = F.Extractor(F.DEFAULT_RECIPE, sr=22050)
+    consumed = []
+
+    def blocks():
+        rng = np.random.default_rng(0)
+        for i in range(1200):
+            consumed.append(i)
+            yield (0.1 * rng.standard_normal(11025)).astype(np.float32)
+
+    frames = 0
+    for i, part in enumerate(ex.stream(blocks())):
+        if i == 0:
+            assert len(consumed) <= 8  # the first 128-frame block needs ~6 blocks
+        frames += part["mfcc"].shape[1]
+        assert part["mfcc"].shape[1] <= 200  # one block's worth (+ held-back frames)
+    assert frames == 1 + 1200 * 11025 // 512
