@@ -119,7 +119,7 @@ def status_rows(cfg: Config, only: str | None = None) -> list[dict[str, Any]]:
     from audiopipe.store import DatasetNotFound, open_dataset
 
     out = []
-    for name in [only] if only else list(cfg.datasets):
+    for name in [cfg.dataset(only).name] if only else list(cfg.datasets):
         try:
             ds = open_dataset(cfg.storage_root, name)
         except DatasetNotFound:
