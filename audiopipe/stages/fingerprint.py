@@ -11,14 +11,15 @@ target zone (1..63 frames later, within ±31 bins). Queries use a higher density
 hashed as ``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) and keeps the anchor's frame.
 
 :class:`FingerprintIndex` is the inverted index held as a sorted hash array (``searchsorted``
-lookup); :meth:`FingerprintIndex.match` votes on ``t_db - t_query`` per clip (counts in
-a ±1 frame window) and scores the best offset against the runner-up (another clip or a
+lookup); :meth:`FingerprintIndex.match` votes on ``t_db - t_query`` per clip (distinct
+hash values, counted in a ±1 frame window) and scores the best offset against the runner-up (another clip or a
 ): ``confidence = (1 - second / best) * (1 - exp(-best / 10))``,
 a match needs ``best >= min_votes`` and ``confidence >= min_confidence``.
 
 In a dataset the index is the Delta table ``fingerprints`` (hash int64, clip_id string,
 t int32): :func:`run` fingerprints only clips not yet in the table and drops rows of
-clips no longer in ``clips`` (one commit); :func:`fingerprint_shard` is the per-shard
+clips no longer in ``clips`` (one commit); a clip without landmarks (silence, shorter
+than a frame) gets one marker row (hash -1, t -1) so it is not redone; :func:`fingerprint_shard` is the per-shard
 unit of work (a list of clip ids in, a table out) that can be fanned out in parallel.
 :func:`identify` decodes a query file and matches it against the table (cached per
 process and table version).
@@ -70,9 +71,12 @@ N_FFT = 512
 HOP_LENGTH = 256
 #: peaks per second taken from a query (denser than the index: more chances to meet)
 QUERY_DENSITY = 50.0
+#: hash of the marker row of a clip without landmarks (silence); never matches a query
+NO_LANDMARKS = -1
 _F_BITS, _DF_BITS, _DT_BITS = 8, 6, 6
 _MAX_DT = (1 << _DT_BITS) - 1  # 63 frames = 1.46 s
 _MAX_DF = (1 << (_DF_BITS - 1)) - 1  # 31 bins
+_MIN_BIN = 4  # row 4 = FFT bin 5 = 108 Hz: lowest peak frequency
 _SILENCE = 1e-4  # STFT magnitude below this is silence (full-scale sine: ~128)
 
 FINGERPRINTS_SCHEMA = pa.schema([("hash", pa.int64()), ("clip_id", pa.string()), ("t", pa.int32())])
@@ -110,6 +114,7 @@ def _peaks(
         H = L
     M = maximum_filter(H, size=(2 * f_sd + 1, 2 * t_sd + 1), mode="constant", cval=-np.inf)
     cand = (H == M) & loud
+    cand[:_MIN_BIN] = False  # rumble and DC leakage: the same few hashes in every recording
     if hpf_pole > 0:
         cand &= H > 0
     f, t = np.nonzero(cand)
@@ -229,7 +234,7 @@ class FingerprintIndex:
     3
     """
 
-    def __init__(self, min_votes: int = 8, min_confidence: float = 0.4) -> None:
+    def __init__(self, min_votes: int = 8, min_confidence: float = 0.5) -> None:
         self.min_votes = min_votes
         self.min_confidence = min_confidence
 
@@ -292,7 +297,10 @@ class FingerprintIndex:
         off = self.times_[pos] - times[q]
         span = int(off.max() - off.min()) + 3
         key = clip * span + (off - off.min() + 1)
-        uk, cnt = np.unique(key, return_counts=True)
+        # a vote is a distinct hash value: stationary sounds (a held tone, a hum) repeat the
+        # same hash at every frame and would otherwise pile up votes at any offset
+        kh = np.unique(np.stack([key, hashes[q]], axis=1), axis=0)[:, 0]
+        uk, cnt = np.unique(kh, return_counts=True)
         # votes in a ±1 frame window (queries are not aligned to the hop)
         win = cnt.astype(np.int64).copy()
         for d in (-1, 1):
@@ -363,6 +371,8 @@ def fingerprint_shard(
                 _error(cid, uri.get(cid, ""), str(err), getattr(err, "kind", "fingerprint"), run_id)
             )
             continue
+        if h.size == 0:  # silence / too short: one marker row so the clip counts as done
+            h, t = np.array([NO_LANDMARKS], np.int64), np.array([-1], np.int32)
         hs.append(h)
         ts.append(t)
         cs.extend([cid] * h.size)
@@ -406,7 +416,7 @@ def identify(
     path: str | os.PathLike[str],
     *,
     min_votes: int = 8,
-    min_confidence: float = 0.4,
+    min_confidence: float = 0.5,
 ) -> dict[str, Any]:
     """Identify an audio excerpt against the dataset's fingerprints.
 
@@ -443,7 +453,8 @@ def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
 
     Fingerprints clips whose ``clip_id`` is not in the table yet (in shards of
     ``params["shard_size"]`` clips, ``params["n_jobs"]`` threads) and drops rows of clips
-    no longer in ``clips``, in one commit. Failing clips become ``errors`` rows.
+    no longer in ``clips``, in one commit. Failing clips become ``errors`` rows (and are
+    tried again on the next run); clips without landmarks get a marker row (hash -1).
     """
     from concurrent.futures import ThreadPoolExecutor
 
