@@ -6,7 +6,7 @@ Fingerprinting: the music corpus (11 OGG files) is ingested into a temporary dat
 condition: clean; white noise and babble (sum of 6 fsdd speech clips) at 10, 5 and 0 dB
 SNR (over the excerpt, at 22050 Hz); MP3 recompression (soundfile, 22050 Hz, default
 bitrate) and re-read; resampled 22050 -> 8000 -> 22050 Hz with soxr (band limit to 4 kHz).
-False positives: 200 fsdd clips, 50 ESC-10 clips and 5 s of silence as queries.
+False positives: 400 fsdd clips, 100 ESC-10 clips and 5 s of silence as queries.
 
 Retrieval: precision@10 and mAP (class labels as relevance, query excluded) on fsdd (digit)
 and the demo corpus (label), timbre and tonal views, plus exact-search latency vs N.
@@ -156,9 +156,9 @@ def bench_fingerprint(tmp: Path, n_excerpts: int, seed: int = 0) -> dict:
                 elif m["clip_id"] is not None:
                     r["wrong"] += 1
     # false positives: queries not in the index
-    fp_queries = [load(f, SR)[0] for f in rng.choice(fsdd, 200, replace=False)]
+    fp_queries = [load(f, SR)[0] for f in rng.choice(fsdd, 400, replace=False)]
     esc = sorted(glob.glob(str(CORPORA / "esc10" / "audio" / "*.ogg")))
-    fp_queries += [load(f, SR)[0] for f in rng.choice(esc, 50, replace=False)]
+    fp_queries += [load(f, SR)[0] for f in rng.choice(esc, 100, replace=False)]
     fp_queries += [np.zeros(n_ex, np.float32)]
     fps = [idx.match(*fp.landmarks(q, SR, density=fp.QUERY_DENSITY)) for q in fp_queries]
     n_fp = sum(m["clip_id"] is not None for m in fps)

@@ -234,7 +234,7 @@ class FingerprintIndex:
     3
     """
 
-    def __init__(self, min_votes: int = 8, min_confidence: float = 0.5) -> None:
+    def __init__(self, min_votes: int = 8, min_confidence: float = 0.4) -> None:
         self.min_votes = min_votes
         self.min_confidence = min_confidence
 
@@ -416,7 +416,7 @@ def identify(
     path: str | os.PathLike[str],
     *,
     min_votes: int = 8,
-    min_confidence: float = 0.5,
+    min_confidence: float = 0.4,
 ) -> dict[str, Any]:
     """Identify an audio excerpt against the dataset's fingerprints.
 
