@@ -55,8 +55,6 @@ def ingest(folder: Path, out: Path, name: str, labels: Path | None = None) -> au
         d["labels"] = {"path": str(labels), "on": "path"}
     cfg = parse_config({"storage": str(out), "datasets": {name: d}})
     plan = pipeline.plan_ingest(cfg, name)
-    for s in plan.shards:  # main's extract_shard does not create its local staging folder
-        os.makedirs(plan.context.location.staging_uri(s.key), exist_ok=True)
     pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 

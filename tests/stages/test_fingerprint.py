@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -123,8 +122,6 @@ def ingest(folder: Path, out: Path, name: str = "d") -> audiopipe.Dataset:
         {"storage": str(out), "datasets": {name: {"source": str(folder), "sample_rate": SR}}}
     )
     plan = pipeline.plan_ingest(cfg, name)
-    for s in plan.shards:  # extract_shard expects its staging folder to exist
-        os.makedirs(plan.context.location.staging_uri(s.key), exist_ok=True)
     pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +31,6 @@ def ingest(folder: Path, out: Path, name: str, labels: Path) -> audiopipe.Datase
         }
     )
     plan = pipeline.plan_ingest(cfg, name)
-    for s in plan.shards:  # extract_shard expects its staging folder to exist
-        os.makedirs(plan.context.location.staging_uri(s.key), exist_ok=True)
     pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 
