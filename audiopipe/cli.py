@@ -126,7 +126,8 @@ def status_rows(cfg: Config, only: str | None = None) -> list[dict[str, Any]]:
             out.append({"dataset": name, "published": False})
             continue
         clips = ds.table("clips", ["duration_s"]) if ds.versions.get("clips") is not None else None
-        errors = ds.table("errors", ["run_id"]) if ds.versions.get("errors") is not None else None
+        errors = ds.table("errors")
+        errors = errors if errors.num_rows else None
         runs = ds.table("runs").to_pylist()
         runs.sort(key=lambda r: r["finished"] or r["started"])
         out.append(

@@ -4,10 +4,8 @@ Two views of a clip:
 
 - ``timbre``: clip statistics (mean, std over frames) of frame features from the dataset's
   ``features`` table (default: MFCC), as written by ingestion.
-- ``tonal``: chroma mean/std (12 + 12, from the power STFT through
-  ``audiopipe.features.chroma_filterbank``, each frame max-normalised as
-  ``librosa.feature.chroma_stft(tuning=0)``) plus tempo (log2 of BPM/120, from the
-  autocorrelation of a log-mel spectral-flux onset envelope with a log-normal tempo
+- ``tonal``: chroma mean/std (12 + 12, ``audiopipe.features.chroma_stft(tuning=0)``) plus
+  tempo (log2 of BPM/120, from the autocorrelation of ``audiopipe.features.onset_strength`` with a log-normal tempo
   prior centred at 120 BPM, as ``librosa.beat.tempo``) and pulse clarity (autocorrelation
   peak height). Computed from audio, since the default recipe stores no chroma.
 
@@ -49,7 +47,6 @@ __all__ = [
     "EmbeddingIndex",
     "tonal_features",
     "tempo",
-    "onset_envelope",
     "ranking_metrics",
     "run",
     "similar",
@@ -156,24 +153,6 @@ class EmbeddingIndex:
 # ----------------------------------------------------------------------- tonal features
 
 
-def onset_envelope(y: np.ndarray, sr: int, hop_length: int = 512, n_mels: int = 64) -> np.ndarray:
-    """Log-mel spectral flux (mean positive difference over bands), as librosa's onset_strength.
-
-    Examples
-    --------
-    >>> float(onset_envelope(np.zeros(22050, np.float32), 22050).max())
-    0.0
-    """
-    import audiopipe.features as F
-
-    M = F.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=hop_length, n_mels=n_mels)
-    L = F.power_to_db(M, ref=float(M.max()) if M.max() > 0 else 1.0, top_db=80.0)
-    if L.shape[1] < 2:
-        return np.zeros(L.shape[1], np.float32)
-    d = np.maximum(0.0, np.diff(L, axis=1)).mean(axis=0)
-    return np.concatenate([[0.0], d]).astype(np.float32)
-
-
 def tempo(
     onset_env: np.ndarray,
     sr: int,
@@ -234,11 +213,8 @@ def tonal_features(y: np.ndarray, sr: int) -> np.ndarray:
         sr = TONAL_SR
     if y.size == 0:
         y = np.zeros(1, np.float32)
-    P = np.abs(F.stft(y, n_fft=2048, hop_length=512)) ** 2
-    C = F.chroma_filterbank(sr=sr, n_fft=2048, tuning=0.0) @ P
-    peak = C.max(axis=0, keepdims=True)
-    C = np.where(peak > 1e-10, C / np.maximum(peak, 1e-10), 0.0)
-    bpm, clarity = tempo(onset_envelope(y, sr), sr)
+    C = F.chroma_stft(y=y, sr=sr, n_fft=2048, hop_length=512, tuning=0.0)
+    bpm, clarity = tempo(F.onset_strength(y=y, sr=sr, hop_length=512, n_mels=64), sr)
     return np.concatenate([C.mean(axis=1), C.std(axis=1), [np.log2(bpm / 120.0), clarity]]).astype(
         np.float32
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import audiopipe
+import audiopipe.features as F
 from audiopipe import pipeline
 from audiopipe.config import parse_config
 from audiopipe.stages import retrieve as rt
@@ -71,7 +72,7 @@ def click_track(bpm: float, dur: float = 8.0, sr: int = SR) -> np.ndarray:
 
 def test_tempo_and_chroma_of_known_signals():
     for bpm in (90.0, 120.0, 150.0):
-        got, clarity = rt.tempo(rt.onset_envelope(click_track(bpm), SR), SR)
+        got, clarity = rt.tempo(F.onset_strength(y=click_track(bpm), sr=SR, n_mels=64), SR)
         assert abs(got - bpm) / bpm < 0.03, (bpm, got)
         assert clarity > 0.3
     t = np.arange(3 * SR) / SR
