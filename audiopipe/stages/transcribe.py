@@ -35,7 +35,7 @@ import pyarrow as pa
 from scipy.special import betainc
 
 import audiopipe.features as F
-from audiopipe.stages._mir import to_mono, write_midi
+from audiopipe.stages._mir import single_blas_thread, to_mono, write_midi
 
 __all__ = [
     "pitch_track",
@@ -412,9 +412,10 @@ class HarmonicNMF:
             self.activations_ = np.zeros_like(H)
             return self.activations_
         Wsum = W.sum(axis=0)[:, None]
-        for _ in range(self.max_iter):
-            R = V / np.maximum(W @ H, 1e-12)
-            H *= (W.T @ R) / (Wsum + self.sparsity)
+        with single_blas_thread():
+            for _ in range(self.max_iter):
+                R = V / np.maximum(W @ H, 1e-12)
+                H *= (W.T @ R) / (Wsum + self.sparsity)
         if self.fundamental_gate > 0:
             H *= self._fundamental_support(V, sr) >= self.fundamental_gate
         self.activations_ = H
