@@ -51,6 +51,14 @@ class LabelsConfig(_Strict):
     on: str = "path"
     root: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml11_on(cls, v: Any) -> Any:
+        # YAML 1.1 reads the bare key `on:` as boolean True
+        if isinstance(v, dict) and True in v:
+            v = {("on" if k is True else k): x for k, x in v.items()}
+        return v
+
 
 class ShardConfig(_Strict):
     """How files are grouped into units of distributed work."""
@@ -145,7 +153,12 @@ class DatasetConfig(_Strict):
         from audiopipe import features as F
 
         recipe = dict(self.features) if self.features else dict(F.DEFAULT_RECIPE)
-        recipe.setdefault("sr", self.sample_rate)
+        if self.features and "sr" in self.features and self.features["sr"] != self.sample_rate:
+            raise ValueError(
+                f"features.sr: must equal the dataset's sample_rate ({self.sample_rate}), "
+                f"got {self.features['sr']} (audio is resampled to sample_rate before extraction)"
+            )
+        recipe["sr"] = self.sample_rate
         return F.check_recipe(recipe)
 
 

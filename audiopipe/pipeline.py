@@ -523,6 +523,7 @@ def extract_shard(
         "frames_index": pa.Table.from_pylist(index, schema=FRAMES_INDEX_SCHEMA),
         "errors": pa.Table.from_pylist(errors, schema=ERRORS_SCHEMA),
     }
+    fs.makedirs(stage_dir, exist_ok=True)
     for name, t in tables.items():
         with fs.open(f"{stage_dir}/{name}.parquet", "wb") as f:
             pq.write_table(t, f)

@@ -148,7 +148,9 @@ def n_frames_for(n_samples: int, n_fft: int, hop_length: int, center: bool = Tru
     if center:
         return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
     if n_samples < n_fft:
-        raise ValueError(f"n_fft={n_fft} is too large for uncentered analysis of {n_samples} samples")
+        raise ValueError(
+            f"n_fft={n_fft} is too large for uncentered analysis of {n_samples} samples"
+        )
     return 1 + (n_samples - n_fft) // hop_length
 
 

@@ -52,6 +52,11 @@ class Computer:
     deltas: int = 0
     delta_width: int = 9
     delta_of: str | None = None  # which output gets deltas (default: the first)
+    step_names: tuple = ()  # names ``step`` returns when they differ from ``outputs``
+
+    def __post_init__(self) -> None:
+        if not self.step_names:
+            self.step_names = tuple(self.outputs)
 
 
 class Block:
@@ -248,13 +253,16 @@ class Extractor:
                 if kind == "bankmax":
                     m = float(b.mel(need[1]).max())
                     acc[need] = max(acc.get(need, -np.inf), m)
-                elif kind == "collect":  # need = ("collect", name, fn): fn(block) -> array
+                elif kind == "max":  # need = ("max", name, fn): fn(block) -> array
+                    m = float(need[2](b).max())
+                    acc[need] = max(acc.get(need, -np.inf), m)
+                elif kind == "collect":  # ("collect", name, fn, finish): fn(block) -> tuple
                     acc.setdefault(need, []).append(need[2](b))
                 else:  # pragma: no cover - programming error
                     raise AssertionError(need)
         for need in self.needs:
             if need[0] == "collect":
-                g[need] = need[3](np.concatenate(acc[need])) if acc.get(need) else need[3](None)
+                g[need] = need[3](acc.get(need, []))
             else:
                 g[need] = acc[need]
         return g
@@ -285,18 +293,17 @@ class Extractor:
             return {k: np.stack([o[k] for o in outs]).reshape(lead + outs[0][k].shape)
                     for k in self.names}
         g = self._globals([y])
-        T = self.n_frames(len(y))
-        res = {k: np.empty((d, T), np.float32) for k, d in self.dims.items()}
-        for b, out in self._run([y], g):
+        parts: dict[str, list[np.ndarray]] = {}
+        for _, out in self._run([y], g):
             for k, v in out.items():
-                res[k][:, b.t0 : b.t0 + b.k] = v
+                parts.setdefault(k, []).append(v)
+        res = {k: np.concatenate(v, axis=-1) if len(v) > 1 else v[0] for k, v in parts.items()}
         for _, comp in self.computers:
             if comp.lookahead is not None:
                 f = comp.lookahead()
-                base = {k: res[k] for k in comp.outputs}
+                base = {k: res.pop(k) for k in list(res) if k in comp.step_names}
                 done = _concat_dicts([f.push(base), f.flush()])
-                for k, v in done.items():
-                    res[k] = v
+                res.update(done)
             name = comp.delta_of or next(iter(comp.outputs))
             for i in range(1, comp.deltas + 1):
                 res[f"{name}_delta" + ("2" if i == 2 else "")] = delta(
@@ -347,7 +354,7 @@ class Extractor:
             """Push one block's base outputs (``None``: end of clip) through the filters."""
             for comp, la, ds in filters:
                 if out is not None:
-                    base = {k: out[k] for k in comp.outputs}
+                    base = {k: out[k] for k in comp.step_names}
                     base = la.push(base) if la is not None else base
                 else:
                     base = la.flush() if la is not None else {}

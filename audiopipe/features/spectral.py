@@ -205,7 +205,7 @@ def spectral_centroid(
     center: bool = True,
     pad_mode: str = "constant",
 ) -> np.ndarray:
-    """Spectral centroid (Hz) per frame, ``(..., 1, n_frames)``; ``librosa.feature.spectral_centroid``.
+    """Spectral centroid (Hz), ``(..., 1, n_frames)``; ``librosa.feature.spectral_centroid``.
 
     Magnitude-weighted mean frequency of ``|stft|`` (power 1). An all-zero frame gives 0.
 
@@ -236,7 +236,7 @@ def spectral_bandwidth(
     norm: bool = True,
     p: float = 2.0,
 ) -> np.ndarray:
-    """Spectral bandwidth (spread, Hz), ``(..., 1, n_frames)``; ``librosa.feature.spectral_bandwidth``.
+    """Spectral bandwidth / spread (Hz), ``(..., 1, n_frames)``; librosa ``spectral_bandwidth``.
 
     ``(sum_f S_n(f) |f - centroid|^p)^(1/p)`` with ``S_n`` the magnitude spectrum normalised
     to unit sum per frame (``norm=True``).
@@ -298,7 +298,7 @@ def spectral_flatness(
     amin: float = 1e-10,
     power: float = 2.0,
 ) -> np.ndarray:
-    """Spectral flatness (Wiener entropy), ``(..., 1, n_frames)``; ``librosa.feature.spectral_flatness``.
+    """Spectral flatness (Wiener entropy), ``(..., 1, n_frames)``; librosa ``spectral_flatness``.
 
     ``gmean(max(amin, |S|^power)) / mean(max(amin, |S|^power))``; 1 for white noise, near 0
     for a tone; silence gives 1 (all bins at the floor).
@@ -316,16 +316,196 @@ def spectral_flatness(
     return flatness_from_power(P, amin)
 
 
-def spectral_contrast(*args, **kwargs) -> np.ndarray:  # replaced below
-    raise NotImplementedError
+def contrast_from_mag(M: np.ndarray, band_masks: list[np.ndarray], n_keep: list[int]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band (peak, valley) means of the ``n_keep`` largest / smallest magnitudes."""
+    shape = M.shape[:-2] + (len(band_masks), M.shape[-1])
+    peak = np.empty(shape, np.float32)
+    valley = np.empty(shape, np.float32)
+    for k, (sel, q) in enumerate(zip(band_masks, n_keep, strict=True)):
+        sub = M[..., sel, :]
+        n = sub.shape[-2]
+        if 2 * q <= n:
+            part = np.partition(sub, (q - 1, n - q), axis=-2)
+        else:
+            part = np.sort(sub, axis=-2)
+        valley[..., k, :] = part[..., :q, :].mean(axis=-2)
+        peak[..., k, :] = part[..., n - q :, :].mean(axis=-2)
+    return peak, valley
 
 
-def spectral_entropy(*args, **kwargs) -> np.ndarray:  # replaced below
-    raise NotImplementedError
+def contrast_bands(sr: float, n_fft: int, fmin: float, n_bands: int, quantile: float
+                   ) -> tuple[list[np.ndarray], list[int]]:
+    """librosa's octave sub-bands (bin indices) and how many bins each quantile mean keeps."""
+    if n_bands < 1:
+        raise ValueError(f"n_bands: must be >= 1, got {n_bands}")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile: must be in (0, 1), got {quantile}")
+    if fmin <= 0:
+        raise ValueError(f"fmin: must be > 0, got {fmin}")
+    freq = fft_frequencies(sr=sr, n_fft=n_fft)
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    if np.any(octa[:-1] >= 0.5 * sr):
+        raise ValueError("fmin/n_bands: frequency band exceeds Nyquist; reduce fmin or n_bands")
+    masks, keeps = [], []
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:], strict=True)):
+        band = np.logical_and(freq >= f_low, freq <= f_high)
+        idx = np.flatnonzero(band)
+        if k > 0:
+            band[idx[0] - 1] = True
+        if k == n_bands:
+            band[idx[-1] + 1 :] = True
+        keep = int(max(np.rint(quantile * np.sum(band)), 1))
+        sel = np.flatnonzero(band)
+        if k < n_bands:
+            sel = sel[:-1]
+        masks.append(sel)
+        keeps.append(keep)
+    return masks, keeps
 
 
-def spectral_flux(*args, **kwargs) -> np.ndarray:  # replaced below
-    raise NotImplementedError
+def spectral_contrast(
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+    fmin: float = 200.0,
+    n_bands: int = 6,
+    quantile: float = 0.02,
+    linear: bool = False,
+    top_db: float | None = 80.0,
+) -> np.ndarray:
+    """Spectral contrast, ``(..., n_bands + 1, n_frames)``; ``librosa.feature.spectral_contrast``.
+
+    Per octave band (from ``fmin``; the first band is everything below it, the last
+    everything above), the difference between the mean of the top ``quantile`` and of the
+    bottom ``quantile`` of the magnitudes, in dB unless ``linear``. As librosa, the dB values
+    are ``power_to_db`` of the *magnitudes* with ``top_db=80`` clipping at each array's
+    maximum over the whole clip; ``top_db=None`` (the recipe default) makes frames
+    independent. The per-band quantile means use ``np.partition`` instead of a full sort.
+
+    Examples
+    --------
+    >>> spectral_contrast(np.random.default_rng(0).standard_normal(22050)).shape
+    (7, 44)
+    """
+    M = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=1.0,
+                    win_length=win_length, window=window, center=center, pad_mode=pad_mode)
+    masks, keeps = contrast_bands(sr, 2 * (M.shape[-2] - 1), fmin, n_bands, quantile)
+    peak, valley = contrast_from_mag(M, masks, keeps)
+    if linear:
+        return peak - valley
+    from .cepstral import clip_db
+
+    pk = clip_db(power_to_db(peak, top_db=None), top_db)
+    va = clip_db(power_to_db(valley, top_db=None), top_db)
+    return pk - va
 
 
-_ = power_to_db  # used by contrast (below)
+def entropy_of_subbands(E: np.ndarray, n_short_blocks: int, total: np.ndarray | None = None,
+                        eps: float = 1e-8) -> np.ndarray:
+    """pyAudioAnalysis' entropy of ``n_short_blocks`` equal sub-blocks along axis -2.
+
+    ``E`` holds non-negative energies (..., n, k); the last ``n % n_short_blocks`` rows are
+    dropped (after ``total``, default their sum, is taken), each sub-block's share
+    ``s = sum / (total + eps)`` and the entropy ``-sum s log2(s + eps)`` is returned
+    ``(..., 1, k)``.
+    """
+    n = E.shape[-2]
+    sub = n // n_short_blocks
+    if total is None:
+        total = E.sum(axis=-2, keepdims=True, dtype=np.float64)
+    blocks = E[..., : sub * n_short_blocks, :].reshape(
+        E.shape[:-2] + (n_short_blocks, sub, E.shape[-1]))
+    s = blocks.sum(axis=-2, dtype=np.float64) / (total + eps)
+    return (-(s * np.log2(s + eps)).sum(axis=-2, keepdims=True)).astype(np.float32)
+
+
+def _paa_spectrum(y, S, sr, n_fft, hop_length, window, center):
+    """pyAudioAnalysis' |FFT| / (n_fft / 2) without the Nyquist bin, (..., n_fft//2, T)."""
+    if S is not None:
+        M = np.asarray(S, np.float32)
+        n = 2 * (M.shape[-2] - 1)
+        return M[..., : n // 2, :] * np.float32(2.0 / n)
+    n_fft = int(0.050 * sr) if n_fft is None else int(n_fft)
+    hop_length = int(0.025 * sr) if hop_length is None else int(hop_length)
+    M = spectrogram(y=y, n_fft=n_fft, hop_length=hop_length, power=1.0, window=window,
+                    center=center)
+    return M[..., : n_fft // 2, :] * np.float32(1.0 / (n_fft // 2))
+
+
+def spectral_entropy(
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    window: WindowSpec = "boxcar",
+    center: bool = False,
+    n_short_blocks: int = 10,
+) -> np.ndarray:
+    """Spectral entropy, ``(..., 1, n_frames)``; pyAudioAnalysis ``spectral_entropy``.
+
+    The magnitude spectrum (bins below Nyquist, ``|FFT| / (n_fft/2)``) is split into
+    ``n_short_blocks`` equal sub-bands; with ``s_j`` = sub-band energy (sum of squared
+    magnitudes) over the frame's total, the entropy is ``-sum s_j log2(s_j + eps)``,
+    ``eps = 1e-8``. Defaults are pyAudioAnalysis' short-term framing: rectangular frames of
+    50 ms every 25 ms (``n_fft``/``hop_length`` default to those at ``sr``), uncentred.
+    Range ``[0, log2(n_short_blocks)]``: 0 for a pure tone, high for noise; silence gives 0.
+    pyAudioAnalysis also normalises the whole file (mean removed, divided by its maximum)
+    before framing; that cancels here (the entropy is scale-free) except for a DC offset.
+
+    Examples
+    --------
+    >>> e = spectral_entropy(np.random.default_rng(0).standard_normal(22050), sr=22050)
+    >>> bool(e.mean() > 3.0)
+    True
+    """
+    M = _paa_spectrum(y, S, sr, n_fft, hop_length, window, center)
+    E = M * M
+    return entropy_of_subbands(E, n_short_blocks)
+
+
+def flux_from_mag(M: np.ndarray, prev: np.ndarray | None, eps: float = 1e-8
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """pyAudioAnalysis flux of each frame against the one before (``prev``: last column of
+    the previous block, or None at the clip start, where the flux is 0). Returns the flux
+    ``(..., 1, k)`` and the normalised last column for the next block."""
+    Mf = M.astype(np.float64)
+    N = Mf / (Mf + eps).sum(axis=-2, keepdims=True)
+    first = N[..., :1] if prev is None else prev
+    full = np.concatenate([first, N], axis=-1)
+    d = np.diff(full, axis=-1)
+    return (d * d).sum(axis=-2, keepdims=True).astype(np.float32), N[..., -1:]
+
+
+def spectral_flux(
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    window: WindowSpec = "boxcar",
+    center: bool = False,
+) -> np.ndarray:
+    """Spectral flux, ``(..., 1, n_frames)``; pyAudioAnalysis ``spectral_flux``.
+
+    ``sum_f (X_t(f)/sum X_t - X_{t-1}(f)/sum X_{t-1})^2`` of consecutive magnitude spectra,
+    each normalised to unit sum (``sum(X + eps)``, ``eps = 1e-8``); the first frame's flux
+    is 0 (pyAudioAnalysis compares it with itself). Framing and spectrum as
+    :func:`spectral_entropy` (50 ms rectangular frames every 25 ms). librosa has no spectral
+    flux; its ``onset_strength`` is a log-mel flux (:func:`audiopipe.features.onset_strength`).
+
+    Examples
+    --------
+    >>> float(spectral_flux(np.zeros(22050, np.float32), sr=22050).max())
+    0.0
+    """
+    M = _paa_spectrum(y, S, sr, n_fft, hop_length, window, center)
+    return flux_from_mag(M, None)[0]

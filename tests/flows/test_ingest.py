@@ -133,7 +133,7 @@ def test_outputs_read_without_audiopipe(tmp_path, run_ingest):
     assert clips.height == 3 and feats.height == 3
     assert feats["mfcc_mean"].list.len().to_list() == [13, 13, 13]
     clips_ds = DeltaTable(loc.table_uri("clips")).to_pyarrow_dataset()  # noqa: F841 - queried by name
-    n = duckdb.sql("select count(*) as n, sum(duration_s) as d from clips_ds").fetchone()
+    n = duckdb.sql("select count(*) as n, sum(duration_s) as d from clips_ds").fetchall()[0]
     assert n[0] == 3 and n[1] == pytest.approx(0.5 + 0.6 + 0.7, abs=1e-3)
     idx = pl.read_delta(loc.table_uri("frames_index")).row(0, named=True)
     g = zarr.open_group(loc.frames_uri(idx["part"]), mode="r")
