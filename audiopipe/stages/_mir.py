@@ -1,14 +1,12 @@
 """Private helpers shared by the MIR stages (beats, transcribe, separate).
 
-``onset_strength`` uses ``audiopipe.features.onset_strength`` when the feature library
-provides it; until then it computes librosa's definition (log-mel spectral flux) from
-``audiopipe.features.melspectrogram`` and ``power_to_db`` — no second STFT.
+Onset strength and spectrograms come from ``audiopipe.features`` (no second STFT here).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,28 +25,12 @@ def to_mono(y: np.ndarray) -> np.ndarray:
 
 
 def onset_strength(
-    y: np.ndarray,
-    sr: float = 22050,
-    n_fft: int = 2048,
-    hop_length: int = 512,
-    lag: int = 1,
-    aggregate: Callable[..., np.ndarray] = np.mean,
+    y: np.ndarray, sr: float = 22050, n_fft: int = 2048, hop_length: int = 512, lag: int = 1
 ) -> np.ndarray:
-    """Onset strength envelope (librosa definition), float64 ``(n_frames,)``."""
-    fn = getattr(F, "onset_strength", None)
-    if fn is not None:
-        return np.asarray(
-            fn(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, lag=lag, aggregate=aggregate),
-            dtype=np.float64,
-        )
-    S = F.power_to_db(F.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length))
-    S = np.asarray(S, dtype=np.float64)
-    if S.shape[-1] <= lag:
-        return np.zeros(S.shape[-1])
-    d = np.maximum(0.0, S[:, lag:] - S[:, :-lag])
-    o = aggregate(d, axis=0)
-    pad = lag + n_fft // (2 * hop_length)
-    return np.pad(o, (pad, 0))[: S.shape[-1]]
+    """Onset strength envelope (librosa definition, mean over mel bands), float64."""
+    return np.asarray(
+        F.onset_strength(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, lag=lag), dtype=np.float64
+    )
 
 
 def single_blas_thread() -> Any:

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+import audiopipe.features as F
 from audiopipe.stages._mir import onset_strength, to_mono
 
-__all__ = ["beat_track", "tempo_estimate", "tempogram_acf", "run"]
+__all__ = ["beat_track", "tempo_estimate", "run"]
 
 
 def _onset_envelope(y: np.ndarray, sr: float, hop_length: int) -> np.ndarray:
@@ -39,32 +40,6 @@ def _onset_envelope(y: np.ndarray, sr: float, hop_length: int) -> np.ndarray:
     if y.size == 0:
         return np.zeros(0)
     return onset_strength(y, sr=sr, hop_length=hop_length)
-
-
-def tempogram_acf(onset_envelope: np.ndarray, win_length: int = 384) -> np.ndarray:
-    """Autocorrelation tempogram ``(win_length, n_frames)`` of an onset envelope.
-
-    Hann-windowed local autocorrelation centred on each frame (linear-ramp padding),
-    each column normalised to its maximum, as ``librosa.feature.tempogram``.
-
-    Examples
-    --------
-    >>> tempogram_acf(np.ones(100), win_length=32).shape
-    (32, 100)
-    """
-    o = np.asarray(onset_envelope, dtype=np.float64)
-    n = o.size
-    half = win_length // 2
-    op = np.pad(o, (half, win_length - half), mode="linear_ramp", end_values=0)
-    frames = np.lib.stride_tricks.sliding_window_view(op, win_length)[:n]  # (n, win)
-    win = np.hanning(win_length + 1)[:-1]
-    x = frames * win
-    n_fft = 1 << int(np.ceil(np.log2(2 * win_length - 1)))
-    X = np.fft.rfft(x, n=n_fft, axis=1)
-    ac = np.fft.irfft(np.abs(X) ** 2, n=n_fft, axis=1)[:, :win_length]
-    peak = np.max(np.abs(ac), axis=1, keepdims=True)
-    ac = ac / np.where(peak > 0, peak, 1.0)
-    return ac.T
 
 
 def _tempo_prior(bpms: np.ndarray, start_bpm: float, std_bpm: float = 1.0) -> np.ndarray:
@@ -95,7 +70,10 @@ def tempo_estimate(
     """
     fr = sr / hop_length
     win_length = max(1, int(round(ac_size * fr)))
-    tg = tempogram_acf(onset_envelope, win_length)
+    o = np.asarray(onset_envelope, dtype=np.float64)
+    tg = np.asarray(
+        F.tempogram(onset_envelope=o, hop_length=hop_length, win_length=win_length), np.float64
+    )
     lags = np.arange(win_length, dtype=np.float64)
     with np.errstate(divide="ignore"):
         bpms = 60.0 * fr / lags
