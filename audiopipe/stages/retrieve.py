@@ -154,41 +154,32 @@ class EmbeddingIndex:
 
 
 def tempo(
-    onset_env: np.ndarray,
-    sr: int,
-    hop_length: int = 512,
-    start_bpm: float = 120.0,
-    std_bpm: float = 1.0,
-    max_tempo: float = 320.0,
+    onset_env: np.ndarray, sr: int, hop_length: int = 512, start_bpm: float = 120.0
 ) -> tuple[float, float]:
-    """(tempo in BPM, pulse clarity) from the onset envelope's autocorrelation.
+    """(tempo in BPM, pulse clarity) of an onset envelope.
 
-    The autocorrelation (over lags of 0.19-4 s) is weighted by a log-normal prior
-    ``exp(-0.5 (log2(bpm / start_bpm) / std_bpm)^2)`` as in ``librosa.beat.tempo``; pulse
-    clarity is the chosen lag's autocorrelation over lag 0 (0 for silence).
+    The tempo is :func:`audiopipe.stages.beats.tempo_estimate` (autocorrelation tempogram with a
+    log-normal prior at ``start_bpm``, as ``librosa.beat.tempo``); pulse clarity is the
+    envelope's autocorrelation at that beat period over lag 0 (0 for silence).
 
     Examples
     --------
     >>> env = np.zeros(430); env[::22] = 1.0         # an onset every 22 frames = 117.5 BPM
-    >>> round(tempo(env, 22050)[0], 1)
-    117.5
+    >>> round(tempo(env, 22050)[0])
+    117
     """
+    from audiopipe.stages.beats import tempo_estimate
+
     env = np.asarray(onset_env, np.float64)
     env = env - env.mean()
-    fps = sr / hop_length
-    max_lag = min(env.size - 1, int(round(4.0 * fps)))
-    min_lag = max(1, int(np.floor(60.0 * fps / max_tempo)))
-    if max_lag <= min_lag or not np.any(env):
+    if env.size < 8 or not np.any(env):
         return start_bpm, 0.0
+    bpm = float(tempo_estimate(onset_env, sr=sr, hop_length=hop_length, start_bpm=start_bpm)[0])
     n = 1 << int(np.ceil(np.log2(2 * env.size)))
-    ac = np.fft.irfft(np.abs(np.fft.rfft(env, n)) ** 2, n)[: max_lag + 1]
-    if ac[0] <= 0:
-        return start_bpm, 0.0
-    lags = np.arange(min_lag, max_lag + 1)
-    bpm = 60.0 * fps / lags
-    prior = np.exp(-0.5 * (np.log2(bpm / start_bpm) / std_bpm) ** 2)
-    best = int(np.argmax(ac[lags] * prior))
-    return float(bpm[best]), float(max(0.0, ac[lags[best]] / ac[0]))
+    ac = np.fft.irfft(np.abs(np.fft.rfft(env, n)) ** 2, n)[: env.size]
+    lag = int(round(60.0 * sr / hop_length / bpm))
+    clarity = float(max(0.0, ac[lag] / ac[0])) if 0 < lag < ac.size and ac[0] > 0 else 0.0
+    return bpm, clarity
 
 
 def tonal_features(y: np.ndarray, sr: int) -> np.ndarray:
