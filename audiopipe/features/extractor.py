@@ -82,21 +82,22 @@ class Block:
     @cached_property
     def spectrum(self) -> np.ndarray:
         """Complex STFT of the block, (k, 1 + n_fft//2) complex64 (frame-major)."""
-        buf = self.rows * self.ex.window
-        return scipy.fft.rfft(buf, axis=-1, overwrite_x=True)
-
-    @cached_property
-    def power(self) -> np.ndarray:
-        """|X|^2, (freq, k) float32."""
-        X = self.spectrum
-        v = X.view(np.float32).reshape(X.shape[0], X.shape[1], 2)
-        P = np.einsum("tfc,tfc->ft", v, v)
-        return np.ascontiguousarray(P)
+        buf = self.ex._window_buffer(self.k)
+        np.multiply(self.rows, self.ex.window, out=buf)
+        return scipy.fft.rfft(buf, axis=-1)
 
     @cached_property
     def mag(self) -> np.ndarray:
-        """|X|, (freq, k) float32."""
-        return np.sqrt(self.power)
+        """|X|, (freq, k) float32 C-contiguous (the transpose is fused into the abs)."""
+        X = self.spectrum
+        out = np.empty((X.shape[1], X.shape[0]), np.float32)
+        np.abs(X.T, out=out)
+        return out
+
+    @cached_property
+    def power(self) -> np.ndarray:
+        """|X|^2, (freq, k) float32 (as librosa: the square of the float32 magnitude)."""
+        return np.square(self.mag)
 
     def get(self, key: Any, fn: Callable[[], np.ndarray]) -> np.ndarray:
         """Per-block cache for products shared by several features (e.g. a mel spectrum)."""
@@ -148,6 +149,7 @@ class Extractor:
         self.window = fft_window(tuple(w) if isinstance(w, list) else w, self.n_fft,
                                  self.win_length).astype(np.float32)
         self.freq = fft_frequencies(self.sr, self.n_fft)
+        self._wbuf = np.empty((BLOCK_FRAMES, self.n_fft), np.float32)
         self._banks: dict[Any, tuple[Any, float]] = {}
         self.computers: list[tuple[str, Computer]] = []
         self.names: list[str] = []
@@ -168,6 +170,10 @@ class Extractor:
                 self.names.append(dn)
                 self.dims[dn] = comp.outputs[base]
         self.needs = sorted({n for _, c in self.computers for n in c.needs}, key=repr)
+
+    def _window_buffer(self, k: int) -> np.ndarray:
+        """Reusable (k, n_fft) scratch for windowed frames (the FFT output is a new array)."""
+        return self._wbuf[:k]
 
     # ------------------------------------------------------------------ banks
     def register_bank(self, key: Any, bank: np.ndarray, power: float = 2.0) -> Any:
@@ -201,6 +207,17 @@ class Extractor:
         """Blocks of frames from consecutive 1-D chunks, holding only what frames need."""
         n_fft, hop = self.n_fft, self.hop_length
         pad = n_fft // 2 if self.center else 0
+        if isinstance(chunks, np.ndarray):  # a whole clip: pad once, no buffering
+            y = chunks
+            if not self.center and len(y) < n_fft:
+                raise ValueError(f"clip of {len(y)} samples is shorter than n_fft={n_fft} "
+                                 "with center=false")
+            yp = np.zeros(len(y) + 2 * pad + n_fft, np.float32)
+            yp[pad : pad + len(y)] = y
+            T = self.n_frames(len(y))
+            for t in range(0, T, BLOCK_FRAMES):
+                yield self._make_block(yp, 0, t, min(BLOCK_FRAMES, T - t), pad, pad + len(y))
+            return
         buf = np.zeros(pad, dtype=np.float32)
         off = 0  # padded-signal index of buf[0]
         n_real = 0
@@ -292,9 +309,9 @@ class Extractor:
             outs = [self(c) for c in flat]
             return {k: np.stack([o[k] for o in outs]).reshape(lead + outs[0][k].shape)
                     for k in self.names}
-        g = self._globals([y])
+        g = self._globals(y)
         parts: dict[str, list[np.ndarray]] = {}
-        for _, out in self._run([y], g):
+        for _, out in self._run(y, g):
             for k, v in out.items():
                 parts.setdefault(k, []).append(v)
         res = {k: np.concatenate(v, axis=-1) if len(v) > 1 else v[0] for k, v in parts.items()}

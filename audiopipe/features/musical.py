@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-import scipy.ndimage
 
 from ._core import WindowSpec, fft_frequencies, get_window, power_to_db
 from .filters import chroma_filterbank, hz_to_octs
@@ -193,7 +192,12 @@ def onset_from_db(S_db: np.ndarray, prev: np.ndarray | None, t0: int, lag: int, 
     d = lag + n_pad
     full = S_db if prev is None or not prev.shape[-1] else np.concatenate([prev, S_db], axis=-1)
     base = t0 - (full.shape[-1] - S_db.shape[-1])  # absolute index of full[..., 0]
-    ref = full if max_size == 1 else scipy.ndimage.maximum_filter1d(full, max_size, axis=-2)
+    if max_size == 1:
+        ref = full
+    else:
+        import scipy.ndimage
+
+        ref = scipy.ndimage.maximum_filter1d(full, max_size, axis=-2)
     k = S_db.shape[-1]
     out = np.zeros(S_db.shape[:-2] + (1, k), np.float32)
     first = max(d, t0)  # first absolute frame with a non-zero definition

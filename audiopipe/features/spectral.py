@@ -10,9 +10,19 @@ shared STFT.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
-from ._core import WindowSpec, fft_frequencies, power_to_db, stft
-from .filters import mel_filterbank
+from ._core import (
+    BLOCK_FRAMES,
+    WindowSpec,
+    _frame_rows,
+    as_audio,
+    fft_frequencies,
+    fft_window,
+    pad_signal,
+    power_to_db,
+)
+from .filters import bank_matmul, mel_filterbank
 
 __all__ = [
     "spectrogram",
@@ -54,9 +64,52 @@ def spectrogram(
         return np.asarray(S, dtype=np.float32)
     if y is None:
         raise ValueError("either y or S must be given")
-    D = stft(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
-             center=center, pad_mode=pad_mode)
-    return _abs_pow(D, power)
+    M = magnitude_T(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                    window=window, center=center, pad_mode=pad_mode)
+    if power == 1:
+        return M
+    if power == 2:
+        return np.square(M, out=M)
+    return np.power(M, np.float32(power), out=M)
+
+
+def magnitude_T(
+    y: np.ndarray,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+) -> np.ndarray:
+    """``|stft(y)|`` as a C-contiguous float32 ``(..., 1 + n_fft//2, n_frames)`` array.
+
+    Frames are windowed and transformed in cache-sized blocks and the magnitude is written
+    straight into the (freq, frames) layout the filter-bank products want, so no complex
+    spectrogram or whole-array transpose is ever materialised (the fast path behind every
+    spectral function given ``y``).
+    """
+    y = as_audio(y)
+    n_fft = int(n_fft)
+    win_length = n_fft if win_length is None else win_length
+    hop_length = win_length // 4 if hop_length is None else int(hop_length)
+    if hop_length <= 0:
+        raise ValueError(f"hop_length: must be > 0, got {hop_length}")
+    win = fft_window(window, n_fft, win_length).astype(np.float32)
+    yp = pad_signal(y, n_fft, center, pad_mode)
+    flat = yp.reshape((-1, yp.shape[-1]))
+    T = 1 + (yp.shape[-1] - n_fft) // hop_length
+    F = n_fft // 2 + 1
+    out = np.empty((flat.shape[0], F, T), np.float32)
+    B = BLOCK_FRAMES
+    buf = np.empty((B, n_fft), np.float32)
+    for c in range(flat.shape[0]):
+        rows = _frame_rows(flat[c], n_fft, hop_length)
+        for a in range(0, T, B):
+            k = min(B, T - a)
+            np.multiply(rows[a : a + k], win, out=buf[:k])
+            np.abs(scipy.fft.rfft(buf[:k], axis=-1).T, out=out[c, :, a : a + k])
+    return out.reshape(yp.shape[:-1] + (F, T))
 
 
 def _abs_pow(D: np.ndarray, power: float) -> np.ndarray:
@@ -106,7 +159,7 @@ def melspectrogram(
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     M = mel_filterbank(sr=sr, n_fft=_n_fft_from(S, n_fft), n_mels=n_mels, fmin=fmin, fmax=fmax,
                        htk=htk, norm=norm)
-    return np.matmul(M, S)
+    return bank_matmul(M, S)
 
 
 def spectrum(
@@ -161,13 +214,31 @@ def bandwidth_from_mag(M: np.ndarray, freq: np.ndarray, centroid: np.ndarray,
     return s ** np.float32(1.0 / p)
 
 
-def rolloff_from_mag(M: np.ndarray, freq: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
-    """Lowest bin frequency where the cumulative magnitude reaches ``roll_percent`` of the total."""
-    c = np.cumsum(M, axis=-2)
-    thr = np.float32(roll_percent) * c[..., -1:, :]
-    idx = np.count_nonzero(c < thr, axis=-2)[..., None, :]
-    idx = np.minimum(idx, len(freq) - 1)
-    return freq.astype(np.float32)[idx]
+def rolloff_from_mag(M: np.ndarray, freq: np.ndarray, roll_percent: float = 0.85,
+                     chunk: int = 32) -> np.ndarray:
+    """Lowest bin frequency where the cumulative magnitude reaches ``roll_percent`` of the total.
+
+    A cumulative sum over all bins is sequential and slow; instead the bins are summed in
+    chunks of ``chunk``, the chunk where the threshold is crossed is found from the chunk
+    totals, and only that chunk is accumulated bin by bin (same answer up to float32
+    rounding of the sums).
+    """
+    lead, (F, k) = M.shape[:-2], M.shape[-2:]
+    X = M.reshape((-1, F, k))
+    nb = -(-F // chunk)
+    pad = np.zeros((X.shape[0], nb * chunk, k), np.float32)
+    pad[:, :F] = X
+    blocks = pad.reshape(X.shape[0], nb, chunk, k)
+    CB = np.cumsum(blocks.sum(axis=2), axis=1)  # (b, nb, k)
+    thr = np.float32(roll_percent) * CB[:, -1:, :]
+    j = np.minimum(np.count_nonzero(CB < thr, axis=1), nb - 1)  # (b, k)
+    bi, ti = np.meshgrid(np.arange(X.shape[0]), np.arange(k), indexing="ij")
+    sub = blocks[bi, j, :, ti]  # (b, k, chunk)
+    base = np.where(j > 0, CB[bi, np.maximum(j - 1, 0), ti], np.float32(0))
+    cs = np.cumsum(sub, axis=-1) + base[..., None]
+    idx = j * chunk + np.count_nonzero(cs < thr[:, 0, :, None], axis=-1)
+    idx = np.minimum(idx, F - 1)
+    return freq.astype(np.float32)[idx].reshape(lead + (1, k))
 
 
 def flatness_from_power(P: np.ndarray, amin: float = 1e-10) -> np.ndarray:
