@@ -8,6 +8,7 @@ import numpy as np
 import scipy.fft
 
 from ._core import WindowSpec, fft_frequencies, get_window, power_to_db
+from ._fast import norm_name, run
 from .filters import chroma_filterbank, hz_to_octs
 from .spectral import melspectrogram, spectrogram
 
@@ -164,6 +165,13 @@ def chroma_stft(
     >>> int(np.argmax(c[:, 10]))  # A
     9
     """
+    if S is None and (ctroct, octwidth, base_c) == (5.0, 2.0, True) \
+            and norm_name(norm) in (None, "inf", 1, 2):
+        out = run("chroma_stft", {"n_chroma": n_chroma, "norm": norm_name(norm),
+                                  "tuning": None if tuning is None else float(tuning)},
+                  y, sr, n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     P = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=2.0,
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     n_fft = 2 * (P.shape[-2] - 1)
@@ -241,6 +249,13 @@ def onset_strength(
     """
     if lag < 1 or max_size < 1:
         raise ValueError(f"lag and max_size must be >= 1, got {lag}, {max_size}")
+    if S is None and center:  # (center only shifts the envelope; the mel frames are centred)
+        out = run("onset_strength", {"n_mels": n_mels, "fmin": float(fmin), "fmax": fmax,
+                                     "lag": lag, "max_size": max_size, "detrend": bool(detrend),
+                                     "top_db": top_db},
+                  y, sr, n_fft, hop_length, None, "hann", center)
+        if out is not None:
+            return out[..., 0, :]
     if S is None:
         M = melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                            fmin=fmin, fmax=fmax)

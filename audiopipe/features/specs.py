@@ -104,6 +104,11 @@ def db_floor(g: dict, key: tuple, amin: float, top_db: float) -> np.float32:
     return m - np.float32(top_db)
 
 
+def clip_top(db: np.ndarray, top_db: float) -> np.ndarray:
+    """Whole-clip ``max(db, db.max() - top_db)`` (librosa's power_to_db clipping), in place."""
+    return np.maximum(db, db.max() - np.float32(top_db), out=db)
+
+
 def block_db(b: Block, key: tuple, amin: float) -> np.ndarray:
     return b.get(("db", key, amin), lambda: to_db(b.mel(key), amin))
 
@@ -115,15 +120,20 @@ def _make_melspectrogram(p: dict, ex: Extractor) -> Computer:
     log, top_db, amin = p["log"], p["top_db"], p["amin"]
     needs = (("bankmax", key),) if log and top_db is not None else ()
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
         if not log:
             return {"melspectrogram": b.mel(key)}
         db = block_db(b, key, amin)
         if top_db is not None:
+            if g is None:
+                return {"_melspectrogram_db": db}
             db = np.maximum(db, db_floor(g, key, amin, top_db))
         return {"melspectrogram": db}
 
-    return Computer({"melspectrogram": p["n_mels"]}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"melspectrogram": clip_top(res.pop("_melspectrogram_db"), top_db)}
+
+    return Computer({"melspectrogram": p["n_mels"]}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -145,13 +155,18 @@ def _make_mfcc(p: dict, ex: Extractor) -> Computer:
     top_db, amin = p["top_db"], p["amin"]
     needs = (("bankmax", key),) if top_db is not None else ()
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
         db = block_db(b, key, amin)
         if top_db is not None:
+            if g is None:
+                return {"_mfcc_db": db}
             db = np.maximum(db, db_floor(g, key, amin, top_db))
         return {"mfcc": D @ db}
 
-    return Computer({"mfcc": p["n_mfcc"]}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"mfcc": D @ clip_top(res.pop("_mfcc_db"), top_db)}
+
+    return Computer({"mfcc": p["n_mfcc"]}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -317,17 +332,23 @@ def _make_contrast(p: dict, ex: Extractor) -> Computer:
         needs = (("max", "contrast_peak", lambda b: pv(b)[0]),
                  ("max", "contrast_valley", lambda b: pv(b)[1]))
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
         peak, valley = pv(b)
         if linear:
             return {"spectral_contrast": peak - valley}
         pk, va = to_db(peak, 1e-10), to_db(valley, 1e-10)
+        if top_db is not None and g is None:
+            return {"_contrast_pk": pk, "_contrast_va": va}
         if top_db is not None:
             pk = np.maximum(pk, to_db(np.float32([g[needs[0]]]), 1e-10)[0] - np.float32(top_db))
             va = np.maximum(va, to_db(np.float32([g[needs[1]]]), 1e-10)[0] - np.float32(top_db))
         return {"spectral_contrast": pk - va}
 
-    return Computer({"spectral_contrast": p["n_bands"] + 1}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"spectral_contrast": clip_top(res.pop("_contrast_pk"), top_db)
+                - clip_top(res.pop("_contrast_va"), top_db)}
+
+    return Computer({"spectral_contrast": p["n_bands"] + 1}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -669,11 +690,16 @@ def _onset_step(p: dict, ex: Extractor):
     n_pad = ex.n_fft // (2 * ex.hop_length) if ex.center else 0
     needs = (("bankmax", key),) if top_db is not None else ()
 
-    def env_of(b: Block, st: dict, g: dict) -> np.ndarray:
+    def env_of(b: Block, st: dict, g: dict | None) -> np.ndarray:
         db = block_db(b, key, 1e-10)
         if top_db is not None:
+            if g is None:
+                return db  # deferred: the caller's finish clips and differentiates
             db = np.maximum(db, db_floor(g, key, 1e-10, top_db))
-        env, st["prev"] = onset_from_db(db, st.get("prev"), b.t0, lag, max_size, n_pad)
+        return env_from_db(db, st, b.t0)
+
+    def env_from_db(db: np.ndarray, st: dict, t0: int) -> np.ndarray:
+        env, st["prev"] = onset_from_db(db, st.get("prev"), t0, lag, max_size, n_pad)
         if p["detrend"]:
             from scipy.signal import lfilter  # lazy: scipy.signal is slow to import
 
@@ -682,16 +708,25 @@ def _onset_step(p: dict, ex: Extractor):
             env = env[None, :].astype(np.float32)
         return env
 
+    def finish_env(db: np.ndarray) -> np.ndarray:
+        return env_from_db(clip_top(db, top_db), {}, 0)
+
+    env_of.finish_env = finish_env
     return env_of, needs
 
 
 def _make_onset(p: dict, ex: Extractor) -> Computer:
     env_of, needs = _onset_step(p, ex)
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:
+            return {"_onset_db": env_of(b, st, g)}
         return {"onset_strength": env_of(b, st, g)}
 
-    return Computer({"onset_strength": 1}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"onset_strength": env_of.finish_env(res.pop("_onset_db"))}
+
+    return Computer({"onset_strength": 1}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -748,12 +783,17 @@ def _make_tempogram(p: dict, ex: Extractor) -> Computer:
     win = get_window(p["window"], p["win_length"]).astype(np.float32)
     norm = np.inf if p["norm"] == "inf" else p["norm"]
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:
+            return {"_tempogram_db": env_of(b, st, g)}
         return {"_tempogram_env": env_of(b, st, g)}
+
+    def finish(res: dict) -> dict:
+        return {"_tempogram_env": env_of.finish_env(res.pop("_tempogram_db"))}
 
     return Computer({"tempogram": p["win_length"]}, step, needs,
                     lookahead=lambda: _TempogramLookahead(win, norm),
-                    step_names=("_tempogram_env",))
+                    step_names=("_tempogram_env",), finish=finish)
 
 
 register(FeatureSpec(

@@ -22,6 +22,7 @@ from ._core import (
     pad_signal,
     power_to_db,
 )
+from ._fast import _NOPE, norm_name, run
 from .filters import bank_matmul, mel_filterbank
 
 __all__ = [
@@ -155,6 +156,13 @@ def melspectrogram(
     >>> melspectrogram(np.zeros(22050, np.float32), sr=22050).shape
     (128, 44)
     """
+    if S is None and norm_name(norm) is not _NOPE:
+        out = run("melspectrogram", {"n_mels": n_mels, "fmin": float(fmin), "fmax": fmax,
+                                     "htk": bool(htk), "norm": norm_name(norm),
+                                     "power": float(power)},
+                  y, sr, n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     S = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=power,
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     M = mel_filterbank(sr=sr, n_fft=_n_fft_from(S, n_fft), n_mels=n_mels, fmin=fmin, fmax=fmax,
@@ -287,6 +295,11 @@ def spectral_centroid(
     >>> bool(abs(np.median(c) - 1000) < 5)
     True
     """
+    if S is None and freq is None:
+        out = run("spectral_centroid", {}, y, sr, n_fft, hop_length, win_length, window, center,
+                  pad_mode)
+        if out is not None:
+            return out
     M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
                             freq)
     return centroid_from_mag(M, freq)
@@ -318,6 +331,11 @@ def spectral_bandwidth(
     >>> b.shape
     (1, 44)
     """
+    if S is None and freq is None and centroid is None:
+        out = run("spectral_bandwidth", {"p": float(p), "norm": bool(norm)}, y, sr, n_fft,
+                  hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
                             freq)
     if centroid is None:
@@ -352,6 +370,11 @@ def spectral_rolloff(
     """
     if not 0.0 < roll_percent < 1.0:
         raise ValueError(f"roll_percent: must be in (0, 1), got {roll_percent}")
+    if S is None and freq is None:
+        out = run("spectral_rolloff", {"roll_percent": float(roll_percent)}, y, 22050 if sr is None
+                  else sr, n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
                             freq)
     return rolloff_from_mag(M, freq, roll_percent)
@@ -381,6 +404,11 @@ def spectral_flatness(
     """
     if amin <= 0:
         raise ValueError(f"amin: must be > 0, got {amin}")
+    if S is None:
+        out = run("spectral_flatness", {"amin": float(amin), "power": float(power)}, y, 22050,
+                  n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     M = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=1.0,
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     P = M * M if power == 2 else M ** np.float32(power)
@@ -466,6 +494,13 @@ def spectral_contrast(
     >>> spectral_contrast(np.random.default_rng(0).standard_normal(22050)).shape
     (7, 44)
     """
+    if S is None:
+        out = run("spectral_contrast", {"fmin": float(fmin), "n_bands": int(n_bands),
+                                        "quantile": float(quantile), "linear": bool(linear),
+                                        "top_db": top_db},
+                  y, sr, n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     M = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=1.0,
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     masks, keeps = contrast_bands(sr, 2 * (M.shape[-2] - 1), fmin, n_bands, quantile)
