@@ -31,7 +31,7 @@ from .registry import FEATURES, check_recipe
 
 __all__ = ["Extractor", "Computer", "Block"]
 
-BLOCK_FRAMES = 128
+BLOCK_FRAMES = 256
 
 
 @dataclass

@@ -226,26 +226,29 @@ def rolloff_from_mag(M: np.ndarray, freq: np.ndarray, roll_percent: float = 0.85
                      chunk: int = 32) -> np.ndarray:
     """Lowest bin frequency where the cumulative magnitude reaches ``roll_percent`` of the total.
 
-    A cumulative sum over all bins is sequential and slow; instead the bins are summed in
-    chunks of ``chunk``, the chunk where the threshold is crossed is found from the chunk
-    totals, and only that chunk is accumulated bin by bin (same answer up to float32
-    rounding of the sums).
+    ``M`` is (..., freq, k). A cumulative sum over all bins is sequential and slow; instead
+    the bins are summed in chunks of ``chunk``, the chunk where the threshold is crossed is
+    found from the running chunk totals, and only that chunk is accumulated bin by bin (the
+    same answer up to float32 rounding of the sums, i.e. a one-bin move only on exact ties).
     """
     lead, (F, k) = M.shape[:-2], M.shape[-2:]
-    X = M.reshape((-1, F, k))
-    nb = -(-F // chunk)
-    pad = np.zeros((X.shape[0], nb * chunk, k), np.float32)
-    pad[:, :F] = X
-    blocks = pad.reshape(X.shape[0], nb, chunk, k)
-    CB = np.cumsum(blocks.sum(axis=2), axis=1)  # (b, nb, k)
-    thr = np.float32(roll_percent) * CB[:, -1:, :]
-    j = np.minimum(np.count_nonzero(CB < thr, axis=1), nb - 1)  # (b, k)
-    bi, ti = np.meshgrid(np.arange(X.shape[0]), np.arange(k), indexing="ij")
-    sub = blocks[bi, j, :, ti]  # (b, k, chunk)
-    base = np.where(j > 0, CB[bi, np.maximum(j - 1, 0), ti], np.float32(0))
-    cs = np.cumsum(sub, axis=-1) + base[..., None]
-    idx = j * chunk + np.count_nonzero(cs < thr[:, 0, :, None], axis=-1)
-    idx = np.minimum(idx, F - 1)
+    X = np.swapaxes(M, -1, -2).reshape((-1, F))  # (frames, freq): contiguous for frame-major
+    nf = F // chunk
+    sums = X[:, : nf * chunk].reshape(-1, nf, chunk).sum(axis=-1)
+    if F % chunk:
+        sums = np.concatenate([sums, X[:, nf * chunk :].sum(axis=-1, keepdims=True)], axis=1)
+    nb = sums.shape[1]
+    CB = np.cumsum(sums, axis=1)
+    thr = np.float32(roll_percent) * CB[:, -1:]
+    j = np.minimum(np.count_nonzero(CB < thr, axis=1), nb - 1)
+    cols = j[:, None] * chunk + np.arange(chunk)
+    sub = np.take_along_axis(X, np.minimum(cols, F - 1), axis=1)
+    sub[cols >= F] = 0.0
+    rows = np.arange(X.shape[0])
+    base = np.where(j > 0, CB[rows, np.maximum(j - 1, 0)], np.float32(0.0))
+    cs = np.cumsum(sub, axis=1)
+    cs += base[:, None]
+    idx = np.minimum(j * chunk + np.count_nonzero(cs < thr, axis=1), F - 1)
     return freq.astype(np.float32)[idx].reshape(lead + (1, k))
 
 
