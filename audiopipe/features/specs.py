@@ -644,14 +644,24 @@ def _make_chroma(p: dict, ex: Extractor) -> Computer:
                     bins_per_octave=n_chroma))
         needs = (need,)
 
-    def step(b: Block, st: dict, g: dict) -> dict:
-        t = g[needs[0]] if needs else tuning
+    def bank(t: float) -> np.ndarray:
         fb = banks.get(t)
         if fb is None:
             fb = banks[t] = chroma_filterbank(sr=sr, n_fft=n_fft, tuning=t, n_chroma=n_chroma)
-        return {"chroma_stft": normalize_frames(fb @ b.power, norm)}
+        return fb
 
-    return Computer({"chroma_stft": n_chroma}, step, needs)
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:  # whole clip, tuning unknown yet: keep the power spectrum
+            return {"_chroma_power": b.power}
+        t = g[needs[0]] if needs else tuning
+        return {"chroma_stft": normalize_frames(bank(t) @ b.power, norm)}
+
+    def finish(res: dict) -> dict:
+        P = res.pop("_chroma_power")
+        t = tuning_from_peaks(*piptrack_peaks(P, sr, n_fft), bins_per_octave=n_chroma)
+        return {"chroma_stft": normalize_frames(bank(t) @ P, norm)}
+
+    return Computer({"chroma_stft": n_chroma}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
