@@ -612,8 +612,8 @@ def _make_rceps(p: dict, ex: Extractor) -> Computer:
     n_fft = ex.n_fft
 
     def step(b: Block, st: dict, g: dict) -> dict:
-        c = scipy.fft.irfft(np.log(np.maximum(b.mag, amin)), n=n_fft, axis=0)[:n]
-        return {"real_cepstrum": c.astype(np.float32, copy=False)}
+        c = scipy.fft.irfft(np.log(np.maximum(b.mag_fm, amin)), n=n_fft, axis=-1)[:, :n]
+        return {"real_cepstrum": c.T.astype(np.float32, copy=False)}
 
     return Computer({"real_cepstrum": n}, step)
 

@@ -255,7 +255,9 @@ def rolloff_from_mag(M: np.ndarray, freq: np.ndarray, roll_percent: float = 0.85
 def flatness_from_power(P: np.ndarray, amin: float = 1e-10) -> np.ndarray:
     """Geometric over arithmetic mean of ``max(amin, P)`` per frame (librosa with power=2)."""
     St = np.maximum(P, np.float32(amin))
-    g = np.exp(np.log(St).mean(axis=-2, keepdims=True, dtype=np.float64)).astype(np.float32)
+    # float32 sums are pairwise (accurate) along a contiguous axis; otherwise use float64
+    acc = np.float32 if St.strides[-2] == St.itemsize else np.float64
+    g = np.exp(np.log(St).mean(axis=-2, keepdims=True, dtype=acc)).astype(np.float32)
     return g / St.mean(axis=-2, keepdims=True)
 
 
@@ -424,15 +426,16 @@ def contrast_from_mag(M: np.ndarray, band_masks: list[np.ndarray], n_keep: list[
     shape = M.shape[:-2] + (len(band_masks), M.shape[-1])
     peak = np.empty(shape, np.float32)
     valley = np.empty(shape, np.float32)
+    Mt = np.swapaxes(M, -1, -2)  # (..., frames, freq): contiguous rows for frame-major blocks
     for k, (sel, q) in enumerate(zip(band_masks, n_keep, strict=True)):
-        sub = M[..., sel, :]
-        n = sub.shape[-2]
+        sub = Mt[..., sel[0] : sel[-1] + 1]  # bands are contiguous bin ranges
+        n = sub.shape[-1]
         if 2 * q <= n:
-            part = np.partition(sub, (q - 1, n - q), axis=-2)
+            part = np.partition(sub, (q - 1, n - q), axis=-1)
         else:
-            part = np.sort(sub, axis=-2)
-        valley[..., k, :] = part[..., :q, :].mean(axis=-2)
-        peak[..., k, :] = part[..., n - q :, :].mean(axis=-2)
+            part = np.sort(sub, axis=-1)
+        valley[..., k, :] = part[..., :q].mean(axis=-1)
+        peak[..., k, :] = part[..., n - q :].mean(axis=-1)
     return peak, valley
 
 
@@ -586,12 +589,12 @@ def flux_from_mag(M: np.ndarray, prev: np.ndarray | None, eps: float = 1e-8
     """pyAudioAnalysis flux of each frame against the one before (``prev``: last column of
     the previous block, or None at the clip start, where the flux is 0). Returns the flux
     ``(..., 1, k)`` and the normalised last column for the next block."""
-    Mf = M.astype(np.float64)
-    N = Mf / (Mf + eps).sum(axis=-2, keepdims=True)
-    first = N[..., :1] if prev is None else prev
-    full = np.concatenate([first, N], axis=-1)
-    d = np.diff(full, axis=-1)
-    return (d * d).sum(axis=-2, keepdims=True).astype(np.float32), N[..., -1:]
+    Mt = np.swapaxes(M, -1, -2)  # (..., frames, freq)
+    N = Mt / (Mt + np.float32(eps)).sum(axis=-1, keepdims=True)
+    first = N[..., :1, :] if prev is None else prev
+    d = np.diff(np.concatenate([first, N], axis=-2), axis=-2)
+    d *= d
+    return d.sum(axis=-1)[..., None, :], N[..., -1:, :]
 
 
 def spectral_flux(
