@@ -100,7 +100,8 @@ def cases(y: np.ndarray, sr: int, librosa):
              sr))(y),
          ref(lambda: (L.spectral_centroid(y=y, sr=sr), L.spectral_bandwidth(y=y, sr=sr),
                       L.spectral_rolloff(y=y, sr=sr)))),
-        ("spectral_flatness", lambda: F.spectral_flatness(y), ref(lambda: L.spectral_flatness(y=y))),
+        ("spectral_flatness", lambda: F.spectral_flatness(y),
+         ref(lambda: L.spectral_flatness(y=y))),
         ("spectral_contrast", lambda: F.spectral_contrast(y, sr=sr),
          ref(lambda: L.spectral_contrast(y=y, sr=sr))),
         ("chroma_stft", lambda: F.chroma_stft(y, sr=sr), ref(lambda: L.chroma_stft(y=y, sr=sr))),
@@ -155,7 +156,7 @@ def librosa_default_recipe(librosa, y, sr):
 
 
 FIRST_CALL = """
-import time, sys
+import resource, time, sys
 t = time.perf_counter()
 sys.path.insert(0, {root!r})
 import numpy as np
@@ -163,7 +164,8 @@ import audiopipe.features as F
 y = (0.1 * np.random.default_rng(0).standard_normal(22050 * 10)).astype(np.float32)
 out = F.Extractor(F.DEFAULT_RECIPE, 22050)(y)
 F.mfcc(y, sr=22050)
-print(time.perf_counter() - t)
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - t, r.ru_utime + r.ru_stime)
 """
 
 MEMORY = """
@@ -265,9 +267,9 @@ def main() -> None:
             print(f"{name:38s} {d16 / t[0]:10.0f}x {d16 / t[1]:10.0f}x {t[1] / t[0]:6.1f}x"
                   "  (spafe)")
 
-    first = min(subprocess_value(FIRST_CALL)[0] for _ in range(2))
+    first, first_cpu = min(subprocess_value(FIRST_CALL) for _ in range(3))
     print(f"\nfirst call in a fresh process (import + default recipe on 10 s + mfcc): "
-          f"{first:.2f} s")
+          f"{first:.2f} s wall, {first_cpu:.2f} s CPU (wall includes waiting on a busy machine)")
     mem = {}
     for minutes in ([1.0] if args.quick else [1.0, 60.0]):
         base, peak, frames, dt = subprocess_value(MEMORY, str(minutes))
@@ -285,6 +287,7 @@ def main() -> None:
            "features": rows, "spafe": spafe_rows,
            "stft_ms": t_stft * 1e3, "default_recipe_in_stfts": t_default / t_stft,
            "all_features_in_stfts": t_all / t_stft, "first_call_s": first,
+           "first_call_cpu_s": first_cpu,
            "memory": {str(k): v for k, v in mem.items()}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
