@@ -8,6 +8,7 @@ import numpy as np
 import scipy.fft
 
 from ._core import WindowSpec, _frame_rows, as_audio, fft_window, power_to_db
+from ._fast import run
 from .filters import bark_centers, bark_filterbank, dct_matrix, gammatone_filterbank
 from .lpc import autocorr_from_power, autocorrelation, levinson, lpc_to_cepstrum
 from .pncc import pncc_from_power
@@ -68,6 +69,14 @@ def mfcc(
     >>> mfcc(y, sr=22050).shape
     (20, 44)
     """
+    if S is None and dct_type == 2 and norm == "ortho" and 0 < n_mfcc <= n_mels:
+        out = run("mfcc", {"n_mfcc": n_mfcc, "lifter": float(lifter), "n_mels": n_mels,
+                           "fmin": float(fmin), "fmax": fmax, "htk": bool(htk),
+                           "norm": "slaney", "power": float(power), "top_db": top_db,
+                           "amin": 1e-10}, y, sr, n_fft, hop_length, win_length, window, center,
+                  pad_mode)
+        if out is not None:
+            return out
     if S is None:
         if y is None:
             raise ValueError("either y or S must be given")

@@ -34,7 +34,7 @@ def hz_to_mel(frequencies: np.ndarray | float, htk: bool = False) -> np.ndarray:
 
     Examples
     --------
-    >>> float(hz_to_mel(1000.0))
+    >>> round(float(hz_to_mel(1000.0)), 9)
     15.0
     """
     f = np.asanyarray(frequencies, dtype=np.float64)
@@ -200,6 +200,41 @@ def dct_matrix(n_out: int, n_in: int, lifter: float = 0.0) -> np.ndarray:
     w = d.astype(np.float32)
     w.setflags(write=False)
     return w
+
+
+class _Key:
+    """Hashable identity wrapper so the read-only cached banks can key a CSR cache."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def __hash__(self) -> int:
+        return id(self.a)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and other.a is self.a
+
+
+@functools.lru_cache(maxsize=64)
+def _csr_cached(key: _Key):
+    bank = key.a
+    if np.count_nonzero(bank) > 0.3 * bank.size:
+        return None
+    return scipy.sparse.csr_array(bank)
+
+
+def bank_matmul(bank: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """``bank @ S`` over the last two axes, float32; sparse (CSR) when the bank is mostly
+    zeros and is one of the cached, read-only banks of this module (as the mel bank)."""
+    S = np.asarray(S, dtype=np.float32)
+    csr = _csr_cached(_Key(bank)) if not bank.flags.writeable else None
+    if csr is None:
+        return np.matmul(bank, S)
+    if S.ndim == 2:
+        return np.asarray(csr @ np.ascontiguousarray(S), dtype=np.float32)
+    flat = S.reshape((-1,) + S.shape[-2:])
+    out = np.stack([csr @ np.ascontiguousarray(s) for s in flat]).astype(np.float32)
+    return out.reshape(S.shape[:-2] + out.shape[-2:])
 
 
 def sparse_bank(bank: np.ndarray) -> scipy.sparse.csr_array:

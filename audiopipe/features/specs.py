@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-from scipy.signal import lfilter
 
 from ._core import get_window
 from .cepstral import equal_loudness, preemphasis_response
@@ -87,10 +86,15 @@ def mel_bank_key(ex: Extractor, p: dict) -> tuple:
     return key
 
 
+_DB = np.float32(10.0 / np.log(10.0))
+
+
 def to_db(S: np.ndarray, amin: float) -> np.ndarray:
-    """``10 log10(max(amin, S))`` in float32, the same operations as ``librosa.power_to_db``."""
-    out = np.log10(np.maximum(S, np.float32(amin)))
-    out *= np.float32(10.0)
+    """``10 log10(max(amin, S))`` in float32 (as ``10/ln 10 * ln``: numpy's float32 ``log`` is
+    vectorised, ``log10`` is not; within 1 ulp of ``librosa.power_to_db``)."""
+    out = np.maximum(S, np.float32(amin))
+    np.log(out, out=out)
+    out *= _DB
     return out
 
 
@@ -98,6 +102,11 @@ def db_floor(g: dict, key: tuple, amin: float, top_db: float) -> np.float32:
     """``max(dB over the clip) - top_db`` from the first pass's maximum bank value."""
     m = to_db(np.array([g[("bankmax", key)]], np.float32), amin)[0]
     return m - np.float32(top_db)
+
+
+def clip_top(db: np.ndarray, top_db: float) -> np.ndarray:
+    """Whole-clip ``max(db, db.max() - top_db)`` (librosa's power_to_db clipping), in place."""
+    return np.maximum(db, db.max() - np.float32(top_db), out=db)
 
 
 def block_db(b: Block, key: tuple, amin: float) -> np.ndarray:
@@ -111,15 +120,20 @@ def _make_melspectrogram(p: dict, ex: Extractor) -> Computer:
     log, top_db, amin = p["log"], p["top_db"], p["amin"]
     needs = (("bankmax", key),) if log and top_db is not None else ()
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
         if not log:
             return {"melspectrogram": b.mel(key)}
         db = block_db(b, key, amin)
         if top_db is not None:
+            if g is None:
+                return {"_melspectrogram_db": db}
             db = np.maximum(db, db_floor(g, key, amin, top_db))
         return {"melspectrogram": db}
 
-    return Computer({"melspectrogram": p["n_mels"]}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"melspectrogram": clip_top(res.pop("_melspectrogram_db"), top_db)}
+
+    return Computer({"melspectrogram": p["n_mels"]}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -141,13 +155,18 @@ def _make_mfcc(p: dict, ex: Extractor) -> Computer:
     top_db, amin = p["top_db"], p["amin"]
     needs = (("bankmax", key),) if top_db is not None else ()
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
         db = block_db(b, key, amin)
         if top_db is not None:
+            if g is None:
+                return {"_mfcc_db": db}
             db = np.maximum(db, db_floor(g, key, amin, top_db))
         return {"mfcc": D @ db}
 
-    return Computer({"mfcc": p["n_mfcc"]}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"mfcc": D @ clip_top(res.pop("_mfcc_db"), top_db)}
+
+    return Computer({"mfcc": p["n_mfcc"]}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -313,17 +332,23 @@ def _make_contrast(p: dict, ex: Extractor) -> Computer:
         needs = (("max", "contrast_peak", lambda b: pv(b)[0]),
                  ("max", "contrast_valley", lambda b: pv(b)[1]))
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
         peak, valley = pv(b)
         if linear:
             return {"spectral_contrast": peak - valley}
         pk, va = to_db(peak, 1e-10), to_db(valley, 1e-10)
+        if top_db is not None and g is None:
+            return {"_contrast_pk": pk, "_contrast_va": va}
         if top_db is not None:
             pk = np.maximum(pk, to_db(np.float32([g[needs[0]]]), 1e-10)[0] - np.float32(top_db))
             va = np.maximum(va, to_db(np.float32([g[needs[1]]]), 1e-10)[0] - np.float32(top_db))
         return {"spectral_contrast": pk - va}
 
-    return Computer({"spectral_contrast": p["n_bands"] + 1}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"spectral_contrast": clip_top(res.pop("_contrast_pk"), top_db)
+                - clip_top(res.pop("_contrast_va"), top_db)}
+
+    return Computer({"spectral_contrast": p["n_bands"] + 1}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -587,8 +612,8 @@ def _make_rceps(p: dict, ex: Extractor) -> Computer:
     n_fft = ex.n_fft
 
     def step(b: Block, st: dict, g: dict) -> dict:
-        c = scipy.fft.irfft(np.log(np.maximum(b.mag, amin)), n=n_fft, axis=0)[:n]
-        return {"real_cepstrum": c.astype(np.float32, copy=False)}
+        c = scipy.fft.irfft(np.log(np.maximum(b.mag_fm, amin)), n=n_fft, axis=-1)[:, :n]
+        return {"real_cepstrum": c.T.astype(np.float32, copy=False)}
 
     return Computer({"real_cepstrum": n}, step)
 
@@ -619,14 +644,24 @@ def _make_chroma(p: dict, ex: Extractor) -> Computer:
                     bins_per_octave=n_chroma))
         needs = (need,)
 
-    def step(b: Block, st: dict, g: dict) -> dict:
-        t = g[needs[0]] if needs else tuning
+    def bank(t: float) -> np.ndarray:
         fb = banks.get(t)
         if fb is None:
             fb = banks[t] = chroma_filterbank(sr=sr, n_fft=n_fft, tuning=t, n_chroma=n_chroma)
-        return {"chroma_stft": normalize_frames(fb @ b.power, norm)}
+        return fb
 
-    return Computer({"chroma_stft": n_chroma}, step, needs)
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:  # whole clip, tuning unknown yet: keep the power spectrum
+            return {"_chroma_power": b.power}
+        t = g[needs[0]] if needs else tuning
+        return {"chroma_stft": normalize_frames(bank(t) @ b.power, norm)}
+
+    def finish(res: dict) -> dict:
+        P = res.pop("_chroma_power")
+        t = tuning_from_peaks(*piptrack_peaks(P, sr, n_fft), bins_per_octave=n_chroma)
+        return {"chroma_stft": normalize_frames(bank(t) @ P, norm)}
+
+    return Computer({"chroma_stft": n_chroma}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -665,27 +700,43 @@ def _onset_step(p: dict, ex: Extractor):
     n_pad = ex.n_fft // (2 * ex.hop_length) if ex.center else 0
     needs = (("bankmax", key),) if top_db is not None else ()
 
-    def env_of(b: Block, st: dict, g: dict) -> np.ndarray:
+    def env_of(b: Block, st: dict, g: dict | None) -> np.ndarray:
         db = block_db(b, key, 1e-10)
         if top_db is not None:
+            if g is None:
+                return db  # deferred: the caller's finish clips and differentiates
             db = np.maximum(db, db_floor(g, key, 1e-10, top_db))
-        env, st["prev"] = onset_from_db(db, st.get("prev"), b.t0, lag, max_size, n_pad)
+        return env_from_db(db, st, b.t0)
+
+    def env_from_db(db: np.ndarray, st: dict, t0: int) -> np.ndarray:
+        env, st["prev"] = onset_from_db(db, st.get("prev"), t0, lag, max_size, n_pad)
         if p["detrend"]:
+            from scipy.signal import lfilter  # lazy: scipy.signal is slow to import
+
             zi = st.get("zi", np.zeros(1))
             env, st["zi"] = lfilter([1.0, -1.0], [1.0, -0.99], env[0], zi=zi)
             env = env[None, :].astype(np.float32)
         return env
 
+    def finish_env(db: np.ndarray) -> np.ndarray:
+        return env_from_db(clip_top(db, top_db), {}, 0)
+
+    env_of.finish_env = finish_env
     return env_of, needs
 
 
 def _make_onset(p: dict, ex: Extractor) -> Computer:
     env_of, needs = _onset_step(p, ex)
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:
+            return {"_onset_db": env_of(b, st, g)}
         return {"onset_strength": env_of(b, st, g)}
 
-    return Computer({"onset_strength": 1}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"onset_strength": env_of.finish_env(res.pop("_onset_db"))}
+
+    return Computer({"onset_strength": 1}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -742,12 +793,17 @@ def _make_tempogram(p: dict, ex: Extractor) -> Computer:
     win = get_window(p["window"], p["win_length"]).astype(np.float32)
     norm = np.inf if p["norm"] == "inf" else p["norm"]
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:
+            return {"_tempogram_db": env_of(b, st, g)}
         return {"_tempogram_env": env_of(b, st, g)}
+
+    def finish(res: dict) -> dict:
+        return {"_tempogram_env": env_of.finish_env(res.pop("_tempogram_db"))}
 
     return Computer({"tempogram": p["win_length"]}, step, needs,
                     lookahead=lambda: _TempogramLookahead(win, norm),
-                    step_names=("_tempogram_env",))
+                    step_names=("_tempogram_env",), finish=finish)
 
 
 register(FeatureSpec(

@@ -10,9 +10,20 @@ shared STFT.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
-from ._core import WindowSpec, fft_frequencies, power_to_db, stft
-from .filters import mel_filterbank
+from ._core import (
+    BLOCK_FRAMES,
+    WindowSpec,
+    _frame_rows,
+    as_audio,
+    fft_frequencies,
+    fft_window,
+    pad_signal,
+    power_to_db,
+)
+from ._fast import _NOPE, norm_name, run
+from .filters import bank_matmul, mel_filterbank
 
 __all__ = [
     "spectrogram",
@@ -54,9 +65,52 @@ def spectrogram(
         return np.asarray(S, dtype=np.float32)
     if y is None:
         raise ValueError("either y or S must be given")
-    D = stft(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
-             center=center, pad_mode=pad_mode)
-    return _abs_pow(D, power)
+    M = magnitude_T(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                    window=window, center=center, pad_mode=pad_mode)
+    if power == 1:
+        return M
+    if power == 2:
+        return np.square(M, out=M)
+    return np.power(M, np.float32(power), out=M)
+
+
+def magnitude_T(
+    y: np.ndarray,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    win_length: int | None = None,
+    window: WindowSpec = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+) -> np.ndarray:
+    """``|stft(y)|`` as a C-contiguous float32 ``(..., 1 + n_fft//2, n_frames)`` array.
+
+    Frames are windowed and transformed in cache-sized blocks and the magnitude is written
+    straight into the (freq, frames) layout the filter-bank products want, so no complex
+    spectrogram or whole-array transpose is ever materialised (the fast path behind every
+    spectral function given ``y``).
+    """
+    y = as_audio(y)
+    n_fft = int(n_fft)
+    win_length = n_fft if win_length is None else win_length
+    hop_length = win_length // 4 if hop_length is None else int(hop_length)
+    if hop_length <= 0:
+        raise ValueError(f"hop_length: must be > 0, got {hop_length}")
+    win = fft_window(window, n_fft, win_length).astype(np.float32)
+    yp = pad_signal(y, n_fft, center, pad_mode)
+    flat = yp.reshape((-1, yp.shape[-1]))
+    T = 1 + (yp.shape[-1] - n_fft) // hop_length
+    F = n_fft // 2 + 1
+    out = np.empty((flat.shape[0], F, T), np.float32)
+    B = BLOCK_FRAMES
+    buf = np.empty((B, n_fft), np.float32)
+    for c in range(flat.shape[0]):
+        rows = _frame_rows(flat[c], n_fft, hop_length)
+        for a in range(0, T, B):
+            k = min(B, T - a)
+            np.multiply(rows[a : a + k], win, out=buf[:k])
+            np.abs(scipy.fft.rfft(buf[:k], axis=-1).T, out=out[c, :, a : a + k])
+    return out.reshape(yp.shape[:-1] + (F, T))
 
 
 def _abs_pow(D: np.ndarray, power: float) -> np.ndarray:
@@ -102,11 +156,18 @@ def melspectrogram(
     >>> melspectrogram(np.zeros(22050, np.float32), sr=22050).shape
     (128, 44)
     """
+    if S is None and norm_name(norm) is not _NOPE:
+        out = run("melspectrogram", {"n_mels": n_mels, "fmin": float(fmin), "fmax": fmax,
+                                     "htk": bool(htk), "norm": norm_name(norm),
+                                     "power": float(power)},
+                  y, sr, n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     S = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=power,
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     M = mel_filterbank(sr=sr, n_fft=_n_fft_from(S, n_fft), n_mels=n_mels, fmin=fmin, fmax=fmax,
                        htk=htk, norm=norm)
-    return np.matmul(M, S)
+    return bank_matmul(M, S)
 
 
 def spectrum(
@@ -161,19 +222,42 @@ def bandwidth_from_mag(M: np.ndarray, freq: np.ndarray, centroid: np.ndarray,
     return s ** np.float32(1.0 / p)
 
 
-def rolloff_from_mag(M: np.ndarray, freq: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
-    """Lowest bin frequency where the cumulative magnitude reaches ``roll_percent`` of the total."""
-    c = np.cumsum(M, axis=-2)
-    thr = np.float32(roll_percent) * c[..., -1:, :]
-    idx = np.count_nonzero(c < thr, axis=-2)[..., None, :]
-    idx = np.minimum(idx, len(freq) - 1)
-    return freq.astype(np.float32)[idx]
+def rolloff_from_mag(M: np.ndarray, freq: np.ndarray, roll_percent: float = 0.85,
+                     chunk: int = 32) -> np.ndarray:
+    """Lowest bin frequency where the cumulative magnitude reaches ``roll_percent`` of the total.
+
+    ``M`` is (..., freq, k). A cumulative sum over all bins is sequential and slow; instead
+    the bins are summed in chunks of ``chunk``, the chunk where the threshold is crossed is
+    found from the running chunk totals, and only that chunk is accumulated bin by bin (the
+    same answer up to float32 rounding of the sums, i.e. a one-bin move only on exact ties).
+    """
+    lead, (F, k) = M.shape[:-2], M.shape[-2:]
+    X = np.swapaxes(M, -1, -2).reshape((-1, F))  # (frames, freq): contiguous for frame-major
+    nf = F // chunk
+    sums = X[:, : nf * chunk].reshape(-1, nf, chunk).sum(axis=-1)
+    if F % chunk:
+        sums = np.concatenate([sums, X[:, nf * chunk :].sum(axis=-1, keepdims=True)], axis=1)
+    nb = sums.shape[1]
+    CB = np.cumsum(sums, axis=1)
+    thr = np.float32(roll_percent) * CB[:, -1:]
+    j = np.minimum(np.count_nonzero(CB < thr, axis=1), nb - 1)
+    cols = j[:, None] * chunk + np.arange(chunk)
+    sub = np.take_along_axis(X, np.minimum(cols, F - 1), axis=1)
+    sub[cols >= F] = 0.0
+    rows = np.arange(X.shape[0])
+    base = np.where(j > 0, CB[rows, np.maximum(j - 1, 0)], np.float32(0.0))
+    cs = np.cumsum(sub, axis=1)
+    cs += base[:, None]
+    idx = np.minimum(j * chunk + np.count_nonzero(cs < thr, axis=1), F - 1)
+    return freq.astype(np.float32)[idx].reshape(lead + (1, k))
 
 
 def flatness_from_power(P: np.ndarray, amin: float = 1e-10) -> np.ndarray:
     """Geometric over arithmetic mean of ``max(amin, P)`` per frame (librosa with power=2)."""
     St = np.maximum(P, np.float32(amin))
-    g = np.exp(np.log(St).mean(axis=-2, keepdims=True, dtype=np.float64)).astype(np.float32)
+    # float32 sums are pairwise (accurate) along a contiguous axis; otherwise use float64
+    acc = np.float32 if St.strides[-2] == St.itemsize else np.float64
+    g = np.exp(np.log(St).mean(axis=-2, keepdims=True, dtype=acc)).astype(np.float32)
     return g / St.mean(axis=-2, keepdims=True)
 
 
@@ -216,6 +300,11 @@ def spectral_centroid(
     >>> bool(abs(np.median(c) - 1000) < 5)
     True
     """
+    if S is None and freq is None:
+        out = run("spectral_centroid", {}, y, sr, n_fft, hop_length, win_length, window, center,
+                  pad_mode)
+        if out is not None:
+            return out
     M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
                             freq)
     return centroid_from_mag(M, freq)
@@ -247,6 +336,11 @@ def spectral_bandwidth(
     >>> b.shape
     (1, 44)
     """
+    if S is None and freq is None and centroid is None:
+        out = run("spectral_bandwidth", {"p": float(p), "norm": bool(norm)}, y, sr, n_fft,
+                  hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
                             freq)
     if centroid is None:
@@ -281,6 +375,11 @@ def spectral_rolloff(
     """
     if not 0.0 < roll_percent < 1.0:
         raise ValueError(f"roll_percent: must be in (0, 1), got {roll_percent}")
+    if S is None and freq is None:
+        out = run("spectral_rolloff", {"roll_percent": float(roll_percent)}, y, 22050 if sr is None
+                  else sr, n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     M, freq = _mag_and_freq(y, sr, S, n_fft, hop_length, win_length, window, center, pad_mode,
                             freq)
     return rolloff_from_mag(M, freq, roll_percent)
@@ -305,11 +404,16 @@ def spectral_flatness(
 
     Examples
     --------
-    >>> float(spectral_flatness(np.zeros(4096, np.float32)).min())
+    >>> round(float(spectral_flatness(np.zeros(4096, np.float32)).min()), 4)
     1.0
     """
     if amin <= 0:
         raise ValueError(f"amin: must be > 0, got {amin}")
+    if S is None:
+        out = run("spectral_flatness", {"amin": float(amin), "power": float(power)}, y, 22050,
+                  n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     M = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=1.0,
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     P = M * M if power == 2 else M ** np.float32(power)
@@ -322,15 +426,16 @@ def contrast_from_mag(M: np.ndarray, band_masks: list[np.ndarray], n_keep: list[
     shape = M.shape[:-2] + (len(band_masks), M.shape[-1])
     peak = np.empty(shape, np.float32)
     valley = np.empty(shape, np.float32)
+    Mt = np.swapaxes(M, -1, -2)  # (..., frames, freq): contiguous rows for frame-major blocks
     for k, (sel, q) in enumerate(zip(band_masks, n_keep, strict=True)):
-        sub = M[..., sel, :]
-        n = sub.shape[-2]
+        sub = Mt[..., sel[0] : sel[-1] + 1]  # bands are contiguous bin ranges
+        n = sub.shape[-1]
         if 2 * q <= n:
-            part = np.partition(sub, (q - 1, n - q), axis=-2)
+            part = np.partition(sub, (q - 1, n - q), axis=-1)
         else:
-            part = np.sort(sub, axis=-2)
-        valley[..., k, :] = part[..., :q, :].mean(axis=-2)
-        peak[..., k, :] = part[..., n - q :, :].mean(axis=-2)
+            part = np.sort(sub, axis=-1)
+        valley[..., k, :] = part[..., :q].mean(axis=-1)
+        peak[..., k, :] = part[..., n - q :].mean(axis=-1)
     return peak, valley
 
 
@@ -395,6 +500,13 @@ def spectral_contrast(
     >>> spectral_contrast(np.random.default_rng(0).standard_normal(22050)).shape
     (7, 44)
     """
+    if S is None:
+        out = run("spectral_contrast", {"fmin": float(fmin), "n_bands": int(n_bands),
+                                        "quantile": float(quantile), "linear": bool(linear),
+                                        "top_db": top_db},
+                  y, sr, n_fft, hop_length, win_length, window, center, pad_mode)
+        if out is not None:
+            return out
     M = spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, power=1.0,
                     win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     masks, keeps = contrast_bands(sr, 2 * (M.shape[-2] - 1), fmin, n_bands, quantile)
@@ -477,12 +589,12 @@ def flux_from_mag(M: np.ndarray, prev: np.ndarray | None, eps: float = 1e-8
     """pyAudioAnalysis flux of each frame against the one before (``prev``: last column of
     the previous block, or None at the clip start, where the flux is 0). Returns the flux
     ``(..., 1, k)`` and the normalised last column for the next block."""
-    Mf = M.astype(np.float64)
-    N = Mf / (Mf + eps).sum(axis=-2, keepdims=True)
-    first = N[..., :1] if prev is None else prev
-    full = np.concatenate([first, N], axis=-1)
-    d = np.diff(full, axis=-1)
-    return (d * d).sum(axis=-2, keepdims=True).astype(np.float32), N[..., -1:]
+    Mt = np.swapaxes(M, -1, -2)  # (..., frames, freq)
+    N = Mt / (Mt + np.float32(eps)).sum(axis=-1, keepdims=True)
+    first = N[..., :1, :] if prev is None else prev
+    d = np.diff(np.concatenate([first, N], axis=-2), axis=-2)
+    d *= d
+    return d.sum(axis=-1)[..., None, :], N[..., -1:, :]
 
 
 def spectral_flux(
