@@ -34,6 +34,8 @@ def _env_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # the local ephemeral API takes ~10-20 s to start, more on a loaded machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -117,14 +119,15 @@ def status_rows(cfg: Config, only: str | None = None) -> list[dict[str, Any]]:
     from audiopipe.store import DatasetNotFound, open_dataset
 
     out = []
-    for name in [only] if only else list(cfg.datasets):
+    for name in [cfg.dataset(only).name] if only else list(cfg.datasets):
         try:
             ds = open_dataset(cfg.storage_root, name)
         except DatasetNotFound:
             out.append({"dataset": name, "published": False})
             continue
         clips = ds.table("clips", ["duration_s"]) if ds.versions.get("clips") is not None else None
-        errors = ds.table("errors", ["run_id"]) if ds.versions.get("errors") is not None else None
+        errors = ds.table("errors")
+        errors = errors if errors.num_rows else None
         runs = ds.table("runs").to_pylist()
         runs.sort(key=lambda r: r["finished"] or r["started"])
         out.append(

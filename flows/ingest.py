@@ -50,38 +50,42 @@ def extract_shard_task(shard: pipeline.Shard, ctx: pipeline.IngestContext) -> pi
     return pipeline.extract_shard(shard, ctx)
 
 
-@flow(name="extract-shards")
-def extract_shards(plan: pipeline.IngestPlan, progress: bool = True) -> list[Any]:
-    """Run every shard of the plan on the flow's Dask task runner; failures are returned, not raised."""
-    futures = [extract_shard_task.submit(s, plan.context) for s in plan.shards]
-    pos = {f.task_run_id: i for i, f in enumerate(futures)}
-    results: list[Any] = [None] * len(futures)
-    total_files = plan.n_files
-    bar = tqdm(
-        total=total_files,
-        unit="file",
-        desc=f"{plan.context.dataset} shards 0/{len(futures)}",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    hours = 0.0
-    done = 0
-    for fut in as_completed(futures):
-        i = pos[fut.task_run_id]
-        try:
-            r = fut.result()
-        except Exception as err:  # noqa: BLE001 - a failed shard is recorded, the run goes on
-            r = err
-            get_run_logger().error("shard %s failed: %r", plan.shards[i].key, err)
-        results[i] = r
-        done += 1
-        if isinstance(r, pipeline.ShardResult):
-            hours += r.audio_seconds / 3600
-        bar.set_description(f"{plan.context.dataset} shards {done}/{len(futures)}")
-        bar.set_postfix_str(f"{hours:.2f} h audio")
-        bar.update(len(plan.shards[i].files))
-    bar.close()
+def extract_shards(plan: pipeline.IngestPlan, runner: Any, progress: bool = True) -> list[Any]:
+    """Run every shard of the plan as a task on ``runner`` (Dask); failures are returned.
+
+    The runner is driven directly inside the calling flow (not through a subflow) so the
+    plan never travels as a flow parameter: each task gets one shard (tens of files) only.
+    """
+    with runner:
+        futures = [
+            runner.submit(extract_shard_task, parameters={"shard": s, "ctx": plan.context})
+            for s in plan.shards
+        ]
+        pos = {f.task_run_id: i for i, f in enumerate(futures)}
+        results: list[Any] = [None] * len(futures)
+        bar = tqdm(
+            total=plan.n_files,
+            unit="file",
+            desc=f"{plan.context.dataset} shards 0/{len(futures)}",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        hours = 0.0
+        for done, fut in enumerate(as_completed(futures), 1):
+            i = pos[fut.task_run_id]
+            try:
+                r = fut.result()
+            except Exception as err:  # noqa: BLE001 - a failed shard is recorded, the run goes on
+                r = err
+                get_run_logger().error("shard %s failed: %r", plan.shards[i].key, err)
+            results[i] = r
+            if isinstance(r, pipeline.ShardResult):
+                hours += r.audio_seconds / 3600
+            bar.set_description(f"{plan.context.dataset} shards {done}/{len(futures)}")
+            bar.set_postfix_str(f"{hours:.2f} h audio")
+            bar.update(len(plan.shards[i].files))
+        bar.close()
     return results
 
 
@@ -107,7 +111,7 @@ def run_ingest(
         if plan.shards:
             runner = task_runner(cfg, scheduler)
             try:
-                results = extract_shards.with_options(task_runner=runner)(plan, progress=progress)
+                results = extract_shards(plan, runner, progress=progress)
             except BaseException as err:
                 pipeline.record_failed_run(plan, f"extraction failed: {err!r}")
                 raise
