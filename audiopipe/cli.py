@@ -106,12 +106,48 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return _ingest(args, "rebuild")
 
 
+def _numbers(d: Any, prefix: str = "") -> list[tuple[str, float]]:
+    """Numeric leaves of a nested report, as (dotted key, value)."""
+    out: list[tuple[str, float]] = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out += (
+                _numbers(v, f"{prefix}{k}.") if isinstance(v, dict) else _numbers(v, f"{prefix}{k}")
+            )
+    elif isinstance(d, (int, float)) and not isinstance(d, bool):
+        out.append((prefix.rstrip("."), float(d)))
+    return out
+
+
+def _stage_summary(name: str, report: dict[str, Any]) -> str:
+    """One line per stage: its first few numbers (metrics first) and its plot."""
+    nums = _numbers(report.get("metrics")) or _numbers(
+        {k: v for k, v in report.items() if k not in ("seconds", "version")}
+    )
+    shown = ", ".join(f"{k} {v:.3g}" for k, v in nums[:5])
+    where = report.get("plots") or report.get("plot") or ""
+    if isinstance(where, list):
+        where = where[0] if where else ""
+    return f"  {name:<12} {shown}" + (f"  [{where}]" if where else "")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """Ingest the dataset, run its declared stages, print its status."""
     rc = _ingest(args, "ingest")
-    if rc == 0:
-        args.dataset = args.dataset
-        cmd_status(args)
-    return rc
+    if rc != 0:
+        return rc
+    cfg = _load(args)
+    ds = cfg.dataset(args.dataset)
+    if ds.stages and not args.no_stages:
+        from flows.stages import stages
+
+        print(f"running stages of {ds.name}: {', '.join(ds.stages)}", file=sys.stderr)
+        reports = stages(dataset=ds.name, config_path=str(args.config))
+        print(f"{ds.name}: stages")
+        for name, rep in reports.items():
+            print(_stage_summary(name, rep))
+    cmd_status(args)
+    return 0
 
 
 def status_rows(cfg: Config, only: str | None = None) -> list[dict[str, Any]]:
@@ -265,9 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
         return sp
 
-    with_ds(
-        sub.add_parser("run", help="demo corpus if needed, ingest the default dataset, status")
-    ).set_defaults(fn=cmd_run)
+    rp = with_ds(
+        sub.add_parser("run", help="demo corpus if needed, ingest, declared stages, status")
+    )
+    rp.add_argument("--no-stages", action="store_true", help="ingest only")
+    rp.set_defaults(fn=cmd_run)
     with_ds(sub.add_parser("ingest", help="ingest new and changed files")).set_defaults(
         fn=cmd_ingest
     )
