@@ -1,0 +1,438 @@
+"""Beyond one machine: an external Dask cluster, S3 storage, faults, concurrent runs.
+
+The external cluster is a real ``dask scheduler`` and two ``dask worker`` processes on
+127.0.0.1, started here (``allowed-failures`` 0 so that a killed worker surfaces at once
+as ``KilledWorker`` and the flow's shard splitting is what recovers). Fault hooks live in
+``tests/fault_hooks.py`` and reach the workers through ``AUDIOPIPE_DECODER_HOOK``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import audiopipe
+from audiopipe.store.location import Location
+from tests.audio_fixtures import sine, write
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL_RECIPE = {
+    "n_fft": 1024,
+    "hop_length": 256,
+    "compute": {"mfcc": {"n_mfcc": 13}, "rms": {}, "spectral_centroid": {}},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture(scope="module")
+def external_cluster(tmp_path_factory):
+    """A real scheduler + 2 worker processes (each under a nanny that restarts it)."""
+    from distributed import Client
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("dask-logs")
+    env = _env(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
+    procs: list[subprocess.Popen] = []
+    try:
+        cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+        procs.append(
+            subprocess.Popen(
+                [*cmd, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                env=env,
+                cwd=ROOT,
+                stdout=open(logs / "scheduler.log", "w"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )
+        )
+        for i in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--memory-limit",
+                        "2GiB",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                        "--name",
+                        f"ext-{i}",
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=open(logs / f"worker{i}.log", "w"),  # noqa: SIM115
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout=5) as c:
+                    c.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
+                break
+            except OSError:
+                if time.monotonic() > deadline or procs[0].poll() is not None:
+                    raise
+                time.sleep(0.5)
+        yield address
+    finally:
+        _stop(procs)
+
+
+def _worker_pids(address: str) -> set[int]:
+    from distributed import Client
+
+    with Client(address, timeout=10) as c:
+        return set(c.run(os.getpid).values())
+
+
+def _corpus(folder: Path, names: list[str]) -> Path:
+    for i, n in enumerate(names):
+        write(folder / n, sine(f=200 + 60 * i, dur=0.4 + 0.05 * i), 22050)
+    return folder
+
+
+def _config(
+    folder: Path,
+    corpus: Path,
+    storage: str | None = None,
+    scheduler: str | None = None,
+    max_files: int = 4,
+) -> Path:
+    cfg: dict = {
+        "storage": storage or str(folder / "out"),
+        "datasets": {
+            "t": {
+                "source": str(corpus),
+                "sample_rate": 22050,
+                "features": SMALL_RECIPE,
+                "shard": {"max_files": max_files},
+            }
+        },
+    }
+    if scheduler:
+        cfg["cluster"] = {"scheduler": scheduler}
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / "datasets.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _ingest(config: Path, scheduler: str | None = None) -> dict:
+    from flows.ingest import ingest
+
+    return ingest(dataset="t", config_path=str(config), scheduler=scheduler, progress=False)
+
+
+def _snapshot(root: str, name: str = "t") -> dict:
+    """Everything a reader sees, minus what names a run or a part (ids, paths of attempts)."""
+    ds = audiopipe.open_dataset(root, name)
+    clips = ds.table("clips").to_pandas().drop(columns=["run_id"]).sort_values("uri")
+    feats = ds.table("features").to_pandas().drop(columns=["run_id"]).sort_values("clip_id")
+    frames = {c: ds.frames(c, "mfcc") for c in clips.clip_id}
+    return {
+        "clips": clips.reset_index(drop=True),
+        "features": feats.reset_index(drop=True),
+        "frames": frames,
+    }
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a["clips"], b["clips"])
+    assert list(a["features"].clip_id) == list(b["features"].clip_id)
+    for col in a["features"].columns:
+        for x, y in zip(a["features"][col], b["features"][col], strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=col)
+    assert a["frames"].keys() == b["frames"].keys()
+    for c in a["frames"]:
+        np.testing.assert_array_equal(a["frames"][c], b["frames"][c])
+
+
+def _reference(tmp_path: Path, corpus: Path) -> dict:
+    """An undisturbed run of the plain pipeline functions (no Prefect, no Dask)."""
+    from audiopipe import pipeline
+    from audiopipe.config import load_config
+
+    cfg = load_config(_config(tmp_path / "ref", corpus))
+    plan = pipeline.plan_ingest(cfg, "t")
+    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    return _snapshot(cfg.storage_root)
+
+
+def _decoded(corpus: Path) -> list[tuple[int, str]]:
+    log = corpus / ".decoded.log"
+    if not log.exists():
+        return []
+    return [(int(p), u) for p, u in (ln.split(" ", 1) for ln in log.read_text().splitlines())]
+
+
+# --------------------------------------------------------------------------- scheduler choice
+
+
+def test_scheduler_address_precedence(monkeypatch):
+    from audiopipe.config import parse_config
+    from flows.runtime import scheduler_address
+
+    cfg = parse_config({"datasets": {"d": {"source": "x"}}})
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    assert scheduler_address(cfg) is None
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://env:1")
+    assert scheduler_address(cfg) == "tcp://env:1"
+    cfg2 = parse_config(
+        {"cluster": {"scheduler": "tcp://yaml:2"}, "datasets": {"d": {"source": "x"}}}
+    )
+    assert scheduler_address(cfg2) == "tcp://yaml:2"
+    assert scheduler_address(cfg2, "tcp://arg:3") == "tcp://arg:3"
+
+
+# --------------------------------------------------------------------------- external cluster
+
+
+def test_external_cluster_run_equals_local_cluster_run(
+    tmp_path, monkeypatch, run_ingest, external_cluster
+):
+    corpus = _corpus(tmp_path / "corpus", [f"tone_{i}.wav" for i in range(6)])
+    # the LocalCluster run (the session's cluster, through the same flow)
+    local = run_ingest(_config(tmp_path / "local", corpus), "t")
+    assert local["files_processed"] == 6
+    # the external cluster, chosen by `cluster.scheduler` in datasets.yaml
+    monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:log_decodes")
+    ext_cfg = _config(tmp_path / "ext", corpus, scheduler=external_cluster)
+    row = _ingest(ext_cfg)
+    assert (row["files_processed"], row["files_failed"], row["shards"]) == (6, 0, 2)
+    pids = {p for p, _ in _decoded(corpus)}
+    assert pids and pids <= _worker_pids(external_cluster), "decoded by the external workers"
+    _assert_same(_snapshot(str(tmp_path / "local" / "out")), _snapshot(str(tmp_path / "ext/out")))
+
+
+# --------------------------------------------------------------------------- object storage
+
+
+@pytest.fixture()
+def s3(monkeypatch):
+    """A moto S3 server on 127.0.0.1 and the AWS_* environment pointing at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }.items():
+            monkeypatch.setenv(k, v)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="audio")
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def test_s3_storage_tables_and_frames_round_trip(tmp_path, s3, prefect_api, external_cluster):
+    import s3fs
+
+    corpus = _corpus(tmp_path / "corpus", [f"tone_{i}.wav" for i in range(5)])
+    root = "s3://audio/pipe"
+    cfg = _config(tmp_path, corpus, storage=root)
+    # the workers were started without any AWS_* variable: options travel in the context
+    row = _ingest(cfg, scheduler=external_cluster)
+    assert (row["files_processed"], row["files_failed"]) == (5, 0)
+    got = _snapshot(root)
+    _assert_same(got, _reference(tmp_path, corpus))
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": s3})
+    keys = fs.find("audio/pipe/t")
+    assert any(k.endswith("_delta_log/00000000000000000000.json") for k in keys)
+    assert any("/frames/" in k and k.endswith("zarr.json") for k in keys)
+    assert not any("/_staging/" in k for k in keys), "staging is cleaned after publishing"
+    assert not any(k.endswith("_lock.json") for k in keys), "the lock is released"
+    # incremental on S3: nothing to do the second time
+    again = _ingest(cfg, scheduler=external_cluster)
+    assert again["files_processed"] == 0 and again["shards"] == 0
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_poison_file_is_isolated_and_the_rest_of_its_shard_kept(
+    tmp_path, monkeypatch, prefect_api, external_cluster
+):
+    names = ["a.wav", "b.wav", "poison.wav", "c.wav", "d.wav"]
+    corpus = _corpus(tmp_path / "corpus", names)
+    monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:crash_on_poison")
+    row = _ingest(_config(tmp_path, corpus, max_files=8), scheduler=external_cluster)
+    assert (row["files_processed"], row["files_failed"]) == (4, 1)
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
+    clips = ds.table("clips").to_pandas()
+    assert sorted(Path(u).name for u in clips.uri) == ["a.wav", "b.wav", "c.wav", "d.wav"]
+    errors = ds.table("errors").to_pandas()
+    assert list(errors.uri) == [str(corpus / "poison.wav")]
+    assert errors.error_type[0] == "decoder_crashed"
+    assert "killed the worker" in errors.message[0]
+    assert ds.table("features").num_rows == 4
+    # each of the poison's shards (5 files, then 2 or 3, then ... then 1) killed a worker
+    crashes = [u for _, u in _decoded(corpus) if u.endswith("poison.wav")]
+    assert 2 <= len(crashes) <= 3
+
+
+def test_worker_sigkilled_mid_shard_run_completes_as_undisturbed(
+    tmp_path, monkeypatch, prefect_api, external_cluster
+):
+    names = ["a.wav", "b.wav", "victim.wav", "c.wav", "d.wav", "e.wav"]
+    corpus = _corpus(tmp_path / "corpus", names)
+    ref = _reference(tmp_path, corpus)
+    monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:kill_worker_once")
+    row = _ingest(_config(tmp_path, corpus), scheduler=external_cluster)
+    killed = int((corpus / ".killed").read_text())
+    assert killed not in _worker_pids(external_cluster), "a worker process really died"
+    assert (row["files_processed"], row["files_failed"]) == (6, 0)
+    _assert_same(_snapshot(str(tmp_path / "out")), ref)
+
+
+def _cli(args: list[str], config: Path, **env: str) -> subprocess.Popen:
+    from prefect.settings import PREFECT_API_URL
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "audiopipe.cli", "--config", str(config), *args],
+        env=_env(PREFECT_API_URL=PREFECT_API_URL.value(), **env),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_flow_killed_mid_run_is_invisible_and_next_run_does_the_rest(
+    tmp_path, prefect_api, external_cluster
+):
+    from distributed import Client
+
+    from audiopipe import pipeline
+    from audiopipe.config import load_config
+
+    corpus = _corpus(tmp_path / "corpus", ["base_0.wav", "base_1.wav"])
+    cfg_path = _config(tmp_path, corpus, max_files=2)
+    cfg = load_config(cfg_path)
+    plan = pipeline.plan_ingest(cfg, "t")  # a published state readers can see
+    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    before = _snapshot(cfg.storage_root)
+    _corpus(
+        corpus, ["new_0.wav", "new_1.wav", "new_2.wav", "new_3.wav", "slow_0.wav", "slow_1.wav"]
+    )
+    loc = Location(cfg.storage_root, "t")
+    proc = _cli(
+        ["ingest", "t", "--scheduler", external_cluster, "-q"],
+        cfg_path,
+        AUDIOPIPE_DECODER_HOOK="tests.fault_hooks:block_slow",
+    )
+    try:
+        deadline = time.monotonic() + 150
+        while len(loc.fs.glob(loc.staging_uri("*", pipeline.SUCCESS))) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no shard was staged in time"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)  # the flow process dies mid-run
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # nothing of the killed run is visible
+    _assert_same(_snapshot(cfg.storage_root), before)
+    # let the orphaned shard task (still on the external worker) finish, then re-run
+    (corpus / ".release").write_text("")
+    with Client(external_cluster, timeout=10) as c:
+        deadline = time.monotonic() + 60
+        while any(c.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    staged = {Path(p).parent.name for p in loc.fs.glob(loc.staging_uri("*", pipeline.SUCCESS))}
+    plan2 = pipeline.plan_ingest(cfg, "t")
+    staged_uris = {f.uri for s in plan2.shards if s.key in staged for f in s.files}
+    assert len(staged_uris) >= 4
+    (corpus / ".decoded.log").unlink()
+    proc = _cli(
+        ["ingest", "t", "--scheduler", external_cluster, "-q"],
+        cfg_path,
+        AUDIOPIPE_DECODER_HOOK="tests.fault_hooks:log_decodes",
+    )
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    redone = {u for _, u in _decoded(corpus)}
+    all_new = {str(corpus / n) for n in ["new_0.wav", "new_1.wav", "new_2.wav", "new_3.wav"]}
+    all_new |= {str(corpus / "slow_0.wav"), str(corpus / "slow_1.wav")}
+    assert redone == all_new - staged_uris, "exactly the missing work is done again"
+    ds = audiopipe.open_dataset(cfg.storage_root, "t")
+    clips = ds.table("clips").to_pandas()
+    assert len(clips) == 8 and clips.uri.is_unique
+    assert sorted(ds.table("features").to_pandas().clip_id) == sorted(clips.clip_id)
+    assert not loc.fs.exists(loc.join("_lock.json"))
+
+
+def test_two_concurrent_ingestions_never_duplicate(tmp_path, prefect_api, external_cluster):
+    corpus = _corpus(tmp_path / "corpus", [f"tone_{i}.wav" for i in range(4)])
+    cfg_path = _config(tmp_path, corpus, max_files=2)
+    hook = {"AUDIOPIPE_DECODER_HOOK": "tests.fault_hooks:sleep_1s"}
+    args = ["ingest", "t", "--scheduler", external_cluster, "-q"]
+    procs = [_cli(args, cfg_path, **hook), _cli(args, cfg_path, **hook)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    codes = [p.returncode for p in procs]
+    ok = [o for o, c in zip(outs, codes, strict=True) if c == 0]
+    refused = [o for o, c in zip(outs, codes, strict=True) if c != 0]
+    assert ok, outs
+    for _, err in refused:  # the second stops with a clear message naming the holder
+        assert "is locked by another ingest" in err and "pid" in err, err
+    if len(ok) == 2:  # did not overlap after all: the later one found nothing to do
+        assert any("processed 0 files" in o for o, _ in ok), ok
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
+    clips = ds.table("clips").to_pandas()
+    assert len(clips) == 4 and clips.uri.is_unique
+    assert ds.table("features").num_rows == 4 and ds.table("frames_index").num_rows == 4
+    runs = ds.table("runs").to_pandas()
+    assert list(runs[runs.files_processed > 0].files_processed) == [4]
+    assert len(_decoded(corpus)) == 4, "no file was decoded twice"
+    json.dumps(ds.versions)
