@@ -443,3 +443,68 @@ def test_two_concurrent_ingestions_never_duplicate(tmp_path, prefect_api, extern
     assert list(runs[runs.files_processed > 0].files_processed) == [4]
     assert len(_decoded(corpus)) == 4, "no file was decoded twice"
     json.dumps(ds.versions)
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+def test_deployments_have_the_cron_and_parameters(tmp_path, prefect_api):
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from audiopipe.config import load_config
+    from flows.deployments import build_deployments
+
+    corpus = _corpus(tmp_path / "corpus", ["a.wav"])
+    cfg_path = _config(tmp_path, corpus)
+    data = yaml.safe_load(cfg_path.read_text())
+    data["datasets"]["hourly"] = {**data["datasets"]["t"], "schedule": "17 * * * *"}
+    cfg_path.write_text(yaml.safe_dump(data))
+    for d in build_deployments(load_config(cfg_path), str(cfg_path)):
+        d.apply()
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("ingest/ingest-hourly")
+        assert [s.schedule.cron for s in dep.schedules] == ["17 * * * *"]
+        assert dep.parameters == {
+            "dataset": "hourly",
+            "config_path": str(cfg_path),
+            "progress": False,
+        }
+        rb = client.read_deployment_by_name("rebuild/rebuild-hourly")
+        assert rb.schedules == [] and rb.parameters["dataset"] == "hourly"
+        assert client.read_deployment_by_name("rebuild/rebuild-t").parameters["dataset"] == "t"
+        with pytest.raises(ObjectNotFound):  # no schedule: no scheduled ingestion
+            client.read_deployment_by_name("ingest/ingest-t")
+
+
+def test_serve_runs_a_scheduled_ingestion(tmp_path, prefect_api, external_cluster):
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    corpus = _corpus(tmp_path / "corpus", ["a.wav", "b.wav"])
+    cfg_path = _config(tmp_path / "sched", corpus, scheduler=external_cluster)
+    proc = _cli(["serve", "--interval", "2"], cfg_path)
+    try:
+        deadline = time.monotonic() + 180
+        state = None
+        with get_client(sync_client=True) as client:
+            while time.monotonic() < deadline:
+                assert proc.poll() is None, proc.communicate()
+                runs = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["ingest-t"]))
+                )
+                done = [r for r in runs if r.state and r.state.is_final()]
+                if done:
+                    state = done[0].state
+                    break
+                time.sleep(1)
+        assert state is not None and state.is_completed(), state
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    ds = audiopipe.open_dataset(str(tmp_path / "sched" / "out"), "t")
+    assert ds.table("clips").num_rows == 2
