@@ -14,6 +14,8 @@ import datetime as dt
 import os
 from typing import Any
 
+from prefect.deployments.runner import EntrypointType
+
 from audiopipe.config import Config
 from flows.ingest import ingest
 from flows.rebuild import rebuild
@@ -31,6 +33,9 @@ def build_deployments(
     for name, ds in cfg.datasets.items():
         params = {"dataset": name, "config_path": config_path, "progress": False}
         tags = ["audiopipe", name]
+        # module entrypoints: a flow run loads `flows.ingest` by name, so the tasks it sends
+        # to Dask pickle by reference to a module the workers (and the scheduler) can import
+        common = {"parameters": params, "tags": tags, "entrypoint_type": EntrypointType.MODULE_PATH}
         if ds.schedule or interval_s:
             sched: dict[str, Any] = (
                 {"interval": dt.timedelta(seconds=interval_s)}
@@ -40,17 +45,16 @@ def build_deployments(
             out.append(
                 ingest.to_deployment(
                     name=f"ingest-{name}",
-                    parameters=params,
-                    tags=tags,
+                    **common,
                     description=f"scheduled ingestion of {name}",
+                    concurrency_limit=1,  # a run still going when the next is due: it waits
                     **sched,
                 )
             )
         out.append(
             rebuild.to_deployment(
                 name=f"rebuild-{name}",
-                parameters=params,
-                tags=tags,
+                **common,
                 description=f"on-demand rebuild of {name} (recompute every clip)",
             )
         )

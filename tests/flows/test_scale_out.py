@@ -477,28 +477,81 @@ def test_deployments_have_the_cron_and_parameters(tmp_path, prefect_api):
             client.read_deployment_by_name("ingest/ingest-t")
 
 
-def test_serve_runs_a_scheduled_ingestion(tmp_path, prefect_api, external_cluster):
+@pytest.fixture()
+def prefect_server(tmp_path):
+    """A real ``prefect server start`` (not the test harness's ephemeral API, which runs no
+    scheduler service) with a 2 s scheduler loop; yields its API URL."""
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    home = tmp_path / "prefect-home"
+    env = _env(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=url,
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home}/prefect.db",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
+        PREFECT_UI_ENABLED="false",
+    )
+    log = open(tmp_path / "prefect-server.log", "w")  # noqa: SIM115
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, (tmp_path / "prefect-server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "prefect server did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        _stop([proc])
+        log.close()
+
+
+@pytest.mark.slow
+def test_serve_runs_a_scheduled_ingestion(tmp_path, prefect_server, external_cluster):
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     corpus = _corpus(tmp_path / "corpus", ["a.wav", "b.wav"])
     cfg_path = _config(tmp_path / "sched", corpus, scheduler=external_cluster)
-    proc = _cli(["serve", "--interval", "2"], cfg_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audiopipe.cli", "--config", str(cfg_path)]
+        + ["serve", "--interval", "5"],
+        env=_env(PREFECT_API_URL=prefect_server),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 240
         state = None
-        with get_client(sync_client=True) as client:
-            while time.monotonic() < deadline:
-                assert proc.poll() is None, proc.communicate()
-                runs = client.read_flow_runs(
-                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["ingest-t"]))
-                )
-                done = [r for r in runs if r.state and r.state.is_final()]
-                if done:
-                    state = done[0].state
-                    break
-                time.sleep(1)
+        with temporary_settings({PREFECT_API_URL: prefect_server}):
+            with get_client(sync_client=True) as client:
+                while time.monotonic() < deadline:
+                    assert proc.poll() is None, proc.communicate()
+                    runs = client.read_flow_runs(
+                        deployment_filter=DeploymentFilter(
+                            name=DeploymentFilterName(any_=["ingest-t"])
+                        )
+                    )
+                    done = [r for r in runs if r.state and r.state.is_final()]
+                    if done:
+                        state = done[0].state
+                        dep = client.read_deployment_by_name("ingest/ingest-t")
+                        break
+                    time.sleep(1)
         assert state is not None and state.is_completed(), state
+        assert dep.schedules[0].schedule.interval.total_seconds() == 5
     finally:
         proc.terminate()
         try:
