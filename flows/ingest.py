@@ -31,10 +31,25 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """
     try:
         state.result()
-    except TRANSIENT:
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    except Exception as err:  # noqa: BLE001
+        return is_transient(err)
+    return False
+
+
+def is_transient(err: BaseException) -> bool:
+    """A lost worker, a timeout, or a connection failure (builtin, botocore or aiohttp)."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:  # the cause chain: s3fs/zarr wrap the original
+        seen.add(id(e))
+        if isinstance(e, TRANSIENT):
+            return True
+        names = {c.__name__ for c in type(e).__mro__}
+        if names & {"ConnectionError", "ClientConnectionError", "ServerDisconnectedError"}:
+            return True
+        if any(n.endswith(("TimeoutError", "ConnectionError")) for n in names):
+            return True
+        e = e.__cause__ or e.__context__
     return False
 
 

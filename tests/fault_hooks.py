@@ -52,3 +52,16 @@ def sleep_1s(uri: str) -> None:
     """Every file takes a second more to decode (keeps a run busy for a while)."""
     _log(uri)
     time.sleep(1.0)
+
+
+def pause_first(uri: str) -> None:
+    """The first file decoded announces itself (``.started``) and waits for ``.release``."""
+    _log(uri)
+    folder = Path(uri).parent
+    started = folder / ".started"
+    if started.exists():
+        return
+    started.write_text(uri)
+    t0 = time.monotonic()
+    while not (folder / ".release").exists() and time.monotonic() - t0 < 60:
+        time.sleep(0.05)

@@ -229,6 +229,25 @@ def test_scheduler_address_precedence(monkeypatch):
     assert scheduler_address(cfg2, "tcp://arg:3") == "tcp://arg:3"
 
 
+def test_transient_errors_are_told_from_deterministic_ones():
+    from botocore.exceptions import EndpointConnectionError
+    from distributed import KilledWorker
+
+    from flows.ingest import is_transient
+
+    assert is_transient(EndpointConnectionError(endpoint_url="http://x"))
+    assert is_transient(KilledWorker("k", "w", 0))
+    try:
+        try:
+            raise EndpointConnectionError(endpoint_url="http://x")
+        except EndpointConnectionError as inner:
+            raise RuntimeError("zarr write failed") from inner
+    except RuntimeError as outer:
+        assert is_transient(outer), "the cause chain is followed"
+    assert not is_transient(ValueError("bad recipe"))
+    assert not is_transient(KeyError("mfcc"))
+
+
 # --------------------------------------------------------------------------- external cluster
 
 
@@ -297,6 +316,69 @@ def test_s3_storage_tables_and_frames_round_trip(tmp_path, s3, prefect_api, exte
     # incremental on S3: nothing to do the second time
     again = _ingest(cfg, scheduler=external_cluster)
     assert again["files_processed"] == 0 and again["shards"] == 0
+
+
+def test_s3_outage_mid_run_is_retried_and_never_half_published(
+    tmp_path, monkeypatch, prefect_api, external_cluster
+):
+    """The S3 server stops while a worker is in a shard and comes back 2 s later."""
+    import threading
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AUDIOPIPE_DECODER_HOOK": "tests.fault_hooks:pause_first",
+    }.items():
+        monkeypatch.setenv(k, v)
+    servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=port)]
+    servers[0].start()
+    corpus = _corpus(tmp_path / "corpus", [f"tone_{i}.wav" for i in range(4)])
+    outage: list[float] = []
+
+    def break_storage() -> None:
+        deadline = time.monotonic() + 120
+        while not (corpus / ".started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        servers[0].stop()  # moto keeps its state in this process: a restart loses nothing
+        t0 = time.monotonic()
+        (corpus / ".release").write_text("")  # the worker goes on writing into a dead store
+        time.sleep(2.0)
+        servers.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port))
+        servers[-1].start()
+        outage.append(time.monotonic() - t0)
+
+    try:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="audio")
+        breaker = threading.Thread(target=break_storage, daemon=True)
+        breaker.start()
+        row = _ingest(_config(tmp_path, corpus, storage="s3://audio/o"), external_cluster)
+        breaker.join(timeout=130)
+        assert outage and outage[0] >= 2.0, "the store really was down mid-run"
+        ds = audiopipe.open_dataset("s3://audio/o", "t")
+        clips = ds.table("clips").to_pandas()
+        # retried to success, or (if every retry fell in the outage) a clear per-file failure
+        assert row["files_processed"] + row["files_failed"] == 4
+        assert len(clips) == row["files_processed"] and clips.uri.is_unique
+        assert sorted(ds.table("features").to_pandas().clip_id) == sorted(clips.clip_id)
+        for c in clips.clip_id:
+            assert ds.frames(c, "mfcc").shape[1] == 13
+        if row["files_failed"]:
+            errors = ds.table("errors").to_pandas()
+            assert errors.step.eq("shard").all() and errors.message.str.len().gt(10).all()
+        assert row["files_processed"] == 4, "storage blips are retried (retry_transient)"
+    finally:
+        for s in servers:
+            try:
+                s.stop()
+            except Exception:  # noqa: BLE001 - already stopped
+                pass
 
 
 # --------------------------------------------------------------------------- faults
