@@ -10,6 +10,8 @@ Phases (each on a fresh output folder unless said otherwise):
    LocalCluster of 1 / 2 worker processes (cluster start-up included, as a user sees it).
 3. ``external``: the flow on an external ``dask scheduler`` + 2 ``dask worker`` processes
    started here (``--scheduler tcp://...``); peak RSS of each worker read from the worker.
+   ``dask``: the same work as ``client.map(extract_shard)`` on that cluster, no Prefect
+   (the difference to ``external`` is Prefect's share).
 4. ``rerun``: the flow again on the unchanged corpus (external path): the incremental cost.
 5. ``incr``: incremental re-run on ``--incr-files`` short files (default 10,000) after a
    first ingestion with a one-feature recipe (re-run cost depends on files, not hours).
@@ -190,6 +192,27 @@ def inproc(cfg: Path) -> dict:
     }
 
 
+def dask_only(cfg: Path, addr: str) -> dict:
+    """The same work through Dask without Prefect: ``client.map(extract_shard)`` + publish."""
+    from distributed import Client
+
+    from audiopipe import pipeline
+    from audiopipe.config import load_config
+
+    t0 = time.perf_counter()
+    plan = pipeline.plan_ingest(load_config(cfg), "b")
+    with Client(addr, timeout=10) as c:
+        futs = c.map(pipeline.extract_shard, plan.shards, ctx=plan.context, pure=False)
+        res = c.gather(futs)
+    row = pipeline.publish(plan, res)
+    wall = time.perf_counter() - t0
+    return {
+        "wall_s": wall,
+        "files": row["files_processed"],
+        "x_realtime": row["audio_seconds"] / wall,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=1000)
@@ -220,6 +243,7 @@ def main() -> None:
             "audio_h_per_wall_s": row["audio_seconds"] / 3600 / wall if wall else None,
             "x_realtime": row["audio_seconds"] / wall if wall else None,
             "publish_s": row.get("publish_seconds"),
+            "run_wall_s": row.get("wall_seconds"),  # plan -> published, without flow start-up
         }
         print(
             f"{name:>9}: {wall:8.1f} s  {out[name]['x_realtime'] or 0:8.0f}x realtime", flush=True
@@ -241,6 +265,13 @@ def main() -> None:
         report(f"local{n}", row, wall)
     addr, procs = start_external(2)
     try:
+        if "dask" not in skip:
+            out["dask"] = dask_only(write_cfg(runs / "dask", corpus, RECIPE), addr)
+            print(
+                f"     dask: {out['dask']['wall_s']:8.1f} s  {out['dask']['x_realtime']:8.0f}x "
+                "realtime (no Prefect)",
+                flush=True,
+            )
         if "external" not in skip:
             cfg = write_cfg(runs / "external", corpus, RECIPE)
             row, wall = flow(cfg, addr)
@@ -280,6 +311,13 @@ def main() -> None:
     # overhead and the 1M-hour estimate, from the measured figures
     if "inproc" in out and "local1" in out:
         out["overhead_share_local1"] = 1 - out["inproc"]["wall_s"] / out["local1"]["wall_s"]
+    if "dask" in out and "external" in out:
+        # same warm 2-worker cluster: the difference is Prefect's (API, task runs, states)
+        out["prefect_share_external"] = 1 - out["dask"]["wall_s"] / out["external"]["wall_s"]
+    if "inproc" in out and "dask" in out:
+        # ideal 2-worker time is half the in-process extraction; the rest is Dask + publish
+        ideal = out["inproc"]["extract_s"] / 2 + out["inproc"]["publish_s"]
+        out["dask_share_2_workers"] = 1 - ideal / out["dask"]["wall_s"]
     if "inproc" in out:
         ip = out["inproc"]
         worker_s_per_h = ip["extract_s"] / ip["audio_h"]
