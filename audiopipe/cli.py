@@ -133,14 +133,15 @@ def status_rows(cfg: Config, only: str | None = None) -> list[dict[str, Any]]:
     from audiopipe.store import DatasetNotFound, open_dataset
 
     out = []
-    for name in [only] if only else list(cfg.datasets):
+    for name in [cfg.dataset(only).name] if only else list(cfg.datasets):
         try:
             ds = open_dataset(cfg.storage_root, name)
         except DatasetNotFound:
             out.append({"dataset": name, "published": False})
             continue
         clips = ds.table("clips", ["duration_s"]) if ds.versions.get("clips") is not None else None
-        errors = ds.table("errors", ["run_id"]) if ds.versions.get("errors") is not None else None
+        errors = ds.table("errors")
+        errors = errors if errors.num_rows else None
         runs = ds.table("runs").to_pylist()
         runs.sort(key=lambda r: r["finished"] or r["started"])
         out.append(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "ConfigError",
+    "UnknownDatasetError",
     "Config",
     "DatasetConfig",
     "load_config",
@@ -34,6 +35,10 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration problem, with the key path(s) and the reason."""
+
+
+class UnknownDatasetError(LookupError):
+    """A dataset name that ``datasets.yaml`` does not declare."""
 
 
 class _Strict(BaseModel):
@@ -186,7 +191,7 @@ class Config(_Strict):
         """The named dataset (or the default one), with a clear error if unknown."""
         name = name or self.default_dataset or next(iter(self.datasets))
         if name not in self.datasets:
-            raise ConfigError(
+            raise UnknownDatasetError(
                 f"unknown dataset {name!r}; datasets.yaml declares: {', '.join(sorted(self.datasets))}"
             )
         return self.datasets[name]

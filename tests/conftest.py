@@ -7,11 +7,22 @@ from pathlib import Path
 
 import pytest
 
-CORPORA = Path(
-    os.environ.get(
-        "AUDIOPIPE_CORPORA", Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
-    )
-).resolve()
+
+def _find_corpora() -> Path:
+    """``$AUDIOPIPE_CORPORA``, else ``../shared/corpora`` beside the repository (for a git
+    worktree, beside its main checkout)."""
+    if os.environ.get("AUDIOPIPE_CORPORA"):
+        return Path(os.environ["AUDIOPIPE_CORPORA"]).resolve()
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [repo.parent / "shared" / "corpora"]
+    git = repo / ".git"
+    if git.is_file():  # a worktree: ".git" names the main repository's git dir
+        main_git = Path(git.read_text().split("gitdir:", 1)[1].strip()).resolve()
+        candidates.append(main_git.parents[2].parent / "shared" / "corpora")
+    return next((c for c in candidates if c.is_dir()), candidates[0]).resolve()
+
+
+CORPORA = _find_corpora()
 
 
 @pytest.fixture(scope="session")

@@ -60,5 +60,5 @@ def test_paths_resolve_relative_to_config(tmp_path):
     p.write_text("datasets:\n  a:\n    source: audio\n")
     cfg = load_config(p)
     assert cfg.resolve(cfg.dataset("a").source[0]) == str(tmp_path / "audio")
-    with pytest.raises(ConfigError, match="unknown dataset 'b'"):
+    with pytest.raises(LookupError, match="unknown dataset 'b'"):
         cfg.dataset("b")

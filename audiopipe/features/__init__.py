@@ -27,60 +27,84 @@ from ._core import (
     power_to_db,
     stft,
 )
-from .cepstral import mfcc
+from .cepstral import bfcc, gfcc, lpc, lpcc, mfcc, pncc, real_cepstrum
 from .deltas import delta
 from .extractor import Extractor
 from .filters import (
+    bark_filterbank,
     chroma_filterbank,
     dct_matrix,
+    gammatone_filterbank,
     hz_to_mel,
     mel_filterbank,
     mel_frequencies,
     mel_to_hz,
 )
+from .musical import chroma_stft, estimate_tuning, onset_strength, piptrack, tempogram
 from .registry import DEFAULT_RECIPE, FEATURES, FEATURES_VERSION, check_recipe, recipe_hash
 from .spectral import (
     melspectrogram,
     spectral_bandwidth,
     spectral_centroid,
+    spectral_contrast,
+    spectral_entropy,
     spectral_flatness,
+    spectral_flux,
     spectral_rolloff,
     spectrogram,
     spectrum,
 )
-from .temporal import rms, zero_crossing_rate
+from .temporal import energy, energy_entropy, rms, zero_crossing_rate
 
 __all__ = [
     "DEFAULT_RECIPE",
     "FEATURES",
     "FEATURES_VERSION",
-    "Extractor",
     "amplitude_to_db",
     "as_audio",
+    "bark_filterbank",
+    "bfcc",
     "check_recipe",
     "chroma_filterbank",
+    "chroma_stft",
     "db_to_power",
     "dct_matrix",
     "delta",
+    "energy",
+    "energy_entropy",
+    "estimate_tuning",
+    "Extractor",
     "fft_frequencies",
     "frame",
+    "gammatone_filterbank",
     "get_window",
+    "gfcc",
     "hz_to_mel",
     "istft",
+    "lpc",
+    "lpcc",
     "mel_filterbank",
     "mel_frequencies",
     "mel_to_hz",
     "melspectrogram",
     "mfcc",
+    "onset_strength",
+    "piptrack",
+    "pncc",
     "power_to_db",
+    "real_cepstrum",
     "recipe_hash",
     "rms",
     "spectral_bandwidth",
     "spectral_centroid",
+    "spectral_contrast",
+    "spectral_entropy",
     "spectral_flatness",
+    "spectral_flux",
     "spectral_rolloff",
     "spectrogram",
     "spectrum",
     "stft",
+    "tempogram",
     "zero_crossing_rate",
 ]

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 __all__ = [
     "as_audio",
@@ -81,6 +80,12 @@ def as_audio(y: Any, *, name: str = "y") -> np.ndarray:
     return y
 
 
+_COSINE_WINDOWS = {
+    "hann": (0.5, 0.5), "hanning": (0.5, 0.5), "hamming": (0.54, 0.46),
+    "blackman": (0.42, 0.50, 0.08),
+}
+
+
 def get_window(window: WindowSpec, win_length: int) -> np.ndarray:
     """Periodic ("fftbins") analysis window of ``win_length`` samples, float64.
 
@@ -95,7 +100,16 @@ def get_window(window: WindowSpec, win_length: int) -> np.ndarray:
     """
     if callable(window):
         return np.asarray(window(win_length), dtype=np.float64)
+    if isinstance(window, str) and window in _COSINE_WINDOWS:
+        # generalised cosine windows computed here: scipy.signal takes seconds to import
+        n = np.arange(win_length) * (2 * np.pi / win_length)  # periodic ("fftbins")
+        return sum(((-1) ** i) * c * np.cos(i * n)
+                   for i, c in enumerate(_COSINE_WINDOWS[window]))
+    if isinstance(window, str) and window in ("boxcar", "rect", "rectangular", "ones"):
+        return np.ones(win_length)
     if isinstance(window, str | tuple) or np.isscalar(window):
+        import scipy.signal
+
         return scipy.signal.get_window(window, win_length, fftbins=True).astype(np.float64)
     w = np.asarray(window, dtype=np.float64)
     if w.ndim != 1 or len(w) != win_length:
@@ -148,7 +162,9 @@ def n_frames_for(n_samples: int, n_fft: int, hop_length: int, center: bool = Tru
     if center:
         return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
     if n_samples < n_fft:
-        raise ValueError(f"n_fft={n_fft} is too large for uncentered analysis of {n_samples} samples")
+        raise ValueError(
+            f"n_fft={n_fft} is too large for uncentered analysis of {n_samples} samples"
+        )
     return 1 + (n_samples - n_fft) // hop_length
 
 

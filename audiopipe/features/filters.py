@@ -34,7 +34,7 @@ def hz_to_mel(frequencies: np.ndarray | float, htk: bool = False) -> np.ndarray:
 
     Examples
     --------
-    >>> float(hz_to_mel(1000.0))
+    >>> round(float(hz_to_mel(1000.0)), 9)
     15.0
     """
     f = np.asanyarray(frequencies, dtype=np.float64)
@@ -45,9 +45,8 @@ def hz_to_mel(frequencies: np.ndarray | float, htk: bool = False) -> np.ndarray:
     min_log_hz = 1000.0
     min_log_mel = min_log_hz / f_sp
     logstep = np.log(6.4) / 27.0
-    return np.where(
-        f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, mels
-    )
+    logs = min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep
+    return np.where(f >= min_log_hz, logs, mels)
 
 
 def mel_to_hz(mels: np.ndarray | float, htk: bool = False) -> np.ndarray:
@@ -65,7 +64,7 @@ def mel_to_hz(mels: np.ndarray | float, htk: bool = False) -> np.ndarray:
 def mel_frequencies(
     n_mels: int = 128, fmin: float = 0.0, fmax: float = 11025.0, htk: bool = False
 ) -> np.ndarray:
-    """``n_mels`` frequencies (Hz) uniformly spaced on the mel scale, ``librosa.mel_frequencies``."""
+    """``n_mels`` frequencies (Hz) evenly spaced in mel, as ``librosa.mel_frequencies``."""
     mels = np.linspace(hz_to_mel(fmin, htk=htk), hz_to_mel(fmax, htk=htk), n_mels)
     return mel_to_hz(mels, htk=htk)
 
@@ -203,6 +202,166 @@ def dct_matrix(n_out: int, n_in: int, lifter: float = 0.0) -> np.ndarray:
     return w
 
 
+class _Key:
+    """Hashable identity wrapper so the read-only cached banks can key a CSR cache."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def __hash__(self) -> int:
+        return id(self.a)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and other.a is self.a
+
+
+@functools.lru_cache(maxsize=64)
+def _csr_cached(key: _Key):
+    bank = key.a
+    if np.count_nonzero(bank) > 0.3 * bank.size:
+        return None
+    return scipy.sparse.csr_array(bank)
+
+
+def bank_matmul(bank: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """``bank @ S`` over the last two axes, float32; sparse (CSR) when the bank is mostly
+    zeros and is one of the cached, read-only banks of this module (as the mel bank)."""
+    S = np.asarray(S, dtype=np.float32)
+    csr = _csr_cached(_Key(bank)) if not bank.flags.writeable else None
+    if csr is None:
+        return np.matmul(bank, S)
+    if S.ndim == 2:
+        return np.asarray(csr @ np.ascontiguousarray(S), dtype=np.float32)
+    flat = S.reshape((-1,) + S.shape[-2:])
+    out = np.stack([csr @ np.ascontiguousarray(s) for s in flat]).astype(np.float32)
+    return out.reshape(S.shape[:-2] + out.shape[-2:])
+
+
 def sparse_bank(bank: np.ndarray) -> scipy.sparse.csr_array:
-    """CSR copy of a (mostly zero) filter bank, for ``bank @ P`` with ``P`` laid out (freq, frames)."""
+    """CSR copy of a (mostly zero) filter bank, for ``bank @ P`` with ``P`` as (freq, frames)."""
     return scipy.sparse.csr_array(np.asarray(bank, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------------------
+# auditory banks (spafe 0.3.3 definitions)
+
+_EAR_Q = 9.26449  # Glasberg & Moore ERB parameters (Slaney's auditory toolbox)
+_MIN_BW = 24.7
+
+
+def erb_center_frequencies(fmin: float, fmax: float, n_bands: int) -> np.ndarray:
+    """Gammatone centre frequencies uniformly spaced on the ERB scale, ascending (Hz).
+
+    Slaney's ``ERBSpace``: ``(fmax + c) exp(m/n (log(fmin + c) - log(fmax + c))) - c``,
+    ``c = EarQ * minBW``, m = 1..n (so the top channel sits just below ``fmax``).
+    """
+    m = np.arange(1, n_bands + 1)
+    c = _EAR_Q * _MIN_BW
+    cf = (fmax + c) * np.exp((m / n_bands) * (np.log(fmin + c) - np.log(fmax + c))) - c
+    return cf[::-1]
+
+
+@functools.lru_cache(maxsize=32)
+def _gammatone_cached(sr, n_fft, n_bands, fmin, fmax, order):
+    T = 1.0 / sr
+    u = np.exp(1j * 2 * np.pi * np.arange(n_fft // 2 + 1) / n_fft)[None, :]
+    fcs = erb_center_frequencies(fmin, fmax, n_bands)
+    erb = ((fcs / _EAR_Q) ** order + _MIN_BW**order) ** (1 / order)
+    B = 1.019 * 2 * np.pi * erb
+    wT = 2 * fcs * np.pi * T
+    pole = (np.exp(1j * wT) / np.exp(B * T))[:, None]
+    K = np.exp(B * T)
+    cos, sin = np.cos(wT), np.sin(wT)
+    smax, smin = np.sqrt(3 + 2**1.5), np.sqrt(3 - 2**1.5)
+    A = np.array([(cos + smax * sin) / K, (cos - smax * sin) / K,
+                  (cos + smin * sin) / K, (cos - smin * sin) / K])  # zeros of the 4 stages
+    zeros = np.abs((u - A[0][:, None]) * (u - A[1][:, None]) * (u - A[2][:, None])
+                   * (u - A[3][:, None]))
+    resp = zeros * np.abs((u - pole) * (u - pole.conj())) ** -4
+    w = resp / resp.max(axis=1, keepdims=True)  # peak 1 (spafe's gain term cancels here)
+    w = w.astype(np.float32)
+    w.setflags(write=False)
+    return w
+
+
+def gammatone_filterbank(
+    sr: float = 16000,
+    n_fft: int = 512,
+    n_bands: int = 24,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> np.ndarray:
+    """4th-order gammatone filter magnitude responses ``(n_bands, 1 + n_fft//2)`` float32.
+
+    Reference: ``spafe.fbanks.gammatone_fbanks.gammatone_filter_banks`` (Slaney's
+    ``MakeERBFilters`` all-pole/zero cascade evaluated on the FFT grid, each filter scaled
+    to peak 1, centre frequencies on the ERB scale from :func:`erb_center_frequencies`).
+    Rows are ordered from the highest centre frequency down, as spafe's.
+
+    Examples
+    --------
+    >>> gammatone_filterbank(16000, 512, 24).shape
+    (24, 257)
+    """
+    fmax = sr / 2 if fmax is None else fmax
+    if not 0 <= fmin < fmax <= sr / 2:
+        raise ValueError(f"fmin/fmax: need 0 <= fmin < fmax <= sr/2, got {fmin}, {fmax}")
+    return _gammatone_cached(float(sr), int(n_fft), int(n_bands), float(fmin), float(fmax), 4)
+
+
+def hz_to_bark(f: np.ndarray | float) -> np.ndarray:
+    """Hz to Bark, Wang et al.'s ``6 asinh(f / 600)`` (spafe's default)."""
+    return 6.0 * np.arcsinh(np.asanyarray(f, dtype=np.float64) / 600.0)
+
+
+def bark_to_hz(b: np.ndarray | float) -> np.ndarray:
+    """Bark to Hz, ``600 sinh(b / 6)``."""
+    return 600.0 * np.sinh(np.asanyarray(b, dtype=np.float64) / 6.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _bark_cached(sr, n_fft, n_bands, fmin, fmax):
+    centers = np.linspace(hz_to_bark(fmin), hz_to_bark(fmax), n_bands)
+    bins = np.floor((n_fft + 1) * bark_to_hz(centers) / sr).astype(int)
+    w = np.zeros((n_bands, n_fft // 2 + 1))
+    i = np.arange(bins[0], bins[-1])
+    fb = hz_to_bark(i * sr / (n_fft + 1))[None, :]
+    d = fb - centers[:, None]
+    w[:, i] = np.where(
+        (d < -1.3) | (d > 2.5), 0.0,
+        np.where(d <= -0.5, 10 ** (2.5 * (d + 0.5)), np.where(d < 0.5, 1.0, 10 ** (-(d - 0.5)))))
+    w = w.astype(np.float32)
+    w.setflags(write=False)
+    return w, centers
+
+
+def bark_filterbank(
+    sr: float = 16000,
+    n_fft: int = 512,
+    n_bands: int = 26,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> np.ndarray:
+    """Bark-scale critical-band filters ``(n_bands, 1 + n_fft//2)`` float32.
+
+    Reference: ``spafe.fbanks.bark_fbanks.bark_filter_banks`` (Wang's Bark scale; the
+    Zwicker-style spreading function ``10^(2.5 (d + 0.5))`` below, 1 within ±0.5 Bark,
+    ``10^-(d - 0.5)`` above, zero outside [-1.3, 2.5] Bark; filled between the first and the
+    last centre bin, with spafe's ``(n_fft + 1)`` bin spacing). Centres: :func:`bark_centers`.
+
+    Examples
+    --------
+    >>> bark_filterbank(16000, 512, 26).shape
+    (26, 257)
+    """
+    fmax = sr / 2 if fmax is None else fmax
+    if not 0 <= fmin < fmax <= sr / 2:
+        raise ValueError(f"fmin/fmax: need 0 <= fmin < fmax <= sr/2, got {fmin}, {fmax}")
+    return _bark_cached(float(sr), int(n_fft), int(n_bands), float(fmin), float(fmax))[0]
+
+
+def bark_centers(sr: float = 16000, n_bands: int = 26, fmin: float = 0.0,
+                 fmax: float | None = None) -> np.ndarray:
+    """Centre frequencies (Hz) of :func:`bark_filterbank`'s bands."""
+    fmax = sr / 2 if fmax is None else fmax
+    return bark_to_hz(np.linspace(hz_to_bark(fmin), hz_to_bark(fmax), n_bands))

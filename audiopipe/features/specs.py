@@ -8,10 +8,28 @@ arithmetic on the block's shared spectra.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
-from .cepstral import mfcc as _mfcc_fn
+from ._core import get_window
+from .cepstral import equal_loudness, preemphasis_response
 from .extractor import Block, Computer, Extractor
-from .filters import dct_matrix, mel_filterbank
+from .filters import (
+    bark_centers,
+    bark_filterbank,
+    chroma_filterbank,
+    dct_matrix,
+    gammatone_filterbank,
+    mel_filterbank,
+)
+from .lpc import autocorr_from_power, levinson, lpc_to_cepstrum
+from .musical import (
+    normalize_frames,
+    onset_from_db,
+    piptrack_peaks,
+    tempogram_frames,
+    tuning_from_peaks,
+)
+from .pncc import PNCCStream
 from .registry import (
     FeatureSpec,
     Param,
@@ -27,12 +45,14 @@ from .registry import (
 from .spectral import (
     bandwidth_from_mag,
     centroid_from_mag,
+    contrast_bands,
+    contrast_from_mag,
+    entropy_of_subbands,
     flatness_from_power,
+    flux_from_mag,
     rolloff_from_mag,
 )
-from .temporal import frame_crossings, frame_sumsq
-
-_ = _mfcc_fn
+from .temporal import entropy_rows, frame_crossings, frame_sumsq
 
 # ---------------------------------------------------------------------------------- helpers
 
@@ -66,10 +86,15 @@ def mel_bank_key(ex: Extractor, p: dict) -> tuple:
     return key
 
 
+_DB = np.float32(10.0 / np.log(10.0))
+
+
 def to_db(S: np.ndarray, amin: float) -> np.ndarray:
-    """``10 log10(max(amin, S))`` in float32, the same operations as ``librosa.power_to_db``."""
-    out = np.log10(np.maximum(S, np.float32(amin)))
-    out *= np.float32(10.0)
+    """``10 log10(max(amin, S))`` in float32 (as ``10/ln 10 * ln``: numpy's float32 ``log`` is
+    vectorised, ``log10`` is not; within 1 ulp of ``librosa.power_to_db``)."""
+    out = np.maximum(S, np.float32(amin))
+    np.log(out, out=out)
+    out *= _DB
     return out
 
 
@@ -77,6 +102,11 @@ def db_floor(g: dict, key: tuple, amin: float, top_db: float) -> np.float32:
     """``max(dB over the clip) - top_db`` from the first pass's maximum bank value."""
     m = to_db(np.array([g[("bankmax", key)]], np.float32), amin)[0]
     return m - np.float32(top_db)
+
+
+def clip_top(db: np.ndarray, top_db: float) -> np.ndarray:
+    """Whole-clip ``max(db, db.max() - top_db)`` (librosa's power_to_db clipping), in place."""
+    return np.maximum(db, db.max() - np.float32(top_db), out=db)
 
 
 def block_db(b: Block, key: tuple, amin: float) -> np.ndarray:
@@ -90,15 +120,20 @@ def _make_melspectrogram(p: dict, ex: Extractor) -> Computer:
     log, top_db, amin = p["log"], p["top_db"], p["amin"]
     needs = (("bankmax", key),) if log and top_db is not None else ()
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
         if not log:
             return {"melspectrogram": b.mel(key)}
         db = block_db(b, key, amin)
         if top_db is not None:
+            if g is None:
+                return {"_melspectrogram_db": db}
             db = np.maximum(db, db_floor(g, key, amin, top_db))
         return {"melspectrogram": db}
 
-    return Computer({"melspectrogram": p["n_mels"]}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"melspectrogram": clip_top(res.pop("_melspectrogram_db"), top_db)}
+
+    return Computer({"melspectrogram": p["n_mels"]}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -120,13 +155,18 @@ def _make_mfcc(p: dict, ex: Extractor) -> Computer:
     top_db, amin = p["top_db"], p["amin"]
     needs = (("bankmax", key),) if top_db is not None else ()
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    def step(b: Block, st: dict, g: dict | None) -> dict:
         db = block_db(b, key, amin)
         if top_db is not None:
+            if g is None:
+                return {"_mfcc_db": db}
             db = np.maximum(db, db_floor(g, key, amin, top_db))
         return {"mfcc": D @ db}
 
-    return Computer({"mfcc": p["n_mfcc"]}, step, needs)
+    def finish(res: dict) -> dict:
+        return {"mfcc": D @ clip_top(res.pop("_mfcc_db"), top_db)}
+
+    return Computer({"mfcc": p["n_mfcc"]}, step, needs, finish=finish)
 
 
 register(FeatureSpec(
@@ -254,4 +294,526 @@ register(FeatureSpec(
     "Zero-crossing rate over frames of n_fft samples (librosa.feature.zero_crossing_rate, "
     "edge padding when centred).",
     lambda p, sr, n_fft: 1, _make_zcr,
+))
+
+
+# ---------------------------------------------------------------------------------- spectra
+
+def _make_spectrogram(p: dict, ex: Extractor) -> Computer:
+    power = p["power"]
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        if power == 2.0:
+            return {"spectrogram": b.power}
+        if power == 1.0:
+            return {"spectrogram": b.mag}
+        return {"spectrogram": b.power ** np.float32(power / 2)}
+
+    return Computer({"spectrogram": ex.n_fft // 2 + 1}, step)
+
+
+register(FeatureSpec(
+    "spectrogram",
+    {"power": Param(2.0, pos_num, "1 = magnitude, 2 = power spectrogram")},
+    "The shared STFT's |X|^power, 1 + n_fft//2 rows (librosa.stft layout).",
+    lambda p, sr, n_fft: n_fft // 2 + 1, _make_spectrogram,
+))
+
+
+def _make_contrast(p: dict, ex: Extractor) -> Computer:
+    masks, keeps = contrast_bands(ex.sr, ex.n_fft, p["fmin"], p["n_bands"], p["quantile"])
+    linear, top_db = p["linear"], p["top_db"]
+
+    def pv(b: Block):
+        return b.get("contrast_pv", lambda: contrast_from_mag(b.mag, masks, keeps))
+
+    needs = ()
+    if not linear and top_db is not None:
+        needs = (("max", "contrast_peak", lambda b: pv(b)[0]),
+                 ("max", "contrast_valley", lambda b: pv(b)[1]))
+
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        peak, valley = pv(b)
+        if linear:
+            return {"spectral_contrast": peak - valley}
+        pk, va = to_db(peak, 1e-10), to_db(valley, 1e-10)
+        if top_db is not None and g is None:
+            return {"_contrast_pk": pk, "_contrast_va": va}
+        if top_db is not None:
+            pk = np.maximum(pk, to_db(np.float32([g[needs[0]]]), 1e-10)[0] - np.float32(top_db))
+            va = np.maximum(va, to_db(np.float32([g[needs[1]]]), 1e-10)[0] - np.float32(top_db))
+        return {"spectral_contrast": pk - va}
+
+    def finish(res: dict) -> dict:
+        return {"spectral_contrast": clip_top(res.pop("_contrast_pk"), top_db)
+                - clip_top(res.pop("_contrast_va"), top_db)}
+
+    return Computer({"spectral_contrast": p["n_bands"] + 1}, step, needs, finish=finish)
+
+
+register(FeatureSpec(
+    "spectral_contrast",
+    {"fmin": Param(200.0, pos_num, "upper edge of the lowest band, Hz"),
+     "n_bands": Param(6, pos_int, "octave bands above fmin"),
+     "quantile": Param(0.02, open_unit, "fraction of bins averaged for peak / valley"),
+     "linear": Param(False, boolean, "peak - valley instead of the dB difference"),
+     "top_db": Param(None, optional(nonneg_num),
+                     "librosa clips the dB at whole-clip max - 80; null = frame-local")},
+    "Spectral contrast per octave band (librosa.feature.spectral_contrast).",
+    lambda p, sr, n_fft: p["n_bands"] + 1, _make_contrast,
+))
+
+
+def _make_entropy(p: dict, ex: Extractor) -> Computer:
+    nb = p["n_short_blocks"]
+    half = ex.n_fft // 2
+    scale = np.float32(2.0 / ex.n_fft)
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        M = b.mag[:half] * scale
+        return {"spectral_entropy": entropy_of_subbands(M * M, nb)}
+
+    return Computer({"spectral_entropy": 1}, step)
+
+
+register(FeatureSpec(
+    "spectral_entropy",
+    {"n_short_blocks": Param(10, pos_int, "sub-bands")},
+    "Spectral entropy of n_short_blocks sub-bands (pyAudioAnalysis), on the shared STFT.",
+    lambda p, sr, n_fft: 1, _make_entropy,
+))
+
+
+def _make_flux(p: dict, ex: Extractor) -> Computer:
+    half = ex.n_fft // 2
+    scale = np.float32(2.0 / ex.n_fft)
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        f, st["prev"] = flux_from_mag(b.mag[:half] * scale, st.get("prev"))
+        return {"spectral_flux": f}
+
+    return Computer({"spectral_flux": 1}, step)
+
+
+register(FeatureSpec(
+    "spectral_flux", {},
+    "Spectral flux of unit-sum magnitude spectra (pyAudioAnalysis); 0 on the first frame.",
+    lambda p, sr, n_fft: 1, _make_flux,
+))
+
+
+# ---------------------------------------------------------------------------------- temporal
+
+def _make_energy(p: dict, ex: Extractor) -> Computer:
+    L, hop = ex.n_fft, ex.hop_length
+    inv = np.float32(1.0 / L)
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        return {"energy": (frame_sumsq(b.seg, b.k, L, hop) * inv)[None, :]}
+
+    return Computer({"energy": 1}, step)
+
+
+register(FeatureSpec(
+    "energy", {},
+    "Short-term energy sum(x^2)/n_fft of rectangular frames (pyAudioAnalysis, without its "
+    "whole-file normalisation), on the shared framing.",
+    lambda p, sr, n_fft: 1, _make_energy,
+))
+
+
+def _make_energy_entropy(p: dict, ex: Extractor) -> Computer:
+    nb = p["n_short_blocks"]
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        return {"energy_entropy": entropy_rows(b.rows, nb)}
+
+    return Computer({"energy_entropy": 1}, step)
+
+
+register(FeatureSpec(
+    "energy_entropy",
+    {"n_short_blocks": Param(10, pos_int, "sub-blocks per frame")},
+    "Entropy of sub-block energies (pyAudioAnalysis), on the shared framing.",
+    lambda p, sr, n_fft: 1, _make_energy_entropy,
+))
+
+
+# ---------------------------------------------------------------------------------- cepstral
+
+SPEECH_PARAMS = {
+    "fmin": Param(0.0, nonneg_num, "lowest filter frequency, Hz"),
+    "fmax": Param(None, optional(pos_num), "highest filter frequency, Hz (default sr/2)"),
+    "pre_emphasis": Param(0.97, nonneg_num, "pre-emphasis coefficient (0 = none), applied "
+                          "as the filter's power response on the shared STFT"),
+}
+
+
+def _speech_weight(ex: Extractor, coef: float) -> np.ndarray:
+    w = preemphasis_response(ex.n_fft, coef) if coef else np.ones(ex.n_fft // 2 + 1, np.float32)
+    return w * np.float32(1.0 / ex.n_fft)
+
+
+def _fmax(p: dict, ex: Extractor, default: float | None = None) -> float:
+    if p["fmax"] is not None:
+        return float(p["fmax"])
+    return float(default if default is not None else ex.sr / 2)
+
+
+def _make_gfcc(p: dict, ex: Extractor) -> Computer:
+    fb = gammatone_filterbank(ex.sr, ex.n_fft, p["n_bands"], p["fmin"], _fmax(p, ex))
+    key = ex.register_bank(("gfcc", p["n_bands"], p["fmin"], _fmax(p, ex), p["pre_emphasis"]),
+                           fb * _speech_weight(ex, p["pre_emphasis"]))
+    D = dct_matrix(p["n_gfcc"], p["n_bands"])
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        return {"gfcc": D @ np.cbrt(b.mel(key))}
+
+    return Computer({"gfcc": p["n_gfcc"]}, step)
+
+
+def _n_le_bands(n_key: str):
+    def check(p: dict) -> str | None:
+        if p[n_key] > p["n_bands"]:
+            return f"{n_key}={p[n_key]} must be <= n_bands={p['n_bands']}"
+        return None
+    return check
+
+
+register(FeatureSpec(
+    "gfcc",
+    {"n_gfcc": Param(13, pos_int, "coefficients"),
+     "n_bands": Param(24, pos_int, "gammatone filters"), **SPEECH_PARAMS},
+    "Gammatone cepstral coefficients (spafe gfcc: cube-root compression, DCT-II ortho) from "
+    "the shared power spectrum / n_fft.",
+    lambda p, sr, n_fft: p["n_gfcc"], _make_gfcc, _n_le_bands("n_gfcc"),
+))
+
+
+def _make_bfcc(p: dict, ex: Extractor) -> Computer:
+    fmax = _fmax(p, ex)
+    w = bark_filterbank(ex.sr, ex.n_fft, p["n_bands"], p["fmin"], fmax) * equal_loudness(
+        bark_centers(ex.sr, p["n_bands"], p["fmin"], fmax)).astype(np.float32)[:, None]
+    key = ex.register_bank(("bfcc", p["n_bands"], p["fmin"], fmax, p["pre_emphasis"]),
+                           w * _speech_weight(ex, p["pre_emphasis"]))
+    D = dct_matrix(p["n_bfcc"], p["n_bands"])
+    amin = np.float32(p["amin"])
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        return {"bfcc": D @ np.log(np.maximum(np.cbrt(b.mel(key)), amin))}
+
+    return Computer({"bfcc": p["n_bfcc"]}, step)
+
+
+register(FeatureSpec(
+    "bfcc",
+    {"n_bfcc": Param(13, pos_int, "coefficients"),
+     "n_bands": Param(26, pos_int, "Bark filters"),
+     "amin": Param(1e-10, pos_num, "floor before the log"), **SPEECH_PARAMS},
+    "Bark cepstral coefficients: spafe's Bark bank, PLP equal-loudness at band centres and "
+    "cube-root power law (Hermansky 1990), log, DCT-II ortho.",
+    lambda p, sr, n_fft: p["n_bfcc"], _make_bfcc, _n_le_bands("n_bfcc"),
+))
+
+
+def _lpc_block(ex: Extractor, p: dict):
+    order = p["order"]
+    R = autocorr_from_power(ex.n_fft, order) * _speech_weight(ex, p["pre_emphasis"])[None, :]
+
+    def lpc_of(b: Block):
+        return b.get(("lpc", order, p["pre_emphasis"]),
+                     lambda: levinson((R @ b.power.astype(np.float64)).T, order))
+
+    return lpc_of
+
+
+def _make_lpc(p: dict, ex: Extractor) -> Computer:
+    lpc_of = _lpc_block(ex, p)
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        a, _ = lpc_of(b)
+        return {"lpc": a.T.astype(np.float32)}
+
+    return Computer({"lpc": p["order"] + 1}, step)
+
+
+LPC_PARAMS = {
+    "order": Param(12, pos_int, "prediction order p"),
+    "pre_emphasis": SPEECH_PARAMS["pre_emphasis"],
+}
+
+register(FeatureSpec(
+    "lpc", dict(LPC_PARAMS),
+    "LPC polynomial [1, a_1..a_p] per frame: Levinson-Durbin on the autocorrelation of the "
+    "windowed shared frames (inverse DFT of the power spectrum).",
+    lambda p, sr, n_fft: p["order"] + 1, _make_lpc,
+))
+
+
+def _make_lpcc(p: dict, ex: Extractor) -> Computer:
+    lpc_of = _lpc_block(ex, p)
+    n = p["n_lpcc"]
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        a, E = lpc_of(b)
+        return {"lpcc": lpc_to_cepstrum(a, E, n).T.astype(np.float32)}
+
+    return Computer({"lpcc": n}, step)
+
+
+register(FeatureSpec(
+    "lpcc", {"n_lpcc": Param(13, pos_int, "coefficients c_0..c_{n-1}"), **LPC_PARAMS},
+    "LPC cepstrum by the standard recursion (Rabiner & Juang), c_0 = ln sqrt(E).",
+    lambda p, sr, n_fft: p["n_lpcc"], _make_lpcc,
+))
+
+
+class _PNCCLookahead:
+    def __init__(self, D: np.ndarray) -> None:
+        self.s, self.D = PNCCStream(), D
+
+    def push(self, d: dict) -> dict:
+        return {"pncc": self.D @ self.s.push(d["_pncc_bands"])}
+
+    def flush(self) -> dict:
+        return {"pncc": self.D @ self.s.flush()}
+
+
+def _make_pncc(p: dict, ex: Extractor) -> Computer:
+    fmax = _fmax(p, ex, min(8000.0, ex.sr / 2))
+    fb = gammatone_filterbank(ex.sr, ex.n_fft, p["n_bands"], p["fmin"], fmax)
+    key = ex.register_bank(("pncc", p["n_bands"], p["fmin"], fmax, p["pre_emphasis"]),
+                           fb * _speech_weight(ex, p["pre_emphasis"]))
+    D = dct_matrix(p["n_pncc"], p["n_bands"])
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        return {"_pncc_bands": b.mel(key)}
+
+    return Computer({"pncc": p["n_pncc"]}, step, lookahead=lambda: _PNCCLookahead(D),
+                    step_names=("_pncc_bands",))
+
+
+register(FeatureSpec(
+    "pncc",
+    {"n_pncc": Param(13, pos_int, "coefficients"),
+     "n_bands": Param(40, pos_int, "gammatone channels (Kim & Stern: 40)"),
+     **{**SPEECH_PARAMS, "fmin": Param(200.0, nonneg_num, "lowest channel, Hz"),
+        "fmax": Param(None, optional(pos_num), "highest channel, Hz (default min(8k, sr/2))")}},
+    "Power-normalized cepstral coefficients (Kim & Stern 2016), 2 frames of look-ahead.",
+    lambda p, sr, n_fft: p["n_pncc"], _make_pncc, _n_le_bands("n_pncc"),
+))
+
+
+def _make_rceps(p: dict, ex: Extractor) -> Computer:
+    n = p["n_ceps"] or ex.n_fft // 2 + 1
+    if n > ex.n_fft // 2 + 1:
+        raise ValueError(f"n_ceps={n} must be <= 1 + n_fft // 2 = {ex.n_fft // 2 + 1}")
+    amin = np.float32(p["amin"])
+    n_fft = ex.n_fft
+
+    def step(b: Block, st: dict, g: dict) -> dict:
+        c = scipy.fft.irfft(np.log(np.maximum(b.mag_fm, amin)), n=n_fft, axis=-1)[:, :n]
+        return {"real_cepstrum": c.T.astype(np.float32, copy=False)}
+
+    return Computer({"real_cepstrum": n}, step)
+
+
+register(FeatureSpec(
+    "real_cepstrum",
+    {"n_ceps": Param(None, optional(pos_int), "quefrencies kept (default 1 + n_fft//2)"),
+     "amin": Param(1e-10, pos_num, "floor of |X| before the log")},
+    "Real cepstrum Re(IFFT(log max(|X|, amin))) of each shared STFT frame (MATLAB rceps).",
+    lambda p, sr, n_fft: p["n_ceps"] or n_fft // 2 + 1, _make_rceps,
+))
+
+
+# ---------------------------------------------------------------------------------- musical
+
+def _make_chroma(p: dict, ex: Extractor) -> Computer:
+    n_chroma, tuning, norm = p["n_chroma"], p["tuning"], p["norm"]
+    norm = np.inf if norm == "inf" else norm
+    sr, n_fft = ex.sr, ex.n_fft
+    banks: dict[float, np.ndarray] = {}
+    needs = ()
+    if tuning is None:
+        need = ("collect", "tuning",
+                lambda b: piptrack_peaks(b.power, sr, n_fft),
+                lambda parts: tuning_from_peaks(
+                    np.concatenate([q[0] for q in parts]) if parts else None,
+                    np.concatenate([q[1] for q in parts]) if parts else None,
+                    bins_per_octave=n_chroma))
+        needs = (need,)
+
+    def bank(t: float) -> np.ndarray:
+        fb = banks.get(t)
+        if fb is None:
+            fb = banks[t] = chroma_filterbank(sr=sr, n_fft=n_fft, tuning=t, n_chroma=n_chroma)
+        return fb
+
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:  # whole clip, tuning unknown yet: keep the power spectrum
+            return {"_chroma_power": b.power}
+        t = g[needs[0]] if needs else tuning
+        return {"chroma_stft": normalize_frames(bank(t) @ b.power, norm)}
+
+    def finish(res: dict) -> dict:
+        P = res.pop("_chroma_power")
+        t = tuning_from_peaks(*piptrack_peaks(P, sr, n_fft), bins_per_octave=n_chroma)
+        return {"chroma_stft": normalize_frames(bank(t) @ P, norm)}
+
+    return Computer({"chroma_stft": n_chroma}, step, needs, finish=finish)
+
+
+register(FeatureSpec(
+    "chroma_stft",
+    {"n_chroma": Param(12, pos_int, "chroma bins per octave"),
+     "tuning": Param(0.0, optional(lambda v: None if _num(v) and -0.5 <= v <= 0.5 else
+                                   f"must be in [-0.5, 0.5] or null, got {v!r}"),
+                     "tuning offset in bins; null = estimate from the whole clip (librosa's "
+                     "default; needs two passes when streaming)"),
+     "norm": Param("inf", optional(one_of("inf", 1, 2)), "per-frame normalisation")},
+    "Chromagram of the power spectrogram (librosa.feature.chroma_stft).",
+    lambda p, sr, n_fft: p["n_chroma"], _make_chroma,
+))
+
+
+def _num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+ONSET_PARAMS = {
+    "n_mels": Param(128, pos_int, "mel bands of the log-mel spectrogram"),
+    "fmin": Param(0.0, nonneg_num, "lowest mel edge"),
+    "fmax": Param(None, optional(pos_num), "highest mel edge (default sr/2)"),
+    "lag": Param(1, pos_int, "frames between compared spectra"),
+    "max_size": Param(1, pos_int, "max filter across bands for the reference"),
+    "detrend": Param(False, boolean, "high-pass the envelope (librosa detrend)"),
+    "top_db": Param(None, optional(nonneg_num),
+                    "librosa: 80 dB below the whole-clip max; null = frame-local"),
+}
+
+
+def _onset_step(p: dict, ex: Extractor):
+    key = mel_bank_key(ex, {"n_mels": p["n_mels"], "fmin": p["fmin"], "fmax": p["fmax"],
+                            "htk": False, "norm": "slaney", "power": 2.0})
+    lag, max_size, top_db = p["lag"], p["max_size"], p["top_db"]
+    n_pad = ex.n_fft // (2 * ex.hop_length) if ex.center else 0
+    needs = (("bankmax", key),) if top_db is not None else ()
+
+    def env_of(b: Block, st: dict, g: dict | None) -> np.ndarray:
+        db = block_db(b, key, 1e-10)
+        if top_db is not None:
+            if g is None:
+                return db  # deferred: the caller's finish clips and differentiates
+            db = np.maximum(db, db_floor(g, key, 1e-10, top_db))
+        return env_from_db(db, st, b.t0)
+
+    def env_from_db(db: np.ndarray, st: dict, t0: int) -> np.ndarray:
+        env, st["prev"] = onset_from_db(db, st.get("prev"), t0, lag, max_size, n_pad)
+        if p["detrend"]:
+            from scipy.signal import lfilter  # lazy: scipy.signal is slow to import
+
+            zi = st.get("zi", np.zeros(1))
+            env, st["zi"] = lfilter([1.0, -1.0], [1.0, -0.99], env[0], zi=zi)
+            env = env[None, :].astype(np.float32)
+        return env
+
+    def finish_env(db: np.ndarray) -> np.ndarray:
+        return env_from_db(clip_top(db, top_db), {}, 0)
+
+    env_of.finish_env = finish_env
+    return env_of, needs
+
+
+def _make_onset(p: dict, ex: Extractor) -> Computer:
+    env_of, needs = _onset_step(p, ex)
+
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:
+            return {"_onset_db": env_of(b, st, g)}
+        return {"onset_strength": env_of(b, st, g)}
+
+    def finish(res: dict) -> dict:
+        return {"onset_strength": env_of.finish_env(res.pop("_onset_db"))}
+
+    return Computer({"onset_strength": 1}, step, needs, finish=finish)
+
+
+register(FeatureSpec(
+    "onset_strength", dict(ONSET_PARAMS),
+    "Onset strength envelope: log-mel spectral flux (librosa.onset.onset_strength).",
+    lambda p, sr, n_fft: 1, _make_onset,
+))
+
+
+class _TempogramLookahead:
+    """Tempogram of a streamed onset envelope: holds win_length//2 frames of look-ahead."""
+
+    def __init__(self, win: np.ndarray, norm) -> None:
+        self.win, self.norm = win, norm
+        self.L = len(win)
+        self.h = self.L // 2
+        self.buf: np.ndarray | None = None  # padded envelope from padded index x0
+        self.x0 = 0
+        self.next = 0  # next output frame
+        self.n = 0  # envelope frames received
+
+    def _emit(self, upto: int) -> np.ndarray:
+        if upto <= self.next:
+            return np.zeros((self.L, 0), np.float32)
+        seg = self.buf[self.next - self.x0 : upto - self.x0 + self.L - 1]
+        out = tempogram_frames(np.ascontiguousarray(seg), self.win, upto - self.next, self.norm)
+        self.next = upto
+        if self.next > self.x0:
+            self.buf = self.buf[self.next - self.x0 :].copy()
+            self.x0 = self.next
+        return out
+
+    def push(self, d: dict) -> dict:
+        env = d["_tempogram_env"][0].astype(np.float32)
+        if not len(env):
+            return {"tempogram": np.zeros((self.L, 0), np.float32)}
+        if self.buf is None:
+            left = np.pad(env[:1], (self.h, 0), mode="linear_ramp", end_values=0)[: self.h]
+            self.buf = np.concatenate([left, env])
+        else:
+            self.buf = np.concatenate([self.buf, env])
+        self.n += len(env)
+        avail = self.x0 + len(self.buf) - self.L + 1  # frames whose window is complete
+        return {"tempogram": self._emit(min(avail, self.n))}
+
+    def flush(self) -> dict:
+        right = np.pad(self.buf[-1:], (0, self.h), mode="linear_ramp", end_values=0)[1:]
+        self.buf = np.concatenate([self.buf, right, np.zeros(self.L, np.float32)])
+        return {"tempogram": self._emit(self.n)}
+
+
+def _make_tempogram(p: dict, ex: Extractor) -> Computer:
+    env_of, needs = _onset_step(p, ex)
+    win = get_window(p["window"], p["win_length"]).astype(np.float32)
+    norm = np.inf if p["norm"] == "inf" else p["norm"]
+
+    def step(b: Block, st: dict, g: dict | None) -> dict:
+        if g is None:
+            return {"_tempogram_db": env_of(b, st, g)}
+        return {"_tempogram_env": env_of(b, st, g)}
+
+    def finish(res: dict) -> dict:
+        return {"_tempogram_env": env_of.finish_env(res.pop("_tempogram_db"))}
+
+    return Computer({"tempogram": p["win_length"]}, step, needs,
+                    lookahead=lambda: _TempogramLookahead(win, norm),
+                    step_names=("_tempogram_env",), finish=finish)
+
+
+register(FeatureSpec(
+    "tempogram",
+    {"win_length": Param(384, pos_int, "onset frames per autocorrelation window"),
+     "window": Param("hann", lambda v: None if isinstance(v, str) else "must be a window name",
+                     "autocorrelation window"),
+     "norm": Param("inf", optional(one_of("inf", 1, 2)), "per-frame normalisation"),
+     **ONSET_PARAMS},
+    "Autocorrelation tempogram of the onset envelope (librosa.feature.tempogram); holds "
+    "win_length//2 frames of look-ahead when streaming.",
+    lambda p, sr, n_fft: p["win_length"], _make_tempogram,
 ))

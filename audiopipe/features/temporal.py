@@ -12,7 +12,7 @@ import numpy as np
 
 from ._core import _frame_rows, as_audio
 
-__all__ = ["rms", "zero_crossing_rate"]
+__all__ = ["rms", "zero_crossing_rate", "energy", "energy_entropy"]
 
 
 def frame_sumsq(seg: np.ndarray, n_frames: int, frame_length: int, hop: int) -> np.ndarray:
@@ -129,3 +129,80 @@ def zero_crossing_rate(
     n_frames = 1 + (y.shape[-1] - frame_length) // hop_length
     counts = frame_crossings(y, n_frames, frame_length, hop_length, threshold, pad, pad + n)
     return (counts.astype(np.float32) * np.float32(1.0 / frame_length))[..., None, :]
+
+
+def _paa_rows(y, sr, frame_length, hop_length, center):
+    y = as_audio(y)
+    frame_length = int(0.050 * sr) if frame_length is None else int(frame_length)
+    hop_length = int(0.025 * sr) if hop_length is None else int(hop_length)
+    if center:
+        pw = [(0, 0)] * (y.ndim - 1) + [(frame_length // 2, frame_length // 2)]
+        y = np.pad(y, pw)
+    if y.shape[-1] < frame_length:
+        raise ValueError(f"clip of {y.shape[-1]} samples is shorter than frame_length="
+                         f"{frame_length} (use center=True for one padded frame)")
+    return _frame_rows(y, frame_length, hop_length), frame_length, hop_length, y
+
+
+def energy(
+    y: np.ndarray,
+    sr: float = 22050,
+    frame_length: int | None = None,
+    hop_length: int | None = None,
+    center: bool = False,
+) -> np.ndarray:
+    """Short-term energy ``sum(x^2) / frame_length`` per frame, ``(..., 1, n_frames)``.
+
+    pyAudioAnalysis ``energy`` with its short-term framing: rectangular frames of 50 ms
+    every 25 ms (defaults at ``sr``), uncentred, trailing partial frame dropped.
+    pyAudioAnalysis first normalises the whole file (``x / 2^15``, minus its mean, divided by
+    its maximum |x|); that is a whole-file step and is not done here (int16 input is
+    scaled by 1/32768, which matches its first step) -- normalise the clip yourself to
+    reproduce its numbers. Equals ``rms**2`` on the same frames.
+
+    Examples
+    --------
+    >>> float(energy(np.full(22050, 0.5, np.float32), sr=22050)[0, 0])
+    0.25
+    """
+    rows, L, hop, yp = _paa_rows(y, sr, frame_length, hop_length, center)
+    ss = frame_sumsq(yp, rows.shape[-2], L, hop)
+    return (ss * np.float32(1.0 / L))[..., None, :]
+
+
+def entropy_rows(rows: np.ndarray, n_short_blocks: int, eps: float = 1e-8) -> np.ndarray:
+    """pyAudioAnalysis energy entropy of frame rows ``(..., k, L)`` -> ``(..., 1, k)``."""
+    L = rows.shape[-1]
+    sub = L // n_short_blocks
+    x = rows.astype(np.float64)
+    total = np.einsum("...ij,...ij->...i", x, x)
+    b = x[..., : sub * n_short_blocks].reshape(rows.shape[:-1] + (n_short_blocks, sub))
+    s = np.einsum("...ij,...ij->...i", b, b) / (total[..., None] + eps)
+    return (-(s * np.log2(s + eps)).sum(axis=-1))[..., None, :].astype(np.float32)
+
+
+def energy_entropy(
+    y: np.ndarray,
+    sr: float = 22050,
+    frame_length: int | None = None,
+    hop_length: int | None = None,
+    center: bool = False,
+    n_short_blocks: int = 10,
+) -> np.ndarray:
+    """Entropy of energy, ``(..., 1, n_frames)``; pyAudioAnalysis ``energy_entropy``.
+
+    Each frame is cut into ``n_short_blocks`` equal sub-blocks (the last
+    ``frame_length % n_short_blocks`` samples dropped); with ``s_j`` = sub-block energy over
+    the frame's energy, the entropy is ``-sum s_j log2(s_j + eps)``, ``eps = 1e-8``: low for
+    a frame with an abrupt change (energy in few sub-blocks), up to ``log2(n_short_blocks)``
+    for a steady one. Framing as :func:`energy`; scale-free, so pyAudioAnalysis' file
+    normalisation only matters through a DC offset. Silence gives 0.
+
+    Examples
+    --------
+    >>> e = energy_entropy(np.random.default_rng(0).standard_normal(22050), sr=22050)
+    >>> bool(abs(float(e.mean()) - np.log2(10)) < 0.05)
+    True
+    """
+    rows, _, _, _ = _paa_rows(y, sr, frame_length, hop_length, center)
+    return entropy_rows(rows, n_short_blocks)

@@ -27,6 +27,8 @@ from audiopipe.store.tables import append, open_table, replace_where
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
 
+INGEST_STEPS = frozenset({"discover", "decode", "features", "shard", "publish"})
+
 
 class DatasetNotFound(LookupError):
     """No published run for this dataset under this root."""
@@ -88,6 +90,8 @@ class Dataset:
 
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """A table as pyarrow (``.to_pandas()`` for pandas); empty tables are empty, not errors."""
+        if name == "errors":
+            return self._errors(columns)
         dt = self.delta(name)
         if dt is None:
             if (
@@ -99,6 +103,29 @@ class Dataset:
                 f"dataset {self.name!r} has no table {name!r} (has: {', '.join(self.table_names())})"
             )
         return dt.to_pyarrow_table(columns=columns)
+
+    def _errors(self, columns: list[str] | None) -> pa.Table:
+        """``errors`` at its latest version, less the rows of ingestion runs that did not finish
+        (or finished after the pinned run): stages append their own rows after ingestion."""
+        import pyarrow.compute as pc
+
+        dt = open_table(self.location, "errors")
+        if dt is None:
+            return pa.table({})
+        t = dt.to_pyarrow_table()
+        runs = self.table("runs", ["run_id", "status", "finished"]).to_pylist()
+        ok = [
+            r["run_id"]
+            for r in runs
+            if r["status"] == "ok" and r["finished"] <= self.run["finished"]
+        ]
+        ingest_steps = pa.array(sorted(INGEST_STEPS))
+        keep = pc.or_(
+            pc.invert(pc.is_in(t["step"], ingest_steps)),
+            pc.is_in(t["run_id"], pa.array(ok, pa.string())),
+        )
+        t = t.filter(keep)
+        return t.select(columns) if columns else t
 
     def to_pandas(self, name: str, columns: list[str] | None = None) -> Any:
         return self.table(name, columns).to_pandas()

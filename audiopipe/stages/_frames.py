@@ -1,0 +1,88 @@
+"""Private helpers shared by the learning stages: frame features from a dataset, pooling.
+
+Examples
+--------
+>>> import numpy as np
+>>> segment_pool(np.arange(12, dtype=np.float32).reshape(6, 2), 3)
+array([ 1.,  2.,  5.,  6.,  9., 10.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+from audiopipe.store.dataset import Dataset
+from audiopipe.store.frames import open_part
+
+__all__ = ["segment_pool", "read_frames_many", "stable_id", "as_list", "as_int", "as_bool"]
+
+
+def segment_pool(frames: np.ndarray, n_segments: int) -> np.ndarray:
+    """Means of ``frames`` (n_frames, n_dims) over ``n_segments`` equal time segments.
+
+    Keeps temporal order (segment 0 first). Clips shorter than ``n_segments``
+    frames reuse their frames; an empty clip gives zeros.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    n, d = frames.shape
+    if n == 0:
+        return np.zeros(n_segments * d, np.float32)
+    edges = np.linspace(0, n, n_segments + 1)
+    out = []
+    for i in range(n_segments):
+        a = min(int(np.floor(edges[i])), n - 1)
+        b = min(max(int(np.ceil(edges[i + 1])), a + 1), n)
+        out.append(frames[a:b].mean(axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+def read_frames_many(ds: Dataset, clip_ids: list[str], feature: str) -> list[np.ndarray]:
+    """Frames ``(n_frames, n_dims)`` of ``feature`` for many clips, reading each part once."""
+    t = ds.table("frames_index", ["clip_id", "part", "start", "stop"]).to_pydict()
+    where = {
+        c: (p, s, e)
+        for c, p, s, e in zip(t["clip_id"], t["part"], t["start"], t["stop"], strict=True)
+    }
+    missing = [c for c in clip_ids if c not in where]
+    if missing:
+        raise KeyError(f"dataset {ds.name!r} has no frames for clips {missing[:3]}")
+    cache: dict[str, np.ndarray] = {}
+    out = []
+    for c in clip_ids:
+        part, s, e = where[c]
+        if part not in cache:
+            g = open_part(ds.location.frames_uri(part), ds.location.fsspec_options)
+            if feature not in g:
+                raise KeyError(f"dataset {ds.name!r} has no frame feature {feature!r}")
+            cache[part] = np.asarray(g[feature][:], dtype=np.float32)
+        out.append(cache[part][s:e])
+    return out
+
+
+def stable_id(prefix: str, *parts: Any) -> str:
+    """A short deterministic id from JSON-able parts (same inputs → same model id)."""
+    h = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{prefix}-{h}"
+
+
+def as_list(v: Any) -> list[str] | None:
+    """A list param given as a list or a comma-separated string (``--set features=a,b``)."""
+    if v is None or v == "":
+        return None
+    if isinstance(v, str):
+        return [s.strip() for s in v.split(",") if s.strip()]
+    return [str(x) for x in v]
+
+
+def as_int(v: Any, default: int) -> int:
+    return default if v is None else int(v)
+
+
+def as_bool(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "on")
+    return bool(v)

@@ -1,0 +1,72 @@
+"""Benchmark: classify on ../shared/corpora/fsdd, leave-one-speaker-out, default vs anchor.
+
+Ingests all 2000 clips (8 kHz, n_fft 512, hop 128, 20 MFCC + deltas from 40 mels) with the
+real pipeline into a temporary folder, then runs the classify stage twice:
+
+- default: ``StandardScaler + SVC(rbf)`` on clip stats + MFCC/delta means over 3 time segments,
+  features standardised within each speaker (label-free speaker normalisation);
+- anchor: random forest on MFCC/delta mean/std clip statistics (the issue's anchor recipe,
+  with audiopipe's MFCCs), no speaker normalisation, no time segments.
+
+Prints a table and writes ``benchmarks/results/classify_fsdd.json``.
+Run: ``python benchmarks/classify_fsdd.py`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "stages"))
+
+from _ingest import FSDD_RECIPE, ingest  # noqa: E402
+
+from audiopipe.stages import classify  # noqa: E402
+
+CORPORA = ROOT.parent / "shared" / "corpora"
+
+
+def main() -> None:
+    fsdd = CORPORA / "fsdd"
+    if not fsdd.is_dir():
+        fsdd = Path("/work/shared/corpora/fsdd")
+    out = Path(tempfile.mkdtemp())
+    t = time.time()
+    ds = ingest(out, "fsdd", str(fsdd / "recordings"), fsdd / "labels.csv", 8000, FSDD_RECIPE)
+    t_ingest = time.time() - t
+    runs = {
+        "default (svm, 3 segments, speaker norm)": {"target": "digit", "groups": "speaker"},
+        "svm, no speaker norm": {"target": "digit", "groups": "speaker", "group_norm": False},
+        "anchor (rf on mfcc+delta mean/std)": {
+            "target": "digit",
+            "groups": "speaker",
+            "model": "rf",
+            "segments": 0,
+            "features": ["mfcc", "mfcc_delta"],
+            "group_norm": False,
+        },
+    }
+    res = {}
+    for name, p in runs.items():
+        t = time.time()
+        r = classify.run(ds, p, run_id="bench")
+        res[name] = {**r["metrics"], "seconds": round(time.time() - t, 1)}
+    keys = sorted({k for v in res.values() for k in v})
+    print(
+        f"fsdd: {ds.table('clips').num_rows} clips, ingest {t_ingest:.1f} s; leave-one-speaker-out"
+    )
+    print(f"{'run':42s} " + " ".join(f"{k:>18s}" for k in keys))
+    for name, m in res.items():
+        print(f"{name:42s} " + " ".join(f"{m.get(k, float('nan')):18.3f}" for k in keys))
+    dest = ROOT / "benchmarks" / "results"
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "classify_fsdd.json").write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

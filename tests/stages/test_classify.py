@@ -1,0 +1,178 @@
+"""classify: honest grouped CV on generated data, the dataset adapter, and fsdd by speaker."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+import audiopipe
+from audiopipe.stages import classify
+from audiopipe.stages._common import StageInputError
+from audiopipe.stages._frames import segment_pool
+
+from ._ingest import FSDD_RECIPE, ingest
+
+
+def test_segment_pool_keeps_order_and_handles_short_clips():
+    f = np.arange(12, dtype=np.float32).reshape(6, 2)
+    assert segment_pool(f, 3).tolist() == [1, 2, 5, 6, 9, 10]
+    assert segment_pool(f[:1], 3).tolist() == [0, 1] * 3  # shorter than the segments
+    assert segment_pool(np.zeros((0, 2)), 3).tolist() == [0] * 6
+
+
+def test_grouped_cv_does_not_leak_groups():
+    # each group has its own label AND a feature that identifies the group: a per-clip
+    # split would look perfect, leave-one-group-out cannot use it
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(6), 20)
+    y = np.where(groups % 2 == 0, "a", "b")
+    X = np.c_[groups + rng.normal(0, 0.05, groups.size), rng.normal(size=(groups.size, 3))]
+    pred, prob, fold = classify.grouped_cv(classify.ClipClassifier(), X, y, groups)
+    assert (pred == y).mean() < 0.7
+    assert len(set(fold)) == 6 and ((prob >= 0) & (prob <= 1)).all()
+    # a real signal is found
+    X2 = np.c_[(y == "a") * 2.0 + rng.normal(0, 0.5, y.size), X[:, 1:]]
+    pred2, _, _ = classify.grouped_cv(classify.ClipClassifier(), X2, y, groups)
+    assert (pred2 == y).mean() > 0.9
+
+
+def test_run_on_demo_writes_outputs_and_is_repeatable(demo_ds):
+    p = {"target": "label", "groups": "group", "random_state": 1}
+    r1 = classify.run(demo_ds, p, run_id="a")
+    r2 = classify.run(demo_ds, p, run_id="b")
+    assert r1["metrics"] == r2["metrics"] and r1["model_id"] == r2["model_id"]
+    assert r1["metrics"]["accuracy"] > 0.8 and r1["metrics"]["macro_f1"] > 0.8
+    preds = demo_ds.table("predictions").to_pandas()
+    assert len(preds) == 36 and set(preds.fold) == set(range(5))
+    assert set(preds.label) <= {"tone", "noise", "clicks", "chirp", "event", "mix"}
+    cm = demo_ds.table("confusion").to_pandas()
+    assert cm["count"].sum() == 36
+    m = demo_ds.table("metrics").to_pandas()
+    acc = m[(m.metric == "accuracy") & (m.stage == "classify")]
+    assert len(set(acc.value.round(12))) == 1 and {"a", "b"} <= set(acc.run_id)
+    assert all(open(p, "rb").read(8).startswith(b"\x89PNG") for p in r1["plots"])
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"target": "nope"}, "'nope'"),
+        ({"target": "const"}, "'const'"),
+        ({"target": "empty"}, "'empty'"),
+        ({"target": "label", "groups": "nope"}, "'nope'"),
+        ({}, "target"),
+    ],
+)
+def test_bad_label_columns_are_refused_without_outputs(fresh_ds, params, needle):
+    ds = fresh_ds
+    with pytest.raises(StageInputError, match=needle) as err:
+        classify.run(ds, params, run_id="x")
+    assert "fresh" in str(err.value)
+    assert "predictions" not in ds.table_names() and "metrics" not in ds.table_names()
+    assert not os.path.exists(ds.path("models"))
+
+
+def test_model_file_that_is_not_skops_or_tampered_is_refused(demo_ds, tmp_path):
+    classify.run(demo_ds, {"target": "label"}, run_id="a")
+    good = demo_ds.path("models", "classify-label.skops")
+    bad = tmp_path / "m.skops"
+    bad.write_bytes(pickle.dumps({"estimator": 1}))
+    with pytest.raises(StageInputError, match="not a skops"):
+        classify.run(
+            demo_ds, {"target": "label", "predict": True, "model_path": str(bad)}, run_id="p"
+        )
+    data = bytearray(open(good, "rb").read())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
+    bad.write_bytes(bytes(data))
+    with pytest.raises(StageInputError):
+        classify.run(
+            demo_ds, {"target": "label", "predict": True, "model_path": str(bad)}, run_id="p"
+        )
+    import skops.io as sio
+
+    sio.dump({"estimator": _Evil()}, str(bad))
+    with pytest.raises(StageInputError, match="not trusted"):
+        classify.run(
+            demo_ds, {"target": "label", "predict": True, "model_path": str(bad)}, run_id="p"
+        )
+
+
+class _Evil:
+    pass
+
+
+def test_predict_scores_clips_ingested_after_training(demo_folder, tmp_path):
+    src = tmp_path / "src"
+    for cls in ("tone", "noise", "chirp"):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((demo_folder / cls).iterdir())[:4]:
+            shutil.copy(f, src / cls / f.name)
+    shutil.copy(demo_folder / "labels.csv", src / "labels.csv")
+    ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
+    fit = classify.run(ds, {"target": "label"}, run_id="fit")
+    before = set(ds.table("predictions").column("clip_id").to_pylist())
+    for cls in ("tone", "noise", "chirp"):
+        for f in sorted((demo_folder / cls).iterdir())[4:]:
+            shutil.copy(f, src / cls / f.name)
+    ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
+    r = classify.run(ds, {"target": "label", "predict": True}, run_id="pred")
+    assert r["n_clips"] == 6 and r["model_id"] == fit["model_id"]
+    preds = ds.table("predictions").to_pandas()
+    new = preds[preds.run_id == "pred"]
+    assert set(new.clip_id).isdisjoint(before) and len(new) == 6 and (new.fold == -1).all()
+    assert len(preds) == 18
+    assert (new.label == new.truth).mean() >= 5 / 6
+
+
+def test_fsdd_speaker_grouped_beats_the_anchor(corpora, tmp_path):
+    fsdd = corpora / "fsdd"
+    # takes 0-9 of every digit and speaker: 400 clips, 4 speakers, leave-one-speaker-out
+    src = str(fsdd / "recordings" / "*_?.wav")
+    ds = ingest(tmp_path / "out", "fsdd", src, fsdd / "labels.csv", 8000, FSDD_RECIPE)
+    assert ds.table("clips").num_rows == 400
+    assert isinstance(ds, audiopipe.store.dataset.Dataset)
+    ours = classify.run(ds, {"target": "digit", "groups": "speaker"}, run_id="ours")["metrics"]
+    anchor = classify.run(
+        ds,
+        {
+            "target": "digit",
+            "groups": "speaker",
+            "model": "rf",
+            "segments": 0,
+            "features": ["mfcc", "mfcc_delta"],
+            "group_norm": False,
+        },
+        run_id="anchor",
+    )["metrics"]
+    print("fsdd 400 clips LOSO: ours", ours, "anchor", anchor)
+    assert ours["accuracy"] > anchor["accuracy"] + 0.2
+    assert ours["accuracy"] > 0.6 and ours["macro_f1"] > 0.6
+    assert min(v for k, v in ours.items() if k.startswith("accuracy[")) > 0.5
+
+
+def test_silent_and_very_short_clips_do_not_crash(demo_folder, tmp_path):
+    import soundfile as sf
+
+    src = tmp_path / "src"
+    for cls in ("tone", "noise"):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((demo_folder / cls).iterdir())[:4]:
+            shutil.copy(f, src / cls / f.name)
+    sf.write(src / "tone" / "silent.wav", np.zeros(22050, np.float32), 22050)
+    sf.write(src / "noise" / "short.wav", 0.1 * np.ones(100, np.float32), 22050)
+    labels = (demo_folder / "labels.csv").read_text().splitlines()
+    extra = ["tone/silent.wav,tone", "noise/short.wav,noise"]
+    header = labels[0].split(",")
+    rows = [
+        ",".join([p, lab] + [""] * (len(header) - 2)) for p, lab in (e.split(",") for e in extra)
+    ]
+    (src / "labels.csv").write_text("\n".join([labels[0]] + labels[1:] + rows) + "\n")
+    ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
+    r = classify.run(ds, {"target": "label"}, run_id="x")
+    preds = ds.table("predictions").to_pandas()
+    assert len(preds) == r["n_clips"] and np.isfinite(preds.probability).all()
+    assert r["n_clips"] == 10  # the silent and the 100-sample clip are scored too

@@ -1,0 +1,207 @@
+"""Landmark fingerprinting: core on generated signals, the dataset stage, real music."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import audiopipe
+from audiopipe import pipeline
+from audiopipe.config import parse_config
+from audiopipe.stages import fingerprint as fp
+
+SR = 22050
+
+
+def song(seed: int, dur: float = 12.0, sr: int = SR) -> np.ndarray:
+    """A random melody of harmonic notes (0.1-0.4 s) over a soft noise floor."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(dur * sr), np.float32)
+    pos = 0
+    while pos < out.size:
+        n = int(rng.uniform(0.1, 0.4) * sr)
+        f0 = 110 * 2 ** (rng.integers(0, 36) / 12)
+        t = np.arange(n) / sr
+        env = np.exp(-3 * t)
+        note = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 5)) * env
+        m = min(n, out.size - pos)
+        out[pos : pos + m] += 0.3 * note[:m]
+        pos += n
+    return out + 0.003 * rng.standard_normal(out.size).astype(np.float32)
+
+
+def build(songs: list[np.ndarray]) -> fp.FingerprintIndex:
+    hs, ts, cs = [], [], []
+    for i, y in enumerate(songs):
+        h, t = fp.landmarks(y, SR)
+        hs.append(h)
+        ts.append(t)
+        cs.append(np.full(h.size, i))
+    return fp.FingerprintIndex.from_arrays(
+        np.concatenate(hs),
+        np.concatenate(ts),
+        np.concatenate(cs),
+        [f"s{i}" for i in range(len(songs))],
+    )
+
+
+def noisy(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    n = np.random.default_rng(seed).standard_normal(x.size).astype(np.float32)
+    return x + n * np.sqrt(np.mean(x**2) / (np.mean(n**2) * 10 ** (snr_db / 10)))
+
+
+def query(idx: fp.FingerprintIndex, x: np.ndarray) -> dict:
+    return idx.match(*fp.landmarks(x, SR, density=fp.QUERY_DENSITY))
+
+
+def test_landmark_hashes_pack_f1_df_dt():
+    y = song(0)
+    h, t = fp.landmarks(y, SR)
+    assert h.dtype == np.int64 and t.dtype == np.int32 and h.size == t.size > 100
+    f1, df, dt = h >> 12, ((h >> 6) & 63) - 32, h & 63
+    assert f1.min() >= fp._MIN_BIN and f1.max() < 256
+    assert np.abs(df).max() <= 31 and dt.min() >= 1 and dt.max() <= 63
+    # ~30 peaks/s * fanout 8 pairs per peak at most
+    assert h.size <= 12 * 30 * 8
+
+
+def test_identifies_excerpt_with_offset_under_noise():
+    songs = [song(s) for s in range(4)]
+    idx = build(songs)
+    for i, y in enumerate(songs):
+        start = 3 * SR + 1234 * i  # not aligned to the hop
+        x = y[start : start + 5 * SR]
+        for snr in (None, 5.0):
+            m = query(idx, x if snr is None else noisy(x, snr, i))
+            assert m["clip_id"] == f"s{i}", (i, snr, m)
+            assert abs(m["offset_s"] - start / SR) < 0.05
+            assert 0.5 <= m["confidence"] <= 1.0
+
+
+def test_unknown_audio_and_silence_do_not_match():
+    idx = build([song(s) for s in range(4)])
+    for x in (song(99)[: 5 * SR], np.zeros(5 * SR, np.float32), noisy(np.ones(5 * SR), 0)):
+        m = query(idx, x)
+        assert m["clip_id"] is None and m["confidence"] < idx.min_confidence
+
+
+def test_silence_short_and_stereo_inputs():
+    for y in (np.zeros(SR, np.float32), np.zeros(0, np.float32), song(1)[:100]):
+        h, t = fp.landmarks(y, SR)
+        assert h.size == 0 and t.size == 0
+    y = song(2, dur=4)
+    mono = fp.landmarks(y, SR)
+    stereo_nc = fp.landmarks(np.stack([y, y], axis=1), SR)  # (n, channels)
+    stereo_cn = fp.landmarks(np.stack([y, y]), SR)  # librosa (channels, n)
+    for h, t in (stereo_nc, stereo_cn):
+        assert np.array_equal(h, mono[0]) and np.array_equal(t, mono[1])
+    empty = fp.FingerprintIndex.from_arrays(np.zeros(0), np.zeros(0), np.zeros(0), [])
+    assert empty.match(*mono)["clip_id"] is None
+    with pytest.raises(ValueError, match="NaN"):
+        fp.landmarks(np.full(SR, np.nan, np.float32), SR)
+
+
+def test_deterministic():
+    y = song(3)
+    a, b = fp.landmarks(y, SR), fp.landmarks(y.copy(), SR)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    idx = build([song(s) for s in range(3)])
+    x = noisy(song(1)[SR : 6 * SR], 5)
+    assert query(idx, x) == query(idx, x)
+
+
+# ------------------------------------------------------------------------------- dataset
+
+
+def ingest(folder: Path, out: Path, name: str = "d") -> audiopipe.Dataset:
+    cfg = parse_config(
+        {"storage": str(out), "datasets": {name: {"source": str(folder), "sample_rate": SR}}}
+    )
+    plan = pipeline.plan_ingest(cfg, name)
+    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    return audiopipe.open_dataset(str(out), name)
+
+
+def test_run_is_incremental_and_removed_clip_stops_matching(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        sf.write(src / f"s{i}.wav", song(10 + i), SR)
+    sf.write(src / "silence.wav", np.zeros(SR, np.float32), SR)
+    sf.write(src / "stereo.wav", np.stack([song(20, 6), song(20, 6)], axis=1), SR)
+    out = tmp_path / "out"
+    ds = ingest(src, out)
+    rep = fp.run(ds, {}, run_id="r1")
+    assert rep["clips_added"] == 5 and rep["errors"] == 0
+    t1 = ds.table("fingerprints")
+    by_clip = Counter(t1.column("clip_id").to_pylist())
+    uri = {r["uri"].rsplit("/", 1)[-1]: r["clip_id"] for r in ds.table("clips").to_pylist()}
+    assert by_clip[uri["silence.wav"]] == 1  # silence: one marker row, no error
+    assert t1.filter(pa_equal(t1, uri["silence.wav"])).column("hash").to_pylist() == [-1]
+    assert by_clip[uri["stereo.wav"]] > 100
+
+    q = tmp_path / "q.wav"
+    sf.write(q, np.stack([song(11)[4 * SR : 9 * SR]] * 2, axis=1), SR)  # stereo query file
+    m = fp.identify(ds, q)
+    assert m["clip_id"] == uri["s1.wav"] and m["uri"].endswith("s1.wav")
+    assert abs(m["offset_s"] - 4.0) < 0.05 and m["confidence"] >= 0.5
+
+    # nothing new: no write
+    assert fp.run(audiopipe.open_dataset(str(out), "d"), {}, run_id="r2")["version"] is None
+    # one new clip, one removed: only the new one is fingerprinted
+    sf.write(src / "s3.wav", song(13), SR)
+    (src / "s1.wav").unlink()
+    ds = ingest(src, out)
+    rep = fp.run(ds, {}, run_id="r3")
+    assert rep["clips_added"] == 1 and rep["clips_removed"] == 1
+    t2 = ds.table("fingerprints")
+    ids2 = set(t2.column("clip_id").to_pylist())
+    assert uri["s1.wav"] not in ids2 and uri["s0.wav"] in ids2
+    old = t1.filter(pa_equal(t1, uri["s0.wav"])).sort_by(
+        [("hash", "ascending"), ("t", "ascending")]
+    )
+    new = t2.filter(pa_equal(t2, uri["s0.wav"])).sort_by(
+        [("hash", "ascending"), ("t", "ascending")]
+    )
+    assert old.equals(new)  # untouched rows
+    assert fp.identify(ds, q)["clip_id"] is None  # the removed clip stops matching
+    q3 = tmp_path / "q3.wav"
+    sf.write(q3, song(13)[2 * SR : 7 * SR], SR)
+    assert fp.identify(ds, q3)["clip_id"] not in (None, uri["s1.wav"])
+
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    m = fp.identify(ds, bad)
+    assert m["clip_id"] is None and "error" in m
+
+
+def pa_equal(t, value):
+    import pyarrow.compute as pc
+
+    return pc.equal(t.column("clip_id"), value)
+
+
+def test_real_music_noisy_excerpt_and_fsdd_negatives(corpora, tmp_path):
+    src = tmp_path / "music"
+    src.mkdir()
+    names = ["Kevin_MacLeod_-_Morning.ogg", "sorohanro_-_solo-trumpet-06.ogg", "198-209-0000.ogg"]
+    for n in names:
+        (src / n).symlink_to(corpora / "music" / n)
+    ds = ingest(src, tmp_path / "out", "music")
+    fp.run(ds, {}, run_id="r")
+    idx = fp.load_index(ds)
+    clips = {r["uri"].rsplit("/", 1)[-1]: r["clip_id"] for r in ds.table("clips").to_pylist()}
+    y, _ = ds.load_audio(clips[names[0]], sr=SR)
+    x = y[7 * SR : 12 * SR]
+    for snr in (10.0, 5.0):
+        m = query(idx, noisy(x, snr))
+        assert m["clip_id"] == clips[names[0]] and abs(m["offset_s"] - 7.0) < 0.1
+    from audiopipe.audio import load
+
+    wavs = sorted((corpora / "fsdd" / "recordings").glob("*.wav"))[::100]
+    hits = [query(idx, load(str(w), SR)[0])["clip_id"] for w in wavs]
+    assert hits.count(None) == len(wavs)

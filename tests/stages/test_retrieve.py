@@ -1,0 +1,142 @@
+"""Query-by-example retrieval: exact cosine index, tonal view, dataset stage, fsdd digits."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import audiopipe
+import audiopipe.features as F
+from audiopipe import pipeline
+from audiopipe.config import parse_config
+from audiopipe.stages import retrieve as rt
+from audiopipe.stages._common import StageInputError
+
+SR = 22050
+
+
+def ingest(folder: Path, out: Path, name: str, labels: Path) -> audiopipe.Dataset:
+    cfg = parse_config(
+        {
+            "storage": str(out),
+            "datasets": {
+                name: {
+                    "source": str(folder),
+                    "labels": {"path": str(labels), "on": "path"},
+                    "sample_rate": SR,
+                }
+            },
+        }
+    )
+    plan = pipeline.plan_ingest(cfg, name)
+    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    return audiopipe.open_dataset(str(out), name)
+
+
+def test_index_finds_same_cluster_and_metrics_match_hand_computation():
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 6)) * 5
+    X = np.repeat(centres, 10, axis=0) + rng.standard_normal((30, 6)) * 0.3
+    labels = np.repeat(["a", "b", "c"], 10)
+    idx = rt.EmbeddingIndex().fit(X, [f"c{i}" for i in range(30)])
+    hits = idx.query(X[12], k=9, exclude="c12")
+    assert [h["rank"] for h in hits] == list(range(1, 10))
+    assert all(10 <= int(h["clip_id"][1:]) < 20 for h in hits) and "c12" not in [
+        h["clip_id"] for h in hits
+    ]
+    assert hits[0]["score"] >= hits[-1]["score"]
+    m = rt.ranking_metrics(idx.embeddings_, labels, k=9)
+    assert m["precision_at_k"] == 1.0 and m["map"] == 1.0 and m["n_queries"] == 30
+    # ranked by hand (cosines): q0 -> 1,3,2 (AP 1/3), q1 -> 0,3,2 (1/2), q2 -> 3,1,0 (1/3),
+    # q3 -> 2,1,0 (1/2)
+    E = np.array([[1, 0], [0.9, 0.1], [0.6, 0.8], [0.7, 0.7]])
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    m = rt.ranking_metrics(E, np.array(["q", "x", "q", "x"]), k=2)
+    assert m["map"] == pytest.approx((1 / 3 + 1 / 2 + 1 / 3 + 1 / 2) / 4)
+    # shuffled labels give chance-level precision
+    m = rt.ranking_metrics(idx.embeddings_, rng.permutation(labels), k=9)
+    assert m["precision_at_k"] < 0.6
+
+
+def click_track(bpm: float, dur: float = 8.0, sr: int = SR) -> np.ndarray:
+    y = np.zeros(int(dur * sr), np.float32)
+    period = 60.0 / bpm
+    for t in np.arange(0.1, dur, period):
+        i = int(t * sr)
+        y[i : i + 200] += np.hanning(200).astype(np.float32) * np.sin(np.arange(200) * 0.9)
+    return y
+
+
+def test_tempo_and_chroma_of_known_signals():
+    for bpm in (90.0, 120.0, 150.0):
+        got, clarity = rt.tempo(F.onset_strength(y=click_track(bpm), sr=SR, n_mels=64), SR)
+        assert abs(got - bpm) / bpm < 0.03, (bpm, got)
+        assert clarity > 0.3
+    t = np.arange(3 * SR) / SR
+    triad = sum(np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0)).astype(np.float32)
+    v = rt.tonal_features(triad, SR)
+    assert v.shape == (26,)
+    assert set(np.argsort(v[:12])[-3:]) == {0, 4, 7}  # C, E, G
+
+
+def test_tonal_silence_short_stereo_deterministic():
+    for y in (np.zeros(SR, np.float32), np.zeros(50, np.float32), np.zeros(0, np.float32)):
+        v = rt.tonal_features(y, SR)
+        assert v.shape == (26,) and np.all(np.isfinite(v)) and not np.any(v[:24])
+    y = click_track(100, 3) + 0.1 * np.sin(np.arange(3 * SR) * 0.1).astype(np.float32)
+    mono = rt.tonal_features(y, SR)
+    assert np.allclose(rt.tonal_features(np.stack([y, y], 1), SR), mono, atol=1e-6)
+    assert np.allclose(rt.tonal_features(np.stack([y, y]), SR), mono, atol=1e-6)
+    assert np.array_equal(rt.tonal_features(y, SR), mono)
+    with pytest.raises(ValueError, match="NaN"):
+        rt.EmbeddingIndex().fit(np.full((2, 2), np.nan), ["a", "b"])
+
+
+def test_run_similar_evaluate_on_demo_corpus(tmp_path):
+    from audiopipe.demo import make_demo_corpus
+
+    src = make_demo_corpus(tmp_path / "demo", n_per_class=4, seed=0)
+    ds = ingest(src, tmp_path / "out", "demo", src / "labels.csv")
+    with pytest.raises(StageInputError, match="no timbre retrieval index"):
+        rt.similar(ds, "x", k=3)
+    rep = rt.run(ds, {}, run_id="r")
+    assert set(rep["views"]) == {"timbre", "tonal"} and rep["views"]["timbre"]["n_clips"] == 24
+    clips = ds.table("clips").to_pylist()
+    cid = clips[0]["clip_id"]
+    for view in rt.VIEWS:
+        hits = rt.similar(ds, cid, k=5, view=view)
+        assert len(hits) == 5 and cid not in [h["clip_id"] for h in hits]
+        assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5] and all(h["uri"] for h in hits)
+        assert hits == rt.similar(ds, cid, k=5, view=view)  # deterministic
+        # a file of the dataset finds itself first
+        path = clips[3]["uri"].removeprefix("file://")
+        top = rt.similar(ds, path, k=1, view=view)[0]
+        assert top["clip_id"] == clips[3]["clip_id"] and top["score"] > 0.99
+        m = rt.evaluate(ds, "label", view=view, k=3)
+        assert m["precision_at_3"] > 1 / 6 and 0 < m["map"] <= 1
+    assert rt.evaluate(ds, "label", view="timbre", k=3)["precision_at_3"] > 0.6
+    with pytest.raises(StageInputError, match="neither a clip id"):
+        rt.similar(ds, "no-such-clip", k=3)
+    with pytest.raises(StageInputError, match="unknown retrieval view"):
+        rt.run(ds, {"views": ["colour"]}, run_id="r")
+
+
+def test_fsdd_digits_precision(corpora, tmp_path):
+    src = tmp_path / "fsdd"
+    (src / "recordings").mkdir(parents=True)
+    rows = list(csv.DictReader(open(corpora / "fsdd" / "labels.csv")))
+    rows = [r for r in rows if r["speaker"] == "jackson"][::2]  # 250 clips, 10 digits
+    for r in rows:
+        (src / r["path"]).symlink_to(corpora / "fsdd" / r["path"])
+    with open(src / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ds = ingest(src, tmp_path / "out", "fsdd", src / "labels.csv")
+    rt.run(ds, {"views": ["timbre"]}, run_id="r")
+    m = rt.evaluate(ds, "digit", view="timbre", k=10)
+    assert m["n_queries"] == 250
+    assert m["precision_at_10"] > 0.5 and m["map"] > 0.3  # chance is 0.1

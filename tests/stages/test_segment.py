@@ -1,0 +1,123 @@
+"""segment: HMM smoothing, Foote novelty, the S1/S2 periodic model, real concatenations."""
+
+from __future__ import annotations
+
+import csv
+
+import mir_eval
+import numpy as np
+import pytest
+
+from audiopipe.stages import segment
+from audiopipe.stages._common import StageInputError
+
+from ._ingest import ESC_RECIPE, ingest
+from ._longrec import make_long_recordings
+
+
+def test_viterbi_smooths_isolated_flips():
+    rng = np.random.default_rng(0)
+    truth = np.r_[np.zeros(100, int), np.ones(100, int)]
+    P = np.where(truth[:, None] == np.arange(2), 0.7, 0.3)
+    flip = rng.random(200) < 0.2
+    P[flip] = P[flip][:, ::-1]  # 20 % of frames vote for the wrong state
+    path = segment.viterbi(np.log(P), segment.sticky_transition(2, 0.98))
+    assert (path == truth).mean() > 0.97
+    assert (np.argmax(P, 1) == truth).mean() < 0.85
+
+
+def test_novelty_finds_known_boundaries():
+    rng = np.random.default_rng(1)
+    means = rng.normal(0, 3, (4, 8))
+    X = np.concatenate(
+        [m + rng.normal(0, 1, (n, 8)) for m, n in zip(means, (60, 90, 50, 80), strict=True)]
+    )
+    b = segment.novelty_boundaries(X, hop_s=0.1, kernel_s=3.0)
+    assert np.allclose(np.sort(b), [6.0, 15.0, 20.0], atol=0.3)
+
+
+def test_periodic_model_on_generated_pcg():
+    # systole shortens with heart rate but stays shorter than diastole (the model's cue)
+    for seed, bpm, systole in ((0, 60, 0.33), (1, 80, 0.3), (2, 100, 0.26)):
+        y, sr, s1, s2 = segment.synthetic_pcg(20.0, bpm=bpm, systole_s=systole, seed=seed)
+        ev = segment.PeriodicSegmenter().sounds(y, sr)
+        assert mir_eval.onset.f_measure(s1, ev["S1"], window=0.05)[0] > 0.95
+        assert mir_eval.onset.f_measure(s2, ev["S2"], window=0.05)[0] > 0.95
+    # silence and a too-short signal: empty, no crash
+    assert segment.PeriodicSegmenter().predict_segments(np.zeros(8000), 4000) == []
+    assert segment.PeriodicSegmenter().predict_segments(np.ones(100), 4000) == []
+
+
+def test_supervised_on_demo_events(demo_ds, demo_folder):
+    ev = str(demo_folder / "events.csv")
+    # 6 event clips, tones at random f0: f0-independent frame features generalise from 4
+    p = {
+        "mode": "supervised",
+        "events": ev,
+        "background": "silence",
+        "min_duration_s": 0.3,
+        "feature": "rms,zero_crossing_rate,spectral_centroid,spectral_rolloff",
+    }
+    r1 = segment.run(demo_ds, p, run_id="a")
+    r2 = segment.run(demo_ds, p, run_id="b")
+    assert r1["metrics"] == r2["metrics"]
+    m = r1["metrics"]
+    assert m["frame_accuracy"] > 0.9 and m["f@0.5s"] > 0.8 and m["n_clips"] == 6
+    seg = demo_ds.table("segments").to_pandas()
+    assert set(seg.label) <= {"silence", "tonal", "noisy"} and (seg.end_s > seg.start_s).all()
+
+
+def test_bad_inputs_refused_without_outputs(fresh_ds, demo_folder, tmp_path):
+    with pytest.raises(StageInputError, match="'events'"):
+        segment.run(fresh_ds, {"mode": "supervised"}, run_id="x")
+    bad = tmp_path / "ev.csv"
+    bad.write_text("path,onset_s,offset_s\nx.wav,0,1\n")
+    with pytest.raises(StageInputError, match="'label'") as err:
+        segment.run(fresh_ds, {"mode": "supervised", "events": str(bad)}, run_id="x")
+    assert "fresh" in str(err.value)
+    one = tmp_path / "one.csv"
+    rows = list(csv.DictReader((demo_folder / "events.csv").open()))
+    one.write_text(
+        "path,onset_s,offset_s,label\n" + "".join(f"{r['path']},0,100,x\n" for r in rows)
+    )
+    with pytest.raises(StageInputError, match="one label"):
+        segment.run(fresh_ds, {"mode": "supervised", "events": str(one)}, run_id="x")
+    with pytest.raises(StageInputError, match="'nope'"):
+        segment.run(fresh_ds, {"mode": "novelty", "feature": "nope"}, run_id="x")
+    assert "segments" not in fresh_ds.table_names()
+
+
+def test_real_concatenations_supervised_and_novelty(corpora, tmp_path):
+    src = make_long_recordings(corpora, tmp_path / "long", n=6, duration=40.0)
+    ds = ingest(tmp_path / "out", "long", str(src / "*.flac"), None, 16000, ESC_RECIPE)
+    ev = str(src / "events.csv")
+    sup = segment.run(
+        ds, {"mode": "supervised", "events": ev, "background": "silence"}, run_id="s"
+    )["metrics"]
+    nov = segment.run(ds, {"mode": "novelty", "events": ev, "kernel_s": 2.0}, run_id="n")["metrics"]
+    print("long recordings (6 x 40 s, speech/music/silence) supervised:", sup, "novelty:", nov)
+    assert sup["frame_accuracy"] > 0.85 and sup["f@0.5s"] > 0.6 and sup["f@3s"] > 0.75
+    assert nov["f@3s"] > 0.5
+
+
+def test_pascal_heart_sounds(corpora, tmp_path):
+    heart = corpora / "heart" / "pascal_a"
+    ds = ingest(tmp_path / "out", "heart", str(heart / "audio"), None, 4000, ESC_RECIPE)
+    r = segment.run(
+        ds, {"mode": "periodic", "reference": str(heart / "s1s2_locations.csv")}, run_id="h"
+    )
+    m = r["metrics"]
+    print("pascal_a S1/S2 (+-0.1 s):", m)
+    assert m["n_clips"] == 10 and m["f_sounds"] > 0.65 and m["f_S1"] > 0.6
+    seg = ds.table("segments").to_pandas()
+    assert {"S1", "S2", "systole", "diastole"} <= set(seg.label)
+
+
+def test_empty_and_constant_inputs_do_not_crash():
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (50, 3)), rng.normal(3, 1, (50, 3))]
+    seg = segment.FrameSegmenter(hop_s=0.1).fit([X], [np.array(["a"] * 50 + ["b"] * 50)])
+    assert seg.predict_segments(np.zeros((0, 3))) == []
+    assert len(seg.predict_segments(X[:1])) == 1  # one frame: one segment
+    assert segment.novelty_boundaries(np.zeros((200, 3)), 0.1).size == 0  # silence: no boundary
+    assert segment.novelty_boundaries(np.zeros((2, 3)), 0.1).size == 0  # shorter than kernel

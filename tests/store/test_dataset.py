@@ -1,0 +1,67 @@
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import audiopipe
+from audiopipe import pipeline
+from audiopipe.config import load_config
+from audiopipe.store import DatasetNotFound
+from audiopipe.store.tables import ERRORS_SCHEMA, append
+from tests.audio_fixtures import sine, write
+from tests.conftest import write_config
+
+
+@pytest.fixture()
+def ingested(tmp_path):
+    for i in range(3):
+        write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 100 * i, dur=0.4 + 0.1 * i), 22050)
+    (tmp_path / "c" / "bad.wav").write_bytes(b"RIFF not really")
+    cfg = load_config(write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}}))
+    plan = pipeline.plan_ingest(cfg, "d")
+    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    return audiopipe.open_dataset(str(tmp_path / "out"), "d")
+
+
+def _err(run_id, step):
+    return {
+        "run_id": run_id,
+        "uri": "x",
+        "clip_id": None,
+        "step": step,
+        "error_type": "E",
+        "message": "m",
+        "time": dt.datetime.now(dt.UTC),
+    }
+
+
+def test_frames_and_frames_dask_agree(ingested):
+    ds = ingested
+    idx = ds.table("frames_index").to_pandas().sort_values(["part", "start"])
+    total = int(idx.n_frames.sum())
+    lazy = ds.frames_dask("rms")
+    assert lazy.shape == (total, 1)
+    first = idx.iloc[0]
+    np.testing.assert_array_equal(
+        np.asarray(lazy[: first.n_frames]), ds.frames(first.clip_id, "rms")
+    )
+    assert set(ds.features_available()) >= {"mfcc", "rms"}
+    with pytest.raises(KeyError, match="not in dataset"):
+        ds.frames("nope", "rms")
+
+
+def test_errors_show_stage_rows_but_not_unfinished_ingest_rows(ingested):
+    ds = ingested
+    assert ds.table("errors").num_rows == 1
+    rows = [_err("fingerprint-20260101", "fingerprint"), _err("20990101T000000-dead", "decode")]
+    append(ds.location, "errors", pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA))
+    steps = sorted(
+        audiopipe.open_dataset(ds.location.root, "d").table("errors").column("step").to_pylist()
+    )
+    assert steps == ["decode", "fingerprint"]  # the ingest's own decode error + the stage's row
+
+
+def test_open_unknown_dataset(tmp_path):
+    with pytest.raises(DatasetNotFound, match="audiopipe ingest nope"):
+        audiopipe.open_dataset(str(tmp_path), "nope")

@@ -1,0 +1,53 @@
+import pyarrow as pa
+import pytest
+
+from audiopipe.store.location import Location
+from audiopipe.store.lock import DatasetLocked, dataset_lock
+from audiopipe.store.tables import read_table, replace_where, sql_in, table_version
+
+
+def test_replace_where_is_one_commit_of_removes_and_adds(tmp_path):
+    loc = Location(str(tmp_path), "d")
+    replace_where(loc, "t", pa.table({"k": ["a", "b", "c"], "v": [1, 2, 3]}), "k", [])
+    v0 = table_version(loc, "t")
+    v1 = replace_where(loc, "t", pa.table({"k": ["b", "d"], "v": [20, 40]}), "k", {"b", "c", "d"})
+    assert v1 == v0 + 1
+    rows = sorted(read_table(loc, "t").to_pylist(), key=lambda r: r["k"])
+    assert rows == [{"k": "a", "v": 1}, {"k": "b", "v": 20}, {"k": "d", "v": 40}]
+    # pure delete: no rows, keys only
+    replace_where(
+        loc,
+        "t",
+        pa.table({"k": pa.array([], pa.string()), "v": pa.array([], pa.int64())}),
+        "k",
+        {"a"},
+    )
+    assert sorted(r["k"] for r in read_table(loc, "t").to_pylist()) == ["b", "d"]
+    assert read_table(loc, "t", version=v0).num_rows == 3  # time travel keeps the old version
+
+
+def test_sql_in_escapes_quotes():
+    assert sql_in("uri", ["it's", "a"]) == "uri IN ('a','it''s')"
+
+
+def test_lock_is_exclusive_and_names_the_holder(tmp_path):
+    loc = Location(str(tmp_path), "d")
+    with dataset_lock(loc, "ingest"):
+        with pytest.raises(DatasetLocked, match="locked by another ingest"):
+            with dataset_lock(loc, "rebuild"):
+                pass
+    with dataset_lock(loc):  # released
+        pass
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    import json
+    import socket
+
+    loc = Location(str(tmp_path), "d")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "_lock.json").write_text(
+        json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()})
+    )
+    with dataset_lock(loc):
+        pass
