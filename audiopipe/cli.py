@@ -13,6 +13,7 @@ Examples
     audiopipe ingest demo              # ingest new/changed files of 'demo'
     audiopipe rebuild demo             # recompute every clip into a new version
     audiopipe status                   # versions, clips, hours, errors, last runs
+    audiopipe serve                    # scheduled deployments on the configured Prefect API
     audiopipe demo-corpus data/demo    # write the demo corpus
 """
 
@@ -147,6 +148,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         for name, rep in reports.items():
             print(_stage_summary(name, rep))
     cmd_status(args)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _env_defaults()
+    cfg = _load(args)
+    from flows.deployments import build_deployments, serve
+
+    deps = build_deployments(cfg, str(args.config), interval_s=args.interval)
+    for d in deps:
+        when = d.schedules[0].schedule if d.schedules else "on demand"
+        print(f"deployment {d.flow_name}/{d.name}: {when}", file=sys.stderr)
+    serve(cfg, str(args.config), interval_s=args.interval)
     return 0
 
 
@@ -318,6 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(fn=cmd_status)
     sub.add_parser("validate", help="check datasets.yaml and exit").set_defaults(fn=cmd_validate)
+    sv = sub.add_parser(
+        "serve",
+        help="register scheduled ingestion + on-demand rebuild deployments and run them",
+    )
+    sv.add_argument(
+        "--interval", type=float, default=None, help="seconds; replaces every cron (demos)"
+    )
+    sv.set_defaults(fn=cmd_serve)
     sg = sub.add_parser(
         "stage", help="run a stage (classify, tag, segment, beats, ...) on a dataset"
     )

@@ -104,6 +104,7 @@ class IngestContext:
     recipe_hash: str
     limits: dict[str, Any]
     label_columns: tuple[str, ...] = ()
+    decoder_hook: str | None = None  # "module:function" called with each uri before decoding
 
     @property
     def location(self) -> Location:
@@ -268,6 +269,7 @@ def plan_ingest(
         recipe_hash=rhash,
         limits=ds.limits.model_dump(),
         label_columns=_label_columns(labels),
+        decoder_hook=os.environ.get(DECODER_HOOK_ENV) or None,
     )
     salt = json.dumps([config_hash(ds), rhash, F.FEATURES_VERSION, salt_extra], sort_keys=True)
     shards = plan_shards(d.to_process, ds.shard.max_files, ds.shard.max_mb * 1024 * 1024, salt)
@@ -370,6 +372,30 @@ def _error_row(
 
 
 DecoderHook = Callable[[str], None]
+DECODER_HOOK_ENV = "AUDIOPIPE_DECODER_HOOK"
+
+
+def load_decoder_hook(spec: str | None) -> DecoderHook | None:
+    """Import a decoder hook named ``"module:function"`` (None for no hook).
+
+    The hook is called with each file's uri before it is decoded, in the worker
+    process. It is how fault-injection tests (and users' own checks) reach the
+    decoding step of a cluster run: set ``AUDIOPIPE_DECODER_HOOK`` where the flow
+    plans the run (it travels in the :class:`IngestContext`), or on the workers.
+
+    Examples
+    --------
+    >>> load_decoder_hook("os.path:basename")("/a/b.wav")
+    'b.wav'
+    """
+    if not spec:
+        return None
+    import importlib
+
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"{DECODER_HOOK_ENV} must be 'module:function', got {spec!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def extract_shard(
@@ -386,6 +412,8 @@ def extract_shard(
     ``_SUCCESS``, written last; a staged shard is not recomputed.
     """
     t0 = time.perf_counter()
+    if decoder_hook is None:
+        decoder_hook = load_decoder_hook(ctx.decoder_hook or os.environ.get(DECODER_HOOK_ENV))
     loc = ctx.location
     fs = loc.fs
     stage_dir = loc.staging_uri(shard.key)
@@ -398,7 +426,9 @@ def extract_shard(
 
     ex = F.Extractor(ctx.recipe, ctx.sample_rate)
     limits = _Limits(ctx.limits)
-    part = f"{shard.key}.zarr"
+    # one part per attempt: a retried shard, or a task orphaned by a killed flow that is still
+    # running on an external cluster, never writes into a part another attempt is writing
+    part = f"{shard.key}-{uuid.uuid4().hex[:8]}.zarr"
     writer = FrameWriter(
         loc.frames_uri(part),
         ex.dims,

@@ -31,10 +31,25 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """
     try:
         state.result()
-    except TRANSIENT:
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    except Exception as err:  # noqa: BLE001
+        return is_transient(err)
+    return False
+
+
+def is_transient(err: BaseException) -> bool:
+    """A lost worker, a timeout, or a connection failure (builtin, botocore or aiohttp)."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:  # the cause chain: s3fs/zarr wrap the original
+        seen.add(id(e))
+        if isinstance(e, TRANSIENT):
+            return True
+        names = {c.__name__ for c in type(e).__mro__}
+        if names & {"ConnectionError", "ClientConnectionError", "ServerDisconnectedError"}:
+            return True
+        if any(n.endswith(("TimeoutError", "ConnectionError")) for n in names):
+            return True
+        e = e.__cause__ or e.__context__
     return False
 
 
@@ -50,43 +65,102 @@ def extract_shard_task(shard: pipeline.Shard, ctx: pipeline.IngestContext) -> pi
     return pipeline.extract_shard(shard, ctx)
 
 
+class DecoderCrashed(RuntimeError):
+    """A file whose decoding kills the worker process, isolated alone in its shard."""
+
+    kind = "decoder_crashed"
+
+
+def split_shard(shard: pipeline.Shard) -> list[pipeline.Shard]:
+    """The two halves of a shard, with keys derived from the parent's (deterministic)."""
+    mid = len(shard.files) // 2
+    return [
+        pipeline.Shard(key=f"{shard.key}-{tag}", files=part)
+        for tag, part in (("a", shard.files[:mid]), ("b", shard.files[mid:]))
+    ]
+
+
+def _is_killed_worker(err: BaseException) -> bool:
+    # PrefectDaskFuture re-raises Dask's KilledWorker (the worker process died while
+    # running the task, more often than the scheduler's allowed-failures)
+    return isinstance(err, KilledWorker) or type(err).__name__ == "KilledWorker"
+
+
 def extract_shards(plan: pipeline.IngestPlan, runner: Any, progress: bool = True) -> list[Any]:
     """Run every shard of the plan as a task on ``runner`` (Dask); failures are returned.
 
     The runner is driven directly inside the calling flow (not through a subflow) so the
     plan never travels as a flow parameter: each task gets one shard (tens of files) only.
+
+    A shard whose worker process dies (``KilledWorker``: Dask already retried it on other
+    workers up to its ``allowed-failures``) is split in halves and both are resubmitted,
+    until a file that kills every worker is alone: that file becomes a
+    :class:`DecoderCrashed` error and every other file of the shard is kept.
+    ``plan.shards`` is updated to the shards actually run (halves replace their parent),
+    aligned with the returned results.
     """
+    order = [s.key for s in plan.shards]
+    by_key = {s.key: s for s in plan.shards}
+    results: dict[str, Any] = {}
+    logger = get_run_logger()
     with runner:
-        futures = [
-            runner.submit(extract_shard_task, parameters={"shard": s, "ctx": plan.context})
-            for s in plan.shards
-        ]
-        pos = {f.task_run_id: i for i, f in enumerate(futures)}
-        results: list[Any] = [None] * len(futures)
+
+        def submit(s: pipeline.Shard) -> Any:
+            return runner.submit(extract_shard_task, parameters={"shard": s, "ctx": plan.context})
+
+        batch = {}
+        for s in plan.shards:
+            f = submit(s)
+            batch[f.task_run_id] = (f, s)
         bar = tqdm(
             total=plan.n_files,
             unit="file",
-            desc=f"{plan.context.dataset} shards 0/{len(futures)}",
+            desc=f"{plan.context.dataset} shards 0/{len(order)}",
             disable=not progress,
             file=sys.stderr,
             dynamic_ncols=True,
         )
         hours = 0.0
-        for done, fut in enumerate(as_completed(futures), 1):
-            i = pos[fut.task_run_id]
-            try:
-                r = fut.result()
-            except Exception as err:  # noqa: BLE001 - a failed shard is recorded, the run goes on
-                r = err
-                get_run_logger().error("shard %s failed: %r", plan.shards[i].key, err)
-            results[i] = r
-            if isinstance(r, pipeline.ShardResult):
-                hours += r.audio_seconds / 3600
-            bar.set_description(f"{plan.context.dataset} shards {done}/{len(futures)}")
-            bar.set_postfix_str(f"{hours:.2f} h audio")
-            bar.update(len(plan.shards[i].files))
+        while batch:
+            nxt = {}
+            for fut in as_completed([f for f, _ in batch.values()]):
+                s = batch[fut.task_run_id][1]
+                try:
+                    r = fut.result()
+                except Exception as err:  # noqa: BLE001 - a failed shard is recorded, run goes on
+                    if _is_killed_worker(err) and len(s.files) > 1:
+                        halves = split_shard(s)
+                        logger.warning(
+                            "shard %s (%d files) killed its worker: retrying as halves %s",
+                            s.key,
+                            len(s.files),
+                            ", ".join(h.key for h in halves),
+                        )
+                        i = order.index(s.key)
+                        order[i : i + 1] = [h.key for h in halves]
+                        for h in halves:
+                            by_key[h.key] = h
+                            f = submit(h)
+                            nxt[f.task_run_id] = (f, h)
+                        continue
+                    if _is_killed_worker(err):
+                        r = DecoderCrashed(
+                            f"decoding this file killed the worker process every time it was "
+                            f"tried ({err}); it was isolated from its shard and skipped"
+                        )
+                    else:
+                        r = err
+                    logger.error("shard %s failed: %r", s.key, r)
+                results[s.key] = r
+                if isinstance(r, pipeline.ShardResult):
+                    hours += r.audio_seconds / 3600
+                bar.set_description(f"{plan.context.dataset} shards {len(results)}/{len(order)}")
+                bar.set_postfix_str(f"{hours:.2f} h audio")
+                bar.update(len(s.files))
+            batch = nxt
         bar.close()
-    return results
+    plan.shards = [by_key[k] for k in order]
+    return [results[k] for k in order]
 
 
 def run_ingest(
