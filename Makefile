@@ -8,7 +8,7 @@ export PREFECT_HOME ?= $(CURDIR)/data/.prefect
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: run test lint bench clean venv
+.PHONY: run test lint bench bench-scale clean venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP)  ## the whole suite (corpora tests need ../shared/corpora; requir
 bench: $(STAMP)
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/ingest.py
+
+bench-scale: $(STAMP)
+	$(PY) benchmarks/scale.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
