@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -31,11 +32,13 @@ def test_dockerfile_installs_exactly_what_make_run_installs(tmp_path):
 
     def dry(target: str) -> list[str]:
         out = subprocess.run(
-            ["make", "-n", "-B", target, *overrides],
+            ["make", "--no-print-directory", "-n", "-B", target, *overrides],
             cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,
+            # under `make test` the parent make's flags would leak in (and print directories)
+            env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")},
         ).stdout
         return [ln for ln in out.splitlines() if ln.strip()]
 
