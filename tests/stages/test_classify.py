@@ -142,6 +142,7 @@ def test_fsdd_speaker_grouped_beats_the_anchor(corpora, tmp_path):
             "target": "digit",
             "groups": "speaker",
             "model": "rf",
+            "frames": 0,
             "segments": 0,
             "features": ["mfcc", "mfcc_delta"],
             "group_norm": False,
