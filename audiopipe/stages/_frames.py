@@ -18,7 +18,17 @@ import numpy as np
 from audiopipe.store.dataset import Dataset
 from audiopipe.store.frames import open_part
 
-__all__ = ["segment_pool", "read_frames_many", "stable_id", "as_list", "as_int", "as_bool"]
+__all__ = [
+    "segment_pool",
+    "read_frames_many",
+    "frames_recipe",
+    "trim_bounds",
+    "time_normalize",
+    "stable_id",
+    "as_list",
+    "as_int",
+    "as_bool",
+]
 
 
 def segment_pool(frames: np.ndarray, n_segments: int) -> np.ndarray:
@@ -86,3 +96,56 @@ def as_bool(v: Any) -> bool:
     if isinstance(v, str):
         return v.strip().lower() in ("1", "true", "yes", "on")
     return bool(v)
+
+
+def frames_recipe(ds: Dataset) -> dict[str, Any]:
+    """The feature recipe the dataset's frames were computed with (``{}`` if unknown)."""
+    t = ds.table("frames_index", ["part"])
+    if t.num_rows == 0:
+        return {}
+    g = open_part(ds.location.frames_uri(t.column("part")[0].as_py()), ds.location.fsspec_options)
+    rec = dict(g.attrs).get("recipe") or {}
+    return dict(rec)
+
+
+def trim_bounds(rms: np.ndarray, top_db: float = 30.0) -> tuple[int, int]:
+    """``(start, stop)`` frames between the first and last frame within ``top_db`` of the loudest.
+
+    Leading/trailing silence removal by an RMS threshold; clips with fewer than two
+    loud frames (or silent ones) are kept whole.
+
+    Examples
+    --------
+    >>> trim_bounds(np.array([0.0, 0.001, 1.0, 0.5, 0.0001]))
+    (2, 4)
+    """
+    r = np.asarray(rms, dtype=np.float64).ravel()
+    if r.size == 0:
+        return 0, 0
+    db = 20 * np.log10(np.maximum(r, 1e-10))
+    keep = np.flatnonzero(db > db.max() - abs(top_db))
+    if len(keep) < 2:
+        return 0, r.size
+    return int(keep[0]), int(keep[-1]) + 1
+
+
+def time_normalize(frames: np.ndarray, n_frames: int) -> np.ndarray:
+    """Resample a ``(n, d)`` frame sequence to ``(n_frames, d)`` by linear interpolation.
+
+    An empty sequence gives zeros; a single frame is repeated.
+
+    Examples
+    --------
+    >>> time_normalize(np.array([[0.0], [2.0]]), 3).ravel().tolist()
+    [0.0, 1.0, 2.0]
+    """
+    a = np.asarray(frames, dtype=np.float64)
+    n, d = a.shape
+    if n == 0:
+        return np.zeros((n_frames, d))
+    if n == 1:
+        return np.repeat(a, n_frames, axis=0)
+    t = np.linspace(0, n - 1, n_frames)
+    i = np.minimum(np.floor(t).astype(int), n - 2)
+    w = (t - i)[:, None]
+    return a[i] * (1 - w) + a[i + 1] * w

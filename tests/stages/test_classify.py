@@ -24,6 +24,46 @@ def test_segment_pool_keeps_order_and_handles_short_clips():
     assert segment_pool(np.zeros((0, 2)), 3).tolist() == [0] * 6
 
 
+def test_trim_resample_and_warp_helpers():
+    from audiopipe.stages._frames import time_normalize, trim_bounds
+
+    rms = np.r_[np.full(5, 1e-4), np.ones(10), np.full(5, 1e-4)]
+    assert trim_bounds(rms, 30) == (5, 15) and trim_bounds(np.zeros(7), 30) == (0, 7)
+    seq = np.c_[np.arange(11.0), -np.arange(11.0)]
+    assert np.allclose(time_normalize(seq, 6)[:, 0], [0, 2, 4, 6, 8, 10])
+    assert time_normalize(np.zeros((0, 2)), 4).shape == (4, 2)
+    rec = {"sr": 8000, "compute": {"mfcc": {"n_mfcc": 20, "n_mels": 40}}}
+    assert np.allclose(classify.warp_matrix(1.0, rec), np.eye(20), atol=1e-5)
+    assert classify.warp_matrix(1.1, {"sr": 8000, "compute": {"rms": {}}}) is None
+    # warping a smooth log-mel bump up in frequency moves its peak up
+    import audiopipe.features as F
+
+    D = F.dct_matrix(20, 40).astype(np.float64)
+    bump = np.exp(-0.5 * ((np.arange(40) - 15) / 3.0) ** 2)
+    warped = D.T @ (classify.warp_matrix(1.15, rec) @ (D @ bump))
+    assert np.argmax(warped) > 15
+    # time-normalised sequences: same shape for clips of any length, order kept
+    X, names = classify.sequence_features(
+        {"mfcc": [seq, seq[:3], np.zeros((0, 2))]}, None, 4, n_ceps=2, cmn=False
+    )
+    assert X.shape == (3, len(names)) == (3, 4 * 2 + 2 + 2 + 1)
+    assert X[0, 0] < X[0, 2] < X[0, 4] and np.isfinite(X).all()
+
+
+def test_self_training_never_reads_held_out_labels():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(4), 30)
+    y = np.array(["a", "b", "c"] * 40)
+    X = (y[:, None] == np.array(["a", "b", "c"])) * 2.0 + rng.normal(0, 1, (120, 3))
+    X = X + groups[:, None] * 0.3
+    pred, _, _ = classify.grouped_cv(classify.ClipClassifier(), X, y, groups, self_train=True)
+    y2 = y.copy()
+    y2[groups == 0] = rng.permutation(y2[groups == 0])  # scramble one held-out group
+    pred2, _, _ = classify.grouped_cv(classify.ClipClassifier(), X, y2, groups, self_train=True)
+    assert (pred[groups == 0] == pred2[groups == 0]).all()
+    assert (pred == y).mean() > 0.7
+
+
 def test_grouped_cv_does_not_leak_groups():
     # each group has its own label AND a feature that identifies the group: a per-clip
     # split would look perfect, leave-one-group-out cannot use it
@@ -142,6 +182,7 @@ def test_fsdd_speaker_grouped_beats_the_anchor(corpora, tmp_path):
             "target": "digit",
             "groups": "speaker",
             "model": "rf",
+            "frames": 0,
             "segments": 0,
             "features": ["mfcc", "mfcc_delta"],
             "group_norm": False,
@@ -150,8 +191,8 @@ def test_fsdd_speaker_grouped_beats_the_anchor(corpora, tmp_path):
     )["metrics"]
     print("fsdd 400 clips LOSO: ours", ours, "anchor", anchor)
     assert ours["accuracy"] > anchor["accuracy"] + 0.2
-    assert ours["accuracy"] > 0.6 and ours["macro_f1"] > 0.6
-    assert min(v for k, v in ours.items() if k.startswith("accuracy[")) > 0.5
+    assert ours["accuracy"] > 0.8 and ours["macro_f1"] > 0.8  # measured 0.885 / 0.88
+    assert min(v for k, v in ours.items() if k.startswith("accuracy[")) > 0.7
 
 
 def test_silent_and_very_short_clips_do_not_crash(demo_folder, tmp_path):
