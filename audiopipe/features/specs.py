@@ -611,7 +611,24 @@ def _make_rceps(p: dict, ex: Extractor) -> Computer:
     amin = np.float32(p["amin"])
     n_fft = ex.n_fft
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    if 8 * n <= n_fft // 2 + 1:
+        # a few quefrencies: the irfft of a real, even log spectrum is a cosine sum (DCT-I),
+        # c[q] = sum_k w_k / N log|X_k| cos(2 pi k q / N), w = 1 at DC and Nyquist, else 2;
+        # one (k, freq) @ (freq, n) product instead of a full inverse FFT per frame
+        kq = np.outer(np.arange(n_fft // 2 + 1), np.arange(n)) % n_fft
+        wk = np.full(n_fft // 2 + 1, 2.0 / n_fft)
+        wk[0] = wk[-1] = 1.0 / n_fft
+        if n_fft % 2:
+            wk[-1] = 2.0 / n_fft
+        C = np.ascontiguousarray((wk[:, None] * np.cos(2 * np.pi / n_fft * kq)).astype(np.float32))
+
+        def step(b: Block, st: dict, g: dict) -> dict:
+            logm = np.log(np.maximum(b.mag_fm, amin))
+            return {"real_cepstrum": np.ascontiguousarray((logm @ C).T)}
+
+        return Computer({"real_cepstrum": n}, step)
+
+    def step(b: Block, st: dict, g: dict) -> dict:  # noqa: F811 - the general case
         c = scipy.fft.irfft(np.log(np.maximum(b.mag_fm, amin)), n=n_fft, axis=-1)[:, :n]
         return {"real_cepstrum": c.T.astype(np.float32, copy=False)}
 
