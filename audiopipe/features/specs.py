@@ -304,9 +304,9 @@ def _make_spectrogram(p: dict, ex: Extractor) -> Computer:
 
     def step(b: Block, st: dict, g: dict) -> dict:
         if power == 2.0:
-            return {"spectrogram": b.power}
+            return {"spectrogram": b.power.copy()}
         if power == 1.0:
-            return {"spectrogram": b.mag}
+            return {"spectrogram": b.mag.copy()}
         return {"spectrogram": b.power ** np.float32(power / 2)}
 
     return Computer({"spectrogram": ex.n_fft // 2 + 1}, step)
@@ -669,7 +669,7 @@ def _make_chroma(p: dict, ex: Extractor) -> Computer:
 
     def step(b: Block, st: dict, g: dict | None) -> dict:
         if g is None:  # whole clip, tuning unknown yet: keep the power spectrum
-            return {"_chroma_power": b.power}
+            return {"_chroma_power": b.power.copy()}
         t = g[needs[0]] if needs else tuning
         return {"chroma_stft": normalize_frames(bank(t) @ b.power, norm)}
 
