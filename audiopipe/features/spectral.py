@@ -208,6 +208,21 @@ def centroid_from_mag(M: np.ndarray, freq: np.ndarray) -> np.ndarray:
 def bandwidth_from_mag(M: np.ndarray, freq: np.ndarray, centroid: np.ndarray,
                        p: float = 2.0, norm: bool = True) -> np.ndarray:
     """``(sum_f S_n |f - centroid|^p)^(1/p)``, ``S_n`` = S normalised to unit sum if ``norm``."""
+    Mt = np.swapaxes(M, -1, -2)
+    if M.ndim == 2 and Mt.flags.c_contiguous:  # frame-major data (the extractor's blocks)
+        # one (frames, freq) pass per step, summed along contiguous rows, no mixed layouts
+        dev = np.subtract(freq.astype(np.float32)[None, :], np.swapaxes(centroid, -1, -2))
+        if p == 2:
+            np.multiply(dev, dev, out=dev)
+        else:
+            np.abs(dev, out=dev)
+            dev **= np.float32(p)
+        s = np.einsum("ij,ij->i", dev, Mt)[None, :]
+        if norm:
+            den = Mt.sum(axis=-1)[None, :]
+            den[den < _TINY32] = 1.0
+            s /= den
+        return s ** np.float32(1.0 / p)
     dev = np.abs(freq.astype(np.float32)[:, None] - centroid)
     if p == 2:
         dev *= dev
