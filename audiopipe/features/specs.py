@@ -52,7 +52,7 @@ from .spectral import (
     flux_from_mag,
     rolloff_from_mag,
 )
-from .temporal import entropy_rows, frame_crossings, frame_sumsq
+from .temporal import entropy_from_signal, frame_crossings, frame_sumsq
 
 # ---------------------------------------------------------------------------------- helpers
 
@@ -423,10 +423,10 @@ register(FeatureSpec(
 
 
 def _make_energy_entropy(p: dict, ex: Extractor) -> Computer:
-    nb = p["n_short_blocks"]
+    nb, L, hop = p["n_short_blocks"], ex.n_fft, ex.hop_length
 
     def step(b: Block, st: dict, g: dict) -> dict:
-        return {"energy_entropy": entropy_rows(b.rows, nb)}
+        return {"energy_entropy": entropy_from_signal(b.seg, b.k, L, hop, nb)}
 
     return Computer({"energy_entropy": 1}, step)
 
