@@ -23,9 +23,8 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import scipy.fft
 
-from ._core import as_audio, fft_frequencies, fft_window, n_frames_for
+from ._core import as_audio, fft_frequencies, fft_window, n_frames_for, rfft_rows_into
 from .deltas import DeltaStream, delta
 from .registry import FEATURES, check_recipe
 
@@ -87,7 +86,7 @@ class Block:
         """Complex STFT of the block, (k, 1 + n_fft//2) complex64 (frame-major)."""
         buf = self.ex._window_buffer(self.k)
         np.multiply(self.rows, self.ex.window, out=buf)
-        return scipy.fft.rfft(buf, axis=-1)
+        return rfft_rows_into(buf, self.ex._xbuf[: self.k])  # scratch, like mag_fm
 
     @cached_property
     def mag_fm(self) -> np.ndarray:
@@ -166,6 +165,7 @@ class Extractor:
         self.freq = fft_frequencies(self.sr, self.n_fft)
         self._wbuf = np.empty((BLOCK_FRAMES, self.n_fft), np.float32)
         self._scr: dict[str, np.ndarray] = {}
+        self._xbuf = np.empty((BLOCK_FRAMES, self.n_fft // 2 + 1), np.complex64)
         self._banks: dict[Any, tuple[Any, float]] = {}
         self.computers: list[tuple[str, Computer]] = []
         self.names: list[str] = []
