@@ -668,15 +668,22 @@ def _make_chroma(p: dict, ex: Extractor) -> Computer:
         return fb
 
     def step(b: Block, st: dict, g: dict | None) -> dict:
-        if g is None:  # whole clip, tuning unknown yet: keep the power spectrum
-            return {"_chroma_power": b.power.copy()}
+        if g is None:
+            # whole clip, tuning unknown yet: the peaks are frame-local, so take them now,
+            # and keep the power frame-major, flattened (concatenating (1, k*freq) pieces
+            # along the last axis is a plain copy; (freq, k) pieces would be transposed)
+            p, m = piptrack_peaks(b.power, sr, n_fft)
+            return {"_chroma_power": b.power_fm.reshape(1, -1).copy(),
+                    "_chroma_pitch": p[None, :], "_chroma_mag": m[None, :]}
         t = g[needs[0]] if needs else tuning
         return {"chroma_stft": normalize_frames(bank(t) @ b.power, norm)}
 
     def finish(res: dict) -> dict:
-        P = res.pop("_chroma_power")
-        t = tuning_from_peaks(*piptrack_peaks(P, sr, n_fft), bins_per_octave=n_chroma)
-        return {"chroma_stft": normalize_frames(bank(t) @ P, norm)}
+        P_fm = res.pop("_chroma_power").reshape(-1, n_fft // 2 + 1)
+        t = tuning_from_peaks(res.pop("_chroma_pitch")[0], res.pop("_chroma_mag")[0],
+                              bins_per_octave=n_chroma)
+        return {"chroma_stft": normalize_frames(np.ascontiguousarray((P_fm @ bank(t).T).T),
+                                                norm)}
 
     return Computer({"chroma_stft": n_chroma}, step, needs, finish=finish)
 
