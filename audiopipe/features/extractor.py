@@ -23,9 +23,8 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import scipy.fft
 
-from ._core import as_audio, fft_frequencies, fft_window, n_frames_for
+from ._core import as_audio, fft_frequencies, fft_window, n_frames_for, rfft_rows_into
 from .deltas import DeltaStream, delta
 from .registry import FEATURES, check_recipe
 
@@ -87,17 +86,22 @@ class Block:
         """Complex STFT of the block, (k, 1 + n_fft//2) complex64 (frame-major)."""
         buf = self.ex._window_buffer(self.k)
         np.multiply(self.rows, self.ex.window, out=buf)
-        return scipy.fft.rfft(buf, axis=-1)
+        return rfft_rows_into(buf, self.ex._xbuf[: self.k])  # scratch, like mag_fm
 
     @cached_property
     def mag_fm(self) -> np.ndarray:
-        """|X| frame-major, (k, freq) float32 C-contiguous."""
-        return np.abs(self.spectrum)
+        """|X| frame-major, (k, freq) float32 C-contiguous.
+
+        Lives in the extractor's scratch memory, overwritten by the next block: a feature
+        that returns or keeps it must copy it (fresh 1 MB arrays per block cost more in page
+        faults than the arithmetic).
+        """
+        return np.abs(self.spectrum, out=self.ex._scratch("mag", self.k))
 
     @cached_property
     def power_fm(self) -> np.ndarray:
-        """|X|^2 frame-major (as librosa: the square of the float32 magnitude)."""
-        return np.square(self.mag_fm)
+        """|X|^2 frame-major (as librosa: the square of the float32 magnitude); scratch."""
+        return np.square(self.mag_fm, out=self.ex._scratch("power", self.k))
 
     @property
     def mag(self) -> np.ndarray:
@@ -160,6 +164,8 @@ class Extractor:
                                  self.win_length).astype(np.float32)
         self.freq = fft_frequencies(self.sr, self.n_fft)
         self._wbuf = np.empty((BLOCK_FRAMES, self.n_fft), np.float32)
+        self._scr: dict[str, np.ndarray] = {}
+        self._xbuf = np.empty((BLOCK_FRAMES, self.n_fft // 2 + 1), np.complex64)
         self._banks: dict[Any, tuple[Any, float]] = {}
         self.computers: list[tuple[str, Computer]] = []
         self.names: list[str] = []
@@ -180,6 +186,13 @@ class Extractor:
                 self.names.append(dn)
                 self.dims[dn] = comp.outputs[base]
         self.needs = sorted({n for _, c in self.computers for n in c.needs}, key=repr)
+
+    def _scratch(self, name: str, k: int) -> np.ndarray:
+        """Reusable (k, 1 + n_fft//2) float32 buffer for one per-block spectrum product."""
+        buf = self._scr.get(name)
+        if buf is None:
+            buf = self._scr[name] = np.empty((BLOCK_FRAMES, self.n_fft // 2 + 1), np.float32)
+        return buf[:k]
 
     def _window_buffer(self, k: int) -> np.ndarray:
         """Reusable (k, n_fft) scratch for windowed frames (the FFT output is a new array)."""

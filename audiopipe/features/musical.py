@@ -55,7 +55,6 @@ def _peaks(S: np.ndarray, sr: float, n_fft: int, fmin: float, fmax: float, thres
     if pad_lo or pad_hi:  # a band touching bin 0 / Nyquist: pad with zeros (never peaks)
         X = np.pad(X, ((0, 0), (pad_lo, pad_hi)))
     Z = X * (X > ref[:, None])
-    c, left, right = X[:, 1:-1], X[:, :-2], X[:, 2:]
     m = (Z[:, 1:-1] > Z[:, :-2]) & (Z[:, 1:-1] >= Z[:, 2:])
     rows_f = np.arange(lo + 1, hi - 1)  # global bin of each column of m
     m &= ((rows_f >= band[0]) & (rows_f <= band[-1]) & (rows_f > 0))[None, :]
@@ -64,15 +63,17 @@ def _peaks(S: np.ndarray, sr: float, n_fft: int, fmin: float, fmax: float, thres
         m[:, j] = (Z[:, j + 1] > Z[:, j]) & (freqs[F - 1] < min(fmax, sr / 2))
     t_idx, col = np.nonzero(m)
     f_idx = rows_f[col]
-    a = (right + left - 2 * c)[m]
-    b = ((right - left) / 2)[m]  # also np.gradient's central difference
+    # the parabola only at the peaks (a few % of the bins), same arithmetic as on full arrays
+    cm, lm, rm = X[t_idx, col + 1], X[t_idx, col], X[t_idx, col + 2]
+    a = rm + lm - 2 * cm
+    b = (rm - lm) / 2  # also np.gradient's central difference
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = np.where(np.abs(b) >= np.abs(a), 0, -b / a).astype(S.dtype)
     edge = (f_idx == 0) | (f_idx == F - 1)
     if edge.any():  # no parabola at the edges; one-sided gradient
         shift[edge] = 0
     pitches = (f_idx + shift) * float(sr) / n_fft
-    mags = c[m] + 0.5 * b * shift
+    mags = cm + 0.5 * b * shift
     return f_idx, t_idx, pitches, mags
 
 

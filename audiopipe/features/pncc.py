@@ -20,9 +20,10 @@ spafe 0.3.3's ``pncc`` follows these steps but averages the weights over ``[l-N,
 with 1-based bounds and divides by a zero ``Q`` on silence (NaN), so it is not a usable
 oracle; the tests check each step against a direct loop written from the paper.
 
-Streaming: step 1 needs M frames ahead; steps 2-4 are causal recursions over frames, run
-as one loop over frames vectorised over channels (the only per-frame Python loop in the
-feature library: ~10 numpy calls per frame). Divisions are floored so silence gives 0.
+Streaming: step 1 needs M frames ahead; steps 2-4 are causal recursions over frames. None
+runs as a per-frame loop: the asymmetric low-passes are solved exactly by branch iteration
+(:func:`_asym_lowpass`), the online peak by a running maximum (:func:`_decaying_max`), the
+mean normalisation by ``lfilter``. Divisions are floored so silence gives 0.
 """
 
 from __future__ import annotations
@@ -91,30 +92,27 @@ class PNCCStream:
         st = self.state
         la, lb, lt, mt = self.lam_a, self.lam_b, self.lam_t, self.mu_t
         n = Q.shape[-1]
-        if st is None:
-            q0 = Q[..., 0]
-            st = self.state = {"le": 0.9 * q0, "f": None, "peak": None, "mu": None}
-        Qle = np.empty_like(Q)
-        R = np.empty_like(Q)
-        le = st["le"]
-        for m in range(n):  # causal nonlinear recursions: one vectorised step per frame
-            q = Q[..., m]
-            if m or st["f"] is not None:
-                le = np.where(q >= le, la * le + (1 - la) * q, lb * le + (1 - lb) * q)
-            Qle[..., m] = le
-            q0 = np.maximum(q - le, 0.0)
-            f, peak = st["f"], st["peak"]
-            if f is None:  # first frame of the clip
-                f = 0.9 * q0
-                peak = q0
-                rsp = q0
-            else:
-                f = np.where(q0 >= f, la * f + (1 - la) * q0, lb * f + (1 - lb) * q0)
-                rsp = np.where(q0 >= lt * peak, q0, mt * peak)
-                peak = np.maximum(lt * peak, q0)
-            st["f"], st["peak"] = f, peak
-            R[..., m] = np.where(q >= self.c * le, rsp, f)
-        st["le"] = le
+        first = st is None
+        if first:
+            st = self.state = {"le": 0.9 * Q[..., 0], "f": None, "peak": None, "mu": None}
+        # lower envelope: frame 0 of the clip is 0.9 Q (no update), later frames recurse
+        Qle = _asym_lowpass(Q[..., 1:] if first else Q, st["le"], la, lb)
+        if first:
+            Qle = np.concatenate([st["le"][..., None], Qle], axis=-1)
+        st["le"] = Qle[..., -1]
+        Q0 = np.maximum(Q - Qle, 0.0)
+        if first:  # the clip's first frame: f = 0.9 Q0, peak = R_sp = Q0
+            f0, p0 = 0.9 * Q0[..., 0], Q0[..., 0]
+            Qf = np.concatenate([f0[..., None], _asym_lowpass(Q0[..., 1:], f0, la, lb)], -1)
+            peak = np.concatenate([p0[..., None], _decaying_max(Q0[..., 1:], p0, lt)], -1)
+            prev = np.concatenate([p0[..., None], peak[..., :-1]], axis=-1)  # R_sp[0] = Q0
+        else:
+            Qf = _asym_lowpass(Q0, st["f"], la, lb)
+            peak = _decaying_max(Q0, st["peak"], lt)
+            prev = np.concatenate([st["peak"][..., None], peak[..., :-1]], axis=-1)
+        st["f"], st["peak"] = Qf[..., -1], peak[..., -1]
+        rsp = np.where(Q0 >= lt * prev, Q0, mt * prev)
+        R = np.where(Q >= self.c * Qle, rsp, Qf)
         # channel-weight smoothing over l' in [l - N, l + N] clipped to the channel range
         ratio = R / np.maximum(Q, _FLOOR)
         L = ratio.shape[-2]
@@ -134,6 +132,63 @@ class PNCCStream:
         st["mu"] = mu[..., -1]
         U = T / np.maximum(mu, _FLOOR)[..., None, :]
         return (U**self.power).astype(np.float32)
+
+
+#: frames per vectorised chunk of the recursions: products of up to 256 coefficients >= 0.5
+#: stay far from float64 underflow (0.5**256 ~ 1e-77)
+_CHUNK = 256
+
+
+def _asym_lowpass(x: np.ndarray, y0: np.ndarray, la: float, lb: float) -> np.ndarray:
+    """Asymmetric first-order low-pass ``AF_{la,lb}`` of ``x >= 0`` along the last axis.
+
+    Exactly the recursion ``y[m] = a[m] y[m-1] + (1 - a[m]) x[m]`` with ``a[m] = la`` if
+    ``x[m] >= y[m-1]`` else ``lb`` (``y[-1] = y0``), without a per-frame loop: in chunks of
+    :data:`_CHUNK` frames, guess the branches, solve the then-linear time-varying recursion in
+    closed form ``y = A (y0 + cumsum((1 - a) x / A))`` with ``A = cumprod(a)`` (all terms are
+    non-negative, so no cancellation), recompute the branches from ``y`` and repeat until
+    they agree. Each round makes at least the first wrong branch right, so it ends; on real
+    audio it takes a few rounds (the branches that change are those right after a change of
+    direction of ``x``).
+    """
+    n = x.shape[-1]
+    out = np.empty_like(x)
+    y = np.asarray(y0, np.float64)
+    for a0 in range(0, n, _CHUNK):
+        xc = x[..., a0 : a0 + _CHUNK]
+        g = xc >= y[..., None]
+        for _ in range(xc.shape[-1] + 1):
+            a = np.where(g, la, lb)
+            A = np.cumprod(a, axis=-1)
+            yc = A * (y[..., None] + np.cumsum((1.0 - a) * xc / A, axis=-1))
+            g_new = xc >= np.concatenate([y[..., None], yc[..., :-1]], axis=-1)
+            if np.array_equal(g_new, g):
+                break
+            g = g_new
+        out[..., a0 : a0 + _CHUNK] = yc
+        y = yc[..., -1]
+    return out
+
+
+def _decaying_max(x: np.ndarray, p0: np.ndarray, lt: float) -> np.ndarray:
+    """Online peak ``p[m] = max(lt p[m-1], x[m])`` (``p[-1] = p0``) along the last axis.
+
+    Closed form ``p[m] = max(lt^(m+1) p0, max_{j<=m} lt^(m-j) x[j])``, evaluated per chunk
+    of :data:`_CHUNK` frames as a running maximum of ``x[j] lt^-j`` (``lt^-256`` is ~1e18
+    for ``lt = 0.85``, well inside float64).
+    """
+    n = x.shape[-1]
+    out = np.empty_like(x)
+    p = np.asarray(p0, np.float64)
+    for a0 in range(0, n, _CHUNK):
+        xc = x[..., a0 : a0 + _CHUNK]
+        k = xc.shape[-1]
+        g = lt ** np.arange(1, k + 1)  # lt^(m+1)
+        run = np.maximum.accumulate(xc / g * lt, axis=-1)  # max_j x[j] lt^-j
+        pc = np.maximum(g * p[..., None], run * g / lt)
+        out[..., a0 : a0 + _CHUNK] = pc
+        p = pc[..., -1]
+    return out
 
 
 def pncc_from_power(P: np.ndarray, **kw) -> np.ndarray:

@@ -52,7 +52,7 @@ from .spectral import (
     flux_from_mag,
     rolloff_from_mag,
 )
-from .temporal import entropy_rows, frame_crossings, frame_sumsq
+from .temporal import entropy_from_signal, frame_crossings, frame_sumsq
 
 # ---------------------------------------------------------------------------------- helpers
 
@@ -304,9 +304,9 @@ def _make_spectrogram(p: dict, ex: Extractor) -> Computer:
 
     def step(b: Block, st: dict, g: dict) -> dict:
         if power == 2.0:
-            return {"spectrogram": b.power}
+            return {"spectrogram": b.power.copy()}
         if power == 1.0:
-            return {"spectrogram": b.mag}
+            return {"spectrogram": b.mag.copy()}
         return {"spectrogram": b.power ** np.float32(power / 2)}
 
     return Computer({"spectrogram": ex.n_fft // 2 + 1}, step)
@@ -423,10 +423,10 @@ register(FeatureSpec(
 
 
 def _make_energy_entropy(p: dict, ex: Extractor) -> Computer:
-    nb = p["n_short_blocks"]
+    nb, L, hop = p["n_short_blocks"], ex.n_fft, ex.hop_length
 
     def step(b: Block, st: dict, g: dict) -> dict:
-        return {"energy_entropy": entropy_rows(b.rows, nb)}
+        return {"energy_entropy": entropy_from_signal(b.seg, b.k, L, hop, nb)}
 
     return Computer({"energy_entropy": 1}, step)
 
@@ -611,7 +611,24 @@ def _make_rceps(p: dict, ex: Extractor) -> Computer:
     amin = np.float32(p["amin"])
     n_fft = ex.n_fft
 
-    def step(b: Block, st: dict, g: dict) -> dict:
+    if 8 * n <= n_fft // 2 + 1:
+        # a few quefrencies: the irfft of a real, even log spectrum is a cosine sum (DCT-I),
+        # c[q] = sum_k w_k / N log|X_k| cos(2 pi k q / N), w = 1 at DC and Nyquist, else 2;
+        # one (k, freq) @ (freq, n) product instead of a full inverse FFT per frame
+        kq = np.outer(np.arange(n_fft // 2 + 1), np.arange(n)) % n_fft
+        wk = np.full(n_fft // 2 + 1, 2.0 / n_fft)
+        wk[0] = wk[-1] = 1.0 / n_fft
+        if n_fft % 2:
+            wk[-1] = 2.0 / n_fft
+        C = np.ascontiguousarray((wk[:, None] * np.cos(2 * np.pi / n_fft * kq)).astype(np.float32))
+
+        def step(b: Block, st: dict, g: dict) -> dict:
+            logm = np.log(np.maximum(b.mag_fm, amin))
+            return {"real_cepstrum": np.ascontiguousarray((logm @ C).T)}
+
+        return Computer({"real_cepstrum": n}, step)
+
+    def step(b: Block, st: dict, g: dict) -> dict:  # noqa: F811 - the general case
         c = scipy.fft.irfft(np.log(np.maximum(b.mag_fm, amin)), n=n_fft, axis=-1)[:, :n]
         return {"real_cepstrum": c.T.astype(np.float32, copy=False)}
 
@@ -651,15 +668,22 @@ def _make_chroma(p: dict, ex: Extractor) -> Computer:
         return fb
 
     def step(b: Block, st: dict, g: dict | None) -> dict:
-        if g is None:  # whole clip, tuning unknown yet: keep the power spectrum
-            return {"_chroma_power": b.power}
+        if g is None:
+            # whole clip, tuning unknown yet: the peaks are frame-local, so take them now,
+            # and keep the power frame-major, flattened (concatenating (1, k*freq) pieces
+            # along the last axis is a plain copy; (freq, k) pieces would be transposed)
+            p, m = piptrack_peaks(b.power, sr, n_fft)
+            return {"_chroma_power": b.power_fm.reshape(1, -1).copy(),
+                    "_chroma_pitch": p[None, :], "_chroma_mag": m[None, :]}
         t = g[needs[0]] if needs else tuning
         return {"chroma_stft": normalize_frames(bank(t) @ b.power, norm)}
 
     def finish(res: dict) -> dict:
-        P = res.pop("_chroma_power")
-        t = tuning_from_peaks(*piptrack_peaks(P, sr, n_fft), bins_per_octave=n_chroma)
-        return {"chroma_stft": normalize_frames(bank(t) @ P, norm)}
+        P_fm = res.pop("_chroma_power").reshape(-1, n_fft // 2 + 1)
+        t = tuning_from_peaks(res.pop("_chroma_pitch")[0], res.pop("_chroma_mag")[0],
+                              bins_per_octave=n_chroma)
+        return {"chroma_stft": normalize_frames(np.ascontiguousarray((P_fm @ bank(t).T).T),
+                                                norm)}
 
     return Computer({"chroma_stft": n_chroma}, step, needs, finish=finish)
 

@@ -181,6 +181,28 @@ def entropy_rows(rows: np.ndarray, n_short_blocks: int, eps: float = 1e-8) -> np
     return (-(s * np.log2(s + eps)).sum(axis=-1))[..., None, :].astype(np.float32)
 
 
+def entropy_from_signal(seg: np.ndarray, n_frames: int, frame_length: int, hop: int,
+                        n_short_blocks: int, eps: float = 1e-8) -> np.ndarray:
+    """:func:`entropy_rows` of frames ``seg[t*hop : t*hop + frame_length]`` of a 1-D ``seg``.
+
+    Sub-block and frame energies are differences of one float64 cumulative sum of ``seg**2``
+    (each sample squared once, not once per overlapping frame); ``seg`` is one extractor block,
+    so the sums stay short and the differences accurate to ~1e-16 of the block's energy.
+    """
+    sub = frame_length // n_short_blocks
+    x = seg[: (n_frames - 1) * hop + frame_length].astype(np.float64)
+    C = np.empty(len(x) + 1)
+    C[0] = 0.0
+    np.cumsum(x * x, out=C[1:])
+    start = np.arange(n_frames) * hop
+    total = C[start + frame_length] - C[start]
+    edges = C[start[:, None] + sub * np.arange(n_short_blocks + 1)]
+    e = np.diff(edges, axis=-1)
+    np.maximum(e, 0.0, out=e)
+    s = e / (total[:, None] + eps)
+    return (-(s * np.log2(s + eps)).sum(axis=-1))[None, :].astype(np.float32)
+
+
 def energy_entropy(
     y: np.ndarray,
     sr: float = 22050,

@@ -227,3 +227,16 @@ def test_real_cepstrum_definition_and_pulse_train():
     q = np.argmax(c[20:400, 10]) + 20  # skip the low-quefrency envelope
     assert q == period
     assert np.isfinite(F.real_cepstrum(np.zeros(4096, np.float32))).all()
+
+
+@pytest.mark.parametrize("n_fft", [2048, 1023])
+def test_real_cepstrum_few_quefrencies_cosine_sum(n_fft):
+    """A few quefrencies use a cosine-sum product instead of the inverse FFT: same values."""
+    y = noise(22050, seed=11)
+    ex = F.Extractor({"n_fft": n_fft, "hop_length": 256,
+                      "compute": {"real_cepstrum": {"n_ceps": 24}}}, 22050)
+    c = ex(y)["real_cepstrum"]
+    M = np.abs(F.stft(y, n_fft=n_fft, hop_length=256)).astype(np.float64)
+    ref = np.fft.irfft(np.log(np.maximum(M, 1e-10)), n=n_fft, axis=0)[:24]
+    assert c.shape == ref.shape and c.dtype == np.float32
+    np.testing.assert_allclose(c, ref, atol=1e-5)
