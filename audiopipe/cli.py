@@ -125,7 +125,7 @@ def _stage_summary(name: str, report: dict[str, Any]) -> str:
     nums = _numbers(report.get("metrics")) or _numbers(
         {k: v for k, v in report.items() if k not in ("seconds", "version")}
     )
-    shown = ", ".join(f"{k} {v:.3g}" for k, v in nums[:5])
+    shown = ", ".join(f"{k} {int(v)}" if v.is_integer() else f"{k} {v:.3g}" for k, v in nums[:5])
     where = report.get("plots") or report.get("plot") or ""
     if isinstance(where, list):
         where = where[0] if where else ""
