@@ -7,7 +7,7 @@ the loudest ``density`` peaks per one-second block; ranking by level rather than
 audfprint's high-passed onsets measured better under white noise, and the high-pass is
 kept as an option), and pairs every anchor peak with the next ``fanout`` peaks in a
 target zone (1..63 frames later, within ±31 bins). Queries use a higher density
-(``QUERY_DENSITY`` = 50/s against 30/s in the index), as audfprint does. Each pair is
+(``QUERY_DENSITY`` = 70/s against 30/s in the index), as audfprint does. Each pair is
 hashed as ``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) and keeps the anchor's frame.
 
 :class:`FingerprintIndex` is the inverted index held as a sorted hash array (``searchsorted``
@@ -70,7 +70,7 @@ SR = 11025
 N_FFT = 512
 HOP_LENGTH = 256
 #: peaks per second taken from a query (denser than the index: more chances to meet)
-QUERY_DENSITY = 50.0
+QUERY_DENSITY = 70.0
 #: hash of the marker row of a clip without landmarks (silence); never matches a query
 NO_LANDMARKS = -1
 _F_BITS, _DF_BITS, _DT_BITS = 8, 6, 6
