@@ -94,14 +94,30 @@ class Block:
 
         Lives in the extractor's scratch memory, overwritten by the next block: a feature
         that returns or keeps it must copy it (fresh 1 MB arrays per block cost more in page
-        faults than the arithmetic).
+        faults than the arithmetic). ``sqrt`` of the power when that was computed first,
+        else ``abs`` (hypot): equal to within one float32 rounding.
         """
-        return np.abs(self.spectrum, out=self.ex._scratch("mag", self.k))
+        out = self.ex._scratch("mag", self.k)
+        if "power_fm" in self.__dict__:
+            return np.sqrt(self.power_fm, out=out)
+        return np.abs(self.spectrum, out=out)
 
     @cached_property
     def power_fm(self) -> np.ndarray:
-        """|X|^2 frame-major (as librosa: the square of the float32 magnitude); scratch."""
-        return np.square(self.mag_fm, out=self.ex._scratch("power", self.k))
+        """|X|^2 frame-major; scratch.
+
+        ``re² + im²`` (1.6x faster than librosa's ``abs(X)**2``, which goes through hypot;
+        the two agree to within two float32 roundings), or the square of the magnitude when
+        that was computed first.
+        """
+        out = self.ex._scratch("power", self.k)
+        if "mag_fm" in self.__dict__:
+            return np.square(self.mag_fm, out=out)
+        X = self.spectrum
+        tmp = self.ex._scratch("tmp", self.k)
+        np.square(X.real, out=out)
+        np.square(X.imag, out=tmp)
+        return np.add(out, tmp, out=out)
 
     @property
     def mag(self) -> np.ndarray:
@@ -160,8 +176,9 @@ class Extractor:
         self.n_fft, self.hop_length, self.center = r["n_fft"], r["hop_length"], r["center"]
         self.win_length = r["win_length"] or self.n_fft
         w = r["window"]
-        self.window = fft_window(tuple(w) if isinstance(w, list) else w, self.n_fft,
-                                 self.win_length).astype(np.float32)
+        self.window = fft_window(
+            tuple(w) if isinstance(w, list) else w, self.n_fft, self.win_length
+        ).astype(np.float32)
         self.freq = fft_frequencies(self.sr, self.n_fft)
         self._wbuf = np.empty((BLOCK_FRAMES, self.n_fft), np.float32)
         self._scr: dict[str, np.ndarray] = {}
@@ -233,13 +250,24 @@ class Extractor:
         if isinstance(chunks, np.ndarray):  # a whole clip: pad once, no buffering
             y = chunks
             if not self.center and len(y) < n_fft:
-                raise ValueError(f"clip of {len(y)} samples is shorter than n_fft={n_fft} "
-                                 "with center=false")
-            yp = np.zeros(len(y) + 2 * pad + n_fft, np.float32)
-            yp[pad : pad + len(y)] = y
+                raise ValueError(
+                    f"clip of {len(y)} samples is shorter than n_fft={n_fft} with center=false"
+                )
+            # blocks inside the clip are views of it; only the edge blocks get a padded copy
             T = self.n_frames(len(y))
+            n = len(y)
             for t in range(0, T, BLOCK_FRAMES):
-                yield self._make_block(yp, 0, t, min(BLOCK_FRAMES, T - t), pad, pad + len(y))
+                k = min(BLOCK_FRAMES, T - t)
+                s = t * hop  # in padded coordinates
+                e = s + (k - 1) * hop + n_fft
+                if s >= pad and e <= pad + n:
+                    seg = y[s - pad : e - pad]
+                else:
+                    seg = np.zeros(e - s, np.float32)
+                    a, b = max(s, pad), min(e, pad + n)
+                    if b > a:
+                        seg[a - s : b - s] = y[a - pad : b - pad]
+                yield Block(self, seg, t, k, pad - s, pad + n - s)
             return
         buf = np.zeros(pad, dtype=np.float32)
         off = 0  # padded-signal index of buf[0]
@@ -261,13 +289,14 @@ class Extractor:
                 t += k
             drop = t * hop - off
             if drop > 0:
-                buf = buf[drop:].copy() if drop < len(buf) else buf[len(buf):]
+                buf = buf[drop:].copy() if drop < len(buf) else buf[len(buf) :]
                 off += drop
         if n_real == 0:
             raise ValueError("audio is empty (no samples in any block)")
         if not self.center and n_real < n_fft:
-            raise ValueError(f"clip of {n_real} samples is shorter than n_fft={n_fft} "
-                             "with center=false")
+            raise ValueError(
+                f"clip of {n_real} samples is shorter than n_fft={n_fft} with center=false"
+            )
         T = self.n_frames(n_real)
         buf = np.concatenate([buf, np.zeros(pad + n_fft, np.float32)])
         while t < T:
@@ -308,8 +337,9 @@ class Extractor:
                 g[need] = acc[need]
         return g
 
-    def _run(self, chunks: Iterable[np.ndarray], g: dict, deferred: frozenset = frozenset()
-             ) -> Iterator[tuple[Block, dict[str, np.ndarray]]]:
+    def _run(
+        self, chunks: Iterable[np.ndarray], g: dict, deferred: frozenset = frozenset()
+    ) -> Iterator[tuple[Block, dict[str, np.ndarray]]]:
         """Per-block base outputs of all computers (causal part only); computers listed in
         ``deferred`` get ``g=None`` and return intermediates for their ``finish``."""
         states: list[dict] = [{} for _ in self.computers]
@@ -332,13 +362,18 @@ class Extractor:
             lead = y.shape[:-1]
             flat = y.reshape(-1, y.shape[-1])
             outs = [self(c) for c in flat]
-            return {k: np.stack([o[k] for o in outs]).reshape(lead + outs[0][k].shape)
-                    for k in self.names}
+            return {
+                k: np.stack([o[k] for o in outs]).reshape(lead + outs[0][k].shape)
+                for k in self.names
+            }
         # constants derivable from the outputs themselves (a dB maximum) need no first pass
-        deferred = frozenset(i for i, (_, c) in enumerate(self.computers)
-                             if c.needs and c.finish is not None)
-        rest = sorted({n for i, (_, c) in enumerate(self.computers) if i not in deferred
-                       for n in c.needs}, key=repr)
+        deferred = frozenset(
+            i for i, (_, c) in enumerate(self.computers) if c.needs and c.finish is not None
+        )
+        rest = sorted(
+            {n for i, (_, c) in enumerate(self.computers) if i not in deferred for n in c.needs},
+            key=repr,
+        )
         g = self._globals(y, rest)
         parts: dict[str, list[np.ndarray]] = {}
         for _, out in self._run(y, g, deferred):
@@ -356,11 +391,13 @@ class Extractor:
             name = comp.delta_of or next(iter(comp.outputs))
             for i in range(1, comp.deltas + 1):
                 res[f"{name}_delta" + ("2" if i == 2 else "")] = delta(
-                    res[name], width=comp.delta_width, order=i)
+                    res[name], width=comp.delta_width, order=i
+                )
         return {k: res[k] for k in self.names}
 
-    def stream(self, blocks: Iterable[np.ndarray] | Callable[[], Iterable[np.ndarray]]
-               ) -> Iterator[dict[str, np.ndarray]]:
+    def stream(
+        self, blocks: Iterable[np.ndarray] | Callable[[], Iterable[np.ndarray]]
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Features of one long clip given as consecutive 1-D blocks of any lengths.
 
         Yields dicts ``{name: (n_dims, k)}`` (same ``k`` for all names in a dict) whose
@@ -384,13 +421,19 @@ class Extractor:
                     "this recipe uses whole-clip constants "
                     f"({', '.join(str(n[:2]) for n in self.needs)}), which take two passes "
                     "over the audio: pass blocks as a list or as a callable returning a fresh "
-                    "iterator, or use frame-local parameters (top_db: null, tuning: 0)")
+                    "iterator, or use frame-local parameters (top_db: null, tuning: 0)"
+                )
         else:
             g, it = {}, (blocks() if callable(blocks) else blocks)
         filters = []
         for _, comp in self.computers:
-            filters.append((comp, comp.lookahead() if comp.lookahead else None,
-                            [DeltaStream(comp.delta_width, i) for i in range(1, comp.deltas + 1)]))
+            filters.append(
+                (
+                    comp,
+                    comp.lookahead() if comp.lookahead else None,
+                    [DeltaStream(comp.delta_width, i) for i in range(1, comp.deltas + 1)],
+                )
+            )
         pending: dict[str, list[np.ndarray]] = {k: [] for k in self.names}
         counts = dict.fromkeys(self.names, 0)
 
@@ -424,8 +467,11 @@ class Extractor:
                 return None
             res = {}
             for k in self.names:
-                arr = np.concatenate(pending[k], axis=-1) if len(pending[k]) > 1 else \
-                    (pending[k][0] if pending[k] else np.zeros((self.dims[k], 0), np.float32))
+                arr = (
+                    np.concatenate(pending[k], axis=-1)
+                    if len(pending[k]) > 1
+                    else (pending[k][0] if pending[k] else np.zeros((self.dims[k], 0), np.float32))
+                )
                 res[k] = arr[:, :n]
                 pending[k] = [arr[:, n:]] if arr.shape[-1] > n else []
                 counts[k] -= n
@@ -442,7 +488,7 @@ class Extractor:
             yield r
 
 
-def banded_plan(bank: np.ndarray, group: int = 8) -> list[tuple[int, int, int, int, np.ndarray]]:
+def banded_plan(bank: np.ndarray, group: int = 16) -> list[tuple[int, int, int, int, np.ndarray]]:
     """Split a (n_filters, freq) bank into groups of filters with their non-zero bin range."""
     n = bank.shape[0]
     nnz = np.count_nonzero(bank)
@@ -469,4 +515,3 @@ def apply_banded(plan, S_fm: np.ndarray) -> np.ndarray:
 def _concat_dicts(ds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     keys = ds[0].keys()
     return {k: np.concatenate([d[k] for d in ds if d.get(k) is not None], axis=-1) for k in keys}
-

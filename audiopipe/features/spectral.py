@@ -249,7 +249,9 @@ def rolloff_from_mag(M: np.ndarray, freq: np.ndarray, roll_percent: float = 0.85
     lead, (F, k) = M.shape[:-2], M.shape[-2:]
     X = np.swapaxes(M, -1, -2).reshape((-1, F))  # (frames, freq): contiguous for frame-major
     nf = F // chunk
-    sums = X[:, : nf * chunk].reshape(-1, nf, chunk).sum(axis=-1)
+    # chunk sums as a matrix-vector product: BLAS is ~4x faster than a reduction over a
+    # short inner axis
+    sums = X[:, : nf * chunk].reshape(-1, nf, chunk) @ np.ones(chunk, X.dtype)
     if F % chunk:
         sums = np.concatenate([sums, X[:, nf * chunk :].sum(axis=-1, keepdims=True)], axis=1)
     nb = sums.shape[1]
