@@ -18,7 +18,7 @@ from tqdm import tqdm
 from audiopipe import pipeline
 from audiopipe.config import Config, load_config
 from audiopipe.store.lock import dataset_lock
-from flows.runtime import task_runner
+from flows.runtime import cluster_size, task_runner
 
 TRANSIENT = (KilledWorker, ConnectionError, TimeoutError, OSError)
 
@@ -65,6 +65,10 @@ def extract_shard_task(shard: pipeline.Shard, ctx: pipeline.IngestContext) -> pi
     return pipeline.extract_shard(shard, ctx)
 
 
+#: tries of a file alone in its shard before a worker death is blamed on the file
+LONE_FILE_ATTEMPTS = 2
+
+
 class DecoderCrashed(RuntimeError):
     """A file whose decoding kills the worker process, isolated alone in its shard."""
 
@@ -94,14 +98,16 @@ def extract_shards(plan: pipeline.IngestPlan, runner: Any, progress: bool = True
 
     A shard whose worker process dies (``KilledWorker``: Dask already retried it on other
     workers up to its ``allowed-failures``) is split in halves and both are resubmitted,
-    until a file that kills every worker is alone: that file becomes a
-    :class:`DecoderCrashed` error and every other file of the shard is kept.
+    until a file that kills every worker is alone; a lone file is tried
+    :data:`LONE_FILE_ATTEMPTS` times, then becomes a :class:`DecoderCrashed` error, and
+    every other file of the shard is kept.
     ``plan.shards`` is updated to the shards actually run (halves replace their parent),
     aligned with the returned results.
     """
     order = [s.key for s in plan.shards]
     by_key = {s.key: s for s in plan.shards}
     results: dict[str, Any] = {}
+    lone_deaths: dict[str, int] = {}  # single-file shards: worker deaths so far
     logger = get_run_logger()
     with runner:
 
@@ -144,9 +150,17 @@ def extract_shards(plan: pipeline.IngestPlan, runner: Any, progress: bool = True
                             nxt[f.task_run_id] = (f, h)
                         continue
                     if _is_killed_worker(err):
+                        n = lone_deaths[s.key] = lone_deaths.get(s.key, 0) + 1
+                        if n < LONE_FILE_ATTEMPTS:
+                            # alone from the start (nothing to split), or a worker lost for
+                            # another reason: one more try before calling the file poison
+                            logger.warning("shard %s (1 file) lost its worker: retrying", s.key)
+                            f = submit(s)
+                            nxt[f.task_run_id] = (f, s)
+                            continue
                         r = DecoderCrashed(
                             f"decoding this file killed the worker process every time it was "
-                            f"tried ({err}); it was isolated from its shard and skipped"
+                            f"tried, {n} times alone ({err}); it was isolated and skipped"
                         )
                     else:
                         r = err
@@ -179,7 +193,8 @@ def run_ingest(
 
     loc = Location(cfg.storage_root, ds.name)
     with dataset_lock(loc, kind, wait_s=wait_s):
-        plan = pipeline.plan_ingest(cfg, ds.name, kind=kind)
+        n_workers = cluster_size(cfg, scheduler)
+        plan = pipeline.plan_ingest(cfg, ds.name, kind=kind, n_workers=n_workers)
         logger.info("%s %s: %s; %d shards", kind, ds.name, plan.diff.summary(), len(plan.shards))
         results: list[Any] = []
         if plan.shards:
