@@ -155,16 +155,41 @@ class Diff:
     changed: list[FileEntry]
     removed: list[str]
     unchanged: list[FileEntry]
+    #: new or changed files left for a later run (``max_files_per_run``): their stored rows,
+    #: if any, stay as they are
+    deferred: list[FileEntry] = field(default_factory=list)
 
     @property
     def to_process(self) -> list[FileEntry]:
         return sorted(self.new + self.changed, key=lambda e: e.uri)
 
+    def capped(self, max_files: int | None) -> Diff:
+        """This diff with at most ``max_files`` files to process (the first in uri order).
+
+        Examples
+        --------
+        >>> d = diff([FileEntry(f"/{c}.wav", 1, 1.0) for c in "abc"], {}).capped(2)
+        >>> [f.uri for f in d.to_process], [f.uri for f in d.deferred]
+        (['/a.wav', '/b.wav'], ['/c.wav'])
+        """
+        todo = self.to_process
+        if max_files is None or len(todo) <= max_files:
+            return self
+        keep = {f.uri for f in todo[:max_files]}
+        return Diff(
+            new=[f for f in self.new if f.uri in keep],
+            changed=[f for f in self.changed if f.uri in keep],
+            removed=self.removed,
+            unchanged=self.unchanged,
+            deferred=self.deferred + todo[max_files:],
+        )
+
     def summary(self) -> str:
-        return (
+        s = (
             f"{len(self.new)} new, {len(self.changed)} changed, {len(self.removed)} removed, "
             f"{len(self.unchanged)} unchanged"
         )
+        return s + (f", {len(self.deferred)} deferred to later runs" if self.deferred else "")
 
 
 def diff(found: list[FileEntry], stored: Mapping[str, tuple[int, float, str]]) -> Diff:

@@ -66,10 +66,19 @@ class LabelsConfig(_Strict):
 
 
 class ShardConfig(_Strict):
-    """How files are grouped into units of distributed work."""
+    """How files are grouped into units of distributed work.
 
-    max_files: int = Field(64, gt=0)
-    max_mb: int = Field(512, gt=0)
+    A shard is one task: big enough that the ~1-2 s a Prefect task run costs is small
+    next to its work (minutes of audio), small enough that the cluster has work for
+    every worker. Shards hold at most ``max_files`` files and ``max_mb`` MiB of encoded
+    audio; below that, the plan splits the work into at least ``min_shards`` shards of
+    equal bytes (when there are that many files). ``min_shards`` defaults to two per
+    worker of the cluster the run uses.
+    """
+
+    max_files: int = Field(512, gt=0)
+    max_mb: int = Field(256, gt=0)
+    min_shards: int | None = Field(None, gt=0)
 
 
 class LimitsConfig(_Strict):
@@ -113,6 +122,11 @@ class DatasetConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     stages: dict[str, dict[str, Any]] = Field(default_factory=dict)
     schedule: str | None = None
+    #: cap on the new + changed files one ingestion processes (files in uri order); the rest
+    #: wait for the next run. Bounds a run's memory and duration on a huge backlog (the
+    #: publish step holds a run's table rows); scheduled runs then catch up batch by batch.
+    #: ``rebuild`` ignores it (a rebuild replaces every clip's features at once).
+    max_files_per_run: int | None = Field(None, gt=0)
     demo_corpus: bool = False
 
     @field_validator("source", mode="before")

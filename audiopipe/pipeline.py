@@ -155,8 +155,15 @@ class IngestPlan:
         return sum(len(s.files) for s in self.shards)
 
 
-def plan_shards(files: list[FileEntry], max_files: int, max_bytes: int, salt: str) -> list[Shard]:
+def plan_shards(
+    files: list[FileEntry], max_files: int, max_bytes: int, salt: str, min_shards: int = 1
+) -> list[Shard]:
     """Group files (sorted by uri) into shards of at most ``max_files`` / ``max_bytes``.
+
+    Within those caps the bytes are balanced so that there are at least ``min_shards``
+    shards (when there are that many files): a corpus of 10,000 short files on the
+    defaults becomes ~20 shards of ~500 files, not 157 tasks each dominated by Prefect's
+    per-task cost, and a 300-file corpus still keeps 16 workers busy.
 
     The shard key hashes the files' identity (uri, size, mtime) with ``salt``
     (recipe and decode settings), so the same work gets the same key: a re-run
@@ -165,6 +172,11 @@ def plan_shards(files: list[FileEntry], max_files: int, max_bytes: int, salt: st
     shards: list[Shard] = []
     cur: list[FileEntry] = []
     cur_bytes = 0
+    if files:
+        total = sum(f.size for f in files)
+        n_min = min(min_shards, len(files))
+        max_bytes = max(1, min(max_bytes, -(-total // n_min)))  # ceil: n_min shards by bytes
+        max_files = min(max_files, -(-len(files) // n_min))  # ... and by count
 
     def close() -> None:
         nonlocal cur, cur_bytes
@@ -210,9 +222,17 @@ def stored_clips(loc: Location, version: int | None = None) -> dict[str, tuple[i
 
 
 def plan_ingest(
-    cfg: Config, dataset: str | None = None, *, kind: str = "ingest", run_id: str | None = None
+    cfg: Config,
+    dataset: str | None = None,
+    *,
+    kind: str = "ingest",
+    run_id: str | None = None,
+    n_workers: int = 1,
 ) -> IngestPlan:
     """Discover files, diff them against the store and plan shards.
+
+    ``n_workers`` (the cluster's size) sets the default ``shard.min_shards``: two per
+    worker, so every worker has work and a slow shard does not leave the others idle.
 
     ``kind="rebuild"`` plans every file again (a new table version replaces
     the dataset's features; old versions stay readable until vacuumed).
@@ -255,7 +275,7 @@ def plan_ingest(
         )
         salt_extra = run_id
     else:
-        d = diff(found, stored)
+        d = diff(found, stored).capped(ds.max_files_per_run)
         salt_extra = ""
     ctx = IngestContext(
         root=cfg.storage_root,
@@ -272,7 +292,13 @@ def plan_ingest(
         decoder_hook=os.environ.get(DECODER_HOOK_ENV) or None,
     )
     salt = json.dumps([config_hash(ds), rhash, F.FEATURES_VERSION, salt_extra], sort_keys=True)
-    shards = plan_shards(d.to_process, ds.shard.max_files, ds.shard.max_mb * 1024 * 1024, salt)
+    shards = plan_shards(
+        d.to_process,
+        ds.shard.max_files,
+        ds.shard.max_mb * 1024 * 1024,
+        salt,
+        ds.shard.min_shards or 2 * max(1, n_workers),
+    )
     return IngestPlan(
         kind=kind,
         context=ctx,

@@ -29,3 +29,14 @@ def task_runner(cfg: Config, scheduler: str | None = None) -> DaskTaskRunner:
             "dashboard_address": None,
         },
     )
+
+
+def cluster_size(cfg: Config, scheduler: str | None = None) -> int:
+    """Workers the run will have: the LocalCluster's, or those now on the external scheduler."""
+    address = scheduler_address(cfg, scheduler)
+    if not address:
+        return cfg.cluster.n_workers
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))

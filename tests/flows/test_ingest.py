@@ -89,7 +89,7 @@ def test_bad_inputs_never_stop_the_run(tmp_path, run_ingest):
     corpus = tmp_path / "corpus"
     expected = bad_inputs(corpus)
     good = [write(corpus / f"good_{i}.wav", sine(f=300 + i * 100), 22050) for i in range(3)]
-    cfg = _cfg(tmp_path, shard={"max_files": 50})  # all in one shard: the good ones must survive
+    cfg = _cfg(tmp_path, shard={"max_files": 50, "min_shards": 1})  # all in one shard: the good ones must survive
     row = run_ingest(cfg, "t")
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
     clips = ds.table("clips").to_pandas().set_index("uri")
