@@ -73,7 +73,9 @@ def make_corpus(folder: Path, n: int, seconds: float, sr: int = SR) -> Path:
     return folder
 
 
-def write_cfg(folder: Path, corpus: Path, recipe: dict, **cluster: object) -> Path:
+def write_cfg(
+    folder: Path, corpus: Path, recipe: dict, shard: dict | None = None, **cluster: object
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     cfg = {
         "storage": str(folder / "out"),
@@ -83,7 +85,7 @@ def write_cfg(folder: Path, corpus: Path, recipe: dict, **cluster: object) -> Pa
                 "source": str(corpus),
                 "sample_rate": SR,
                 "features": recipe,
-                "shard": {"max_files": 64},
+                **({"shard": shard} if shard else {}),
             }
         },
     }
@@ -243,10 +245,13 @@ def main() -> None:
             "audio_h_per_wall_s": row["audio_seconds"] / 3600 / wall if wall else None,
             "x_realtime": row["audio_seconds"] / wall if wall else None,
             "publish_s": row.get("publish_seconds"),
+            "shards": row.get("shards"),
             "run_wall_s": row.get("wall_seconds"),  # plan -> published, without flow start-up
         }
         print(
-            f"{name:>9}: {wall:8.1f} s  {out[name]['x_realtime'] or 0:8.0f}x realtime", flush=True
+            f"{name:>9}: {wall:8.1f} s  {out[name]['x_realtime'] or 0:8.0f}x realtime "
+            f"({row.get('shards')} shards)",
+            flush=True,
         )
 
     if "inproc" not in skip:
@@ -263,6 +268,14 @@ def main() -> None:
             continue
         row, wall = flow(write_cfg(runs / f"local{n}", corpus, RECIPE, n_workers=n))
         report(f"local{n}", row, wall)
+    if "local2_64" not in skip:
+        # the first release's fixed 64-file shards, for the per-task overhead comparison
+        row, wall = flow(
+            write_cfg(
+                runs / "local2_64", corpus, RECIPE, {"max_files": 64, "min_shards": 1}, n_workers=2
+            )
+        )
+        report("local2_64", row, wall)
     addr, procs = start_external(2)
     try:
         if "dask" not in skip:
@@ -314,6 +327,11 @@ def main() -> None:
     if "dask" in out and "external" in out:
         # same warm 2-worker cluster: the difference is Prefect's (API, task runs, states)
         out["prefect_share_external"] = 1 - out["dask"]["wall_s"] / out["external"]["wall_s"]
+    if "local2" in out and "local2_64" in out:
+        extra = out["local2_64"]["wall_s"] - out["local2"]["wall_s"]
+        more = out["local2_64"]["shards"] - out["local2"]["shards"]
+        # two workers run tasks side by side: each extra task costs ~2x this in worker time
+        out["wall_s_per_extra_shard_2_workers"] = extra / more if more else None
     if "inproc" in out and "dask" in out:
         # ideal 2-worker time is half the in-process extraction; the rest is Dask + publish
         ideal = out["inproc"]["extract_s"] / 2 + out["inproc"]["publish_s"]
@@ -330,13 +348,13 @@ def main() -> None:
             "worker_hours": wall_h * 100,
             "usd_at_0.04_per_worker_hour": wall_h * 100 * 0.04,
             "files_at_this_length": files,
-            "shards_of_64": files / 64,
+            "shards_of_512": files / 512,
         }
         e = out["estimate_1M_hours_100_workers"]
         print(
             f"estimate: {worker_s_per_h:.1f} worker-s per audio hour -> 1M h on 100 workers "
             f"~ {wall_h:.0f} h wall, {wall_h * 100:.0f} worker-h, ${e['usd_at_0.04_per_worker_hour']:.0f}"
-            f" at $0.04/worker-h; {files / 64:.2e} shards of 64 files",
+            f" at $0.04/worker-h; {files / 512:.2e} shards of 512 files",
             flush=True,
         )
     res = ROOT / "benchmarks" / "results"
