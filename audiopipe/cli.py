@@ -240,6 +240,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    from audiopipe.store.location import Location
+    from audiopipe.store.vacuum import vacuum
+
+    cfg = _load(args)
+    ds = cfg.dataset(args.dataset)
+    report = vacuum(
+        Location(cfg.storage_root, ds.name), retain_hours=args.retain_hours, dry_run=args.dry_run
+    )
+    print(report.summary())
+    return 0
+
+
 def _parse_sets(items: list[str]) -> dict[str, Any]:
     import yaml
 
@@ -332,6 +345,19 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(fn=cmd_status)
     sub.add_parser("validate", help="check datasets.yaml and exit").set_defaults(fn=cmd_validate)
+    vc = with_ds(
+        sub.add_parser("vacuum", help="delete table files and frames no recent run can read"),
+        flows=False,
+    )
+    vc.add_argument(
+        "--retain-hours",
+        type=float,
+        default=168.0,
+        help="runs finished within this many hours stay readable (default 168 = 7 days; "
+        "the latest run always does)",
+    )
+    vc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    vc.set_defaults(fn=cmd_vacuum)
     sv = sub.add_parser(
         "serve",
         help="register scheduled ingestion + on-demand rebuild deployments and run them",

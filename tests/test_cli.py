@@ -52,3 +52,23 @@ def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
     cfg = write_config(tmp_path, {"d": {"source": "x"}})
     assert main(["--config", str(cfg), "status", "nope"]) == 1
     assert "unknown dataset 'nope'" in capsys.readouterr().err or True
+
+
+def test_vacuum_command_dry_run_then_real(tmp_path, capsys):
+    write(tmp_path / "c" / "a.wav", sine(f=300, dur=0.5), 22050)
+    cfg_path = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}})
+    cfg = load_config(cfg_path)
+    for kind in ("ingest", "rebuild"):
+        plan = pipeline.plan_ingest(cfg, "d", kind=kind)
+        pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    frames = tmp_path / "out" / "d" / "frames"
+    assert len(list(frames.iterdir())) == 2
+    args = ["--config", str(cfg_path), "vacuum", "d", "--retain-hours", "0"]
+    assert main([*args, "--dry-run"]) == 0
+    assert "d: would remove" in capsys.readouterr().out
+    assert len(list(frames.iterdir())) == 2
+    assert main(args) == 0
+    assert "and 1 frame parts" in capsys.readouterr().out
+    assert len(list(frames.iterdir())) == 1
+    assert main(["--config", str(cfg_path), "vacuum", "d", "--retain-hours", "-1"]) == 1
+    assert "retain_hours" in capsys.readouterr().err

@@ -60,6 +60,12 @@ class Dataset:
             raise DatasetNotFound(
                 f"dataset {loc.dataset!r}: no successful run {run_id or ''}".strip()
             )
+        if run_id is not None:
+            from .vacuum import vacuumed_before
+
+            gone = vacuumed_before(loc, row)
+            if gone:
+                raise DatasetNotFound(gone)
         self.run = row
         self.versions: dict[str, int | None] = json.loads(row["table_versions"] or "{}")
 

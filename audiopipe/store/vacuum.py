@@ -1,0 +1,218 @@
+"""Reclaim storage: delete what no retained run can read any more.
+
+Every ingestion, rebuild and stage run publishes new table versions and Zarr parts; the
+old ones stay readable (``open_dataset(root, name, run_id=...)``, Delta time travel) until
+they are vacuumed. :func:`vacuum` keeps
+
+- every run that finished less than ``retain_hours`` ago, the latest ingest or rebuild (what
+  :func:`~audiopipe.open_dataset` reads) and the latest run of each stage: the table
+  versions they pin (Delta ``vacuum(keep_versions=...)``) and the Zarr parts
+  their ``frames_index`` names;
+- shards staged by an interrupted run (the next run reuses them) and their parts;
+
+and deletes the rest: table files removed from the tables more than ``retain_hours`` ago,
+and frame parts no kept run refers to (parts of replaced or rebuilt clips, and parts
+orphaned by killed attempts) whose last write is older than ``retain_hours``. It holds the
+dataset lock, so no ingestion runs meanwhile. Older runs stay listed in ``runs``; opening
+one afterwards raises :class:`~audiopipe.store.dataset.DatasetNotFound` saying it was
+vacuumed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .location import Location
+from .lock import dataset_lock
+from .tables import open_table
+
+__all__ = ["VacuumReport", "vacuum", "VACUUM_MARKER", "vacuumed_before"]
+
+#: JSON at the dataset's base recording the last vacuum: ``{"at", "retain_hours",
+#: "cutoff", "kept_runs"}``
+VACUUM_MARKER = "_vacuum.json"
+
+
+@dataclass
+class VacuumReport:
+    """What :func:`vacuum` removed (or, with ``dry_run``, would remove)."""
+
+    dataset: str
+    dry_run: bool
+    retain_hours: float
+    kept_runs: list[str] = field(default_factory=list)
+    table_files: dict[str, int] = field(default_factory=dict)
+    parts: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        files = sum(self.table_files.values())
+        return (
+            f"{self.dataset}: {verb} {files} table files and {len(self.parts)} frame parts "
+            f"({self.bytes_freed / 1e6:.1f} MB); kept {len(self.kept_runs)} runs "
+            f"(finished in the last {self.retain_hours:g} h, and the latest)"
+        )
+
+
+def _runs(loc: Location) -> list[dict[str, Any]]:
+    t = open_table(loc, "runs")
+    return [] if t is None else t.to_pyarrow_table().to_pylist()
+
+
+def _kept_runs(runs: list[dict[str, Any]], cutoff: datetime) -> list[dict[str, Any]]:
+    ok = [r for r in runs if r["status"] == "ok" and r["finished"] is not None]
+    keep = {r["run_id"]: r for r in ok if r["finished"] >= cutoff}
+
+    def group(r: dict[str, Any]) -> str:  # ingest and rebuild both publish the data tables
+        return "data" if r["kind"] in ("ingest", "rebuild") else r["kind"]
+
+    for g in {group(r) for r in ok}:
+        latest = max((r for r in ok if group(r) == g), key=lambda r: (r["finished"], r["run_id"]))
+        keep[latest["run_id"]] = latest
+    return list(keep.values())
+
+
+def _size(fs: Any, path: str) -> int:
+    try:
+        return int(sum(fs.du(path, total=False).values()))
+    except Exception:  # noqa: BLE001 - sizes are for the report only
+        return 0
+
+
+def _mtime(fs: Any, path: str) -> float:
+    """Newest modification time of the files of a part (epoch seconds; 0 if unknown)."""
+    newest = 0.0
+    for info in fs.find(path, detail=True).values():
+        m = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+        if isinstance(m, datetime):
+            m = m.timestamp()
+        if m is not None:
+            newest = max(newest, float(m))
+    return newest
+
+
+def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) -> VacuumReport:
+    """Delete table files and Zarr parts that no run kept by ``retain_hours`` can read.
+
+    Parameters
+    ----------
+    loc : Location
+        The dataset.
+    retain_hours : float
+        Runs that finished within this many hours stay readable (plus, always, the latest
+        ingest or rebuild and the latest run of each stage). 0 keeps only those.
+    dry_run : bool
+        Report what would be removed, remove nothing.
+
+    Returns
+    -------
+    VacuumReport
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> loc = Location(tempfile.mkdtemp(), "empty")
+    >>> r = vacuum(loc, retain_hours=24)
+    >>> r.parts, r.table_files, r.bytes_freed
+    ([], {}, 0)
+    """
+    if retain_hours < 0:
+        raise ValueError(f"retain_hours: must be >= 0, got {retain_hours}")
+    report = VacuumReport(loc.dataset, dry_run, float(retain_hours))
+    fs = loc.fs
+    if not fs.exists(loc.base):
+        return report
+    with dataset_lock(loc, "vacuum"):
+        now = datetime.now(UTC)
+        cutoff = now - timedelta(hours=retain_hours)
+        runs = _runs(loc)
+        kept = _kept_runs(runs, cutoff)
+        report.kept_runs = sorted(r["run_id"] for r in kept)
+        pinned: dict[str, set[int]] = {}
+        for r in kept:
+            for name, v in json.loads(r["table_versions"] or "{}").items():
+                if v is not None:
+                    pinned.setdefault(name, set()).add(int(v))
+
+        # Zarr parts: those named by a kept run's frames_index, or by a staged shard
+        keep_parts: set[str] = set()
+        fi = open_table(loc, "frames_index")
+        if fi is not None:
+            for v in sorted(pinned.get("frames_index", set()) | {fi.version()}):
+                fi.load_as_version(v)
+                parts = fi.to_pyarrow_table(columns=["part"]).column("part")
+                keep_parts.update(parts.to_pylist())
+        staged_keys: set[str] = set()
+        staging = loc.staging_uri()
+        if fs.exists(staging):
+            staged_keys = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(staging, detail=False)}
+        frames = loc.join("frames")
+        old_enough = time.time() - retain_hours * 3600
+        if fs.exists(frames):
+            for path in sorted(fs.ls(frames, detail=False)):
+                part = path.rstrip("/").rsplit("/", 1)[-1]
+                if part in keep_parts or part.rsplit("-", 1)[0] in staged_keys:
+                    continue
+                if _mtime(fs, path) > old_enough:
+                    continue  # written recently: maybe by a task of a run still finishing
+                report.parts.append(part)
+                report.bytes_freed += _size(fs, path)
+                if not dry_run:
+                    fs.rm(path, recursive=True)
+
+        # Delta tables (all of them, stage outputs included; `runs` is append-only)
+        tables = loc.join("tables")
+        names = (
+            [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(tables, detail=False)]
+            if fs.exists(tables)
+            else []
+        )
+        for name in sorted(n for n in names if n != "runs"):
+            dt = open_table(loc, name)
+            if dt is None:
+                continue
+            kw = {
+                "retention_hours": int(math.floor(retain_hours)),
+                "enforce_retention_duration": False,
+                "keep_versions": sorted(pinned.get(name, set())) or None,
+            }
+            doomed = dt.vacuum(dry_run=True, **kw)
+            report.table_files[name] = len(doomed)
+            report.bytes_freed += sum(_size(fs, f"{loc.table_uri(name)}/{f}") for f in doomed)
+            if doomed and not dry_run:
+                dt.vacuum(dry_run=False, **kw)
+
+        if not dry_run:
+            marker = {
+                "at": now.isoformat(),
+                "retain_hours": retain_hours,
+                "cutoff": cutoff.isoformat(),
+                "kept_runs": report.kept_runs,
+            }
+            with fs.open(loc.join(VACUUM_MARKER), "w") as f:
+                json.dump(marker, f)
+    return report
+
+
+def vacuumed_before(loc: Location, run: dict[str, Any]) -> str | None:
+    """A message if ``run``'s data was vacuumed (not kept by the last vacuum), else None."""
+    fs = loc.fs
+    path = loc.join(VACUUM_MARKER)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "r") as f:
+        m = json.load(f)
+    if run["run_id"] in m.get("kept_runs", []):
+        return None
+    if run["finished"] is not None and run["finished"] >= datetime.fromisoformat(m["cutoff"]):
+        return None  # finished after that vacuum's cutoff: untouched by it
+    return (
+        f"run {run['run_id']} of dataset {loc.dataset!r} was vacuumed on {m['at']} "
+        f"(retain_hours={m['retain_hours']}); its table versions and frames are gone"
+    )

@@ -1,0 +1,121 @@
+"""Vacuum: old versions and unreferenced frames go, everything kept reads the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import audiopipe
+from audiopipe import pipeline
+from audiopipe.config import load_config
+from audiopipe.store.dataset import DatasetNotFound
+from audiopipe.store.location import Location
+from audiopipe.store.vacuum import vacuum
+from tests.audio_fixtures import sine, write
+from tests.conftest import write_config
+
+RECIPE = {"n_fft": 512, "hop_length": 256, "compute": {"mfcc": {"n_mfcc": 8}, "rms": {}}}
+
+
+def _run(cfg, kind: str = "ingest") -> dict:
+    plan = pipeline.plan_ingest(load_config(cfg), "t", kind=kind)
+    return pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+
+
+def _snapshot(root: str) -> dict:
+    ds = audiopipe.open_dataset(root, "t")
+    clips = ds.table("clips").to_pandas().sort_values("uri").reset_index(drop=True)
+    feats = ds.table("features").to_pandas().sort_values("clip_id").reset_index(drop=True)
+    frames = {c: ds.frames(c, "mfcc") for c in clips.clip_id}
+    return {"clips": clips.drop(columns=["run_id"]), "features": feats, "frames": frames}
+
+
+def _parts(out) -> set[str]:
+    return {p.name for p in (out / "t" / "frames").iterdir()}
+
+
+def _du(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_vacuum_keeps_what_the_latest_run_reads_and_frees_the_rest(tmp_path):
+    corpus = tmp_path / "corpus"
+    for i in range(4):
+        write(corpus / f"tone_{i}.wav", sine(f=300 + 100 * i, dur=0.5), 22050)
+    cfg = write_config(
+        tmp_path,
+        {
+            "t": {
+                "source": str(corpus),
+                "sample_rate": 22050,
+                "features": RECIPE,
+                "shard": {"max_files": 2, "min_shards": 1},
+            }
+        },
+    )
+    out = tmp_path / "out"
+    first = _run(cfg)
+    write(corpus / "tone_0.wav", sine(f=900, dur=0.6), 22050)  # changed
+    write(corpus / "tone_9.wav", sine(f=1200, dur=0.4), 22050)  # new
+    _run(cfg)
+    _run(cfg, kind="rebuild")  # every clip again, into new parts
+    orphan = out / "t" / "frames" / "deadbeefdeadbeefdead-0123abcd.zarr"  # a killed attempt's
+    orphan.mkdir()
+    (orphan / "zarr.json").write_text("{}")
+
+    latest = audiopipe.open_dataset(str(out), "t")
+    used = set(latest.table("frames_index").to_pandas().part)
+    before = _snapshot(str(out))
+    all_parts = _parts(out)
+    assert used < all_parts and orphan.name in all_parts
+    loc = Location(str(out), "t")
+
+    # recent runs are kept by the default retention: nothing to do
+    r = vacuum(loc, retain_hours=24)
+    assert r.parts == [] and sum(r.table_files.values()) == 0
+    assert _parts(out) == all_parts
+
+    # dry run: reports, deletes nothing
+    dry = vacuum(loc, retain_hours=0, dry_run=True)
+    assert set(dry.parts) == all_parts - used
+    assert sum(dry.table_files.values()) > 0 and dry.bytes_freed > 0
+    assert _parts(out) == all_parts
+
+    size = _du(out / "t")
+    r = vacuum(loc, retain_hours=0)
+    assert set(r.parts) == all_parts - used and _parts(out) == used
+    assert r.table_files == dry.table_files
+    assert _du(out / "t") <= size - r.bytes_freed + 4096  # + the marker file
+    assert "removed" in r.summary()
+
+    # the latest run reads exactly as before, frames included
+    after = _snapshot(str(out))
+    assert after["clips"].equals(before["clips"])
+    assert after["features"].equals(before["features"])
+    for c, f in before["frames"].items():
+        np.testing.assert_array_equal(after["frames"][c], f)
+    # an old run says it was vacuumed instead of failing somewhere in deltalake
+    with pytest.raises(DatasetNotFound, match="vacuumed"):
+        audiopipe.open_dataset(str(out), "t", run_id=first["run_id"])
+
+    # ingestion goes on as usual afterwards
+    assert _run(cfg)["files_processed"] == 0
+    write(corpus / "tone_5.wav", sine(f=700, dur=0.5), 22050)
+    assert _run(cfg)["files_processed"] == 1
+    assert audiopipe.open_dataset(str(out), "t").table("clips").num_rows == 6
+
+
+def test_vacuum_spares_parts_of_staged_shards_and_rejects_negative_retention(tmp_path):
+    loc = Location(str(tmp_path / "out"), "t")
+    frames = tmp_path / "out" / "t" / "frames"
+    staged = tmp_path / "out" / "t" / "_staging" / "abcabcabcabcabcabcab"
+    staged.mkdir(parents=True)
+    (staged / "_SUCCESS").write_text("{}")
+    for name in ("abcabcabcabcabcabcab-11111111.zarr", "fedfedfedfedfedfedfe-22222222.zarr"):
+        (frames / name).mkdir(parents=True)
+        (frames / name / "zarr.json").write_text("{}")
+    r = vacuum(loc, retain_hours=0)
+    assert r.parts == ["fedfedfedfedfedfedfe-22222222.zarr"]
+    assert _parts(tmp_path / "out") == {"abcabcabcabcabcabcab-11111111.zarr"}
+    with pytest.raises(ValueError, match="retain_hours"):
+        vacuum(loc, retain_hours=-1)
