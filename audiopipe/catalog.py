@@ -39,6 +39,9 @@ class FileEntry:
     mtime: float
     clip_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    #: for a changed file (new size or mtime), the clip id stored for it: when the bytes
+    #: hash to the same id (a copy, a ``touch``), its features are kept, not recomputed
+    prev_clip_id: str | None = None
 
     @property
     def format(self) -> str:
@@ -216,6 +219,7 @@ def diff(found: list[FileEntry], stored: Mapping[str, tuple[int, float, str]]) -
             e.clip_id = cid
             unchanged.append(e)
         else:
+            e.prev_clip_id = cid
             changed.append(e)
     present = {e.uri for e in found}
     removed = sorted(u for u in stored if u not in present)

@@ -134,6 +134,9 @@ class ShardResult:
     seconds: float = 0.0
     reused: bool = False
     failed_uris: list[str] = field(default_factory=list)
+    #: changed files whose bytes are those already ingested: ``[uri, size, mtime]``; their
+    #: stored rows are kept (with the new size/mtime), nothing is decoded
+    same_bytes: list[list[Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -478,6 +481,11 @@ def extract_shard(
                     "limits",
                 )
             clip_id = hash_file(entry.uri, opts)
+            if entry.prev_clip_id is not None and clip_id == entry.prev_clip_id:
+                res.same_bytes.append([entry.uri, entry.size, entry.mtime])
+                if progress is not None:
+                    progress(1)
+                continue
             if decoder_hook is not None:
                 decoder_hook(entry.uri)
             with fsspec.open(entry.uri, "rb", **(opts or {})) as fh:
@@ -644,6 +652,26 @@ def recover(loc: Location) -> dict[str, int]:
     return done
 
 
+def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table | None:
+    """Stored ``clips`` rows of changed files whose bytes did not change, with the new
+    size, mtime and labels (None when there are none)."""
+    same = {u: (size, mtime) for r in results for u, size, mtime in r.same_bytes}
+    if not same:
+        return None
+    import pyarrow.compute as pc
+
+    base = read_table(plan.context.location, "clips", version=plan.base_versions.get("clips"))
+    rows = base.filter(pc.is_in(base["uri"], value_set=pa.array(sorted(same)))).to_pylist()
+    entries = {f.uri: f for f in plan.diff.changed}
+    for row in rows:
+        row["bytes"], row["mtime"] = same[row["uri"]]
+        for col in plan.context.label_columns:
+            row[label_column_name(col)] = entries[row["uri"]].labels.get(col)
+    label_fields = [(label_column_name(c), pa.string()) for c in plan.context.label_columns]
+    schema = pa.schema(list(CLIPS_SCHEMA) + label_fields)
+    return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+
+
 def _read_staged(loc: Location, keys: Iterable[str], name: str) -> pa.Table | None:
     fs = loc.fs
     tables = []
@@ -699,6 +727,12 @@ def publish(plan: IngestPlan, results: list[ShardResult | BaseException]) -> dic
     new_ids = set(clips.column("clip_id").to_pylist()) if clips is not None else set()
     if plan.kind == "rebuild":
         still_used = set()
+    same = _same_bytes_rows(plan, [r for r in results if isinstance(r, ShardResult)])
+    if same is not None:  # touched or copied over: the stored rows stay, with the new mtime
+        still_used |= set(same.column("clip_id").to_pylist())
+        clips = (
+            same if clips is None else pa.concat_tables([clips, same], promote_options="permissive")
+        )
     drop_ids = (old_ids - still_used) | new_ids
 
     versions = dict(plan.base_versions)
@@ -743,6 +777,7 @@ def publish(plan: IngestPlan, results: list[ShardResult | BaseException]) -> dic
         versions["errors"] = append(loc, "errors", pa.concat_tables(all_errors))
 
     ok = [r for r in results if isinstance(r, ShardResult)]
+    n_same = sum(len(r.same_bytes) for r in ok)
     files_failed = sum(r.files_failed for r in ok) + len(shard_errors)
     clips_total = (
         open_table(loc, "clips").to_pyarrow_table(columns=["uri"]).num_rows
@@ -764,14 +799,15 @@ def publish(plan: IngestPlan, results: list[ShardResult | BaseException]) -> dic
         "files_new": len(plan.diff.new),
         "files_changed": len(plan.diff.changed),
         "files_removed": len(plan.diff.removed),
-        "files_processed": sum(r.files_ok for r in ok),
+        "files_processed": sum(r.files_ok for r in ok) + n_same,
         "files_failed": files_failed,
         "clips_total": clips_total,
         "audio_seconds": float(sum(r.audio_seconds for r in ok)),
         "wall_seconds": (finished - plan.started).total_seconds(),
         "shards": len(plan.shards),
         "table_versions": json.dumps(versions, sort_keys=True),
-        "message": plan.diff.summary(),
+        "message": plan.diff.summary()
+        + (f"; {n_same} changed files had the same bytes (features kept)" if n_same else ""),
     }
     append(loc, "runs", pa.Table.from_pylist([row], schema=RUNS_SCHEMA), schema_mode=None)
     _clean_staging(loc, ok_keys)

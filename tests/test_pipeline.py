@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from audiopipe.catalog import FileEntry
@@ -121,3 +122,70 @@ def test_max_files_per_run_catches_up_batch_by_batch(tmp_path):
     new9 = clips.clip_id[str(corpus / "tone_9.wav")]
     feats = set(ds.table("features").to_pandas().clip_id)
     assert new9 != old9 and new9 in feats and old9 not in feats and len(clips) == 14
+
+
+def test_touched_or_copied_over_file_keeps_its_features_without_decoding(tmp_path, monkeypatch):
+    """A changed mtime with the same bytes (touch, cp without -p, re-download) costs a hash."""
+    import os
+    import shutil
+
+    import audiopipe
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    corpus = tmp_path / "corpus"
+    for i in range(3):
+        write(corpus / f"tone_{i}.wav", sine(f=200 + 150 * i, dur=0.4), 22050)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,kind\ntone_0.wav,a\ntone_1.wav,b\ntone_2.wav,c\n")
+    cfg = write_config(
+        tmp_path,
+        {
+            "t": {
+                "source": str(corpus),
+                "labels": {"path": str(labels), "on": "path", "root": str(corpus)},
+                "sample_rate": 22050,
+                "features": {"n_fft": 512, "hop_length": 256, "compute": {"mfcc": {}}},
+            }
+        },
+    )
+    _ingest_in_process(cfg)
+    out = str(tmp_path / "out")
+    before = audiopipe.open_dataset(out, "t")
+    clips0 = before.table("clips").to_pandas().set_index("uri")
+    feats0 = before.table("features").to_pandas().set_index("clip_id").sort_index()
+    frames0 = {c: before.frames(c, "mfcc") for c in clips0.clip_id}
+
+    t0 = corpus / "tone_0.wav"
+    os.utime(t0, (1e9, 1e9))  # touched
+    copy = tmp_path / "copy.wav"
+    shutil.copyfile(corpus / "tone_1.wav", copy)
+    shutil.copyfile(copy, corpus / "tone_1.wav")  # copied over itself: new mtime, same bytes
+    write(corpus / "tone_2.wav", sine(f=900, dur=0.4), 22050)  # really changed
+    labels.write_text("path,kind\ntone_0.wav,A\ntone_1.wav,b\ntone_2.wav,c\n")
+    monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:log_decodes")
+    row = _ingest_in_process(cfg)
+    decoded = (corpus / ".decoded.log").read_text().split()
+    assert [os.path.basename(u) for u in decoded[1::2]] == ["tone_2.wav"], "only tone_2 decoded"
+    assert row["files_changed"] == 3 and row["files_processed"] == 3
+    assert "2 changed files had the same bytes" in row["message"]
+
+    ds = audiopipe.open_dataset(out, "t")
+    clips = ds.table("clips").to_pandas().set_index("uri")
+    assert len(clips) == 3
+    for name in ("tone_0.wav", "tone_1.wav"):
+        u = str(corpus / name)
+        assert clips.clip_id[u] == clips0.clip_id[u]
+        assert clips.mtime[u] == os.stat(u).st_mtime and clips.mtime[u] != clips0.mtime[u]
+        assert clips.duration_s[u] == clips0.duration_s[u]
+        np.testing.assert_array_equal(
+            ds.frames(clips.clip_id[u], "mfcc"), frames0[clips.clip_id[u]]
+        )
+    assert clips.kind[str(t0)] == "A", "labels follow the labels file"
+    assert clips.clip_id[str(corpus / "tone_2.wav")] != clips0.clip_id[str(corpus / "tone_2.wav")]
+    feats = ds.table("features").to_pandas().set_index("clip_id").sort_index()
+    assert feats.index.is_unique and len(feats) == 3
+    kept = [clips0.clip_id[str(corpus / n)] for n in ("tone_0.wav", "tone_1.wav")]
+    assert feats.loc[kept].drop(columns="run_id").equals(feats0.loc[kept].drop(columns="run_id"))
+    # and the next run has nothing to do
+    assert _ingest_in_process(cfg)["files_processed"] == 0
