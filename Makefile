@@ -25,6 +25,7 @@ run: $(STAMP)  ## generate the demo corpus (first time) and ingest the default d
 
 test: $(STAMP)  ## the whole suite (corpora tests need ../shared/corpora; required when CI is set)
 	$(VENV)/bin/ruff check .
+	@mkdir -p "$(PREFECT_HOME)"
 	$(PY) -m pytest
 
 bench: $(STAMP)
