@@ -65,3 +65,9 @@ def pause_first(uri: str) -> None:
     t0 = time.monotonic()
     while not (folder / ".release").exists() and time.monotonic() - t0 < 60:
         time.sleep(0.05)
+
+
+def log_api_url(uri: str) -> None:
+    """Record the Prefect API URL the decoding worker process reports to."""
+    with open(Path(uri).parent / ".api_urls.log", "a") as f:
+        f.write(f"{os.environ.get('PREFECT_API_URL', 'unset')}\n")

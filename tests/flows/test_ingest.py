@@ -89,7 +89,9 @@ def test_bad_inputs_never_stop_the_run(tmp_path, run_ingest):
     corpus = tmp_path / "corpus"
     expected = bad_inputs(corpus)
     good = [write(corpus / f"good_{i}.wav", sine(f=300 + i * 100), 22050) for i in range(3)]
-    cfg = _cfg(tmp_path, shard={"max_files": 50, "min_shards": 1})  # all in one shard: the good ones must survive
+    cfg = _cfg(
+        tmp_path, shard={"max_files": 50, "min_shards": 1}
+    )  # all in one shard: the good ones must survive
     row = run_ingest(cfg, "t")
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
     clips = ds.table("clips").to_pandas().set_index("uri")
@@ -258,3 +260,49 @@ def test_second_ingestion_at_once_is_refused(tmp_path, run_ingest):
     row = run_ingest(cfg, "t")
     assert row["files_processed"] == 2
     shutil.rmtree(tmp_path / "out")
+
+
+def test_local_cluster_workers_report_to_the_flows_ephemeral_api(tmp_path):
+    """With no Prefect server configured (``make run`` on a fresh machine), the LocalCluster
+    started for a run records its task runs in the flow's own ephemeral API. Without the
+    exported URL every worker started a private ephemeral server (~10 s each, a server
+    process per worker) whose task runs the flow's database never saw."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    _corpus(tmp_path / "corpus", n=4)
+    cfg = write_config(
+        tmp_path,
+        {
+            "t": {
+                "source": str(tmp_path / "corpus"),
+                "sample_rate": 22050,
+                "features": SMALL_RECIPE,
+                "shard": {"max_files": 2, "min_shards": 1},
+            }
+        },
+    )
+    cfg.write_text(cfg.read_text() + "cluster: {n_workers: 1, memory_limit: 2GiB}\n")
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        AUDIOPIPE_DECODER_HOOK="tests.fault_hooks:log_api_url",
+        PYTHONPATH=os.getcwd(),
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "audiopipe.cli", "-c", str(cfg), "ingest", "t", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    urls = (tmp_path / "corpus" / ".api_urls.log").read_text().split()
+    assert len(urls) == 4 and len(set(urls)) == 1 and urls[0].startswith("http://127.0.0.1:")
+    with sqlite3.connect(home / "prefect.db") as db:
+        n = db.execute("select count(*) from task_run where name like 'extract-shard%'").fetchone()
+    assert n[0] == 2, "both shard task runs are in the flow's own database"
