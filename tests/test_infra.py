@@ -67,6 +67,8 @@ def test_compose_file_has_the_services_wired_together():
     assert serve["command"] == "audiopipe serve"
     assert serve["environment"]["DASK_SCHEDULER_ADDRESS"] == "tcp://dask-scheduler:8786"
     assert serve["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    # the workers run the Prefect task runs: they must report to the same server
+    assert worker["environment"]["PREFECT_API_URL"] == serve["environment"]["PREFECT_API_URL"]
     assert "prefect server start" in services["prefect-server"]["command"]
     assert serve["environment"]["AUDIOPIPE_STORAGE"].startswith("s3://")
     assert serve["environment"]["AWS_ENDPOINT_URL"] == "http://minio:9000"
@@ -93,6 +95,9 @@ def test_kubernetes_manifests_and_helm_values():
     dask = yaml.safe_load((INFRA / "helm" / "dask-values.yaml").read_text())
     assert dask["worker"]["replicas"] >= 1 and dask["worker"]["threads_per_worker"] == 1
     assert dask["scheduler"]["image"]["repository"] == dask["worker"]["image"]["repository"]
+    worker_env = {e["name"]: e.get("value") for e in dask["worker"]["env"]}
+    serve_env = {e["name"]: e.get("value") for e in container["env"]}
+    assert worker_env["PREFECT_API_URL"] == serve_env["PREFECT_API_URL"]
     prefect = yaml.safe_load((INFRA / "helm" / "prefect-server-values.yaml").read_text())
     assert "server" in prefect
 
