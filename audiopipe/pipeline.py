@@ -208,6 +208,13 @@ def _label_columns(labels: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
     return tuple(cols)
 
 
+def clips_schema(label_columns: Iterable[str]) -> pa.Schema:
+    """The ``clips`` schema with a string column per label column of the dataset."""
+    return pa.schema(
+        list(CLIPS_SCHEMA) + [(label_column_name(c), pa.string()) for c in label_columns]
+    )
+
+
 def label_column_name(name: str) -> str:
     """Label columns keep their CSV name unless it collides with a fixed column."""
     return f"label_{name}" if name in CLIPS_SCHEMA.names else name
@@ -579,10 +586,8 @@ def extract_shard(
             progress(1)
     writer.close()
 
-    label_fields = [(label_column_name(c), pa.string()) for c in ctx.label_columns]
-    clips_schema = pa.schema(list(CLIPS_SCHEMA) + label_fields)
     tables = {
-        "clips": pa.Table.from_pylist(clips, schema=clips_schema),
+        "clips": pa.Table.from_pylist(clips, schema=clips_schema(ctx.label_columns)),
         "features": pa.Table.from_pylist(feats, schema=features_schema(ex.dims)),
         "frames_index": pa.Table.from_pylist(index, schema=FRAMES_INDEX_SCHEMA),
         "errors": pa.Table.from_pylist(errors, schema=ERRORS_SCHEMA),
@@ -667,8 +672,7 @@ def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table |
         row["bytes"], row["mtime"] = same[row["uri"]]
         for col in plan.context.label_columns:
             row[label_column_name(col)] = entries[row["uri"]].labels.get(col)
-    label_fields = [(label_column_name(c), pa.string()) for c in plan.context.label_columns]
-    schema = pa.schema(list(CLIPS_SCHEMA) + label_fields)
+    schema = clips_schema(plan.context.label_columns)
     return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
 
 

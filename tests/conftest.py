@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,19 @@ def write_config(folder: Path, datasets: dict, storage: str | None = None) -> Pa
     p = folder / "datasets.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
+
+
+def ingest_in_process(config: Path | Any, dataset: str, kind: str = "ingest") -> dict:
+    """One ingestion with the plain pipeline functions (no Prefect, no Dask): the ``runs`` row.
+
+    ``config`` is a datasets.yaml path or a loaded :class:`~audiopipe.config.Config`.
+    """
+    from audiopipe import pipeline
+    from audiopipe.config import load_config
+
+    cfg = load_config(config) if isinstance(config, str | Path) else config
+    plan = pipeline.plan_ingest(cfg, dataset, kind=kind)
+    return pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
 
 
 @pytest.fixture()

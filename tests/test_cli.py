@@ -6,7 +6,7 @@ from audiopipe import pipeline
 from audiopipe.cli import main
 from audiopipe.config import load_config
 from tests.audio_fixtures import sine, write
-from tests.conftest import write_config
+from tests.conftest import ingest_in_process, write_config
 
 
 def test_validate_reports_key_path_and_exits_2(tmp_path, capsys):
@@ -59,8 +59,7 @@ def test_vacuum_command_dry_run_then_real(tmp_path, capsys):
     cfg_path = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}})
     cfg = load_config(cfg_path)
     for kind in ("ingest", "rebuild"):
-        plan = pipeline.plan_ingest(cfg, "d", kind=kind)
-        pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+        ingest_in_process(cfg, "d", kind=kind)
     frames = tmp_path / "out" / "d" / "frames"
     assert len(list(frames.iterdir())) == 2
     args = ["--config", str(cfg_path), "vacuum", "d", "--retain-hours", "0"]

@@ -53,11 +53,9 @@ def test_keys_depend_on_files_and_salt_only():
 
 
 def _ingest_in_process(cfg_path) -> dict:
-    from audiopipe import pipeline
-    from audiopipe.config import load_config
+    from tests.conftest import ingest_in_process
 
-    plan = pipeline.plan_ingest(load_config(cfg_path), "t")
-    return pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    return ingest_in_process(cfg_path, "t")
 
 
 def test_max_files_per_run_catches_up_batch_by_batch(tmp_path):
@@ -189,3 +187,18 @@ def test_touched_or_copied_over_file_keeps_its_features_without_decoding(tmp_pat
     assert feats.loc[kept].drop(columns="run_id").equals(feats0.loc[kept].drop(columns="run_id"))
     # and the next run has nothing to do
     assert _ingest_in_process(cfg)["files_processed"] == 0
+
+
+@pytest.mark.parametrize(("n_workers", "expected"), [(1, 2), (3, 6)])
+def test_default_min_shards_is_two_per_worker(tmp_path, n_workers, expected):
+    from audiopipe import pipeline
+    from audiopipe.config import load_config
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    for i in range(12):
+        write(tmp_path / "c" / f"{i:02d}.wav", sine(f=300, dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path / "c")}})
+    plan = pipeline.plan_ingest(load_config(cfg), "t", n_workers=n_workers)
+    assert len(plan.shards) == expected
+    assert sum(len(s.files) for s in plan.shards) == 12

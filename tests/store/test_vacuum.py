@@ -6,20 +6,17 @@ import numpy as np
 import pytest
 
 import audiopipe
-from audiopipe import pipeline
-from audiopipe.config import load_config
 from audiopipe.store.dataset import DatasetNotFound
 from audiopipe.store.location import Location
 from audiopipe.store.vacuum import vacuum
 from tests.audio_fixtures import sine, write
-from tests.conftest import write_config
+from tests.conftest import ingest_in_process, write_config
 
 RECIPE = {"n_fft": 512, "hop_length": 256, "compute": {"mfcc": {"n_mfcc": 8}, "rms": {}}}
 
 
 def _run(cfg, kind: str = "ingest") -> dict:
-    plan = pipeline.plan_ingest(load_config(cfg), "t", kind=kind)
-    return pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    return ingest_in_process(cfg, "t", kind=kind)
 
 
 def _snapshot(root: str) -> dict:
