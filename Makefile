@@ -27,6 +27,8 @@ test: $(STAMP)  ## the whole suite (corpora tests need ../shared/corpora; requir
 	$(VENV)/bin/ruff check .
 	@mkdir -p "$(PREFECT_HOME)"
 	$(PY) -m pytest
+	@echo "--- doctests and feature tests again on numpy's baseline SIMD kernels (NPY_DISABLE_CPU_FEATURES)"
+	NPY_DISABLE_CPU_FEATURES="$$($(PY) tests/numpy_dispatch.py)" $(PY) -m pytest -q -p no:cacheprovider audiopipe tests/features
 
 bench: $(STAMP)
 	$(PY) benchmarks/features.py

@@ -366,7 +366,13 @@ def _overlap_add(y: np.ndarray, frames: np.ndarray, hop: int) -> None:
 
 
 def fft_frequencies(sr: float = 22050, n_fft: int = 2048) -> np.ndarray:
-    """Centre frequencies of the rfft bins, ``linspace(0, sr/2, 1 + n_fft//2)`` (float64)."""
+    """Centre frequencies of the rfft bins, ``linspace(0, sr/2, 1 + n_fft//2)`` (float64).
+
+    Examples
+    --------
+    >>> fft_frequencies(sr=8000, n_fft=8)
+    array([   0., 1000., 2000., 3000., 4000.])
+    """
     return np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
 
 
@@ -385,7 +391,7 @@ def power_to_db(
 
     Examples
     --------
-    >>> power_to_db(np.array([1.0, 1e-3, 0.0]), top_db=None)
+    >>> np.round(power_to_db(np.array([1.0, 1e-3, 0.0]), top_db=None), 3)
     array([   0.,  -30., -100.], dtype=float32)
     """
     if amin <= 0:
@@ -411,12 +417,24 @@ def amplitude_to_db(
     amin: float = 1e-5,
     top_db: float | None = 80.0,
 ) -> np.ndarray:
-    """Amplitude to decibels, ``power_to_db(S**2, ref**2, amin**2, top_db)`` as librosa."""
+    """Amplitude to decibels, ``power_to_db(S**2, ref**2, amin**2, top_db)`` as librosa.
+
+    Examples
+    --------
+    >>> np.round(amplitude_to_db(np.array([1.0, 0.1, 0.0]), top_db=None), 3)
+    array([   0.,  -20., -100.], dtype=float32)
+    """
     S = np.abs(np.asarray(S)).astype(np.float32, copy=False)
     ref_value = ref(S) if callable(ref) else abs(ref)
     return power_to_db(np.square(S), ref=ref_value**2, amin=amin**2, top_db=top_db)
 
 
 def db_to_power(S_db: np.ndarray, ref: float = 1.0) -> np.ndarray:
-    """Inverse of :func:`power_to_db` (without clipping): ``ref * 10 ** (S_db / 10)``."""
+    """Inverse of :func:`power_to_db` (without clipping): ``ref * 10 ** (S_db / 10)``.
+
+    Examples
+    --------
+    >>> np.round(db_to_power(np.array([0.0, -30.0])), 6)
+    array([1.   , 0.001], dtype=float32)
+    """
     return (ref * np.power(np.float32(10.0), np.asarray(S_db, np.float32) * 0.1)).astype(np.float32)

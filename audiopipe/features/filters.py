@@ -50,7 +50,13 @@ def hz_to_mel(frequencies: np.ndarray | float, htk: bool = False) -> np.ndarray:
 
 
 def mel_to_hz(mels: np.ndarray | float, htk: bool = False) -> np.ndarray:
-    """Inverse of :func:`hz_to_mel` (``librosa.mel_to_hz``)."""
+    """Inverse of :func:`hz_to_mel` (``librosa.mel_to_hz``).
+
+    Examples
+    --------
+    >>> round(float(mel_to_hz(15.0)), 6)
+    1000.0
+    """
     m = np.asanyarray(mels, dtype=np.float64)
     if htk:
         return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
@@ -64,7 +70,13 @@ def mel_to_hz(mels: np.ndarray | float, htk: bool = False) -> np.ndarray:
 def mel_frequencies(
     n_mels: int = 128, fmin: float = 0.0, fmax: float = 11025.0, htk: bool = False
 ) -> np.ndarray:
-    """``n_mels`` frequencies (Hz) evenly spaced in mel, as ``librosa.mel_frequencies``."""
+    """``n_mels`` frequencies (Hz) evenly spaced in mel, as ``librosa.mel_frequencies``.
+
+    Examples
+    --------
+    >>> np.round(mel_frequencies(n_mels=3, fmin=0.0, fmax=2000.0), 3)
+    array([   0.   ,  836.063, 2000.   ])
+    """
     mels = np.linspace(hz_to_mel(fmin, htk=htk), hz_to_mel(fmax, htk=htk), n_mels)
     return mel_to_hz(mels, htk=htk)
 

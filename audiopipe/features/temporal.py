@@ -70,7 +70,7 @@ def rms(
 
     Examples
     --------
-    >>> float(rms(np.full(4096, 0.5, np.float32))[0, 4])
+    >>> round(float(rms(np.full(4096, 0.5, np.float32))[0, 4]), 6)
     0.5
     """
     if S is not None:
@@ -162,7 +162,7 @@ def energy(
 
     Examples
     --------
-    >>> float(energy(np.full(22050, 0.5, np.float32), sr=22050)[0, 0])
+    >>> round(float(energy(np.full(22050, 0.5, np.float32), sr=22050)[0, 0]), 6)
     0.25
     """
     rows, L, hop, yp = _paa_rows(y, sr, frame_length, hop_length, center)
