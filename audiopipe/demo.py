@@ -30,12 +30,17 @@ Examples
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
-__all__ = ["make_demo_corpus", "CLASSES"]
+if TYPE_CHECKING:
+    from audiopipe.config import Config
+
+__all__ = ["make_demo_corpus", "ensure_demo_corpus", "CLASSES"]
 
 SR = 22050
 CLASSES = ("tone", "noise", "clicks", "chirp", "event", "mix")
@@ -175,3 +180,18 @@ def make_demo_corpus(path: str | Path, n_per_class: int = 50, seed: int = 0) -> 
         w.writerow(["path", "onset_s", "offset_s", "label"])
         w.writerows(events_rows)
     return out
+
+
+def ensure_demo_corpus(cfg: Config, dataset: str | None) -> Path | None:
+    """Write the demo corpus of a dataset marked ``demo_corpus: true`` if its folder has none.
+
+    Returns the folder written, or None when nothing was needed.
+    """
+    ds = cfg.dataset(dataset)
+    if not ds.demo_corpus:
+        return None
+    folder = Path(cfg.resolve(ds.source[0].split("*")[0].rstrip("/")))
+    if folder.is_dir() and any(folder.rglob("*.wav")):
+        return None
+    print(f"generating the demo corpus in {folder} ...", file=sys.stderr)
+    return make_demo_corpus(folder)

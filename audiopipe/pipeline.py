@@ -1,4 +1,4 @@
-"""The ingestion steps as plain functions: plan, extract a shard, publish, recover.
+"""The ingestion steps as plain functions: plan, extract a shard, publish.
 
 ``flows/`` composes these into Prefect flows; they run just as well from a
 notebook or a plain Dask client:
@@ -18,7 +18,7 @@ last. :func:`publish` commits each table once (Delta replace-where: removals
 and additions of a run in one commit), then appends the run to ``runs`` with
 the version of every table. :func:`audiopipe.store.open_dataset` reads the
 tables at the versions of the last successful run, so a run killed half-way
-through publishing is invisible; :func:`recover` restores the tables to those
+through publishing is invisible; :func:`audiopipe.store.runs.recover` restores the tables to those
 versions before the next run. Staged shards whose ``_SUCCESS`` exists are not
 recomputed, so a re-run after a crash only does the missing work.
 """
@@ -48,11 +48,11 @@ from audiopipe.catalog import Diff, FileEntry, diff, discover, hash_file, read_l
 from audiopipe.config import Config, DatasetConfig, config_hash
 from audiopipe.store.frames import FrameWriter
 from audiopipe.store.location import Location
+from audiopipe.store.runs import append_run, last_run, new_run_id, pinned_versions, recover
 from audiopipe.store.tables import (
     CLIPS_SCHEMA,
     ERRORS_SCHEMA,
     FRAMES_INDEX_SCHEMA,
-    RUNS_SCHEMA,
     append,
     open_table,
     read_table,
@@ -68,18 +68,11 @@ __all__ = [
     "plan_shards",
     "extract_shard",
     "publish",
-    "recover",
-    "last_run",
     "record_failed_run",
 ]
 
 STATS = ("mean", "std", "min", "max")
 SUCCESS = "_SUCCESS"
-
-
-def new_run_id() -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{now}-{uuid.uuid4().hex[:6]}"
 
 
 def _now() -> dt.datetime:
@@ -605,58 +598,6 @@ def extract_shard(
 # --------------------------------------------------------------------------- publish
 
 
-def pinned_versions(loc: Location) -> dict[str, int | None]:
-    """Table versions published by the last successful run ({} for a new dataset)."""
-    prev = last_run(loc)
-    if prev is None or not prev.get("table_versions"):
-        return {}
-    return {
-        k: (None if v is None else int(v)) for k, v in json.loads(prev["table_versions"]).items()
-    }
-
-
-def last_run(
-    loc: Location, kinds: tuple[str, ...] = ("ingest", "rebuild")
-) -> dict[str, Any] | None:
-    """The newest successful run of the given kinds, as a dict, or None."""
-    t = read_table(loc, "runs")
-    if t is None or t.num_rows == 0:
-        return None
-    rows = [r for r in t.to_pylist() if r["status"] == "ok" and r["kind"] in kinds]
-    if not rows:
-        return None
-    return max(rows, key=lambda r: (r["finished"], r["run_id"]))
-
-
-def recover(loc: Location) -> dict[str, int]:
-    """Undo commits that a killed run made after the last successful run.
-
-    Each data table is restored to the version recorded by the last successful
-    run (a table created by a run that never finished is emptied). Returns
-    ``{table: restored_to}`` for the tables it changed.
-    """
-    pinned = pinned_versions(loc)
-    done: dict[str, int] = {}
-    for name in ("clips", "features", "frames_index", "errors"):
-        dtab = open_table(loc, name)
-        if dtab is None:
-            continue
-        want = pinned.get(name)
-        if want is None:
-            if dtab.to_pyarrow_table().num_rows:
-                empty = dtab.to_pyarrow_table().slice(0, 0)
-                from deltalake import write_deltalake
-
-                write_deltalake(
-                    dtab, empty, mode="overwrite", storage_options=loc.storage_options or None
-                )
-                done[name] = -1
-        elif dtab.version() > want:
-            dtab.restore(want)
-            done[name] = want
-    return done
-
-
 def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table | None:
     """Stored ``clips`` rows of changed files whose bytes did not change, with the new
     size, mtime and labels (None when there are none)."""
@@ -813,7 +754,7 @@ def publish(plan: IngestPlan, results: list[ShardResult | BaseException]) -> dic
         "message": plan.diff.summary()
         + (f"; {n_same} changed files had the same bytes (features kept)" if n_same else ""),
     }
-    append(loc, "runs", pa.Table.from_pylist([row], schema=RUNS_SCHEMA), schema_mode=None)
+    append_run(loc, row)
     _clean_staging(loc, ok_keys)
     row["publish_seconds"] = time.perf_counter() - t0
     return row
@@ -835,7 +776,7 @@ def record_failed_run(plan: IngestPlan, message: str) -> None:
         "table_versions": json.dumps(plan.base_versions, sort_keys=True),
         "message": message[:2000],
     }
-    append(ctx.location, "runs", pa.Table.from_pylist([row], schema=RUNS_SCHEMA), schema_mode=None)
+    append_run(ctx.location, row)
 
 
 def _clean_staging(loc: Location, keys: Iterable[str]) -> None:
@@ -847,17 +788,6 @@ def _clean_staging(loc: Location, keys: Iterable[str]) -> None:
                 fs.rm(p, recursive=True)
         except OSError:
             pass
-
-
-def summarize(row: Mapping[str, Any]) -> str:
-    """One line for the terminal about a published run."""
-    hours = (row.get("audio_seconds") or 0.0) / 3600
-    return (
-        f"{row['dataset']}: {row['kind']} {row['run_id']} — {row['message']}; "
-        f"processed {row['files_processed']} files ({hours:.2f} h of audio), "
-        f"{row['files_failed']} failed; {row['clips_total']} clips in the dataset; "
-        f"{row['wall_seconds']:.1f} s"
-    )
 
 
 def _env_flag(name: str) -> bool:

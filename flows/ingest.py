@@ -18,6 +18,7 @@ from tqdm import tqdm
 from audiopipe import pipeline
 from audiopipe.config import Config, load_config
 from audiopipe.store.lock import dataset_lock
+from audiopipe.store.runs import summarize
 from flows.runtime import cluster_size, task_runner
 
 TRANSIENT = (KilledWorker, ConnectionError, TimeoutError, OSError)
@@ -205,7 +206,7 @@ def run_ingest(
                 pipeline.record_failed_run(plan, f"extraction failed: {err!r}")
                 raise
         row = pipeline.publish(plan, results)
-    logger.info(pipeline.summarize(row))
+    logger.info(summarize(row))
     return row
 
 

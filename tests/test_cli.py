@@ -3,8 +3,8 @@ import json
 import pytest
 
 from audiopipe import pipeline
-from audiopipe.cli import main
 from audiopipe.config import load_config
+from flows.cli import main
 from tests.audio_fixtures import sine, write
 from tests.conftest import ingest_in_process, write_config
 

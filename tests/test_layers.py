@@ -27,6 +27,11 @@ def test_nothing_in_the_library_imports_prefect():
     assert offenders == []
 
 
+def test_nothing_in_the_library_imports_the_flows_package():
+    offenders = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if "flows" in _imports(p)]
+    assert offenders == []
+
+
 def test_features_are_pure_numpy_scipy():
     allowed = STDLIB | {"numpy", "scipy", "audiopipe"}
     bad = {}
@@ -40,7 +45,7 @@ def test_features_are_pure_numpy_scipy():
 def test_importing_the_library_loads_no_prefect_or_dask():
     code = (
         "import sys, audiopipe, audiopipe.features, audiopipe.store, audiopipe.pipeline, "
-        "audiopipe.stages, audiopipe.config, audiopipe.cli\n"
+        "audiopipe.stages, audiopipe.config\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'distributed')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

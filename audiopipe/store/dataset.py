@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from audiopipe.store.frames import open_part, read_frames
 from audiopipe.store.location import Location
+from audiopipe.store.runs import last_run
 from audiopipe.store.tables import append, open_table, replace_where
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
@@ -43,8 +44,6 @@ class Dataset:
 
     def __init__(self, loc: Location, run_id: str | None = None) -> None:
         self.location = loc
-        from audiopipe.pipeline import last_run
-
         runs = open_table(loc, "runs")
         if runs is None:
             raise DatasetNotFound(

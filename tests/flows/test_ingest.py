@@ -294,7 +294,7 @@ def test_local_cluster_workers_report_to_the_flows_ephemeral_api(tmp_path):
         PYTHONPATH=os.getcwd(),
     )
     out = subprocess.run(
-        [sys.executable, "-m", "audiopipe.cli", "-c", str(cfg), "ingest", "t", "-q"],
+        [sys.executable, "-m", "flows.cli", "-c", str(cfg), "ingest", "t", "-q"],
         env=env,
         capture_output=True,
         text=True,

@@ -441,7 +441,7 @@ def _cli(args: list[str], config: Path, **env: str) -> subprocess.Popen:
     from prefect.settings import PREFECT_API_URL
 
     return subprocess.Popen(
-        [sys.executable, "-m", "audiopipe.cli", "--config", str(config), *args],
+        [sys.executable, "-m", "flows.cli", "--config", str(config), *args],
         env=_env(PREFECT_API_URL=PREFECT_API_URL.value(), **env),
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -624,7 +624,7 @@ def test_serve_runs_a_scheduled_ingestion(tmp_path, prefect_server, external_clu
     corpus = _corpus(tmp_path / "corpus", ["a.wav", "b.wav"])
     cfg_path = _config(tmp_path / "sched", corpus, scheduler=external_cluster)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "audiopipe.cli", "--config", str(cfg_path)]
+        [sys.executable, "-m", "flows.cli", "--config", str(cfg_path)]
         + ["serve", "--interval", "5"],
         env=_env(PREFECT_API_URL=prefect_server),
         cwd=ROOT,

@@ -51,7 +51,7 @@ def test_unknown_stage_is_rejected_before_any_work():
 
 
 def test_stage_summary_line():
-    from audiopipe.cli import _stage_summary
+    from flows.cli import _stage_summary
 
     line = _stage_summary(
         "recommend", {"metrics": {"model": {"recall@10": 0.44}}, "plots": ["p.png"]}

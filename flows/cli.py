@@ -1,9 +1,12 @@
-"""The ``audiopipe`` command.
+"""audiopipe: audio corpora to analysis-ready datasets (features, tables, stages).
 
+The ``audiopipe`` console script.
 ``audiopipe run`` (what ``make run`` calls) generates the demo corpus when the
 default dataset asks for it and is missing, ingests the default dataset and
-prints its status. Prefect is imported only by the commands that run flows
-(through the ``flows`` package), never by the library itself.
+prints its status. The command lives in ``flows/`` because it drives the flows;
+the library ``audiopipe/`` never imports it, Prefect or the ``flows`` package.
+Prefect is imported only by the commands that run a flow, so ``validate``,
+``status``, ``identify`` and ``similar`` start without it.
 
 Examples
 --------
@@ -23,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from audiopipe.config import Config, ConfigError, load_config
@@ -65,23 +67,11 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
-def ensure_demo_corpus(cfg: Config, dataset: str | None) -> None:
-    """Generate the demo corpus of a dataset marked ``demo_corpus: true`` if its folder is empty."""
-    ds = cfg.dataset(dataset)
-    if not ds.demo_corpus:
-        return
-    folder = Path(cfg.resolve(ds.source[0].split("*")[0].rstrip("/")))
-    if folder.is_dir() and any(folder.rglob("*.wav")):
-        return
-    from audiopipe.demo import make_demo_corpus
-
-    print(f"generating the demo corpus in {folder} ...", file=sys.stderr)
-    make_demo_corpus(folder)
-
-
 def _ingest(args: argparse.Namespace, kind: str) -> int:
     _env_defaults()
     cfg = _load(args)
+    from audiopipe.demo import ensure_demo_corpus
+
     ensure_demo_corpus(cfg, args.dataset)
     from flows.ingest import ingest
     from flows.rebuild import rebuild
@@ -93,7 +83,7 @@ def _ingest(args: argparse.Namespace, kind: str) -> int:
         scheduler=args.scheduler,
         progress=not args.quiet,
     )
-    from audiopipe.pipeline import summarize
+    from audiopipe.store.runs import summarize
 
     print(summarize(row))
     return 0
@@ -164,59 +154,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def status_rows(cfg: Config, only: str | None = None) -> list[dict[str, Any]]:
-    """Per dataset: version, clips, hours, errors, last runs (plain dicts)."""
-    from audiopipe.store import DatasetNotFound, open_dataset
-
-    out = []
-    for name in [cfg.dataset(only).name] if only else list(cfg.datasets):
-        try:
-            ds = open_dataset(cfg.storage_root, name)
-        except DatasetNotFound:
-            out.append({"dataset": name, "published": False})
-            continue
-        clips = ds.table("clips", ["duration_s"]) if ds.versions.get("clips") is not None else None
-        errors = ds.table("errors")
-        errors = errors if errors.num_rows else None
-        runs = ds.table("runs").to_pylist()
-        runs.sort(key=lambda r: r["finished"] or r["started"])
-        out.append(
-            {
-                "dataset": name,
-                "published": True,
-                "run_id": ds.run["run_id"],
-                "versions": ds.versions,
-                "clips": 0 if clips is None else clips.num_rows,
-                "hours": 0.0
-                if clips is None
-                else float(sum(x or 0 for x in clips.column("duration_s").to_pylist())) / 3600,
-                "errors": 0 if errors is None else errors.num_rows,
-                "errors_last_run": 0
-                if errors is None
-                else sum(1 for r in errors.column("run_id").to_pylist() if r == ds.run["run_id"]),
-                "last_runs": [
-                    {
-                        k: (str(r[k]) if k in ("started", "finished") else r[k])
-                        for k in (
-                            "run_id",
-                            "kind",
-                            "status",
-                            "files_processed",
-                            "files_failed",
-                            "wall_seconds",
-                            "message",
-                        )
-                    }
-                    for r in runs[-5:]
-                ],
-            }
-        )
-    return out
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    rows = status_rows(cfg, args.dataset)
+    from audiopipe.store.status import status_rows
+
+    names = [cfg.dataset(args.dataset).name] if args.dataset else list(cfg.datasets)
+    rows = status_rows(cfg.storage_root, names)
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2, default=str))
         return 0

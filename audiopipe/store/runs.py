@@ -1,0 +1,117 @@
+"""Run records: the ``runs`` table that pins what a dataset's readers see.
+
+Every pipeline step that publishes (ingest, rebuild, a stage) appends one row to ``runs``
+with the versions of the tables it left behind. Readers open the tables at the versions of
+the last successful run (:func:`pinned_versions`), so a run killed half-way through is
+invisible; :func:`recover` restores the tables to those versions before the next run.
+
+Examples
+--------
+>>> new_run_id()[:2] == "20"
+True
+>>> summarize({"dataset": "d", "kind": "ingest", "run_id": "r", "message": "2 new",
+...            "files_processed": 2, "files_failed": 0, "clips_total": 2,
+...            "wall_seconds": 1.25, "audio_seconds": 3600.0})
+'d: ingest r — 2 new; processed 2 files (1.00 h of audio), 0 failed; 2 clips in the dataset; 1.2 s'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from audiopipe.store.location import Location
+from audiopipe.store.tables import RUNS_SCHEMA, append, open_table, read_table
+
+__all__ = [
+    "DATA_TABLES",
+    "new_run_id",
+    "last_run",
+    "pinned_versions",
+    "recover",
+    "append_run",
+    "summarize",
+]
+
+#: the tables an ingest run publishes and :func:`recover` restores
+DATA_TABLES = ("clips", "features", "frames_index", "errors")
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus 6 random hex digits."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{now}-{uuid.uuid4().hex[:6]}"
+
+
+def last_run(
+    loc: Location, kinds: tuple[str, ...] = ("ingest", "rebuild")
+) -> dict[str, Any] | None:
+    """The newest successful run of the given kinds, as a dict, or None."""
+    t = read_table(loc, "runs")
+    if t is None or t.num_rows == 0:
+        return None
+    rows = [r for r in t.to_pylist() if r["status"] == "ok" and r["kind"] in kinds]
+    if not rows:
+        return None
+    return max(rows, key=lambda r: (r["finished"], r["run_id"]))
+
+
+def pinned_versions(loc: Location) -> dict[str, int | None]:
+    """Table versions published by the last successful run ({} for a new dataset)."""
+    prev = last_run(loc)
+    if prev is None or not prev.get("table_versions"):
+        return {}
+    return {
+        k: (None if v is None else int(v)) for k, v in json.loads(prev["table_versions"]).items()
+    }
+
+
+def recover(loc: Location) -> dict[str, int]:
+    """Undo commits that a killed run made after the last successful run.
+
+    Each data table is restored to the version recorded by the last successful
+    run (a table created by a run that never finished is emptied). Returns
+    ``{table: restored_to}`` for the tables it changed.
+    """
+    pinned = pinned_versions(loc)
+    done: dict[str, int] = {}
+    for name in DATA_TABLES:
+        dtab = open_table(loc, name)
+        if dtab is None:
+            continue
+        want = pinned.get(name)
+        if want is None:
+            if dtab.to_pyarrow_table().num_rows:
+                empty = dtab.to_pyarrow_table().slice(0, 0)
+                from deltalake import write_deltalake
+
+                write_deltalake(
+                    dtab, empty, mode="overwrite", storage_options=loc.storage_options or None
+                )
+                done[name] = -1
+        elif dtab.version() > want:
+            dtab.restore(want)
+            done[name] = want
+    return done
+
+
+def append_run(loc: Location, row: Mapping[str, Any]) -> int | None:
+    """Append one run row (missing columns are null); returns the ``runs`` version."""
+    full = {k: row.get(k) for k in RUNS_SCHEMA.names}
+    return append(loc, "runs", pa.Table.from_pylist([full], schema=RUNS_SCHEMA), schema_mode=None)
+
+
+def summarize(row: Mapping[str, Any]) -> str:
+    """One line for the terminal about a published run."""
+    hours = (row.get("audio_seconds") or 0.0) / 3600
+    return (
+        f"{row['dataset']}: {row['kind']} {row['run_id']} — {row['message']}; "
+        f"processed {row['files_processed']} files ({hours:.2f} h of audio), "
+        f"{row['files_failed']} failed; {row['clips_total']} clips in the dataset; "
+        f"{row['wall_seconds']:.1f} s"
+    )
