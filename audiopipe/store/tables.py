@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -26,6 +27,7 @@ __all__ = [
     "RUNS_SCHEMA",
     "conform",
     "open_table",
+    "native_filesystem",
     "table_version",
     "read_table",
     "replace_where",
@@ -121,14 +123,53 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.table(cols, names=names)
 
 
+def native_filesystem(loc: Location, name: str) -> pa_fs.FileSystem | None:
+    """pyarrow's own (C++) filesystem rooted at table ``name``, or None for other stores.
+
+    deltalake reads Parquet through a Python-implemented filesystem by default, with
+    pre-buffering: Arrow's I/O threads then hold Python buffers, and one still finishing a
+    read when the interpreter exits needs the GIL during finalisation and aborts the process
+    ("terminate called without an active exception", exit 134, seen in 1 of 4-12 runs of
+    ``audiopipe status``). Native local and S3 filesystems hold no Python objects.
+    """
+    uri = loc.table_uri(name)
+    if "://" not in uri or uri.startswith("file://"):
+        return pa_fs.SubTreeFileSystem(uri.removeprefix("file://"), pa_fs.LocalFileSystem())
+    scheme, _, path = uri.partition("://")
+    if scheme not in ("s3", "s3a"):
+        return None
+    o = loc.storage_options
+    kw: dict[str, Any] = {"region": o.get("AWS_REGION") or "us-east-1"}
+    if o.get("AWS_ACCESS_KEY_ID"):
+        kw.update(access_key=o["AWS_ACCESS_KEY_ID"], secret_key=o.get("AWS_SECRET_ACCESS_KEY"),
+                  session_token=o.get("AWS_SESSION_TOKEN"))
+    endpoint = o.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        ep_scheme, _, host = endpoint.partition("://")
+        kw.update(endpoint_override=host.rstrip("/") or ep_scheme,
+                  scheme=ep_scheme if host else "https")
+    return pa_fs.SubTreeFileSystem(path, pa_fs.S3FileSystem(**kw))
+
+
+class _Table(DeltaTable):
+    """A ``DeltaTable`` whose pyarrow reads use :func:`native_filesystem` when one applies."""
+
+    _native_fs: pa_fs.FileSystem | None = None
+
+    def to_pyarrow_dataset(self, *args: Any, filesystem: Any = None, **kw: Any) -> Any:
+        return super().to_pyarrow_dataset(*args, filesystem=filesystem or self._native_fs, **kw)
+
+
 def open_table(loc: Location, name: str, version: int | None = None) -> DeltaTable | None:
     """The Delta table ``name`` of a dataset (at ``version``), or None if it does not exist."""
     try:
-        return DeltaTable(
+        dt = _Table(
             loc.table_uri(name), version=version, storage_options=loc.storage_options or None
         )
     except TableNotFoundError:
         return None
+    dt._native_fs = native_filesystem(loc, name)
+    return dt
 
 
 def table_version(loc: Location, name: str) -> int | None:

@@ -3,7 +3,14 @@ import pytest
 
 from audiopipe.store.location import Location
 from audiopipe.store.lock import DatasetLocked, dataset_lock
-from audiopipe.store.tables import read_table, replace_where, sql_in, table_version
+from audiopipe.store.tables import (
+    append,
+    open_table,
+    read_table,
+    replace_where,
+    sql_in,
+    table_version,
+)
 
 
 def test_replace_where_is_one_commit_of_removes_and_adds(tmp_path):
@@ -51,3 +58,35 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     )
     with dataset_lock(loc):
         pass
+
+
+def test_tables_are_read_through_a_native_filesystem(tmp_path):
+    """deltalake's default Python filesystem let an Arrow I/O thread still finishing a
+    pre-buffered read at interpreter exit abort the process (`audiopipe status`, exit 134)."""
+    import pyarrow.fs as pa_fs
+
+    loc = Location(str(tmp_path / "out"), "d")
+    append(loc, "runs", pa.table({"run_id": ["r1"]}))
+    dt = open_table(loc, "runs")
+    fs = dt.to_pyarrow_dataset().filesystem
+    assert isinstance(fs, pa_fs.SubTreeFileSystem)
+    assert not isinstance(fs.base_fs, pa_fs.PyFileSystem)
+    assert dt.to_pyarrow_table().column("run_id").to_pylist() == ["r1"]
+
+
+def test_reading_tables_then_exiting_never_aborts(tmp_path):
+    import subprocess
+    import sys
+
+    loc = Location(str(tmp_path / "out"), "d")
+    for i in range(5):
+        append(loc, "runs", pa.table({"run_id": [f"r{i}"], "x": [float(i)]}))
+    code = (
+        "from audiopipe.store.location import Location\n"
+        "from audiopipe.store.tables import read_table\n"
+        f"loc = Location({str(tmp_path / 'out')!r}, 'd')\n"
+        "for _ in range(3): read_table(loc, 'runs')\n"
+    )
+    codes = [subprocess.run([sys.executable, "-c", code], capture_output=True).returncode
+             for _ in range(12)]
+    assert codes == [0] * 12, "a process that read Delta tables aborted at exit"
