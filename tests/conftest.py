@@ -106,3 +106,28 @@ def run_ingest(prefect_api, dask_scheduler):
         )
 
     return _run
+
+
+@pytest.fixture()
+def s3(monkeypatch):
+    """A moto S3 server on 127.0.0.1 and the AWS_* environment pointing at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }.items():
+            monkeypatch.setenv(k, v)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="audio")
+        yield endpoint
+    finally:
+        server.stop()

@@ -1,8 +1,16 @@
-"""One ingestion of a dataset at a time: an exclusive lock object next to its tables.
+"""One writer of a dataset at a time: a lock made of numbered, create-if-absent objects.
 
-The lock is a small JSON file created with exclusive-create semantics (``O_EXCL``
-locally). A second run finds it and stops with a message naming the holder; a
-lock whose process is gone (same host) is taken over.
+The lock lives in ``<dataset>/_lock/`` as a sequence of *tickets* ``000000000001.json``,
+``000000000002.json``, ... The highest ticket is the current state of the lock. It is free
+when that ticket has a ``.released`` marker beside it, or when its holder is a process of
+this host that no longer exists (a killed run), or when the ticket is unreadable and older
+than :data:`UNREADABLE_STALE_S` (a writer that died between creating and filling it). To
+take a free lock a process creates the *next* ticket with the storage's atomic
+create-if-absent (``O_CREAT | O_EXCL`` locally, a conditional ``If-None-Match: *`` put on
+S3): of several processes that found the same stale ticket, exactly one creates the next
+one and the others see it held. Nothing is ever deleted to take a lock over, so a slow
+process can never remove a lock that another one has just taken (the race of the old
+remove-then-create takeover). Old tickets below the current one are pruned.
 
 Examples
 --------
@@ -10,7 +18,10 @@ Examples
 >>> from audiopipe.store.location import Location
 >>> loc = Location(tempfile.mkdtemp(), "d")
 >>> with dataset_lock(loc):
-...     pass
+...     holder(loc)["what"]
+'ingest'
+>>> holder(loc) is None
+True
 """
 
 from __future__ import annotations
@@ -21,10 +32,18 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from audiopipe.store.location import Location
 
-__all__ = ["DatasetLocked", "dataset_lock"]
+__all__ = ["DatasetLocked", "dataset_lock", "holder", "LOCK_DIR", "UNREADABLE_STALE_S"]
+
+LOCK_DIR = "_lock"
+#: an empty or unparseable ticket older than this is a writer that died mid-create
+UNREADABLE_STALE_S = 30.0
+_WIDTH = 12
+_KEEP = 2  # tickets kept below the current one when pruning
+_PRUNE_EVERY = 8  # prune on every 8th release (a listing and deletes cost round trips)
 
 
 class DatasetLocked(RuntimeError):
@@ -41,56 +60,136 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _tickets(fs: Any, folder: str) -> tuple[dict[int, str], set[int]]:
+    """``{number: path}`` of the tickets and the numbers that have a release marker."""
+    try:
+        fs.invalidate_cache(folder)  # object-store listings are cached by fsspec
+        names = fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return {}, set()
+    tickets: dict[int, str] = {}
+    released: set[int] = set()
+    for p in names:
+        base = p.rstrip("/").rsplit("/", 1)[-1]
+        stem, _, ext = base.partition(".")
+        if not stem.isdigit():
+            continue
+        if ext == "json":
+            tickets[int(stem)] = p
+        elif ext == "released":
+            released.add(int(stem))
+    return tickets, released
+
+
+def _read(fs: Any, path: str) -> dict[str, Any] | None:
+    try:
+        d = json.loads(fs.cat_file(path).decode() or "null")  # one GET on object stores
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return d if isinstance(d, dict) and "pid" in d else None
+
+
+def _age_s(fs: Any, path: str) -> float:
+    try:
+        fs.invalidate_cache(path)
+        info = fs.info(path)
+    except OSError:
+        return 0.0
+    m = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if m is None:
+        return 0.0
+    t = m.timestamp() if hasattr(m, "timestamp") else float(m)
+    return max(0.0, time.time() - t)
+
+
+def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None, str | None]:
+    """``(current ticket number, its holder or None when the lock is free, its path)``."""
+    tickets, released = _tickets(fs, folder)
+    if not tickets:
+        return 0, None, None
+    n = max(tickets)
+    path = tickets[n]
+    if n in released:
+        return n, None, path
+    who = _read(fs, path)
+    if who is None:
+        if _age_s(fs, path) > UNREADABLE_STALE_S:
+            return n, None, path  # a writer died between creating and filling its ticket
+        return n, {"pid": None, "host": None, "what": "run (starting)", "since": time.time()}, path
+    if who.get("host") == host and who.get("pid") and not _alive(int(who["pid"])):
+        return n, None, path  # stale: its process is gone
+    return n, who, path
+
+
+def _create(fs: Any, path: str, body: bytes, remote: bool) -> bool:
+    """Create ``path`` with ``body`` only if absent; False when it already exists."""
+    try:
+        if remote:
+            with fs.open(path, "xb") as f:  # one conditional put (If-None-Match: *)
+                f.write(body)
+        else:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+    except FileExistsError:
+        return False
+    return True
+
+
+def holder(loc: Location) -> dict[str, Any] | None:
+    """Who holds the dataset's lock (``pid``, ``host``, ``what``, ``since``), or None."""
+    return _state(loc.fs, loc.join(LOCK_DIR), socket.gethostname())[1]
+
+
 @contextmanager
 def dataset_lock(loc: Location, what: str = "ingest", wait_s: float = 0.0) -> Iterator[None]:
     """Hold the dataset's lock for the duration of the block.
 
     Waits up to ``wait_s`` seconds for a running holder, then raises
-    :class:`DatasetLocked` with who holds it.
+    :class:`DatasetLocked` naming it.
     """
     fs = loc.fs
-    path = loc.join("_lock.json")
+    folder = loc.join(LOCK_DIR)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "what": what, "since": time.time()}
+    body = json.dumps(me).encode()
     deadline = time.monotonic() + wait_s
-    fs.makedirs(loc.base, exist_ok=True)
+    if not loc.is_remote:
+        fs.makedirs(folder, exist_ok=True)
     while True:
-        try:
-            if loc.is_remote:
-                with fs.open(path, "xb") as f:  # conditional create on stores that support it
-                    f.write(json.dumps(me).encode())
-            else:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                with os.fdopen(fd, "w") as f:
-                    json.dump(me, f)
-            break
-        except (FileExistsError, OSError) as err:
-            if not isinstance(err, FileExistsError) and not fs.exists(path):
-                raise
-            try:
-                with fs.open(path, "r") as f:
-                    holder = json.load(f)
-            except (OSError, ValueError):
-                holder = {}
-            if (
-                holder.get("host") == me["host"]
-                and holder.get("pid")
-                and not _alive(int(holder["pid"]))
-            ):
-                fs.rm(path)  # stale: its process is gone
-                continue
-            if time.monotonic() < deadline:
-                time.sleep(0.5)
-                continue
-            raise DatasetLocked(
-                f"dataset {loc.dataset!r} is locked by another {holder.get('what', 'run')} "
-                f"(pid {holder.get('pid')} on {holder.get('host')}, since "
-                f"{time.strftime('%H:%M:%S', time.localtime(holder.get('since', 0)))}); "
-                f"wait for it to finish, or remove {path} if that run is dead"
-            ) from None
+        n, who, path = _state(fs, folder, me["host"])
+        if who is None:
+            mine = f"{folder}/{n + 1:0{_WIDTH}d}.json"
+            if _create(fs, mine, body, loc.is_remote):
+                break
+            continue  # another process took ticket n + 1 first: look again
+        if time.monotonic() < deadline:
+            time.sleep(0.2)
+            continue
+        since = time.strftime("%H:%M:%S", time.localtime(who.get("since") or 0))
+        raise DatasetLocked(
+            f"dataset {loc.dataset!r} is locked by another {who.get('what', 'run')} "
+            f"(pid {who.get('pid')} on {who.get('host')}, since {since}); wait for it to "
+            f"finish, or, if that run is dead on another host, remove {path}"
+        )
     try:
         yield
     finally:
-        try:
-            fs.rm(path)
-        except OSError:
-            pass
+        _release(fs, folder, n + 1, loc.is_remote)
+
+
+def _release(fs: Any, folder: str, n: int, remote: bool) -> None:
+    """Mark ticket ``n`` released, then prune tickets well below it."""
+    try:
+        _create(fs, f"{folder}/{n:0{_WIDTH}d}.released", b"", remote)
+    except OSError:
+        return  # the lock stays held until its process is gone: then it is stale
+    if n % _PRUNE_EVERY:
+        return
+    tickets, released = _tickets(fs, folder)
+    for k in sorted(set(tickets) | released):
+        if k < n - _KEEP:
+            for suffix in ("json", "released"):
+                try:
+                    fs.rm(f"{folder}/{k:0{_WIDTH}d}.{suffix}")
+                except (FileNotFoundError, OSError):
+                    pass

@@ -24,6 +24,7 @@ import yaml
 
 import audiopipe
 from audiopipe.store.location import Location
+from audiopipe.store.lock import holder
 from tests.audio_fixtures import sine, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,31 +273,6 @@ def test_external_cluster_run_equals_local_cluster_run(
 # --------------------------------------------------------------------------- object storage
 
 
-@pytest.fixture()
-def s3(monkeypatch):
-    """A moto S3 server on 127.0.0.1 and the AWS_* environment pointing at it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for k, v in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-        }.items():
-            monkeypatch.setenv(k, v)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="audio")
-        yield endpoint
-    finally:
-        server.stop()
-
-
 def test_s3_storage_tables_and_frames_round_trip(tmp_path, s3, prefect_api, external_cluster):
     import s3fs
 
@@ -313,13 +289,12 @@ def test_s3_storage_tables_and_frames_round_trip(tmp_path, s3, prefect_api, exte
     assert any(k.endswith("_delta_log/00000000000000000000.json") for k in keys)
     assert any("/frames/" in k and k.endswith("zarr.json") for k in keys)
     assert not any("/_staging/" in k for k in keys), "staging is cleaned after publishing"
-    assert not any(k.endswith("_lock.json") for k in keys), "the lock is released"
+    assert holder(Location(root, "t")) is None, "the lock is released"
     # incremental on S3: nothing to do the second time
     again = _ingest(cfg, scheduler=external_cluster)
     assert again["files_processed"] == 0 and again["shards"] == 0
     # vacuum on S3: tone_4 was alone in its shard, so changing it leaves its old part
     # unreferenced; that part goes, and the dataset reads the same
-    from audiopipe.store.location import Location
     from audiopipe.store.vacuum import vacuum
 
     write(corpus / "tone_4.wav", sine(f=950, dur=0.5), 22050)
@@ -517,7 +492,7 @@ def test_flow_killed_mid_run_is_invisible_and_next_run_does_the_rest(
     clips = ds.table("clips").to_pandas()
     assert len(clips) == 12 and clips.uri.is_unique
     assert sorted(ds.table("features").to_pandas().clip_id) == sorted(clips.clip_id)
-    assert not loc.fs.exists(loc.join("_lock.json"))
+    assert holder(loc) is None, "the lock is released"
 
 
 def test_two_concurrent_ingestions_never_duplicate(tmp_path, prefect_api, external_cluster):

@@ -1,8 +1,6 @@
 import pyarrow as pa
-import pytest
 
 from audiopipe.store.location import Location
-from audiopipe.store.lock import DatasetLocked, dataset_lock
 from audiopipe.store.tables import (
     append,
     open_table,
@@ -35,29 +33,6 @@ def test_replace_where_is_one_commit_of_removes_and_adds(tmp_path):
 
 def test_sql_in_escapes_quotes():
     assert sql_in("uri", ["it's", "a"]) == "uri IN ('a','it''s')"
-
-
-def test_lock_is_exclusive_and_names_the_holder(tmp_path):
-    loc = Location(str(tmp_path), "d")
-    with dataset_lock(loc, "ingest"):
-        with pytest.raises(DatasetLocked, match="locked by another ingest"):
-            with dataset_lock(loc, "rebuild"):
-                pass
-    with dataset_lock(loc):  # released
-        pass
-
-
-def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    import json
-    import socket
-
-    loc = Location(str(tmp_path), "d")
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "_lock.json").write_text(
-        json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()})
-    )
-    with dataset_lock(loc):
-        pass
 
 
 def test_tables_are_read_through_a_native_filesystem(tmp_path):
