@@ -22,8 +22,9 @@ def _dockerfile_runs() -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_dockerfile_installs_exactly_what_make_run_installs(tmp_path):
-    """The image runs `make venv`, and `make run` runs the same install commands first."""
+def test_dockerfile_installs_with_the_recipe_make_run_uses(tmp_path):
+    """The image runs `make venv` (its own VENV and EXTRAS), and `make run` runs the same
+    install commands first; which extras and pins: tests/test_dependencies.py."""
     make_steps = [r for r in _dockerfile_runs() if r.startswith("make ")]
     assert len(make_steps) == 1, _dockerfile_runs()
     args = shlex.split(make_steps[0])
