@@ -84,15 +84,15 @@ def cases(y: np.ndarray, sr: int, librosa):
 
     return [
         ("stft", lambda: F.stft(y), ref(lambda: librosa.stft(y))),
-        ("melspectrogram", lambda: F.melspectrogram(y, sr=sr),
+        ("melspectrogram", lambda: F.melspectrogram(y=y, sr=sr),
          ref(lambda: L.melspectrogram(y=y, sr=sr))),
-        ("mfcc", lambda: F.mfcc(y, sr=sr), ref(lambda: L.mfcc(y=y, sr=sr))),
+        ("mfcc", lambda: F.mfcc(y=y, sr=sr), ref(lambda: L.mfcc(y=y, sr=sr))),
         ("mfcc [recipe]", recipe("mfcc", {"top_db": 80.0}), ref(lambda: L.mfcc(y=y, sr=sr))),
-        ("spectral_centroid", lambda: F.spectral_centroid(y, sr=sr),
+        ("spectral_centroid", lambda: F.spectral_centroid(y=y, sr=sr),
          ref(lambda: L.spectral_centroid(y=y, sr=sr))),
-        ("spectral_bandwidth", lambda: F.spectral_bandwidth(y, sr=sr),
+        ("spectral_bandwidth", lambda: F.spectral_bandwidth(y=y, sr=sr),
          ref(lambda: L.spectral_bandwidth(y=y, sr=sr))),
-        ("spectral_rolloff", lambda: F.spectral_rolloff(y, sr=sr),
+        ("spectral_rolloff", lambda: F.spectral_rolloff(y=y, sr=sr),
          ref(lambda: L.spectral_rolloff(y=y, sr=sr))),
         ("centroid+bandwidth+rolloff [recipe]",
          lambda: ex.setdefault("cbr", F.Extractor({"compute": {
@@ -100,23 +100,23 @@ def cases(y: np.ndarray, sr: int, librosa):
              sr))(y),
          ref(lambda: (L.spectral_centroid(y=y, sr=sr), L.spectral_bandwidth(y=y, sr=sr),
                       L.spectral_rolloff(y=y, sr=sr)))),
-        ("spectral_flatness", lambda: F.spectral_flatness(y),
+        ("spectral_flatness", lambda: F.spectral_flatness(y=y),
          ref(lambda: L.spectral_flatness(y=y))),
-        ("spectral_contrast", lambda: F.spectral_contrast(y, sr=sr),
+        ("spectral_contrast", lambda: F.spectral_contrast(y=y, sr=sr),
          ref(lambda: L.spectral_contrast(y=y, sr=sr))),
-        ("chroma_stft", lambda: F.chroma_stft(y, sr=sr), ref(lambda: L.chroma_stft(y=y, sr=sr))),
-        ("chroma_stft tuning=0", lambda: F.chroma_stft(y, sr=sr, tuning=0.0),
+        ("chroma_stft", lambda: F.chroma_stft(y=y, sr=sr), ref(lambda: L.chroma_stft(y=y, sr=sr))),
+        ("chroma_stft tuning=0", lambda: F.chroma_stft(y=y, sr=sr, tuning=0.0),
          ref(lambda: L.chroma_stft(y=y, sr=sr, tuning=0.0))),
-        ("onset_strength", lambda: F.onset_strength(y, sr=sr),
+        ("onset_strength", lambda: F.onset_strength(y=y, sr=sr),
          ref(lambda: librosa.onset.onset_strength(y=y, sr=sr))),
-        ("tempogram", lambda: F.tempogram(y, sr=sr), ref(lambda: L.tempogram(y=y, sr=sr))),
+        ("tempogram", lambda: F.tempogram(y=y, sr=sr), ref(lambda: L.tempogram(y=y, sr=sr))),
         ("zero_crossing_rate", lambda: F.zero_crossing_rate(y),
          ref(lambda: L.zero_crossing_rate(y))),
-        ("rms", lambda: F.rms(y), ref(lambda: L.rms(y=y))),
+        ("rms", lambda: F.rms(y=y), ref(lambda: L.rms(y=y))),
         ("delta(mfcc)", lambda: F.delta(mfcc_y), ref(lambda: L.delta(mfcc_y))),
-        ("real_cepstrum", lambda: F.real_cepstrum(y), None),
-        ("spectral_entropy", lambda: F.spectral_entropy(y, sr=sr), None),
-        ("spectral_flux", lambda: F.spectral_flux(y, sr=sr), None),
+        ("real_cepstrum", lambda: F.real_cepstrum(y=y), None),
+        ("spectral_entropy", lambda: F.spectral_entropy(y=y, sr=sr), None),
+        ("spectral_flux", lambda: F.spectral_flux(y=y, sr=sr), None),
         ("energy_entropy", lambda: F.energy_entropy(y, sr=sr), None),
     ]
 
@@ -131,10 +131,10 @@ def spafe_cases(y16: np.ndarray):
         return []
     y64 = y16.astype(np.float64)
     return [
-        ("gfcc (16 kHz)", lambda: F.gfcc(y16, sr=16000), lambda: sg.gfcc(y64, fs=16000)),
-        ("bfcc (16 kHz)", lambda: F.bfcc(y16, sr=16000), lambda: sb.bfcc(y64, fs=16000)),
-        ("lpcc (16 kHz)", lambda: F.lpcc(y16, sr=16000), lambda: sl.lpcc(y64, fs=16000)),
-        ("pncc (16 kHz)", lambda: F.pncc(y16, sr=16000), lambda: sp.pncc(y64, fs=16000)),
+        ("gfcc (16 kHz)", lambda: F.gfcc(y=y16, sr=16000), lambda: sg.gfcc(y64, fs=16000)),
+        ("bfcc (16 kHz)", lambda: F.bfcc(y=y16, sr=16000), lambda: sb.bfcc(y64, fs=16000)),
+        ("lpcc (16 kHz)", lambda: F.lpcc(y=y16, sr=16000), lambda: sl.lpcc(y64, fs=16000)),
+        ("pncc (16 kHz)", lambda: F.pncc(y=y16, sr=16000), lambda: sp.pncc(y64, fs=16000)),
     ]
 
 
@@ -163,7 +163,7 @@ import numpy as np
 import audiopipe.features as F
 y = (0.1 * np.random.default_rng(0).standard_normal(22050 * 10)).astype(np.float32)
 out = F.Extractor(F.DEFAULT_RECIPE, 22050)(y)
-F.mfcc(y, sr=22050)
+F.mfcc(y=y, sr=22050)
 r = resource.getrusage(resource.RUSAGE_SELF)
 print(time.perf_counter() - t, r.ru_utime + r.ru_stime)
 """
@@ -213,7 +213,7 @@ def main() -> None:
     y, source = load_clip(args.seconds)
     dur = len(y) / SR
     global mfcc_y
-    mfcc_y = F.mfcc(y, sr=SR)
+    mfcc_y = F.mfcc(y=y, sr=SR)
     rows = []
     print(f"input: {dur:.0f} s of {source} at {SR} Hz; one core; min of {args.repeats} runs")
     print(f"{'feature':38s} {'audiopipe':>11s} {'reference':>11s} {'ratio':>7s}")

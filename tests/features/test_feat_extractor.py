@@ -118,7 +118,7 @@ def test_recipe_features_equal_functional_api(music_clip):
     out = F.Extractor(_all_features(top_db=80.0, tuning=None), sr=sr)(y)
     P = np.abs(F.stft(y)) ** 2
     M = np.sqrt(P)
-    env = F.onset_strength(y, sr=sr)
+    env = F.onset_strength(y=y, sr=sr)
     refs = {
         "spectrogram": P, "gfcc": F.gfcc(S=P, sr=sr), "bfcc": F.bfcc(S=P, sr=sr),
         "lpcc": F.lpcc(S=P, sr=sr), "pncc": F.pncc(S=P, sr=sr),
@@ -129,7 +129,7 @@ def test_recipe_features_equal_functional_api(music_clip):
         "energy_entropy": F.energy_entropy(y, frame_length=2048, hop_length=512, center=True),
         "chroma_stft": F.chroma_stft(S=P, sr=sr), "onset_strength": env[None],
         "tempogram": F.tempogram(onset_envelope=env, sr=sr, win_length=64),
-        "mfcc": F.mfcc(y, sr=sr), "mfcc_delta": F.delta(F.mfcc(y, sr=sr)),
+        "mfcc": F.mfcc(y=y, sr=sr), "mfcc_delta": F.delta(F.mfcc(y=y, sr=sr)),
     }
     for k, ref in refs.items():
         assert_rel(out[k], ref, 1e-4, k)
