@@ -25,6 +25,7 @@ __all__ = [
     "istft",
     "fft_frequencies",
     "normalize_frames",
+    "keywords",
     "WindowSpec",
 ]
 
@@ -219,6 +220,21 @@ def fft_window(window: WindowSpec, n_fft: int, win_length: int | None) -> np.nda
     return pad_center(get_window(window, win_length), size=n_fft)
 
 
+def stft_input(y: Any, n_fft: int, hop_length: int | None, win_length: int | None,
+               window: WindowSpec, center: bool, pad_mode: str
+               ) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """What every STFT starts from: ``(padded float32 signal, float32 window padded to
+    n_fft, n_fft, hop_length)``, checked, with librosa's defaults (``win_length = n_fft``,
+    ``hop_length = win_length // 4``)."""
+    y = as_audio(y)
+    n_fft = _check_positive_int("n_fft", n_fft)
+    win_length = n_fft if win_length is None else win_length
+    hop_length = win_length // 4 if hop_length is None else hop_length
+    hop_length = _check_positive_int("hop_length", hop_length)
+    win = fft_window(window, n_fft, win_length).astype(np.float32)
+    return pad_signal(y, n_fft, center, pad_mode), win, n_fft, hop_length
+
+
 def stft(
     y: np.ndarray,
     *,
@@ -256,13 +272,8 @@ def stft(
     >>> D.shape, D.dtype
     ((1025, 44), dtype('complex64'))
     """
-    y = as_audio(y)
-    n_fft = _check_positive_int("n_fft", n_fft)
-    win_length = n_fft if win_length is None else win_length
-    hop_length = win_length // 4 if hop_length is None else hop_length
-    hop_length = _check_positive_int("hop_length", hop_length)
-    win = fft_window(window, n_fft, win_length).astype(np.float32)
-    yp = pad_signal(y, n_fft, center, pad_mode)
+    yp, win, n_fft, hop_length = stft_input(y, n_fft, hop_length, win_length, window, center,
+                                            pad_mode)
     rows = _frame_rows(yp, n_fft, hop_length)  # (..., T, n_fft)
     out = np.empty(rows.shape[:-1] + (n_fft // 2 + 1,), dtype=np.complex64)
     T = rows.shape[-2]
@@ -396,3 +407,20 @@ def normalize_frames(X: np.ndarray, norm: float | None) -> np.ndarray:
         n = (np.abs(X) ** norm).sum(axis=-2, keepdims=True) ** (1.0 / norm)
     n = np.where(n < np.finfo(X.dtype).tiny, 1.0, n).astype(X.dtype)
     return X / n
+
+
+def keywords(given: dict[str, Any], defaults: dict[str, Any], func: str, what: str
+             ) -> dict[str, Any]:
+    """``defaults`` updated with ``given`` (a function's ``**kwargs`` for a front end);
+    a name not in ``defaults`` raises ``TypeError`` naming ``func`` and the accepted names.
+
+    Examples
+    --------
+    >>> keywords({"n_fft": 512}, {"n_fft": 2048, "center": True}, "f", "STFT")
+    {'n_fft': 512, 'center': True}
+    """
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise TypeError(f"{func}() got unexpected keyword argument(s) {unknown}; the {what} "
+                        f"keywords are {list(defaults)}")
+    return {**defaults, **given}

@@ -24,7 +24,7 @@ from typing import Any, TypedDict
 import numpy as np
 import scipy.fft
 
-from ._core import BLOCK_FRAMES, WindowSpec, _frame_rows, as_audio, fft_window, pad_signal
+from ._core import BLOCK_FRAMES, WindowSpec, _frame_rows, as_audio, keywords, stft_input
 from .extractor import Extractor
 
 __all__ = ["StftArgs", "STFT_DEFAULTS", "stft_args", "spectrogram_of", "magnitude_T",
@@ -50,11 +50,7 @@ STFT_DEFAULTS: dict[str, Any] = {"n_fft": 2048, "hop_length": 512, "win_length":
 def stft_args(stft: dict[str, Any], func: str = "spectrogram") -> dict[str, Any]:
     """All STFT parameters: :data:`STFT_DEFAULTS` updated with ``stft``; unknown names raise
     ``TypeError`` naming ``func`` (a misspelt keyword is an error, not ignored)."""
-    unknown = sorted(set(stft) - set(STFT_DEFAULTS))
-    if unknown:
-        raise TypeError(f"{func}() got unexpected keyword argument(s) {unknown}; the STFT "
-                        f"keywords are {list(STFT_DEFAULTS)}")
-    return {**STFT_DEFAULTS, **stft}
+    return keywords(stft, STFT_DEFAULTS, func, "STFT")
 
 
 def spectrogram_of(*, y: np.ndarray | None, S: np.ndarray | None, power: float,
@@ -90,14 +86,8 @@ def magnitude_T(
     straight into the (freq, frames) layout the filter-bank products want, so no complex
     spectrogram or whole-array transpose is ever materialised.
     """
-    y = as_audio(y)
-    n_fft = int(n_fft)
-    win_length = n_fft if win_length is None else win_length
-    hop_length = win_length // 4 if hop_length is None else int(hop_length)
-    if hop_length <= 0:
-        raise ValueError(f"hop_length: must be > 0, got {hop_length}")
-    win = fft_window(window, n_fft, win_length).astype(np.float32)
-    yp = pad_signal(y, n_fft, center, pad_mode)
+    yp, win, n_fft, hop_length = stft_input(y, n_fft, hop_length, win_length, window, center,
+                                            pad_mode)
     flat = yp.reshape((-1, yp.shape[-1]))
     T = 1 + (yp.shape[-1] - n_fft) // hop_length
     F = n_fft // 2 + 1

@@ -8,15 +8,18 @@ framing, the recipe features use the recipe's shared STFT.
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import numpy as np
 
-from ._core import WindowSpec
+from ._core import WindowSpec, keywords
 from .block import Computer
 from .extractor import Extractor
 from .frontend import spectrogram_of
 from .registry import Param, feature, pos_int
 
-__all__ = ["spectral_entropy", "spectral_flux", "entropy_of_subbands", "flux_from_mag"]
+__all__ = ["spectral_entropy", "spectral_flux", "PaaArgs", "paa_spectrum", "entropy_of_subbands",
+           "flux_from_mag"]
 
 
 def entropy_of_subbands(E: np.ndarray, n_short_blocks: int, total: np.ndarray | None = None,
@@ -51,16 +54,32 @@ def flux_from_mag(M: np.ndarray, prev: np.ndarray | None, eps: float = 1e-8
     return d.sum(axis=-1)[..., None, :], N[..., -1:, :]
 
 
-def _paa_spectrum(y, S, sr, n_fft, hop_length, window, center):
-    """pyAudioAnalysis' |FFT| / (n_fft / 2) without the Nyquist bin, (..., n_fft//2, T)."""
+class PaaArgs(TypedDict, total=False):
+    """pyAudioAnalysis' short-term framing (``**frames`` of the functions here)."""
+
+    n_fft: int | None  # None: 50 ms at sr
+    hop_length: int | None  # None: 25 ms at sr
+    window: WindowSpec  # "boxcar" (rectangular)
+    center: bool  # False
+
+
+PAA_DEFAULTS = {"n_fft": None, "hop_length": None, "window": "boxcar", "center": False}
+
+
+def paa_spectrum(*, y: np.ndarray | None, sr: float, S: np.ndarray | None, frames: dict,
+                 func: str) -> np.ndarray:
+    """pyAudioAnalysis' ``|FFT| / (n_fft / 2)`` without the Nyquist bin,
+    ``(..., n_fft//2, T)``, from ``y`` on its framing (:class:`PaaArgs`; unknown names raise
+    ``TypeError`` naming ``func``) or from a magnitude spectrogram ``S``."""
+    a = keywords(frames, PAA_DEFAULTS, func, "framing")
     if S is not None:
         M = np.asarray(S, np.float32)
         n = 2 * (M.shape[-2] - 1)
         return M[..., : n // 2, :] * np.float32(2.0 / n)
-    n_fft = int(0.050 * sr) if n_fft is None else int(n_fft)
-    hop_length = int(0.025 * sr) if hop_length is None else int(hop_length)
+    n_fft = int(0.050 * sr) if a["n_fft"] is None else int(a["n_fft"])
+    hop_length = int(0.025 * sr) if a["hop_length"] is None else int(a["hop_length"])
     M, _ = spectrogram_of(y=y, S=None, power=1.0, stft={
-        "n_fft": n_fft, "hop_length": hop_length, "window": window, "center": center})
+        "n_fft": n_fft, "hop_length": hop_length, "window": a["window"], "center": a["center"]})
     return M[..., : n_fft // 2, :] * np.float32(1.0 / (n_fft // 2))
 
 
@@ -89,11 +108,8 @@ def spectral_entropy(
     y: np.ndarray | None = None,
     sr: float = 22050,
     S: np.ndarray | None = None,
-    n_fft: int | None = None,
-    hop_length: int | None = None,
-    window: WindowSpec = "boxcar",
-    center: bool = False,
     n_short_blocks: int = 10,
+    **frames: Unpack[PaaArgs],
 ) -> np.ndarray:
     """Spectral entropy, ``(..., 1, n_frames)``; pyAudioAnalysis ``spectral_entropy``.
 
@@ -101,7 +117,8 @@ def spectral_entropy(
     ``n_short_blocks`` equal sub-bands; with ``s_j`` = sub-band energy (sum of squared
     magnitudes) over the frame's total, the entropy is ``-sum s_j log2(s_j + eps)``,
     ``eps = 1e-8``. Defaults are pyAudioAnalysis' short-term framing: rectangular frames of
-    50 ms every 25 ms (``n_fft``/``hop_length`` default to those at ``sr``), uncentred.
+    50 ms every 25 ms (``n_fft``/``hop_length`` default to those at ``sr``), uncentred
+    (``**frames``: :class:`PaaArgs`).
     Range ``[0, log2(n_short_blocks)]``: 0 for a pure tone, high for noise; silence gives 0.
     pyAudioAnalysis also normalises the whole file (mean removed, divided by its maximum)
     before framing; that cancels here (the entropy is scale-free) except for a DC offset.
@@ -112,7 +129,7 @@ def spectral_entropy(
     >>> bool(e.mean() > 3.0)
     True
     """
-    M = _paa_spectrum(y, S, sr, n_fft, hop_length, window, center)
+    M = paa_spectrum(y=y, sr=sr, S=S, frames=frames, func="spectral_entropy")
     E = M * M
     return entropy_of_subbands(E, n_short_blocks)
 
@@ -135,10 +152,7 @@ def spectral_flux(
     y: np.ndarray | None = None,
     sr: float = 22050,
     S: np.ndarray | None = None,
-    n_fft: int | None = None,
-    hop_length: int | None = None,
-    window: WindowSpec = "boxcar",
-    center: bool = False,
+    **frames: Unpack[PaaArgs],
 ) -> np.ndarray:
     """Spectral flux, ``(..., 1, n_frames)``; pyAudioAnalysis ``spectral_flux``.
 
@@ -153,5 +167,5 @@ def spectral_flux(
     >>> float(spectral_flux(y=np.zeros(22050, np.float32), sr=22050).max())
     0.0
     """
-    M = _paa_spectrum(y, S, sr, n_fft, hop_length, window, center)
+    M = paa_spectrum(y=y, sr=sr, S=S, frames=frames, func="spectral_flux")
     return flux_from_mag(M, None)[0]

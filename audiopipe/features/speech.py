@@ -14,7 +14,7 @@ from typing import TypedDict, Unpack
 import numpy as np
 import scipy.fft
 
-from ._core import WindowSpec, _frame_rows, as_audio, fft_window
+from ._core import WindowSpec, _frame_rows, as_audio, fft_window, keywords
 from .extractor import Extractor
 from .filters import bark_centers, bark_filterbank, dct_matrix, gammatone_filterbank
 from .registry import Param, feature, nonneg_num, optional, pos_int, pos_num
@@ -42,11 +42,7 @@ SPEECH_DEFAULTS = {"n_fft": 512, "hop_length": None, "win_length": None, "window
 def speech_args(speech: dict, func: str) -> dict:
     """All front-end keywords: :data:`SPEECH_DEFAULTS` updated with ``speech``; unknown names
     raise ``TypeError`` naming ``func``."""
-    unknown = sorted(set(speech) - set(SPEECH_DEFAULTS))
-    if unknown:
-        raise TypeError(f"{func}() got unexpected keyword argument(s) {unknown}; the speech "
-                        f"front end's keywords are {list(SPEECH_DEFAULTS)}")
-    return {**SPEECH_DEFAULTS, **speech}
+    return keywords(speech, SPEECH_DEFAULTS, func, "speech front end's")
 
 
 def preemphasis_response(n_fft: int, coef: float) -> np.ndarray:
