@@ -112,7 +112,7 @@ def via_recipe(name: str, params: dict[str, Any], *, y: Any, sr: Any,
                stft: dict[str, Any]) -> np.ndarray | None:
     """``Extractor({name: params})(y)[name]`` with a cached extractor, or ``None`` when the
     call is not expressible as a recipe (the caller then computes it directly)."""
-    a = {**STFT_DEFAULTS, **stft}
+    a = stft_args(stft, name)
     if y is None or a["pad_mode"] != "constant" or not isinstance(a["window"], str):
         return None
     if not isinstance(sr, numbers.Real) or isinstance(sr, bool) or float(sr) != int(sr) \
