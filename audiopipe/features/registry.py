@@ -144,7 +144,7 @@ class FeatureSpec:
     dims : callable
         ``dims(params, sr, n_fft) -> int``, rows of the (base) output.
     make : callable
-        ``make(params, extractor)`` -> a :class:`~audiopipe.features.extractor.Computer`, or
+        ``make(params, extractor)`` -> a :class:`~audiopipe.features.block.Computer`, or
         a function ``block -> (dims, k) array`` for a feature computed frame by frame.
     cross_check : callable or None
         ``cross_check(params) -> problem or None`` for constraints between parameters.
@@ -211,7 +211,7 @@ def feature(
     ``params`` (the common delta parameters are added), ``doc``, ``dims`` (an int, the name
     of the parameter giving the row count, or ``dims(params, sr, n_fft)``) and the factory
     ``make(params, extractor)``, which returns a
-    :class:`~audiopipe.features.extractor.Computer` or, for a feature computed frame by
+    :class:`~audiopipe.features.block.Computer` or, for a feature computed frame by
     frame, a function ``block -> (dims, k) array``.
 
     Examples
