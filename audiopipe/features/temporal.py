@@ -38,22 +38,37 @@ def frame_crossings(seg: np.ndarray, n_frames: int, frame_length: int, hop: int,
     """Zero crossings inside frames ``seg[t*hop : t*hop + frame_length]`` (int32 counts).
 
     Only sample pairs inside ``[lo, hi)`` (the real, unpadded samples) count: this equals
-    librosa's ZCR on an edge-padded signal, whose padding never crosses zero.
+    librosa's ZCR on an edge-padded signal, whose padding never crosses zero. Frame ``t``
+    counts the pairs starting at ``t*hop .. t*hop + frame_length - 2``: when ``hop`` divides
+    ``frame_length``, summed per hop-sized chunk (``frame_length / hop`` chunks a frame, less
+    the one pair past its end), else from a cumulative sum; exact integers either way.
     """
     if threshold > 0:
         s = seg < -np.float32(threshold)  # librosa zeroes |x| <= threshold, zero counts positive
     else:
         s = np.signbit(seg)
-    c = s[..., 1:] != s[..., :-1]
+    n = s.shape[-1] - 1
+    need = (n_frames - 1) * hop + frame_length  # pairs read, with the one past the last frame
+    c = np.zeros(seg.shape[:-1] + (max(n, need),), dtype=bool)
+    np.not_equal(s[..., 1:], s[..., :-1], out=c[..., :n])
     lo = max(lo, 0)
     if lo > 0:
         c[..., :lo] = False
-    if hi - 1 < c.shape[-1]:
+    if hi - 1 < n:
         c[..., max(hi - 1, 0) :] = False
-    C = np.zeros(seg.shape[:-1] + (c.shape[-1] + 1,), dtype=np.int32)
-    np.cumsum(c, axis=-1, out=C[..., 1:])
-    starts = np.arange(n_frames) * hop
-    return C[..., starts + frame_length - 1] - C[..., starts]
+    if frame_length % hop:
+        C = np.zeros(seg.shape[:-1] + (c.shape[-1] + 1,), dtype=np.int32)
+        np.cumsum(c, axis=-1, out=C[..., 1:])
+        starts = np.arange(n_frames) * hop
+        return C[..., starts + frame_length - 1] - C[..., starts]
+    r = frame_length // hop
+    chunks = c[..., :need].reshape(seg.shape[:-1] + (n_frames - 1 + r, hop))
+    h = chunks.sum(axis=-1, dtype=np.int32)
+    out = h[..., :n_frames].copy()
+    for j in range(1, r):
+        out += h[..., j : j + n_frames]
+    out -= c[..., frame_length - 1 : need : hop]  # the pair past each frame's end
+    return out
 
 
 @feature("rms", dims=1,

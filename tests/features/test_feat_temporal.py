@@ -7,6 +7,7 @@ import pytest
 from feat_helpers import assert_rel, noise, tone
 
 import audiopipe.features as F
+from audiopipe.features.temporal import frame_crossings
 
 
 def test_rms_zcr_parity_with_librosa(librosa, clips):
@@ -80,3 +81,22 @@ def test_energy_entropy_detects_abrupt_change():
     np.testing.assert_allclose(F.energy(noise(sr), sr=sr),
                                F.rms(y=noise(sr), frame_length=400, hop_length=200,
                                      center=False) ** 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("L,hop", [(2048, 512), (800, 400), (1000, 300), (64, 64), (7, 3)])
+def test_frame_crossings_equals_counting_each_frame(L, hop):
+    """The chunked / cumulative counts equal counting sign changes frame by frame."""
+    rng = np.random.default_rng(L + hop)
+    for n_frames, lo, hi, thr in [(1, 0, 10**9, 0.0), (9, 5, 10**9, 0.0), (20, 0, 3 * L, 0.1),
+                                  (33, L // 2, L * 5, 1e-10)]:
+        seg = rng.standard_normal((2, (n_frames - 1) * hop + L + int(rng.integers(0, 3))))
+        seg[:, ::7] = 0.0
+        seg = seg.astype(np.float32)
+        got = frame_crossings(seg, n_frames, L, hop, thr, lo, hi)
+        s = seg < -np.float32(thr) if thr > 0 else np.signbit(seg)
+        want = np.zeros((2, n_frames), np.int64)
+        for t in range(n_frames):
+            for i in range(t * hop, t * hop + L - 1):  # pairs (i, i + 1) inside the frame
+                if lo <= i and i + 1 < hi:
+                    want[:, t] += s[:, i] != s[:, i + 1]
+        np.testing.assert_array_equal(got, want)
