@@ -68,8 +68,9 @@ class Computer:
 class Scratch:
     """Scratch buffers one pass over a clip reuses from block to block.
 
-    Made per call / stream (never shared between passes or threads); ``k_max`` frames per
-    block. Fresh arrays per block would cost more in page faults than the arithmetic.
+    One pass at a time uses one (the extractor pools them: a pass takes one and gives it
+    back at its end), so passes in other threads never see it; ``k_max`` frames per block.
+    Fresh arrays per block or per call would cost more in page faults than the arithmetic.
     """
 
     def __init__(self, n_fft: int, k_max: int) -> None:

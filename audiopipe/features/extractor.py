@@ -16,11 +16,12 @@ makes a first pass over the clip that computes only these constants, then the no
 or a zero-argument callable returning a fresh iterator) and raises otherwise. The pipeline's
 default recipe uses only frame-local definitions, so it streams in a single pass.
 
-Threads: an Extractor is immutable after construction. The scratch memory a pass reuses
-from block to block (windowed frames, FFT output, spectra) belongs to that pass (a
-:class:`Scratch` made by each call or stream), and per-clip state lives in the pass too, so
-one Extractor (such as the one the functional API caches per recipe) may be called and
-streamed from many threads at once.
+Threads: an Extractor does not change after construction, except for a pool of scratch
+memory. The scratch a pass reuses from block to block (windowed frames, FFT output,
+spectra: a :class:`~audiopipe.features.block.Scratch`) belongs to that pass while it runs
+(taken from the pool, or new when every pooled one is in use, and given back at its end),
+and per-clip state lives in the pass too, so one Extractor (such as the one the functional
+API caches per recipe) may be called and streamed from many threads at once.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Extractor:
         self.freq = fft_frequencies(sr=self.sr, n_fft=self.n_fft)
         self.freq.setflags(write=False)
         self._banks: dict[Any, tuple[Any, float]] = {}
+        self._scratch_pool: list[Scratch] = []  # returned by finished passes (list ops are atomic)
         self.computers: list[tuple[str, Computer]] = []
         self.names: list[str] = []
         self.dims: dict[str, int] = {}
@@ -137,33 +139,53 @@ class Extractor:
         return n_frames_for(n_samples, self.n_fft, self.hop_length, self.center)
 
     def _blocks(self, chunks: Iterable[np.ndarray]) -> Iterator[Block]:
-        """Blocks of frames from consecutive 1-D chunks, holding only what frames need."""
+        """Blocks of frames of a whole clip (an array) or of consecutive 1-D chunks.
+
+        The pass borrows a :class:`~audiopipe.features.block.Scratch` from the extractor's
+        pool for its blocks and returns it when done (or closed), so concurrent passes
+        never share one and a steady stream of calls allocates none.
+        """
+        try:
+            scratch = self._scratch_pool.pop()
+        except IndexError:
+            scratch = Scratch(self.n_fft, BLOCK_FRAMES)
+        try:
+            if isinstance(chunks, np.ndarray):
+                yield from self._clip_blocks(chunks, scratch)
+            else:
+                yield from self._stream_blocks(chunks, scratch)
+        finally:
+            self._scratch_pool.append(scratch)
+
+    def _clip_blocks(self, y: np.ndarray, scratch: Scratch) -> Iterator[Block]:
+        """A whole clip: padded once, no buffering; blocks inside the clip are views of it,
+        only the edge blocks get a padded copy."""
         n_fft, hop = self.n_fft, self.hop_length
         pad = n_fft // 2 if self.center else 0
-        if isinstance(chunks, np.ndarray):  # a whole clip: pad once, no buffering
-            y = chunks
-            if not self.center and len(y) < n_fft:
-                raise ValueError(
-                    f"clip of {len(y)} samples is shorter than n_fft={n_fft} with center=false"
-                )
-            # blocks inside the clip are views of it; only the edge blocks get a padded copy
-            T = self.n_frames(len(y))
-            n = len(y)
-            scratch = Scratch(n_fft, min(BLOCK_FRAMES, T))
-            for t in range(0, T, BLOCK_FRAMES):
-                k = min(BLOCK_FRAMES, T - t)
-                s = t * hop  # in padded coordinates
-                e = s + (k - 1) * hop + n_fft
-                if s >= pad and e <= pad + n:
-                    seg = y[s - pad : e - pad]
-                else:
-                    seg = np.zeros(e - s, np.float32)
-                    a, b = max(s, pad), min(e, pad + n)
-                    if b > a:
-                        seg[a - s : b - s] = y[a - pad : b - pad]
-                yield Block(self, scratch, seg, t, k, pad - s, pad + n - s)
-            return
-        scratch = Scratch(n_fft, BLOCK_FRAMES)
+        if not self.center and len(y) < n_fft:
+            raise ValueError(
+                f"clip of {len(y)} samples is shorter than n_fft={n_fft} with center=false"
+            )
+        T = self.n_frames(len(y))
+        n = len(y)
+        for t in range(0, T, BLOCK_FRAMES):
+            k = min(BLOCK_FRAMES, T - t)
+            s = t * hop  # in padded coordinates
+            e = s + (k - 1) * hop + n_fft
+            if s >= pad and e <= pad + n:
+                seg = y[s - pad : e - pad]
+            else:
+                seg = np.zeros(e - s, np.float32)
+                a, b = max(s, pad), min(e, pad + n)
+                if b > a:
+                    seg[a - s : b - s] = y[a - pad : b - pad]
+            yield Block(self, scratch, seg, t, k, pad - s, pad + n - s)
+
+    def _stream_blocks(self, chunks: Iterable[np.ndarray], scratch: Scratch
+                       ) -> Iterator[Block]:
+        """Consecutive 1-D chunks of any lengths, holding only what the next frames need."""
+        n_fft, hop = self.n_fft, self.hop_length
+        pad = n_fft // 2 if self.center else 0
         buf = np.zeros(pad, dtype=np.float32)
         off = 0  # padded-signal index of buf[0]
         n_real = 0

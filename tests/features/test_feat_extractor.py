@@ -154,3 +154,20 @@ def test_stream_memory_is_bounded_by_blocks():
         frames += part["mfcc"].shape[1]
         assert part["mfcc"].shape[1] <= BLOCK_FRAMES + 30  # one block (+ held-back frames)
     assert frames == 1 + 1200 * 11025 // 512
+
+
+def test_interleaved_passes_do_not_share_scratch_and_scratch_is_reused():
+    """Two streams of one Extractor advanced in turn (one thread) each get their own scratch
+    memory and the same numbers as alone; finished passes give their scratch back."""
+    ex = F.Extractor(F.DEFAULT_RECIPE, sr=22050)
+    a, b = noise(22050 * 14, seed=1), noise(22050 * 14, seed=2, amp=0.05)
+    alone = [list(ex.stream(_split(y, 5, 0))) for y in (a, b)]
+    pairs = list(zip(ex.stream(_split(a, 5, 0)), ex.stream(_split(b, 5, 0)), strict=True))
+    for i, parts in enumerate(zip(*pairs, strict=True)):
+        for k in ex.names:
+            np.testing.assert_array_equal(np.concatenate([p[k] for p in parts], axis=-1),
+                                          np.concatenate([p[k] for p in alone[i]], axis=-1))
+    assert len(ex._scratch_pool) == 2  # two passes ran at once, both gave theirs back
+    for _ in range(3):
+        ex(a)
+    assert len(ex._scratch_pool) == 2  # later calls reuse them
