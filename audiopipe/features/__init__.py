@@ -1,10 +1,19 @@
 """audiopipe.features: pure numpy/scipy audio features, librosa-compatible names.
 
-Functional API (``audiopipe.features.mfcc(y, sr)``, ``stft``, ``istft``, ...) and the
-recipe machinery the pipeline uses: :data:`FEATURES`, :func:`check_recipe`,
-:func:`recipe_hash`, :data:`DEFAULT_RECIPE` and :class:`Extractor` (all features of a recipe
-from one shared STFT, whole clips or streamed blocks). No I/O, no librosa import; float32
-outputs in librosa's ``(..., n_dims, n_frames)`` layout.
+Functional API (``audiopipe.features.mfcc(y=y, sr=sr)``, ``stft``, ``istft``, ...; keyword
+arguments as librosa's) and the recipe machinery the pipeline uses: :data:`FEATURES`,
+:func:`check_recipe`, :func:`recipe_hash`, :data:`DEFAULT_RECIPE` and :class:`Extractor` (all
+features of a recipe from one shared STFT, whole clips or streamed blocks). No I/O, no
+librosa import; float32 outputs in librosa's ``(..., n_dims, n_frames)`` layout. Every
+public function, and one Extractor, may be called from many threads at once.
+
+Layout: each feature's module holds its function, its block kernels and its recipe
+declaration (:func:`~audiopipe.features.registry.feature`): ``mel`` (melspectrogram, mfcc),
+``spectral`` (spectrogram and shape), ``contrast``, ``paa`` (pyAudioAnalysis' entropy and
+flux), ``temporal``, ``chroma``, ``rhythm`` (onset strength, tempogram), ``speech`` (the
+speech front end, gfcc, bfcc), ``lpc``, ``pncc``, ``cepstral`` (real cepstrum). They build
+on ``frontend`` (the one spectrogram front end: ``y`` or ``S``), ``extractor``, ``registry``,
+``filters``, ``db``, ``deltas`` and ``_core``.
 
 Examples
 --------
@@ -15,19 +24,11 @@ Examples
 ['melspectrogram', 'mfcc', 'mfcc_delta']
 """
 
-from . import specs as _specs  # noqa: F401  (registers the recipe features)
-from ._core import (
-    amplitude_to_db,
-    as_audio,
-    db_to_power,
-    fft_frequencies,
-    frame,
-    get_window,
-    istft,
-    power_to_db,
-    stft,
-)
-from .cepstral import bfcc, gfcc, lpc, lpcc, mfcc, pncc, real_cepstrum
+from ._core import as_audio, fft_frequencies, frame, get_window, istft, stft
+from .cepstral import real_cepstrum
+from .chroma import chroma_stft, estimate_tuning, piptrack
+from .contrast import spectral_contrast
+from .db import amplitude_to_db, db_to_power, power_to_db
 from .deltas import delta
 from .extractor import Extractor
 from .filters import (
@@ -40,20 +41,21 @@ from .filters import (
     mel_frequencies,
     mel_to_hz,
 )
-from .musical import chroma_stft, estimate_tuning, onset_strength, piptrack, tempogram
+from .lpc import lpc, lpcc
+from .mel import melspectrogram, mfcc
+from .paa import spectral_entropy, spectral_flux
+from .pncc import pncc
 from .registry import DEFAULT_RECIPE, FEATURES, FEATURES_VERSION, check_recipe, recipe_hash
+from .rhythm import onset_strength, tempogram
 from .spectral import (
-    melspectrogram,
     spectral_bandwidth,
     spectral_centroid,
-    spectral_contrast,
-    spectral_entropy,
     spectral_flatness,
-    spectral_flux,
     spectral_rolloff,
     spectrogram,
     spectrum,
 )
+from .speech import bfcc, gfcc
 from .temporal import energy, energy_entropy, rms, zero_crossing_rate
 
 __all__ = [

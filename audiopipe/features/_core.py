@@ -1,8 +1,9 @@
-"""Input checking, windows, framing, STFT / inverse STFT and dB conversion.
+"""Input checking, windows, framing, STFT / inverse STFT and frame normalisation.
 
 Everything here follows librosa 0.11 (``librosa.stft``, ``librosa.istft``,
-``librosa.util.frame``, ``librosa.power_to_db``) so that results can be checked against it;
-the differences are listed in each docstring. All outputs are float32 / complex64.
+``librosa.util.frame``, ``librosa.util.normalize``) so that results can be checked against
+it; the differences are listed in each docstring. All outputs are float32 / complex64.
+dB conversions are in :mod:`audiopipe.features.db`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ __all__ = [
     "n_frames_for",
     "stft",
     "istft",
-    "power_to_db",
-    "amplitude_to_db",
-    "db_to_power",
     "fft_frequencies",
+    "normalize_frames",
+    "keywords",
     "WindowSpec",
 ]
 
@@ -141,7 +141,7 @@ def get_window(window: WindowSpec, win_length: int) -> np.ndarray:
     return w
 
 
-def pad_center(data: np.ndarray, size: int) -> np.ndarray:
+def pad_center(data: np.ndarray, *, size: int) -> np.ndarray:
     """Zero-pad a 1-D array on both sides to ``size`` (as ``librosa.util.pad_center``)."""
     n = data.shape[-1]
     lpad = (size - n) // 2
@@ -150,7 +150,7 @@ def pad_center(data: np.ndarray, size: int) -> np.ndarray:
     return np.pad(data, (lpad, size - n - lpad))
 
 
-def frame(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+def frame(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
     """Frame a signal without copying, librosa layout ``(..., frame_length, n_frames)``.
 
     Same as ``librosa.util.frame(y, frame_length=..., hop_length=..., axis=-1)``: frames start
@@ -158,7 +158,7 @@ def frame(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
 
     Examples
     --------
-    >>> frame(np.arange(6.0), 4, 2)
+    >>> frame(np.arange(6.0), frame_length=4, hop_length=2)
     array([[0., 2.],
            [1., 3.],
            [2., 4.],
@@ -217,11 +217,27 @@ def fft_window(window: WindowSpec, n_fft: int, win_length: int | None) -> np.nda
     win_length = n_fft if win_length is None else _check_positive_int("win_length", win_length)
     if win_length > n_fft:
         raise ValueError(f"win_length={win_length} must be <= n_fft={n_fft}")
-    return pad_center(get_window(window, win_length), n_fft)
+    return pad_center(get_window(window, win_length), size=n_fft)
+
+
+def stft_input(y: Any, n_fft: int, hop_length: int | None, win_length: int | None,
+               window: WindowSpec, center: bool, pad_mode: str
+               ) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """What every STFT starts from: ``(padded float32 signal, float32 window padded to
+    n_fft, n_fft, hop_length)``, checked, with librosa's defaults (``win_length = n_fft``,
+    ``hop_length = win_length // 4``)."""
+    y = as_audio(y)
+    n_fft = _check_positive_int("n_fft", n_fft)
+    win_length = n_fft if win_length is None else win_length
+    hop_length = win_length // 4 if hop_length is None else hop_length
+    hop_length = _check_positive_int("hop_length", hop_length)
+    win = fft_window(window, n_fft, win_length).astype(np.float32)
+    return pad_signal(y, n_fft, center, pad_mode), win, n_fft, hop_length
 
 
 def stft(
     y: np.ndarray,
+    *,
     n_fft: int = 2048,
     hop_length: int | None = None,
     win_length: int | None = None,
@@ -256,13 +272,8 @@ def stft(
     >>> D.shape, D.dtype
     ((1025, 44), dtype('complex64'))
     """
-    y = as_audio(y)
-    n_fft = _check_positive_int("n_fft", n_fft)
-    win_length = n_fft if win_length is None else win_length
-    hop_length = win_length // 4 if hop_length is None else hop_length
-    hop_length = _check_positive_int("hop_length", hop_length)
-    win = fft_window(window, n_fft, win_length).astype(np.float32)
-    yp = pad_signal(y, n_fft, center, pad_mode)
+    yp, win, n_fft, hop_length = stft_input(y, n_fft, hop_length, win_length, window, center,
+                                            pad_mode)
     rows = _frame_rows(yp, n_fft, hop_length)  # (..., T, n_fft)
     out = np.empty(rows.shape[:-1] + (n_fft // 2 + 1,), dtype=np.complex64)
     T = rows.shape[-2]
@@ -276,6 +287,7 @@ def stft(
 
 def istft(
     stft_matrix: np.ndarray,
+    *,
     hop_length: int | None = None,
     win_length: int | None = None,
     n_fft: int | None = None,
@@ -334,7 +346,7 @@ def istft(
     ybuf = ybuf[..., :total]
     # window sum-square envelope, computed once for a single channel (float32 like librosa)
     wss = np.zeros(total + n_fft, dtype=np.float32)
-    wsq = (pad_center(get_window(window, win_length) ** 2, n_fft)).astype(np.float32)
+    wsq = pad_center(get_window(window, win_length) ** 2, size=n_fft).astype(np.float32)
     _overlap_add(wss, np.broadcast_to(wsq, (n_frames, n_fft)), hop_length)
     wss = wss[:total]
     start = n_fft // 2 if center else 0
@@ -365,7 +377,7 @@ def _overlap_add(y: np.ndarray, frames: np.ndarray, hop: int) -> None:
         view += frames[..., :, j : j + L]
 
 
-def fft_frequencies(sr: float = 22050, n_fft: int = 2048) -> np.ndarray:
+def fft_frequencies(*, sr: float = 22050, n_fft: int = 2048) -> np.ndarray:
     """Centre frequencies of the rfft bins, ``linspace(0, sr/2, 1 + n_fft//2)`` (float64).
 
     Examples
@@ -376,65 +388,39 @@ def fft_frequencies(sr: float = 22050, n_fft: int = 2048) -> np.ndarray:
     return np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
 
 
-def power_to_db(
-    S: np.ndarray,
-    ref: float | Callable[[np.ndarray], Any] = 1.0,
-    amin: float = 1e-10,
-    top_db: float | None = 80.0,
-) -> np.ndarray:
-    """Power to decibels, ``10 log10(max(amin, S) / ref)``, as ``librosa.power_to_db``.
-
-    With ``top_db`` the result is clipped at ``max - top_db`` where the maximum is taken over
-    the *whole* array (librosa's definition; so the value of a frame depends on the rest of
-    the clip). Use ``top_db=None`` for a frame-local definition. ``amin`` floors silence
-    (``-100 dB`` by default), so the output is always finite.
+def normalize_frames(X: np.ndarray, norm: float | None) -> np.ndarray:
+    """``librosa.util.normalize(X, norm, axis=-2)``: columns with norm < tiny are left as is.
 
     Examples
     --------
-    >>> np.round(power_to_db(np.array([1.0, 1e-3, 0.0]), top_db=None), 3)
-    array([   0.,  -30., -100.], dtype=float32)
+    >>> normalize_frames(np.array([[3.0, 0.0], [4.0, 0.0]]), 2)
+    array([[0.6, 0. ],
+           [0.8, 0. ]])
     """
-    if amin <= 0:
-        raise ValueError(f"amin: must be > 0, got {amin}")
-    S = np.asarray(S)
-    if np.iscomplexobj(S):
-        S = np.abs(S)
-    S = S.astype(np.float32, copy=False)
-    ref_value = ref(S) if callable(ref) else abs(ref)
-    log_spec = np.log10(np.maximum(S, np.float32(amin)))
-    log_spec *= np.float32(10.0)
-    log_spec -= np.float32(10.0 * np.log10(max(amin, float(ref_value))))
-    if top_db is not None:
-        if top_db < 0:
-            raise ValueError(f"top_db: must be >= 0, got {top_db}")
-        np.maximum(log_spec, log_spec.max() - np.float32(top_db), out=log_spec)
-    return log_spec
+    if norm is None:
+        return X
+    if norm == np.inf:
+        n = np.abs(X).max(axis=-2, keepdims=True)
+    elif norm == 1:
+        n = np.abs(X).sum(axis=-2, keepdims=True)
+    else:
+        n = (np.abs(X) ** norm).sum(axis=-2, keepdims=True) ** (1.0 / norm)
+    n = np.where(n < np.finfo(X.dtype).tiny, 1.0, n).astype(X.dtype)
+    return X / n
 
 
-def amplitude_to_db(
-    S: np.ndarray,
-    ref: float | Callable[[np.ndarray], Any] = 1.0,
-    amin: float = 1e-5,
-    top_db: float | None = 80.0,
-) -> np.ndarray:
-    """Amplitude to decibels, ``power_to_db(S**2, ref**2, amin**2, top_db)`` as librosa.
+def keywords(given: dict[str, Any], defaults: dict[str, Any], func: str, what: str
+             ) -> dict[str, Any]:
+    """``defaults`` updated with ``given`` (a function's ``**kwargs`` for a front end);
+    a name not in ``defaults`` raises ``TypeError`` naming ``func`` and the accepted names.
 
     Examples
     --------
-    >>> np.round(amplitude_to_db(np.array([1.0, 0.1, 0.0]), top_db=None), 3)
-    array([   0.,  -20., -100.], dtype=float32)
+    >>> keywords({"n_fft": 512}, {"n_fft": 2048, "center": True}, "f", "STFT")
+    {'n_fft': 512, 'center': True}
     """
-    S = np.abs(np.asarray(S)).astype(np.float32, copy=False)
-    ref_value = ref(S) if callable(ref) else abs(ref)
-    return power_to_db(np.square(S), ref=ref_value**2, amin=amin**2, top_db=top_db)
-
-
-def db_to_power(S_db: np.ndarray, ref: float = 1.0) -> np.ndarray:
-    """Inverse of :func:`power_to_db` (without clipping): ``ref * 10 ** (S_db / 10)``.
-
-    Examples
-    --------
-    >>> np.round(db_to_power(np.array([0.0, -30.0])), 6)
-    array([1.   , 0.001], dtype=float32)
-    """
-    return (ref * np.power(np.float32(10.0), np.asarray(S_db, np.float32) * 0.1)).astype(np.float32)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise TypeError(f"{func}() got unexpected keyword argument(s) {unknown}; the {what} "
+                        f"keywords are {list(defaults)}")
+    return {**defaults, **given}

@@ -31,7 +31,10 @@ def _savgol_ops(width: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     for k in range(order, order + 1):
         D[:, k] = factorial(k) / factorial(k - order) * t ** (k - order)
     E = D @ pinv  # (width, width): row i = derivative at position i of the fit over the window
-    return (E[h].astype(np.float32), E[:h].astype(np.float32), E[width - h :].astype(np.float32))
+    ops = (E[h].astype(np.float32), E[:h].astype(np.float32), E[width - h :].astype(np.float32))
+    for op in ops:  # cached and shared between threads: read-only
+        op.setflags(write=False)
+    return ops
 
 
 def _check(width: int, order: int) -> None:
@@ -83,7 +86,7 @@ def _segment(x: np.ndarray, x0: int, t0: int, t1: int, T: int | None, width: int
     return np.concatenate(parts, axis=-1).astype(np.float32, copy=False)
 
 
-def delta(data: np.ndarray, width: int = 9, order: int = 1, axis: int = -1) -> np.ndarray:
+def delta(data: np.ndarray, *, width: int = 9, order: int = 1, axis: int = -1) -> np.ndarray:
     """Delta (``order=1``) or delta-delta (``order=2``) of ``data`` along ``axis``, float32.
 
     Reference: ``librosa.feature.delta(data, width=9, order=1, mode="interp")`` (a
@@ -150,7 +153,7 @@ class DeltaStream:
             raise ValueError("DeltaStream.flush: no frames were pushed")
         T = self.x0 + self.buf.shape[-1]
         if T < self.width:  # short clip: everything is still buffered (x0 == 0)
-            out = delta(self.buf, self.width, self.order)[..., self.next :]
+            out = delta(self.buf, width=self.width, order=self.order)[..., self.next :]
         else:
             out = _segment(self.buf, self.x0, self.next, T, T, self.width, self.order)
         self.next = T

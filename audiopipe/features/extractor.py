@@ -1,10 +1,12 @@
 """The recipe extractor: every feature of a recipe from one shared STFT per clip.
 
-Frames are processed in blocks of :data:`BLOCK_FRAMES` (window → rfft → power → filter
-banks → features), so the working set stays in cache and nothing is transposed or copied as
-a whole. Each feature is a *computer* (built once per :class:`Extractor`): ``step(block,
-state, g)`` returns that block's outputs from the shared block and a per-clip ``state``;
-anything needing frames *ahead* (deltas, tempogram) is a stream filter applied after.
+Frames are processed in blocks of :data:`~audiopipe.features.block.BLOCK_FRAMES` (window →
+rfft → power → filter banks → features), so the working set stays in cache and nothing is
+transposed or copied as a whole. Each feature is a *computer*
+(:class:`~audiopipe.features.block.Computer`, built once per :class:`Extractor` by the
+feature's registered factory): ``step(block, state, g)`` returns that block's outputs from
+the shared :class:`~audiopipe.features.block.Block` and a per-clip ``state``; anything
+needing frames *ahead* (deltas, tempogram) is a stream filter applied after.
 
 Whole-clip constants (``g``): a few librosa definitions depend on the whole clip
 (``power_to_db(top_db=80)`` clips at the clip's maximum; ``chroma_stft(tuning=None)``
@@ -13,133 +15,29 @@ makes a first pass over the clip that computes only these constants, then the no
 ``ex(y)`` does that transparently; ``ex.stream`` needs to read the blocks twice (pass a list
 or a zero-argument callable returning a fresh iterator) and raises otherwise. The pipeline's
 default recipe uses only frame-local definitions, so it streams in a single pass.
+
+Threads: an Extractor does not change after construction, except for a pool of scratch
+memory. The scratch a pass reuses from block to block (windowed frames, FFT output,
+spectra: a :class:`~audiopipe.features.block.Scratch`) belongs to that pass while it runs
+(taken from the pool, or new when every pooled one is in use, and given back at its end),
+and per-clip state lives in the pass too, so one Extractor (such as the one the functional
+API caches per recipe) may be called and streamed from many threads at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from ._core import as_audio, fft_frequencies, fft_window, n_frames_for, rfft_rows_into
+from ._core import as_audio, fft_frequencies, fft_window, n_frames_for
+from .block import BLOCK_FRAMES, Block, Computer, Scratch
 from .deltas import DeltaStream, delta
+from .filters import apply_banded, banded_plan
 from .registry import FEATURES, check_recipe
 
-__all__ = ["Extractor", "Computer", "Block"]
-
-BLOCK_FRAMES = 256
-
-
-@dataclass
-class Computer:
-    """How one recipe feature is computed (built per Extractor).
-
-    ``outputs``: name -> n_dims of the *base* outputs (deltas are added by the extractor).
-    ``step(block, state, g) -> {name: (n_dims, k) float32}``: causal, per block.
-    ``needs``: whole-clip constants this feature wants (keys understood by the extractor).
-    ``lookahead``: optional factory ``() -> filter`` with ``push(dict)->dict`` and
-    ``flush()->dict`` applied to the step outputs (for features needing future frames).
-    """
-
-    outputs: dict[str, int]
-    step: Callable[[Block, dict, dict], dict[str, np.ndarray]]
-    needs: tuple = ()
-    lookahead: Callable[[], Any] | None = None
-    deltas: int = 0
-    delta_width: int = 9
-    delta_of: str | None = None  # which output gets deltas (default: the first)
-    step_names: tuple = ()  # names ``step`` returns when they differ from ``outputs``
-    #: whole-clip mode without a first pass: ``step(b, st, None)`` returns intermediates and
-    #: ``finish(whole_clip_intermediates) -> outputs`` derives the constants from them
-    finish: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.step_names:
-            self.step_names = tuple(self.outputs)
-
-
-class Block:
-    """One block of consecutive frames of one clip, with the shared STFT products cached.
-
-    ``seg`` holds the padded signal from the block's first frame start; real (unpadded)
-    samples are ``seg[lo:hi]``. Spectra are laid out (freq, frames).
-    """
-
-    def __init__(self, ex: Extractor, seg: np.ndarray, t0: int, k: int, lo: int, hi: int):
-        self.ex, self.seg, self.t0, self.k, self.lo, self.hi = ex, seg, t0, k, lo, hi
-        self._cache: dict[Any, np.ndarray] = {}
-
-    @cached_property
-    def rows(self) -> np.ndarray:
-        """(k, n_fft) strided view of the frames."""
-        ex = self.ex
-        st = self.seg.strides[-1]
-        return np.lib.stride_tricks.as_strided(
-            self.seg, shape=(self.k, ex.n_fft), strides=(ex.hop_length * st, st), writeable=False
-        )
-
-    @cached_property
-    def spectrum(self) -> np.ndarray:
-        """Complex STFT of the block, (k, 1 + n_fft//2) complex64 (frame-major)."""
-        buf = self.ex._window_buffer(self.k)
-        np.multiply(self.rows, self.ex.window, out=buf)
-        return rfft_rows_into(buf, self.ex._xbuf[: self.k])  # scratch, like mag_fm
-
-    @cached_property
-    def mag_fm(self) -> np.ndarray:
-        """|X| frame-major, (k, freq) float32 C-contiguous.
-
-        Lives in the extractor's scratch memory, overwritten by the next block: a feature
-        that returns or keeps it must copy it (fresh 1 MB arrays per block cost more in page
-        faults than the arithmetic). ``sqrt`` of the power when that was computed first,
-        else ``abs`` (hypot): equal to within one float32 rounding.
-        """
-        out = self.ex._scratch("mag", self.k)
-        if "power_fm" in self.__dict__:
-            return np.sqrt(self.power_fm, out=out)
-        return np.abs(self.spectrum, out=out)
-
-    @cached_property
-    def power_fm(self) -> np.ndarray:
-        """|X|^2 frame-major; scratch.
-
-        ``re² + im²`` (1.6x faster than librosa's ``abs(X)**2``, which goes through hypot;
-        the two agree to within two float32 roundings), or the square of the magnitude when
-        that was computed first.
-        """
-        out = self.ex._scratch("power", self.k)
-        if "mag_fm" in self.__dict__:
-            return np.square(self.mag_fm, out=out)
-        X = self.spectrum
-        tmp = self.ex._scratch("tmp", self.k)
-        np.square(X.real, out=out)
-        np.square(X.imag, out=tmp)
-        return np.add(out, tmp, out=out)
-
-    @property
-    def mag(self) -> np.ndarray:
-        """|X| as a (freq, k) view (transposed; reductions over freq stay contiguous)."""
-        return self.mag_fm.T
-
-    @property
-    def power(self) -> np.ndarray:
-        """|X|^2 as a (freq, k) view."""
-        return self.power_fm.T
-
-    def get(self, key: Any, fn: Callable[[], np.ndarray]) -> np.ndarray:
-        """Per-block cache for products shared by several features (e.g. a mel spectrum)."""
-        v = self._cache.get(key)
-        if v is None:
-            v = self._cache[key] = fn()
-        return v
-
-    def mel(self, bank_key: Any) -> np.ndarray:
-        """Filter-bank spectrum ``bank @ |X|^power`` (n_filters, k) for a registered bank."""
-        return self.get(("bank", bank_key), lambda: self.ex._apply_bank(bank_key, self))
-
+__all__ = ["Extractor"]
 
 class Extractor:
     """Compute a feature recipe for clips at sample rate ``sr`` from one shared STFT.
@@ -179,19 +77,25 @@ class Extractor:
         self.window = fft_window(
             tuple(w) if isinstance(w, list) else w, self.n_fft, self.win_length
         ).astype(np.float32)
-        self.freq = fft_frequencies(self.sr, self.n_fft)
-        self._wbuf = np.empty((BLOCK_FRAMES, self.n_fft), np.float32)
-        self._scr: dict[str, np.ndarray] = {}
-        self._xbuf = np.empty((BLOCK_FRAMES, self.n_fft // 2 + 1), np.complex64)
+        self.freq = fft_frequencies(sr=self.sr, n_fft=self.n_fft)
+        self.freq.setflags(write=False)
         self._banks: dict[Any, tuple[Any, float]] = {}
+        self._scratch_pool: list[Scratch] = []  # returned by finished passes (list ops are atomic)
         self.computers: list[tuple[str, Computer]] = []
         self.names: list[str] = []
         self.dims: dict[str, int] = {}
         for name, params in r["compute"].items():
+            spec = FEATURES[name]
             try:
-                comp = FEATURES[name].make(params, self)
+                comp = spec.make(params, self)
             except ValueError as e:
                 raise ValueError(f"features.compute.{name}: {e}") from None
+            if not isinstance(comp, Computer):
+                comp = Computer.frames(name, comp)
+            if comp.outputs is None:
+                comp.outputs = {name: spec.n_dims(params, self.sr, self.n_fft)}
+            if not comp.step_names:
+                comp.step_names = tuple(comp.outputs)
             comp.deltas, comp.delta_width = params.get("deltas", 0), params.get("delta_width", 9)
             self.computers.append((name, comp))
             for out_name, d in comp.outputs.items():
@@ -204,31 +108,22 @@ class Extractor:
                 self.dims[dn] = comp.outputs[base]
         self.needs = sorted({n for _, c in self.computers for n in c.needs}, key=repr)
 
-    def _scratch(self, name: str, k: int) -> np.ndarray:
-        """Reusable (k, 1 + n_fft//2) float32 buffer for one per-block spectrum product."""
-        buf = self._scr.get(name)
-        if buf is None:
-            buf = self._scr[name] = np.empty((BLOCK_FRAMES, self.n_fft // 2 + 1), np.float32)
-        return buf[:k]
-
-    def _window_buffer(self, k: int) -> np.ndarray:
-        """Reusable (k, n_fft) scratch for windowed frames (the FFT output is a new array)."""
-        return self._wbuf[:k]
-
     # ------------------------------------------------------------------ banks
     def register_bank(self, key: Any, bank: np.ndarray, power: float = 2.0) -> Any:
         """Register a (n_filters, freq) bank applied to ``|X|^power``; returns ``key``.
 
-        The bank is stored as a banded plan: groups of consecutive filters with the bin range
-        they cover, each a small dense ``(bins, filters)`` matrix multiplied with the
-        frame-major block (a mel bank has ~2% non-zeros; this does ~7% of the dense work
-        without a sparse format or a transpose of the spectrum).
+        For the computers' factories (while the Extractor is built); registering a key
+        again keeps the first bank. The bank is stored as a banded plan
+        (:func:`~audiopipe.features.filters.banded_plan`): groups of consecutive filters
+        with the bin range they cover, each a small dense ``(bins, filters)`` matrix
+        multiplied with the frame-major block.
         """
         if key not in self._banks:
             self._banks[key] = (banded_plan(np.asarray(bank, np.float32)), float(power))
         return key
 
-    def _apply_bank(self, key: Any, block: Block) -> np.ndarray:
+    def apply_bank(self, key: Any, block: Block) -> np.ndarray:
+        """``bank @ |X|^power`` of a block for the registered bank ``key``, (k, n_filters)."""
         plan, power = self._banks[key]
         if power == 2.0:
             S = block.power_fm
@@ -244,31 +139,53 @@ class Extractor:
         return n_frames_for(n_samples, self.n_fft, self.hop_length, self.center)
 
     def _blocks(self, chunks: Iterable[np.ndarray]) -> Iterator[Block]:
-        """Blocks of frames from consecutive 1-D chunks, holding only what frames need."""
+        """Blocks of frames of a whole clip (an array) or of consecutive 1-D chunks.
+
+        The pass borrows a :class:`~audiopipe.features.block.Scratch` from the extractor's
+        pool for its blocks and returns it when done (or closed), so concurrent passes
+        never share one and a steady stream of calls allocates none.
+        """
+        try:
+            scratch = self._scratch_pool.pop()
+        except IndexError:
+            scratch = Scratch(self.n_fft, BLOCK_FRAMES)
+        try:
+            if isinstance(chunks, np.ndarray):
+                yield from self._clip_blocks(chunks, scratch)
+            else:
+                yield from self._stream_blocks(chunks, scratch)
+        finally:
+            self._scratch_pool.append(scratch)
+
+    def _clip_blocks(self, y: np.ndarray, scratch: Scratch) -> Iterator[Block]:
+        """A whole clip: padded once, no buffering; blocks inside the clip are views of it,
+        only the edge blocks get a padded copy."""
         n_fft, hop = self.n_fft, self.hop_length
         pad = n_fft // 2 if self.center else 0
-        if isinstance(chunks, np.ndarray):  # a whole clip: pad once, no buffering
-            y = chunks
-            if not self.center and len(y) < n_fft:
-                raise ValueError(
-                    f"clip of {len(y)} samples is shorter than n_fft={n_fft} with center=false"
-                )
-            # blocks inside the clip are views of it; only the edge blocks get a padded copy
-            T = self.n_frames(len(y))
-            n = len(y)
-            for t in range(0, T, BLOCK_FRAMES):
-                k = min(BLOCK_FRAMES, T - t)
-                s = t * hop  # in padded coordinates
-                e = s + (k - 1) * hop + n_fft
-                if s >= pad and e <= pad + n:
-                    seg = y[s - pad : e - pad]
-                else:
-                    seg = np.zeros(e - s, np.float32)
-                    a, b = max(s, pad), min(e, pad + n)
-                    if b > a:
-                        seg[a - s : b - s] = y[a - pad : b - pad]
-                yield Block(self, seg, t, k, pad - s, pad + n - s)
-            return
+        if not self.center and len(y) < n_fft:
+            raise ValueError(
+                f"clip of {len(y)} samples is shorter than n_fft={n_fft} with center=false"
+            )
+        T = self.n_frames(len(y))
+        n = len(y)
+        for t in range(0, T, BLOCK_FRAMES):
+            k = min(BLOCK_FRAMES, T - t)
+            s = t * hop  # in padded coordinates
+            e = s + (k - 1) * hop + n_fft
+            if s >= pad and e <= pad + n:
+                seg = y[s - pad : e - pad]
+            else:
+                seg = np.zeros(e - s, np.float32)
+                a, b = max(s, pad), min(e, pad + n)
+                if b > a:
+                    seg[a - s : b - s] = y[a - pad : b - pad]
+            yield Block(self, scratch, seg, t, k, pad - s, pad + n - s)
+
+    def _stream_blocks(self, chunks: Iterable[np.ndarray], scratch: Scratch
+                       ) -> Iterator[Block]:
+        """Consecutive 1-D chunks of any lengths, holding only what the next frames need."""
+        n_fft, hop = self.n_fft, self.hop_length
+        pad = n_fft // 2 if self.center else 0
         buf = np.zeros(pad, dtype=np.float32)
         off = 0  # padded-signal index of buf[0]
         n_real = 0
@@ -285,7 +202,7 @@ class Extractor:
             avail = (end - n_fft) // hop + 1 if end >= n_fft else 0
             while avail - t >= BLOCK_FRAMES or (avail > t and len(buf) > 8 * BLOCK_FRAMES * hop):
                 k = min(BLOCK_FRAMES, avail - t)
-                yield self._make_block(buf, off, t, k, pad, pad + n_real)
+                yield self._make_block(scratch, buf, off, t, k, pad, pad + n_real)
                 t += k
             drop = t * hop - off
             if drop > 0:
@@ -301,13 +218,13 @@ class Extractor:
         buf = np.concatenate([buf, np.zeros(pad + n_fft, np.float32)])
         while t < T:
             k = min(BLOCK_FRAMES, T - t)
-            yield self._make_block(buf, off, t, k, pad, pad + n_real)
+            yield self._make_block(scratch, buf, off, t, k, pad, pad + n_real)
             t += k
 
-    def _make_block(self, buf, off, t, k, lo, hi) -> Block:
+    def _make_block(self, scratch, buf, off, t, k, lo, hi) -> Block:
         s = t * self.hop_length - off
         e = s + (k - 1) * self.hop_length + self.n_fft
-        return Block(self, buf[s:e], t, k, lo - (s + off), hi - (s + off))
+        return Block(self, scratch, buf[s:e], t, k, lo - (s + off), hi - (s + off))
 
     # ------------------------------------------------------------------ passes
     def _globals(self, chunks: Iterable[np.ndarray], needs: list | None = None) -> dict:
@@ -486,30 +403,6 @@ class Extractor:
         r = emit(True)
         if r is not None:
             yield r
-
-
-def banded_plan(bank: np.ndarray, group: int = 16) -> list[tuple[int, int, int, int, np.ndarray]]:
-    """Split a (n_filters, freq) bank into groups of filters with their non-zero bin range."""
-    n = bank.shape[0]
-    nnz = np.count_nonzero(bank)
-    if nnz > 0.3 * bank.size or n <= group:
-        return [(0, n, 0, bank.shape[1], np.ascontiguousarray(bank.T))]
-    plan = []
-    for c0 in range(0, n, group):
-        sub = bank[c0 : c0 + group]
-        cols = np.flatnonzero(sub.any(axis=0))
-        lo, hi = (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 1)
-        plan.append((c0, c0 + sub.shape[0], lo, hi, np.ascontiguousarray(sub[:, lo:hi].T)))
-    return plan
-
-
-def apply_banded(plan, S_fm: np.ndarray) -> np.ndarray:
-    """``S_fm @ bank.T`` (k, n_filters) for a frame-major spectrum block ``S_fm`` (k, freq)."""
-    n = plan[-1][1]
-    out = np.empty((S_fm.shape[0], n), np.float32)
-    for c0, c1, lo, hi, W in plan:
-        np.matmul(S_fm[:, lo:hi], W, out=out[:, c0:c1])
-    return out
 
 
 def _concat_dicts(ds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -24,13 +24,32 @@ Streaming: step 1 needs M frames ahead; steps 2-4 are causal recursions over fra
 runs as a per-frame loop: the asymmetric low-passes are solved exactly by branch iteration
 (:func:`_asym_lowpass`), the online peak by a running maximum (:func:`_decaying_max`), the
 mean normalisation by ``lfilter``. Divisions are floored so silence gives 0.
+
+The public :func:`pncc` and the recipe feature (which streams with 2 frames of look-ahead)
+take the gammatone powers from the speech front end (:mod:`audiopipe.features.speech`).
 """
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import numpy as np
 
-__all__ = ["PNCCStream", "pncc_from_power"]
+from .block import Computer
+from .extractor import Extractor
+from .filters import dct_matrix, gammatone_filterbank
+from .registry import Param, feature, nonneg_num, optional, pos_int, pos_num
+from .speech import (
+    SPEECH_PARAMS,
+    SpeechArgs,
+    dct_rows,
+    n_le_bands,
+    speech_fmax,
+    speech_power,
+    speech_weight,
+)
+
+__all__ = ["pncc", "PNCCStream", "pncc_from_power"]
 
 _FLOOR = 1e-30
 
@@ -195,3 +214,67 @@ def pncc_from_power(P: np.ndarray, **kw) -> np.ndarray:
     """Steps 1-5 (before the DCT) on a whole gammatone-power array ``(..., L, T)``."""
     s = PNCCStream(**kw)
     return np.concatenate([s.push(P), s.flush()], axis=-1)
+
+
+def pncc(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 16000,
+    S: np.ndarray | None = None,
+    n_pncc: int = 13,
+    n_bands: int = 40,
+    fmin: float = 200.0,
+    fmax: float | None = None,
+    **speech: Unpack[SpeechArgs],
+) -> np.ndarray:
+    """Power-normalized cepstral coefficients, float32 ``(..., n_pncc, n_frames)``.
+
+    Kim & Stern (2016) as described in :mod:`audiopipe.features.pncc`: 40 gammatone
+    channels from 200 Hz to ``min(8 kHz, sr/2)`` (the paper's), on spafe's front end
+    (:func:`speech_power`), medium-time noise suppression, temporal masking, weight
+    smoothing, mean power normalisation, power law 1/15 and DCT-II (ortho). Finite on
+    silence (spafe 0.3.3 returns NaN there), and invariant to the input gain. ``**speech``:
+    the front end's keywords (:class:`~audiopipe.features.speech.SpeechArgs`).
+
+    Examples
+    --------
+    >>> pncc(y=np.random.default_rng(0).standard_normal(16000), sr=16000).shape
+    (13, 98)
+    """
+    P = speech_power(y=y, sr=sr, S=S, speech=speech, func="pncc")
+    n_fft = 2 * (P.shape[-2] - 1)
+    fmax = min(8000.0, sr / 2) if fmax is None else fmax
+    G = np.matmul(gammatone_filterbank(sr=sr, n_fft=n_fft, n_bands=n_bands, fmin=fmin,
+                                       fmax=fmax), P)
+    return dct_rows(n_pncc, pncc_from_power(G))
+
+
+class _PNCCLookahead:
+    """Per-pass PNCC state over the streamed gammatone powers (then the DCT)."""
+
+    def __init__(self, D: np.ndarray) -> None:
+        self.s, self.D = PNCCStream(), D
+
+    def push(self, d: dict) -> dict:
+        return {"pncc": self.D @ self.s.push(d["_pncc_bands"])}
+
+    def flush(self) -> dict:
+        return {"pncc": self.D @ self.s.flush()}
+
+
+@feature("pncc", dims="n_pncc", cross_check=n_le_bands("n_pncc"), params={
+    "n_pncc": Param(13, pos_int, "coefficients"),
+    "n_bands": Param(40, pos_int, "gammatone channels (Kim & Stern: 40)"),
+    **SPEECH_PARAMS,
+    "fmin": Param(200.0, nonneg_num, "lowest channel, Hz"),
+    "fmax": Param(None, optional(pos_num), "highest channel, Hz (default min(8k, sr/2))")},
+    doc="Power-normalized cepstral coefficients (Kim & Stern 2016), 2 frames of look-ahead.")
+def _pncc(p: dict, ex: Extractor) -> Computer:
+    fmax = speech_fmax(p, ex, min(8000.0, ex.sr / 2))
+    fb = gammatone_filterbank(sr=ex.sr, n_fft=ex.n_fft, n_bands=p["n_bands"], fmin=p["fmin"],
+                              fmax=fmax)
+    key = ex.register_bank(("pncc", p["n_bands"], p["fmin"], fmax, p["pre_emphasis"]),
+                           fb * speech_weight(ex, p["pre_emphasis"]))
+    D = dct_matrix(p["n_pncc"], p["n_bands"])
+    return Computer(lambda b, st, g: {"_pncc_bands": b.mel(key)},
+                    lookahead=lambda: _PNCCLookahead(D), step_names=("_pncc_bands",))

@@ -1,4 +1,4 @@
-"""Feature specs by name, recipe validation and hashing.
+"""The recipe feature registry (:func:`feature`), recipe validation and hashing.
 
 A *recipe* is what users write under ``features:`` in ``datasets.yaml``::
 
@@ -12,7 +12,8 @@ A *recipe* is what users write under ``features:`` in ``datasets.yaml``::
 :func:`check_recipe` validates it (naming the key path of any problem) and fills defaults;
 :func:`recipe_hash` is a stable content hash of the normalised recipe plus
 :data:`FEATURES_VERSION` (bump it whenever a feature's numbers change) for cache keys.
-The per-feature computation lives in :mod:`audiopipe.features.extractor`.
+Each feature declares itself with :func:`feature` next to its implementation; the block
+machinery that computes a recipe is :mod:`audiopipe.features.extractor`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_RECIPE",
     "FeatureSpec",
     "Param",
+    "feature",
     "check_recipe",
     "recipe_hash",
 ]
@@ -129,27 +131,30 @@ class Param:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """A feature available in recipes.
+    """A feature available in recipes (made by the :func:`feature` decorator).
 
     Attributes
     ----------
     name : str
         Key under ``compute:``; also the (base) output name.
     params : dict[str, Param]
-        Accepted parameters with defaults and checks.
+        Accepted parameters with defaults and checks (plus :data:`COMMON`).
     doc : str
         What it computes and its reference.
     dims : callable
         ``dims(params, sr, n_fft) -> int``, rows of the (base) output.
     make : callable
-        ``make(params, extractor) -> Computer`` (see ``extractor``).
+        ``make(params, extractor)`` -> a :class:`~audiopipe.features.block.Computer`, or
+        a function ``block -> (dims, k) array`` for a feature computed frame by frame.
+    cross_check : callable or None
+        ``cross_check(params) -> problem or None`` for constraints between parameters.
     """
 
     name: str
     params: dict[str, Param]
     doc: str
     dims: Callable[[dict, int, int], int]
-    make: Callable[..., Any] = field(repr=False, default=None)  # set by extractor
+    make: Callable[..., Any] = field(repr=False)
     cross_check: Callable[[dict], str | None] | None = field(repr=False, default=None)
 
     @property
@@ -158,7 +163,8 @@ class FeatureSpec:
         return {k: copy.deepcopy(p.default) for k, p in self.params.items()}
 
     def n_dims(self, params: dict | None = None, sr: int = 22050, n_fft: int = 2048) -> int:
-        """Rows of the base output for ``params`` (defaults filled in)."""
+        """Rows of the base output for ``params`` (defaults filled in): lhotse's
+        ``feature_dim``."""
         full = self.defaults
         full.update(params or {})
         return int(self.dims(full, sr, n_fft))
@@ -171,6 +177,7 @@ class FeatureSpec:
         return [self.name] + [f"{self.name}_delta"] * (d >= 1) + [f"{self.name}_delta2"] * (d >= 2)
 
 
+#: every recipe feature by name, filled by :func:`feature` where each feature is defined
 FEATURES: dict[str, FeatureSpec] = {}
 
 #: parameters every frame feature accepts
@@ -190,14 +197,56 @@ SHARED: dict[str, Param] = {
 }
 
 
-def register(spec: FeatureSpec) -> FeatureSpec:
-    """Add ``spec`` to :data:`FEATURES` (its params get the common delta parameters)."""
-    params = dict(spec.params)
-    for k, p in COMMON.items():
-        params.setdefault(k, p)
-    object.__setattr__(spec, "params", params)
-    FEATURES[spec.name] = spec
-    return spec
+def feature(
+    name: str,
+    *,
+    dims: int | str | Callable[[dict, int, int], int],
+    doc: str,
+    params: dict[str, Param] | None = None,
+    cross_check: Callable[[dict], str | None] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated computer factory as the recipe feature ``name``.
+
+    One declaration per feature, next to its implementation (lhotse's extractor registry):
+    ``params`` (the common delta parameters are added), ``doc``, ``dims`` (an int, the name
+    of the parameter giving the row count, or ``dims(params, sr, n_fft)``) and the factory
+    ``make(params, extractor)``, which returns a
+    :class:`~audiopipe.features.block.Computer` or, for a feature computed frame by
+    frame, a function ``block -> (dims, k) array``.
+
+    Examples
+    --------
+    >>> @feature("peak_power", dims=1, doc="Largest bin of the power spectrum (an example)")
+    ... def _peak_power(p, ex):
+    ...     return lambda block: block.power.max(axis=0, keepdims=True)
+    >>> FEATURES["peak_power"].n_dims(), sorted(FEATURES["peak_power"].params)
+    (1, ['delta_width', 'deltas'])
+    >>> del FEATURES["peak_power"]
+    """
+    if isinstance(dims, int):
+        n = dims
+
+        def dims_fn(p: dict, sr: int, n_fft: int) -> int:
+            return n
+    elif isinstance(dims, str):
+        key = dims
+
+        def dims_fn(p: dict, sr: int, n_fft: int) -> int:
+            return p[key]
+    else:
+        dims_fn = dims
+
+    def register(make: Callable[..., Any]) -> Callable[..., Any]:
+        old = FEATURES.get(name)
+        if old is not None and (old.make.__module__, old.make.__qualname__) != (
+                make.__module__, make.__qualname__):
+            raise ValueError(f"feature {name!r} is already defined by {old.make.__module__}")
+        FEATURES[name] = FeatureSpec(name, {**(params or {}), **{
+            k: p for k, p in COMMON.items() if k not in (params or {})}}, doc, dims_fn, make,
+            cross_check)
+        return make
+
+    return register
 
 
 #: the pipeline's baseline recipe: log-mel, MFCC + deltas, centroid, rolloff, ZCR, RMS.

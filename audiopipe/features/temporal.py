@@ -1,5 +1,5 @@
 """Time-domain frame features: RMS, zero-crossing rate (librosa), short-term energy and
-energy entropy (pyAudioAnalysis).
+energy entropy (pyAudioAnalysis): functions, kernels and recipe features.
 
 Frame sums are computed per hop-sized chunk and combined (``frame_length / hop_length``
 additions per frame) instead of summing overlapping frames, and zero crossings are counted
@@ -11,8 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._core import _frame_rows, as_audio
+from .extractor import Extractor
+from .registry import Param, feature, nonneg_num, pos_int
 
-__all__ = ["rms", "zero_crossing_rate", "energy", "energy_entropy"]
+__all__ = ["rms", "zero_crossing_rate", "energy", "energy_entropy", "frame_sumsq",
+           "frame_crossings", "entropy_from_signal"]
 
 
 def frame_sumsq(seg: np.ndarray, n_frames: int, frame_length: int, hop: int) -> np.ndarray:
@@ -35,25 +38,50 @@ def frame_crossings(seg: np.ndarray, n_frames: int, frame_length: int, hop: int,
     """Zero crossings inside frames ``seg[t*hop : t*hop + frame_length]`` (int32 counts).
 
     Only sample pairs inside ``[lo, hi)`` (the real, unpadded samples) count: this equals
-    librosa's ZCR on an edge-padded signal, whose padding never crosses zero.
+    librosa's ZCR on an edge-padded signal, whose padding never crosses zero. Frame ``t``
+    counts the pairs starting at ``t*hop .. t*hop + frame_length - 2``: when ``hop`` divides
+    ``frame_length``, summed per hop-sized chunk (``frame_length / hop`` chunks a frame, less
+    the one pair past its end), else from a cumulative sum; exact integers either way.
     """
     if threshold > 0:
         s = seg < -np.float32(threshold)  # librosa zeroes |x| <= threshold, zero counts positive
     else:
         s = np.signbit(seg)
-    c = s[..., 1:] != s[..., :-1]
+    n = s.shape[-1] - 1
+    need = (n_frames - 1) * hop + frame_length  # pairs read, with the one past the last frame
+    c = np.zeros(seg.shape[:-1] + (max(n, need),), dtype=bool)
+    np.not_equal(s[..., 1:], s[..., :-1], out=c[..., :n])
     lo = max(lo, 0)
     if lo > 0:
         c[..., :lo] = False
-    if hi - 1 < c.shape[-1]:
+    if hi - 1 < n:
         c[..., max(hi - 1, 0) :] = False
-    C = np.zeros(seg.shape[:-1] + (c.shape[-1] + 1,), dtype=np.int32)
-    np.cumsum(c, axis=-1, out=C[..., 1:])
-    starts = np.arange(n_frames) * hop
-    return C[..., starts + frame_length - 1] - C[..., starts]
+    if frame_length % hop:
+        C = np.zeros(seg.shape[:-1] + (c.shape[-1] + 1,), dtype=np.int32)
+        np.cumsum(c, axis=-1, out=C[..., 1:])
+        starts = np.arange(n_frames) * hop
+        return C[..., starts + frame_length - 1] - C[..., starts]
+    r = frame_length // hop
+    chunks = c[..., :need].reshape(seg.shape[:-1] + (n_frames - 1 + r, hop))
+    h = chunks.sum(axis=-1, dtype=np.int32)
+    out = h[..., :n_frames].copy()
+    for j in range(1, r):
+        out += h[..., j : j + n_frames]
+    out -= c[..., frame_length - 1 : need : hop]  # the pair past each frame's end
+    return out
+
+
+@feature("rms", dims=1,
+         doc="Root-mean-square of rectangular frames of n_fft samples, zero-padded when "
+             "centred (librosa.feature.rms(y=..., frame_length=n_fft)).")
+def _rms(p: dict, ex: Extractor):
+    L, hop = ex.n_fft, ex.hop_length
+    inv = np.float32(1.0 / L)
+    return lambda b: np.sqrt(frame_sumsq(b.seg, b.k, L, hop) * inv)[None, :]
 
 
 def rms(
+    *,
     y: np.ndarray | None = None,
     S: np.ndarray | None = None,
     frame_length: int = 2048,
@@ -70,7 +98,7 @@ def rms(
 
     Examples
     --------
-    >>> round(float(rms(np.full(4096, 0.5, np.float32))[0, 4]), 6)
+    >>> round(float(rms(y=np.full(4096, 0.5, np.float32))[0, 4]), 6)
     0.5
     """
     if S is not None:
@@ -96,8 +124,20 @@ def rms(
     return np.sqrt(ss * np.float32(1.0 / frame_length))[..., None, :]
 
 
+@feature("zero_crossing_rate", dims=1, params={
+    "threshold": Param(1e-10, nonneg_num, "|x| <= threshold counts as zero")},
+    doc="Zero-crossing rate over frames of n_fft samples (librosa.feature.zero_crossing_rate, "
+        "edge padding when centred).")
+def _zcr(p: dict, ex: Extractor):
+    L, hop, thr = ex.n_fft, ex.hop_length, p["threshold"]
+    inv = np.float32(1.0 / L)
+    return lambda b: (frame_crossings(b.seg, b.k, L, hop, thr, b.lo, b.hi).astype(np.float32)
+                      * inv)[None, :]
+
+
 def zero_crossing_rate(
     y: np.ndarray,
+    *,
     frame_length: int = 2048,
     hop_length: int = 512,
     center: bool = True,
@@ -144,8 +184,18 @@ def _paa_rows(y, sr, frame_length, hop_length, center):
     return _frame_rows(y, frame_length, hop_length), frame_length, hop_length, y
 
 
+@feature("energy", dims=1,
+         doc="Short-term energy sum(x^2)/n_fft of rectangular frames (pyAudioAnalysis, without "
+             "its whole-file normalisation), on the shared framing.")
+def _energy(p: dict, ex: Extractor):
+    L, hop = ex.n_fft, ex.hop_length
+    inv = np.float32(1.0 / L)
+    return lambda b: (frame_sumsq(b.seg, b.k, L, hop) * inv)[None, :]
+
+
 def energy(
     y: np.ndarray,
+    *,
     sr: float = 22050,
     frame_length: int | None = None,
     hop_length: int | None = None,
@@ -203,8 +253,17 @@ def entropy_from_signal(seg: np.ndarray, n_frames: int, frame_length: int, hop: 
     return (-(s * np.log2(s + eps)).sum(axis=-1))[None, :].astype(np.float32)
 
 
+@feature("energy_entropy", dims=1,
+         params={"n_short_blocks": Param(10, pos_int, "sub-blocks per frame")},
+         doc="Entropy of sub-block energies (pyAudioAnalysis), on the shared framing.")
+def _energy_entropy(p: dict, ex: Extractor):
+    nb, L, hop = p["n_short_blocks"], ex.n_fft, ex.hop_length
+    return lambda b: entropy_from_signal(b.seg, b.k, L, hop, nb)
+
+
 def energy_entropy(
     y: np.ndarray,
+    *,
     sr: float = 22050,
     frame_length: int | None = None,
     hop_length: int | None = None,

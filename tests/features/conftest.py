@@ -64,3 +64,9 @@ def clips(fsdd_clips, music_clip):
 def speech16k(corpora):
     """A spoken digit resampled to 16 kHz (spafe's default rate)."""
     return _read(corpora / FSDD[1], 16000)
+
+
+@pytest.fixture(scope="session")
+def spafe():
+    """spafe, the oracle for GFCC and the auditory banks (skips when not installed)."""
+    return pytest.importorskip("spafe")

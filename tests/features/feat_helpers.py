@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.signal
 
 
 def rel_err(a, ref) -> float:
@@ -27,3 +28,12 @@ def tone(f, sr, dur=1.0, amp=0.5, phase=0.1):
 
 def noise(n, seed=0, amp=0.3):
     return (amp * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def spafe_front(y, sr, n_fft=512):
+    """spafe's front end written out: pre-emphasis, 25/10 ms frames, np.hamming, |FFT|^2/N."""
+    x = scipy.signal.lfilter([1, -0.97], [1], y.astype(np.float64))
+    L, H = int(0.025 * sr), int(0.010 * sr)
+    n = (len(x) - L) // H + 1
+    frames = np.stack([x[i * H : i * H + L] for i in range(n)]) * np.hamming(L)
+    return np.abs(np.fft.rfft(frames, n_fft)) ** 2 / n_fft, frames

@@ -23,7 +23,7 @@ def test_as_audio_scales_int16_and_rejects_bad_input():
 
 def test_frame_matches_librosa(librosa):
     y = np.arange(100, dtype=np.float32)
-    np.testing.assert_array_equal(F.frame(y, 16, 5),
+    np.testing.assert_array_equal(F.frame(y, frame_length=16, hop_length=5),
                                   librosa.util.frame(y, frame_length=16, hop_length=5))
 
 

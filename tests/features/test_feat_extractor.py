@@ -118,7 +118,7 @@ def test_recipe_features_equal_functional_api(music_clip):
     out = F.Extractor(_all_features(top_db=80.0, tuning=None), sr=sr)(y)
     P = np.abs(F.stft(y)) ** 2
     M = np.sqrt(P)
-    env = F.onset_strength(y, sr=sr)
+    env = F.onset_strength(y=y, sr=sr)
     refs = {
         "spectrogram": P, "gfcc": F.gfcc(S=P, sr=sr), "bfcc": F.bfcc(S=P, sr=sr),
         "lpcc": F.lpcc(S=P, sr=sr), "pncc": F.pncc(S=P, sr=sr),
@@ -129,7 +129,7 @@ def test_recipe_features_equal_functional_api(music_clip):
         "energy_entropy": F.energy_entropy(y, frame_length=2048, hop_length=512, center=True),
         "chroma_stft": F.chroma_stft(S=P, sr=sr), "onset_strength": env[None],
         "tempogram": F.tempogram(onset_envelope=env, sr=sr, win_length=64),
-        "mfcc": F.mfcc(y, sr=sr), "mfcc_delta": F.delta(F.mfcc(y, sr=sr)),
+        "mfcc": F.mfcc(y=y, sr=sr), "mfcc_delta": F.delta(F.mfcc(y=y, sr=sr)),
     }
     for k, ref in refs.items():
         assert_rel(out[k], ref, 1e-4, k)
@@ -154,3 +154,20 @@ def test_stream_memory_is_bounded_by_blocks():
         frames += part["mfcc"].shape[1]
         assert part["mfcc"].shape[1] <= BLOCK_FRAMES + 30  # one block (+ held-back frames)
     assert frames == 1 + 1200 * 11025 // 512
+
+
+def test_interleaved_passes_do_not_share_scratch_and_scratch_is_reused():
+    """Two streams of one Extractor advanced in turn (one thread) each get their own scratch
+    memory and the same numbers as alone; finished passes give their scratch back."""
+    ex = F.Extractor(F.DEFAULT_RECIPE, sr=22050)
+    a, b = noise(22050 * 14, seed=1), noise(22050 * 14, seed=2, amp=0.05)
+    alone = [list(ex.stream(_split(y, 5, 0))) for y in (a, b)]
+    pairs = list(zip(ex.stream(_split(a, 5, 0)), ex.stream(_split(b, 5, 0)), strict=True))
+    for i, parts in enumerate(zip(*pairs, strict=True)):
+        for k in ex.names:
+            np.testing.assert_array_equal(np.concatenate([p[k] for p in parts], axis=-1),
+                                          np.concatenate([p[k] for p in alone[i]], axis=-1))
+    assert len(ex._scratch_pool) == 2  # two passes ran at once, both gave theirs back
+    for _ in range(3):
+        ex(a)
+    assert len(ex._scratch_pool) == 2  # later calls reuse them

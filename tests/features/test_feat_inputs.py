@@ -17,27 +17,27 @@ import audiopipe.features as F
 SR = 16000
 FUNCS = {
     "stft": lambda y, sr: np.abs(F.stft(y)),
-    "melspectrogram": lambda y, sr: F.melspectrogram(y, sr=sr),
-    "mfcc": lambda y, sr: F.mfcc(y, sr=sr),
-    "spectral_centroid": lambda y, sr: F.spectral_centroid(y, sr=sr),
-    "spectral_bandwidth": lambda y, sr: F.spectral_bandwidth(y, sr=sr),
-    "spectral_rolloff": lambda y, sr: F.spectral_rolloff(y, sr=sr),
-    "spectral_flatness": lambda y, sr: F.spectral_flatness(y),
-    "rms": lambda y, sr: F.rms(y),
+    "melspectrogram": lambda y, sr: F.melspectrogram(y=y, sr=sr),
+    "mfcc": lambda y, sr: F.mfcc(y=y, sr=sr),
+    "spectral_centroid": lambda y, sr: F.spectral_centroid(y=y, sr=sr),
+    "spectral_bandwidth": lambda y, sr: F.spectral_bandwidth(y=y, sr=sr),
+    "spectral_rolloff": lambda y, sr: F.spectral_rolloff(y=y, sr=sr),
+    "spectral_flatness": lambda y, sr: F.spectral_flatness(y=y),
+    "rms": lambda y, sr: F.rms(y=y),
     "zero_crossing_rate": lambda y, sr: F.zero_crossing_rate(y),
-    "spectral_contrast": lambda y, sr: F.spectral_contrast(y, sr=sr),
-    "spectral_entropy": lambda y, sr: F.spectral_entropy(y, sr=sr, center=True),
-    "spectral_flux": lambda y, sr: F.spectral_flux(y, sr=sr, center=True),
+    "spectral_contrast": lambda y, sr: F.spectral_contrast(y=y, sr=sr),
+    "spectral_entropy": lambda y, sr: F.spectral_entropy(y=y, sr=sr, center=True),
+    "spectral_flux": lambda y, sr: F.spectral_flux(y=y, sr=sr, center=True),
     "energy": lambda y, sr: F.energy(y, sr=sr, center=True),
     "energy_entropy": lambda y, sr: F.energy_entropy(y, sr=sr, center=True),
-    "gfcc": lambda y, sr: F.gfcc(y, sr=sr, center=True),
-    "bfcc": lambda y, sr: F.bfcc(y, sr=sr, center=True),
-    "lpcc": lambda y, sr: F.lpcc(y, sr=sr, center=True),
-    "pncc": lambda y, sr: F.pncc(y, sr=sr, center=True),
-    "real_cepstrum": lambda y, sr: F.real_cepstrum(y, n_ceps=40),
-    "chroma_stft": lambda y, sr: F.chroma_stft(y, sr=sr),
-    "onset_strength": lambda y, sr: F.onset_strength(y, sr=sr)[..., None, :],
-    "tempogram": lambda y, sr: F.tempogram(y, sr=sr),
+    "gfcc": lambda y, sr: F.gfcc(y=y, sr=sr, center=True),
+    "bfcc": lambda y, sr: F.bfcc(y=y, sr=sr, center=True),
+    "lpcc": lambda y, sr: F.lpcc(y=y, sr=sr, center=True),
+    "pncc": lambda y, sr: F.pncc(y=y, sr=sr, center=True),
+    "real_cepstrum": lambda y, sr: F.real_cepstrum(y=y, n_ceps=40),
+    "chroma_stft": lambda y, sr: F.chroma_stft(y=y, sr=sr),
+    "onset_strength": lambda y, sr: F.onset_strength(y=y, sr=sr)[..., None, :],
+    "tempogram": lambda y, sr: F.tempogram(y=y, sr=sr),
 }
 
 
@@ -95,8 +95,11 @@ def test_batch_equals_one_at_a_time(kind, name):
         assert nd[k].shape[:2] == (2, 1)
 
 
-@pytest.mark.parametrize("fn", [F.gfcc, F.bfcc, F.lpcc, F.pncc, F.energy, F.energy_entropy,
-                                F.spectral_entropy, F.spectral_flux])
+@pytest.mark.parametrize("fn", [F.gfcc, F.bfcc, F.lpcc, F.pncc, F.spectral_entropy,
+                                F.spectral_flux])
 def test_uncentred_speech_front_ends_reject_short_clips(fn):
     with pytest.raises(ValueError, match="shorter than|too large"):
-        fn(noise(100), sr=SR)
+        fn(y=noise(100), sr=SR)
+    for positional in (F.energy, F.energy_entropy, F.lpc):  # y positional, as librosa's zcr
+        with pytest.raises(ValueError, match="shorter than|too large"):
+            positional(noise(100), sr=SR)

@@ -7,6 +7,7 @@ import pytest
 from feat_helpers import noise
 
 import audiopipe.features as F
+from audiopipe.features import registry
 
 
 def test_features_specs_have_contract_fields():
@@ -16,6 +17,21 @@ def test_features_specs_have_contract_fields():
         assert spec.name == name and isinstance(spec.defaults, dict) and spec.doc
         assert spec.n_dims(spec.defaults, 22050) > 0
     assert F.FEATURES["mfcc"].n_dims({"n_mfcc": 13}, 16000) == 13
+
+
+def test_each_feature_is_declared_next_to_its_function():
+    """One place per feature: the recipe declaration is in the module of the function."""
+    for name, spec in F.FEATURES.items():
+        if hasattr(F, name):
+            assert spec.make.__module__ == getattr(F, name).__module__, name
+    assert len([n for n in F.FEATURES if hasattr(F, n)]) == len(F.FEATURES)
+
+
+def test_a_feature_name_is_declared_once():
+    make = F.FEATURES["rms"].make
+    with pytest.raises(ValueError, match="'rms' is already defined by audiopipe.features.temporal"):
+        registry.feature("rms", dims=1, doc="another rms")(lambda p, ex: None)
+    assert F.FEATURES["rms"].make is make
 
 
 def test_check_recipe_fills_defaults_and_keeps_order():
@@ -55,6 +71,13 @@ def test_recipe_hash_is_stable_and_sensitive(monkeypatch):
     before = F.recipe_hash(a)
     monkeypatch.setattr("audiopipe.features.registry.FEATURES_VERSION", "test-bump")
     assert F.recipe_hash(a) != before  # a code change that alters numbers invalidates caches
+
+
+def test_recipe_hashes_of_stored_datasets_do_not_move():
+    """Stored datasets are keyed by recipe hashes: a refactor must not change them. A change
+    of a default, a parameter name or FEATURES_VERSION must be deliberate (update these)."""
+    assert F.recipe_hash(F.DEFAULT_RECIPE) == "d173da5d099a0be8"
+    assert F.recipe_hash({"compute": {n: {} for n in sorted(F.FEATURES)}}) == "6fa6fcd19be986df"
 
 
 def test_extractor_contract_default_recipe():

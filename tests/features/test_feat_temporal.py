@@ -7,11 +7,12 @@ import pytest
 from feat_helpers import assert_rel, noise, tone
 
 import audiopipe.features as F
+from audiopipe.features.temporal import frame_crossings
 
 
 def test_rms_zcr_parity_with_librosa(librosa, clips):
     for clip, y, _sr in clips:
-        assert_rel(F.rms(y), librosa.feature.rms(y=y), 1e-4, f"rms {clip}")
+        assert_rel(F.rms(y=y), librosa.feature.rms(y=y), 1e-4, f"rms {clip}")
         assert_rel(F.zero_crossing_rate(y), librosa.feature.zero_crossing_rate(y), 1e-6,
                    f"zcr {clip}")
 
@@ -20,7 +21,7 @@ def test_rms_zcr_parity_with_librosa(librosa, clips):
                                 dict(frame_length=512, hop_length=128, center=False)])
 def test_rms_zcr_options(librosa, music_clip, kw):
     _, y, _ = music_clip
-    assert_rel(F.rms(y, **kw), librosa.feature.rms(y=y, **kw), 1e-4)
+    assert_rel(F.rms(y=y, **kw), librosa.feature.rms(y=y, **kw), 1e-4)
     assert_rel(F.zero_crossing_rate(y, **kw), librosa.feature.zero_crossing_rate(y, **kw), 1e-6)
 
 
@@ -33,7 +34,7 @@ def test_rms_from_S_matches_librosa(librosa, music_clip):
 def test_known_answers():
     sr = 16000
     y = tone(1000.0, sr, 1.0, amp=0.5)
-    np.testing.assert_allclose(F.rms(y)[0, 4:-4], 0.5 / np.sqrt(2), rtol=2e-3)
+    np.testing.assert_allclose(F.rms(y=y)[0, 4:-4], 0.5 / np.sqrt(2), rtol=2e-3)
     z = F.zero_crossing_rate(y)[0, 4:-4]
     np.testing.assert_allclose(z, 2 * 1000 / sr, atol=1.5 / 2048)
     assert np.all(F.zero_crossing_rate(np.full(5000, -0.3, np.float32)) == 0)
@@ -78,5 +79,24 @@ def test_energy_entropy_detects_abrupt_change():
     burst[::400] = 1.0  # one click per 50 ms frame: energy in a single sub-block
     assert steady.min() > 3.2 and F.energy_entropy(burst, sr=sr)[0].max() < 0.1
     np.testing.assert_allclose(F.energy(noise(sr), sr=sr),
-                               F.rms(noise(sr), frame_length=400, hop_length=200,
+                               F.rms(y=noise(sr), frame_length=400, hop_length=200,
                                      center=False) ** 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("L,hop", [(2048, 512), (800, 400), (1000, 300), (64, 64), (7, 3)])
+def test_frame_crossings_equals_counting_each_frame(L, hop):
+    """The chunked / cumulative counts equal counting sign changes frame by frame."""
+    rng = np.random.default_rng(L + hop)
+    for n_frames, lo, hi, thr in [(1, 0, 10**9, 0.0), (9, 5, 10**9, 0.0), (20, 0, 3 * L, 0.1),
+                                  (33, L // 2, L * 5, 1e-10)]:
+        seg = rng.standard_normal((2, (n_frames - 1) * hop + L + int(rng.integers(0, 3))))
+        seg[:, ::7] = 0.0
+        seg = seg.astype(np.float32)
+        got = frame_crossings(seg, n_frames, L, hop, thr, lo, hi)
+        s = seg < -np.float32(thr) if thr > 0 else np.signbit(seg)
+        want = np.zeros((2, n_frames), np.int64)
+        for t in range(n_frames):
+            for i in range(t * hop, t * hop + L - 1):  # pairs (i, i + 1) inside the frame
+                if lo <= i and i + 1 < hi:
+                    want[:, t] += s[:, i] != s[:, i + 1]
+        np.testing.assert_array_equal(got, want)
