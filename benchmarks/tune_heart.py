@@ -167,4 +167,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the many small logistic-regression fits gain nothing from threads,
+    # and on shared cores oversubscribed BLAS threads made them 20 times slower
+    with threadpool_limits(limits=1):
+        main()

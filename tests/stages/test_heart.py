@@ -156,7 +156,7 @@ def test_point_reference_reader_and_intervals(tmp_path):
     with pytest.raises(ValueError, match="time_s"):
         read_point_references(io.StringIO("file,sound,sample\nx,S1,3\n"))
     a = pts["a.wav"]
-    iv = points_to_intervals(np.r_[a["S1"], a["S2"]], ["S1"] * 4 + ["S2"] * 3)
+    iv = points_to_intervals(np.r_[a["S1"], a["S2"]], ["S1"] * 4 + ["S2"] * 3, guard_s=0.0)
     kinds = [k for *_, k in iv]
     # three beats, then a 1.3 s gap (a missed beat): no diastole across it
     cycle = ["S1", "systole", "S2", "diastole"]

@@ -7,12 +7,32 @@ duration-dependent Viterbi decoder that segments every recording from start to e
 
 Modules
 -------
-features : envelopes (homomorphic, Hilbert, PSD, wavelet band), spike removal, heart
-    period candidates from the envelope autocorrelation.
-hsmm : the cyclic semi-Markov Viterbi decoder and duration distributions.
-model : :class:`HeartSegmenter`, the scikit-learn-style estimator.
-references : CirCor ``.tsv`` interval and PASCAL CSV point references.
-evaluate : frame accuracy, S1/S2 F-measure, and :func:`plot_heart`.
+features : envelopes (homomorphic, Hilbert, PSD, wavelet band, octave bands), spike
+    removal, heart period candidates from the windowed envelope autocorrelation.
+hsmm : the cyclic semi-Markov Viterbi decoder (several duration models in one pass) and
+    the duration distributions.
+model : :class:`HeartSegmenter` (scikit-learn estimator; skops-persistable, trust
+    :data:`TRUSTED`) and :func:`cross_val_segments` (grouped, e.g. leave-one-patient-out).
+references : CirCor ``.tsv`` intervals, PASCAL CSV points, :func:`read_references` for a
+    folder / file of either.
+evaluate : frame accuracy over annotated frames, S1/S2 F-measure within the annotated
+    span (the ``segment`` stage's periodic-mode convention), :func:`score_recording`, and
+    :func:`plot_heart`.
+
+Wiring into the ``segment`` stage (a ``heart`` mode)
+----------------------------------------------------
+1. ``refs = read_references(params["reference"], params.get("sample_rate"))``; match each
+   key to a clip (the clip's uri ends with the key, with or without the audio extension).
+2. ``est = HeartSegmenter(**{k: params[k] for k in HeartSegmenter().get_params() if k in
+   params})``; recordings ``(y, sr)`` from ``ds.load_audio``.
+3. Metrics: ``cross_val_segments(est, recs, [r["intervals"] ...], groups)`` with groups
+   the patient (CirCor: the name up to the first ``_``), then the mean of
+   :func:`score_recording` (``frame_accuracy``, ``f_S1``, ``f_S2``, ``f_sounds``; window
+   ``tolerance_s``, default 0.1).
+4. ``final = est.fit(recs, intervals)``; ``final.analyse(y, sr)`` for every clip gives
+   ``segments`` (whole-recording coverage) and their ``confidence``, plus
+   ``heart_rate_bpm``; save ``final`` with skops, load with ``trusted=TRUSTED``;
+   :func:`plot_heart` (envelope + reference and estimated states; ``span`` of ~5 s).
 
 Examples
 --------
@@ -43,6 +63,7 @@ from audiopipe.stages.heart.references import (
 
 __all__ = [
     "STATES",
+    "TRUSTED",
     "HeartSegmenter",
     "cross_val_segments",
     "cycle_candidates",

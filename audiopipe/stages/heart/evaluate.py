@@ -118,9 +118,12 @@ def plot_heart(
     reference: Sequence[tuple] | None = None,
     points: dict[str, np.ndarray] | None = None,
     title: str = "",
+    span: tuple[float, float] | None = None,
 ) -> str:
-    """PNG: the envelope over time with the estimated states (and the reference states or
-    S1/S2 points) as coloured bands underneath; returns ``path``."""
+    """PNG: the envelope over time with the estimated states shaded behind it, and the
+    estimated (and reference) states as coloured bands underneath, reference S1/S2 points
+    as markers; ``span`` (start_s, end_s) zooms in (a few seconds read best). Returns
+    ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,7 +132,11 @@ def plot_heart(
     colours = {"S1": "#d62728", "systole": "#ffbb78", "S2": "#1f77b4", "diastole": "#c7e9c0"}
     rows = 3 if reference is not None else 2
     fig, axes = plt.subplots(
-        rows, 1, figsize=(11, 4.2), sharex=True, gridspec_kw={"height_ratios": [3] + [1] * (rows - 1)}
+        rows,
+        1,
+        figsize=(11, 4.2),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3] + [1] * (rows - 1)},
     )
     t = np.arange(len(envelope)) / feature_rate
     ax = axes[0]
@@ -138,9 +145,9 @@ def plot_heart(
         ax.axvspan(s, e, color=colours[lab], alpha=0.35, lw=0)
     if points:
         for k, mk in (("S1", "v"), ("S2", "^")):
-            p = np.asarray(points.get(k, []))
-            ax.plot(p, np.interp(p, t, envelope) if len(t) else p, mk, color=colours[k], ms=6, label=f"reference {k}")
-        ax.legend(loc="upper right", fontsize=7)
+            p = np.asarray(points.get(k, []), dtype=float)
+            y = np.interp(p, t, envelope) if len(t) else p
+            ax.plot(p, y, mk, color=colours[k], mec="k", ms=7, label=f"reference {k}")
     ax.set_ylabel("envelope (z)")
     bands = [(axes[1], estimate, "estimated")]
     if reference is not None:
@@ -151,10 +158,20 @@ def plot_heart(
         a.set_yticks([])
         a.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[k]) for k in STATES]
-    axes[-1].legend(handles, STATES, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.6), fontsize=8)
+    labels = list(STATES)
+    if points:
+        h, lab = ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    fig.legend(handles, labels, ncol=len(labels), loc="upper right", fontsize=8, frameon=False)
+    if span is not None:
+        ax.set_xlim(*span)
+        inside = envelope[(t >= span[0]) & (t <= span[1])]
+        if inside.size:
+            pad = 0.08 * (np.ptp(inside) + 1e-9)
+            ax.set_ylim(inside.min() - pad, inside.max() + pad)
     axes[-1].set_xlabel("time (s)")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=9, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -69,48 +69,54 @@ def _with_context(F: np.ndarray, k: int) -> np.ndarray:
 class HeartSegmenter(BaseEstimator):
     """Supervised S1 / systole / S2 / diastole segmentation of phonocardiograms.
 
+    The defaults marked (tuned) were chosen by ``benchmarks/tune_heart.py --defaults``
+    (leave-one-recording-out over the 16 development recordings); Springer's published
+    choice is given in brackets.
+
     Parameters
     ----------
     feature_rate : float, default 50.0
         Frames per second of the features and of the decoded states (must divide 1000).
     features : tuple of str, default ("homomorphic", "hilbert", "psd", "wavelet")
         Springer's envelopes (see :mod:`audiopipe.stages.heart.features`).
-    bands : bool, default False
-        Add octave sub-band envelopes (25-400 Hz).
-    log_features : bool, default False
-        Z-score the log of the envelopes.
-    normalise : {"zscore", "robust", "local"}, default "zscore"
+    bands : bool, default True (tuned; [False])
+        Add the envelopes of four octave bands, 25-400 Hz (S1 is lower-pitched than S2).
+    log_features : bool, default True (tuned; [False])
+        Normalise the log of the envelopes.
+    normalise : {"zscore", "robust", "local"}, default "local" (tuned; ["zscore"])
         Per-recording normalisation of the envelopes (see
-        :func:`~audiopipe.stages.heart.features.normalise_columns`).
-    context : int, default 0
+        :func:`~audiopipe.stages.heart.features.normalise_columns`); ``local`` divides by
+        the running maximum over 3 s first, so loud artefacts stay local.
+    context : int, default 1 (tuned; [0])
         Neighbouring frames on each side appended to every frame's features.
-    C : float, default 1.0
+    C : float, default 0.01 (tuned; [1.0])
         Inverse regularisation of the logistic regression.
-    emission_weight : float, default 1.0
+    emission_weight : float, default 1.0 (tuned; [1.0])
         Weight of the log emissions against the log duration probabilities.
     min_bpm, max_bpm : float, default 30, 240
         Heart-rate search range.
     n_candidates : int, default 3
         Autocorrelation peaks tried as the heart period.
-    ac_window_s : float, default 5.0
-        The envelope autocorrelation is averaged over windows of this length (0: one
-        autocorrelation of the whole recording, as Springer).
-    select : {"score", "autocorrelation"}, default "score"
-        Keep the candidate whose decoding scores best, or the strongest autocorrelation
-        peak (Springer's rule).
-    refine : int, default 1
+    ac_window_s : float, default 0.0 (tuned; [0.0])
+        Average the envelope autocorrelation over windows of this length (0: one
+        autocorrelation of the whole recording).
+    select : {"score", "autocorrelation"}, default "score" (tuned; ["autocorrelation"])
+        Keep the period candidate whose decoding scores best, or the strongest
+        autocorrelation peak.
+    refine : int, default 2 (tuned; [0])
         Times the period and systole are re-estimated from the decoded path and decoded
-        again.
-    learn_durations : bool, default True
+        again (kept while the score improves).
+    learn_durations : bool, default True (tuned; [False])
         S1 / S2 duration means and spreads from the training references (else Springer's
         122 +- 22 ms and 94 +- 22 ms).
-    relative_durations : bool, default True
+    relative_durations : bool, default True (tuned; [False])
         Score a state's duration relative to its most likely duration (log p(d) - max log
         p), so that a faster heart rate (more segments per second) is not penalised for
         its number of segments when candidate rates are compared.
     partial_edges : bool, default True
-        First and last states may be cut by the recording's edges.
+        First and last states may be cut by the recording's edges (whole coverage).
     max_train_frames : int, default 50000
+        Annotated frames sampled (with ``random_state``) to train the regression.
     random_state : int, default 0
     """
 
@@ -118,18 +124,18 @@ class HeartSegmenter(BaseEstimator):
         self,
         feature_rate: float = 50.0,
         features: tuple[str, ...] = BASE_FEATURES,
-        bands: bool = False,
-        log_features: bool = False,
-        normalise: str = "zscore",
-        context: int = 0,
-        C: float = 1.0,
+        bands: bool = True,
+        log_features: bool = True,
+        normalise: str = "local",
+        context: int = 1,
+        C: float = 0.01,
         emission_weight: float = 1.0,
         min_bpm: float = 30.0,
         max_bpm: float = 240.0,
         n_candidates: int = 3,
-        ac_window_s: float = 5.0,
+        ac_window_s: float = 0.0,
         select: str = "score",
-        refine: int = 1,
+        refine: int = 2,
         learn_durations: bool = True,
         relative_durations: bool = True,
         partial_edges: bool = True,
@@ -249,11 +255,15 @@ class HeartSegmenter(BaseEstimator):
             lp = lp - lp.max(axis=1, keepdims=True)
         return lp
 
-    def log_emissions(self, F: np.ndarray) -> np.ndarray:
-        """Weighted log scaled likelihoods ``(n_frames, 4)`` of the states."""
+    def posteriors(self, F: np.ndarray) -> np.ndarray:
+        """Logistic-regression ``P(state | frame)``, ``(n_frames, 4)``."""
         if len(F) == 0:
             return np.zeros((0, 4))
-        P = self.model_.predict_proba(self._design(F))
+        return self.model_.predict_proba(self._design(F))
+
+    def log_emissions(self, F: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
+        """Weighted log scaled likelihoods ``(n_frames, 4)`` of the states."""
+        P = self.posteriors(F) if P is None else P
         return self.emission_weight * (np.log(P + 1e-12) - self.log_prior_)
 
     def _decode(self, log_b: np.ndarray, period: float, systole: float):
@@ -280,7 +290,8 @@ class HeartSegmenter(BaseEstimator):
         """Everything the decoding found for one recording.
 
         Returns a dict with ``features`` (frames x features), ``path`` (state index per
-        frame), ``segments`` (as :meth:`predict`), ``heart_rate_bpm``, ``systole_s``
+        frame), ``segments`` (as :meth:`predict`), ``confidence`` (per segment, the mean
+        logistic-regression posterior of its state), ``heart_rate_bpm``, ``systole_s``
         (S1 start to S2 start), ``score`` (per frame) and ``candidates`` (the period and
         systole candidates with their scores). A recording too short or too flat to show a
         heart cycle gets a warning and the state durations of 60 bpm.
@@ -291,7 +302,8 @@ class HeartSegmenter(BaseEstimator):
         """:meth:`analyse` on precomputed :meth:`envelopes` of a ``duration_s`` recording."""
         if not hasattr(self, "model_"):
             raise ValueError("HeartSegmenter is not fitted: call fit() first")
-        log_b = self.log_emissions(F)
+        post = self.posteriors(F)
+        log_b = self.log_emissions(F, post)
         cands = cycle_candidates(
             F[:, 0] if F.shape[1] else np.zeros(len(F)),
             self.feature_rate,
@@ -329,10 +341,13 @@ class HeartSegmenter(BaseEstimator):
                 break
             path, score, period, systole = path2, score2, p2, s2
         n = max(len(path), 1)
+        # confidence of a segment: the mean posterior of its state over its frames
+        conf = [float(post[s:e, k].mean()) for s, e, k in path_to_runs(path)]
         return {
             "features": F,
             "path": path,
             "segments": self._segments(path, duration_s),
+            "confidence": conf,
             "heart_rate_bpm": 60.0 / period,
             "systole_s": systole,
             "score": score / n,

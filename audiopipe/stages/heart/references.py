@@ -11,7 +11,8 @@
 - :func:`points_to_intervals` turns points into training intervals: each S1 (S2) spans
   ``s1_s`` (``s2_s``) seconds around its point; the gap after an S1 is systole and after
   an S2 diastole, when the next point is the other sound and the gap is plausible (within
-  ``max_ratio`` of the median gap of that kind); everything else stays unannotated.
+  ``max_ratio`` of the median gap of that kind); everything else stays unannotated, and
+  ``guard_s`` on each side of every boundary too.
 
 Examples
 --------
@@ -19,7 +20,8 @@ Examples
 >>> tsv = io.StringIO("0\\t1.0\\t0\\n1.0\\t1.1\\t1\\n1.1\\t1.4\\t2\\n1.4\\t1.5\\t3\\n1.5\\t2.0\\t4\\n")
 >>> read_interval_reference(tsv)[:2]
 [(1.0, 1.1, 'S1'), (1.1, 1.4, 'systole')]
->>> [(round(s, 2), round(e, 2), k) for s, e, k in points_to_intervals([1.0, 1.3], ["S1", "S2"])]
+>>> iv = points_to_intervals([1.0, 1.3], ["S1", "S2"], guard_s=0.0)
+>>> [(round(s, 2), round(e, 2), k) for s, e, k in iv]
 [(0.94, 1.06, 'S1'), (1.06, 1.25, 'systole'), (1.25, 1.35, 'S2')]
 """
 
@@ -125,12 +127,13 @@ def points_to_intervals(
     s1_s: float = 0.122,
     s2_s: float = 0.094,
     max_ratio: float = 1.5,
-    guard_s: float = 0.0,
+    guard_s: float = 0.02,
 ) -> list[Interval]:
     """Training intervals around S1/S2 centre points (see module doc).
 
     ``guard_s`` leaves that much unannotated on each side of every boundary (the points
-    say where a sound is, not exactly where it starts and ends).
+    say where a sound is, not exactly where it starts and ends; 20 ms was chosen by
+    ``benchmarks/tune_heart.py``).
     """
     t = np.asarray(times, dtype=np.float64)
     lab = np.asarray([str(s).upper() for s in sounds])
