@@ -151,7 +151,7 @@ def test_recipe_change_requires_rebuild_and_rebuild_keeps_old_version(tmp_path, 
     old_run = old.run["run_id"]
     recipe = {**SMALL_RECIPE, "compute": {**SMALL_RECIPE["compute"], "zero_crossing_rate": {}}}
     cfg2 = write_config(tmp_path, {"t": {"source": str(tmp_path / "corpus"), "features": recipe}})
-    from audiopipe.pipeline import RecipeChangedError
+    from audiopipe.ingest import RecipeChangedError
 
     with pytest.raises(RecipeChangedError, match="audiopipe rebuild t"):
         run_ingest(cfg2, "t")
@@ -170,8 +170,8 @@ def test_recipe_change_requires_rebuild_and_rebuild_keeps_old_version(tmp_path, 
 
 def test_killed_publish_is_invisible_and_next_run_completes(tmp_path, run_ingest):
     """Simulate a flow killed after committing clips but before features/runs."""
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, staging
     from audiopipe.store.tables import replace_where
 
     corpus = _corpus(tmp_path / "corpus", n=4)
@@ -179,9 +179,9 @@ def test_killed_publish_is_invisible_and_next_run_completes(tmp_path, run_ingest
     run_ingest(cfg_path, "t")
     write(corpus / "late.wav", sine(f=777), 22050)
     cfg = load_config(cfg_path)
-    plan = pipeline.plan_ingest(cfg, "t")
-    results = [pipeline.extract_shard(s, plan.context) for s in plan.shards]
-    staged = pipeline._read_staged(plan.context.location, [s.key for s in plan.shards], "clips")
+    plan = plan_ingest(cfg, "t")
+    results = [extract_shard(s, plan.context) for s in plan.shards]
+    staged = staging.read_staged(plan.context.location, [s.key for s in plan.shards], "clips")
     replace_where(
         plan.context.location, "clips", staged, "uri", set(staged.column("uri").to_pylist())
     )

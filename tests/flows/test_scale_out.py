@@ -195,12 +195,12 @@ def _assert_same(a: dict, b: dict) -> None:
 
 def _reference(tmp_path: Path, corpus: Path) -> dict:
     """An undisturbed run of the plain pipeline functions (no Prefect, no Dask)."""
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
 
     cfg = load_config(_config(tmp_path / "ref", corpus))
-    plan = pipeline.plan_ingest(cfg, "t")
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "t")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return _snapshot(cfg.storage_root)
 
 
@@ -455,14 +455,14 @@ def test_flow_killed_mid_run_is_invisible_and_next_run_does_the_rest(
 ):
     from distributed import Client
 
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish, staging
 
     corpus = _corpus(tmp_path / "corpus", ["base_0.wav", "base_1.wav"])
     cfg_path = _config(tmp_path, corpus, max_files=2)
     cfg = load_config(cfg_path)
-    plan = pipeline.plan_ingest(cfg, "t")  # a published state readers can see
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "t")  # a published state readers can see
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     before = _snapshot(cfg.storage_root)
     # 5 shards of 2: two fast, two that block both workers, one that cannot start before the kill
     new = [f"new_{i}.wav" for i in range(4)] + [f"slow_{i}.wav" for i in range(4)]
@@ -476,7 +476,7 @@ def test_flow_killed_mid_run_is_invisible_and_next_run_does_the_rest(
     )
     try:
         deadline = time.monotonic() + 150
-        while len(loc.fs.glob(loc.staging_uri("*", pipeline.SUCCESS))) < 2:
+        while len(loc.fs.glob(loc.staging_uri("*", staging.SUCCESS))) < 2:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no shard was staged in time"
             time.sleep(0.2)
@@ -497,8 +497,8 @@ def test_flow_killed_mid_run_is_invisible_and_next_run_does_the_rest(
             c.run(lambda dask_worker: dask_worker.state.executing_count).values()
         ):
             time.sleep(0.2)
-    staged = {Path(p).parent.name for p in loc.fs.glob(loc.staging_uri("*", pipeline.SUCCESS))}
-    plan2 = pipeline.plan_ingest(cfg, "t")
+    staged = {Path(p).parent.name for p in loc.fs.glob(loc.staging_uri("*", staging.SUCCESS))}
+    plan2 = plan_ingest(cfg, "t")
     staged_uris = {f.uri for s in plan2.shards if s.key in staged for f in s.files}
     assert len(staged_uris) >= 4
     (corpus / ".decoded.log").unlink()
