@@ -7,6 +7,7 @@ Tasks are per shard (tens of files), never per file: a Prefect task run costs ~0
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from distributed import KilledWorker
@@ -187,15 +188,22 @@ def run_ingest(
     progress: bool = True,
     wait_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Body of the ingest/rebuild flows (callable inside any flow)."""
+    """Body of the ingest/rebuild flows (callable inside any flow).
+
+    Returns the ``runs`` row as a dict, plus where the time went: ``plan_seconds``,
+    ``extract_seconds`` (shards on the cluster, wall time), ``publish_seconds``,
+    ``worker_timings`` (seconds per phase summed over the shards) and ``n_workers``.
+    """
     logger = get_run_logger()
     ds = cfg.dataset(dataset)
     from audiopipe.store.location import Location
 
     loc = Location(cfg.storage_root, ds.name)
     with dataset_lock(loc, kind, wait_s=wait_s):
+        t0 = time.perf_counter()
         n_workers = cluster_size(cfg, scheduler)
         plan = plan_ingest(cfg, ds.name, kind=kind, n_workers=n_workers)
+        t1 = time.perf_counter()
         logger.info("%s %s: %s; %d shards", kind, ds.name, plan.diff.summary(), len(plan.shards))
         results: list[Any] = []
         if plan.shards:
@@ -205,7 +213,9 @@ def run_ingest(
             except BaseException as err:
                 record_failed_run(plan, f"extraction failed: {err!r}")
                 raise
+        t2 = time.perf_counter()
         row = publish(plan, results)
+    row.update(plan_seconds=t1 - t0, extract_seconds=t2 - t1, n_workers=n_workers)
     logger.info(summarize(row))
     return row
 

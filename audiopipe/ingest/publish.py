@@ -29,7 +29,7 @@ from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexR
 from audiopipe.store.runs import append_run
 from audiopipe.store.tables import append, open_table, read_table, replace_where, table_version
 
-__all__ = ["publish", "record_failed_run"]
+__all__ = ["publish", "record_failed_run", "worker_timings"]
 
 
 def _code_version() -> str:
@@ -43,7 +43,9 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     :class:`ShardResult`, or the exception that made the shard fail (its files
     are recorded in ``errors`` and will be retried by the next run).
 
-    Returns the ``runs`` row as a dict, with ``publish_seconds`` added.
+    Returns the ``runs`` row as a dict, with ``publish_seconds`` and ``worker_timings`` (the
+    seconds the shards computed in this run spent per phase, summed: see
+    :data:`audiopipe.ingest.extract.PHASES`) added.
     """
     t0 = time.perf_counter()
     loc = plan.context.location
@@ -59,7 +61,26 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions)
     append_run(loc, run)
     staging.clean(loc, ok_keys)
-    return {**run.to_dict(), "publish_seconds": time.perf_counter() - t0}
+    return {
+        **run.to_dict(),
+        "publish_seconds": time.perf_counter() - t0,
+        "worker_timings": worker_timings(ok),
+    }
+
+
+def worker_timings(results: Sequence[ShardResult]) -> dict[str, float]:
+    """Seconds per phase summed over the shards computed (not reused) in this run.
+
+    >>> worker_timings([ShardResult("a", timings={"decode": 1.0}),
+    ...                 ShardResult("b", timings={"decode": 0.5, "zarr": 0.25})])
+    {'decode': 1.5, 'zarr': 0.25}
+    """
+    out: dict[str, float] = {}
+    for r in results:
+        if not r.reused:
+            for k, v in r.timings.items():
+                out[k] = out.get(k, 0.0) + v
+    return out
 
 
 def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> dict[str, int | None]:

@@ -17,7 +17,8 @@ def test_every_file_in_exactly_one_shard_in_uri_order():
     shards = plan_shards(files, max_files=64, max_bytes=10**9, salt="s")
     flat = [f.uri for s in shards for f in s.files]
     assert flat == sorted(f.uri for f in files)
-    assert max(len(s.files) for s in shards) == 64
+    counts = [len(s.files) for s in shards]
+    assert len(shards) == 16 and max(counts) <= 64 and max(counts) - min(counts) <= 1
 
 
 def test_min_shards_splits_a_small_corpus_by_bytes():
@@ -27,8 +28,30 @@ def test_min_shards_splits_a_small_corpus_by_bytes():
     shards = plan_shards(_files(sizes), max_files=512, max_bytes=2**30, salt="s", min_shards=8)
     assert len(shards) >= 8
     total = sum(sizes)
-    assert all(s.n_bytes <= -(-total // 8) or len(s.files) == 1 for s in shards)
+    # balanced: no shard holds more than an eighth of the bytes, but for its last file
+    assert all(s.n_bytes - max(f.size for f in s.files) <= total / 8 for s in shards)
+    assert [s for s in shards if 100_000 in [f.size for f in s.files]][0].n_bytes == 100_000
     assert sum(len(s.files) for s in shards) == 300
+
+
+@pytest.mark.parametrize(("n_files", "min_shards", "counts"), [
+    (15, 4, [4, 4, 3, 4]),  # 2 workers: 8 and 7 files, not 9 and 6 (shards 3,3,3,3,3)
+    (15, 2, [8, 7]),
+    (10, 4, [3, 2, 3, 2]),
+    (7, 8, [1] * 7),
+])  # fmt: skip
+def test_shards_are_balanced_without_a_small_leftover(n_files, min_shards, counts):
+    files = _files([16_000_000 + 1000 * i for i in range(n_files)])  # ~equal FLAC files
+    shards = plan_shards(files, max_files=512, max_bytes=256 * 2**20, salt="s", min_shards=min_shards)
+    assert [len(s.files) for s in shards] == counts
+
+
+def test_configured_caps_hold_after_balancing():
+    sizes = [10] * 40 + [10_000] + [10] * 40
+    shards = plan_shards(_files(sizes), max_files=30, max_bytes=300, salt="s", min_shards=2)
+    assert all(len(s.files) <= 30 for s in shards)
+    assert all(s.n_bytes <= 300 or len(s.files) == 1 for s in shards)
+    assert [f.uri for s in shards for f in s.files] == [f.uri for f in _files(sizes)]
 
 
 def test_caps_win_over_min_shards():
