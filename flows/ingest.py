@@ -29,7 +29,7 @@ from audiopipe.ingest import (
 )
 from audiopipe.store.lock import dataset_lock
 from audiopipe.store.runs import summarize
-from flows.runtime import cluster_size, task_runner
+from flows.runtime import cluster_shape, task_runner
 
 TRANSIENT = (KilledWorker, ConnectionError, TimeoutError, OSError)
 
@@ -192,7 +192,8 @@ def run_ingest(
 
     Returns the ``runs`` row as a dict, plus where the time went: ``plan_seconds``,
     ``extract_seconds`` (shards on the cluster, wall time), ``publish_seconds``,
-    ``worker_timings`` (seconds per phase summed over the shards) and ``n_workers``.
+    ``worker_timings`` (seconds per phase summed over the shards), ``n_workers`` and
+    ``read_ahead`` (whether workers decoded in a second thread).
     """
     logger = get_run_logger()
     ds = cfg.dataset(dataset)
@@ -201,8 +202,8 @@ def run_ingest(
     loc = Location(cfg.storage_root, ds.name)
     with dataset_lock(loc, kind, wait_s=wait_s):
         t0 = time.perf_counter()
-        n_workers = cluster_size(cfg, scheduler)
-        plan = plan_ingest(cfg, ds.name, kind=kind, n_workers=n_workers)
+        n_workers, spare_core = cluster_shape(cfg, scheduler)
+        plan = plan_ingest(cfg, ds.name, kind=kind, n_workers=n_workers, read_ahead=spare_core)
         t1 = time.perf_counter()
         logger.info("%s %s: %s; %d shards", kind, ds.name, plan.diff.summary(), len(plan.shards))
         results: list[Any] = []
@@ -215,7 +216,12 @@ def run_ingest(
                 raise
         t2 = time.perf_counter()
         row = publish(plan, results)
-    row.update(plan_seconds=t1 - t0, extract_seconds=t2 - t1, n_workers=n_workers)
+    row.update(
+        plan_seconds=t1 - t0,
+        extract_seconds=t2 - t1,
+        n_workers=n_workers,
+        read_ahead=plan.context.read_ahead,
+    )
     logger.info(summarize(row))
     return row
 

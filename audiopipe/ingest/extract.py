@@ -11,30 +11,32 @@ For each file of a shard, :func:`extract_shard`
 4. makes the clip's ``clips``, ``features`` and ``frames_index`` rows, or, when any step
    fails, its ``errors`` row (its frames are rolled back; the other files go on).
 
-The shard's rows are then staged with a ``_SUCCESS`` marker (:mod:`audiopipe.ingest.staging`)
-and the time spent per phase is returned in :attr:`ShardResult.timings`.
+Steps 1-3's reading side is :mod:`audiopipe.ingest.reader`; with ``read_ahead`` (a spare core
+for the worker) it runs in a second thread, one file ahead. The shard's rows are then staged
+with a ``_SUCCESS`` marker (:mod:`audiopipe.ingest.staging`) and the time spent per phase is
+returned in :attr:`ShardResult.timings`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from types import SimpleNamespace
-from typing import Any, BinaryIO
+from typing import Any
 
-import fsspec
 import numpy as np
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from audiopipe import features as F
-from audiopipe.audio import AudioError, AudioInfo, check_header, info, stream
-from audiopipe.catalog import FileEntry, hash_file
+from audiopipe.audio import AudioError
 from audiopipe.ingest import staging
+from audiopipe.ingest.reader import Failed, Opened, Same, ShardReader, is_local, read_ahead
 from audiopipe.ingest.shard import (
     DECODER_HOOK_ENV,
     DecoderHook,
@@ -48,13 +50,15 @@ from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexR
 
 __all__ = ["extract_shard", "ClipStats", "PHASES"]
 
-#: the phases of :attr:`ShardResult.timings`, in pipeline order (``total`` is the shard's wall
-#: time, ``other`` what no phase accounts for)
+#: the phases of :attr:`ShardResult.timings`, in pipeline order. ``wait`` is the extractor
+#: waiting for blocks decoded ahead; ``other`` is what no phase accounts for; ``total`` (added)
+#: is the shard's wall time. With read-ahead the reading phases (hash, header, decode, mix,
+#: resample) run in their own thread, so the phases add up to more than ``total``.
 PHASES = (
-    "setup", "hash", "header", "decode", "mix", "resample", "features", "stats", "zarr",
-    "staging", "other",
+    "setup", "hash", "header", "decode", "mix", "resample", "wait", "features", "stats",
+    "zarr", "staging", "other",
 )  # fmt: skip
-_AUDIO_PHASES = ("decode", "mix", "resample")  # timed inside audiopipe.audio.stream
+_MAIN_PHASES = ("setup", "wait", "features", "stats", "zarr", "staging")
 
 
 def extract_shard(
@@ -77,21 +81,56 @@ def extract_shard(
         return staged
     if decoder_hook is None:
         decoder_hook = load_decoder_hook(ctx.decoder_hook or os.environ.get(DECODER_HOOK_ENV))
-    work = _ShardWork(shard, ctx, decoder_hook)
-    for entry in shard.files:
-        work.add_file(entry)
-        if progress is not None:
-            progress(1)
-    tables = work.close()
+    with _one_blas_thread():
+        work = _ShardWork(shard, ctx, decoder_hook)
+        events = work.reader.events(shard.files)
+        for ev in read_ahead(events) if ctx.read_ahead else events:
+            work.add(ev)
+            if progress is not None:
+                progress(1)
+        tables = work.close()
     t1 = time.perf_counter()
-    res = work.result
-    staging.write_shard(loc, shard.key, tables, res)  # timings end here: staged with the result
+    staging.write_tables(loc, shard.key, tables)
     work.timings["staging"] += time.perf_counter() - t1
-    res.seconds = time.perf_counter() - t0
-    res.timings = {k: work.timings.get(k, 0.0) for k in PHASES}
-    res.timings["other"] = max(0.0, res.seconds - sum(res.timings.values()))
+    res = work.result
+    res.seconds = time.perf_counter() - t0  # (the marker, written last, is not in the timings)
+    res.timings = {**work.timings, **work.reader.timings}
+    if ctx.read_ahead:  # this thread's time: its own phases and waiting for the reader
+        res.timings["other"] = res.seconds - sum(work.timings[k] for k in _MAIN_PHASES)
+    else:
+        res.timings["other"] = res.seconds - sum(res.timings.values())
+    res.timings = {k: max(0.0, res.timings.get(k, 0.0)) for k in PHASES}
     res.timings["total"] = res.seconds
+    staging.write_success(loc, shard.key, res)
     return res
+
+
+_blas_lock = threading.Lock()
+_blas_state: dict[str, Any] = {"users": 0, "limiter": None}
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Limit BLAS to one thread while any shard is extracted in this process.
+
+    A shard is one core's work (Dask workers run one task per thread, and their nanny sets
+    ``OPENBLAS_NUM_THREADS=1``); in a plain process, the feature library's many small matrix
+    products would otherwise start BLAS threads that fight over the cores (measured: 12x
+    slower on a loaded 2-core machine). The limit is process-wide, so concurrent shards share
+    it: the first sets it, the last restores what was there before.
+    """
+    with _blas_lock:
+        if _blas_state["users"] == 0:
+            _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
+        _blas_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["users"] -= 1
+            if _blas_state["users"] == 0:
+                _blas_state["limiter"].restore_original_limits()
+                _blas_state["limiter"] = None
 
 
 class ClipStats:
@@ -170,47 +209,26 @@ def _file_error(ctx: IngestContext, uri: str, clip_id: str | None, err: Exceptio
     return ErrorRow(**{**row.values(), "message": f"{row.message} | {trace}"})
 
 
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
+class _Counted:
+    """A clip's block source that counts the samples of its last pass and times the pulls
+    (decoding in this thread, or waiting for the reading thread)."""
 
-
-@contextmanager
-def _opened(uri: str, storage_options: Mapping[str, Any] | None) -> Iterator[str | BinaryIO]:
-    """A local file as its path (libsndfile reads it natively), anything else through fsspec."""
-    if _is_local(uri):
-        yield uri.removeprefix("file://")
-        return
-    with fsspec.open(uri, "rb", **(storage_options or {})) as f:
-        yield f
-
-
-class _AudioBlocks:
-    """A file's audio as a re-iterable source of mono blocks at the feature rate.
-
-    Each call decodes the file afresh (recipes with whole-clip constants, such as
-    ``power_to_db``'s ``top_db``, read it twice, still in bounded memory) and counts the
-    samples it yields in :attr:`n_samples`.
-    """
-
-    def __init__(self, work: _ShardWork, uri: str) -> None:
-        self.work = work
-        self.uri = uri
+    def __init__(self, source: Callable[[], Iterator[np.ndarray]]) -> None:
+        self.source = source
         self.n_samples = 0
+        self.seconds = 0.0
 
     def __call__(self) -> Iterator[np.ndarray]:
-        ctx = self.work.ctx
         self.n_samples = 0
-        with _opened(self.uri, self.work.storage_options) as src:
-            for block in stream(
-                src,
-                ctx.sample_rate,
-                channels=ctx.channels,
-                block_seconds=ctx.block_seconds,
-                limits=self.work.limits,
-                timings=self.work.timings,
-            ):
-                self.n_samples += block.shape[0]
-                yield block
+        it = iter(self.source())
+        while True:
+            t0 = time.perf_counter()
+            block = next(it, None)
+            self.seconds += time.perf_counter() - t0
+            if block is None:
+                return
+            self.n_samples += block.shape[0]
+            yield block
 
 
 class _ShardWork:
@@ -219,12 +237,18 @@ class _ShardWork:
     def __init__(self, shard: Shard, ctx: IngestContext, hook: DecoderHook | None) -> None:
         t0 = time.perf_counter()
         self.ctx = ctx
-        self.hook = hook
-        self.timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)
-        self.limits = SimpleNamespace(**ctx.limits)
+        self.timings: dict[str, float] = dict.fromkeys(_MAIN_PHASES, 0.0)
         loc = ctx.location
-        remote = bool(shard.files) and not _is_local(shard.files[0].uri)
-        self.storage_options = loc.fsspec_options if remote else None
+        remote = bool(shard.files) and not is_local(shard.files[0].uri)
+        self.reader = ShardReader(
+            ctx.sample_rate,
+            ctx.channels,
+            ctx.block_seconds,
+            limits=ctx.limits,
+            storage_options=loc.fsspec_options if remote else None,
+            hook=hook,
+        )
+        self.min_duration_s = float(ctx.limits.get("min_duration_s", 0.0))
         self.extractor = F.Extractor(ctx.recipe, ctx.sample_rate)
         # one part per attempt: a retried shard, or a task orphaned by a killed flow that is
         # still running on an external cluster, never writes into a part another attempt writes
@@ -247,54 +271,32 @@ class _ShardWork:
         self.timings[phase] += now - t0
         return now
 
-    def add_file(self, entry: FileEntry) -> None:
-        """Process one file into rows; a failure becomes its ``errors`` row."""
-        clip_id = None
+    def add(self, ev: Same | Failed | Opened) -> None:
+        """One file: its rows, its stored rows kept, or its ``errors`` row."""
+        entry = ev.entry
+        if isinstance(ev, Same):
+            self.result.same_bytes.append([entry.uri, entry.size, entry.mtime])
+            return
         try:
-            clip_id = self._clip_id(entry)
-            if entry.prev_clip_id is not None and clip_id == entry.prev_clip_id:
-                self.result.same_bytes.append([entry.uri, entry.size, entry.mtime])
-                return
-            if self.hook is not None:
-                self.hook(entry.uri)
-            hdr = self._header(entry.uri)
-            self._add_clip(entry, clip_id, hdr)
+            if isinstance(ev, Failed):
+                raise ev.error
+            self._add_clip(ev)
         except Exception as err:  # noqa: BLE001 - every failure of a file becomes a row
+            if isinstance(ev, Opened):
+                ev.finish()
             self.writer.rollback_clip()
-            self.errors.append(_file_error(self.ctx, entry.uri, clip_id, err))
+            self.errors.append(_file_error(self.ctx, entry.uri, ev.clip_id, err))
             self.result.files_failed += 1
 
-    def _clip_id(self, entry: FileEntry) -> str:
-        """The file's clip id (hash of its bytes), after checking its size."""
-        if entry.size == 0:
-            raise AudioError("file is empty (0 bytes)", "empty")
-        if entry.size > self.limits.max_bytes:
-            raise AudioError(
-                f"file has {entry.size} bytes, over limits.max_bytes={self.limits.max_bytes}",
-                "limits",
-            )
-        t0 = time.perf_counter()
-        clip_id = hash_file(entry.uri, self.storage_options)
-        self._tick("hash", t0)
-        return clip_id
-
-    def _header(self, uri: str) -> AudioInfo:
-        t0 = time.perf_counter()
-        with _opened(uri, self.storage_options) as src:
-            hdr = info(src)
-        check_header(hdr, self.limits)
-        self._tick("header", t0)
-        return hdr
-
-    def _add_clip(self, entry: FileEntry, clip_id: str, hdr: AudioInfo) -> None:
-        """Extract the file's frames into the part and make its three rows."""
-        ctx = self.ctx
-        source = _AudioBlocks(self, entry.uri)
+    def _add_clip(self, ev: Opened) -> None:
+        """Extract the clip's frames into the part and make its three rows."""
+        ctx, entry, hdr = self.ctx, ev.entry, ev.header
+        source = _Counted(ev.blocks)
         stats = ClipStats(self.extractor.dims)
-        # the extractor pulls blocks from the decoder: its own time is the loop's time less
-        # what the decoder (timed in audio.stream), the part writer and the statistics took
-        inner = (*_AUDIO_PHASES, "zarr", "stats")
-        before = sum(self.timings[k] for k in inner)
+        # the extractor pulls blocks from the reader: its own time is the loop's time less
+        # the pulls (decoding here, or waiting for the reading thread), the part writer and
+        # the statistics
+        inner = self.timings["zarr"] + self.timings["stats"]
         t_loop = time.perf_counter()
         for block in self.extractor.stream(source):
             t0 = time.perf_counter()
@@ -303,16 +305,19 @@ class _ShardWork:
             stats.add(block)
             self._tick("stats", t0)
         loop = time.perf_counter() - t_loop
-        self.timings["features"] += loop - (sum(self.timings[k] for k in inner) - before)
+        inner = self.timings["zarr"] + self.timings["stats"] - inner
+        self.timings["features"] += loop - inner - source.seconds
+        if ctx.read_ahead:
+            self.timings["wait"] += source.seconds
         duration = source.n_samples / ctx.sample_rate
-        if duration < self.limits.min_duration_s:
+        if duration < self.min_duration_s:
             raise AudioError(f"duration {duration:.3f} s is below limits.min_duration_s", "limits")
         start, stop = self.writer.end_clip()
         if stop == start:
             raise AudioError("no feature frames could be computed (no audio samples)", "empty")
         self.clips.append(
             ClipRow(
-                clip_id=clip_id,
+                clip_id=ev.clip_id,
                 uri=entry.uri,
                 bytes=entry.size,
                 mtime=entry.mtime,
@@ -329,11 +334,11 @@ class _ShardWork:
             )
         )
         self.features.append(
-            FeaturesRow(clip_id, stop - start, ctx.recipe_hash, ctx.run_id, stats=stats.row())
+            FeaturesRow(ev.clip_id, stop - start, ctx.recipe_hash, ctx.run_id, stats=stats.row())
         )
         self.index.append(
             FramesIndexRow(
-                clip_id=clip_id,
+                clip_id=ev.clip_id,
                 part=self.part,
                 start=start,
                 stop=stop,

@@ -5,7 +5,7 @@ Examples
 >>> from audiopipe.catalog import FileEntry
 >>> files = [FileEntry(f"/c/{i}.wav", 100, 1.0) for i in range(5)]
 >>> [len(s.files) for s in plan_shards(files, max_files=2, max_bytes=10**9, salt="s")]
-[2, 2, 1]
+[2, 1, 2]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from audiopipe.store.records import ClipRow
 from audiopipe.store.runs import last_run, new_run_id, pinned_versions, recover
 from audiopipe.store.tables import read_table
 
-__all__ = ["IngestPlan", "RecipeChangedError", "plan_ingest", "plan_shards", "stored_clips"]
+__all__ = ["IngestPlan", "RecipeChangedError", "plan_ingest", "plan_shards", "spare_core", "stored_clips"]
 
 
 def _now() -> dt.datetime:
@@ -131,6 +131,11 @@ def stored_clips(loc: Location, version: int | None = None) -> dict[str, tuple[i
     }
 
 
+def spare_core(n_workers: int = 1, threads_per_worker: int = 1) -> bool:
+    """Whether this machine has a second core for each of ``n_workers`` x ``threads``."""
+    return (os.cpu_count() or 1) >= 2 * n_workers * threads_per_worker
+
+
 def _label_columns(labels: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
     """The label columns of a dataset, in the order they first appear."""
     cols: dict[str, None] = {}
@@ -173,11 +178,17 @@ def plan_ingest(
     kind: str = "ingest",
     run_id: str | None = None,
     n_workers: int = 1,
+    read_ahead: bool | None = None,
 ) -> IngestPlan:
     """Discover files, diff them against the store and plan shards.
 
     ``n_workers`` (the cluster's size) sets the default ``shard.min_shards``: two per
     worker, so every worker has work and a slow shard does not leave the others idle.
+
+    ``read_ahead``: workers decode in a second thread, ahead of the feature extraction
+    (:func:`audiopipe.ingest.reader.read_ahead`); worth it when each worker has a core to
+    spare. ``None`` decides for workers on this machine: on when it has at least two cores per
+    worker (in process: two cores). Flows on a cluster pass what the cluster has.
 
     ``kind="rebuild"`` plans every file again (a new table version replaces
     the dataset's features; old versions stay readable until vacuumed).
@@ -212,6 +223,7 @@ def plan_ingest(
         limits=ds.limits.model_dump(),
         label_columns=label_columns,
         decoder_hook=os.environ.get(DECODER_HOOK_ENV) or None,
+        read_ahead=spare_core(n_workers) if read_ahead is None else read_ahead,
     )
     # a rebuild's shards are new work even for unchanged files: its run id salts the keys
     salt_extra = run_id if kind == "rebuild" else ""

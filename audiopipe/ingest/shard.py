@@ -50,6 +50,8 @@ class IngestContext:
     limits: dict[str, Any]
     label_columns: tuple[str, ...] = ()
     decoder_hook: str | None = None  # "module:function" called with each uri before decoding
+    #: decode in a second thread, ahead of the features (when each worker has a spare core)
+    read_ahead: bool = False
 
     @property
     def location(self) -> Location:

@@ -11,7 +11,10 @@ Examples
 >>> loc = Location(tempfile.mkdtemp(), "d")
 >>> load_result(loc, "k") is None
 True
->>> write_shard(loc, "k", {"clips": pa.table({"uri": ["/a.wav"]})}, ShardResult("k", files_ok=1))
+>>> write_tables(loc, "k", {"clips": pa.table({"uri": ["/a.wav"]})})
+>>> load_result(loc, "k") is None  # not complete yet
+True
+>>> write_success(loc, "k", ShardResult("k", files_ok=1))
 >>> load_result(loc, "k").files_ok, read_staged(loc, ["k"], "clips").num_rows
 (1, 1)
 """
@@ -28,21 +31,24 @@ import pyarrow.parquet as pq
 from audiopipe.ingest.shard import ShardResult
 from audiopipe.store.location import Location
 
-__all__ = ["SUCCESS", "write_shard", "load_result", "read_staged", "clean"]
+__all__ = ["SUCCESS", "write_tables", "write_success", "load_result", "read_staged", "clean"]
 
 SUCCESS = "_SUCCESS"
 
 
-def write_shard(
-    loc: Location, key: str, tables: Mapping[str, pa.Table], result: ShardResult
-) -> None:
-    """Stage a shard's tables, then its ``_SUCCESS`` marker (last: it makes the shard complete)."""
+def write_tables(loc: Location, key: str, tables: Mapping[str, pa.Table]) -> None:
+    """Stage a shard's tables (not yet complete: :func:`write_success` marks it so)."""
     fs = loc.fs
     fs.makedirs(loc.staging_uri(key), exist_ok=True)
     for name, t in tables.items():
         with fs.open(loc.staging_uri(key, f"{name}.parquet"), "wb") as f:
             pq.write_table(t, f)
-    with fs.open(loc.staging_uri(key, SUCCESS), "w") as f:
+
+
+def write_success(loc: Location, key: str, result: ShardResult) -> None:
+    """Write the ``_SUCCESS`` marker (the shard's result): written last, it makes the shard
+    complete."""
+    with loc.fs.open(loc.staging_uri(key, SUCCESS), "w") as f:
         json.dump(asdict(result), f)
 
 

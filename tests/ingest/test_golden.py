@@ -39,7 +39,7 @@ import soundfile as sf
 import audiopipe
 from audiopipe.store.frames import open_part
 from tests.audio_fixtures import write
-from tests.conftest import ingest_in_process, write_config
+from tests.conftest import write_config
 
 GOLDEN = Path(__file__).with_name("golden.json")
 RTOL = 2e-3  # relative to the value, plus ATOL_SCALE x the largest value of the same quantity
@@ -253,7 +253,15 @@ def compare(got: Any, want: Any) -> list[str]:
     return out
 
 
-def ingest_golden_corpus(tmp_path: Path) -> dict[str, Any]:
+def _ingest(cfg: Path, read_ahead: bool) -> None:
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+
+    plan = plan_ingest(load_config(cfg), "g", read_ahead=read_ahead)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+
+
+def ingest_golden_corpus(tmp_path: Path, read_ahead: bool = False) -> dict[str, Any]:
     corpus = tmp_path / "corpus"
     build_corpus(corpus)
     cfg = write_config(
@@ -268,17 +276,18 @@ def ingest_golden_corpus(tmp_path: Path) -> dict[str, Any]:
         },
     )  # fmt: skip
     out = tmp_path / "out"
-    ingest_in_process(cfg, "g")
+    _ingest(cfg, read_ahead)
     first = summarize(out)
     change_corpus(corpus)
-    ingest_in_process(cfg, "g")
+    _ingest(cfg, read_ahead)
     second = summarize(out, exact=False)
     return {"first_run": first, "after_changes": second}
 
 
-def test_ingest_outputs_match_the_golden_summary(tmp_path):
-    got = ingest_golden_corpus(tmp_path)
-    if os.environ.get("AUDIOPIPE_WRITE_GOLDEN"):
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["one-thread", "read-ahead"])
+def test_ingest_outputs_match_the_golden_summary(tmp_path, read_ahead):
+    got = ingest_golden_corpus(tmp_path, read_ahead)
+    if os.environ.get("AUDIOPIPE_WRITE_GOLDEN") and not read_ahead:
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
         pytest.skip(f"wrote {GOLDEN}")
