@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -30,10 +31,6 @@ from audiopipe.store.runs import append_run
 from audiopipe.store.tables import append, open_table, read_table, replace_where, table_version
 
 __all__ = ["publish", "record_failed_run", "worker_timings"]
-
-
-def _code_version() -> str:
-    return f"audiopipe {__version__} features {F.FEATURES_VERSION}"
 
 
 def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) -> dict[str, Any]:
@@ -176,25 +173,16 @@ def _errors(
 def _run_row(
     plan: IngestPlan, ok: list[ShardResult], shard_failures: int, versions: dict[str, int | None]
 ) -> RunRow:
-    ctx = plan.context
-    loc = ctx.location
+    loc = plan.context.location
     d = plan.diff
     n_same = sum(len(r.same_bytes) for r in ok)
     clips = open_table(loc, "clips") if versions.get("clips") is not None else None
-    finished = _now()
     message = d.summary()
     if n_same:
         message += f"; {n_same} changed files had the same bytes (features kept)"
-    return RunRow(
-        run_id=ctx.run_id,
-        dataset=ctx.dataset,
-        kind=plan.kind,
-        status="ok",
-        config_hash=plan.config_hash,
-        recipe_hash=ctx.recipe_hash,
-        code_version=_code_version(),
-        started=plan.started,
-        finished=finished,
+    row = _run(plan, "ok", versions, message)
+    return replace(
+        row,
         files_found=len(d.unchanged) + len(d.to_process),
         files_new=len(d.new),
         files_changed=len(d.changed),
@@ -203,37 +191,29 @@ def _run_row(
         files_failed=sum(r.files_failed for r in ok) + shard_failures,
         clips_total=0 if clips is None else clips.to_pyarrow_table(columns=["uri"]).num_rows,
         audio_seconds=float(sum(r.audio_seconds for r in ok)),
-        wall_seconds=(finished - plan.started).total_seconds(),
+        wall_seconds=(row.finished - plan.started).total_seconds(),
         shards=len(plan.shards),
-        table_versions=_json(versions),
+    )
+
+
+def _run(plan: IngestPlan, status: str, versions: dict[str, int | None], message: str) -> RunRow:
+    """The ``runs`` row of the plan's run, finished now, without its counts."""
+    ctx = plan.context
+    return RunRow(
+        run_id=ctx.run_id,
+        dataset=ctx.dataset,
+        kind=plan.kind,
+        status=status,
+        config_hash=plan.config_hash,
+        recipe_hash=ctx.recipe_hash,
+        code_version=f"audiopipe {__version__} features {F.FEATURES_VERSION}",
+        started=plan.started,
+        finished=dt.datetime.now(dt.UTC),
+        table_versions=json.dumps(versions, sort_keys=True),
         message=message,
     )
 
 
-def _json(versions: dict[str, int | None]) -> str:
-    return json.dumps(versions, sort_keys=True)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def record_failed_run(plan: IngestPlan, message: str) -> None:
     """Append a ``failed`` run row (tables untouched; nothing of the run is visible)."""
-    ctx = plan.context
-    append_run(
-        ctx.location,
-        RunRow(
-            run_id=ctx.run_id,
-            dataset=ctx.dataset,
-            kind=plan.kind,
-            status="failed",
-            config_hash=plan.config_hash,
-            recipe_hash=ctx.recipe_hash,
-            code_version=_code_version(),
-            started=plan.started,
-            finished=_now(),
-            table_versions=_json(plan.base_versions),
-            message=message[:2000],
-        ),
-    )
+    append_run(plan.context.location, _run(plan, "failed", plan.base_versions, message[:2000]))
