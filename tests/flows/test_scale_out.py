@@ -317,13 +317,20 @@ def test_s3_storage_tables_and_frames_round_trip(tmp_path, s3, prefect_api, exte
     # incremental on S3: nothing to do the second time
     again = _ingest(cfg, scheduler=external_cluster)
     assert again["files_processed"] == 0 and again["shards"] == 0
-    # vacuum on S3: tone_4 was alone in its shard, so changing it leaves its old part
-    # unreferenced; that part goes, and the dataset reads the same
+    # vacuum on S3: changing every file of tone_4's shard leaves its old part unreferenced;
+    # that part goes, and the dataset reads the same
+    import audiopipe
     from audiopipe.store.location import Location
     from audiopipe.store.vacuum import vacuum
 
-    write(corpus / "tone_4.wav", sine(f=950, dur=0.5), 22050)
-    assert _ingest(cfg, scheduler=external_cluster)["files_processed"] == 1
+    ds = audiopipe.open_dataset(root, "t")
+    uri_of = dict(zip(*ds.table("clips", ["clip_id", "uri"]).to_pydict().values(), strict=True))
+    index = ds.table("frames_index", ["clip_id", "part"]).to_pylist()
+    part4 = next(r["part"] for r in index if uri_of[r["clip_id"]].endswith("tone_4.wav"))
+    mates = [uri_of[r["clip_id"]] for r in index if r["part"] == part4]
+    for i, uri in enumerate(mates):
+        write(Path(uri), sine(f=950 + 10 * i, dur=0.5), 22050)
+    assert _ingest(cfg, scheduler=external_cluster)["files_processed"] == len(mates)
     before = _snapshot(root)
     parts = {k.split("/frames/")[1].split("/")[0] for k in fs.find("audio/pipe/t/frames")}
     r = vacuum(Location(root, "t"), retain_hours=0)
