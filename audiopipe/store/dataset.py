@@ -117,11 +117,10 @@ class Dataset:
         if dt is None:
             return pa.table({})
         t = dt.to_pyarrow_table()
-        runs = self.table("runs", ["run_id", "status", "finished"]).to_pylist()
         ok = [
-            r["run_id"]
-            for r in runs
-            if r["status"] == "ok" and r["finished"] <= self.run["finished"]
+            r.run_id
+            for r in RunRow.rows(self.table("runs"))
+            if r.status == "ok" and r.finished <= self.run["finished"]
         ]
         ingest_steps = pa.array(sorted(INGEST_STEPS))
         keep = pc.or_(

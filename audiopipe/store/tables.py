@@ -18,13 +18,10 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from audiopipe.store.location import Location
-from audiopipe.store.records import ClipRow, ErrorRow, FramesIndexRow, RunRow
+from audiopipe.store.records import ErrorRow
 
 __all__ = [
-    "CLIPS_SCHEMA",
-    "FRAMES_INDEX_SCHEMA",
     "ERRORS_SCHEMA",
-    "RUNS_SCHEMA",
     "conform",
     "open_table",
     "table_version",
@@ -34,11 +31,9 @@ __all__ = [
     "sql_in",
 ]
 
-# the fixed tables' schemas, defined once by their row records (audiopipe.store.records)
-CLIPS_SCHEMA = ClipRow.fixed_schema()  # + one string column per label column of a dataset
-FRAMES_INDEX_SCHEMA = FramesIndexRow.schema()
+#: the ``errors`` schema (defined by :class:`~audiopipe.store.records.ErrorRow`), for stages
+#: that append their own errors rows
 ERRORS_SCHEMA = ErrorRow.schema()
-RUNS_SCHEMA = RunRow.schema()
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
