@@ -15,9 +15,10 @@ Examples
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -25,7 +26,16 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-__all__ = ["AudioError", "AudioInfo", "info", "stream", "load", "to_mono", "resample"]
+__all__ = [
+    "AudioError",
+    "AudioInfo",
+    "info",
+    "stream",
+    "resample_blocks",
+    "load",
+    "to_mono",
+    "resample",
+]
 
 
 class AudioError(Exception):
@@ -229,62 +239,93 @@ def stream(
     >>> sf.write(buf, np.zeros((44100, 2), np.float32), 44100, format="WAV")
     >>> _ = buf.seek(0)
     >>> t = {}
-    >>> [b.shape for b in stream(buf, 22050, timings=t)], sorted(t)
-    ([(22050,)], ['decode', 'mix', 'resample'])
+    >>> sum(b.size for b in stream(buf, 22050, timings=t)), sorted(t)
+    (22050, ['decode', 'mix', 'resample'])
     """
     t0 = time.perf_counter()
     with _open(src) as f:
         hdr = AudioInfo(f.format, f.subtype, int(f.samplerate), int(f.channels), int(f.frames))
         check_header(hdr, limits)
         _check_log(f)
-        native = hdr.sample_rate
-        target = sr or native
-        blocksize = max(1024, int(block_seconds * native))
-        rs = (
-            soxr.ResampleStream(native, target, 1, dtype="float32", quality="HQ")
-            if target != native
-            else None
-        )
-        total = 0
         _add_time(timings, "decode", t0)  # opening and the header
-        try:
-            while True:
-                t0 = time.perf_counter()  # (the consumer ran since the last block)
-                x = f.read(blocksize, dtype="float32", always_2d=True)
-                t0 = _add_time(timings, "decode", t0)
-                n = x.shape[0]
-                last = n < blocksize
-                total += n
-                if limits is not None and total / native > limits.max_duration_s:
-                    raise AudioError(
-                        f"decoded audio exceeds limits.max_duration_s={limits.max_duration_s}",
-                        "limits",
-                    )
-                y = to_mono(x, channels, channel_axis=1)
-                if not np.all(np.isfinite(y)):
-                    raise AudioError("decoded samples contain NaN or infinity", "decode")
-                y = np.ascontiguousarray(y)
-                t0 = _add_time(timings, "mix", t0)
-                if rs is not None:
-                    y = rs.resample_chunk(y, last=last)
-                    t0 = _add_time(timings, "resample", t0)
-                if y.size:
-                    yield y
-                if last:
-                    break
-        except sf.LibsndfileError as err:
-            raise AudioError(
-                f"decoding failed after {total} frames ({err.error_string})", "decode"
-            ) from None
-        except RuntimeError as err:
-            raise AudioError(f"decoding failed after {total} frames ({err})", "decode") from None
-        if hdr.frames > 0 and total < hdr.frames:
-            raise AudioError(
-                f"file is truncated: header claims {hdr.frames} frames, only {total} could be decoded",
-                "truncated",
-            )
-        if total == 0:
-            raise AudioError("file contains no audio frames", "empty")
+        blocks = _mono_blocks(f, hdr, channels, block_seconds, limits, timings)
+        yield from resample_blocks(blocks, hdr.sample_rate, sr or hdr.sample_rate, timings=timings)
+
+
+def resample_blocks(
+    blocks: Iterable[np.ndarray],
+    orig_sr: int,
+    target_sr: int,
+    *,
+    timings: MutableMapping[str, float] | None = None,
+) -> Iterator[np.ndarray]:
+    """Resample consecutive mono float32 blocks with soxr (HQ), streaming: the same samples as
+    resampling their concatenation. Identity when the rates match.
+
+    Examples
+    --------
+    >>> out = list(resample_blocks([np.zeros(44100, np.float32)] * 2, 44100, 22050))
+    >>> sum(b.size for b in out)
+    44100
+    """
+    if orig_sr == target_sr:
+        yield from blocks
+        return
+    rs = soxr.ResampleStream(orig_sr, target_sr, 1, dtype="float32", quality="HQ")
+    for y in itertools.chain(blocks, [None]):  # None: the end, flush what soxr holds
+        t0 = time.perf_counter()
+        out = rs.resample_chunk(np.zeros(0, np.float32) if y is None else y, last=y is None)
+        _add_time(timings, "resample", t0)
+        if out.size:
+            yield out
+
+
+def _mono_blocks(
+    f: sf.SoundFile,
+    hdr: AudioInfo,
+    channels: str | int,
+    block_seconds: float,
+    limits: Any | None,
+    timings: MutableMapping[str, float] | None,
+) -> Iterator[np.ndarray]:
+    """Decode an open file in blocks of ``block_seconds``, each mixed to mono float32."""
+    native = hdr.sample_rate
+    blocksize = max(1024, int(block_seconds * native))
+    total = 0
+    try:
+        while True:
+            t0 = time.perf_counter()  # (the consumer ran since the last block)
+            x = f.read(blocksize, dtype="float32", always_2d=True)
+            t0 = _add_time(timings, "decode", t0)
+            n = x.shape[0]
+            total += n
+            if limits is not None and total / native > limits.max_duration_s:
+                raise AudioError(
+                    f"decoded audio exceeds limits.max_duration_s={limits.max_duration_s}",
+                    "limits",
+                )
+            y = to_mono(x, channels, channel_axis=1)
+            if not np.all(np.isfinite(y)):
+                raise AudioError("decoded samples contain NaN or infinity", "decode")
+            y = np.ascontiguousarray(y)
+            _add_time(timings, "mix", t0)
+            if y.size:
+                yield y
+            if n < blocksize:
+                break
+    except sf.LibsndfileError as err:
+        raise AudioError(
+            f"decoding failed after {total} frames ({err.error_string})", "decode"
+        ) from None
+    except RuntimeError as err:
+        raise AudioError(f"decoding failed after {total} frames ({err})", "decode") from None
+    if hdr.frames > 0 and total < hdr.frames:
+        raise AudioError(
+            f"file is truncated: header claims {hdr.frames} frames, only {total} could be decoded",
+            "truncated",
+        )
+    if total == 0:
+        raise AudioError("file contains no audio frames", "empty")
 
 
 def load(

@@ -58,7 +58,8 @@ PHASES = (
     "setup", "hash", "header", "decode", "mix", "resample", "wait", "features", "stats",
     "zarr", "staging", "other",
 )  # fmt: skip
-_MAIN_PHASES = ("setup", "wait", "features", "stats", "zarr", "staging")
+#: the phases of the extracting thread (with read-ahead it resamples too)
+_MAIN_PHASES = ("setup", "resample", "wait", "features", "stats", "zarr", "staging")
 
 
 def extract_shard(
@@ -84,7 +85,7 @@ def extract_shard(
     with _one_blas_thread():
         work = _ShardWork(shard, ctx, decoder_hook)
         events = work.reader.events(shard.files)
-        for ev in read_ahead(events) if ctx.read_ahead else events:
+        for ev in read_ahead(events, timings=work.timings) if ctx.read_ahead else events:
             work.add(ev)
             if progress is not None:
                 progress(1)
@@ -94,11 +95,11 @@ def extract_shard(
     work.timings["staging"] += time.perf_counter() - t1
     res = work.result
     res.seconds = time.perf_counter() - t0  # (the marker, written last, is not in the timings)
-    res.timings = {**work.timings, **work.reader.timings}
-    if ctx.read_ahead:  # this thread's time: its own phases and waiting for the reader
-        res.timings["other"] = res.seconds - sum(work.timings[k] for k in _MAIN_PHASES)
-    else:
-        res.timings["other"] = res.seconds - sum(res.timings.values())
+    both = (work.timings, work.reader.timings)
+    res.timings = {k: sum(t.get(k, 0.0) for t in both) for k in PHASES}
+    # with read-ahead, this thread's phases (waiting for the reader included) make its time
+    mine = work.timings if ctx.read_ahead else res.timings
+    res.timings["other"] = res.seconds - sum(mine.values())
     res.timings = {k: max(0.0, res.timings.get(k, 0.0)) for k in PHASES}
     res.timings["total"] = res.seconds
     staging.write_success(loc, shard.key, res)
@@ -297,6 +298,7 @@ class _ShardWork:
         # the pulls (decoding here, or waiting for the reading thread), the part writer and
         # the statistics
         inner = self.timings["zarr"] + self.timings["stats"]
+        resampled = self.timings["resample"]
         t_loop = time.perf_counter()
         for block in self.extractor.stream(source):
             t0 = time.perf_counter()
@@ -307,8 +309,8 @@ class _ShardWork:
         loop = time.perf_counter() - t_loop
         inner = self.timings["zarr"] + self.timings["stats"] - inner
         self.timings["features"] += loop - inner - source.seconds
-        if ctx.read_ahead:
-            self.timings["wait"] += source.seconds
+        if ctx.read_ahead:  # the pulls resampled here and waited for the reading thread
+            self.timings["wait"] += source.seconds - (self.timings["resample"] - resampled)
         duration = source.n_samples / ctx.sample_rate
         if duration < self.min_duration_s:
             raise AudioError(f"duration {duration:.3f} s is below limits.min_duration_s", "limits")

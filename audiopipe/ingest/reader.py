@@ -6,10 +6,12 @@ id: keep its rows), :class:`Failed` (too big, unreadable header... before decodi
 ``errors`` row), or :class:`Opened` (a clip to extract, with a source of its audio blocks:
 decode, mono, resample). Decoding happens when the extractor pulls the blocks.
 
-:func:`read_ahead` runs the same walk in a second thread that decodes ahead of the extractor
-(a bounded queue of blocks in between), so decoding one file overlaps the features of the
-previous blocks: on a machine with a spare core, a shard then runs at close to the speed of
-its slower half. libsndfile, numpy, soxr and hashlib release the GIL while they work.
+:func:`read_ahead` runs the same walk in a second thread that hashes, decodes and mixes
+ahead of the extractor (a bounded queue of native-rate mono blocks in between), while the
+extractor's thread resamples and computes features: on a machine with a spare core a shard
+then runs at about the speed of the slower thread, which measured about even (hash + decode
++ mix, against resample + features + Zarr). libsndfile, numpy, soxr and hashlib release the
+GIL while they work.
 
 Examples
 --------
@@ -28,7 +30,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -37,7 +39,7 @@ from typing import Any, BinaryIO
 import fsspec
 import numpy as np
 
-from audiopipe.audio import AudioError, AudioInfo, check_header, info, stream
+from audiopipe.audio import AudioError, AudioInfo, check_header, info, resample_blocks, stream
 from audiopipe.catalog import FileEntry, hash_file
 from audiopipe.ingest.shard import DecoderHook
 
@@ -68,13 +70,16 @@ class Failed:
 
 @dataclass
 class Opened:
-    """A clip to extract. ``blocks()`` yields its mono blocks at the feature rate; each call
-    reads the audio from the start (two-pass recipes call it twice)."""
+    """A clip to extract. ``blocks()`` yields its mono blocks at the feature rate
+    (``sample_rate``); each call reads the audio from the start (two-pass recipes call it
+    twice). ``native()`` yields them at the file's rate, not resampled."""
 
     entry: FileEntry
     clip_id: str
     header: AudioInfo
+    sample_rate: int
     blocks: BlockSource
+    native: BlockSource
 
     def finish(self) -> None:
         """Skip what is left of the first pass (after a failure part-way through it)."""
@@ -135,7 +140,14 @@ class ShardReader:
             except Exception as err:  # noqa: BLE001 - a file's failure is an event, not the end
                 yield Failed(entry, clip_id, err)
                 continue
-            yield Opened(entry, clip_id, header, lambda uri=entry.uri: self.blocks(uri))
+            yield Opened(
+                entry,
+                clip_id,
+                header,
+                self.sample_rate,
+                lambda uri=entry.uri: self.blocks(uri),
+                lambda uri=entry.uri: self.blocks(uri, resample=False),
+            )
 
     def clip_id(self, entry: FileEntry) -> str:
         """The file's clip id (hash of its bytes), after checking its size."""
@@ -162,12 +174,12 @@ class ShardReader:
         finally:
             self.timings["header"] += time.perf_counter() - t0
 
-    def blocks(self, uri: str) -> Iterator[np.ndarray]:
-        """The file's mono blocks at the feature rate (decoded as they are pulled)."""
+    def blocks(self, uri: str, resample: bool = True) -> Iterator[np.ndarray]:
+        """The file's mono blocks at the feature rate, or its own (decoded as pulled)."""
         with opened(uri, self.storage_options) as src:
             yield from stream(
                 src,
-                self.sample_rate,
+                self.sample_rate if resample else None,
                 channels=self.channels,
                 block_seconds=self.block_seconds,
                 limits=self.limits,
@@ -179,12 +191,15 @@ _END = object()
 
 
 class _Ahead(Opened):
-    """An :class:`Opened` whose first pass comes from the reading thread's queue."""
+    """An :class:`Opened` whose first pass comes from the reading thread's queue (decoded and
+    mixed there) and is resampled here, so the two threads share the work about evenly."""
 
-    def __init__(self, ev: Opened, q: queue.Queue, stop: threading.Event) -> None:
-        super().__init__(ev.entry, ev.clip_id, ev.header, self._first)
+    def __init__(
+        self, ev: Opened, q: queue.Queue, timings: MutableMapping[str, float] | None
+    ) -> None:
+        super().__init__(ev.entry, ev.clip_id, ev.header, ev.sample_rate, self._first, ev.native)
         self._q = q
-        self._stop = stop
+        self._timings = timings
         self._again = ev.blocks  # a second pass decodes here, synchronously
         self._used = False
         self._done = False
@@ -194,6 +209,11 @@ class _Ahead(Opened):
             yield from self._again()
             return
         self._used = True
+        yield from resample_blocks(
+            self._queued(), self.header.sample_rate, self.sample_rate, timings=self._timings
+        )
+
+    def _queued(self) -> Iterator[np.ndarray]:
         while True:
             item = self._get()
             if item is _END:
@@ -216,12 +236,19 @@ class _Ahead(Opened):
                 pass
 
 
-def read_ahead(events: Iterator[Event], depth: int = 2) -> Iterator[Event]:
+def read_ahead(
+    events: Iterator[Event],
+    depth: int = 2,
+    *,
+    timings: MutableMapping[str, float] | None = None,
+) -> Iterator[Event]:
     """``events`` produced, and their first pass of audio decoded, in a second thread.
 
-    At most ``depth`` blocks wait in between (bounded memory). The consumer must call
-    ``finish()`` on an :class:`Opened` it stops reading early. If the consumer stops, the
-    thread stops at its next block.
+    The thread hashes, reads headers, decodes and mixes to mono; the consumer's thread
+    resamples (its time goes to ``timings["resample"]``) and extracts. At most ``depth``
+    blocks wait in between (bounded memory). The consumer must call ``finish()`` on an
+    :class:`Opened` it stops reading early. If the consumer stops, the thread stops at its
+    next block.
     """
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -243,7 +270,7 @@ def read_ahead(events: Iterator[Event], depth: int = 2) -> Iterator[Event]:
                     continue
                 put(("opened", ev))
                 try:
-                    for block in ev.blocks():
+                    for block in ev.native():
                         put(block)
                 except _Stopped:
                     raise
@@ -270,7 +297,7 @@ def read_ahead(events: Iterator[Event], depth: int = 2) -> Iterator[Event]:
             if isinstance(item, _Crash):
                 raise item.error
             if isinstance(item, tuple):
-                last = _Ahead(item[1], q, stop)
+                last = _Ahead(item[1], q, timings)
                 yield last
             else:
                 last = None
