@@ -16,8 +16,10 @@ stereo, 120 s each, at least ``--hours`` of audio. Each round then measures, on 
 
 The machine may be shared, so rounds are repeated (``--rounds``) and every ratio is computed
 within a round (its rows ran back to back), then reported as the median (and best) over
-rounds. After the table, the time breakdown of each path: seconds per phase of the workers
-(decode, mix, resample, features, Zarr, staging...), the plan and the publish, and what is
+rounds; each row also reports the CPU seconds it cost (all processes), which a shared
+machine distorts much less than wall time. After the table, the time breakdown of each
+path: seconds per phase of the workers (decode, mix, resample, features, Zarr, staging...),
+the plan and the publish, and what is
 left for Prefect and Dask (worker time outside the shards: task runs, scheduling, idle
 workers) and the flow itself (flow run, lock, cluster size). Writes
 ``benchmarks/results/ingest.json``. Run::
@@ -203,6 +205,31 @@ def _xrt(r: dict[str, Any]) -> float:
     return r["audio_s"] / r["wall_s"]
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and all its children (the Prefect server, the
+    LocalClusters' workers): on a machine shared with other jobs, wall time measures the load
+    as much as the code, CPU time much less so."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def measured(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+    """``fn(*args)``'s result with ``cpu_s``: the CPU seconds it cost, all processes."""
+    c0 = _cpu_seconds()
+    r = fn(*args, **kw)
+    r["cpu_s"] = _cpu_seconds() - c0
+    return r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hours", type=float, default=0.5)
@@ -235,13 +262,15 @@ def main() -> None:
         ):
             for i in range(args.rounds):
                 r: dict[str, dict[str, Any]] = {}
-                r[names[0]] = decode_only(files)
-                r[names[1]] = decode_resample(files)
-                r[names[2]] = in_process(write_cfg(work, "inproc", corpus), read_ahead=False)
-                r[names[3]] = in_process(write_cfg(work, "inproc", corpus), read_ahead=True)
-                r[names[4]] = flow(write_cfg(work, "flow1", corpus, 1), c1.scheduler_address)
-                r[names[5]] = flow(write_cfg(work, "flow1", corpus, 1), c1.scheduler_address, "0")
-                r[names[6]] = flow(write_cfg(work, "flow2", corpus, 2), c2.scheduler_address)
+                r[names[0]] = measured(decode_only, files)
+                r[names[1]] = measured(decode_resample, files)
+                r[names[2]] = measured(in_process, write_cfg(work, "inproc", corpus), False)
+                r[names[3]] = measured(in_process, write_cfg(work, "inproc", corpus), True)
+                r[names[4]] = measured(flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address)
+                r[names[5]] = measured(
+                    flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address, "0"
+                )
+                r[names[6]] = measured(flow, write_cfg(work, "flow2", corpus, 2), c2.scheduler_address)
                 rounds.append(r)
                 print(f"round {i + 1}: " + ", ".join(f"{_xrt(v):.0f}x" for v in r.values()), flush=True)
             t1 = time.perf_counter()
@@ -255,11 +284,15 @@ def main() -> None:
         {k: _xrt(r[a]) / _xrt(r[b]) for k, (a, b, *_) in {**GOALS, **OTHER_RATIOS}.items()}
         for r in rounds
     ]
-    print(f"\n{'what':<42} {'audio h':>8} {'wall s (min)':>13} {'x real time: min':>17} {'median':>8} {'max':>8}")
+    print(
+        f"\n{'what':<42} {'audio h':>8} {'wall s (min)':>13} {'x real time: min':>17} "
+        f"{'median':>8} {'max':>8}   {'CPU s (med)':>11} {'x per CPU s':>12}"
+    )
     table = []
     for name in names:
         xs = [_xrt(r[name]) for r in rounds]
         walls = [r[name]["wall_s"] for r in rounds]
+        cpu = statistics.median(r[name]["cpu_s"] for r in rounds)
         row = {
             "what": name,
             "audio_h": rounds[0][name]["audio_s"] / 3600,
@@ -267,12 +300,19 @@ def main() -> None:
             "x_realtime_min": min(xs),
             "x_realtime_median": statistics.median(xs),
             "x_realtime_max": max(xs),
+            "cpu_s_median": cpu,
+            "x_realtime_per_cpu_s": rounds[0][name]["audio_s"] / cpu,
         }
         table.append(row)
         print(
             f"{name:<42} {row['audio_h']:>8.2f} {row['wall_s_min']:>13.1f} {min(xs):>17.0f} "
-            f"{statistics.median(xs):>8.0f} {max(xs):>8.0f}"
+            f"{statistics.median(xs):>8.0f} {max(xs):>8.0f}   {cpu:>11.1f} "
+            f"{row['x_realtime_per_cpu_s']:>12.0f}"
         )
+    print(
+        "(CPU s: all processes of the run, Prefect server and idle workers included; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     print(f"\n{'ratio (within a round)':<48} {'median':>8} {'best':>8} {'goal':>8}")
     for k in {**GOALS, **OTHER_RATIOS}:
         vals = [r[k] for r in ratios]
