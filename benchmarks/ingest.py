@@ -334,6 +334,14 @@ def main() -> None:
             cells.append(f"{med[p][ph]:>14.2f} s {100 * med[p][ph] / total:>5.1f}%")
         print(f"{ph:<40}" + "".join(f"{c:>24}" for c in cells))
     print(f"{'total':<40}" + "".join(f"{sum(med[p].values()):>14.2f} s {100.0:>5.1f}%" for p in paths))
+    print(
+        "shards running at once (sum of shard wall times / extraction wall time), median: "
+        + ", ".join(
+            f"{p.removeprefix('ingest flow, ')} "
+            f"{statistics.median(r[p]['worker_timings'].get('total', 0) / r[p]['extract_s'] for r in rounds):.2f}"
+            for p in paths
+        )
+    )
     dr = rounds[-1][names[1]]["timings"]
     print("decode + mono + resample alone (last round): " + ", ".join(f"{k} {v:.2f} s" for k, v in dr.items()))
 
