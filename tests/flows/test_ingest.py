@@ -85,7 +85,9 @@ def test_ingest_twice_then_add_change_delete(tmp_path, run_ingest):
     assert list(runs.sort_values("finished").files_processed) == [6, 0, 4]
 
 
-def test_bad_inputs_never_stop_the_run(tmp_path, run_ingest):
+@pytest.mark.parametrize("read_ahead", ["0", "1"], ids=["one-thread", "read-ahead"])
+def test_bad_inputs_never_stop_the_run(tmp_path, run_ingest, monkeypatch, read_ahead):
+    monkeypatch.setenv("AUDIOPIPE_READ_AHEAD", read_ahead)  # workers decode ahead or not
     corpus = tmp_path / "corpus"
     expected = bad_inputs(corpus)
     good = [write(corpus / f"good_{i}.wav", sine(f=300 + i * 100), 22050) for i in range(3)]
@@ -93,6 +95,7 @@ def test_bad_inputs_never_stop_the_run(tmp_path, run_ingest):
         tmp_path, shard={"max_files": 50, "min_shards": 1}
     )  # all in one shard: the good ones must survive
     row = run_ingest(cfg, "t")
+    assert row["read_ahead"] is (read_ahead == "1")
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
     clips = ds.table("clips").to_pandas().set_index("uri")
     errors = ds.table("errors").to_pandas().set_index("uri")

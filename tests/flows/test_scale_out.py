@@ -405,12 +405,16 @@ def test_s3_outage_mid_run_is_retried_and_never_half_published(
 # --------------------------------------------------------------------------- faults
 
 
+@pytest.mark.parametrize("read_ahead", ["0", "1"], ids=["one-thread", "read-ahead"])
 def test_poison_file_is_isolated_and_the_rest_of_its_shard_kept(
-    tmp_path, monkeypatch, prefect_api, external_cluster
+    tmp_path, monkeypatch, prefect_api, external_cluster, read_ahead
 ):
+    # with read-ahead the reading thread reaches the poison while the previous file's
+    # features are computed: the worker dies the same, and the shard is split the same
     names = ["a.wav", "b.wav", "poison.wav", "c.wav", "d.wav"]
     corpus = _corpus(tmp_path / "corpus", names)
     monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:crash_on_poison")
+    monkeypatch.setenv("AUDIOPIPE_READ_AHEAD", read_ahead)
     row = _ingest(_config(tmp_path, corpus, max_files=8), scheduler=external_cluster)
     assert (row["files_processed"], row["files_failed"]) == (4, 1)
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
