@@ -162,7 +162,7 @@ def flow(cfg_path: Path, scheduler: str, read_ahead: str = "auto") -> dict[str, 
     from flows.ingest import ingest
 
     os.environ["AUDIOPIPE_READ_AHEAD"] = read_ahead  # read where the flow plans the run
-    t0 = time.perf_counter()
+    t0, t_start = time.perf_counter(), time.time()
     try:
         row = ingest(dataset="bench", config_path=str(cfg_path), scheduler=scheduler, progress=False)
     finally:
@@ -180,6 +180,8 @@ def flow(cfg_path: Path, scheduler: str, read_ahead: str = "auto") -> dict[str, 
         "n_workers": row["n_workers"],
         "read_ahead": row["read_ahead"],
         "worker_timings": row["worker_timings"],
+        "shard_spans": row["shard_spans"],
+        "t0": t_start,
     }
 
 
@@ -342,6 +344,11 @@ def main() -> None:
             for p in paths
         )
     )
+    last = rounds[-1][names[6]]
+    print("2-worker flow, last round: each worker's shards (start s after the flow began, seconds)")
+    for w in sorted({w for w, _, _ in last["shard_spans"]}):
+        spans = sorted((a - last["t0"], s) for x, a, s in last["shard_spans"] if x == w)
+        print(f"  {w}: " + ", ".join(f"{a:.1f}+{s:.1f}" for a, s in spans))
     dr = rounds[-1][names[1]]["timings"]
     print("decode + mono + resample alone (last round): " + ", ".join(f"{k} {v:.2f} s" for k, v in dr.items()))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 import traceback
@@ -75,7 +76,7 @@ def extract_shard(
     shard's output is staged under ``_staging/<key>/`` and marked complete by
     ``_SUCCESS``, written last; a staged shard is not recomputed.
     """
-    t0 = time.perf_counter()
+    t0, started_at = time.perf_counter(), time.time()
     loc = ctx.location
     staged = staging.load_result(loc, shard.key)
     if staged is not None:
@@ -94,6 +95,7 @@ def extract_shard(
     staging.write_tables(loc, shard.key, tables)
     work.timings["staging"] += time.perf_counter() - t1
     res = work.result
+    res.worker, res.started_at = f"{socket.gethostname()}:{os.getpid()}", started_at
     res.seconds = time.perf_counter() - t0  # (the marker, written last, is not in the timings)
     both = (work.timings, work.reader.timings)
     res.timings = {k: sum(t.get(k, 0.0) for t in both) for k in PHASES}

@@ -40,9 +40,10 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     :class:`ShardResult`, or the exception that made the shard fail (its files
     are recorded in ``errors`` and will be retried by the next run).
 
-    Returns the ``runs`` row as a dict, with ``publish_seconds`` and ``worker_timings`` (the
+    Returns the ``runs`` row as a dict, with ``publish_seconds``, ``worker_timings`` (the
     seconds the shards computed in this run spent per phase, summed: see
-    :data:`audiopipe.ingest.extract.PHASES`) added.
+    :data:`audiopipe.ingest.extract.PHASES`) and ``shard_spans`` (``(worker, started_at,
+    seconds)`` per shard) added.
     """
     t0 = time.perf_counter()
     loc = plan.context.location
@@ -62,6 +63,7 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
         **run.to_dict(),
         "publish_seconds": time.perf_counter() - t0,
         "worker_timings": worker_timings(ok),
+        "shard_spans": [(r.worker, r.started_at, r.seconds) for r in ok if not r.reused],
     }
 
 

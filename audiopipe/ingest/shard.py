@@ -95,6 +95,10 @@ class ShardResult:
     #: seconds the worker spent per phase (hash, decode, mix, resample, features, stats,
     #: zarr, staging, ...): where a worker's time goes, without a profiler
     timings: dict[str, float] = field(default_factory=dict)
+    #: the process that computed the shard (``host:pid``) and when it started (epoch
+    #: seconds): with ``seconds``, how busy each worker was and when it waited
+    worker: str = ""
+    started_at: float = 0.0
 
 
 def load_decoder_hook(spec: str | None) -> DecoderHook | None:
