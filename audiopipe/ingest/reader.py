@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -282,7 +283,8 @@ def read_ahead(
         except _Stopped:
             pass
         except BaseException as err:  # noqa: BLE001 - reported to the consumer
-            put(_Crash(err))
+            with contextlib.suppress(_Stopped):
+                put(_Crash(err))
 
     thread = threading.Thread(target=produce, name="audiopipe-read-ahead", daemon=True)
     thread.start()

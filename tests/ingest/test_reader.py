@@ -118,3 +118,17 @@ def test_the_reading_thread_stays_bounded_and_stops_with_its_consumer(tmp_path):
     while any(t.name == "audiopipe-read-ahead" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the reading thread did not stop"
         time.sleep(0.05)
+
+
+def test_a_crash_of_the_walk_itself_reaches_the_consumer(tmp_path):
+    files = _entries(_corpus(tmp_path)[:1])
+
+    def broken():
+        yield from _reader().events(files)
+        raise KeyboardInterrupt  # not a file's failure: the consumer must see it
+
+    events = read_ahead(broken())
+    ev = next(events)
+    assert np.concatenate(list(ev.blocks())).size == int(2.5 * 22050)
+    with pytest.raises(KeyboardInterrupt):
+        next(events)
