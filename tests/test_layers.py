@@ -264,3 +264,44 @@ def test_importing_the_library_loads_no_prefect_or_dask():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+#: the longest a module of audiopipe/ may be without saying why in its docstring
+MAX_LINES = 500
+#: the marker of that reason: a docstring line starting with it, then the reason
+LENGTH_REASON = "Length:"
+# modules over the limit today, in packages other work is restructuring right now (features:
+# specs, spectral, extractor; stages: transcribe, classify, segment); remove them from this
+# list as they are split or give their reason, so the rule covers the whole package
+PENDING_LENGTH = {
+    "audiopipe.features.specs",
+    "audiopipe.features.spectral",
+    "audiopipe.features.extractor",
+    "audiopipe.stages.transcribe",
+    "audiopipe.stages.classify",
+    "audiopipe.stages.segment",
+}
+
+
+def _length_reason(path: Path) -> str:
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    lines = [ln.strip() for ln in doc.splitlines()]
+    return next((ln[len(LENGTH_REASON) :].strip() for ln in lines if ln.startswith(LENGTH_REASON)), "")
+
+
+def test_modules_are_small_or_say_why():
+    long = {
+        m: n
+        for m, p in MODULES.items()
+        if (n := len(p.read_text().splitlines())) > MAX_LINES and m not in PENDING_LENGTH
+    }
+    unexplained = {m: n for m, n in long.items() if not _length_reason(MODULES[m])}
+    assert unexplained == {}, f"over {MAX_LINES} lines without a '{LENGTH_REASON}' line in the docstring"
+
+
+def test_a_length_reason_is_read_from_the_docstring(tmp_path):
+    p = tmp_path / "m.py"
+    p.write_text('"""Module.\n\nLength: one table of 80 specs; splitting it would scatter them.\n"""\n')
+    assert _length_reason(p).startswith("one table")
+    p.write_text('"""Module without a reason."""\n')
+    assert _length_reason(p) == ""

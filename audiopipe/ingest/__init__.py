@@ -9,11 +9,14 @@ plain Dask client:
 >>> publish(plan, [extract_shard(s, plan.context) for s in plan.shards])  # doctest: +SKIP
 
 The steps, one module each: :mod:`~audiopipe.ingest.plan` (discover files, diff them against
-the store, group them into shards), :mod:`~audiopipe.ingest.extract` (a worker decodes a
-shard's files and extracts their features), :mod:`~audiopipe.ingest.staging` (a shard's rows
-wait for the run to publish them), :mod:`~audiopipe.ingest.publish` (one commit per table,
-then the ``runs`` row). The rows are typed records of :mod:`audiopipe.store.records`; run
-records live in :mod:`audiopipe.store.runs`.
+the store, group them into balanced shards), :mod:`~audiopipe.ingest.shard` (the shard, the
+context a worker gets, the result it returns), :mod:`~audiopipe.ingest.reader` (hash, check
+and decode a shard's files, optionally a file ahead in a second thread),
+:mod:`~audiopipe.ingest.extract` (features, frames and rows of each file),
+:mod:`~audiopipe.ingest.staging` (a shard's rows wait for the run to publish them),
+:mod:`~audiopipe.ingest.publish` (one commit per table, then the ``runs`` row). The rows are
+typed records of :mod:`audiopipe.store.records`; run records live in
+:mod:`audiopipe.store.runs`.
 
 Consistency model
 -----------------
