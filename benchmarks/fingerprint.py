@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import audiopipe  # noqa: E402
-from audiopipe import pipeline  # noqa: E402
 from audiopipe.audio import load, resample  # noqa: E402
 from audiopipe.config import parse_config  # noqa: E402
+from audiopipe.ingest import extract_shard, plan_ingest, publish  # noqa: E402
 from audiopipe.stages import fingerprint as fp  # noqa: E402
 
 CORPORA = Path(os.environ.get("AUDIOPIPE_CORPORA", ROOT.parent.parent / "shared" / "corpora"))
@@ -54,8 +54,8 @@ def ingest(folder: Path, out: Path, name: str, labels: Path | None = None) -> au
     if labels is not None:
         d["labels"] = {"path": str(labels), "on": "path"}
     cfg = parse_config({"storage": str(out), "datasets": {name: d}})
-    plan = pipeline.plan_ingest(cfg, name)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, name)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from audiopipe import pipeline
 from audiopipe.config import load_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from flows.cli import main
 from tests.audio_fixtures import sine, write
 from tests.conftest import ingest_in_process, write_config
@@ -34,8 +34,8 @@ def test_status_after_an_ingest_without_prefect(tmp_path, capsys):
     (tmp_path / "c" / "bad.wav").write_bytes(b"RIFFnope")
     cfg_path = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}, "e": {"source": "y"}})
     cfg = load_config(cfg_path)
-    plan = pipeline.plan_ingest(cfg, "d")
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "d")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     assert main(["--config", str(cfg_path), "status", "--json"]) == 0
     rows = {r["dataset"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["e"]["published"] is False

@@ -14,16 +14,6 @@ import numpy as np
 import audiopipe.features as F
 
 
-def to_mono(y: np.ndarray) -> np.ndarray:
-    """float32 mono: multichannel ``(..., n)`` (or soundfile's ``(n, ch)``) is averaged."""
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 1:
-        return y
-    if y.ndim == 2 and y.shape[1] <= 8 and y.shape[0] > y.shape[1]:  # (n, ch)
-        return y.mean(axis=1)
-    return y.reshape(-1, y.shape[-1]).mean(axis=0)
-
-
 def onset_strength(
     y: np.ndarray, sr: float = 22050, n_fft: int = 2048, hop_length: int = 512, lag: int = 1
 ) -> np.ndarray:

@@ -30,7 +30,8 @@ import numpy as np
 import pyarrow as pa
 
 import audiopipe.features as F
-from audiopipe.stages._mir import onset_strength, to_mono
+from audiopipe.audio import to_mono
+from audiopipe.stages._mir import onset_strength
 
 __all__ = ["beat_track", "tempo_estimate", "run"]
 

@@ -82,18 +82,6 @@ _SILENCE = 1e-4  # STFT magnitude below this is silence (full-scale sine: ~128)
 FINGERPRINTS_SCHEMA = pa.schema([("hash", pa.int64()), ("clip_id", pa.string()), ("t", pa.int32())])
 
 
-def _as_mono(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 1:
-        return y
-    if y.ndim != 2:
-        raise ValueError(f"audio must be 1-D or 2-D (samples, channels), got shape {y.shape}")
-    # librosa layout (channels, samples) when the first axis is the short one
-    if y.shape[0] < y.shape[1] and y.shape[0] <= 8:
-        y = y.T
-    return to_mono(np.ascontiguousarray(y))
-
-
 def _peaks(
     y: np.ndarray, density: float, f_sd: int, t_sd: int, hpf_pole: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +166,7 @@ def landmarks(
     >>> h.size, t.size
     (0, 0)
     """
-    y = _as_mono(y)
+    y = to_mono(y)
     if not np.all(np.isfinite(y)):
         raise ValueError("audio contains NaN or infinity")
     if sr != SR and y.size:

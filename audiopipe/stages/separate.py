@@ -35,7 +35,8 @@ import pyarrow as pa
 from scipy.ndimage import median_filter
 
 import audiopipe.features as F
-from audiopipe.stages._mir import single_blas_thread, to_mono
+from audiopipe.audio import to_mono
+from audiopipe.stages._mir import single_blas_thread
 
 __all__ = ["hpss", "hpss_audio", "nmf", "NMFSeparator", "soft_masks", "oracle_masks", "run"]
 

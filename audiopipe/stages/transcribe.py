@@ -35,7 +35,8 @@ import pyarrow as pa
 from scipy.special import betainc
 
 import audiopipe.features as F
-from audiopipe.stages._mir import single_blas_thread, to_mono, write_midi
+from audiopipe.audio import to_mono
+from audiopipe.stages._mir import single_blas_thread, write_midi
 
 __all__ = [
     "pitch_track",

@@ -13,7 +13,6 @@ dask.array<concatenate, shape=(861234, 20), dtype=float32, ...>
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -23,8 +22,10 @@ import pyarrow as pa
 
 from audiopipe.store.frames import open_part, read_frames
 from audiopipe.store.location import Location
+from audiopipe.store.records import RunRow
 from audiopipe.store.runs import last_run
 from audiopipe.store.tables import append, open_table, replace_where
+from audiopipe.store.vacuum import vacuumed_before
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
 
@@ -53,20 +54,18 @@ class Dataset:
         if run_id is None:
             row = last_run(loc)
         else:
-            rows = [r for r in runs.to_pyarrow_table().to_pylist() if r["run_id"] == run_id]
-            row = rows[0] if rows else None
+            row = next((r for r in RunRow.rows(runs.to_pyarrow_table()) if r.run_id == run_id), None)
         if row is None:
             raise DatasetNotFound(
                 f"dataset {loc.dataset!r}: no successful run {run_id or ''}".strip()
             )
+        #: the ``runs`` row this dataset is pinned to, as a dict
+        self.run: dict[str, Any] = row.to_dict()
         if run_id is not None:
-            from .vacuum import vacuumed_before
-
-            gone = vacuumed_before(loc, row)
+            gone = vacuumed_before(loc, self.run)
             if gone:
                 raise DatasetNotFound(gone)
-        self.run = row
-        self.versions: dict[str, int | None] = json.loads(row["table_versions"] or "{}")
+        self.versions: dict[str, int | None] = row.versions()
 
     @property
     def name(self) -> str:
@@ -118,11 +117,10 @@ class Dataset:
         if dt is None:
             return pa.table({})
         t = dt.to_pyarrow_table()
-        runs = self.table("runs", ["run_id", "status", "finished"]).to_pylist()
         ok = [
-            r["run_id"]
-            for r in runs
-            if r["status"] == "ok" and r["finished"] <= self.run["finished"]
+            r.run_id
+            for r in RunRow.rows(self.table("runs"))
+            if r.status == "ok" and r.finished <= self.run["finished"]
         ]
         ingest_steps = pa.array(sorted(INGEST_STEPS))
         keep = pc.or_(

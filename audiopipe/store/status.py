@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from audiopipe.store.dataset import DatasetNotFound, open_dataset
+from audiopipe.store.records import RunRow
 
 __all__ = ["status_rows"]
 
@@ -35,8 +36,8 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
         clips = ds.table("clips", ["duration_s"]) if ds.versions.get("clips") is not None else None
         errors = ds.table("errors")
         errors = errors if errors.num_rows else None
-        runs = ds.table("runs").to_pylist()
-        runs.sort(key=lambda r: r["finished"] or r["started"])
+        runs = RunRow.rows(ds.table("runs"))
+        runs.sort(key=lambda r: r.finished or r.started)
         run_id = ds.run["run_id"]
         out.append(
             {
@@ -53,7 +54,7 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
                 if errors is None
                 else sum(1 for r in errors.column("run_id").to_pylist() if r == run_id),
                 "last_runs": [
-                    {k: (str(r[k]) if k in ("started", "finished") else r[k]) for k in _RUN_KEYS}
+                    {k: getattr(r, k) for k in _RUN_KEYS}
                     for r in runs[-last:]
                 ],
             }

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import audiopipe
-from audiopipe import pipeline
 from audiopipe.config import ConfigError, load_config, parse_config
 from audiopipe.demo import make_demo_corpus
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from tests.conftest import write_config
 
 
@@ -26,8 +26,8 @@ def test_declared_stages_run_through_the_flow(tmp_path, prefect_api):
         },
     )
     cfg = load_config(cfg_path)
-    plan = pipeline.plan_ingest(cfg, "d")
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "d")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     reports = stages(dataset="d", config_path=str(cfg_path))
     assert set(reports) == {"classify", "beats"}
     assert reports["classify"]["metrics"]["accuracy"] > 0.5

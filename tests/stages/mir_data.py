@@ -9,8 +9,8 @@ import numpy as np
 import soundfile as sf
 
 import audiopipe
-from audiopipe import pipeline
 from audiopipe.config import parse_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 
 SMALL_RECIPE = {"n_fft": 1024, "hop_length": 512, "compute": {"rms": {}}}
 
@@ -39,11 +39,11 @@ def build_dataset(tmp_path: Path, files: dict[str, tuple[np.ndarray, int]], name
             },
         }
     )
-    plan = pipeline.plan_ingest(cfg, name)
+    plan = plan_ingest(cfg, name)
     loc = plan.context.location
     for s in plan.shards:  # extract_shard expects its staging folder to exist (local fs)
         loc.fs.makedirs(loc.staging_uri(s.key), exist_ok=True)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(tmp_path / "out"), name)
 
 

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 import audiopipe
-from audiopipe import pipeline
 from audiopipe.config import parse_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from audiopipe.stages import fingerprint as fp
 
 SR = 22050
@@ -121,8 +121,8 @@ def ingest(folder: Path, out: Path, name: str = "d") -> audiopipe.Dataset:
     cfg = parse_config(
         {"storage": str(out), "datasets": {name: {"source": str(folder), "sample_rate": SR}}}
     )
-    plan = pipeline.plan_ingest(cfg, name)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, name)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 
 

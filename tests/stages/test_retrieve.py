@@ -10,8 +10,8 @@ import pytest
 
 import audiopipe
 import audiopipe.features as F
-from audiopipe import pipeline
 from audiopipe.config import parse_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from audiopipe.stages import retrieve as rt
 from audiopipe.stages._common import StageInputError
 
@@ -31,8 +31,8 @@ def ingest(folder: Path, out: Path, name: str, labels: Path) -> audiopipe.Datase
             },
         }
     )
-    plan = pipeline.plan_ingest(cfg, name)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, name)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 
 
