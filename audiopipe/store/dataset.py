@@ -67,6 +67,12 @@ class Dataset:
                 raise DatasetNotFound(gone)
         self.run = row
         self.versions: dict[str, int | None] = json.loads(row["table_versions"] or "{}")
+        if row.get("kind") == "stage":  # a stage run: the inputs it read and what it wrote
+            inputs = json.loads(row.get("input_versions") or "{}")
+            self.versions = {
+                **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
+                **self.versions,
+            }
 
     @property
     def name(self) -> str:
@@ -179,20 +185,32 @@ class Dataset:
             raise KeyError(f"dataset {self.name!r} has no frames")
         return da.concatenate(pieces, axis=0)
 
+    @cached_property
+    def _sources(self) -> dict[str, tuple[str, int]]:
+        """``clip_id -> (uri, sr)`` from ``clips``, read once (``load_audio`` is O(1) per clip)."""
+        t = self.table("clips", ["clip_id", "uri", "sr"])
+        if t.num_rows == 0:
+            return {}
+        d = t.to_pydict()
+        return {c: (u, int(r)) for c, u, r in zip(d["clip_id"], d["uri"], d["sr"], strict=True)}
+
+    def clip_uri(self, clip_id: str) -> str | None:
+        """The source uri of a clip (None if the clip is not in the dataset)."""
+        hit = self._sources.get(clip_id)
+        return hit[0] if hit else None
+
     def load_audio(self, clip_id: str, sr: int | None = None) -> tuple[np.ndarray, int]:
         """Decode a clip's source file (mono, at the dataset's feature rate unless ``sr``)."""
+        import fsspec
+
         from audiopipe.audio import load
 
-        t = self.table("clips", ["clip_id", "uri", "sr"]).to_pydict()
-        for c, u, r in zip(t["clip_id"], t["uri"], t["sr"], strict=True):
-            if c == clip_id:
-                import fsspec
-
-                with fsspec.open(
-                    u, "rb", **(self.location.fsspec_options if "://" in u else {})
-                ) as f:
-                    return load(f, sr or int(r))
-        raise KeyError(f"clip {clip_id!r} is not in dataset {self.name!r}")
+        if clip_id not in self._sources:
+            raise KeyError(f"clip {clip_id!r} is not in dataset {self.name!r}")
+        uri, rate = self._sources[clip_id]
+        opts = self.location.fsspec_options if "://" in uri else {}
+        with fsspec.open(uri, "rb", **opts) as f:
+            return load(f, sr or rate)
 
     # ---- stage outputs -----------------------------------------------------------------
     def write_table(
@@ -231,8 +249,19 @@ class Dataset:
         return open_table(self.location, name).version()
 
     def path(self, *parts: str) -> str:
-        """A path under the dataset's folder (models, plots, stems)."""
+        """A path or URL under the dataset's folder (stage runs keep their files there)."""
         return self.location.join(*parts)
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write a file under the dataset's folder through its storage location (local or S3)."""
+        if not uri.startswith(self.location.base):
+            raise ValueError(f"{uri} is outside dataset {self.name!r} ({self.location.base})")
+        fs = self.location.fs
+        parent = uri.rsplit("/", 1)[0]
+        if not self.location.is_remote:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(uri, "wb") as f:
+            f.write(data)
 
 
 def open_dataset(root: str, name: str, run_id: str | None = None) -> Dataset:

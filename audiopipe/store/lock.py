@@ -42,14 +42,16 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def dataset_lock(loc: Location, what: str = "ingest", wait_s: float = 0.0) -> Iterator[None]:
-    """Hold the dataset's lock for the duration of the block.
+def dataset_lock(
+    loc: Location, what: str = "ingest", wait_s: float = 0.0, name: str = "_lock.json"
+) -> Iterator[None]:
+    """Hold the dataset's lock (or the lock file ``name``, e.g. one per stage) for the block.
 
     Waits up to ``wait_s`` seconds for a running holder, then raises
     :class:`DatasetLocked` with who holds it.
     """
     fs = loc.fs
-    path = loc.join("_lock.json")
+    path = loc.join(name)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "what": what, "since": time.time()}
     deadline = time.monotonic() + wait_s
     fs.makedirs(loc.base, exist_ok=True)

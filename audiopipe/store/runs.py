@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -35,6 +35,8 @@ __all__ = [
     "pinned_versions",
     "recover",
     "append_run",
+    "stage_runs",
+    "last_stage_run",
     "summarize",
 ]
 
@@ -101,13 +103,44 @@ def recover(loc: Location) -> dict[str, int]:
 
 
 def append_run(loc: Location, row: Mapping[str, Any]) -> int | None:
-    """Append one run row (missing columns are null); returns the ``runs`` version."""
+    """Append one run row (missing columns are null); returns the ``runs`` version.
+
+    A ``runs`` table written before the stage columns existed gains them here (Delta
+    schema merge; its older rows read them as null), so existing datasets keep opening.
+    """
     full = {k: row.get(k) for k in RUNS_SCHEMA.names}
-    return append(loc, "runs", pa.Table.from_pylist([full], schema=RUNS_SCHEMA), schema_mode=None)
+    return append(
+        loc, "runs", pa.Table.from_pylist([full], schema=RUNS_SCHEMA), schema_mode="merge"
+    )
+
+
+def stage_runs(loc: Location, stage: str | None = None) -> list[dict[str, Any]]:
+    """Rows of stage runs (of ``stage``, or all), oldest first."""
+    t = read_table(loc, "runs")
+    if t is None or t.num_rows == 0 or "stage" not in t.column_names:
+        return []
+    rows = [r for r in t.to_pylist() if r["kind"] == "stage" and r["stage"] is not None]
+    if stage is not None:
+        rows = [r for r in rows if r["stage"] == stage]
+    rows.sort(key=lambda r: (r["finished"] or r["started"], r["run_id"]))
+    return rows
+
+
+def last_stage_run(
+    loc: Location, stage: str, where: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any] | None:
+    """The newest successful run of ``stage`` (for which ``where(row)`` holds), or None."""
+    ok = [r for r in stage_runs(loc, stage) if r["status"] == "ok" and (where is None or where(r))]
+    return ok[-1] if ok else None
 
 
 def summarize(row: Mapping[str, Any]) -> str:
     """One line for the terminal about a published run."""
+    if row.get("kind") == "stage":
+        return (
+            f"{row['dataset']}: stage {row['stage']} {row['run_id']} ({row['status']}) — "
+            f"{row['message']}; {row.get('wall_seconds') or 0:.1f} s"
+        )
     hours = (row.get("audio_seconds") or 0.0) / 3600
     return (
         f"{row['dataset']}: {row['kind']} {row['run_id']} — {row['message']}; "

@@ -16,12 +16,15 @@ from audiopipe.store.dataset import DatasetNotFound, open_dataset
 
 __all__ = ["status_rows"]
 
-_RUN_KEYS = ("run_id", "kind", "status", "files_processed", "files_failed", "wall_seconds",
-             "message")
+_RUN_KEYS = ("run_id", "kind", "stage", "status", "files_processed", "files_failed",
+             "wall_seconds", "message")
 
 
 def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str, Any]]:
-    """Per dataset: version, clips, hours, errors, the ``last`` runs (plain dicts).
+    """Per dataset: version, clips, hours, errors, the ``last`` runs of any kind (plain dicts).
+
+    Stage runs are listed with ingests (``kind`` "stage", ``stage`` its name); ``stages``
+    gives the last run of each stage.
 
     A dataset with no published run gives ``{"dataset": name, "published": False}``.
     """
@@ -52,10 +55,12 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
                 "errors_last_run": 0
                 if errors is None
                 else sum(1 for r in errors.column("run_id").to_pylist() if r == run_id),
-                "last_runs": [
-                    {k: (str(r[k]) if k in ("started", "finished") else r[k]) for k in _RUN_KEYS}
-                    for r in runs[-last:]
-                ],
+                "last_runs": [{k: r.get(k) for k in _RUN_KEYS} for r in runs[-last:]],
+                "stages": {
+                    r["stage"]: {k: r.get(k) for k in _RUN_KEYS}
+                    for r in runs
+                    if r.get("kind") == "stage" and r.get("stage")
+                },
             }
         )
     return out

@@ -100,6 +100,15 @@ RUNS_SCHEMA = pa.schema(
         ("shards", pa.int64()),
         ("table_versions", pa.string()),  # JSON {table: version} visible after this run
         ("message", pa.string()),
+        # stage runs (kind "stage"; null for ingest/rebuild; added later: older tables gain
+        # them on the next append, see audiopipe.store.runs.append_run)
+        ("stage", pa.string()),
+        ("params", pa.string()),  # JSON of the resolved parameters
+        ("params_hash", pa.string()),
+        ("input_versions", pa.string()),  # JSON {table or file:<uri>: version or content hash}
+        ("model_id", pa.string()),
+        ("artifacts", pa.string()),  # JSON {"folder", "model", "plots", "files"}
+        ("timings", pa.string()),  # JSON {phase: seconds}
     ]
 )
 
