@@ -41,11 +41,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from audiopipe.stages import stage_class
+from audiopipe.stages._outputs import draw, metric_summary, to_table, write_errors, write_metrics
 from audiopipe.stages.base import ClipBatch, ClipStage, Stage, StageContext, StageOutput
 from audiopipe.stages.params import ParamError, check, resolve
 
 if TYPE_CHECKING:
-    import pyarrow as pa
 
     from audiopipe.config import Config
     from audiopipe.store.dataset import Dataset
@@ -149,47 +149,6 @@ def _outputs_intact(ds: Dataset, prev: Mapping[str, Any]) -> bool:
     return True
 
 
-def _to_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
-    import pyarrow as pa
-
-    parts = [r for r in rows if isinstance(r, pa.Table)]
-    dicts = [r for r in rows if not isinstance(r, pa.Table)]
-    if dicts:
-        parts.append(pa.Table.from_pylist(dicts, schema=schema))
-    if not parts:
-        return schema.empty_table()
-    return pa.concat_tables([p.select(schema.names).cast(schema) for p in parts])
-
-
-def _write_errors(ds: Dataset, rows: list[dict[str, Any]]) -> int | None:
-    if not rows:
-        return None
-    import pyarrow as pa
-
-    from audiopipe.store.tables import ERRORS_SCHEMA, conform
-
-    return ds.write_table("errors", conform(pa.Table.from_pylist(rows), ERRORS_SCHEMA), mode="append")
-
-
-def _write_metrics(ds: Dataset, rows: list[dict[str, Any]]) -> int | None:
-    if not rows:
-        return None
-    import pyarrow as pa
-
-    from audiopipe.stages._common import metrics_schema
-
-    return ds.write_table(
-        "metrics", pa.Table.from_pylist(rows, schema=metrics_schema()), mode="append"
-    )
-
-
-def _draw(ctx: StageContext, plots: Mapping[str, Any]) -> list[str]:
-    uris = []
-    for name, draw in plots.items():
-        uris.append(ctx.write_with(draw, "plots", f"{name}.png"))
-    return uris
-
-
 class _Timer:
     def __init__(self) -> None:
         self.t = time.perf_counter()
@@ -212,18 +171,18 @@ def _run_whole(ctx: StageContext, stage: Stage, timer: _Timer) -> dict[str, Any]
     for name, (data, key) in out.replace.items():
         versions[name] = ctx.ds.write_table(name, data, mode="replace", key=key)
     model_uri = save_model(ctx, out.model_name or stage.name, out.model) if out.model else None
-    metrics_v = _write_metrics(ctx.ds, out.metrics)
+    metrics_v = write_metrics(ctx.ds, out.metrics)
     if metrics_v is not None:
         versions["metrics"] = metrics_v
     timer.lap("write")
-    plots = _draw(ctx, out.plots)
+    plots = draw(ctx, out.plots)
     timer.lap("plot")
     return {
         "model_id": out.model_id,
         "tables": versions,
         "model": model_uri,
         "plots": plots,
-        "metrics": _metric_summary(out.metrics),
+        "metrics": metric_summary(out.metrics),
         "n_clips": out.n_clips,
         "processed": out.n_clips,
         "failed": 0,
@@ -257,7 +216,7 @@ def _run_clips(
     versions: dict[str, int | None] = {}
     keys = set(todo) | set(removed)
     for name in stage.tables:
-        data = _to_table([r for b in batches for r in b.rows.get(name, [])], stage.schemas[name])
+        data = to_table([r for b in batches for r in b.rows.get(name, [])], stage.schemas[name])
         if incremental:
             if keys:
                 versions[name] = ctx.ds.write_table(
@@ -268,16 +227,16 @@ def _run_clips(
         else:
             versions[name] = ctx.ds.write_table(name, data, mode="overwrite")
     errors = [e for b in batches for e in b.errors]
-    ev = _write_errors(ctx.ds, errors)
+    ev = write_errors(ctx.ds, errors)
     if ev is not None:
         versions["errors"] = ev
     metrics = stage.evaluate(ctx, state) if (todo or removed or not incremental) else []
-    mv = _write_metrics(ctx.ds, metrics)
+    mv = write_metrics(ctx.ds, metrics)
     if mv is not None:
         versions["metrics"] = mv
     timer.lap("write")
     first = next((b for b in batches if b.plot is not None), None)
-    plots = _draw(ctx, stage.plots(ctx, first)) if first is not None else []
+    plots = draw(ctx, stage.plots(ctx, first)) if first is not None else []
     timer.lap("plot")
     failed = sum(b.failed for b in batches)
     what = "all" if not incremental else "new"
@@ -286,7 +245,7 @@ def _run_clips(
         "tables": versions,
         "model": getattr(state, "model_uri", None),
         "plots": plots,
-        "metrics": _metric_summary(metrics),
+        "metrics": metric_summary(metrics),
         "n_clips": len(selected),
         "processed": len(todo),
         "failed": failed,
@@ -295,16 +254,6 @@ def _run_clips(
         "message": f"{len(todo)} {what} clips processed ({failed} failed), {len(removed)} removed; "
         f"{len(selected)} clips in the stage's tables",
     }
-
-
-def _metric_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for r in rows:
-        key = r["metric"] if r.get("model_id") is None or not str(r["model_id"]).endswith(
-            "-baseline"
-        ) else f"{r['model_id'].removesuffix('-baseline')}.{r['metric']}"
-        out[key] = round(float(r["value"]), 4)
-    return out
 
 
 def run_stage(

@@ -21,6 +21,7 @@ def build_dataset(
     name: str = "d",
     drop: list[str] | tuple[str, ...] = (),
     storage: str | None = None,
+    sample_rate: int = 22050,
 ):
     """Write ``{relpath: (y, sr)}`` (y mono (n,) or (n, ch)) plus a labels.csv, ingest, open.
 
@@ -46,7 +47,7 @@ def build_dataset(
                 name: {
                     "source": str(folder),
                     "labels": {"path": str(folder / "labels.csv"), "on": "path"},
-                    "sample_rate": 22050,
+                    "sample_rate": sample_rate,
                     "features": SMALL_RECIPE,
                 }
             },

@@ -22,7 +22,7 @@ def test_viterbi_smooths_isolated_flips():
     P = np.where(truth[:, None] == np.arange(2), 0.7, 0.3)
     flip = rng.random(200) < 0.2
     P[flip] = P[flip][:, ::-1]  # 20 % of frames vote for the wrong state
-    path = segment.viterbi(np.log(P), segment.sticky_transition(2, 0.98))
+    path = segment.viterbi(np.log(P), np.log(segment.sticky_transition(2, 0.98)))
     assert (path == truth).mean() > 0.97
     assert (np.argmax(P, 1) == truth).mean() < 0.85
 

@@ -138,7 +138,7 @@ class FrameSegmenter(BaseEstimator):
             return np.zeros(0, dtype=self.classes_.dtype)
         p_stay = float(np.clip(1.0 - self.hop_s / self.min_duration_s, 0.5, 0.9999))
         ll = np.log(P + 1e-12) - self.log_prior_  # scaled likelihoods
-        path = viterbi(ll, sticky_transition(len(self.classes_), p_stay))
+        path = viterbi(ll, np.log(sticky_transition(len(self.classes_), p_stay)))
         return self.classes_[path]
 
     def predict_segments(self, frames: np.ndarray) -> list[tuple[float, float, str, float]]:
