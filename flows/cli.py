@@ -567,15 +567,36 @@ def _stage_parsers(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the console script (``argv`` None) exits the process itself."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.fn(args) or 0)
+        rc = int(args.fn(args) or 0)
     except ConfigError as err:
         print(f"audiopipe: invalid configuration:\n{err}", file=sys.stderr)
-        return 2
+        rc = 2
     except (FileNotFoundError, LookupError, RuntimeError, ValueError) as err:
         print(f"audiopipe: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
+        rc = 1
+    if argv is None and "prefect" not in sys.modules:
+        _exit(rc)
+    return rc
+
+
+def _exit(rc: int) -> None:
+    """End a command that ran in-process (no Prefect) without the interpreter's teardown.
+
+    On a loaded machine the teardown sometimes aborts ("terminate called without an active
+    exception", exit -6) after all the work and output are done: a native Arrow/Delta
+    worker thread is still being destroyed (apache/arrow#34314, delta-rs#2184). Nothing of
+    ours runs at exit, so flushing and leaving is safe. Commands that ran Prefect keep the
+    normal exit: Prefect flushes its logs to the API then.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 if __name__ == "__main__":

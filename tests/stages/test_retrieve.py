@@ -11,8 +11,7 @@ import pytest
 import audiopipe
 import audiopipe.features as F
 from audiopipe import pipeline
-from audiopipe.config import parse_config
-from audiopipe.config import ConfigError
+from audiopipe.config import ConfigError, parse_config
 from audiopipe.stages import retrieve as rt
 from audiopipe.stages import run_stage
 from audiopipe.stages._common import StageInputError
