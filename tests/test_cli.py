@@ -78,6 +78,13 @@ def test_vacuum_command_dry_run_then_real(tmp_path, capsys):
 # ----------------------------------------------------------------------------- stages
 
 
+@pytest.fixture(autouse=True)
+def _no_prefect_api(monkeypatch, tmp_path):
+    """These commands run in-process: no Prefect API (flow tests may have exported one)."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+
+
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
     """A 12-clip demo, ingested in-process, with three quick stages declared."""

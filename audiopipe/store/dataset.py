@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from audiopipe.store.frames import open_part, read_frames
 from audiopipe.store.location import Location
 from audiopipe.store.runs import last_run
-from audiopipe.store.tables import append, open_table, replace_where
+from audiopipe.store.tables import append, open_table, replace_where, scan_table
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
 
@@ -53,7 +52,7 @@ class Dataset:
         if run_id is None:
             row = last_run(loc)
         else:
-            rows = [r for r in runs.to_pyarrow_table().to_pylist() if r["run_id"] == run_id]
+            rows = [r for r in scan_table(loc, "runs").to_pylist() if r["run_id"] == run_id]
             row = rows[0] if rows else None
         if row is None:
             raise DatasetNotFound(
@@ -103,6 +102,9 @@ class Dataset:
         """A table as pyarrow (``.to_pandas()`` for pandas); empty tables are empty, not errors."""
         if name == "errors":
             return self._errors(columns)
+        if name == "runs":  # rows in no particular order (sort by ``started``)
+            t = scan_table(self.location, "runs", columns=columns)
+            return pa.table({}) if t is None else t
         dt = self.delta(name)
         if dt is None:
             if (
@@ -120,10 +122,9 @@ class Dataset:
         (or finished after the pinned run): stages append their own rows after ingestion."""
         import pyarrow.compute as pc
 
-        dt = open_table(self.location, "errors")
-        if dt is None:
+        t = scan_table(self.location, "errors")
+        if t is None:
             return pa.table({})
-        t = dt.to_pyarrow_table()
         runs = self.table("runs", ["run_id", "status", "finished"]).to_pylist()
         ok = [
             r["run_id"]
@@ -155,6 +156,8 @@ class Dataset:
     def features_available(self) -> list[str]:
         if not self._index:
             return []
+        from audiopipe.store.frames import open_part
+
         part = next(iter(self._index.values()))[0]
         return sorted(
             open_part(self.location.frames_uri(part), self.location.fsspec_options).array_keys()
@@ -164,6 +167,8 @@ class Dataset:
         """Frame-level ``feature`` of one clip as ``(n_frames, n_dims)`` float32."""
         if clip_id not in self._index:
             raise KeyError(f"clip {clip_id!r} is not in dataset {self.name!r}")
+        from audiopipe.store.frames import read_frames
+
         part, start, stop = self._index[clip_id]
         return read_frames(
             self.location.frames_uri(part), feature, start, stop, self.location.fsspec_options
@@ -173,6 +178,8 @@ class Dataset:
         """All clips' frames of ``feature`` as one lazy dask array, in ``frames_index`` order."""
         import dask.array as da
         import zarr
+
+        from audiopipe.store.frames import open_part
 
         pieces = []
         for _clip, (part, start, stop) in sorted(

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from audiopipe.store.location import Location
-from audiopipe.store.tables import RUNS_SCHEMA, append, open_table, read_table
+from audiopipe.store.tables import RUNS_SCHEMA, append, open_table, scan_table
 
 __all__ = [
     "DATA_TABLES",
@@ -54,7 +54,7 @@ def last_run(
     loc: Location, kinds: tuple[str, ...] = ("ingest", "rebuild")
 ) -> dict[str, Any] | None:
     """The newest successful run of the given kinds, as a dict, or None."""
-    t = read_table(loc, "runs")
+    t = scan_table(loc, "runs")
     if t is None or t.num_rows == 0:
         return None
     rows = [r for r in t.to_pylist() if r["status"] == "ok" and r["kind"] in kinds]
@@ -109,14 +109,29 @@ def append_run(loc: Location, row: Mapping[str, Any]) -> int | None:
     schema merge; its older rows read them as null), so existing datasets keep opening.
     """
     full = {k: row.get(k) for k in RUNS_SCHEMA.names}
-    return append(
+    version = append(
         loc, "runs", pa.Table.from_pylist([full], schema=RUNS_SCHEMA), schema_mode="merge"
     )
+    return _compact(loc) or version
+
+
+#: a ``runs`` table of more files than this is compacted (one file per run otherwise: every
+#: command that reads it - open_dataset, status, a stage's skip check - would open them all)
+MAX_RUN_FILES = 48
+
+
+def _compact(loc: Location) -> int | None:
+    """Merge the ``runs`` table's small files into one (a new version) when there are many."""
+    dt = open_table(loc, "runs")
+    if dt is None or len(dt.file_uris()) <= MAX_RUN_FILES:
+        return None
+    dt.optimize.compact()
+    return open_table(loc, "runs").version()
 
 
 def stage_runs(loc: Location, stage: str | None = None) -> list[dict[str, Any]]:
     """Rows of stage runs (of ``stage``, or all), oldest first."""
-    t = read_table(loc, "runs")
+    t = scan_table(loc, "runs")
     if t is None or t.num_rows == 0 or "stage" not in t.column_names:
         return []
     rows = [r for r in t.to_pylist() if r["kind"] == "stage" and r["stage"] is not None]

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from audiopipe.store.dataset import DatasetNotFound, open_dataset
+from audiopipe.store.tables import scan_table
 
 __all__ = ["status_rows"]
 
@@ -35,7 +36,11 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
         except DatasetNotFound:
             out.append({"dataset": name, "published": False})
             continue
-        clips = ds.table("clips", ["duration_s"]) if ds.versions.get("clips") is not None else None
+        clips = (
+            scan_table(ds.location, "clips", ds.versions["clips"], ["duration_s"])
+            if ds.versions.get("clips") is not None
+            else None
+        )
         errors = ds.table("errors")
         errors = errors if errors.num_rows else None
         runs = ds.table("runs").to_pylist()

@@ -125,3 +125,36 @@ def test_a_dataset_written_before_the_stage_columns_still_opens(small, tmp_path)
     assert t[0]["stage"] is None and t[0]["kind"] == "ingest"  # old rows: null
     assert t[-1]["stage"] == "beats" and t[-1]["run_id"] == rep["run_id"]
     assert run_stage(ds, "beats")["skipped"]
+
+
+def test_runs_table_is_compacted_and_keeps_every_row(tmp_path):
+    import datetime as dt
+
+    from audiopipe.store.location import Location
+    from audiopipe.store.runs import MAX_RUN_FILES, append_run, stage_runs
+    from audiopipe.store.tables import open_table
+
+    loc = Location(str(tmp_path), "d")
+    now = dt.datetime.now(dt.UTC)
+    for i in range(MAX_RUN_FILES + 5):
+        append_run(loc, {"run_id": f"r{i:03d}", "dataset": "d", "kind": "stage", "stage": "beats",
+                         "status": "ok", "started": now, "finished": now + dt.timedelta(seconds=i)})
+    assert len(open_table(loc, "runs").file_uris()) <= 6
+    assert [r["run_id"] for r in stage_runs(loc, "beats")] == [
+        f"r{i:03d}" for i in range(MAX_RUN_FILES + 5)
+    ]
+
+
+def test_vacuum_keeps_the_latest_run_of_every_stage(small):
+    from audiopipe.store.tables import read_table
+    from audiopipe.store.vacuum import vacuum
+
+    beats = run_stage(small, "beats")
+    fp = run_stage(small, "fingerprint")
+    run_stage(small, "beats", {"tightness": 300})
+    last_beats = run_stage(small, "beats", {"tightness": 200})
+    report = vacuum(small.location, retain_hours=0)
+    assert {fp["run_id"], last_beats["run_id"]} <= set(report.kept_runs)
+    assert beats["run_id"] not in report.kept_runs
+    assert read_table(small.location, "fingerprints", version=fp["tables"]["fingerprints"]).num_rows
+    assert read_table(small.location, "tempo", version=last_beats["tables"]["tempo"]).num_rows == 3
