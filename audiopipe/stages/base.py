@@ -63,7 +63,7 @@ class StageContext:
     run_id: str
     #: the latest successful run of this stage (a ``runs`` row), if any
     previous: dict[str, Any] | None = None
-    #: files this run wrote (uris), for the run record
+    #: files this run wrote in this process (uris), for the run record
     written: list[str] = field(default_factory=list)
 
     @property
@@ -155,6 +155,11 @@ class Stage:
     def check(self, params: Mapping[str, Any]) -> list[str]:
         """Problems between parameters (e.g. one of two is needed); ``[]`` when fine."""
         return []
+
+    def inputs(self, ctx: StageContext) -> dict[str, Any]:
+        """Inputs of the run's key besides the data tables and file parameters (the runner
+        adds those): e.g. the saved model a ``predict`` run applies."""
+        return {}
 
     def run(self, ctx: StageContext) -> StageOutput:
         """Read → fit/predict → evaluate; return the outputs (nothing written here)."""

@@ -301,7 +301,7 @@ def run_stage(
         run_id = run_id or new_stage_run_id(name)
         prev = last_stage_run(loc, name)
         ctx = StageContext(ds=ds, stage=name, params=resolved, run_id=run_id, previous=prev)
-        inputs = {**_inputs(ds, stage, resolved), **stage_inputs(stage, ctx)}
+        inputs = {**_inputs(ds, stage, resolved), **stage.inputs(ctx)}
         phash, cv = params_hash(resolved), code_version(stage)
         same_setup = (
             prev is not None
@@ -401,12 +401,6 @@ def run_stage(
     if log:
         log(f"{name}: {res['message']} in {report['seconds']:.1f} s")
     return report
-
-
-def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, Any]:
-    """Inputs a stage adds to its key beyond tables and files (e.g. the model it applies)."""
-    fn = getattr(stage, "inputs", None)
-    return dict(fn(ctx)) if fn is not None else {}
 
 
 def run_named(
