@@ -251,7 +251,7 @@ class FingerprintIndex:
         """Build from parallel arrays; ``clips`` indexes into ``clip_ids``."""
         self = cls(**params)
         hashes = np.asarray(hashes, np.int64)
-        o = np.argsort(hashes, kind="stable")
+        o = np.lexsort((np.asarray(times), np.asarray(clips), hashes))  # same index, any row order
         self.hashes_ = hashes[o]
         self.times_ = np.asarray(times, np.int64)[o]
         self.clips_ = np.asarray(clips, np.int64)[o]
@@ -264,11 +264,15 @@ class FingerprintIndex:
         if table.num_rows == 0:
             return cls.from_arrays(np.zeros(0), np.zeros(0), np.zeros(0), [], **params)
         enc = table.column("clip_id").combine_chunks().dictionary_encode()
+        names = enc.dictionary.to_pylist()
+        order = np.argsort(names)  # clips numbered in id order, whatever the row order
+        rank = np.empty(len(names), np.int64)
+        rank[order] = np.arange(len(names))
         return cls.from_arrays(
             table.column("hash").to_numpy(),
             table.column("t").to_numpy(),
-            enc.indices.to_numpy(),
-            enc.dictionary.to_pylist(),
+            rank[enc.indices.to_numpy()],
+            [names[i] for i in order],
             **params,
         )
 
@@ -417,10 +421,11 @@ def load_index(ds: Dataset, **params: Any) -> FingerprintIndex:
         )
     key = (ds.location.table_uri("fingerprints"), int(dt.version()))
     if key not in _CACHE:
+        from audiopipe.store.tables import scan_table
+
         _CACHE.clear()
-        _CACHE[key] = FingerprintIndex.from_table(
-            dt.to_pyarrow_table(columns=["hash", "clip_id", "t"])
-        )
+        table = scan_table(ds.location, "fingerprints", key[1], ["hash", "clip_id", "t"])
+        _CACHE[key] = FingerprintIndex.from_table(table)
     idx = _CACHE[key]
     for k, v in params.items():
         setattr(idx, k, v)

@@ -293,7 +293,9 @@ def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
     hint = f"run `audiopipe stage retrieve {ds.name}`"
     if "retrieval_indexes" not in ds.table_names():
         raise StageInputError(f"dataset {ds.name!r} has no retrieval index: {hint}")
-    t = ds.table("retrieval_indexes", ["view", "uri"]).to_pydict()
+    from audiopipe.store.tables import scan_table
+
+    t = scan_table(ds.location, "retrieval_indexes", columns=["view", "uri"]).to_pydict()
     uri = dict(zip(t["view"], t["uri"], strict=True)).get(view)
     if uri is None:
         raise StageInputError(f"dataset {ds.name!r} has no {view} retrieval index: {hint}")

@@ -195,8 +195,10 @@ class Dataset:
     @cached_property
     def _sources(self) -> dict[str, tuple[str, int]]:
         """``clip_id -> (uri, sr)`` from ``clips``, read once (``load_audio`` is O(1) per clip)."""
-        t = self.table("clips", ["clip_id", "uri", "sr"])
-        if t.num_rows == 0:
+        if self.versions.get("clips") is None:
+            return {}
+        t = scan_table(self.location, "clips", self.versions["clips"], ["clip_id", "uri", "sr"])
+        if t is None or t.num_rows == 0:
             return {}
         d = t.to_pydict()
         return {c: (u, int(r)) for c, u, r in zip(d["clip_id"], d["uri"], d["sr"], strict=True)}
