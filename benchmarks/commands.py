@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -54,12 +55,16 @@ def _env(repo: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def _cli(repo: Path, cfg: Path, env: dict[str, str], *args: str) -> tuple[float, int, str]:
+def _cli(repo: Path, cfg: Path, env: dict[str, str], *args: str) -> tuple[float, float, int, str]:
+    """(wall s, CPU s of the command's processes, exit code, output tail)."""
     cmd = [sys.executable, "-m", "flows.cli", "--config", str(cfg), *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=cfg.parent, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
-    return dt, p.returncode, (p.stdout + p.stderr)[-2000:]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return dt, cpu, p.returncode, (p.stdout + p.stderr)[-2000:]
 
 
 def _setup(work: Path, repo: Path, env: dict[str, str], n_per_class: int) -> Path:
@@ -123,9 +128,9 @@ def main() -> None:
         if args.server:
             if not new_cli:
                 raise SystemExit(f"{repo} has no `audiopipe server`")
-            dt, rc, out = _cli(repo, cfg, env, "server", "start")
+            dt, _, rc, out = _cli(repo, cfg, env, "server", "start")
             print(f"server start: {dt:.1f} s", out.strip().splitlines()[-1], file=sys.stderr)
-        first, rc, out = _cli(repo, cfg, env, "run")
+        first, first_cpu, rc, out = _cli(repo, cfg, env, "run")
         if rc:
             raise SystemExit(f"`audiopipe run` failed:\n{out}")
         queries = _excerpts(work, work / "demo", 20)
@@ -146,31 +151,33 @@ def main() -> None:
             ]
         cases.append(("run (unchanged)", ["run"]))
         rows = [{"command": "run (first)", "median_s": first, "min_s": first, "max_s": first,
-                 "n": 1, "exit": rc}]
+                 "cpu_s": first_cpu, "n": 1, "exit": rc}]
         for name, cmd in cases:
-            times, codes = [], set()
+            times, cpus, codes = [], [], set()
             for _ in range(args.repeat):
-                dt, rc, out = _cli(repo, cfg, env, *cmd)
+                dt, cpu, rc, out = _cli(repo, cfg, env, *cmd)
                 times.append(dt)
+                cpus.append(cpu)
                 codes.add(rc)
             if codes - {0}:
                 print(f"{name}: exit {sorted(codes)}\n{out}", file=sys.stderr)
             rows.append({"command": name, "median_s": statistics.median(times),
-                         "min_s": min(times), "max_s": max(times), "n": len(times),
-                         "exit": max(codes)})
+                         "min_s": min(times), "max_s": max(times),
+                         "cpu_s": statistics.median(cpus), "n": len(times), "exit": max(codes)})
             print(f"  {name:<26} {statistics.median(times):7.2f} s", file=sys.stderr)
     finally:
         if args.server and new_cli:
             _cli(repo, work / "datasets.yaml", env, "server", "stop")
+        print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}", file=sys.stderr)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\naudiopipe commands on the demo ({args.n_per_class * 6} clips), {repo.name}"
           f"{' (persistent Prefect API)' if args.server else ''}, wall seconds:")
-    print(f"| {'command':<26} | median | min-max | exit |")
-    print(f"| {'-' * 26} | ---: | --- | ---: |")
+    print(f"| {'command':<26} | median | min-max | CPU s | exit |")
+    print(f"| {'-' * 26} | ---: | --- | ---: | ---: |")
     for r in rows:
         print(f"| {r['command']:<26} | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f} "
-              f"| {r['exit']} |")
+              f"| {r['cpu_s']:.2f} | {r['exit']} |")
     res = HERE / "results"
     res.mkdir(exist_ok=True)
     name = "commands" + (f"-{args.label}" if args.label else "") + ".json"

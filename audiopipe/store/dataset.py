@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from audiopipe.store.location import Location
-from audiopipe.store.runs import last_run
+from audiopipe.store.runs import newest_run
 from audiopipe.store.tables import append, open_table, replace_where, scan_table
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
@@ -43,16 +43,18 @@ class Dataset:
 
     def __init__(self, loc: Location, run_id: str | None = None) -> None:
         self.location = loc
-        runs = open_table(loc, "runs")
+        runs = scan_table(loc, "runs")
         if runs is None:
             raise DatasetNotFound(
                 f"dataset {loc.dataset!r} has no published run under {loc.root}; "
                 f"run `audiopipe ingest {loc.dataset}` first"
             )
+        #: the ``runs`` rows when the dataset was opened (read once)
+        self._runs_at_open = runs.to_pylist()
         if run_id is None:
-            row = last_run(loc)
+            row = newest_run(self._runs_at_open)
         else:
-            rows = [r for r in scan_table(loc, "runs").to_pylist() if r["run_id"] == run_id]
+            rows = [r for r in self._runs_at_open if r["run_id"] == run_id]
             row = rows[0] if rows else None
         if row is None:
             raise DatasetNotFound(
@@ -125,7 +127,7 @@ class Dataset:
         t = scan_table(self.location, "errors")
         if t is None:
             return pa.table({})
-        runs = self.table("runs", ["run_id", "status", "finished"]).to_pylist()
+        runs = self._runs_at_open  # runs appended later finished after the pinned run
         ok = [
             r["run_id"]
             for r in runs

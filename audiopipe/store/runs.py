@@ -32,6 +32,7 @@ __all__ = [
     "DATA_TABLES",
     "new_run_id",
     "last_run",
+    "newest_run",
     "pinned_versions",
     "recover",
     "append_run",
@@ -55,12 +56,15 @@ def last_run(
 ) -> dict[str, Any] | None:
     """The newest successful run of the given kinds, as a dict, or None."""
     t = scan_table(loc, "runs")
-    if t is None or t.num_rows == 0:
-        return None
-    rows = [r for r in t.to_pylist() if r["status"] == "ok" and r["kind"] in kinds]
-    if not rows:
-        return None
-    return max(rows, key=lambda r: (r["finished"], r["run_id"]))
+    return None if t is None else newest_run(t.to_pylist(), kinds)
+
+
+def newest_run(
+    rows: list[dict[str, Any]], kinds: tuple[str, ...] = ("ingest", "rebuild")
+) -> dict[str, Any] | None:
+    """The newest successful row of the given kinds among ``runs`` rows, or None."""
+    ok = [r for r in rows if r["status"] == "ok" and r["kind"] in kinds]
+    return max(ok, key=lambda r: (r["finished"], r["run_id"])) if ok else None
 
 
 def pinned_versions(loc: Location) -> dict[str, int | None]:
