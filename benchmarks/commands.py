@@ -108,6 +108,16 @@ def _excerpts(work: Path, demo: Path, n: int) -> list[Path]:
     return made
 
 
+def _new_clip(folder: Path, tag: str) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    seed = int.from_bytes(tag.encode(), "little") % 2**32 + time.time_ns() % 1000
+    y = np.random.default_rng(seed).standard_normal(22050).astype(np.float32) * 0.1
+    sf.write(folder / f"{tag}-{seed}.wav", y, 22050)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repo", type=Path, default=REPO, help="checkout whose CLI is timed")
@@ -149,12 +159,15 @@ def main() -> None:
                 ("identify 20 files --out", ["identify", str(work / "queries"), "--dataset", "demo",
                                              "--out", str(work / "answers.csv")]),
             ]
+        cases.append(("ingest (1 new file)", ["ingest", "demo", "-q"]))
         cases.append(("run (unchanged)", ["run"]))
         rows = [{"command": "run (first)", "median_s": first, "min_s": first, "max_s": first,
                  "cpu_s": first_cpu, "n": 1, "exit": rc}]
         for name, cmd in cases:
             times, cpus, codes = [], [], set()
-            for _ in range(args.repeat):
+            for i in range(args.repeat):
+                if name == "ingest (1 new file)":  # a file never seen: the flow has work
+                    _new_clip(work / "demo" / "new", f"{name[:6]}{i}")
                 dt, cpu, rc, out = _cli(repo, cfg, env, *cmd)
                 times.append(dt)
                 cpus.append(cpu)

@@ -451,6 +451,14 @@ def run_stages(
         problems += check_params(n, {**ds_cfg.stages.get(n, {}), **(overrides or {})}, where=where)
     if problems:
         raise ConfigError("\n".join(problems))
+    if runner is run_named:  # in this process: open the dataset once for every stage
+        from audiopipe.store import open_dataset
+
+        ds = open_dataset(cfg.storage_root, ds_cfg.name)
+
+        def runner(root: str, dataset: str, name: str, params: Any, **kw: Any) -> Any:
+            return run_stage(ds, name, params, **kw)
+
     out = {}
     for n in todo:
         params = {**ds_cfg.stages.get(n, {}), **(overrides or {})}
