@@ -159,8 +159,8 @@ def main() -> None:
                 ("identify 20 files --out", ["identify", str(work / "queries"), "--dataset", "demo",
                                              "--out", str(work / "answers.csv")]),
             ]
-        cases.append(("ingest (1 new file)", ["ingest", "demo", "-q"]))
         cases.append(("run (unchanged)", ["run"]))
+        cases.append(("ingest (1 new file)", ["ingest", "demo", "-q"]))  # last: it changes data
         rows = [{"command": "run (first)", "median_s": first, "min_s": first, "max_s": first,
                  "cpu_s": first_cpu, "n": 1, "exit": rc}]
         for name, cmd in cases:

@@ -391,12 +391,11 @@ def cmd_similar(args: argparse.Namespace) -> int:
     from audiopipe.store import open_dataset
 
     ds = open_dataset(cfg.storage_root, cfg.dataset(args.dataset).name)
-    queries = [q for q in args.queries if not os.path.exists(q) or os.path.isdir(q)]
-    files = [q for q in args.queries if q not in queries]
-    ids = [q for q in queries if not os.path.isdir(q) and not any(c in q for c in "*?[")]
-    expand = [q for q in queries if q not in ids]
-    answers = similar_many(ds, files + ids + (_queries(expand) if expand else []), k=args.k,
-                           view=args.view)
+    queries: list[str] = []
+    for q in args.queries:  # folders and globs expand to their audio files; ids stay as given
+        expand = os.path.isdir(q) or (any(c in q for c in "*?[") and "://" not in q)
+        queries += _queries([q]) if expand else [q]
+    answers = similar_many(ds, queries, k=args.k, view=args.view)
     rows = []
     for a in answers:
         if a["error"]:

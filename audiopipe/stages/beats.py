@@ -240,8 +240,8 @@ class Beats(ClipStage):
 
     def select(self, ctx: StageContext) -> list[str]:
         ids = ctx.clip_ids()
-        want = ctx.params["clips"]
-        return [c for c in ids if c in set(want)] if want else ids
+        want = set(ctx.params["clips"] or ())
+        return [c for c in ids if c in want] if want else ids
 
     def process(self, ctx: StageContext, clip_ids: Sequence[str], state: Any) -> ClipBatch:
         p = ctx.params
