@@ -51,3 +51,27 @@ def test_server_started_once_is_used_by_later_commands(tmp_path, monkeypatch):
     finally:
         assert server.stop()
     assert server.status() is None and server.api_url() is None
+
+
+def test_api_url_order_environment_profile_then_recorded_server(tmp_path, monkeypatch):
+    import json
+
+    from flows import server
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_PROFILE", raising=False)
+    assert server.api_url(home) is None
+    # a recorded server whose process is gone does not count
+    (home / server.STATE).write_text(json.dumps({"pid": 2**22 + 12345, "url": "http://x/api"}))
+    assert server.api_url(home) is None and server.status(home) is None
+    # a live one does (this process stands in for it)
+    (home / server.STATE).write_text(json.dumps({"pid": os.getpid(), "url": "http://y/api"}))
+    assert server.api_url(home) == "http://y/api"
+    (home / "profiles.toml").write_text(
+        'active = "mine"\n[profiles.mine]\nPREFECT_API_URL = "http://profile/api"\n'
+    )
+    assert server.api_url(home) == "http://profile/api"
+    monkeypatch.setenv("PREFECT_API_URL", "http://env/api")
+    assert server.api_url(home) == "http://env/api"
