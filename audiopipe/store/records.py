@@ -284,6 +284,19 @@ class RunRow(Record):
         pa.string(), "JSON {table: version} visible after this run", default=None
     )
     message: str | None = column(pa.string(), default=None)
+    # stage runs (kind "stage"; null for ingest/rebuild; added later: older tables gain
+    # them on the next append, see audiopipe.store.runs.append_run)
+    stage: str | None = column(pa.string(), "the stage's name", default=None)
+    params: str | None = column(pa.string(), "JSON of the resolved parameters", default=None)
+    params_hash: str | None = column(pa.string(), default=None)
+    input_versions: str | None = column(
+        pa.string(), "JSON {table or file:<uri>: version or content hash}", default=None
+    )
+    model_id: str | None = column(pa.string(), default=None)
+    artifacts: str | None = column(
+        pa.string(), 'JSON {"folder", "model", "plots", "files"}', default=None
+    )
+    timings: str | None = column(pa.string(), "JSON {phase: seconds}", default=None)
 
     def versions(self) -> dict[str, int | None]:
         """``table_versions`` parsed: ``{table: version}`` ({} when absent)."""

@@ -19,21 +19,24 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import RunRow
-from audiopipe.store.tables import append, open_table, read_table
+from audiopipe.store.tables import append, open_table, scan_table
 
 __all__ = [
     "DATA_TABLES",
     "new_run_id",
     "read_runs",
     "last_run",
+    "newest_run",
     "pinned_versions",
     "recover",
     "append_run",
+    "stage_runs",
+    "last_stage_run",
     "summarize",
 ]
 
@@ -48,17 +51,22 @@ def new_run_id() -> str:
 
 
 def read_runs(loc: Location) -> list[RunRow]:
-    """Every row of the dataset's ``runs`` table ([] when it has none)."""
-    t = read_table(loc, "runs")
+    """Every row of the dataset's ``runs`` table, in no particular order ([] when none)."""
+    t = scan_table(loc, "runs")
     return [] if t is None else RunRow.rows(t)
+
+
+def newest_run(
+    rows: list[RunRow], kinds: tuple[str, ...] = ("ingest", "rebuild")
+) -> RunRow | None:
+    """The newest successful row of the given kinds among ``runs`` rows, or None."""
+    ok = [r for r in rows if r.status == "ok" and r.kind in kinds]
+    return max(ok, key=lambda r: (r.finished, r.run_id)) if ok else None
 
 
 def last_run(loc: Location, kinds: tuple[str, ...] = ("ingest", "rebuild")) -> RunRow | None:
     """The newest successful run of the given kinds, or None."""
-    rows = [r for r in read_runs(loc) if r.status == "ok" and r.kind in kinds]
-    if not rows:
-        return None
-    return max(rows, key=lambda r: (r.finished, r.run_id))
+    return newest_run(read_runs(loc), kinds)
 
 
 def pinned_versions(loc: Location) -> dict[str, int | None]:
@@ -97,13 +105,54 @@ def recover(loc: Location) -> dict[str, int]:
 
 
 def append_run(loc: Location, row: RunRow) -> int | None:
-    """Append one run row; returns the ``runs`` version."""
-    return append(loc, "runs", RunRow.table([row]), schema_mode=None)
+    """Append one run row; returns the ``runs`` version.
+
+    A ``runs`` table written before the stage columns existed gains them here (Delta
+    schema merge; its older rows read them as null), so existing datasets keep opening.
+    """
+    version = append(loc, "runs", RunRow.table([row]), schema_mode="merge")
+    return _compact(loc) or version
+
+
+#: a ``runs`` table of more files than this is compacted (one file per run otherwise: every
+#: command that reads it - open_dataset, status, a stage's skip check - would open them all)
+MAX_RUN_FILES = 48
+
+
+def _compact(loc: Location) -> int | None:
+    """Merge the ``runs`` table's small files into one (a new version) when there are many."""
+    dt = open_table(loc, "runs")
+    if dt is None or len(dt.file_uris()) <= MAX_RUN_FILES:
+        return None
+    dt.optimize.compact()
+    return open_table(loc, "runs").version()
+
+
+def stage_runs(loc: Location, stage: str | None = None) -> list[RunRow]:
+    """Rows of stage runs (of ``stage``, or all), oldest first."""
+    rows = [r for r in read_runs(loc) if r.kind == "stage" and r.stage is not None]
+    if stage is not None:
+        rows = [r for r in rows if r.stage == stage]
+    rows.sort(key=lambda r: (r.finished or r.started, r.run_id))
+    return rows
+
+
+def last_stage_run(
+    loc: Location, stage: str, where: Callable[[RunRow], bool] | None = None
+) -> RunRow | None:
+    """The newest successful run of ``stage`` (for which ``where(row)`` holds), or None."""
+    ok = [r for r in stage_runs(loc, stage) if r.status == "ok" and (where is None or where(r))]
+    return ok[-1] if ok else None
 
 
 def summarize(row: RunRow | Mapping[str, Any]) -> str:
     """One line for the terminal about a published run (a :class:`RunRow` or its dict)."""
     r = row.to_dict() if isinstance(row, RunRow) else row
+    if r.get("kind") == "stage":
+        return (
+            f"{r['dataset']}: stage {r['stage']} {r['run_id']} ({r['status']}) — "
+            f"{r['message']}; {r.get('wall_seconds') or 0:.1f} s"
+        )
     hours = (r.get("audio_seconds") or 0.0) / 3600
     return (
         f"{r['dataset']}: {r['kind']} {r['run_id']} — {r['message']}; "

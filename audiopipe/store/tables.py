@@ -28,6 +28,7 @@ __all__ = [
     "native_filesystem",
     "table_version",
     "read_table",
+    "scan_table",
     "replace_where",
     "append",
     "sql_in",
@@ -116,6 +117,25 @@ def read_table(
     if dt is None:
         return None
     return dt.to_pyarrow_table(columns=columns)
+
+
+def scan_table(
+    loc: Location, name: str, version: int | None = None, columns: list[str] | None = None
+) -> pa.Table | None:
+    """Rows of a table in no particular order, read by delta-rs's own engine (DataFusion).
+
+    For reads where order does not matter (runs, counts, lookups): it does not import
+    ``pyarrow.dataset`` (and through it pandas), ~0.6 s of a command's start. View types
+    (``string_view``) come back as their plain types.
+    """
+    dt = open_table(loc, name, version)
+    if dt is None:
+        return None
+    t = pa.RecordBatchReader.from_stream(dt.scan(columns=columns)).read_all()
+    plain = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    if any(f.type in plain for f in t.schema):
+        t = t.cast(pa.schema([f.with_type(plain.get(f.type, f.type)) for f in t.schema]))
+    return t
 
 
 def sql_in(column: str, values: Iterable[str]) -> str:

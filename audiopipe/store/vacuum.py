@@ -67,6 +67,8 @@ def _kept_runs(runs: list[RunRow], cutoff: datetime) -> list[RunRow]:
     keep = {r.run_id: r for r in ok if r.finished >= cutoff}
 
     def group(r: RunRow) -> str:  # ingest and rebuild both publish the data tables
+        if r.kind == "stage" and r.stage:
+            return f"stage:{r.stage}"  # the latest run of each stage
         return "data" if r.kind in ("ingest", "rebuild") else r.kind
 
     for g in {group(r) for r in ok}:
