@@ -268,17 +268,6 @@ def test_importing_the_library_loads_no_prefect_or_dask():
 MAX_LINES = 500
 #: the marker of that reason: a docstring line starting with it, then the reason
 LENGTH_REASON = "Length:"
-# modules over the limit today, in packages other work is restructuring right now (features:
-# specs, spectral, extractor; stages: transcribe, classify, segment); remove them from this
-# list as they are split or give their reason, so the rule covers the whole package
-PENDING_LENGTH = {
-    "audiopipe.features.specs",
-    "audiopipe.features.spectral",
-    "audiopipe.features.extractor",
-    "audiopipe.stages.transcribe",
-    "audiopipe.stages.classify",
-    "audiopipe.stages.segment",
-}
 
 
 def _length_reason(path: Path) -> str:
@@ -291,7 +280,7 @@ def test_modules_are_small_or_say_why():
     long = {
         m: n
         for m, p in MODULES.items()
-        if (n := len(p.read_text().splitlines())) > MAX_LINES and m not in PENDING_LENGTH
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     unexplained = {m: n for m, n in long.items() if not _length_reason(MODULES[m])}
     assert unexplained == {}, f"over {MAX_LINES} lines without a '{LENGTH_REASON}' line in the docstring"
