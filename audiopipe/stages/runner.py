@@ -49,6 +49,7 @@ from audiopipe.stages.params import ParamError, check, resolve
 if TYPE_CHECKING:
     from audiopipe.store.dataset import Dataset
     from audiopipe.store.records import RunRow
+
 __all__ = [
     "run_stage",
     "run_stages",
