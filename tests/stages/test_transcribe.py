@@ -15,6 +15,7 @@ from audiopipe.stages.transcribe import (
     hz_to_midi,
     midi_to_hz,
     notes_from_pitch,
+    pitch_table,
     pitch_track,
     transcribe,
 )
@@ -59,6 +60,36 @@ def test_pitch_track_sine_and_voicing():
     assert voiced[mid].all() and np.allclose(f0[mid], 196.0, rtol=0.005)
     assert not voiced[: int(0.4 * SR / 256)].any() and not voiced[-int(0.4 * SR / 256) :].any()
     assert prob[mid].mean() > 0.8
+
+
+def _vibrato(f=220.0, depth=0.03, rate=5.5, dur=1.5, pad=0.5, sr=SR):
+    """Silence, a vibrato sine (f * (1 + depth sin(2 pi rate t))), silence; and its true f0(t)."""
+    t = np.arange(int(dur * sr)) / sr
+    phase = 2 * np.pi * f * (t - depth / (2 * np.pi * rate) * np.cos(2 * np.pi * rate * t))
+    z = np.zeros(int(pad * sr))
+    y = np.r_[z, 0.4 * np.sin(phase), z].astype(np.float32)
+
+    def true_f0(time_s):
+        tt = np.asarray(time_s) - pad
+        return f * (1 + depth * np.sin(2 * np.pi * rate * tt))
+
+    return y, true_f0
+
+
+def test_pitch_table_of_vibrato_sine():
+    y, true_f0 = _vibrato()
+    hop = 256
+    t = pitch_table("v", *pitch_track(y, SR, hop_length=hop), SR, hop).to_pandas()
+    assert len(t) == 1 + y.size // hop and np.allclose(np.diff(t.time_s), hop / SR)
+    mid = t[(t.time_s > 0.6) & (t.time_s < 1.9)]  # the tone, away from its edges
+    assert mid.voiced.mean() > 0.97 and mid.confidence[mid.voiced].mean() > 0.5
+    v = mid[mid.voiced]
+    cents = 1200 * np.abs(np.log2(v.f0_hz / true_f0(v.time_s)))
+    assert np.median(cents) < 10 and cents.max() < 50  # follows the +-3 % vibrato
+    assert v.f0_hz.max() > 220 * 1.02 and v.f0_hz.min() < 220 / 1.02  # not a flat line
+    silent = t[(t.time_s < 0.4) | (t.time_s > 2.1)]
+    assert not silent.voiced.any() and silent.f0_hz.isna().all()  # null when unvoiced
+    assert (t.f0_hz.isna() == ~t.voiced).all()
 
 
 def test_generated_melody_notes():
@@ -140,10 +171,22 @@ def test_run_writes_notes_and_midi(tmp_path):
             "stereo.wav": (np.stack([y, y], axis=1), SR),
             "silence.wav": (np.zeros(SR, np.float32), SR),
             "short.wav": (0.1 * np.ones(200, np.float32), SR),
+            "vibrato.wav": (_vibrato()[0], SR),
         },
     )
     ids = clip_ids_by_stem(ds)
     rep = run_stage(ds, "transcribe", {"method": "mono"})
+    # the pitch track, read back through the Dataset: one row per frame and clip
+    pt = ds.table("pitch").to_pandas()
+    assert set(pt.clip_id) == set(ids.values())
+    vib = pt[pt.clip_id == ids["vibrato"]].sort_values("time_s")
+    true_f0 = _vibrato()[1]
+    v = vib[vib.voiced & (vib.time_s > 0.6) & (vib.time_s < 1.9)]
+    assert len(v) > 0.95 * (1.3 * SR / 256)
+    assert np.median(1200 * np.abs(np.log2(v.f0_hz / true_f0(v.time_s)))) < 10
+    sil = pt[pt.clip_id == ids["silence"]]
+    assert len(sil) > 80 and not sil.voiced.any() and sil.f0_hz.isna().all()
+    assert pt.confidence.between(0, 1).all()
     notes = ds.table("notes").to_pandas()
     mel = notes[notes.clip_id == ids["melody"]].sort_values("onset_s")
     assert mel.midi.tolist() == [m for _, _, m in MELODY]
@@ -158,3 +201,8 @@ def test_run_writes_notes_and_midi(tmp_path):
     assert rep["plots"][0].endswith(".png") and os.path.isfile(rep["plots"][0])
     # clips without notes count as done: nothing to redo
     assert run_stage(ds, "transcribe", {"method": "mono"}, force=False)["skipped"]
+    # a poly run keeps the pitch track unless told not to
+    run_stage(ds, "transcribe", {"method": "poly", "clips": [ids["vibrato"]]})
+    assert set(ds.table("pitch", ["clip_id"]).column("clip_id").to_pylist()) == {ids["vibrato"]}
+    run_stage(ds, "transcribe", {"method": "poly", "pitch": False, "clips": [ids["vibrato"]]})
+    assert ds.table("pitch").num_rows == 0 and ds.table("midi").num_rows == 1
