@@ -55,13 +55,13 @@ class HarmonicNMF:
         midi_min: int = 21,
         midi_max: int = 108,
         n_harmonics: int = 8,
-        harmonic_decay: float = 1.0,
-        n_fft: int = 4096,
+        harmonic_decay: float = 1.5,
+        n_fft: int = 2048,
         hop_length: int = 256,
         max_iter: int = 40,
-        sparsity: float = 0.1,
+        sparsity: float = 0.6,
         max_freq: float = 5000.0,
-        fundamental_gate: float = 0.1,
+        fundamental_gate: float = 0.7,
     ) -> None:
         self.midi_min = midi_min
         self.midi_max = midi_max
@@ -191,22 +191,25 @@ def notes_from_activations(
     *,
     sr: float = 22050,
     hop_length: int = 256,
-    onset_threshold: float = 0.2,
-    frame_threshold: float = 0.05,
+    onset_threshold: float = 0.03,
+    frame_threshold: float = 0.1,
     min_note_duration: float = 0.05,
     onset_search: int = 8,
     onsets: np.ndarray | None = None,
-    reattack: float = 1.5,
-    snap: float = 0.07,
+    reattack: float | None = None,
+    snap: float = 0.15,
 ) -> list[Note]:
     """Hysteresis thresholding of activations (relative to their maximum) into notes.
 
     A note is a run above ``frame_threshold`` whose peak exceeds ``onset_threshold``; its
     onset is where it first reaches half the peak of the run's first ``onset_search`` frames.
-    With ``onsets`` (frame indices, :func:`onset_frames`): a run is split at an onset where
-    the activation's peak over the next ``onset_search`` frames is ``reattack`` times its
-    value just before (the pitch is struck again), and a note's onset moves to the nearest
-    onset within ``snap`` seconds.
+    With ``onsets`` (frame indices, :func:`onset_frames`): a note's onset moves to the
+    nearest onset within ``snap`` seconds and, if ``reattack`` is set, a run is split at an
+    onset where the activation's peak over the next ``onset_search`` frames is ``reattack``
+    times its value just before (the pitch is struck again; off by default: it did not
+    help on the tuning part). Defaults (and :class:`HarmonicNMF`'s ``n_fft``,
+    ``sparsity``, ``harmonic_decay``, ``fundamental_gate``) were chosen on the tuning part
+    of ``benchmarks/tune_transcribe.py`` (GuitarSet's first 11 s).
 
     Examples
     --------
@@ -214,7 +217,8 @@ def notes_from_activations(
     >>> [n[0] for n in notes_from_activations(H, np.array([60, 61]), hop_length=256)]
     [0.1161]
     >>> on = np.array([10, 40])
-    >>> [n[0] for n in notes_from_activations(H, np.array([60, 61]), hop_length=256, onsets=on)]
+    >>> kw = dict(hop_length=256, onsets=on, reattack=1.5)
+    >>> [n[0] for n in notes_from_activations(H, np.array([60, 61]), **kw)]
     [0.1161, 0.4644]
     """
     if H.size == 0 or not np.any(H > 0):
@@ -232,7 +236,12 @@ def notes_from_activations(
         active = a > frame_threshold
         edges = np.diff(np.r_[0, active.astype(np.int8), 0])
         for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            for s, e in _split_at_reattacks(a, s0, e0, ons, onset_search, reattack):
+            runs = (
+                _split_at_reattacks(a, s0, e0, ons, onset_search, reattack)
+                if reattack is not None and ons.size
+                else [(s0, e0)]
+            )
+            for s, e in runs:
                 if e - s < min_frames or a[s:e].max() < onset_threshold:
                     continue
                 vel = int(np.clip(round(127 * np.sqrt(a[s:e].max())), 1, 127))
