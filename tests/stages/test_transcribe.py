@@ -115,7 +115,9 @@ def test_vocadito_excerpt(corpora):
     ref = ref[ref[:, 0] < 15.0]
     t = np.arange(f0.size) * 256 / SR
     m = mir_eval.melody.evaluate(ref[:, 0], ref[:, 1], t, np.where(voiced, f0, 0.0))
-    assert m["Raw Pitch Accuracy"] > 0.8 and m["Voicing Recall"] > 0.85
+    # 0.98 / 0.99 / 0.07 measured; 0.89 raw pitch accuracy when frame t was analysed ~20 ms early
+    assert m["Raw Pitch Accuracy"] > 0.93 and m["Voicing Recall"] > 0.9
+    assert m["Voicing False Alarm"] < 0.2
     r = np.loadtxt(base / "vocadito_1_notesA1.csv", delimiter=",")
     r = r[r[:, 0] + r[:, 2] < 15.0]
     ref_notes = [(a, a + d, float(hz_to_midi(p))) for a, p, d in r]

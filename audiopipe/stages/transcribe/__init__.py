@@ -60,7 +60,6 @@ __all__ = [
     "transcribe",
     "transcribe_with_pitch",
     "pitch_table",
-    "PITCH_SCHEMA",
     "hz_to_midi",
     "midi_to_hz",
     "Transcribe",
@@ -155,16 +154,10 @@ def _pitch_schema() -> Any:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name == "PITCH_SCHEMA":  # pyarrow imported on first use
-        return _pitch_schema()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def pitch_table(
     clip_id: str, f0: np.ndarray, voiced: np.ndarray, conf: np.ndarray, sr: float, hop_length: int
 ) -> Any:
-    """Rows of the ``pitch`` table for one clip (a pyarrow Table, schema :data:`PITCH_SCHEMA`).
+    """Rows of the ``pitch`` table for one clip, as a pyarrow Table (the stage's schema).
 
     Examples
     --------

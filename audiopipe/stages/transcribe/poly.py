@@ -40,6 +40,10 @@ class HarmonicNMF:
         Switch a pitch off in frames where the magnitude at its fundamental is below this
         fraction of its strongest partial 2-4 (0 disables; against sub-octave ghosts).
 
+    The defaults of ``n_fft``, ``sparsity``, ``harmonic_decay`` and ``fundamental_gate``
+    were chosen on the tuning part of ``benchmarks/tune_transcribe.py`` (GuitarSet's first
+    11 s); ``benchmarks/transcribe.py`` reports the parts nothing was chosen on.
+
     Examples
     --------
     >>> sr = 22050
