@@ -221,3 +221,24 @@ def test_run_writes_notes_and_midi(tmp_path):
     assert set(ds.table("pitch", ["clip_id"]).column("clip_id").to_pylist()) == {ids["vibrato"]}
     run_stage(ds, "transcribe", {"method": "poly", "pitch": False, "clips": [ids["vibrato"]]})
     assert ds.table("pitch").num_rows == 0 and ds.table("midi").num_rows == 1
+
+
+def test_pitch_table_is_incremental(tmp_path):
+    y, _ = _vibrato(dur=0.5, pad=0.1)
+    first = {"a.wav": (y, SR), "silence.wav": (np.zeros(SR // 2, np.float32), SR)}
+    ds = build_dataset(tmp_path, first)
+    run_stage(ds, "transcribe", {})
+    before = ds.table("pitch").to_pandas()
+    ds = build_dataset(tmp_path, {**first, "b.wav": (_melody(MELODY[:1]), SR)})
+    rep = run_stage(ds, "transcribe", {})
+    assert rep["clips_processed"] == 1  # only the new clip
+    after = ds.table("pitch").to_pandas()
+    ids = clip_ids_by_stem(ds)
+    assert set(after.clip_id) == set(ids.values())
+    old = after[after.clip_id != ids["b"]].sort_values(["clip_id", "time_s"]).reset_index(drop=True)
+    pd_before = before.sort_values(["clip_id", "time_s"]).reset_index(drop=True)
+    assert old.equals(pd_before)  # rows of the clips already done are kept as they were
+    new = after[after.clip_id == ids["b"]]
+    assert new.voiced.any() and np.nanmedian(hz_to_midi(new.f0_hz[new.voiced])) == pytest.approx(
+        60, abs=0.3
+    )
