@@ -50,6 +50,39 @@ def test_simulated_tastes_follow_classes_and_content_model_beats_random():
     assert ev["model"]["ndcg@10"] > ev["popularity"]["ndcg@10"]
 
 
+def test_popularity_baseline_never_reads_held_out_plays():
+    rng = np.random.default_rng(5)
+    n_users, n_items = 60, 40
+    X = rng.normal(0, 1, (n_items, 6))  # audio that says nothing about who plays what
+    R = (rng.random((n_users, n_items)) < 0.08).astype(float)
+    cold = np.sort(np.random.default_rng(0).permutation(n_items)[:8])  # evaluate_cold_start's
+    R[:, cold] = 0
+    R[:, cold[3]] = 1  # one held-out clip played by everybody: a leaky baseline ranks it first
+    R[::7, cold[5]] = 1
+    s = recommend.cold_start_popularity(R, X, cold)
+    R2 = R.copy()
+    R2[:, cold] = R[:, cold][:, ::-1]  # move the held-out plays around: nothing may change
+    assert np.array_equal(s, recommend.cold_start_popularity(R2, X, cold))
+    # the popularity the warm clips' audio predicts, not cold[3]'s plays, decides the ranking
+    warm_only = R.copy()
+    warm_only[:, cold] = 0
+    assert np.array_equal(s, recommend.cold_start_popularity(warm_only, X, cold))
+    ev = recommend.evaluate_cold_start(R, X, recommend.ContentRecommender(n_factors=4), 0.2, k=1)
+    # ranking by held-out plays would put cold[3] first, a hit for every user: recall@1 = 1
+    assert int(np.argmax(s)) not in (3, 5) and ev["popularity"]["recall@1"] == 0.0
+
+
+def test_cold_start_popularity_from_audio():
+    # popularity that follows the audio is learnt from the visible clips alone
+    rng = np.random.default_rng(2)
+    X = rng.normal(0, 1, (50, 3))
+    p = 1 / (1 + np.exp(-2 * X[:, 0]))
+    R = (rng.random((80, 50)) < p[None, :] * 0.5).astype(float)
+    cold = np.arange(40, 50)
+    s = recommend.cold_start_popularity(R, X, cold, ridge_alpha=1.0)
+    assert np.corrcoef(s, X[cold, 0])[0, 1] > 0.9
+
+
 def test_run_on_demo_is_repeatable_and_writes_outputs(demo_ds):
     p = {"simulate": "label", "n_users": 60, "k": 5}
     r1 = run_stage(demo_ds, "recommend", p, force=True)
@@ -57,6 +90,12 @@ def test_run_on_demo_is_repeatable_and_writes_outputs(demo_ds):
     assert r1["evaluation"] == r2["evaluation"] and r1["simulated"]
     assert r1["evaluation"]["model"]["ndcg@5"] > r1["evaluation"]["random"]["ndcg@5"]
     assert r1["metrics"]["random.ndcg@5"] == r1["evaluation"]["random"]["ndcg@5"]
+    ev = r1["evaluation"]
+    assert r1["metrics"]["ndcg_gain_over_popularity@5"] == pytest.approx(
+        ev["model"]["ndcg@5"] - ev["popularity"]["ndcg@5"], abs=2e-4
+    )
+    beats = ev["model"]["ndcg@5"] > ev["popularity"]["ndcg@5"]
+    assert r1["note"].startswith("content model beats" if beats else "content model does NOT")
     rec = demo_ds.table("recommendations").to_pandas()
     assert rec.groupby("user")["rank"].max().max() == 5 and rec.user.nunique() == 60
     sim = demo_ds.table("listens_simulated").to_pandas()
@@ -108,4 +147,5 @@ def test_esc10_cold_start_simulated(corpora, tmp_path):
     print("ESC-10 folds 1-2 (160 clips), SIMULATED listens, cold-start:", r["evaluation"])
     m = r["evaluation"]
     assert m["model"]["ndcg@10"] > m["random"]["ndcg@10"] + 0.1
+    assert m["model"]["ndcg@10"] > m["popularity"]["ndcg@10"] + 0.1, r["note"]
     assert m["model"]["recall@10"] > m["random"]["recall@10"] + 0.1

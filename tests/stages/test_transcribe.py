@@ -15,6 +15,7 @@ from audiopipe.stages.transcribe import (
     hz_to_midi,
     midi_to_hz,
     notes_from_pitch,
+    pitch_table,
     pitch_track,
     transcribe,
 )
@@ -61,6 +62,36 @@ def test_pitch_track_sine_and_voicing():
     assert prob[mid].mean() > 0.8
 
 
+def _vibrato(f=220.0, depth=0.03, rate=5.5, dur=1.5, pad=0.5, sr=SR):
+    """Silence, a vibrato sine (f * (1 + depth sin(2 pi rate t))), silence; and its true f0(t)."""
+    t = np.arange(int(dur * sr)) / sr
+    phase = 2 * np.pi * f * (t - depth / (2 * np.pi * rate) * np.cos(2 * np.pi * rate * t))
+    z = np.zeros(int(pad * sr))
+    y = np.r_[z, 0.4 * np.sin(phase), z].astype(np.float32)
+
+    def true_f0(time_s):
+        tt = np.asarray(time_s) - pad
+        return f * (1 + depth * np.sin(2 * np.pi * rate * tt))
+
+    return y, true_f0
+
+
+def test_pitch_table_of_vibrato_sine():
+    y, true_f0 = _vibrato()
+    hop = 256
+    t = pitch_table("v", *pitch_track(y, SR, hop_length=hop), SR, hop).to_pandas()
+    assert len(t) == 1 + y.size // hop and np.allclose(np.diff(t.time_s), hop / SR)
+    mid = t[(t.time_s > 0.6) & (t.time_s < 1.9)]  # the tone, away from its edges
+    assert mid.voiced.mean() > 0.97 and mid.confidence[mid.voiced].mean() > 0.5
+    v = mid[mid.voiced]
+    cents = 1200 * np.abs(np.log2(v.f0_hz / true_f0(v.time_s)))
+    assert np.median(cents) < 10 and cents.max() < 50  # follows the +-3 % vibrato
+    assert v.f0_hz.max() > 220 * 1.02 and v.f0_hz.min() < 220 / 1.02  # not a flat line
+    silent = t[(t.time_s < 0.4) | (t.time_s > 2.1)]
+    assert not silent.voiced.any() and silent.f0_hz.isna().all()  # null when unvoiced
+    assert (t.f0_hz.isna() == ~t.voiced).all()
+
+
 def test_generated_melody_notes():
     y = _melody(MELODY)
     notes = transcribe(y, SR, "mono")
@@ -84,7 +115,9 @@ def test_vocadito_excerpt(corpora):
     ref = ref[ref[:, 0] < 15.0]
     t = np.arange(f0.size) * 256 / SR
     m = mir_eval.melody.evaluate(ref[:, 0], ref[:, 1], t, np.where(voiced, f0, 0.0))
-    assert m["Raw Pitch Accuracy"] > 0.8 and m["Voicing Recall"] > 0.85
+    # 0.98 / 0.99 / 0.07 measured; 0.89 raw pitch accuracy when frame t was analysed ~20 ms early
+    assert m["Raw Pitch Accuracy"] > 0.93 and m["Voicing Recall"] > 0.9
+    assert m["Voicing False Alarm"] < 0.2
     r = np.loadtxt(base / "vocadito_1_notesA1.csv", delimiter=",")
     r = r[r[:, 0] + r[:, 2] < 15.0]
     ref_notes = [(a, a + d, float(hz_to_midi(p))) for a, p, d in r]
@@ -105,7 +138,20 @@ def test_stereo_sample_piano_poly(corpora):
     y = read_audio(base / "stereo_sample.flac")
     r = np.loadtxt(base / "stereo_sample.notes", comments="#")
     ref = [(a, a + d, m) for a, m, d, _ in r]
-    assert _f_onset(ref, transcribe(y, SR, "poly")) > 0.3  # measured 0.38 (benchmarks/mir.py)
+    # held out: nothing was tuned on piano; measured 0.77 (0.38 before tune_transcribe.py)
+    assert _f_onset(ref, transcribe(y, SR, "poly")) > 0.6
+
+
+def test_guitarset_poly_report_part(corpora):
+    """GuitarSet after 11 s: the part benchmarks/tune_transcribe.py never reads."""
+    base = corpora / "notes" / "guitarset"
+    y = read_audio(base / "00_BN1-129-Eb_comp_mic.flac", offset_s=10.5)
+    g = np.genfromtxt(base / "notes.csv", delimiter=",", names=True)
+    ref = [(a - 10.5, b - 10.5, m) for a, b, m in zip(
+        g["onset_s"], g["offset_s"], g["midi_pitch"], strict=True) if a >= 11.0]
+    est = [n for n in transcribe(y, SR, "poly", fmin=70.0, fmax=1400.0) if n[0] >= 0.5]
+    # measured 0.60 (benchmarks/transcribe.py; 0.37 before tuning, onset+CQT baseline 0.36)
+    assert _f_onset(ref, est) > 0.5
 
 
 def test_silence_short_stereo_and_determinism():
@@ -140,10 +186,22 @@ def test_run_writes_notes_and_midi(tmp_path):
             "stereo.wav": (np.stack([y, y], axis=1), SR),
             "silence.wav": (np.zeros(SR, np.float32), SR),
             "short.wav": (0.1 * np.ones(200, np.float32), SR),
+            "vibrato.wav": (_vibrato()[0], SR),
         },
     )
     ids = clip_ids_by_stem(ds)
     rep = run_stage(ds, "transcribe", {"method": "mono"})
+    # the pitch track, read back through the Dataset: one row per frame and clip
+    pt = ds.table("pitch").to_pandas()
+    assert set(pt.clip_id) == set(ids.values())
+    vib = pt[pt.clip_id == ids["vibrato"]].sort_values("time_s")
+    true_f0 = _vibrato()[1]
+    v = vib[vib.voiced & (vib.time_s > 0.6) & (vib.time_s < 1.9)]
+    assert len(v) > 0.95 * (1.3 * SR / 256)
+    assert np.median(1200 * np.abs(np.log2(v.f0_hz / true_f0(v.time_s)))) < 10
+    sil = pt[pt.clip_id == ids["silence"]]
+    assert len(sil) > 80 and not sil.voiced.any() and sil.f0_hz.isna().all()
+    assert pt.confidence.between(0, 1).all()
     notes = ds.table("notes").to_pandas()
     mel = notes[notes.clip_id == ids["melody"]].sort_values("onset_s")
     assert mel.midi.tolist() == [m for _, _, m in MELODY]
@@ -158,3 +216,29 @@ def test_run_writes_notes_and_midi(tmp_path):
     assert rep["plots"][0].endswith(".png") and os.path.isfile(rep["plots"][0])
     # clips without notes count as done: nothing to redo
     assert run_stage(ds, "transcribe", {"method": "mono"}, force=False)["skipped"]
+    # a poly run keeps the pitch track unless told not to
+    run_stage(ds, "transcribe", {"method": "poly", "clips": [ids["vibrato"]]})
+    assert set(ds.table("pitch", ["clip_id"]).column("clip_id").to_pylist()) == {ids["vibrato"]}
+    run_stage(ds, "transcribe", {"method": "poly", "pitch": False, "clips": [ids["vibrato"]]})
+    assert ds.table("pitch").num_rows == 0 and ds.table("midi").num_rows == 1
+
+
+def test_pitch_table_is_incremental(tmp_path):
+    y, _ = _vibrato(dur=0.5, pad=0.1)
+    first = {"a.wav": (y, SR), "silence.wav": (np.zeros(SR // 2, np.float32), SR)}
+    ds = build_dataset(tmp_path, first)
+    run_stage(ds, "transcribe", {})
+    before = ds.table("pitch").to_pandas()
+    ds = build_dataset(tmp_path, {**first, "b.wav": (_melody(MELODY[:1]), SR)})
+    rep = run_stage(ds, "transcribe", {})
+    assert rep["clips_processed"] == 1  # only the new clip
+    after = ds.table("pitch").to_pandas()
+    ids = clip_ids_by_stem(ds)
+    assert set(after.clip_id) == set(ids.values())
+    old = after[after.clip_id != ids["b"]].sort_values(["clip_id", "time_s"]).reset_index(drop=True)
+    pd_before = before.sort_values(["clip_id", "time_s"]).reset_index(drop=True)
+    assert old.equals(pd_before)  # rows of the clips already done are kept as they were
+    new = after[after.clip_id == ids["b"]]
+    assert new.voiced.any() and np.nanmedian(hz_to_midi(new.f0_hz[new.voiced])) == pytest.approx(
+        60, abs=0.3
+    )

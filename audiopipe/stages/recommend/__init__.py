@@ -9,7 +9,11 @@ Evaluation (``metrics.evaluation = holdout``, ``split = cold_start``, or
 (``cold_fraction``) is hidden from the factorisation; their factors come from audio alone,
 and each user's plays of them are the relevance judgments. Metrics recall@k (hits /
 min(k, relevant)) and NDCG@k (binary gains), for the model and two baselines
-(``popularity-baseline``, ``random-baseline`` model ids).
+(``popularity-baseline``, ``random-baseline`` model ids) that see no play of a hidden clip
+either: the popularity baseline ranks the hidden clips by the popularity their audio
+predicts (a regression on the visible clips' play counts; one list for every user). The
+model's rows add ``ndcg_gain_over_popularity@k``; the report's ``note`` says plainly
+whether the content model beats the popularity baseline, and what that means when not.
 
 Outputs: ``recommendations`` (user, clip_id, score, rank, run_id) - the top ``k`` clips
 each user has not played, cold clips included; ``metrics``; ``listens_simulated`` when
@@ -39,6 +43,7 @@ _METHOD = (
     "simulate_listens",
     "ranking_metrics",
     "evaluate_cold_start",
+    "cold_start_popularity",
 )
 
 
@@ -166,9 +171,13 @@ class Recommend(Stage):
             ]
         model_id = stable_id("recommend", model.get_params(), k, p["simulate"], p["listens"])
         split = "cold_start_simulated" if simulated else "cold_start"
+        gain = ev["model"][f"ndcg@{k}"] - ev["popularity"][f"ndcg@{k}"]
+        note = _note(ev, k)
         mrows = []
         for name, m in ev.items():
             mid = model_id if name == "model" else f"{name}-baseline"
+            if name == "model":
+                m = {**m, f"ndcg_gain_over_popularity@{k}": gain}
             mrows += metric_rows("recommend", mid, m, evaluation="holdout", split=split,
                                  run_id=ctx.run_id)
         tables = {
@@ -194,9 +203,10 @@ class Recommend(Stage):
             model=final,
             model_name="recommend",
             model_id=model_id,
-            plots={"recommend-eval": lambda fh: _plot(fh, ev, k, title)},
+            plots={"recommend-eval": lambda fh: _plot(fh, ev, k, title, note)},
             report={
                 "simulated": simulated,
+                "note": note,
                 "n_users": len(users),
                 "evaluation": {n: {a: round(b, 4) for a, b in m.items()} for n, m in ev.items()},
             },
@@ -204,22 +214,49 @@ class Recommend(Stage):
         )
 
 
-def _plot(fh: Any, ev: dict[str, dict[str, float]], k: int, title: str) -> None:
-    import matplotlib
+def _note(ev: dict[str, dict[str, float]], k: int) -> str:
+    """One plain sentence: does the content model beat the popularity baseline, and if not, why."""
+    a, b = ev["model"][f"ndcg@{k}"], ev["popularity"][f"ndcg@{k}"]
+    n = int(ev["model"]["n_users"])
+    if a > b:
+        return (
+            f"content model beats the popularity baseline on held-out clips: NDCG@{k} "
+            f"{a:.3f} vs {b:.3f} ({n} users)"
+        )
+    return (
+        f"content model does NOT beat the popularity baseline on held-out clips: NDCG@{k} "
+        f"{a:.3f} vs {b:.3f} ({n} users). The audio features predict which clips are popular "
+        "at least as well as they predict each user's taste: tastes here do not follow what "
+        "the features capture (or too few plays to learn them); use popularity for cold clips"
+    )
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _plot(fh: Any, ev: dict[str, dict[str, float]], k: int, title: str, note: str = "") -> None:
+    import textwrap
+
+    from audiopipe.stages._common import pyplot
+
+    plt = pyplot()
     names = list(ev)
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = plt.subplots(figsize=(6, 3.8))
     x = np.arange(len(names))
-    ax.bar(x - 0.2, [ev[n][f"recall@{k}"] for n in names], 0.4, label=f"recall@{k}")
-    ax.bar(x + 0.2, [ev[n][f"ndcg@{k}"] for n in names], 0.4, label=f"NDCG@{k}")
-    ax.set_xticks(x, names)
-    ax.set_ylim(0, 1)
-    ax.legend()
+    labels = {
+        "model": "content model",
+        "popularity": "popularity\n(from audio)",
+        "random": "random",
+    }
+    for dx, metric in ((-0.2, f"recall@{k}"), (0.2, f"ndcg@{k}")):
+        vals = [ev[n][metric] for n in names]
+        bars = ax.bar(x + dx, vals, 0.4, label=metric.replace("ndcg", "NDCG"))
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, [labels.get(n, n) for n in names])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("held-out clips (no plays seen)")
+    ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    if note:
+        fig.text(0.01, 0.01, "\n".join(textwrap.wrap(note, 110)[:3]), fontsize=6.5, va="bottom")
+    fig.tight_layout(rect=(0, 0.12 if note else 0, 1, 1))
     fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
 

@@ -89,7 +89,8 @@ def pitch_track(
     frame_length : int
         Analysis frame; the YIN integration window is ``frame_length // 2``.
     hop_length : int, optional
-        Default ``frame_length // 4``; frame ``t`` is centred on sample ``t * hop_length``.
+        Default ``frame_length // 4``; frame ``t``'s analysis window (YIN's integration
+        window of ``frame_length // 2`` samples) is centred on sample ``t * hop_length``.
     beta_parameters, bins_per_semitone, max_transition_rate, switch_prob, no_trough_prob
         As in pYIN / ``librosa.pyin`` (coarser pitch grid by default: 20 cents).
 
@@ -118,9 +119,10 @@ def pitch_track(
     max_lag = min(int(np.ceil(sr / fmin)), frame_length - win - 1)
     if max_lag <= min_lag + 1:
         raise ValueError(f"fmin={fmin} is too low for frame_length={frame_length} at sr={sr}")
-    yp = np.pad(y, frame_length // 2)
-    if yp.size < frame_length:
-        yp = np.pad(yp, (0, frame_length - yp.size))
+    # YIN compares the frame's first ``win`` samples with their lagged copy: pad so that
+    # this window (not the whole frame) is centred on sample t * hop - otherwise the f0
+    # of frame t is the f0 of ~frame_length / 4 samples earlier (librosa.pyin's lag)
+    yp = np.pad(y, (win // 2, frame_length - win // 2))
     frames = np.lib.stride_tricks.sliding_window_view(yp, frame_length)[::hop][:n_frames]
     cm = _cmnd(frames, win, max_lag)
     n_frames = cm.shape[0]

@@ -3,7 +3,10 @@
 :class:`HarmonicNMF` explains the magnitude spectrogram with fixed harmonic templates (one
 per MIDI pitch) and sparse KL-NMF activations (the stages' one NMF,
 :mod:`audiopipe.stages._nmf`); :func:`notes_from_activations` thresholds them with
-hysteresis.
+hysteresis and, given the clip's onsets (:func:`onset_frames`, spectral flux on a short
+window), splits a held pitch where it is struck again and moves each note's onset to the
+detected onset near it: the long NMF window (186 ms) alone blurs onsets and merges
+repeated strokes of one pitch.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 from audiopipe.audio import to_mono
 from audiopipe.stages.transcribe.pitch import Note, midi_to_hz
 
-__all__ = ["HarmonicNMF", "notes_from_activations"]
+__all__ = ["HarmonicNMF", "notes_from_activations", "onset_frames"]
 
 
 class HarmonicNMF:
@@ -37,6 +40,10 @@ class HarmonicNMF:
         Switch a pitch off in frames where the magnitude at its fundamental is below this
         fraction of its strongest partial 2-4 (0 disables; against sub-octave ghosts).
 
+    The defaults of ``n_fft``, ``sparsity``, ``harmonic_decay`` and ``fundamental_gate``
+    were chosen on the tuning part of ``benchmarks/tune_transcribe.py`` (GuitarSet's first
+    11 s); ``benchmarks/transcribe.py`` reports the parts nothing was chosen on.
+
     Examples
     --------
     >>> sr = 22050
@@ -52,13 +59,13 @@ class HarmonicNMF:
         midi_min: int = 21,
         midi_max: int = 108,
         n_harmonics: int = 8,
-        harmonic_decay: float = 1.0,
-        n_fft: int = 4096,
+        harmonic_decay: float = 1.5,
+        n_fft: int = 2048,
         hop_length: int = 256,
         max_iter: int = 40,
-        sparsity: float = 0.1,
+        sparsity: float = 0.6,
         max_freq: float = 5000.0,
-        fundamental_gate: float = 0.1,
+        fundamental_gate: float = 0.7,
     ) -> None:
         self.midi_min = midi_min
         self.midi_max = midi_max
@@ -139,21 +146,84 @@ class HarmonicNMF:
         return out
 
 
+def onset_frames(
+    y: np.ndarray,
+    sr: float = 22050,
+    hop_length: int = 256,
+    n_fft: int = 1024,
+    delta: float = 0.05,
+    wait: float = 0.03,
+) -> np.ndarray:
+    """Onset frame indices (frames of ``hop_length``): peaks of the onset strength.
+
+    A peak is the maximum of the normalised onset strength within +-30 ms, above its
+    mean over +-100 ms by ``delta``, at least ``wait`` seconds after the previous one
+    (librosa.onset.onset_detect's rule).
+
+    Examples
+    --------
+    >>> y = np.zeros(22050, np.float32)
+    >>> y[5000:5400] = np.sin(np.arange(400) / 3.0)
+    >>> fr = onset_frames(y)
+    >>> len(fr), bool(abs(fr[0] * 256 - 5000) < 1024)
+    (1, True)
+    """
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+    from audiopipe.stages._mir import onset_strength
+
+    env = onset_strength(to_mono(y), sr, n_fft=n_fft, hop_length=hop_length)
+    if env.size == 0 or env.max() <= env.min():
+        return np.zeros(0, dtype=int)
+    env = (env - env.min()) / (env.max() - env.min())
+    w_max = max(1, int(round(0.03 * sr / hop_length)))
+    w_avg = max(1, int(round(0.1 * sr / hop_length)))
+    is_max = env >= maximum_filter1d(env, 2 * w_max + 1, mode="nearest")
+    above = env >= uniform_filter1d(env, 2 * w_avg + 1, mode="nearest") + delta
+    cand = np.flatnonzero(is_max & above)
+    gap = max(1, int(round(wait * sr / hop_length)))
+    out: list[int] = []
+    for c in cand:
+        if not out or c - out[-1] > gap:
+            out.append(int(c))
+    return np.asarray(out, dtype=int)
+
+
 def notes_from_activations(
     H: np.ndarray,
     midi_numbers: np.ndarray,
     *,
     sr: float = 22050,
     hop_length: int = 256,
-    onset_threshold: float = 0.2,
-    frame_threshold: float = 0.05,
+    onset_threshold: float = 0.03,
+    frame_threshold: float = 0.1,
     min_note_duration: float = 0.05,
     onset_search: int = 8,
+    onsets: np.ndarray | None = None,
+    reattack: float | None = None,
+    snap: float = 0.15,
 ) -> list[Note]:
     """Hysteresis thresholding of activations (relative to their maximum) into notes.
 
     A note is a run above ``frame_threshold`` whose peak exceeds ``onset_threshold``; its
     onset is where it first reaches half the peak of the run's first ``onset_search`` frames.
+    With ``onsets`` (frame indices, :func:`onset_frames`): a note's onset moves to the
+    nearest onset within ``snap`` seconds and, if ``reattack`` is set, a run is split at an
+    onset where the activation's peak over the next ``onset_search`` frames is ``reattack``
+    times its value just before (the pitch is struck again; off by default: it did not
+    help on the tuning part). Defaults (and :class:`HarmonicNMF`'s ``n_fft``,
+    ``sparsity``, ``harmonic_decay``, ``fundamental_gate``) were chosen on the tuning part
+    of ``benchmarks/tune_transcribe.py`` (GuitarSet's first 11 s).
+
+    Examples
+    --------
+    >>> H = np.zeros((2, 100)); H[0, 10:40] = 1.0; H[0, 40:80] = 3.0
+    >>> [n[0] for n in notes_from_activations(H, np.array([60, 61]), hop_length=256)]
+    [0.1161]
+    >>> on = np.array([10, 40])
+    >>> kw = dict(hop_length=256, onsets=on, reattack=1.5)
+    >>> [n[0] for n in notes_from_activations(H, np.array([60, 61]), **kw)]
+    [0.1161, 0.4644]
     """
     if H.size == 0 or not np.any(H > 0):
         return []
@@ -162,21 +232,46 @@ def notes_from_activations(
     A = median_filter(H / H.max(), size=(1, 3), mode="nearest")
     fr = hop_length / sr
     min_frames = max(1, int(round(min_note_duration / fr)))
+    ons = np.zeros(0, dtype=int) if onsets is None else np.sort(np.asarray(onsets, dtype=int))
+    snap_frames = snap / fr
     notes: list[Note] = []
     for j, m in enumerate(midi_numbers):
         a = A[j]
         active = a > frame_threshold
         edges = np.diff(np.r_[0, active.astype(np.int8), 0])
-        for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            if e - s < min_frames or a[s:e].max() < onset_threshold:
-                continue
-            vel = int(np.clip(round(127 * np.sqrt(a[s:e].max())), 1, 127))
-            # a long window sees a note before its onset: the onset is where the activation
-            # first reaches half of its early peak (the onset at the window's centre)
-            head = a[s : min(e, s + onset_search)]
-            on = s + int(np.argmax(head >= 0.5 * head.max()))
-            notes.append((round(on * fr, 4), round(e * fr, 4), int(m), vel))
+        for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            runs = (
+                _split_at_reattacks(a, s0, e0, ons, onset_search, reattack)
+                if reattack is not None and ons.size
+                else [(s0, e0)]
+            )
+            for s, e in runs:
+                if e - s < min_frames or a[s:e].max() < onset_threshold:
+                    continue
+                vel = int(np.clip(round(127 * np.sqrt(a[s:e].max())), 1, 127))
+                # a long window sees a note before its onset: the onset is where the
+                # activation first reaches half of its early peak (the window's centre)
+                head = a[s : min(e, s + onset_search)]
+                on = float(s + int(np.argmax(head >= 0.5 * head.max())))
+                if ons.size:
+                    near = ons[np.argmin(np.abs(ons - on))]
+                    if abs(near - on) <= snap_frames:
+                        on = float(near)
+                notes.append((round(on * fr, 4), round(e * fr, 4), int(m), vel))
     notes.sort()
     return notes
+
+
+def _split_at_reattacks(
+    a: np.ndarray, s: int, e: int, onsets: np.ndarray, search: int, ratio: float
+) -> list[tuple[int, int]]:
+    """``[s, e)`` cut at the onsets inside it where the activation rises ``ratio`` times."""
+    cuts = [s]
+    for o in onsets[(onsets > s + 2) & (onsets < e - 2)]:
+        before = a[max(cuts[-1], o - 2) : o + 1].min()
+        after = a[o : min(e, o + search)].max()
+        if o - cuts[-1] >= 3 and after >= ratio * max(before, 1e-9):
+            cuts.append(int(o))
+    return list(zip(cuts, cuts[1:] + [e], strict=True))
 
 
