@@ -31,12 +31,23 @@ those versions before the next run. Staged shards whose ``_SUCCESS`` exists are 
 recomputed, so a re-run after a crash only does the missing work.
 """
 
+from audiopipe.catalog import LabelsError
 from audiopipe.ingest.extract import extract_shard
-from audiopipe.ingest.plan import IngestPlan, RecipeChangedError, plan_ingest, plan_shards
+from audiopipe.ingest.plan import (
+    EmptySourceError,
+    IngestPlan,
+    RecipeChangedError,
+    RemovalRefusedError,
+    plan_ingest,
+    plan_shards,
+)
 from audiopipe.ingest.publish import publish, record_failed_run
 from audiopipe.ingest.shard import IngestContext, Shard, ShardResult
 
 __all__ = [
+    "EmptySourceError",
+    "LabelsError",
+    "RemovalRefusedError",
     "IngestContext",
     "IngestPlan",
     "RecipeChangedError",
