@@ -8,9 +8,10 @@ plain Dask client:
 >>> plan = plan_ingest(load_config("datasets.yaml"), "demo")           # doctest: +SKIP
 >>> publish(plan, [extract_shard(s, plan.context) for s in plan.shards])  # doctest: +SKIP
 
-The steps, one module each: :mod:`~audiopipe.ingest.plan` (discover files, diff them against
-the store, group them into balanced shards), :mod:`~audiopipe.ingest.shard` (the shard, the
-context a worker gets, the result it returns), :mod:`~audiopipe.ingest.reader` (hash, check
+The steps, one module each: :mod:`~audiopipe.ingest.plan` (discover files, join their
+labels, diff them against the store, refuse a run that would empty the dataset, skip files
+that failed unchanged, group the work into balanced shards), :mod:`~audiopipe.ingest.shard`
+(the shard, the context a worker gets, the result it returns), :mod:`~audiopipe.ingest.reader` (hash, check
 and decode a shard's files, optionally a file ahead in a second thread),
 :mod:`~audiopipe.ingest.extract` (features, frames and rows of each file),
 :mod:`~audiopipe.ingest.staging` (a shard's rows wait for the run to publish them),

@@ -222,6 +222,23 @@ def test_a_failed_file_is_retried_when_the_dataset_settings_change(tmp_path):
     assert row["files_processed"] == 1 and row["files_failed"] == 0
 
 
+def test_a_lost_shard_is_retried_but_a_file_that_crashed_the_decoder_is_not(tmp_path):
+    """Failures of the infrastructure say nothing about the files; a decoder crash does."""
+
+    class DecoderCrashed(RuntimeError):
+        kind = "decoder_crashed"  # as flows.ingest names a file that killed every worker
+
+    _corpus(tmp_path / "corpus", 2)
+    cfg = _cfg(tmp_path, shard={"min_shards": 2})
+    plan = plan_ingest(load_config(cfg), "t")
+    assert len(plan.shards) == 2
+    publish(plan, [ConnectionError("storage went away"), DecoderCrashed("killed the worker")])
+    assert len(_table(tmp_path, "errors")) == 2
+    row = _ingest(cfg)
+    assert row["files_processed"] == 1 and "1 failed before and unchanged" in row["message"]
+    assert len(_table(tmp_path, "clips")) == 1 and len(_table(tmp_path, "errors")) == 2
+
+
 # --- 8. identical bytes, two files, two clips ---------------------------------------------------
 
 
