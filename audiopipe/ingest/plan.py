@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from audiopipe import features as F
@@ -30,7 +29,13 @@ __all__ = [
     "EmptySourceError",
     "IngestPlan",
     "RecipeChangedError",
-    "RemovalRefusedError", "plan_ingest", "plan_shards", "spare_core", "stored_clips"]
+    "RemovalRefusedError",
+    "plan_ingest",
+    "plan_shards",
+    "settings_hash",
+    "spare_core",
+    "stored_clips",
+]
 
 
 def _now() -> dt.datetime:
@@ -152,14 +157,6 @@ def spare_core(n_workers: int = 1, threads_per_worker: int = 1) -> bool:
     return (os.cpu_count() or 1) >= 2 * n_workers * threads_per_worker
 
 
-def _label_columns(labels: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
-    """The label columns of a dataset, in the order they first appear."""
-    cols: dict[str, None] = {}
-    for row in labels.values():
-        cols.update(dict.fromkeys(row))
-    return tuple(cols)
-
-
 def _check_recipe_unchanged(loc: Location, name: str, recipe_hash: str) -> None:
     prev = last_run(loc)
     if prev is not None and prev.recipe_hash not in (None, recipe_hash):
@@ -242,9 +239,7 @@ def _relabeled(
     if not stored_cols and not columns:
         return []
     t = dt_.to_pyarrow_table(columns=["uri", *stored_cols]).to_pydict()
-    stored = {
-        u: {c: t[c][i] for c in stored_cols} for i, u in enumerate(t["uri"])
-    }
+    stored = {u: {c: t[c][i] for c in stored_cols} for i, u in enumerate(t["uri"])}
     out = []
     for f in unchanged:
         now = {label_column_name(c): f.labels.get(c) for c in columns}
@@ -272,8 +267,8 @@ def _failed_before(
     if not set(cols) <= set(dt_.schema().to_arrow().names):  # errors of an older version
         return set()
     t = dt_.to_pyarrow_table(columns=cols).to_pylist()
-    last: dict[str, dict] = {}
-    for r in sorted(t, key=lambda r: r["time"]):
+    last: dict[str, dict] = {}  # uri -> its latest ingest failure (stages' rows have no hash)
+    for r in sorted((r for r in t if r["settings_hash"] and r["time"]), key=lambda r: r["time"]):
         last[r["uri"]] = r
     out = set()
     for f in new:
