@@ -210,7 +210,8 @@ def _discover(
         )
     if unmatched:
         notes.append(
-            f"{_plural(len(unmatched), 'label row')} match no file ({_examples(unmatched)})"
+            f"{_plural(len(unmatched), 'label row matches', 'label rows match')} no file "
+            f"({_examples(unmatched)})"
         )
     if labels.n_duplicated:
         notes.append(
@@ -220,7 +221,7 @@ def _discover(
     if missing:
         notes.append(
             f"{_plural(len(missing), 'file has', 'files have')} no label row "
-            f"({_examples(missing)}): their label columns are empty"
+            f"({_examples(missing)}; label columns left empty)"
         )
     columns = labels.columns
     ClipRow.schema(columns)  # two label columns stored under one name: refused before any work
