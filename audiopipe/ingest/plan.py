@@ -16,6 +16,9 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from audiopipe import features as F
 from audiopipe.catalog import Diff, FileEntry, LabelsError, diff, discover, load_labels
 from audiopipe.config import Config, DatasetConfig, config_hash
@@ -236,17 +239,22 @@ def _relabeled(
     if not unchanged:
         return []
     dt_ = open_table(loc, "clips", version)
-    stored_cols = [n for n in dt_.schema().to_arrow().names if n not in ClipRow.fixed_schema().names]
-    if not stored_cols and not columns:
+    fixed = set(ClipRow.fixed_schema().names)
+    stored_cols = [n for n in dt_.schema().to_arrow().names if n not in fixed]
+    key_of = {label_column_name(c): c for c in columns}  # stored name -> labels file's name
+    if not stored_cols and not key_of:
         return []
     t = dt_.to_pyarrow_table(columns=["uri", *stored_cols]).to_pydict()
-    stored = {u: {c: t[c][i] for c in stored_cols} for i, u in enumerate(t["uri"])}
+    row_of = {u: i for i, u in enumerate(t["uri"])}
+    compare = [(t.get(c), key_of.get(c)) for c in sorted(set(stored_cols) | set(key_of))]
     out = []
     for f in unchanged:
-        now = {label_column_name(c): f.labels.get(c) for c in columns}
-        before = stored.get(f.uri, {})
-        if any(before.get(c) != now.get(c) for c in set(before) | set(now)):
-            out.append(f)
+        i = row_of.get(f.uri)
+        for stored, key in compare:
+            before = None if stored is None or i is None else stored[i]
+            if before != (None if key is None else f.labels.get(key)):
+                out.append(f)
+                break
     return out
 
 
@@ -267,18 +275,20 @@ def _failed_before(
     cols = ["uri", "step", "error_type", "bytes", "mtime", "settings_hash", "time"]
     if not set(cols) <= set(dt_.schema().to_arrow().names):  # errors of an older version
         return set()
-    t = dt_.to_pyarrow_table(columns=cols).to_pylist()
-    last: dict[str, dict] = {}  # uri -> its latest ingest failure (stages' rows have no hash)
-    for r in sorted((r for r in t if r["settings_hash"] and r["time"]), key=lambda r: r["time"]):
-        last[r["uri"]] = r
+    t = dt_.to_pyarrow_table(columns=cols)
+    t = t.filter(pc.is_in(t["uri"], value_set=pa.array(sorted({f.uri for f in new}))))
+    ingest_rows = pc.and_(pc.is_valid(t["settings_hash"]), pc.is_valid(t["time"]))  # no stages'
+    t = t.filter(ingest_rows).sort_by("time").drop_columns(["time"]).to_pydict()
+    last: dict[str, int] = {u: i for i, u in enumerate(t["uri"])}  # uri -> its latest failure
     out = set()
     for f in new:
-        r = last.get(f.uri)
-        if r is None or r["settings_hash"] != settings or r["bytes"] != f.size:
+        i = last.get(f.uri)
+        if i is None or t["settings_hash"][i] != settings or t["bytes"][i] != f.size:
             continue
-        if r["step"] in _TRANSIENT_STEPS and r["error_type"] != "decoder_crashed":
+        if t["step"][i] in _TRANSIENT_STEPS and t["error_type"][i] != "decoder_crashed":
             continue
-        if r["mtime"] is not None and abs(r["mtime"] - f.mtime) < 1e-6:
+        mtime = t["mtime"][i]
+        if mtime is not None and abs(mtime - f.mtime) < 1e-6:
             out.add(f.uri)
     return out
 
