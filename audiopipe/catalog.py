@@ -1,8 +1,10 @@
 """Find a dataset's files, identify them by content, join labels, diff against the store.
 
-A clip's id is a BLAKE2b hash of its bytes. Files whose size and modification
-time match what the store holds are taken as unchanged without re-reading them,
-so re-scanning a large unchanged corpus is cheap.
+A file's content hash is the BLAKE2b-128 of its bytes; its clip id hashes that content hash
+with its uri (:func:`clip_id_for`), so two copies of one recording are two clips, each with a
+key of its own, and share a ``content_hash``. Files whose size and modification time match what
+the store holds are taken as unchanged without re-reading them, so re-scanning a large
+unchanged corpus is cheap.
 
 Examples
 --------
@@ -24,7 +26,11 @@ from typing import Any
 import fsspec
 import pandas as pd
 
-__all__ = ["FileEntry", "Diff", "AUDIO_EXTENSIONS", "discover", "hash_file", "read_labels", "diff"]
+__all__ = [
+    "LabelsError",
+    "FileEntry", "Diff", "AUDIO_EXTENSIONS", "discover", "hash_file", "clip_id_for",
+    "read_labels", "load_labels", "Labels", "diff",
+]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 HASH_CHUNK = 1 << 20
@@ -32,7 +38,8 @@ HASH_CHUNK = 1 << 20
 
 @dataclass
 class FileEntry:
-    """A discovered file. ``clip_id`` is filled by :func:`hash_file` or from the store."""
+    """A discovered file. ``clip_id`` is filled by the workers (:func:`clip_id_for`) or from
+    the store."""
 
     uri: str
     size: int
@@ -110,7 +117,7 @@ def discover(
 
 
 def hash_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
-    """BLAKE2b-128 of the file's bytes, hex: the clip id."""
+    """BLAKE2b-128 of the file's bytes, hex: the content hash (equal for copies of a file)."""
     h = hashlib.blake2b(digest_size=16)
     with fsspec.open(uri, "rb", **(storage_options or {})) as f:
         while chunk := f.read(HASH_CHUNK):
@@ -118,11 +125,51 @@ def hash_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> str
     return h.hexdigest()
 
 
-def read_labels(path: str, on: str = "path", root: str | None = None) -> dict[str, dict[str, str]]:
-    """Read a labels CSV/Parquet into ``{absolute uri: {column: value}}``.
+def clip_id_for(content_hash: str, uri: str) -> str:
+    """A file's clip id: BLAKE2b-128 of its content hash and its uri (hex).
 
-    Values are kept as strings (a column's type is the analyst's business);
-    the ``on`` column is resolved relative to ``root`` (default: the labels file's folder).
+    The same bytes at the same uri keep their id (a ``touch`` or a copy over itself changes
+    nothing); two copies of one file at two uris are two clips.
+
+    >>> a = clip_id_for("00" * 16, "/c/a.wav")
+    >>> a == clip_id_for("00" * 16, "/c/a.wav"), a == clip_id_for("00" * 16, "/c/copy.wav")
+    (True, False)
+    """
+    return hashlib.blake2b(f"{content_hash}\0{uri}".encode(), digest_size=16).hexdigest()
+
+
+class LabelsError(ValueError):
+    """A labels file that cannot be joined to the dataset's files (nothing matches, or one path
+    has rows with different values)."""
+
+
+@dataclass
+class Labels:
+    """A labels file read: ``rows`` ``{absolute uri: {column: value}}``, with ``n_rows`` rows
+    in the file of which ``n_duplicated`` repeated an earlier row of the same path (with the
+    same values: kept once)."""
+
+    rows: dict[str, dict[str, str]]
+    n_rows: int = 0
+    n_duplicated: int = 0
+    columns: tuple[str, ...] = ()
+
+
+def load_labels(path: str, on: str = "path", root: str | None = None) -> Labels:
+    """Read a labels CSV/Parquet, keyed by absolute uri (see :func:`read_labels`).
+
+    A path listed twice with the same values counts in ``n_duplicated`` and is kept once; a
+    path listed twice with different values raises :class:`LabelsError` naming it (there is no
+    way to tell which row is right).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "labels.csv"
+    >>> _ = p.write_text("path,genre\\na.wav,rock\\na.wav,rock\\nb.wav,jazz\\n")
+    >>> lab = load_labels(str(p))
+    >>> len(lab.rows), lab.n_rows, lab.n_duplicated
+    (2, 3, 1)
     """
     with fsspec.open(path, "rb") as f:
         df = (
@@ -131,13 +178,17 @@ def read_labels(path: str, on: str = "path", root: str | None = None) -> dict[st
             else pd.read_csv(f, dtype=str, keep_default_na=False)
         )
     if on not in df.columns:
-        raise ValueError(f"labels file {path}: no column {on!r} (columns: {', '.join(df.columns)})")
+        raise LabelsError(
+            f"labels file {path}: no column {on!r} (columns: {', '.join(df.columns)})"
+        )
     base = (
         root
         if root is not None
         else (path.rsplit("/", 1)[0] if "://" in path else str(Path(path).parent))
     )
     out: dict[str, dict[str, str]] = {}
+    n_dup = 0
+    conflicts: dict[str, list[str | int]] = {}  # uri -> [path as written, rows]
     for row in df.astype(str).to_dict("records"):
         rel = row.pop(on)
         if "://" in rel or os.path.isabs(rel):
@@ -146,8 +197,33 @@ def read_labels(path: str, on: str = "path", root: str | None = None) -> dict[st
             uri = f"{base.rstrip('/')}/{rel}"
         else:
             uri = os.path.abspath(os.path.join(base, rel))
+        if uri in out:
+            n_dup += 1
+            if out[uri] != row:
+                conflicts.setdefault(uri, [rel, 1])[1] += 1  # type: ignore[operator]
+            continue
         out[uri] = row
-    return out
+    if conflicts:
+        shown = "; ".join(
+            f"{rel}: {n} rows with different values" for rel, n in sorted(conflicts.values())[:5]
+        )
+        more = f" (and {len(conflicts) - 5} more paths)" if len(conflicts) > 5 else ""
+        raise LabelsError(
+            f"labels file {path}: {shown}{more}. Keep one row per path: there is no telling "
+            "which row is right"
+        )
+    cols = tuple(c for c in df.columns if c != on)
+    return Labels(rows=out, n_rows=len(df), n_duplicated=n_dup, columns=cols)
+
+
+def read_labels(path: str, on: str = "path", root: str | None = None) -> dict[str, dict[str, str]]:
+    """Read a labels CSV/Parquet into ``{absolute uri: {column: value}}``.
+
+    Values are kept as strings (a column's type is the analyst's business);
+    the ``on`` column is resolved relative to ``root`` (default: the labels file's folder).
+    Duplicated rows follow :func:`load_labels` (identical: kept once; conflicting: an error).
+    """
+    return load_labels(path, on, root).rows
 
 
 @dataclass
@@ -161,6 +237,12 @@ class Diff:
     #: new or changed files left for a later run (``max_files_per_run``): their stored rows,
     #: if any, stay as they are
     deferred: list[FileEntry] = field(default_factory=list)
+    #: unchanged files whose labels changed: their ``clips`` rows are rewritten, nothing is
+    #: recomputed
+    relabeled: list[FileEntry] = field(default_factory=list)
+    #: files that failed before and have not changed since (same size and mtime, same
+    #: settings): not retried unless asked (``retry_failed``)
+    failed_before: list[FileEntry] = field(default_factory=list)
 
     @property
     def to_process(self) -> list[FileEntry]:
@@ -185,6 +267,8 @@ class Diff:
             removed=self.removed,
             unchanged=self.unchanged,
             deferred=self.deferred + todo[max_files:],
+            relabeled=self.relabeled,
+            failed_before=self.failed_before,
         )
 
     def summary(self) -> str:
@@ -192,7 +276,16 @@ class Diff:
             f"{len(self.new)} new, {len(self.changed)} changed, {len(self.removed)} removed, "
             f"{len(self.unchanged)} unchanged"
         )
-        return s + (f", {len(self.deferred)} deferred to later runs" if self.deferred else "")
+        if self.deferred:
+            s += f", {len(self.deferred)} deferred to later runs"
+        if self.failed_before:
+            s += (
+                f", {len(self.failed_before)} failed before and unchanged, not retried "
+                "(--retry-failed)"
+            )
+        if self.relabeled:
+            s += f"; labels of {len(self.relabeled)} clips changed (features kept)"
+        return s
 
 
 def diff(found: list[FileEntry], stored: Mapping[str, tuple[int, float, str]]) -> Diff:

@@ -126,6 +126,10 @@ class DatasetConfig(_Strict):
     #: publish step holds a run's table rows); scheduled runs then catch up batch by batch.
     #: ``rebuild`` ignores it (a rebuild replaces every clip's features at once).
     max_files_per_run: int | None = Field(None, gt=0)
+    #: an ingestion that would remove more than this share of the dataset's clips (an empty or
+    #: unmounted source folder, a glob that stopped matching) stops before any work;
+    #: ``audiopipe ingest --allow-removals`` lets one run through. 1.0: never refused
+    max_removed_share: float = Field(0.5, ge=0, le=1)
     demo_corpus: bool = False
 
     @field_validator("stages", mode="before")

@@ -87,7 +87,11 @@ def _ingest(args: argparse.Namespace, kind: str) -> int:
     ensure_demo_corpus(cfg, args.dataset)
     from audiopipe.store.runs import summarize
 
-    row = _ingest_without_work(cfg, args.dataset, kind, args.scheduler)
+    opts = {
+        "allow_removals": getattr(args, "allow_removals", False),
+        "retry_failed": getattr(args, "retry_failed", False),
+    }
+    row = _ingest_without_work(cfg, args.dataset, kind, args.scheduler, **opts)
     if row is None:
         from flows.server import use_api
 
@@ -101,13 +105,14 @@ def _ingest(args: argparse.Namespace, kind: str) -> int:
             config_path=str(args.config),
             scheduler=args.scheduler,
             progress=not args.quiet,
+            **(opts if kind == "ingest" else {"allow_removals": opts["allow_removals"]}),
         )
     print(summarize(row))
     return 0
 
 
 def _ingest_without_work(
-    cfg: Config, dataset: str | None, kind: str, scheduler: str | None
+    cfg: Config, dataset: str | None, kind: str, scheduler: str | None, **opts: bool
 ) -> dict[str, Any] | None:
     """Plan before starting any server: an ingest with no file to extract is published here.
 
@@ -129,7 +134,7 @@ def _ingest_without_work(
 
     ds = cfg.dataset(dataset)
     with dataset_lock(Location(cfg.storage_root, ds.name), kind):
-        plan = plan_ingest(cfg, ds.name, kind=kind)
+        plan = plan_ingest(cfg, ds.name, kind=kind, **opts)
         if plan.shards:
             return None
         return publish(plan, [])
@@ -463,12 +468,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--no-stages", action="store_true", help="ingest only")
     rp.set_defaults(fn=cmd_run)
-    with_ds(sub.add_parser("ingest", help="ingest new and changed files")).set_defaults(
-        fn=cmd_ingest
+    ip = with_ds(sub.add_parser("ingest", help="ingest new and changed files"))
+    ip.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="let this run remove more than the dataset's max_removed_share of its clips "
+        "(refused by default: an empty or unmounted source would empty the dataset)",
     )
-    with_ds(
-        sub.add_parser("rebuild", help="recompute a whole dataset into a new version")
-    ).set_defaults(fn=cmd_rebuild)
+    ip.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="retry files that failed before and have not changed since",
+    )
+    ip.set_defaults(fn=cmd_ingest)
+    rb = with_ds(sub.add_parser("rebuild", help="recompute a whole dataset into a new version"))
+    rb.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="let the rebuild drop more than the dataset's max_removed_share of its clips",
+    )
+    rb.set_defaults(fn=cmd_rebuild)
     st = with_ds(
         sub.add_parser("status", help="versions, clips, hours, errors, last runs"), flows=False
     )

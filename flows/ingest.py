@@ -187,6 +187,8 @@ def run_ingest(
     scheduler: str | None = None,
     progress: bool = True,
     wait_s: float = 0.0,
+    allow_removals: bool = False,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Body of the ingest/rebuild flows (callable inside any flow).
 
@@ -203,9 +205,19 @@ def run_ingest(
     with dataset_lock(loc, kind, wait_s=wait_s):
         t0 = time.perf_counter()
         n_workers, spare_core = cluster_shape(cfg, scheduler)
-        plan = plan_ingest(cfg, ds.name, kind=kind, n_workers=n_workers, read_ahead=spare_core)
+        plan = plan_ingest(
+            cfg,
+            ds.name,
+            kind=kind,
+            n_workers=n_workers,
+            read_ahead=spare_core,
+            allow_removals=allow_removals,
+            retry_failed=retry_failed,
+        )
         t1 = time.perf_counter()
         logger.info("%s %s: %s; %d shards", kind, ds.name, plan.diff.summary(), len(plan.shards))
+        for note in plan.notes:
+            logger.warning("%s %s: %s", kind, ds.name, note)
         results: list[Any] = []
         if plan.shards:
             runner = task_runner(cfg, scheduler)
@@ -232,8 +244,20 @@ def ingest(
     config_path: str = "datasets.yaml",
     scheduler: str | None = None,
     progress: bool = True,
+    allow_removals: bool = False,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
-    """Ingest new and changed files of ``dataset``; drop removed ones. Returns the ``runs`` row."""
+    """Ingest new and changed files of ``dataset``; drop removed ones. Returns the ``runs`` row.
+
+    ``allow_removals``: let the run remove more than ``max_removed_share`` of the dataset;
+    ``retry_failed``: retry files that failed before and have not changed.
+    """
     return run_ingest(
-        load_config(config_path), dataset, kind="ingest", scheduler=scheduler, progress=progress
+        load_config(config_path),
+        dataset,
+        kind="ingest",
+        scheduler=scheduler,
+        progress=progress,
+        allow_removals=allow_removals,
+        retry_failed=retry_failed,
     )

@@ -20,8 +20,17 @@ def rebuild(
     config_path: str = "datasets.yaml",
     scheduler: str | None = None,
     progress: bool = True,
+    allow_removals: bool = False,
 ) -> dict[str, Any]:
-    """Recompute ``dataset`` from scratch with its current recipe. Returns the ``runs`` row."""
+    """Recompute ``dataset`` from scratch with its current recipe. Returns the ``runs`` row.
+
+    ``allow_removals``: let the rebuild drop more than ``max_removed_share`` of the clips.
+    """
     return run_ingest(
-        load_config(config_path), dataset, kind="rebuild", scheduler=scheduler, progress=progress
+        load_config(config_path),
+        dataset,
+        kind="rebuild",
+        scheduler=scheduler,
+        progress=progress,
+        allow_removals=allow_removals,
     )

@@ -202,3 +202,25 @@ def test_unchanged_ingest_and_run_start_no_prefect(small_demo):
     assert "prefect" not in imported and "distributed" not in imported
     assert "0 new, 0 changed, 0 removed, 12 unchanged" in p.stdout
     assert p.stdout.count("skipped: unchanged since run") == 3
+
+
+def test_ingest_refuses_to_empty_a_dataset_and_names_the_flag(tmp_path, capsys):
+    """An unmounted share: `ingest` exits 1 naming --allow-removals and the dataset key; with
+    the flag the removal goes through. A new dataset whose source is empty is an error too."""
+    files = [write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 100 * i, dur=0.3), 22050) for i in range(2)]
+    (tmp_path / "empty").mkdir()
+    cfg_path = write_config(
+        tmp_path, {"d": {"source": str(tmp_path / "c")}, "e": {"source": str(tmp_path / "empty")}}
+    )
+    ingest_in_process(cfg_path, "d")
+    for f in files:
+        f.unlink()
+    capsys.readouterr()
+    assert main(["--config", str(cfg_path), "ingest", "d", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "remove 2 of its 2 clips" in err and "--allow-removals" in err
+    assert "datasets.d.max_removed_share" in err
+    assert main(["--config", str(cfg_path), "ingest", "d", "--quiet", "--allow-removals"]) == 0
+    assert "2 removed" in capsys.readouterr().out
+    assert main(["--config", str(cfg_path), "ingest", "e", "--quiet"]) == 1
+    assert "matched no audio file" in capsys.readouterr().err

@@ -8,9 +8,10 @@ plain Dask client:
 >>> plan = plan_ingest(load_config("datasets.yaml"), "demo")           # doctest: +SKIP
 >>> publish(plan, [extract_shard(s, plan.context) for s in plan.shards])  # doctest: +SKIP
 
-The steps, one module each: :mod:`~audiopipe.ingest.plan` (discover files, diff them against
-the store, group them into balanced shards), :mod:`~audiopipe.ingest.shard` (the shard, the
-context a worker gets, the result it returns), :mod:`~audiopipe.ingest.reader` (hash, check
+The steps, one module each: :mod:`~audiopipe.ingest.plan` (discover files, join their
+labels, diff them against the store, refuse a run that would empty the dataset, skip files
+that failed unchanged, group the work into balanced shards), :mod:`~audiopipe.ingest.shard`
+(the shard, the context a worker gets, the result it returns), :mod:`~audiopipe.ingest.reader` (hash, check
 and decode a shard's files, optionally a file ahead in a second thread),
 :mod:`~audiopipe.ingest.extract` (features, frames and rows of each file),
 :mod:`~audiopipe.ingest.staging` (a shard's rows wait for the run to publish them),
@@ -31,12 +32,23 @@ those versions before the next run. Staged shards whose ``_SUCCESS`` exists are 
 recomputed, so a re-run after a crash only does the missing work.
 """
 
+from audiopipe.catalog import LabelsError
 from audiopipe.ingest.extract import extract_shard
-from audiopipe.ingest.plan import IngestPlan, RecipeChangedError, plan_ingest, plan_shards
+from audiopipe.ingest.plan import (
+    EmptySourceError,
+    IngestPlan,
+    RecipeChangedError,
+    RemovalRefusedError,
+    plan_ingest,
+    plan_shards,
+)
 from audiopipe.ingest.publish import publish, record_failed_run
 from audiopipe.ingest.shard import IngestContext, Shard, ShardResult
 
 __all__ = [
+    "EmptySourceError",
+    "LabelsError",
+    "RemovalRefusedError",
     "IngestContext",
     "IngestPlan",
     "RecipeChangedError",

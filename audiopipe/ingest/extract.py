@@ -2,8 +2,9 @@
 
 For each file of a shard, :func:`extract_shard`
 
-1. checks its size against the limits and hashes its bytes (the clip id); a changed file
-   whose bytes hash to its stored id keeps its stored rows (nothing is decoded);
+1. checks its size against the limits and hashes its bytes (the content hash; the clip id
+   hashes it with the uri); a changed file whose id is its stored id (same bytes) keeps its
+   stored rows (nothing is decoded);
 2. reads the header and checks it against the limits;
 3. streams the audio in blocks (decode, mono, resample: :func:`audiopipe.audio.stream`)
    through the feature extractor: frames go to the shard's Zarr part, running statistics to
@@ -28,6 +29,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -49,7 +51,7 @@ from audiopipe.ingest.shard import (
 from audiopipe.store.frames import FrameWriter
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow
 
-__all__ = ["extract_shard", "ClipStats", "PHASES"]
+__all__ = ["extract_shard", "ClipStats", "PHASES", "split_for"]
 
 #: the phases of :attr:`ShardResult.timings`, in pipeline order. ``wait`` is the extractor
 #: waiting for blocks decoded ahead; ``other`` is what no phase accounts for; ``total`` (added)
@@ -184,7 +186,7 @@ class ClipStats:
         return out
 
 
-def _split_for(uri: str, labels: Mapping[str, str]) -> str:
+def split_for(uri: str, labels: Mapping[str, str]) -> str:
     """The labels' ``split`` (or ``fold``), else 80/10/10 train/valid/test by a hash of the uri."""
     for key in ("split", "fold"):
         if labels.get(key):
@@ -288,7 +290,11 @@ class _ShardWork:
             if isinstance(ev, Opened):
                 ev.finish()
             self.writer.rollback_clip()
-            self.errors.append(_file_error(self.ctx, entry.uri, ev.clip_id, err))
+            row = _file_error(self.ctx, entry.uri, ev.clip_id, err)
+            # what the file was, and the settings: unchanged, it is not retried (plan_ingest)
+            self.errors.append(
+                replace(row, bytes=entry.size, mtime=entry.mtime, settings_hash=self.ctx.settings_hash)
+            )
             self.result.files_failed += 1
 
     def _add_clip(self, ev: Opened) -> None:
@@ -332,8 +338,9 @@ class _ShardWork:
                 frames=round(source.n_samples * hdr.sample_rate / ctx.sample_rate),
                 duration_s=duration,
                 sr=ctx.sample_rate,
-                split=_split_for(entry.uri, entry.labels),
+                split=split_for(entry.uri, entry.labels),
                 run_id=ctx.run_id,
+                content_hash=ev.content_hash,
                 labels={c: entry.labels.get(c) for c in ctx.label_columns},
             )
         )

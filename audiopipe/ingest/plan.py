@@ -14,19 +14,31 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from audiopipe import features as F
-from audiopipe.catalog import Diff, FileEntry, diff, discover, read_labels
+from audiopipe.catalog import Diff, FileEntry, LabelsError, diff, discover, load_labels
 from audiopipe.config import Config, DatasetConfig, config_hash
 from audiopipe.ingest.shard import DECODER_HOOK_ENV, IngestContext, Shard
 from audiopipe.store.location import Location
-from audiopipe.store.records import ClipRow
+from audiopipe.store.records import ClipRow, label_column_name
 from audiopipe.store.runs import last_run, new_run_id, pinned_versions, recover
-from audiopipe.store.tables import read_table
+from audiopipe.store.tables import open_table, read_table
 
-__all__ = ["IngestPlan", "RecipeChangedError", "plan_ingest", "plan_shards", "spare_core", "stored_clips"]
+__all__ = [
+    "EmptySourceError",
+    "IngestPlan",
+    "RecipeChangedError",
+    "RemovalRefusedError",
+    "plan_ingest",
+    "plan_shards",
+    "settings_hash",
+    "spare_core",
+    "stored_clips",
+]
 
 
 def _now() -> dt.datetime:
@@ -35,6 +47,15 @@ def _now() -> dt.datetime:
 
 class RecipeChangedError(RuntimeError):
     """Ingest refused: the recipe differs from the stored features' recipe."""
+
+
+class RemovalRefusedError(RuntimeError):
+    """Ingest refused: the run would remove more than ``max_removed_share`` of the dataset
+    (an empty or unmounted source folder, a glob that stopped matching)."""
+
+
+class EmptySourceError(FileNotFoundError):
+    """A dataset with no clip yet whose sources match no audio file."""
 
 
 @dataclass
@@ -49,6 +70,9 @@ class IngestPlan:
     base_versions: dict[str, int | None]
     config_hash: str
     started: dt.datetime = field(default_factory=_now)
+    #: what a person should know about the run's inputs (a source that matched nothing, label
+    #: rows matching no file, files without a label row...): added to the run's message
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_files(self) -> int:
@@ -136,14 +160,6 @@ def spare_core(n_workers: int = 1, threads_per_worker: int = 1) -> bool:
     return (os.cpu_count() or 1) >= 2 * n_workers * threads_per_worker
 
 
-def _label_columns(labels: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
-    """The label columns of a dataset, in the order they first appear."""
-    cols: dict[str, None] = {}
-    for row in labels.values():
-        cols.update(dict.fromkeys(row))
-    return tuple(cols)
-
-
 def _check_recipe_unchanged(loc: Location, name: str, recipe_hash: str) -> None:
     prev = last_run(loc)
     if prev is not None and prev.recipe_hash not in (None, recipe_hash):
@@ -154,21 +170,149 @@ def _check_recipe_unchanged(loc: Location, name: str, recipe_hash: str) -> None:
         )
 
 
-def _discover(cfg: Config, ds: DatasetConfig) -> tuple[list[FileEntry], tuple[str, ...]]:
-    """The dataset's files with their labels, and its label columns."""
-    found = discover([cfg.resolve(s) for s in ds.source], storage_options=None)
-    if ds.labels is None:
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _examples(uris: list[str], n: int = 3) -> str:
+    names = [u.rsplit("/", 1)[-1] for u in sorted(uris)[:n]]
+    return ", ".join(names) + (", ..." if len(uris) > n else "")
+
+
+def _discover(
+    cfg: Config, ds: DatasetConfig, notes: list[str]
+) -> tuple[list[FileEntry], tuple[str, ...]]:
+    """The dataset's files with their labels, and its label columns.
+
+    What a person should know about the listing and the labels join goes to ``notes`` (a
+    source that matched nothing, label rows matching no file, files without a label row,
+    duplicated rows); a labels file that matches no file at all raises :class:`LabelsError`.
+    """
+    seen: dict[str, FileEntry] = {}
+    sources = [cfg.resolve(s) for s in ds.source]
+    for src in sources:  # one source at a time: say which one matched nothing
+        got = discover([src], storage_options=None)
+        if not got and len(sources) > 1:
+            notes.append(f"source {src!r} matched no audio file")
+        for f in got:
+            seen.setdefault(f.uri, f)
+    found = [seen[k] for k in sorted(seen)]
+    if ds.labels is None or not found:
         return found, ()
-    labels = read_labels(
-        cfg.resolve(ds.labels.path),
-        ds.labels.on,
-        cfg.resolve(ds.labels.root) if ds.labels.root else None,
-    )
+    path = cfg.resolve(ds.labels.path)
+    labels = load_labels(path, ds.labels.on, cfg.resolve(ds.labels.root) if ds.labels.root else None)
     for f in found:
-        f.labels = labels.get(f.uri, {})
-    columns = _label_columns(labels)
+        f.labels = labels.rows.get(f.uri, {})
+    unmatched = sorted(set(labels.rows) - set(seen))
+    if len(unmatched) == len(labels.rows):
+        example = f" (its first path is {unmatched[0]!r}" if unmatched else " ("
+        raise LabelsError(
+            f"labels file {path}: none of its {len(labels.rows)} rows matches a file of dataset "
+            f"{ds.name!r}{example}, a file found is {found[0].uri!r}): check labels.on and "
+            "labels.root (paths are relative to the labels file's folder by default)"
+        )
+    if unmatched:
+        notes.append(
+            f"{_plural(len(unmatched), 'label row matches', 'label rows match')} no file "
+            f"({_examples(unmatched)})"
+        )
+    if labels.n_duplicated:
+        notes.append(
+            f"{_plural(labels.n_duplicated, 'duplicated label row')} (same values, kept once)"
+        )
+    missing = [f.uri for f in found if f.uri not in labels.rows]
+    if missing:
+        notes.append(
+            f"{_plural(len(missing), 'file has', 'files have')} no label row "
+            f"({_examples(missing)}; label columns left empty)"
+        )
+    columns = labels.columns
     ClipRow.schema(columns)  # two label columns stored under one name: refused before any work
     return found, columns
+
+
+def _relabeled(
+    loc: Location, version: int | None, unchanged: list[FileEntry], columns: tuple[str, ...]
+) -> list[FileEntry]:
+    """The unchanged files whose stored label values differ from their labels now (a label
+    column no longer in the labels file counts as emptied)."""
+    if not unchanged:
+        return []
+    dt_ = open_table(loc, "clips", version)
+    fixed = set(ClipRow.fixed_schema().names)
+    stored_cols = [n for n in dt_.schema().to_arrow().names if n not in fixed]
+    key_of = {label_column_name(c): c for c in columns}  # stored name -> labels file's name
+    if not stored_cols and not key_of:
+        return []
+    t = dt_.to_pyarrow_table(columns=["uri", *stored_cols]).to_pydict()
+    row_of = {u: i for i, u in enumerate(t["uri"])}
+    compare = [(t.get(c), key_of.get(c)) for c in sorted(set(stored_cols) | set(key_of))]
+    out = []
+    for f in unchanged:
+        i = row_of.get(f.uri)
+        for stored, key in compare:
+            before = None if stored is None or i is None else stored[i]
+            if before != (None if key is None else f.labels.get(key)):
+                out.append(f)
+                break
+    return out
+
+
+#: failures that say nothing about the file (a lost worker, storage): always retried
+_TRANSIENT_STEPS = {"shard"}
+
+
+def _failed_before(
+    loc: Location, version: int | None, new: list[FileEntry], settings: str
+) -> set[str]:
+    """Uris of ``new`` files whose last failure was on these bytes (size, mtime) with these
+    settings: retrying them would fail the same way and record the same error again."""
+    if not new:
+        return set()
+    dt_ = open_table(loc, "errors", version)
+    if dt_ is None:
+        return set()
+    cols = ["uri", "step", "error_type", "bytes", "mtime", "settings_hash", "time"]
+    if not set(cols) <= set(dt_.schema().to_arrow().names):  # errors of an older version
+        return set()
+    t = dt_.to_pyarrow_table(columns=cols)
+    t = t.filter(pc.is_in(t["uri"], value_set=pa.array(sorted({f.uri for f in new}))))
+    ingest_rows = pc.and_(pc.is_valid(t["settings_hash"]), pc.is_valid(t["time"]))  # no stages'
+    t = t.filter(ingest_rows).sort_by("time").drop_columns(["time"]).to_pydict()
+    last: dict[str, int] = {u: i for i, u in enumerate(t["uri"])}  # uri -> its latest failure
+    out = set()
+    for f in new:
+        i = last.get(f.uri)
+        if i is None or t["settings_hash"][i] != settings or t["bytes"][i] != f.size:
+            continue
+        if t["step"][i] in _TRANSIENT_STEPS and t["error_type"][i] != "decoder_crashed":
+            continue
+        mtime = t["mtime"][i]
+        if mtime is not None and abs(mtime - f.mtime) < 1e-6:
+            out.add(f.uri)
+    return out
+
+
+def settings_hash(ds: DatasetConfig, recipe_hash: str) -> str:
+    """Hash of what decides whether a file ingests: decode settings, limits, feature recipe
+    and code (a failure recorded under other settings is retried)."""
+    payload = [config_hash(ds), recipe_hash, F.FEATURES_VERSION, ds.limits.model_dump()]
+    return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+def _check_removals(ds: DatasetConfig, kind: str, d: Diff, n_stored: int, allow: bool) -> None:
+    """Refuse a run that would remove more than ``max_removed_share`` of the clips."""
+    n = len(d.removed)
+    if allow or not n_stored or n <= ds.max_removed_share * n_stored:
+        return
+    raise RemovalRefusedError(
+        f"dataset {ds.name!r}: this run would remove {n} of its {n_stored} clips "
+        f"(more than max_removed_share={ds.max_removed_share:g}), because their files are no "
+        f"longer found under {', '.join(ds.source)} (e.g. {_examples(d.removed)}). Is a share "
+        "unmounted or a glob wrong? Nothing was done. If the files really are gone, run "
+        f"`audiopipe {kind} {ds.name} --allow-removals` once, or raise "
+        f"datasets.{ds.name}.max_removed_share"
+    )
 
 
 def plan_ingest(
@@ -179,6 +323,8 @@ def plan_ingest(
     run_id: str | None = None,
     n_workers: int = 1,
     read_ahead: bool | None = None,
+    allow_removals: bool = False,
+    retry_failed: bool = False,
 ) -> IngestPlan:
     """Discover files, diff them against the store and plan shards.
 
@@ -189,6 +335,16 @@ def plan_ingest(
     (:func:`audiopipe.ingest.reader.read_ahead`); worth it when each worker has a core to
     spare. ``None`` decides for workers on this machine: on when it has at least two cores per
     worker (in process: two cores). Flows on a cluster pass what the cluster has.
+
+    Refused before any work: a dataset with no clip whose sources match no file
+    (:class:`EmptySourceError`); a run that would remove more than the dataset's
+    ``max_removed_share`` of its clips (:class:`RemovalRefusedError`; ``allow_removals``
+    lets it through); a labels file matching no file, or listing a path twice with different
+    values (:class:`~audiopipe.catalog.LabelsError`).
+
+    A file that failed before and has not changed (same size and mtime, same settings) is not
+    retried (``retry_failed`` retries it). An unchanged file whose labels changed has its
+    ``clips`` row rewritten, nothing recomputed (:attr:`Diff.relabeled`).
 
     ``kind="rebuild"`` plans every file again (a new table version replaces
     the dataset's features; old versions stay readable until vacuumed).
@@ -204,12 +360,27 @@ def plan_ingest(
     if kind == "ingest" and stored:
         _check_recipe_unchanged(loc, ds.name, rhash)
 
-    found, label_columns = _discover(cfg, ds)
+    notes: list[str] = []
+    found, label_columns = _discover(cfg, ds, notes)
+    if not found and not stored:
+        raise EmptySourceError(
+            f"dataset {ds.name!r}: its sources matched no audio file ({', '.join(ds.source)}): "
+            "check that the folder is there (a share mounted) and the glob right"
+        )
+    settings = settings_hash(ds, rhash)
     if kind == "rebuild":
         present = {f.uri for f in found}
         d = Diff(new=[], changed=list(found), removed=sorted(set(stored) - present), unchanged=[])
     else:
-        d = diff(found, stored).capped(ds.max_files_per_run)
+        d = diff(found, stored)
+        if not retry_failed:
+            skip = _failed_before(loc, base.get("errors"), d.new, settings)
+            d.failed_before = [f for f in d.new if f.uri in skip]
+            d.new = [f for f in d.new if f.uri not in skip]
+        if stored:
+            d.relabeled = _relabeled(loc, base.get("clips"), d.unchanged, label_columns)
+        d = d.capped(ds.max_files_per_run)
+    _check_removals(ds, kind, d, len(stored), allow_removals)
     ctx = IngestContext(
         root=cfg.storage_root,
         dataset=ds.name,
@@ -224,6 +395,7 @@ def plan_ingest(
         label_columns=label_columns,
         decoder_hook=os.environ.get(DECODER_HOOK_ENV) or None,
         read_ahead=spare_core(n_workers) if read_ahead is None else read_ahead,
+        settings_hash=settings,
     )
     # a rebuild's shards are new work even for unchanged files: its run id salts the keys
     salt_extra = run_id if kind == "rebuild" else ""
@@ -243,4 +415,5 @@ def plan_ingest(
         stored_clips=stored,
         base_versions=base,
         config_hash=config_hash(ds),
+        notes=notes,
     )

@@ -1,7 +1,7 @@
 """Publish a run: commit the staged shards' rows, then the ``runs`` row that makes them visible.
 
-Each table gets one Delta commit: ``clips`` rows are replaced by uri (new, changed and removed
-files), ``features`` and ``frames_index`` rows by clip id (a rebuild overwrites them), and
+Each table gets one Delta commit: ``clips`` rows are replaced by uri (new, changed, relabeled and
+removed files), ``features`` and ``frames_index`` rows by clip id (a rebuild overwrites them), and
 ``errors`` rows are appended. The ``runs`` row, appended last with the version of every table,
 is what readers pin to (:func:`audiopipe.store.runs.pinned_versions`): a run killed before it
 is invisible, and :func:`audiopipe.store.runs.recover` undoes its commits before the next run.
@@ -22,7 +22,9 @@ from deltalake import write_deltalake
 
 from audiopipe import __version__
 from audiopipe import features as F
+from audiopipe.catalog import FileEntry
 from audiopipe.ingest import staging
+from audiopipe.ingest.extract import split_for
 from audiopipe.ingest.plan import IngestPlan
 from audiopipe.ingest.shard import Shard, ShardResult
 from audiopipe.store.location import Location
@@ -88,6 +90,7 @@ def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> dict[str, int | No
     keys = [r.key for r in ok]
     clips = staging.read_staged(loc, keys, "clips")
     replaced_uris = {f.uri for f in plan.diff.to_process} | set(plan.diff.removed)
+    replaced_uris |= {f.uri for f in plan.diff.relabeled}
     # clip ids that stop being referenced (changed or removed files), unless still used
     old_ids = {plan.stored_clips[u][2] for u in replaced_uris if u in plan.stored_clips}
     new_ids = set(clips.column("clip_id").to_pylist()) if clips is not None else set()
@@ -95,8 +98,11 @@ def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> dict[str, int | No
     same = _same_bytes_rows(plan, ok)
     if same is not None:  # touched or copied over: the stored rows stay, with the new mtime
         still_used |= set(same.column("clip_id").to_pylist())
-        clips = same if clips is None else pa.concat_tables([clips, same], promote_options="permissive")
+        clips = _concat(clips, same)
     drop_ids = (old_ids - still_used) | new_ids
+    relabeled = _restated_rows(plan, {f.uri: f for f in plan.diff.relabeled})
+    if relabeled is not None:  # labels changed, audio did not: new clips rows, same features
+        clips = _concat(clips, relabeled)
 
     versions: dict[str, int | None] = {}
     if clips is not None or replaced_uris:
@@ -128,19 +134,37 @@ def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table |
     same = {u: (size, mtime) for r in results for u, size, mtime in r.same_bytes}
     if not same:
         return None
+    entries = {f.uri: f for f in plan.diff.changed if f.uri in same}
+    return _restated_rows(plan, entries, {u: {"bytes": b, "mtime": m} for u, (b, m) in same.items()})
+
+
+def _restated_rows(
+    plan: IngestPlan,
+    entries: dict[str, FileEntry],
+    changes: dict[str, dict[str, Any]] | None = None,
+) -> pa.Table | None:
+    """The stored ``clips`` rows of ``entries`` (``{uri: entry}``) with their labels now, the
+    split that follows from them and ``changes[uri]`` (None when there are none)."""
+    if not entries:
+        return None
     ctx = plan.context
     base = read_table(ctx.location, "clips", version=plan.base_versions.get("clips"))
-    stored = base.filter(pc.is_in(base["uri"], value_set=pa.array(sorted(same))))
-    entries = {f.uri: f for f in plan.diff.changed}
-    rows = [
-        r.with_labels(
-            {c: entries[r.uri].labels.get(c) for c in ctx.label_columns},
-            bytes=same[r.uri][0],
-            mtime=same[r.uri][1],
+    stored = base.filter(pc.is_in(base["uri"], value_set=pa.array(sorted(entries))))
+    rows = []
+    for r in ClipRow.rows(stored, ctx.label_columns):
+        labels = entries[r.uri].labels
+        rows.append(
+            r.with_labels(
+                {c: labels.get(c) for c in ctx.label_columns},
+                split=split_for(r.uri, labels),
+                **(changes or {}).get(r.uri, {}),
+            )
         )
-        for r in ClipRow.rows(stored, ctx.label_columns)
-    ]
     return ClipRow.table(rows, label_columns=ctx.label_columns)
+
+
+def _concat(a: pa.Table | None, b: pa.Table) -> pa.Table:
+    return b if a is None else pa.concat_tables([a, b], promote_options="permissive")
 
 
 def _dedupe(t: pa.Table, key: str) -> pa.Table:
@@ -166,7 +190,14 @@ def _errors(
     if staged is not None and staged.num_rows:
         parts.append(staged)
     run_id = plan.context.run_id
-    rows = [ErrorRow.of(run_id, f.uri, None, "shard", err) for s, err in failed for f in s.files]
+    rows = [
+        ErrorRow.of(
+            run_id, f.uri, None, "shard", err,
+            bytes=f.size, mtime=f.mtime, settings_hash=plan.context.settings_hash,
+        )  # fmt: skip
+        for s, err in failed
+        for f in s.files
+    ]
     if rows:
         parts.append(ErrorRow.table(rows))
     return pa.concat_tables(parts) if parts else None
@@ -182,10 +213,11 @@ def _run_row(
     message = d.summary()
     if n_same:
         message += f"; {n_same} changed files had the same bytes (features kept)"
+    message = "; ".join([message, *plan.notes])
     row = _run(plan, "ok", versions, message)
     return replace(
         row,
-        files_found=len(d.unchanged) + len(d.to_process),
+        files_found=len(d.unchanged) + len(d.to_process) + len(d.failed_before),
         files_new=len(d.new),
         files_changed=len(d.changed),
         files_removed=len(d.removed),

@@ -1,8 +1,8 @@
 """Read a shard's files for extraction: sizes, hashes, headers and decoded audio blocks.
 
 :meth:`ShardReader.events` walks a shard's files in order and says, per file, what the
-extractor must do with it: :class:`Same` (a changed file whose bytes hash to its stored clip
-id: keep its rows), :class:`Failed` (too big, unreadable header... before decoding: an
+extractor must do with it: :class:`Same` (a changed file whose bytes are those ingested, so
+its clip id is its stored one: keep its rows), :class:`Failed` (too big, unreadable header... before decoding: an
 ``errors`` row), or :class:`Opened` (a clip to extract, with a source of its audio blocks:
 decode, mono, resample). Decoding happens when the extractor pulls the blocks.
 
@@ -41,7 +41,7 @@ import fsspec
 import numpy as np
 
 from audiopipe.audio import AudioError, AudioInfo, check_header, info, resample_blocks, stream
-from audiopipe.catalog import FileEntry, hash_file
+from audiopipe.catalog import FileEntry, clip_id_for, hash_file
 from audiopipe.ingest.shard import DecoderHook
 
 __all__ = ["ShardReader", "Same", "Failed", "Opened", "read_ahead", "READER_PHASES"]
@@ -81,6 +81,8 @@ class Opened:
     sample_rate: int
     blocks: BlockSource
     native: BlockSource
+    #: BLAKE2b-128 of the file's bytes (the clip id hashes it with the uri)
+    content_hash: str | None = None
 
     def finish(self) -> None:
         """Skip what is left of the first pass (after a failure part-way through it)."""
@@ -129,9 +131,9 @@ class ShardReader:
     def events(self, files: Iterator[FileEntry] | list[FileEntry]) -> Iterator[Event]:
         """What to do with each file, in order (decoding is left to ``Opened.blocks``)."""
         for entry in files:
-            clip_id = None
+            clip_id = content_hash = None
             try:
-                clip_id = self.clip_id(entry)
+                clip_id, content_hash = self.identify(entry)
                 if entry.prev_clip_id is not None and clip_id == entry.prev_clip_id:
                     yield Same(entry, clip_id)
                     continue
@@ -148,10 +150,20 @@ class ShardReader:
                 self.sample_rate,
                 lambda uri=entry.uri: self.blocks(uri),
                 lambda uri=entry.uri: self.blocks(uri, resample=False),
+                content_hash,
             )
 
     def clip_id(self, entry: FileEntry) -> str:
-        """The file's clip id (hash of its bytes), after checking its size."""
+        """The file's clip id (its content hash with its uri), after checking its size."""
+        return self.identify(entry)[0]
+
+    def identify(self, entry: FileEntry) -> tuple[str, str]:
+        """The file's clip id and content hash (BLAKE2b-128 of its bytes), after checking
+        its size."""
+        content_hash = self._content_hash(entry)
+        return clip_id_for(content_hash, entry.uri), content_hash
+
+    def _content_hash(self, entry: FileEntry) -> str:
         if entry.size == 0:
             raise AudioError("file is empty (0 bytes)", "empty")
         max_bytes = getattr(self.limits, "max_bytes", None)
@@ -198,7 +210,9 @@ class _Ahead(Opened):
     def __init__(
         self, ev: Opened, q: queue.Queue, timings: MutableMapping[str, float] | None
     ) -> None:
-        super().__init__(ev.entry, ev.clip_id, ev.header, ev.sample_rate, self._first, ev.native)
+        super().__init__(
+            ev.entry, ev.clip_id, ev.header, ev.sample_rate, self._first, ev.native, ev.content_hash
+        )
         self._q = q
         self._timings = timings
         self._again = ev.blocks  # a second pass decodes here, synchronously

@@ -52,6 +52,9 @@ class IngestContext:
     decoder_hook: str | None = None  # "module:function" called with each uri before decoding
     #: decode in a second thread, ahead of the features (when each worker has a spare core)
     read_ahead: bool = False
+    #: hash of what decides whether a file can be ingested (decode settings, limits, recipe):
+    #: recorded with each failure, a file is retried when it changes
+    settings_hash: str = ""
 
     @property
     def location(self) -> Location:

@@ -129,7 +129,9 @@ def label_column_name(name: str) -> str:
 class ClipRow(Record):
     """A row of ``clips``: one audio file that was ingested."""
 
-    clip_id: str = column(pa.string(), "BLAKE2b-128 of the file's bytes (hex)")
+    clip_id: str = column(
+        pa.string(), "the file's id: BLAKE2b-128 of its content hash and uri (hex)"
+    )
     uri: str = column(pa.string())
     bytes: int = column(pa.int64(), "file size")
     mtime: float = column(pa.float64(), "modification time (seconds since the epoch)")
@@ -142,6 +144,10 @@ class ClipRow(Record):
     sr: int = column(pa.int32(), "rate the features were computed at")
     split: str = column(pa.string(), "train/valid/test: the labels' split or fold, else by uri")
     run_id: str = column(pa.string(), "the run that ingested the file")
+    content_hash: str | None = column(
+        pa.string(), "BLAKE2b-128 of the file's bytes (hex): equal for copies of a file",
+        default=None,
+    )  # fmt: skip
     #: label column (as named in the labels file) -> value; one string column each
     labels: Mapping[str, str | None] = field(default_factory=dict)
 
@@ -263,13 +269,28 @@ class ErrorRow(Record):
     error_type: str = column(pa.string(), "the error's kind (e.g. truncated) or class name")
     message: str = column(pa.string())
     time: dt.datetime = column(pa.timestamp("us", tz="UTC"), default_factory=_now)
+    # what the file was when it failed, and under which settings: a file that failed is not
+    # retried while all three stay the same (audiopipe.ingest.plan)
+    bytes: int | None = column(pa.int64(), "the file's size when it failed", default=None)
+    mtime: float | None = column(pa.float64(), "its modification time then", default=None)
+    settings_hash: str | None = column(
+        pa.string(), "hash of the decode settings, limits and recipe it failed under",
+        default=None,
+    )  # fmt: skip
 
     @classmethod
     def of(
-        cls, run_id: str, uri: str | None, clip_id: str | None, step: str, err: BaseException
+        cls,
+        run_id: str,
+        uri: str | None,
+        clip_id: str | None,
+        step: str,
+        err: BaseException,
+        **file: Any,
     ) -> ErrorRow:
         """The row for ``err``: its ``kind`` attribute (e.g. ``AudioError.kind``) or class name
-        as the type, its text (or class name) as the message."""
+        as the type, its text (or class name) as the message; ``file`` sets ``bytes``,
+        ``mtime`` and ``settings_hash``."""
         return cls(
             run_id=run_id,
             uri=uri,
@@ -277,6 +298,7 @@ class ErrorRow(Record):
             step=step,
             error_type=getattr(err, "kind", None) or type(err).__name__,
             message=str(err) or type(err).__name__,
+            **file,
         )
 
 

@@ -124,10 +124,12 @@ def summarize(out: Path, exact: bool = True) -> dict[str, Any]:
         }
     clips = tables["clips"].to_pylist()
     name_of = {r["clip_id"]: Path(r["uri"]).name for r in clips}
-    for r in clips:  # identity is content: the id is the BLAKE2b-128 of the bytes
+    for r in clips:  # identity: the content hash is the BLAKE2b-128 of the bytes, the clip id
         h = hashlib.blake2b(Path(r["uri"]).read_bytes(), digest_size=16).hexdigest()
-        assert r["clip_id"] == h, r["uri"]
-    skip = {"clip_id", "uri", "mtime", "run_id", "recipe_hash"}
+        assert r["content_hash"] == h, r["uri"]  # hashes it with the uri (one id per file)
+        per_file = hashlib.blake2b(f"{h}\0{r['uri']}".encode(), digest_size=16).hexdigest()
+        assert r["clip_id"] == per_file, r["uri"]
+    skip = {"clip_id", "content_hash", "uri", "mtime", "run_id", "recipe_hash"}
     for r in clips:  # an unlabelled clip's split depends on its uri, which has tmp_path in it
         if not r.get("label_split") and r["split"] == _split_by_uri(r["uri"]):
             r["split"] = "<by uri hash>"
