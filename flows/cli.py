@@ -80,29 +80,32 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace, kind: str) -> int:
+    """Ingest or rebuild; Ctrl-C stops it promptly, publishing nothing (:mod:`flows.interrupt`)."""
     _env_defaults()
     cfg = _load(args)
     from audiopipe.demo import ensure_demo_corpus
 
     ensure_demo_corpus(cfg, args.dataset)
     from audiopipe.store.runs import summarize
+    from flows.interrupt import interruptible
 
-    row = _ingest_without_work(cfg, args.dataset, kind, args.scheduler)
-    if row is None:
-        from flows.server import use_api
+    with interruptible():
+        row = _ingest_without_work(cfg, args.dataset, kind, args.scheduler)
+        if row is None:
+            from flows.server import use_api
 
-        use_api()
-        from flows.ingest import ingest
-        from flows.rebuild import rebuild
+            use_api()
+            from flows.ingest import ingest
+            from flows.rebuild import rebuild
 
-        fn = ingest if kind == "ingest" else rebuild
-        row = fn(
-            dataset=args.dataset,
-            config_path=str(args.config),
-            scheduler=args.scheduler,
-            progress=not args.quiet,
-        )
-    print(summarize(row))
+            fn = ingest if kind == "ingest" else rebuild
+            row = fn(
+                dataset=args.dataset,
+                config_path=str(args.config),
+                scheduler=args.scheduler,
+                progress=not args.quiet,
+            )
+        print(summarize(row))
     return 0
 
 
@@ -132,7 +135,10 @@ def _ingest_without_work(
         plan = plan_ingest(cfg, ds.name, kind=kind)
         if plan.shards:
             return None
-        return publish(plan, [])
+        from flows.interrupt import publishing
+
+        with publishing():
+            return publish(plan, [])
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -568,6 +574,7 @@ def _stage_parsers(sub: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the console script (``argv`` None) exits the process itself."""
     args = build_parser().parse_args(argv)
+    _reap_orphans()
     try:
         rc = int(args.fn(args) or 0)
     except ConfigError as err:
@@ -579,6 +586,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and "prefect" not in sys.modules:
         _exit(rc)
     return rc
+
+
+def _reap_orphans() -> None:
+    """Stop what a killed command left running (its Prefect server, Dask workers)."""
+    from flows.interrupt import reap_orphans
+
+    try:
+        n = reap_orphans()
+    except OSError:
+        return
+    if n:
+        print(f"audiopipe: stopped {n} process(es) left running by a killed command",
+              file=sys.stderr)
 
 
 def _exit(rc: int) -> None:
