@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # (unless given)
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", **extra)
     return env
@@ -55,10 +55,15 @@ def _wait_for(cond, timeout: float, what: str, proc: subprocess.Popen | None = N
         time.sleep(0.1)
 
 
-@pytest.mark.slow
-def test_ctrl_c_during_extraction_stops_publishes_nothing_and_leaves_no_process(tmp_path):
-    """The issue's case: SIGINT to ``audiopipe ingest`` (its own ephemeral Prefect API and a
-    LocalCluster) while a worker extracts. Before: the run went on and published."""
+def test_ctrl_c_during_extraction_stops_publishes_nothing_and_leaves_no_process(
+    tmp_path, prefect_api
+):
+    """The issue's case: SIGINT to ``audiopipe ingest`` (its own LocalCluster) while a worker
+    extracts. Before: the run went on and published. The command reports to the session's
+    Prefect API (its own ephemeral one would add ~20-100 s of startup; that server is a child
+    like the workers, stopped the same way: see the stand-in tests below)."""
+    from prefect.settings import PREFECT_API_URL
+
     corpus = tmp_path / "corpus"
     write(corpus / "a_base.wav", sine(dur=1.0), 22050)
     cfg_path = write_config(tmp_path, {"t": {"source": str(corpus), "shard": {"max_files": 1}}})
@@ -70,7 +75,8 @@ def test_ctrl_c_during_extraction_stops_publishes_nothing_and_leaves_no_process(
         write(corpus / f"new_{i}.wav", sine(f=300 + 50 * i, dur=1.0), 22050)
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "--config", str(cfg_path), "ingest", "t", "-q"],
-        cwd=ROOT, env=_env(tmp_path, AUDIOPIPE_DECODER_HOOK="tests.fault_hooks:pause_first"),
+        cwd=ROOT, env=_env(tmp_path, AUDIOPIPE_DECODER_HOOK="tests.fault_hooks:pause_first",
+                           PREFECT_API_URL=PREFECT_API_URL.value()),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
@@ -78,7 +84,6 @@ def test_ctrl_c_during_extraction_stops_publishes_nothing_and_leaves_no_process(
         _wait_for((corpus / ".started").exists, 300, "extraction to start", proc)
         children = psutil.Process(proc.pid).children(recursive=True)
         cmds = [" ".join(c.cmdline()) for c in children]
-        assert any("uvicorn" in c or "prefect" in c for c in cmds), cmds  # the API server
         assert any("multiprocessing" in c for c in cmds), cmds  # the Dask worker
         t0 = time.monotonic()
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C to the command only: children are ours
