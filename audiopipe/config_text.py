@@ -96,7 +96,9 @@ def format_errors(err: ValidationError) -> list[str]:
     """Pydantic's errors as ``key.path: reason`` lines (a union's alternatives as one line)."""
     by_loc: dict[str, list[Any]] = {}
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not _is_tag(p))
+        parts = e["loc"]  # (a dataset's name, second after "datasets", is the user's word)
+        loc = ".".join(str(p) for i, p in enumerate(parts)
+                       if not _is_tag(p) or (i == 1 and parts[0] == "datasets"))
         by_loc.setdefault(loc, []).append(e)
     lines = []
     for loc, errs in by_loc.items():

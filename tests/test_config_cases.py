@@ -101,6 +101,8 @@ CASES = [
         "a": {"source": "x", "features": {"n_fft": 7}},
         "b": {"source": "y", "limits": {"min_sample_rate": 9000, "max_sample_rate": 8000}}}},
      [r"datasets\.a\.features\.n_fft: ", r"datasets\.b\.limits\.min_sample_rate: "]),
+    ("dataset_named_like_a_type", {"datasets": {"int": {"source": "x", "channels": "left"}}},
+     [r"^datasets\.int\.channels: must be mix, first"]),
     ("stage_and_recipe_both_reported",
      _ds(features={"n_fft": 7}, stages={"segment": {"mdoe": "novelty"}}),
      [r"datasets\.demo\.features\.n_fft: ",
