@@ -314,8 +314,10 @@ def _mono_blocks(
             if n < blocksize:
                 break
     except sf.LibsndfileError as err:
+        promised = f" of the {hdr.frames} the header promises" if hdr.frames > total else ""
         raise AudioError(
-            f"decoding failed after {total} frames ({err.error_string})", "decode"
+            f"decoding failed after {total} frames{promised} ({err.error_string}): "
+            "the file is cut short or damaged", "decode"
         ) from None
     except RuntimeError as err:
         raise AudioError(f"decoding failed after {total} frames ({err})", "decode") from None

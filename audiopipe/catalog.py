@@ -90,7 +90,9 @@ def discover(
     """List audio files under folders, globs or URLs; sorted by uri, no duplicates.
 
     A folder is searched recursively for files with an audio extension; a glob
-    (``**`` allowed) is taken as written. Missing sources raise ``FileNotFoundError``
+    (``**`` allowed) is taken as written. A local folder named like an audio file is
+    listed too (its files are listed on their own): the reader turns it into an ``errors``
+    row saying what it is, rather than skipping it without a word. Missing sources raise ``FileNotFoundError``
     naming the source.
     """
     seen: dict[str, FileEntry] = {}
@@ -101,16 +103,18 @@ def discover(
             if not found and not fs.exists(path.split("*")[0].rstrip("/") or "/"):
                 raise FileNotFoundError(f"source {src!r}: no such folder")
         elif fs.isdir(path):
-            found = fs.find(path, detail=True)
+            found = fs.find(path, detail=True, withdirs=True)
         elif fs.exists(path):
             found = {path: fs.info(path)}
         else:
             raise FileNotFoundError(f"source {src!r}: no such file or folder")
         for p, inf in found.items():
+            if not p.rstrip("/").lower().endswith(extensions):
+                continue
             if inf.get("type") == "directory":
-                continue
-            if not p.lower().endswith(extensions):
-                continue
+                if "://" in src:  # object stores have no folders, only key prefixes
+                    continue
+                p = p.rstrip("/")  # a folder named like audio: listed, the reader says so
             uri = _unstrip(fs, p, src)
             seen[uri] = FileEntry(uri=uri, size=int(inf.get("size") or 0), mtime=_mtime(inf))
     return [seen[k] for k in sorted(seen)]

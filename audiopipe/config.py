@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from audiopipe.config_text import format_errors, load_yaml
 from audiopipe.errors import ConfigError
 
 __all__ = [
@@ -41,7 +43,9 @@ class UnknownDatasetError(LookupError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML gives real ints, floats and booleans, so `sample_rate: true` or
+    # `max_files: "10"` is a mistake to report, not a value to coerce
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class LabelsConfig(_Strict):
@@ -89,6 +93,19 @@ class LimitsConfig(_Strict):
     min_sample_rate: int = Field(1000, gt=0)
     max_sample_rate: int = Field(768_000, gt=0)
     max_bytes: int = Field(8 * 1024**3, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> LimitsConfig:
+        problems = []
+        if self.min_sample_rate > self.max_sample_rate:
+            problems.append(f"min_sample_rate: {self.min_sample_rate} Hz is above "
+                            f"max_sample_rate ({self.max_sample_rate} Hz): every file would fail")
+        if self.min_duration_s >= self.max_duration_s:
+            problems.append(f"min_duration_s: {self.min_duration_s:g} s is not below "
+                            f"max_duration_s ({self.max_duration_s:g} s): every file would fail")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 class ClusterConfig(_Strict):
@@ -172,12 +189,6 @@ class DatasetConfig(_Strict):
             raise ValueError(f"must be a cron expression with 5 fields, got {v!r}")
         return v
 
-    @model_validator(mode="after")
-    def _limits_consistent(self) -> DatasetConfig:
-        if self.limits.min_duration_s >= self.limits.max_duration_s:
-            raise ValueError("limits.min_duration_s must be below limits.max_duration_s")
-        return self
-
     def recipe(self) -> dict[str, Any]:
         """The normalised feature recipe (defaults filled, checked)."""
         from audiopipe import features as F
@@ -233,39 +244,73 @@ class Config(_Strict):
         return env if env else self.resolve(self.storage)
 
 
-def _fmt_loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if p not in ("function-after", "function-before"))
+def _raw_dataset_problems(name: str, ds: dict[str, Any]) -> list[str]:
+    """A dataset's recipe and stages checked from the raw YAML, whatever else is wrong with
+    it, so one run of ``validate`` reports every problem (pydantic stops at a bad field)."""
+    problems: list[str] = []
+    features = ds.get("features")
+    sr = ds.get("sample_rate", 22050)
+    sr_ok = isinstance(sr, int) and not isinstance(sr, bool) and 1000 <= sr <= 384_000
+    if features is None or isinstance(features, dict):
+        lines = _recipe_problems(features or {}, sr if sr_ok else 22050, trial=sr_ok)
+        if not sr_ok:  # (sample_rate itself is reported): what does not depend on it
+            lines = [x for x in lines if "sr/2" not in x and not x.startswith("features.sr:")]
+        problems += [f"datasets.{name}.{line}" for line in lines]
+    stages = ds.get("stages")
+    if isinstance(stages, dict) and all(isinstance(v, dict | None) for v in stages.values()):
+        problems += stage_problems(name, {k: v or {} for k, v in stages.items()})
+    return problems
 
 
-def _format_errors(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = _fmt_loc(e["loc"])
-        msg = e["msg"]
-        for prefix in ("Value error, ", "Assertion failed, "):
-            if msg.startswith(prefix):
-                msg = msg[len(prefix) :]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling)"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        elif (
-            "input" in e and e["type"] not in ("value_error",) and not isinstance(e["input"], dict)
-        ):
-            msg = f"{msg}, got {e['input']!r}"
-        lines.append(f"{loc}: {msg}" if loc else msg)
-    return "\n".join(lines)
+def _recipe_problems(features: dict[str, Any], sr: int, trial: bool = True) -> list[str]:
+    """``features.key: reason`` lines of a dataset's recipe at the dataset's sample rate."""
+    from audiopipe import features as F
+
+    recipe = dict(features) if features else dict(F.DEFAULT_RECIPE)
+    if features and "sr" in features and features["sr"] != sr:
+        return [
+            f"features.sr: must equal the dataset's sample_rate ({sr}), got {features['sr']} "
+            "(audio is resampled to sample_rate before extraction)"
+        ]
+    recipe["sr"] = sr
+    try:
+        norm = F.check_recipe(recipe)
+    except ValueError as err:
+        return str(err).splitlines()
+    problem = _trial(json.dumps(norm, sort_keys=True), sr) if trial else None
+    return [problem] if problem else []
+
+
+@functools.lru_cache(maxsize=64)
+def _trial(recipe_json: str, sr: int) -> str | None:
+    """Run a checked recipe on a short test signal: what the checks cannot foresee (a band
+    past the Nyquist frequency of a feature's own layout...) fails here, not on every file."""
+    import numpy as np
+
+    from audiopipe import features as F
+
+    recipe = json.loads(recipe_json)
+    n = max(4 * recipe["n_fft"], sr // 4)
+    y = (0.1 * np.sin(np.arange(n) * 0.3) + 0.01 * np.cos(np.arange(n) * 1.7)).astype(np.float32)
+    try:
+        F.Extractor(recipe, sr)(y)
+    except (ValueError, ArithmeticError, IndexError) as err:
+        return f"features: this recipe fails on a test signal ({err})"
+    return None
 
 
 def parse_config(data: Any, base_dir: str | os.PathLike[str] = ".") -> Config:
     """Validate a parsed YAML document; raise :class:`ConfigError` naming each bad key.
+
+    Every problem is reported, one ``key.path: reason`` line each: types and ranges of each
+    key, relations between keys (limits, the feature recipe's semantics), stage parameters.
 
     Examples
     --------
     >>> parse_config({"datasets": {"d": {"source": "x/*.wav", "sample_rate": -5}}})
     Traceback (most recent call last):
     ...
-    audiopipe.config.ConfigError: datasets.d.sample_rate: must be > 0, got -5
+    audiopipe.errors.ConfigError: datasets.d.sample_rate: must be > 0, got -5
     """
     if not isinstance(data, dict):
         raise ConfigError(
@@ -278,23 +323,17 @@ def parse_config(data: Any, base_dir: str | os.PathLike[str] = ".") -> Config:
             k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in datasets.items()
         }
     data["base_dir"] = str(base_dir)
+    problems: list[str] = []
+    cfg = None
     try:
         cfg = Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err)) from None
-    problems = []
-    for name, ds in cfg.datasets.items():
-        try:
-            ds.recipe()
-        except ValueError as err:
-            problems.append(
-                f"datasets.{name}.{err}"
-                if str(err).startswith("features")
-                else f"datasets.{name}.features: {err}"
-            )
-        problems += stage_problems(name, ds.stages)
-    if problems:
-        raise ConfigError("\n".join(problems))
+        problems += format_errors(err)
+    for name, ds in (datasets if isinstance(datasets, dict) else {}).items():
+        if isinstance(ds, dict):
+            problems += _raw_dataset_problems(str(name), ds)
+    if problems or cfg is None:
+        raise ConfigError("\n".join(dict.fromkeys(problems)))
     return cfg
 
 
@@ -333,7 +372,7 @@ def load_config(path: str | os.PathLike[str] = "datasets.yaml") -> Config:
     if not p.is_file():
         raise ConfigError(f"{p}: no such configuration file")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = load_yaml(p.read_text(), str(p))
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML: {err}") from None
     return parse_config(data, base_dir=p.resolve().parent)

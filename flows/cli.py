@@ -80,34 +80,37 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace, kind: str) -> int:
+    """Ingest or rebuild; Ctrl-C stops it promptly, publishing nothing (:mod:`flows.interrupt`)."""
     _env_defaults()
     cfg = _load(args)
     from audiopipe.demo import ensure_demo_corpus
 
     ensure_demo_corpus(cfg, args.dataset)
     from audiopipe.store.runs import summarize
+    from flows.interrupt import interruptible
 
     opts = {
         "allow_removals": getattr(args, "allow_removals", False),
         "retry_failed": getattr(args, "retry_failed", False),
     }
-    row = _ingest_without_work(cfg, args.dataset, kind, args.scheduler, **opts)
-    if row is None:
-        from flows.server import use_api
+    with interruptible():
+        row = _ingest_without_work(cfg, args.dataset, kind, args.scheduler, **opts)
+        if row is None:
+            from flows.server import use_api
 
-        use_api()
-        from flows.ingest import ingest
-        from flows.rebuild import rebuild
+            use_api()
+            from flows.ingest import ingest
+            from flows.rebuild import rebuild
 
-        fn = ingest if kind == "ingest" else rebuild
-        row = fn(
-            dataset=args.dataset,
-            config_path=str(args.config),
-            scheduler=args.scheduler,
-            progress=not args.quiet,
-            **(opts if kind == "ingest" else {"allow_removals": opts["allow_removals"]}),
-        )
-    print(summarize(row))
+            fn = ingest if kind == "ingest" else rebuild
+            row = fn(
+                dataset=args.dataset,
+                config_path=str(args.config),
+                scheduler=args.scheduler,
+                progress=not args.quiet,
+                **(opts if kind == "ingest" else {"allow_removals": opts["allow_removals"]}),
+            )
+        print(summarize(row))
     return 0
 
 
@@ -137,7 +140,10 @@ def _ingest_without_work(
         plan = plan_ingest(cfg, ds.name, kind=kind, **opts)
         if plan.shards:
             return None
-        return publish(plan, [])
+        from flows.interrupt import publishing
+
+        with publishing():
+            return publish(plan, [])
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -587,6 +593,7 @@ def _stage_parsers(sub: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the console script (``argv`` None) exits the process itself."""
     args = build_parser().parse_args(argv)
+    _reap_orphans()
     try:
         rc = int(args.fn(args) or 0)
     except ConfigError as err:
@@ -598,6 +605,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and "prefect" not in sys.modules:
         _exit(rc)
     return rc
+
+
+def _reap_orphans() -> None:
+    """Stop what a killed command left running (its Prefect server, Dask workers)."""
+    from flows.interrupt import reap_orphans
+
+    try:
+        n = reap_orphans()
+    except OSError:
+        return
+    if n:
+        print(f"audiopipe: stopped {n} process(es) left running by a killed command",
+              file=sys.stderr)
 
 
 def _exit(rc: int) -> None:

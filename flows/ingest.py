@@ -29,6 +29,7 @@ from audiopipe.ingest import (
 )
 from audiopipe.store.lock import dataset_lock
 from audiopipe.store.runs import summarize
+from flows.interrupt import publishing
 from flows.runtime import cluster_shape, task_runner
 
 TRANSIENT = (KilledWorker, ConnectionError, TimeoutError, OSError)
@@ -224,10 +225,12 @@ def run_ingest(
             try:
                 results = extract_shards(plan, runner, progress=progress)
             except BaseException as err:
-                record_failed_run(plan, f"extraction failed: {err!r}")
+                why = "interrupted" if isinstance(err, KeyboardInterrupt) else f"failed: {err!r}"
+                record_failed_run(plan, f"extraction {why}")
                 raise
         t2 = time.perf_counter()
-        row = publish(plan, results)
+        with publishing():  # (an interrupt from here on waits for the publish to end)
+            row = publish(plan, results)
     row.update(
         plan_seconds=t1 - t0,
         extract_seconds=t2 - t1,

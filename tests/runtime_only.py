@@ -74,8 +74,7 @@ def main(allowed_json: str, workdir: str) -> None:
     from audiopipe.config import load_config
     from audiopipe.demo import make_demo_corpus
     from audiopipe.ingest import extract_shard, plan_ingest, publish
-    from audiopipe.stages import get_stage
-    from audiopipe.stages._common import new_stage_run_id
+    from audiopipe.stages import run_stage
     from audiopipe.store import open_dataset
 
     work = Path(workdir)
@@ -96,7 +95,7 @@ def main(allowed_json: str, workdir: str) -> None:
         "transcribe": {"clips": one},
     }
     for name, params in todo.items():
-        report = get_stage(name)(ds, dict(params), run_id=new_stage_run_id(name))
+        report = run_stage(ds, name, dict(params))
         print(f"{name}: {report.get('metrics')} ({time.monotonic() - t0:.1f} s)", flush=True)
     leaked = sorted({m.partition(".")[0] for m in sys.modules} & blocked)
     assert not leaked, f"blocked modules were imported anyway: {leaked}"

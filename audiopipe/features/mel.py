@@ -130,7 +130,13 @@ def melspectrogram(
 
 
 
-@feature("mfcc", dims="n_mfcc", params={
+def _n_mfcc_le_n_mels(p: dict) -> str | None:
+    if p["n_mfcc"] > p["n_mels"]:
+        return f"n_mfcc: {p['n_mfcc']} is more than n_mels ({p['n_mels']})"
+    return None
+
+
+@feature("mfcc", dims="n_mfcc", cross_check=_n_mfcc_le_n_mels, params={
     "n_mfcc": Param(20, pos_int, "coefficients kept"),
     "lifter": Param(0.0, nonneg_num, "sinusoidal liftering (librosa), 0 = none"),
     **MEL_PARAMS, **DB_PARAMS},

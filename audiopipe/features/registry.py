@@ -35,6 +35,9 @@ __all__ = [
     "feature",
     "check_recipe",
     "recipe_hash",
+    "MIN_N_FFT",
+    "MAX_N_FFT",
+    "MAX_BANDS",
 ]
 
 #: bump when any feature's output changes for the same recipe (part of :func:`recipe_hash`)
@@ -115,6 +118,28 @@ def in_range(lo: int, hi: int) -> Callable[[Any], str | None]:
     return check
 
 
+#: the smallest and largest ``n_fft`` a recipe may ask for. Below 16 samples a frame holds
+#: too few bins for any band or shape feature; above 2**16 (1.5 s at 44.1 kHz) a "frame" is
+#: no longer a frame, and the extractor's scratch (a block of frames x n_fft) would be
+#: allocated before the first file is read (n_fft 1e8 asks for ~95 GiB). The FFT takes any
+#: size in between (scipy.fft), powers of two are simply the fastest.
+MIN_N_FFT = 16
+MAX_N_FFT = 1 << 16
+#: the most bands or coefficients (n_mels, n_mfcc, n_bands, order, ...) a feature may ask for
+MAX_BANDS = 1024
+#: parameters that count bands or coefficients (capped at :data:`MAX_BANDS`)
+_COUNTS = ("n_mels", "n_mfcc", "n_bands", "n_gfcc", "n_bfcc", "n_pncc", "n_lpcc", "n_ceps",
+           "n_chroma", "order")
+
+
+def fft_size(v: Any) -> str | None:
+    if not _is_int(v):
+        return f"must be an integer, got {v!r}"
+    if not MIN_N_FFT <= v <= MAX_N_FFT:
+        return f"must be from {MIN_N_FFT} to {MAX_N_FFT} samples, got {v}"
+    return None
+
+
 def window_spec(v: Any) -> str | None:
     ok = isinstance(v, str) or (isinstance(v, list | tuple) and v and isinstance(v[0], str))
     return None if ok else f"must be a window name such as 'hann' or ['kaiser', 8], got {v!r}"
@@ -188,7 +213,7 @@ COMMON = {
 
 #: shared (top-level) recipe parameters
 SHARED: dict[str, Param] = {
-    "n_fft": Param(2048, pos_int, "FFT size of the shared STFT"),
+    "n_fft": Param(2048, fft_size, f"FFT size of the shared STFT ({MIN_N_FFT}..{MAX_N_FFT})"),
     "hop_length": Param(512, pos_int, "samples between frames"),
     "win_length": Param(None, optional(pos_int), "window length (default n_fft)"),
     "window": Param("hann", window_spec, "analysis window (scipy.signal.get_window name)"),
@@ -267,12 +292,45 @@ DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 
-def _fail(path: str, problem: str) -> None:
-    raise ValueError(f"{path}: {problem}")
+def _at(path: str, problem: str, params: Any) -> str:
+    """``path: problem``, or ``path.key: rest`` when the problem starts with ``key: ``."""
+    key, sep, rest = problem.partition(": ")
+    if sep and key in params:
+        return f"{path}.{key}: {rest}"
+    return f"{path}: {problem}"
+
+
+def _semantics(params: dict, sr: int, n_fft: int) -> list[tuple[str, str]]:
+    """``(key, problem)`` for a feature's parameters that are each valid but cannot work
+    together with the shared STFT: too many bands, bands past the Nyquist frequency."""
+    out = []
+    for k in _COUNTS:
+        if _is_int(params.get(k)) and params[k] > MAX_BANDS:
+            out.append((k, f"{params[k]} is more than the largest allowed, {MAX_BANDS}"))
+    bins = n_fft // 2 + 1
+    if _is_int(params.get("n_mels")) and params["n_mels"] > bins:
+        out.append(("n_mels", f"{params['n_mels']} is more than the {bins} frequency bins of "
+                              f"n_fft={n_fft} (raise n_fft or lower n_mels)"))
+    nyquist = sr / 2
+    fmin, fmax = params.get("fmin"), params.get("fmax")
+    if "fmax" in params and fmax is not None and fmax > nyquist:
+        out.append(("fmax", f"{fmax:g} Hz is above the Nyquist frequency ({nyquist:g} Hz, sr/2 "
+                            f"at sr={sr})"))
+    elif "fmin" in params and fmin is not None:
+        top, what = (fmax, "fmax") if fmax is not None else (nyquist, f"sr/2 = {nyquist:g} Hz")
+        if fmin >= top:
+            out.append(("fmin", f"{fmin:g} Hz is not below {what}"
+                                + (f" ({fmax:g} Hz)" if fmax is not None else "")))
+    return out
 
 
 def check_recipe(recipe: dict | None) -> dict:
     """Validate a feature recipe and return it normalised, with every default filled in.
+
+    Each parameter is checked on its own (type, range: ``n_fft`` from :data:`MIN_N_FFT` to
+    :data:`MAX_N_FFT`, counts up to :data:`MAX_BANDS`), then against the others
+    (``hop_length`` and ``win_length`` at most ``n_fft``, ``n_mfcc`` at most ``n_mels``,
+    ``n_mels`` at most the FFT's bins, ``fmin`` below ``fmax``, ``fmax`` at most ``sr/2``).
 
     Parameters
     ----------
@@ -290,7 +348,7 @@ def check_recipe(recipe: dict | None) -> dict:
     Raises
     ------
     ValueError
-        naming the key path and the problem, e.g.
+        naming the key path and the problem, one line per problem (all of them), e.g.
         ``features.compute.mfcc.n_mfcc: must be > 0, got -1``.
 
     Examples
@@ -298,55 +356,89 @@ def check_recipe(recipe: dict | None) -> dict:
     >>> r = check_recipe({"compute": {"rms": {}}})
     >>> r["n_fft"], r["compute"]["rms"]["deltas"]
     (2048, 0)
+    >>> check_recipe({"n_fft": 7, "compute": {"mfcc": {"n_mfcc": 60, "n_mels": 40}}})
+    Traceback (most recent call last):
+    ...
+    ValueError: features.n_fft: must be from 16 to 65536 samples, got 7
+    features.compute.mfcc.n_mfcc: 60 is more than n_mels (40)
     """
+    problems: list[str] = []
+    out = _check_recipe(recipe, problems)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return out
+
+
+def _check_recipe(recipe: Any, problems: list[str]) -> dict:
+    """:func:`check_recipe`'s work: the normalised recipe, every problem added to ``problems``."""
     if recipe is None:
         recipe = {}
     if not isinstance(recipe, dict):
-        _fail("features", f"must be a mapping, got {type(recipe).__name__}")
+        problems.append(f"features: must be a mapping, got {type(recipe).__name__}")
+        return {}
     out: dict[str, Any] = {}
     for key in recipe:
         if key not in SHARED and key != "compute":
-            _fail(f"features.{key}", "unknown key; expected one of "
-                  f"{sorted([*SHARED, 'compute'])}")
+            problems.append(f"features.{key}: unknown key; expected one of "
+                            f"{sorted([*SHARED, 'compute'])}")
+    bad = set()
     for key, p in SHARED.items():
         v = recipe.get(key, copy.deepcopy(p.default))
         problem = p.check(v)
         if problem:
-            _fail(f"features.{key}", problem)
+            problems.append(f"features.{key}: {problem}")
+            bad.add(key)
+            v = copy.deepcopy(p.default)
         out[key] = list(v) if isinstance(v, tuple) else v
-    if out["win_length"] is not None and out["win_length"] > out["n_fft"]:
-        _fail("features.win_length", f"must be <= n_fft={out['n_fft']}, got {out['win_length']}")
+    n_fft = out["n_fft"]
+    if "n_fft" not in bad:
+        for key in ("win_length", "hop_length"):
+            v = out[key]
+            if key not in bad and v is not None and v > n_fft:
+                why = " (frames would skip samples)" if key == "hop_length" else ""
+                problems.append(f"features.{key}: {v} is more than n_fft ({n_fft}){why}")
     compute = recipe.get("compute", DEFAULT_RECIPE["compute"])
     if not isinstance(compute, dict) or not compute:
-        _fail("features.compute", "must be a non-empty mapping of feature name -> parameters, "
-              f"got {compute!r}")
+        problems.append("features.compute: must be a non-empty mapping of feature name -> "
+                        f"parameters, got {compute!r}")
+        return out
     out_compute: dict[str, dict] = {}
     for name, params in compute.items():
         path = f"features.compute.{name}"
         if name not in FEATURES:
-            _fail(path, f"unknown feature; available: {sorted(FEATURES)}")
+            problems.append(f"{path}: unknown feature; available: {sorted(FEATURES)}")
+            continue
         spec = FEATURES[name]
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            _fail(path, f"parameters must be a mapping, got {params!r}")
+            problems.append(f"{path}: parameters must be a mapping, got {params!r}")
+            continue
         full = spec.defaults
+        n_before = len(problems)
         for k, v in params.items():
             if k not in spec.params:
-                _fail(f"{path}.{k}", f"unknown parameter; {name} accepts {sorted(spec.params)}")
+                problems.append(f"{path}.{k}: unknown parameter; {name} accepts "
+                                f"{sorted(spec.params)}")
+                continue
             problem = spec.params[k].check(v)
             if problem:
-                _fail(f"{path}.{k}", problem)
+                problems.append(f"{path}.{k}: {problem}")
+                continue
             full[k] = list(v) if isinstance(v, tuple) else v
+        out_compute[name] = full
+        if len(problems) > n_before:
+            continue  # the parameters are not all valid: relations between them are moot
         if spec.cross_check is not None:
             problem = spec.cross_check(full)
             if problem:
-                _fail(path, problem)
-        out_compute[name] = full
+                problems.append(_at(path, problem, spec.params))
+        if not bad & {"n_fft", "sr"}:
+            problems += [f"{path}.{k}: {why}" for k, why in _semantics(full, out["sr"], n_fft)]
     out["compute"] = out_compute
     names = [n for name, p in out_compute.items() for n in FEATURES[name].output_names(p)]
     if len(set(names)) != len(names):
-        _fail("features.compute", f"output names collide: {names}")
+        problems.append(f"features.compute: output names collide: {names}")
     return out
 
 

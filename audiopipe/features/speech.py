@@ -145,7 +145,7 @@ def n_le_bands(n_key: str):
     """A cross-check: coefficients ``n_key`` at most ``n_bands``."""
     def check(p: dict) -> str | None:
         if p[n_key] > p["n_bands"]:
-            return f"{n_key}={p[n_key]} must be <= n_bands={p['n_bands']}"
+            return f"{n_key}: {p[n_key]} is more than n_bands ({p['n_bands']})"
         return None
     return check
 

@@ -20,6 +20,7 @@ returned in :attr:`ShardResult.timings`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
@@ -39,7 +40,16 @@ from threadpoolctl import threadpool_limits
 from audiopipe import features as F
 from audiopipe.audio import AudioError
 from audiopipe.ingest import staging
-from audiopipe.ingest.reader import Failed, Opened, Same, ShardReader, is_local, read_ahead
+from audiopipe.ingest.reader import (
+    READ_KINDS,
+    Failed,
+    Opened,
+    Same,
+    ShardReader,
+    is_local,
+    os_error,
+    read_ahead,
+)
 from audiopipe.ingest.shard import (
     DECODER_HOOK_ENV,
     DecoderHook,
@@ -195,15 +205,25 @@ def split_for(uri: str, labels: Mapping[str, str]) -> str:
     return "train" if h < 80 else ("valid" if h < 90 else "test")
 
 
+#: errno values of an ``OSError`` that mean "this file cannot be read" (not the storage
+#: failing: a full disk writing frames stays a traceback under step ``features``)
+_READ_ERRNOS = (errno.EACCES, errno.EPERM, errno.ELOOP, errno.ENOENT, errno.EISDIR)
+
+
 def _file_error(ctx: IngestContext, uri: str, clip_id: str | None, err: Exception) -> ErrorRow:
     """The ``errors`` row of a file that failed.
 
-    An :class:`AudioError` is a decoding problem with a message for people (step ``decode``).
-    Anything else failed past decoding (step ``features``): the message names the error's type
-    (for ``OSError``/``ValueError``) and ends with the last lines of its traceback.
+    An :class:`AudioError` is a problem of the file, with a message for people in one line:
+    step ``read`` when it could not be read at all (:data:`READ_KINDS`: links, permissions,
+    not a file; an ``OSError`` is classified the same way), else ``decode``. Anything else
+    failed past decoding (step ``features``, a bug or a checker's refusal): the message names
+    the error's type (for ``ValueError``) and ends with the last lines of its traceback.
     """
+    if isinstance(err, OSError) and err.errno in _READ_ERRNOS:
+        err = os_error(err)
     if isinstance(err, AudioError):
-        return ErrorRow.of(ctx.run_id, uri, clip_id, "decode", err)
+        step = "read" if err.kind in READ_KINDS else "decode"
+        return ErrorRow.of(ctx.run_id, uri, clip_id, step, err)
     row = ErrorRow.of(ctx.run_id, uri, clip_id, "features", err)
     if isinstance(err, OSError | ValueError):
         row = ErrorRow.of(

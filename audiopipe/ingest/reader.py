@@ -28,7 +28,10 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -44,7 +47,13 @@ from audiopipe.audio import AudioError, AudioInfo, check_header, info, resample_
 from audiopipe.catalog import FileEntry, clip_id_for, hash_file
 from audiopipe.ingest.shard import DecoderHook
 
-__all__ = ["ShardReader", "Same", "Failed", "Opened", "read_ahead", "READER_PHASES"]
+__all__ = [
+    "ShardReader", "Same", "Failed", "Opened", "read_ahead", "READER_PHASES", "READ_KINDS",
+    "check_local_file", "os_error",
+]  # fmt: skip
+
+#: the ``error_type`` of a file that could not be read at all (step ``read`` of ``errors``)
+READ_KINDS = ("symlink_loop", "dangling_link", "permission", "not_a_file", "missing", "io_error")
 
 #: the phases a reader times (decode, mix and resample are timed by audiopipe.audio.stream)
 READER_PHASES = ("hash", "header", "decode", "mix", "resample")
@@ -105,6 +114,54 @@ def opened(uri: str, storage_options: Mapping[str, Any] | None) -> Iterator[str 
         yield f
 
 
+def os_error(err: OSError, what: str = "the file") -> AudioError:
+    """An :class:`AudioError` naming the cause of an ``OSError`` met reading a file, in a line.
+
+    Examples
+    --------
+    >>> os_error(PermissionError(13, "Permission denied")).kind
+    'permission'
+    """
+    code = err.errno
+    if code in (errno.EACCES, errno.EPERM):
+        return AudioError(f"permission denied: cannot read {what} (check its owner and mode)",
+                          "permission")
+    if code == errno.ELOOP:
+        return AudioError("symbolic link loop: the link resolves to itself", "symlink_loop")
+    if code == errno.ENOENT:
+        return AudioError(f"{what} disappeared after it was listed", "missing")
+    if code == errno.EISDIR:
+        return AudioError("is a directory named like an audio file, not a file", "not_a_file")
+    return AudioError(f"cannot read {what}: {err.strerror or err}", "io_error")
+
+
+def check_local_file(path: str) -> None:
+    """Raise :class:`AudioError` when a listed local path is not a readable regular file.
+
+    Symbolic link loops, dangling links, directories and special files (a FIFO would block
+    the reader forever) named like audio files, and files this process may not read, each
+    with the cause named (their listed size of 0 would otherwise read as "file is empty").
+    """
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ENOENT and os.path.islink(path):
+            raise AudioError(
+                f"dangling symbolic link: its target {os.readlink(path)!r} does not exist",
+                "dangling_link",
+            ) from None
+        raise os_error(err) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError("is a directory named like an audio file, not a file", "not_a_file")
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(
+            "is not a regular file (a FIFO, socket or device named like an audio file)",
+            "not_a_file",
+        )
+    if not os.access(path, os.R_OK):
+        raise os_error(PermissionError(errno.EACCES, "Permission denied"))
+
+
 class ShardReader:
     """How a shard's files are read: decode settings, limits, storage, the decoder hook.
 
@@ -154,16 +211,19 @@ class ShardReader:
             )
 
     def clip_id(self, entry: FileEntry) -> str:
-        """The file's clip id (its content hash with its uri), after checking its size."""
+        """The file's clip id (its content hash with its uri), after checking what it is and
+        its size."""
         return self.identify(entry)[0]
 
     def identify(self, entry: FileEntry) -> tuple[str, str]:
         """The file's clip id and content hash (BLAKE2b-128 of its bytes), after checking
-        its size."""
+        what it is and its size."""
         content_hash = self._content_hash(entry)
         return clip_id_for(content_hash, entry.uri), content_hash
 
     def _content_hash(self, entry: FileEntry) -> str:
+        if is_local(entry.uri):
+            check_local_file(entry.uri.removeprefix("file://"))
         if entry.size == 0:
             raise AudioError("file is empty (0 bytes)", "empty")
         max_bytes = getattr(self.limits, "max_bytes", None)
@@ -174,6 +234,10 @@ class ShardReader:
         t0 = time.perf_counter()
         try:
             return hash_file(entry.uri, self.storage_options)
+        except PermissionError as err:
+            raise os_error(err) from None
+        except (FileNotFoundError, IsADirectoryError) as err:
+            raise os_error(err) from None
         finally:
             self.timings["hash"] += time.perf_counter() - t0
 

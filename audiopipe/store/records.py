@@ -265,7 +265,7 @@ class ErrorRow(Record):
     run_id: str = column(pa.string())
     uri: str | None = column(pa.string())
     clip_id: str | None = column(pa.string())
-    step: str = column(pa.string(), "discover | decode | features | shard | publish | stage")
+    step: str = column(pa.string(), "discover | read | decode | features | shard | publish | stage")
     error_type: str = column(pa.string(), "the error's kind (e.g. truncated) or class name")
     message: str = column(pa.string())
     time: dt.datetime = column(pa.timestamp("us", tz="UTC"), default_factory=_now)
