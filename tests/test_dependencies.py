@@ -102,8 +102,11 @@ def test_runtime_imports_are_runtime_dependencies():
 
 def test_test_and_benchmark_imports_are_declared():
     """tests/ and benchmarks/ may import dev extras (DEP004) and use runtime ones partly
-    (DEP002), but everything they import is declared (boto3, httpx, packaging...)."""
-    r = deptry("tests", "benchmarks", "--ignore", "DEP002,DEP004")
+    (DEP002), but everything they import is declared (boto3, httpx, packaging...). The one
+    exception: benchmarks/transcribe.py compares with basic-pitch when someone installed it
+    by hand (it is not a dependency: its install pulls an old TensorFlow)."""
+    r = deptry("tests", "benchmarks", "--ignore", "DEP002,DEP004",
+               "--per-rule-ignores", "DEP001=basic_pitch|onnxruntime")
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -118,8 +121,8 @@ def test_the_import_check_catches_the_mismatches_it_was_written_for(tmp_path):
     r = deptry(*RUNTIME_DEPTRY, config=tmp_path / "pyproject.toml")
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
-    assert re.search(r"_mir\.py:\d+:\d+: DEP003 'threadpoolctl'", out), out
-    assert re.search(r"segment\.py:\d+:\d+: DEP004 'mir_eval'", out), out
+    assert re.search(r"\.py:\d+:\d+: DEP003 'threadpoolctl'", out), out
+    assert re.search(r"\.py:\d+:\d+: DEP004 'mir_eval'", out), out
 
 
 def test_the_package_runs_with_its_runtime_dependencies_only(tmp_path):
