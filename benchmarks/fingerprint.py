@@ -258,11 +258,25 @@ def bench_heldout() -> dict:
                      "by_kind": {k: v[0] / v[1] for k, v in sorted(by_kind.items())},
                      "offset_within_0.2s": float(np.mean([r["offset_ok"] for r in recs
                                                           if r["ok"]]))}
+        # calibration: among answers (best matches) in a confidence bin, how many are right
+        right = np.array([r["role"] == "member" and r["ok"] for r in recs])
+        edges = [0.0, 0.1, 0.5, 0.9, 1.01]
+        out[name]["calibration"] = [
+            {"bin": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": int(m.sum()),
+             "mean_confidence": float(conf[m].mean()) if m.any() else None,
+             "fraction_right": float(right[m].mean()) if m.any() else None}
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+            for m in [(conf >= lo) & (conf < hi)]
+        ]
         o = out[name]
         print(f"{name:<7} {thr:5.2f} {sc['false_positive_rate']:6.3f} "
               f"{sc['max_nonmember_confidence']:11.2f} "
               + " ".join(f"{sc[c + '/music']:9.3f}/{sc[c + '/non-music']:.3f}" for c in T.CONDS)
               + f" {o['index_x_realtime']:10.0f} {o['query_ms']:8.1f}")
+    for name in ("before", "after"):
+        print(f"calibration {name}: " + ", ".join(
+            f"[{c['bin']}] n={c['n']} right {c['fraction_right']:.2f}"
+            for c in out[name]["calibration"] if c["n"]))
     print("by kind (after): " + ", ".join(f"{k} {v:.2f}" for k, v in out["after"]["by_kind"].items()))
     out["speed_ratio_index"] = out["after"]["index_x_realtime"] / out["before"]["index_x_realtime"]
     out["speed_ratio_query"] = out["before"]["query_ms"] / out["after"]["query_ms"]

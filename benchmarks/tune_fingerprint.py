@@ -130,16 +130,23 @@ def score(recs: list[dict], conf: np.ndarray, threshold: float | None, min_votes
     return out
 
 
+OLD = {"density": 30.0, "min_bin": 4}  # the index before this tuning
 CANDIDATES = [
     # name, index landmark params, query landmark params
-    ("old (30/70, fanout 8)", {}, {"density": 70.0}),
-    ("q fanout 16", {}, {"density": 70.0, "fanout": 16}),
-    ("q 120/s fanout 16", {}, {"density": 120.0, "fanout": 16}),
-    ("idx 45 q 120 f16", {"density": 45.0}, {"density": 120.0, "fanout": 16}),
+    # (every parameter not given is the landmark default: fanout 8, f_sd 5, t_sd 2)
+    ("old (30/70, fanout 8)", OLD, {"density": 70.0, "min_bin": 4}),
+    ("q fanout 16", OLD, {"density": 70.0, "fanout": 16, "min_bin": 4}),
+    ("q 120/s fanout 16", OLD, {"density": 120.0, "fanout": 16, "min_bin": 4}),
+    ("idx 45 q 120 f16", {"density": 45.0, "min_bin": 4},
+     {"density": 120.0, "fanout": 16, "min_bin": 4}),
     ("idx 45 q 120 f16 minbin2", {"density": 45.0, "min_bin": 2},
      {"density": 120.0, "fanout": 16, "min_bin": 2}),
-    ("idx 45 q 120 f16 bandnorm", {"density": 45.0, "band_norm": True},
-     {"density": 120.0, "fanout": 16, "band_norm": True}),
+    ("idx 45 f12 q 120 f24 minbin2", {"density": 45.0, "fanout": 12, "min_bin": 2},
+     {"density": 120.0, "fanout": 24, "min_bin": 2}),
+    ("idx 60 q 160 f16 minbin2", {"density": 60.0, "min_bin": 2},
+     {"density": 160.0, "fanout": 16, "min_bin": 2}),
+    ("idx 45 q 120 f16 bandnorm", {"density": 45.0, "band_norm": True, "min_bin": 4},
+     {"density": 120.0, "fanout": 16, "band_norm": True, "min_bin": 4}),
 ]
 
 
