@@ -8,12 +8,20 @@ SNR (over the excerpt, at 22050 Hz); MP3 recompression (soundfile, 22050 Hz, def
 bitrate) and re-read; resampled 22050 -> 8000 -> 22050 Hz with soxr (band limit to 4 kHz).
 False positives: 400 fsdd clips, 100 ESC-10 clips and 5 s of silence as queries.
 
+Held-out (issue 12 item 4, issue 10 section 6): the fixed split of ``fp_split.py``; the
+index of its ``index`` recordings; *test* queries only (indexed recordings not used for
+tuning, non-members not used for tuning, another babble speaker, seed 1), 5 s, clean and at
+0 dB white noise and babble; before (index 30 peaks/s, queries 70/s fanout 8, lowest bin
+108 Hz, confidence ``(1 - runner/votes)(1 - exp(-votes/10))`` >= 0.4) and after (the
+library's defaults and its calibrated confidence at ``MIN_CONFIDENCE``), with index and
+query throughput. The parameters were chosen by ``tune_fingerprint.py`` on the tuning part.
+
 Retrieval: precision@10 and mAP (class labels as relevance, query excluded) on fsdd (digit)
 and the demo corpus (label), timbre and tonal views, plus exact-search latency vs N.
 
 Run from the repository root::
 
-    python benchmarks/fingerprint.py [--n-excerpts 20] [--skip-retrieval]
+    python benchmarks/fingerprint.py [--n-excerpts 20] [--skip-retrieval] [--skip-heldout]
 
 Prints tables and writes ``benchmarks/results/fingerprint.json``.
 """
@@ -145,7 +153,7 @@ def bench_fingerprint(tmp: Path, n_excerpts: int, seed: int = 0) -> dict:
             for cond in CONDITIONS:
                 q = degrade(cond, x, rng, speech)
                 t1 = time.perf_counter()
-                m = idx.match(*fp.landmarks(q, SR, density=fp.QUERY_DENSITY))
+                m = idx.match(*fp.query_landmarks(q, SR))
                 lat.append(time.perf_counter() - t1)
                 r = res[cond]
                 r["n"] += 1
@@ -159,7 +167,7 @@ def bench_fingerprint(tmp: Path, n_excerpts: int, seed: int = 0) -> dict:
     esc = sorted(glob.glob(str(CORPORA / "esc10" / "audio" / "*.ogg")))
     fp_queries += [load(f, SR)[0] for f in rng.choice(esc, 100, replace=False)]
     fp_queries += [np.zeros(n_ex, np.float32)]
-    fps = [idx.match(*fp.landmarks(q, SR, density=fp.QUERY_DENSITY)) for q in fp_queries]
+    fps = [idx.match(*fp.query_landmarks(q, SR)) for q in fp_queries]
     n_fp = sum(m["clip_id"] is not None for m in fps)
     # end-to-end identify() on files (decode + landmarks + lookup)
     qfile = tmp / "q.wav"
@@ -211,6 +219,72 @@ def bench_fingerprint(tmp: Path, n_excerpts: int, seed: int = 0) -> dict:
     return out
 
 
+def bench_heldout() -> dict:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import fp_split as S
+    import tune_fingerprint as T
+
+    sp = S.split()
+    qs = T.queries("test", seed=1)
+    old_q = {"density": 70.0, "min_bin": 4}
+
+    def old_conf(v: int, r: int) -> float:
+        return (1.0 - r / v) * (1.0 - float(np.exp(-v / 10.0))) if v > 0 else 0.0
+
+    setups = [
+        ("before", {"density": 30.0, "min_bin": 4}, old_q, old_conf, 0.4),
+        ("after", {}, fp.QUERY_PARAMS, fp.confidence, fp.MIN_CONFIDENCE),
+    ]
+    out: dict = {"n_index_recordings": len(sp["index"]), "n_queries": len(qs)}
+    print(f"\nheld-out: {len(sp['index'])} indexed recordings, {len(qs)} test queries "
+          f"({sum(q['role'] == 'member' for q in qs)} of indexed recordings), 5 s")
+    hdr = (f"{'setup':<7} {'thr':>5} {'FP':>6} {'max FP conf':>11} "
+           + " ".join(f"{c + ' mus/non':>18}" for c in T.CONDS)
+           + f" {'index x RT':>10} {'query ms':>8}")
+    print(hdr + "\n" + "-" * len(hdr))
+    for name, lm_i, lm_q, conf_fn, thr in setups:
+        idx, build_s, audio_s = T.build(sp["index"], lm_i)
+        recs, q_s = T.run_queries(idx, qs, lm_q)
+        conf = np.array([conf_fn(r["votes"], r["runner_up"]) for r in recs])
+        sc = T.score(recs, conf, thr)
+        by_kind: dict = {}
+        for r, c in zip(recs, conf, strict=True):
+            if r["role"] == "member":
+                k = by_kind.setdefault(f"{r['cond']}/{r['kind']}", [0, 0])
+                k[0] += int(r["ok"] and c >= thr and r["votes"] >= 8)
+                k[1] += 1
+        out[name] = {**sc, "index": lm_i, "query": lm_q, "index_rows": len(idx),
+                     "index_x_realtime": audio_s / build_s, "query_ms": 1000 * q_s / len(recs),
+                     "by_kind": {k: v[0] / v[1] for k, v in sorted(by_kind.items())},
+                     "offset_within_0.2s": float(np.mean([r["offset_ok"] for r in recs
+                                                          if r["ok"]]))}
+        # calibration: among answers (best matches) in a confidence bin, how many are right
+        right = np.array([r["role"] == "member" and r["ok"] for r in recs])
+        edges = [0.0, 0.1, 0.5, 0.9, 1.01]
+        out[name]["calibration"] = [
+            {"bin": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": int(m.sum()),
+             "mean_confidence": float(conf[m].mean()) if m.any() else None,
+             "fraction_right": float(right[m].mean()) if m.any() else None}
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+            for m in [(conf >= lo) & (conf < hi)]
+        ]
+        o = out[name]
+        print(f"{name:<7} {thr:5.2f} {sc['false_positive_rate']:6.3f} "
+              f"{sc['max_nonmember_confidence']:11.2f} "
+              + " ".join(f"{sc[c + '/music']:9.3f}/{sc[c + '/non-music']:.3f}" for c in T.CONDS)
+              + f" {o['index_x_realtime']:10.0f} {o['query_ms']:8.1f}")
+    for name in ("before", "after"):
+        print(f"calibration {name}: " + ", ".join(
+            f"[{c['bin']}] n={c['n']} right {c['fraction_right']:.2f}"
+            for c in out[name]["calibration"] if c["n"]))
+    print("by kind (after): " + ", ".join(f"{k} {v:.2f}" for k, v in out["after"]["by_kind"].items()))
+    out["speed_ratio_index"] = out["after"]["index_x_realtime"] / out["before"]["index_x_realtime"]
+    out["speed_ratio_query"] = out["before"]["query_ms"] / out["after"]["query_ms"]
+    print(f"after/before: index throughput x{out['speed_ratio_index']:.2f}, "
+          f"query throughput x{out['speed_ratio_query']:.2f}")
+    return out
+
+
 def bench_retrieval(tmp: Path) -> dict:
     from audiopipe.demo import make_demo_corpus
     from audiopipe.stages import retrieve as rt
@@ -249,10 +323,13 @@ def main() -> None:
     ap.add_argument("--n-excerpts", type=int, default=20)
     ap.add_argument("--skip-retrieval", action="store_true")
     ap.add_argument("--skip-fingerprint", action="store_true")
+    ap.add_argument("--skip-heldout", action="store_true")
     args = ap.parse_args()
     results: dict = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if not args.skip_heldout:
+            results["heldout"] = bench_heldout()
         if not args.skip_fingerprint:
             results["fingerprint"] = bench_fingerprint(tmp, args.n_excerpts)
         if not args.skip_retrieval:
