@@ -23,6 +23,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from audiopipe.errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "UnknownDatasetError",
@@ -30,11 +32,8 @@ __all__ = [
     "DatasetConfig",
     "load_config",
     "parse_config",
+    "stage_problems",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with the key path(s) and the reason."""
 
 
 class UnknownDatasetError(LookupError):
@@ -128,6 +127,14 @@ class DatasetConfig(_Strict):
     #: ``rebuild`` ignores it (a rebuild replaces every clip's features at once).
     max_files_per_run: int | None = Field(None, gt=0)
     demo_corpus: bool = False
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _empty_stage_params(cls, v: Any) -> Any:
+        # `beats:` with nothing after it reads as None: no parameters
+        if isinstance(v, dict):
+            return {k: ({} if x is None else x) for k, x in v.items()}
+        return v
 
     @field_validator("source", mode="before")
     @classmethod
@@ -281,16 +288,39 @@ def parse_config(data: Any, base_dir: str | os.PathLike[str] = ".") -> Config:
                 if str(err).startswith("features")
                 else f"datasets.{name}.features: {err}"
             )
-        for stage in ds.stages:
-            from audiopipe.stages import STAGES
-
-            if STAGES and stage not in STAGES:
-                problems.append(
-                    f"datasets.{name}.stages.{stage}: unknown stage (known: {', '.join(sorted(STAGES))})"
-                )
+        problems += stage_problems(name, ds.stages)
     if problems:
         raise ConfigError("\n".join(problems))
     return cfg
+
+
+def stage_problems(dataset: str, stages: dict[str, Any]) -> list[str]:
+    """Problems of a dataset's ``stages:`` against each stage's declared parameters.
+
+    Unknown stages and parameters (with a did-you-mean), wrong types, values outside the
+    allowed ones, missing required parameters: one ``datasets.D.stages.S.key: reason`` line
+    each. Only the stages' light declaration modules are imported.
+
+    Examples
+    --------
+    >>> stage_problems("demo", {"segment": {"mdoe": "novelty"}})
+    ['datasets.demo.stages.segment.mdoe: unknown parameter (did you mean mode?)']
+    """
+    import difflib
+
+    from audiopipe.stages import STAGES
+    from audiopipe.stages.runner import check_params
+
+    problems = []
+    for stage, raw in stages.items():
+        where = f"datasets.{dataset}.stages.{stage}"
+        if stage not in STAGES:
+            near = difflib.get_close_matches(stage, list(STAGES), n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            problems.append(f"{where}: unknown stage ({hint}known: {', '.join(sorted(STAGES))})")
+            continue
+        problems += check_params(stage, raw, where=where)
+    return problems
 
 
 def load_config(path: str | os.PathLike[str] = "datasets.yaml") -> Config:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "tests" / "stages"))
 from _ingest import FSDD_RECIPE, ingest  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
-from audiopipe.stages import classify  # noqa: E402
+from audiopipe.stages import run_stage  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"
 
@@ -67,7 +67,7 @@ def main() -> None:
     res = {}
     for name, p in runs.items():
         t = time.time()
-        r = classify.run(ds, p, run_id="bench")
+        r = run_stage(ds, "classify", p, force=True)
         res[name] = {**r["metrics"], "seconds": round(time.time() - t, 1)}
         pr = ds.table("predictions").to_pandas().merge(spk, on="clip_id")
         for s, part in pr.groupby("speaker"):

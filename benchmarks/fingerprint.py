@@ -37,10 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import audiopipe  # noqa: E402
-from audiopipe import pipeline  # noqa: E402
 from audiopipe.audio import load, resample  # noqa: E402
 from audiopipe.config import parse_config  # noqa: E402
+from audiopipe.ingest import extract_shard, plan_ingest, publish  # noqa: E402
 from audiopipe.stages import fingerprint as fp  # noqa: E402
+from audiopipe.stages import run_stage  # noqa: E402
 
 CORPORA = Path(os.environ.get("AUDIOPIPE_CORPORA", ROOT.parent.parent / "shared" / "corpora"))
 if not CORPORA.exists():
@@ -54,8 +55,8 @@ def ingest(folder: Path, out: Path, name: str, labels: Path | None = None) -> au
     if labels is not None:
         d["labels"] = {"path": str(labels), "on": "path"}
     cfg = parse_config({"storage": str(out), "datasets": {name: d}})
-    plan = pipeline.plan_ingest(cfg, name)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, name)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 
 
@@ -120,7 +121,7 @@ def degrade(
 def bench_fingerprint(tmp: Path, n_excerpts: int, seed: int = 0) -> dict:
     ds = ingest(CORPORA / "music", tmp / "out", "music")
     t0 = time.perf_counter()
-    rep = fp.run(ds, {}, run_id="bench")
+    rep = run_stage(ds, "fingerprint", force=True)
     build_s = time.perf_counter() - t0
     table = ds.table("fingerprints")
     files = glob.glob(str(tmp / "out" / "music" / "tables" / "fingerprints" / "*.parquet"))
@@ -229,7 +230,7 @@ def bench_retrieval(tmp: Path) -> dict:
         ingest_s = time.perf_counter() - t0
         for view in ("timbre", "tonal"):
             t0 = time.perf_counter()
-            rt.run(ds, {"views": [view]}, run_id="bench")
+            run_stage(ds, "retrieve", {"views": [view]}, force=True)
             build_s = time.perf_counter() - t0
             m = rt.evaluate(ds, col, view=view, k=10)
             out[f"{name}/{view}"] = {**m, "build_seconds": build_s, "ingest_seconds": ingest_s}

@@ -1,16 +1,30 @@
-"""Ingestion throughput: audio hours per wall second, 1 and 2 Dask workers, next to decode only.
+"""Ingestion throughput next to the decode floor, and where a worker's time goes.
 
-Generates (once, cached under ``data/bench/ingest_corpus``) a corpus of FLAC files,
-44.1 kHz stereo, at least ``--hours`` of audio, then on the same files:
+Generates (once, cached under ``data/bench/ingest_corpus``) a corpus of FLAC files, 44.1 kHz
+stereo, 120 s each, at least ``--hours`` of audio. Each round then measures, on the same files:
 
-* decode only: soundfile read of every file on one core (no resampling, no features);
-* decode + resample to 22.05 kHz mono (what a worker does before features);
-* the real ``ingest`` Prefect flow on a Dask LocalCluster of 1 and of 2 worker processes,
-  default recipe, fresh output folder each time.
+* decode only: soundfile reads of every file on one core (the floor: no mixing, no features);
+* decode + mono + resample to 22.05 kHz (:func:`audiopipe.audio.stream`), one core;
+* in-process: plan, extract every shard, publish, in this process (no Prefect, no Dask),
+  default recipe, fresh output folder; with one thread, and with read-ahead (the decoding
+  in a second thread, overlapping the features: :mod:`audiopipe.ingest.reader`);
+* the real ``ingest`` Prefect flow on a Dask LocalCluster of 1 and of 2 worker processes
+  (started before the first round and kept: round 1 includes the workers' first imports).
+  The flow decides read-ahead (on when every worker has a spare core: 1 worker on 2 cores);
+  the 1-worker flow also runs with it off (``AUDIOPIPE_READ_AHEAD=0``): one core per
+  worker, the baseline of the 2-worker scaling.
 
-Prints a table and writes ``benchmarks/results/ingest.json``. Run::
+The machine may be shared, so rounds are repeated (``--rounds``) and every ratio is computed
+within a round (its rows ran back to back), then reported as the median (and best) over
+rounds; each row also reports the CPU seconds it cost (all processes), which a shared
+machine distorts much less than wall time. After the table, the time breakdown of each
+path: seconds per phase of the workers (decode, mix, resample, features, Zarr, staging...),
+the plan and the publish, and what is
+left for Prefect and Dask (worker time outside the shards: task runs, scheduling, idle
+workers) and the flow itself (flow run, lock, cluster size). Writes
+``benchmarks/results/ingest.json``. Run::
 
-    .venv/bin/python benchmarks/ingest.py --hours 2
+    .venv/bin/python benchmarks/ingest.py --hours 0.5 --rounds 3
 """
 
 from __future__ import annotations
@@ -20,15 +34,44 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+NAMES = [
+    "decode only (1 core)",
+    "decode + mono + resample 22.05k (1 core)",
+    "in-process, one thread",
+    "in-process, read-ahead",
+    "ingest flow, 1 worker",
+    "ingest flow, 1 worker, one core",
+    "ingest flow, 2 workers",
+]
+#: the issue's goals, as ratios of rows measured within one round
+GOALS = {
+    "in-process / decode only": (NAMES[3], NAMES[0], 0.8),
+    "flow 1 worker / decode only": (NAMES[4], NAMES[0], 0.5),
+    "flow 2 workers / flow 1 worker (one core each)": (NAMES[6], NAMES[5], 1.8),
+}
+#: more ratios, for the record
+OTHER_RATIOS = {
+    "in-process one thread / decode only": (NAMES[2], NAMES[0]),
+    "flow 1 worker one core / decode only": (NAMES[5], NAMES[0]),
+    "flow 2 workers / flow 1 worker (read-ahead)": (NAMES[6], NAMES[4]),
+}
+#: rows of the breakdown, in pipeline order (worker phases from audiopipe.ingest.extract.PHASES)
+WORKER_PHASES = (
+    "setup", "hash", "header", "decode", "mix", "resample", "wait", "features", "stats",
+    "zarr", "staging", "other",
+)  # fmt: skip
 
 
 def make_corpus(
@@ -54,145 +97,276 @@ def make_corpus(
     return files
 
 
-def decode_only(files: list[Path]) -> tuple[float, float]:
+def decode_only(files: list[Path]) -> dict[str, Any]:
     t0 = time.perf_counter()
     secs = 0.0
     for p in files:
         with sf.SoundFile(p) as f:
             for block in f.blocks(blocksize=f.samplerate * 60, dtype="float32"):
                 secs += block.shape[0] / f.samplerate
-    return secs, time.perf_counter() - t0
+    return {"audio_s": secs, "wall_s": time.perf_counter() - t0}
 
 
-def decode_resample(files: list[Path]) -> tuple[float, float]:
+def decode_resample(files: list[Path]) -> dict[str, Any]:
     from audiopipe.audio import stream
 
     t0 = time.perf_counter()
     secs = 0.0
+    timings: dict[str, float] = {}
     for p in files:
-        for b in stream(str(p), 22050):
+        for b in stream(str(p), 22050, timings=timings):
             secs += b.shape[0] / 22050
-    return secs, time.perf_counter() - t0
+    return {"audio_s": secs, "wall_s": time.perf_counter() - t0, "timings": timings}
 
 
-def ingest_with(n_workers: int, corpus: Path, work: Path) -> dict:
+def write_cfg(work: Path, name: str, corpus: Path, n_workers: int = 1) -> Path:
     import yaml
-    from distributed import LocalCluster
 
-    from flows.ingest import ingest
-
-    out = work / f"out_{n_workers}"
+    out = work / f"out_{name}"
     shutil.rmtree(out, ignore_errors=True)
     cfg = {
         "storage": str(out),
-        "datasets": {
-            "bench": {"source": str(corpus), "sample_rate": 22050, "shard": {"max_files": 4}}
-        },
+        "cluster": {"n_workers": n_workers},
+        "datasets": {"bench": {"source": str(corpus), "sample_rate": 22050}},
     }
-    cfg_path = work / f"bench_{n_workers}.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    with LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        memory_limit="4GiB",
-    ) as cluster:
-        t0 = time.perf_counter()
-        row = ingest(
-            dataset="bench",
-            config_path=str(cfg_path),
-            scheduler=cluster.scheduler_address,
-            progress=False,
-        )
-        wall = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        again = ingest(
-            dataset="bench",
-            config_path=str(cfg_path),
-            scheduler=cluster.scheduler_address,
-            progress=False,
-        )
-        rerun = time.perf_counter() - t1
+    path = work / f"bench_{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def in_process(cfg_path: Path, read_ahead: bool) -> dict[str, Any]:
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+
+    t0 = time.perf_counter()
+    plan = plan_ingest(load_config(cfg_path), "bench", read_ahead=read_ahead)
+    t1 = time.perf_counter()
+    results = [extract_shard(s, plan.context) for s in plan.shards]
+    t2 = time.perf_counter()
+    row = publish(plan, results)
+    wall = time.perf_counter() - t0
     return {
-        "workers": n_workers,
+        "audio_s": row["audio_seconds"],
+        "wall_s": wall,
+        "files": row["files_processed"],
+        "shards": row["shards"],
+        "plan_s": t1 - t0,
+        "extract_s": t2 - t1,
+        "publish_s": row["publish_seconds"],
+        "n_workers": 1,
+        "worker_timings": row["worker_timings"],
+    }
+
+
+def flow(cfg_path: Path, scheduler: str, read_ahead: str = "auto") -> dict[str, Any]:
+    from flows.ingest import ingest
+
+    os.environ["AUDIOPIPE_READ_AHEAD"] = read_ahead  # read where the flow plans the run
+    t0, t_start = time.perf_counter(), time.time()
+    try:
+        row = ingest(dataset="bench", config_path=str(cfg_path), scheduler=scheduler, progress=False)
+    finally:
+        os.environ.pop("AUDIOPIPE_READ_AHEAD")
+    wall = time.perf_counter() - t0
+    return {
+        "audio_s": row["audio_seconds"],
+        "wall_s": wall,
         "files": row["files_processed"],
         "failed": row["files_failed"],
-        "audio_hours": row["audio_seconds"] / 3600,
-        "wall_s": wall,
-        "hours_per_wall_s": row["audio_seconds"] / 3600 / wall,
-        "x_realtime": row["audio_seconds"] / wall,
-        "rerun_unchanged_s": rerun,
-        "rerun_processed": again["files_processed"],
+        "shards": row["shards"],
+        "plan_s": row["plan_seconds"],
+        "extract_s": row["extract_seconds"],
+        "publish_s": row["publish_seconds"],
+        "n_workers": row["n_workers"],
+        "read_ahead": row["read_ahead"],
+        "worker_timings": row["worker_timings"],
+        "shard_spans": row["shard_spans"],
+        "t0": t_start,
     }
+
+
+def breakdown(r: dict[str, Any]) -> dict[str, float]:
+    """Seconds per phase of one measured path, in worker-seconds (wall x workers in all).
+
+    Plan and publish run in the flow process while the workers wait: they count once per
+    worker, like the flow's own start and stop, so the phases add up to wall x workers. With
+    read-ahead the reading phases (hash ... resample) run in a second thread of the worker:
+    they overlap the rest, and ``wait`` is the extraction waiting for them.
+    """
+    n = r.get("n_workers", 1)
+    wt = r.get("worker_timings", {})
+    out = {k: wt.get(k, 0.0) for k in WORKER_PHASES}
+    out["plan"] = r["plan_s"] * n
+    out["Prefect/Dask (workers outside shards)"] = max(0.0, r["extract_s"] * n - wt.get("total", 0.0))
+    out["publish"] = r["publish_s"] * n
+    out["flow start/stop, lock"] = max(0.0, r["wall_s"] - r["plan_s"] - r["extract_s"] - r["publish_s"]) * n
+    return out
+
+
+def _xrt(r: dict[str, Any]) -> float:
+    return r["audio_s"] / r["wall_s"]
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and all its children (the Prefect server, the
+    LocalClusters' workers): on a machine shared with other jobs, wall time measures the load
+    as much as the code, CPU time much less so."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def measured(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+    """``fn(*args)``'s result with ``cpu_s``: the CPU seconds it cost, all processes."""
+    c0 = _cpu_seconds()
+    r = fn(*args, **kw)
+    r["cpu_s"] = _cpu_seconds() - c0
+    return r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hours", type=float, default=2.0)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--hours", type=float, default=0.5)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from distributed import LocalCluster
+    from prefect.testing.utilities import prefect_test_harness
+
     work = ROOT / "data" / "bench"
     corpus = work / "ingest_corpus"
     t0 = time.perf_counter()
     files = make_corpus(corpus, args.hours)
     print(
         f"corpus: {len(files)} FLAC files, 44.1 kHz stereo, {args.hours} h "
-        f"(ready in {time.perf_counter() - t0:.0f} s)"
+        f"(ready in {time.perf_counter() - t0:.0f} s); {args.rounds} rounds",
+        flush=True,
     )
-    rows = []
-    secs, wall = decode_only(files)
-    rows.append(
-        {
-            "what": "decode only (1 core)",
-            "audio_hours": secs / 3600,
-            "wall_s": wall,
-            "x_realtime": secs / wall,
-            "hours_per_wall_s": secs / 3600 / wall,
-        }
-    )
-    secs, wall = decode_resample(files)
-    rows.append(
-        {
-            "what": "decode + resample 22.05k mono (1 core)",
-            "audio_hours": secs / 3600,
-            "wall_s": wall,
-            "x_realtime": secs / wall,
-            "hours_per_wall_s": secs / 3600 / wall,
-        }
-    )
-    from prefect.testing.utilities import prefect_test_harness
+    names = NAMES
+    rounds: list[dict[str, dict[str, Any]]] = []
+    kw = {"threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    rerun: dict[str, Any] = {}
+    try:
+        with (
+            prefect_test_harness(server_startup_timeout=180),
+            LocalCluster(n_workers=1, memory_limit="4GiB", **kw) as c1,
+            LocalCluster(n_workers=2, memory_limit="4GiB", **kw) as c2,
+        ):
+            for i in range(args.rounds):
+                r: dict[str, dict[str, Any]] = {}
+                r[names[0]] = measured(decode_only, files)
+                r[names[1]] = measured(decode_resample, files)
+                r[names[2]] = measured(in_process, write_cfg(work, "inproc", corpus), False)
+                r[names[3]] = measured(in_process, write_cfg(work, "inproc", corpus), True)
+                r[names[4]] = measured(flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address)
+                r[names[5]] = measured(
+                    flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address, "0"
+                )
+                r[names[6]] = measured(flow, write_cfg(work, "flow2", corpus, 2), c2.scheduler_address)
+                rounds.append(r)
+                print(f"round {i + 1}: " + ", ".join(f"{_xrt(v):.0f}x" for v in r.values()), flush=True)
+            t1 = time.perf_counter()
+            again = flow(work / "bench_flow2.yaml", c2.scheduler_address)
+            rerun = {"wall_s": time.perf_counter() - t1, "files": again["files"]}
+    except TimeoutError:  # a worker slow to stop on a loaded machine: the numbers are in
+        if len(rounds) < args.rounds or not rerun:
+            raise
 
-    with prefect_test_harness(server_startup_timeout=180):
-        for n in args.workers:
-            r = ingest_with(n, corpus, work)
-            rows.append({"what": f"ingest flow, {n} worker(s), default recipe", **r})
-    print(f"\n{'what':<45} {'audio h':>8} {'wall s':>8} {'x realtime':>11} {'h / wall s':>11}")
-    for r in rows:
+    ratios = [
+        {k: _xrt(r[a]) / _xrt(r[b]) for k, (a, b, *_) in {**GOALS, **OTHER_RATIOS}.items()}
+        for r in rounds
+    ]
+    print(
+        f"\n{'what':<42} {'audio h':>8} {'wall s (min)':>13} {'x real time: min':>17} "
+        f"{'median':>8} {'max':>8}   {'CPU s (med)':>11} {'x per CPU s':>12}"
+    )
+    table = []
+    for name in names:
+        xs = [_xrt(r[name]) for r in rounds]
+        walls = [r[name]["wall_s"] for r in rounds]
+        cpu = statistics.median(r[name]["cpu_s"] for r in rounds)
+        row = {
+            "what": name,
+            "audio_h": rounds[0][name]["audio_s"] / 3600,
+            "wall_s_min": min(walls),
+            "x_realtime_min": min(xs),
+            "x_realtime_median": statistics.median(xs),
+            "x_realtime_max": max(xs),
+            "cpu_s_median": cpu,
+            "x_realtime_per_cpu_s": rounds[0][name]["audio_s"] / cpu,
+        }
+        table.append(row)
         print(
-            f"{r['what']:<45} {r['audio_hours']:>8.2f} {r['wall_s']:>8.1f} {r['x_realtime']:>11.1f} "
-            f"{r['hours_per_wall_s']:>11.4f}"
+            f"{name:<42} {row['audio_h']:>8.2f} {row['wall_s_min']:>13.1f} {min(xs):>17.0f} "
+            f"{statistics.median(xs):>8.0f} {max(xs):>8.0f}   {cpu:>11.1f} "
+            f"{row['x_realtime_per_cpu_s']:>12.0f}"
         )
-    for r in rows:
-        if "rerun_unchanged_s" in r:
-            print(
-                f"re-run on the unchanged corpus, {r['workers']} worker(s): {r['rerun_unchanged_s']:.1f} s, "
-                f"{r['rerun_processed']} files processed"
-            )
+    print(
+        "(CPU s: all processes of the run, Prefect server and idle workers included; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    print(f"\n{'ratio (within a round)':<48} {'median':>8} {'best':>8} {'goal':>8}")
+    for k in {**GOALS, **OTHER_RATIOS}:
+        vals = [r[k] for r in ratios]
+        goal = f"{GOALS[k][2]:>8.2f}" if k in GOALS else f"{'':>8}"
+        print(f"{k:<48} {statistics.median(vals):>8.2f} {max(vals):>8.2f} {goal}")
+    print(f"re-run of the 2-worker flow on the unchanged corpus: {rerun['wall_s']:.1f} s, "
+          f"{rerun['files']} files processed")
+
+    paths = names[2:]
+    per = {p: [breakdown(r[p]) for r in rounds] for p in paths}
+    phases = list(per[paths[0]][0])
+    med = {p: {ph: statistics.median(b[ph] for b in per[p]) for ph in phases} for p in paths}
+    print("\nwhere the time goes: worker-seconds (wall x workers), median of rounds, and share")
+    print(f"{'phase':<40}" + "".join(f"{p.removeprefix('ingest flow, ')[:22]:>24}" for p in paths))
+    for ph in phases:
+        cells = []
+        for p in paths:
+            total = sum(med[p].values())
+            cells.append(f"{med[p][ph]:>14.2f} s {100 * med[p][ph] / total:>5.1f}%")
+        print(f"{ph:<40}" + "".join(f"{c:>24}" for c in cells))
+    print(f"{'total':<40}" + "".join(f"{sum(med[p].values()):>14.2f} s {100.0:>5.1f}%" for p in paths))
+    print(
+        "shards running at once (sum of shard wall times / extraction wall time), median: "
+        + ", ".join(
+            f"{p.removeprefix('ingest flow, ')} "
+            f"{statistics.median(r[p]['worker_timings'].get('total', 0) / r[p]['extract_s'] for r in rounds):.2f}"
+            for p in paths
+        )
+    )
+    last = rounds[-1][names[6]]
+    print("2-worker flow, last round: each worker's shards (start s after the flow began, seconds)")
+    for w in sorted({w for w, _, _ in last["shard_spans"]}):
+        spans = sorted((a - last["t0"], s) for x, a, s in last["shard_spans"] if x == w)
+        print(f"  {w}: " + ", ".join(f"{a:.1f}+{s:.1f}" for a, s in spans))
+    dr = rounds[-1][names[1]]["timings"]
+    print("decode + mono + resample alone (last round): " + ", ".join(f"{k} {v:.2f} s" for k, v in dr.items()))
+
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "loadavg_at_end": os.getloadavg(),
         "python": platform.python_version(),
         "files": len(files),
         "hours": args.hours,
+        "rounds": args.rounds,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    (out / "ingest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    result = {"meta": meta, "rows": table, "ratios": ratios, "breakdown_median": med,
+              "rounds": rounds, "rerun": rerun}
+    (out / "ingest.json").write_text(json.dumps(result, indent=2, default=float))
     print(f"\nwrote {out / 'ingest.json'}")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audiopipe.stages import recommend, segment, tag  # noqa: E402
+from audiopipe.stages import run_stage  # noqa: E402
 from tests.stages._ingest import ESC_RECIPE, MIX_RECIPE, ingest  # noqa: E402
 from tests.stages._longrec import make_long_recordings  # noqa: E402
 from tests.stages._mixtures import make_mixtures  # noqa: E402
@@ -39,23 +39,23 @@ def main() -> None:
     t = time.time()
     src = make_mixtures(CORPORA, tmp / "mix", n=200, seed=1)
     ds = ingest(tmp / "o1", "mix", str(src), src / "labels.csv", 16000, MIX_RECIPE)
-    res["tag: 200 real mixtures, 8 tags"] = tag.run(ds, {"groups": "group"}, run_id="b")["metrics"]
+    res["tag: 200 real mixtures, 8 tags"] = run_stage(ds, "tag", {"groups": "group"})["metrics"]
     res["tag: 200 real mixtures, 8 tags"]["seconds"] = round(time.time() - t, 1)
 
     t = time.time()
     src = make_long_recordings(CORPORA, tmp / "long", n=10, duration=40.0, seed=1)
     ds = ingest(tmp / "o2", "long", str(src / "*.flac"), None, 16000, ESC_RECIPE)
     ev = str(src / "events.csv")
-    res["segment supervised: 10 x 40 s"] = segment.run(
-        ds, {"mode": "supervised", "events": ev, "background": "silence"}, run_id="b"
+    res["segment supervised: 10 x 40 s"] = run_stage(
+        ds, "segment", {"mode": "supervised", "events": ev, "background": "silence"}
     )["metrics"]
-    res["segment novelty: 10 x 40 s"] = segment.run(
-        ds, {"mode": "novelty", "events": ev, "kernel_s": 2.0}, run_id="b"
+    res["segment novelty: 10 x 40 s"] = run_stage(
+        ds, "segment", {"mode": "novelty", "events": ev, "kernel_s": 2.0}
     )["metrics"]
     heart = CORPORA / "heart" / "pascal_a"
     ds = ingest(tmp / "o3", "heart", str(heart / "audio"), None, 4000, ESC_RECIPE)
-    res["segment periodic: pascal_a S1/S2"] = segment.run(
-        ds, {"mode": "periodic", "reference": str(heart / "s1s2_locations.csv")}, run_id="b"
+    res["segment periodic: pascal_a S1/S2"] = run_stage(
+        ds, "segment", {"mode": "periodic", "reference": str(heart / "s1s2_locations.csv")}
     )["metrics"]
     res["segment periodic: pascal_a S1/S2"]["seconds"] = round(time.time() - t, 1)
 
@@ -71,7 +71,7 @@ def main() -> None:
         on="filename",
         root=esc / "audio",
     )
-    r = recommend.run(ds, {"simulate": "category"}, run_id="b")["metrics"]
+    r = run_stage(ds, "recommend", {"simulate": "category"})["evaluation"]
     for name, m in r.items():
         res[f"recommend ESC-10 (simulated listens): {name}"] = m
     res[f"recommend ESC-10 (simulated listens): {name}"]["seconds"] = round(time.time() - t, 1)

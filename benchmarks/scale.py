@@ -170,15 +170,15 @@ def flow(cfg: Path, scheduler: str | None = None) -> tuple[dict, float]:
 
 
 def inproc(cfg: Path) -> dict:
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
 
     t0 = time.perf_counter()
-    plan = pipeline.plan_ingest(load_config(cfg), "b")
+    plan = plan_ingest(load_config(cfg), "b")
     t1 = time.perf_counter()
-    res = [pipeline.extract_shard(s, plan.context) for s in plan.shards]
+    res = [extract_shard(s, plan.context) for s in plan.shards]
     t2 = time.perf_counter()
-    row = pipeline.publish(plan, res)
+    row = publish(plan, res)
     t3 = time.perf_counter()
     shard_s = [r.seconds for r in res]
     return {
@@ -198,15 +198,15 @@ def dask_only(cfg: Path, addr: str) -> dict:
     """The same work through Dask without Prefect: ``client.map(extract_shard)`` + publish."""
     from distributed import Client
 
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
 
     t0 = time.perf_counter()
-    plan = pipeline.plan_ingest(load_config(cfg), "b")
+    plan = plan_ingest(load_config(cfg), "b")
     with Client(addr, timeout=10) as c:
-        futs = c.map(pipeline.extract_shard, plan.shards, ctx=plan.context, pure=False)
+        futs = c.map(extract_shard, plan.shards, ctx=plan.context, pure=False)
         res = c.gather(futs)
-    row = pipeline.publish(plan, res)
+    row = publish(plan, res)
     wall = time.perf_counter() - t0
     return {
         "wall_s": wall,
@@ -300,11 +300,11 @@ def main() -> None:
             row, wall = flow(cfg, addr)
             print(f"incr-init: {wall:8.1f} s  ({row['files_processed']} files)", flush=True)
             row2, wall2 = flow(cfg, addr)
-            from audiopipe import pipeline
             from audiopipe.config import load_config
+            from audiopipe.ingest import plan_ingest
 
             t0 = time.perf_counter()
-            pipeline.plan_ingest(load_config(cfg), "b")
+            plan_ingest(load_config(cfg), "b")
             plan_s = time.perf_counter() - t0
             out["incr"] = {
                 "files": args.incr_files,

@@ -6,7 +6,15 @@ default dataset asks for it and is missing, ingests the default dataset and
 prints its status. The command lives in ``flows/`` because it drives the flows;
 the library ``audiopipe/`` never imports it, Prefect or the ``flows`` package.
 Prefect is imported only by the commands that run a flow, so ``validate``,
-``status``, ``identify`` and ``similar`` start without it.
+``status``, ``identify`` and ``similar`` start without it, and:
+
+- ``ingest`` plans first (a directory listing and the stored clips): with nothing to
+  extract it publishes the run in-process and never starts a Prefect server;
+- ``stage`` runs in-process (recorded in the dataset's ``runs`` table) unless a Prefect API
+  is configured (``PREFECT_API_URL``, a profile, or ``audiopipe server start``), in which
+  case it runs as the ``stages`` flow and shows in the UI;
+- ``audiopipe server start`` keeps one local Prefect API for every later command (see
+  :mod:`flows.server`), instead of an ephemeral one per process (~10-20 s each).
 
 Examples
 --------
@@ -16,6 +24,10 @@ Examples
     audiopipe ingest demo              # ingest new/changed files of 'demo'
     audiopipe rebuild demo             # recompute every clip into a new version
     audiopipe status                   # versions, clips, hours, errors, last runs
+    audiopipe stage segment demo --set mode=novelty   # one stage, one override
+    audiopipe stage segment --help     # its parameters
+    audiopipe identify clips/ --out answers.csv       # many excerpts, one process
+    audiopipe server start             # a persistent local Prefect API (UI on its port)
     audiopipe serve                    # scheduled deployments on the configured Prefect API
     audiopipe demo-corpus data/demo    # write the demo corpus
 """
@@ -73,20 +85,54 @@ def _ingest(args: argparse.Namespace, kind: str) -> int:
     from audiopipe.demo import ensure_demo_corpus
 
     ensure_demo_corpus(cfg, args.dataset)
-    from flows.ingest import ingest
-    from flows.rebuild import rebuild
-
-    fn = ingest if kind == "ingest" else rebuild
-    row = fn(
-        dataset=args.dataset,
-        config_path=str(args.config),
-        scheduler=args.scheduler,
-        progress=not args.quiet,
-    )
     from audiopipe.store.runs import summarize
 
+    row = _ingest_without_work(cfg, args.dataset, kind, args.scheduler)
+    if row is None:
+        from flows.server import use_api
+
+        use_api()
+        from flows.ingest import ingest
+        from flows.rebuild import rebuild
+
+        fn = ingest if kind == "ingest" else rebuild
+        row = fn(
+            dataset=args.dataset,
+            config_path=str(args.config),
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+        )
     print(summarize(row))
     return 0
+
+
+def _ingest_without_work(
+    cfg: Config, dataset: str | None, kind: str, scheduler: str | None
+) -> dict[str, Any] | None:
+    """Plan before starting any server: an ingest with no file to extract is published here.
+
+    The plan (a listing of the sources diffed against the stored clips) decides whether
+    there is work; when there is none (nothing new or changed; removed files are dropped
+    by the publish step itself) the run is published in-process and recorded in ``runs``,
+    without Prefect or Dask. Otherwise None: the flow plans again and does the work. Only
+    without a configured Prefect API, where the flow would first start an ephemeral server.
+    """
+    if kind != "ingest":
+        return None
+    from flows.server import api_url
+
+    if api_url() is not None:
+        return None
+    from audiopipe.ingest import plan_ingest, publish
+    from audiopipe.store.location import Location
+    from audiopipe.store.lock import dataset_lock
+
+    ds = cfg.dataset(dataset)
+    with dataset_lock(Location(cfg.storage_root, ds.name), kind):
+        plan = plan_ingest(cfg, ds.name, kind=kind)
+        if plan.shards:
+            return None
+        return publish(plan, [])
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -111,15 +157,50 @@ def _numbers(d: Any, prefix: str = "") -> list[tuple[str, float]]:
 
 
 def _stage_summary(name: str, report: dict[str, Any]) -> str:
-    """One line per stage: its first few numbers (metrics first) and its plot."""
+    """One line per stage: skipped (and why), or its first few numbers and its plot."""
+    if report.get("skipped"):
+        return f"  {name:<12} skipped: {report['skipped']}"
     nums = _numbers(report.get("metrics")) or _numbers(
-        {k: v for k, v in report.items() if k not in ("seconds", "version")}
+        {k: v for k, v in report.items() if k not in ("seconds", "tables", "run_id")}
     )
     shown = ", ".join(f"{k} {int(v)}" if v.is_integer() else f"{k} {v:.3g}" for k, v in nums[:5])
     where = report.get("plots") or report.get("plot") or ""
     if isinstance(where, list):
         where = where[0] if where else ""
-    return f"  {name:<12} {shown}" + (f"  [{where}]" if where else "")
+    secs = f" ({report['seconds']:.1f} s)" if report.get("seconds") is not None else ""
+    return f"  {name:<12} {shown}{secs}" + (f"  [{where}]" if where else "")
+
+
+def _run_stages(
+    cfg: Config,
+    config_path: str,
+    dataset: str | None,
+    names: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Every named stage, validated first; through the ``stages`` flow when an API is set."""
+    from audiopipe.stages.runner import check_params
+
+    ds = cfg.dataset(dataset)
+    todo = names or list(ds.stages)
+    problems = []
+    for n in todo:
+        where = f"datasets.{ds.name}.stages.{n}"
+        problems += check_params(n, {**ds.stages.get(n, {}), **(overrides or {})}, where=where)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    from flows.server import use_api
+
+    if use_api():
+        from flows.stages import stages
+
+        return stages(
+            dataset=ds.name, names=todo, config_path=config_path, overrides=overrides, force=force
+        )
+    from audiopipe.stages.runner import run_stages
+
+    return run_stages(cfg, ds.name, todo, overrides, force=force)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -130,10 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
     ds = cfg.dataset(args.dataset)
     if ds.stages and not args.no_stages:
-        from flows.stages import stages
-
         print(f"running stages of {ds.name}: {', '.join(ds.stages)}", file=sys.stderr)
-        reports = stages(dataset=ds.name, config_path=str(args.config))
+        reports = _run_stages(cfg, str(args.config), ds.name)
         print(f"{ds.name}: stages")
         for name, rep in reports.items():
             print(_stage_summary(name, rep))
@@ -173,9 +252,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         for run in r["last_runs"]:
             wall = f"{run['wall_seconds']:.1f} s" if run["wall_seconds"] is not None else "-"
+            if run["kind"] == "stage":
+                what = f"stage {run['stage']}"
+                print(f"  {run['run_id']}  {what:<18} {run['status']:<6} {wall}  {run['message']}")
+                continue
             print(
-                f"  {run['run_id']}  {run['kind']:<7} {run['status']:<6} processed {run['files_processed']}, "
-                f"failed {run['files_failed']}, {wall}  {run['message']}"
+                f"  {run['run_id']}  {run['kind']:<18} {run['status']:<6} processed "
+                f"{run['files_processed']}, failed {run['files_failed']}, {wall}  {run['message']}"
             )
     print(
         f"read them: audiopipe.open_dataset({cfg.storage_root!r}, NAME).table('clips').to_pandas()"
@@ -196,57 +279,161 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_sets(items: list[str]) -> dict[str, Any]:
+def _parse_sets(name: str, items: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs (YAML values); paths are relative to the current folder."""
     import yaml
 
+    from audiopipe.stages import stage_class
+    from audiopipe.stages.params import resolve_path
+
+    kinds = {p.name: p.type for p in stage_class(name).params}
     out: dict[str, Any] = {}
     for it in items:
         if "=" not in it:
-            raise ValueError(f"--set takes key=value, got {it!r}")
+            raise ConfigError(f"--set takes key=value, got {it!r}")
         k, v = it.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        val = yaml.safe_load(v)
+        if kinds.get(k) == "path" and isinstance(val, str):
+            val = resolve_path(val, os.getcwd())
+        out[k.strip()] = val
     return out
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
     _env_defaults()
-    from flows.stages import stages
-
-    overrides = _parse_sets(args.set)
+    cfg = _load(args)
+    overrides = _parse_sets(args.name, args.set)
     if args.predict:
         overrides["predict"] = True
-    reports = stages(
-        dataset=args.dataset, names=[args.name], config_path=str(args.config), overrides=overrides
+    reports = _run_stages(
+        cfg, str(args.config), args.dataset, [args.name], overrides, force=args.force
     )
-    print(json.dumps(reports, indent=2, default=str))
+    if args.json:
+        print(json.dumps(reports, indent=2, default=str))
+    else:
+        for name, rep in reports.items():
+            print(_stage_summary(name, rep))
     return 0
+
+
+def _queries(items: list[str]) -> list[str]:
+    """Files named directly, audio files found in folders, or glob matches (in order)."""
+    import glob
+
+    from audiopipe.catalog import AUDIO_EXTENSIONS
+
+    out: list[str] = []
+    for it in items:
+        if os.path.isdir(it):
+            found = sorted(
+                os.path.join(d, f)
+                for d, _, fs in os.walk(it)
+                for f in fs
+                if f.lower().endswith(AUDIO_EXTENSIONS)
+            )
+            out += found
+        elif any(c in it for c in "*?[") and "://" not in it:
+            out += sorted(glob.glob(it, recursive=True))
+        else:
+            out.append(it)
+    if not out:
+        raise FileNotFoundError(f"no audio files in {', '.join(items)}")
+    return out
+
+
+def _write_answers(rows: list[dict[str, Any]], path: str) -> None:
+    """Answers as a table: ``.csv`` or ``.parquet`` (chosen by the extension)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows)
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    elif path.endswith(".csv"):
+        import pyarrow.csv as pc
+
+        pc.write_csv(table, path)
+    else:
+        raise ValueError(f"--out must end with .csv or .parquet, got {path!r}")
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    from audiopipe.stages.fingerprint import identify
+    from audiopipe.stages.fingerprint import identify_many
     from audiopipe.store import open_dataset
 
     ds = open_dataset(cfg.storage_root, cfg.dataset(args.dataset).name)
-    match = identify(ds, args.file)
-    if not match or match.get("clip_id") is None:
-        print(f"no match for {args.file} in {ds.name}")
-        return 3
-    print(
-        f"{match['uri']}  offset {match['offset_s']:.2f} s  confidence {match['confidence']:.2f}"
-        f"  ({match.get('votes', '?')} matching hashes)"
-    )
-    return 0
+    answers = identify_many(ds, _queries(args.files))
+    cols = ("query", "clip_id", "uri", "offset_s", "confidence", "votes", "runner_up", "error")
+    if args.out:
+        _write_answers([{c: a.get(c) for c in cols} for a in answers], args.out)
+    matched = 0
+    for a in answers:
+        q = a["query"] if len(answers) > 1 else ""
+        if a["clip_id"] is None:
+            why = f" ({a['error']})" if a.get("error") else ""
+            print(f"{q + '  ' if q else ''}no match in {ds.name}{why}")
+            continue
+        matched += 1
+        print(
+            f"{q + '  ' if q else ''}{a['uri']}  offset {a['offset_s']:.2f} s  "
+            f"confidence {a['confidence']:.2f}  ({a['votes']} matching hashes)"
+        )
+    if args.out:
+        print(f"{matched}/{len(answers)} identified; answers in {args.out}", file=sys.stderr)
+    return 0 if matched else 3
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    from audiopipe.stages.retrieve import similar
+    from audiopipe.stages.retrieve import similar_many
     from audiopipe.store import open_dataset
 
     ds = open_dataset(cfg.storage_root, cfg.dataset(args.dataset).name)
-    for r in similar(ds, args.query, k=args.k, view=args.view):
-        print(f"{r['rank']:>3}  {r['score']:.3f}  {r['uri']}")
+    queries: list[str] = []
+    for q in args.queries:  # folders and globs expand to their audio files; ids stay as given
+        expand = os.path.isdir(q) or (any(c in q for c in "*?[") and "://" not in q)
+        queries += _queries([q]) if expand else [q]
+    answers = similar_many(ds, queries, k=args.k, view=args.view)
+    rows = []
+    for a in answers:
+        if a["error"]:
+            rows.append({"query": a["query"], "rank": None, "clip_id": None, "uri": None,
+                         "score": None, "error": a["error"]})
+        rows += [{"query": a["query"], **h, "error": None} for h in a["hits"]]
+    if args.out:
+        _write_answers(rows, args.out)
+        print(f"{len(answers)} queries answered; table in {args.out}", file=sys.stderr)
+        return 0 if any(a["hits"] for a in answers) else 1
+    for a in answers:
+        if len(answers) > 1:
+            print(f"{a['query']}:")
+        if a["error"]:
+            print(f"  {a['error']}")
+        for r in a["hits"]:
+            print(f"{r['rank']:>3}  {r['score']:.3f}  {r['uri']}")
+    return 0 if any(a["hits"] for a in answers) else 1
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from flows import server
+
+    if args.action == "start":
+        st = server.start()
+        ui = st["url"].removesuffix("/api")
+        print(f"prefect server {st['url']} (pid {st['pid']}); UI at {ui}; "
+              f"commands in PREFECT_HOME={server.prefect_home()} use it")
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "no server was running")
+    else:
+        st = server.status()
+        if st is None:
+            print("no audiopipe-started prefect server in "
+                  f"PREFECT_HOME={server.prefect_home()}; API used: {server.api_url() or 'none'}")
+            return 1
+        print(f"prefect server {st['url']} (pid {st['pid']}), "
+              f"{'healthy' if st['healthy'] else 'not answering'}")
     return 0
 
 
@@ -310,31 +497,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sv.set_defaults(fn=cmd_serve)
     sg = sub.add_parser(
-        "stage", help="run a stage (classify, tag, segment, beats, ...) on a dataset"
+        "stage",
+        help="run a stage (classify, tag, segment, beats, ...) on a dataset",
+        description="Run one stage; `audiopipe stage NAME --help` lists its parameters.",
     )
-    sg.add_argument("name")
-    sg.add_argument("dataset", nargs="?", default=None)
-    sg.add_argument("--predict", action="store_true", help="score clips with the saved model")
-    sg.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a stage parameter (repeatable)",
+    stage_sub = sg.add_subparsers(dest="name", required=True, metavar="NAME")
+    _stage_parsers(stage_sub)
+    idf = sub.add_parser(
+        "identify", help="identify audio excerpts by their fingerprints (files, folders, globs)"
     )
-    sg.set_defaults(fn=cmd_stage)
-    idf = sub.add_parser("identify", help="identify an audio excerpt by its fingerprint")
-    idf.add_argument("file")
+    idf.add_argument("files", nargs="+", help="audio files, folders or globs")
     idf.add_argument("--dataset", "-d", default=None)
+    idf.add_argument("--out", default=None, help="write the answers as a .csv or .parquet table")
     idf.set_defaults(fn=cmd_identify)
-    sim = sub.add_parser("similar", help="nearest clips to a file or clip id")
-    sim.add_argument("query", help="audio file path or clip id")
+    sim = sub.add_parser("similar", help="nearest clips to files or clip ids")
+    sim.add_argument("queries", nargs="+", help="audio files, folders, globs or clip ids")
     sim.add_argument("--dataset", "-d", default=None)
     sim.add_argument("-k", type=int, default=10)
     sim.add_argument(
         "--view", default="timbre", help="timbre (MFCC stats) or tonal (chroma + tempo)"
     )
+    sim.add_argument("--out", default=None, help="write the answers as a .csv or .parquet table")
     sim.set_defaults(fn=cmd_similar)
+    srv = sub.add_parser(
+        "server", help="a persistent local Prefect API reused by every command (and its UI)"
+    )
+    srv.add_argument("action", choices=("start", "stop", "status"))
+    srv.set_defaults(fn=cmd_server)
     dc = sub.add_parser("demo-corpus", help="write the deterministic demo corpus")
     dc.add_argument("path")
     dc.add_argument("--n-per-class", type=int, default=50)
@@ -343,16 +532,70 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stage_parsers(sub: Any) -> None:
+    """One sub-command per stage, its ``--help`` rendered from the stage's declaration."""
+    from audiopipe.stages import STAGES, stage_class
+    from audiopipe.stages.params import help_text
+
+    for name in STAGES:
+        st = stage_class(name)
+        sp = sub.add_parser(
+            name,
+            help=st.summary.split(";")[0],
+            description=st.summary,
+            epilog=help_text(st.params),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sp.add_argument(
+            "dataset", nargs="?", default=None, help="dataset name (default: default_dataset)"
+        )
+        if any(p.name == "predict" for p in st.params):
+            sp.add_argument("--predict", action="store_true", help="score clips with the saved model")
+        sp.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a parameter for this run (repeatable; checked before any work)",
+        )
+        sp.add_argument(
+            "--force", action="store_true", help="rerun even if inputs, parameters and code are unchanged"
+        )
+        sp.add_argument("--json", action="store_true", help="print the full report as JSON")
+        sp.set_defaults(fn=cmd_stage, predict=False)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the console script (``argv`` None) exits the process itself."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.fn(args) or 0)
+        rc = int(args.fn(args) or 0)
     except ConfigError as err:
         print(f"audiopipe: invalid configuration:\n{err}", file=sys.stderr)
-        return 2
+        rc = 2
     except (FileNotFoundError, LookupError, RuntimeError, ValueError) as err:
         print(f"audiopipe: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
+        rc = 1
+    if argv is None and "prefect" not in sys.modules:
+        _exit(rc)
+    return rc
+
+
+def _exit(rc: int) -> None:
+    """End a command that ran in-process (no Prefect) without the interpreter's teardown.
+
+    On a loaded machine the teardown sometimes aborts ("terminate called without an active
+    exception", exit -6) after all the work and output are done: a native Arrow/Delta
+    worker thread is still being destroyed (apache/arrow#34314, delta-rs#2184). Nothing of
+    ours runs at exit, so flushing and leaving is safe. Commands that ran Prefect keep the
+    normal exit: Prefect flushes its logs to the API then.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 if __name__ == "__main__":

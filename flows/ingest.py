@@ -1,12 +1,13 @@
 """Prefect flow ``ingest``: discover → plan shards → extract shards on Dask → publish → record.
 
-Only composition lives here; every step is a plain function of :mod:`audiopipe.pipeline`.
+Only composition lives here; every step is a plain function of :mod:`audiopipe.ingest`.
 Tasks are per shard (tens of files), never per file: a Prefect task run costs ~0.2 s.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from distributed import KilledWorker
@@ -15,11 +16,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from tqdm import tqdm
 
-from audiopipe import pipeline
 from audiopipe.config import Config, load_config
+from audiopipe.ingest import (
+    IngestContext,
+    IngestPlan,
+    Shard,
+    ShardResult,
+    extract_shard,
+    plan_ingest,
+    publish,
+    record_failed_run,
+)
 from audiopipe.store.lock import dataset_lock
 from audiopipe.store.runs import summarize
-from flows.runtime import cluster_size, task_runner
+from flows.runtime import cluster_shape, task_runner
 
 TRANSIENT = (KilledWorker, ConnectionError, TimeoutError, OSError)
 
@@ -27,7 +37,7 @@ TRANSIENT = (KilledWorker, ConnectionError, TimeoutError, OSError)
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry what can succeed on a second try (lost worker, storage blip), not decode errors.
 
-    Per-file decode errors never reach here: :func:`audiopipe.pipeline.extract_shard`
+    Per-file decode errors never reach here: :func:`audiopipe.ingest.extract_shard`
     records them as rows. What raises out of a shard is infrastructure.
     """
     try:
@@ -61,9 +71,9 @@ def is_transient(err: BaseException) -> bool:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def extract_shard_task(shard: pipeline.Shard, ctx: pipeline.IngestContext) -> pipeline.ShardResult:
+def extract_shard_task(shard: Shard, ctx: IngestContext) -> ShardResult:
     # Reuse across runs is keyed on content (the shard key + _SUCCESS marker), not Prefect's cache.
-    return pipeline.extract_shard(shard, ctx)
+    return extract_shard(shard, ctx)
 
 
 #: tries of a file alone in its shard before a worker death is blamed on the file
@@ -76,22 +86,13 @@ class DecoderCrashed(RuntimeError):
     kind = "decoder_crashed"
 
 
-def split_shard(shard: pipeline.Shard) -> list[pipeline.Shard]:
-    """The two halves of a shard, with keys derived from the parent's (deterministic)."""
-    mid = len(shard.files) // 2
-    return [
-        pipeline.Shard(key=f"{shard.key}-{tag}", files=part)
-        for tag, part in (("a", shard.files[:mid]), ("b", shard.files[mid:]))
-    ]
-
-
 def _is_killed_worker(err: BaseException) -> bool:
     # PrefectDaskFuture re-raises Dask's KilledWorker (the worker process died while
     # running the task, more often than the scheduler's allowed-failures)
     return isinstance(err, KilledWorker) or type(err).__name__ == "KilledWorker"
 
 
-def extract_shards(plan: pipeline.IngestPlan, runner: Any, progress: bool = True) -> list[Any]:
+def extract_shards(plan: IngestPlan, runner: Any, progress: bool = True) -> list[Any]:
     """Run every shard of the plan as a task on ``runner`` (Dask); failures are returned.
 
     The runner is driven directly inside the calling flow (not through a subflow) so the
@@ -112,7 +113,7 @@ def extract_shards(plan: pipeline.IngestPlan, runner: Any, progress: bool = True
     logger = get_run_logger()
     with runner:
 
-        def submit(s: pipeline.Shard) -> Any:
+        def submit(s: Shard) -> Any:
             return runner.submit(extract_shard_task, parameters={"shard": s, "ctx": plan.context})
 
         batch = {}
@@ -136,7 +137,7 @@ def extract_shards(plan: pipeline.IngestPlan, runner: Any, progress: bool = True
                     r = fut.result()
                 except Exception as err:  # noqa: BLE001 - a failed shard is recorded, run goes on
                     if _is_killed_worker(err) and len(s.files) > 1:
-                        halves = split_shard(s)
+                        halves = s.halves()
                         logger.warning(
                             "shard %s (%d files) killed its worker: retrying as halves %s",
                             s.key,
@@ -167,7 +168,7 @@ def extract_shards(plan: pipeline.IngestPlan, runner: Any, progress: bool = True
                         r = err
                     logger.error("shard %s failed: %r", s.key, r)
                 results[s.key] = r
-                if isinstance(r, pipeline.ShardResult):
+                if isinstance(r, ShardResult):
                     hours += r.audio_seconds / 3600
                 bar.set_description(f"{plan.context.dataset} shards {len(results)}/{len(order)}")
                 bar.set_postfix_str(f"{hours:.2f} h audio")
@@ -187,15 +188,23 @@ def run_ingest(
     progress: bool = True,
     wait_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Body of the ingest/rebuild flows (callable inside any flow)."""
+    """Body of the ingest/rebuild flows (callable inside any flow).
+
+    Returns the ``runs`` row as a dict, plus where the time went: ``plan_seconds``,
+    ``extract_seconds`` (shards on the cluster, wall time), ``publish_seconds``,
+    ``worker_timings`` (seconds per phase summed over the shards), ``n_workers`` and
+    ``read_ahead`` (whether workers decoded in a second thread).
+    """
     logger = get_run_logger()
     ds = cfg.dataset(dataset)
     from audiopipe.store.location import Location
 
     loc = Location(cfg.storage_root, ds.name)
     with dataset_lock(loc, kind, wait_s=wait_s):
-        n_workers = cluster_size(cfg, scheduler)
-        plan = pipeline.plan_ingest(cfg, ds.name, kind=kind, n_workers=n_workers)
+        t0 = time.perf_counter()
+        n_workers, spare_core = cluster_shape(cfg, scheduler)
+        plan = plan_ingest(cfg, ds.name, kind=kind, n_workers=n_workers, read_ahead=spare_core)
+        t1 = time.perf_counter()
         logger.info("%s %s: %s; %d shards", kind, ds.name, plan.diff.summary(), len(plan.shards))
         results: list[Any] = []
         if plan.shards:
@@ -203,9 +212,16 @@ def run_ingest(
             try:
                 results = extract_shards(plan, runner, progress=progress)
             except BaseException as err:
-                pipeline.record_failed_run(plan, f"extraction failed: {err!r}")
+                record_failed_run(plan, f"extraction failed: {err!r}")
                 raise
-        row = pipeline.publish(plan, results)
+        t2 = time.perf_counter()
+        row = publish(plan, results)
+    row.update(
+        plan_seconds=t1 - t0,
+        extract_seconds=t2 - t1,
+        n_workers=n_workers,
+        read_ahead=plan.context.read_ahead,
+    )
     logger.info(summarize(row))
     return row
 

@@ -7,6 +7,7 @@ import os
 from prefect_dask import DaskTaskRunner
 
 from audiopipe.config import Config
+from audiopipe.ingest.plan import spare_core
 
 
 def scheduler_address(cfg: Config, scheduler: str | None = None) -> str | None:
@@ -53,12 +54,46 @@ def task_runner(cfg: Config, scheduler: str | None = None) -> DaskTaskRunner:
     )
 
 
-def cluster_size(cfg: Config, scheduler: str | None = None) -> int:
-    """Workers the run will have: the LocalCluster's, or those now on the external scheduler."""
+def cluster_shape(cfg: Config, scheduler: str | None = None) -> tuple[int, bool]:
+    """The workers the run will have, and whether each has a core to spare.
+
+    The LocalCluster's from the config and this machine's cores; on an external scheduler,
+    the workers now connected and their hosts' cores. A spare core per worker thread lets
+    workers decode ahead of the feature extraction in a second thread
+    (:func:`audiopipe.ingest.reader.read_ahead`); without one, that thread would only compete
+    with the other workers.
+    """
+    forced = read_ahead_setting()
     address = scheduler_address(cfg, scheduler)
     if not address:
-        return cfg.cluster.n_workers
+        n, threads = cfg.cluster.n_workers, cfg.cluster.threads_per_worker
+        return n, spare_core(n, threads) if forced is None else forced
     from distributed import Client
 
     with Client(address, timeout=30) as client:
-        return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        cpus = client.run(os.cpu_count)  # {worker address: its host's cores}
+    threads: dict[str, int] = {}
+    host_cpus: dict[str, int] = {}
+    for addr, w in workers.items():
+        host = w.get("host") or addr.rsplit(":", 1)[0]
+        threads[host] = threads.get(host, 0) + int(w.get("nthreads", 1))
+        host_cpus[host] = int(cpus.get(addr) or 1)
+    spare = bool(workers) and all(host_cpus[h] >= 2 * threads[h] for h in threads)
+    return max(1, len(workers)), spare if forced is None else forced
+
+
+READ_AHEAD_ENV = "AUDIOPIPE_READ_AHEAD"
+
+
+def read_ahead_setting() -> bool | None:
+    """``AUDIOPIPE_READ_AHEAD``: ``1``/``0`` forces decoding ahead on or off; unset or ``auto``
+    leaves it to :func:`cluster_shape` (on when every worker thread has a spare core)."""
+    v = os.environ.get(READ_AHEAD_ENV, "auto").strip().lower()
+    if v in ("", "auto"):
+        return None
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{READ_AHEAD_ENV} must be auto, 1 or 0, got {v!r}")

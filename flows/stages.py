@@ -1,7 +1,9 @@
 """Prefect flow ``stages``: run a dataset's declared stages (or the named ones) in order.
 
-Each stage is one Prefect task calling ``audiopipe.stages.<name>.run``; the work inside
-a stage uses plain numpy/scikit-learn (and Dask where a stage fans out itself).
+Each stage is one Prefect task calling :func:`audiopipe.stages.runner.run_named` - the same
+function the CLI calls in-process when no Prefect API is configured - so a stage run is
+validated, skipped when unchanged, versioned and recorded in the dataset's ``runs`` table
+whichever way it runs; through this flow it also shows in Prefect's UI.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from audiopipe.config import load_config
-from audiopipe.stages import get_stage
-from audiopipe.stages._common import new_stage_run_id
-from audiopipe.store import open_dataset
+from audiopipe.stages.runner import run_named, run_stages
 
 
 @task(name="stage", cache_policy=NO_CACHE)
-def stage_task(root: str, dataset: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    ds = open_dataset(root, dataset)
-    return get_stage(name)(ds, params, run_id=new_stage_run_id(name))
+def stage_task(
+    root: str,
+    dataset: str,
+    name: str,
+    params: dict[str, Any],
+    force: bool = False,
+    base_dir: str | None = None,
+) -> dict[str, Any]:
+    return run_named(root, dataset, name, params, force=force, base_dir=base_dir)
 
 
 @flow(name="stages", log_prints=True)
@@ -29,18 +35,17 @@ def stages(
     names: list[str] | None = None,
     config_path: str = "datasets.yaml",
     overrides: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run ``names`` (default: every stage declared for the dataset) and return their reports."""
-    cfg = load_config(config_path)
-    ds = cfg.dataset(dataset)
-    todo = names or list(ds.stages)
-    if not todo:
-        raise ValueError(
-            f"dataset {ds.name!r} declares no stages; add some under datasets.{ds.name}.stages"
-        )
-    out = {}
-    for name in todo:
-        params = {**ds.stages.get(name, {}), **(overrides or {})}
-        out[name] = stage_task(cfg.storage_root, ds.name, name, params)
-        get_run_logger().info("%s: %s", name, {k: v for k, v in out[name].items() if k != "tables"})
-    return out
+    logger = get_run_logger()
+
+    def one(root: str, ds: str, name: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        kw.pop("log", None)
+        rep = stage_task.with_options(task_run_name=f"stage-{name}")(root, ds, name, params, **kw)
+        logger.info("%s: %s", name, rep.get("skipped") or rep.get("metrics"))
+        return rep
+
+    return run_stages(
+        load_config(config_path), dataset, names, overrides, force=force, runner=one
+    )

@@ -84,12 +84,12 @@ def ingest_in_process(config: Path | Any, dataset: str, kind: str = "ingest") ->
 
     ``config`` is a datasets.yaml path or a loaded :class:`~audiopipe.config.Config`.
     """
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
 
     cfg = load_config(config) if isinstance(config, str | Path) else config
-    plan = pipeline.plan_ingest(cfg, dataset, kind=kind)
-    return pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, dataset, kind=kind)
+    return publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
 
 
 @pytest.fixture()

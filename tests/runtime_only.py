@@ -71,9 +71,9 @@ def main(allowed_json: str, workdir: str) -> None:
         importlib.import_module(name)
     print(f"imported {len(modules)} modules ({time.monotonic() - t0:.1f} s)", flush=True)
 
-    from audiopipe import pipeline
     from audiopipe.config import load_config
     from audiopipe.demo import make_demo_corpus
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
     from audiopipe.stages import get_stage
     from audiopipe.stages._common import new_stage_run_id
     from audiopipe.store import open_dataset
@@ -85,8 +85,8 @@ def main(allowed_json: str, workdir: str) -> None:
     text = text.replace("storage: data/out", f"storage: {work / 'out'}")
     (work / "datasets.yaml").write_text(text)
     cfg = load_config(work / "datasets.yaml")
-    plan = pipeline.plan_ingest(cfg, "demo")
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "demo")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     ds = open_dataset(cfg.storage_root, "demo")
     print(f"ingested {ds.table('clips').num_rows} clips ({time.monotonic() - t0:.1f} s)")
     one = ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()[:1]

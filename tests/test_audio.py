@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from audiopipe.audio import AudioError, info, load, stream
+from audiopipe.audio import AudioError, info, load, stream, to_mono
 from tests.audio_fixtures import bad_inputs, sine, write
 
 
@@ -64,3 +64,59 @@ def test_header_facts(tmp_path):
     h = info(str(p))
     assert (h.sample_rate, h.channels, h.frames) == (8000, 1, 4000)
     assert h.duration == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------- to_mono
+
+
+@pytest.mark.parametrize("n_ch", [2, 3, 6])
+def test_to_mono_mixes_like_the_mean_in_both_layouts(n_ch):
+    """(samples, channels) as soundfile and (channels, samples) as librosa give the mean of the
+    channels; below 8 channels the cheap column adds equal numpy's mean bit for bit."""
+    x = np.random.default_rng(n_ch).standard_normal((5000, n_ch)).astype(np.float32)
+    want = x.mean(axis=1, dtype=np.float32)
+    np.testing.assert_array_equal(to_mono(x), want)
+    np.testing.assert_array_equal(to_mono(np.ascontiguousarray(x.T)), want)
+    np.testing.assert_array_equal(to_mono(x, channel_axis=1), want)
+    np.testing.assert_array_equal(to_mono(x.T, channel_axis=0), want)
+    assert to_mono(x).dtype == np.float32
+    np.testing.assert_array_equal(to_mono(x, "first"), x[:, 0])
+    np.testing.assert_array_equal(to_mono(x.T, 1), x[:, 1])
+
+
+def test_to_mono_layout_rules_and_refusals():
+    y = np.arange(6, dtype=np.float64)
+    out = to_mono(y)
+    assert out.dtype == np.float32 and out.tolist() == y.tolist()
+    # librosa's multichannel (..., samples): every leading axis is a channel axis
+    z = np.ones((2, 3, 100), np.float32) * np.arange(6, dtype=np.float32).reshape(2, 3, 1)
+    np.testing.assert_allclose(to_mono(z), np.full(100, 2.5))
+    with pytest.raises(ValueError, match="cannot tell the channel axis"):
+        to_mono(np.zeros((4, 4)))  # as many channels as samples: ambiguous
+    with pytest.raises(ValueError, match="cannot tell the channel axis"):
+        to_mono(np.zeros((100, 300)))  # 100 "channels": not audio a decoder gives
+    # a decoder's last block can hold fewer samples than the file has channels: the caller
+    # says the layout and the short block is read right
+    short = np.arange(12, dtype=np.float32).reshape(2, 6)  # 2 samples of 6 channels
+    np.testing.assert_allclose(to_mono(short, channel_axis=1), short.mean(axis=1))
+    with pytest.raises(AudioError, match="channel 6 requested but the file has 6"):
+        to_mono(short, 6, channel_axis=1)
+
+
+def test_stream_mixes_a_short_last_block_of_many_channels(tmp_path):
+    """A 6-channel file whose last block has fewer frames than channels is still mixed over
+    its channels (the decoder passes the layout; nothing is guessed)."""
+    six = np.random.default_rng(1).standard_normal((22050 + 3, 6)).astype(np.float32) * 0.1
+    p = write(tmp_path / "six.wav", six, 22050, "WAV", "FLOAT")
+    blocks = list(stream(str(p), None, block_seconds=1.0))
+    assert [b.size for b in blocks] == [22050, 3]
+    np.testing.assert_array_equal(np.concatenate(blocks), six.mean(axis=1, dtype=np.float32))
+
+
+def test_stream_times_its_phases(tmp_path):
+    p = write(tmp_path / "st.flac", np.zeros((44100, 2), np.float32), 44100, "FLAC", "PCM_16")
+    t: dict[str, float] = {}
+    list(stream(str(p), 22050, timings=t))
+    assert set(t) == {"decode", "mix", "resample"} and all(v >= 0 for v in t.values())
+    list(stream(str(p), 44100, timings=t))  # accumulates; no resampling at the native rate
+    assert set(t) == {"decode", "mix", "resample"}

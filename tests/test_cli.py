@@ -1,9 +1,11 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 
-from audiopipe import pipeline
 from audiopipe.config import load_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from flows.cli import main
 from tests.audio_fixtures import sine, write
 from tests.conftest import ingest_in_process, write_config
@@ -34,8 +36,8 @@ def test_status_after_an_ingest_without_prefect(tmp_path, capsys):
     (tmp_path / "c" / "bad.wav").write_bytes(b"RIFFnope")
     cfg_path = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}, "e": {"source": "y"}})
     cfg = load_config(cfg_path)
-    plan = pipeline.plan_ingest(cfg, "d")
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "d")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     assert main(["--config", str(cfg_path), "status", "--json"]) == 0
     rows = {r["dataset"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["e"]["published"] is False
@@ -71,3 +73,132 @@ def test_vacuum_command_dry_run_then_real(tmp_path, capsys):
     assert len(list(frames.iterdir())) == 1
     assert main(["--config", str(cfg_path), "vacuum", "d", "--retain-hours", "-1"]) == 1
     assert "retain_hours" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+@pytest.fixture(autouse=True)
+def _no_prefect_api(monkeypatch, tmp_path):
+    """These commands run in-process: no Prefect API (flow tests may have exported one)."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    """A 12-clip demo, ingested in-process, with three quick stages declared."""
+    from audiopipe.demo import make_demo_corpus
+
+    root = tmp_path_factory.mktemp("cli_demo")
+    demo = make_demo_corpus(root / "demo", n_per_class=2)
+    cfg = write_config(
+        root,
+        {
+            "d": {
+                "source": "demo",
+                "labels": {"path": "demo/labels.csv", "on": "path"},
+                "stages": {"beats": {}, "fingerprint": {}, "retrieve": {"views": ["timbre"]}},
+            }
+        },
+    )
+    ingest_in_process(cfg, "d")
+    return cfg, demo
+
+
+def test_stage_help_is_rendered_from_the_declaration(capsys):
+    with pytest.raises(SystemExit) as ex:
+        main(["stage", "segment", "--help"])
+    assert ex.value.code == 0
+    out = capsys.readouterr().out
+    assert "mode (supervised | novelty | periodic; default supervised)" in out
+    assert "events (path; default —)" in out and "--set KEY=VALUE" in out
+    with pytest.raises(SystemExit):
+        main(["stage", "--help"])
+    assert "transcribe" in capsys.readouterr().out
+
+
+def test_bad_set_is_refused_before_any_work(small_demo, capsys):
+    cfg, _ = small_demo
+    before = _stage_rows(cfg)
+    assert main(["--config", str(cfg), "stage", "segment", "d", "--set", "mdoe=novelty"]) == 2
+    err = capsys.readouterr().err
+    assert "datasets.d.stages.segment.mdoe: unknown parameter (did you mean mode?)" in err
+    assert main(["--config", str(cfg), "stage", "beats", "d", "--set", "tightness=tight"]) == 2
+    assert "datasets.d.stages.beats.tightness: must be a number, got 'tight'" in capsys.readouterr().err
+    assert _stage_rows(cfg) == before
+
+
+def _stage_rows(cfg) -> list[dict]:
+    import audiopipe
+
+    ds = audiopipe.open_dataset(str(cfg.parent / "out"), "d")
+    return [r for r in ds.table("runs").to_pylist() if r["kind"] == "stage"]
+
+
+def test_stage_runs_in_process_are_recorded_skipped_and_listed(small_demo, capsys):
+    cfg, _ = small_demo
+    assert main(["--config", str(cfg), "stage", "beats", "d"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().startswith("beats") and "skipped" not in out
+    assert main(["--config", str(cfg), "stage", "beats", "d"]) == 0
+    assert "skipped: unchanged since run beats-" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "stage", "beats", "d", "--force", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)["beats"]
+    assert rep["skipped"] is None and rep["clips_processed"] == 12
+    rows = _stage_rows(cfg)
+    assert [r["stage"] for r in rows][-2:] == ["beats", "beats"] and rows[-1]["status"] == "ok"
+    assert main(["--config", str(cfg), "status", "d"]) == 0
+    assert f"{rows[-1]['run_id']}  stage beats" in capsys.readouterr().out
+
+
+def test_identify_and_similar_answer_many_files_as_a_table(small_demo, tmp_path, capsys):
+    import pandas as pd
+    import soundfile as sf
+
+    cfg, demo = small_demo
+    assert main(["--config", str(cfg), "run", "d", "--no-stages", "-q"]) == 0  # nothing to ingest
+    assert main(["--config", str(cfg), "stage", "fingerprint", "d"]) == 0
+    assert main(["--config", str(cfg), "stage", "retrieve", "d"]) == 0
+    capsys.readouterr()
+    qdir = tmp_path / "q"
+    qdir.mkdir()
+    sources = sorted(
+        p for d in ("chirp", "tone") for p in (demo / d).iterdir() if p.suffix in (".wav", ".flac")
+    )[:4]
+    for i, f in enumerate(sources):
+        y, sr = sf.read(f)
+        sf.write(qdir / f"q{i}.wav", y[: int(1.5 * sr)], sr)
+    (qdir / "junk.wav").write_text("not audio")
+    out = tmp_path / "answers.csv"
+    assert main(["--config", str(cfg), "identify", str(qdir), "-d", "d", "--out", str(out)]) == 0
+    ans = pd.read_csv(out)
+    assert len(ans) == 5 and ans["error"].notna().sum() == 1
+    found = ans.dropna(subset=["clip_id"])
+    assert len(found) == 4 and all(
+        Path(u).name == sources[int(Path(q).stem[1:])].name
+        for q, u in zip(found["query"], found["uri"], strict=True)
+    )
+    pq = tmp_path / "near.parquet"
+    glob = str(qdir / "q*.wav")
+    assert main(["--config", str(cfg), "similar", glob, "-d", "d", "-k", "2", "--out", str(pq)]) == 0
+    near = pd.read_parquet(pq)
+    assert len(near) == 8 and set(near["rank"]) == {1, 2} and near["uri"].notna().all()
+
+
+def test_unchanged_ingest_and_run_start_no_prefect(small_demo):
+    import subprocess
+    import sys
+
+    cfg, _ = small_demo
+    assert main(["--config", str(cfg), "run", "d", "-q"]) == 0  # whatever was not run yet
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(cfg.parent / "prefect-home")
+    cmd = [sys.executable, "-X", "importtime", "-m", "flows.cli", "--config", str(cfg), "run", "d"]
+    p = subprocess.run([*cmd, "-q"], capture_output=True, text=True, env=env,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 0, p.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
+    assert "prefect" not in imported and "distributed" not in imported
+    assert "0 new, 0 changed, 0 removed, 12 unchanged" in p.stdout
+    assert p.stdout.count("skipped: unchanged since run") == 3

@@ -62,3 +62,31 @@ def test_paths_resolve_relative_to_config(tmp_path):
     assert cfg.resolve(cfg.dataset("a").source[0]) == str(tmp_path / "audio")
     with pytest.raises(LookupError, match="unknown dataset 'b'"):
         cfg.dataset("b")
+
+
+def test_stage_parameters_are_checked_at_load_with_key_paths():
+    stages = {
+        "segment": {"mdoe": "novelty"},
+        "classify": {"groups": "speaker"},
+        "beats": {"tightness": "tight"},
+        "retrieve": {"views": ["timbre", "colour"]},
+        "clasify": {},
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(_ds(stages=stages))
+    lines = str(err.value).splitlines()
+    assert "datasets.demo.stages.segment.mdoe: unknown parameter (did you mean mode?)" in lines
+    assert "datasets.demo.stages.classify.target: required parameter is missing" in lines
+    assert "datasets.demo.stages.beats.tightness: must be a number, got 'tight'" in lines
+    assert "datasets.demo.stages.retrieve.views: must be one of timbre, tonal, got 'colour'" in lines
+    assert any(line.startswith("datasets.demo.stages.clasify: unknown stage (did you mean classify?") for line in lines)
+    assert len(lines) == 5  # every problem at once
+
+
+def test_cross_parameter_rules_and_empty_stage_entries():
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.stages\.recommend: needs param 'listens'"):
+        parse_config(_ds(stages={"recommend": {}}))
+    with pytest.raises(ConfigError, match=r"stages\.transcribe: fmin \(3000.0\) must be below fmax"):
+        parse_config(_ds(stages={"transcribe": {"fmin": 3000}}))
+    cfg = parse_config(_ds(stages={"beats": None, "fingerprint": {}}))  # `beats:` alone is fine
+    assert cfg.dataset("demo").stages == {"beats": {}, "fingerprint": {}}

@@ -1,46 +1,87 @@
-"""What every stage shares: inputs from a dataset, metrics rows, safe model files, plots.
+"""What several stages share: label columns, clip features, metric rows, model files, inputs.
+
+Everything here reads and writes through the dataset's storage location (local folder
+or ``s3://``), never through ``open``/``os`` on a path.
+
+``metrics`` table (one row per figure; appended by every stage run):
+
+=============  ==============================================================================
+column         meaning
+=============  ==============================================================================
+stage          the stage that computed it
+run_id         the stage run (a ``runs`` row)
+model_id       the model scored (or the method, for stages without a model)
+metric         name, e.g. ``accuracy``, ``f1[tonal]``, ``recall@10``
+value          float
+evaluation     how the figure was obtained: ``cv`` (out-of-fold predictions of a
+               cross-validation), ``holdout`` (items held out of fitting, e.g. cold-start
+               clips), ``predict`` (a saved model's predictions on new clips whose truth is
+               known), ``reference`` (outputs compared with reference annotations, nothing
+               fitted on them), ``count`` (bookkeeping: clips, errors, beats)
+split          which clips: ``all``, ``cold_start``, ``new``, a group, ...
+time           when it was written (UTC)
+=============  ==============================================================================
 
 Examples
 --------
->>> import numpy as np
->>> rows = metric_rows("classify", "m1", {"accuracy": 0.9}, split="cv", run_id="r")
->>> rows[0]["metric"], rows[0]["value"]
-('accuracy', 0.9)
+>>> rows = metric_rows("classify", "m1", {"accuracy": 0.9}, evaluation="cv", run_id="r")
+>>> rows[0]["metric"], rows[0]["value"], rows[0]["evaluation"]
+('accuracy', 0.9, 'cv')
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
+import io
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
-from audiopipe.store.dataset import Dataset
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from audiopipe.stages.base import StageContext
+    from audiopipe.store.dataset import Dataset
 
 __all__ = [
     "StageInputError",
-    "new_stage_run_id",
+    "EVALUATIONS",
     "label_column",
     "feature_matrix",
+    "metrics_schema",
     "metric_rows",
-    "write_metrics",
     "save_model",
     "load_model",
-    "plot_path",
-    "METRICS_SCHEMA",
+    "read_bytes",
+    "read_frame_file",
+    "figure_writer",
+    "error_row",
+    "stable_id",
+    "uri_matcher",
 ]
+
+#: values of ``metrics.evaluation`` (see the module docstring)
+EVALUATIONS = ("cv", "holdout", "predict", "reference", "count")
 
 
 class StageInputError(ValueError):
     """A stage cannot run on this dataset (missing column, one class, no labels ...)."""
 
 
-def new_stage_run_id(stage: str) -> str:
-    return f"{stage}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+def stable_id(prefix: str, *parts: Any) -> str:
+    """A short deterministic id from JSON-able parts (same inputs → same model id).
+
+    Examples
+    --------
+    >>> stable_id("m", 1, [2, 3]) == stable_id("m", 1, [2, 3])
+    True
+    """
+    import hashlib
+    import json
+
+    h = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{prefix}-{h}"
 
 
 def label_column(ds: Dataset, column: str, *, min_classes: int = 2) -> np.ndarray:
@@ -71,6 +112,8 @@ def feature_matrix(
     ``features`` selects frame features by name (default: all in the table); each
     listed statistic's scalar or vector is flattened into columns.
     """
+    import pyarrow as pa
+
     clips = ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()
     ft = ds.table("features")
     if ft.num_rows == 0:
@@ -89,7 +132,7 @@ def feature_matrix(
     blocks, names = [], []
     for c in cols:
         col = ft.column(c)
-        if pa.types.is_list(col.type):
+        if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type):
             arr = np.asarray(col.to_pylist(), dtype=np.float32)
             names += [f"{c}[{i}]" for i in range(arr.shape[1])]
         else:
@@ -102,62 +145,87 @@ def feature_matrix(
     return X_all[rows], ids, names
 
 
-METRICS_SCHEMA = pa.schema(
-    [
-        ("stage", pa.string()),
-        ("model_id", pa.string()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-        ("split", pa.string()),
-        ("run_id", pa.string()),
-        ("time", pa.timestamp("us", tz="UTC")),
-    ]
-)
+def metrics_schema() -> pa.Schema:
+    """Schema of the ``metrics`` table (see the module docstring)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("stage", pa.string()),
+            ("run_id", pa.string()),
+            ("model_id", pa.string()),
+            ("metric", pa.string()),
+            ("value", pa.float64()),
+            ("evaluation", pa.string()),
+            ("split", pa.string()),
+            ("time", pa.timestamp("us", tz="UTC")),
+        ]
+    )
 
 
 def metric_rows(
-    stage: str, model_id: str, metrics: Mapping[str, float], *, split: str, run_id: str
+    stage: str,
+    model_id: str,
+    metrics: Mapping[str, float],
+    *,
+    evaluation: str,
+    run_id: str,
+    split: str = "all",
 ) -> list[dict[str, Any]]:
+    """Rows of the ``metrics`` table for ``metrics`` obtained by ``evaluation``."""
+    if evaluation not in EVALUATIONS:
+        raise ValueError(f"evaluation must be one of {EVALUATIONS}, got {evaluation!r}")
     now = dt.datetime.now(dt.UTC)
     return [
         {
             "stage": stage,
+            "run_id": run_id,
             "model_id": model_id,
             "metric": k,
             "value": float(v),
+            "evaluation": evaluation,
             "split": split,
-            "run_id": run_id,
             "time": now,
         }
         for k, v in metrics.items()
     ]
 
 
-def write_metrics(ds: Dataset, rows: list[dict[str, Any]]) -> None:
-    """Append rows to the dataset's ``metrics`` table (stage, model id, metric, value, split, run)."""
-    if rows:
-        ds.write_table("metrics", pa.Table.from_pylist(rows, schema=METRICS_SCHEMA), mode="append")
+def read_bytes(ds: Dataset, uri: str) -> bytes:
+    """Bytes of a file: local, or remote through fsspec with the dataset's storage options."""
+    import fsspec
+
+    opts = ds.location.fsspec_options if "://" in uri and not uri.startswith("file://") else {}
+    try:
+        with fsspec.open(uri, "rb", **opts) as f:
+            return f.read()
+    except FileNotFoundError:
+        raise StageInputError(f"dataset {ds.name!r}: file {uri} does not exist") from None
 
 
-def _local(path: str) -> str:
-    if "://" in path and not path.startswith("file://"):
-        raise NotImplementedError(
-            "models and plots are written to local storage roots only for now"
-        )
-    return path
+def read_frame_file(ds: Dataset, uri: str, what: str, columns: tuple[str, ...]) -> Any:
+    """A CSV or Parquet input file (events, listens, reference) as pandas, columns checked."""
+    import pandas as pd
+
+    data = io.BytesIO(read_bytes(ds, uri))
+    df = pd.read_parquet(data) if str(uri).endswith(".parquet") else pd.read_csv(data)
+    for c in columns:
+        if c not in df.columns:
+            raise StageInputError(
+                f"dataset {ds.name!r}: {what} file {uri} has no column {c!r} "
+                f"(columns: {', '.join(map(str, df.columns))})"
+            )
+    return df
 
 
-def save_model(ds: Dataset, name: str, model: Any) -> str:
-    """Persist ``model`` with skops under ``<dataset>/models/<name>.skops``; returns the path."""
+def save_model(ctx: StageContext, name: str, model: Any) -> str:
+    """Persist ``model`` with skops as ``<name>.skops`` in the run's folder; returns its uri."""
     import skops.io as sio
 
-    path = _local(ds.path("models", f"{name}.skops"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    sio.dump(model, path)
-    return path
+    return ctx.write_bytes(sio.dumps(model), f"{name}.skops")
 
 
-def load_model(path: str, trusted: list[str] | None = None) -> Any:
+def load_model(ds: Dataset, uri: str, trusted: tuple[str, ...] | list[str] = ()) -> Any:
     """Load a skops model file, refusing anything else and any type not explicitly trusted.
 
     Only the types skops reports as untrusted *and* listed in ``trusted`` (the
@@ -168,26 +236,73 @@ def load_model(path: str, trusted: list[str] | None = None) -> Any:
 
     import skops.io as sio
 
-    if not os.path.isfile(path):
-        raise StageInputError(f"model file {path} does not exist: fit the stage first")
-    if not zipfile.is_zipfile(path):
-        raise StageInputError(f"{path} is not a skops model file (refusing to load it)")
+    data = read_bytes(ds, uri)
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise StageInputError(f"{uri} is not a skops model file (refusing to load it)")
     try:
-        untrusted = sio.get_untrusted_types(file=path)
+        untrusted = sio.get_untrusted_types(data=data)
     except Exception as err:  # noqa: BLE001
-        raise StageInputError(f"{path} is not a valid skops model file: {err}") from None
-    allowed = set(trusted or [])
-    bad = [t for t in untrusted if t not in allowed]
+        raise StageInputError(f"{uri} is not a valid skops model file: {err}") from None
+    bad = [t for t in untrusted if t not in set(trusted)]
     if bad:
-        raise StageInputError(f"{path} contains types that are not trusted: {', '.join(bad)}")
+        raise StageInputError(f"{uri} contains types that are not trusted: {', '.join(bad)}")
     try:
-        return sio.load(path, trusted=list(untrusted))
+        return sio.loads(data, trusted=list(untrusted))
     except Exception as err:  # noqa: BLE001
-        raise StageInputError(f"{path} could not be loaded as a skops model: {err}") from None
+        raise StageInputError(f"{uri} could not be loaded as a skops model: {err}") from None
 
 
-def plot_path(ds: Dataset, name: str) -> str:
-    """Where a stage's PNG goes: ``<dataset>/plots/<name>.png`` (folder created)."""
-    path = _local(ds.path("plots", f"{name}.png"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return path
+def figure_writer(fig: Any, dpi: int = 100) -> Any:
+    """A writer ``f(fh)`` that saves ``fig`` as PNG into ``fh`` and closes it."""
+
+    def write(fh: IO[bytes]) -> None:
+        import matplotlib.pyplot as plt
+
+        fig.savefig(fh, format="png", dpi=dpi)
+        plt.close(fig)
+
+    return write
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the non-interactive Agg backend (imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def error_row(stage: str, clip_id: str, uri: str, err: BaseException, run_id: str) -> dict:
+    """A row of the ``errors`` table for a clip a stage could not process."""
+    return {
+        "run_id": run_id,
+        "uri": uri,
+        "clip_id": clip_id,
+        "step": stage,
+        "error_type": getattr(err, "kind", None) or type(err).__name__,
+        "message": str(err),
+        "time": dt.datetime.now(dt.UTC),
+    }
+
+
+def uri_matcher(ds: Dataset) -> Any:
+    """A function ``path -> clip_id | None``: the clip whose uri is ``path`` or ends with it.
+
+    Paths in events, references and listens files name clips by their path relative to
+    some folder; every trailing part of every uri is indexed once (first clip wins).
+    """
+    t = ds.table("clips", ["clip_id", "uri"]).to_pydict()
+    index: dict[str, str] = {}
+    for cid, uri in zip(t["clip_id"], t["uri"], strict=True):
+        index.setdefault(uri, cid)
+        parts = uri.split("/")
+        for k in range(len(parts)):
+            index.setdefault("/".join(parts[k:]), cid)
+
+    def match(path: Any) -> str | None:
+        p = str(path)
+        return index.get(p) or index.get(p.lstrip("/"))
+
+    return match

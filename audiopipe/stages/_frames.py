@@ -1,4 +1,5 @@
-"""Private helpers shared by the learning stages: frame features from a dataset, pooling.
+"""Frame-level helpers shared by the learning stages: reading frames of many clips, pooling,
+trimming, time normalisation.
 
 Examples
 --------
@@ -9,14 +10,12 @@ array([ 1.,  2.,  5.,  6.,  9., 10.], dtype=float32)
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audiopipe.store.dataset import Dataset
-from audiopipe.store.frames import open_part
+if TYPE_CHECKING:
+    from audiopipe.store.dataset import Dataset
 
 __all__ = [
     "segment_pool",
@@ -24,10 +23,6 @@ __all__ = [
     "frames_recipe",
     "trim_bounds",
     "time_normalize",
-    "stable_id",
-    "as_list",
-    "as_int",
-    "as_bool",
 ]
 
 
@@ -52,6 +47,8 @@ def segment_pool(frames: np.ndarray, n_segments: int) -> np.ndarray:
 
 def read_frames_many(ds: Dataset, clip_ids: list[str], feature: str) -> list[np.ndarray]:
     """Frames ``(n_frames, n_dims)`` of ``feature`` for many clips, reading each part once."""
+    from audiopipe.store.frames import open_part
+
     t = ds.table("frames_index", ["clip_id", "part", "start", "stop"]).to_pydict()
     where = {
         c: (p, s, e)
@@ -73,33 +70,10 @@ def read_frames_many(ds: Dataset, clip_ids: list[str], feature: str) -> list[np.
     return out
 
 
-def stable_id(prefix: str, *parts: Any) -> str:
-    """A short deterministic id from JSON-able parts (same inputs → same model id)."""
-    h = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return f"{prefix}-{h}"
-
-
-def as_list(v: Any) -> list[str] | None:
-    """A list param given as a list or a comma-separated string (``--set features=a,b``)."""
-    if v is None or v == "":
-        return None
-    if isinstance(v, str):
-        return [s.strip() for s in v.split(",") if s.strip()]
-    return [str(x) for x in v]
-
-
-def as_int(v: Any, default: int) -> int:
-    return default if v is None else int(v)
-
-
-def as_bool(v: Any) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on")
-    return bool(v)
-
-
 def frames_recipe(ds: Dataset) -> dict[str, Any]:
     """The feature recipe the dataset's frames were computed with (``{}`` if unknown)."""
+    from audiopipe.store.frames import open_part
+
     t = ds.table("frames_index", ["part"])
     if t.num_rows == 0:
         return {}

@@ -1,44 +1,90 @@
-"""Private helpers shared by the MIR stages (beats, transcribe, separate).
+"""What the MIR stages share (beats, retrieve, transcribe, separate, fingerprint): onset
+strength, tempo, MIDI files (mono mixing is ``audiopipe.audio.to_mono``).
 
 Onset strength and spectrograms come from ``audiopipe.features`` (no second STFT here).
+
+Examples
+--------
+>>> notes = [(0.0, 0.5, 60, 100), (0.5, 1.0, 64, 90)]
+>>> [(round(a, 2), round(b, 2), m, v) for a, b, m, v in read_midi_notes(midi_bytes(notes))]
+[(0.0, 0.5, 60, 100), (0.5, 1.0, 64, 90)]
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-import audiopipe.features as F
-
-
-def to_mono(y: np.ndarray) -> np.ndarray:
-    """float32 mono: multichannel ``(..., n)`` (or soundfile's ``(n, ch)``) is averaged."""
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 1:
-        return y
-    if y.ndim == 2 and y.shape[1] <= 8 and y.shape[0] > y.shape[1]:  # (n, ch)
-        return y.mean(axis=1)
-    return y.reshape(-1, y.shape[-1]).mean(axis=0)
+__all__ = ["onset_strength", "tempo_estimate", "midi_bytes", "read_midi_notes"]
 
 
 def onset_strength(
     y: np.ndarray, sr: float = 22050, n_fft: int = 2048, hop_length: int = 512, lag: int = 1
 ) -> np.ndarray:
     """Onset strength envelope (librosa definition, mean over mel bands), float64."""
+    import audiopipe.features as F
+
     return np.asarray(
         F.onset_strength(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, lag=lag), dtype=np.float64
     )
 
 
-def single_blas_thread() -> Any:
-    """Context limiting BLAS to one thread: many small matmuls (NMF updates) run up to 40x
-    slower with OpenBLAS threads on a loaded machine (measured: 513x16 @ 16x600 products)."""
-    from threadpoolctl import threadpool_limits
+def _tempo_prior(bpms: np.ndarray, start_bpm: float, std_bpm: float = 1.0) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return -0.5 * ((np.log2(bpms) - np.log2(start_bpm)) / std_bpm) ** 2
 
-    return threadpool_limits(limits=1, user_api="blas")
+
+def tempo_estimate(
+    onset_envelope: np.ndarray,
+    sr: float = 22050,
+    hop_length: int = 512,
+    start_bpm: float = 120.0,
+    std_bpm: float = 1.0,
+    max_tempo: float = 320.0,
+    ac_size: float = 8.0,
+    aggregate: bool = True,
+) -> np.ndarray:
+    """Tempo in BPM: peak of the (mean) autocorrelation tempogram times a log-normal prior.
+
+    As ``librosa.feature.tempo``. Returns a 1-element array (``aggregate=True``) or one
+    tempo per frame (local tempo, with the same prior; for music whose tempo changes).
+
+    Examples
+    --------
+    >>> o = np.zeros(1000); o[::43] = 1.0  # one onset every 43 frames = 60 BPM at 22050/512
+    >>> float(np.round(tempo_estimate(o)[0]))
+    60.0
+    """
+    import audiopipe.features as F
+
+    fr = sr / hop_length
+    win_length = max(1, int(round(ac_size * fr)))
+    o = np.asarray(onset_envelope, dtype=np.float64)
+    tg = np.asarray(
+        F.tempogram(onset_envelope=o, hop_length=hop_length, win_length=win_length), np.float64
+    )
+    lags = np.arange(win_length, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        bpms = 60.0 * fr / lags
+    logprior = _tempo_prior(bpms, start_bpm, std_bpm)
+    logprior[bpms > max_tempo] = -np.inf
+    logprior[0] = -np.inf
+    if aggregate:
+        tg = tg.mean(axis=1, keepdims=True)
+    score = np.log1p(1e6 * tg) + logprior[:, None]
+    best = np.argmax(score, axis=0)
+    # parabolic refinement of the peak lag on the autocorrelation (sub-frame period)
+    cols = np.arange(score.shape[1])
+    lag = best.astype(np.float64)
+    ok = (best > 1) & (best < win_length - 1)
+    if ok.any():
+        a, b, c = (tg[best[ok] + d, cols[ok]] for d in (-1, 0, 1))
+        den = a - 2 * b + c
+        shift = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
+        lag[ok] += np.clip(shift, -0.5, 0.5)
+    return 60.0 * fr / lag
 
 
 def _vlq(n: int) -> bytes:
@@ -50,15 +96,14 @@ def _vlq(n: int) -> bytes:
     return bytes(reversed(out))
 
 
-def write_midi(
-    path: str,
+def midi_bytes(
     notes: Sequence[tuple[float, float, int, int]],
     *,
     tempo_bpm: float = 120.0,
     ticks_per_beat: int = 480,
     program: int = 0,
-) -> None:
-    """Write a format-0 Standard MIDI File of ``(onset_s, offset_s, midi, velocity)`` notes."""
+) -> bytes:
+    """A format-0 Standard MIDI File of ``(onset_s, offset_s, midi, velocity)`` notes."""
     us_per_beat = int(round(60e6 / tempo_bpm))
     tps = ticks_per_beat * 1e6 / us_per_beat  # ticks per second
     ev: list[tuple[int, int, bytes]] = []
@@ -76,14 +121,12 @@ def write_midi(
         trk += _vlq(t - now) + msg
         now = t
     trk += b"\x00\xff\x2f\x00"
-    with open(path, "wb") as fh:
-        fh.write(b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_beat))
-        fh.write(b"MTrk" + struct.pack(">I", len(trk)) + bytes(trk))
+    head = b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_beat)
+    return head + b"MTrk" + struct.pack(">I", len(trk)) + bytes(trk)
 
 
-def read_midi_notes(path: str) -> list[tuple[float, float, int, int]]:
-    """Read back notes from a format-0 file written by :func:`write_midi` (for tests)."""
-    data = open(path, "rb").read()
+def read_midi_notes(data: bytes) -> list[tuple[float, float, int, int]]:
+    """Notes of a format-0 file written by :func:`midi_bytes` (for tests)."""
     _, _, _, tpb = struct.unpack(">IHHH", data[4:14])
     i = 22
     us_per_beat = 500000

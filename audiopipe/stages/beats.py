@@ -7,8 +7,9 @@ at the beats minus ``tightness`` times the squared log-deviation of each inter-b
 interval from the period. With ``local_tempo=True`` the period follows a smoothed local
 tempo track (for music whose tempo changes); the default is the global period.
 
-``run(ds, params, run_id=...)`` writes tables ``beats`` (clip_id, time_s) and ``tempo``
-(clip_id, bpm, n_beats, error) and a PNG of beats over the onset envelope.
+As a stage (:class:`Beats`, clip by clip: only new clips are tracked) it writes tables
+``beats`` (clip_id, time_s) and ``tempo`` (clip_id, bpm, n_beats, error) and a PNG of
+beats over the onset envelope of the first clip processed.
 
 Examples
 --------
@@ -24,15 +25,17 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-import audiopipe.features as F
-from audiopipe.stages._mir import onset_strength, to_mono
+from audiopipe.audio import to_mono
+from audiopipe.stages._mir import onset_strength, tempo_estimate
+from audiopipe.stages.base import ClipBatch, ClipStage, StageContext
+from audiopipe.stages.params import Param
 
-__all__ = ["beat_track", "tempo_estimate", "run"]
+__all__ = ["beat_track", "tempo_estimate", "Beats"]
 
 
 def _onset_envelope(y: np.ndarray, sr: float, hop_length: int) -> np.ndarray:
@@ -40,60 +43,6 @@ def _onset_envelope(y: np.ndarray, sr: float, hop_length: int) -> np.ndarray:
     if y.size == 0:
         return np.zeros(0)
     return onset_strength(y, sr=sr, hop_length=hop_length)
-
-
-def _tempo_prior(bpms: np.ndarray, start_bpm: float, std_bpm: float = 1.0) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return -0.5 * ((np.log2(bpms) - np.log2(start_bpm)) / std_bpm) ** 2
-
-
-def tempo_estimate(
-    onset_envelope: np.ndarray,
-    sr: float = 22050,
-    hop_length: int = 512,
-    start_bpm: float = 120.0,
-    std_bpm: float = 1.0,
-    max_tempo: float = 320.0,
-    ac_size: float = 8.0,
-    aggregate: bool = True,
-) -> np.ndarray:
-    """Tempo in BPM: peak of the (mean) autocorrelation tempogram times a log-normal prior.
-
-    Returns a 1-element array (``aggregate=True``) or one tempo per frame (local tempo,
-    with the same prior; for music whose tempo changes).
-
-    Examples
-    --------
-    >>> o = np.zeros(1000); o[::43] = 1.0  # one onset every 43 frames = 60 BPM at 22050/512
-    >>> float(np.round(tempo_estimate(o)[0]))
-    60.0
-    """
-    fr = sr / hop_length
-    win_length = max(1, int(round(ac_size * fr)))
-    o = np.asarray(onset_envelope, dtype=np.float64)
-    tg = np.asarray(
-        F.tempogram(onset_envelope=o, hop_length=hop_length, win_length=win_length), np.float64
-    )
-    lags = np.arange(win_length, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        bpms = 60.0 * fr / lags
-    logprior = _tempo_prior(bpms, start_bpm, std_bpm)
-    logprior[bpms > max_tempo] = -np.inf
-    logprior[0] = -np.inf
-    if aggregate:
-        tg = tg.mean(axis=1, keepdims=True)
-    score = np.log1p(1e6 * tg) + logprior[:, None]
-    best = np.argmax(score, axis=0)
-    # parabolic refinement of the peak lag on the autocorrelation (sub-frame period)
-    cols = np.arange(score.shape[1])
-    lag = best.astype(np.float64)
-    ok = (best > 1) & (best < win_length - 1)
-    if ok.any():
-        a, b, c = (tg[best[ok] + d, cols[ok]] for d in (-1, 0, 1))
-        den = a - 2 * b + c
-        shift = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
-        lag[ok] += np.clip(shift, -0.5, 0.5)
-    return 60.0 * fr / lag
 
 
 def _local_score(onset: np.ndarray, period: np.ndarray) -> np.ndarray:
@@ -232,15 +181,13 @@ def beat_track(
     return tempo, b * hop_length / float(sr)
 
 
-# --------------------------------------------------------------------------- stage adapter
+# --------------------------------------------------------------------------- stage
 
 
-def _plot(path: str, onset: np.ndarray, beats: np.ndarray, fr: float, title: str) -> None:
-    import matplotlib
+def _plot(fh: Any, onset: np.ndarray, beats: np.ndarray, fr: float, title: str) -> None:
+    from audiopipe.stages._common import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 3))
     t = np.arange(onset.size) / fr
     ax.plot(t, onset, lw=0.8, label="onset strength")
@@ -249,64 +196,91 @@ def _plot(path: str, onset: np.ndarray, beats: np.ndarray, fr: float, title: str
     ax.set_title(title)
     ax.legend(loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(fh, format="png", dpi=80)
     plt.close(fig)
 
 
-BEATS_SCHEMA = pa.schema([("clip_id", pa.string()), ("time_s", pa.float64())])
-TEMPO_SCHEMA = pa.schema(
-    [
-        ("clip_id", pa.string()),
-        ("bpm", pa.float64()),
-        ("n_beats", pa.int64()),
-        ("error", pa.string()),
-    ]
-)
+class Beats(ClipStage):
+    """Tempo and beat times of every clip (tables ``beats``, ``tempo``)."""
 
-
-def run(ds: Any, params: dict, *, run_id: str) -> dict:
-    """Track beats of every clip; write ``beats``, ``tempo``, metrics and one PNG.
-
-    Params: ``sr`` (22050), ``hop_length`` (512), ``start_bpm`` (120), ``tightness`` (100),
-    ``local_tempo`` (False), ``clips`` (optional list of clip ids). A clip that cannot be
-    read or analysed gets a ``tempo`` row with bpm NaN and the error message.
-    """
-    from audiopipe.stages._common import metric_rows, plot_path, write_metrics
-
-    sr = int(params.get("sr", 22050))
-    hop = int(params.get("hop_length", 512))
-    kw = dict(
-        start_bpm=float(params.get("start_bpm", 120.0)),
-        tightness=float(params.get("tightness", 100.0)),
-        local_tempo=bool(params.get("local_tempo", False)),
+    name = "beats"
+    summary = (
+        "Onset strength → global (or local) tempo → dynamic-programming beats (Ellis 2007), "
+        "clip by clip; tables `beats` (clip_id, time_s) and `tempo` (clip_id, bpm, n_beats, "
+        "error); a clip that cannot be read gets a `tempo` row with its error."
     )
-    ids = params.get("clips") or ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()
-    beat_rows: list[dict] = []
-    tempo_rows: list[dict] = []
-    plotted = None
-    for cid in ids:
-        try:
-            y, _ = ds.load_audio(cid, sr=sr)
-            onset = _onset_envelope(y, sr, hop)
-            tempo, bt = beat_track(onset_envelope=onset, sr=sr, hop_length=hop, **kw)
-        except Exception as err:  # noqa: BLE001  (errors are data)
-            tempo_rows.append(
-                {
-                    "clip_id": cid,
-                    "bpm": float("nan"),
-                    "n_beats": 0,
-                    "error": f"{type(err).__name__}: {err}",
-                }
+    params = (
+        Param("sr", "int", 22050, "analysis sample rate (Hz)", low=1000, from_dataset="sample_rate"),
+        Param(
+            "hop_length", "int", 512, "onset-envelope hop (samples)", low=1,
+            from_dataset="hop_length",
+        ),
+        Param("start_bpm", "float", 120.0, "centre of the log-normal tempo prior", low=1),
+        Param("tightness", "float", 100.0, "how strictly beats follow the tempo", low=0),
+        Param("local_tempo", "bool", False, "let the period follow a smoothed local tempo"),
+        Param("clips", "list", None, "only these clip ids (default: every clip)"),
+    )
+    tables = ("tempo", "beats")  # the first has one row per clip: what is done
+    shard_size = 32
+
+    @property
+    def schemas(self) -> dict[str, Any]:  # type: ignore[override]
+        import pyarrow as pa
+
+        return {
+            "beats": pa.schema([("clip_id", pa.string()), ("time_s", pa.float64())]),
+            "tempo": pa.schema(
+                [
+                    ("clip_id", pa.string()),
+                    ("bpm", pa.float64()),
+                    ("n_beats", pa.int64()),
+                    ("error", pa.string()),
+                ]
+            ),
+        }
+
+    def select(self, ctx: StageContext) -> list[str]:
+        ids = ctx.clip_ids()
+        want = set(ctx.params["clips"] or ())
+        return [c for c in ids if c in want] if want else ids
+
+    def process(self, ctx: StageContext, clip_ids: Sequence[str], state: Any) -> ClipBatch:
+        p = ctx.params
+        sr, hop = p["sr"], p["hop_length"]
+        kw = {k: p[k] for k in ("start_bpm", "tightness", "local_tempo")}
+        out = ClipBatch(rows={"beats": [], "tempo": []})
+        for cid in clip_ids:
+            try:
+                y, _ = ctx.ds.load_audio(cid, sr=sr)
+                onset = _onset_envelope(y, sr, hop)
+                tempo, bt = beat_track(onset_envelope=onset, sr=sr, hop_length=hop, **kw)
+            except Exception as err:  # noqa: BLE001  (errors are data)
+                out.failed += 1
+                out.rows["tempo"].append(
+                    {"clip_id": cid, "bpm": float("nan"), "n_beats": 0,
+                     "error": f"{type(err).__name__}: {err}"}
+                )
+                continue
+            out.rows["beats"] += [{"clip_id": cid, "time_s": float(t)} for t in bt]
+            out.rows["tempo"].append(
+                {"clip_id": cid, "bpm": tempo, "n_beats": int(bt.size), "error": None}
             )
-            continue
-        beat_rows += [{"clip_id": cid, "time_s": float(t)} for t in bt]
-        tempo_rows.append({"clip_id": cid, "bpm": tempo, "n_beats": int(bt.size), "error": None})
-        if plotted is None and bt.size:
-            plotted = plot_path(ds, f"beats_{run_id}")
-            _plot(plotted, onset, bt, sr / hop, f"{cid[:12]}: {tempo:.1f} BPM")
-    ds.write_table("beats", pa.Table.from_pylist(beat_rows, schema=BEATS_SCHEMA), mode="overwrite")
-    ds.write_table("tempo", pa.Table.from_pylist(tempo_rows, schema=TEMPO_SCHEMA), mode="overwrite")
-    n_ok = sum(r["error"] is None for r in tempo_rows)
-    metrics = {"n_clips": len(ids), "n_ok": n_ok, "n_beats": len(beat_rows)}
-    write_metrics(ds, metric_rows("beats", "dp", metrics, split="all", run_id=run_id))
-    return {"tables": ["beats", "tempo"], "metrics": metrics, "plot": plotted}
+            if out.plot is None and bt.size:
+                out.plot = (cid, onset, bt, tempo)
+        return out
+
+    def evaluate(self, ctx: StageContext, state: Any) -> list[dict[str, Any]]:
+        from audiopipe.stages._common import metric_rows
+
+        t = ctx.ds.table("tempo", ["error", "n_beats"]).to_pydict()
+        m = {
+            "n_clips": len(t["error"]),
+            "n_ok": sum(e is None for e in t["error"]),
+            "n_beats": int(sum(t["n_beats"])),
+        }
+        return metric_rows("beats", "dp", m, evaluation="count", run_id=ctx.run_id)
+
+    def plots(self, ctx: StageContext, batch: ClipBatch) -> dict[str, Any]:
+        cid, onset, bt, tempo = batch.plot
+        fr = ctx.params["sr"] / ctx.params["hop_length"]
+        return {"beats": lambda fh: _plot(fh, onset, bt, fr, f"{cid[:12]}: {tempo:.1f} BPM")}

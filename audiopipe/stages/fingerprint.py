@@ -17,12 +17,12 @@ hash values, counted in a ±1 frame window) and scores the best offset against t
 a match needs ``best >= min_votes`` and ``confidence >= min_confidence``.
 
 In a dataset the index is the Delta table ``fingerprints`` (hash int64, clip_id string,
-t int32): :func:`run` fingerprints only clips not yet in the table and drops rows of
-clips no longer in ``clips`` (one commit); a clip without landmarks (silence, shorter
-than a frame) gets one marker row (hash -1, t -1) so it is not redone; :func:`fingerprint_shard` is the per-shard
-unit of work (a list of clip ids in, a table out) that can be fanned out in parallel.
-:func:`identify` decodes a query file and matches it against the table (cached per
-process and table version).
+t int32), kept by the stage :class:`Fingerprint` (clip by clip: a run fingerprints only
+clips not yet in the table and drops rows of clips no longer in ``clips``, in one commit;
+a clip without landmarks - silence, shorter than a frame - gets one marker row (hash -1,
+t -1) so it is not redone; a clip that fails becomes an ``errors`` row and is tried again
+by the next run). :func:`identify` decodes query files and matches them against the
+table (cached per process and table version).
 
 Examples
 --------
@@ -39,30 +39,29 @@ Examples
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-from scipy.ndimage import maximum_filter
-from scipy.signal import lfilter
 
-from audiopipe.audio import AudioError, load, resample, to_mono
-from audiopipe.store.dataset import Dataset
+from audiopipe.audio import to_mono
+from audiopipe.stages.base import ClipBatch, ClipStage, StageContext
+from audiopipe.stages.params import Param
+
+if TYPE_CHECKING:
+    from audiopipe.store.dataset import Dataset
 
 __all__ = [
     "SR",
     "QUERY_DENSITY",
     "N_FFT",
     "HOP_LENGTH",
-    "FINGERPRINTS_SCHEMA",
     "landmarks",
     "FingerprintIndex",
-    "fingerprint_shard",
+    "Fingerprint",
     "load_index",
     "identify",
-    "run",
+    "identify_many",
 ]
 
 #: analysis rate, FFT size and hop of the landmark spectrogram
@@ -79,25 +78,20 @@ _MAX_DF = (1 << (_DF_BITS - 1)) - 1  # 31 bins
 _MIN_BIN = 4  # row 4 = FFT bin 5 = 108 Hz: lowest peak frequency
 _SILENCE = 1e-4  # STFT magnitude below this is silence (full-scale sine: ~128)
 
-FINGERPRINTS_SCHEMA = pa.schema([("hash", pa.int64()), ("clip_id", pa.string()), ("t", pa.int32())])
 
+def fingerprints_schema() -> Any:
+    """Schema of the ``fingerprints`` table."""
+    import pyarrow as pa
 
-def _as_mono(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 1:
-        return y
-    if y.ndim != 2:
-        raise ValueError(f"audio must be 1-D or 2-D (samples, channels), got shape {y.shape}")
-    # librosa layout (channels, samples) when the first axis is the short one
-    if y.shape[0] < y.shape[1] and y.shape[0] <= 8:
-        y = y.T
-    return to_mono(np.ascontiguousarray(y))
+    return pa.schema([("hash", pa.int64()), ("clip_id", pa.string()), ("t", pa.int32())])
 
 
 def _peaks(
     y: np.ndarray, density: float, f_sd: int, t_sd: int, hpf_pole: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(frame, bin) of the spectral peaks, sorted by frame then bin."""
+    from scipy.ndimage import maximum_filter
+
     from audiopipe.features import stft
 
     if y.size == 0:
@@ -109,6 +103,8 @@ def _peaks(
     L = np.log(np.maximum(S, _SILENCE))
     L -= L.mean()
     if hpf_pole > 0:  # optional per-band high-pass over time (audfprint); off by default
+        from scipy.signal import lfilter
+
         H = lfilter([1.0, -1.0], [1.0, -hpf_pole], L, axis=1).astype(np.float32)
     else:
         H = L
@@ -178,10 +174,15 @@ def landmarks(
     >>> h.size, t.size
     (0, 0)
     """
-    y = _as_mono(y)
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim > 2:
+        raise ValueError(f"audio must be 1-D or 2-D (samples, channels), got shape {y.shape}")
+    y = to_mono(y)
     if not np.all(np.isfinite(y)):
         raise ValueError("audio contains NaN or infinity")
     if sr != SR and y.size:
+        from audiopipe.audio import resample
+
         y = resample(y, int(sr), SR)
     t, f = _peaks(y, density, f_sd, t_sd, hpf_pole)
     n = t.size
@@ -250,7 +251,7 @@ class FingerprintIndex:
         """Build from parallel arrays; ``clips`` indexes into ``clip_ids``."""
         self = cls(**params)
         hashes = np.asarray(hashes, np.int64)
-        o = np.argsort(hashes, kind="stable")
+        o = np.lexsort((np.asarray(times), np.asarray(clips), hashes))  # same index, any row order
         self.hashes_ = hashes[o]
         self.times_ = np.asarray(times, np.int64)[o]
         self.clips_ = np.asarray(clips, np.int64)[o]
@@ -258,16 +259,20 @@ class FingerprintIndex:
         return self
 
     @classmethod
-    def from_table(cls, table: pa.Table, **params: Any) -> FingerprintIndex:
+    def from_table(cls, table: Any, **params: Any) -> FingerprintIndex:
         """Build from a ``fingerprints`` table (hash, clip_id, t)."""
         if table.num_rows == 0:
             return cls.from_arrays(np.zeros(0), np.zeros(0), np.zeros(0), [], **params)
         enc = table.column("clip_id").combine_chunks().dictionary_encode()
+        names = enc.dictionary.to_pylist()
+        order = np.argsort(names)  # clips numbered in id order, whatever the row order
+        rank = np.empty(len(names), np.int64)
+        rank[order] = np.arange(len(names))
         return cls.from_arrays(
             table.column("hash").to_numpy(),
             table.column("t").to_numpy(),
-            enc.indices.to_numpy(),
-            enc.dictionary.to_pylist(),
+            rank[enc.indices.to_numpy()],
+            [names[i] for i in order],
             **params,
         )
 
@@ -334,59 +339,74 @@ class FingerprintIndex:
         return out
 
 
-# ------------------------------------------------------------------------------- dataset
+# ------------------------------------------------------------------------------- stage
 
 
-def _error(clip_id: str, uri: str, message: str, kind: str, run_id: str) -> dict[str, Any]:
-    import datetime as dt
+class Fingerprint(ClipStage):
+    """Landmark hashes of every clip in the ``fingerprints`` table (incremental)."""
 
-    return {
-        "run_id": run_id,
-        "uri": uri,
-        "clip_id": clip_id,
-        "step": "fingerprint",
-        "error_type": kind,
-        "message": message,
-        "time": dt.datetime.now(dt.UTC),
-    }
-
-
-def fingerprint_shard(
-    ds: Dataset, clip_ids: Iterable[str], params: dict[str, Any] | None = None, run_id: str = ""
-) -> tuple[pa.Table, list[dict[str, Any]]]:
-    """Fingerprint the clips ``clip_ids`` of ``ds``: (fingerprints rows, error rows).
-
-    One shard is one unit of parallel work; nothing is written here.
-    """
-    params = dict(params or {})
-    clips = ds.table("clips", ["clip_id", "uri"]).to_pydict()
-    uri = dict(zip(clips["clip_id"], clips["uri"], strict=True))
-    hs, cs, ts, errors = [], [], [], []
-    for cid in clip_ids:
-        try:
-            y, sr = ds.load_audio(cid, sr=SR)
-            h, t = landmarks(y, sr, **params)
-        except (AudioError, ValueError, OSError) as err:
-            errors.append(
-                _error(cid, uri.get(cid, ""), str(err), getattr(err, "kind", "fingerprint"), run_id)
-            )
-            continue
-        if h.size == 0:  # silence / too short: one marker row so the clip counts as done
-            h, t = np.array([NO_LANDMARKS], np.int64), np.array([-1], np.int32)
-        hs.append(h)
-        ts.append(t)
-        cs.extend([cid] * h.size)
-    table = pa.table(
-        {
-            "hash": pa.array(np.concatenate(hs) if hs else np.zeros(0, np.int64), pa.int64()),
-            "clip_id": pa.array(cs, pa.string()),
-            "t": pa.array(np.concatenate(ts) if ts else np.zeros(0, np.int32), pa.int32()),
-        },
-        schema=FINGERPRINTS_SCHEMA,
+    name = "fingerprint"
+    summary = (
+        "Landmark hashes (Wang 2003) of every clip, table `fingerprints` (hash, clip_id, t); "
+        "`audiopipe identify FILE...` looks excerpts up in it."
     )
-    return table, errors
+    params = (
+        Param("density", "float", 30.0, "peaks kept per second of audio", low=1),
+        Param("fanout", "int", 8, "target peaks paired with each anchor", low=1),
+        Param("f_sd", "int", 5, "local-maximum half-size in bins", low=1),
+        Param("t_sd", "int", 2, "local-maximum half-size in frames", low=1),
+        Param("hpf_pole", "float", 0.0, "pole of audfprint's high-pass over time (0 = off)",
+              low=0, high=0.999),
+    )
+    tables = ("fingerprints",)
+
+    @property
+    def schemas(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"fingerprints": fingerprints_schema()}
+
+    def process(self, ctx: StageContext, clip_ids: Sequence[str], state: Any) -> ClipBatch:
+        import pyarrow as pa
+
+        from audiopipe.audio import AudioError
+        from audiopipe.stages._common import error_row
+
+        lm = {k: ctx.params[k] for k in ("density", "fanout", "f_sd", "t_sd", "hpf_pole")}
+        hs, cs, ts = [], [], []
+        out = ClipBatch()
+        for cid in clip_ids:
+            try:
+                y, sr = ctx.ds.load_audio(cid, sr=SR)
+                h, t = landmarks(y, sr, **lm)
+            except (AudioError, ValueError, OSError) as err:
+                out.failed += 1
+                out.errors.append(error_row("fingerprint", cid, ctx.ds.clip_uri(cid), err, ctx.run_id))
+                continue
+            if h.size == 0:  # silence / too short: one marker row so the clip counts as done
+                h, t = np.array([NO_LANDMARKS], np.int64), np.array([-1], np.int32)
+            hs.append(h)
+            ts.append(t)
+            cs.extend([cid] * h.size)
+        table = pa.table(
+            {
+                "hash": pa.array(np.concatenate(hs) if hs else np.zeros(0, np.int64), pa.int64()),
+                "clip_id": pa.array(cs, pa.string()),
+                "t": pa.array(np.concatenate(ts) if ts else np.zeros(0, np.int32), pa.int32()),
+            },
+            schema=fingerprints_schema(),
+        )
+        out.rows["fingerprints"] = [table]
+        return out
+
+    def evaluate(self, ctx: StageContext, state: Any) -> list[dict[str, Any]]:
+        from audiopipe.stages._common import metric_rows
+
+        ids = ctx.ds.table("fingerprints", ["clip_id"]).column("clip_id")
+        m = {"n_clips": len(ids.unique()), "n_hashes": len(ids)}
+        _CACHE.clear()
+        return metric_rows("fingerprint", "landmarks", m, evaluation="count", run_id=ctx.run_id)
 
 
+# ------------------------------------------------------------------------------- identify
 _CACHE: dict[tuple[str, int], FingerprintIndex] = {}
 
 
@@ -401,10 +421,11 @@ def load_index(ds: Dataset, **params: Any) -> FingerprintIndex:
         )
     key = (ds.location.table_uri("fingerprints"), int(dt.version()))
     if key not in _CACHE:
+        from audiopipe.store.tables import scan_table
+
         _CACHE.clear()
-        _CACHE[key] = FingerprintIndex.from_table(
-            dt.to_pyarrow_table(columns=["hash", "clip_id", "t"])
-        )
+        table = scan_table(ds.location, "fingerprints", key[1], ["hash", "clip_id", "t"])
+        _CACHE[key] = FingerprintIndex.from_table(table)
     idx = _CACHE[key]
     for k, v in params.items():
         setattr(idx, k, v)
@@ -428,76 +449,31 @@ def identify(
     >>> identify(ds, "excerpt.wav")  # doctest: +SKIP
     {'clip_id': '3f2a…', 'uri': '…/song.ogg', 'offset_s': 12.4, 'confidence': 0.93, 'votes': 61}
     """
+    return identify_many(ds, [path], min_votes=min_votes, min_confidence=min_confidence)[0]
+
+
+def identify_many(
+    ds: Dataset,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    min_votes: int = 8,
+    min_confidence: float = 0.4,
+) -> list[dict[str, Any]]:
+    """:func:`identify` for many files with one index: one answer per file, with its ``query``."""
+    from audiopipe.audio import AudioError, load
+
     idx = load_index(ds, min_votes=min_votes, min_confidence=min_confidence)
-    try:
-        y, sr = load(str(path), SR)
-    except AudioError as err:
-        return {
-            "clip_id": None,
-            "uri": None,
-            "offset_s": None,
-            "confidence": 0.0,
-            "votes": 0,
-            "error": str(err),
-        }
-    m = idx.match(*landmarks(y, sr, density=QUERY_DENSITY))
-    uri = None
-    if m["clip_id"] is not None:
-        t = ds.table("clips", ["clip_id", "uri"]).to_pydict()
-        uri = dict(zip(t["clip_id"], t["uri"], strict=True)).get(m["clip_id"])
-    return {**m, "uri": uri}
-
-
-def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
-    """Bring the ``fingerprints`` table in line with ``clips``, incrementally.
-
-    Fingerprints clips whose ``clip_id`` is not in the table yet (in shards of
-    ``params["shard_size"]`` clips, ``params["n_jobs"]`` threads) and drops rows of clips
-    no longer in ``clips``, in one commit. Failing clips become ``errors`` rows (and are
-    tried again on the next run); clips without landmarks get a marker row (hash -1).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    lm_params = {
-        k: params[k] for k in ("density", "fanout", "f_sd", "t_sd", "hpf_pole") if k in params
-    }
-    shard_size = int(params.get("shard_size", 64))
-    n_jobs = int(params.get("n_jobs", 1))
-    t0 = time.perf_counter()
-    current = ds.table("clips", ["clip_id"])
-    current_ids = current.column("clip_id").to_pylist() if current.num_rows else []
-    dt = ds.delta("fingerprints")
-    indexed: set[str] = set()
-    if dt is not None:
-        indexed = set(
-            dt.to_pyarrow_table(columns=["clip_id"]).column("clip_id").unique().to_pylist()
-        )
-    new = [c for c in current_ids if c not in indexed]
-    removed = sorted(indexed - set(current_ids))
-    shards = [new[i : i + shard_size] for i in range(0, len(new), shard_size)]
-    with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
-        results = list(pool.map(lambda s: fingerprint_shard(ds, s, lm_params, run_id), shards))
-    tables = [t for t, _ in results]
-    errors = [e for _, es in results for e in es]
-    data = pa.concat_tables(tables) if tables else FINGERPRINTS_SCHEMA.empty_table()
-    version = None
-    if new or removed:
-        version = ds.write_table(
-            "fingerprints", data, mode="replace", key="clip_id", keys=set(new) | set(removed)
-        )
-    if errors:
-        from audiopipe.store.tables import ERRORS_SCHEMA, conform
-
-        ds.write_table(
-            "errors", conform(pa.Table.from_pylist(errors), ERRORS_SCHEMA), mode="append"
-        )
-    _CACHE.clear()
-    return {
-        "table": "fingerprints",
-        "version": version,
-        "clips_added": len(new) - len({e["clip_id"] for e in errors}),
-        "clips_removed": len(removed),
-        "rows_added": data.num_rows,
-        "errors": len(errors),
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+    out = []
+    for path in paths:
+        try:
+            y, sr = load(str(path), SR)
+        except (AudioError, OSError) as err:
+            out.append(
+                {"query": str(path), "clip_id": None, "uri": None, "offset_s": None,
+                 "confidence": 0.0, "votes": 0, "runner_up": 0, "error": str(err)}
+            )
+            continue
+        m = idx.match(*landmarks(y, sr, density=QUERY_DENSITY))
+        uri = ds.clip_uri(m["clip_id"]) if m["clip_id"] is not None else None
+        out.append({"query": str(path), **m, "uri": uri, "error": None})
+    return out

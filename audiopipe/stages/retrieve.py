@@ -17,9 +17,11 @@ machine (d=96, one query, top-10, ``benchmarks/fingerprint.py``): 0.03 ms at 10^
 to ~10^5-10^6 clips; past that (or for batch all-pairs neighbours) it stops scaling and an
 approximate index (FAISS IVF/HNSW) or a sharded matrix product is the next step.
 
-:func:`run` builds the index of each view and saves it under ``<dataset>/index/`` as
-``retrieve_<view>.npz`` (embeddings, clip ids, standardization stats, feature names).
-:func:`similar` answers a clip id or an audio file.
+The stage :class:`Retrieve` builds the index of each view and saves it in its run folder as
+``index/retrieve_<view>.npz`` (embeddings, clip ids, standardization stats, feature names;
+plain arrays, no pickle), listed in the table ``retrieval_indexes`` (view, uri, n_clips,
+n_dims, run_id). :func:`similar` answers a clip id or an audio file, :func:`similar_many`
+many of them with one index.
 
 Examples
 --------
@@ -35,12 +37,17 @@ from __future__ import annotations
 import io
 import os
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audiopipe.stages._common import StageInputError, feature_matrix, label_column
-from audiopipe.store.dataset import Dataset
+from audiopipe.stages._common import StageInputError
+from audiopipe.stages.base import Stage, StageContext, StageOutput
+from audiopipe.stages.params import Param
+
+if TYPE_CHECKING:
+    from audiopipe.store.dataset import Dataset
 
 __all__ = [
     "VIEWS",
@@ -48,8 +55,9 @@ __all__ = [
     "tonal_features",
     "tempo",
     "ranking_metrics",
-    "run",
+    "Retrieve",
     "similar",
+    "similar_many",
     "evaluate",
     "scaling_benchmark",
 ]
@@ -120,9 +128,8 @@ class EmbeddingIndex:
         ]
 
     # --- persistence (plain arrays, no pickle) -------------------------------------------
-    def save(self, path: str, names: list[str] | None = None) -> None:
-        import fsspec
-
+    def to_bytes(self, names: list[str] | None = None) -> bytes:
+        """The index as an ``.npz`` file's bytes (no pickle)."""
         buf = io.BytesIO()
         np.savez(
             buf,
@@ -132,17 +139,12 @@ class EmbeddingIndex:
             clip_ids=np.asarray(self.clip_ids_, dtype=str),
             names=np.asarray(names or [], dtype=str),
         )
-        fs, p = fsspec.core.url_to_fs(path)
-        fs.makedirs(os.path.dirname(p) or ".", exist_ok=True)
-        with fs.open(p, "wb") as f:
-            f.write(buf.getvalue())
+        return buf.getvalue()
 
     @classmethod
-    def load(cls, path: str) -> tuple[EmbeddingIndex, list[str]]:
-        import fsspec
-
-        with fsspec.open(path, "rb") as f:
-            z = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    def from_bytes(cls, data: bytes) -> tuple[EmbeddingIndex, list[str]]:
+        """An index and its feature names from :meth:`to_bytes` output."""
+        z = np.load(io.BytesIO(data), allow_pickle=False)
         self = cls()
         self.embeddings_ = z["embeddings"]
         self.mean_, self.scale_ = z["mean"], z["scale"]
@@ -168,7 +170,7 @@ def tempo(
     >>> round(tempo(env, 22050)[0])
     117
     """
-    from audiopipe.stages.beats import tempo_estimate
+    from audiopipe.stages._mir import tempo_estimate
 
     env = np.asarray(onset_env, np.float64)
     env = env - env.mean()
@@ -193,10 +195,9 @@ def tonal_features(y: np.ndarray, sr: int) -> np.ndarray:
     (26,)
     """
     import audiopipe.features as F
+    from audiopipe.audio import to_mono
 
-    y = np.asarray(y, np.float32)
-    if y.ndim == 2:  # (n, channels) or (channels, n)
-        y = y.mean(axis=0 if y.shape[0] < y.shape[1] else 1)
+    y = to_mono(y)
     if sr != TONAL_SR and y.size:
         from audiopipe.audio import resample
 
@@ -211,67 +212,98 @@ def tonal_features(y: np.ndarray, sr: int) -> np.ndarray:
     )
 
 
-# ----------------------------------------------------------------------- dataset adapter
+# ----------------------------------------------------------------------- stage
 
 
-def _index_path(ds: Dataset, view: str) -> str:
-    return ds.path("index", f"retrieve_{view}.npz")
+def _view_matrix(ctx: StageContext, view: str) -> tuple[np.ndarray, list[str], list[str]]:
+    from audiopipe.stages._common import feature_matrix
 
-
-def _timbre_features(params: dict[str, Any]) -> list[str]:
-    return list(params.get("features", ["mfcc"]))
-
-
-def _view_matrix(
-    ds: Dataset, view: str, params: dict[str, Any]
-) -> tuple[np.ndarray, list[str], list[str]]:
     if view == "timbre":
-        return feature_matrix(ds, _timbre_features(params), stats=("mean", "std"))
-    if view == "tonal":
-        ids = ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()
-        if not ids:
-            raise StageInputError(f"dataset {ds.name!r} has no clips: ingest it first")
-        X = np.stack([tonal_features(*ds.load_audio(c, sr=TONAL_SR)) for c in ids])
-        return X, ids, list(_TONAL_NAMES)
-    raise StageInputError(f"unknown retrieval view {view!r} (known: {', '.join(VIEWS)})")
+        return feature_matrix(ctx.ds, list(ctx.params["features"]), stats=("mean", "std"))
+    ids = ctx.clip_ids()
+    if not ids:
+        raise StageInputError(f"dataset {ctx.ds.name!r} has no clips: ingest it first")
+    X = np.stack([tonal_features(*ctx.ds.load_audio(c, sr=TONAL_SR)) for c in ids])
+    return X, ids, list(_TONAL_NAMES)
 
 
-def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
-    """Build the retrieval index of each view in ``params["views"]`` (default both).
+class Retrieve(Stage):
+    """Build the retrieval index of each view (and score it against a label, if given)."""
 
-    ``params["features"]`` lists the frame features of the timbre view (default ``["mfcc"]``).
-    """
-    views = list(params.get("views", VIEWS))
-    for v in views:
-        if v not in VIEWS:
-            raise StageInputError(f"unknown retrieval view {v!r} (known: {', '.join(VIEWS)})")
-    report: dict[str, Any] = {"run_id": run_id, "views": {}}
-    for view in views:
-        t0 = time.perf_counter()
-        X, ids, names = _view_matrix(ds, view, params)
-        idx = EmbeddingIndex().fit(X, ids)
-        path = _index_path(ds, view)
-        idx.save(path, names)
-        report["views"][view] = {
-            "path": path,
-            "n_clips": len(ids),
-            "n_dims": X.shape[1],
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-    return report
+    name = "retrieve"
+    summary = (
+        "Cosine search over standardised timbre (MFCC statistics) or tonal (chroma + tempo) "
+        "embeddings; index files in the run folder, table `retrieval_indexes`; "
+        "`audiopipe similar FILE...` queries it."
+    )
+    params = (
+        Param("views", "list", VIEWS, "views to index", choices=VIEWS),
+        Param("features", "list", ("mfcc",), "frame features of the timbre view"),
+        Param("label", "str", None,
+              "label column: score each index by leave-one-out P@k and mAP (same label = relevant)"),
+        Param("k", "int", 10, "cut-off of P@k", low=1),
+    )
+    tables = ("retrieval_indexes",)
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        import pyarrow as pa
+
+        from audiopipe.stages._common import label_column, metric_rows
+
+        rows, report, metrics = [], {}, []
+        labels = None
+        if ctx.params["label"]:
+            ids = ctx.clip_ids()
+            labels = dict(zip(ids, label_column(ctx.ds, ctx.params["label"]), strict=True))
+        for view in ctx.params["views"]:
+            t0 = time.perf_counter()
+            X, ids, names = _view_matrix(ctx, view)
+            idx = EmbeddingIndex().fit(X, ids)
+            uri = ctx.write_bytes(idx.to_bytes(names), "index", f"retrieve_{view}.npz")
+            rows.append({"view": view, "uri": uri, "n_clips": len(ids), "n_dims": X.shape[1],
+                         "run_id": ctx.run_id})
+            report[view] = {"n_clips": len(ids), "n_dims": int(X.shape[1]),
+                            "seconds": round(time.perf_counter() - t0, 3)}
+            if labels is not None:
+                lab = np.array([labels[c] for c in ids], dtype=object)
+                keep = np.array([v not in (None, "") for v in lab])
+                m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=ctx.params["k"])
+                metrics += metric_rows(
+                    "retrieve", f"retrieve-{view}",
+                    {f"precision_at_{ctx.params['k']}": m["precision_at_k"], "map": m["map"]},
+                    evaluation="reference", split=view, run_id=ctx.run_id,
+                )
+        schema = pa.schema([("view", pa.string()), ("uri", pa.string()), ("n_clips", pa.int64()),
+                            ("n_dims", pa.int64()), ("run_id", pa.string())])
+        return StageOutput(
+            tables={"retrieval_indexes": pa.Table.from_pylist(rows, schema=schema)},
+            metrics=metrics,
+            model_id="retrieve-" + "+".join(ctx.params["views"]),
+            report={"views": report},
+            n_clips=max((r["n_clips"] for r in rows), default=0),
+        )
+
+
+_INDEX_CACHE: dict[tuple[str, str], tuple[EmbeddingIndex, list[str]]] = {}
 
 
 def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
-    import fsspec
+    from audiopipe.stages._common import read_bytes
 
-    path = _index_path(ds, view)
-    fs, p = fsspec.core.url_to_fs(path)
-    if not fs.exists(p):
-        raise StageInputError(
-            f"dataset {ds.name!r} has no {view} retrieval index: run "
-            f"`audiopipe stage retrieve {ds.name}`"
-        )
-    return EmbeddingIndex.load(path)
+    hint = f"run `audiopipe stage retrieve {ds.name}`"
+    if "retrieval_indexes" not in ds.table_names():
+        raise StageInputError(f"dataset {ds.name!r} has no retrieval index: {hint}")
+    from audiopipe.store.tables import scan_table
+
+    t = scan_table(ds.location, "retrieval_indexes", columns=["view", "uri"]).to_pydict()
+    uri = dict(zip(t["view"], t["uri"], strict=True)).get(view)
+    if uri is None:
+        raise StageInputError(f"dataset {ds.name!r} has no {view} retrieval index: {hint}")
+    key = (ds.location.base, uri)
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE.clear()
+        _INDEX_CACHE[key] = EmbeddingIndex.from_bytes(read_bytes(ds, uri))
+    return _INDEX_CACHE[key]
 
 
 def _recipe(ds: Dataset) -> tuple[dict[str, Any], int]:
@@ -321,19 +353,44 @@ def similar(ds: Dataset, query: str, k: int = 10, view: str = "timbre") -> list[
     >>> similar(ds, "song.wav", k=3, view="tonal")  # doctest: +SKIP
     [{'rank': 1, 'clip_id': '…', 'uri': '…', 'score': 0.91}, ...]
     """
+    out = similar_many(ds, [query], k=k, view=view)[0]
+    if out["error"]:
+        raise StageInputError(out["error"])
+    return out["hits"]
+
+
+def similar_many(
+    ds: Dataset, queries: Iterable[str], k: int = 10, view: str = "timbre"
+) -> list[dict[str, Any]]:
+    """:func:`similar` for many queries with one index: ``[{query, hits, error}]``.
+
+    A query that is neither a clip id nor a readable audio file gets ``hits = []`` and an
+    ``error`` message; the others are answered.
+    """
+    from audiopipe.audio import AudioError
+
     if view not in VIEWS:
         raise StageInputError(f"unknown retrieval view {view!r} (known: {', '.join(VIEWS)})")
     idx, names = _load(ds, view)
-    if query in idx.clip_ids_:
-        q = idx.embeddings_[idx.clip_ids_.index(query)]
-        hits = _query_embedded(idx, q, k, exclude=query)
-    elif os.path.exists(query) or "://" in query:
-        hits = idx.query(_file_vector(ds, query, view, names), k=k)
-    else:
-        raise StageInputError(f"{query!r} is neither a clip id of {ds.name!r} nor a file")
-    t = ds.table("clips", ["clip_id", "uri"]).to_pydict()
-    uri = dict(zip(t["clip_id"], t["uri"], strict=True))
-    return [{**h, "uri": uri.get(h["clip_id"])} for h in hits]
+    pos = {c: i for i, c in enumerate(idx.clip_ids_)}
+    out = []
+    for q in queries:
+        q = str(q)
+        try:
+            if q in pos:
+                hits = _query_embedded(idx, idx.embeddings_[pos[q]], k, exclude=q)
+            elif os.path.exists(q) or "://" in q:
+                hits = idx.query(_file_vector(ds, q, view, names), k=k)
+            else:
+                raise StageInputError(f"{q!r} is neither a clip id of {ds.name!r} nor a file")
+        except (AudioError, StageInputError, OSError) as err:
+            out.append({"query": q, "hits": [], "error": str(err)})
+            continue
+        out.append(
+            {"query": q, "hits": [{**h, "uri": ds.clip_uri(h["clip_id"])} for h in hits],
+             "error": None}
+        )
+    return out
 
 
 def _query_embedded(
@@ -392,6 +449,8 @@ def ranking_metrics(E: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str,
 
 def evaluate(ds: Dataset, label: str, view: str = "timbre", k: int = 10) -> dict[str, float]:
     """P@k and mAP of the stored ``view`` index with ``label`` as relevance (query excluded)."""
+    from audiopipe.stages._common import label_column
+
     labels = label_column(ds, label)
     ids = ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()
     by_id = dict(zip(ids, labels, strict=True))

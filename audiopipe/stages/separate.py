@@ -10,8 +10,11 @@
   ``V_s ** p / sum_k V_k ** p`` applied to the complex STFT, inverted with
   ``audiopipe.features.istft``.
 
-``run(ds, params, run_id=...)`` writes stems as FLAC under ``ds.path("stems", clip_id)``
-and a ``stems`` table (clip_id, stem, uri, error), plus a PNG of stem spectrograms.
+The stage :class:`Separate` (clip by clip: only new clips) writes stems as FLAC files in
+its run folder (``<dataset>/stages/separate/<run_id>/stems/<clip_id>/<stem>.flac``, local or
+object storage) and a ``stems`` table (clip_id, stem, uri, error), plus a PNG of stem
+spectrograms. A second run never touches the first run's files. NMF is the stages' one
+NMF (:mod:`audiopipe.stages._nmf`).
 
 Examples
 --------
@@ -27,17 +30,32 @@ True
 
 from __future__ import annotations
 
-import os
+import io
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-from scipy.ndimage import median_filter
 
-import audiopipe.features as F
-from audiopipe.stages._mir import single_blas_thread, to_mono
+from audiopipe.audio import to_mono
+from audiopipe.stages.base import ClipBatch, ClipStage, StageContext
+from audiopipe.stages.params import Param
 
-__all__ = ["hpss", "hpss_audio", "nmf", "NMFSeparator", "soft_masks", "oracle_masks", "run"]
+__all__ = ["hpss", "hpss_audio", "nmf", "NMFSeparator", "soft_masks", "oracle_masks", "Separate"]
+
+
+def nmf(V: np.ndarray, n_components: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`audiopipe.stages._nmf.nmf` (the stages' one NMF), re-exported here.
+
+    Examples
+    --------
+    >>> V = np.abs(np.random.default_rng(0).standard_normal((20, 30)))
+    >>> W, H = nmf(V, 4, max_iter=100)
+    >>> W.shape, H.shape
+    ((20, 4), (4, 30))
+    """
+    from audiopipe.stages._nmf import nmf as _nmf
+
+    return _nmf(V, n_components, **kwargs)
 
 
 def soft_masks(parts: list[np.ndarray], power: float = 2.0) -> list[np.ndarray]:
@@ -68,6 +86,8 @@ def hpss(
     >>> H.shape, bool(np.allclose(H + P, 1.0))
     ((5, 7), True)
     """
+    from scipy.ndimage import median_filter
+
     kh, kp = (kernel_size, kernel_size) if np.isscalar(kernel_size) else kernel_size
     mag = np.abs(S)
     harm = median_filter(mag, size=(1, int(kh)), mode="reflect")
@@ -86,11 +106,13 @@ def hpss_audio(
     y: np.ndarray, n_fft: int = 2048, hop_length: int = 512, **kwargs: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """HPSS of audio: ``(harmonic, percussive)`` waveforms of ``len(y)`` samples."""
+    import audiopipe.features as F
+
     y = to_mono(y)
-    D = F.stft(y, n_fft=n_fft, hop_length=hop_length)
+    D = F.stft(y=y, n_fft=n_fft, hop_length=hop_length)
     Dh, Dp = hpss(D, **kwargs)
     kw = {"n_fft": n_fft, "hop_length": hop_length, "length": y.size}
-    return F.istft(Dh, **kw), F.istft(Dp, **kw)
+    return F.istft(stft_matrix=Dh, **kw), F.istft(stft_matrix=Dp, **kw)
 
 
 def _log_shape(W: np.ndarray, n_bands: int = 40) -> np.ndarray:
@@ -101,73 +123,6 @@ def _log_shape(W: np.ndarray, n_bands: int = 40) -> np.ndarray:
     L = np.log(bands + 1e-9 * bands.max() + 1e-12)
     L -= L.mean(axis=0, keepdims=True)
     return (L / (np.linalg.norm(L, axis=0, keepdims=True) + 1e-12)).T
-
-
-def nmf(
-    V: np.ndarray,
-    n_components: int,
-    *,
-    W: np.ndarray | None = None,
-    beta_loss: str = "kullback-leibler",
-    max_iter: int = 200,
-    random_state: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Non-negative matrix factorisation ``V ~ W @ H`` by multiplicative updates (float32).
-
-    ``beta_loss`` "kullback-leibler" or "frobenius" (Lee & Seung 2001). Initialisation is
-    uniform random scaled to ``V``'s mean, from ``random_state``: deterministic. With ``W``
-    given, only the activations ``H`` are learned (supervised separation). Columns of the
-    learned ``W`` are normalised to unit sum (scale moved into ``H``).
-
-    Examples
-    --------
-    >>> V = np.abs(np.random.default_rng(0).standard_normal((20, 30)))
-    >>> W, H = nmf(V, 4, max_iter=100)
-    >>> W.shape, H.shape
-    ((20, 4), (4, 30))
-    """
-    if beta_loss not in ("kullback-leibler", "frobenius"):
-        raise ValueError(f"beta_loss must be 'kullback-leibler' or 'frobenius', got {beta_loss!r}")
-    V = np.asarray(V, dtype=np.float32) + np.float32(1e-9)
-    rng = np.random.default_rng(random_state)
-    scale = float(np.sqrt(V.mean() / n_components))
-    update_W = W is None
-    if update_W:
-        W = (rng.uniform(0.5, 1.5, (V.shape[0], n_components)) * scale).astype(np.float32)
-    else:
-        W = np.asarray(W, dtype=np.float32)
-    H = (rng.uniform(0.5, 1.5, (W.shape[1], V.shape[1])) * scale).astype(np.float32)
-    eps = np.float32(1e-12)
-    with single_blas_thread():
-        _mu_updates(V, W, H, beta_loss, max_iter, update_W, eps)
-    if update_W:
-        norm = np.maximum(W.sum(axis=0), eps)
-        W /= norm
-        H *= norm[:, None]
-    return W.astype(np.float64), H.astype(np.float64)
-
-
-def _mu_updates(
-    V: np.ndarray,
-    W: np.ndarray,
-    H: np.ndarray,
-    beta_loss: str,
-    max_iter: int,
-    update_W: bool,
-    eps: np.float32,
-) -> None:
-    """In-place multiplicative updates of ``H`` (and ``W``)."""
-    for _ in range(max_iter):
-        if beta_loss == "kullback-leibler":
-            R = V / np.maximum(W @ H, eps)
-            H *= (W.T @ R) / np.maximum(W.sum(axis=0)[:, None], eps)
-            if update_W:
-                R = V / np.maximum(W @ H, eps)
-                W *= (R @ H.T) / np.maximum(H.sum(axis=1)[None, :], eps)
-        else:
-            H *= (W.T @ V) / np.maximum(W.T @ W @ H, eps)
-            if update_W:
-                W *= (V @ H.T) / np.maximum(W @ (H @ H.T), eps)
 
 
 class NMFSeparator:
@@ -226,15 +181,19 @@ class NMFSeparator:
         self.random_state = random_state
 
     def _mag(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        D = F.stft(to_mono(y), n_fft=self.n_fft, hop_length=self.hop_length)
+        import audiopipe.features as F
+
+        D = F.stft(y=to_mono(y), n_fft=self.n_fft, hop_length=self.hop_length)
         return D, np.abs(D).astype(np.float64)
 
     def _nmf(
         self, V: np.ndarray, k: int, W: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """``V ~ W @ H`` with W (freq, k), H (k, frames); W fixed when given."""
-        return nmf(
-            V,
+        from audiopipe.stages._nmf import nmf as _nmf
+
+        return _nmf(
+            np.asarray(V, np.float32) + np.float32(1e-9),
             k,
             W=W,
             beta_loss=self.beta_loss,
@@ -291,160 +250,227 @@ class NMFSeparator:
         n_src = len(self.components_) if hasattr(self, "components_") else self.n_sources
         if not np.any(V):
             return np.zeros((n_src, y.size), dtype=np.float32)
+        import audiopipe.features as F
+
         masks = soft_masks(self.source_spectrograms(V), self.mask_power)
         kw = {"n_fft": self.n_fft, "hop_length": self.hop_length, "length": y.size}
-        return np.stack([F.istft(D * m, **kw) for m in masks]).astype(np.float32)
+        return np.stack([F.istft(stft_matrix=D * m, **kw) for m in masks]).astype(np.float32)
 
 
 def oracle_masks(
     sources: list[np.ndarray], n_fft: int = 2048, hop_length: int = 512, power: float = 2.0
 ) -> np.ndarray:
     """Upper bound: soft masks from the true sources' magnitudes, applied to their mixture."""
-    Ds = [F.stft(to_mono(s), n_fft=n_fft, hop_length=hop_length) for s in sources]
+    import audiopipe.features as F
+
+    Ds = [F.stft(y=to_mono(s), n_fft=n_fft, hop_length=hop_length) for s in sources]
     D = np.sum(Ds, axis=0)
     n = to_mono(sources[0]).size
     masks = soft_masks([np.abs(d) for d in Ds], power)
-    return np.stack([F.istft(D * m, n_fft=n_fft, hop_length=hop_length, length=n) for m in masks])
+    return np.stack(
+        [F.istft(stft_matrix=D * m, n_fft=n_fft, hop_length=hop_length, length=n) for m in masks]
+    )
 
 
-# --------------------------------------------------------------------------- stage adapter
-
-STEMS_SCHEMA = pa.schema(
-    [
-        ("clip_id", pa.string()),
-        ("stem", pa.string()),
-        ("uri", pa.string()),
-        ("error", pa.string()),
-    ]
-)
+# --------------------------------------------------------------------------- stage
 
 
-def _plot(path: str, stems: dict[str, np.ndarray], sr: int, title: str) -> None:
-    import matplotlib
+def _plot(fh: Any, stems: dict[str, np.ndarray], sr: int, title: str) -> None:
+    import audiopipe.features as F
+    from audiopipe.stages._common import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(stems), 1, figsize=(10, 2.2 * len(stems)), squeeze=False)
     for ax, (name, y) in zip(axes[:, 0], stems.items(), strict=True):
-        S = F.amplitude_to_db(np.abs(F.stft(y)), ref=np.max)
+        S = F.amplitude_to_db(S=np.abs(F.stft(y=y)), ref=np.max)
         ax.imshow(S, origin="lower", aspect="auto", extent=(0, y.size / sr, 0, sr / 2000))
         ax.set_ylabel(f"{name}\nkHz")
     axes[-1, 0].set_xlabel("time (s)")
     axes[0, 0].set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    fig.savefig(fh, format="png", dpi=70)
     plt.close(fig)
 
 
-def _write_flac(path: str, y: np.ndarray, sr: int) -> None:
+def flac_bytes(y: np.ndarray, sr: int) -> bytes:
+    """A mono FLAC file (16-bit) of ``y``, scaled down only if it would clip; written in blocks."""
     import soundfile as sf
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     if peak > 1.0:  # FLAC is integer PCM: keep the stem's shape, avoid clipping
         y = y / peak
-    with sf.SoundFile(path, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as f:
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as f:
         for a in range(0, y.size, 1 << 18):
             f.write(y[a : a + (1 << 18)])
+    return buf.getvalue()
 
 
-def run(ds: Any, params: dict, *, run_id: str) -> dict:
-    """Separate clips into stems (FLAC under ``stems/<clip_id>/``) and write the ``stems`` table.
+class Separate(ClipStage):
+    """Stems of every clip as FLAC files (table ``stems``: clip_id, stem, uri, error)."""
 
-    Params: ``method`` "hpss" (default; stems harmonic, percussive) | "nmf" (unsupervised;
-    stems source0..) | "supervised" (needs ``label_column`` and ``sources``: label values whose
-    clips are the examples of each source, e.g. ``["speech", "music"]``; clips with other
-    labels, or ``targets`` values, are separated). Also ``sr`` (22050), ``n_fft``,
-    ``hop_length``, ``kernel_size``, ``n_components``, ``n_sources``, ``max_iter``,
-    ``random_state``, ``clips``.
-    """
-    from audiopipe.stages._common import (
-        StageInputError,
-        label_column,
-        metric_rows,
-        plot_path,
-        write_metrics,
+    name = "separate"
+    summary = (
+        "Source separation clip by clip: HPSS (harmonic/percussive), unsupervised NMF, or NMF "
+        "with per-source bases learned from labelled example clips; FLAC stems in the run's "
+        "folder, table `stems` (clip_id, stem, uri, error)."
     )
+    params = (
+        Param("method", "str", "hpss", "hpss, unsupervised nmf, or supervised nmf",
+              choices=("hpss", "nmf", "supervised")),
+        Param("sr", "int", 22050, "sample rate of the stems (Hz)", low=1000,
+              from_dataset="sample_rate"),
+        Param("n_fft", "int", 2048, "STFT size", low=16, from_dataset="n_fft"),
+        Param("hop_length", "int", 512, "STFT hop", low=1, from_dataset="hop_length"),
+        Param("kernel_size", "int", 31, "HPSS median filter length (frames / bins)", low=1),
+        Param("n_components", "int", None,
+              "NMF bases in total (nmf, default 16) or per source (supervised, default 12)",
+              low=1),
+        Param("n_sources", "int", 2, "sources of unsupervised NMF", low=2),
+        Param("max_iter", "int", 200, "NMF iterations", low=1),
+        Param("random_state", "int", 0, "seed of NMF and k-means"),
+        Param("label_column", "str", None, "supervised: label column naming each clip's source"),
+        Param("sources", "list", None,
+              "supervised: label values whose clips are the examples of each source"),
+        Param("targets", "list", None,
+              "supervised: label values of the clips to separate (default: all but sources)"),
+        Param("clips", "list", None, "only these clip ids (default: every clip)"),
+    )
+    tables = ("stems",)
+    shard_size = 16
 
-    method = params.get("method", "hpss")
-    sr = int(params.get("sr", 22050))
-    n_fft = int(params.get("n_fft", 2048))
-    hop = int(params.get("hop_length", 512))
-    all_ids = ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()
-    ids = list(params.get("clips") or all_ids)
-    names: list[str]
-    if method == "hpss":
-        names = ["harmonic", "percussive"]
-        ks = params.get("kernel_size", 31)
+    @property
+    def schemas(self) -> dict[str, Any]:  # type: ignore[override]
+        import pyarrow as pa
 
-        def sep(y: np.ndarray) -> np.ndarray:
-            return np.stack(hpss_audio(y, n_fft=n_fft, hop_length=hop, kernel_size=ks))
+        return {
+            "stems": pa.schema(
+                [
+                    ("clip_id", pa.string()),
+                    ("stem", pa.string()),
+                    ("uri", pa.string()),
+                    ("error", pa.string()),
+                ]
+            )
+        }
 
-    elif method in ("nmf", "supervised"):
+    def check(self, params: dict[str, Any]) -> list[str]:
+        if params["method"] == "supervised" and (
+            not params["label_column"] or len(params["sources"] or []) < 2
+        ):
+            return [
+                "method supervised needs label_column and sources (at least two label values "
+                "whose clips are source examples)"
+            ]
+        return []
+
+    def _labels(self, ctx: StageContext) -> dict[str, Any]:
+        from audiopipe.stages._common import label_column
+
+        ids = ctx.clip_ids()
+        return dict(zip(ids, label_column(ctx.ds, ctx.params["label_column"]), strict=True))
+
+    def select(self, ctx: StageContext) -> list[str]:
+        p = ctx.params
+        ids = ctx.clip_ids()
+        if p["clips"]:
+            want = set(p["clips"])
+            ids = [c for c in ids if c in want]
+        if p["method"] == "supervised":
+            labels = self._labels(ctx)
+            targets, sources = p["targets"], set(p["sources"])
+            ids = [c for c in ids if (labels[c] in targets if targets else labels[c] not in sources)]
+        return ids
+
+    def model_key(self, ctx: StageContext) -> str | None:
+        if ctx.params["method"] != "supervised":
+            return None
+        from audiopipe.stages._common import stable_id
+
+        labels = self._labels(ctx)
+        examples = {s: sorted(c for c, v in labels.items() if v == s) for s in ctx.params["sources"]}
+        return stable_id("separate", examples)
+
+    def fit(self, ctx: StageContext) -> Any:
+        from audiopipe.stages._common import StageInputError
+
+        p = ctx.params
+        if p["method"] == "hpss":
+            return None
         est = NMFSeparator(
-            n_components=int(params.get("n_components", 16 if method == "nmf" else 12)),
-            n_sources=int(params.get("n_sources", 2)),
-            max_iter=int(params.get("max_iter", 200)),
-            n_fft=n_fft,
-            hop_length=hop,
-            random_state=int(params.get("random_state", 0)),
+            n_components=p["n_components"] or (16 if p["method"] == "nmf" else 12),
+            n_sources=p["n_sources"],
+            max_iter=p["max_iter"],
+            n_fft=p["n_fft"],
+            hop_length=p["hop_length"],
+            random_state=p["random_state"],
         )
-        if method == "supervised":
-            col = params.get("label_column")
-            sources = list(params.get("sources") or [])
-            if not col or len(sources) < 2:
-                raise StageInputError(
-                    f"separate (supervised) on dataset {ds.name!r} needs params label_column "
-                    "and sources (at least two label values whose clips are source examples)"
-                )
-            labels = label_column(ds, col)
+        if p["method"] == "supervised":
+            labels = self._labels(ctx)
             examples = []
-            for s in sources:
-                ex = [c for c, v in zip(all_ids, labels, strict=True) if v == s]
+            for s in p["sources"]:
+                ex = [c for c, v in labels.items() if v == s]
                 if not ex:
                     raise StageInputError(
-                        f"dataset {ds.name!r}: no clip has {col}={s!r} to learn source {s!r}"
+                        f"dataset {ctx.ds.name!r}: no clip has {p['label_column']}={s!r} to "
+                        f"learn source {s!r}"
                     )
-                examples.append(np.concatenate([ds.load_audio(c, sr=sr)[0] for c in ex]))
-            est.fit(examples, sr=sr)
-            names = [str(s) for s in sources]
-            targets = params.get("targets")
-            keep = {
-                c
-                for c, v in zip(all_ids, labels, strict=True)
-                if (v in targets if targets else v not in sources)
-            }
-            ids = [c for c in ids if c in keep]
-        else:
-            names = [f"source{i}" for i in range(est.n_sources)]
-        sep = est.separate
-    else:
-        raise StageInputError(f"separate: method must be hpss, nmf or supervised, got {method!r}")
+                examples.append(np.concatenate([ctx.ds.load_audio(c, sr=p["sr"])[0] for c in ex]))
+            est.fit(examples, sr=p["sr"])
+        return est
 
-    rows: list[dict] = []
-    plotted = None
-    n_err = 0
-    for cid in ids:
-        try:
-            y, _ = ds.load_audio(cid, sr=sr)
-            stems = sep(y)
-            out = {}
-            for name, s in zip(names, stems, strict=True):
-                path = ds.path("stems", cid, f"{name}.flac")
-                _write_flac(path, s, sr)
-                out[name] = s
-                rows.append({"clip_id": cid, "stem": name, "uri": path, "error": None})
-        except Exception as err:  # noqa: BLE001  (errors are data)
-            n_err += 1
-            rows.append(
-                {"clip_id": cid, "stem": None, "uri": None, "error": f"{type(err).__name__}: {err}"}
-            )
-            continue
-        if plotted is None and any(np.any(s) for s in stems):
-            plotted = plot_path(ds, f"separate_{run_id}")
-            _plot(plotted, {"mix": y, **out}, sr, f"{cid[:12]} ({method})")
-    ds.write_table("stems", pa.Table.from_pylist(rows, schema=STEMS_SCHEMA), mode="overwrite")
-    metrics = {"n_clips": len(ids), "n_errors": n_err, "n_stems": len(rows) - n_err}
-    write_metrics(ds, metric_rows("separate", method, metrics, split="all", run_id=run_id))
-    return {"tables": ["stems"], "metrics": metrics, "plot": plotted, "stems": names}
+    def _names(self, ctx: StageContext) -> list[str]:
+        p = ctx.params
+        if p["method"] == "hpss":
+            return ["harmonic", "percussive"]
+        if p["method"] == "supervised":
+            return [str(s) for s in p["sources"]]
+        return [f"source{i}" for i in range(p["n_sources"])]
+
+    def process(self, ctx: StageContext, clip_ids: Sequence[str], state: Any) -> ClipBatch:
+        p = ctx.params
+        names = self._names(ctx)
+        out = ClipBatch(rows={"stems": []})
+        for cid in clip_ids:
+            try:
+                y, _ = ctx.ds.load_audio(cid, sr=p["sr"])
+                if state is None:
+                    stems = np.stack(
+                        hpss_audio(y, n_fft=p["n_fft"], hop_length=p["hop_length"],
+                                   kernel_size=p["kernel_size"])
+                    )
+                else:
+                    stems = state.separate(y)
+                rows = []
+                for name, s in zip(names, stems, strict=True):
+                    uri = ctx.write_bytes(flac_bytes(s, p["sr"]), "stems", cid, f"{name}.flac")
+                    rows.append({"clip_id": cid, "stem": name, "uri": uri, "error": None})
+            except Exception as err:  # noqa: BLE001  (errors are data)
+                out.failed += 1
+                out.rows["stems"].append(
+                    {"clip_id": cid, "stem": None, "uri": None,
+                     "error": f"{type(err).__name__}: {err}"}
+                )
+                continue
+            out.rows["stems"] += rows
+            if out.plot is None and any(np.any(s) for s in stems):
+                out.plot = (cid, {"mix": y, **dict(zip(names, stems, strict=True))})
+        return out
+
+    def evaluate(self, ctx: StageContext, state: Any) -> list[dict[str, Any]]:
+        from audiopipe.stages._common import metric_rows
+
+        t = ctx.ds.table("stems", ["clip_id", "error"]).to_pydict()
+        m = {
+            "n_clips": len(set(t["clip_id"])),
+            "n_errors": sum(e is not None for e in t["error"]),
+            "n_stems": sum(e is None for e in t["error"]),
+        }
+        return metric_rows(
+            "separate", ctx.params["method"], m, evaluation="count", run_id=ctx.run_id
+        )
+
+    def plots(self, ctx: StageContext, batch: ClipBatch) -> dict[str, Any]:
+        cid, stems = batch.plot
+        sr, title = ctx.params["sr"], f"{cid[:12]} ({ctx.params['method']})"
+        return {"separate": lambda fh: _plot(fh, stems, sr, title)}

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from audiopipe.store.frames import open_part, read_frames
 from audiopipe.store.location import Location
-from audiopipe.store.runs import last_run
-from audiopipe.store.tables import append, open_table, replace_where
+from audiopipe.store.records import RunRow
+from audiopipe.store.runs import newest_run
+from audiopipe.store.tables import append, open_table, replace_where, scan_table
+from audiopipe.store.vacuum import vacuumed_before
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
 
@@ -44,29 +45,35 @@ class Dataset:
 
     def __init__(self, loc: Location, run_id: str | None = None) -> None:
         self.location = loc
-        runs = open_table(loc, "runs")
+        runs = scan_table(loc, "runs")
         if runs is None:
             raise DatasetNotFound(
                 f"dataset {loc.dataset!r} has no published run under {loc.root}; "
                 f"run `audiopipe ingest {loc.dataset}` first"
             )
+        #: the ``runs`` rows when the dataset was opened (read once)
+        self._runs_at_open = RunRow.rows(runs)
         if run_id is None:
-            row = last_run(loc)
+            row = newest_run(self._runs_at_open)
         else:
-            rows = [r for r in runs.to_pyarrow_table().to_pylist() if r["run_id"] == run_id]
-            row = rows[0] if rows else None
+            row = next((r for r in self._runs_at_open if r.run_id == run_id), None)
         if row is None:
             raise DatasetNotFound(
                 f"dataset {loc.dataset!r}: no successful run {run_id or ''}".strip()
             )
+        #: the ``runs`` row this dataset is pinned to, as a dict
+        self.run: dict[str, Any] = row.to_dict()
         if run_id is not None:
-            from .vacuum import vacuumed_before
-
-            gone = vacuumed_before(loc, row)
+            gone = vacuumed_before(loc, self.run)
             if gone:
                 raise DatasetNotFound(gone)
-        self.run = row
-        self.versions: dict[str, int | None] = json.loads(row["table_versions"] or "{}")
+        self.versions: dict[str, int | None] = row.versions()
+        if row.kind == "stage":  # a stage run: the inputs it read and what it wrote
+            inputs = json.loads(row.input_versions or "{}")
+            self.versions = {
+                **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
+                **self.versions,
+            }
 
     @property
     def name(self) -> str:
@@ -97,6 +104,9 @@ class Dataset:
         """A table as pyarrow (``.to_pandas()`` for pandas); empty tables are empty, not errors."""
         if name == "errors":
             return self._errors(columns)
+        if name == "runs":  # rows in no particular order (sort by ``started``)
+            t = scan_table(self.location, "runs", columns=columns)
+            return pa.table({}) if t is None else t
         dt = self.delta(name)
         if dt is None:
             if (
@@ -114,15 +124,14 @@ class Dataset:
         (or finished after the pinned run): stages append their own rows after ingestion."""
         import pyarrow.compute as pc
 
-        dt = open_table(self.location, "errors")
-        if dt is None:
+        t = scan_table(self.location, "errors")
+        if t is None:
             return pa.table({})
-        t = dt.to_pyarrow_table()
-        runs = self.table("runs", ["run_id", "status", "finished"]).to_pylist()
+        runs = self._runs_at_open  # runs appended later finished after the pinned run
         ok = [
-            r["run_id"]
+            r.run_id
             for r in runs
-            if r["status"] == "ok" and r["finished"] <= self.run["finished"]
+            if r.status == "ok" and r.finished <= self.run["finished"]
         ]
         ingest_steps = pa.array(sorted(INGEST_STEPS))
         keep = pc.or_(
@@ -149,6 +158,8 @@ class Dataset:
     def features_available(self) -> list[str]:
         if not self._index:
             return []
+        from audiopipe.store.frames import open_part
+
         part = next(iter(self._index.values()))[0]
         return sorted(
             open_part(self.location.frames_uri(part), self.location.fsspec_options).array_keys()
@@ -158,6 +169,8 @@ class Dataset:
         """Frame-level ``feature`` of one clip as ``(n_frames, n_dims)`` float32."""
         if clip_id not in self._index:
             raise KeyError(f"clip {clip_id!r} is not in dataset {self.name!r}")
+        from audiopipe.store.frames import read_frames
+
         part, start, stop = self._index[clip_id]
         return read_frames(
             self.location.frames_uri(part), feature, start, stop, self.location.fsspec_options
@@ -167,6 +180,8 @@ class Dataset:
         """All clips' frames of ``feature`` as one lazy dask array, in ``frames_index`` order."""
         import dask.array as da
         import zarr
+
+        from audiopipe.store.frames import open_part
 
         pieces = []
         for _clip, (part, start, stop) in sorted(
@@ -179,20 +194,34 @@ class Dataset:
             raise KeyError(f"dataset {self.name!r} has no frames")
         return da.concatenate(pieces, axis=0)
 
+    @cached_property
+    def _sources(self) -> dict[str, tuple[str, int]]:
+        """``clip_id -> (uri, sr)`` from ``clips``, read once (``load_audio`` is O(1) per clip)."""
+        if self.versions.get("clips") is None:
+            return {}
+        t = scan_table(self.location, "clips", self.versions["clips"], ["clip_id", "uri", "sr"])
+        if t is None or t.num_rows == 0:
+            return {}
+        d = t.to_pydict()
+        return {c: (u, int(r)) for c, u, r in zip(d["clip_id"], d["uri"], d["sr"], strict=True)}
+
+    def clip_uri(self, clip_id: str) -> str | None:
+        """The source uri of a clip (None if the clip is not in the dataset)."""
+        hit = self._sources.get(clip_id)
+        return hit[0] if hit else None
+
     def load_audio(self, clip_id: str, sr: int | None = None) -> tuple[np.ndarray, int]:
         """Decode a clip's source file (mono, at the dataset's feature rate unless ``sr``)."""
+        import fsspec
+
         from audiopipe.audio import load
 
-        t = self.table("clips", ["clip_id", "uri", "sr"]).to_pydict()
-        for c, u, r in zip(t["clip_id"], t["uri"], t["sr"], strict=True):
-            if c == clip_id:
-                import fsspec
-
-                with fsspec.open(
-                    u, "rb", **(self.location.fsspec_options if "://" in u else {})
-                ) as f:
-                    return load(f, sr or int(r))
-        raise KeyError(f"clip {clip_id!r} is not in dataset {self.name!r}")
+        if clip_id not in self._sources:
+            raise KeyError(f"clip {clip_id!r} is not in dataset {self.name!r}")
+        uri, rate = self._sources[clip_id]
+        opts = self.location.fsspec_options if "://" in uri else {}
+        with fsspec.open(uri, "rb", **opts) as f:
+            return load(f, sr or rate)
 
     # ---- stage outputs -----------------------------------------------------------------
     def write_table(
@@ -231,8 +260,19 @@ class Dataset:
         return open_table(self.location, name).version()
 
     def path(self, *parts: str) -> str:
-        """A path under the dataset's folder (models, plots, stems)."""
+        """A path or URL under the dataset's folder (stage runs keep their files there)."""
         return self.location.join(*parts)
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write a file under the dataset's folder through its storage location (local or S3)."""
+        if not uri.startswith(self.location.base):
+            raise ValueError(f"{uri} is outside dataset {self.name!r} ({self.location.base})")
+        fs = self.location.fs
+        parent = uri.rsplit("/", 1)[0]
+        if not self.location.is_remote:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(uri, "wb") as f:
+            f.write(data)
 
 
 def open_dataset(root: str, name: str, run_id: str | None = None) -> Dataset:

@@ -44,12 +44,23 @@ def open_part(uri: str, storage_options: Mapping[str, Any] | None = None) -> zar
     return zarr.open_group(store=_store(uri, storage_options, True), mode="r")
 
 
+#: frames are written in batches of whole chunks up to this many bytes (all features)
+FLUSH_BYTES = 32 * 2**20
+#: ... and at most this many chunks per array
+FLUSH_CHUNKS = 8
+
+
 class FrameWriter:
     """Write one frames part: clips are appended in order, buffered to whole chunks.
 
     ``add`` takes a dict ``name -> (n_dims, n_frames)`` (the feature library's
     layout) for the next block of the current clip; ``end_clip`` returns the
     clip's ``(start, stop)`` rows.
+
+    Writes go to storage in batches of several whole chunks (``flush_chunks``, by default
+    as many as fit in :data:`FLUSH_BYTES`, at most :data:`FLUSH_CHUNKS`): each write and
+    resize of a Zarr array costs a few milliseconds whatever its size, so writing chunk by
+    chunk cost an ingest worker ~10% of its time. The chunks on storage are the same.
     """
 
     def __init__(
@@ -59,6 +70,7 @@ class FrameWriter:
         storage_options: Mapping[str, Any] | None = None,
         attributes: Mapping[str, Any] | None = None,
         chunk_frames: int = CHUNK_FRAMES,
+        flush_chunks: int | None = None,
     ) -> None:
         self.group = zarr.open_group(store=_store(uri, storage_options, False), mode="w")
         if attributes:
@@ -74,6 +86,10 @@ class FrameWriter:
             )
             for name, d in dims.items()
         }
+        if flush_chunks is None:
+            chunk_bytes = 4 * chunk_frames * max(1, sum(dims.values()))
+            flush_chunks = max(1, min(FLUSH_CHUNKS, FLUSH_BYTES // chunk_bytes))
+        self.flush_frames = chunk_frames * flush_chunks
         self.buffers: dict[str, list[np.ndarray]] = {n: [] for n in dims}
         self.buffered = 0
         self.written = 0
@@ -98,7 +114,7 @@ class FrameWriter:
                 raise ValueError(f"feature {name!r} has {x.shape[1]} dims, expected {arr.shape[1]}")
             self.buffers[name].append(x)
         self.buffered += n or 0
-        if self.buffered >= self.chunk:
+        if self.buffered >= self.flush_frames:
             self._flush(whole_chunks=True)
 
     def _flush(self, whole_chunks: bool) -> None:

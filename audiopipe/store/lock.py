@@ -136,20 +136,23 @@ def _create(fs: Any, path: str, body: bytes, remote: bool) -> bool:
     return True
 
 
-def holder(loc: Location) -> dict[str, Any] | None:
-    """Who holds the dataset's lock (``pid``, ``host``, ``what``, ``since``), or None."""
-    return _state(loc.fs, loc.join(LOCK_DIR), socket.gethostname())[1]
+def holder(loc: Location, name: str = LOCK_DIR) -> dict[str, Any] | None:
+    """Who holds the dataset's lock (or the lock folder ``name``): ``pid``, ``host``,
+    ``what``, ``since``; or None."""
+    return _state(loc.fs, loc.join(name), socket.gethostname())[1]
 
 
 @contextmanager
-def dataset_lock(loc: Location, what: str = "ingest", wait_s: float = 0.0) -> Iterator[None]:
-    """Hold the dataset's lock for the duration of the block.
+def dataset_lock(
+    loc: Location, what: str = "ingest", wait_s: float = 0.0, name: str = LOCK_DIR
+) -> Iterator[None]:
+    """Hold the dataset's lock (or the lock folder ``name``, e.g. one per stage) for the block.
 
     Waits up to ``wait_s`` seconds for a running holder, then raises
     :class:`DatasetLocked` naming it.
     """
     fs = loc.fs
-    folder = loc.join(LOCK_DIR)
+    folder = loc.join(name)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "what": what, "since": time.time()}
     body = json.dumps(me).encode()
     deadline = time.monotonic() + wait_s

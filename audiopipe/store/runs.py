@@ -9,32 +9,34 @@ Examples
 --------
 >>> new_run_id()[:2] == "20"
 True
->>> summarize({"dataset": "d", "kind": "ingest", "run_id": "r", "message": "2 new",
-...            "files_processed": 2, "files_failed": 0, "clips_total": 2,
-...            "wall_seconds": 1.25, "audio_seconds": 3600.0})
+>>> summarize(RunRow(dataset="d", kind="ingest", status="ok", run_id="r", message="2 new",
+...                  files_processed=2, files_failed=0, clips_total=2,
+...                  wall_seconds=1.25, audio_seconds=3600.0))
 'd: ingest r — 2 new; processed 2 files (1.00 h of audio), 0 failed; 2 clips in the dataset; 1.2 s'
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import pyarrow as pa
-
 from audiopipe.store.location import Location
-from audiopipe.store.tables import RUNS_SCHEMA, append, open_table, read_table
+from audiopipe.store.records import RunRow
+from audiopipe.store.tables import append, open_table, scan_table
 
 __all__ = [
     "DATA_TABLES",
     "new_run_id",
+    "read_runs",
     "last_run",
+    "newest_run",
     "pinned_versions",
     "recover",
     "append_run",
+    "stage_runs",
+    "last_stage_run",
     "summarize",
 ]
 
@@ -48,27 +50,29 @@ def new_run_id() -> str:
     return f"{now}-{uuid.uuid4().hex[:6]}"
 
 
-def last_run(
-    loc: Location, kinds: tuple[str, ...] = ("ingest", "rebuild")
-) -> dict[str, Any] | None:
-    """The newest successful run of the given kinds, as a dict, or None."""
-    t = read_table(loc, "runs")
-    if t is None or t.num_rows == 0:
-        return None
-    rows = [r for r in t.to_pylist() if r["status"] == "ok" and r["kind"] in kinds]
-    if not rows:
-        return None
-    return max(rows, key=lambda r: (r["finished"], r["run_id"]))
+def read_runs(loc: Location) -> list[RunRow]:
+    """Every row of the dataset's ``runs`` table, in no particular order ([] when none)."""
+    t = scan_table(loc, "runs")
+    return [] if t is None else RunRow.rows(t)
+
+
+def newest_run(
+    rows: list[RunRow], kinds: tuple[str, ...] = ("ingest", "rebuild")
+) -> RunRow | None:
+    """The newest successful row of the given kinds among ``runs`` rows, or None."""
+    ok = [r for r in rows if r.status == "ok" and r.kind in kinds]
+    return max(ok, key=lambda r: (r.finished, r.run_id)) if ok else None
+
+
+def last_run(loc: Location, kinds: tuple[str, ...] = ("ingest", "rebuild")) -> RunRow | None:
+    """The newest successful run of the given kinds, or None."""
+    return newest_run(read_runs(loc), kinds)
 
 
 def pinned_versions(loc: Location) -> dict[str, int | None]:
     """Table versions published by the last successful run ({} for a new dataset)."""
     prev = last_run(loc)
-    if prev is None or not prev.get("table_versions"):
-        return {}
-    return {
-        k: (None if v is None else int(v)) for k, v in json.loads(prev["table_versions"]).items()
-    }
+    return {} if prev is None else prev.versions()
 
 
 def recover(loc: Location) -> dict[str, int]:
@@ -100,18 +104,59 @@ def recover(loc: Location) -> dict[str, int]:
     return done
 
 
-def append_run(loc: Location, row: Mapping[str, Any]) -> int | None:
-    """Append one run row (missing columns are null); returns the ``runs`` version."""
-    full = {k: row.get(k) for k in RUNS_SCHEMA.names}
-    return append(loc, "runs", pa.Table.from_pylist([full], schema=RUNS_SCHEMA), schema_mode=None)
+def append_run(loc: Location, row: RunRow) -> int | None:
+    """Append one run row; returns the ``runs`` version.
+
+    A ``runs`` table written before the stage columns existed gains them here (Delta
+    schema merge; its older rows read them as null), so existing datasets keep opening.
+    """
+    version = append(loc, "runs", RunRow.table([row]), schema_mode="merge")
+    return _compact(loc) or version
 
 
-def summarize(row: Mapping[str, Any]) -> str:
-    """One line for the terminal about a published run."""
-    hours = (row.get("audio_seconds") or 0.0) / 3600
+#: a ``runs`` table of more files than this is compacted (one file per run otherwise: every
+#: command that reads it - open_dataset, status, a stage's skip check - would open them all)
+MAX_RUN_FILES = 48
+
+
+def _compact(loc: Location) -> int | None:
+    """Merge the ``runs`` table's small files into one (a new version) when there are many."""
+    dt = open_table(loc, "runs")
+    if dt is None or len(dt.file_uris()) <= MAX_RUN_FILES:
+        return None
+    dt.optimize.compact()
+    return open_table(loc, "runs").version()
+
+
+def stage_runs(loc: Location, stage: str | None = None) -> list[RunRow]:
+    """Rows of stage runs (of ``stage``, or all), oldest first."""
+    rows = [r for r in read_runs(loc) if r.kind == "stage" and r.stage is not None]
+    if stage is not None:
+        rows = [r for r in rows if r.stage == stage]
+    rows.sort(key=lambda r: (r.finished or r.started, r.run_id))
+    return rows
+
+
+def last_stage_run(
+    loc: Location, stage: str, where: Callable[[RunRow], bool] | None = None
+) -> RunRow | None:
+    """The newest successful run of ``stage`` (for which ``where(row)`` holds), or None."""
+    ok = [r for r in stage_runs(loc, stage) if r.status == "ok" and (where is None or where(r))]
+    return ok[-1] if ok else None
+
+
+def summarize(row: RunRow | Mapping[str, Any]) -> str:
+    """One line for the terminal about a published run (a :class:`RunRow` or its dict)."""
+    r = row.to_dict() if isinstance(row, RunRow) else row
+    if r.get("kind") == "stage":
+        return (
+            f"{r['dataset']}: stage {r['stage']} {r['run_id']} ({r['status']}) — "
+            f"{r['message']}; {r.get('wall_seconds') or 0:.1f} s"
+        )
+    hours = (r.get("audio_seconds") or 0.0) / 3600
     return (
-        f"{row['dataset']}: {row['kind']} {row['run_id']} — {row['message']}; "
-        f"processed {row['files_processed']} files ({hours:.2f} h of audio), "
-        f"{row['files_failed']} failed; {row['clips_total']} clips in the dataset; "
-        f"{row['wall_seconds']:.1f} s"
+        f"{r['dataset']}: {r['kind']} {r['run_id']} — {r['message']}; "
+        f"processed {r['files_processed']} files ({hours:.2f} h of audio), "
+        f"{r['files_failed']} failed; {r['clips_total']} clips in the dataset; "
+        f"{r['wall_seconds']:.1f} s"
     )

@@ -13,15 +13,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from audiopipe.store.dataset import DatasetNotFound, open_dataset
+from audiopipe.store.records import RunRow
+from audiopipe.store.tables import scan_table
 
 __all__ = ["status_rows"]
 
-_RUN_KEYS = ("run_id", "kind", "status", "files_processed", "files_failed", "wall_seconds",
-             "message")
+_RUN_KEYS = ("run_id", "kind", "stage", "status", "files_processed", "files_failed",
+             "wall_seconds", "message")
 
 
 def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str, Any]]:
-    """Per dataset: version, clips, hours, errors, the ``last`` runs (plain dicts).
+    """Per dataset: version, clips, hours, errors, the ``last`` runs of any kind (plain dicts).
+
+    Stage runs are listed with ingests (``kind`` "stage", ``stage`` its name); ``stages``
+    gives the last run of each stage.
 
     A dataset with no published run gives ``{"dataset": name, "published": False}``.
     """
@@ -32,11 +37,15 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
         except DatasetNotFound:
             out.append({"dataset": name, "published": False})
             continue
-        clips = ds.table("clips", ["duration_s"]) if ds.versions.get("clips") is not None else None
+        clips = (
+            scan_table(ds.location, "clips", ds.versions["clips"], ["duration_s"])
+            if ds.versions.get("clips") is not None
+            else None
+        )
         errors = ds.table("errors")
         errors = errors if errors.num_rows else None
-        runs = ds.table("runs").to_pylist()
-        runs.sort(key=lambda r: r["finished"] or r["started"])
+        runs = RunRow.rows(ds.table("runs"))
+        runs.sort(key=lambda r: r.finished or r.started)
         run_id = ds.run["run_id"]
         out.append(
             {
@@ -52,10 +61,12 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
                 "errors_last_run": 0
                 if errors is None
                 else sum(1 for r in errors.column("run_id").to_pylist() if r == run_id),
-                "last_runs": [
-                    {k: (str(r[k]) if k in ("started", "finished") else r[k]) for k in _RUN_KEYS}
-                    for r in runs[-last:]
-                ],
+                "last_runs": [{k: getattr(r, k) for k in _RUN_KEYS} for r in runs[-last:]],
+                "stages": {
+                    r.stage: {k: getattr(r, k) for k in _RUN_KEYS}
+                    for r in runs
+                    if r.kind == "stage" and r.stage
+                },
             }
         )
     return out

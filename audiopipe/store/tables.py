@@ -1,4 +1,4 @@
-"""Delta Lake tables: schemas of the fixed tables and small helpers over ``deltalake``.
+"""Delta Lake tables: small helpers over ``deltalake`` (schemas: :mod:`audiopipe.store.records`).
 
 Examples
 --------
@@ -19,91 +19,24 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from audiopipe.store.location import Location
+from audiopipe.store.records import ErrorRow
 
 __all__ = [
-    "CLIPS_SCHEMA",
-    "FRAMES_INDEX_SCHEMA",
     "ERRORS_SCHEMA",
-    "RUNS_SCHEMA",
     "conform",
     "open_table",
     "native_filesystem",
     "table_version",
     "read_table",
+    "scan_table",
     "replace_where",
     "append",
     "sql_in",
 ]
 
-CLIPS_SCHEMA = pa.schema(
-    [
-        ("clip_id", pa.string()),  # BLAKE2b-128 of the file's bytes (hex)
-        ("uri", pa.string()),
-        ("bytes", pa.int64()),
-        ("mtime", pa.float64()),
-        ("format", pa.string()),
-        ("subtype", pa.string()),
-        ("native_sr", pa.int32()),
-        ("channels", pa.int32()),
-        ("frames", pa.int64()),  # native-rate samples per channel actually decoded
-        ("duration_s", pa.float64()),
-        ("sr", pa.int32()),  # rate the features were computed at
-        ("split", pa.string()),
-        ("run_id", pa.string()),
-    ]
-)
-
-FRAMES_INDEX_SCHEMA = pa.schema(
-    [
-        ("clip_id", pa.string()),
-        ("part", pa.string()),  # Zarr group, relative to <dataset>/frames/
-        ("start", pa.int64()),
-        ("stop", pa.int64()),
-        ("n_frames", pa.int64()),
-        ("sr", pa.int32()),
-        ("hop_length", pa.int32()),
-        ("recipe_hash", pa.string()),
-        ("run_id", pa.string()),
-    ]
-)
-
-ERRORS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("uri", pa.string()),
-        ("clip_id", pa.string()),
-        ("step", pa.string()),  # discover | decode | features | shard | publish | stage
-        ("error_type", pa.string()),
-        ("message", pa.string()),
-        ("time", pa.timestamp("us", tz="UTC")),
-    ]
-)
-
-RUNS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("dataset", pa.string()),
-        ("kind", pa.string()),  # ingest | rebuild | stage
-        ("status", pa.string()),  # ok | failed
-        ("config_hash", pa.string()),
-        ("recipe_hash", pa.string()),
-        ("code_version", pa.string()),
-        ("started", pa.timestamp("us", tz="UTC")),
-        ("finished", pa.timestamp("us", tz="UTC")),
-        ("files_found", pa.int64()),
-        ("files_new", pa.int64()),
-        ("files_changed", pa.int64()),
-        ("files_removed", pa.int64()),
-        ("files_processed", pa.int64()),
-        ("files_failed", pa.int64()),
-        ("clips_total", pa.int64()),
-        ("audio_seconds", pa.float64()),
-        ("wall_seconds", pa.float64()),
-        ("shards", pa.int64()),
-        ("table_versions", pa.string()),  # JSON {table: version} visible after this run
-        ("message", pa.string()),
-    ]
-)
+#: the ``errors`` schema (defined by :class:`~audiopipe.store.records.ErrorRow`), for stages
+#: that append their own errors rows
+ERRORS_SCHEMA = ErrorRow.schema()
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -186,6 +119,25 @@ def read_table(
     return dt.to_pyarrow_table(columns=columns)
 
 
+def scan_table(
+    loc: Location, name: str, version: int | None = None, columns: list[str] | None = None
+) -> pa.Table | None:
+    """Rows of a table in no particular order, read by delta-rs's own engine (DataFusion).
+
+    For reads where order does not matter (runs, counts, lookups): it does not import
+    ``pyarrow.dataset`` (and through it pandas), ~0.6 s of a command's start. View types
+    (``string_view``) come back as their plain types.
+    """
+    dt = open_table(loc, name, version)
+    if dt is None:
+        return None
+    t = pa.RecordBatchReader.from_stream(dt.scan(columns=columns)).read_all()
+    plain = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    if any(f.type in plain for f in t.schema):
+        t = t.cast(pa.schema([f.with_type(plain.get(f.type, f.type)) for f in t.schema]))
+    return t
+
+
 def sql_in(column: str, values: Iterable[str]) -> str:
     """A SQL ``column IN (...)`` predicate with quotes escaped."""
     quoted = ",".join("'" + v.replace("'", "''") + "'" for v in sorted(set(values)))
@@ -217,7 +169,7 @@ def replace_where(
     keys = set(keys)
     dt = open_table(loc, name)
     if dt is None:
-        if data.num_rows == 0 and not keys:
+        if data.num_rows == 0:  # nothing to remove from a table that does not exist
             return None
         write_deltalake(
             loc.table_uri(name), data, mode="append", storage_options=loc.storage_options or None

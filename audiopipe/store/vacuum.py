@@ -29,6 +29,8 @@ from typing import Any
 
 from .location import Location
 from .lock import dataset_lock
+from .records import RunRow
+from .runs import read_runs
 from .tables import open_table
 
 __all__ = ["VacuumReport", "vacuum", "VACUUM_MARKER", "vacuumed_before"]
@@ -60,21 +62,18 @@ class VacuumReport:
         )
 
 
-def _runs(loc: Location) -> list[dict[str, Any]]:
-    t = open_table(loc, "runs")
-    return [] if t is None else t.to_pyarrow_table().to_pylist()
+def _kept_runs(runs: list[RunRow], cutoff: datetime) -> list[RunRow]:
+    ok = [r for r in runs if r.status == "ok" and r.finished is not None]
+    keep = {r.run_id: r for r in ok if r.finished >= cutoff}
 
-
-def _kept_runs(runs: list[dict[str, Any]], cutoff: datetime) -> list[dict[str, Any]]:
-    ok = [r for r in runs if r["status"] == "ok" and r["finished"] is not None]
-    keep = {r["run_id"]: r for r in ok if r["finished"] >= cutoff}
-
-    def group(r: dict[str, Any]) -> str:  # ingest and rebuild both publish the data tables
-        return "data" if r["kind"] in ("ingest", "rebuild") else r["kind"]
+    def group(r: RunRow) -> str:  # ingest and rebuild both publish the data tables
+        if r.kind == "stage" and r.stage:
+            return f"stage:{r.stage}"  # the latest run of each stage
+        return "data" if r.kind in ("ingest", "rebuild") else r.kind
 
     for g in {group(r) for r in ok}:
-        latest = max((r for r in ok if group(r) == g), key=lambda r: (r["finished"], r["run_id"]))
-        keep[latest["run_id"]] = latest
+        latest = max((r for r in ok if group(r) == g), key=lambda r: (r.finished, r.run_id))
+        keep[latest.run_id] = latest
     return list(keep.values())
 
 
@@ -131,12 +130,11 @@ def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) ->
     with dataset_lock(loc, "vacuum"):
         now = datetime.now(UTC)
         cutoff = now - timedelta(hours=retain_hours)
-        runs = _runs(loc)
-        kept = _kept_runs(runs, cutoff)
-        report.kept_runs = sorted(r["run_id"] for r in kept)
+        kept = _kept_runs(read_runs(loc), cutoff)
+        report.kept_runs = sorted(r.run_id for r in kept)
         pinned: dict[str, set[int]] = {}
         for r in kept:
-            for name, v in json.loads(r["table_versions"] or "{}").items():
+            for name, v in r.versions().items():
                 if v is not None:
                     pinned.setdefault(name, set()).add(int(v))
 

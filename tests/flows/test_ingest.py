@@ -85,7 +85,9 @@ def test_ingest_twice_then_add_change_delete(tmp_path, run_ingest):
     assert list(runs.sort_values("finished").files_processed) == [6, 0, 4]
 
 
-def test_bad_inputs_never_stop_the_run(tmp_path, run_ingest):
+@pytest.mark.parametrize("read_ahead", ["0", "1"], ids=["one-thread", "read-ahead"])
+def test_bad_inputs_never_stop_the_run(tmp_path, run_ingest, monkeypatch, read_ahead):
+    monkeypatch.setenv("AUDIOPIPE_READ_AHEAD", read_ahead)  # workers decode ahead or not
     corpus = tmp_path / "corpus"
     expected = bad_inputs(corpus)
     good = [write(corpus / f"good_{i}.wav", sine(f=300 + i * 100), 22050) for i in range(3)]
@@ -93,6 +95,7 @@ def test_bad_inputs_never_stop_the_run(tmp_path, run_ingest):
         tmp_path, shard={"max_files": 50, "min_shards": 1}
     )  # all in one shard: the good ones must survive
     row = run_ingest(cfg, "t")
+    assert row["read_ahead"] is (read_ahead == "1")
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
     clips = ds.table("clips").to_pandas().set_index("uri")
     errors = ds.table("errors").to_pandas().set_index("uri")
@@ -151,7 +154,7 @@ def test_recipe_change_requires_rebuild_and_rebuild_keeps_old_version(tmp_path, 
     old_run = old.run["run_id"]
     recipe = {**SMALL_RECIPE, "compute": {**SMALL_RECIPE["compute"], "zero_crossing_rate": {}}}
     cfg2 = write_config(tmp_path, {"t": {"source": str(tmp_path / "corpus"), "features": recipe}})
-    from audiopipe.pipeline import RecipeChangedError
+    from audiopipe.ingest import RecipeChangedError
 
     with pytest.raises(RecipeChangedError, match="audiopipe rebuild t"):
         run_ingest(cfg2, "t")
@@ -170,8 +173,8 @@ def test_recipe_change_requires_rebuild_and_rebuild_keeps_old_version(tmp_path, 
 
 def test_killed_publish_is_invisible_and_next_run_completes(tmp_path, run_ingest):
     """Simulate a flow killed after committing clips but before features/runs."""
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, staging
     from audiopipe.store.tables import replace_where
 
     corpus = _corpus(tmp_path / "corpus", n=4)
@@ -179,9 +182,9 @@ def test_killed_publish_is_invisible_and_next_run_completes(tmp_path, run_ingest
     run_ingest(cfg_path, "t")
     write(corpus / "late.wav", sine(f=777), 22050)
     cfg = load_config(cfg_path)
-    plan = pipeline.plan_ingest(cfg, "t")
-    results = [pipeline.extract_shard(s, plan.context) for s in plan.shards]
-    staged = pipeline._read_staged(plan.context.location, [s.key for s in plan.shards], "clips")
+    plan = plan_ingest(cfg, "t")
+    results = [extract_shard(s, plan.context) for s in plan.shards]
+    staged = staging.read_staged(plan.context.location, [s.key for s in plan.shards], "clips")
     replace_where(
         plan.context.location, "clips", staged, "uri", set(staged.column("uri").to_pylist())
     )

@@ -196,12 +196,12 @@ def _assert_same(a: dict, b: dict) -> None:
 
 def _reference(tmp_path: Path, corpus: Path) -> dict:
     """An undisturbed run of the plain pipeline functions (no Prefect, no Dask)."""
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
 
     cfg = load_config(_config(tmp_path / "ref", corpus))
-    plan = pipeline.plan_ingest(cfg, "t")
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "t")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return _snapshot(cfg.storage_root)
 
 
@@ -293,12 +293,18 @@ def test_s3_storage_tables_and_frames_round_trip(tmp_path, s3, prefect_api, exte
     # incremental on S3: nothing to do the second time
     again = _ingest(cfg, scheduler=external_cluster)
     assert again["files_processed"] == 0 and again["shards"] == 0
-    # vacuum on S3: tone_4 was alone in its shard, so changing it leaves its old part
-    # unreferenced; that part goes, and the dataset reads the same
+    # vacuum on S3: changing every file of tone_4's shard leaves its old part unreferenced;
+    # that part goes, and the dataset reads the same
     from audiopipe.store.vacuum import vacuum
 
-    write(corpus / "tone_4.wav", sine(f=950, dur=0.5), 22050)
-    assert _ingest(cfg, scheduler=external_cluster)["files_processed"] == 1
+    ds = audiopipe.open_dataset(root, "t")
+    uri_of = dict(zip(*ds.table("clips", ["clip_id", "uri"]).to_pydict().values(), strict=True))
+    index = ds.table("frames_index", ["clip_id", "part"]).to_pylist()
+    part4 = next(r["part"] for r in index if uri_of[r["clip_id"]].endswith("tone_4.wav"))
+    mates = [uri_of[r["clip_id"]] for r in index if r["part"] == part4]
+    for i, uri in enumerate(mates):
+        write(Path(uri), sine(f=950 + 10 * i, dur=0.5), 22050)
+    assert _ingest(cfg, scheduler=external_cluster)["files_processed"] == len(mates)
     before = _snapshot(root)
     parts = {k.split("/frames/")[1].split("/")[0] for k in fs.find("audio/pipe/t/frames")}
     r = vacuum(Location(root, "t"), retain_hours=0)
@@ -373,12 +379,16 @@ def test_s3_outage_mid_run_is_retried_and_never_half_published(
 # --------------------------------------------------------------------------- faults
 
 
+@pytest.mark.parametrize("read_ahead", ["0", "1"], ids=["one-thread", "read-ahead"])
 def test_poison_file_is_isolated_and_the_rest_of_its_shard_kept(
-    tmp_path, monkeypatch, prefect_api, external_cluster
+    tmp_path, monkeypatch, prefect_api, external_cluster, read_ahead
 ):
+    # with read-ahead the reading thread reaches the poison while the previous file's
+    # features are computed: the worker dies the same, and the shard is split the same
     names = ["a.wav", "b.wav", "poison.wav", "c.wav", "d.wav"]
     corpus = _corpus(tmp_path / "corpus", names)
     monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:crash_on_poison")
+    monkeypatch.setenv("AUDIOPIPE_READ_AHEAD", read_ahead)
     row = _ingest(_config(tmp_path, corpus, max_files=8), scheduler=external_cluster)
     assert (row["files_processed"], row["files_failed"]) == (4, 1)
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
@@ -430,14 +440,14 @@ def test_flow_killed_mid_run_is_invisible_and_next_run_does_the_rest(
 ):
     from distributed import Client
 
-    from audiopipe import pipeline
     from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish, staging
 
     corpus = _corpus(tmp_path / "corpus", ["base_0.wav", "base_1.wav"])
     cfg_path = _config(tmp_path, corpus, max_files=2)
     cfg = load_config(cfg_path)
-    plan = pipeline.plan_ingest(cfg, "t")  # a published state readers can see
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "t")  # a published state readers can see
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     before = _snapshot(cfg.storage_root)
     # 5 shards of 2: two fast, two that block both workers, one that cannot start before the kill
     new = [f"new_{i}.wav" for i in range(4)] + [f"slow_{i}.wav" for i in range(4)]
@@ -451,7 +461,7 @@ def test_flow_killed_mid_run_is_invisible_and_next_run_does_the_rest(
     )
     try:
         deadline = time.monotonic() + 150
-        while len(loc.fs.glob(loc.staging_uri("*", pipeline.SUCCESS))) < 2:
+        while len(loc.fs.glob(loc.staging_uri("*", staging.SUCCESS))) < 2:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no shard was staged in time"
             time.sleep(0.2)
@@ -472,8 +482,8 @@ def test_flow_killed_mid_run_is_invisible_and_next_run_does_the_rest(
             c.run(lambda dask_worker: dask_worker.state.executing_count).values()
         ):
             time.sleep(0.2)
-    staged = {Path(p).parent.name for p in loc.fs.glob(loc.staging_uri("*", pipeline.SUCCESS))}
-    plan2 = pipeline.plan_ingest(cfg, "t")
+    staged = {Path(p).parent.name for p in loc.fs.glob(loc.staging_uri("*", staging.SUCCESS))}
+    plan2 = plan_ingest(cfg, "t")
     staged_uris = {f.uri for s in plan2.shards if s.key in staged for f in s.files}
     assert len(staged_uris) >= 4
     (corpus / ".decoded.log").unlink()

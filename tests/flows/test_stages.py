@@ -1,17 +1,22 @@
-"""The stages flow on a real Prefect API: declared stages run and write their tables."""
+"""The stages flow on a real Prefect API: declared stages run, are recorded and show in Prefect."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 import audiopipe
-from audiopipe import pipeline
 from audiopipe.config import ConfigError, load_config, parse_config
 from audiopipe.demo import make_demo_corpus
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from tests.conftest import write_config
 
 
 def test_declared_stages_run_through_the_flow(tmp_path, prefect_api):
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
     from flows.stages import stages
 
     demo = make_demo_corpus(tmp_path / "demo", n_per_class=6)
@@ -26,16 +31,34 @@ def test_declared_stages_run_through_the_flow(tmp_path, prefect_api):
         },
     )
     cfg = load_config(cfg_path)
-    plan = pipeline.plan_ingest(cfg, "d")
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
-    reports = stages(dataset="d", config_path=str(cfg_path))
+    plan = plan_ingest(cfg, "d")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    state = stages(dataset="d", config_path=str(cfg_path), return_state=True)
+    reports = state.result()
     assert set(reports) == {"classify", "beats"}
     assert reports["classify"]["metrics"]["accuracy"] > 0.5
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "d")
     assert ds.table("predictions").num_rows == 36
     assert ds.table("beats").num_rows > 0
     metrics = ds.table("metrics").to_pandas()
-    assert {"classify"} <= set(metrics.stage)
+    assert {"classify", "beats"} <= set(metrics.stage)
+    # recorded in the dataset's runs table ...
+    runs = {r["stage"]: r for r in ds.table("runs").to_pylist() if r["kind"] == "stage"}
+    assert {s: r["run_id"] for s, r in runs.items()} == {
+        s: rep["run_id"] for s, rep in reports.items()
+    }
+    assert json.loads(runs["classify"]["params"])["target"] == "label"
+    # ... and visible in Prefect: the flow run and one task run per stage
+    with get_client(sync_client=True) as client:
+        (fr,) = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+        assert fr.state.is_completed()
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fr.id])))
+        assert {t.name for t in tasks} >= {"stage-classify", "stage-beats"}
+    # the second time nothing changed: both are skipped, through the flow as well
+    again = stages(dataset="d", config_path=str(cfg_path))
+    assert all(r["skipped"] for r in again.values())
     # a one-off override (as `audiopipe stage classify d --set target=nope`) is rejected cleanly
     from audiopipe.stages._common import StageInputError
 
@@ -43,6 +66,9 @@ def test_declared_stages_run_through_the_flow(tmp_path, prefect_api):
         stages(
             dataset="d", names=["classify"], config_path=str(cfg_path), overrides={"target": "nope"}
         )
+    with pytest.raises(ConfigError, match=r"datasets\.d\.stages\.classify\.taget: unknown"):
+        stages(dataset="d", names=["classify"], config_path=str(cfg_path),
+               overrides={"taget": "x"})
 
 
 def test_unknown_stage_is_rejected_before_any_work():
@@ -54,7 +80,8 @@ def test_stage_summary_line():
     from flows.cli import _stage_summary
 
     line = _stage_summary(
-        "recommend", {"metrics": {"model": {"recall@10": 0.44}}, "plots": ["p.png"]}
+        "recommend", {"metrics": {"recall@10": 0.44}, "plots": ["p.png"], "seconds": 1.5}
     )
-    assert "model.recall@10 0.44" in line and "[p.png]" in line
-    assert "clips_added 3" in _stage_summary("fingerprint", {"clips_added": 3, "seconds": 0.1})
+    assert "recall@10 0.44" in line and "[p.png]" in line and "(1.5 s)" in line
+    assert "clips_processed 3" in _stage_summary("fingerprint", {"clips_processed": 3})
+    assert "skipped: unchanged" in _stage_summary("beats", {"skipped": "unchanged since run x"})

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import audiopipe
-from audiopipe import pipeline
 from audiopipe.config import parse_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 
 FSDD_RECIPE = {
     "n_fft": 512,
@@ -52,6 +52,6 @@ def ingest(
     if features:
         d["features"] = features
     cfg = parse_config({"storage": str(out), "datasets": {name: d}})
-    plan = pipeline.plan_ingest(cfg, name)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, name)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)

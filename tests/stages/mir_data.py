@@ -9,16 +9,30 @@ import numpy as np
 import soundfile as sf
 
 import audiopipe
-from audiopipe import pipeline
 from audiopipe.config import parse_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 
 SMALL_RECIPE = {"n_fft": 1024, "hop_length": 512, "compute": {"rms": {}}}
 
 
-def build_dataset(tmp_path: Path, files: dict[str, tuple[np.ndarray, int]], name: str = "d"):
-    """Write ``{relpath: (y, sr)}`` (y mono (n,) or (n, ch)) plus a labels.csv, ingest, open."""
+def build_dataset(
+    tmp_path: Path,
+    files: dict[str, tuple[np.ndarray, int]],
+    name: str = "d",
+    drop: list[str] | tuple[str, ...] = (),
+    storage: str | None = None,
+    sample_rate: int = 22050,
+):
+    """Write ``{relpath: (y, sr)}`` (y mono (n,) or (n, ch)) plus a labels.csv, ingest, open.
+
+    ``drop`` deletes files of an earlier call (the next ingest removes their clips);
+    ``storage`` is the output root (default ``tmp_path / "out"``; ``s3://...`` works).
+    """
     folder = tmp_path / "corpus"
     folder.mkdir(parents=True, exist_ok=True)
+    for rel in drop:
+        (folder / rel).unlink()
+    files = {k: v for k, v in files.items() if k not in drop}
     for rel, (y, sr) in files.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         sf.write(folder / rel, y, sr)
@@ -28,23 +42,24 @@ def build_dataset(tmp_path: Path, files: dict[str, tuple[np.ndarray, int]], name
         w.writerows([(rel, Path(rel).stem) for rel in files])
     cfg = parse_config(
         {
-            "storage": str(tmp_path / "out"),
+            "storage": storage or str(tmp_path / "out"),
             "datasets": {
                 name: {
                     "source": str(folder),
                     "labels": {"path": str(folder / "labels.csv"), "on": "path"},
-                    "sample_rate": 22050,
+                    "sample_rate": sample_rate,
                     "features": SMALL_RECIPE,
                 }
             },
         }
     )
-    plan = pipeline.plan_ingest(cfg, name)
+    plan = plan_ingest(cfg, name)
     loc = plan.context.location
     for s in plan.shards:  # extract_shard expects its staging folder to exist (local fs)
-        loc.fs.makedirs(loc.staging_uri(s.key), exist_ok=True)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
-    return audiopipe.open_dataset(str(tmp_path / "out"), name)
+        if not loc.is_remote:
+            loc.fs.makedirs(loc.staging_uri(s.key), exist_ok=True)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    return audiopipe.open_dataset(storage or str(tmp_path / "out"), name)
 
 
 def clip_ids_by_stem(ds) -> dict[str, str]:

@@ -6,10 +6,12 @@ import csv
 
 import mir_eval
 import numpy as np
+import pandas as pd
 import pytest
 
 from audiopipe.demo import make_demo_corpus
-from audiopipe.stages.beats import beat_track, run, tempo_estimate
+from audiopipe.stages import run_stage
+from audiopipe.stages.beats import beat_track, tempo_estimate
 from tests.stages.mir_data import build_dataset, clip_ids_by_stem, read_audio
 
 SR = 22050
@@ -102,7 +104,7 @@ def test_deterministic():
     assert a[0] == b[0] and np.array_equal(a[1], b[1])
 
 
-def test_run_writes_tables_and_plot(tmp_path):
+def test_run_writes_tables_and_plot_and_only_new_clips_next_time(tmp_path):
     y, ref = _clicks(120.0, dur=6.0)
     files = {
         "clicks.wav": (y, SR),
@@ -112,7 +114,7 @@ def test_run_writes_tables_and_plot(tmp_path):
     }
     ds = build_dataset(tmp_path, files)
     ids = clip_ids_by_stem(ds)
-    rep = run(ds, {}, run_id="r1")
+    rep = run_stage(ds, "beats")
     beats = ds.table("beats").to_pandas()
     tempo = ds.table("tempo").to_pandas().set_index("clip_id")
     assert set(tempo.index) == set(ids.values())
@@ -120,6 +122,22 @@ def test_run_writes_tables_and_plot(tmp_path):
     got = beats[beats.clip_id == ids["clicks"]].time_s.to_numpy()
     assert mir_eval.beat.f_measure(ref, np.sort(got)) > 0.95
     assert tempo.loc[ids["silence"], "n_beats"] == 0
-    assert rep["plot"] and rep["plot"].endswith(".png")
+    assert rep["clips_processed"] == 4 and rep["plots"][0].endswith(".png")
+    assert open(rep["plots"][0], "rb").read(8).startswith(b"\x89PNG")
     m = ds.table("metrics").to_pandas()
-    assert set(m.metric) >= {"n_clips", "n_ok", "n_beats"}
+    assert set(m.metric) >= {"n_clips", "n_ok", "n_beats"} and set(m.evaluation) == {"count"}
+    # nothing changed: skipped; a new clip and a removed one: only those two are touched
+    assert run_stage(ds, "beats")["skipped"]
+    y2, _ = _clicks(90.0, dur=5.0)
+    ds = build_dataset(tmp_path, {**files, "clicks90.wav": (y2, SR)}, drop=["short.wav"])
+    ids2 = clip_ids_by_stem(ds)
+    rep2 = run_stage(ds, "beats")
+    assert (rep2["clips_processed"], rep2["clips_removed"]) == (1, 1)
+    tempo2 = ds.table("tempo").to_pandas().set_index("clip_id")
+    assert set(tempo2.index) == set(ids2.values())
+    assert tempo2.loc[ids2["clicks90"], "bpm"] == pytest.approx(90, rel=0.03)
+    pd.testing.assert_frame_equal(
+        tempo2.drop(ids2["clicks90"]).sort_index(), tempo.drop(ids["short"]).sort_index()
+    )
+    # other parameters: every clip again
+    assert run_stage(ds, "beats", {"tightness": 400})["clips_processed"] == 4

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import audiopipe
-from audiopipe.stages import classify
+from audiopipe.config import ConfigError
+from audiopipe.stages import classify, run_stage
 from audiopipe.stages._common import StageInputError
 from audiopipe.stages._frames import segment_pool
 
@@ -38,7 +39,7 @@ def test_trim_resample_and_warp_helpers():
     # warping a smooth log-mel bump up in frequency moves its peak up
     import audiopipe.features as F
 
-    D = F.dct_matrix(20, 40).astype(np.float64)
+    D = F.dct_matrix(n_out=20, n_in=40).astype(np.float64)
     bump = np.exp(-0.5 * ((np.arange(40) - 15) / 3.0) ** 2)
     warped = D.T @ (classify.warp_matrix(1.15, rec) @ (D @ bump))
     assert np.argmax(warped) > 15
@@ -82,19 +83,26 @@ def test_grouped_cv_does_not_leak_groups():
 
 def test_run_on_demo_writes_outputs_and_is_repeatable(demo_ds):
     p = {"target": "label", "groups": "group", "random_state": 1}
-    r1 = classify.run(demo_ds, p, run_id="a")
-    r2 = classify.run(demo_ds, p, run_id="b")
+    r1 = run_stage(demo_ds, "classify", p)
+    again = run_stage(demo_ds, "classify", p)
+    assert again["skipped"] and again["run_id"] == r1["run_id"]  # unchanged: not redone
+    r2 = run_stage(demo_ds, "classify", p, force=True)
     assert r1["metrics"] == r2["metrics"] and r1["model_id"] == r2["model_id"]
     assert r1["metrics"]["accuracy"] > 0.8 and r1["metrics"]["macro_f1"] > 0.8
     preds = demo_ds.table("predictions").to_pandas()
     assert len(preds) == 36 and set(preds.fold) == set(range(5))
+    assert set(preds.evaluation) == {"cv"}
     assert set(preds.label) <= {"tone", "noise", "clicks", "chirp", "event", "mix"}
     cm = demo_ds.table("confusion").to_pandas()
     assert cm["count"].sum() == 36
     m = demo_ds.table("metrics").to_pandas()
     acc = m[(m.metric == "accuracy") & (m.stage == "classify")]
-    assert len(set(acc.value.round(12))) == 1 and {"a", "b"} <= set(acc.run_id)
+    assert set(acc.evaluation) == {"cv"}
+    assert len(set(acc.value.round(12))) == 1 and {r1["run_id"], r2["run_id"]} <= set(acc.run_id)
     assert all(open(p, "rb").read(8).startswith(b"\x89PNG") for p in r1["plots"])
+    # each run keeps its own model and plot; the first run's files are untouched
+    assert r1["model"] != r2["model"] and os.path.exists(r1["model"])
+    assert r1["run_id"] in r1["model"] and r1["run_id"] in r1["plots"][0]
 
 
 @pytest.mark.parametrize(
@@ -104,41 +112,56 @@ def test_run_on_demo_writes_outputs_and_is_repeatable(demo_ds):
         ({"target": "const"}, "'const'"),
         ({"target": "empty"}, "'empty'"),
         ({"target": "label", "groups": "nope"}, "'nope'"),
-        ({}, "target"),
     ],
 )
 def test_bad_label_columns_are_refused_without_outputs(fresh_ds, params, needle):
     ds = fresh_ds
     with pytest.raises(StageInputError, match=needle) as err:
-        classify.run(ds, params, run_id="x")
+        run_stage(ds, "classify", params)
     assert "fresh" in str(err.value)
     assert "predictions" not in ds.table_names() and "metrics" not in ds.table_names()
-    assert not os.path.exists(ds.path("models"))
+    assert not os.path.exists(ds.path("stages", "classify")) or not any(
+        p.suffix == ".skops" for p in __import__("pathlib").Path(ds.path("stages")).rglob("*")
+    )
+    runs = ds.table("runs").to_pandas()
+    failed = runs[(runs.kind == "stage") & (runs.status == "failed")]
+    assert needle.strip("'") in failed.message.iloc[-1]  # the failure is recorded
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({}, r"classify\.target: required parameter is missing"),
+        ({"target": "label", "taget": "x"}, r"classify\.taget: unknown parameter \(did you mean target\?\)"),
+        ({"target": "label", "model": "svn"}, r"classify\.model: must be one of svm, logreg"),
+        ({"target": "label", "frames": "ten"}, r"classify\.frames: must be an integer"),
+    ],
+)
+def test_bad_parameters_are_refused_before_any_work(fresh_ds, params, needle):
+    before = fresh_ds.table("runs").num_rows
+    with pytest.raises(ConfigError, match=needle):
+        run_stage(fresh_ds, "classify", params)
+    assert audiopipe.open_dataset(fresh_ds.location.root, "fresh").table("runs").num_rows == before
 
 
 def test_model_file_that_is_not_skops_or_tampered_is_refused(demo_ds, tmp_path):
-    classify.run(demo_ds, {"target": "label"}, run_id="a")
-    good = demo_ds.path("models", "classify-label.skops")
+    good = run_stage(demo_ds, "classify", {"target": "label"})["model"]
+    assert good.endswith(".skops")
     bad = tmp_path / "m.skops"
     bad.write_bytes(pickle.dumps({"estimator": 1}))
+    p = {"target": "label", "predict": True, "model_path": str(bad)}
     with pytest.raises(StageInputError, match="not a skops"):
-        classify.run(
-            demo_ds, {"target": "label", "predict": True, "model_path": str(bad)}, run_id="p"
-        )
+        run_stage(demo_ds, "classify", p)
     data = bytearray(open(good, "rb").read())
     data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
     bad.write_bytes(bytes(data))
     with pytest.raises(StageInputError):
-        classify.run(
-            demo_ds, {"target": "label", "predict": True, "model_path": str(bad)}, run_id="p"
-        )
+        run_stage(demo_ds, "classify", p)
     import skops.io as sio
 
     sio.dump({"estimator": _Evil()}, str(bad))
     with pytest.raises(StageInputError, match="not trusted"):
-        classify.run(
-            demo_ds, {"target": "label", "predict": True, "model_path": str(bad)}, run_id="p"
-        )
+        run_stage(demo_ds, "classify", p)
 
 
 class _Evil:
@@ -153,19 +176,29 @@ def test_predict_scores_clips_ingested_after_training(demo_folder, tmp_path):
             shutil.copy(f, src / cls / f.name)
     shutil.copy(demo_folder / "labels.csv", src / "labels.csv")
     ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
-    fit = classify.run(ds, {"target": "label"}, run_id="fit")
+    fit = run_stage(ds, "classify", {"target": "label"})
     before = set(ds.table("predictions").column("clip_id").to_pylist())
     for cls in ("tone", "noise", "chirp"):
         for f in sorted((demo_folder / cls).iterdir())[4:]:
             shutil.copy(f, src / cls / f.name)
     ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
-    r = classify.run(ds, {"target": "label", "predict": True}, run_id="pred")
+    r = run_stage(ds, "classify", {"target": "label", "predict": True})
     assert r["n_clips"] == 6 and r["model_id"] == fit["model_id"]
+    assert r["model_file"] == fit["model"]  # the model of the last fit run, found in `runs`
     preds = ds.table("predictions").to_pandas()
-    new = preds[preds.run_id == "pred"]
-    assert set(new.clip_id).isdisjoint(before) and len(new) == 6 and (new.fold == -1).all()
+    new = preds[preds.run_id == r["run_id"]]
+    assert set(new.clip_id).isdisjoint(before) and len(new) == 6
+    assert (new.evaluation == "predict").all() and new.fold.isna().all()
     assert len(preds) == 18
     assert (new.label == new.truth).mean() >= 5 / 6
+    # scored against the known truth: metrics rows told apart by `evaluation`, not by a fold
+    m = ds.table("metrics").to_pandas()
+    mine = m[m.run_id == r["run_id"]].set_index("metric")
+    assert set(mine.evaluation) == {"predict"} and mine.loc["n_clips", "value"] == 6
+    assert mine.loc["accuracy", "value"] == pytest.approx((new.label == new.truth).mean())
+    assert set(m[m.run_id == fit["run_id"]].evaluation) == {"cv"}
+    # the same again: skipped (same model, same clips)
+    assert run_stage(ds, "classify", {"target": "label", "predict": True})["skipped"]
 
 
 def test_fsdd_speaker_grouped_beats_the_anchor(corpora, tmp_path):
@@ -175,9 +208,10 @@ def test_fsdd_speaker_grouped_beats_the_anchor(corpora, tmp_path):
     ds = ingest(tmp_path / "out", "fsdd", src, fsdd / "labels.csv", 8000, FSDD_RECIPE)
     assert ds.table("clips").num_rows == 400
     assert isinstance(ds, audiopipe.store.dataset.Dataset)
-    ours = classify.run(ds, {"target": "digit", "groups": "speaker"}, run_id="ours")["metrics"]
-    anchor = classify.run(
+    ours = run_stage(ds, "classify", {"target": "digit", "groups": "speaker"})["metrics"]
+    anchor = run_stage(
         ds,
+        "classify",
         {
             "target": "digit",
             "groups": "speaker",
@@ -187,7 +221,6 @@ def test_fsdd_speaker_grouped_beats_the_anchor(corpora, tmp_path):
             "features": ["mfcc", "mfcc_delta"],
             "group_norm": False,
         },
-        run_id="anchor",
     )["metrics"]
     print("fsdd 400 clips LOSO: ours", ours, "anchor", anchor)
     assert ours["accuracy"] > anchor["accuracy"] + 0.2
@@ -213,7 +246,7 @@ def test_silent_and_very_short_clips_do_not_crash(demo_folder, tmp_path):
     ]
     (src / "labels.csv").write_text("\n".join([labels[0]] + labels[1:] + rows) + "\n")
     ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
-    r = classify.run(ds, {"target": "label"}, run_id="x")
+    r = run_stage(ds, "classify", {"target": "label"})
     preds = ds.table("predictions").to_pandas()
     assert len(preds) == r["n_clips"] and np.isfinite(preds.probability).all()
     assert r["n_clips"] == 10  # the silent and the 100-sample clip are scored too

@@ -10,9 +10,10 @@ import pytest
 import soundfile as sf
 
 import audiopipe
-from audiopipe import pipeline
 from audiopipe.config import parse_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from audiopipe.stages import fingerprint as fp
+from audiopipe.stages import run_stage
 
 SR = 22050
 
@@ -121,8 +122,8 @@ def ingest(folder: Path, out: Path, name: str = "d") -> audiopipe.Dataset:
     cfg = parse_config(
         {"storage": str(out), "datasets": {name: {"source": str(folder), "sample_rate": SR}}}
     )
-    plan = pipeline.plan_ingest(cfg, name)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, name)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 
 
@@ -135,8 +136,8 @@ def test_run_is_incremental_and_removed_clip_stops_matching(tmp_path):
     sf.write(src / "stereo.wav", np.stack([song(20, 6), song(20, 6)], axis=1), SR)
     out = tmp_path / "out"
     ds = ingest(src, out)
-    rep = fp.run(ds, {}, run_id="r1")
-    assert rep["clips_added"] == 5 and rep["errors"] == 0
+    rep = run_stage(ds, "fingerprint")
+    assert rep["clips_processed"] == 5 and rep["clips_failed"] == 0
     t1 = ds.table("fingerprints")
     by_clip = Counter(t1.column("clip_id").to_pylist())
     uri = {r["uri"].rsplit("/", 1)[-1]: r["clip_id"] for r in ds.table("clips").to_pylist()}
@@ -150,14 +151,15 @@ def test_run_is_incremental_and_removed_clip_stops_matching(tmp_path):
     assert m["clip_id"] == uri["s1.wav"] and m["uri"].endswith("s1.wav")
     assert abs(m["offset_s"] - 4.0) < 0.05 and m["confidence"] >= 0.5
 
-    # nothing new: no write
-    assert fp.run(audiopipe.open_dataset(str(out), "d"), {}, run_id="r2")["version"] is None
+    # nothing new: skipped, no write
+    again = run_stage(audiopipe.open_dataset(str(out), "d"), "fingerprint")
+    assert again["skipped"] and again["tables"] == rep["tables"]
     # one new clip, one removed: only the new one is fingerprinted
     sf.write(src / "s3.wav", song(13), SR)
     (src / "s1.wav").unlink()
     ds = ingest(src, out)
-    rep = fp.run(ds, {}, run_id="r3")
-    assert rep["clips_added"] == 1 and rep["clips_removed"] == 1
+    rep = run_stage(ds, "fingerprint")
+    assert rep["clips_processed"] == 1 and rep["clips_removed"] == 1
     t2 = ds.table("fingerprints")
     ids2 = set(t2.column("clip_id").to_pylist())
     assert uri["s1.wav"] not in ids2 and uri["s0.wav"] in ids2
@@ -176,7 +178,11 @@ def test_run_is_incremental_and_removed_clip_stops_matching(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
     m = fp.identify(ds, bad)
-    assert m["clip_id"] is None and "error" in m
+    assert m["clip_id"] is None and m["error"]
+    # many queries, one index: answers in order, a bad file among them loses nothing
+    many = fp.identify_many(ds, [q3, bad, q])
+    assert [a["query"] for a in many] == [str(q3), str(bad), str(q)]
+    assert many[0]["clip_id"] is not None and many[1]["error"] and many[2]["clip_id"] is None
 
 
 def pa_equal(t, value):
@@ -192,7 +198,7 @@ def test_real_music_noisy_excerpt_and_fsdd_negatives(corpora, tmp_path):
     for n in names:
         (src / n).symlink_to(corpora / "music" / n)
     ds = ingest(src, tmp_path / "out", "music")
-    fp.run(ds, {}, run_id="r")
+    run_stage(ds, "fingerprint")
     idx = fp.load_index(ds)
     clips = {r["uri"].rsplit("/", 1)[-1]: r["clip_id"] for r in ds.table("clips").to_pylist()}
     y, _ = ds.load_audio(clips[names[0]], sr=SR)

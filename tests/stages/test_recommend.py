@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audiopipe.stages import recommend
+from audiopipe.config import ConfigError
+from audiopipe.stages import recommend, run_stage
 from audiopipe.stages._common import StageInputError
 
 from ._ingest import ESC_RECIPE, ingest
@@ -51,10 +52,11 @@ def test_simulated_tastes_follow_classes_and_content_model_beats_random():
 
 def test_run_on_demo_is_repeatable_and_writes_outputs(demo_ds):
     p = {"simulate": "label", "n_users": 60, "k": 5}
-    r1 = recommend.run(demo_ds, p, run_id="a")
-    r2 = recommend.run(demo_ds, p, run_id="b")
-    assert r1["metrics"] == r2["metrics"] and r1["simulated"]
-    assert r1["metrics"]["model"]["ndcg@5"] > r1["metrics"]["random"]["ndcg@5"]
+    r1 = run_stage(demo_ds, "recommend", p, force=True)
+    r2 = run_stage(demo_ds, "recommend", p, force=True)
+    assert r1["evaluation"] == r2["evaluation"] and r1["simulated"]
+    assert r1["evaluation"]["model"]["ndcg@5"] > r1["evaluation"]["random"]["ndcg@5"]
+    assert r1["metrics"]["random.ndcg@5"] == r1["evaluation"]["random"]["ndcg@5"]
     rec = demo_ds.table("recommendations").to_pandas()
     assert rec.groupby("user")["rank"].max().max() == 5 and rec.user.nunique() == 60
     sim = demo_ds.table("listens_simulated").to_pandas()
@@ -62,6 +64,7 @@ def test_run_on_demo_is_repeatable_and_writes_outputs(demo_ds):
     assert not any((u, c) in played for u, c in zip(rec.user, rec.clip_id, strict=True))
     m = demo_ds.table("metrics").to_pandas()
     assert {"popularity-baseline", "random-baseline"} <= set(m[m.stage == "recommend"].model_id)
+    assert set(m[m.stage == "recommend"].evaluation) == {"holdout"}
 
 
 def test_listens_file_by_path_and_errors(demo_ds, fresh_ds, tmp_path):
@@ -70,15 +73,22 @@ def test_listens_file_by_path_and_errors(demo_ds, fresh_ds, tmp_path):
     rows = [(f"u{i % 7}", names[(i * 5) % len(names)], 1 + i % 3) for i in range(120)]
     f = tmp_path / "listens.csv"
     pd.DataFrame(rows, columns=["user", "clip", "plays"]).to_csv(f, index=False)
-    r = recommend.run(demo_ds, {"listens": str(f), "k": 3}, run_id="l")
+    r = run_stage(demo_ds, "recommend", {"listens": str(f), "k": 3})
     assert r["n_users"] == 7 and not r["simulated"]
-    with pytest.raises(StageInputError, match="'listens'"):
-        recommend.run(fresh_ds, {}, run_id="x")
+    # the listens file is an input: changed content, the stage runs again
+    assert run_stage(demo_ds, "recommend", {"listens": str(f), "k": 3})["skipped"]
+    pd.DataFrame(rows[:60], columns=["user", "clip", "plays"]).to_csv(f, index=False)
+    assert run_stage(demo_ds, "recommend", {"listens": str(f), "k": 3})["skipped"] is None
+    # a relative path is relative to the folder of datasets.yaml (base_dir)
+    rel = run_stage(demo_ds, "recommend", {"listens": "listens.csv", "k": 3}, base_dir=str(tmp_path))
+    assert rel["skipped"] and rel["run_id"] != r["run_id"]
+    with pytest.raises(ConfigError, match="'listens'"):
+        run_stage(fresh_ds, "recommend", {})
     pd.DataFrame({"who": ["a"], "clip": [names[0]]}).to_csv(f, index=False)
     with pytest.raises(StageInputError, match="'user'"):
-        recommend.run(fresh_ds, {"listens": str(f)}, run_id="x")
+        run_stage(fresh_ds, "recommend", {"listens": str(f)})
     with pytest.raises(StageInputError, match="'nope'"):
-        recommend.run(fresh_ds, {"simulate": "nope"}, run_id="x")
+        run_stage(fresh_ds, "recommend", {"simulate": "nope"})
     assert "recommendations" not in fresh_ds.table_names()
 
 
@@ -94,8 +104,8 @@ def test_esc10_cold_start_simulated(corpora, tmp_path):
         on="filename",
         root=esc / "audio",
     )
-    r = recommend.run(ds, {"simulate": "category"}, run_id="esc")
-    print("ESC-10 folds 1-2 (160 clips), SIMULATED listens, cold-start:", r["metrics"])
-    m = r["metrics"]
+    r = run_stage(ds, "recommend", {"simulate": "category"})
+    print("ESC-10 folds 1-2 (160 clips), SIMULATED listens, cold-start:", r["evaluation"])
+    m = r["evaluation"]
     assert m["model"]["ndcg@10"] > m["random"]["ndcg@10"] + 0.1
     assert m["model"]["recall@10"] > m["random"]["recall@10"] + 0.1

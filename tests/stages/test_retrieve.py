@@ -10,9 +10,10 @@ import pytest
 
 import audiopipe
 import audiopipe.features as F
-from audiopipe import pipeline
-from audiopipe.config import parse_config
+from audiopipe.config import ConfigError, parse_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from audiopipe.stages import retrieve as rt
+from audiopipe.stages import run_stage
 from audiopipe.stages._common import StageInputError
 
 SR = 22050
@@ -31,8 +32,8 @@ def ingest(folder: Path, out: Path, name: str, labels: Path) -> audiopipe.Datase
             },
         }
     )
-    plan = pipeline.plan_ingest(cfg, name)
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, name)
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 
 
@@ -100,10 +101,12 @@ def test_run_similar_evaluate_on_demo_corpus(tmp_path):
 
     src = make_demo_corpus(tmp_path / "demo", n_per_class=4, seed=0)
     ds = ingest(src, tmp_path / "out", "demo", src / "labels.csv")
-    with pytest.raises(StageInputError, match="no timbre retrieval index"):
+    with pytest.raises(StageInputError, match="no retrieval index"):
         rt.similar(ds, "x", k=3)
-    rep = rt.run(ds, {}, run_id="r")
+    rep = run_stage(ds, "retrieve", {"label": "label", "k": 3})
     assert set(rep["views"]) == {"timbre", "tonal"} and rep["views"]["timbre"]["n_clips"] == 24
+    idx = ds.table("retrieval_indexes").to_pandas().set_index("view")
+    assert all(rep["run_id"] in u for u in idx.uri)  # index files are in the run's folder
     clips = ds.table("clips").to_pylist()
     cid = clips[0]["clip_id"]
     for view in rt.VIEWS:
@@ -117,11 +120,22 @@ def test_run_similar_evaluate_on_demo_corpus(tmp_path):
         assert top["clip_id"] == clips[3]["clip_id"] and top["score"] > 0.99
         m = rt.evaluate(ds, "label", view=view, k=3)
         assert m["precision_at_3"] > 1 / 6 and 0 < m["map"] <= 1
+        # the stage scored the same index the same way (metrics rows, evaluation reference)
+        mt = ds.table("metrics").to_pandas()
+        row = mt[(mt.run_id == rep["run_id"]) & (mt.split == view)].set_index("metric")
+        assert row.loc["precision_at_3", "value"] == pytest.approx(m["precision_at_3"])
+        assert set(row.evaluation) == {"reference"}
     assert rt.evaluate(ds, "label", view="timbre", k=3)["precision_at_3"] > 0.6
+    # many queries in one call: clip ids and files, a bad one answered with its error
+    path = clips[3]["uri"].removeprefix("file://")
+    many = rt.similar_many(ds, [cid, "no-such-clip", path], k=2)
+    assert [a["query"] for a in many] == [cid, "no-such-clip", path]
+    assert len(many[0]["hits"]) == 2 and many[1]["error"] and not many[1]["hits"]
+    assert many[2]["hits"][0]["clip_id"] == clips[3]["clip_id"]
     with pytest.raises(StageInputError, match="neither a clip id"):
         rt.similar(ds, "no-such-clip", k=3)
-    with pytest.raises(StageInputError, match="unknown retrieval view"):
-        rt.run(ds, {"views": ["colour"]}, run_id="r")
+    with pytest.raises(ConfigError, match=r"retrieve\.views: must be one of timbre, tonal"):
+        run_stage(ds, "retrieve", {"views": ["colour"]})
 
 
 def test_fsdd_digits_precision(corpora, tmp_path):
@@ -136,7 +150,7 @@ def test_fsdd_digits_precision(corpora, tmp_path):
         w.writeheader()
         w.writerows(rows)
     ds = ingest(src, tmp_path / "out", "fsdd", src / "labels.csv")
-    rt.run(ds, {"views": ["timbre"]}, run_id="r")
+    run_stage(ds, "retrieve", {"views": ["timbre"]})
     m = rt.evaluate(ds, "digit", view="timbre", k=10)
     assert m["n_queries"] == 250
     assert m["precision_at_10"] > 0.5 and m["map"] > 0.3  # chance is 0.1

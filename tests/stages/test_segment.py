@@ -8,7 +8,8 @@ import mir_eval
 import numpy as np
 import pytest
 
-from audiopipe.stages import segment
+from audiopipe.config import ConfigError
+from audiopipe.stages import run_stage, segment
 from audiopipe.stages._common import StageInputError
 
 from ._ingest import ESC_RECIPE, ingest
@@ -21,7 +22,7 @@ def test_viterbi_smooths_isolated_flips():
     P = np.where(truth[:, None] == np.arange(2), 0.7, 0.3)
     flip = rng.random(200) < 0.2
     P[flip] = P[flip][:, ::-1]  # 20 % of frames vote for the wrong state
-    path = segment.viterbi(np.log(P), segment.sticky_transition(2, 0.98))
+    path = segment.viterbi(np.log(P), np.log(segment.sticky_transition(2, 0.98)))
     assert (path == truth).mean() > 0.97
     assert (np.argmax(P, 1) == truth).mean() < 0.85
 
@@ -58,22 +59,31 @@ def test_supervised_on_demo_events(demo_ds, demo_folder):
         "min_duration_s": 0.3,
         "feature": "rms,zero_crossing_rate,spectral_centroid,spectral_rolloff",
     }
-    r1 = segment.run(demo_ds, p, run_id="a")
-    r2 = segment.run(demo_ds, p, run_id="b")
+    r1 = run_stage(demo_ds, "segment", p, force=True)
+    r2 = run_stage(demo_ds, "segment", p, force=True)
     assert r1["metrics"] == r2["metrics"]
     m = r1["metrics"]
     assert m["frame_accuracy"] > 0.9 and m["f@0.5s"] > 0.8 and m["n_clips"] == 6
     seg = demo_ds.table("segments").to_pandas()
     assert set(seg.label) <= {"silence", "tonal", "noisy"} and (seg.end_s > seg.start_s).all()
+    # the 6 clips with events are out-of-fold predictions; every other clip gets the model's
+    origin = seg.groupby("clip_id").origin.first()
+    assert (origin == "cv").sum() == 6 and (origin == "model").sum() == 30
+    assert r1["model"].endswith("segment.skops")
+    mm = demo_ds.table("metrics").to_pandas()
+    assert set(mm[mm.run_id == r1["run_id"]].evaluation) == {"cv"}
+    assert run_stage(demo_ds, "segment", p)["skipped"]
 
 
 def test_bad_inputs_refused_without_outputs(fresh_ds, demo_folder, tmp_path):
-    with pytest.raises(StageInputError, match="'events'"):
-        segment.run(fresh_ds, {"mode": "supervised"}, run_id="x")
+    with pytest.raises(ConfigError, match="'events'"):
+        run_stage(fresh_ds, "segment", {"mode": "supervised"})
+    with pytest.raises(ConfigError, match=r"segment\.mdoe: unknown parameter \(did you mean mode\?\)"):
+        run_stage(fresh_ds, "segment", {"mdoe": "novelty"})
     bad = tmp_path / "ev.csv"
     bad.write_text("path,onset_s,offset_s\nx.wav,0,1\n")
     with pytest.raises(StageInputError, match="'label'") as err:
-        segment.run(fresh_ds, {"mode": "supervised", "events": str(bad)}, run_id="x")
+        run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(bad)})
     assert "fresh" in str(err.value)
     one = tmp_path / "one.csv"
     rows = list(csv.DictReader((demo_folder / "events.csv").open()))
@@ -81,9 +91,9 @@ def test_bad_inputs_refused_without_outputs(fresh_ds, demo_folder, tmp_path):
         "path,onset_s,offset_s,label\n" + "".join(f"{r['path']},0,100,x\n" for r in rows)
     )
     with pytest.raises(StageInputError, match="one label"):
-        segment.run(fresh_ds, {"mode": "supervised", "events": str(one)}, run_id="x")
+        run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(one)})
     with pytest.raises(StageInputError, match="'nope'"):
-        segment.run(fresh_ds, {"mode": "novelty", "feature": "nope"}, run_id="x")
+        run_stage(fresh_ds, "segment", {"mode": "novelty", "feature": "nope"})
     assert "segments" not in fresh_ds.table_names()
 
 
@@ -91,10 +101,10 @@ def test_real_concatenations_supervised_and_novelty(corpora, tmp_path):
     src = make_long_recordings(corpora, tmp_path / "long", n=6, duration=40.0)
     ds = ingest(tmp_path / "out", "long", str(src / "*.flac"), None, 16000, ESC_RECIPE)
     ev = str(src / "events.csv")
-    sup = segment.run(
-        ds, {"mode": "supervised", "events": ev, "background": "silence"}, run_id="s"
-    )["metrics"]
-    nov = segment.run(ds, {"mode": "novelty", "events": ev, "kernel_s": 2.0}, run_id="n")["metrics"]
+    sup = run_stage(ds, "segment", {"mode": "supervised", "events": ev, "background": "silence"})[
+        "metrics"
+    ]
+    nov = run_stage(ds, "segment", {"mode": "novelty", "events": ev, "kernel_s": 2.0})["metrics"]
     print("long recordings (6 x 40 s, speech/music/silence) supervised:", sup, "novelty:", nov)
     assert sup["frame_accuracy"] > 0.85 and sup["f@0.5s"] > 0.6 and sup["f@3s"] > 0.75
     assert nov["f@3s"] > 0.5
@@ -103,9 +113,7 @@ def test_real_concatenations_supervised_and_novelty(corpora, tmp_path):
 def test_pascal_heart_sounds(corpora, tmp_path):
     heart = corpora / "heart" / "pascal_a"
     ds = ingest(tmp_path / "out", "heart", str(heart / "audio"), None, 4000, ESC_RECIPE)
-    r = segment.run(
-        ds, {"mode": "periodic", "reference": str(heart / "s1s2_locations.csv")}, run_id="h"
-    )
+    r = run_stage(ds, "segment", {"mode": "periodic", "reference": str(heart / "s1s2_locations.csv")})
     m = r["metrics"]
     print("pascal_a S1/S2 (+-0.1 s):", m)
     assert m["n_clips"] == 10 and m["f_sounds"] > 0.65 and m["f_S1"] > 0.6

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiopipe.stages.separate import NMFSeparator, hpss, hpss_audio, oracle_masks, run
+from audiopipe.config import ConfigError
+from audiopipe.stages import run_stage
+from audiopipe.stages.separate import NMFSeparator, hpss, hpss_audio, oracle_masks
 from tests.stages.mir_data import build_dataset, clip_ids_by_stem, read_audio
 
 SR = 16000
@@ -119,13 +121,13 @@ def test_run_hpss_and_supervised(tmp_path):
         },
     )
     ids = clip_ids_by_stem(ds)
-    rep = run(ds, {"method": "hpss"}, run_id="r1")
+    rep = run_stage(ds, "separate", {"method": "hpss"})
     st = ds.table("stems").to_pandas()
     assert st.error.isna().all() and len(st) == 2 * len(ids)
     row = st[(st.clip_id == ids["mixture"]) & (st.stem == "percussive")].iloc[0]
     y, got_sr = sf.read(row.uri)
     assert got_sr == sr and y.size == tone.size and np.corrcoef(y, clicks)[0, 1] > 0.7
-    assert os.path.isfile(rep["plot"])
+    assert os.path.isfile(rep["plots"][0]) and rep["run_id"] in row.uri
     # supervised: examples are the clips labelled harmonic / percussive (labels = file stems)
     params = {
         "method": "supervised",
@@ -135,14 +137,21 @@ def test_run_hpss_and_supervised(tmp_path):
         "n_components": 4,
         "max_iter": 60,
     }
-    run(ds, params, run_id="r2")
-    st = ds.table("stems").to_pandas()
-    assert set(st.stem) == {"harmonic", "percussive"} and set(st.clip_id) == {ids["mixture"]}
-    h = sf.read(st[st.stem == "harmonic"].uri.iloc[0])[0]
+    r2 = run_stage(ds, "separate", params)
+    st2 = ds.table("stems").to_pandas()
+    assert set(st2.stem) == {"harmonic", "percussive"} and set(st2.clip_id) == {ids["mixture"]}
+    h = sf.read(st2[st2.stem == "harmonic"].uri.iloc[0])[0]
     assert np.corrcoef(h, tone)[0, 1] > 0.9
+    # the second run did not replace the first run's files, and its table version stays
+    assert all(os.path.isfile(u) for u in st.uri) and all(r2["run_id"] in u for u in st2.uri)
+    import audiopipe.store.tables as tables
+
+    first = tables.read_table(ds.location, "stems", version=rep["tables"]["stems"]).to_pandas()
+    assert sorted(first.uri) == sorted(st.uri)
     from audiopipe.stages._common import StageInputError
 
     with pytest.raises(StageInputError):
-        run(
-            ds, {"method": "supervised", "label_column": "nope", "sources": ["a", "b"]}, run_id="r3"
-        )
+        run_stage(ds, "separate", {"method": "supervised", "label_column": "nope",
+                                    "sources": ["a", "b"]})
+    with pytest.raises(ConfigError, match="label_column and sources"):
+        run_stage(ds, "separate", {"method": "supervised", "sources": ["a"]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audiopipe.stages import tag
+from audiopipe.stages import run_stage, tag
 from audiopipe.stages._common import StageInputError
 
 from ._ingest import MIX_RECIPE, ingest
@@ -31,8 +31,9 @@ def test_tagger_learns_independent_tags_and_thresholds_are_not_half():
 
 
 def test_demo_tags_repeatable_with_outputs(demo_ds):
-    r1 = tag.run(demo_ds, {}, run_id="a")
-    r2 = tag.run(demo_ds, {}, run_id="b")
+    r1 = run_stage(demo_ds, "tag", force=True)
+    assert run_stage(demo_ds, "tag")["skipped"]
+    r2 = run_stage(demo_ds, "tag", force=True)
     assert r1["metrics"] == r2["metrics"]
     assert set(r1["tags"]) == {
         "tonal",
@@ -61,7 +62,7 @@ def test_bad_columns_refused_without_outputs(fresh_ds):
         ({"columns": ["const", "nope"]}, "'nope'"),
     ):
         with pytest.raises(StageInputError, match=needle) as err:
-            tag.run(fresh_ds, params, run_id="x")
+            run_stage(fresh_ds, "tag", params)
         assert "fresh" in str(err.value)
     assert "tags" not in fresh_ds.table_names()
 
@@ -69,7 +70,7 @@ def test_bad_columns_refused_without_outputs(fresh_ds):
 def test_real_mixtures_known_tags(corpora, tmp_path):
     src = make_mixtures(corpora, tmp_path / "mix", n=80)
     ds = ingest(tmp_path / "out", "mix", str(src), src / "labels.csv", 16000, MIX_RECIPE)
-    r = tag.run(ds, {"column": "tags", "groups": "group"}, run_id="m")
+    r = run_stage(ds, "tag", {"column": "tags", "groups": "group"})
     m = r["metrics"]
     print("real mixtures (80 x 3 s, 8 tags), grouped 5-fold:", m)
     assert len(r["tags"]) == 8
@@ -88,14 +89,15 @@ def test_predict_tags_for_clips_ingested_later(demo_folder, tmp_path):
             shutil.copy(f, src / cls / f.name)
     shutil.copy(demo_folder / "labels.csv", src / "labels.csv")
     ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
-    fit = tag.run(ds, {}, run_id="fit")
+    fit = run_stage(ds, "tag")
     for cls in ("tone", "noise"):
         for f in sorted((demo_folder / cls).iterdir())[4:]:
             shutil.copy(f, src / cls / f.name)
     ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
-    r = tag.run(ds, {"predict": True}, run_id="pred")
+    r = run_stage(ds, "tag", {"predict": True})
     assert r["n_clips"] == 4 and r["model_id"] == fit["model_id"]
     t = ds.table("tags").to_pandas()
-    new = t[t.run_id == "pred"]
-    assert len(new) == 4 * len(fit["tags"]) and (new.fold == -1).all()
+    new = t[t.run_id == r["run_id"]]
+    assert len(new) == 4 * len(fit["tags"]) and new.fold.isna().all()
+    assert set(new.evaluation) == {"predict"} and set(t[t.run_id == fit["run_id"]].evaluation) == {"cv"}
     assert len(t) == 20 * len(fit["tags"])

@@ -8,14 +8,14 @@ import mir_eval
 import numpy as np
 import pytest
 
-from audiopipe.stages._mir import read_midi_notes, write_midi
+from audiopipe.stages import run_stage
+from audiopipe.stages._mir import midi_bytes, read_midi_notes
 from audiopipe.stages.transcribe import (
     HarmonicNMF,
     hz_to_midi,
     midi_to_hz,
     notes_from_pitch,
     pitch_track,
-    run,
     transcribe,
 )
 from tests.stages.mir_data import build_dataset, clip_ids_by_stem, read_audio
@@ -124,10 +124,9 @@ def test_silence_short_stereo_and_determinism():
         transcribe(y, SR, "nope")
 
 
-def test_midi_roundtrip(tmp_path):
+def test_midi_roundtrip():
     notes = [(0.0, 0.5, 60, 100), (0.25, 1.0, 64, 50), (1.0, 1.5, 67, 127)]
-    write_midi(str(tmp_path / "x.mid"), notes)
-    back = read_midi_notes(str(tmp_path / "x.mid"))
+    back = read_midi_notes(midi_bytes(notes))
     assert [(n[2], n[3]) for n in back] == [(n[2], n[3]) for n in notes]
     assert np.allclose([n[:2] for n in back], [n[:2] for n in notes], atol=0.002)
 
@@ -144,12 +143,18 @@ def test_run_writes_notes_and_midi(tmp_path):
         },
     )
     ids = clip_ids_by_stem(ds)
-    rep = run(ds, {"method": "mono"}, run_id="r1")
+    rep = run_stage(ds, "transcribe", {"method": "mono"})
     notes = ds.table("notes").to_pandas()
     mel = notes[notes.clip_id == ids["melody"]].sort_values("onset_s")
     assert mel.midi.tolist() == [m for _, _, m in MELODY]
     assert notes[notes.clip_id == ids["silence"]].empty
     assert notes.error.isna().all()
-    mid = os.path.join(rep["midi_dir"], f"{ids['melody']}.mid")
-    assert [n[2] for n in read_midi_notes(mid)] == [m for _, _, m in MELODY]
-    assert rep["plot"].endswith(".png") and os.path.isfile(rep["plot"])
+    midi = ds.table("midi").to_pandas().set_index("clip_id")
+    assert set(midi.index) == set(ids.values())  # one file per clip, even without notes
+    mid = midi.loc[ids["melody"], "uri"]
+    assert rep["run_id"] in mid
+    with open(mid, "rb") as f:
+        assert [n[2] for n in read_midi_notes(f.read())] == [m for _, _, m in MELODY]
+    assert rep["plots"][0].endswith(".png") and os.path.isfile(rep["plots"][0])
+    # clips without notes count as done: nothing to redo
+    assert run_stage(ds, "transcribe", {"method": "mono"}, force=False)["skipped"]

@@ -5,8 +5,8 @@ import pyarrow as pa
 import pytest
 
 import audiopipe
-from audiopipe import pipeline
 from audiopipe.config import load_config
+from audiopipe.ingest import extract_shard, plan_ingest, publish
 from audiopipe.store import DatasetNotFound
 from audiopipe.store.tables import ERRORS_SCHEMA, append
 from tests.audio_fixtures import sine, write
@@ -19,8 +19,8 @@ def ingested(tmp_path):
         write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 100 * i, dur=0.4 + 0.1 * i), 22050)
     (tmp_path / "c" / "bad.wav").write_bytes(b"RIFF not really")
     cfg = load_config(write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}}))
-    plan = pipeline.plan_ingest(cfg, "d")
-    pipeline.publish(plan, [pipeline.extract_shard(s, plan.context) for s in plan.shards])
+    plan = plan_ingest(cfg, "d")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(tmp_path / "out"), "d")
 
 

@@ -27,7 +27,7 @@ def test_clips_are_appended_in_order_across_chunk_boundaries(tmp_path):
 
 def test_rollback_drops_a_failed_clip_even_after_a_flush(tmp_path):
     uri = str(tmp_path / "p.zarr")
-    w = FrameWriter(uri, {"a": 2}, chunk_frames=4)
+    w = FrameWriter(uri, {"a": 2}, chunk_frames=4, flush_chunks=1)
     w.add(_block(3, 2, 0))
     assert w.end_clip() == (0, 3)
     w.add(_block(10, 2, 500))  # flushed to storage partially
@@ -47,3 +47,20 @@ def test_mismatched_frames_are_refused(tmp_path):
     with pytest.raises(KeyError, match="not in"):
         w.close()
         read_frames(str(tmp_path / "p.zarr"), "zzz", 0, 1)
+
+
+@pytest.mark.parametrize("flush_chunks", [1, 3, None])
+def test_batched_writes_give_the_same_part(tmp_path, flush_chunks):
+    """Writing several chunks at a time changes neither the chunks nor the rows."""
+    uri = str(tmp_path / "p.zarr")
+    w = FrameWriter(uri, {"a": 3}, chunk_frames=8, flush_chunks=flush_chunks)
+    for i in range(7):
+        w.add(_block(13, 3, 100 * i))
+        w.end_clip()
+    w.add(_block(9, 3, 5000))
+    w.rollback_clip()  # the last clip failed
+    w.close()
+    arr = zarr.open_group(uri, mode="r")["a"]
+    assert arr.shape == (91, 3) and arr.chunks == (8, 3)
+    want = np.concatenate([_block(13, 3, 100 * i)["a"].T for i in range(7)])
+    np.testing.assert_array_equal(arr[:], want)

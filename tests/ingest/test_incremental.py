@@ -1,55 +1,8 @@
-"""Shard planning: caps respected, bytes balanced, keys stable."""
+"""Incremental in-process ingestion: backlogs catch up batch by batch; touched files cost a hash."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
-from audiopipe.catalog import FileEntry
-from audiopipe.pipeline import plan_shards
-
-
-def _files(sizes: list[int]) -> list[FileEntry]:
-    return [FileEntry(uri=f"/c/f{i:05d}.wav", size=s, mtime=1.0) for i, s in enumerate(sizes)]
-
-
-def test_every_file_in_exactly_one_shard_in_uri_order():
-    files = _files([100] * 1000)[::-1]  # discovery order does not matter
-    shards = plan_shards(files, max_files=64, max_bytes=10**9, salt="s")
-    flat = [f.uri for s in shards for f in s.files]
-    assert flat == sorted(f.uri for f in files)
-    assert max(len(s.files) for s in shards) == 64
-
-
-def test_min_shards_splits_a_small_corpus_by_bytes():
-    # 300 files, one 100x bigger than the rest: 8 shards wanted, the big file alone-ish
-    sizes = [1000] * 300
-    sizes[150] = 100_000
-    shards = plan_shards(_files(sizes), max_files=512, max_bytes=2**30, salt="s", min_shards=8)
-    assert len(shards) >= 8
-    total = sum(sizes)
-    assert all(s.n_bytes <= -(-total // 8) or len(s.files) == 1 for s in shards)
-    assert sum(len(s.files) for s in shards) == 300
-
-
-def test_caps_win_over_min_shards():
-    shards = plan_shards(_files([10] * 1000), max_files=50, max_bytes=2**30, salt="s", min_shards=2)
-    assert len(shards) == 20
-
-
-@pytest.mark.parametrize("n", [1, 3])
-def test_fewer_files_than_min_shards(n):
-    shards = plan_shards(_files([10] * n), max_files=512, max_bytes=2**30, salt="s", min_shards=16)
-    assert [len(s.files) for s in shards] == [1] * n
-
-
-def test_keys_depend_on_files_and_salt_only():
-    files = _files([10] * 100)
-    a = plan_shards(files, 512, 2**30, "s", min_shards=4)
-    b = plan_shards(list(reversed(files)), 512, 2**30, "s", min_shards=4)
-    c = plan_shards(files, 512, 2**30, "other", min_shards=4)
-    assert [s.key for s in a] == [s.key for s in b]
-    assert not {s.key for s in a} & {s.key for s in c}
 
 
 def _ingest_in_process(cfg_path) -> dict:
@@ -187,18 +140,3 @@ def test_touched_or_copied_over_file_keeps_its_features_without_decoding(tmp_pat
     assert feats.loc[kept].drop(columns="run_id").equals(feats0.loc[kept].drop(columns="run_id"))
     # and the next run has nothing to do
     assert _ingest_in_process(cfg)["files_processed"] == 0
-
-
-@pytest.mark.parametrize(("n_workers", "expected"), [(1, 2), (3, 6)])
-def test_default_min_shards_is_two_per_worker(tmp_path, n_workers, expected):
-    from audiopipe import pipeline
-    from audiopipe.config import load_config
-    from tests.audio_fixtures import sine, write
-    from tests.conftest import write_config
-
-    for i in range(12):
-        write(tmp_path / "c" / f"{i:02d}.wav", sine(f=300, dur=0.2), 22050)
-    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path / "c")}})
-    plan = pipeline.plan_ingest(load_config(cfg), "t", n_workers=n_workers)
-    assert len(plan.shards) == expected
-    assert sum(len(s.files) for s in plan.shards) == 12

@@ -1,43 +1,15 @@
-"""Stage ``recommend``: content-based recommendation for cold-start clips (van den Oord et al.).
+"""Content-based recommendation for cold-start clips (van den Oord et al.): the method.
 
 1. Weighted matrix factorisation of implicit feedback (Hu, Koren & Volinsky 2008; ALS in
-   numpy) on a listening table (user, clip, plays) gives user and item latent factors.
+   numpy) on a users × clips play matrix gives user and item latent factors.
 2. A regression from each clip's audio features to its item factors (standardised
    features, ridge) predicts factors for clips nobody has played yet.
 3. A user's score for a clip is the dot product of their factors with the clip's.
 
-Evaluation (``split="cold_start"``): a fraction of the clips (``cold_fraction``) is
-hidden from the factorisation; their factors come from audio alone, and each user's
-plays of them are the relevance judgments. Metrics recall@k (hits / min(k, relevant))
-and NDCG@k (binary gains), for the model and two baselines: ``popularity`` (hidden
-clips ranked by how many plays *other* users gave them - information a real cold
-start does not have, so an optimistic baseline) and ``random``.
-
-Params
-------
-listens : str
-    CSV or Parquet path with columns ``user``, ``clip`` (a clip id, or a path whose end
-    matches a clip's uri) and ``plays`` (default 1 per row when absent).
-simulate : str, optional
-    Instead of ``listens``: simulate listening histories whose tastes depend on this
-    label column (see :func:`simulate_listens`); reported as simulated.
-n_users : int, default 200 (simulation only)
-n_factors : int, default 16
-regularization : float, default 0.1
-alpha : float, default 5.0
-    Confidence weight: ``c = 1 + alpha * log1p(plays)``.
-ridge_alpha : float, default 100.0
-regressor : {"ridge", "knn"}, default "ridge"
-    Audio features → item factors (standardised features first).
-iterations : int, default 15
-cold_fraction : float, default 0.2
-k : int, default 10
-features, segments : as in ``classify`` (audio features of the clips)
-random_state : int, default 0
-
-Outputs: ``recommendations`` (user, clip_id, score, rank, run_id) - the top ``k``
-clips each user has not played, cold clips included; ``metrics``; ``listens_simulated``
-when simulating; PNG ``recommend-eval`` (recall/NDCG of model and baselines).
+:func:`evaluate_cold_start` hides a fraction of the clips from the factorisation and
+ranks them per user from audio alone, against two baselines: ``popularity`` (hidden clips
+ranked by how many plays *other* users gave them - information a real cold start does not
+have, so an optimistic baseline) and ``random``.
 
 Examples
 --------
@@ -50,27 +22,13 @@ True
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-from audiopipe.stages._common import (
-    StageInputError,
-    label_column,
-    metric_rows,
-    plot_path,
-    save_model,
-    write_metrics,
-)
-from audiopipe.stages._frames import as_int, as_list, stable_id
-from audiopipe.store.dataset import Dataset
 
 __all__ = [
     "implicit_als",
@@ -78,7 +36,6 @@ __all__ = [
     "simulate_listens",
     "ranking_metrics",
     "evaluate_cold_start",
-    "run",
 ]
 
 
@@ -288,157 +245,4 @@ def evaluate_cold_start(
             "n_users": float(len(v)),
         }
         for name, v in out.items()
-    }
-
-
-def _read_listens(ds: Dataset, path: str, clip_ids: list[str], uris: list[str]) -> pd.DataFrame:
-    try:
-        df = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
-    except FileNotFoundError:
-        raise StageInputError(f"dataset {ds.name!r}: listens file {path} does not exist") from None
-    for col in ("user", "clip"):
-        if col not in df.columns:
-            raise StageInputError(
-                f"dataset {ds.name!r}: listens file {path} has no column {col!r} "
-                f"(columns: {', '.join(map(str, df.columns))})"
-            )
-    if "plays" not in df.columns:
-        df["plays"] = 1
-    pos = {c: i for i, c in enumerate(clip_ids)}
-
-    def find(c: str) -> int:
-        if c in pos:
-            return pos[c]
-        for i, u in enumerate(uris):
-            if u.endswith("/" + c.lstrip("/")) or u == c:
-                return i
-        return -1
-
-    df["item"] = [find(str(c)) for c in df["clip"]]
-    df = df[df["item"] >= 0]
-    if df.empty:
-        raise StageInputError(
-            f"dataset {ds.name!r}: no clip of listens file {path} is in the dataset"
-        )
-    return df.groupby(["user", "item"], as_index=False)["plays"].sum()
-
-
-def _plot(path: str, ev: dict[str, dict[str, float]], k: int, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(ev)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    x = np.arange(len(names))
-    ax.bar(x - 0.2, [ev[n][f"recall@{k}"] for n in names], 0.4, label=f"recall@{k}")
-    ax.bar(x + 0.2, [ev[n][f"ndcg@{k}"] for n in names], 0.4, label=f"NDCG@{k}")
-    ax.set_xticks(x, names)
-    ax.set_ylim(0, 1)
-    ax.legend()
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def run(ds: Dataset, params: dict[str, Any], *, run_id: str) -> dict[str, Any]:
-    """Fit on the listens, evaluate cold start, write recommendations; see module doc."""
-    from audiopipe.stages.classify import clip_features
-
-    rs = as_int(params.get("random_state"), 0)
-    k = as_int(params.get("k"), 10)
-    clips = ds.table("clips", ["clip_id", "uri"]).to_pydict()
-    clip_ids, uris = clips["clip_id"], clips["uri"]
-    simulated = params.get("simulate")
-    if params.get("listens"):
-        listens = _read_listens(ds, str(params["listens"]), clip_ids, uris)
-    elif simulated:
-        classes = label_column(ds, str(simulated))
-        listens = simulate_listens(
-            np.asarray([str(c) for c in classes], dtype=object),
-            n_users=as_int(params.get("n_users"), 200),
-            random_state=rs,
-        )
-    else:
-        raise StageInputError(
-            f"dataset {ds.name!r}: stage recommend needs param 'listens' (a CSV/Parquet of "
-            "user, clip, plays) or 'simulate' (a label column)"
-        )
-    users = sorted(set(listens["user"]))
-    upos = {u: i for i, u in enumerate(users)}
-    R = np.zeros((len(users), len(clip_ids)))
-    np.add.at(R, ([upos[u] for u in listens["user"]], listens["item"].to_numpy()), listens["plays"])
-    X, _ = clip_features(
-        ds, clip_ids, as_list(params.get("features")), as_int(params.get("segments"), 3)
-    )
-    model = ContentRecommender(
-        n_factors=as_int(params.get("n_factors"), 16),
-        regularization=float(params.get("regularization", 0.1)),
-        alpha=float(params.get("alpha", 5.0)),
-        iterations=as_int(params.get("iterations"), 15),
-        ridge_alpha=float(params.get("ridge_alpha", 100.0)),
-        regressor=str(params.get("regressor", "ridge")),
-        random_state=rs,
-    )
-    ev = evaluate_cold_start(
-        R, X, model, float(params.get("cold_fraction", 0.2)), k=k, random_state=rs
-    )
-    final = model.fit(R, X)
-    played = R.sum(axis=0) > 0
-    V = final.item_factors_.copy()
-    if (~played).any():
-        V[~played] = final.predict_factors(X[~played])
-    S = final.user_factors_ @ V.T
-    S[R > 0] = -np.inf
-    rows = []
-    for u, name in enumerate(users):
-        top = np.argsort(-S[u], kind="stable")[:k]
-        rows += [
-            (name, clip_ids[i], float(S[u, i]), r + 1)
-            for r, i in enumerate(top)
-            if np.isfinite(S[u, i])
-        ]
-    model_id = stable_id("recommend", model.get_params(), k, simulated, params.get("listens"))
-    split = "cold_start_simulated" if simulated and not params.get("listens") else "cold_start"
-    mrows = []
-    for name, m in ev.items():
-        mid = model_id if name == "model" else f"{name}-baseline"
-        mrows += metric_rows("recommend", mid, m, split=split, run_id=run_id)
-
-    save_path = save_model(ds, "recommend", final)
-    if simulated and not params.get("listens"):
-        sim = listens.assign(clip_id=[clip_ids[i] for i in listens["item"]])[
-            ["user", "clip_id", "plays"]
-        ]
-        ds.write_table("listens_simulated", pa.Table.from_pandas(sim, preserve_index=False))
-    ds.write_table(
-        "recommendations",
-        pa.table(
-            {
-                "user": [r[0] for r in rows],
-                "clip_id": [r[1] for r in rows],
-                "score": pa.array([r[2] for r in rows], pa.float64()),
-                "rank": pa.array([r[3] for r in rows], pa.int32()),
-                "run_id": [run_id] * len(rows),
-            }
-        ),
-    )
-    write_metrics(ds, mrows)
-    png = plot_path(ds, "recommend-eval")
-    _plot(
-        png,
-        ev,
-        k,
-        f"{ds.name}: cold-start items ({'simulated' if split.endswith('simulated') else 'listens'})",
-    )
-    return {
-        "model_id": model_id,
-        "simulated": split.endswith("simulated"),
-        "metrics": {n: {a: round(b, 4) for a, b in m.items()} for n, m in ev.items()},
-        "n_users": len(users),
-        "tables": ["recommendations", "metrics"],
-        "model": save_path,
-        "plots": [png],
     }

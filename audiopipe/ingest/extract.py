@@ -1,0 +1,371 @@
+"""Extract a shard: decode every file, compute its frame features, stage its rows.
+
+For each file of a shard, :func:`extract_shard`
+
+1. checks its size against the limits and hashes its bytes (the clip id); a changed file
+   whose bytes hash to its stored id keeps its stored rows (nothing is decoded);
+2. reads the header and checks it against the limits;
+3. streams the audio in blocks (decode, mono, resample: :func:`audiopipe.audio.stream`)
+   through the feature extractor: frames go to the shard's Zarr part, running statistics to
+   the clip's ``features`` row;
+4. makes the clip's ``clips``, ``features`` and ``frames_index`` rows, or, when any step
+   fails, its ``errors`` row (its frames are rolled back; the other files go on).
+
+Steps 1-3's reading side is :mod:`audiopipe.ingest.reader`; with ``read_ahead`` (a spare core
+for the worker) it runs in a second thread, one file ahead. The shard's rows are then staged
+with a ``_SUCCESS`` marker (:mod:`audiopipe.ingest.staging`) and the time spent per phase is
+returned in :attr:`ShardResult.timings`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from threadpoolctl import threadpool_limits
+
+from audiopipe import features as F
+from audiopipe.audio import AudioError
+from audiopipe.ingest import staging
+from audiopipe.ingest.reader import Failed, Opened, Same, ShardReader, is_local, read_ahead
+from audiopipe.ingest.shard import (
+    DECODER_HOOK_ENV,
+    DecoderHook,
+    IngestContext,
+    Shard,
+    ShardResult,
+    load_decoder_hook,
+)
+from audiopipe.store.frames import FrameWriter
+from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow
+
+__all__ = ["extract_shard", "ClipStats", "PHASES"]
+
+#: the phases of :attr:`ShardResult.timings`, in pipeline order. ``wait`` is the extractor
+#: waiting for blocks decoded ahead; ``other`` is what no phase accounts for; ``total`` (added)
+#: is the shard's wall time. With read-ahead the reading phases (hash, header, decode, mix,
+#: resample) run in their own thread, so the phases add up to more than ``total``.
+PHASES = (
+    "setup", "hash", "header", "decode", "mix", "resample", "wait", "features", "stats",
+    "zarr", "staging", "other",
+)  # fmt: skip
+#: the phases of the extracting thread (with read-ahead it resamples too)
+_MAIN_PHASES = ("setup", "resample", "wait", "features", "stats", "zarr", "staging")
+
+
+def extract_shard(
+    shard: Shard,
+    ctx: IngestContext,
+    *,
+    progress: Callable[[int], None] | None = None,
+    decoder_hook: DecoderHook | None = None,
+) -> ShardResult:
+    """Decode and extract every file of a shard; stage rows and a frames part.
+
+    A file that fails becomes an ``errors`` row and the others are kept. The
+    shard's output is staged under ``_staging/<key>/`` and marked complete by
+    ``_SUCCESS``, written last; a staged shard is not recomputed.
+    """
+    t0, started_at = time.perf_counter(), time.time()
+    loc = ctx.location
+    staged = staging.load_result(loc, shard.key)
+    if staged is not None:
+        return staged
+    if decoder_hook is None:
+        decoder_hook = load_decoder_hook(ctx.decoder_hook or os.environ.get(DECODER_HOOK_ENV))
+    with _one_blas_thread():
+        work = _ShardWork(shard, ctx, decoder_hook)
+        events = work.reader.events(shard.files)
+        for ev in read_ahead(events, timings=work.timings) if ctx.read_ahead else events:
+            work.add(ev)
+            if progress is not None:
+                progress(1)
+        tables = work.close()
+    t1 = time.perf_counter()
+    staging.write_tables(loc, shard.key, tables)
+    work.timings["staging"] += time.perf_counter() - t1
+    res = work.result
+    res.worker, res.started_at = f"{socket.gethostname()}:{os.getpid()}", started_at
+    res.seconds = time.perf_counter() - t0  # (the marker, written last, is not in the timings)
+    both = (work.timings, work.reader.timings)
+    res.timings = {k: sum(t.get(k, 0.0) for t in both) for k in PHASES}
+    # with read-ahead, this thread's phases (waiting for the reader included) make its time
+    mine = work.timings if ctx.read_ahead else res.timings
+    res.timings["other"] = res.seconds - sum(mine.values())
+    res.timings = {k: max(0.0, res.timings.get(k, 0.0)) for k in PHASES}
+    res.timings["total"] = res.seconds
+    staging.write_success(loc, shard.key, res)
+    return res
+
+
+_blas_lock = threading.Lock()
+_blas_state: dict[str, Any] = {"users": 0, "limiter": None}
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Limit BLAS to one thread while any shard is extracted in this process.
+
+    A shard is one core's work (Dask workers run one task per thread, and their nanny sets
+    ``OPENBLAS_NUM_THREADS=1``); in a plain process, the feature library's many small matrix
+    products would otherwise start BLAS threads that fight over the cores (measured: 12x
+    slower on a loaded 2-core machine). The limit is process-wide, so concurrent shards share
+    it: the first sets it, the last restores what was there before.
+    """
+    with _blas_lock:
+        if _blas_state["users"] == 0:
+            _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
+        _blas_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["users"] -= 1
+            if _blas_state["users"] == 0:
+                _blas_state["limiter"].restore_original_limits()
+                _blas_state["limiter"] = None
+
+
+class ClipStats:
+    """Running mean/std/min/max per feature dimension over frames (float64 sums).
+
+    Examples
+    --------
+    >>> s = ClipStats({"rms": 1})
+    >>> s.add({"rms": np.array([[1.0, 3.0]])}); s.add({"rms": np.array([[2.0]])})
+    >>> {k: round(v, 4) for k, v in s.row().items()}
+    {'rms_mean': 2.0, 'rms_std': 0.8165, 'rms_min': 1.0, 'rms_max': 3.0}
+    """
+
+    def __init__(self, dims: Mapping[str, int]) -> None:
+        self.n = 0
+        self.s = {k: np.zeros(d) for k, d in dims.items()}
+        self.ss = {k: np.zeros(d) for k, d in dims.items()}
+        self.lo = {k: np.full(d, np.inf) for k, d in dims.items()}
+        self.hi = {k: np.full(d, -np.inf) for k, d in dims.items()}
+
+    def add(self, block: Mapping[str, np.ndarray]) -> None:
+        """Add a block ``{feature: (n_dims, n_frames)}`` (1-D for one-dimensional features)."""
+        n = None
+        for k in self.s:
+            x = np.asarray(block[k], dtype=np.float64)
+            if x.ndim == 1:
+                x = x[None, :]
+            if x.shape[1] == 0:
+                continue
+            n = x.shape[1]
+            self.s[k] += x.sum(axis=1)
+            self.ss[k] += np.square(x).sum(axis=1)
+            self.lo[k] = np.minimum(self.lo[k], x.min(axis=1))
+            self.hi[k] = np.maximum(self.hi[k], x.max(axis=1))
+        self.n += n or 0
+
+    def row(self) -> dict[str, float | list[float]]:
+        """``{"<feature>_<stat>": value}`` as float32 values: the ``features`` row's statistics."""
+        out: dict[str, float | list[float]] = {}
+        n = max(self.n, 1)
+        for k in self.s:
+            mean = self.s[k] / n
+            var = np.maximum(self.ss[k] / n - mean**2, 0.0)
+            vals = {"mean": mean, "std": np.sqrt(var), "min": self.lo[k], "max": self.hi[k]}
+            for stat in FeaturesRow.STATS:
+                v = vals[stat].astype(np.float32)
+                out[FeaturesRow.stat_column(k, stat)] = float(v[0]) if v.shape[0] == 1 else v.tolist()
+        return out
+
+
+def _split_for(uri: str, labels: Mapping[str, str]) -> str:
+    """The labels' ``split`` (or ``fold``), else 80/10/10 train/valid/test by a hash of the uri."""
+    for key in ("split", "fold"):
+        if labels.get(key):
+            return str(labels[key])
+    h = int(hashlib.blake2b(uri.encode(), digest_size=4).hexdigest(), 16) % 100
+    return "train" if h < 80 else ("valid" if h < 90 else "test")
+
+
+def _file_error(ctx: IngestContext, uri: str, clip_id: str | None, err: Exception) -> ErrorRow:
+    """The ``errors`` row of a file that failed.
+
+    An :class:`AudioError` is a decoding problem with a message for people (step ``decode``).
+    Anything else failed past decoding (step ``features``): the message names the error's type
+    (for ``OSError``/``ValueError``) and ends with the last lines of its traceback.
+    """
+    if isinstance(err, AudioError):
+        return ErrorRow.of(ctx.run_id, uri, clip_id, "decode", err)
+    row = ErrorRow.of(ctx.run_id, uri, clip_id, "features", err)
+    if isinstance(err, OSError | ValueError):
+        row = ErrorRow.of(
+            ctx.run_id, uri, clip_id, "features",
+            AudioError(f"{type(err).__name__}: {err}", type(err).__name__),
+        )  # fmt: skip
+    trace = "".join(traceback.format_exception(err, limit=3)).replace("\n", " ")[-400:]
+    return ErrorRow(**{**row.values(), "message": f"{row.message} | {trace}"})
+
+
+class _Counted:
+    """A clip's block source that counts the samples of its last pass and times the pulls
+    (decoding in this thread, or waiting for the reading thread)."""
+
+    def __init__(self, source: Callable[[], Iterator[np.ndarray]]) -> None:
+        self.source = source
+        self.n_samples = 0
+        self.seconds = 0.0
+
+    def __call__(self) -> Iterator[np.ndarray]:
+        self.n_samples = 0
+        it = iter(self.source())
+        while True:
+            t0 = time.perf_counter()
+            block = next(it, None)
+            self.seconds += time.perf_counter() - t0
+            if block is None:
+                return
+            self.n_samples += block.shape[0]
+            yield block
+
+
+class _ShardWork:
+    """One shard's extraction in progress: its frames part, its rows so far, its timings."""
+
+    def __init__(self, shard: Shard, ctx: IngestContext, hook: DecoderHook | None) -> None:
+        t0 = time.perf_counter()
+        self.ctx = ctx
+        self.timings: dict[str, float] = dict.fromkeys(_MAIN_PHASES, 0.0)
+        loc = ctx.location
+        remote = bool(shard.files) and not is_local(shard.files[0].uri)
+        self.reader = ShardReader(
+            ctx.sample_rate,
+            ctx.channels,
+            ctx.block_seconds,
+            limits=ctx.limits,
+            storage_options=loc.fsspec_options if remote else None,
+            hook=hook,
+        )
+        self.min_duration_s = float(ctx.limits.get("min_duration_s", 0.0))
+        self.extractor = F.Extractor(ctx.recipe, ctx.sample_rate)
+        # one part per attempt: a retried shard, or a task orphaned by a killed flow that is
+        # still running on an external cluster, never writes into a part another attempt writes
+        self.part = f"{shard.key}-{uuid.uuid4().hex[:8]}.zarr"
+        self.writer = FrameWriter(
+            loc.frames_uri(self.part),
+            self.extractor.dims,
+            storage_options=loc.fsspec_options,
+            attributes={"recipe": ctx.recipe, "recipe_hash": ctx.recipe_hash, "sr": ctx.sample_rate},
+        )
+        self.result = ShardResult(key=shard.key)
+        self.clips: list[ClipRow] = []
+        self.features: list[FeaturesRow] = []
+        self.index: list[FramesIndexRow] = []
+        self.errors: list[ErrorRow] = []
+        self._tick("setup", t0)
+
+    def _tick(self, phase: str, t0: float) -> float:
+        now = time.perf_counter()
+        self.timings[phase] += now - t0
+        return now
+
+    def add(self, ev: Same | Failed | Opened) -> None:
+        """One file: its rows, its stored rows kept, or its ``errors`` row."""
+        entry = ev.entry
+        if isinstance(ev, Same):
+            self.result.same_bytes.append([entry.uri, entry.size, entry.mtime])
+            return
+        try:
+            if isinstance(ev, Failed):
+                raise ev.error
+            self._add_clip(ev)
+        except Exception as err:  # noqa: BLE001 - every failure of a file becomes a row
+            if isinstance(ev, Opened):
+                ev.finish()
+            self.writer.rollback_clip()
+            self.errors.append(_file_error(self.ctx, entry.uri, ev.clip_id, err))
+            self.result.files_failed += 1
+
+    def _add_clip(self, ev: Opened) -> None:
+        """Extract the clip's frames into the part and make its three rows."""
+        ctx, entry, hdr = self.ctx, ev.entry, ev.header
+        source = _Counted(ev.blocks)
+        stats = ClipStats(self.extractor.dims)
+        # the extractor pulls blocks from the reader: its own time is the loop's time less
+        # the pulls (decoding here, or waiting for the reading thread), the part writer and
+        # the statistics
+        inner = self.timings["zarr"] + self.timings["stats"]
+        resampled = self.timings["resample"]
+        t_loop = time.perf_counter()
+        for block in self.extractor.stream(source):
+            t0 = time.perf_counter()
+            self.writer.add(block)
+            t0 = self._tick("zarr", t0)
+            stats.add(block)
+            self._tick("stats", t0)
+        loop = time.perf_counter() - t_loop
+        inner = self.timings["zarr"] + self.timings["stats"] - inner
+        self.timings["features"] += loop - inner - source.seconds
+        if ctx.read_ahead:  # the pulls resampled here and waited for the reading thread
+            self.timings["wait"] += source.seconds - (self.timings["resample"] - resampled)
+        duration = source.n_samples / ctx.sample_rate
+        if duration < self.min_duration_s:
+            raise AudioError(f"duration {duration:.3f} s is below limits.min_duration_s", "limits")
+        start, stop = self.writer.end_clip()
+        if stop == start:
+            raise AudioError("no feature frames could be computed (no audio samples)", "empty")
+        self.clips.append(
+            ClipRow(
+                clip_id=ev.clip_id,
+                uri=entry.uri,
+                bytes=entry.size,
+                mtime=entry.mtime,
+                format=hdr.format,
+                subtype=hdr.subtype,
+                native_sr=hdr.sample_rate,
+                channels=hdr.channels,
+                frames=round(source.n_samples * hdr.sample_rate / ctx.sample_rate),
+                duration_s=duration,
+                sr=ctx.sample_rate,
+                split=_split_for(entry.uri, entry.labels),
+                run_id=ctx.run_id,
+                labels={c: entry.labels.get(c) for c in ctx.label_columns},
+            )
+        )
+        self.features.append(
+            FeaturesRow(ev.clip_id, stop - start, ctx.recipe_hash, ctx.run_id, stats=stats.row())
+        )
+        self.index.append(
+            FramesIndexRow(
+                clip_id=ev.clip_id,
+                part=self.part,
+                start=start,
+                stop=stop,
+                n_frames=stop - start,
+                sr=ctx.sample_rate,
+                hop_length=int(ctx.recipe.get("hop_length", 512)),
+                recipe_hash=ctx.recipe_hash,
+                run_id=ctx.run_id,
+            )
+        )
+        self.result.files_ok += 1
+        self.result.audio_seconds += duration
+
+    def close(self) -> dict[str, pa.Table]:
+        """Finish the frames part; the shard's tables, ready to stage."""
+        t0 = time.perf_counter()
+        self.writer.close()
+        t0 = self._tick("zarr", t0)
+        tables = {
+            "clips": ClipRow.table(self.clips, label_columns=self.ctx.label_columns),
+            "features": FeaturesRow.table(self.features, dims=self.extractor.dims),
+            "frames_index": FramesIndexRow.table(self.index),
+            "errors": ErrorRow.table(self.errors),
+        }
+        self._tick("staging", t0)
+        return tables

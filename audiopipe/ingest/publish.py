@@ -1,0 +1,221 @@
+"""Publish a run: commit the staged shards' rows, then the ``runs`` row that makes them visible.
+
+Each table gets one Delta commit: ``clips`` rows are replaced by uri (new, changed and removed
+files), ``features`` and ``frames_index`` rows by clip id (a rebuild overwrites them), and
+``errors`` rows are appended. The ``runs`` row, appended last with the version of every table,
+is what readers pin to (:func:`audiopipe.store.runs.pinned_versions`): a run killed before it
+is invisible, and :func:`audiopipe.store.runs.recover` undoes its commits before the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import write_deltalake
+
+from audiopipe import __version__
+from audiopipe import features as F
+from audiopipe.ingest import staging
+from audiopipe.ingest.plan import IngestPlan
+from audiopipe.ingest.shard import Shard, ShardResult
+from audiopipe.store.location import Location
+from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
+from audiopipe.store.runs import append_run
+from audiopipe.store.tables import append, open_table, read_table, replace_where, table_version
+
+__all__ = ["publish", "record_failed_run", "worker_timings"]
+
+
+def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) -> dict[str, Any]:
+    """Commit a run: one Delta commit per table, then the ``runs`` row.
+
+    ``results`` holds one entry per shard of the plan, in order: a
+    :class:`ShardResult`, or the exception that made the shard fail (its files
+    are recorded in ``errors`` and will be retried by the next run).
+
+    Returns the ``runs`` row as a dict, with ``publish_seconds``, ``worker_timings`` (the
+    seconds the shards computed in this run spent per phase, summed: see
+    :data:`audiopipe.ingest.extract.PHASES`) and ``shard_spans`` (``(worker, started_at,
+    seconds)`` per shard) added.
+    """
+    t0 = time.perf_counter()
+    loc = plan.context.location
+    pairs = list(zip(plan.shards, results, strict=True))
+    ok = [r for _, r in pairs if isinstance(r, ShardResult)]
+    ok_keys = [r.key for r in ok]
+    failed = [(s, r) for s, r in pairs if isinstance(r, BaseException)]
+    versions = dict(plan.base_versions)
+    versions.update(_publish_data(plan, ok))
+    errors = _errors(plan, loc, ok_keys, failed)
+    if errors is not None:
+        versions["errors"] = append(loc, "errors", errors)
+    run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions)
+    append_run(loc, run)
+    staging.clean(loc, ok_keys)
+    return {
+        **run.to_dict(),
+        "publish_seconds": time.perf_counter() - t0,
+        "worker_timings": worker_timings(ok),
+        "shard_spans": [(r.worker, r.started_at, r.seconds) for r in ok if not r.reused],
+    }
+
+
+def worker_timings(results: Sequence[ShardResult]) -> dict[str, float]:
+    """Seconds per phase summed over the shards computed (not reused) in this run.
+
+    >>> worker_timings([ShardResult("a", timings={"decode": 1.0}),
+    ...                 ShardResult("b", timings={"decode": 0.5, "zarr": 0.25})])
+    {'decode': 1.5, 'zarr': 0.25}
+    """
+    out: dict[str, float] = {}
+    for r in results:
+        if not r.reused:
+            for k, v in r.timings.items():
+                out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> dict[str, int | None]:
+    """Commit ``clips``, ``features`` and ``frames_index``; their new versions."""
+    loc = plan.context.location
+    keys = [r.key for r in ok]
+    clips = staging.read_staged(loc, keys, "clips")
+    replaced_uris = {f.uri for f in plan.diff.to_process} | set(plan.diff.removed)
+    # clip ids that stop being referenced (changed or removed files), unless still used
+    old_ids = {plan.stored_clips[u][2] for u in replaced_uris if u in plan.stored_clips}
+    new_ids = set(clips.column("clip_id").to_pylist()) if clips is not None else set()
+    still_used = set() if plan.kind == "rebuild" else {f.clip_id for f in plan.diff.unchanged}
+    same = _same_bytes_rows(plan, ok)
+    if same is not None:  # touched or copied over: the stored rows stay, with the new mtime
+        still_used |= set(same.column("clip_id").to_pylist())
+        clips = same if clips is None else pa.concat_tables([clips, same], promote_options="permissive")
+    drop_ids = (old_ids - still_used) | new_ids
+
+    versions: dict[str, int | None] = {}
+    if clips is not None or replaced_uris:
+        if clips is None:
+            clips = ClipRow.table([])
+        # failed changed files: their old rows go (the file is no longer what was ingested)
+        versions["clips"] = replace_where(loc, "clips", clips, "uri", replaced_uris)
+    for name, empty in (("features", FeaturesRow.table([])), ("frames_index", FramesIndexRow.table([]))):
+        t = staging.read_staged(loc, keys, name)
+        if plan.kind == "rebuild":
+            if t is not None:  # a new version with this recipe's columns only
+                write_deltalake(
+                    loc.table_uri(name),
+                    _dedupe(t, "clip_id"),
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    storage_options=loc.storage_options or None,
+                )
+                versions[name] = table_version(loc, name)
+        elif t is not None or drop_ids:
+            t = empty if t is None else _dedupe(t, "clip_id")
+            versions[name] = replace_where(loc, name, t, "clip_id", drop_ids)
+    return versions
+
+
+def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table | None:
+    """Stored ``clips`` rows of changed files whose bytes did not change, with the new
+    size, mtime and labels (None when there are none)."""
+    same = {u: (size, mtime) for r in results for u, size, mtime in r.same_bytes}
+    if not same:
+        return None
+    ctx = plan.context
+    base = read_table(ctx.location, "clips", version=plan.base_versions.get("clips"))
+    stored = base.filter(pc.is_in(base["uri"], value_set=pa.array(sorted(same))))
+    entries = {f.uri: f for f in plan.diff.changed}
+    rows = [
+        r.with_labels(
+            {c: entries[r.uri].labels.get(c) for c in ctx.label_columns},
+            bytes=same[r.uri][0],
+            mtime=same[r.uri][1],
+        )
+        for r in ClipRow.rows(stored, ctx.label_columns)
+    ]
+    return ClipRow.table(rows, label_columns=ctx.label_columns)
+
+
+def _dedupe(t: pa.Table, key: str) -> pa.Table:
+    """The first row of each ``key`` (a shard retried after staging may repeat clips)."""
+    seen: set[str] = set()
+    keep = []
+    for i, v in enumerate(t.column(key).to_pylist()):
+        if v not in seen:
+            seen.add(v)
+            keep.append(i)
+    return t.take(keep) if len(keep) != t.num_rows else t
+
+
+def _errors(
+    plan: IngestPlan,
+    loc: Location,
+    ok_keys: list[str],
+    failed: list[tuple[Shard, BaseException]],
+) -> pa.Table | None:
+    """The run's ``errors`` rows: files' (staged by the shards) and failed shards' files."""
+    parts = []
+    staged = staging.read_staged(loc, ok_keys, "errors")
+    if staged is not None and staged.num_rows:
+        parts.append(staged)
+    run_id = plan.context.run_id
+    rows = [ErrorRow.of(run_id, f.uri, None, "shard", err) for s, err in failed for f in s.files]
+    if rows:
+        parts.append(ErrorRow.table(rows))
+    return pa.concat_tables(parts) if parts else None
+
+
+def _run_row(
+    plan: IngestPlan, ok: list[ShardResult], shard_failures: int, versions: dict[str, int | None]
+) -> RunRow:
+    loc = plan.context.location
+    d = plan.diff
+    n_same = sum(len(r.same_bytes) for r in ok)
+    clips = open_table(loc, "clips") if versions.get("clips") is not None else None
+    message = d.summary()
+    if n_same:
+        message += f"; {n_same} changed files had the same bytes (features kept)"
+    row = _run(plan, "ok", versions, message)
+    return replace(
+        row,
+        files_found=len(d.unchanged) + len(d.to_process),
+        files_new=len(d.new),
+        files_changed=len(d.changed),
+        files_removed=len(d.removed),
+        files_processed=sum(r.files_ok for r in ok) + n_same,
+        files_failed=sum(r.files_failed for r in ok) + shard_failures,
+        clips_total=0 if clips is None else clips.to_pyarrow_table(columns=["uri"]).num_rows,
+        audio_seconds=float(sum(r.audio_seconds for r in ok)),
+        wall_seconds=(row.finished - plan.started).total_seconds(),
+        shards=len(plan.shards),
+    )
+
+
+def _run(plan: IngestPlan, status: str, versions: dict[str, int | None], message: str) -> RunRow:
+    """The ``runs`` row of the plan's run, finished now, without its counts."""
+    ctx = plan.context
+    return RunRow(
+        run_id=ctx.run_id,
+        dataset=ctx.dataset,
+        kind=plan.kind,
+        status=status,
+        config_hash=plan.config_hash,
+        recipe_hash=ctx.recipe_hash,
+        code_version=f"audiopipe {__version__} features {F.FEATURES_VERSION}",
+        started=plan.started,
+        finished=dt.datetime.now(dt.UTC),
+        table_versions=json.dumps(versions, sort_keys=True),
+        message=message,
+    )
+
+
+def record_failed_run(plan: IngestPlan, message: str) -> None:
+    """Append a ``failed`` run row (tables untouched; nothing of the run is visible)."""
+    append_run(plan.context.location, _run(plan, "failed", plan.base_versions, message[:2000]))

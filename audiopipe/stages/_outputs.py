@@ -1,0 +1,66 @@
+"""How a stage run's outputs are written: tables (new Delta versions), ``errors`` and ``metrics``
+rows, plots - all through the dataset's storage location."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from audiopipe.stages.base import StageContext
+    from audiopipe.store.dataset import Dataset
+
+__all__ = ["to_table", "write_errors", "write_metrics", "draw", "metric_summary"]
+
+
+def to_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
+    import pyarrow as pa
+
+    parts = [r for r in rows if isinstance(r, pa.Table)]
+    dicts = [r for r in rows if not isinstance(r, pa.Table)]
+    if dicts:
+        parts.append(pa.Table.from_pylist(dicts, schema=schema))
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables([p.select(schema.names).cast(schema) for p in parts])
+
+
+def write_errors(ds: Dataset, rows: list[dict[str, Any]]) -> int | None:
+    if not rows:
+        return None
+    import pyarrow as pa
+
+    from audiopipe.store.tables import ERRORS_SCHEMA, conform
+
+    return ds.write_table("errors", conform(pa.Table.from_pylist(rows), ERRORS_SCHEMA), mode="append")
+
+
+def write_metrics(ds: Dataset, rows: list[dict[str, Any]]) -> int | None:
+    if not rows:
+        return None
+    import pyarrow as pa
+
+    from audiopipe.stages._common import metrics_schema
+
+    return ds.write_table(
+        "metrics", pa.Table.from_pylist(rows, schema=metrics_schema()), mode="append"
+    )
+
+
+def draw(ctx: StageContext, plots: Mapping[str, Any]) -> list[str]:
+    uris = []
+    for name, draw in plots.items():
+        uris.append(ctx.write_with(draw, "plots", f"{name}.png"))
+    return uris
+
+
+def metric_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for r in rows:
+        key = r["metric"] if r.get("model_id") is None or not str(r["model_id"]).endswith(
+            "-baseline"
+        ) else f"{r['model_id'].removesuffix('-baseline')}.{r['metric']}"
+        out[key] = round(float(r["value"]), 4)
+    return out

@@ -1,0 +1,177 @@
+"""Scores of a heart-state segmentation, and a plot a person can read at a glance.
+
+- :func:`frame_accuracy`: the fraction of annotated time (frames every ``hop_s`` s, at
+  their centres) whose estimated state equals the reference state; unannotated time
+  (CirCor state 0) is not scored.
+- :func:`sound_scores`: S1, S2 and both-sounds F-measures of estimated sound centres
+  against reference points, a reference and an estimate matching within ``window`` s
+  (one-to-one, maximum matching as mir_eval's ``onset.f_measure``), scored only within
+  the annotated span (first reference point - ``margin`` .. last + ``margin``), as the
+  ``segment`` stage's periodic mode does.
+
+Examples
+--------
+>>> ref = [(0.0, 0.1, "S1"), (0.1, 0.4, "systole")]
+>>> est = [(0.0, 0.12, "S1"), (0.12, 0.5, "systole")]
+>>> round(frame_accuracy(ref, est), 2)
+0.95
+>>> f_measure(np.array([1.0, 2.0]), np.array([1.05, 3.0]), window=0.1)
+0.5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from audiopipe.stages.heart.references import STATES, intervals_to_frames
+
+__all__ = [
+    "frame_accuracy",
+    "f_measure",
+    "sound_scores",
+    "sound_centres",
+    "score_recording",
+    "plot_heart",
+]
+
+
+def frame_accuracy(
+    reference: Sequence[tuple], estimate: Sequence[tuple], hop_s: float = 0.01
+) -> float:
+    """Fraction of annotated frames with the reference's state (NaN if none annotated)."""
+    if not reference:
+        return float("nan")
+    end = max(e for _, e, *_ in reference)
+    n = int(np.ceil(end / hop_s))
+    ref = intervals_to_frames([r[:3] for r in reference], n, 1.0 / hop_s)
+    est = intervals_to_frames([s[:3] for s in estimate], n, 1.0 / hop_s)
+    keep = ref >= 0
+    return float(np.mean(ref[keep] == est[keep])) if keep.any() else float("nan")
+
+
+def f_measure(reference: np.ndarray, estimate: np.ndarray, window: float = 0.1) -> float:
+    """F-measure of event times matched one-to-one within ``window`` s (0 if either is empty)."""
+    ref = np.asarray(reference, float)
+    est = np.asarray(estimate, float)
+    if ref.size == 0 or est.size == 0:
+        return 0.0
+    hit = np.abs(ref[:, None] - est[None, :]) <= window
+    rows, cols = linear_sum_assignment(-hit.astype(np.float64))
+    n = int(hit[rows, cols].sum())
+    return 2.0 * n / (len(ref) + len(est))
+
+
+def sound_centres(segments: Sequence[tuple]) -> dict[str, np.ndarray]:
+    """Centre times of the S1 and S2 segments."""
+    return {
+        k: np.array([(s + e) / 2 for s, e, lab, *_ in segments if lab == k]) for k in ("S1", "S2")
+    }
+
+
+def sound_scores(
+    reference: dict[str, np.ndarray],
+    estimate: dict[str, np.ndarray],
+    window: float = 0.1,
+    margin: float = 0.5,
+) -> dict[str, float]:
+    """``f_S1``, ``f_S2`` and ``f_sounds`` (S1 and S2 pooled, labels ignored) within the
+    annotated span."""
+    allr = np.sort(np.r_[reference.get("S1", []), reference.get("S2", [])])
+    if allr.size == 0:
+        return {"f_S1": float("nan"), "f_S2": float("nan"), "f_sounds": float("nan")}
+    lo, hi = allr[0] - margin, allr[-1] + margin
+
+    def inside(t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, float)
+        return t[(t >= lo) & (t <= hi)]
+
+    out = {
+        f"f_{k}": f_measure(np.asarray(reference.get(k, [])), inside(estimate.get(k, [])), window)
+        for k in ("S1", "S2")
+    }
+    both = np.r_[estimate.get("S1", []), estimate.get("S2", [])]
+    out["f_sounds"] = f_measure(allr, inside(both), window)
+    return out
+
+
+def score_recording(
+    reference: dict, segments: Sequence[tuple], window: float = 0.1, margin: float = 0.5
+) -> dict[str, float]:
+    """All scores of one recording against a :func:`~.references.read_references` entry:
+    ``frame_accuracy`` (interval references only) and ``f_S1``, ``f_S2``, ``f_sounds``
+    (against the points, or the centres of the reference's S1/S2 intervals)."""
+    out = {}
+    if reference.get("kind") == "intervals":
+        out["frame_accuracy"] = frame_accuracy(reference["intervals"], segments)
+    out.update(sound_scores(reference["points"], sound_centres(segments), window, margin))
+    return out
+
+
+def plot_heart(
+    path: str,
+    envelope: np.ndarray,
+    feature_rate: float,
+    estimate: Sequence[tuple],
+    reference: Sequence[tuple] | None = None,
+    points: dict[str, np.ndarray] | None = None,
+    title: str = "",
+    span: tuple[float, float] | None = None,
+) -> str:
+    """PNG: the envelope over time with the estimated states shaded behind it, and the
+    estimated (and reference) states as coloured bands underneath, reference S1/S2 points
+    as markers; ``span`` (start_s, end_s) zooms in (a few seconds read best). Returns
+    ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"S1": "#d62728", "systole": "#ffbb78", "S2": "#1f77b4", "diastole": "#c7e9c0"}
+    rows = 3 if reference is not None else 2
+    fig, axes = plt.subplots(
+        rows,
+        1,
+        figsize=(11, 4.2),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3] + [1] * (rows - 1)},
+    )
+    t = np.arange(len(envelope)) / feature_rate
+    ax = axes[0]
+    ax.plot(t, envelope, lw=0.8, color="k")
+    for s, e, lab, *_ in estimate:
+        ax.axvspan(s, e, color=colours[lab], alpha=0.35, lw=0)
+    if points:
+        for k, mk in (("S1", "v"), ("S2", "^")):
+            p = np.asarray(points.get(k, []), dtype=float)
+            y = np.interp(p, t, envelope) if len(t) else p
+            ax.plot(p, y, mk, color=colours[k], mec="k", ms=7, label=f"reference {k}")
+    ax.set_ylabel("envelope (z)")
+    bands = [(axes[1], estimate, "estimated")]
+    if reference is not None:
+        bands.append((axes[2], reference, "reference"))
+    for a, segs, name in bands:
+        for s, e, lab, *_ in segs:
+            a.axvspan(s, e, color=colours[lab], lw=0)
+        a.set_yticks([])
+        a.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[k]) for k in STATES]
+    labels = list(STATES)
+    if points:
+        h, lab = ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    fig.legend(handles, labels, ncol=len(labels), loc="upper right", fontsize=8, frameon=False)
+    if span is not None:
+        ax.set_xlim(*span)
+        inside = envelope[(t >= span[0]) & (t <= span[1])]
+        if inside.size:
+            pad = 0.08 * (np.ptp(inside) + 1e-9)
+            ax.set_ylim(inside.min() - pad, inside.max() + pad)
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(title, fontsize=9, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

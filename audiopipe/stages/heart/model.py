@@ -1,0 +1,406 @@
+"""``HeartSegmenter``: logistic-regression emissions + duration-dependent HSMM decoding.
+
+Springer et al. (2016), "Logistic Regression-HSMM-Based Heart Sound Segmentation":
+
+1. envelope features per frame (:func:`~.features.envelope_features`), optionally with
+   their neighbours (``context`` frames each side);
+2. a multinomial logistic regression, trained on the annotated frames of labelled
+   recordings, gives ``P(state | frame)``; divided by the state's training frequency it
+   is a scaled likelihood, the HSMM's emission;
+3. per recording, the heart period and systolic interval are candidates from the
+   envelope's autocorrelation (30-240 bpm); the expected durations follow from them
+   (S1 and S2 from the training references, systole = systolic interval - S1,
+   diastole = period - systolic interval - S2; spreads as in Springer's code);
+4. :func:`~.hsmm.hsmm_viterbi` decodes the whole recording (first and last states may be
+   cut by its edges). With ``select="score"`` each period candidate is decoded and the
+   best-scoring segmentation wins; ``refine`` re-estimates the period and systole from the
+   decoded path and decodes again.
+
+Examples
+--------
+>>> from audiopipe.stages.segment import synthetic_pcg
+>>> from audiopipe.stages.heart.references import points_to_intervals
+>>> def rec(seed):
+...     y, sr, s1, s2 = synthetic_pcg(duration=15.0, seed=seed)
+...     t = np.r_[s1, s2]
+...     return (y, sr), points_to_intervals(t, ["S1"] * len(s1) + ["S2"] * len(s2))
+>>> train = [rec(0), rec(1)]
+>>> seg = HeartSegmenter().fit([r for r, _ in train], [i for _, i in train])
+>>> segs = seg.predict(*rec(2)[0])
+>>> segs[0][0], round(segs[-1][1], 1), sorted({s for _, _, s in segs})
+(0.0, 15.0, ['S1', 'S2', 'diastole', 'systole'])
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from audiopipe.stages.heart.features import BASE_FEATURES, cycle_candidates, envelope_features
+from audiopipe.stages.heart.hsmm import (
+    gaussian_durations,
+    hsmm_viterbi,
+    hsmm_viterbi_many,
+    path_to_runs,
+)
+from audiopipe.stages.heart.references import STATES, intervals_to_frames
+
+__all__ = ["HeartSegmenter", "Recording", "cross_val_segments"]
+
+Recording = tuple[np.ndarray, float]  # (samples, sample rate)
+# Springer's duration statistics (s), used when the references give none
+S1_S, S1_SD, S2_S, S2_SD, SYSTOLE_SD = 0.122, 0.022, 0.094, 0.022, 0.025
+
+
+def _with_context(F: np.ndarray, k: int) -> np.ndarray:
+    if k <= 0 or len(F) == 0:
+        return F
+    pad = np.pad(F, ((k, k), (0, 0)), mode="edge")
+    return np.concatenate([pad[i : i + len(F)] for i in range(2 * k + 1)], axis=1)
+
+
+class HeartSegmenter(BaseEstimator):
+    """Supervised S1 / systole / S2 / diastole segmentation of phonocardiograms.
+
+    The defaults marked (tuned) were chosen by ``benchmarks/tune_heart.py --defaults``
+    (leave-one-recording-out over the 16 development recordings); Springer's published
+    choice is given in brackets.
+
+    Parameters
+    ----------
+    feature_rate : float, default 50.0
+        Frames per second of the features and of the decoded states (must divide 1000).
+    features : tuple of str, default ("homomorphic", "hilbert", "psd", "wavelet")
+        Springer's envelopes (see :mod:`audiopipe.stages.heart.features`).
+    bands : bool, default True (tuned; [False])
+        Add the envelopes of four octave bands, 25-400 Hz (S1 is lower-pitched than S2).
+    log_features : bool, default True (tuned; [False])
+        Normalise the log of the envelopes.
+    normalise : {"zscore", "robust", "local"}, default "local" (tuned; ["zscore"])
+        Per-recording normalisation of the envelopes (see
+        :func:`~audiopipe.stages.heart.features.normalise_columns`); ``local`` divides by
+        the running maximum over 3 s first, so loud artefacts stay local.
+    context : int, default 1 (tuned; [0])
+        Neighbouring frames on each side appended to every frame's features.
+    C : float, default 0.01 (tuned; [1.0])
+        Inverse regularisation of the logistic regression.
+    emission_weight : float, default 1.0 (tuned; [1.0])
+        Weight of the log emissions against the log duration probabilities.
+    min_bpm, max_bpm : float, default 30, 240
+        Heart-rate search range.
+    n_candidates : int, default 3
+        Autocorrelation peaks tried as the heart period.
+    ac_window_s : float, default 0.0 (tuned; [0.0])
+        Average the envelope autocorrelation over windows of this length (0: one
+        autocorrelation of the whole recording).
+    select : {"score", "autocorrelation"}, default "score" (tuned; ["autocorrelation"])
+        Keep the period candidate whose decoding scores best, or the strongest
+        autocorrelation peak.
+    refine : int, default 2 (tuned; [0])
+        Times the period and systole are re-estimated from the decoded path and decoded
+        again (kept while the score improves).
+    learn_durations : bool, default True (tuned; [False])
+        S1 / S2 duration means and spreads from the training references (else Springer's
+        122 +- 22 ms and 94 +- 22 ms).
+    relative_durations : bool, default True (tuned; [False])
+        Score a state's duration relative to its most likely duration (log p(d) - max log
+        p), so that a faster heart rate (more segments per second) is not penalised for
+        its number of segments when candidate rates are compared.
+    partial_edges : bool, default True
+        First and last states may be cut by the recording's edges (whole coverage).
+    max_train_frames : int, default 50000
+        Annotated frames sampled (with ``random_state``) to train the regression.
+    random_state : int, default 0
+    """
+
+    def __init__(
+        self,
+        feature_rate: float = 50.0,
+        features: tuple[str, ...] = BASE_FEATURES,
+        bands: bool = True,
+        log_features: bool = True,
+        normalise: str = "local",
+        context: int = 1,
+        C: float = 0.01,
+        emission_weight: float = 1.0,
+        min_bpm: float = 30.0,
+        max_bpm: float = 240.0,
+        n_candidates: int = 3,
+        ac_window_s: float = 0.0,
+        select: str = "score",
+        refine: int = 2,
+        learn_durations: bool = True,
+        relative_durations: bool = True,
+        partial_edges: bool = True,
+        max_train_frames: int = 50000,
+        random_state: int = 0,
+    ) -> None:
+        self.feature_rate = feature_rate
+        self.features = features
+        self.bands = bands
+        self.log_features = log_features
+        self.normalise = normalise
+        self.context = context
+        self.C = C
+        self.emission_weight = emission_weight
+        self.min_bpm = min_bpm
+        self.max_bpm = max_bpm
+        self.n_candidates = n_candidates
+        self.ac_window_s = ac_window_s
+        self.select = select
+        self.refine = refine
+        self.learn_durations = learn_durations
+        self.relative_durations = relative_durations
+        self.partial_edges = partial_edges
+        self.max_train_frames = max_train_frames
+        self.random_state = random_state
+
+    # ---- features ------------------------------------------------------------------------
+    def envelopes(self, y: np.ndarray, sr: float) -> np.ndarray:
+        """The recording's z-scored envelope features ``(n_frames, n_features)``."""
+        F, _ = envelope_features(
+            y,
+            sr,
+            feature_rate=self.feature_rate,
+            features=tuple(self.features),
+            bands=self.bands,
+            log=self.log_features,
+            normalise=self.normalise,
+        )
+        return F
+
+    def _design(self, F: np.ndarray) -> np.ndarray:
+        return _with_context(F, int(self.context))
+
+    # ---- training ------------------------------------------------------------------------
+    def fit(
+        self, recordings: Sequence[Recording], references: Sequence[Sequence[tuple]]
+    ) -> HeartSegmenter:
+        """Train on recordings ``[(y, sr), ...]`` and their ``(start_s, end_s, state)``
+        intervals (states S1 / systole / S2 / diastole; unlisted time is unannotated)."""
+        if len(recordings) != len(references):
+            raise ValueError(f"{len(recordings)} recordings but {len(references)} references")
+        return self.fit_features([self.envelopes(y, sr) for y, sr in recordings], references)
+
+    def fit_features(
+        self, features: Sequence[np.ndarray], references: Sequence[Sequence[tuple]]
+    ) -> HeartSegmenter:
+        """:meth:`fit` on precomputed :meth:`envelopes` (one array per recording)."""
+        if len(features) != len(references):
+            raise ValueError(f"{len(features)} feature arrays but {len(references)} references")
+        if self.select not in ("score", "autocorrelation"):
+            raise ValueError(f"select must be 'score' or 'autocorrelation', got {self.select!r}")
+        Xs, ys = [], []
+        for F, ref in zip(features, references, strict=True):
+            lab = intervals_to_frames(ref, len(F), self.feature_rate)
+            keep = lab >= 0
+            Xs.append(self._design(F)[keep])
+            ys.append(lab[keep])
+        X = np.concatenate(Xs) if Xs else np.zeros((0, 0))
+        y = np.concatenate(ys) if ys else np.zeros(0, int)
+        missing = [STATES[k] for k in range(4) if not np.any(y == k)]
+        if missing:
+            raise ValueError(f"the references annotate no frame of {', '.join(missing)}")
+        if len(y) > self.max_train_frames:
+            rng = np.random.default_rng(self.random_state)
+            keep = np.sort(rng.choice(len(y), self.max_train_frames, replace=False))
+            X, y = X[keep], y[keep]
+        self.model_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=1000))
+        self.model_.fit(X, y)
+        self.log_prior_ = np.log(np.bincount(y, minlength=4) / len(y))
+        self.sound_durations_ = self._sound_durations(references)
+        self.n_train_frames_ = int(len(y))
+        return self
+
+    def _sound_durations(self, references: Sequence[Sequence[tuple]]) -> np.ndarray:
+        """``[[S1 mean, S1 sd], [S2 mean, S2 sd]]`` in seconds.
+
+        Only sounds annotated with both neighbours touching them count (an interval
+        reference's complete cycle; intervals made from points with a guard do not).
+        """
+        out = np.array([[S1_S, S1_SD], [S2_S, S2_SD]])
+        if not self.learn_durations:
+            return out
+        d: dict[str, list[float]] = {"S1": [], "S2": []}
+        for ref in references:
+            iv = sorted((float(s), float(e), str(k)) for s, e, k, *_ in ref)
+            for i in range(1, len(iv) - 1):
+                s, e, k = iv[i]
+                if k in d and abs(iv[i - 1][1] - s) < 1e-6 and abs(iv[i + 1][0] - e) < 1e-6:
+                    d[k].append(e - s)
+        for row, state in enumerate(("S1", "S2")):
+            x = np.array(d[state])
+            if len(x) >= 5:
+                out[row] = [np.median(x), max(float(np.std(x)), 0.5 * out[row, 1])]
+        return out
+
+    # ---- decoding ------------------------------------------------------------------------
+    def duration_model(self, period_s: float, systole_s: float) -> np.ndarray:
+        """Log duration pmf ``(4, D)`` in frames for a heart period and systolic interval."""
+        fr = self.feature_rate
+        (s1, s1_sd), (s2, s2_sd) = self.sound_durations_
+        sys = max(systole_s - s1, 0.5 / fr)
+        dia = max(period_s - systole_s - s2, 0.5 / fr)
+        means = np.array([s1, sys, s2, dia]) * fr
+        sds = np.array([s1_sd, SYSTOLE_SD, s2_sd, 0.07 * dia + 0.006]) * fr
+        lp = gaussian_durations(means, sds)
+        if self.relative_durations:
+            lp = lp - lp.max(axis=1, keepdims=True)
+        return lp
+
+    def posteriors(self, F: np.ndarray) -> np.ndarray:
+        """Logistic-regression ``P(state | frame)``, ``(n_frames, 4)``."""
+        if len(F) == 0:
+            return np.zeros((0, 4))
+        return self.model_.predict_proba(self._design(F))
+
+    def log_emissions(self, F: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
+        """Weighted log scaled likelihoods ``(n_frames, 4)`` of the states."""
+        P = self.posteriors(F) if P is None else P
+        return self.emission_weight * (np.log(P + 1e-12) - self.log_prior_)
+
+    def _decode(self, log_b: np.ndarray, period: float, systole: float):
+        path, score = hsmm_viterbi(
+            log_b, self.duration_model(period, systole), partial_edges=self.partial_edges
+        )
+        return path, score
+
+    def _cycle_from_path(self, path: np.ndarray) -> tuple[float, float] | None:
+        runs = path_to_runs(path)
+        s1 = [s for s, _, k in runs if k == 0]
+        if len(s1) < 3:
+            return None
+        s2 = np.array([s for s, _, k in runs if k == 2])
+        starts = np.array(s1)
+        sys = [s2[(s2 > a)][0] - a for a in starts if np.any(s2 > a)]
+        if not sys:
+            return None
+        return float(np.median(np.diff(starts))) / self.feature_rate, float(
+            np.median(sys)
+        ) / self.feature_rate
+
+    def analyse(self, y: np.ndarray, sr: float) -> dict[str, Any]:
+        """Everything the decoding found for one recording.
+
+        Returns a dict with ``features`` (frames x features), ``path`` (state index per
+        frame), ``segments`` (as :meth:`predict`), ``confidence`` (per segment, the mean
+        logistic-regression posterior of its state), ``heart_rate_bpm``, ``systole_s``
+        (S1 start to S2 start), ``score`` (per frame) and ``candidates`` (the period and
+        systole candidates with their scores). A recording too short or too flat to show a
+        heart cycle gets a warning and the state durations of 60 bpm.
+        """
+        return self.analyse_features(self.envelopes(y, sr), len(y) / sr)
+
+    def analyse_features(self, F: np.ndarray, duration_s: float) -> dict[str, Any]:
+        """:meth:`analyse` on precomputed :meth:`envelopes` of a ``duration_s`` recording."""
+        if not hasattr(self, "model_"):
+            raise ValueError("HeartSegmenter is not fitted: call fit() first")
+        post = self.posteriors(F)
+        log_b = self.log_emissions(F, post)
+        cands = cycle_candidates(
+            F[:, 0] if F.shape[1] else np.zeros(len(F)),
+            self.feature_rate,
+            self.min_bpm,
+            self.max_bpm,
+            n_candidates=int(self.n_candidates),
+            window_s=self.ac_window_s,
+        )
+        if not cands:
+            warnings.warn(
+                f"no heart cycle measurable in a {duration_s:.2f} s recording: "
+                "decoding with 60 bpm durations",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            cands = [(1.0, 0.35, 0.0)]
+        if self.select == "autocorrelation":
+            cands = cands[:1]
+        lo_p, hi_p = 60.0 / self.max_bpm, 60.0 / self.min_bpm
+        cands = [(float(np.clip(p, lo_p, hi_p)), s) for p, s, _ in cands]
+        paths, scores = hsmm_viterbi_many(
+            log_b, [self.duration_model(p, s) for p, s in cands], partial_edges=self.partial_edges
+        )
+        tried = [(float(scores[i]), p, s) for i, (p, s) in enumerate(cands)]
+        best = int(np.argmax(scores))
+        score, (period, systole), path = float(scores[best]), cands[best], paths[best]
+        for _ in range(int(self.refine)):
+            new = self._cycle_from_path(path)
+            if new is None:
+                break
+            p2, s2 = float(np.clip(new[0], lo_p, hi_p)), new[1]
+            path2, score2 = self._decode(log_b, p2, s2)
+            tried.append((score2, p2, s2))
+            if score2 <= score:
+                break
+            path, score, period, systole = path2, score2, p2, s2
+        n = max(len(path), 1)
+        # confidence of a segment: the mean posterior of its state over its frames
+        conf = [float(post[s:e, k].mean()) for s, e, k in path_to_runs(path)]
+        return {
+            "features": F,
+            "path": path,
+            "segments": self._segments(path, duration_s),
+            "confidence": conf,
+            "heart_rate_bpm": 60.0 / period,
+            "systole_s": systole,
+            "score": score / n,
+            "candidates": [(60.0 / p, s, sc / n) for sc, p, s in tried],
+        }
+
+    def _segments(self, path: np.ndarray, duration: float) -> list[tuple[float, float, str]]:
+        out = []
+        for s, e, k in path_to_runs(path):
+            out.append((s / self.feature_rate, min(e / self.feature_rate, duration), STATES[k]))
+        if out:  # the last frame's remainder (< one frame) belongs to the last state
+            s, _, k = out[-1]
+            out[-1] = (s, duration, k)
+        return out
+
+    def predict(self, y: np.ndarray, sr: float) -> list[tuple[float, float, str]]:
+        """``(start_s, end_s, state)`` segments covering the whole recording."""
+        return self.analyse(y, sr)["segments"]
+
+    def sounds(self, y: np.ndarray, sr: float) -> dict[str, np.ndarray]:
+        """Centre times (s) of the decoded S1 and S2 sounds: ``{"S1": ..., "S2": ...}``."""
+        segs = self.predict(y, sr)
+        return {
+            k: np.array([(s + e) / 2 for s, e, lab in segs if lab == k]) for k in ("S1", "S2")
+        }
+
+
+def cross_val_segments(
+    estimator: HeartSegmenter,
+    recordings: Sequence[Recording],
+    references: Sequence[Sequence[tuple]],
+    groups: Sequence[str],
+    n_splits: int = 5,
+) -> list[list[tuple[float, float, str]]]:
+    """Segments of every recording by a clone of ``estimator`` trained on other groups only.
+
+    ``groups`` names each recording's patient (or recording); with at most ``n_splits``
+    groups every group is held out once (leave-one-group-out), otherwise grouped K-fold.
+    Features are computed once per recording.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+    groups = np.asarray([str(g) for g in groups])
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError("cross-validation needs recordings of at least 2 groups (patients)")
+    cv = LeaveOneGroupOut() if n_groups <= n_splits else GroupKFold(n_splits=n_splits)
+    F = [estimator.envelopes(y, sr) for y, sr in recordings]
+    out: list[list[tuple[float, float, str]]] = [[] for _ in recordings]
+    for train, test in cv.split(F, groups=groups):
+        m = clone(estimator).fit_features([F[i] for i in train], [references[i] for i in train])
+        for i in test:
+            y, sr = recordings[i]
+            out[i] = m.analyse_features(F[i], len(y) / sr)["segments"]
+    return out

@@ -1,0 +1,226 @@
+"""Stage ``recommend``: content-based recommendation for cold-start clips (van den Oord et al.).
+
+Implicit ALS on a listening table (user, clip, plays) plus a regression from each clip's
+audio features to its item factors (:mod:`.model`), so clips nobody has played yet get
+factors - and recommendations - from audio alone.
+
+Evaluation (``metrics.evaluation = holdout``, ``split = cold_start``, or
+``cold_start_simulated`` with simulated listens): a fraction of the clips
+(``cold_fraction``) is hidden from the factorisation; their factors come from audio alone,
+and each user's plays of them are the relevance judgments. Metrics recall@k (hits /
+min(k, relevant)) and NDCG@k (binary gains), for the model and two baselines
+(``popularity-baseline``, ``random-baseline`` model ids).
+
+Outputs: ``recommendations`` (user, clip_id, score, rank, run_id) - the top ``k`` clips
+each user has not played, cold clips included; ``metrics``; ``listens_simulated`` when
+simulating; the model ``recommend.skops`` and the PNG ``recommend-eval`` (recall/NDCG of
+model and baselines) in the run's folder.
+
+Examples
+--------
+>>> [p.name for p in Recommend.params][:2]
+['listens', 'simulate']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from audiopipe.stages.base import Stage, StageContext, StageOutput
+from audiopipe.stages.params import Param
+
+__all__ = ["Recommend"]
+
+_METHOD = (
+    "implicit_als",
+    "ContentRecommender",
+    "simulate_listens",
+    "ranking_metrics",
+    "evaluate_cold_start",
+)
+
+
+def __getattr__(name: str) -> Any:  # the method API, imported on first use (scikit-learn)
+    if name in _METHOD:
+        from audiopipe.stages.recommend import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Recommend(Stage):
+    """Fit on the listens, evaluate cold start, write recommendations."""
+
+    name = "recommend"
+    summary = (
+        "Implicit ALS on listens + audio → factor regression for cold-start clips; "
+        "table `recommendations` (top k unplayed clips per user)."
+    )
+    params = (
+        Param("listens", "path", None,
+              "CSV or Parquet of user, clip (a clip id, or a path ending a clip's uri), plays"),
+        Param("simulate", "str", None,
+              "instead of listens: simulate tastes that depend on this label column"),
+        Param("n_users", "int", 200, "simulated users", low=1),
+        Param("n_factors", "int", 16, "latent factors", low=1),
+        Param("regularization", "float", 0.1, "ALS regularisation", low=0),
+        Param("alpha", "float", 5.0, "confidence weight: c = 1 + alpha log1p(plays)", low=0),
+        Param("ridge_alpha", "float", 100.0, "regularisation of audio → factors", low=0),
+        Param("regressor", "str", "ridge", "audio → factors regression", choices=("ridge", "knn")),
+        Param("iterations", "int", 15, "ALS sweeps", low=1),
+        Param("cold_fraction", "float", 0.2, "clips hidden for the cold-start evaluation",
+              low=0.01, high=0.9),
+        Param("k", "int", 10, "recommendations per user and the cut-off of recall/NDCG", low=1),
+        Param("features", "list", None, "frame features whose clip statistics are used"),
+        Param("segments", "int", 3, "time segments of pooled frame features", low=0),
+        Param("random_state", "int", 0, "seed of ALS, the hidden clips and the simulation"),
+    )
+    tables = ("recommendations", "listens_simulated")
+
+    def check(self, params: dict[str, Any]) -> list[str]:
+        if not params["listens"] and not params["simulate"]:
+            return [
+                "needs param 'listens' (a CSV/Parquet of user, clip, plays) or 'simulate' "
+                "(a label column)"
+            ]
+        return []
+
+    def _listens(self, ctx: StageContext, clip_ids: list[str]) -> Any:
+        from audiopipe.stages._common import StageInputError, read_frame_file, uri_matcher
+
+        path = ctx.params["listens"]
+        df = read_frame_file(ctx.ds, path, "listens", ("user", "clip"))
+        if "plays" not in df.columns:
+            df["plays"] = 1
+        pos = {c: i for i, c in enumerate(clip_ids)}
+        match = uri_matcher(ctx.ds)
+        cache: dict[str, int] = {}
+
+        def find(c: Any) -> int:
+            c = str(c)
+            if c not in cache:
+                cid = c if c in pos else match(c)
+                cache[c] = pos[cid] if cid is not None else -1
+            return cache[c]
+
+        df["item"] = [find(c) for c in df["clip"]]
+        df = df[df["item"] >= 0]
+        if df.empty:
+            raise StageInputError(
+                f"dataset {ctx.ds.name!r}: no clip of listens file {path} is in the dataset"
+            )
+        return df.groupby(["user", "item"], as_index=False)["plays"].sum()
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        import pyarrow as pa
+
+        from audiopipe.stages._clipfeatures import clip_features
+        from audiopipe.stages._common import label_column, metric_rows, stable_id
+        from audiopipe.stages.recommend.model import (
+            ContentRecommender,
+            evaluate_cold_start,
+            simulate_listens,
+        )
+
+        p, ds = ctx.params, ctx.ds
+        rs, k = p["random_state"], p["k"]
+        clip_ids = ctx.clip_ids()
+        simulated = not p["listens"]
+        if not simulated:
+            listens = self._listens(ctx, clip_ids)
+        else:
+            classes = label_column(ds, p["simulate"])
+            listens = simulate_listens(
+                np.asarray([str(c) for c in classes], dtype=object), n_users=p["n_users"],
+                random_state=rs,
+            )
+        users = sorted(set(listens["user"]))
+        upos = {u: i for i, u in enumerate(users)}
+        R = np.zeros((len(users), len(clip_ids)))
+        np.add.at(
+            R, ([upos[u] for u in listens["user"]], listens["item"].to_numpy()), listens["plays"]
+        )
+        X, _ = clip_features(ds, clip_ids, p["features"], p["segments"])
+        model = ContentRecommender(
+            n_factors=p["n_factors"], regularization=p["regularization"], alpha=p["alpha"],
+            iterations=p["iterations"], ridge_alpha=p["ridge_alpha"], regressor=p["regressor"],
+            random_state=rs,
+        )
+        ev = evaluate_cold_start(R, X, model, p["cold_fraction"], k=k, random_state=rs)
+        final = model.fit(R, X)
+        played = R.sum(axis=0) > 0
+        V = final.item_factors_.copy()
+        if (~played).any():
+            V[~played] = final.predict_factors(X[~played])
+        S = final.user_factors_ @ V.T
+        S[R > 0] = -np.inf
+        rows = []
+        for u, name in enumerate(users):
+            top = np.argsort(-S[u], kind="stable")[:k]
+            rows += [
+                (name, clip_ids[i], float(S[u, i]), r + 1)
+                for r, i in enumerate(top)
+                if np.isfinite(S[u, i])
+            ]
+        model_id = stable_id("recommend", model.get_params(), k, p["simulate"], p["listens"])
+        split = "cold_start_simulated" if simulated else "cold_start"
+        mrows = []
+        for name, m in ev.items():
+            mid = model_id if name == "model" else f"{name}-baseline"
+            mrows += metric_rows("recommend", mid, m, evaluation="holdout", split=split,
+                                 run_id=ctx.run_id)
+        tables = {
+            "recommendations": pa.table(
+                {
+                    "user": pa.array([str(r[0]) for r in rows], pa.string()),
+                    "clip_id": pa.array([r[1] for r in rows], pa.string()),
+                    "score": pa.array([r[2] for r in rows], pa.float64()),
+                    "rank": pa.array([r[3] for r in rows], pa.int32()),
+                    "run_id": pa.array([ctx.run_id] * len(rows), pa.string()),
+                }
+            )
+        }
+        if simulated:
+            sim = listens.assign(clip_id=[clip_ids[i] for i in listens["item"]])
+            tables["listens_simulated"] = pa.Table.from_pandas(
+                sim[["user", "clip_id", "plays"]], preserve_index=False
+            )
+        title = f"{ds.name}: cold-start items ({'simulated' if simulated else 'listens'})"
+        return StageOutput(
+            tables=tables,
+            metrics=mrows,
+            model=final,
+            model_name="recommend",
+            model_id=model_id,
+            plots={"recommend-eval": lambda fh: _plot(fh, ev, k, title)},
+            report={
+                "simulated": simulated,
+                "n_users": len(users),
+                "evaluation": {n: {a: round(b, 4) for a, b in m.items()} for n, m in ev.items()},
+            },
+            n_clips=len(clip_ids),
+        )
+
+
+def _plot(fh: Any, ev: dict[str, dict[str, float]], k: int, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(ev)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [ev[n][f"recall@{k}"] for n in names], 0.4, label=f"recall@{k}")
+    ax.bar(x + 0.2, [ev[n][f"ndcg@{k}"] for n in names], 0.4, label=f"NDCG@{k}")
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
+
+

@@ -1,0 +1,467 @@
+"""Run a stage as a pipeline step: validated, incremental, versioned, recorded.
+
+:func:`run_stage` is what every caller uses (the CLI in-process, the ``stages`` Prefect
+flow inside a task, a notebook):
+
+1. resolve the parameters from their declaration (unknown keys and bad values refused
+   before any work; defaults from the dataset; paths against ``datasets.yaml``);
+2. compute the run's key: parameter hash, code version, and the versions of its inputs
+   (the dataset's pinned ``clips``/``features``/``frames_index`` versions, the content
+   hash of every file parameter, the model a ``--predict`` run applies);
+3. skip when the last successful run of the stage has the same key and its tables are
+   still at the versions it wrote (``force=True`` reruns);
+4. run the stage (:class:`~audiopipe.stages.base.Stage` or, clip by clip, only the new
+   clips of a :class:`~audiopipe.stages.base.ClipStage` and dropping removed ones);
+5. write its tables as new Delta versions and its files under
+   ``<dataset>/stages/<stage>/<run_id>/`` through the storage location, append metric
+   rows, draw its plots, and append a ``runs`` row (kind ``stage``) with the parameters,
+   their hash, the code version, input and output table versions, model id, artifacts and
+   timings. A failing run appends a ``failed`` row and re-raises.
+
+One run of a stage at a time per dataset (a lock file per stage).
+
+Examples
+--------
+>>> import audiopipe                                                # doctest: +SKIP
+>>> ds = audiopipe.open_dataset("data/out", "demo")                # doctest: +SKIP
+>>> run_stage(ds, "beats")["clips_processed"]                       # doctest: +SKIP
+300
+>>> run_stage(ds, "beats")["skipped"]                               # doctest: +SKIP
+'unchanged since run beats-20261125T1312-ab12cd (inputs, parameters, code)'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from audiopipe.errors import ConfigError
+from audiopipe.stages import stage_class
+from audiopipe.stages._outputs import draw, metric_summary, to_table, write_errors, write_metrics
+from audiopipe.stages.base import ClipBatch, ClipStage, Stage, StageContext, StageOutput
+from audiopipe.stages.params import ParamError, check, resolve
+from audiopipe.store.records import RunRow
+
+if TYPE_CHECKING:
+
+    from audiopipe.store.dataset import Dataset
+
+__all__ = [
+    "run_stage",
+    "run_stages",
+    "run_named",
+    "check_params",
+    "code_version",
+    "params_hash",
+    "new_stage_run_id",
+]
+
+#: the data tables whose pinned versions are every stage's inputs
+INPUT_TABLES = ("clips", "features", "frames_index")
+#: tables every stage appends to: not part of a stage's "outputs unchanged" check
+SHARED_TABLES = ("metrics", "errors")
+
+
+def new_stage_run_id(stage: str) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{stage}-{now}-{uuid.uuid4().hex[:6]}"
+
+
+def code_version(stage: Stage) -> str:
+    """What code made a stage's outputs: package, feature and stage versions."""
+    from audiopipe import __version__
+    from audiopipe.features.registry import FEATURES_VERSION
+
+    return f"audiopipe {__version__} features {FEATURES_VERSION} {stage.name} {stage.version}"
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """Stable hash (16 hex digits) of resolved parameters."""
+    payload = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
+def check_params(
+    name: str, raw: Mapping[str, Any] | None, *, where: str, require: bool = True
+) -> list[str]:
+    """Problems of ``raw`` parameters of stage ``name`` (declaration and cross-parameter rules)."""
+    stage = stage_class(name)()
+    problems = check(stage.params, raw, where=where, require=require)
+    if not problems and require:
+        problems = [f"{where}: {p}" for p in stage.check(resolve(stage.params, raw))]
+    return problems
+
+
+def _dataset_defaults(ds: Dataset, stage: Stage, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Values the dataset gives to parameters declared ``from_dataset`` (only those needed)."""
+    need = {p.from_dataset for p in stage.params if p.from_dataset and given.get(p.name) is None}
+    out: dict[str, Any] = {}
+    if not need:
+        return out
+    fi = ds.table("frames_index", ["sr", "hop_length", "part"])
+    if fi.num_rows:
+        out["sample_rate"] = int(fi.column("sr")[0].as_py())
+        out["hop_length"] = int(fi.column("hop_length")[0].as_py())
+        if "n_fft" in need:
+            from audiopipe.store.frames import open_part
+
+            part = fi.column("part")[0].as_py()
+            attrs = open_part(ds.location.frames_uri(part), ds.location.fsspec_options).attrs
+            n_fft = (attrs.get("recipe") or {}).get("n_fft")
+            if n_fft is not None:
+                out["n_fft"] = int(n_fft)
+    else:
+        clips = ds.table("clips", ["sr"])
+        if clips.num_rows:
+            out["sample_rate"] = int(clips.column("sr")[0].as_py())
+    return out
+
+
+def _file_hash(ds: Dataset, uri: str) -> str:
+    from audiopipe.stages._common import read_bytes
+
+    return hashlib.blake2b(read_bytes(ds, uri), digest_size=8).hexdigest()
+
+
+def _inputs(ds: Dataset, stage: Stage, params: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {t: ds.versions.get(t) for t in INPUT_TABLES}
+    for p in stage.params:
+        if p.type == "path" and params.get(p.name):
+            out[f"file:{params[p.name]}"] = _file_hash(ds, params[p.name])
+    return out
+
+
+def _current_version(ds: Dataset, name: str) -> int | None:
+    from audiopipe.store.tables import table_version
+
+    return table_version(ds.location, name)
+
+
+def _outputs_intact(ds: Dataset, prev: RunRow) -> bool:
+    """Whether the tables ``prev`` wrote are still at the versions it left them."""
+    for name, v in prev.versions().items():
+        if name not in SHARED_TABLES and _current_version(ds, name) != v:
+            return False
+    return True
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = round(self.phases.get(name, 0.0) + now - self.t, 4)
+        self.t = now
+
+
+def _run_whole(ctx: StageContext, stage: Stage, timer: _Timer) -> dict[str, Any]:
+    from audiopipe.stages._common import save_model
+
+    out: StageOutput = stage.run(ctx)
+    timer.lap("run")
+    versions: dict[str, int | None] = {}
+    for name, data in out.tables.items():
+        versions[name] = ctx.ds.write_table(name, data, mode="overwrite")
+    for name, (data, key) in out.replace.items():
+        versions[name] = ctx.ds.write_table(name, data, mode="replace", key=key)
+    model_uri = save_model(ctx, out.model_name or stage.name, out.model) if out.model else None
+    metrics_v = write_metrics(ctx.ds, out.metrics)
+    if metrics_v is not None:
+        versions["metrics"] = metrics_v
+    timer.lap("write")
+    plots = draw(ctx, out.plots)
+    timer.lap("plot")
+    return {
+        "model_id": out.model_id,
+        "tables": versions,
+        "model": model_uri,
+        "plots": plots,
+        "metrics": metric_summary(out.metrics),
+        "n_clips": out.n_clips,
+        "processed": out.n_clips,
+        "failed": 0,
+        "report": out.report,
+        "message": f"{out.n_clips} clips",
+    }
+
+
+def _shards(ids: Sequence[str], size: int) -> list[list[str]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), max(1, size))]
+
+
+def _run_clips(
+    ctx: StageContext, stage: ClipStage, timer: _Timer, incremental: bool
+) -> dict[str, Any]:
+    selected = stage.select(ctx)
+    key_table = stage.tables[0]
+    if incremental:
+        t = ctx.ds.table(key_table, ["clip_id"]) if key_table in ctx.ds.table_names() else None
+        done = set(t.column("clip_id").unique().to_pylist()) if t is not None else set()
+        chosen = set(selected)
+        todo = [c for c in selected if c not in done]
+        removed = sorted(done - chosen)
+    else:
+        todo, removed = list(selected), []
+    timer.lap("plan")
+    state = stage.fit(ctx) if todo or not incremental else None
+    timer.lap("fit")
+    batches: list[ClipBatch] = [stage.process(ctx, s, state) for s in _shards(todo, stage.shard_size)]
+    timer.lap("process")
+    versions: dict[str, int | None] = {}
+    keys = set(todo) | set(removed)
+    for name in stage.tables:
+        data = to_table([r for b in batches for r in b.rows.get(name, [])], stage.schemas[name])
+        if incremental:
+            if keys:
+                versions[name] = ctx.ds.write_table(
+                    name, data, mode="replace", key="clip_id", keys=keys
+                )
+            else:
+                versions[name] = _current_version(ctx.ds, name)
+        else:
+            versions[name] = ctx.ds.write_table(name, data, mode="overwrite")
+    errors = [e for b in batches for e in b.errors]
+    ev = write_errors(ctx.ds, errors)
+    if ev is not None:
+        versions["errors"] = ev
+    metrics = stage.evaluate(ctx, state) if (todo or removed or not incremental) else []
+    mv = write_metrics(ctx.ds, metrics)
+    if mv is not None:
+        versions["metrics"] = mv
+    timer.lap("write")
+    first = next((b for b in batches if b.plot is not None), None)
+    plots = draw(ctx, stage.plots(ctx, first)) if first is not None else []
+    timer.lap("plot")
+    failed = sum(b.failed for b in batches)
+    what = "all" if not incremental else "new"
+    return {
+        "model_id": getattr(state, "model_id", None) or stage.model_key(ctx),
+        "tables": versions,
+        "model": getattr(state, "model_uri", None),
+        "plots": plots,
+        "metrics": metric_summary(metrics),
+        "n_clips": len(selected),
+        "processed": len(todo),
+        "failed": failed,
+        "removed": len(removed),
+        "report": {},
+        "message": f"{len(todo)} {what} clips processed ({failed} failed), {len(removed)} removed; "
+        f"{len(selected)} clips in the stage's tables",
+    }
+
+
+def run_stage(
+    ds: Dataset,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    force: bool = False,
+    base_dir: str | None = None,
+    run_id: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run stage ``name`` on ``ds`` with ``params`` (see the module docstring); its report.
+
+    The report has ``run_id``, ``skipped`` (why, or None), ``tables`` (versions written),
+    ``metrics``, ``model``, ``plots``, counts and ``seconds``.
+    """
+    from audiopipe.store.lock import dataset_lock
+    from audiopipe.store.runs import append_run, last_stage_run
+
+    stage = stage_class(name)()
+    raw = dict(params or {})
+    try:
+        problems = check(stage.params, raw, where=name)
+        if problems:
+            raise ParamError("\n".join(problems))
+        resolved = resolve(
+            stage.params,
+            raw,
+            dataset=_dataset_defaults(ds, stage, raw),
+            base_dir=base_dir,
+            where=name,
+        )
+        cross = stage.check(resolved)
+        if cross:
+            raise ParamError("\n".join(f"{name}: {p}" for p in cross))
+    except ParamError as err:
+        raise ConfigError(str(err)) from None
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    timer = _Timer()
+    loc = ds.location
+    with dataset_lock(loc, f"stage {name}", name=f"_lock_stage_{name}"):
+        run_id = run_id or new_stage_run_id(name)
+        prev = last_stage_run(loc, name)
+        ctx = StageContext(ds=ds, stage=name, params=resolved, run_id=run_id, previous=prev)
+        inputs = {**_inputs(ds, stage, resolved), **stage.inputs(ctx)}
+        phash, cv = params_hash(resolved), code_version(stage)
+        same_setup = (
+            prev is not None
+            and prev.params_hash == phash
+            and prev.code_version == cv
+            and _outputs_intact(ds, prev)
+        )
+        timer.lap("check")
+        if (
+            not force
+            and same_setup
+            and json.loads(prev.input_versions or "{}") == json.loads(json.dumps(inputs))
+        ):
+            msg = f"unchanged since run {prev.run_id} (inputs, parameters, code); --force reruns"
+            if log:
+                log(f"{name}: {msg}")
+            art = json.loads(prev.artifacts or "{}")
+            return {
+                "run_id": prev.run_id,
+                "skipped": msg,
+                "tables": prev.versions(),
+                "model_id": prev.model_id,
+                "model": art.get("model"),
+                "plots": art.get("plots") or [],
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        row: dict[str, Any] = {
+            "run_id": run_id,
+            "dataset": ds.name,
+            "kind": "stage",
+            "stage": name,
+            "code_version": cv,
+            "started": started,
+            "params": json.dumps(resolved, sort_keys=True, default=str),
+            "params_hash": phash,
+            "input_versions": json.dumps(inputs, sort_keys=True),
+            "recipe_hash": (ds.run or {}).get("recipe_hash"),
+            "config_hash": (ds.run or {}).get("config_hash"),
+        }
+        try:
+            if isinstance(stage, ClipStage):
+                incremental = (
+                    not force and same_setup and prev.model_id == stage.model_key(ctx)
+                )
+                res = _run_clips(ctx, stage, timer, incremental)
+            else:
+                res = _run_whole(ctx, stage, timer)
+        except BaseException as err:
+            finished = dt.datetime.now(dt.UTC)
+            append_run(
+                loc,
+                RunRow(
+                    **row,
+                    status="failed",
+                    finished=finished,
+                    wall_seconds=(finished - started).total_seconds(),
+                    message=f"{type(err).__name__}: {err}"[:2000],
+                    timings=json.dumps(timer.phases),
+                ),
+            )
+            raise
+        finished = dt.datetime.now(dt.UTC)
+        artifacts = {
+            "folder": ctx.folder if ctx.written else None,
+            "model": res["model"],
+            "plots": res["plots"],
+            "files": len(ctx.written),
+        }
+        row.update(
+            status="ok",
+            finished=finished,
+            wall_seconds=(finished - started).total_seconds(),
+            files_processed=res["processed"],
+            files_failed=res["failed"],
+            clips_total=res["n_clips"],
+            table_versions=json.dumps(res["tables"], sort_keys=True),
+            model_id=res["model_id"],
+            artifacts=json.dumps(artifacts, sort_keys=True),
+            timings=json.dumps(timer.phases, sort_keys=True),
+            message=res["message"],
+        )
+        append_run(loc, RunRow(**row))
+    report = {
+        "run_id": run_id,
+        "skipped": None,
+        "model_id": res["model_id"],
+        "metrics": res["metrics"],
+        "tables": res["tables"],
+        "model": res["model"],
+        "plots": res["plots"],
+        "clips_processed": res["processed"],
+        "clips_failed": res["failed"],
+        "seconds": round((finished - started).total_seconds(), 3),
+        **({"clips_removed": res["removed"]} if "removed" in res else {}),
+        **res["report"],
+    }
+    if log:
+        log(f"{name}: {res['message']} in {report['seconds']:.1f} s")
+    return report
+
+
+def run_named(
+    root: str,
+    dataset: str,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    force: bool = False,
+    base_dir: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Open ``dataset`` under ``root`` (pinned to its last ingest) and :func:`run_stage` on it."""
+    from audiopipe.store import open_dataset
+
+    return run_stage(
+        open_dataset(root, dataset), name, params, force=force, base_dir=base_dir, log=log
+    )
+
+
+def run_stages(
+    cfg: Any,
+    dataset: str | None = None,
+    names: Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+    runner: Callable[..., dict[str, Any]] = run_named,
+) -> dict[str, dict[str, Any]]:
+    """Run a dataset's declared stages (or ``names``) in order; all are validated first.
+
+    ``overrides`` (``--set``) apply to each stage; ``runner`` (default :func:`run_named`)
+    runs one stage: the Prefect flow passes its task. ``cfg`` is an
+    :class:`audiopipe.config.Config` (not imported here: the config imports the stages).
+    """
+    ds_cfg = cfg.dataset(dataset)
+    todo = list(names or ds_cfg.stages)
+    if not todo:
+        raise ConfigError(
+            f"datasets.{ds_cfg.name}.stages: declares no stages; add some, or name one "
+            f"(`audiopipe stage NAME {ds_cfg.name}`)"
+        )
+    problems = []
+    for n in todo:
+        where = f"datasets.{ds_cfg.name}.stages.{n}"
+        problems += check_params(n, {**ds_cfg.stages.get(n, {}), **(overrides or {})}, where=where)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    if runner is run_named:  # in this process: open the dataset once for every stage
+        from audiopipe.store import open_dataset
+
+        ds = open_dataset(cfg.storage_root, ds_cfg.name)
+
+        def runner(root: str, dataset: str, name: str, params: Any, **kw: Any) -> Any:
+            return run_stage(ds, name, params, **kw)
+
+    out = {}
+    for n in todo:
+        params = {**ds_cfg.stages.get(n, {}), **(overrides or {})}
+        out[n] = runner(
+            cfg.storage_root, ds_cfg.name, n, params, force=force, base_dir=cfg.base_dir, log=log
+        )
+    return out

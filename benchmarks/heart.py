@@ -1,0 +1,277 @@
+"""Benchmark: supervised heart-sound segmentation (LR-HSMM) on held-out CirCor and PASCAL.
+
+Data (../shared/corpora/heart): CirCor patients 85343 (4 recordings) and 85345 (2), interval
+references (S1/systole/S2/diastole, unannotated parts not scored); PASCAL A, 10 recordings
+with S1/S2 centre points (turned into training intervals by
+:func:`audiopipe.stages.heart.points_to_intervals`: S1 122 ms, S2 94 ms around each point,
+systole/diastole between consecutive S1-S2 / S2-S1 points with plausible gaps, a tuned
+guard left unannotated around every boundary). Models are trained across both corpora.
+
+Two splits, each with a tuning part and a report part that nothing was chosen on:
+
+- split A: tune on CirCor patient 85343 + PASCAL recordings 1-5 (sorted by name),
+  report on patient 85345 + PASCAL 6-10;
+- split B: the swap (tune on 85345 + PASCAL 6-10, report on 85343 + PASCAL 1-5).
+
+The configuration of each split comes from ``benchmarks/tune_heart.py`` (written to
+``benchmarks/results/heart_tuning.json``; run it first, or this script runs it). For the
+report, the model is trained on the tuning part's recordings (CirCor patient + the five
+PASCAL recordings: the other patient is never seen, i.e. leave-one-patient-out) and scored
+on the report part: frame accuracy over annotated frames (CirCor, 10 ms frames), S1/S2
+F-measure at +-0.1 s within the annotated span (PASCAL, as the segment stage's periodic
+mode scores), whole-recording coverage, heart rate against the references' median S1-S1
+interval, and decoding time. The baseline is the ``segment`` stage's periodic mode
+(:class:`audiopipe.stages.segment.PeriodicSegmenter`) on the same recordings in the same
+run. All audio is read at 4 kHz (the rate the stage's tests ingest heart sounds at).
+
+Prints a table and writes ``benchmarks/results/heart.json``.
+Run: ``python benchmarks/heart.py`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from audiopipe.stages.heart import (  # noqa: E402
+    HeartSegmenter,
+    frame_accuracy,
+    hsmm_viterbi,
+    plot_heart,
+    points_to_intervals,
+    read_interval_reference,
+    read_point_references,
+    sound_centres,
+    sound_scores,
+)
+from audiopipe.stages.heart.features import resample  # noqa: E402
+from audiopipe.stages.segment import PeriodicSegmenter  # noqa: E402
+
+CORPORA = ROOT.parent / "shared" / "corpora"
+if not CORPORA.is_dir():
+    CORPORA = Path("/work/shared/corpora")
+HEART = CORPORA / "heart"
+SR = 4000
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@dataclass
+class Rec:
+    """One recording with its references."""
+
+    name: str
+    corpus: str  # "circor" or "pascal"
+    group: str  # patient (CirCor) or recording (PASCAL)
+    y: np.ndarray
+    sr: int
+    intervals: list = field(default_factory=list)  # CirCor reference intervals
+    points: dict = field(default_factory=dict)  # PASCAL reference S1/S2 centres
+
+    @property
+    def ref_bpm(self) -> float:
+        if self.corpus == "circor":
+            s1 = np.array([s for s, _, k in self.intervals if k == "S1"])
+        else:
+            s1 = self.points["S1"]
+        d = np.diff(np.sort(s1))
+        return float(60.0 / np.median(d)) if len(d) else float("nan")
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    y, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    return resample(y.mean(axis=1), sr, SR), SR
+
+
+def load_circor(root: Path = HEART / "circor") -> list[Rec]:
+    out = []
+    for wav in sorted(root.glob("*.wav")):
+        y, sr = _read(wav)
+        ref = read_interval_reference(wav.with_suffix(".tsv"))
+        out.append(Rec(wav.stem, "circor", wav.stem.split("_")[0], y, sr, intervals=ref))
+    return out
+
+
+def load_pascal(root: Path = HEART / "pascal_a") -> list[Rec]:
+    pts = read_point_references(root / "s1s2_locations.csv")
+    out = []
+    for f in sorted(pts):
+        y, sr = _read(root / f)
+        out.append(Rec(Path(f).stem, "pascal", Path(f).stem, y, sr, points=pts[f]))
+    return out
+
+
+def train_refs(recs: list[Rec], pascal_guard_s: float = 0.02) -> list[list]:
+    """Training intervals: CirCor's references; PASCAL's points turned into intervals."""
+    out = []
+    for r in recs:
+        if r.corpus == "pascal":
+            p = r.points
+            t = np.r_[p["S1"], p["S2"]]
+            lab = ["S1"] * len(p["S1"]) + ["S2"] * len(p["S2"])
+            out.append(points_to_intervals(t, lab, guard_s=pascal_guard_s))
+        else:
+            out.append(r.intervals)
+    return out
+
+
+def splits(circor: list[Rec], pascal: list[Rec]) -> dict[str, dict[str, list[Rec]]]:
+    """{"A": {"tune": [...], "report": [...]}, "B": ...} (see module doc)."""
+    a = [r for r in circor if r.group == "85343"] + pascal[:5]
+    b = [r for r in circor if r.group == "85345"] + pascal[5:]
+    return {"A": {"tune": a, "report": b}, "B": {"tune": b, "report": a}}
+
+
+def score(rec: Rec, segs: list, seconds: float, bpm: float | None = None) -> dict:
+    """The recording's scores for segments ``(start_s, end_s, state, ...)``."""
+    dur = len(rec.y) / rec.sr
+    covered = sum(e - s for s, e, *_ in segs)
+    gaps = [b[0] - a[1] for a, b in zip(segs[:-1], segs[1:], strict=True)]
+    whole = bool(
+        segs
+        and abs(segs[0][0]) < 1e-9
+        and abs(segs[-1][1] - dur) < 1e-6
+        and all(abs(g) < 1e-9 for g in gaps)
+    )
+    m: dict = {"coverage": covered / dur, "whole": whole, "seconds": seconds}
+    if rec.corpus == "circor":
+        m["frame_accuracy"] = frame_accuracy(rec.intervals, segs)
+    else:
+        m.update(sound_scores(rec.points, sound_centres(segs), window=0.1))
+    m["ref_bpm"] = rec.ref_bpm
+    if bpm is not None:
+        m["bpm"] = bpm
+    return m
+
+
+def run_model(
+    params: dict, train: list[Rec], test: list[Rec], pascal_guard_s: float = 0.02
+) -> dict[str, dict]:
+    refs = train_refs(train, pascal_guard_s)
+    seg = HeartSegmenter(**params).fit([(r.y, r.sr) for r in train], refs)
+    out = {}
+    for r in test:
+        t = time.perf_counter()
+        a = seg.analyse(r.y, r.sr)
+        out[r.name] = score(r, a["segments"], time.perf_counter() - t, a["heart_rate_bpm"])
+        # the duration-dependent decoder alone, per 30 s of audio (one duration model)
+        log_b = seg.log_emissions(a["features"])
+        lp = seg.duration_model(60.0 / a["heart_rate_bpm"], a["systole_s"])
+        t = time.perf_counter()
+        hsmm_viterbi(log_b, lp, partial_edges=seg.partial_edges)
+        out[r.name]["decoder_seconds_per_30s"] = (time.perf_counter() - t) * 30.0 * r.sr / len(r.y)
+    return out
+
+
+def run_baseline(test: list[Rec]) -> dict[str, dict]:
+    base = PeriodicSegmenter()
+    out = {}
+    for r in test:
+        t = time.perf_counter()
+        segs = base.predict_segments(r.y, r.sr)
+        dt = time.perf_counter() - t
+        m = score(r, segs, dt, 60.0 / base.period(base.envelope(r.y, r.sr)))
+        if r.corpus == "pascal":  # the stage scores the sound times it detects
+            m.update(sound_scores(r.points, base.sounds(r.y, r.sr), window=0.1))
+        out[r.name] = m
+    return out
+
+
+def summary(per: dict[str, dict]) -> dict[str, float]:
+    rows = list(per.values())
+
+    def mean(k: str, rs: list) -> float:
+        v = [r[k] for r in rs if k in r and np.isfinite(r[k])]
+        return float(np.mean(v)) if v else float("nan")
+
+    cc = [r for r in rows if "frame_accuracy" in r]
+    pa = [r for r in rows if "f_S1" in r]
+    bpm_err = [abs(r["bpm"] - r["ref_bpm"]) for r in rows if "bpm" in r]
+    return {
+        "circor_frame_accuracy": mean("frame_accuracy", cc),
+        "pascal_f_S1": mean("f_S1", pa),
+        "pascal_f_S2": mean("f_S2", pa),
+        "pascal_f_sounds": mean("f_sounds", pa),
+        "whole_coverage": float(np.mean([r["whole"] for r in rows])),
+        "median_bpm_error": float(np.median(bpm_err)) if bpm_err else float("nan"),
+        "max_seconds": float(max(r["seconds"] for r in rows)),
+        "max_decoder_seconds_per_30s": float(
+            max((r.get("decoder_seconds_per_30s", np.nan) for r in rows), default=np.nan)
+        ),
+    }
+
+
+def load_tuning(path: Path = RESULTS / "heart_tuning.json") -> dict:
+    if not path.is_file():
+        import tune_heart
+
+        tune_heart.main()
+    return json.loads(path.read_text())
+
+
+def main() -> None:
+    circor, pascal = load_circor(), load_pascal()
+    tuned = load_tuning()
+    res: dict = {"protocol": __doc__.split("Prints")[0].strip(), "splits": {}}
+    print(f"{'split':6} {'method':24} {'CirCor acc':>10} {'PASCAL F_S1':>11} {'F_S2':>6} "
+          f"{'F_snd':>6} {'whole':>6} {'|dbpm|':>7} {'max s':>6} {'dec s/30s':>9}")
+    for name, sp in splits(circor, pascal).items():
+        params, guard = tuned[name]["params"], tuned[name]["pascal_guard_s"]
+        ours = run_model(params, sp["tune"], sp["report"], guard)
+        base = run_baseline(sp["report"])
+        res["splits"][name] = {
+            "tuned_on": [r.name for r in sp["tune"]],
+            "reported_on": [r.name for r in sp["report"]],
+            "params": params,
+            "pascal_guard_s": guard,
+            "lr_hsmm": {"summary": summary(ours), "per_recording": ours},
+            "periodic_baseline": {"summary": summary(base), "per_recording": base},
+        }
+        for method, per in (("LR-HSMM (tuned)", ours), ("periodic mode (baseline)", base)):
+            s = summary(per)
+            print(f"{name:6} {method:24} {s['circor_frame_accuracy']:10.3f} {s['pascal_f_S1']:11.3f} "
+                  f"{s['pascal_f_S2']:6.3f} {s['pascal_f_sounds']:6.3f} {s['whole_coverage']:6.2f} "
+                  f"{s['median_bpm_error']:7.1f} {s['max_seconds']:6.2f} "
+                  f"{s['max_decoder_seconds_per_30s']:9.3f}")
+        for r in sp["report"]:
+            o, b = ours[r.name], base[r.name]
+            keys = ["frame_accuracy"] if r.corpus == "circor" else ["f_S1", "f_S2", "f_sounds"]
+            got = ", ".join(f"{k} {o[k]:.3f} (baseline {b[k]:.3f})" for k in keys)
+            print(f"    {r.name:14} {got}; bpm {o['bpm']:.0f} (ref {o['ref_bpm']:.0f}, "
+                  f"baseline {b['bpm']:.0f})")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    # a plot a person can read: the first held-out CirCor recording of split A
+    sp = splits(circor, pascal)["A"]
+    seg = HeartSegmenter(**tuned["A"]["params"]).fit(
+        [(r.y, r.sr) for r in sp["tune"]], train_refs(sp["tune"], tuned["A"]["pascal_guard_s"])
+    )
+    r = next(x for x in sp["report"] if x.corpus == "circor")
+    a = seg.analyse(r.y, r.sr)
+    start = min(s for s, _, _ in r.intervals)
+    acc = frame_accuracy(r.intervals, a["segments"])
+    res["plot"] = plot_heart(
+        str(RESULTS / "heart.png"), a["features"][:, 0], seg.feature_rate, a["segments"],
+        reference=r.intervals, span=(start - 0.5, start + 4.5),
+        title=f"{r.name} (patient held out, split A): {a['heart_rate_bpm']:.0f} bpm, "
+        f"frame accuracy {acc:.3f}",
+    )
+    path = RESULTS / "heart.json"
+    path.write_text(json.dumps(res, indent=1, default=float))
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the many small logistic-regression fits gain nothing from threads,
+    # and on shared cores oversubscribed BLAS threads made them 20 times slower
+    with threadpool_limits(limits=1):
+        main()

@@ -1,0 +1,175 @@
+"""Tuning of the supervised heart-sound segmenter (LR-HSMM) on tuning parts only.
+
+For each split of ``benchmarks/heart.py`` (A: tune on CirCor patient 85343 + PASCAL
+recordings 1-5; B: tune on patient 85345 + PASCAL 6-10), the parameters are chosen by
+leave-one-recording-out cross-validation *inside the tuning part*: each tuning recording is
+segmented by a model trained on the other tuning recordings. The objective is the mean of
+
+- the CirCor tuning recordings' frame accuracy (annotated frames), and
+- the PASCAL tuning recordings' mean of S1 and S2 F-measure (+-0.1 s, annotated span).
+
+The search is coordinate ascent from ``START`` (Springer's method as published: four
+z-scored envelopes, no context, one autocorrelation of the whole recording, its strongest
+peak as the heart period, Springer's sound durations) over the grid ``SPACE`` (up to three
+passes; every value of one parameter is tried with the others held at the current best,
+ties keep the current value). ``pascal_guard_s`` is not a model parameter: it
+is how PASCAL's S1/S2 points become training intervals
+(:func:`audiopipe.stages.heart.points_to_intervals`). The report parts (the other patient
+and the other five PASCAL recordings) are never read here.
+
+With ``--defaults`` the same search also runs on all 16 recordings (split ``all``): that
+is how :class:`HeartSegmenter`'s defaults were chosen; no figure is reported from it.
+
+Writes ``benchmarks/results/heart_tuning.json`` ({split: {params, pascal_guard_s, objective,
+trace}}). Run: ``python benchmarks/tune_heart.py [--defaults]`` (about 15 minutes per part on
+2 shared cores).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from heart import (  # noqa: E402
+    RESULTS,
+    Rec,
+    load_circor,
+    load_pascal,
+    splits,
+    train_refs,
+)
+
+from audiopipe.stages.heart import (  # noqa: E402
+    HeartSegmenter,
+    frame_accuracy,
+    sound_centres,
+    sound_scores,
+)
+
+SPACE: dict[str, list] = {
+    "bands": [False, True],
+    "log_features": [False, True],
+    "normalise": ["zscore", "robust", "local"],
+    "context": [0, 1, 2, 3],
+    "C": [0.01, 0.1, 1.0, 10.0],
+    "emission_weight": [0.3, 0.5, 1.0, 2.0],
+    "ac_window_s": [0.0, 5.0],
+    "select": ["score", "autocorrelation"],
+    "refine": [0, 1, 2],
+    "learn_durations": [True, False],
+    "relative_durations": [True, False],
+    "pascal_guard_s": [0.0, 0.02],
+}
+START: dict = {
+    "bands": False,
+    "log_features": False,
+    "normalise": "zscore",
+    "context": 0,
+    "C": 1.0,
+    "emission_weight": 1.0,
+    "ac_window_s": 0.0,
+    "select": "autocorrelation",
+    "refine": 0,
+    "learn_durations": False,
+    "relative_durations": False,
+    "pascal_guard_s": 0.0,
+}
+FEATURE_KEYS = ("feature_rate", "features", "bands", "log_features", "normalise")
+
+
+class Evaluator:
+    """Leave-one-recording-out objective on a tuning part, with cached features."""
+
+    def __init__(self, recs: list[Rec]) -> None:
+        self.recs = recs
+        self._features: dict[tuple, list[np.ndarray]] = {}
+
+    def features(self, params: dict) -> list[np.ndarray]:
+        seg = HeartSegmenter(**params)
+        key = tuple(str(getattr(seg, k)) for k in FEATURE_KEYS)
+        if key not in self._features:
+            self._features[key] = [seg.envelopes(r.y, r.sr) for r in self.recs]
+        return self._features[key]
+
+    def objective(self, cfg: dict) -> tuple[float, dict]:
+        params = {k: v for k, v in cfg.items() if k != "pascal_guard_s"}
+        F = self.features(params)
+        refs = train_refs(self.recs, cfg.get("pascal_guard_s", 0.0))
+        acc, fs = [], []
+        for i, r in enumerate(self.recs):
+            idx = [j for j in range(len(self.recs)) if j != i]
+            seg = HeartSegmenter(**params).fit_features([F[j] for j in idx], [refs[j] for j in idx])
+            segs = seg.analyse_features(F[i], len(r.y) / r.sr)["segments"]
+            if r.corpus == "circor":
+                acc.append(frame_accuracy(r.intervals, segs))
+            else:
+                s = sound_scores(r.points, sound_centres(segs), window=0.1)
+                fs.append((s["f_S1"] + s["f_S2"]) / 2)
+        parts = {"circor_frame_accuracy": float(np.mean(acc)), "pascal_f_S1_S2": float(np.mean(fs))}
+        return float(np.mean(list(parts.values()))), parts
+
+
+def tune(recs: list[Rec], passes: int = 3, log=print) -> dict:
+    ev = Evaluator(recs)
+    cfg = dict(START)
+    best, parts = ev.objective(cfg)
+    trace = [{"cfg": dict(cfg), "objective": best, **parts}]
+    log(f"  start {best:.4f} {parts}")
+    for p in range(passes):
+        changed = False
+        for key, values in SPACE.items():
+            for v in values:
+                if v == cfg[key]:
+                    continue
+                trial = {**cfg, key: v}
+                t = time.time()
+                obj, prt = ev.objective(trial)
+                trace.append({"cfg": dict(trial), "objective": obj, **prt})
+                log(f"  pass {p + 1} {key}={v!r}: {obj:.4f} {prt} ({time.time() - t:.1f} s)")
+                if obj > best + 1e-9:
+                    best, parts, cfg, changed = obj, prt, trial, True
+            log(f"  -> {key}={cfg[key]!r} ({best:.4f})")
+        if not changed:
+            break
+    params = {k: v for k, v in cfg.items() if k != "pascal_guard_s"}
+    return {
+        "params": params,
+        "pascal_guard_s": cfg["pascal_guard_s"],
+        "objective": best,
+        "objective_parts": parts,
+        "tuned_on": [r.name for r in recs],
+        "trace": trace,
+    }
+
+
+def main() -> None:
+    circor, pascal = load_circor(), load_pascal()
+    out = {}
+    parts = {name: sp["tune"] for name, sp in splits(circor, pascal).items()}
+    if "--defaults" in sys.argv:  # the estimator's defaults: tuned on all 16 recordings
+        parts["all"] = circor + pascal
+    for name, recs in parts.items():
+        print(f"split {name}: tuning on {[r.name for r in recs]}")
+        t = time.time()
+        out[name] = tune(recs)
+        out[name]["seconds"] = round(time.time() - t, 1)
+        print(f"split {name}: chose {out[name]['params']} guard {out[name]['pascal_guard_s']}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "heart_tuning.json"
+    path.write_text(json.dumps(out, indent=1))
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the many small logistic-regression fits gain nothing from threads,
+    # and on shared cores oversubscribed BLAS threads made them 20 times slower
+    with threadpool_limits(limits=1):
+        main()

@@ -1,0 +1,89 @@
+"""Shard planning: caps respected, bytes balanced, keys stable; min_shards from the cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from audiopipe.catalog import FileEntry
+from audiopipe.ingest import plan_shards
+
+
+def _files(sizes: list[int]) -> list[FileEntry]:
+    return [FileEntry(uri=f"/c/f{i:05d}.wav", size=s, mtime=1.0) for i, s in enumerate(sizes)]
+
+
+def test_every_file_in_exactly_one_shard_in_uri_order():
+    files = _files([100] * 1000)[::-1]  # discovery order does not matter
+    shards = plan_shards(files, max_files=64, max_bytes=10**9, salt="s")
+    flat = [f.uri for s in shards for f in s.files]
+    assert flat == sorted(f.uri for f in files)
+    counts = [len(s.files) for s in shards]
+    assert len(shards) == 16 and max(counts) <= 64 and max(counts) - min(counts) <= 1
+
+
+def test_min_shards_splits_a_small_corpus_by_bytes():
+    # 300 files, one 100x bigger than the rest: 8 shards wanted, the big file alone-ish
+    sizes = [1000] * 300
+    sizes[150] = 100_000
+    shards = plan_shards(_files(sizes), max_files=512, max_bytes=2**30, salt="s", min_shards=8)
+    assert len(shards) >= 8
+    total = sum(sizes)
+    # balanced: no shard holds more than an eighth of the bytes, but for its last file
+    assert all(s.n_bytes - max(f.size for f in s.files) <= total / 8 for s in shards)
+    assert [s for s in shards if 100_000 in [f.size for f in s.files]][0].n_bytes == 100_000
+    assert sum(len(s.files) for s in shards) == 300
+
+
+@pytest.mark.parametrize(("n_files", "min_shards", "counts"), [
+    (15, 4, [4, 4, 3, 4]),  # 2 workers: 8 and 7 files, not 9 and 6 (shards 3,3,3,3,3)
+    (15, 2, [8, 7]),
+    (10, 4, [3, 2, 3, 2]),
+    (7, 8, [1] * 7),
+])  # fmt: skip
+def test_shards_are_balanced_without_a_small_leftover(n_files, min_shards, counts):
+    files = _files([16_000_000 + 1000 * i for i in range(n_files)])  # ~equal FLAC files
+    shards = plan_shards(files, max_files=512, max_bytes=256 * 2**20, salt="s", min_shards=min_shards)
+    assert [len(s.files) for s in shards] == counts
+
+
+def test_configured_caps_hold_after_balancing():
+    sizes = [10] * 40 + [10_000] + [10] * 40
+    shards = plan_shards(_files(sizes), max_files=30, max_bytes=300, salt="s", min_shards=2)
+    assert all(len(s.files) <= 30 for s in shards)
+    assert all(s.n_bytes <= 300 or len(s.files) == 1 for s in shards)
+    assert [f.uri for s in shards for f in s.files] == [f.uri for f in _files(sizes)]
+
+
+def test_caps_win_over_min_shards():
+    shards = plan_shards(_files([10] * 1000), max_files=50, max_bytes=2**30, salt="s", min_shards=2)
+    assert len(shards) == 20
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_fewer_files_than_min_shards(n):
+    shards = plan_shards(_files([10] * n), max_files=512, max_bytes=2**30, salt="s", min_shards=16)
+    assert [len(s.files) for s in shards] == [1] * n
+
+
+def test_keys_depend_on_files_and_salt_only():
+    files = _files([10] * 100)
+    a = plan_shards(files, 512, 2**30, "s", min_shards=4)
+    b = plan_shards(list(reversed(files)), 512, 2**30, "s", min_shards=4)
+    c = plan_shards(files, 512, 2**30, "other", min_shards=4)
+    assert [s.key for s in a] == [s.key for s in b]
+    assert not {s.key for s in a} & {s.key for s in c}
+
+
+@pytest.mark.parametrize(("n_workers", "expected"), [(1, 2), (3, 6)])
+def test_default_min_shards_is_two_per_worker(tmp_path, n_workers, expected):
+    from audiopipe.config import load_config
+    from audiopipe.ingest import plan_ingest
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    for i in range(12):
+        write(tmp_path / "c" / f"{i:02d}.wav", sine(f=300, dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path / "c")}})
+    plan = plan_ingest(load_config(cfg), "t", n_workers=n_workers)
+    assert len(plan.shards) == expected
+    assert sum(len(s.files) for s in plan.shards) == 12

@@ -1,0 +1,134 @@
+"""Reading a shard's files, in this thread or ahead in another: the same events and blocks,
+errors where they belong, bounded memory, and a reading thread that stops with its consumer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from audiopipe.audio import AudioError
+from audiopipe.catalog import FileEntry
+from audiopipe.ingest.reader import Failed, Opened, Same, ShardReader, read_ahead
+from tests.audio_fixtures import bad_inputs, sine, write
+
+
+def _entries(paths, prev=None):
+    return [FileEntry(str(p), p.stat().st_size, p.stat().st_mtime, prev_clip_id=prev) for p in paths]
+
+
+def _corpus(tmp_path):
+    good = [
+        write(tmp_path / f"g{i}.flac", np.stack([sine(f=200 * (i + 1), dur=2.5, sr=44100)] * 2, 1),
+              44100, "FLAC", "PCM_16")
+        for i in range(3)
+    ]  # fmt: skip
+    bad = bad_inputs(tmp_path / "bad")
+    return [good[0], bad["text"][0], good[1], bad["truncated_flac"][0], good[2]]
+
+
+def _reader(**kw):
+    return ShardReader(22050, "mix", block_seconds=0.5, **kw)
+
+
+def _consume(events, fail_on=None):
+    """What an extractor would see: per file its kind and its blocks (or its error)."""
+    out = []
+    for ev in events:
+        name = ev.entry.uri.rsplit("/", 1)[-1]
+        if isinstance(ev, Opened):
+            got = []
+            try:
+                for i, b in enumerate(ev.blocks()):
+                    if name == fail_on and i == 1:
+                        raise RuntimeError("the features failed")
+                    got.append(b)
+                out.append((name, "ok", np.concatenate(got)))
+            except Exception as err:  # noqa: BLE001
+                ev.finish()
+                out.append((name, type(err).__name__, None))
+        else:
+            out.append((name, type(ev).__name__, getattr(ev, "error", None).__class__.__name__))
+    return out
+
+
+@pytest.mark.parametrize("fail_on", [None, "g1.flac"])
+def test_read_ahead_gives_what_reading_in_this_thread_gives(tmp_path, fail_on):
+    files = _entries(_corpus(tmp_path))
+    here = _consume(_reader().events(files), fail_on)
+    ahead = _consume(read_ahead(_reader().events(files), depth=1), fail_on)
+    assert [h[:2] for h in here] == [a[:2] for a in ahead]
+    assert [h[:2] for h in here] == [
+        ("g0.flac", "ok"),
+        ("text.wav", "Failed"),  # unreadable header: failed before decoding
+        ("g1.flac", "RuntimeError" if fail_on else "ok"),
+        ("truncated.flac", "AudioError"),  # fails part-way through decoding
+        ("g2.flac", "ok"),
+    ]
+    for h, a in zip(here, ahead, strict=True):
+        if isinstance(h[2], np.ndarray):
+            np.testing.assert_array_equal(h[2], a[2])
+            assert h[2].size == int(2.5 * 22050)
+
+
+def test_a_second_pass_decodes_again_and_same_bytes_are_not_decoded(tmp_path):
+    paths = _corpus(tmp_path)
+    files = _entries([paths[0]])
+    (ev,) = list(read_ahead(_reader().events(files)))
+    first = np.concatenate(list(ev.blocks()))
+    second = np.concatenate(list(ev.blocks()))  # two-pass recipes read the clip twice
+    np.testing.assert_array_equal(first, second)
+    reader = _reader()
+    clip_id = reader.clip_id(files[0])
+    decoded = []
+    reader.hook = decoded.append
+    (same,) = list(read_ahead(reader.events(_entries([paths[0]], prev=clip_id))))
+    assert isinstance(same, Same) and same.clip_id == clip_id and decoded == []
+
+
+def test_limits_and_empty_files_fail_before_hashing(tmp_path):
+    p = write(tmp_path / "a.wav", sine(dur=0.5), 22050)
+    big = FileEntry(str(p), p.stat().st_size, 1.0)
+    reader = _reader(limits={"max_bytes": 100})
+    (ev,) = list(reader.events([big]))
+    assert isinstance(ev, Failed) and ev.clip_id is None and ev.error.kind == "limits"
+    (ev,) = list(_reader().events([FileEntry(str(p), 0, 1.0)]))
+    assert isinstance(ev.error, AudioError) and ev.error.kind == "empty"
+    assert reader.timings["hash"] == 0
+
+
+def test_the_reading_thread_stays_bounded_and_stops_with_its_consumer(tmp_path):
+    files = _entries(_corpus(tmp_path)[:1] * 20)
+    pulled = []
+
+    def counting():
+        for ev in _reader().events(files):
+            pulled.append(ev.entry.uri)
+            yield ev
+
+    events = read_ahead(counting(), depth=2)
+    first = next(events)
+    time.sleep(0.5)  # the thread reads ahead, but only as far as the queue allows
+    assert len(pulled) <= 2, "the thread read far ahead of a consumer that is not reading"
+    assert isinstance(first, Opened)
+    events.close()  # the consumer goes away
+    deadline = time.monotonic() + 10
+    while any(t.name == "audiopipe-read-ahead" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the reading thread did not stop"
+        time.sleep(0.05)
+
+
+def test_a_crash_of_the_walk_itself_reaches_the_consumer(tmp_path):
+    files = _entries(_corpus(tmp_path)[:1])
+
+    def broken():
+        yield from _reader().events(files)
+        raise KeyboardInterrupt  # not a file's failure: the consumer must see it
+
+    events = read_ahead(broken())
+    ev = next(events)
+    assert np.concatenate(list(ev.blocks())).size == int(2.5 * 22050)
+    with pytest.raises(KeyboardInterrupt):
+        next(events)

@@ -1,0 +1,403 @@
+"""Heart-sound segmentation (LR-HSMM): decoder, references, scores, synthetic and real PCGs."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiopipe.stages import segment
+from audiopipe.stages.heart import (
+    TRUSTED,
+    HeartSegmenter,
+    cross_val_segments,
+    cycle_candidates,
+    envelope_features,
+    f_measure,
+    frame_accuracy,
+    gaussian_durations,
+    hsmm_viterbi,
+    intervals_to_frames,
+    plot_heart,
+    points_to_intervals,
+    read_interval_reference,
+    read_point_references,
+    read_references,
+    score_recording,
+    sound_centres,
+    sound_scores,
+)
+from audiopipe.stages.heart.features import resample
+from audiopipe.stages.heart.hsmm import NEG, hsmm_viterbi_many
+
+
+# ---- the duration-dependent decoder ---------------------------------------------------------
+def _brute_force(log_b, log_p, partial_edges):
+    """Best score over every cyclic segmentation, by enumeration (tiny problems only)."""
+    T, K = log_b.shape
+    D = log_p.shape[1]
+    p = np.exp(log_p)
+    with np.errstate(divide="ignore"):
+        surv = np.log(np.cumsum(p[:, ::-1], axis=1)[:, ::-1])
+    mean_total = (p * np.arange(1, D + 1)).sum()
+    best, best_path = -np.inf, None
+    for cuts in itertools.product([0, 1], repeat=T - 1):
+        bounds = [0] + [i + 1 for i, c in enumerate(cuts) if c] + [T]
+        durs = np.diff(bounds)
+        if durs.max() > D:
+            continue
+        n = len(durs)
+        for j0 in range(K):
+            states = [(j0 + i) % K for i in range(n)]
+            s = 0.0
+            for i, (d, j) in enumerate(zip(durs, states, strict=True)):
+                if partial_edges and i == 0:
+                    s += surv[j, d - 1] - np.log(mean_total)
+                elif partial_edges and i == n - 1:
+                    s += surv[j, d - 1]
+                elif i == 0:
+                    s += log_p[j, d - 1] - np.log(K)
+                else:
+                    s += log_p[j, d - 1]
+                s += log_b[bounds[i] : bounds[i + 1], j].sum()
+            if s > best:
+                best = s
+                best_path = np.repeat(states, durs)
+    return best, best_path
+
+
+@pytest.mark.parametrize("partial_edges", [True, False])
+def test_decoder_finds_the_enumerated_optimum(partial_edges):
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        T, K, D = 9, 4, 4 if trial % 2 else 3
+        log_b = rng.normal(0, 1.5, (T, K))
+        p = rng.random((K, D)) + 0.05
+        p[rng.random((K, D)) < 0.25] = 0.0  # some durations impossible
+        p[:, 0] = np.maximum(p[:, 0], 0.1)
+        with np.errstate(divide="ignore"):
+            log_p = np.log(p / p.sum(axis=1, keepdims=True))
+        want, want_path = _brute_force(log_b, log_p, partial_edges)
+        path, score = hsmm_viterbi(log_b, log_p, partial_edges=partial_edges)
+        assert score == pytest.approx(want, abs=1e-9)
+        # the returned path is a valid cyclic path scoring the optimum (ties may differ)
+        assert np.all(np.isin(np.diff(path) % K, [0, 1]))
+        if want_path is not None:
+            assert np.isclose(score, want)
+
+
+def test_decoder_recovers_a_noisy_cycle_and_many_equals_single():
+    rng = np.random.default_rng(0)
+    durs = [6, 10, 5, 15]  # frames of S1, systole, S2, diastole
+    truth = np.concatenate([np.full(d, j) for _ in range(12) for j, d in enumerate(durs)])[7:-9]
+    log_b = np.log(np.where(np.arange(4) == truth[:, None], 0.4, 0.2))
+    log_b += rng.normal(0, 0.7, log_b.shape)  # per frame the right state often loses
+    assert (log_b.argmax(1) == truth).mean() < 0.6
+    logp = gaussian_durations(np.array(durs, float), np.array([1.0, 1.5, 1.0, 2.0]))
+    path, score = hsmm_viterbi(log_b, logp)
+    assert (path == truth).mean() > 0.93
+    assert path[0] == truth[0] and path[-1] == truth[-1]  # partial first/last states
+    other = gaussian_durations(np.array([6.0, 20, 5, 30]), np.array([1.0, 1.5, 1.0, 2.0]))
+    paths, scores = hsmm_viterbi_many(log_b, [other, logp])
+    assert np.array_equal(paths[1], path) and scores[1] == pytest.approx(score)
+    assert scores[0] < scores[1]  # the true durations explain the frames better
+    # degenerate sizes: empty and one frame
+    assert hsmm_viterbi(np.zeros((0, 4)), logp)[0].size == 0
+    assert hsmm_viterbi(np.zeros((1, 4)), logp)[0].shape == (1,)
+
+
+def test_gaussian_durations_are_normalised_and_truncated():
+    lp = gaussian_durations(np.array([5.0, 20.0]), np.array([1.0, 3.0]))
+    p = np.exp(lp)
+    assert np.allclose(p.sum(axis=1), 1.0)
+    assert p[0, 4] == p[0].max() and p[0, 10] == 0.0  # mean 5 frames, nothing beyond 3 sd
+    assert p[1, 19] == p[1].max()
+    assert NEG < -1e20
+
+
+# ---- references -----------------------------------------------------------------------------
+def test_interval_reference_reader():
+    text = "0\t1.0\t0\n1.0\t1.12\t1\n1.12\t1.4\t2\n1.4\t1.5\t3\n1.5\t2.0\t4\n2.0\t9.0\t0\n"
+    ref = read_interval_reference(io.StringIO(text))
+    assert [k for *_, k in ref] == ["S1", "systole", "S2", "diastole"]
+    assert ref[0][:2] == (1.0, 1.12)
+    with pytest.raises(ValueError, match=":2: expected"):
+        read_interval_reference(io.StringIO("0 1 0\n1 2\n"))
+    with pytest.raises(ValueError, match="state must be 0-4"):
+        read_interval_reference(io.StringIO("0 1 7\n"))
+    frames = intervals_to_frames(ref, 25, 10.0)  # 0.1 s frames centred at 0.05, 0.15, ...
+    assert frames[:10].tolist() == [-1] * 10 and frames[10] == 0 and frames[12] == 1
+    assert frames[20] == -1
+
+
+def test_point_reference_reader_and_intervals(tmp_path):
+    csv = tmp_path / "pts.csv"
+    csv.write_text(
+        "file,sound,sample,time_s\na.wav,S1,100,1.0\na.wav,S2,130,1.3\na.wav,S1,180,1.8\n"
+        "a.wav,S2,210,2.1\na.wav,S1,260,2.6\na.wav,S2,290,2.9\na.wav,S1,420,4.2\n"
+        "b.wav,S2,5,0.5\nb.wav,murmur,9,0.9\n"
+    )
+    pts = read_point_references(csv)
+    assert set(pts) == {"a.wav", "b.wav"}
+    assert pts["a.wav"]["S1"].tolist() == [1.0, 1.8, 2.6, 4.2] and pts["b.wav"]["S1"].size == 0
+    by_sample = read_point_references(
+        io.StringIO("path,label,sample\nx,S1,400\nx,S2,800\n"), sample_rate=400
+    )
+    assert by_sample["x"]["S2"].tolist() == [2.0]
+    with pytest.raises(ValueError, match="sound column"):
+        read_point_references(io.StringIO("file,time_s\nx,1\n"))
+    with pytest.raises(ValueError, match="time_s"):
+        read_point_references(io.StringIO("file,sound,sample\nx,S1,3\n"))
+    a = pts["a.wav"]
+    iv = points_to_intervals(np.r_[a["S1"], a["S2"]], ["S1"] * 4 + ["S2"] * 3, guard_s=0.0)
+    kinds = [k for *_, k in iv]
+    # three beats, then a 1.3 s gap (a missed beat): no diastole across it
+    cycle = ["S1", "systole", "S2", "diastole"]
+    assert kinds == cycle * 2 + ["S1", "systole", "S2", "S1"]
+    s1 = iv[0]
+    assert s1[1] - s1[0] == pytest.approx(0.122) and (s1[0] + s1[1]) / 2 == pytest.approx(1.0)
+    assert all(a_[1] <= b_[0] + 1e-12 for a_, b_ in zip(iv[:-1], iv[1:], strict=True))
+    guarded = points_to_intervals([1.0, 1.3], ["S1", "S2"], guard_s=0.02)
+    assert guarded[0][0] == pytest.approx(0.959) and guarded[1][0] == pytest.approx(1.081)
+
+
+def test_read_references_folder_file_and_points(tmp_path):
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    (folder / "p1_AV.tsv").write_text("0\t1\t0\n1\t1.1\t1\n1.1\t1.4\t2\n1.4\t1.5\t3\n")
+    (folder / "p2_MV.tsv").write_text("0.5\t0.6\t3\n")
+    (folder / "notes.txt").write_text("not a reference")
+    refs = read_references(folder)
+    assert sorted(refs) == ["p1_AV", "p2_MV"] and refs["p1_AV"]["kind"] == "intervals"
+    assert refs["p1_AV"]["points"]["S1"].tolist() == [pytest.approx(1.05)]
+    assert list(read_references(folder / "p2_MV.tsv")) == ["p2_MV"]
+    csv = tmp_path / "pts.csv"
+    csv.write_text("file,sound,time_s\nx.wav,S1,1.0\nx.wav,S2,1.3\n")
+    pts = read_references(csv)["x.wav"]
+    assert pts["kind"] == "points" and [k for *_, k in pts["intervals"]] == ["S1", "systole", "S2"]
+    with pytest.raises(ValueError, match="no .tsv"):
+        read_references(tmp_path)  # holds a folder and a CSV, no .tsv
+    est = [(0.0, 1.0, "diastole"), (1.0, 1.1, "S1"), (1.1, 1.4, "systole"), (1.4, 2.0, "S2")]
+    sc = score_recording(refs["p1_AV"], est)
+    assert sc["frame_accuracy"] == pytest.approx(1.0) and sc["f_S1"] == 1.0
+    assert sc["f_S2"] == 0.0  # the S2 centre (1.7 s) is 0.25 s from the reference's 1.45 s
+    assert "frame_accuracy" not in score_recording(pts, est)
+
+
+# ---- scores ------------------------------------------------------------------------------------
+def test_f_measure_matches_mir_eval():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        ref = np.sort(rng.uniform(0, 10, rng.integers(1, 30)))
+        est = np.sort(np.r_[ref + rng.normal(0, 0.08, len(ref)), rng.uniform(0, 10, 4)])
+        est = est[rng.random(len(est)) < 0.8]
+        want = mir_eval.onset.f_measure(ref, est, window=0.1)[0] if len(est) else 0.0
+        assert f_measure(ref, est, 0.1) == pytest.approx(want)
+
+
+def test_frame_accuracy_and_sound_scores():
+    ref = [(1.0, 1.1, "S1"), (1.1, 1.4, "systole"), (1.4, 1.5, "S2"), (1.5, 2.0, "diastole")]
+    est = [(0.0, 1.0, "diastole"), (1.0, 1.1, "S1"), (1.1, 1.45, "systole"), (1.45, 3.0, "S2")]
+    # unannotated 0-1 s is not scored; 1.45-1.5 and 1.5-2.0 are wrong: 0.45 s of 1.0 s
+    assert frame_accuracy(ref, est) == pytest.approx(0.45, abs=0.011)
+    assert np.isnan(frame_accuracy([], est))
+    refp = {"S1": np.array([1.0, 2.0]), "S2": np.array([1.3, 2.3])}
+    estp = {"S1": np.array([0.2, 1.02, 2.05, 4.0]), "S2": np.array([1.31, 2.6])}
+    s = sound_scores(refp, estp, window=0.1)
+    # outside the annotated span +-0.5 s (0.2 and 4.0) does not count; 2.6 is a miss
+    assert s["f_S1"] == pytest.approx(1.0) and s["f_S2"] == pytest.approx(2 / 4)
+    assert s["f_sounds"] == pytest.approx(2 * 3 / (4 + 4))
+    assert sound_centres(est)["S1"].tolist() == [pytest.approx(1.05)]
+
+
+# ---- features and the heart cycle -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("bpm", "systole"), [(45, 0.36), (72, 0.3), (110, 0.24), (140, 0.2), (180, 0.16)]
+)
+def test_heart_rate_from_the_envelope(bpm, systole):
+    y, sr, s1, s2 = segment.synthetic_pcg(20.0, bpm=bpm, systole_s=systole, seed=bpm)
+    F, names = envelope_features(y, sr)
+    assert names == ["homomorphic", "hilbert", "psd", "wavelet"]
+    assert F.shape == (1000, 4) and np.allclose(F.mean(0), 0, atol=1e-9)
+    true_bpm = 60 / np.median(np.diff(s1))
+    cands = cycle_candidates(F[:, 0], 50.0)
+    assert any(abs(60 / p - true_bpm) < 4 for p, _, _ in cands), (true_bpm, cands)
+    period, sys_s, _ = next(c for c in cands if abs(60 / c[0] - true_bpm) < 4)
+    assert abs(sys_s - systole) < 0.05  # S1 start to S2 start
+
+
+def _synthetic_set(specs, duration=15.0):
+    recs, refs = [], []
+    for seed, bpm, systole in specs:
+        y, sr, s1, s2 = segment.synthetic_pcg(duration, bpm=bpm, systole_s=systole, seed=seed)
+        recs.append((y, sr))
+        refs.append(points_to_intervals(np.r_[s1, s2], ["S1"] * len(s1) + ["S2"] * len(s2)))
+    return recs, refs
+
+
+@pytest.fixture(scope="module")
+def synthetic_model():
+    recs, refs = _synthetic_set([(0, 60, 0.33), (1, 90, 0.28), (2, 120, 0.22)])
+    return HeartSegmenter().fit(recs, refs)
+
+
+@pytest.mark.parametrize(("bpm", "systole"), [(50, 0.36), (75, 0.3), (105, 0.25), (140, 0.2)])
+def test_synthetic_pcg_segmented_whole_with_s1_s2(synthetic_model, bpm, systole):
+    y, sr, s1, s2 = segment.synthetic_pcg(20.0, bpm=bpm, systole_s=systole, seed=bpm + 7)
+    a = synthetic_model.analyse(y, sr)
+    segs = a["segments"]
+    assert segs[0][0] == 0.0 and segs[-1][1] == pytest.approx(len(y) / sr)
+    assert all(s[1] == t[0] for s, t in zip(segs[:-1], segs[1:], strict=True))
+    order = ["S1", "systole", "S2", "diastole"]
+    labs = [s[2] for s in segs]
+    assert all(order[(order.index(a_) + 1) % 4] == b_ for a_, b_ in zip(labs[:-1], labs[1:], strict=True))
+    ev = sound_centres(segs)
+    assert mir_eval.onset.f_measure(s1, ev["S1"], window=0.05)[0] > 0.95
+    assert mir_eval.onset.f_measure(s2, ev["S2"], window=0.05)[0] > 0.95
+    assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 4
+
+
+def test_degenerate_inputs(synthetic_model):
+    sr = 4000
+    with pytest.warns(RuntimeWarning, match="no heart cycle"):
+        segs = synthetic_model.predict(np.zeros(sr * 5), sr)  # silence: covered, and said so
+    assert segs[0][0] == 0.0 and segs[-1][1] == pytest.approx(5.0)
+    with pytest.warns(RuntimeWarning, match="no heart cycle"):
+        short = synthetic_model.predict(np.random.default_rng(0).normal(size=sr // 4), sr)
+    assert short[-1][1] == pytest.approx(0.25)
+    with pytest.warns(RuntimeWarning, match="no heart cycle"):
+        assert synthetic_model.predict(np.zeros(10), sr) == []  # shorter than one frame
+    with pytest.raises(ValueError, match="mono"):
+        synthetic_model.predict(np.zeros((2, sr)), sr)
+    with pytest.raises(ValueError, match="not fitted"):
+        HeartSegmenter().predict(np.zeros(sr), sr)
+    recs, refs = _synthetic_set([(0, 60, 0.33)])
+    with pytest.raises(ValueError, match="no frame of S2"):
+        HeartSegmenter().fit(recs, [[iv for iv in refs[0] if iv[2] != "S2"]])
+    with pytest.raises(ValueError, match="2 references"):
+        HeartSegmenter().fit(recs, refs * 2)
+
+
+def test_persisted_with_skops_and_thread_safe(synthetic_model, tmp_path):
+    import skops.io as sio
+
+    path = tmp_path / "heart.skops"
+    sio.dump(synthetic_model, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert set(untrusted) <= set(TRUSTED)  # nothing beyond our own class needs trusting
+    loaded = sio.load(path, trusted=untrusted)
+    ys = [segment.synthetic_pcg(6.0, bpm=b, seed=b)[0] for b in (55, 80, 130)]
+    want = [synthetic_model.predict(y, 4000) for y in ys]
+    assert [loaded.predict(y, 4000) for y in ys] == want
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda y: synthetic_model.predict(y, 4000), ys * 2))
+    assert got == want * 2
+
+
+def test_cross_val_segments_trains_on_other_groups_only(synthetic_model):
+    specs = [(20, 60, 0.33), (21, 90, 0.28), (22, 120, 0.22), (23, 75, 0.3)]
+    recs, refs = _synthetic_set(specs, duration=8.0)
+    groups = ["a", "a", "b", "c"]
+    est = HeartSegmenter(context=1)
+    got = cross_val_segments(est, recs, refs, groups)
+    for held in ("a", "b", "c"):
+        idx = [i for i, g in enumerate(groups) if g != held]
+        m = HeartSegmenter(context=1).fit([recs[i] for i in idx], [refs[i] for i in idx])
+        for i, g in enumerate(groups):
+            if g == held:
+                assert got[i] == m.predict(*recs[i])
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        cross_val_segments(est, recs, refs, ["a"] * 4)
+
+
+def test_plot_heart(synthetic_model, tmp_path):
+    y, sr, s1, s2 = segment.synthetic_pcg(8.0, seed=4)
+    a = synthetic_model.analyse(y, sr)
+    png = plot_heart(
+        str(tmp_path / "h.png"), a["features"][:, 0], 50.0, a["segments"],
+        reference=a["segments"][:10], points={"S1": s1, "S2": s2}, title="synthetic",
+    )
+    assert Path(png).stat().st_size > 10_000
+
+
+# ---- real recordings -----------------------------------------------------------------------------
+def _load(path: Path, sr_out: int = 4000) -> np.ndarray:
+    y, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    return resample(y.mean(axis=1), sr, sr_out)
+
+
+@pytest.fixture(scope="module")
+def heart_corpus(corpora):
+    root = corpora / "heart"
+    circor = {}
+    for wav in sorted((root / "circor").glob("*.wav")):
+        circor[wav.stem] = (_load(wav), read_interval_reference(wav.with_suffix(".tsv")))
+    pts = read_point_references(root / "pascal_a" / "s1s2_locations.csv")
+    pascal = {Path(f).stem: (_load(root / "pascal_a" / f), p) for f, p in sorted(pts.items())}
+    return circor, pascal
+
+
+def _pascal_intervals(p):
+    return points_to_intervals(np.r_[p["S1"], p["S2"]], ["S1"] * len(p["S1"]) + ["S2"] * len(p["S2"]))
+
+
+@pytest.mark.corpora
+def test_circor_leave_one_patient_out(heart_corpus):
+    """Train on one CirCor patient (+ five PASCAL recordings), segment the other patient."""
+    circor, pascal = heart_corpus
+    names = sorted(pascal)
+    patients = {"85343": names[:5], "85345": names[5:]}
+    base = segment.PeriodicSegmenter()
+    for train_patient, pascal_train in patients.items():
+        train = [v for k, v in circor.items() if k.startswith(train_patient)]
+        recs = [(y, 4000) for y, _ in train] + [(pascal[n][0], 4000) for n in pascal_train]
+        refs = [r for _, r in train] + [_pascal_intervals(pascal[n][1]) for n in pascal_train]
+        seg = HeartSegmenter().fit(recs, refs)
+        test = {k: v for k, v in circor.items() if not k.startswith(train_patient)}
+        acc, acc_base, acc_trivial = [], [], []
+        for name, (y, ref) in test.items():
+            a = seg.analyse(y, 4000)
+            segs = a["segments"]
+            assert segs[0][0] == 0.0 and segs[-1][1] == pytest.approx(len(y) / 4000)
+            acc.append(frame_accuracy(ref, segs))
+            acc_base.append(frame_accuracy(ref, base.predict_segments(y, 4000)))
+            acc_trivial.append(frame_accuracy(ref, [(0.0, len(y) / 4000, "diastole")]))
+            s1 = np.array([s for s, _, k in ref if k == "S1"])
+            assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 6, name
+        print(f"held-out patient(s) {sorted(test)}: LR-HSMM {np.round(acc, 3)}, "
+              f"periodic {np.round(acc_base, 3)}, all-diastole {np.round(acc_trivial, 3)}")
+        assert np.mean(acc) > 0.7
+        assert np.mean(acc) > np.mean(acc_base) + 0.05
+        assert np.mean(acc) > np.mean(acc_trivial) + 0.3
+
+
+@pytest.mark.corpora
+def test_pascal_held_out_recordings(heart_corpus):
+    circor, pascal = heart_corpus
+    names = sorted(pascal)
+    train, test = names[:5], names[5:]
+    recs = [(pascal[n][0], 4000) for n in train] + [(y, 4000) for y, _ in circor.values()]
+    refs = [_pascal_intervals(pascal[n][1]) for n in train] + [r for _, r in circor.values()]
+    seg = HeartSegmenter().fit(recs, refs)
+    f = []
+    for n in test:
+        y, p = pascal[n]
+        segs = seg.predict(y, 4000)
+        assert segs[0][0] == 0.0 and segs[-1][1] == pytest.approx(len(y) / 4000)
+        f.append(sound_scores(p, sound_centres(segs), window=0.1)["f_sounds"])
+    print("PASCAL 6-10 f_sounds:", np.round(f, 3))
+    assert np.mean(f) > 0.85
+
+
+def test_no_warning_on_a_clean_recording(synthetic_model):
+    y, sr, *_ = segment.synthetic_pcg(10.0, seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        synthetic_model.predict(y, sr)

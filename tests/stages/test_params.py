@@ -1,0 +1,88 @@
+"""Declared stage parameters: coercion, validation messages, dataset defaults, paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from audiopipe.stages import STAGES, stage_class
+from audiopipe.stages.params import REQUIRED, Param, ParamError, check, help_text, resolve
+
+P = (
+    Param("mode", "str", "a", "how", choices=("a", "b")),
+    Param("n", "int", 3, "count", low=1, high=10),
+    Param("x", "float", 0.5, "ratio", low=0),
+    Param("on", "bool", False, "flag"),
+    Param("names", "list", ("m",), "names"),
+    Param("w", "floats", (0.9, 1.1), "warps", low=0.5),
+    Param("path", "path", None, "a file"),
+    Param("target", "str", REQUIRED, "needed"),
+    Param("sr", "int", 22050, "rate", from_dataset="sample_rate"),
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ({"mdoe": "a"}, "s.mdoe: unknown parameter (did you mean mode?)"),
+        ({"zzz": 1}, "s.zzz: unknown parameter (known: mode, n, x, on, names, w, path, target, sr)"),
+        ({"mode": "c"}, "s.mode: must be one of a, b, got 'c'"),
+        ({"n": 0}, "s.n: must be >= 1, got 0"),
+        ({"n": 11}, "s.n: must be <= 10, got 11"),
+        ({"n": 2.5}, "s.n: must be an integer, got 2.5"),
+        ({"n": True}, "s.n: must be an integer, got True"),
+        ({"x": "fast"}, "s.x: must be a number, got 'fast'"),
+        ({"on": "maybe"}, "s.on: must be true or false, got 'maybe'"),
+        ({"w": "0.9,x"}, "s.w: must be a list of numbers, got '0.9,x'"),
+        ({"w": [0.1]}, "s.w: must be >= 0.5, got 0.1"),
+        ({"mode": {"a": 1}}, "s.mode: must be a string, got {'a': 1}"),
+    ],
+)
+def test_each_bad_value_is_named_with_its_key(raw, problem):
+    assert check(P, {"target": "t", **raw}, where="s") == [problem]
+
+
+def test_required_and_partial_checks():
+    assert check(P, {}, where="s") == ["s.target: required parameter is missing"]
+    assert check(P, {}, where="s", require=False) == []
+    assert check(P, None, where="s") == ["s.target: required parameter is missing"]
+    assert check(P, [1, 2], where="s") == ["s: must be a mapping of parameter: value, got [1, 2]"]
+
+
+def test_resolve_fills_defaults_dataset_values_and_paths(tmp_path):
+    got = resolve(
+        P,
+        {"target": "t", "n": "4", "on": "yes", "names": "a, b", "w": "", "path": "ev.csv"},
+        dataset={"sample_rate": 8000},
+        base_dir=tmp_path,
+    )
+    assert got == {
+        "mode": "a",
+        "n": 4,
+        "x": 0.5,
+        "on": True,
+        "names": ["a", "b"],
+        "w": [],
+        "path": str(tmp_path / "ev.csv"),
+        "target": "t",
+        "sr": 8000,  # from the dataset
+    }
+    # given beats the dataset; URLs and absolute paths stay as they are
+    got = resolve(P, {"target": "t", "sr": 16000, "path": "s3://b/ev.csv"}, dataset={"sample_rate": 8000})
+    assert got["sr"] == 16000 and got["path"] == "s3://b/ev.csv"
+    assert resolve(P, {"target": "t"})["sr"] == 22050  # no dataset value: the default
+    with pytest.raises(ParamError, match="s.n: must be >= 1"):
+        resolve(P, {"target": "t", "n": -1}, where="s")
+
+
+def test_every_stage_declaration_is_complete_and_its_defaults_valid():
+    for name in STAGES:
+        st = stage_class(name)
+        assert st.name == name and st.summary and st.tables
+        names = [p.name for p in st.params]
+        assert len(names) == len(set(names)), name
+        for p in st.params:
+            assert p.doc, f"{name}.{p.name} has no doc"
+            if not p.required and p.default is not None:
+                p.coerce(list(p.default) if isinstance(p.default, tuple) else p.default)
+        text = help_text(st.params)
+        assert all(n in text for n in names)

@@ -1,0 +1,160 @@
+"""The runner: runs rows (schema, lineage), skips, versions, dataset defaults, old datasets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import audiopipe
+from audiopipe.stages import run_stage
+from audiopipe.stages.runner import code_version, params_hash
+from audiopipe.store.lock import DatasetLocked, dataset_lock
+from audiopipe.store.status import status_rows
+from audiopipe.store.tables import RUNS_SCHEMA, table_version
+from tests.stages.mir_data import build_dataset
+
+SR = 16000
+
+
+def _files(n: int = 3, sr: int = SR) -> dict:
+    t = np.arange(2 * sr) / sr
+    out = {}
+    for i in range(n):
+        y = (0.2 * np.sin(2 * np.pi * (220 + 110 * i) * t)).astype(np.float32)
+        y[:: sr // 2] += 0.8  # a click every 0.5 s
+        out[f"c{i}.wav"] = (y, sr)
+    return out
+
+
+@pytest.fixture()
+def small(tmp_path):
+    return build_dataset(tmp_path, _files(), sample_rate=SR)
+
+
+def _runs(ds) -> list[dict]:
+    return [r for r in ds.table("runs").to_pylist() if r["kind"] == "stage"]
+
+
+def test_a_stage_run_row_has_its_lineage(small):
+    rep = run_stage(small, "beats", {"start_bpm": 100})
+    (row,) = _runs(small)
+    assert row["status"] == "ok" and row["stage"] == "beats" and row["run_id"] == rep["run_id"]
+    params = json.loads(row["params"])
+    assert params["sr"] == SR and params["start_bpm"] == 100.0  # the dataset's rate, not 22050
+    assert params["hop_length"] == 512  # the dataset recipe's hop
+    assert row["params_hash"] == params_hash(params)
+    from audiopipe.stages.beats import Beats
+
+    assert row["code_version"] == code_version(Beats())
+    inputs = json.loads(row["input_versions"])
+    assert {k: inputs[k] for k in ("clips", "features", "frames_index")} == {
+        k: small.versions[k] for k in ("clips", "features", "frames_index")
+    }
+    outputs = json.loads(row["table_versions"])
+    assert outputs["tempo"] == table_version(small.location, "tempo") == rep["tables"]["tempo"]
+    assert outputs["beats"] == table_version(small.location, "beats")
+    timings = json.loads(row["timings"])
+    assert {"process", "write"} <= set(timings) and row["wall_seconds"] >= sum(timings.values()) * 0.9
+    art = json.loads(row["artifacts"])
+    assert art["plots"] == rep["plots"] and art["folder"].endswith(rep["run_id"])
+    assert row["files_processed"] == 3 and row["clips_total"] == 3
+    # opening the dataset at the stage run gives what it read and what it wrote
+    at = audiopipe.open_dataset(small.location.root, "d", run_id=rep["run_id"])
+    assert at.versions["clips"] == small.versions["clips"] and at.versions["tempo"] == outputs["tempo"]
+    # status lists it
+    st = status_rows(small.location.root, ["d"])[0]
+    assert st["stages"]["beats"]["run_id"] == rep["run_id"]
+    assert st["last_runs"][-1]["kind"] == "stage"
+
+
+def test_skip_needs_same_params_code_inputs_and_untouched_outputs(small):
+    first = run_stage(small, "beats")
+    assert run_stage(small, "beats")["skipped"].startswith(f"unchanged since run {first['run_id']}")
+    other = run_stage(small, "beats", {"tightness": 300})
+    assert other["skipped"] is None and other["clips_processed"] == 3  # new params: every clip
+    again = run_stage(small, "beats")
+    assert again["skipped"] is None  # the last run had other params: its outputs are not these
+    assert run_stage(small, "beats")["skipped"]
+    # someone else rewrote the stage's table: not skipped
+    small.write_table("tempo", small.table("tempo").slice(0, 1), mode="overwrite")
+    redo = run_stage(small, "beats")
+    assert redo["skipped"] is None and small.table("tempo").num_rows == 3
+    forced = run_stage(small, "beats", force=True)
+    assert forced["skipped"] is None and forced["clips_processed"] == 3
+    # every run kept its own table version: the first one is still readable
+    from audiopipe.store.tables import read_table
+
+    old = read_table(small.location, "tempo", version=first["tables"]["tempo"])
+    assert old.num_rows == 3
+
+
+def test_one_run_of_a_stage_at_a_time(small):
+    with dataset_lock(small.location, "stage beats", name="_lock_stage_beats"):
+        with pytest.raises(DatasetLocked, match="locked by another stage beats"):
+            run_stage(small, "beats")
+    assert run_stage(small, "beats")["skipped"] is None
+
+
+def test_a_failed_run_is_recorded_and_leaves_no_table(small):
+    from audiopipe.stages._common import StageInputError
+
+    with pytest.raises(StageInputError):
+        run_stage(small, "classify", {"target": "nope"})
+    (row,) = _runs(small)
+    assert row["status"] == "failed" and "nope" in row["message"] and row["params_hash"]
+    assert "predictions" not in small.table_names()
+
+
+def test_a_dataset_written_before_the_stage_columns_still_opens(small, tmp_path):
+    from deltalake import write_deltalake
+
+    old_schema = pa.schema([f for f in RUNS_SCHEMA if f.name not in (
+        "stage", "params", "params_hash", "input_versions", "model_id", "artifacts", "timings")])
+    runs = small.table("runs").select(old_schema.names).cast(old_schema)
+    write_deltalake(small.location.table_uri("runs"), runs, mode="overwrite",
+                    schema_mode="overwrite")
+    ds = audiopipe.open_dataset(small.location.root, "d")
+    assert "stage" not in ds.table("runs").column_names
+    assert status_rows(small.location.root, ["d"])[0]["stages"] == {}
+    rep = run_stage(ds, "beats")
+    t = audiopipe.open_dataset(small.location.root, "d").table("runs").to_pylist()
+    t.sort(key=lambda r: r["started"])
+    assert t[0]["stage"] is None and t[0]["kind"] == "ingest"  # old rows: null
+    assert t[-1]["stage"] == "beats" and t[-1]["run_id"] == rep["run_id"]
+    assert run_stage(ds, "beats")["skipped"]
+
+
+def test_runs_table_is_compacted_and_keeps_every_row(tmp_path):
+    import datetime as dt
+
+    from audiopipe.store.location import Location
+    from audiopipe.store.runs import MAX_RUN_FILES, append_run, stage_runs
+    from audiopipe.store.tables import open_table
+
+    loc = Location(str(tmp_path), "d")
+    now = dt.datetime.now(dt.UTC)
+    for i in range(MAX_RUN_FILES + 5):
+        append_run(loc, {"run_id": f"r{i:03d}", "dataset": "d", "kind": "stage", "stage": "beats",
+                         "status": "ok", "started": now, "finished": now + dt.timedelta(seconds=i)})
+    assert len(open_table(loc, "runs").file_uris()) <= 6
+    assert [r["run_id"] for r in stage_runs(loc, "beats")] == [
+        f"r{i:03d}" for i in range(MAX_RUN_FILES + 5)
+    ]
+
+
+def test_vacuum_keeps_the_latest_run_of_every_stage(small):
+    from audiopipe.store.tables import read_table
+    from audiopipe.store.vacuum import vacuum
+
+    beats = run_stage(small, "beats")
+    fp = run_stage(small, "fingerprint")
+    run_stage(small, "beats", {"tightness": 300})
+    last_beats = run_stage(small, "beats", {"tightness": 200})
+    report = vacuum(small.location, retain_hours=0)
+    assert {fp["run_id"], last_beats["run_id"]} <= set(report.kept_runs)
+    assert beats["run_id"] not in report.kept_runs
+    assert read_table(small.location, "fingerprints", version=fp["tables"]["fingerprints"]).num_rows
+    assert read_table(small.location, "tempo", version=last_beats["tables"]["tempo"]).num_rows == 3
