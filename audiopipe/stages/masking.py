@@ -53,7 +53,12 @@ import numpy as np
 
 import audiopipe.features as F
 
-__all__ = ["MaskSeparator", "ratio_masks", "mixture_features", "DEFAULT_CONTEXT"]
+__all__ = [
+    "MaskSeparator",
+    "ratio_masks",
+    "mixture_features",
+    "DEFAULT_CONTEXT",
+]
 
 #: Frame offsets of the default temporal context (hop 16 ms at 16 kHz: +-256 ms), denser near
 #: the centre frame.
@@ -383,3 +388,4 @@ class MaskSeparator:
         stems = [np.pad(s[: y.size], (0, max(0, y.size - s.size))) for s in stems]
         stems[-1] = y - np.sum(stems[:-1], axis=0)  # the last source takes the residue
         return {k: s.astype(np.float32) for k, s in zip(self.sources_, stems, strict=True)}
+
