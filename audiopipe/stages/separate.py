@@ -18,8 +18,7 @@ The stage :class:`Separate` (clip by clip: only new clips) writes stems as FLAC 
 its run folder (``<dataset>/stages/separate/<run_id>/stems/<clip_id>/<stem>.flac``, local or
 object storage) and a ``stems`` table (clip_id, stem, uri, error), plus a PNG of stem
 spectrograms. A clip's stems share one scale (all scaled down only if one would clip): they
-still sum to the mixture. A second run never touches the first run's files. (This module is
-over 500 lines: HPSS, NMF and the stage that wires its four methods stay together.) NMF is the stages' one
+still sum to the mixture. A second run never touches the first run's files. NMF is the stages' one
 NMF (:mod:`audiopipe.stages._nmf`).
 
 Examples
@@ -36,7 +35,6 @@ True
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -301,20 +299,6 @@ def _plot(fh: Any, stems: dict[str, np.ndarray], sr: int, title: str) -> None:
     plt.close(fig)
 
 
-def flac_bytes(y: np.ndarray, sr: int) -> bytes:
-    """A mono FLAC file (16-bit) of ``y``, scaled down only if it would clip; written in blocks."""
-    import soundfile as sf
-
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    if peak > 1.0:  # FLAC is integer PCM: keep the stem's shape, avoid clipping
-        y = y / peak
-    buf = io.BytesIO()
-    with sf.SoundFile(buf, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as f:
-        for a in range(0, y.size, 1 << 18):
-            f.write(y[a : a + (1 << 18)])
-    return buf.getvalue()
-
-
 class Separate(ClipStage):
     """Stems of every clip as FLAC files (table ``stems``: clip_id, stem, uri, error)."""
 
@@ -453,6 +437,8 @@ class Separate(ClipStage):
         return [f"source{i}" for i in range(p["n_sources"])]
 
     def process(self, ctx: StageContext, clip_ids: Sequence[str], state: Any) -> ClipBatch:
+        from audiopipe.stages._outputs import flac_bytes
+
         p = ctx.params
         names = self._names(ctx)
         out = ClipBatch(rows={"stems": []})
