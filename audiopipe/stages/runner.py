@@ -46,11 +46,10 @@ from audiopipe.stages import stage_class
 from audiopipe.stages._outputs import draw, metric_summary, to_table, write_errors, write_metrics
 from audiopipe.stages.base import ClipBatch, ClipStage, Stage, StageContext, StageOutput
 from audiopipe.stages.params import ParamError, check, resolve
-from audiopipe.store.records import RunRow
 
 if TYPE_CHECKING:
-
     from audiopipe.store.dataset import Dataset
+    from audiopipe.store.records import RunRow
 
 __all__ = [
     "run_stage",
@@ -286,6 +285,7 @@ def run_stage(
     ``metrics``, ``model``, ``plots``, counts and ``seconds``.
     """
     from audiopipe.store.lock import dataset_lock
+    from audiopipe.store.records import RunRow
     from audiopipe.store.runs import append_run, last_stage_run
 
     stage = stage_class(name)()

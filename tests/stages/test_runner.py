@@ -12,8 +12,9 @@ import audiopipe
 from audiopipe.stages import run_stage
 from audiopipe.stages.runner import code_version, params_hash
 from audiopipe.store.lock import DatasetLocked, dataset_lock
+from audiopipe.store.records import RunRow
 from audiopipe.store.status import status_rows
-from audiopipe.store.tables import RUNS_SCHEMA, table_version
+from audiopipe.store.tables import table_version
 from tests.stages.mir_data import build_dataset
 
 SR = 16000
@@ -111,7 +112,7 @@ def test_a_failed_run_is_recorded_and_leaves_no_table(small):
 def test_a_dataset_written_before_the_stage_columns_still_opens(small, tmp_path):
     from deltalake import write_deltalake
 
-    old_schema = pa.schema([f for f in RUNS_SCHEMA if f.name not in (
+    old_schema = pa.schema([f for f in RunRow.schema() if f.name not in (
         "stage", "params", "params_hash", "input_versions", "model_id", "artifacts", "timings")])
     runs = small.table("runs").select(old_schema.names).cast(old_schema)
     write_deltalake(small.location.table_uri("runs"), runs, mode="overwrite",
@@ -137,10 +138,10 @@ def test_runs_table_is_compacted_and_keeps_every_row(tmp_path):
     loc = Location(str(tmp_path), "d")
     now = dt.datetime.now(dt.UTC)
     for i in range(MAX_RUN_FILES + 5):
-        append_run(loc, {"run_id": f"r{i:03d}", "dataset": "d", "kind": "stage", "stage": "beats",
-                         "status": "ok", "started": now, "finished": now + dt.timedelta(seconds=i)})
+        append_run(loc, RunRow(run_id=f"r{i:03d}", dataset="d", kind="stage", stage="beats",
+                               status="ok", started=now, finished=now + dt.timedelta(seconds=i)))
     assert len(open_table(loc, "runs").file_uris()) <= 6
-    assert [r["run_id"] for r in stage_runs(loc, "beats")] == [
+    assert [r.run_id for r in stage_runs(loc, "beats")] == [
         f"r{i:03d}" for i in range(MAX_RUN_FILES + 5)
     ]
 
