@@ -37,7 +37,8 @@ B (12)     3.64 (4.76)   14.50 (14.24)  0.51 (1.83)  1.45 (2.67)  0.02 (3.01)
 =========  ============  =============  ===========  ===========  ============
 
 Validation (``--tune``, 2 speakers x 2 tracks, plain SDR): 4.14 dB without FSDD, 4.10 dB
-with FSDD as long as the wideband speech; mask exponents 1.5 / 2 / 3: 4.03 / 3.86 / 3.59 dB.
+with FSDD as long as the wideband speech; mask exponents 0.5 / 0.7 / 1.5 / 2 / 3: 3.98 /
+4.10 / 4.03 / 3.86 / 3.59 dB (1 kept; on the test splits 0.5 and 0.7 also lose, 0.4-0.8 dB).
 """
 
 from __future__ import annotations
