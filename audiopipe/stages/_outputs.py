@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from audiopipe.stages.base import StageContext
     from audiopipe.store.dataset import Dataset
 
-__all__ = ["to_table", "write_errors", "write_metrics", "draw", "metric_summary"]
+__all__ = ["to_table", "write_errors", "write_metrics", "draw", "metric_summary", "flac_bytes"]
 
 
 def to_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
@@ -64,3 +65,20 @@ def metric_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         ) else f"{r['model_id'].removesuffix('-baseline')}.{r['metric']}"
         out[key] = round(float(r["value"]), 4)
     return out
+
+
+def flac_bytes(y: np.ndarray, sr: int) -> bytes:
+    """A mono FLAC file (16-bit) of ``y``, scaled down only if it would clip; written in blocks."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > 1.0:  # FLAC is integer PCM: keep the stem's shape, avoid clipping
+        y = y / peak
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as f:
+        for a in range(0, y.size, 1 << 18):
+            f.write(y[a : a + (1 << 18)])
+    return buf.getvalue()

@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -122,8 +123,20 @@ def _dataset_defaults(ds: Dataset, stage: Stage, given: Mapping[str, Any]) -> di
 
 
 def _file_hash(ds: Dataset, uri: str) -> str:
+    """Hash of a file's bytes; of a local folder (e.g. per-recording references): of its
+    files' names and bytes."""
     from audiopipe.stages._common import read_bytes
 
+    if "://" not in uri and os.path.isdir(uri):
+        h = hashlib.blake2b(digest_size=8)
+        for root, dirs, files in os.walk(uri):
+            dirs.sort()
+            for f in sorted(files):
+                path = os.path.join(root, f)
+                h.update(os.path.relpath(path, uri).encode() + b"\0")
+                with open(path, "rb") as fh:
+                    h.update(hashlib.blake2b(fh.read(), digest_size=8).digest())
+        return h.hexdigest()
     return hashlib.blake2b(read_bytes(ds, uri), digest_size=8).hexdigest()
 
 

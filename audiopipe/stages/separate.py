@@ -10,10 +10,15 @@
   ``V_s ** p / sum_k V_k ** p`` applied to the complex STFT, inverted with
   ``audiopipe.features.istft``.
 
+* ``method: mask`` — a ratio-mask network (:mod:`~audiopipe.stages.masking`) trained on
+  mixtures of the labelled isolated clips (``sources``): stems sum to the mixture, named and
+  ordered as ``sources``; held-out clips score it (:mod:`~audiopipe.stages.masking_stage`).
+
 The stage :class:`Separate` (clip by clip: only new clips) writes stems as FLAC files in
 its run folder (``<dataset>/stages/separate/<run_id>/stems/<clip_id>/<stem>.flac``, local or
 object storage) and a ``stems`` table (clip_id, stem, uri, error), plus a PNG of stem
-spectrograms. A second run never touches the first run's files. NMF is the stages' one
+spectrograms. A clip's stems share one scale (all scaled down only if one would clip): they
+still sum to the mixture. A second run never touches the first run's files. NMF is the stages' one
 NMF (:mod:`audiopipe.stages._nmf`).
 
 Examples
@@ -30,7 +35,6 @@ True
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -281,29 +285,18 @@ def _plot(fh: Any, stems: dict[str, np.ndarray], sr: int, title: str) -> None:
 
     plt = pyplot()
     fig, axes = plt.subplots(len(stems), 1, figsize=(10, 2.2 * len(stems)), squeeze=False)
+    mags = {k: np.abs(F.stft(y=y)) for k, y in stems.items()}
+    ref = max(float(m.max()) for m in mags.values()) or 1.0  # one dB scale: quiet stems look quiet
     for ax, (name, y) in zip(axes[:, 0], stems.items(), strict=True):
-        S = F.amplitude_to_db(S=np.abs(F.stft(y=y)), ref=np.max)
-        ax.imshow(S, origin="lower", aspect="auto", extent=(0, y.size / sr, 0, sr / 2000))
+        S = F.amplitude_to_db(S=mags[name], ref=ref)
+        im = ax.imshow(S, origin="lower", aspect="auto", extent=(0, y.size / sr, 0, sr / 2000),
+                       vmin=-80, vmax=0)
         ax.set_ylabel(f"{name}\nkHz")
+    fig.colorbar(im, ax=list(axes[:, 0]), label="dB (re mixture peak)", shrink=0.8)
     axes[-1, 0].set_xlabel("time (s)")
     axes[0, 0].set_title(title)
-    fig.tight_layout()
-    fig.savefig(fh, format="png", dpi=70)
+    fig.savefig(fh, format="png", dpi=70, bbox_inches="tight")
     plt.close(fig)
-
-
-def flac_bytes(y: np.ndarray, sr: int) -> bytes:
-    """A mono FLAC file (16-bit) of ``y``, scaled down only if it would clip; written in blocks."""
-    import soundfile as sf
-
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    if peak > 1.0:  # FLAC is integer PCM: keep the stem's shape, avoid clipping
-        y = y / peak
-    buf = io.BytesIO()
-    with sf.SoundFile(buf, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as f:
-        for a in range(0, y.size, 1 << 18):
-            f.write(y[a : a + (1 << 18)])
-    return buf.getvalue()
 
 
 class Separate(ClipStage):
@@ -311,13 +304,14 @@ class Separate(ClipStage):
 
     name = "separate"
     summary = (
-        "Source separation clip by clip: HPSS (harmonic/percussive), unsupervised NMF, or NMF "
-        "with per-source bases learned from labelled example clips; FLAC stems in the run's "
-        "folder, table `stems` (clip_id, stem, uri, error)."
+        "Source separation clip by clip: HPSS (harmonic/percussive), unsupervised NMF, NMF "
+        "with per-source bases learned from labelled example clips, or a ratio-mask network "
+        "trained on mixtures of labelled isolated clips (stems sum to the mixture, fixed "
+        "order); FLAC stems in the run's folder, table `stems` (clip_id, stem, uri, error)."
     )
     params = (
-        Param("method", "str", "hpss", "hpss, unsupervised nmf, or supervised nmf",
-              choices=("hpss", "nmf", "supervised")),
+        Param("method", "str", "hpss", "hpss, nmf, supervised nmf, or mask (learned masks)",
+              choices=("hpss", "nmf", "supervised", "mask")),
         Param("sr", "int", 22050, "sample rate of the stems (Hz)", low=1000,
               from_dataset="sample_rate"),
         Param("n_fft", "int", 2048, "STFT size", low=16, from_dataset="n_fft"),
@@ -327,16 +321,25 @@ class Separate(ClipStage):
               "NMF bases in total (nmf, default 16) or per source (supervised, default 12)",
               low=1),
         Param("n_sources", "int", 2, "sources of unsupervised NMF", low=2),
-        Param("max_iter", "int", 200, "NMF iterations", low=1),
+        Param("max_iter", "int", None, "NMF iterations (200); mask: training epochs (20)", low=1),
         Param("random_state", "int", 0, "seed of NMF and k-means"),
-        Param("label_column", "str", None, "supervised: label column naming each clip's source"),
+        Param("label_column", "str", None, "supervised, mask: label column naming clips' source"),
         Param("sources", "list", None,
-              "supervised: label values whose clips are the examples of each source"),
+              "supervised, mask: label values of each source's isolated clips, in stem order"),
         Param("targets", "list", None,
-              "supervised: label values of the clips to separate (default: all but sources)"),
+              "supervised, mask: label values of the clips to separate (default: the others)"),
+        Param("mask_sr", "int", 16000, "mask: rate the mask network works at (Hz)", low=1000),
+        Param("hidden_units", "int", 256, "mask: units of the network's hidden layer", low=1),
+        Param("n_mixtures", "int", 200, "mask: training mixtures synthesised", low=1),
+        Param("mix_duration_s", "float", 4.0, "mask: seconds per training mixture", low=0.1),
+        Param("gain_db", "floats", (-6.0, 6.0), "mask: range of sources' training gains (dB)"),
+        Param("mask_exponent", "float", 1.0, "mask: masks' power (> 1 sharpens them)", low=0.1),
+        Param("holdout", "float", 0.2, "mask: share of each source's clips kept out to score it",
+              low=0, high=0.9),
         Param("clips", "list", None, "only these clip ids (default: every clip)"),
     )
     tables = ("stems",)
+    trusted = ("audiopipe.stages.masking.MaskSeparator",)
     shard_size = 16
 
     @property
@@ -355,12 +358,14 @@ class Separate(ClipStage):
         }
 
     def check(self, params: dict[str, Any]) -> list[str]:
-        if params["method"] == "supervised" and (
+        if params["method"] == "mask" and len(params["gain_db"] or ()) != 2:
+            return [f"gain_db: need two numbers (low, high), got {params['gain_db']}"]
+        if params["method"] in ("supervised", "mask") and (
             not params["label_column"] or len(params["sources"] or []) < 2
         ):
             return [
-                "method supervised needs label_column and sources (at least two label values "
-                "whose clips are source examples)"
+                f"method {params['method']} needs label_column and sources (at least two "
+                "label values whose clips are source examples)"
             ]
         return []
 
@@ -376,14 +381,14 @@ class Separate(ClipStage):
         if p["clips"]:
             want = set(p["clips"])
             ids = [c for c in ids if c in want]
-        if p["method"] == "supervised":
+        if p["method"] in ("supervised", "mask"):
             labels = self._labels(ctx)
             targets, sources = p["targets"], set(p["sources"])
             ids = [c for c in ids if (labels[c] in targets if targets else labels[c] not in sources)]
         return ids
 
     def model_key(self, ctx: StageContext) -> str | None:
-        if ctx.params["method"] != "supervised":
+        if ctx.params["method"] not in ("supervised", "mask"):
             return None
         from audiopipe.stages._common import stable_id
 
@@ -397,10 +402,14 @@ class Separate(ClipStage):
         p = ctx.params
         if p["method"] == "hpss":
             return None
+        if p["method"] == "mask":
+            from audiopipe.stages.masking_stage import fit_mask
+
+            return fit_mask(ctx, self._labels(ctx), self.model_key(ctx) or "separate-mask")
         est = NMFSeparator(
             n_components=p["n_components"] or (16 if p["method"] == "nmf" else 12),
             n_sources=p["n_sources"],
-            max_iter=p["max_iter"],
+            max_iter=p["max_iter"] or 200,
             n_fft=p["n_fft"],
             hop_length=p["hop_length"],
             random_state=p["random_state"],
@@ -423,11 +432,13 @@ class Separate(ClipStage):
         p = ctx.params
         if p["method"] == "hpss":
             return ["harmonic", "percussive"]
-        if p["method"] == "supervised":
+        if p["method"] in ("supervised", "mask"):
             return [str(s) for s in p["sources"]]
         return [f"source{i}" for i in range(p["n_sources"])]
 
     def process(self, ctx: StageContext, clip_ids: Sequence[str], state: Any) -> ClipBatch:
+        from audiopipe.stages._outputs import flac_bytes
+
         p = ctx.params
         names = self._names(ctx)
         out = ClipBatch(rows={"stems": []})
@@ -439,8 +450,14 @@ class Separate(ClipStage):
                         hpss_audio(y, n_fft=p["n_fft"], hop_length=p["hop_length"],
                                    kernel_size=p["kernel_size"])
                     )
+                elif p["method"] == "mask":
+                    out_ = state.model.separate(y, sr=p["sr"])
+                    stems = np.stack([out_[n] for n in state.model.sources_])
                 else:
                     stems = state.separate(y)
+                peak = float(np.max(np.abs(stems))) if stems.size else 0.0
+                if peak > 1.0:  # one scale for every stem of the clip: they still add up
+                    stems = stems / peak
                 rows = []
                 for name, s in zip(names, stems, strict=True):
                     uri = ctx.write_bytes(flac_bytes(s, p["sr"]), "stems", cid, f"{name}.flac")
@@ -466,9 +483,13 @@ class Separate(ClipStage):
             "n_errors": sum(e is not None for e in t["error"]),
             "n_stems": sum(e is None for e in t["error"]),
         }
-        return metric_rows(
+        rows = metric_rows(
             "separate", ctx.params["method"], m, evaluation="count", run_id=ctx.run_id
         )
+        if ctx.params["method"] == "mask" and state is not None and state.scores:
+            rows += metric_rows("separate", state.model_id, state.scores, evaluation="holdout",
+                                split="mask", run_id=ctx.run_id)
+        return rows
 
     def plots(self, ctx: StageContext, batch: ClipBatch) -> dict[str, Any]:
         cid, stems = batch.plot

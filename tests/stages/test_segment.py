@@ -129,3 +129,68 @@ def test_empty_and_constant_inputs_do_not_crash():
     assert len(seg.predict_segments(X[:1])) == 1  # one frame: one segment
     assert segment.novelty_boundaries(np.zeros((200, 3)), 0.1).size == 0  # silence: no boundary
     assert segment.novelty_boundaries(np.zeros((2, 3)), 0.1).size == 0  # shorter than kernel
+
+
+def test_heart_mode_on_circor_and_pascal(corpora, tmp_path):
+    """Heart mode through run_stage: CirCor intervals + PASCAL points, patient-grouped CV.
+
+    Four CirCor recordings of 2 patients and four PASCAL recordings; the points file names
+    three of them, so the fourth is segmented by the final model and scored here against
+    its own points (nothing of it was trained on).
+    """
+    import shutil
+
+    from audiopipe.stages._common import load_model
+    from audiopipe.stages.heart import STATES, read_point_references, sound_scores
+
+    heart = corpora / "heart"
+    src = tmp_path / "src"
+    (src / "circor").mkdir(parents=True)
+    (src / "pascal" / "audio").mkdir(parents=True)
+    circor = ["85343_AV", "85343_MV", "85345_AV", "85345_PV"]
+    for n in circor:
+        shutil.copy(heart / "circor" / f"{n}.wav", src / "circor")
+    pts = read_point_references(heart / "pascal_a" / "s1s2_locations.csv")
+    pascal = sorted(pts)[:4]
+    for f in pascal:
+        shutil.copy(heart / "pascal_a" / f, src / "pascal" / "audio")
+    rows = list(csv.DictReader((heart / "pascal_a" / "s1s2_locations.csv").open()))
+    points = tmp_path / "points.csv"
+    with points.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(r for r in rows if r["file"] in pascal[:3])
+    ds = ingest(tmp_path / "out", "heart", str(src), None, 4000, {"compute": {"rms": {}}})
+    p = {"mode": "heart", "reference": str(heart / "circor"), "points": str(points),
+         "n_splits": 5}
+    r = run_stage(ds, "segment", p)
+    m = r["metrics"]
+    print("heart mode, patient-grouped CV (2 CirCor patients, 3 PASCAL recordings):", m)
+    assert m["n_clips"] == 7 and m["n_interval_clips"] == 4 and m["n_patients"] == 5
+    assert m["frame_accuracy"] > 0.75 and m["f_S1"] > 0.8 and m["f_S2"] > 0.8
+    seg = ds.table("segments").to_pandas()
+    clips = ds.table("clips", ["clip_id", "uri", "duration_s"]).to_pandas()
+    assert set(seg.clip_id) == set(clips.clip_id)  # every clip segmented
+    for cid, uri, dur in clips.itertuples(index=False):
+        g = seg[seg.clip_id == cid].sort_values("start_s")
+        assert g.start_s.iloc[0] == 0.0 and g.end_s.iloc[-1] == pytest.approx(dur, abs=1e-3)
+        np.testing.assert_allclose(g.start_s.to_numpy()[1:], g.end_s.to_numpy()[:-1])
+        assert set(g.label) <= set(STATES) and g.confidence.between(0, 1).all()
+        assert set(g.origin) == {"model" if uri.endswith(pascal[3]) else "cv"}
+    unseen = clips[clips.uri.str.endswith(pascal[3])].clip_id.iloc[0]
+    g = seg[seg.clip_id == unseen]
+    est = {k: ((g.start_s + g.end_s) / 2)[g.label == k].to_numpy() for k in ("S1", "S2")}
+    held = sound_scores(pts[pascal[3]], est, window=0.1)
+    print("unreferenced PASCAL recording by the final model:", held)
+    assert held["f_S1"] > 0.8 and held["f_S2"] > 0.8
+    model = load_model(ds, r["model"], segment.Segment.trusted)
+    assert sorted(model.sound_durations_.shape) == [2, 2]
+    png = [u for u in r["plots"] if "segment-heart" in u]
+    assert len(png) == 1 and open(png[0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert run_stage(ds, "segment", p)["skipped"]
+    with pytest.raises(ConfigError, match="reference"):
+        run_stage(ds, "segment", {"mode": "heart"})
+    other = tmp_path / "other.tsv"
+    shutil.copy(heart / "circor" / "85343_PV.tsv", other)  # a recording not in the dataset
+    with pytest.raises(StageInputError, match="no clip is named"):
+        run_stage(ds, "segment", {"mode": "heart", "reference": str(other)})

@@ -381,12 +381,14 @@ def cross_val_segments(
     references: Sequence[Sequence[tuple]],
     groups: Sequence[str],
     n_splits: int = 5,
-) -> list[list[tuple[float, float, str]]]:
+    full: bool = False,
+) -> list[Any]:
     """Segments of every recording by a clone of ``estimator`` trained on other groups only.
 
     ``groups`` names each recording's patient (or recording); with at most ``n_splits``
     groups every group is held out once (leave-one-group-out), otherwise grouped K-fold.
-    Features are computed once per recording.
+    Features are computed once per recording. With ``full=True`` each item is the whole
+    :meth:`HeartSegmenter.analyse` dict (segments, confidence, heart rate, features).
     """
     from sklearn.base import clone
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
@@ -397,10 +399,11 @@ def cross_val_segments(
         raise ValueError("cross-validation needs recordings of at least 2 groups (patients)")
     cv = LeaveOneGroupOut() if n_groups <= n_splits else GroupKFold(n_splits=n_splits)
     F = [estimator.envelopes(y, sr) for y, sr in recordings]
-    out: list[list[tuple[float, float, str]]] = [[] for _ in recordings]
+    out: list[Any] = [[] for _ in recordings]
     for train, test in cv.split(F, groups=groups):
         m = clone(estimator).fit_features([F[i] for i in train], [references[i] for i in train])
         for i in test:
             y, sr = recordings[i]
-            out[i] = m.analyse_features(F[i], len(y) / sr)["segments"]
+            a = m.analyse_features(F[i], len(y) / sr)
+            out[i] = a if full else a["segments"]
     return out

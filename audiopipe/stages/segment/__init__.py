@@ -1,6 +1,6 @@
 """Stage ``segment``: split recordings into homogeneous (start, end, label) segments.
 
-Three modes, each a module of this package:
+Four modes, each a module of this package:
 
 - ``supervised`` (:mod:`.supervised`): a frame classifier whose posteriors are smoothed by
   a sticky HMM into labelled segments. Training labels come from an events table (path,
@@ -13,6 +13,11 @@ Three modes, each a module of this package:
   against the events when given (``evaluation = reference``).
 - ``periodic`` (:mod:`.periodic`): a two-state (S1/S2) periodic model for heart sounds,
   scored against reference S1/S2 times when given (``evaluation = reference``).
+- ``heart`` (:mod:`.heart`): supervised S1/systole/S2/diastole segmentation (Springer's
+  logistic-regression HSMM, :mod:`audiopipe.stages.heart`) trained from the dataset's
+  recordings named by CirCor ``.tsv`` interval or PASCAL point references; referenced clips
+  are segmented out-of-fold by patient-grouped CV (``evaluation = cv``), the others by the
+  final model; every recording is covered from start to end.
 
 Segmentation is clip by clip: a run segments only clips that are new since the last one
 (and drops removed clips), unless the parameters, the code or - in supervised mode - the
@@ -67,7 +72,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-TRUSTED = ("audiopipe.stages.segment.supervised.FrameSegmenter",)
+TRUSTED = (
+    "audiopipe.stages.segment.supervised.FrameSegmenter",
+    "audiopipe.stages.heart.model.HeartSegmenter",
+)
 SOUND_S = 0.1  # duration the periodic model reports for each S1 / S2 sound
 
 
@@ -94,7 +102,7 @@ class Segment(ClipStage):
     )
     params = (
         Param("mode", "str", "supervised", "how to segment",
-              choices=("supervised", "novelty", "periodic")),
+              choices=("supervised", "novelty", "periodic", "heart")),
         Param("events", "path", None,
               "CSV (path, onset_s, offset_s, label): training labels (supervised) or reference"),
         Param("background", "str", "background", "label of frames outside every event"),
@@ -105,9 +113,28 @@ class Segment(ClipStage):
               low=0.001),
         Param("peak_delta", "float", 0.1, "minimum novelty peak prominence (relative)", low=0),
         Param("reference", "path", None,
-              "CSV (path, time_s, label) of S1/S2 times to score periodic mode"),
-        Param("tolerance_s", "float", 0.1, "hit window of S1/S2 times (periodic, s)", low=0),
-        Param("n_splits", "int", 3, "folds of the clip-level CV (supervised)", low=2),
+              "S1/S2 reference: CSV (path, time_s, label) scoring periodic mode; heart mode's "
+              "training labels: a folder of CirCor .tsv interval files, one .tsv, or a point "
+              "CSV (file|path, sound|label, time_s|sample)"),
+        Param("points", "path", None,
+              "heart: a second reference (e.g. PASCAL S1/S2 points CSV) merged with reference"),
+        Param("sample_rate", "float", None,
+              "heart: rate (Hz) of a point CSV's sample column when it has no time_s", low=1),
+        Param("group_column", "str", None,
+              "heart: label column naming each clip's patient for grouped CV (default: the "
+              "reference name up to its first '_', CirCor's patient id)"),
+        Param("tolerance_s", "float", 0.1, "hit window of S1/S2 times (periodic, heart; s)",
+              low=0),
+        Param("n_splits", "int", 3,
+              "CV folds: clip-level (supervised); patient-grouped, leave-one-patient-out when "
+              "there are at most this many patients (heart)", low=2),
+        Param("C", "float", 0.01, "heart: inverse L2 penalty of the logistic regression",
+              low=1e-9),
+        Param("min_bpm", "float", 30.0, "heart: lowest heart rate searched (bpm)", low=10),
+        Param("max_bpm", "float", 240.0, "heart: highest heart rate searched (bpm)", low=20),
+        Param("n_candidates", "int", 3, "heart: heart-period candidates decoded", low=1),
+        Param("refine", "int", 2,
+              "heart: re-estimations of period and systole from the decoded path", low=0),
         Param("random_state", "int", 0, "seed of the folds and frame sampling"),
     )
     tables = ("segments",)
@@ -117,6 +144,11 @@ class Segment(ClipStage):
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["mode"] == "supervised" and not params["events"]:
             return ["mode supervised needs param 'events' (CSV: path, onset_s, offset_s, label)"]
+        if params["mode"] == "heart" and not (params["reference"] or params["points"]):
+            return ["mode heart needs param 'reference' (folder of CirCor .tsv files, a .tsv, "
+                    "or an S1/S2 point CSV) or 'points'"]
+        if params["mode"] == "heart" and params["min_bpm"] >= params["max_bpm"]:
+            return [f"min_bpm ({params['min_bpm']}) must be below max_bpm ({params['max_bpm']})"]
         return []
 
     @property
@@ -204,9 +236,14 @@ class Segment(ClipStage):
 
     # ---- fit --------------------------------------------------------------------------
     def model_key(self, ctx: StageContext) -> str | None:
+        from audiopipe.stages._common import stable_id
+
+        if ctx.params["mode"] == "heart":
+            from audiopipe.stages.segment.heart import read_clip_references, reference_id
+
+            return stable_id("segment-heart", reference_id(read_clip_references(ctx)))
         if ctx.params["mode"] != "supervised":
             return None
-        from audiopipe.stages._common import stable_id
 
         ref = self._reference(ctx)
         return stable_id("segment", sorted(ref.items()))
@@ -216,6 +253,14 @@ class Segment(ClipStage):
         mode = p["mode"]
         if mode == "periodic":
             return _Fitted()
+        if mode == "heart":
+            from audiopipe.stages._common import save_model
+            from audiopipe.stages.segment.heart import fit_heart
+
+            h = fit_heart(ctx)
+            return _Fitted(reference=h["reference"], model=h["model"], oof=h["oof"],
+                           metrics=h["metrics"], model_id=self.model_key(ctx),
+                           model_uri=save_model(ctx, "segment", h["model"]))
         hop_s = self._hop_s(ctx)
         self._features(ctx)
         ref = self._reference(ctx)
@@ -280,6 +325,10 @@ class Segment(ClipStage):
                 if out.plot is None:
                     out.plot = (cid, None, 0.01, None, segs)
             return out
+        if mode == "heart":
+            from audiopipe.stages.segment.heart import process_heart
+
+            return process_heart(ctx, clip_ids, state, _rows)
         frames = self._frames(ctx, clip_ids)
         for cid in clip_ids:
             if mode == "novelty":
@@ -301,9 +350,9 @@ class Segment(ClipStage):
         if state is None:
             return []
         model_id = state.model_id or f"segment-{mode}"
-        if mode == "supervised":
+        if mode in ("supervised", "heart"):
             return metric_rows("segment", model_id, state.metrics, evaluation="cv",
-                               split="supervised", run_id=ctx.run_id)
+                               split=mode, run_id=ctx.run_id)
         segs = ctx.ds.table("segments").to_pandas()
         if mode == "novelty":
             if not state.reference:
@@ -335,6 +384,10 @@ class Segment(ClipStage):
         cid, frames, hop_s, ref, est = batch.plot
         mode = ctx.params["mode"]
         title = f"{ctx.ds.name} {mode}: {cid[:10]}"
+        if mode == "heart":
+            from audiopipe.stages.segment.heart import plot as heart_plot
+
+            return {"segment-heart": lambda fh: heart_plot(fh, cid, frames, hop_s, ref, title)}
         return {f"segment-{mode}": lambda fh: _plot(fh, frames, hop_s, ref, est, title)}
 
 

@@ -1,0 +1,214 @@
+"""Heart mode of the ``segment`` stage: the LR-HSMM of :mod:`audiopipe.stages.heart`, trained
+from the dataset's labelled recordings.
+
+- **References** (:func:`read_clip_references`): ``reference`` and, optionally, ``points``
+  name CirCor-style ``.tsv`` interval files (a folder of them, or one file) or a
+  PASCAL-style point CSV (``file``/``path``, ``sound``/``label``, ``time_s`` or ``sample``
+  with ``sample_rate``), read by :func:`audiopipe.stages.heart.read_references`. A reference
+  names a clip when the clip's uri ends with its name, with or without the audio extension
+  (``85343_AV`` names ``.../85343_AV.wav``; ``audio/2011.flac`` names ``.../audio/2011.flac``).
+- **Fit** (:func:`fit_heart`): every referenced clip is segmented by a model trained on
+  the *other patients* only (grouped cross-validation: leave-one-patient-out when there
+  are at most ``n_splits`` patients, else grouped ``n_splits``-fold; the patient is the
+  ``group_column`` label, or the reference name up to its first ``_``, CirCor's patient id;
+  PASCAL's names have none, so each recording is its own group). Those out-of-fold
+  segments are the referenced clips' rows (``origin = cv``) and give the metrics: frame
+  accuracy over annotated time (interval references), S1/S2/both-sounds F-measure within
+  ``tolerance_s`` (all references). The final model, trained on every referenced clip, is
+  saved with skops and segments every other clip (``origin = model``).
+- **Predict**: every clip gets segments from its first sample to its last (S1, systole, S2,
+  diastole), each with the mean posterior of its state as ``confidence``.
+
+Examples
+--------
+>>> clip_key("/data/heart/85343_AV.wav")[-3:]
+['data/heart/85343_AV', 'heart/85343_AV', '85343_AV']
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from audiopipe.stages.base import ClipBatch, StageContext
+
+__all__ = [
+    "clip_key",
+    "read_clip_references",
+    "fit_heart",
+    "estimator",
+    "process_heart",
+    "heart_metrics",
+]
+
+#: HeartSegmenter parameters the stage declares (same names)
+ESTIMATOR_PARAMS = ("C", "min_bpm", "max_bpm", "n_candidates", "refine", "random_state")
+
+
+def clip_key(uri: str) -> list[str]:
+    """Every trailing part of ``uri``, then the same without the file extension."""
+    parts = uri.split("/")
+    tails = ["/".join(parts[k:]) for k in range(len(parts))]
+    stem = uri.rsplit(".", 1)[0] if "." in parts[-1] else uri
+    sparts = stem.split("/")
+    return tails + ["/".join(sparts[k:]) for k in range(len(sparts))] if stem != uri else tails
+
+
+def read_clip_references(ctx: StageContext) -> dict[str, dict]:
+    """Per clip id: its reference (``kind``, ``intervals``, ``points``) and ``name``."""
+    from audiopipe.stages._common import StageInputError
+    from audiopipe.stages.heart import read_references
+
+    p = ctx.params
+    refs: dict[str, dict] = {}
+    for key in ("reference", "points"):
+        if not p[key]:
+            continue
+        if "://" in str(p[key]):
+            raise StageInputError(f"{key}: heart references are read from a local path, got "
+                                  f"{p[key]}")
+        try:
+            refs.update(read_references(p[key], p["sample_rate"]))
+        except (OSError, ValueError, KeyError) as err:
+            raise StageInputError(f"{key} {p[key]}: {err}") from None
+    t = ctx.ds.table("clips", ["clip_id", "uri"]).to_pydict()
+    index: dict[str, str] = {}
+    for cid, uri in zip(t["clip_id"], t["uri"], strict=True):
+        for k in clip_key(uri):
+            index.setdefault(k, cid)
+    out: dict[str, dict] = {}
+    for name, ref in refs.items():
+        cid = index.get(name) or index.get(name.lstrip("/"))
+        if cid is not None and cid not in out:
+            out[cid] = {**ref, "name": name}
+    if not out:
+        raise StageInputError(
+            f"dataset {ctx.ds.name!r}: no clip is named by the heart references "
+            f"({len(refs)} recordings in {p['reference'] or ''} {p['points'] or ''})".strip()
+        )
+    return out
+
+
+def reference_id(refs: dict[str, dict]) -> list:
+    """JSON-able identity of the references (the model key)."""
+    return sorted(
+        (c, r["name"], [list(x) for x in r["intervals"]],
+         {k: np.round(v, 4).tolist() for k, v in r["points"].items()})
+        for c, r in refs.items()
+    )
+
+
+def estimator(params: dict[str, Any]) -> Any:
+    """A :class:`~audiopipe.stages.heart.HeartSegmenter` with the stage's parameters."""
+    from audiopipe.stages.heart import HeartSegmenter
+
+    return HeartSegmenter(**{k: params[k] for k in ESTIMATOR_PARAMS})
+
+
+def _groups(ctx: StageContext, refs: dict[str, dict]) -> list[str]:
+    col = ctx.params["group_column"]
+    if col:
+        from audiopipe.stages._common import label_column
+
+        vals = dict(zip(ctx.clip_ids(), label_column(ctx.ds, col, min_classes=1), strict=True))
+        return [str(vals[c]) for c in refs]
+    return [r["name"].rsplit("/", 1)[-1].split("_")[0] for r in refs.values()]
+
+
+def fit_heart(ctx: StageContext) -> dict[str, Any]:
+    """Out-of-fold analyses of the referenced clips, metrics, and the final model."""
+    from sklearn.base import clone
+
+    from audiopipe.stages.heart import cross_val_segments
+
+    p = ctx.params
+    refs = read_clip_references(ctx)
+    ids = list(refs)
+    recs = [ctx.ds.load_audio(c) for c in ids]
+    intervals = [refs[c]["intervals"] for c in ids]
+    groups = _groups(ctx, refs)
+    est = estimator(p)
+    oof: dict[str, dict] = {}
+    if len(set(groups)) >= 2:
+        res = cross_val_segments(est, recs, intervals, groups, n_splits=p["n_splits"], full=True)
+        oof = dict(zip(ids, res, strict=True))
+    else:
+        warnings.warn(
+            f"segment heart: the references name one patient ({groups[0]}): no grouped "
+            "cross-validation, no metrics",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    final = clone(est).fit(recs, intervals)
+    metrics = heart_metrics(refs, {c: a["segments"] for c, a in oof.items()}, p["tolerance_s"])
+    if metrics:
+        metrics["n_patients"] = float(len(set(groups)))
+    return {"reference": refs, "oof": oof, "model": final, "metrics": metrics}
+
+
+def process_heart(
+    ctx: StageContext, clip_ids: Sequence[str], state: Any, rows: Callable[..., list]
+) -> ClipBatch:
+    """``segments`` rows of the clips: out-of-fold for referenced clips, else the final
+    model's; ``rows`` makes the table rows (the stage's one row format)."""
+    from audiopipe.stages._common import error_row
+
+    out = ClipBatch(rows={"segments": []})
+    for cid in clip_ids:
+        if cid in state.oof:
+            a, origin = state.oof[cid], "cv"
+        else:
+            try:
+                y, sr = ctx.ds.load_audio(cid)
+                a, origin = state.model.analyse(y, sr), "model"
+            except Exception as err:  # noqa: BLE001  (errors are data)
+                out.failed += 1
+                out.errors.append(error_row("segment", cid, "", err, ctx.run_id))
+                continue
+        segs = [(s, e, k, c) for (s, e, k), c in zip(a["segments"], a["confidence"], strict=True)]
+        out.rows["segments"] += rows(cid, segs, "heart", origin, ctx.run_id)
+        if out.plot is None or (out.plot[3] is None and cid in state.reference):
+            out.plot = (cid, a, state.model.feature_rate, state.reference.get(cid), None)
+    return out
+
+
+def heart_metrics(
+    refs: dict[str, dict], segments: dict[str, list], tolerance_s: float
+) -> dict[str, float]:
+    """Mean scores of the clips in ``segments`` against their references (keys present in
+    any clip's scores; ``frame_accuracy`` over interval references only), ``n_clips``."""
+    from audiopipe.stages.heart import score_recording
+
+    per = [score_recording(refs[c], s, window=tolerance_s) for c, s in segments.items()]
+    if not per:
+        return {}
+    keys = sorted({k for x in per for k in x})
+    out = {k: float(np.mean([x[k] for x in per if k in x])) for k in keys}
+    out["n_clips"] = float(len(per))
+    out["n_interval_clips"] = float(sum("frame_accuracy" in x for x in per))
+    return out
+
+
+def plot(fh: Any, cid: str, analysis: dict, feature_rate: float, ref: dict | None,
+         title: str) -> None:
+    """:func:`~audiopipe.stages.heart.plot_heart` of about 5 s of one clip."""
+    from audiopipe.stages.heart import plot_heart
+
+    start = 0.0
+    if ref is not None:
+        pts = np.r_[ref["points"].get("S1", []), ref["points"].get("S2", [])]
+        start = max(0.0, float(pts.min()) - 0.5) if pts.size else 0.0
+    F = analysis["features"]
+    plot_heart(
+        fh,
+        F[:, 0] if F.size else np.zeros(len(F)),
+        feature_rate,
+        analysis["segments"],
+        reference=ref["intervals"] if ref is not None and ref["kind"] == "intervals" else None,
+        points=ref["points"] if ref is not None else None,
+        title=f"{title}: {analysis['heart_rate_bpm']:.0f} bpm",
+        span=(start, start + 5.0),
+    )
