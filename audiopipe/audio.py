@@ -14,11 +14,12 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import io
 import itertools
 import re
 import time
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -27,6 +28,9 @@ import soundfile as sf
 import soxr
 
 __all__ = [
+    "DecoderHook",
+    "DECODER_HOOK_ENV",
+    "load_decoder_hook",
     "AudioError",
     "AudioInfo",
     "info",
@@ -352,3 +356,29 @@ def load(
     blocks = list(stream(src, sr, channels=channels, limits=limits))
     y = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     return y, int(sr)
+
+
+DecoderHook = Callable[[str], None]
+DECODER_HOOK_ENV = "AUDIOPIPE_DECODER_HOOK"
+
+
+def load_decoder_hook(spec: str | None) -> DecoderHook | None:
+    """Import a decoder hook named ``"module:function"`` (None for no hook).
+
+    The hook is called with each file's uri before it is decoded, in the worker
+    process. It is how fault-injection tests (and users' own checks) reach the
+    decoding step of a cluster run: set ``AUDIOPIPE_DECODER_HOOK`` where the run is
+    planned (it travels to the workers with the ingest or clip-stage context), or on the
+    workers. Clip stages call it in ``Dataset.load_audio`` on their workers.
+
+    Examples
+    --------
+    >>> load_decoder_hook("os.path:basename")("/a/b.wav")
+    'b.wav'
+    """
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"{DECODER_HOOK_ENV} must be 'module:function', got {spec!r}")
+    return getattr(importlib.import_module(module), name)

@@ -189,8 +189,12 @@ def _run_stages(
     names: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     force: bool = False,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Every named stage, validated first; through the ``stages`` flow when an API is set."""
+    """Every named stage, validated first; through the ``stages`` flow when an API is set.
+
+    Clip stages with many new clips run in shards on Dask: ``scheduler`` (or the config's
+    ``cluster``), else a LocalCluster started only when a stage needs it."""
     from audiopipe.stages.runner import check_params
 
     ds = cfg.dataset(dataset)
@@ -207,11 +211,18 @@ def _run_stages(
         from flows.stages import stages
 
         return stages(
-            dataset=ds.name, names=todo, config_path=config_path, overrides=overrides, force=force
+            dataset=ds.name,
+            names=todo,
+            config_path=config_path,
+            overrides=overrides,
+            force=force,
+            scheduler=scheduler,
         )
     from audiopipe.stages.runner import run_stages
+    from flows.runtime import lazy_client
 
-    return run_stages(cfg, ds.name, todo, overrides, force=force)
+    with lazy_client(cfg, scheduler) as client:
+        return run_stages(cfg, ds.name, todo, overrides, force=force, client=client)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -223,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ds = cfg.dataset(args.dataset)
     if ds.stages and not args.no_stages:
         print(f"running stages of {ds.name}: {', '.join(ds.stages)}", file=sys.stderr)
-        reports = _run_stages(cfg, str(args.config), ds.name)
+        reports = _run_stages(cfg, str(args.config), ds.name, scheduler=args.scheduler)
         print(f"{ds.name}: stages")
         for name, rep in reports.items():
             print(_stage_summary(name, rep))
@@ -317,7 +328,13 @@ def cmd_stage(args: argparse.Namespace) -> int:
     if args.predict:
         overrides["predict"] = True
     reports = _run_stages(
-        cfg, str(args.config), args.dataset, [args.name], overrides, force=args.force
+        cfg,
+        str(args.config),
+        args.dataset,
+        [args.name],
+        overrides,
+        force=args.force,
+        scheduler=args.scheduler,
     )
     if args.json:
         print(json.dumps(reports, indent=2, default=str))
@@ -560,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _stage_parsers(sub: Any) -> None:
     """One sub-command per stage, its ``--help`` rendered from the stage's declaration."""
     from audiopipe.stages import STAGES, stage_class
+    from audiopipe.stages.base import ClipStage
     from audiopipe.stages.params import help_text
 
     for name in STAGES:
@@ -587,7 +605,14 @@ def _stage_parsers(sub: Any) -> None:
             "--force", action="store_true", help="rerun even if inputs, parameters and code are unchanged"
         )
         sp.add_argument("--json", action="store_true", help="print the full report as JSON")
-        sp.set_defaults(fn=cmd_stage, predict=False)
+        if issubclass(st, ClipStage):
+            sp.add_argument(
+                "--scheduler",
+                default=None,
+                help="Dask scheduler address for many clips (default: the config's, else a "
+                "LocalCluster started when there are enough new clips)",
+            )
+        sp.set_defaults(fn=cmd_stage, predict=False, scheduler=None)
 
 
 def main(argv: list[str] | None = None) -> int:

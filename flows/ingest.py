@@ -17,6 +17,7 @@ from prefect.futures import as_completed
 from tqdm import tqdm
 
 from audiopipe.config import Config, load_config
+from audiopipe.fanout import LONE_ATTEMPTS, WorkerCrashed, run_shards
 from audiopipe.ingest import (
     IngestContext,
     IngestPlan,
@@ -78,19 +79,20 @@ def extract_shard_task(shard: Shard, ctx: IngestContext) -> ShardResult:
 
 
 #: tries of a file alone in its shard before a worker death is blamed on the file
-LONE_FILE_ATTEMPTS = 2
+LONE_FILE_ATTEMPTS = LONE_ATTEMPTS
 
 
-class DecoderCrashed(RuntimeError):
+class DecoderCrashed(WorkerCrashed):
     """A file whose decoding kills the worker process, isolated alone in its shard."""
 
     kind = "decoder_crashed"
 
 
-def _is_killed_worker(err: BaseException) -> bool:
-    # PrefectDaskFuture re-raises Dask's KilledWorker (the worker process died while
-    # running the task, more often than the scheduler's allowed-failures)
-    return isinstance(err, KilledWorker) or type(err).__name__ == "KilledWorker"
+def _decoder_crashed(shard: Shard, n: int, err: BaseException) -> DecoderCrashed:
+    return DecoderCrashed(
+        f"decoding this file killed the worker process every time it was tried, {n} times "
+        f"alone ({err}); it was isolated and skipped"
+    )
 
 
 def extract_shards(plan: IngestPlan, runner: Any, progress: bool = True) -> list[Any]:
@@ -99,85 +101,52 @@ def extract_shards(plan: IngestPlan, runner: Any, progress: bool = True) -> list
     The runner is driven directly inside the calling flow (not through a subflow) so the
     plan never travels as a flow parameter: each task gets one shard (tens of files) only.
 
-    A shard whose worker process dies (``KilledWorker``: Dask already retried it on other
-    workers up to its ``allowed-failures``) is split in halves and both are resubmitted,
-    until a file that kills every worker is alone; a lone file is tried
-    :data:`LONE_FILE_ATTEMPTS` times, then becomes a :class:`DecoderCrashed` error, and
-    every other file of the shard is kept.
+    A shard whose worker process dies (``KilledWorker``) is split in halves until the file
+    that kills every worker is alone; a lone file is tried :data:`LONE_FILE_ATTEMPTS`
+    times, then becomes a :class:`DecoderCrashed` error, and every other file of the shard
+    is kept (:func:`audiopipe.fanout.run_shards`, shared with the clip stages).
     ``plan.shards`` is updated to the shards actually run (halves replace their parent),
     aligned with the returned results.
     """
-    order = [s.key for s in plan.shards]
-    by_key = {s.key: s for s in plan.shards}
-    results: dict[str, Any] = {}
-    lone_deaths: dict[str, int] = {}  # single-file shards: worker deaths so far
     logger = get_run_logger()
+    n_shards = len(plan.shards)
     with runner:
-
-        def submit(s: Shard) -> Any:
-            return runner.submit(extract_shard_task, parameters={"shard": s, "ctx": plan.context})
-
-        batch = {}
-        for s in plan.shards:
-            f = submit(s)
-            batch[f.task_run_id] = (f, s)
         bar = tqdm(
             total=plan.n_files,
             unit="file",
-            desc=f"{plan.context.dataset} shards 0/{len(order)}",
+            desc=f"{plan.context.dataset} shards 0/{n_shards}",
             disable=not progress,
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        hours = 0.0
-        while batch:
-            nxt = {}
-            for fut in as_completed([f for f, _ in batch.values()]):
-                s = batch[fut.task_run_id][1]
-                try:
-                    r = fut.result()
-                except Exception as err:  # noqa: BLE001 - a failed shard is recorded, run goes on
-                    if _is_killed_worker(err) and len(s.files) > 1:
-                        halves = s.halves()
-                        logger.warning(
-                            "shard %s (%d files) killed its worker: retrying as halves %s",
-                            s.key,
-                            len(s.files),
-                            ", ".join(h.key for h in halves),
-                        )
-                        i = order.index(s.key)
-                        order[i : i + 1] = [h.key for h in halves]
-                        for h in halves:
-                            by_key[h.key] = h
-                            f = submit(h)
-                            nxt[f.task_run_id] = (f, h)
-                        continue
-                    if _is_killed_worker(err):
-                        n = lone_deaths[s.key] = lone_deaths.get(s.key, 0) + 1
-                        if n < LONE_FILE_ATTEMPTS:
-                            # alone from the start (nothing to split), or a worker lost for
-                            # another reason: one more try before calling the file poison
-                            logger.warning("shard %s (1 file) lost its worker: retrying", s.key)
-                            f = submit(s)
-                            nxt[f.task_run_id] = (f, s)
-                            continue
-                        r = DecoderCrashed(
-                            f"decoding this file killed the worker process every time it was "
-                            f"tried, {n} times alone ({err}); it was isolated and skipped"
-                        )
-                    else:
-                        r = err
-                    logger.error("shard %s failed: %r", s.key, r)
-                results[s.key] = r
-                if isinstance(r, ShardResult):
-                    hours += r.audio_seconds / 3600
-                bar.set_description(f"{plan.context.dataset} shards {len(results)}/{len(order)}")
-                bar.set_postfix_str(f"{hours:.2f} h audio")
-                bar.update(len(s.files))
-            batch = nxt
+        done = {"shards": 0, "hours": 0.0}
+
+        def on_done(s: Shard, r: Any) -> None:
+            if isinstance(r, BaseException):
+                logger.error("shard %s failed: %r", s.key, r)
+            if isinstance(r, ShardResult):
+                done["hours"] += r.audio_seconds / 3600
+            done["shards"] += 1
+            bar.set_description(f"{plan.context.dataset} shards {done['shards']}/{n_shards}")
+            bar.set_postfix_str(f"{done['hours']:.2f} h audio")
+            bar.update(len(s.files))
+
+        out = run_shards(
+            plan.shards,
+            lambda s: runner.submit(
+                extract_shard_task, parameters={"shard": s, "ctx": plan.context}
+            ),
+            as_completed,
+            split=Shard.halves,
+            size=lambda s: len(s.files),
+            crashed=_decoder_crashed,
+            lone_attempts=LONE_FILE_ATTEMPTS,
+            log=logger.warning,
+            on_done=on_done,
+        )
         bar.close()
-    plan.shards = [by_key[k] for k in order]
-    return [results[k] for k in order]
+    plan.shards = [s for s, _ in out]
+    return [r for _, r in out]
 
 
 def run_ingest(

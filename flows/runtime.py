@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-
-from prefect_dask import DaskTaskRunner
+from typing import TYPE_CHECKING
 
 from audiopipe.config import Config
 from audiopipe.ingest.plan import spare_core
+from audiopipe.stages.cluster import LazyClient
+
+if TYPE_CHECKING:  # imported when used: stage commands in-process never load Prefect
+    from prefect_dask import DaskTaskRunner
 
 
 def scheduler_address(cfg: Config, scheduler: str | None = None) -> str | None:
@@ -38,6 +41,8 @@ def share_api_with_workers() -> str:
 
 def task_runner(cfg: Config, scheduler: str | None = None) -> DaskTaskRunner:
     """A DaskTaskRunner on the configured cluster (processes, one thread each, by default)."""
+    from prefect_dask import DaskTaskRunner
+
     share_api_with_workers()
     address = scheduler_address(cfg, scheduler)
     if address:
@@ -51,6 +56,17 @@ def task_runner(cfg: Config, scheduler: str | None = None) -> DaskTaskRunner:
             "memory_limit": cfg.cluster.memory_limit,
             "dashboard_address": None,
         },
+    )
+
+
+def lazy_client(cfg: Config, scheduler: str | None = None) -> LazyClient:
+    """A Dask client for clip stages, made on first use: the configured scheduler, or a
+    LocalCluster shaped like ingest's (see :class:`audiopipe.stages.cluster.LazyClient`)."""
+    return LazyClient(
+        scheduler_address(cfg, scheduler),
+        n_workers=cfg.cluster.n_workers,
+        threads_per_worker=cfg.cluster.threads_per_worker,
+        memory_limit=cfg.cluster.memory_limit,
     )
 
 

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from audiopipe.config import load_config
 from audiopipe.stages.runner import run_named, run_stages
+from flows.runtime import lazy_client
 
 
 @task(name="stage", cache_policy=NO_CACHE)
@@ -25,8 +26,14 @@ def stage_task(
     params: dict[str, Any],
     force: bool = False,
     base_dir: str | None = None,
+    config_path: str = "datasets.yaml",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
-    return run_named(root, dataset, name, params, force=force, base_dir=base_dir)
+    # a clip stage with many new clips fans out on Dask (a LocalCluster only if it does)
+    with lazy_client(load_config(config_path), scheduler) as client:
+        return run_named(
+            root, dataset, name, params, force=force, base_dir=base_dir, client=client
+        )
 
 
 @flow(name="stages", log_prints=True)
@@ -36,13 +43,21 @@ def stages(
     config_path: str = "datasets.yaml",
     overrides: dict[str, Any] | None = None,
     force: bool = False,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``names`` (default: every stage declared for the dataset) and return their reports."""
+    """Run ``names`` (default: every stage declared for the dataset) and return their reports.
+
+    Clip stages with many new clips run in shards on ``scheduler`` (or the config's
+    cluster, else a LocalCluster started for that stage).
+    """
     logger = get_run_logger()
 
     def one(root: str, ds: str, name: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
         kw.pop("log", None)
-        rep = stage_task.with_options(task_run_name=f"stage-{name}")(root, ds, name, params, **kw)
+        kw.pop("client", None)
+        rep = stage_task.with_options(task_run_name=f"stage-{name}")(
+            root, ds, name, params, config_path=config_path, scheduler=scheduler, **kw
+        )
         logger.info("%s: %s", name, rep.get("skipped") or rep.get("metrics"))
         return rep
 

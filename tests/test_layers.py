@@ -30,7 +30,14 @@ ALLOWED: dict[str, set[str]] = {
     "audiopipe.audio": set(),
     "audiopipe.catalog": set(),
     "audiopipe.store": {"audiopipe.audio"},
-    "audiopipe.stages": {"audiopipe", "audiopipe.features", "audiopipe.audio", "audiopipe.store"},
+    "audiopipe.fanout": set(),
+    "audiopipe.stages": {
+        "audiopipe",
+        "audiopipe.features",
+        "audiopipe.audio",
+        "audiopipe.store",
+        "audiopipe.fanout",
+    },
     "audiopipe.config": {"audiopipe", "audiopipe.features", "audiopipe.stages"},
     "audiopipe.ingest": {
         "audiopipe",
@@ -39,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "audiopipe.catalog",
         "audiopipe.config",
         "audiopipe.store",
+        "audiopipe.fanout",
     },
     "audiopipe.demo": {"audiopipe.config"},
 }

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from audiopipe import features as F
 from audiopipe.catalog import Diff, FileEntry, LabelsError, diff, discover, load_labels
 from audiopipe.config import Config, DatasetConfig, config_hash
+from audiopipe.fanout import balanced_runs
 from audiopipe.ingest.shard import DECODER_HOOK_ENV, IngestContext, Shard
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, label_column_name
@@ -102,27 +103,16 @@ def plan_shards(
     weights = [f.size + 1 for f in files]  # +1: empty files count too
     total = sum(weights)
     k = max(min(min_shards, len(files)), -(-total // max(1, max_bytes)), -(-len(files) // max_files))
-    groups = _balanced_runs(files, weights, k)
+    groups = balanced_runs(files, weights, k)
     while len(groups) < min(min_shards, len(files)):  # a big file left a run empty: split one
         i = max((j for j, g in enumerate(groups) if len(g) > 1), key=lambda j: _bytes(groups[j]))
-        groups[i : i + 1] = _balanced_runs(groups[i], [f.size + 1 for f in groups[i]], 2)
+        groups[i : i + 1] = balanced_runs(groups[i], [f.size + 1 for f in groups[i]], 2)
     groups = [part for g in groups for part in _capped(g, max_files, max_bytes)]
     return [Shard(key=_shard_key(g, salt), files=tuple(g)) for g in groups]
 
 
 def _bytes(files: list[FileEntry]) -> int:
     return sum(f.size for f in files)
-
-
-def _balanced_runs(files: list[FileEntry], weights: list[int], k: int) -> list[list[FileEntry]]:
-    """``files`` cut into at most ``k`` consecutive runs of near-equal weight (none empty)."""
-    target = sum(weights) / k
-    runs: list[list[FileEntry]] = [[] for _ in range(k)]
-    done = 0
-    for f, w in zip(files, weights, strict=True):
-        runs[min(k - 1, int((done + w / 2) / target))].append(f)
-        done += w
-    return [r for r in runs if r]
 
 
 def _capped(files: list[FileEntry], max_files: int, max_bytes: int) -> list[list[FileEntry]]:

@@ -13,11 +13,10 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from audiopipe.audio import DECODER_HOOK_ENV, DecoderHook, load_decoder_hook
 from audiopipe.catalog import FileEntry
 from audiopipe.store.location import Location
 
@@ -29,9 +28,6 @@ __all__ = [
     "DECODER_HOOK_ENV",
     "load_decoder_hook",
 ]
-
-DecoderHook = Callable[[str], None]
-DECODER_HOOK_ENV = "AUDIOPIPE_DECODER_HOOK"
 
 
 @dataclass(frozen=True)
@@ -102,24 +98,3 @@ class ShardResult:
     #: seconds): with ``seconds``, how busy each worker was and when it waited
     worker: str = ""
     started_at: float = 0.0
-
-
-def load_decoder_hook(spec: str | None) -> DecoderHook | None:
-    """Import a decoder hook named ``"module:function"`` (None for no hook).
-
-    The hook is called with each file's uri before it is decoded, in the worker
-    process. It is how fault-injection tests (and users' own checks) reach the
-    decoding step of a cluster run: set ``AUDIOPIPE_DECODER_HOOK`` where the flow
-    plans the run (it travels in the :class:`IngestContext`), or on the workers.
-
-    Examples
-    --------
-    >>> load_decoder_hook("os.path:basename")("/a/b.wav")
-    'b.wav'
-    """
-    if not spec:
-        return None
-    module, _, name = spec.partition(":")
-    if not module or not name:
-        raise ValueError(f"{DECODER_HOOK_ENV} must be 'module:function', got {spec!r}")
-    return getattr(importlib.import_module(module), name)

@@ -24,6 +24,7 @@ import numpy as np
 from audiopipe.stages._common import StageInputError, feature_matrix
 from audiopipe.stages._frames import (
     frames_recipe,
+    map_frames,
     read_frames_many,
     segment_pool,
     time_normalize,
@@ -77,7 +78,26 @@ def clip_features(
     W = None
     if warp != 1.0:
         W = warp_matrix(warp, frames_recipe(ds))
-    if segments > 0 or frames > 0:
+    if segments > 0 and frames <= 0 and groups is None:
+        # clip-level pooling only: stream the frame store part by part (bounded memory)
+        for f in frame_features or ["mfcc", "mfcc_delta"]:
+            if f not in avail:
+                continue
+            Wf = W.T.astype(np.float32) if W is not None and f.startswith("mfcc") else None
+            centre = cmn and f == "mfcc"
+
+            def pool(a: np.ndarray, Wf: Any = Wf, centre: bool = centre) -> np.ndarray:
+                if len(a) and Wf is not None:
+                    a = a @ Wf
+                if len(a) and centre:
+                    a = a - a.mean(axis=0)
+                return segment_pool(a, segments)
+
+            pooled, _ = map_frames(ds, clip_ids, f, pool)
+            blocks.append(np.stack(pooled))
+            d = pooled[0].size // segments if pooled else 0
+            names += [f"{f}_seg{s}[{j}]" for s in range(segments) for j in range(d)]
+    elif segments > 0 or frames > 0:
         seqs: dict[str, list[np.ndarray]] = {}
         for f in frame_features or ["mfcc", "mfcc_delta"]:
             if f not in avail:

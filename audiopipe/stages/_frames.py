@@ -10,6 +10,7 @@ array([ 1.,  2.,  5.,  6.,  9., 10.], dtype=float32)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "segment_pool",
     "read_frames_many",
+    "map_frames",
     "frames_recipe",
     "trim_bounds",
     "time_normalize",
@@ -68,6 +70,46 @@ def read_frames_many(ds: Dataset, clip_ids: list[str], feature: str) -> list[np.
             cache[part] = np.asarray(g[feature][:], dtype=np.float32)
         out.append(cache[part][s:e])
     return out
+
+
+def map_frames(
+    ds: Dataset, clip_ids: list[str], feature: str, fn: Callable[[np.ndarray], Any]
+) -> tuple[list[Any], int]:
+    """``fn(frames)`` of each clip (in ``clip_ids`` order) and the feature's width, reading
+    the frame store one part at a time: memory holds one part's rows of one feature, not
+    every clip's frames (what :func:`read_frames_many` returns), so clip-level reductions
+    (segment pooling) of a dataset of any size fit in one process."""
+    from collections import defaultdict
+
+    from audiopipe.store.frames import open_part
+
+    t = ds.table("frames_index", ["clip_id", "part", "start", "stop"]).to_pydict()
+    where = {
+        c: (p, s, e)
+        for c, p, s, e in zip(t["clip_id"], t["part"], t["start"], t["stop"], strict=True)
+    }
+    missing = [c for c in clip_ids if c not in where]
+    if missing:
+        raise KeyError(f"dataset {ds.name!r} has no frames for clips {missing[:3]}")
+    by_part: dict[str, list[int]] = defaultdict(list)
+    for j, c in enumerate(clip_ids):
+        by_part[where[c][0]].append(j)
+    out: list[Any] = [None] * len(clip_ids)
+    width = 0
+    for part, js in by_part.items():
+        g = open_part(ds.location.frames_uri(part), ds.location.fsspec_options)
+        if feature not in g:
+            raise KeyError(f"dataset {ds.name!r} has no frame feature {feature!r}")
+        arr = g[feature]
+        width = int(arr.shape[1])
+        lo = min(where[clip_ids[j]][1] for j in js)
+        hi = max(where[clip_ids[j]][2] for j in js)
+        block = np.asarray(arr[lo:hi], dtype=np.float32)
+        for j in js:
+            _, s0, e0 = where[clip_ids[j]]
+            out[j] = fn(block[s0 - lo : e0 - lo])
+        del block
+    return out, width
 
 
 def frames_recipe(ds: Dataset) -> dict[str, Any]:

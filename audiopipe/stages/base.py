@@ -10,8 +10,9 @@ A stage module holds its method and one small class that says what it needs and 
 - :class:`ClipStage` (works clip by clip: beats, fingerprint, transcribe, separate,
   segment): :meth:`ClipStage.fit` builds what every clip needs (a model, bases; often
   nothing), :meth:`ClipStage.process` is a plain function from a list of clip ids to
-  table rows (:class:`ClipBatch`) - the unit a later change can run per shard on Dask -
-  and :meth:`ClipStage.evaluate` scores the updated tables.
+  table rows (:class:`ClipBatch`) - the unit the runner runs per shard on Dask
+  (:mod:`audiopipe.stages.cluster`) when given a client and enough clips - and
+  :meth:`ClipStage.evaluate` scores the updated tables.
 
 :mod:`audiopipe.stages.runner` does the rest for every stage alike: validates and
 resolves the parameters, decides whether the run can be skipped (inputs, parameters and
@@ -130,6 +131,8 @@ class ClipBatch:
     errors: list[dict[str, Any]] = field(default_factory=list)
     failed: int = 0
     plot: Any = None
+    #: files written while making the rows (uris; a worker's, returned to the runner)
+    written: list[str] = field(default_factory=list)
 
 
 class Stage:
@@ -181,6 +184,8 @@ class ClipStage(Stage):
     schemas: ClassVar[dict[str, Any]] = {}
     #: clips per call of :meth:`process` (one shard of work)
     shard_size: ClassVar[int] = 64
+    #: fewer new clips than this run in-process, starting no cluster
+    min_cluster_clips: ClassVar[int] = 128
 
     def select(self, ctx: StageContext) -> list[str]:
         """The clips this stage covers (default: every clip of the dataset)."""

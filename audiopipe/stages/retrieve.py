@@ -13,9 +13,10 @@ Two views of a clip:
 rows and searches exactly with a matrix product (``X @ q``, then ``argpartition``).
 Exact search costs O(N·d) per query and N·d·4 bytes of memory. Measured on this 2-core
 machine (d=96, one query, top-10, ``benchmarks/fingerprint.py``): 0.03 ms at 10^3 clips,
-~5 ms at 10^4, 19 ms at 10^5 (37 MB), 73 ms at 10^6 (366 MB): fine for interactive use up
-to ~10^5-10^6 clips; past that (or for batch all-pairs neighbours) it stops scaling and an
-approximate index (FAISS IVF/HNSW) or a sharded matrix product is the next step.
+~5 ms at 10^4, 19 ms at 10^5 (37 MB), 73 ms at 10^6 (366 MB). From 10^5 clips on
+(parameter ``index``, default ``auto``) the stage also builds an approximate HNSW graph
+(FAISS, :mod:`audiopipe.stages._ann`) and queries go through it; below that exact search
+stays the default.
 
 The stage :class:`Retrieve` builds the index of each view and saves it in its run folder as
 ``index/retrieve_<view>.npz`` (embeddings, clip ids, standardization stats, feature names;
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from audiopipe.stages._ann import ANN_MIN_CLIPS, HNSWIndex, scaling_benchmark
 from audiopipe.stages._common import StageInputError
 from audiopipe.stages.base import Stage, StageContext, StageOutput
 from audiopipe.stages.params import Param
@@ -88,6 +90,8 @@ class EmbeddingIndex:
 
     def __init__(self, standardize: bool = True) -> None:
         self.standardize = standardize
+        #: an approximate index over :attr:`embeddings_` (:class:`HNSWIndex`), or None: exact
+        self.ann_: HNSWIndex | None = None
 
     def fit(self, X: np.ndarray, clip_ids: list[str]) -> EmbeddingIndex:
         X = np.asarray(X, dtype=np.float64)
@@ -113,7 +117,10 @@ class EmbeddingIndex:
         return self.transform(q) @ self.embeddings_.T
 
     def query(self, q: np.ndarray, k: int = 10, exclude: str | None = None) -> list[dict[str, Any]]:
-        """The ``k`` nearest clips to raw feature vector ``q`` (ties broken by index order)."""
+        """The ``k`` nearest clips to raw feature vector ``q`` (ties broken by index order);
+        approximate (the HNSW graph) when the index has one."""
+        if self.ann_ is not None:
+            return _ann_hits(self, self.transform(q)[0], k, exclude)
         s = self.scores(q)[0]
         if exclude is not None and exclude in self.clip_ids_:
             s[self.clip_ids_.index(exclude)] = -np.inf
@@ -242,6 +249,9 @@ class Retrieve(Stage):
         Param("label", "str", None,
               "label column: score each index by leave-one-out P@k and mAP (same label = relevant)"),
         Param("k", "int", 10, "cut-off of P@k", low=1),
+        Param("index", "str", "auto",
+              "search: exact, hnsw (approximate, FAISS), or auto (hnsw from 100,000 clips)",
+              choices=("auto", "exact", "hnsw")),
     )
     tables = ("retrieval_indexes",)
 
@@ -260,8 +270,13 @@ class Retrieve(Stage):
             X, ids, names = _view_matrix(ctx, view)
             idx = EmbeddingIndex().fit(X, ids)
             uri = ctx.write_bytes(idx.to_bytes(names), "index", f"retrieve_{view}.npz")
+            ann_uri = None
+            kind = ctx.params["index"]
+            if kind == "hnsw" or (kind == "auto" and len(ids) >= ANN_MIN_CLIPS):
+                idx.ann_ = HNSWIndex().fit(idx.embeddings_)
+                ann_uri = ctx.write_bytes(idx.ann_.to_bytes(), "index", f"retrieve_{view}.faiss")
             rows.append({"view": view, "uri": uri, "n_clips": len(ids), "n_dims": X.shape[1],
-                         "run_id": ctx.run_id})
+                         "ann_uri": ann_uri, "run_id": ctx.run_id})
             report[view] = {"n_clips": len(ids), "n_dims": int(X.shape[1]),
                             "seconds": round(time.perf_counter() - t0, 3)}
             if labels is not None:
@@ -274,7 +289,8 @@ class Retrieve(Stage):
                     evaluation="reference", split=view, run_id=ctx.run_id,
                 )
         schema = pa.schema([("view", pa.string()), ("uri", pa.string()), ("n_clips", pa.int64()),
-                            ("n_dims", pa.int64()), ("run_id", pa.string())])
+                            ("n_dims", pa.int64()), ("ann_uri", pa.string()),
+                            ("run_id", pa.string())])
         return StageOutput(
             tables={"retrieval_indexes": pa.Table.from_pylist(rows, schema=schema)},
             metrics=metrics,
@@ -295,14 +311,19 @@ def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
         raise StageInputError(f"dataset {ds.name!r} has no retrieval index: {hint}")
     from audiopipe.store.tables import scan_table
 
-    t = scan_table(ds.location, "retrieval_indexes", columns=["view", "uri"]).to_pydict()
-    uri = dict(zip(t["view"], t["uri"], strict=True)).get(view)
-    if uri is None:
+    t = scan_table(ds.location, "retrieval_indexes").to_pydict()
+    at = {v: i for i, v in enumerate(t["view"])}
+    if view not in at:
         raise StageInputError(f"dataset {ds.name!r} has no {view} retrieval index: {hint}")
+    uri = t["uri"][at[view]]
+    ann_uri = (t.get("ann_uri") or [None] * len(at))[at[view]]
     key = (ds.location.base, uri)
     if key not in _INDEX_CACHE:
         _INDEX_CACHE.clear()
-        _INDEX_CACHE[key] = EmbeddingIndex.from_bytes(read_bytes(ds, uri))
+        idx, names = EmbeddingIndex.from_bytes(read_bytes(ds, uri))
+        if ann_uri:
+            idx.ann_ = HNSWIndex.from_bytes(read_bytes(ds, ann_uri))
+        _INDEX_CACHE[key] = (idx, names)
     return _INDEX_CACHE[key]
 
 
@@ -393,9 +414,24 @@ def similar_many(
     return out
 
 
+def _ann_hits(
+    idx: EmbeddingIndex, e: np.ndarray, k: int, exclude: str | None
+) -> list[dict[str, Any]]:
+    """Top ``k`` from the approximate index (one more asked for when a clip is excluded)."""
+    assert idx.ann_ is not None
+    s, i = idx.ann_.search(e, k + (exclude is not None))
+    hits = [(float(a), int(b)) for a, b in zip(s[0], i[0], strict=True) if b >= 0]
+    hits = [h for h in hits if idx.clip_ids_[h[1]] != exclude][:k]
+    return [
+        {"rank": r + 1, "clip_id": idx.clip_ids_[j], "score": sc} for r, (sc, j) in enumerate(hits)
+    ]
+
+
 def _query_embedded(
     idx: EmbeddingIndex, e: np.ndarray, k: int, exclude: str | None
 ) -> list[dict[str, Any]]:
+    if idx.ann_ is not None:
+        return _ann_hits(idx, e, k, exclude)
     s = idx.embeddings_ @ e
     if exclude is not None:
         s[idx.clip_ids_.index(exclude)] = -np.inf
@@ -459,28 +495,3 @@ def evaluate(ds: Dataset, label: str, view: str = "timbre", k: int = 10) -> dict
     keep = np.array([v not in (None, "") for v in lab])
     m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=k)
     return {f"precision_at_{k}": m["precision_at_k"], "map": m["map"], "n_queries": m["n_queries"]}
-
-
-def scaling_benchmark(
-    sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000),
-    n_dims: int = 96,
-    n_queries: int = 20,
-    k: int = 10,
-    random_state: int = 0,
-) -> list[dict[str, float]]:
-    """Measured time per exact top-k query vs index size N (random unit embeddings)."""
-    rng = np.random.default_rng(random_state)
-    out = []
-    for n in sizes:
-        E = rng.standard_normal((n, n_dims), dtype=np.float32)
-        E /= np.linalg.norm(E, axis=1, keepdims=True)
-        Q = E[rng.integers(0, n, n_queries)]
-        t0 = time.perf_counter()
-        for q in Q:
-            s = E @ q
-            top = np.argpartition(-s, k)[:k]
-            top[np.argsort(-s[top])]
-        dt = (time.perf_counter() - t0) / n_queries
-        out.append({"n": n, "ms_per_query": dt * 1000, "index_mb": E.nbytes / 2**20})
-        del E
-    return out

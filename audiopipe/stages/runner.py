@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 from audiopipe.errors import ConfigError
 from audiopipe.stages import stage_class
 from audiopipe.stages._outputs import draw, metric_summary, to_table, write_errors, write_metrics
-from audiopipe.stages.base import ClipBatch, ClipStage, Stage, StageContext, StageOutput
+from audiopipe.stages.base import ClipStage, Stage, StageContext, StageOutput
+from audiopipe.stages.cluster import process_clips
 from audiopipe.stages.params import ParamError, check, resolve
 
 if TYPE_CHECKING:
@@ -204,12 +205,13 @@ def _run_whole(ctx: StageContext, stage: Stage, timer: _Timer) -> dict[str, Any]
     }
 
 
-def _shards(ids: Sequence[str], size: int) -> list[list[str]]:
-    return [list(ids[i : i + size]) for i in range(0, len(ids), max(1, size))]
-
-
 def _run_clips(
-    ctx: StageContext, stage: ClipStage, timer: _Timer, incremental: bool
+    ctx: StageContext,
+    stage: ClipStage,
+    timer: _Timer,
+    incremental: bool,
+    client: Any = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     selected = stage.select(ctx)
     key_table = stage.tables[0]
@@ -224,7 +226,7 @@ def _run_clips(
     timer.lap("plan")
     state = stage.fit(ctx) if todo or not incremental else None
     timer.lap("fit")
-    batches: list[ClipBatch] = [stage.process(ctx, s, state) for s in _shards(todo, stage.shard_size)]
+    batches, workers = process_clips(ctx, stage, todo, state, client, log)
     timer.lap("process")
     versions: dict[str, int | None] = {}
     keys = set(todo) | set(removed)
@@ -263,7 +265,7 @@ def _run_clips(
         "processed": len(todo),
         "failed": failed,
         "removed": len(removed),
-        "report": {},
+        "report": {"workers": workers},
         "message": f"{len(todo)} {what} clips processed ({failed} failed), {len(removed)} removed; "
         f"{len(selected)} clips in the stage's tables",
     }
@@ -278,9 +280,14 @@ def run_stage(
     base_dir: str | None = None,
     run_id: str | None = None,
     log: Callable[[str], None] | None = None,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Run stage ``name`` on ``ds`` with ``params`` (see the module docstring); its report.
 
+    ``client`` (a ``distributed.Client``, or a callable returning one, e.g.
+    :class:`audiopipe.stages.cluster.LazyClient`, called only when needed) runs the new
+    clips of a clip stage in shards on its workers when there are at least the stage's
+    ``min_cluster_clips``; without it, or with fewer clips, they run in this process.
     The report has ``run_id``, ``skipped`` (why, or None), ``tables`` (versions written),
     ``metrics``, ``model``, ``plots``, counts and ``seconds``.
     """
@@ -359,7 +366,7 @@ def run_stage(
                 incremental = (
                     not force and same_setup and prev.model_id == stage.model_key(ctx)
                 )
-                res = _run_clips(ctx, stage, timer, incremental)
+                res = _run_clips(ctx, stage, timer, incremental, client, log)
             else:
                 res = _run_whole(ctx, stage, timer)
         except BaseException as err:
@@ -425,12 +432,19 @@ def run_named(
     force: bool = False,
     base_dir: str | None = None,
     log: Callable[[str], None] | None = None,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Open ``dataset`` under ``root`` (pinned to its last ingest) and :func:`run_stage` on it."""
     from audiopipe.store import open_dataset
 
     return run_stage(
-        open_dataset(root, dataset), name, params, force=force, base_dir=base_dir, log=log
+        open_dataset(root, dataset),
+        name,
+        params,
+        force=force,
+        base_dir=base_dir,
+        log=log,
+        client=client,
     )
 
 
@@ -443,11 +457,13 @@ def run_stages(
     force: bool = False,
     log: Callable[[str], None] | None = None,
     runner: Callable[..., dict[str, Any]] = run_named,
+    client: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Run a dataset's declared stages (or ``names``) in order; all are validated first.
 
     ``overrides`` (``--set``) apply to each stage; ``runner`` (default :func:`run_named`)
-    runs one stage: the Prefect flow passes its task. ``cfg`` is an
+    runs one stage: the Prefect flow passes its task. ``client`` (in-process runner only)
+    is shared by the clip stages (see :func:`run_stage`). ``cfg`` is an
     :class:`audiopipe.config.Config` (not imported here: the config imports the stages).
     """
     ds_cfg = cfg.dataset(dataset)
@@ -469,7 +485,7 @@ def run_stages(
         ds = open_dataset(cfg.storage_root, ds_cfg.name)
 
         def runner(root: str, dataset: str, name: str, params: Any, **kw: Any) -> Any:
-            return run_stage(ds, name, params, **kw)
+            return run_stage(ds, name, params, client=client, **kw)
 
     out = {}
     for n in todo:

@@ -45,6 +45,9 @@ class Dataset:
 
     def __init__(self, loc: Location, run_id: str | None = None) -> None:
         self.location = loc
+        #: called with each source uri before :meth:`load_audio` decodes it (fault tests,
+        #: users' checks; see :func:`audiopipe.audio.load_decoder_hook`)
+        self.decoder_hook: Any = None
         runs = scan_table(loc, "runs")
         if runs is None:
             raise DatasetNotFound(
@@ -219,6 +222,8 @@ class Dataset:
         if clip_id not in self._sources:
             raise KeyError(f"clip {clip_id!r} is not in dataset {self.name!r}")
         uri, rate = self._sources[clip_id]
+        if self.decoder_hook is not None:
+            self.decoder_hook(uri)
         opts = self.location.fsspec_options if "://" in uri else {}
         with fsspec.open(uri, "rb", **opts) as f:
             return load(f, sr or rate)

@@ -149,3 +149,58 @@ def test_esc10_cold_start_simulated(corpora, tmp_path):
     assert m["model"]["ndcg@10"] > m["random"]["ndcg@10"] + 0.1
     assert m["model"]["ndcg@10"] > m["popularity"]["ndcg@10"] + 0.1, r["note"]
     assert m["model"]["recall@10"] > m["random"]["recall@10"] + 0.1
+
+
+def _dense_als(plays, n_factors=16, regularization=0.1, alpha=5.0, iterations=15, random_state=0):
+    """The dense implementation this module had before the sparse one (the reference)."""
+    R = np.asarray(plays, dtype=np.float64)
+    rng = np.random.default_rng(random_state)
+    n_u, n_i = R.shape
+    U = rng.normal(0, 0.01, (n_u, n_factors))
+    V = rng.normal(0, 0.01, (n_i, n_factors))
+    P = (R > 0).astype(np.float64)
+    C = 1.0 + alpha * np.log1p(R)
+    eye = regularization * np.eye(n_factors)
+
+    def solve(Y, Cm, Pm):
+        YtY = Y.T @ Y
+        out = np.empty((Cm.shape[0], Y.shape[1]))
+        for u in range(Cm.shape[0]):
+            nz = np.flatnonzero(Cm[u] != 1.0)
+            Yn, cn = Y[nz], Cm[u, nz]
+            out[u] = np.linalg.solve(YtY + (Yn.T * (cn - 1.0)) @ Yn + eye, (Yn.T * cn) @ Pm[u, nz])
+        return out
+
+    for _ in range(iterations):
+        U = solve(V, C, P)
+        V = solve(U, C.T, P.T)
+    return U, V
+
+
+def test_sparse_als_and_top_k_equal_the_dense_computation(monkeypatch):
+    import scipy.sparse as sp
+
+    from audiopipe.stages.recommend import model
+
+    rng = np.random.default_rng(4)
+    R = rng.poisson(0.4, (70, 55)).astype(float) * (rng.random((70, 55)) < 0.3)
+    R[5] = 0  # a user with no plays, an item nobody played
+    R[:, 9] = 0
+    U0, V0 = _dense_als(R, n_factors=6, iterations=6)
+    monkeypatch.setattr(model, "ROW_BLOCK", 16)  # several blocks of rows
+    for plays in (R, sp.csr_array(R), sp.coo_array(R)):
+        U, V = recommend.implicit_als(plays, n_factors=6, iterations=6)
+        np.testing.assert_allclose(U, U0, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(V, V0, rtol=1e-7, atol=1e-9)
+    # top k unplayed per user, in blocks of users, against the dense ranking
+    S = U0 @ V0.T
+    S[R > 0] = -np.inf
+    want = []
+    for u in range(R.shape[0]):
+        top = np.argsort(-S[u], kind="stable")[:7]
+        want += [(u, int(i), r + 1) for r, i in enumerate(top) if np.isfinite(S[u, i])]
+    got_u, got_i, got_s, got_r = recommend.top_k_unplayed(U0, V0, sp.csr_array(R), 7, block_bytes=8 * 55 * 9)
+    assert list(zip(got_u.tolist(), got_i.tolist(), got_r.tolist(), strict=True)) == want
+    np.testing.assert_allclose(got_s, [S[u, i] for u, i, _ in want])
+    with pytest.raises(ValueError, match="non-negative"):
+        recommend.implicit_als(-R)

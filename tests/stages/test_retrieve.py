@@ -136,6 +136,16 @@ def test_run_similar_evaluate_on_demo_corpus(tmp_path):
         rt.similar(ds, "no-such-clip", k=3)
     with pytest.raises(ConfigError, match=r"retrieve\.views: must be one of timbre, tonal"):
         run_stage(ds, "retrieve", {"views": ["colour"]})
+    # exact by default at this size; the HNSW graph when asked, answering the same here
+    assert idx.ann_uri.isna().all()
+    exact = rt.similar(ds, cid, k=5)
+    rep = run_stage(ds, "retrieve", {"views": ["timbre"], "index": "hnsw"})
+    ann_uri = ds.table("retrieval_indexes").to_pandas().ann_uri[0]
+    assert ann_uri.endswith("retrieve_timbre.faiss") and rep["run_id"] in ann_uri
+    assert rt._load(ds, "timbre")[0].ann_ is not None
+    approx = rt.similar(ds, cid, k=5)
+    assert [h["clip_id"] for h in approx] == [h["clip_id"] for h in exact]
+    assert [h["score"] for h in approx] == pytest.approx([h["score"] for h in exact], abs=1e-5)
 
 
 def test_fsdd_digits_precision(corpora, tmp_path):
@@ -154,3 +164,30 @@ def test_fsdd_digits_precision(corpora, tmp_path):
     m = rt.evaluate(ds, "digit", view="timbre", k=10)
     assert m["n_queries"] == 250
     assert m["precision_at_10"] > 0.5 and m["map"] > 0.3  # chance is 0.1
+
+
+def test_hnsw_recall_against_exact_search():
+    from audiopipe.stages._ann import HNSWIndex, exact_top_k, recall_at_k
+
+    rng = np.random.default_rng(0)
+    # 20 clusters in 32 dimensions, as clip embeddings of a few kinds of sound
+    centres = rng.standard_normal((20, 32)) * 2
+    E = (centres[rng.integers(0, 20, 6000)] + rng.standard_normal((6000, 32))).astype(np.float32)
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    Q = E[rng.choice(6000, 200, replace=False)] + 0.05 * rng.standard_normal((200, 32)).astype(
+        np.float32
+    )
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    _, exact = exact_top_k(E, Q, k=10)
+    ann = HNSWIndex(M=16, ef_construction=40, ef_search=64).fit(E)
+    s, approx = ann.search(Q, k=10)
+    assert recall_at_k(approx, exact) > 0.9
+    assert (np.diff(s, axis=1) <= 1e-6).all()  # best first
+    # its scores are the cosines
+    np.testing.assert_allclose(s[:, 0], np.einsum("ij,ij->i", Q, E[approx[:, 0]]), atol=1e-5)
+    # a tiny ef_search finds less: the recall is measured, not assumed
+    ann.ef_search = 1
+    assert recall_at_k(ann.search(Q, k=10)[1], exact) < recall_at_k(approx, exact)
+    # round trip through bytes
+    back = HNSWIndex.from_bytes(HNSWIndex(M=16).fit(E[:500]).to_bytes())
+    assert back.n == 500 and back.search(E[:3], k=1)[1][:, 0].tolist() == [0, 1, 2]

@@ -1,6 +1,7 @@
 """Stage ``recommend``: content-based recommendation for cold-start clips (van den Oord et al.).
 
-Implicit ALS on a listening table (user, clip, plays) plus a regression from each clip's
+Implicit ALS on a sparse listening matrix (user, clip, plays; scipy CSR, never dense
+users × clips) plus a regression from each clip's
 audio features to its item factors (:mod:`.model`), so clips nobody has played yet get
 factors - and recommendations - from audio alone.
 
@@ -44,6 +45,8 @@ _METHOD = (
     "ranking_metrics",
     "evaluate_cold_start",
     "cold_start_popularity",
+    "top_k_unplayed",
+    "as_plays",
 )
 
 
@@ -83,6 +86,7 @@ class Recommend(Stage):
         Param("random_state", "int", 0, "seed of ALS, the hidden clips and the simulation"),
     )
     tables = ("recommendations", "listens_simulated")
+    version = "2"  # sparse ALS, top-k by blocks of users, evaluation on at most 5000 users
 
     def check(self, params: dict[str, Any]) -> list[str]:
         if not params["listens"] and not params["simulate"]:
@@ -120,6 +124,7 @@ class Recommend(Stage):
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pyarrow as pa
+        import scipy.sparse as sp
 
         from audiopipe.stages._clipfeatures import clip_features
         from audiopipe.stages._common import label_column, metric_rows, stable_id
@@ -127,6 +132,7 @@ class Recommend(Stage):
             ContentRecommender,
             evaluate_cold_start,
             simulate_listens,
+            top_k_unplayed,
         )
 
         p, ds = ctx.params, ctx.ds
@@ -143,9 +149,13 @@ class Recommend(Stage):
             )
         users = sorted(set(listens["user"]))
         upos = {u: i for i, u in enumerate(users)}
-        R = np.zeros((len(users), len(clip_ids)))
-        np.add.at(
-            R, ([upos[u] for u in listens["user"]], listens["item"].to_numpy()), listens["plays"]
+        # users × clips plays, sparse (duplicates summed): never a dense users × clips matrix
+        R = sp.csr_array(
+            (
+                listens["plays"].to_numpy(np.float64),
+                (np.array([upos[u] for u in listens["user"]]), listens["item"].to_numpy()),
+            ),
+            shape=(len(users), len(clip_ids)),
         )
         X, _ = clip_features(ds, clip_ids, p["features"], p["segments"])
         model = ContentRecommender(
@@ -155,20 +165,13 @@ class Recommend(Stage):
         )
         ev = evaluate_cold_start(R, X, model, p["cold_fraction"], k=k, random_state=rs)
         final = model.fit(R, X)
-        played = R.sum(axis=0) > 0
+        played = np.asarray(R.sum(axis=0)).ravel() > 0
         V = final.item_factors_.copy()
         if (~played).any():
             V[~played] = final.predict_factors(X[~played])
-        S = final.user_factors_ @ V.T
-        S[R > 0] = -np.inf
-        rows = []
-        for u, name in enumerate(users):
-            top = np.argsort(-S[u], kind="stable")[:k]
-            rows += [
-                (name, clip_ids[i], float(S[u, i]), r + 1)
-                for r, i in enumerate(top)
-                if np.isfinite(S[u, i])
-            ]
+        u_idx, i_idx, score, rank = top_k_unplayed(final.user_factors_, V, R, k)
+        rows_user = [str(users[u]) for u in u_idx]
+        rows_clip = [clip_ids[i] for i in i_idx]
         model_id = stable_id("recommend", model.get_params(), k, p["simulate"], p["listens"])
         split = "cold_start_simulated" if simulated else "cold_start"
         gain = ev["model"][f"ndcg@{k}"] - ev["popularity"][f"ndcg@{k}"]
@@ -183,11 +186,11 @@ class Recommend(Stage):
         tables = {
             "recommendations": pa.table(
                 {
-                    "user": pa.array([str(r[0]) for r in rows], pa.string()),
-                    "clip_id": pa.array([r[1] for r in rows], pa.string()),
-                    "score": pa.array([r[2] for r in rows], pa.float64()),
-                    "rank": pa.array([r[3] for r in rows], pa.int32()),
-                    "run_id": pa.array([ctx.run_id] * len(rows), pa.string()),
+                    "user": pa.array(rows_user, pa.string()),
+                    "clip_id": pa.array(rows_clip, pa.string()),
+                    "score": pa.array(score, pa.float64()),
+                    "rank": pa.array(rank.astype(np.int32), pa.int32()),
+                    "run_id": pa.array([ctx.run_id] * len(rows_user), pa.string()),
                 }
             )
         }
