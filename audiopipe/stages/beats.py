@@ -108,7 +108,11 @@ def _local_score(onset: np.ndarray, period: np.ndarray) -> np.ndarray:
     p = float(np.median(period))
     k = np.arange(-np.round(p), np.round(p) + 1)
     win = np.exp(-0.5 * (k * 32.0 / p) ** 2)
-    return np.convolve(onset, win, mode="same")
+    # "same" relative to the onsets even when the window is longer (a clip shorter than
+    # two beats): np.convolve's "same" would return the window's length instead
+    full = np.convolve(onset, win, mode="full")
+    start = (win.size - 1) // 2
+    return full[start : start + onset.size]
 
 
 def _dp(

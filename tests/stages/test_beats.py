@@ -141,6 +141,19 @@ def test_silence_short_and_stereo():
         beat_track(sr=SR)
 
 
+@pytest.mark.parametrize("seconds", [0.25, 0.5, 0.75, 1.0])
+def test_clips_shorter_than_two_beats_give_beats_inside_the_clip(seconds):
+    """A spoken digit is ~0.5 s: the onset smoothing window (two beat periods) is longer
+    than the clip; beats, if any, must lie in the clip (this raised IndexError before)."""
+    rng = np.random.default_rng(1)
+    for sr in (8000, SR):
+        y = (0.1 * rng.standard_normal(int(seconds * sr))).astype(np.float32)
+        y[: sr // 20] += np.sin(np.arange(sr // 20) * 0.3).astype(np.float32)  # one onset
+        tempo, beats = beat_track(y=y, sr=sr)
+        assert np.isfinite(tempo) and tempo >= 0
+        assert np.all((beats >= 0) & (beats <= seconds))
+
+
 def test_deterministic():
     y, _ = _clicks(90.0, dur=8.0)
     y = y + 0.01 * np.random.default_rng(0).standard_normal(y.size).astype(np.float32)
