@@ -1,0 +1,226 @@
+"""Choosing classify's model per dataset (inner grouped CV), fitting it, applying it.
+
+:func:`fit_select` builds every candidate's features (:mod:`.candidates`), cross-validates
+each on the same (grouped) folds, picks the most accurate, fits it on every clip and
+reports nested figures: in each outer fold the choice is made again by an inner CV on the
+fold's training part only. :func:`predict_bundle` applies a saved choice to clips, with
+small groups normalised toward the training statistics.
+
+Examples
+--------
+>>> from audiopipe.stages.classify.select import choose
+>>> choose({"stats": 0.8, "sequence": 0.9, "mlp": 0.9})
+'sequence'
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audiopipe.stages.classify.candidates import (
+    MODEL_OF,
+    Frames,
+    build,
+    candidate_names,
+    describe,
+    priors,
+)
+from audiopipe.stages.classify.model import (
+    ClassifyWarning,
+    ClipClassifier,
+    cv_splits,
+    grouped_cv,
+    nested_choice,
+)
+
+if TYPE_CHECKING:
+    from audiopipe.store.dataset import Dataset
+
+__all__ = ["fit_select", "predict_bundle", "choose", "Selection"]
+
+#: the parameters a candidate's features depend on (saved with the model)
+FEATURE_PARAMS = ("features", "frame_features", "frames", "n_ceps", "trim_db", "patches")
+
+
+def choose(scores: dict[str, float]) -> str:
+    """The best-scoring candidate; ties go to the one listed first."""
+    best = max(scores.values())
+    return next(k for k, v in scores.items() if v == best)
+
+
+@dataclass
+class Selection:
+    """What :func:`fit_select` found: honest predictions, figures, the fitted bundle."""
+
+    pred: np.ndarray
+    prob: np.ndarray
+    fold: np.ndarray
+    metrics: dict[str, float]
+    bundle: dict[str, Any]
+    why: str
+    confusion: tuple[np.ndarray, list[str]]
+    warnings: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def _augment(name: str, frames: Frames, g: np.ndarray | None, p: dict[str, Any],
+             group_norm: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """VTLN-warped training copies of the sequence candidate (rows, source clip)."""
+    from audiopipe.stages._clipfeatures import warp_matrix
+    from audiopipe.stages._frames import frames_recipe
+
+    warps = list(p.get("warps") or [])
+    if name != "sequence" or not warps or warp_matrix(1.0, frames_recipe(frames.ds)) is None:
+        return None
+    n = len(frames.ids)
+    blocks = []
+    for a in warps:
+        ga = None if g is None else np.asarray([f"{v}@{a}" for v in g], dtype=object)
+        _, Xa, _ = build(name, frames, ga if group_norm else None, p, warp=a)
+        blocks.append(Xa)
+    return np.concatenate(blocks), np.tile(np.arange(n), len(warps))
+
+
+def fit_select(
+    ds: Dataset,
+    ids: list[str],
+    y: np.ndarray,
+    g: np.ndarray | None,
+    p: dict[str, Any],
+    *,
+    where: str = "",
+) -> Selection:
+    """Cross-validate every candidate of ``p["candidates"]``, choose, fit, report.
+
+    ``p`` holds the stage's parameters (``candidates``, ``C``, ``random_state``,
+    ``group_norm``, ``self_train`` and those of :data:`FEATURE_PARAMS`).
+    """
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    y = np.asarray(y, dtype=object)
+    group_norm = p.get("group_norm")
+    group_norm = g is not None if group_norm is None else bool(group_norm)
+    gn = g if group_norm else None
+    rs = int(p.get("random_state", 0))
+    frames = Frames(ds, ids, float(p.get("trim_db", 30.0)))
+    unavailable = candidate_names(frames)
+    asked = list(p.get("candidates") or MODEL_OF)
+    skipped = {c: unavailable[c] for c in asked if c in unavailable}
+    cands = [c for c in asked if c not in unavailable]
+    if not cands:
+        raise ValueError("no candidate model can run on this dataset: " + "; ".join(
+            f"{k}: {v}" for k, v in skipped.items()))
+    splits, notes = cv_splits(y, g, random_state=rs, where=where)
+    mats: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
+    for c in cands:
+        X_raw, X, _ = build(c, frames, gn, p)
+        mats[c] = (X_raw, X, _augment(c, frames, g, p, group_norm))
+
+    def est(c: str) -> ClipClassifier:
+        return ClipClassifier(model=MODEL_OF[c], C=float(p.get("C", 10.0)), random_state=rs)
+
+    self_train = bool(p.get("self_train", False))
+    oof, prob, fold = {}, {}, np.zeros(len(y), np.int32)
+    for c in cands:
+        oof[c], prob[c], fold = grouped_cv(est(c), mats[c][1], y, g, augment=mats[c][2],
+                                           self_train=self_train, splits=splits)
+    scores = {c: float(accuracy_score(y.astype(str), oof[c].astype(str))) for c in cands}
+    chosen = choose(scores)
+    if len(cands) > 1:
+        def inner(c: str, tr: np.ndarray, folds: list) -> np.ndarray:
+            X, aug = mats[c][1], mats[c][2]
+            sub_aug = None
+            if aug is not None:
+                m = np.isin(aug[1], tr)
+                remap = {int(v): k for k, v in enumerate(tr)}
+                sub_aug = aug[0][m], np.array([remap[int(s)] for s in aug[1][m]])
+            gi = None if g is None else g[tr]
+            return grouped_cv(est(c), X[tr], y[tr], gi, augment=sub_aug, splits=folds)[0]
+
+        pred, per_fold = nested_choice(oof, inner, y, g, splits, random_state=rs)
+        pr = np.zeros(len(y))
+        for i, (_, te) in enumerate(splits):
+            pr[te] = prob[per_fold[i]][te]
+    else:
+        pred, pr, per_fold = oof[chosen], prob[chosen], [chosen] * len(splits)
+    ys, ps = y.astype(str), pred.astype(str)
+    labels = sorted(set(ys))
+    metrics: dict[str, float] = {
+        "accuracy": float(accuracy_score(ys, ps)),
+        "macro_f1": float(f1_score(ys, ps, labels=labels, average="macro", zero_division=0)),
+    }
+    if g is not None:
+        for grp in sorted(set(g)):
+            m = g == grp
+            metrics[f"accuracy[{grp}]"] = float(accuracy_score(ys[m], ps[m]))
+    for c in cands:
+        metrics[f"cv_accuracy[{c}]"] = scores[c]
+        metrics[f"chosen[{c}]"] = float(c == chosen)
+        metrics[f"nested_chosen[{c}]"] = float(per_fold.count(c))
+    X_raw, X, aug = mats[chosen]
+    Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
+    final = clone(est(chosen)).fit(Xf, yf.astype(str))
+    bundle = {
+        "estimator": final,
+        "candidate": chosen,
+        "params": {k: p.get(k) for k in FEATURE_PARAMS},
+        "group_norm": group_norm,
+        "prior": priors(chosen, frames, X_raw, {k: p.get(k) for k in FEATURE_PARAMS}),
+        "scores": scores,
+    }
+    cm = confusion_matrix(ys, ps, labels=labels)
+    return Selection(pred=pred, prob=pr, fold=fold, metrics=metrics, bundle=bundle,
+                     why=describe(scores, chosen, skipped), confusion=(cm, labels),
+                     warnings=notes, scores=scores)
+
+
+def predict_bundle(
+    bundle: dict[str, Any],
+    ds: Dataset,
+    ids: list[str],
+    g: np.ndarray | None,
+    sel: list[int] | None = None,
+    *,
+    prior_clips: float = 20.0,
+    where: str = "",
+) -> tuple[np.ndarray, np.ndarray, list[float | None], list[str]]:
+    """Labels, probabilities, group weights and warnings for clips ``ids[sel]``.
+
+    Features are built for every clip of ``ids`` (a group is normalised with all its
+    clips), each group's statistics shrunk toward the training set's as if it had
+    ``prior_clips`` more clips; ``group_weight`` is ``n / (n + prior_clips)`` (None
+    without group normalisation). A group with fewer clips than ``prior_clips`` is warned
+    about when the model relied on per-group normalisation.
+    """
+    sel = list(range(len(ids))) if sel is None else list(sel)
+    p = dict(bundle["params"])
+    frames = Frames(ds, ids, float(p.get("trim_db") or 30.0))
+    gn = g if bundle["group_norm"] else None
+    _, X, _ = build(bundle["candidate"], frames, gn, p, prior=bundle["prior"],
+                    prior_n=prior_clips)
+    est = bundle["estimator"]
+    prob = est.predict_proba(X[sel])
+    pred = est.classes_[prob.argmax(1)]
+    notes: list[str] = []
+    weight: list[float | None] = [None] * len(sel)
+    if gn is not None:
+        names, counts = np.unique(gn, return_counts=True)
+        n_of = dict(zip(names.tolist(), counts.tolist(), strict=True))
+        weight = [n_of[gn[i]] / (n_of[gn[i]] + prior_clips) if prior_clips > 0 else 1.0
+                  for i in sel]
+        small = sorted({str(gn[i]) for i in sel if n_of[gn[i]] < prior_clips})
+        if small:
+            notes.append(
+                f"{where}{len(small)} group(s) have fewer than {prior_clips:g} clips "
+                f"({', '.join(small[:5])}{', ...' if len(small) > 5 else ''}): the model "
+                "relies on per-group normalisation, so they were normalised with statistics "
+                "shrunk toward the training set's (speaker-independent); expect lower "
+                "accuracy until more of their clips arrive (predictions.group_weight)"
+            )
+            warnings.warn(notes[-1], ClassifyWarning, stacklevel=2)
+    return pred, prob.max(1), weight, notes
