@@ -10,7 +10,8 @@ The candidates (:mod:`.candidates`; ``candidates`` selects among them):
   (``warps``);
 - ``hgb``: the rich statistics + histogram gradient boosting;
 - ``mlp``: log-mel patches (``patches`` time steps × mel bands + band mean/std) + a
-  one-hidden-layer network on CPU (needs the ``melspectrogram`` frame feature).
+  one-hidden-layer network on CPU (needs the ``melspectrogram`` frame feature);
+- ``ensemble``: the mean class probabilities of the other candidates tried (soft vote).
 
 With a ``groups`` column (speaker, fold, ...) features are standardised within their group
 (``group_norm``, label-free) and folds are leave-one-group-out (more than 10 groups:
@@ -63,7 +64,7 @@ from audiopipe.stages.base import Stage, StageContext, StageOutput
 from audiopipe.stages.params import REQUIRED, Param
 
 #: the candidate models (see :mod:`.candidates`), in the order ties are broken
-CANDIDATE_NAMES = ("stats", "sequence", "hgb", "mlp")
+CANDIDATE_NAMES = ("stats", "sequence", "hgb", "mlp", "ensemble")
 
 __all__ = ["Classify", "TRUSTED", "CANDIDATE_NAMES"]
 
@@ -95,6 +96,8 @@ TRUSTED = (
     "audiopipe.stages.classify.model.ClipClassifier",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
 )
 
 
@@ -220,7 +223,7 @@ class Classify(Stage):
         p, ds = ctx.params, ctx.ds
         uri = self._model_uri(ctx)
         bundle = load_model(ds, uri, trusted=TRUSTED)
-        if not isinstance(bundle, dict) or "estimator" not in bundle or "candidate" not in bundle:
+        if not isinstance(bundle, dict) or "classes" not in bundle or "candidate" not in bundle:
             raise StageInputError(f"{uri} is not a classify model of this version (refit it)")
         ids_all = ctx.clip_ids()
         trained = set(bundle["train_clips"])

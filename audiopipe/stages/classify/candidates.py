@@ -16,6 +16,7 @@ hgb         the rich statistics of ``stats`` → histogram gradient boosting.
 mlp         log-mel patches: the trimmed clip's log-mel bands (the ``melspectrogram``
             frame feature) mean-pooled over ``patches`` equal time steps, + the bands'
             clip mean/std → a one-hidden-layer network (scikit-learn, CPU).
+ensemble    the mean class probabilities of the other candidates tried (soft vote).
 ==========  =========================================================================
 
 With a ``groups`` column the features are standardised within each group (speaker
@@ -63,6 +64,7 @@ CANDIDATES: dict[str, str] = {
     "sequence": "time-normalised MFCC/delta sequences + RBF SVM with warped training copies",
     "hgb": "clip statistics (as stats) + histogram gradient boosting",
     "mlp": "log-mel patches + a one-hidden-layer neural network (CPU)",
+    "ensemble": "soft vote (mean class probabilities) of the other candidates tried",
 }
 #: candidate name -> ClipClassifier model
 MODEL_OF = {"stats": "svm", "sequence": "svm", "hgb": "hgb", "mlp": "mlp"}

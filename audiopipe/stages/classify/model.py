@@ -32,7 +32,7 @@ __all__ = [
     "ClassifyWarning",
     "cv_splits",
     "grouped_cv",
-    "nested_choice",
+    "oof_proba",
     "standardize_within",
     "MODELS",
 ]
@@ -78,7 +78,8 @@ class ClipClassifier(ClassifierMixin, BaseEstimator):
             )
         if self.model == "hgb":
             return HistGradientBoostingClassifier(
-                max_iter=100, max_leaf_nodes=15, early_stopping=False, random_state=rs
+                max_iter=60, learning_rate=0.2, max_leaf_nodes=15, max_bins=32,
+                max_features=0.3, early_stopping=False, random_state=rs,
             )
         if self.model == "mlp":
             mlp = MLPClassifier(
@@ -205,6 +206,52 @@ def cv_splits(
     return splits, [f"{where}{n}" for n in notes]
 
 
+def oof_proba(
+    estimator: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    classes: np.ndarray,
+    *,
+    augment: tuple[np.ndarray, np.ndarray] | None = None,
+    self_train: bool = False,
+) -> np.ndarray:
+    """Out-of-fold class probabilities ``(n_clips, len(classes))`` over ``splits``.
+
+    A class absent from a fold's training part gets probability 0 in that fold.
+    ``augment = (X_aug, source)``: extra training rows (e.g. warped copies), row ``k``
+    made from clip ``source[k]``; a fold trains on those whose source clip is in its
+    training part only (never tested on, never leaking a test clip). ``self_train``:
+    transductive adaptation to the held-out part (e.g. an unseen speaker): after a first
+    fit, the held-out clips predicted with the larger half of top-1/top-2 probability
+    margins are added with their *predicted* labels and the model is refitted once
+    (labels of held-out clips are never read).
+    """
+    y = np.asarray(y)
+    out = np.zeros((len(y), len(classes)))
+    col = {c: i for i, c in enumerate(classes.tolist())}
+    for tr, te in splits:
+        Xtr, ytr = X[tr], y[tr]
+        if augment is not None:
+            Xa, src = augment
+            m = np.isin(np.asarray(src), tr)
+            Xtr, ytr = np.r_[Xtr, Xa[m]], np.r_[ytr, y[np.asarray(src)[m]]]
+        if len(np.unique(ytr)) < 2:  # nothing to learn: the single training class
+            out[np.ix_(te, [col[ytr[0]]])] = 1.0
+            continue
+        est = clone(estimator).fit(Xtr, ytr)
+        p = est.predict_proba(X[te])
+        if self_train and len(te) >= 4:
+            srt = np.sort(p, axis=1)
+            margin = srt[:, -1] - srt[:, -2]
+            conf = margin >= np.median(margin)
+            pl = est.classes_[p.argmax(1)]
+            est = clone(estimator).fit(np.r_[Xtr, X[te][conf]], np.r_[ytr, pl[conf]])
+            p = est.predict_proba(X[te])
+        out[np.ix_(te, [col[c] for c in est.classes_.tolist()])] = p
+    return out
+
+
 def grouped_cv(
     estimator: Any,
     X: np.ndarray,
@@ -219,78 +266,15 @@ def grouped_cv(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Out-of-fold predictions, max probabilities and fold numbers.
 
-    Folds from :func:`cv_splits` (or ``splits``). ``augment = (X_aug, source)``: extra
-    training rows (e.g. warped copies), row ``k`` made from clip ``source[k]``; a fold
-    trains on those whose source clip is in its training part only (never tested on,
-    never leaking a test clip). ``self_train``: transductive adaptation to the held-out
-    part (e.g. an unseen speaker): after a first fit, the held-out clips predicted with
-    the larger half of top-1/top-2 probability margins are added with their *predicted*
-    labels and the model is refitted once (labels of held-out clips are never read).
+    Folds from :func:`cv_splits` (or ``splits``); ``augment`` and ``self_train`` as in
+    :func:`oof_proba`.
     """
     y = np.asarray(y)
     if splits is None:
         splits, _ = cv_splits(y, groups, n_splits=n_splits, random_state=random_state)
-    pred = np.empty(len(y), dtype=object)
-    prob = np.zeros(len(y))
+    classes = np.unique(y)
+    P = oof_proba(estimator, X, y, splits, classes, augment=augment, self_train=self_train)
     fold = np.zeros(len(y), dtype=np.int32)
-    for i, (tr, te) in enumerate(splits):
-        Xtr, ytr = X[tr], y[tr]
-        if augment is not None:
-            Xa, src = augment
-            m = np.isin(np.asarray(src), tr)
-            Xtr, ytr = np.r_[Xtr, Xa[m]], np.r_[ytr, y[np.asarray(src)[m]]]
-        if len(np.unique(ytr)) < 2:  # nothing to learn: the single training class
-            pred[te], prob[te], fold[te] = ytr[0], 1.0, i
-            continue
-        est = clone(estimator).fit(Xtr, ytr)
-        p = est.predict_proba(X[te])
-        if self_train and len(te) >= 4:
-            # one round of self-training on the held-out part (its labels are never used):
-            # refit with the more confident half of its predicted labels added
-            srt = np.sort(p, axis=1)
-            margin = srt[:, -1] - srt[:, -2]
-            conf = margin >= np.median(margin)
-            pl = est.classes_[p.argmax(1)]
-            est = clone(estimator).fit(np.r_[Xtr, X[te][conf]], np.r_[ytr, pl[conf]])
-            p = est.predict_proba(X[te])
-        pred[te] = est.classes_[p.argmax(1)]
-        prob[te] = p.max(1)
+    for i, (_, te) in enumerate(splits):
         fold[te] = i
-    return pred, prob, fold
-
-
-def nested_choice(
-    oof: dict[str, np.ndarray],
-    fit_predict: Any,
-    y: np.ndarray,
-    groups: np.ndarray | None,
-    splits: list[tuple[np.ndarray, np.ndarray]],
-    *,
-    random_state: int = 0,
-    inner_splits: int = 3,
-) -> tuple[np.ndarray, list[str]]:
-    """Honest predictions of "choose the best candidate, then fit it": in each outer fold,
-    the candidate is chosen by an inner CV on the fold's training part only, and that
-    candidate's out-of-fold predictions ``oof[name]`` are taken on the fold's test part.
-
-    ``fit_predict(name, tr_idx, splits_over_tr)`` returns inner out-of-fold predictions
-    for the rows ``tr_idx``. Returns the predictions and the candidate chosen per fold.
-    """
-    y = np.asarray(y)
-    pred = np.empty(len(y), dtype=object)
-    chosen = []
-    for tr, te in splits:
-        gi = None if groups is None else np.asarray(groups)[tr]
-        if gi is not None and len(np.unique(gi)) < 2:
-            gi = None
-        with warnings.catch_warnings():  # inner folds: said once, by the outer folds
-            warnings.simplefilter("ignore", ClassifyWarning)
-            inner, _ = cv_splits(y[tr], gi, n_splits=inner_splits, random_state=random_state)
-            best, best_acc = None, -1.0
-            for name in oof:
-                acc = float(np.mean(fit_predict(name, tr, inner) == y[tr]))
-                if acc > best_acc:
-                    best, best_acc = name, acc
-        chosen.append(str(best))
-        pred[te] = oof[str(best)][te]
-    return pred, chosen
+    return classes[P.argmax(1)].astype(object), P.max(1), fold

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from audiopipe.stages.classify.candidates import (
+    CANDIDATES,
     MODEL_OF,
     Frames,
     build,
@@ -33,8 +34,7 @@ from audiopipe.stages.classify.model import (
     ClassifyWarning,
     ClipClassifier,
     cv_splits,
-    grouped_cv,
-    nested_choice,
+    oof_proba,
 )
 
 if TYPE_CHECKING:
@@ -85,6 +85,15 @@ def _augment(name: str, frames: Frames, g: np.ndarray | None, p: dict[str, Any],
     return np.concatenate(blocks), np.tile(np.arange(n), len(warps))
 
 
+def _sub_augment(aug: tuple[np.ndarray, np.ndarray] | None, tr: np.ndarray) -> Any:
+    """The augmented rows of clips ``tr``, their sources renumbered within ``tr``."""
+    if aug is None:
+        return None
+    m = np.isin(aug[1], tr)
+    remap = {int(v): k for k, v in enumerate(tr)}
+    return aug[0][m], np.array([remap[int(s)] for s in aug[1][m]], dtype=np.int64)
+
+
 def fit_select(
     ds: Dataset,
     ids: list[str],
@@ -97,27 +106,33 @@ def fit_select(
     """Cross-validate every candidate of ``p["candidates"]``, choose, fit, report.
 
     ``p`` holds the stage's parameters (``candidates``, ``C``, ``random_state``,
-    ``group_norm``, ``self_train`` and those of :data:`FEATURE_PARAMS`).
+    ``group_norm``, ``self_train`` and those of :data:`FEATURE_PARAMS`). ``ensemble``
+    averages the class probabilities of the other candidates tried (soft vote); its CV
+    probabilities are those of its members, so it costs no extra fit in the choice.
     """
     from sklearn.base import clone
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-    y = np.asarray(y, dtype=object)
+    y = np.asarray([str(v) for v in y], dtype=object)
     group_norm = p.get("group_norm")
     group_norm = g is not None if group_norm is None else bool(group_norm)
     gn = g if group_norm else None
     rs = int(p.get("random_state", 0))
     frames = Frames(ds, ids, float(p.get("trim_db", 30.0)))
     unavailable = candidate_names(frames)
-    asked = list(p.get("candidates") or MODEL_OF)
+    asked = list(p.get("candidates") or CANDIDATES)
     skipped = {c: unavailable[c] for c in asked if c in unavailable}
-    cands = [c for c in asked if c not in unavailable]
-    if not cands:
+    base = [c for c in asked if c in MODEL_OF and c not in unavailable]
+    if "ensemble" in asked and len(base) < 2:
+        skipped["ensemble"] = "needs two other candidates"
+    vote = "ensemble" in asked and len(base) >= 2
+    if not base:
         raise ValueError("no candidate model can run on this dataset: " + "; ".join(
             f"{k}: {v}" for k, v in skipped.items()))
     splits, notes = cv_splits(y, g, random_state=rs, where=where)
+    classes = np.unique(y)
     mats: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
-    for c in cands:
+    for c in base:
         X_raw, X, _ = build(c, frames, gn, p)
         mats[c] = (X_raw, X, _augment(c, frames, g, p, group_norm))
 
@@ -125,29 +140,43 @@ def fit_select(
         return ClipClassifier(model=MODEL_OF[c], C=float(p.get("C", 10.0)), random_state=rs)
 
     self_train = bool(p.get("self_train", False))
-    oof, prob, fold = {}, {}, np.zeros(len(y), np.int32)
-    for c in cands:
-        oof[c], prob[c], fold = grouped_cv(est(c), mats[c][1], y, g, augment=mats[c][2],
-                                           self_train=self_train, splits=splits)
-    scores = {c: float(accuracy_score(y.astype(str), oof[c].astype(str))) for c in cands}
-    chosen = choose(scores)
-    if len(cands) > 1:
-        def inner(c: str, tr: np.ndarray, folds: list) -> np.ndarray:
-            X, aug = mats[c][1], mats[c][2]
-            sub_aug = None
-            if aug is not None:
-                m = np.isin(aug[1], tr)
-                remap = {int(v): k for k, v in enumerate(tr)}
-                sub_aug = aug[0][m], np.array([remap[int(s)] for s in aug[1][m]])
-            gi = None if g is None else g[tr]
-            return grouped_cv(est(c), X[tr], y[tr], gi, augment=sub_aug, splits=folds)[0]
 
-        pred, per_fold = nested_choice(oof, inner, y, g, splits, random_state=rs)
-        pr = np.zeros(len(y))
-        for i, (_, te) in enumerate(splits):
-            pr[te] = prob[per_fold[i]][te]
-    else:
-        pred, pr, per_fold = oof[chosen], prob[chosen], [chosen] * len(splits)
+    def probas(rows: np.ndarray | None, folds: list) -> dict[str, np.ndarray]:
+        out = {}
+        for c in base:
+            X, aug = mats[c][1], mats[c][2]
+            if rows is not None:
+                X, aug = X[rows], _sub_augment(aug, rows)
+            yy = y if rows is None else y[rows]
+            out[c] = oof_proba(est(c), X, yy, folds, classes, augment=aug,
+                               self_train=self_train)
+        if vote:
+            out["ensemble"] = np.mean([out[c] for c in base], axis=0)
+        return out
+
+    def acc(P: np.ndarray, yy: np.ndarray) -> float:
+        return float(np.mean(classes[P.argmax(1)] == yy))
+
+    P = probas(None, splits)
+    scores = {c: acc(P[c], y) for c in P}
+    chosen = choose(scores)
+    pred = np.empty(len(y), dtype=object)
+    pr = np.zeros(len(y))
+    fold = np.zeros(len(y), np.int32)
+    per_fold: list[str] = []
+    for i, (tr, te) in enumerate(splits):
+        fold[te] = i
+        pick = chosen
+        if len(P) > 1:  # nested: choose again on this fold's training part only
+            gi = None if g is None or len(np.unique(g[tr])) < 2 else g[tr]
+            with warnings.catch_warnings():  # inner folds: said once, by the outer folds
+                warnings.simplefilter("ignore", ClassifyWarning)
+                inner, _ = cv_splits(y[tr], gi, n_splits=3, random_state=rs)
+            Pi = probas(tr, inner)
+            pick = choose({c: acc(Pi[c], y[tr]) for c in Pi})
+        per_fold.append(pick)
+        pred[te] = classes[P[pick][te].argmax(1)]
+        pr[te] = P[pick][te].max(1)
     ys, ps = y.astype(str), pred.astype(str)
     labels = sorted(set(ys))
     metrics: dict[str, float] = {
@@ -158,19 +187,23 @@ def fit_select(
         for grp in sorted(set(g)):
             m = g == grp
             metrics[f"accuracy[{grp}]"] = float(accuracy_score(ys[m], ps[m]))
-    for c in cands:
+    for c in P:
         metrics[f"cv_accuracy[{c}]"] = scores[c]
         metrics[f"chosen[{c}]"] = float(c == chosen)
         metrics[f"nested_chosen[{c}]"] = float(per_fold.count(c))
-    X_raw, X, aug = mats[chosen]
-    Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
-    final = clone(est(chosen)).fit(Xf, yf.astype(str))
+    fp = {k: p.get(k) for k in FEATURE_PARAMS}
+    members = {}
+    for c in (base if chosen == "ensemble" else [chosen]):
+        X_raw, X, aug = mats[c]
+        Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
+        members[c] = {"estimator": clone(est(c)).fit(Xf, yf.astype(str)),
+                      "prior": priors(c, frames, X_raw, fp)}
     bundle = {
-        "estimator": final,
+        "estimator": members,
         "candidate": chosen,
-        "params": {k: p.get(k) for k in FEATURE_PARAMS},
+        "params": fp,
         "group_norm": group_norm,
-        "prior": priors(chosen, frames, X_raw, {k: p.get(k) for k in FEATURE_PARAMS}),
+        "classes": [str(c) for c in classes],
         "scores": scores,
     }
     cm = confusion_matrix(ys, ps, labels=labels)
@@ -201,11 +234,15 @@ def predict_bundle(
     p = dict(bundle["params"])
     frames = Frames(ds, ids, float(p.get("trim_db") or 30.0))
     gn = g if bundle["group_norm"] else None
-    _, X, _ = build(bundle["candidate"], frames, gn, p, prior=bundle["prior"],
-                    prior_n=prior_clips)
-    est = bundle["estimator"]
-    prob = est.predict_proba(X[sel])
-    pred = est.classes_[prob.argmax(1)]
+    classes = np.asarray(bundle["classes"], dtype=object)
+    col = {c: i for i, c in enumerate(bundle["classes"])}
+    prob = np.zeros((len(sel), len(classes)))
+    for name, member in bundle["estimator"].items():
+        _, X, _ = build(name, frames, gn, p, prior=member["prior"], prior_n=prior_clips)
+        est = member["estimator"]
+        cols = [col[str(c)] for c in est.classes_]
+        prob[:, cols] += est.predict_proba(X[sel]) / len(bundle["estimator"])
+    pred = classes[prob.argmax(1)]
     notes: list[str] = []
     weight: list[float | None] = [None] * len(sel)
     if gn is not None:
