@@ -134,7 +134,7 @@ def test_bad_label_columns_are_refused_without_outputs(fresh_ds, params, needle)
         ({}, r"classify\.target: required parameter is missing"),
         ({"target": "label", "taget": "x"}, r"classify\.taget: unknown parameter \(did you mean target\?\)"),
         ({"target": "label", "candidates": "stats,svm"},
-         r"classify\.candidates: must be one of stats, sequence, hgb, mlp, got 'svm'"),
+         r"classify\.candidates: must be one of stats, sequence, hgb, mlp, ensemble, got 'svm'"),
         ({"target": "label", "frames": "ten"}, r"classify\.frames: must be an integer"),
     ],
 )
