@@ -146,7 +146,8 @@ def test_bad_parameters_are_refused_before_any_work(fresh_ds, params, needle):
 
 
 def test_model_file_that_is_not_skops_or_tampered_is_refused(demo_ds, tmp_path):
-    good = run_stage(demo_ds, "classify", {"target": "label"})["model"]
+    # one candidate: this test is about the model file, not the choice (kept quick)
+    good = run_stage(demo_ds, "classify", {"target": "label", "candidates": ["stats"]})["model"]
     assert good.endswith(".skops")
     bad = tmp_path / "m.skops"
     bad.write_bytes(pickle.dumps({"estimator": 1}))
@@ -177,7 +178,9 @@ def test_predict_scores_clips_ingested_after_training(demo_folder, tmp_path):
             shutil.copy(f, src / cls / f.name)
     shutil.copy(demo_folder / "labels.csv", src / "labels.csv")
     ds = ingest(tmp_path / "out", "d", str(src), src / "labels.csv")
-    fit = run_stage(ds, "classify", {"target": "label"})
+    # a soft vote of two members: predict applies every member's features and model
+    fit = run_stage(ds, "classify", {"target": "label",
+                                     "candidates": ["stats", "sequence", "ensemble"]})
     before = set(ds.table("predictions").column("clip_id").to_pylist())
     for cls in ("tone", "noise", "chirp"):
         for f in sorted((demo_folder / cls).iterdir())[4:]:

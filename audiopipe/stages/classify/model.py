@@ -65,14 +65,15 @@ class ClipClassifier(ClassifierMixin, BaseEstimator):
         self.C = C
         self.random_state = random_state
 
-    def _make(self) -> Pipeline | Any:
+    def _make(self, min_count: int = 3) -> Pipeline | Any:
         rs = self.random_state
-        if self.model == "svm":
+        if self.model == "svm" and min_count >= 2:
+            # probabilities by sigmoid calibration on internal folds (as many as the
+            # smallest class allows, at most 3)
             svc = SVC(C=self.C, gamma="scale", random_state=rs)
-            return make_pipeline(
-                StandardScaler(), CalibratedClassifierCV(svc, ensemble=False, cv=3)
-            )
-        if self.model == "logreg":
+            cal = CalibratedClassifierCV(svc, ensemble=False, cv=min(3, min_count))
+            return make_pipeline(StandardScaler(), cal)
+        if self.model in ("logreg", "svm"):  # svm with a one-clip class: nothing to calibrate on
             return make_pipeline(
                 StandardScaler(), LogisticRegression(C=self.C / 200, max_iter=3000)
             )
@@ -99,8 +100,9 @@ class ClipClassifier(ClassifierMixin, BaseEstimator):
             )
         if len(np.unique(y)) < 2:
             raise ValueError("need at least 2 classes to fit a classifier")
+        min_count = int(np.unique(y, return_counts=True)[1].min())
         with _one_thread():
-            self.estimator_ = self._make().fit(X, y)
+            self.estimator_ = self._make(min_count).fit(X, y)
         self.classes_ = np.asarray(self.estimator_.classes_)
         self.n_features_in_ = X.shape[1]
         return self
