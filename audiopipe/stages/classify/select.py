@@ -197,7 +197,14 @@ def fit_select(
         X_raw, X, aug = mats[c]
         Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
         members[c] = {"estimator": clone(est(c)).fit(Xf, yf.astype(str)),
-                      "prior": priors(c, frames, X_raw, fp)}
+                      "prior": priors(c, frames, X_raw, fp), "fallback": None}
+        if gn is not None:
+            # speaker-independent fallback for groups too small to normalise on their own:
+            # the same candidate on features without group normalisation
+            _, X0, _ = build(c, frames, None, p)
+            aug0 = _augment(c, frames, None, p, False)
+            X0f, y0f = (X0, y) if aug0 is None else (np.r_[X0, aug0[0]], np.r_[y, y[aug0[1]]])
+            members[c]["fallback"] = clone(est(c)).fit(X0f, y0f.astype(str))
     bundle = {
         "estimator": members,
         "candidate": chosen,
@@ -227,8 +234,9 @@ def predict_bundle(
     Features are built for every clip of ``ids`` (a group is normalised with all its
     clips), each group's statistics shrunk toward the training set's as if it had
     ``prior_clips`` more clips; ``group_weight`` is ``n / (n + prior_clips)`` (None
-    without group normalisation). A group with fewer clips than ``prior_clips`` is warned
-    about when the model relied on per-group normalisation.
+    without group normalisation). A group with fewer clips than ``prior_clips`` is
+    predicted by the speaker-independent fallback model (features without group
+    normalisation, fitted on the same clips; ``group_weight`` 0) and warned about.
     """
     sel = list(range(len(ids))) if sel is None else list(sel)
     p = dict(bundle["params"])
@@ -236,28 +244,42 @@ def predict_bundle(
     gn = g if bundle["group_norm"] else None
     classes = np.asarray(bundle["classes"], dtype=object)
     col = {c: i for i, c in enumerate(bundle["classes"])}
+    n_of: dict[Any, int] = {}
+    if gn is not None:
+        names, counts = np.unique(gn, return_counts=True)
+        n_of = dict(zip(names.tolist(), counts.tolist(), strict=True))
+    small = np.array([gn is not None and n_of[gn[i]] < prior_clips for i in sel], dtype=bool)
     prob = np.zeros((len(sel), len(classes)))
     for name, member in bundle["estimator"].items():
-        _, X, _ = build(name, frames, gn, p, prior=member["prior"], prior_n=prior_clips)
         est = member["estimator"]
-        cols = [col[str(c)] for c in est.classes_]
-        prob[:, cols] += est.predict_proba(X[sel]) / len(bundle["estimator"])
+        fb = member.get("fallback")
+        big = ~small if fb is not None else np.ones(len(sel), dtype=bool)
+        if big.any():
+            _, X, _ = build(name, frames, gn, p, prior=member["prior"], prior_n=prior_clips)
+            rows = [sel[k] for k in np.flatnonzero(big)]
+            cols = [col[str(c)] for c in est.classes_]
+            prob[np.ix_(np.flatnonzero(big), cols)] += est.predict_proba(X[rows])
+        if (~big).any():
+            _, X0, _ = build(name, frames, None, p)
+            rows = [sel[k] for k in np.flatnonzero(~big)]
+            cols = [col[str(c)] for c in fb.classes_]
+            prob[np.ix_(np.flatnonzero(~big), cols)] += fb.predict_proba(X0[rows])
+    prob /= len(bundle["estimator"])
     pred = classes[prob.argmax(1)]
     notes: list[str] = []
     weight: list[float | None] = [None] * len(sel)
     if gn is not None:
-        names, counts = np.unique(gn, return_counts=True)
-        n_of = dict(zip(names.tolist(), counts.tolist(), strict=True))
-        weight = [n_of[gn[i]] / (n_of[gn[i]] + prior_clips) if prior_clips > 0 else 1.0
-                  for i in sel]
-        small = sorted({str(gn[i]) for i in sel if n_of[gn[i]] < prior_clips})
-        if small:
+        weight = [0.0 if small[k] else n_of[gn[i]] / (n_of[gn[i]] + prior_clips)
+                  for k, i in enumerate(sel)]
+        lone = sorted({str(gn[i]) for k, i in enumerate(sel) if small[k]})
+        if lone:
             notes.append(
-                f"{where}{len(small)} group(s) have fewer than {prior_clips:g} clips "
-                f"({', '.join(small[:5])}{', ...' if len(small) > 5 else ''}): the model "
-                "relies on per-group normalisation, so they were normalised with statistics "
-                "shrunk toward the training set's (speaker-independent); expect lower "
-                "accuracy until more of their clips arrive (predictions.group_weight)"
+                f"{where}{len(lone)} group(s) have fewer than {prior_clips:g} clips "
+                f"({', '.join(lone[:5])}{', ...' if len(lone) > 5 else ''}): the model "
+                "relies on per-group normalisation, so their clips were predicted by its "
+                "speaker-independent fallback (features without group normalisation; "
+                "predictions.group_weight 0); expect lower accuracy until more of their "
+                "clips arrive"
             )
             warnings.warn(notes[-1], ClassifyWarning, stacklevel=2)
     return pred, prob.max(1), weight, notes
