@@ -29,9 +29,10 @@ a fold whose training part lacks classes of its test part.
 speaker) with at least ``prior_clips`` clips is normalised with its statistics shrunk
 toward the training set's as if it had ``prior_clips`` more clips; a smaller one (the
 first clips of a new speaker) falls back to a speaker-independent model saved with the
-chosen one (the same candidate fitted on features without group normalisation), with a
-warning. ``predictions.group_weight`` says how much of the group's own statistics was used
-(0: the fallback).
+chosen one (the same candidate on features that depend on each clip alone: ``sequence``
+with utterance CMVN, the statistics without group standardisation), with a warning.
+``predictions.group_weight`` says how much of the group's own statistics was used (0: the
+fallback).
 
 Outputs: tables ``predictions`` (clip_id, label, probability, fold, truth, evaluation,
 group_weight, model_id, run_id; ``evaluation`` is ``cv`` for nested out-of-fold

@@ -53,6 +53,7 @@ __all__ = [
     "shrunk_stats",
     "build",
     "priors",
+    "fallback_features",
     "describe",
     "candidate_names",
     "Frames",
@@ -190,6 +191,7 @@ def build(
     prior: dict[str, Any] | None = None,
     prior_n: float = 0.0,
     warp: float = 1.0,
+    clip_level: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features of candidate ``name`` for the clips of ``frames``: ``(X_raw, X, names)``.
 
@@ -198,6 +200,8 @@ def build(
     ``n_ceps``, ``patches``). ``prior`` (from :func:`priors` of a training set) and
     ``prior_n`` shrink small groups' statistics toward the training set's; ``warp`` ≠ 1
     warps MFCC-family frames along frequency (training copies of ``sequence``).
+    ``clip_level=False`` skips the clip-level standardisation (``groups`` then only
+    normalise ``sequence``'s frames: one group per clip is utterance CMVN).
     """
     from audiopipe.stages._clipfeatures import sequence_features, warp_matrix
     from audiopipe.stages._frames import frames_recipe
@@ -224,8 +228,20 @@ def build(
         )
     else:
         raise ValueError(f"unknown candidate {name!r} (one of {', '.join(CANDIDATES)})")
-    X = X_raw if groups is None else standardize_within(X_raw, groups, prior.get("clip"), prior_n)
+    if groups is None or not clip_level:
+        return X_raw, X_raw, names
+    X = standardize_within(X_raw, groups, prior.get("clip"), prior_n)
     return X_raw, X, names
+
+
+def fallback_features(name: str, frames: Frames, p: dict[str, Any]) -> np.ndarray:
+    """Speaker-independent features of candidate ``name``: ``sequence`` with its frames
+    normalised per clip (utterance CMVN), the others without any group normalisation.
+    They depend on each clip alone, so one clip of a new speaker gets the same features
+    as in bulk."""
+    per_clip = np.array([str(i) for i in range(len(frames.ids))], dtype=object)
+    g = per_clip if name == "sequence" else None
+    return build(name, frames, g, p, clip_level=False)[1]
 
 
 def priors(name: str, frames: Frames, X_raw: np.ndarray, p: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from audiopipe.stages.classify.candidates import (
     build,
     candidate_names,
     describe,
+    fallback_features,
     priors,
 )
 from audiopipe.stages.classify.model import (
@@ -201,10 +202,8 @@ def fit_select(
         if gn is not None:
             # speaker-independent fallback for groups too small to normalise on their own:
             # the same candidate on features without group normalisation
-            _, X0, _ = build(c, frames, None, p)
-            aug0 = _augment(c, frames, None, p, False)
-            X0f, y0f = (X0, y) if aug0 is None else (np.r_[X0, aug0[0]], np.r_[y, y[aug0[1]]])
-            members[c]["fallback"] = clone(est(c)).fit(X0f, y0f.astype(str))
+            X0 = fallback_features(c, frames, p)
+            members[c]["fallback"] = clone(est(c)).fit(X0, y.astype(str))
     bundle = {
         "estimator": members,
         "candidate": chosen,
@@ -235,8 +234,8 @@ def predict_bundle(
     clips), each group's statistics shrunk toward the training set's as if it had
     ``prior_clips`` more clips; ``group_weight`` is ``n / (n + prior_clips)`` (None
     without group normalisation). A group with fewer clips than ``prior_clips`` is
-    predicted by the speaker-independent fallback model (features without group
-    normalisation, fitted on the same clips; ``group_weight`` 0) and warned about.
+    predicted by the speaker-independent fallback model (:func:`.candidates.fallback_features`,
+    fitted on the same clips; ``group_weight`` 0) and warned about.
     """
     sel = list(range(len(ids))) if sel is None else list(sel)
     p = dict(bundle["params"])
@@ -260,7 +259,7 @@ def predict_bundle(
             cols = [col[str(c)] for c in est.classes_]
             prob[np.ix_(np.flatnonzero(big), cols)] += est.predict_proba(X[rows])
         if (~big).any():
-            _, X0, _ = build(name, frames, None, p)
+            X0 = fallback_features(name, frames, p)
             rows = [sel[k] for k in np.flatnonzero(~big)]
             cols = [col[str(c)] for c in fb.classes_]
             prob[np.ix_(np.flatnonzero(~big), cols)] += fb.predict_proba(X0[rows])
@@ -277,7 +276,7 @@ def predict_bundle(
                 f"{where}{len(lone)} group(s) have fewer than {prior_clips:g} clips "
                 f"({', '.join(lone[:5])}{', ...' if len(lone) > 5 else ''}): the model "
                 "relies on per-group normalisation, so their clips were predicted by its "
-                "speaker-independent fallback (features without group normalisation; "
+                "speaker-independent fallback (per-clip normalisation; "
                 "predictions.group_weight 0); expect lower accuracy until more of their "
                 "clips arrive"
             )
