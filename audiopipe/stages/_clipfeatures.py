@@ -34,7 +34,7 @@ from audiopipe.stages._frames import (
 if TYPE_CHECKING:
     from audiopipe.store.dataset import Dataset
 
-__all__ = ["clip_features", "sequence_features", "warp_matrix", "group_cmvn"]
+__all__ = ["clip_features", "sequence_features", "warp_matrix", "group_cmvn", "shrunk_stats"]
 
 
 def clip_features(
@@ -137,6 +137,8 @@ def sequence_features(
     trim_db: float = 30.0,
     groups: np.ndarray | None = None,
     cmn: bool = True,
+    prior: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    prior_n: float = 0.0,
 ) -> tuple[np.ndarray, list[str]]:
     """Time-normalised frame sequences: one row per clip.
 
@@ -144,7 +146,8 @@ def sequence_features(
     to the part within ``trim_db`` of the loudest ``rms`` frame, normalised (by their
     ``groups``' frame mean/std, else per-clip mean for ``mfcc`` when ``cmn``), resampled
     to ``n_frames`` frames (linear interpolation) and flattened; the trimmed sequence's
-    mean and std and log length (in frames) are appended.
+    mean and std and log length (in frames) are appended. ``prior[feature] = (mean, var)``
+    shrinks a small group's frame statistics toward it (:func:`group_cmvn`).
 
     Examples
     --------
@@ -165,7 +168,8 @@ def sequence_features(
     for f in feats:
         fr = [np.asarray(a, np.float64)[:, :n_ceps] for a in seqs[f]]
         if groups is not None:
-            fr = group_cmvn(fr, np.asarray(groups, dtype=object))
+            pf = (prior or {}).get(f)
+            fr = group_cmvn(fr, np.asarray(groups, dtype=object), pf, prior_n)
         elif cmn and f == "mfcc":
             fr = [a - a.mean(axis=0) if len(a) else a for a in fr]
         cut[f] = [a[b0:b1] for a, (b0, b1) in zip(fr, bounds, strict=True)]
@@ -225,14 +229,48 @@ def warp_matrix(alpha: float, recipe: dict[str, Any]) -> np.ndarray | None:
     return (L[:, None] * D) @ M @ (D.T / L[None, :])
 
 
-def group_cmvn(frames: list[np.ndarray], groups: np.ndarray) -> list[np.ndarray]:
-    """Frames normalised by the mean and std of all frames of their group (speaker CMVN)."""
+def group_cmvn(
+    frames: list[np.ndarray],
+    groups: np.ndarray,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+    prior_n: float = 0.0,
+) -> list[np.ndarray]:
+    """Frames normalised by the mean and std of all frames of their group (speaker CMVN).
+
+    With ``prior = (mean, var)`` a group's statistics are shrunk toward it as if the prior
+    were ``prior_n`` more clips of the group's average length (one clip of a new speaker:
+    mostly the prior).
+    """
     out = list(frames)
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
         allf = np.concatenate([frames[i] for i in idx if len(frames[i])] or [np.zeros((1, 1))])
-        mu, sd = allf.mean(axis=0), allf.std(axis=0) + 1e-6
+        if prior is not None and allf.shape[1] == len(prior[0]):
+            per_clip = len(allf) / max(len(idx), 1)
+            mu, sd = shrunk_stats(allf, prior, prior_n * per_clip)
+        else:
+            mu, sd = allf.mean(axis=0), allf.std(axis=0)
+        sd = sd + 1e-6
         for i in idx:
             if len(frames[i]):
                 out[i] = (frames[i] - mu) / sd
     return out
+
+
+def shrunk_stats(
+    x: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None, prior_n: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the rows of ``x``, shrunk toward ``prior = (mean, var)`` as if the
+    prior were ``prior_n`` more rows: ``w = n / (n + prior_n)``.
+
+    Examples
+    --------
+    >>> mu, sd = shrunk_stats(np.array([[4.0]]), (np.array([0.0]), np.array([1.0])), 1.0)
+    >>> float(mu[0]), float(sd[0])
+    (2.0, 0.7071...)
+    """
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    if prior is None or prior_n <= 0:
+        return mu, np.sqrt(var)
+    w = len(x) / (len(x) + prior_n)
+    return w * mu + (1 - w) * prior[0], np.sqrt(w * var + (1 - w) * prior[1])

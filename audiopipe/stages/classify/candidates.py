@@ -1,0 +1,258 @@
+"""The candidate models classify chooses from, and the clip features each one reads.
+
+Every candidate is a clip feature matrix (built from the frame store) and a
+:class:`~audiopipe.stages.classify.model.ClipClassifier`:
+
+==========  =========================================================================
+candidate   features → model
+==========  =========================================================================
+stats       rich clip statistics of every frame feature of the trimmed clip (mean,
+            std, 10th/50th/90th percentiles and mean absolute frame-to-frame change)
+            → RBF SVM. Environmental sounds, timbre.
+sequence    the trimmed clip's MFCC (+ deltas) frames, resampled to ``frames`` frames
+            (time normalisation keeps the order of sounds), + their mean/std and log
+            length → RBF SVM, trained with VTLN-warped copies. Words, digits.
+hgb         the rich statistics of ``stats`` → histogram gradient boosting.
+mlp         log-mel patches: the trimmed clip's log-mel bands (the ``melspectrogram``
+            frame feature) mean-pooled over ``patches`` equal time steps, + the bands'
+            clip mean/std → a one-hidden-layer network (scikit-learn, CPU).
+ensemble    the mean class probabilities of the other candidates tried (soft vote).
+==========  =========================================================================
+
+With a ``groups`` column the features are standardised within each group (speaker
+normalisation, label-free; ``sequence`` also normalises its frames by the group's frame
+statistics). A group seen at prediction time with few clips is normalised with statistics
+shrunk toward the training set's (:func:`shrunk_stats`): one clip of a new speaker gets
+the speaker-independent training normalisation, hundreds get their own.
+
+Examples
+--------
+>>> a = np.c_[np.arange(10.0), np.ones(10)]
+>>> X, names = rich_stats({"f": [a]}, [(0, 10)])
+>>> X.shape, names[:2]
+((1, 12), ['f_mean[0]', 'f_mean[1]'])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audiopipe.stages._clipfeatures import shrunk_stats
+from audiopipe.stages._frames import read_frames_many, segment_pool, trim_bounds
+
+if TYPE_CHECKING:
+    from audiopipe.store.dataset import Dataset
+
+__all__ = [
+    "CANDIDATES",
+    "MODEL_OF",
+    "rich_stats",
+    "mel_patches",
+    "shrunk_stats",
+    "build",
+    "priors",
+    "fallback_features",
+    "describe",
+    "candidate_names",
+    "Frames",
+]
+
+#: candidate name -> one line saying what it is (the stage's metrics and docs use these)
+CANDIDATES: dict[str, str] = {
+    "stats": "clip statistics (mean, std, p10/p50/p90, mean |delta|) of every frame feature + RBF SVM",
+    "sequence": "time-normalised MFCC/delta sequences + RBF SVM with warped training copies",
+    "hgb": "clip statistics (as stats) + histogram gradient boosting",
+    "mlp": "log-mel patches + a one-hidden-layer neural network (CPU)",
+    "ensemble": "soft vote (mean class probabilities) of the other candidates tried",
+}
+#: candidate name -> ClipClassifier model
+MODEL_OF = {"stats": "svm", "sequence": "svm", "hgb": "hgb", "mlp": "mlp"}
+
+_STATS = ("mean", "std", "p10", "p50", "p90", "dabs")
+
+
+class Frames:
+    """Frames of many clips per feature, read once from the store (and trim bounds)."""
+
+    def __init__(self, ds: Dataset, clip_ids: list[str], trim_db: float = 30.0) -> None:
+        self.ds, self.ids, self.trim_db = ds, list(clip_ids), trim_db
+        self.available = list(ds.features_available())
+        self._cache: dict[str, list[np.ndarray]] = {}
+        self._bounds: list[tuple[int, int]] | None = None
+
+    def get(self, feature: str) -> list[np.ndarray]:
+        if feature not in self._cache:
+            fr = read_frames_many(self.ds, self.ids, feature)
+            self._cache[feature] = [a.reshape(len(a), -1) for a in fr]
+        return self._cache[feature]
+
+    def bounds(self) -> list[tuple[int, int]]:
+        """(start, stop) of each clip's frames within ``trim_db`` of its loudest rms frame."""
+        if self._bounds is None:
+            if "rms" in self.available:
+                self._bounds = [
+                    trim_bounds(a[:, 0], self.trim_db) if len(a) else (0, 0)
+                    for a in self.get("rms")
+                ]
+            else:
+                first = self.get(self.available[0])
+                self._bounds = [(0, len(a)) for a in first]
+        return self._bounds
+
+
+def rich_stats(
+    seqs: dict[str, list[np.ndarray]], bounds: list[tuple[int, int]]
+) -> tuple[np.ndarray, list[str]]:
+    """Per clip and feature dimension: mean, std, 10/50/90th percentiles, mean |Δ| of the
+    trimmed frames (``bounds``); one row per clip. Empty clips give zeros."""
+    blocks, names = [], []
+    for f, fr in seqs.items():
+        d = fr[0].shape[1] if fr else 0
+        rows = np.zeros((len(fr), len(_STATS) * d))
+        for i, (a, (b0, b1)) in enumerate(zip(fr, bounds, strict=True)):
+            a = np.asarray(a[b0:b1] if b1 > b0 else a, dtype=np.float64)
+            if len(a) == 0:
+                continue
+            p10, p50, p90 = np.percentile(a, [10, 50, 90], axis=0)
+            da = np.abs(np.diff(a, axis=0)).mean(axis=0) if len(a) > 1 else np.zeros(d)
+            rows[i] = np.concatenate([a.mean(0), a.std(0), p10, p50, p90, da])
+        blocks.append(rows)
+        names += [f"{f}_{s}[{j}]" for s in _STATS for j in range(d)]
+    X = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(bounds), 0))
+    return np.nan_to_num(X), names
+
+
+def mel_patches(
+    mel: list[np.ndarray], bounds: list[tuple[int, int]], n_patches: int = 8
+) -> tuple[np.ndarray, list[str]]:
+    """Log-mel patches: each clip's trimmed bands mean-pooled over ``n_patches`` equal time
+    steps, then the bands' clip mean and std; one row per clip.
+
+    Examples
+    --------
+    >>> m = [np.ones((20, 4)), np.zeros((3, 4))]
+    >>> X, names = mel_patches(m, [(0, 20), (0, 3)], n_patches=2)
+    >>> X.shape, names[0]
+    ((2, 16), 'mel_p0[0]')
+    """
+    rows = []
+    d = mel[0].shape[1] if mel else 0
+    for a, (b0, b1) in zip(mel, bounds, strict=True):
+        a = np.asarray(a[b0:b1] if b1 > b0 else a, dtype=np.float64)
+        if len(a) == 0:
+            rows.append(np.zeros((n_patches + 2) * d))
+            continue
+        rows.append(np.r_[segment_pool(a, n_patches).astype(np.float64), a.mean(0), a.std(0)])
+    names = [f"mel_p{t}[{j}]" for t in range(n_patches) for j in range(d)]
+    names += [f"mel_mean[{j}]" for j in range(d)] + [f"mel_std[{j}]" for j in range(d)]
+    return np.nan_to_num(np.asarray(rows).reshape(len(mel), len(names))), names
+
+
+def candidate_names(frames: Frames) -> dict[str, str]:
+    """The candidates this dataset's frame features allow, and why any is not."""
+    out = {}
+    if not any(f.startswith("mfcc") for f in frames.available):
+        out["sequence"] = "no mfcc frames"
+    if "melspectrogram" not in frames.available:
+        out["mlp"] = "no melspectrogram frames (add it to the recipe)"
+    return out
+
+
+def stats_matrix(frames: Frames, features: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """:func:`rich_stats` of ``features`` (default: every frame feature) of ``frames``."""
+    use = [f for f in (features or frames.available) if f in frames.available]
+    return rich_stats({f: frames.get(f) for f in use}, frames.bounds())
+
+
+def patch_matrix(frames: Frames, n_patches: int) -> tuple[np.ndarray, list[str]]:
+    """:func:`mel_patches` of the ``melspectrogram`` frames."""
+    return mel_patches(frames.get("melspectrogram"), frames.bounds(), n_patches)
+
+
+def describe(scores: dict[str, float], chosen: str, skipped: dict[str, str]) -> str:
+    """One sentence saying what was chosen and why."""
+    order = sorted(scores, key=lambda k: -scores[k])
+    parts = ", ".join(f"{k} {scores[k]:.3f}" for k in order)
+    why = f"chose {chosen}: highest inner grouped-CV accuracy ({parts})"
+    if skipped:
+        why += "; not tried: " + ", ".join(f"{k} ({v})" for k, v in skipped.items())
+    return why
+
+
+
+def build(
+    name: str,
+    frames: Frames,
+    groups: np.ndarray | None,
+    p: dict[str, Any],
+    *,
+    prior: dict[str, Any] | None = None,
+    prior_n: float = 0.0,
+    warp: float = 1.0,
+    clip_level: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features of candidate ``name`` for the clips of ``frames``: ``(X_raw, X, names)``.
+
+    ``X_raw`` is before, ``X`` after standardisation within ``groups`` (None: none).
+    ``p`` holds the stage's parameters (``features``, ``frame_features``, ``frames``,
+    ``n_ceps``, ``patches``). ``prior`` (from :func:`priors` of a training set) and
+    ``prior_n`` shrink small groups' statistics toward the training set's; ``warp`` ≠ 1
+    warps MFCC-family frames along frequency (training copies of ``sequence``).
+    ``clip_level=False`` skips the clip-level standardisation (``groups`` then only
+    normalise ``sequence``'s frames: one group per clip is utterance CMVN).
+    """
+    from audiopipe.stages._clipfeatures import sequence_features, warp_matrix
+    from audiopipe.stages._frames import frames_recipe
+    from audiopipe.stages.classify.model import standardize_within
+
+    prior = prior or {}
+    if name in ("stats", "hgb"):
+        X_raw, names = stats_matrix(frames, p.get("features"))
+    elif name == "mlp":
+        X_raw, names = patch_matrix(frames, int(p.get("patches", 8)))
+    elif name == "sequence":
+        W = warp_matrix(warp, frames_recipe(frames.ds)) if warp != 1.0 else None
+        seqs = {}
+        for f in p.get("frame_features") or ["mfcc", "mfcc_delta"]:
+            if f in frames.available:
+                fr = frames.get(f)
+                if W is not None and f.startswith("mfcc"):
+                    fr = [a @ W.T if len(a) else a for a in fr]
+                seqs[f] = fr
+        rms = frames.get("rms") if "rms" in frames.available else None
+        X_raw, names = sequence_features(
+            seqs, rms, int(p["frames"]), n_ceps=p["n_ceps"], trim_db=frames.trim_db,
+            groups=groups, prior=prior.get("frames"), prior_n=prior_n,
+        )
+    else:
+        raise ValueError(f"unknown candidate {name!r} (one of {', '.join(CANDIDATES)})")
+    if groups is None or not clip_level:
+        return X_raw, X_raw, names
+    X = standardize_within(X_raw, groups, prior.get("clip"), prior_n)
+    return X_raw, X, names
+
+
+def fallback_features(name: str, frames: Frames, p: dict[str, Any]) -> np.ndarray:
+    """Speaker-independent features of candidate ``name``: ``sequence`` with its frames
+    normalised per clip (utterance CMVN), the others without any group normalisation.
+    They depend on each clip alone, so one clip of a new speaker gets the same features
+    as in bulk."""
+    per_clip = np.array([str(i) for i in range(len(frames.ids))], dtype=object)
+    g = per_clip if name == "sequence" else None
+    return build(name, frames, g, p, clip_level=False)[1]
+
+
+def priors(name: str, frames: Frames, X_raw: np.ndarray, p: dict[str, Any]) -> dict[str, Any]:
+    """Speaker-independent statistics of a training set: clip features' mean/var and, for
+    ``sequence``, its frame features' mean/var over every training frame."""
+    out: dict[str, Any] = {"clip": (X_raw.mean(axis=0), X_raw.var(axis=0))}
+    if name == "sequence":
+        fp = {}
+        for f in p.get("frame_features") or ["mfcc", "mfcc_delta"]:
+            if f in frames.available:
+                allf = np.concatenate([a[:, : p["n_ceps"]] for a in frames.get(f) if len(a)])
+                fp[f] = (allf.mean(axis=0).astype(np.float64), allf.var(axis=0).astype(np.float64))
+        out["frames"] = fp
+    return out

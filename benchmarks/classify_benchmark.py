@@ -1,0 +1,167 @@
+"""Benchmark: classify's chosen model vs a plain librosa + scikit-learn baseline, on parts
+nothing was tuned on.
+
+The stage (``fit_select``, exactly what ``audiopipe stage classify`` runs, with its
+defaults) chooses among its candidates by inner grouped CV and is scored *nested*: in each
+outer fold the choice is redone on that fold's training part only. The baseline is the
+thirty lines a user would write: librosa MFCC (20) mean and std per clip, standardised,
+``SVC(rbf, C=10)``, on the same outer folds (:mod:`classify_data`).
+
+Fixed split (the same as ``benchmarks/tune_classify.py``, which chose the defaults):
+
+- ESC-10, held-back classes ``HELD`` (rooster, sea_waves, crackling_fire, sneezing,
+  chainsaw), grouped 5-fold by the corpus's ``fold`` column: nothing was tuned on these
+  classes. Also all 10 classes (half of them were the tuning classes: marked).
+- FSDD: the model is chosen (inner leave-one-speaker-out) and fitted on george, jackson
+  and lucas, and scored on nicolas, whom no choice ever saw: in bulk, and one clip at a
+  time (a new speaker's first clips, normalised toward the training statistics).
+
+FSDD is subsampled to takes 0-24 of every digit and speaker (1,000 clips) to keep the run
+under 10 min on one core. ``--all`` adds ESC-10 with all 10 classes and FSDD 4-speaker
+LOSO, both nested, both partly tuned on (marked), and much slower; ``--takes N`` a
+smaller FSDD subsample, ``--no-esc`` skips ESC-10 (partial runs write
+``classify_benchmark_partial.json``). Prints a table and writes
+``benchmarks/results/classify_benchmark.json``.
+Run: ``python benchmarks/classify_benchmark.py`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from classify_data import (  # noqa: E402
+    ROOT,
+    baseline_features,
+    baseline_predict,
+    clips_frame,
+    load,
+)
+from tune_classify import ESC_HELD, FSDD_TAKES, FSDD_TUNE  # noqa: E402
+
+from audiopipe.stages.classify import Classify  # noqa: E402
+from audiopipe.stages.classify.model import cv_splits  # noqa: E402
+from audiopipe.stages.classify.select import fit_select  # noqa: E402
+from audiopipe.stages.params import resolve  # noqa: E402
+
+
+def run(ds, part, target: str, groups: str, sr: int, label: str) -> dict:
+    ids = part.clip_id.tolist()
+    y = part[target].astype(str).to_numpy(dtype=object)
+    g = part[groups].astype(str).to_numpy(dtype=object)
+    p = resolve(Classify.params, {"target": target, "groups": groups})
+    t = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sel = fit_select(ds, ids, y, g, p)
+    t_stage = time.time() - t
+    t = time.time()
+    Xb = baseline_features(part.uri.tolist(), sr)
+    splits, _ = cv_splits(y, g)
+    base = np.empty(len(y), dtype=object)
+    for tr, te in splits:
+        base[te] = baseline_predict(Xb[tr], y[tr], Xb[te])
+    t_base = time.time() - t
+    out = {
+        "clips": len(ids),
+        "stage": sel.metrics["accuracy"],
+        "baseline": float(np.mean(base == y)),
+        "chosen": sel.bundle["candidate"],
+        "why": sel.why,
+        "stage_s": round(t_stage, 1),
+        "baseline_s": round(t_base, 1),
+    }
+    for grp in sorted(set(g)):
+        m = g == grp
+        out[f"stage[{grp}]"] = sel.metrics[f"accuracy[{grp}]"]
+        out[f"baseline[{grp}]"] = float(np.mean(base[m] == y[m]))
+    print(f"{label}: stage {out['stage']:.3f} baseline {out['baseline']:.3f} ({out['why']}; "
+          f"{t_stage:.0f} s + {t_base:.0f} s)", flush=True)
+    return out
+
+
+def new_speaker(ds, c, label: str) -> dict:
+    """FSDD: choose and fit on the tuning speakers, score nicolas (bulk and one clip at a
+    time, the way scheduled ingestion delivers a new speaker)."""
+    from audiopipe.stages.classify.select import predict_bundle
+
+    train, test = c[c.speaker.isin(FSDD_TUNE)], c[c.speaker == "nicolas"]
+    y, g = (train.digit.astype(str).to_numpy(dtype=object),
+            train.speaker.astype(str).to_numpy(dtype=object))
+    p = resolve(Classify.params, {"target": "digit", "groups": "speaker"})
+    t = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sel = fit_select(ds, train.clip_id.tolist(), y, g, p)
+        bundle = {**sel.bundle, "groups": "speaker"}
+        yt = test.digit.astype(str).to_numpy(dtype=object)
+        gt = test.speaker.astype(str).to_numpy(dtype=object)
+        ids = test.clip_id.tolist()
+        bulk = predict_bundle(bundle, ds, ids, gt)[0]
+        one = np.array([predict_bundle(bundle, ds, [i], gt[[k]])[0][0]
+                        for k, i in enumerate(ids[:100])], dtype=object)
+    t_stage = time.time() - t
+    t = time.time()
+    Xtr = baseline_features(train.uri.tolist(), 8000)
+    Xte = baseline_features(test.uri.tolist(), 8000)
+    base = baseline_predict(Xtr, y, Xte)
+    out = {
+        "clips": [len(train), len(test)],
+        "stage": float(np.mean(bulk == yt)),
+        "stage_one_at_a_time_first100": float(np.mean(one == yt[:100])),
+        "stage_bulk_first100": float(np.mean(bulk[:100] == yt[:100])),
+        "baseline": float(np.mean(base == yt)),
+        "chosen": sel.bundle["candidate"],
+        "why": sel.why,
+        "stage_s": round(t_stage, 1),
+        "baseline_s": round(time.time() - t, 1),
+    }
+    print(f"{label}: stage {out['stage']:.3f} (one clip at a time "
+          f"{out['stage_one_at_a_time_first100']:.3f} vs bulk {out['stage_bulk_first100']:.3f} "
+          f"on 100) baseline {out['baseline']:.3f} ({out['why']})", flush=True)
+    return out
+
+
+def main() -> None:
+    res = {}
+    takes = FSDD_TAKES
+    if "--takes" in sys.argv:  # a smaller FSDD subsample on a busy machine (say so)
+        takes = int(sys.argv[sys.argv.index("--takes") + 1])
+    esc = load("esc10")
+    if "--no-esc" not in sys.argv:
+        c = clips_frame(esc)
+        res["esc10 held-back classes (5), grouped 5-fold"] = run(
+            esc, c[c.category.isin(ESC_HELD)], "category", "fold", 22050, "esc10 held-back")
+    fsdd = load("fsdd")
+    c = clips_frame(fsdd)
+    take = c.uri.str.extract(r"_(\d+)\.wav$")[0].astype(int)
+    c = c[take < takes]
+    res["fsdd new speaker nicolas (trained on 3 speakers)"] = new_speaker(
+        fsdd, c, "fsdd nicolas")
+    if "--all" in sys.argv:  # slower: every class / every speaker, partly tuned on
+        esc_all = clips_frame(esc)
+        res["esc10 all 10 classes, grouped 5-fold (half tuned on)"] = run(
+            esc, esc_all, "category", "fold", 22050, "esc10 all")
+        res["fsdd LOSO 4 speakers (3 looked at in tuning)"] = run(
+            fsdd, c, "digit", "speaker", 8000, "fsdd LOSO")
+    if not res:
+        return
+    print(f"\nFSDD takes 0-{takes - 1}")
+    print(f"{'part':58s} {'stage':>7s} {'base':>7s} {'ratio':>6s}  chosen")
+    for name, r in res.items():
+        print(f"{name:58s} {r['stage']:7.3f} {r['baseline']:7.3f} "
+              f"{r['stage'] / r['baseline']:6.2f}  {r['chosen']}")
+    dest = ROOT / "benchmarks" / "results"
+    dest.mkdir(parents=True, exist_ok=True)
+    name = "classify_benchmark.json" if len(sys.argv) == 1 else "classify_benchmark_partial.json"
+    (dest / name).write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
