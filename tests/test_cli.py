@@ -111,7 +111,7 @@ def test_stage_help_is_rendered_from_the_declaration(capsys):
         main(["stage", "segment", "--help"])
     assert ex.value.code == 0
     out = capsys.readouterr().out
-    assert "mode (supervised | novelty | periodic; default supervised)" in out
+    assert "mode (supervised | novelty | periodic | heart; default supervised)" in out
     assert "events (path; default —)" in out and "--set KEY=VALUE" in out
     with pytest.raises(SystemExit):
         main(["stage", "--help"])

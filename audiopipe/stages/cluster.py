@@ -14,8 +14,8 @@ so the runner takes the client as an argument and composes
 
 On a worker, :func:`process_shard` reopens the dataset pinned to the same run (once per
 process) and calls the stage's :meth:`~audiopipe.stages.base.ClipStage.process` on its
-clips; what :meth:`~audiopipe.stages.base.ClipStage.fit` built is scattered to the workers
-once. A clip that raises becomes the stage's error row as in-process; a clip whose
+clips; what :meth:`~audiopipe.stages.base.ClipStage.fit` built travels with every
+shard. A clip that raises becomes the stage's error row as in-process; a clip whose
 processing kills the worker process is narrowed down by splitting its shard and becomes a
 row of ``errors`` (``worker_crashed``), every other clip kept.
 
@@ -160,11 +160,12 @@ def process_on_cluster(
         run_id=ctx.run_id,
         decoder_hook=os.environ.get(DECODER_HOOK_ENV) or None,
     )
-    [work_f] = client.scatter([work], broadcast=True)
-    state_f = client.scatter([state], broadcast=True)[0] if state is not None else None
+    # work and state travel inside each task, not scattered once: scattered data dies with
+    # the workers holding it, and when a poison clip kills every worker at once the shards
+    # after it would fail on the lost data and be blamed for it
     out = run_shards(
         [tuple(s) for s in shards],
-        lambda s: client.submit(process_shard, work_f, s, state_f, pure=False),
+        lambda s: client.submit(process_shard, work, s, state, pure=False),
         lambda fs: as_completed(fs),
         split=lambda s: [s[: len(s) // 2], s[len(s) // 2 :]],
         size=len,

@@ -170,11 +170,21 @@ def fit_select(
         pick = chosen
         if len(P) > 1:  # nested: choose again on this fold's training part only
             gi = None if g is None or len(np.unique(g[tr])) < 2 else g[tr]
-            with warnings.catch_warnings():  # inner folds: said once, by the outer folds
-                warnings.simplefilter("ignore", ClassifyWarning)
-                inner, _ = cv_splits(y[tr], gi, n_splits=3, random_state=rs)
-            Pi = probas(tr, inner)
-            pick = choose({c: acc(Pi[c], y[tr]) for c in Pi})
+            try:
+                with warnings.catch_warnings():  # inner folds: said once, by the outer folds
+                    warnings.simplefilter("ignore", ClassifyWarning)
+                    inner, _ = cv_splits(y[tr], gi, n_splits=3, random_state=rs)
+            except ValueError as err:  # too few clips to choose again inside this fold
+                inner = None
+                note = (
+                    f"{where}fold {i}: {err} inside its training part, so it uses the overall "
+                    f"choice {chosen!r} (this fold's figure is not nested)"
+                )
+                warnings.warn(note, ClassifyWarning, stacklevel=2)
+                notes.append(note)
+            if inner is not None:
+                Pi = probas(tr, inner)
+                pick = choose({c: acc(Pi[c], y[tr]) for c in Pi})
         per_fold.append(pick)
         pred[te] = classes[P[pick][te].argmax(1)]
         pr[te] = P[pick][te].max(1)
