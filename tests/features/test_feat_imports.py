@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.test_layers import _cycles as cycles  # one Tarjan for both checks
+
 PKG = "audiopipe.features"
 ROOT = Path(__file__).resolve().parents[2] / "audiopipe" / "features"
 
@@ -43,41 +45,6 @@ def import_graph(root: Path = ROOT, pkg: str = PKG) -> dict[str, set[str]]:
                 for a in node.names:
                     graph[path.stem] |= target(a.name.rsplit(".", 1)[0], [a.name.split(".")[-1]])
     return graph
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with a cycle (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in sorted(graph.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1 or v in graph.get(v, ()):
-                out.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
 
 
 def test_the_checker_finds_cycles_and_reads_real_imports():

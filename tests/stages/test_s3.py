@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 
 import audiopipe
@@ -20,31 +19,6 @@ from tests.conftest import ingest_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 MAGIC = {".png": b"\x89PNG", ".flac": b"fLaC", ".mid": b"MThd", ".skops": b"PK", ".npz": b"PK"}
-
-
-@pytest.fixture()
-def s3(monkeypatch):
-    """A moto S3 server on a free port of 127.0.0.1 and the AWS_* environment pointing at it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for k, v in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-        }.items():
-            monkeypatch.setenv(k, v)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="audio")
-        yield endpoint
-    finally:
-        server.stop()
 
 
 def test_every_stage_writes_and_reads_through_the_bucket(tmp_path, s3, monkeypatch):
