@@ -1,9 +1,12 @@
 """Ingestion throughput next to the decode floor, and where a worker's time goes.
 
-Generates (once, cached under ``data/bench/ingest_corpus``) a corpus of FLAC files, 44.1 kHz
+Generates (once, cached under ``data/bench/ingest_corpus_<hours>h``) a corpus of FLAC files, 44.1 kHz
 stereo, 120 s each, at least ``--hours`` of audio. Each round then measures, on the same files:
 
 * decode only: soundfile reads of every file on one core (the floor: no mixing, no features);
+* decode only in two processes at once, half the files each: what the machine itself gives
+  a second worker (shared caches, memory bandwidth, whatever else runs), the ceiling of the
+  2-worker scaling;
 * decode + mono + resample to 22.05 kHz (:func:`audiopipe.audio.stream`), one core;
 * in-process: plan, extract every shard, publish, in this process (no Prefect, no Dask),
   default recipe, fresh output folder; with one thread, and with read-ahead (the decoding
@@ -19,9 +22,9 @@ within a round (its rows ran back to back), then reported as the median (and bes
 rounds; each row also reports the CPU seconds it cost (all processes), which a shared
 machine distorts much less than wall time. After the table, the time breakdown of each
 path: seconds per phase of the workers (decode, mix, resample, features, Zarr, staging...),
-the plan and the publish, and what is
-left for Prefect and Dask (worker time outside the shards: task runs, scheduling, idle
-workers) and the flow itself (flow run, lock, cluster size). Writes
+the plan and the publish, and what is left for Prefect and Dask (worker time outside the
+shards: task runs, scheduling, idle workers) and the flow itself (flow run, lock, cluster
+size); then the CPU seconds of each process role. Writes
 ``benchmarks/results/ingest.json``. Run::
 
     .venv/bin/python benchmarks/ingest.py --hours 0.5 --rounds 3
@@ -48,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 NAMES = [
     "decode only (1 core)",
+    "decode only, 2 processes at once",
     "decode + mono + resample 22.05k (1 core)",
     "in-process, one thread",
     "in-process, read-ahead",
@@ -55,17 +59,29 @@ NAMES = [
     "ingest flow, 1 worker, one core",
     "ingest flow, 2 workers",
 ]
+#: the rows' names in narrow tables
+SHORT = [
+    "decode",
+    "decode x2",
+    "decode+resamp",
+    "inproc 1 thr",
+    "inproc r-ahead",
+    "flow 1w",
+    "flow 1w 1 core",
+    "flow 2w",
+]
 #: the issue's goals, as ratios of rows measured within one round
 GOALS = {
-    "in-process / decode only": (NAMES[3], NAMES[0], 0.8),
-    "flow 1 worker / decode only": (NAMES[4], NAMES[0], 0.5),
-    "flow 2 workers / flow 1 worker (one core each)": (NAMES[6], NAMES[5], 1.8),
+    "in-process / decode only": (NAMES[4], NAMES[0], 0.8),
+    "flow 1 worker / decode only": (NAMES[5], NAMES[0], 0.5),
+    "flow 2 workers / flow 1 worker (one core each)": (NAMES[7], NAMES[6], 1.8),
 }
 #: more ratios, for the record
 OTHER_RATIOS = {
-    "in-process one thread / decode only": (NAMES[2], NAMES[0]),
-    "flow 1 worker one core / decode only": (NAMES[5], NAMES[0]),
-    "flow 2 workers / flow 1 worker (read-ahead)": (NAMES[6], NAMES[4]),
+    "the machine: decode in 2 processes / in 1": (NAMES[1], NAMES[0]),
+    "in-process one thread / decode only": (NAMES[3], NAMES[0]),
+    "flow 1 worker one core / decode only": (NAMES[6], NAMES[0]),
+    "flow 2 workers / flow 1 worker (read-ahead)": (NAMES[7], NAMES[5]),
 }
 #: rows of the breakdown, in pipeline order (worker phases from audiopipe.ingest.extract.PHASES)
 WORKER_PHASES = (
@@ -105,6 +121,31 @@ def decode_only(files: list[Path]) -> dict[str, Any]:
             for block in f.blocks(blocksize=f.samplerate * 60, dtype="float32"):
                 secs += block.shape[0] / f.samplerate
     return {"audio_s": secs, "wall_s": time.perf_counter() - t0}
+
+
+def _decode_part(files: list[str]) -> tuple[float, float]:
+    c0 = time.process_time()
+    return decode_only([Path(f) for f in files])["audio_s"], time.process_time() - c0
+
+
+def decode_two_processes(files: list[Path]) -> dict[str, Any]:
+    """Decode-only in two processes at once, each on half the files: what this machine gives
+    two workers when nothing else is in the way (the ceiling of the 2-worker scaling goal).
+    The processes are started (and import soundfile) before the clock starts."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    halves = [[str(f) for f in files[0::2]], [str(f) for f in files[1::2]]]
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_decode_part, [[], []]))  # start both processes
+        t0 = time.perf_counter()
+        parts = list(pool.map(_decode_part, halves))
+        wall = time.perf_counter() - t0
+    # the pool's processes are gone when measured() looks: they report their own CPU
+    return {
+        "audio_s": sum(a for a, _ in parts),
+        "wall_s": wall,
+        "cpu_gone": {"decode processes": sum(c for _, c in parts)},
+    }
 
 
 def decode_resample(files: list[Path]) -> dict[str, Any]:
@@ -164,7 +205,9 @@ def flow(cfg_path: Path, scheduler: str, read_ahead: str = "auto") -> dict[str, 
     os.environ["AUDIOPIPE_READ_AHEAD"] = read_ahead  # read where the flow plans the run
     t0, t_start = time.perf_counter(), time.time()
     try:
-        row = ingest(dataset="bench", config_path=str(cfg_path), scheduler=scheduler, progress=False)
+        row = ingest(
+            dataset="bench", config_path=str(cfg_path), scheduler=scheduler, progress=False
+        )
     finally:
         os.environ.pop("AUDIOPIPE_READ_AHEAD")
     wall = time.perf_counter() - t0
@@ -197,9 +240,13 @@ def breakdown(r: dict[str, Any]) -> dict[str, float]:
     wt = r.get("worker_timings", {})
     out = {k: wt.get(k, 0.0) for k in WORKER_PHASES}
     out["plan"] = r["plan_s"] * n
-    out["Prefect/Dask (workers outside shards)"] = max(0.0, r["extract_s"] * n - wt.get("total", 0.0))
+    out["Prefect/Dask (workers outside shards)"] = max(
+        0.0, r["extract_s"] * n - wt.get("total", 0.0)
+    )
     out["publish"] = r["publish_s"] * n
-    out["flow start/stop, lock"] = max(0.0, r["wall_s"] - r["plan_s"] - r["extract_s"] - r["publish_s"]) * n
+    out["flow start/stop, lock"] = (
+        max(0.0, r["wall_s"] - r["plan_s"] - r["extract_s"] - r["publish_s"]) * n
+    )
     return out
 
 
@@ -207,29 +254,55 @@ def _xrt(r: dict[str, Any]) -> float:
     return r["audio_s"] / r["wall_s"]
 
 
-def _cpu_seconds() -> float:
+#: process roles of :func:`_cpu_by_role` (pid -> role), filled once the clusters start
+ROLES: dict[int, str] = {}
+
+
+def _cpu_by_role() -> dict[str, float]:
     """CPU seconds used so far by this process and all its children (the Prefect server, the
-    LocalClusters' workers): on a machine shared with other jobs, wall time measures the load
-    as much as the code, CPU time much less so."""
+    LocalClusters' workers), per role: on a machine shared with other jobs, wall time
+    measures the load as much as the code, CPU time much less so. The roles show who pays
+    for the overhead of a flow: this process (the flow, plan and publish, the Prefect client
+    and both Dask schedulers), the Prefect server, each cluster's workers."""
     import psutil
 
-    total = 0.0
+    out: dict[str, float] = {}
     me = psutil.Process()
     for p in [me, *me.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            if p.pid == me.pid:
+                role = "flow process (plan, publish, Prefect client, Dask schedulers)"
+            elif p.pid in ROLES:
+                role = ROLES[p.pid]
+            elif "uvicorn" in " ".join(p.cmdline()):
+                role = "Prefect server"
+            else:
+                role = "other children"
+            out[role] = out.get(role, 0.0) + t.user + t.system
         except psutil.Error:
             pass
-    return total
+    return out
 
 
 def measured(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
-    """``fn(*args)``'s result with ``cpu_s``: the CPU seconds it cost, all processes."""
-    c0 = _cpu_seconds()
+    """``fn(*args)``'s result with ``cpu_s``: the CPU seconds it cost, all processes, and
+    ``cpu_roles``: the same per role (:func:`_cpu_by_role`)."""
+    c0 = _cpu_by_role()
     r = fn(*args, **kw)
-    r["cpu_s"] = _cpu_seconds() - c0
+    c1 = _cpu_by_role()
+    r["cpu_roles"] = {k: v - c0.get(k, 0.0) for k, v in c1.items()}
+    r["cpu_roles"].update(r.pop("cpu_gone", {}))
+    r["cpu_s"] = sum(r["cpu_roles"].values())
     return r
+
+
+def _worker_roles(cluster: Any, role: str) -> None:
+    from distributed import Client
+
+    with Client(cluster) as client:
+        for pid in client.run(os.getpid).values():
+            ROLES[pid] = role
 
 
 def main() -> None:
@@ -244,7 +317,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     work = ROOT / "data" / "bench"
-    corpus = work / "ingest_corpus"
+    corpus = work / f"ingest_corpus_{args.hours:g}h"  # a folder per size: it is ingested whole
     t0 = time.perf_counter()
     files = make_corpus(corpus, args.hours)
     print(
@@ -262,19 +335,29 @@ def main() -> None:
             LocalCluster(n_workers=1, memory_limit="4GiB", **kw) as c1,
             LocalCluster(n_workers=2, memory_limit="4GiB", **kw) as c2,
         ):
+            _worker_roles(c1, "workers of the 1-worker cluster")
+            _worker_roles(c2, "workers of the 2-worker cluster")
             for i in range(args.rounds):
                 r: dict[str, dict[str, Any]] = {}
                 r[names[0]] = measured(decode_only, files)
-                r[names[1]] = measured(decode_resample, files)
-                r[names[2]] = measured(in_process, write_cfg(work, "inproc", corpus), False)
-                r[names[3]] = measured(in_process, write_cfg(work, "inproc", corpus), True)
-                r[names[4]] = measured(flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address)
+                r[names[1]] = measured(decode_two_processes, files)
+                r[names[2]] = measured(decode_resample, files)
+                r[names[3]] = measured(in_process, write_cfg(work, "inproc", corpus), False)
+                r[names[4]] = measured(in_process, write_cfg(work, "inproc", corpus), True)
                 r[names[5]] = measured(
+                    flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address
+                )
+                r[names[6]] = measured(
                     flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address, "0"
                 )
-                r[names[6]] = measured(flow, write_cfg(work, "flow2", corpus, 2), c2.scheduler_address)
+                r[names[7]] = measured(
+                    flow, write_cfg(work, "flow2", corpus, 2), c2.scheduler_address
+                )
                 rounds.append(r)
-                print(f"round {i + 1}: " + ", ".join(f"{_xrt(v):.0f}x" for v in r.values()), flush=True)
+                print(
+                    f"round {i + 1}: " + ", ".join(f"{_xrt(v):.0f}x" for v in r.values()),
+                    flush=True,
+                )
             t1 = time.perf_counter()
             again = flow(work / "bench_flow2.yaml", c2.scheduler_address)
             rerun = {"wall_s": time.perf_counter() - t1, "files": again["files"]}
@@ -315,15 +398,27 @@ def main() -> None:
         "(CPU s: all processes of the run, Prefect server and idle workers included; "
         f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
+    roles = sorted({k for r in rounds for n in names for k in r[n]["cpu_roles"]})
+    print(
+        f"\n{'CPU s per process role, median of rounds':<62}"
+        + "".join(f"{n:>15}" for n in SHORT[3:])
+    )
+    for role in roles:
+        cells = [
+            statistics.median(r[n]["cpu_roles"].get(role, 0.0) for r in rounds) for n in names[3:]
+        ]
+        print(f"{role:<62}" + "".join(f"{c:>15.2f}" for c in cells))
     print(f"\n{'ratio (within a round)':<48} {'median':>8} {'best':>8} {'goal':>8}")
     for k in {**GOALS, **OTHER_RATIOS}:
         vals = [r[k] for r in ratios]
         goal = f"{GOALS[k][2]:>8.2f}" if k in GOALS else f"{'':>8}"
         print(f"{k:<48} {statistics.median(vals):>8.2f} {max(vals):>8.2f} {goal}")
-    print(f"re-run of the 2-worker flow on the unchanged corpus: {rerun['wall_s']:.1f} s, "
-          f"{rerun['files']} files processed")
+    print(
+        f"re-run of the 2-worker flow on the unchanged corpus: {rerun['wall_s']:.1f} s, "
+        f"{rerun['files']} files processed"
+    )
 
-    paths = names[2:]
+    paths = names[3:]
     per = {p: [breakdown(r[p]) for r in rounds] for p in paths}
     phases = list(per[paths[0]][0])
     med = {p: {ph: statistics.median(b[ph] for b in per[p]) for ph in phases} for p in paths}
@@ -335,7 +430,9 @@ def main() -> None:
             total = sum(med[p].values())
             cells.append(f"{med[p][ph]:>14.2f} s {100 * med[p][ph] / total:>5.1f}%")
         print(f"{ph:<40}" + "".join(f"{c:>24}" for c in cells))
-    print(f"{'total':<40}" + "".join(f"{sum(med[p].values()):>14.2f} s {100.0:>5.1f}%" for p in paths))
+    print(
+        f"{'total':<40}" + "".join(f"{sum(med[p].values()):>14.2f} s {100.0:>5.1f}%" for p in paths)
+    )
     print(
         "shards running at once (sum of shard wall times / extraction wall time), median: "
         + ", ".join(
@@ -344,13 +441,16 @@ def main() -> None:
             for p in paths
         )
     )
-    last = rounds[-1][names[6]]
+    last = rounds[-1][names[7]]
     print("2-worker flow, last round: each worker's shards (start s after the flow began, seconds)")
     for w in sorted({w for w, _, _ in last["shard_spans"]}):
         spans = sorted((a - last["t0"], s) for x, a, s in last["shard_spans"] if x == w)
         print(f"  {w}: " + ", ".join(f"{a:.1f}+{s:.1f}" for a, s in spans))
-    dr = rounds[-1][names[1]]["timings"]
-    print("decode + mono + resample alone (last round): " + ", ".join(f"{k} {v:.2f} s" for k, v in dr.items()))
+    dr = rounds[-1][names[2]]["timings"]
+    print(
+        "decode + mono + resample alone (last round): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in dr.items())
+    )
 
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -364,8 +464,14 @@ def main() -> None:
         "rounds": args.rounds,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    result = {"meta": meta, "rows": table, "ratios": ratios, "breakdown_median": med,
-              "rounds": rounds, "rerun": rerun}
+    result = {
+        "meta": meta,
+        "rows": table,
+        "ratios": ratios,
+        "breakdown_median": med,
+        "rounds": rounds,
+        "rerun": rerun,
+    }
     (out / "ingest.json").write_text(json.dumps(result, indent=2, default=float))
     print(f"\nwrote {out / 'ingest.json'}")
 
