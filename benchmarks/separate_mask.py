@@ -145,6 +145,10 @@ EXPONENTS = (0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 #: "default" (no FSDD) 4.14 dB at mask_exponent 1 (the 200-mixture, 256-unit defaults)
 CANDIDATES: dict[str, dict] = {
     "default": {},
+    # subsampled (40 fresh mixtures x 12 epochs, ~1/8 of the default's frames): quick checks
+    "small": {"n_mixtures": 40, "max_iter": 12},
+    "small_unweighted": {"n_mixtures": 40, "max_iter": 12, "weight_power": 0.0},
+    "small_weight2": {"n_mixtures": 40, "max_iter": 12, "weight_power": 2.0},
     "fsdd_equal": {"_fsdd": 1.0},
     "fsdd_all": {"_fsdd": float("inf")},
 }

@@ -46,7 +46,6 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -214,6 +213,11 @@ class MaskSeparator:
         speed: tuple[float, float] = (0.85, 1.15),
         random_state: int = 0,
         mask_exponent: float = 1.0,
+        weight_power: float = 1.0,
+        learning_rate_init: float = 1e-3,
+        learning_rate_end: float = 0.05,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 6,
         verbose: bool = False,
     ) -> None:
         self.sr = sr
@@ -231,6 +235,11 @@ class MaskSeparator:
         self.speed = speed
         self.random_state = random_state
         self.mask_exponent = mask_exponent
+        self.weight_power = weight_power
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate_end = learning_rate_end
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.verbose = verbose
 
     # ------------------------------------------------------------------ helpers
@@ -274,19 +283,53 @@ class MaskSeparator:
         return out
 
     def _training_set(
-        self, sources: Mapping[str, Sequence[np.ndarray]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(self.random_state)
+        self, sources: Mapping[str, Sequence[np.ndarray]], rng: np.random.Generator, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` fresh mixtures: features, target masks and the loss weights (each bin's
+        mixture magnitude to the ``weight_power``, mean 1 per mixture)."""
         mel = self._mel()
-        Xs, Ys = [], []
-        for _ in range(int(self.n_mixtures)):
+        Xs, Ys, Ws = [], [], []
+        p = float(self.weight_power)
+        for _ in range(int(n)):
             parts = self.synthesise(sources, rng)
-            Ds = [self._stft(p) for p in parts]
+            Ds = [self._stft(p_) for p_ in parts]
             D = np.sum(Ds, axis=0)
             Xs.append(mixture_features(D, mel, self.context))
             M = ratio_masks([np.abs(d) for d in Ds])  # (n_src, F, T)
             Ys.append(self._encode(M))
-        return np.concatenate(Xs), np.concatenate(Ys)
+            if p:
+                w = np.abs(D).astype(np.float64) ** p
+                w /= max(float(w.mean()), 1e-20)
+            else:
+                w = np.ones(D.shape)
+            Ws.append(self._encode(np.broadcast_to(w.astype(np.float32), M.shape)))
+        return np.concatenate(Xs), np.concatenate(Ys), np.concatenate(Ws)
+
+    def _split_validation(
+        self, sources: Mapping[str, list[np.ndarray]]
+    ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+        """Each source's recordings (seeded order) cut so the last ``validation_fraction`` of
+        their duration is for validation only (one recording may be cut in two)."""
+        rng = np.random.default_rng(self.random_state + 7)
+        train, val = {}, {}
+        for k, recs in sources.items():
+            recs = [recs[i] for i in rng.permutation(len(recs))]
+            need = int(float(self.validation_fraction) * sum(r.size for r in recs))
+            tr, va = [], []
+            for r in reversed(recs):
+                if need <= 0:
+                    tr.append(r)
+                elif r.size <= need:
+                    va.append(r)
+                    need -= r.size
+                else:
+                    tr.append(r[: r.size - need])
+                    va.append(r[r.size - need :])
+                    need = 0
+            if not tr or not any(np.any(r) for r in tr):
+                tr = va  # too little to spare: validate on training material (said in fit)
+            train[k], val[k] = tr, va or tr
+        return train, val
 
     def _encode(self, M: np.ndarray) -> np.ndarray:
         """Masks ``(n_src, F, T)`` -> regression targets ``(T, outputs)``."""
@@ -318,8 +361,6 @@ class MaskSeparator:
         ``sources`` maps each source name to a list of mono recordings (>= 2 sources, each with
         at least one non-silent recording); its order is the order of the stems.
         """
-        from sklearn.neural_network import MLPRegressor
-
         self._check_params()
         if not isinstance(sources, Mapping) or len(sources) < 2:
             raise ValueError("sources: need a mapping of at least 2 source names to recordings")
@@ -333,25 +374,41 @@ class MaskSeparator:
                 raise ValueError(f"sources[{name!r}]: no non-silent recording to learn from")
             clean[str(name)] = rs
         self.sources_ = tuple(clean)
-        X, Y = self._training_set(clean)
-        net = MLPRegressor(
-            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            alpha=self.alpha,
-            batch_size=min(int(self.batch_size), len(X)),
-            max_iter=int(self.max_iter),
-            random_state=self.random_state,
-            shuffle=True,
-            verbose=bool(self.verbose),
-        )
-        with warnings.catch_warnings():
-            from sklearn.exceptions import ConvergenceWarning
+        from audiopipe.stages._masknet import MaskNet
 
-            warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs
-            net.fit(X, Y)
-        # the optimiser's state only serves further training; skops does not trust it
-        net.__dict__.pop("_optimizer", None)
-        self.model_ = net
-        self.n_frames_ = int(len(X))
+        train, val = (self._split_validation(clean) if self.validation_fraction > 0
+                      else (clean, clean))
+        rng = np.random.default_rng(self.random_state)
+        n_val = max(2, int(round(self.n_mixtures * self.validation_fraction)))
+        Xv, Yv, Wv = self._training_set(val, np.random.default_rng(self.random_state + 1), n_val)
+        net = MaskNet(self.hidden_layer_sizes, self.alpha, self.batch_size, self.random_state)
+        net.initialise(Xv.shape[1], Yv.shape[1])
+        epochs = int(self.max_iter)
+        lr0, lr1 = float(self.learning_rate_init), float(self.learning_rate_init) * float(
+            self.learning_rate_end)
+        best, best_w, since = np.inf, net.get_weights(), 0
+        self.loss_curve_, self.validation_scores_ = [], []
+        n_frames = 0
+        for e in range(epochs):
+            X, Y, W = self._training_set(train, rng, self.n_mixtures)  # fresh every epoch
+            n_frames += len(X)
+            lr = lr1 + 0.5 * (lr0 - lr1) * (1 + np.cos(np.pi * e / max(epochs - 1, 1)))
+            self.loss_curve_.append(net.train_epoch(X, Y, W, lr, rng))
+            vl = net.loss(Xv, Yv, Wv)
+            self.validation_scores_.append(vl)
+            if self.verbose:
+                print(f"epoch {e + 1}: lr {lr:.2e} loss {self.loss_curve_[-1]:.5f} "
+                      f"validation {vl:.5f}", flush=True)
+            if vl < best:
+                best, best_w, since = vl, net.get_weights(), 0
+                self.best_epoch_ = e + 1
+            else:
+                since += 1
+                if since >= int(self.n_iter_no_change):
+                    break
+        net.set_weights(best_w)
+        self.model_ = net.finish()
+        self.n_frames_ = n_frames
         return self
 
     def _check_fitted(self) -> None:

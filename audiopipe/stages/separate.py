@@ -339,7 +339,7 @@ class Separate(ClipStage):
         Param("clips", "list", None, "only these clip ids (default: every clip)"),
     )
     tables = ("stems",)
-    trusted = ("audiopipe.stages.masking.MaskSeparator",)
+    trusted = ("audiopipe.stages.masking.MaskSeparator", "audiopipe.stages._masknet.MaskNet")
     shard_size = 16
 
     @property
