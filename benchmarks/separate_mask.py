@@ -149,6 +149,13 @@ CANDIDATES: dict[str, dict] = {
     "small": {"n_mixtures": 40, "max_iter": 12},
     "small_unweighted": {"n_mixtures": 40, "max_iter": 12, "weight_power": 0.0},
     "small_weight2": {"n_mixtures": 40, "max_iter": 12, "weight_power": 2.0},
+    # half the default's frames (100 fresh mixtures x 20 epochs): what to scale up
+    "mid": {"n_mixtures": 100, "max_iter": 20},
+    "mid_h512": {"n_mixtures": 100, "max_iter": 20, "hidden_layer_sizes": (512,)},
+    "mid_ctx32": {"n_mixtures": 100, "max_iter": 20,
+                  "context": (-32, -24, -16, -10, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 10, 16,
+                              24, 32)},
+    "mid_gain10": {"n_mixtures": 100, "max_iter": 20, "gain_db": (-10.0, 10.0)},
     "fsdd_equal": {"_fsdd": 1.0},
     "fsdd_all": {"_fsdd": float("inf")},
 }
