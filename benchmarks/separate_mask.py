@@ -156,6 +156,7 @@ CANDIDATES: dict[str, dict] = {
                   "context": (-32, -24, -16, -10, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 10, 16,
                               24, 32)},
     "mid_gain10": {"n_mixtures": 100, "max_iter": 20, "gain_db": (-10.0, 10.0)},
+    "mid_eq6": {"n_mixtures": 100, "max_iter": 20, "eq_db": 6.0},
     "fsdd_equal": {"_fsdd": 1.0},
     "fsdd_all": {"_fsdd": float("inf")},
 }

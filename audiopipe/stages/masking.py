@@ -4,8 +4,8 @@
 ``{"speech": [...], "music": [...]}``), to predict every source's ratio mask from the
 mixture's spectrogram with temporal context, then separates new mixtures with those masks.
 
-Training (:meth:`MaskSeparator.fit`): ``n_mixtures`` mixtures of ``duration`` seconds are
-synthesised from random excerpts of the sources (short recordings are concatenated until an
+Training (:meth:`MaskSeparator.fit`): every epoch, ``n_mixtures`` *fresh* mixtures of
+``duration`` seconds are synthesised from random excerpts of the sources (short recordings are concatenated until an
 excerpt is full), each excerpt is changed in speed and pitch together by a random resampling
 factor in ``speed`` (vocal-tract-length and tempo variety when few speakers are available),
 RMS-normalised and given a random gain in ``gain_db`` (dB, uniform, per source). The target
@@ -13,7 +13,20 @@ is the ideal ratio mask ``|S_i|^2 / sum_j |S_j|^2`` of each STFT bin (the bound 
 can reach); the input of frame ``t`` is the mixture's log-mel spectrogram, normalised per
 recording (each band's mean over time removed, divided by the recording's standard deviation),
 at the frames ``t + c`` for each offset ``c`` of ``context``, plus the recording's mean log-mel
-shape. A scikit-learn :class:`~sklearn.neural_network.MLPRegressor` maps it to the masks.
+shape. A small network (:class:`~audiopipe.stages._masknet.MaskNet`: ReLU hidden layer,
+sigmoid outputs) maps it to the masks, trained with Adam on the squared mask error of every bin
+weighted by the mixture's magnitude there to the ``weight_power`` (1: the error counts where
+the signal is, as in SDR; mean weight 1 per mixture), the learning rate decaying from
+``learning_rate_init`` to ``learning_rate_end`` times it (cosine) over ``max_iter`` epochs.
+The last ``validation_fraction`` of each source's recordings (by duration) is kept out of the
+training excerpts; mixtures of it score every epoch, the best epoch's weights are kept and
+training stops after ``n_iter_no_change`` epochs without a better one.
+
+Measured (``benchmarks/separate_mask.py``, 0 dB speech + music, speakers and tracks not used in
+training or tuning): see that script's docstring; on its validation part (plain SDR, 2
+speakers x 2 tracks), the magnitude-weighted loss scored 5.16 dB against 3.85 dB unweighted
+and 5.01 dB with power 2 (40 mixtures x 12 epochs); scikit-learn's ``MLPRegressor`` (identity
+outputs, plain squared error, fixed rate, one set of 200 mixtures) 4.14 dB at 20 epochs.
 
 Separation (:meth:`MaskSeparator.separate`): the predicted masks are clipped to ``[0, 1]`` and
 normalised to sum to one over sources in every bin, applied to the mixture's complex STFT and
@@ -24,8 +37,9 @@ differs from the model's ``sr``, everything above the model's band: the input is
 the ``sources`` given to ``fit`` (:attr:`MaskSeparator.sources_`), keyed by source name: the
 stem named ``"speech"`` is what the model learned as speech; there is no permutation.
 
-Persistence: plain attributes (numpy arrays, tuples, an ``MLPRegressor``), no lambdas, so
-``skops.io.dump`` / ``load(trusted=[...MaskSeparator])`` round-trips it.
+Persistence: plain attributes (numpy arrays, tuples, a ``MaskNet`` of numpy arrays), no
+lambdas, so ``skops.io.dump`` / ``load(trusted=[...MaskSeparator, ..._masknet.MaskNet])``
+round-trips it.
 
 Examples
 --------
@@ -164,7 +178,7 @@ class MaskSeparator:
     context : tuple of int
         Frame offsets stacked around each frame (:data:`DEFAULT_CONTEXT`: +-16 frames).
     hidden_layer_sizes : tuple of int
-        Hidden layers of the ``MLPRegressor`` (ReLU).
+        Hidden layers of the network (ReLU).
     alpha : float
         L2 penalty of the network.
     max_iter : int
@@ -172,28 +186,44 @@ class MaskSeparator:
     batch_size : int
         Frames per minibatch.
     n_mixtures : int
-        Training mixtures synthesised by ``fit``.
+        Training mixtures synthesised for each epoch (fresh ones every epoch).
     duration : float
         Seconds per training mixture.
     gain_db : tuple of float
         Range of each source's random gain (dB) after RMS normalisation.
     speed : tuple of float
         Range of the random speed-and-pitch factor of each excerpt (resampling).
+    eq_db : float
+        Each source of a training mixture gets a random smooth EQ within +-``eq_db`` dB
+        (microphone and room colour variety; 0: none).
     random_state : int
         Seeds the synthesis and the network: same sources and parameters, same model.
     mask_exponent : float
         Masks are raised to this power and renormalised to sum to one before they are
         applied (> 1 sharpens them: less leakage, more artefacts); used at separation only.
+    weight_power : float
+        The loss weights each bin's mask error by ``|mixture|^weight_power`` (0: plain).
+    learning_rate_init, learning_rate_end : float
+        Adam's rate at the first epoch, and the last epoch's as a share of it (cosine decay).
+    validation_fraction : float
+        Share of each source's duration kept for the validation mixtures (0: validate on
+        training material).
+    n_iter_no_change : int
+        Stop after this many epochs without a better validation loss.
     verbose : bool
-        Print the training loss per epoch (scikit-learn's ``verbose``).
+        Print the training and validation loss per epoch.
 
     Attributes
     ----------
     sources_ : tuple of str
         Source names, in the order of ``fit``'s ``sources``: the order of ``separate``'s stems.
-    model_ : sklearn.neural_network.MLPRegressor
+    model_ : audiopipe.stages._masknet.MaskNet
         Maps features to the masks (one per bin for 2 sources: the first source's mask;
         ``n_sources`` per bin otherwise).
+    loss_curve_, validation_scores_ : list of float
+        Weighted training and validation loss per epoch.
+    best_epoch_ : int
+        The epoch whose weights were kept (lowest validation loss).
     """
 
     def __init__(
@@ -211,6 +241,7 @@ class MaskSeparator:
         duration: float = 4.0,
         gain_db: tuple[float, float] = (-6.0, 6.0),
         speed: tuple[float, float] = (0.85, 1.15),
+        eq_db: float = 0.0,
         random_state: int = 0,
         mask_exponent: float = 1.0,
         weight_power: float = 1.0,
@@ -233,6 +264,7 @@ class MaskSeparator:
         self.duration = duration
         self.gain_db = gain_db
         self.speed = speed
+        self.eq_db = eq_db
         self.random_state = random_state
         self.mask_exponent = mask_exponent
         self.weight_power = weight_power
@@ -282,6 +314,15 @@ class MaskSeparator:
             out.append((x * (g / rms if rms > 0 else 0.0)).astype(np.float32))
         return out
 
+    def _random_eq(self, rng: np.random.Generator) -> np.ndarray:
+        """A smooth random gain per STFT bin: values uniform in +-``eq_db`` dB at 6
+        log-spaced frequencies (50 Hz .. Nyquist), interpolated in log frequency."""
+        f = np.fft.rfftfreq(self.n_fft, 1.0 / self.sr)
+        knots = np.geomspace(50.0, self.sr / 2, 6)
+        db = rng.uniform(-self.eq_db, self.eq_db, knots.size)
+        g = np.interp(np.log(np.maximum(f, 1.0)), np.log(knots), db)
+        return (10 ** (g / 20)).astype(np.float32)
+
     def _training_set(
         self, sources: Mapping[str, Sequence[np.ndarray]], rng: np.random.Generator, n: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -293,6 +334,8 @@ class MaskSeparator:
         for _ in range(int(n)):
             parts = self.synthesise(sources, rng)
             Ds = [self._stft(p_) for p_ in parts]
+            if self.eq_db:
+                Ds = [d * self._random_eq(rng)[:, None] for d in Ds]
             D = np.sum(Ds, axis=0)
             Xs.append(mixture_features(D, mel, self.context))
             M = ratio_masks([np.abs(d) for d in Ds])  # (n_src, F, T)
