@@ -157,6 +157,8 @@ CANDIDATES: dict[str, dict] = {
                               24, 32)},
     "mid_gain10": {"n_mixtures": 100, "max_iter": 20, "gain_db": (-10.0, 10.0)},
     "mid_eq6": {"n_mixtures": 100, "max_iter": 20, "eq_db": 6.0},
+    # the default's frames and more (200 fresh mixtures x 30 epochs)
+    "big": {"n_mixtures": 200, "max_iter": 30},
     "fsdd_equal": {"_fsdd": 1.0},
     "fsdd_all": {"_fsdd": float("inf")},
 }

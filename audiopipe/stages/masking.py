@@ -237,7 +237,7 @@ class MaskSeparator:
         alpha: float = 1e-4,
         max_iter: int = 20,
         batch_size: int = 256,
-        n_mixtures: int = 200,
+        n_mixtures: int = 100,
         duration: float = 4.0,
         gain_db: tuple[float, float] = (-6.0, 6.0),
         speed: tuple[float, float] = (0.85, 1.15),
