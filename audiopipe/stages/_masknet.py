@@ -78,8 +78,9 @@ class MaskNet:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Outputs in ``[0, 1]``, ``(n, n_out)`` float32 (in blocks: bounded memory)."""
         X = np.asarray(X, np.float32)
-        return np.concatenate([self._forward(X[i : i + 4096])[-1]
-                               for i in range(0, len(X), 4096)] or [np.zeros((0, 0))])
+        out = [self._forward(X[i : i + 4096])[-1] for i in range(0, len(X), 4096)]
+        return np.concatenate(out) if out else np.zeros((0, self.intercepts_[-1].size),
+                                                        np.float32)
 
     def loss(self, X: np.ndarray, Y: np.ndarray, W: np.ndarray) -> float:
         """Weighted mean squared error ``mean(W * (f(X) - Y)^2)``."""

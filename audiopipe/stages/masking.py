@@ -5,8 +5,8 @@
 mixture's spectrogram with temporal context, then separates new mixtures with those masks.
 
 Training (:meth:`MaskSeparator.fit`): every epoch, ``n_mixtures`` *fresh* mixtures of
-``duration`` seconds are synthesised from random excerpts of the sources (short recordings are concatenated until an
-excerpt is full), each excerpt is changed in speed and pitch together by a random resampling
+``duration`` seconds are synthesised from random excerpts of the sources (short recordings are
+concatenated until an excerpt is full), each excerpt is changed in speed and pitch together by a random resampling
 factor in ``speed`` (vocal-tract-length and tempo variety when few speakers are available),
 RMS-normalised and given a random gain in ``gain_db`` (dB, uniform, per source). The target
 is the ideal ratio mask ``|S_i|^2 / sum_j |S_j|^2`` of each STFT bin (the bound a mask method
@@ -60,6 +60,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -289,6 +290,9 @@ class MaskSeparator:
         for k in ("n_mixtures", "n_fft", "hop_length", "n_mels", "max_iter", "batch_size"):
             if int(getattr(self, k)) < 1:
                 raise ValueError(f"{k}: must be >= 1, got {getattr(self, k)}")
+        if not 0 <= self.validation_fraction < 1 or self.weight_power < 0:
+            raise ValueError("need 0 <= validation_fraction < 1 and weight_power >= 0, got "
+                             f"{self.validation_fraction}, {self.weight_power}")
         if len(self.context) == 0:
             raise ValueError("context: need at least one frame offset (0 = the frame itself)")
 
@@ -369,8 +373,10 @@ class MaskSeparator:
                     tr.append(r[: r.size - need])
                     va.append(r[r.size - need :])
                     need = 0
-            if not tr or not any(np.any(r) for r in tr):
-                tr = va  # too little to spare: validate on training material (said in fit)
+            if not any(np.any(r) for r in tr):
+                warnings.warn(f"sources[{k!r}]: no sound left to train on after keeping a "
+                              "validation part; validating on training material", stacklevel=3)
+                tr = va
             train[k], val[k] = tr, va or tr
         return train, val
 

@@ -103,6 +103,8 @@ def test_short_silent_and_bad_input(tiny_fit):
         _tiny().fit({"tone": [short], "noise": [np.zeros(100, np.float32)]}, sr=SR)
     with pytest.raises(ValueError, match="speed"):
         _tiny(speed=(1.2, 0.9)).fit({"a": [short], "b": [short]}, sr=SR)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        _tiny(validation_fraction=1.0).fit({"a": [short], "b": [short]}, sr=SR)
 
 
 def test_three_sources_masks_sum_to_one():
@@ -160,6 +162,7 @@ def test_validation_part_is_cut_from_the_sources_and_the_best_epoch_is_kept():
     recs = {"a": [np.arange(1, 401, dtype=np.float32), np.arange(1000, 1600, dtype=np.float32)],
             "b": [np.full(50, 3.0, np.float32)]}
     train, val = sep._split_validation(recs)
+    assert all(train[k] and val[k] for k in recs)
     for k, rs in recs.items():
         total = sum(r.size for r in rs)
         n_val = sum(r.size for r in val[k])
@@ -168,6 +171,8 @@ def test_validation_part_is_cut_from_the_sources_and_the_best_epoch_is_kept():
             assert n_val == int(0.25 * total) and n_tr + n_val == total
             assert not set(np.concatenate(train[k]).tolist()) & set(
                 np.concatenate(val[k]).tolist())
+    with pytest.warns(UserWarning, match="validating on training material"):
+        sep._split_validation({"a": [np.r_[np.zeros(100), np.ones(10)].astype(np.float32)]})
     tones, noises = _tones_and_noise(3)
     fit = _tiny(max_iter=8, n_mixtures=8, learning_rate_init=0.05, n_iter_no_change=100).fit(
         {"tone": tones, "noise": noises}, sr=SR)
