@@ -17,7 +17,7 @@ Examples
 >>> net = MaskNet((8,), random_state=0).initialise(4, 1)
 >>> for _ in range(60):
 ...     _ = net.train_epoch(X, Y, np.ones_like(Y), 0.01, rng)
->>> bool(net.loss(X, Y, np.ones_like(Y)) < 0.03)
+>>> bool(net.loss(X, Y, np.ones_like(Y)) < 0.05)  # 0.25 at chance
 True
 """
 
