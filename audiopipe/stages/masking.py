@@ -4,16 +4,31 @@
 ``{"speech": [...], "music": [...]}``), to predict every source's ratio mask from the
 mixture's spectrogram with temporal context, then separates new mixtures with those masks.
 
-Training (:meth:`MaskSeparator.fit`): ``n_mixtures`` mixtures of ``duration`` seconds are
-synthesised from random excerpts of the sources (short recordings are concatenated until an
-excerpt is full), each excerpt is changed in speed and pitch together by a random resampling
+Training (:meth:`MaskSeparator.fit`): every epoch, ``n_mixtures`` *fresh* mixtures of
+``duration`` seconds are synthesised from random excerpts of the sources (short recordings are
+concatenated until an excerpt is full), each excerpt is changed in speed and pitch together by a random resampling
 factor in ``speed`` (vocal-tract-length and tempo variety when few speakers are available),
 RMS-normalised and given a random gain in ``gain_db`` (dB, uniform, per source). The target
 is the ideal ratio mask ``|S_i|^2 / sum_j |S_j|^2`` of each STFT bin (the bound a mask method
 can reach); the input of frame ``t`` is the mixture's log-mel spectrogram, normalised per
 recording (each band's mean over time removed, divided by the recording's standard deviation),
 at the frames ``t + c`` for each offset ``c`` of ``context``, plus the recording's mean log-mel
-shape. A scikit-learn :class:`~sklearn.neural_network.MLPRegressor` maps it to the masks.
+shape. A small network (:class:`~audiopipe.stages._masknet.MaskNet`: ReLU hidden layer,
+sigmoid outputs) maps it to the masks, trained with Adam on the squared mask error of every bin
+weighted by the mixture's magnitude there to the ``weight_power`` (1: the error counts where
+the signal is, as in SDR; mean weight 1 per mixture), the learning rate decaying from
+``learning_rate_init`` to ``learning_rate_end`` times it (cosine) over ``max_iter`` epochs.
+The last ``validation_fraction`` of each source's recordings (by duration) is kept out of the
+training excerpts; mixtures of it score every epoch, the best epoch's weights are kept and
+training stops after ``n_iter_no_change`` epochs without a better one.
+
+Measured (``benchmarks/separate_mask.py``: 0 dB speech + music, speakers and tracks used
+neither in training nor in tuning, fixed order, bss_eval SDR): 8.33 dB and 5.62 dB on its two
+report splits (ideal ratio mask 16.29 / 14.50 dB, supervised NMF 3.34 / 0.51 dB), fit ~3.5
+min on one shared core; with scikit-learn's ``MLPRegressor`` in place of this trainer
+(identity outputs, plain squared error, fixed rate, one set of 200 mixtures) it was 4.82 /
+3.64 dB in ~17 min. On the validation part the defaults were chosen on, the magnitude weighting
+alone was worth 1.3 dB (5.16 against 3.85 dB unweighted, subsampled).
 
 Separation (:meth:`MaskSeparator.separate`): the predicted masks are clipped to ``[0, 1]`` and
 normalised to sum to one over sources in every bin, applied to the mixture's complex STFT and
@@ -24,8 +39,9 @@ differs from the model's ``sr``, everything above the model's band: the input is
 the ``sources`` given to ``fit`` (:attr:`MaskSeparator.sources_`), keyed by source name: the
 stem named ``"speech"`` is what the model learned as speech; there is no permutation.
 
-Persistence: plain attributes (numpy arrays, tuples, an ``MLPRegressor``), no lambdas, so
-``skops.io.dump`` / ``load(trusted=[...MaskSeparator])`` round-trips it.
+Persistence: plain attributes (numpy arrays, tuples, a ``MaskNet`` of numpy arrays), no
+lambdas, so ``skops.io.dump`` / ``load(trusted=[...MaskSeparator, ..._masknet.MaskNet])``
+round-trips it.
 
 Examples
 --------
@@ -165,7 +181,7 @@ class MaskSeparator:
     context : tuple of int
         Frame offsets stacked around each frame (:data:`DEFAULT_CONTEXT`: +-16 frames).
     hidden_layer_sizes : tuple of int
-        Hidden layers of the ``MLPRegressor`` (ReLU).
+        Hidden layers of the network (ReLU).
     alpha : float
         L2 penalty of the network.
     max_iter : int
@@ -173,28 +189,44 @@ class MaskSeparator:
     batch_size : int
         Frames per minibatch.
     n_mixtures : int
-        Training mixtures synthesised by ``fit``.
+        Training mixtures synthesised for each epoch (fresh ones every epoch).
     duration : float
         Seconds per training mixture.
     gain_db : tuple of float
         Range of each source's random gain (dB) after RMS normalisation.
     speed : tuple of float
         Range of the random speed-and-pitch factor of each excerpt (resampling).
+    eq_db : float
+        Each source of a training mixture gets a random smooth EQ within +-``eq_db`` dB
+        (microphone and room colour variety; 0: none).
     random_state : int
         Seeds the synthesis and the network: same sources and parameters, same model.
     mask_exponent : float
         Masks are raised to this power and renormalised to sum to one before they are
         applied (> 1 sharpens them: less leakage, more artefacts); used at separation only.
+    weight_power : float
+        The loss weights each bin's mask error by ``|mixture|^weight_power`` (0: plain).
+    learning_rate_init, learning_rate_end : float
+        Adam's rate at the first epoch, and the last epoch's as a share of it (cosine decay).
+    validation_fraction : float
+        Share of each source's duration kept for the validation mixtures (0: validate on
+        training material).
+    n_iter_no_change : int
+        Stop after this many epochs without a better validation loss.
     verbose : bool
-        Print the training loss per epoch (scikit-learn's ``verbose``).
+        Print the training and validation loss per epoch.
 
     Attributes
     ----------
     sources_ : tuple of str
         Source names, in the order of ``fit``'s ``sources``: the order of ``separate``'s stems.
-    model_ : sklearn.neural_network.MLPRegressor
+    model_ : audiopipe.stages._masknet.MaskNet
         Maps features to the masks (one per bin for 2 sources: the first source's mask;
         ``n_sources`` per bin otherwise).
+    loss_curve_, validation_scores_ : list of float
+        Weighted training and validation loss per epoch.
+    best_epoch_ : int
+        The epoch whose weights were kept (lowest validation loss).
     """
 
     def __init__(
@@ -208,12 +240,18 @@ class MaskSeparator:
         alpha: float = 1e-4,
         max_iter: int = 20,
         batch_size: int = 256,
-        n_mixtures: int = 200,
+        n_mixtures: int = 100,
         duration: float = 4.0,
         gain_db: tuple[float, float] = (-6.0, 6.0),
         speed: tuple[float, float] = (0.85, 1.15),
+        eq_db: float = 0.0,
         random_state: int = 0,
         mask_exponent: float = 1.0,
+        weight_power: float = 1.0,
+        learning_rate_init: float = 1e-3,
+        learning_rate_end: float = 0.05,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 6,
         verbose: bool = False,
     ) -> None:
         self.sr = sr
@@ -229,8 +267,14 @@ class MaskSeparator:
         self.duration = duration
         self.gain_db = gain_db
         self.speed = speed
+        self.eq_db = eq_db
         self.random_state = random_state
         self.mask_exponent = mask_exponent
+        self.weight_power = weight_power
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate_end = learning_rate_end
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.verbose = verbose
 
     # ------------------------------------------------------------------ helpers
@@ -248,6 +292,9 @@ class MaskSeparator:
         for k in ("n_mixtures", "n_fft", "hop_length", "n_mels", "max_iter", "batch_size"):
             if int(getattr(self, k)) < 1:
                 raise ValueError(f"{k}: must be >= 1, got {getattr(self, k)}")
+        if not 0 <= self.validation_fraction < 1 or self.weight_power < 0:
+            raise ValueError("need 0 <= validation_fraction < 1 and weight_power >= 0, got "
+                             f"{self.validation_fraction}, {self.weight_power}")
         if len(self.context) == 0:
             raise ValueError("context: need at least one frame offset (0 = the frame itself)")
 
@@ -273,20 +320,67 @@ class MaskSeparator:
             out.append((x * (g / rms if rms > 0 else 0.0)).astype(np.float32))
         return out
 
+    def _random_eq(self, rng: np.random.Generator) -> np.ndarray:
+        """A smooth random gain per STFT bin: values uniform in +-``eq_db`` dB at 6
+        log-spaced frequencies (50 Hz .. Nyquist), interpolated in log frequency."""
+        f = np.fft.rfftfreq(self.n_fft, 1.0 / self.sr)
+        knots = np.geomspace(50.0, self.sr / 2, 6)
+        db = rng.uniform(-self.eq_db, self.eq_db, knots.size)
+        g = np.interp(np.log(np.maximum(f, 1.0)), np.log(knots), db)
+        return (10 ** (g / 20)).astype(np.float32)
+
     def _training_set(
-        self, sources: Mapping[str, Sequence[np.ndarray]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(self.random_state)
+        self, sources: Mapping[str, Sequence[np.ndarray]], rng: np.random.Generator, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` fresh mixtures: features, target masks and the loss weights (each bin's
+        mixture magnitude to the ``weight_power``, mean 1 per mixture)."""
         mel = self._mel()
-        Xs, Ys = [], []
-        for _ in range(int(self.n_mixtures)):
+        Xs, Ys, Ws = [], [], []
+        p = float(self.weight_power)
+        for _ in range(int(n)):
             parts = self.synthesise(sources, rng)
-            Ds = [self._stft(p) for p in parts]
+            Ds = [self._stft(p_) for p_ in parts]
+            if self.eq_db:
+                Ds = [d * self._random_eq(rng)[:, None] for d in Ds]
             D = np.sum(Ds, axis=0)
             Xs.append(mixture_features(D, mel, self.context))
             M = ratio_masks([np.abs(d) for d in Ds])  # (n_src, F, T)
             Ys.append(self._encode(M))
-        return np.concatenate(Xs), np.concatenate(Ys)
+            if p:
+                w = np.abs(D).astype(np.float64) ** p
+                w /= max(float(w.mean()), 1e-20)
+            else:
+                w = np.ones(D.shape)
+            Ws.append(self._encode(np.broadcast_to(w.astype(np.float32), M.shape)))
+        return np.concatenate(Xs), np.concatenate(Ys), np.concatenate(Ws)
+
+    def _split_validation(
+        self, sources: Mapping[str, list[np.ndarray]]
+    ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+        """Each source's recordings (seeded order) cut so the last ``validation_fraction`` of
+        their duration is for validation only (one recording may be cut in two)."""
+        rng = np.random.default_rng(self.random_state + 7)
+        train, val = {}, {}
+        for k, recs in sources.items():
+            recs = [recs[i] for i in rng.permutation(len(recs))]
+            need = int(float(self.validation_fraction) * sum(r.size for r in recs))
+            tr, va = [], []
+            for r in reversed(recs):
+                if need <= 0:
+                    tr.append(r)
+                elif r.size <= need:
+                    va.append(r)
+                    need -= r.size
+                else:
+                    tr.append(r[: r.size - need])
+                    va.append(r[r.size - need :])
+                    need = 0
+            if not any(np.any(r) for r in tr):
+                warnings.warn(f"sources[{k!r}]: no sound left to train on after keeping a "
+                              "validation part; validating on training material", stacklevel=3)
+                tr = va
+            train[k], val[k] = tr, va or tr
+        return train, val
 
     def _encode(self, M: np.ndarray) -> np.ndarray:
         """Masks ``(n_src, F, T)`` -> regression targets ``(T, outputs)``."""
@@ -318,8 +412,6 @@ class MaskSeparator:
         ``sources`` maps each source name to a list of mono recordings (>= 2 sources, each with
         at least one non-silent recording); its order is the order of the stems.
         """
-        from sklearn.neural_network import MLPRegressor
-
         self._check_params()
         if not isinstance(sources, Mapping) or len(sources) < 2:
             raise ValueError("sources: need a mapping of at least 2 source names to recordings")
@@ -333,25 +425,41 @@ class MaskSeparator:
                 raise ValueError(f"sources[{name!r}]: no non-silent recording to learn from")
             clean[str(name)] = rs
         self.sources_ = tuple(clean)
-        X, Y = self._training_set(clean)
-        net = MLPRegressor(
-            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            alpha=self.alpha,
-            batch_size=min(int(self.batch_size), len(X)),
-            max_iter=int(self.max_iter),
-            random_state=self.random_state,
-            shuffle=True,
-            verbose=bool(self.verbose),
-        )
-        with warnings.catch_warnings():
-            from sklearn.exceptions import ConvergenceWarning
+        from audiopipe.stages._masknet import MaskNet
 
-            warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs
-            net.fit(X, Y)
-        # the optimiser's state only serves further training; skops does not trust it
-        net.__dict__.pop("_optimizer", None)
-        self.model_ = net
-        self.n_frames_ = int(len(X))
+        train, val = (self._split_validation(clean) if self.validation_fraction > 0
+                      else (clean, clean))
+        rng = np.random.default_rng(self.random_state)
+        n_val = max(2, int(round(self.n_mixtures * self.validation_fraction)))
+        Xv, Yv, Wv = self._training_set(val, np.random.default_rng(self.random_state + 1), n_val)
+        net = MaskNet(self.hidden_layer_sizes, self.alpha, self.batch_size, self.random_state)
+        net.initialise(Xv.shape[1], Yv.shape[1])
+        epochs = int(self.max_iter)
+        lr0, lr1 = float(self.learning_rate_init), float(self.learning_rate_init) * float(
+            self.learning_rate_end)
+        best, best_w, since = np.inf, net.get_weights(), 0
+        self.loss_curve_, self.validation_scores_ = [], []
+        n_frames = 0
+        for e in range(epochs):
+            X, Y, W = self._training_set(train, rng, self.n_mixtures)  # fresh every epoch
+            n_frames += len(X)
+            lr = lr1 + 0.5 * (lr0 - lr1) * (1 + np.cos(np.pi * e / max(epochs - 1, 1)))
+            self.loss_curve_.append(net.train_epoch(X, Y, W, lr, rng))
+            vl = net.loss(Xv, Yv, Wv)
+            self.validation_scores_.append(vl)
+            if self.verbose:
+                print(f"epoch {e + 1}: lr {lr:.2e} loss {self.loss_curve_[-1]:.5f} "
+                      f"validation {vl:.5f}", flush=True)
+            if vl < best:
+                best, best_w, since = vl, net.get_weights(), 0
+                self.best_epoch_ = e + 1
+            else:
+                since += 1
+                if since >= int(self.n_iter_no_change):
+                    break
+        net.set_weights(best_w)
+        self.model_ = net.finish()
+        self.n_frames_ = n_frames
         return self
 
     def _check_fitted(self) -> None:

@@ -321,7 +321,7 @@ class Separate(ClipStage):
               "NMF bases in total (nmf, default 16) or per source (supervised, default 12)",
               low=1),
         Param("n_sources", "int", 2, "sources of unsupervised NMF", low=2),
-        Param("max_iter", "int", None, "NMF iterations (200); mask: training epochs (20)", low=1),
+        Param("max_iter", "int", None, "NMF iterations (200); mask: most training epochs (20)", low=1),
         Param("random_state", "int", 0, "seed of NMF and k-means"),
         Param("label_column", "str", None, "supervised, mask: label column naming clips' source"),
         Param("sources", "list", None,
@@ -330,7 +330,8 @@ class Separate(ClipStage):
               "supervised, mask: label values of the clips to separate (default: the others)"),
         Param("mask_sr", "int", 16000, "mask: rate the mask network works at (Hz)", low=1000),
         Param("hidden_units", "int", 256, "mask: units of the network's hidden layer", low=1),
-        Param("n_mixtures", "int", 200, "mask: training mixtures synthesised", low=1),
+        Param("n_mixtures", "int", 100, "mask: training mixtures synthesised per epoch (fresh)",
+              low=1),
         Param("mix_duration_s", "float", 4.0, "mask: seconds per training mixture", low=0.1),
         Param("gain_db", "floats", (-6.0, 6.0), "mask: range of sources' training gains (dB)"),
         Param("mask_exponent", "float", 1.0, "mask: masks' power (> 1 sharpens them)", low=0.1),
@@ -339,7 +340,7 @@ class Separate(ClipStage):
         Param("clips", "list", None, "only these clip ids (default: every clip)"),
     )
     tables = ("stems",)
-    trusted = ("audiopipe.stages.masking.MaskSeparator",)
+    trusted = ("audiopipe.stages.masking.MaskSeparator", "audiopipe.stages._masknet.MaskNet")
     shard_size = 16
 
     @property

@@ -103,6 +103,8 @@ def test_short_silent_and_bad_input(tiny_fit):
         _tiny().fit({"tone": [short], "noise": [np.zeros(100, np.float32)]}, sr=SR)
     with pytest.raises(ValueError, match="speed"):
         _tiny(speed=(1.2, 0.9)).fit({"a": [short], "b": [short]}, sr=SR)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        _tiny(validation_fraction=1.0).fit({"a": [short], "b": [short]}, sr=SR)
 
 
 def test_three_sources_masks_sum_to_one():
@@ -143,10 +145,66 @@ def test_skops_round_trip(tiny_fit, tmp_path):
     path = tmp_path / "mask.skops"
     sio.dump(tiny_fit, path)
     untrusted = sio.get_untrusted_types(file=path)
-    assert untrusted == ["audiopipe.stages.masking.MaskSeparator"]
+    assert sorted(untrusted) == ["audiopipe.stages._masknet.MaskNet",
+                                 "audiopipe.stages.masking.MaskSeparator"]
     back = sio.load(path, trusted=untrusted)
     y = _tones_and_noise(9, n=1)[0][0]
     a, b = tiny_fit.separate(y, sr=SR), back.separate(y, sr=SR)
     assert back.sources_ == tiny_fit.sources_
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_validation_part_is_cut_from_the_sources_and_the_best_epoch_is_kept():
+    """The validation part is the last ``validation_fraction`` of each source's duration and
+    no sample of it is in the training part; the kept weights are the best epoch's."""
+    sep = _tiny(validation_fraction=0.25)
+    recs = {"a": [np.arange(1, 401, dtype=np.float32), np.arange(1000, 1600, dtype=np.float32)],
+            "b": [np.full(50, 3.0, np.float32)]}
+    train, val = sep._split_validation(recs)
+    assert all(train[k] and val[k] for k in recs)
+    for k, rs in recs.items():
+        total = sum(r.size for r in rs)
+        n_val = sum(r.size for r in val[k])
+        n_tr = sum(r.size for r in train[k])
+        if k == "a":
+            assert n_val == int(0.25 * total) and n_tr + n_val == total
+            assert not set(np.concatenate(train[k]).tolist()) & set(
+                np.concatenate(val[k]).tolist())
+    with pytest.warns(UserWarning, match="validating on training material"):
+        sep._split_validation({"a": [np.r_[np.zeros(100), np.ones(10)].astype(np.float32)]})
+    tones, noises = _tones_and_noise(3)
+    fit = _tiny(max_iter=8, n_mixtures=8, learning_rate_init=0.05, n_iter_no_change=100).fit(
+        {"tone": tones, "noise": noises}, sr=SR)
+    scores = fit.validation_scores_
+    assert len(scores) == 8 and fit.best_epoch_ == int(np.argmin(scores)) + 1
+
+
+def test_loss_weights_follow_the_mixture_magnitude_and_steer_the_fit():
+    """Training weights are |mixture STFT|^weight_power with mean 1 per mixture (all ones at
+    power 0); an output of weight 0 is not fitted while a weighted one is."""
+    from audiopipe.stages._masknet import MaskNet
+
+    tones, noises = _tones_and_noise(5, n=2)
+    src = {"tone": tones, "noise": noises}
+    for p in (0.0, 1.0, 2.0):
+        sep = _tiny(weight_power=p)
+        sep.sources_ = ("tone", "noise")
+        X, Y, W = sep._training_set(src, np.random.default_rng(0), 1)
+        D = np.sum([sep._stft(x) for x in sep.synthesise(src, np.random.default_rng(0))], axis=0)
+        want = np.abs(D.T.astype(np.complex128)) ** p
+        np.testing.assert_allclose(W, want / want.mean(), rtol=1e-3, atol=1e-6)
+        assert W.shape == Y.shape and X.shape[0] == Y.shape[0]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 3)).astype(np.float32)
+    Y = np.stack([(X[:, 0] > 0), (X[:, 1] > 0)], axis=1).astype(np.float32)
+    Wt = np.stack([np.ones(400), np.zeros(400)], axis=1).astype(np.float32)
+    net = MaskNet((8,), random_state=1).initialise(3, 2)
+    before = net.predict(X)
+    for _ in range(40):
+        net.train_epoch(X, Y, Wt, 0.02, rng)
+    after = net.predict(X)
+    err0 = np.mean((after[:, 0] - Y[:, 0]) ** 2)
+    assert err0 < 0.05 < np.mean((before[:, 0] - Y[:, 0]) ** 2)
+    # the unweighted output only moves through the shared hidden layer: not towards its target
+    assert np.mean((after[:, 1] - Y[:, 1]) ** 2) > 0.1
