@@ -108,6 +108,8 @@ class FingerprintIndex:
     @classmethod
     def from_table(cls, table: Any, **params: Any) -> FingerprintIndex:
         """Build from a ``fingerprints`` table (hash, clip_id, t)."""
+        from audiopipe.store.tables import column_to_numpy  # (no pandas import)
+
         if table.num_rows == 0:
             return cls.from_arrays(np.zeros(0), np.zeros(0), np.zeros(0), [], **params)
         enc = table.column("clip_id").combine_chunks().dictionary_encode()
@@ -116,9 +118,9 @@ class FingerprintIndex:
         rank = np.empty(len(names), np.int64)
         rank[order] = np.arange(len(names))
         return cls.from_arrays(
-            table.column("hash").to_numpy(),
-            table.column("t").to_numpy(),
-            rank[enc.indices.to_numpy()],
+            column_to_numpy(table.column("hash")),
+            column_to_numpy(table.column("t")),
+            rank[column_to_numpy(enc.indices)],
             [names[i] for i in order],
             **params,
         )
