@@ -100,7 +100,8 @@ def _version_bytes(pkg: str) -> bytes:
 def verdict_key(features: Any, sr: int, *, trial: bool) -> str | None:
     """The cache key of a recipe check; None when the recipe is not plain JSON data."""
     try:
-        text = json.dumps([FORMAT, features, sr, trial, features_fingerprint()], allow_nan=False)
+        fp = features_fingerprint(FEATURES_DIR)
+        text = json.dumps([FORMAT, features, sr, trial, fp], allow_nan=False)
     except (TypeError, ValueError):
         return None
     return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
