@@ -39,7 +39,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +128,8 @@ def store(key: str | None, verdict: dict[str, Any]) -> None:
     folder = cache_dir()
     if key is None or folder is None:
         return
+    import tempfile  # (only on a miss: its imports cost a hit ~0.01 s)
+
     tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True)

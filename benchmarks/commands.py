@@ -18,6 +18,9 @@ same Python environment: the "before" column of a before/after comparison::
     python benchmarks/commands.py --repo /tmp/before --label before --repeat 3
     python benchmarks/commands.py --label after
 
+``--against /tmp/before`` does both in one run, alternating the two checkouts run by run (the
+load of a shared machine changes by the minute), and prints the ratios.
+
 ``--server`` first starts a persistent local Prefect API (``audiopipe server start``) so the
 commands that run flows use it (measures that option); it is stopped at the end.
 
@@ -164,6 +167,9 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=None,
                     help="time an already ingested dataset of this datasets.yaml (no setup)")
     ap.add_argument("--dataset", default="demo", help="with --config: the dataset to time")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="another checkout (e.g. the commit before a change) timed in the same "
+                    "run, its runs interleaved with --repo's so both see the same machine load")
     ap.add_argument("--skip", action="append", default=[], metavar="COMMAND",
                     help="leave out a command of the table (repeatable), e.g. 'stage retrieve --force'")
     args = ap.parse_args()
@@ -172,6 +178,8 @@ def main() -> None:
     home = work / "prefect-home"
     home.mkdir()
     env = _env(repo, home)
+    against = args.against.resolve() if args.against else None
+    env_against = _env(against, home) if against else None
     new_cli = (repo / "flows" / "server.py").exists()
     name = args.dataset if args.config else "demo"
     rows = []
@@ -217,27 +225,37 @@ def main() -> None:
         if not args.config:  # last: it changes the data
             cases.append(("ingest (1 new file)", ["ingest", name, "-q"]))
         for label, cmd in [c for c in cases if c[0] not in args.skip]:
-            times, cpus, codes = [], [], set()
+            runs: dict[str, dict[str, list]] = {"": {"t": [], "cpu": [], "rc": []}}
+            if against:
+                runs["before_"] = {"t": [], "cpu": [], "rc": []}
+            out = ""
             for i in range(args.repeat):
                 if label == "ingest (1 new file)":  # a file never seen: the flow has work
                     _new_clip(demo / "new", f"{label[:6]}{i}")
-                if label == "validate (cold cache)":
-                    shutil.rmtree(work / "cache", ignore_errors=True)
-                dt, cpu, rc, out = _cli(repo, cfg, env, *cmd, cwd=work)
-                times.append(dt)
-                cpus.append(cpu)
-                codes.add(rc)
-            if codes - {0}:
-                print(f"{label}: exit {sorted(codes)}\n{out}", file=sys.stderr)
-            imp_s, slowest = (None, [])
-            if label not in ("ingest (1 new file)", "validate (cold cache)"):
-                imp_s, slowest = _imports(cfg, env, work, *cmd)
-            rows.append({"command": label, "median_s": statistics.median(times),
-                         "min_s": min(times), "max_s": max(times),
-                         "cpu_s": statistics.median(cpus), "cpu_min_s": min(cpus),
-                         "import_s": imp_s, "slowest_imports": slowest,
-                         "goal_s": GOALS.get(label), "n": len(times), "exit": max(codes)})
-            print(f"  {label:<26} {statistics.median(times):7.2f} s", file=sys.stderr)
+                for tag in (("before_", "") if i % 2 else ("", "before_")):  # alternate first
+                    if tag not in runs:
+                        continue
+                    if label == "validate (cold cache)":
+                        shutil.rmtree(work / "cache", ignore_errors=True)
+                    r_env = env_against if tag else env
+                    dt, cpu, rc, o = _cli(against if tag else repo, cfg, r_env, *cmd, cwd=work)
+                    runs[tag]["t"].append(dt)
+                    runs[tag]["cpu"].append(cpu)
+                    runs[tag]["rc"].append(rc)
+                    out = o if rc else out
+            row: dict = {"command": label, "goal_s": GOALS.get(label), "n": args.repeat}
+            for tag, m in runs.items():
+                if set(m["rc"]) - {0}:
+                    print(f"{tag}{label}: exit {sorted(set(m['rc']))}\n{out}", file=sys.stderr)
+                imp_s, slowest = (None, [])
+                if label not in ("ingest (1 new file)", "validate (cold cache)"):
+                    imp_s, slowest = _imports(cfg, env_against if tag else env, work, *cmd)
+                row.update({f"{tag}median_s": statistics.median(m["t"]), f"{tag}min_s": min(m["t"]),
+                            f"{tag}max_s": max(m["t"]), f"{tag}cpu_s": statistics.median(m["cpu"]),
+                            f"{tag}cpu_min_s": min(m["cpu"]), f"{tag}import_s": imp_s,
+                            f"{tag}slowest_imports": slowest, f"{tag}exit": max(m["rc"])})
+            rows.append(row)
+            print(f"  {label:<26} {row['median_s']:7.2f} s", file=sys.stderr)
     finally:
         if args.server and new_cli:
             _cli(repo, cfg, env, "server", "stop", cwd=work)
@@ -247,19 +265,32 @@ def main() -> None:
     what = f"{cfg} ({name})" if args.config else f"the demo ({args.n_per_class * 6} clips)"
     print(f"\naudiopipe commands on {what}, {repo.name}"
           f"{' (persistent Prefect API)' if args.server else ''}, seconds (median of {args.repeat}):")
-    print(f"| {'command':<26} | wall | min-max | CPU s | imports s | goal | exit |")
-    print(f"| {'-' * 26} | ---: | --- | ---: | ---: | ---: | ---: |")
+    print(f"| {'command':<26} | wall | min-max | CPU s | imports s | goal | exit |"
+          + (" before: wall | CPU s | imports s | wall ratio | CPU ratio |" if against else ""))
+    print(f"| {'-' * 26} | ---: | --- | ---: | ---: | ---: | ---: |"
+          + (" ---: | ---: | ---: | ---: | ---: |" if against else ""))
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
     for r in rows:
-        imp = f"{r['import_s']:.2f}" if r.get("import_s") is not None else "-"
         goal = f"{r['goal_s']:g}" if r.get("goal_s") else "-"
-        print(f"| {r['command']:<26} | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f} "
-              f"| {r['cpu_s']:.2f} | {imp} | {goal} | {r['exit']} |")
+        line = (f"| {r['command']:<26} | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f} "
+                f"| {r['cpu_s']:.2f} | {num(r.get('import_s'))} | {goal} | {r['exit']} |")
+        if against and "before_median_s" in r:
+            line += (f" {r['before_median_s']:.2f} | {r['before_cpu_s']:.2f} "
+                     f"| {num(r.get('before_import_s'))} "
+                     f"| {r['median_s'] / r['before_median_s']:.2f} "
+                     f"| {r['cpu_s'] / max(r['before_cpu_s'], 1e-9):.2f} |")
+        print(line)
+    if against:
+        print(f"before: {against}; ratios are after / before (below 1: faster)")
     res = HERE / "results"
     res.mkdir(exist_ok=True)
     out_name = "commands" + (f"-{args.label}" if args.label else "") + ".json"
     load = os.getloadavg()
     (res / out_name).write_text(json.dumps({
-        "repo": str(repo), "server": args.server,
+        "repo": str(repo), "against": str(against) if against else None, "server": args.server,
         "config": str(args.config) if args.config else None,
         "n_clips": None if args.config else args.n_per_class * 6,
         "repeat": args.repeat, "load_avg_1min_at_end": load[0], "rows": rows,
