@@ -305,7 +305,11 @@ def _verdict(
             return None
         verdict = _check(features, sr, trial)
         # only plain JSON data is kept: what is read back must equal what was checked
-        if json.loads(json.dumps(verdict)) == verdict:
+        try:
+            plain = json.loads(json.dumps(verdict)) == verdict
+        except (TypeError, ValueError):
+            plain = False
+        if plain:
             recipe_cache.store(key, verdict)
     if key is not None:
         _memo[key] = verdict
