@@ -22,6 +22,7 @@ check the same recipe at once each read a whole file or none.
 Examples
 --------
 >>> import tempfile, os
+>>> saved = os.environ.get("AUDIOPIPE_CACHE_DIR")
 >>> os.environ["AUDIOPIPE_CACHE_DIR"] = tempfile.mkdtemp()
 >>> key = verdict_key({"compute": {"rms": {}}}, 22050, trial=True)
 >>> lookup(key) is None
@@ -29,7 +30,8 @@ True
 >>> store(key, {"recipe": {"sr": 22050}, "problems": []})
 >>> lookup(key)["problems"]
 []
->>> del os.environ["AUDIOPIPE_CACHE_DIR"]
+>>> if saved is None: del os.environ["AUDIOPIPE_CACHE_DIR"]
+... else: os.environ["AUDIOPIPE_CACHE_DIR"] = saved
 """
 
 from __future__ import annotations
