@@ -14,7 +14,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -191,16 +190,12 @@ class DatasetConfig(_Strict):
 
     def recipe(self) -> dict[str, Any]:
         """The normalised feature recipe (defaults filled, checked)."""
-        from audiopipe import features as F
-
-        recipe = dict(self.features) if self.features else dict(F.DEFAULT_RECIPE)
         if self.features and "sr" in self.features and self.features["sr"] != self.sample_rate:
             raise ValueError(
                 f"features.sr: must equal the dataset's sample_rate ({self.sample_rate}), "
                 f"got {self.features['sr']} (audio is resampled to sample_rate before extraction)"
             )
-        recipe["sr"] = self.sample_rate
-        return F.check_recipe(recipe)
+        return _checked_recipe(self.features, self.sample_rate)
 
 
 class Config(_Strict):
@@ -263,33 +258,85 @@ def _raw_dataset_problems(name: str, ds: dict[str, Any]) -> list[str]:
 
 
 def _recipe_problems(features: dict[str, Any], sr: int, trial: bool = True) -> list[str]:
-    """``features.key: reason`` lines of a dataset's recipe at the dataset's sample rate."""
-    from audiopipe import features as F
+    """``features.key: reason`` lines of a dataset's recipe at the dataset's sample rate.
 
-    recipe = dict(features) if features else dict(F.DEFAULT_RECIPE)
+    The verdict comes from :mod:`audiopipe.recipe_cache` when this recipe was checked before
+    at this sample rate by the same features code: no import of :mod:`audiopipe.features`.
+    """
     if features and "sr" in features and features["sr"] != sr:
         return [
             f"features.sr: must equal the dataset's sample_rate ({sr}), got {features['sr']} "
             "(audio is resampled to sample_rate before extraction)"
         ]
+    verdict = _verdict(features, sr, trial)
+    assert verdict is not None  # (checked when not cached)
+    return list(verdict["problems"])
+
+
+def _checked_recipe(features: dict[str, Any], sr: int) -> dict[str, Any]:
+    """The normalised recipe: from the verdict :func:`load_config` left (memo or on-disk
+    cache) when there is a clean one, else :func:`audiopipe.features.check_recipe` (raises)."""
+    verdict = _verdict(features, sr, trial=True, check=False)
+    if verdict is not None and not verdict["problems"]:
+        return json.loads(json.dumps(verdict["recipe"]))  # a copy: callers may change it
+    from audiopipe import features as F
+
+    return F.check_recipe({**(features or F.DEFAULT_RECIPE), "sr": sr})
+
+
+#: verdicts of this process, by cache key
+_memo: dict[str, dict[str, Any]] = {}
+
+
+def _verdict(
+    features: dict[str, Any], sr: int, trial: bool, check: bool = True
+) -> dict[str, Any] | None:
+    """``{"recipe": normalised or None, "problems": [lines]}`` of a recipe at ``sr``: from this
+    process's memo, else the on-disk cache, else checked now (``check``; else None) and kept
+    in both."""
+    from audiopipe import recipe_cache
+
+    key = recipe_cache.verdict_key(features or {}, sr, trial=trial)
+    if key is not None and key in _memo:
+        return _memo[key]
+    verdict = recipe_cache.lookup(key)
+    if verdict is None:
+        if not check:
+            return None
+        verdict = _check(features, sr, trial)
+        # only plain JSON data is kept: what is read back must equal what was checked
+        try:
+            plain = json.loads(json.dumps(verdict)) == verdict
+        except (TypeError, ValueError):
+            plain = False
+        if plain:
+            recipe_cache.store(key, verdict)
+    if key is not None:
+        _memo[key] = verdict
+    return verdict
+
+
+def _check(features: dict[str, Any], sr: int, trial: bool) -> dict[str, Any]:
+    """The recipe check itself: normalise it (the registry), then run it on a test signal."""
+    from audiopipe import features as F
+
+    recipe = dict(features) if features else dict(F.DEFAULT_RECIPE)
     recipe["sr"] = sr
     try:
         norm = F.check_recipe(recipe)
     except ValueError as err:
-        return str(err).splitlines()
-    problem = _trial(json.dumps(norm, sort_keys=True), sr) if trial else None
-    return [problem] if problem else []
+        return {"recipe": None, "problems": str(err).splitlines()}
+    problem = _trial(json.loads(json.dumps(norm)), sr) if trial else None
+    return {"recipe": norm, "problems": [problem] if problem else []}
 
 
-@functools.lru_cache(maxsize=64)
-def _trial(recipe_json: str, sr: int) -> str | None:
+def _trial(recipe: dict[str, Any], sr: int) -> str | None:
     """Run a checked recipe on a short test signal: what the checks cannot foresee (a band
     past the Nyquist frequency of a feature's own layout...) fails here, not on every file."""
     import numpy as np
 
     from audiopipe import features as F
 
-    recipe = json.loads(recipe_json)
     n = max(4 * recipe["n_fft"], sr // 4)
     y = (0.1 * np.sin(np.arange(n) * 0.3) + 0.01 * np.cos(np.arange(n) * 1.7)).astype(np.float32)
     try:

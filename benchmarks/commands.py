@@ -18,8 +18,23 @@ same Python environment: the "before" column of a before/after comparison::
     python benchmarks/commands.py --repo /tmp/before --label before --repeat 3
     python benchmarks/commands.py --label after
 
+``--against /tmp/before`` does both in one run, alternating the two checkouts run by run (the
+load of a shared machine changes by the minute), and prints the ratios.
+
 ``--server`` first starts a persistent local Prefect API (``audiopipe server start``) so the
 commands that run flows use it (measures that option); it is stopped at the end.
+
+``--config datasets.yaml`` times the commands on an already ingested dataset instead (e.g.
+the repository's demo after ``make run``; ~10 min less setup), without the commands that
+change its data (``ingest (1 new file)``). Paths in a config resolve against its folder, and
+commands run from a temporary folder, so ``--repo`` still picks which code runs.
+
+Besides wall time (median, min-max of ``--repeat`` runs) each row gives the median CPU
+seconds of the command's processes (the machine is shared: CPU time is what a busy machine
+disturbs least) and the import time of one extra ``python -X importtime`` run (the sum of
+the top-level imports), with the slowest top-level imports in the JSON. The recipe check's
+verdict cache (:mod:`audiopipe.recipe_cache`) lives in the run's temporary folder: warm after
+the first command, as for a user; ``validate (cold cache)`` empties it before each run.
 """
 
 from __future__ import annotations
@@ -42,12 +57,18 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
+#: issue 11's goals, wall seconds on an idle machine
+GOALS = {"status": 1.0, "identify FILE": 1.5, "stage retrieve": 3.0, "ingest (unchanged)": 3.0,
+         "run (unchanged)": 15.0}
+
+
 def _env(repo: Path, home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PREFECT_API_URL", None)
     env.update(
         PYTHONPATH=str(repo),
         PREFECT_HOME=str(home),
+        AUDIOPIPE_CACHE_DIR=str(home.parent / "cache"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1",
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
@@ -55,12 +76,14 @@ def _env(repo: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def _cli(repo: Path, cfg: Path, env: dict[str, str], *args: str) -> tuple[float, float, int, str]:
+def _cli(
+    repo: Path, cfg: Path, env: dict[str, str], *args: str, cwd: Path | None = None
+) -> tuple[float, float, int, str]:
     """(wall s, CPU s of the command's processes, exit code, output tail)."""
     cmd = [sys.executable, "-m", "flows.cli", "--config", str(cfg), *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cfg.parent, env=env, capture_output=True, text=True)
+    p = subprocess.run(cmd, cwd=cwd or cfg.parent, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -88,6 +111,21 @@ def _setup(work: Path, repo: Path, env: dict[str, str], n_per_class: int) -> Pat
     path = work / "datasets.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def _imports(cfg: Path, env: dict[str, str], cwd: Path, *args: str) -> tuple[float, list]:
+    """Seconds of top-level imports of one run of the command, and the slowest five."""
+    cmd = [sys.executable, "-X", "importtime", "-m", "flows.cli", "--config", str(cfg), *args]
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    top = []
+    for line in p.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2].rstrip()
+            if not name.startswith("  "):  # top level: " name" (one space after the bar)
+                top.append((name.strip(), int(parts[1]) / 1e6))
+    top.sort(key=lambda x: -x[1])
+    return sum(s for _, s in top), [[n, round(s, 3)] for n, s in top[:5]]
 
 
 def _excerpts(work: Path, demo: Path, n: int) -> list[Path]:
@@ -126,80 +164,138 @@ def main() -> None:
     ap.add_argument("--n-per-class", type=int, default=50, help="demo size (50: 300 clips)")
     ap.add_argument("--server", action="store_true", help="use a persistent local Prefect API")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--config", type=Path, default=None,
+                    help="time an already ingested dataset of this datasets.yaml (no setup)")
+    ap.add_argument("--dataset", default="demo", help="with --config: the dataset to time")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="another checkout (e.g. the commit before a change) timed in the same "
+                    "run, its runs interleaved with --repo's so both see the same machine load")
+    ap.add_argument("--skip", action="append", default=[], metavar="COMMAND",
+                    help="leave out a command of the table (repeatable), e.g. 'stage retrieve --force'")
     args = ap.parse_args()
     repo = args.repo.resolve()
     work = Path(tempfile.mkdtemp(prefix="audiopipe-bench-"))
     home = work / "prefect-home"
     home.mkdir()
     env = _env(repo, home)
+    against = args.against.resolve() if args.against else None
+    env_against = _env(against, home) if against else None
     new_cli = (repo / "flows" / "server.py").exists()
+    name = args.dataset if args.config else "demo"
+    rows = []
+    cfg = args.config.resolve() if args.config else work / "datasets.yaml"
     try:
-        cfg = _setup(work, repo, env, args.n_per_class)
+        if args.config:
+            srcs = yaml.safe_load(cfg.read_text())["datasets"][name]["source"]
+            src = Path(srcs if isinstance(srcs, str) else srcs[0])
+            demo = src if src.is_absolute() else cfg.parent / src
+            _cli(repo, cfg, env, "validate", cwd=work)  # warms the recipe cache, as a user's
+        else:
+            cfg = _setup(work, repo, env, args.n_per_class)
+            demo = work / "demo"
         if args.server:
             if not new_cli:
                 raise SystemExit(f"{repo} has no `audiopipe server`")
-            dt, _, rc, out = _cli(repo, cfg, env, "server", "start")
+            dt, _, rc, out = _cli(repo, cfg, env, "server", "start", cwd=work)
             print(f"server start: {dt:.1f} s", out.strip().splitlines()[-1], file=sys.stderr)
-        first, first_cpu, rc, out = _cli(repo, cfg, env, "run")
-        if rc:
-            raise SystemExit(f"`audiopipe run` failed:\n{out}")
-        queries = _excerpts(work, work / "demo", 20)
+        if not args.config:
+            first, first_cpu, rc, out = _cli(repo, cfg, env, "run", cwd=work)
+            if rc:
+                raise SystemExit(f"`audiopipe run` failed:\n{out}")
+            rows.append({"command": "run (first)", "median_s": first, "min_s": first,
+                         "max_s": first, "cpu_s": first_cpu, "n": 1, "exit": rc})
+        queries = _excerpts(work, demo, 20)
         one = str(queries[0])
         cases: list[tuple[str, list[str]]] = [
             ("validate", ["validate"]),
-            ("status", ["status", "demo"]),
-            ("ingest (unchanged)", ["ingest", "demo", "-q"]),
-            ("stage retrieve", ["stage", "retrieve", "demo"]),
-            ("identify FILE", ["identify", one, "--dataset", "demo"]),
-            ("similar FILE", ["similar", one, "--dataset", "demo"]),
+            ("validate (cold cache)", ["validate"]),
+            ("status", ["status", name]),
+            ("ingest (unchanged)", ["ingest", name, "-q"]),
+            ("stage retrieve", ["stage", "retrieve", name]),
+            ("identify FILE", ["identify", one, "--dataset", name]),
+            ("similar FILE", ["similar", one, "--dataset", name]),
         ]
         if new_cli:
             cases += [
-                ("stage retrieve --force", ["stage", "retrieve", "demo", "--force"]),
-                ("identify 20 files --out", ["identify", str(work / "queries"), "--dataset", "demo",
+                ("stage retrieve --force", ["stage", "retrieve", name, "--force"]),
+                ("identify 20 files --out", ["identify", str(work / "queries"), "--dataset", name,
                                              "--out", str(work / "answers.csv")]),
             ]
-        cases.append(("run (unchanged)", ["run"]))
-        cases.append(("ingest (1 new file)", ["ingest", "demo", "-q"]))  # last: it changes data
-        rows = [{"command": "run (first)", "median_s": first, "min_s": first, "max_s": first,
-                 "cpu_s": first_cpu, "n": 1, "exit": rc}]
-        for name, cmd in cases:
-            times, cpus, codes = [], [], set()
+        cases.append(("run (unchanged)", ["run", name]))
+        if not args.config:  # last: it changes the data
+            cases.append(("ingest (1 new file)", ["ingest", name, "-q"]))
+        for label, cmd in [c for c in cases if c[0] not in args.skip]:
+            runs: dict[str, dict[str, list]] = {"": {"t": [], "cpu": [], "rc": []}}
+            if against:
+                runs["before_"] = {"t": [], "cpu": [], "rc": []}
+            out = ""
             for i in range(args.repeat):
-                if name == "ingest (1 new file)":  # a file never seen: the flow has work
-                    _new_clip(work / "demo" / "new", f"{name[:6]}{i}")
-                dt, cpu, rc, out = _cli(repo, cfg, env, *cmd)
-                times.append(dt)
-                cpus.append(cpu)
-                codes.add(rc)
-            if codes - {0}:
-                print(f"{name}: exit {sorted(codes)}\n{out}", file=sys.stderr)
-            rows.append({"command": name, "median_s": statistics.median(times),
-                         "min_s": min(times), "max_s": max(times),
-                         "cpu_s": statistics.median(cpus), "n": len(times), "exit": max(codes)})
-            print(f"  {name:<26} {statistics.median(times):7.2f} s", file=sys.stderr)
+                if label == "ingest (1 new file)":  # a file never seen: the flow has work
+                    _new_clip(demo / "new", f"{label[:6]}{i}")
+                for tag in (("before_", "") if i % 2 else ("", "before_")):  # alternate first
+                    if tag not in runs:
+                        continue
+                    if label == "validate (cold cache)":
+                        shutil.rmtree(work / "cache", ignore_errors=True)
+                    r_env = env_against if tag else env
+                    dt, cpu, rc, o = _cli(against if tag else repo, cfg, r_env, *cmd, cwd=work)
+                    runs[tag]["t"].append(dt)
+                    runs[tag]["cpu"].append(cpu)
+                    runs[tag]["rc"].append(rc)
+                    out = o if rc else out
+            row: dict = {"command": label, "goal_s": GOALS.get(label), "n": args.repeat}
+            for tag, m in runs.items():
+                if set(m["rc"]) - {0}:
+                    print(f"{tag}{label}: exit {sorted(set(m['rc']))}\n{out}", file=sys.stderr)
+                imp_s, slowest = (None, [])
+                if label not in ("ingest (1 new file)", "validate (cold cache)"):
+                    imp_s, slowest = _imports(cfg, env_against if tag else env, work, *cmd)
+                row.update({f"{tag}median_s": statistics.median(m["t"]), f"{tag}min_s": min(m["t"]),
+                            f"{tag}max_s": max(m["t"]), f"{tag}cpu_s": statistics.median(m["cpu"]),
+                            f"{tag}cpu_min_s": min(m["cpu"]), f"{tag}import_s": imp_s,
+                            f"{tag}slowest_imports": slowest, f"{tag}exit": max(m["rc"])})
+            rows.append(row)
+            print(f"  {label:<26} {row['median_s']:7.2f} s", file=sys.stderr)
     finally:
         if args.server and new_cli:
-            _cli(repo, work / "datasets.yaml", env, "server", "stop")
+            _cli(repo, cfg, env, "server", "stop", cwd=work)
         print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}", file=sys.stderr)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\naudiopipe commands on the demo ({args.n_per_class * 6} clips), {repo.name}"
-          f"{' (persistent Prefect API)' if args.server else ''}, wall seconds:")
-    print(f"| {'command':<26} | median | min-max | CPU s | exit |")
-    print(f"| {'-' * 26} | ---: | --- | ---: | ---: |")
+    what = f"{cfg} ({name})" if args.config else f"the demo ({args.n_per_class * 6} clips)"
+    print(f"\naudiopipe commands on {what}, {repo.name}"
+          f"{' (persistent Prefect API)' if args.server else ''}, seconds (median of {args.repeat}):")
+    print(f"| {'command':<26} | wall | min-max | CPU s | imports s | goal | exit |"
+          + (" before: wall | CPU s | imports s | wall ratio | CPU ratio |" if against else ""))
+    print(f"| {'-' * 26} | ---: | --- | ---: | ---: | ---: | ---: |"
+          + (" ---: | ---: | ---: | ---: | ---: |" if against else ""))
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
     for r in rows:
-        print(f"| {r['command']:<26} | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f} "
-              f"| {r['cpu_s']:.2f} | {r['exit']} |")
+        goal = f"{r['goal_s']:g}" if r.get("goal_s") else "-"
+        line = (f"| {r['command']:<26} | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f} "
+                f"| {r['cpu_s']:.2f} | {num(r.get('import_s'))} | {goal} | {r['exit']} |")
+        if against and "before_median_s" in r:
+            line += (f" {r['before_median_s']:.2f} | {r['before_cpu_s']:.2f} "
+                     f"| {num(r.get('before_import_s'))} "
+                     f"| {r['median_s'] / r['before_median_s']:.2f} "
+                     f"| {r['cpu_s'] / max(r['before_cpu_s'], 1e-9):.2f} |")
+        print(line)
+    if against:
+        print(f"before: {against}; ratios are after / before (below 1: faster)")
     res = HERE / "results"
     res.mkdir(exist_ok=True)
-    name = "commands" + (f"-{args.label}" if args.label else "") + ".json"
+    out_name = "commands" + (f"-{args.label}" if args.label else "") + ".json"
     load = os.getloadavg()
-    (res / name).write_text(json.dumps({
-        "repo": str(repo), "server": args.server, "n_clips": args.n_per_class * 6,
+    (res / out_name).write_text(json.dumps({
+        "repo": str(repo), "against": str(against) if against else None, "server": args.server,
+        "config": str(args.config) if args.config else None,
+        "n_clips": None if args.config else args.n_per_class * 6,
         "repeat": args.repeat, "load_avg_1min_at_end": load[0], "rows": rows,
     }, indent=2))
-    print(f"wrote {res / name} (1-min load average at the end: {load[0]:.1f})")
+    print(f"wrote {res / out_name} (1-min load average at the end: {load[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -39,11 +39,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from flows.server import prefect_home
+
+if TYPE_CHECKING:  # imported where used: every command reaps orphans, few find any
+    import psutil
 
 __all__ = ["interruptible", "publishing", "check", "reap_orphans", "GRACE_S", "EXIT_CODE"]
 
@@ -59,6 +60,8 @@ _state: dict[str, Any] = {"interrupted": False, "publishing": False, "published"
 
 
 def _children() -> list[psutil.Process]:
+    import psutil
+
     try:
         return psutil.Process().children(recursive=True)
     except psutil.Error:
@@ -67,6 +70,8 @@ def _children() -> list[psutil.Process]:
 
 def _stop(procs: list[psutil.Process], timeout: float = 3.0) -> None:
     """Terminate ``procs``, then kill those still alive after ``timeout`` seconds."""
+    import psutil
+
     for p in procs:
         try:
             p.terminate()
@@ -123,6 +128,8 @@ def _handler(signum: int, frame: Any) -> None:
         return  # let the publish finish; the command ends when it does
     # the workers stop now (closing the cluster politely takes many seconds); the run
     # unwinds in this thread: lock released, run recorded as failed
+    import psutil  # (imported already: _Recorder started with the command)
+
     for p in _children():
         if not _is_api_server(p):
             try:
@@ -134,6 +141,8 @@ def _handler(signum: int, frame: Any) -> None:
 
 def _is_api_server(p: psutil.Process) -> bool:
     """Prefect's ephemeral API server (kept until the end: the flow reports to it)."""
+    import psutil
+
     try:
         return any("uvicorn" in a or "prefect" in a for a in p.cmdline()[:6])
     except psutil.Error:
@@ -170,10 +179,14 @@ class _Recorder(threading.Thread):
         self.period = period
         self.halt = threading.Event()
         self.path = _record_path()
+        import psutil
+
         me = psutil.Process()
         self.owner = [me.pid, me.create_time()]
 
     def run(self) -> None:
+        import psutil
+
         last = None
         while not self.halt.is_set():
             kids = []
@@ -201,6 +214,8 @@ class _Recorder(threading.Thread):
 
 def _same(pid: int, started: float) -> psutil.Process | None:
     """The process ``pid`` if it is the one that started at ``started`` (not a reused pid)."""
+    import psutil
+
     try:
         p = psutil.Process(pid)
         return p if abs(p.create_time() - started) < 1.0 else None

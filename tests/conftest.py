@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,11 @@ def corpora() -> Path:
 
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# the recipe check's verdict cache (audiopipe.recipe_cache): a fresh one per session, so the
+# config tests run the real check rather than read a verdict an earlier session left
+_CACHE = tempfile.mkdtemp(prefix="audiopipe-test-cache-")
+os.environ["AUDIOPIPE_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 

@@ -224,3 +224,35 @@ def test_ingest_refuses_to_empty_a_dataset_and_names_the_flag(tmp_path, capsys):
     assert "2 removed" in capsys.readouterr().out
     assert main(["--config", str(cfg_path), "ingest", "e", "--quiet"]) == 1
     assert "matched no audio file" in capsys.readouterr().err
+
+
+def test_status_and_identify_import_only_what_they_need(small_demo):
+    """Quick commands (issue 11: status <= 1 s, identify <= 1.5 s) stay quick by importing
+    nothing they do not use: a second command reads the recipe check's verdict from the cache
+    (no features code, no scipy), and neither pandas nor pyarrow.compute nor Prefect loads."""
+    import subprocess
+    import sys
+
+    cfg, demo = small_demo
+    assert main(["--config", str(cfg), "stage", "fingerprint", "d"]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(cfg.parent / "prefect-home")
+    query = sorted((demo / "tone").iterdir())[0]
+
+    def imports(*args: str) -> tuple[set[str], str]:
+        cmd = [sys.executable, "-X", "importtime", "-m", "flows.cli", "--config", str(cfg), *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                           cwd=Path(__file__).resolve().parents[1])
+        assert p.returncode == 0, p.stderr[-3000:]
+        names = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
+        return names, p.stdout
+
+    status, out = imports("status", "d")
+    assert "d: 12 clips" in out
+    never = {"pandas", "prefect", "distributed", "sklearn"}
+    unwanted = status & (never | {"scipy", "audiopipe.features", "pyarrow.compute"})
+    assert not unwanted
+    identify, out = imports("identify", str(query), "-d", "d")
+    assert query.name in out and "confidence" in out
+    unwanted = identify & (never | {"scipy.ndimage", "pyarrow.compute"})
+    assert not unwanted

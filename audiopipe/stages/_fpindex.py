@@ -108,18 +108,17 @@ class FingerprintIndex:
     @classmethod
     def from_table(cls, table: Any, **params: Any) -> FingerprintIndex:
         """Build from a ``fingerprints`` table (hash, clip_id, t)."""
+        # (read from Arrow's buffers: neither pandas nor pyarrow.compute is imported)
+        from audiopipe.store.tables import column_to_numpy, string_codes
+
         if table.num_rows == 0:
             return cls.from_arrays(np.zeros(0), np.zeros(0), np.zeros(0), [], **params)
-        enc = table.column("clip_id").combine_chunks().dictionary_encode()
-        names = enc.dictionary.to_pylist()
-        order = np.argsort(names)  # clips numbered in id order, whatever the row order
-        rank = np.empty(len(names), np.int64)
-        rank[order] = np.arange(len(names))
+        names, codes = string_codes(table.column("clip_id"))  # clips numbered in id order
         return cls.from_arrays(
-            table.column("hash").to_numpy(),
-            table.column("t").to_numpy(),
-            rank[enc.indices.to_numpy()],
-            [names[i] for i in order],
+            column_to_numpy(table.column("hash")),
+            column_to_numpy(table.column("t")),
+            codes,
+            names,
             **params,
         )
 

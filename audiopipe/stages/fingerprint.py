@@ -114,13 +114,36 @@ def fingerprints_schema() -> Any:
     return pa.schema([("hash", pa.int64()), ("clip_id", pa.string()), ("t", pa.int32())])
 
 
+def _max_filter(H: np.ndarray, f_half: int, t_half: int) -> np.ndarray:
+    """Maximum of each ``(2 f_half + 1) x (2 t_half + 1)`` neighbourhood, outside the array
+    counting as -inf: ``scipy.ndimage.maximum_filter(H, size, mode="constant", cval=-inf)``,
+    equal to it value for value (a maximum is exact), separable, in numpy: importing
+    ``scipy.ndimage`` costs ``audiopipe identify`` ~0.2-0.4 s, and this is as fast.
+
+    Examples
+    --------
+    >>> _max_filter(np.array([[0.0, 3, 1, 0, 0, 2]]), 0, 1).tolist()
+    [[3.0, 3.0, 3.0, 1.0, 2.0, 2.0]]
+    """
+    n, m = H.shape
+    P = np.full((n + 2 * f_half, m), -np.inf, H.dtype)
+    P[f_half : f_half + n] = H
+    A = P[:n].copy()
+    for k in range(1, 2 * f_half + 1):
+        np.maximum(A, P[k : k + n], out=A)
+    P = np.full((n, m + 2 * t_half), -np.inf, H.dtype)
+    P[:, t_half : t_half + m] = A
+    B = P[:, :m].copy()
+    for k in range(1, 2 * t_half + 1):
+        np.maximum(B, P[:, k : k + m], out=B)
+    return B
+
+
 def _peaks(
     y: np.ndarray, density: float, f_sd: int, t_sd: int, hpf_pole: float, min_bin: int,
     band_norm: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(frame, bin) of the spectral peaks, sorted by frame then bin."""
-    from scipy.ndimage import maximum_filter
-
     from audiopipe.features import stft
 
     if y.size == 0:
@@ -140,7 +163,7 @@ def _peaks(
         H = lfilter([1.0, -1.0], [1.0, -hpf_pole], L, axis=1).astype(np.float32)
     else:
         H = L
-    M = maximum_filter(H, size=(2 * f_sd + 1, 2 * t_sd + 1), mode="constant", cval=-np.inf)
+    M = _max_filter(H, f_sd, t_sd)
     cand = (H == M) & loud
     cand[:min_bin] = False  # rumble and DC leakage: the same few hashes in every recording
     if hpf_pole > 0:

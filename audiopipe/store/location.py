@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fsspec
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ["Location", "storage_options_from_env"]
 
@@ -98,6 +99,8 @@ class Location:
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
+        import fsspec  # here: ~0.05-0.1 s, and local reads (``audiopipe status``) never need it
+
         fs, _ = fsspec.core.url_to_fs(self.base, **_fsspec_options(self.storage_options))
         return fs
 

@@ -110,8 +110,12 @@ def _pylist(table: pa.Table) -> list[dict[str, Any]]:
     cols = {}
     for i in utc:
         f = table.schema.field(i)
-        us = table.column(i).cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
-        cols[f.name] = [None if v is None else _EPOCH + dt.timedelta(microseconds=v) for v in us]
+        # the stored integers, read as int64 (no cast: a cast imports pyarrow.compute, ~0.1 s)
+        raw = [v for c in table.column(i).chunks for v in c.view(pa.int64()).to_pylist()]
+        mul, div = {"s": (10**6, 1), "ms": (1000, 1), "us": (1, 1), "ns": (1, 1000)}[f.type.unit]
+        cols[f.name] = [
+            None if v is None else _EPOCH + dt.timedelta(microseconds=v * mul // div) for v in raw
+        ]
     rest = table.drop_columns(list(cols)).to_pylist()
     return [{**r, **{k: v[j] for k, v in cols.items()}} for j, r in enumerate(rest)]
 

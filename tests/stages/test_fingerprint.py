@@ -78,6 +78,22 @@ def query(idx: fp.FingerprintIndex, x: np.ndarray) -> dict:
     return idx.match(*fp.query_landmarks(x, SR))
 
 
+@pytest.mark.parametrize("shape", [(512, 431), (3, 2), (1, 1), (20, 7), (7, 40)])
+@pytest.mark.parametrize("half", [(5, 2), (1, 1), (0, 3)])
+def test_max_filter_equals_scipy_value_for_value(shape, half):
+    """The numpy local maximum must equal scipy's exactly: indexes built with one and queries
+    peaked with the other must give the same landmarks (ties included: values on a grid)."""
+    from scipy.ndimage import maximum_filter
+
+    rng = np.random.default_rng(shape[0] * 7 + shape[1])
+    H = np.round(rng.standard_normal(shape) * 3).astype(np.float32)
+    H[0, 0] = -np.inf if H.size > 1 else H[0, 0]
+    size = (2 * half[0] + 1, 2 * half[1] + 1)
+    want = maximum_filter(H, size=size, mode="constant", cval=-np.inf)
+    got = fp._max_filter(H, *half)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
 def test_landmark_hashes_pack_f1_df_dt():
     y = song(0)
     h, t = fp.landmarks(y, SR)

@@ -38,3 +38,16 @@ def test_reading_run_rows_does_not_import_pandas(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", now.isoformat()]
+
+
+def test_utc_timestamps_of_every_unit_read_back_without_a_cast():
+    """Tables written by other tools may store seconds, ms or ns: each reads as the same time."""
+    import pyarrow as pa
+
+    from audiopipe.store.records import _pylist
+
+    when = dt.datetime(2026, 12, 1, 23, 59, 59, 123000, tzinfo=dt.UTC)
+    for unit in ("s", "ms", "us", "ns"):
+        want = when.replace(microsecond=0) if unit == "s" else when
+        t = pa.table({"t": pa.array([want, None], pa.timestamp(unit, tz="UTC")), "k": [1, 2]})
+        assert _pylist(t) == [{"k": 1, "t": want}, {"k": 2, "t": None}], unit

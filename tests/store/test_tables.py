@@ -1,12 +1,15 @@
 import pyarrow as pa
+import pytest
 
 from audiopipe.store.location import Location
 from audiopipe.store.tables import (
     append,
+    column_to_numpy,
     open_table,
     read_table,
     replace_where,
     sql_in,
+    string_codes,
     table_version,
 )
 
@@ -65,3 +68,46 @@ def test_reading_tables_then_exiting_never_aborts(tmp_path):
     codes = [subprocess.run([sys.executable, "-c", code], capture_output=True).returncode
              for _ in range(12)]
     assert codes == [0] * 12, "a process that read Delta tables aborted at exit"
+
+
+def _chunked_slices(values, dtype):
+    """The values in three chunks, two of them slices of larger arrays (non-zero offsets)."""
+    a = pa.array(["pad"] * 3 + values[:5] if dtype in (pa.string(), pa.large_string())
+                 else [0] * 3 + values[:5], dtype).slice(3)
+    b = pa.array(values[5:9], dtype)
+    c = pa.array(values[9:] + values[:2], dtype).slice(0, len(values) - 9)
+    return pa.chunked_array([a, b, c], dtype)
+
+
+@pytest.mark.parametrize("dtype", [pa.int64(), pa.int32(), pa.float32(), pa.uint16()])
+def test_column_to_numpy_equals_pyarrow_across_chunks_and_offsets(dtype):
+    import numpy as np
+
+    vals = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7]
+    col = _chunked_slices(vals, dtype)
+    got = column_to_numpy(col)
+    assert got.dtype == np.dtype(dtype.to_pandas_dtype()) and got.tolist() == col.to_pylist()
+    assert column_to_numpy(pa.chunked_array([], dtype)).size == 0
+    with_null = pa.chunked_array([pa.array([1, None], dtype)])
+    assert np.isnan(column_to_numpy(with_null)[1])  # pyarrow's own path, nulls as NaN
+
+
+@pytest.mark.parametrize("kind", ["hex", "varied", "unicode", "large", "nul"])
+def test_string_codes_match_a_sorted_dictionary(kind):
+    import hashlib
+
+    ids = [hashlib.blake2b(str(i % 6).encode(), digest_size=16).hexdigest() for i in range(14)]
+    dtype = pa.string()
+    if kind == "varied":
+        ids = [x[: 5 + i % 3] for i, x in enumerate(ids)]
+    elif kind == "unicode":  # same byte length, order of code points
+        ids = ["éa", "zz", "aé", "éa", "ab", "zz", "ab", "éa", "aé", "zz", "ab", "éa", "zz", "aé"]
+        ids = [x.ljust(3, "x") if len(x.encode()) < 3 else x for x in ids]
+    elif kind == "large":
+        dtype = pa.large_string()
+    elif kind == "nul":
+        ids = [x[:3] + "\0" if i % 2 else x[:4] for i, x in enumerate(ids)]  # one width
+    col = _chunked_slices(ids, dtype)
+    names, codes = string_codes(col)
+    assert names == sorted(set(col.to_pylist()))
+    assert [names[k] for k in codes] == col.to_pylist()
