@@ -147,6 +147,14 @@ CANDIDATES = [
      {"density": 160.0, "fanout": 16, "min_bin": 2}),
     ("idx 45 q 120 f16 bandnorm", {"density": 45.0, "band_norm": True, "min_bin": 4},
      {"density": 120.0, "fanout": 16, "band_norm": True, "min_bin": 4}),
+    # round 2 (issue 12 §4, white noise at 0 dB): the round-1 choice with lowest bin 65 Hz
+    # (the library's defaults before round 2), then query shifts and denser landmarks
+    ("r2: idx 45 q 120 f16", {}, {"density": 120.0, "fanout": 16}),
+    ("r2: q shifts 2", {}, {"density": 120.0, "fanout": 16, "shifts": 2}),
+    ("r2: q shifts 4", {}, {"density": 120.0, "fanout": 16, "shifts": 4}),
+    ("r2: idx 60 q 160 shifts 2", {"density": 60.0}, {"density": 160.0, "fanout": 16,
+                                                       "shifts": 2}),
+    ("r2: idx 45 f12 q shifts 2", {"fanout": 12}, {"density": 120.0, "fanout": 16, "shifts": 2}),
 ]
 
 

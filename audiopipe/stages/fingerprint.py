@@ -174,6 +174,7 @@ def landmarks(
     hpf_pole: float = 0.0,
     min_bin: int = _MIN_BIN,
     band_norm: bool = False,
+    shifts: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Landmark hashes of a signal: pairs of spectral peaks ``(f1, f2 - f1, dt)``.
 
@@ -197,6 +198,10 @@ def landmarks(
     band_norm : bool
         Rank peaks by level relative to their band's median over the clip (adaptive per band)
         rather than by absolute level.
+    shifts : int
+        Analyses at this many sub-hop offsets (``k * HOP_LENGTH / shifts`` samples), their
+        distinct landmarks pooled (audfprint's query shifts): a query is not aligned to the
+        index's frames, and each offset's STFT picks a slightly different set of peaks.
 
     Returns
     -------
@@ -223,7 +228,23 @@ def landmarks(
         from audiopipe.audio import resample
 
         y = resample(y, int(sr), SR)
-    t, f = _peaks(y, density, f_sd, t_sd, hpf_pole, min_bin, band_norm)
+    if int(shifts) < 1:
+        raise ValueError(f"shifts must be at least 1, got {shifts}")
+    if shifts == 1:
+        return _pairs(*_peaks(y, density, f_sd, t_sd, hpf_pole, min_bin, band_norm), fanout)
+    hs, ts = [], []
+    for k in range(int(shifts)):
+        h, t = _pairs(*_peaks(y[k * HOP_LENGTH // int(shifts):], density, f_sd, t_sd, hpf_pole,
+                              min_bin, band_norm), fanout)
+        hs.append(h)
+        ts.append(t)
+    key = np.unique((np.concatenate(ts).astype(np.int64) << 21) | np.concatenate(hs))
+    return key & ((1 << 21) - 1), (key >> 21).astype(np.int32)  # sorted by time, then hash
+
+
+def _pairs(t: np.ndarray, f: np.ndarray, fanout: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes and anchor frames of the peaks ``(t, f)`` (sorted by time) paired with the
+    next ``fanout`` peaks of their target zone."""
     n = t.size
     if n < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int32)

@@ -264,6 +264,38 @@ def test_synthetic_pcg_segmented_whole_with_s1_s2(synthetic_model, bpm, systole)
     assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 4
 
 
+def test_half_period_candidates_that_cannot_hold_the_sounds_are_not_decoded(synthetic_model):
+    """S2 halfway through the cycle makes half the period a strong autocorrelation peak; a
+    cycle of it leaves no room for systole beside a 122 ms S1, so it is never decoded."""
+    y, sr, s1, _ = segment.synthetic_pcg(15.0, bpm=115, systole_s=30.0 / 115, seed=7)
+    a = synthetic_model.analyse(y, sr)
+    raw = [60.0 / p for p, _, _ in cycle_candidates(a["features"][:, 0], 50.0)]
+    assert any(abs(b - 230) < 10 for b in raw)  # the half period is a candidate...
+    assert all(b < 180 for b, _, _ in a["candidates"])  # ...that is not decoded
+    assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 4
+
+
+@pytest.mark.parametrize("emission", ["quadratic", "mlp"])
+def test_other_emission_models_segment_and_persist(emission, tmp_path):
+    """The quadratic-feature regression and the network are trained, decode a synthetic PCG
+    into S1/S2 at the right places, and load back from skops with only our class trusted."""
+    import skops.io as sio
+
+    recs, refs = _synthetic_set([(0, 60, 0.33), (1, 90, 0.28), (2, 120, 0.22)])
+    seg = HeartSegmenter(emission=emission, C=1.0).fit(recs, refs)
+    y, sr, s1, s2 = segment.synthetic_pcg(15.0, bpm=80, systole_s=0.3, seed=31)
+    ev = sound_centres(seg.predict(y, sr))
+    assert mir_eval.onset.f_measure(s1, ev["S1"], window=0.05)[0] > 0.9
+    assert mir_eval.onset.f_measure(s2, ev["S2"], window=0.05)[0] > 0.9
+    path = tmp_path / "heart.skops"
+    sio.dump(seg, path)
+    assert set(sio.get_untrusted_types(file=path)) <= set(TRUSTED)
+    loaded = sio.load(path, trusted=TRUSTED)
+    assert loaded.predict(y, sr) == seg.predict(y, sr)
+    with pytest.raises(ValueError, match="emission must be"):
+        HeartSegmenter(emission="forest").fit(recs, refs)
+
+
 def test_degenerate_inputs(synthetic_model):
     sr = 4000
     with pytest.warns(RuntimeWarning, match="no heart cycle"):
