@@ -155,6 +155,12 @@ CANDIDATES = [
     ("r2: idx 60 q 160 shifts 2", {"density": 60.0}, {"density": 160.0, "fanout": 16,
                                                        "shifts": 2}),
     ("r2: idx 45 f12 q shifts 2", {"fanout": 12}, {"density": 120.0, "fanout": 16, "shifts": 2}),
+    ("r2: q floor 6 dB", {}, {"density": 120.0, "fanout": 16, "floor_db": 6.0}),
+    ("r2: q floor 10 dB", {}, {"density": 120.0, "fanout": 16, "floor_db": 10.0}),
+    ("r2: q floor 6 dB shifts 2", {}, {"density": 120.0, "fanout": 16, "floor_db": 6.0,
+                                       "shifts": 2}),
+    ("r2: q f24 shifts 2", {}, {"density": 120.0, "fanout": 24, "shifts": 2}),
+    ("r2: q 90 f24 shifts 4", {}, {"density": 90.0, "fanout": 24, "shifts": 4}),
 ]
 
 

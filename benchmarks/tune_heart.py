@@ -23,8 +23,9 @@ With ``--defaults`` the same search also runs on all 16 recordings (split ``all`
 is how :class:`HeartSegmenter`'s defaults were chosen; no figure is reported from it.
 
 Writes ``benchmarks/results/heart_tuning.json`` ({split: {params, pascal_guard_s, objective,
-trace}}). Run: ``python benchmarks/tune_heart.py [--defaults]`` (about 15 minutes per part on
-2 shared cores).
+trace}}; splits not run are kept from the file). Run: ``python benchmarks/tune_heart.py
+[--defaults | --defaults-only]`` (3-5 minutes per split on one shared core, about 10 for
+``all``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ SPACE: dict[str, list] = {
     # decoding first: with Springer's single autocorrelation peak a wrong heart rate spoils
     # every later comparison (the first tuning picked its features on broken decodings)
     "select": ["score", "autocorrelation"],
+    "rate_from": ["envelope", "posterior"],
     "refine": [0, 1, 2],
     "learn_durations": [True, False],
     "bands": [False, True],
@@ -92,6 +94,7 @@ START: dict = {
     # one tuning patient cannot show this (both of its recordings are at one rate)
     "relative_durations": True,
     "emission": "logistic",
+    "rate_from": "envelope",
     "pascal_guard_s": 0.0,
 }
 FEATURE_KEYS = ("feature_rate", "features", "bands", "log_features", "normalise")
@@ -174,10 +177,13 @@ def tune(recs: list[Rec], passes: int = 3, log=print) -> dict:
 
 def main() -> None:
     circor, pascal = load_circor(), load_pascal()
-    out = {}
     parts = {name: sp["tune"] for name, sp in splits(circor, pascal).items()}
     if "--defaults" in sys.argv:  # the estimator's defaults: tuned on all 16 recordings
         parts["all"] = circor + pascal
+    if "--defaults-only" in sys.argv:
+        parts = {"all": circor + pascal}
+    path = RESULTS / "heart_tuning.json"
+    out = json.loads(path.read_text()) if path.is_file() else {}  # other splits are kept
     for name, recs in parts.items():
         print(f"split {name}: tuning on {[r.name for r in recs]}")
         t = time.time()
@@ -185,7 +191,6 @@ def main() -> None:
         out[name]["seconds"] = round(time.time() - t, 1)
         print(f"split {name}: chose {out[name]['params']} guard {out[name]['pascal_guard_s']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "heart_tuning.json"
     path.write_text(json.dumps(out, indent=1))
     print("wrote", path)
 

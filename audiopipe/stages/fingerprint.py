@@ -116,7 +116,7 @@ def fingerprints_schema() -> Any:
 
 def _peaks(
     y: np.ndarray, density: float, f_sd: int, t_sd: int, hpf_pole: float, min_bin: int,
-    band_norm: bool,
+    band_norm: bool, floor_db: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(frame, bin) of the spectral peaks, sorted by frame then bin."""
     from scipy.ndimage import maximum_filter
@@ -142,6 +142,8 @@ def _peaks(
         H = L
     M = maximum_filter(H, size=(2 * f_sd + 1, 2 * t_sd + 1), mode="constant", cval=-np.inf)
     cand = (H == M) & loud
+    if floor_db > 0:  # only peaks standing out of their band's noise floor (median level)
+        cand &= L > np.median(L, axis=1, keepdims=True) + floor_db * np.log(10.0) / 20.0
     cand[:min_bin] = False  # rumble and DC leakage: the same few hashes in every recording
     if hpf_pole > 0:
         cand &= H > 0
@@ -175,6 +177,7 @@ def landmarks(
     min_bin: int = _MIN_BIN,
     band_norm: bool = False,
     shifts: int = 1,
+    floor_db: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Landmark hashes of a signal: pairs of spectral peaks ``(f1, f2 - f1, dt)``.
 
@@ -202,6 +205,10 @@ def landmarks(
         Analyses at this many sub-hop offsets (``k * HOP_LENGTH / shifts`` samples), their
         distinct landmarks pooled (audfprint's query shifts): a query is not aligned to the
         index's frames, and each offset's STFT picks a slightly different set of peaks.
+    floor_db : float
+        Keep only peaks at least this many dB above their band's median level over the
+        signal (a noise-floor-adaptive threshold; 0 disables it): under broadband noise the
+        peaks of the noise itself only pair into chance hashes.
 
     Returns
     -------
@@ -231,11 +238,12 @@ def landmarks(
     if int(shifts) < 1:
         raise ValueError(f"shifts must be at least 1, got {shifts}")
     if shifts == 1:
-        return _pairs(*_peaks(y, density, f_sd, t_sd, hpf_pole, min_bin, band_norm), fanout)
+        return _pairs(*_peaks(y, density, f_sd, t_sd, hpf_pole, min_bin, band_norm, floor_db),
+                      fanout)
     hs, ts = [], []
     for k in range(int(shifts)):
         h, t = _pairs(*_peaks(y[k * HOP_LENGTH // int(shifts):], density, f_sd, t_sd, hpf_pole,
-                              min_bin, band_norm), fanout)
+                              min_bin, band_norm, floor_db), fanout)
         hs.append(h)
         ts.append(t)
     key = np.unique((np.concatenate(ts).astype(np.int64) << 21) | np.concatenate(hs))

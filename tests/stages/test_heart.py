@@ -275,6 +275,20 @@ def test_half_period_candidates_that_cannot_hold_the_sounds_are_not_decoded(synt
     assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 4
 
 
+def test_heart_rate_from_the_s1_posterior():
+    """``rate_from="posterior"``: the S1 posterior peaks once a cycle, so a recording whose
+    S2 sits mid-cycle still gets its own rate; an unknown source is an error."""
+    recs, refs = _synthetic_set([(0, 60, 0.33), (1, 90, 0.28), (2, 120, 0.22)])
+    seg = HeartSegmenter(rate_from="posterior").fit(recs, refs)
+    for bpm in (70, 115):
+        y, sr, s1, _ = segment.synthetic_pcg(15.0, bpm=bpm, systole_s=min(0.3, 30.0 / bpm),
+                                             seed=bpm)
+        a = seg.analyse(y, sr)
+        assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 4, bpm
+    with pytest.raises(ValueError, match="rate_from"):
+        HeartSegmenter(rate_from="ecg").fit(recs, refs).predict(y, sr)
+
+
 @pytest.mark.parametrize("emission", ["quadratic", "mlp"])
 def test_other_emission_models_segment_and_persist(emission, tmp_path):
     """The quadratic-feature regression and the network are trained, decode a synthetic PCG

@@ -4,13 +4,16 @@ Springer et al. (2016), "Logistic Regression-HSMM-Based Heart Sound Segmentation
 
 1. envelope features per frame (:func:`~.features.envelope_features`), optionally with
    their neighbours (``context`` frames each side);
-2. a multinomial logistic regression, trained on the annotated frames of labelled
-   recordings, gives ``P(state | frame)``; divided by the state's training frequency it
+2. a multinomial logistic regression (or, with ``emission``, the same on squared and
+   product features, or a one-hidden-layer network), trained on the annotated frames of
+   labelled recordings, gives ``P(state | frame)``; divided by the state's training frequency it
    is a scaled likelihood, the HSMM's emission;
 3. per recording, the heart period and systolic interval are candidates from the
    envelope's autocorrelation (30-240 bpm); the expected durations follow from them
    (S1 and S2 from the training references, systole = systolic interval - S1,
-   diastole = period - systolic interval - S2; spreads as in Springer's code);
+   diastole = period - systolic interval - S2; spreads as in Springer's code); a candidate
+   whose cycle leaves under :data:`MIN_GAP_S` of systole or diastole beside the sounds'
+   durations is dropped (half the true period, when S2 sits mid-cycle);
 4. :func:`~.hsmm.hsmm_viterbi` decodes the whole recording (first and last states may be
    cut by its edges). With ``select="score"`` each period candidate is decoded and the
    best-scoring segmentation wins; ``refine`` re-estimates the period and systole from the
@@ -103,6 +106,11 @@ class HeartSegmenter(BaseEstimator):
         Heart-rate search range.
     n_candidates : int, default 3
         Autocorrelation peaks tried as the heart period.
+    rate_from : {"envelope", "posterior"}, default "envelope" ([envelope])
+        The signal whose autocorrelation gives the heart-period candidates: the homomorphic
+        envelope (Springer), which peaks at S1 and at S2, or the S1 posterior of the
+        emission model, which peaks once a cycle (the half period does not look periodic).
+        The systolic interval comes from the envelope either way.
     ac_window_s : float, default 0.0 (tuned; [0.0])
         Average the envelope autocorrelation over windows of this length (0: one
         autocorrelation of the whole recording).
@@ -148,6 +156,7 @@ class HeartSegmenter(BaseEstimator):
         max_train_frames: int = 50000,
         random_state: int = 0,
         emission: str = "logistic",
+        rate_from: str = "envelope",
     ) -> None:
         self.feature_rate = feature_rate
         self.features = features
@@ -169,6 +178,7 @@ class HeartSegmenter(BaseEstimator):
         self.max_train_frames = max_train_frames
         self.random_state = random_state
         self.emission = emission
+        self.rate_from = rate_from
 
     # ---- features ------------------------------------------------------------------------
     def envelopes(self, y: np.ndarray, sr: float) -> np.ndarray:
@@ -335,13 +345,17 @@ class HeartSegmenter(BaseEstimator):
             raise ValueError("HeartSegmenter is not fitted: call fit() first")
         post = self.posteriors(F)
         log_b = self.log_emissions(F, post)
+        env = F[:, 0] if F.shape[1] else np.zeros(len(F))
+        if self.rate_from not in ("envelope", "posterior"):
+            raise ValueError(f"rate_from must be 'envelope' or 'posterior', got {self.rate_from!r}")
         cands = cycle_candidates(
-            F[:, 0] if F.shape[1] else np.zeros(len(F)),
+            env if self.rate_from == "envelope" else post[:, 0],
             self.feature_rate,
             self.min_bpm,
             self.max_bpm,
-            n_candidates=int(self.n_candidates),
+            n_candidates=int(self.n_candidates) + 3,  # room for the ones dropped below
             window_s=self.ac_window_s,
+            systole_env=env,
         )
         if not cands:
             warnings.warn(
@@ -356,7 +370,7 @@ class HeartSegmenter(BaseEstimator):
         # a cycle must hold its sounds: a candidate whose systole (S1 end to S2 start) or
         # diastole would be shorter than MIN_GAP_S is half the true period (S1-S2 and S2-S1
         # intervals look periodic too); unless no candidate fits, it is not decoded
-        cands = [c for c in cands if self._holds_sounds(*c)] or cands
+        cands = ([c for c in cands if self._holds_sounds(*c)] or cands)[: int(self.n_candidates)]
         if self.select == "autocorrelation":
             cands = cands[:1]
         paths, scores = hsmm_viterbi_many(
