@@ -15,7 +15,17 @@ at the library's round default ``MIN_CONFIDENCE`` = 0.5 ("more likely right than
 above the tuned 0.31 of the chosen candidate).
 Confidence is :func:`audiopipe.stages.fingerprint.confidence` (a logistic model of votes and
 runner-up); its two coefficients are fitted here on the chosen candidate's tuning queries and
-written into ``fingerprint.py`` by hand (printed at the end).
+written into ``_fpindex.py`` by hand (printed at the end).
+
+Round 2 (issue 12 §4, candidates ``r2: ...``; run with ``--only 8 9 10 11 13 16 17``, the
+others not finished on the shared cores by the deadline): at 0 dB
+white noise every query variant reached 0.92-0.93 on tuning music / non-music at its
+threshold (99 queries each: one query is 0.01); "q f24 shifts 2" was the only one at or
+above the others in every condition at ``MIN_CONFIDENCE`` (0.92/0.93 white, 1.00/0.99
+babble, no false positive). On the test part (``benchmarks/fingerprint.py``, with its
+refitted calibration) it gave the same white-noise figures as round 1 (0.938/0.941), no
+false positive (round 1: 0.3 %), one clean non-music miss more, at 2.2 times the query
+time: not adopted. A denser index (60/s) and the noise-floor threshold lost on tuning.
 
 Run from the repository root (a few minutes on one core; ``--quick`` tries two candidates)::
 

@@ -60,6 +60,7 @@ SPACE: dict[str, list] = {
     # every later comparison (the first tuning picked its features on broken decodings)
     "select": ["score", "autocorrelation"],
     "rate_from": ["envelope", "posterior"],
+    "detrend": [False, True],
     "refine": [0, 1, 2],
     "learn_durations": [True, False],
     "bands": [False, True],
@@ -95,6 +96,7 @@ START: dict = {
     "relative_durations": True,
     "emission": "logistic",
     "rate_from": "envelope",
+    "detrend": False,
     "pascal_guard_s": 0.0,
 }
 FEATURE_KEYS = ("feature_rate", "features", "bands", "log_features", "normalise")

@@ -9,7 +9,13 @@ kept as an option), from FFT bin 3 (65 Hz) up, and pairs every anchor peak with 
 ``fanout`` peaks in a target zone (1..63 frames later, within ±31 bins). Queries are denser
 than the index (:data:`QUERY_PARAMS`: 120 peaks/s, fanout 16, against 45/s and fanout 8 in
 the index): under noise, noise peaks crowd between a query's true peaks, and a wider
-fanout still reaches the targets the index paired. Each pair is hashed as
+fanout still reaches the targets the index paired. Round 2 of the tuning (issue 12 §4)
+tried query shifts (``shifts``: analyses a fraction of a hop later, pooled; audfprint's
+query shifts), fanout 24, a denser index (60/s) and queries (160/s), and a
+noise-floor-adaptive peak threshold (``floor_db``); on tuning queries none beat these
+defaults by more than one query in 99 at 0 dB white noise (the threshold at 6 dB cut music
+from 0.92 to 0.69), and the best of them (fanout 24, two shifts) gave the same held-out
+figures at 2.2 times the query time, so the defaults stayed (both options are off). Each pair is hashed as
 ``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) and keeps the anchor's frame.
 
 :class:`FingerprintIndex` is the inverted index held as a sorted hash array (``searchsorted``

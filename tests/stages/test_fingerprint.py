@@ -109,6 +109,16 @@ def test_shifted_analyses_pool_distinct_landmarks():
     assert four["votes"] > one["votes"]
 
 
+def test_noise_floor_threshold_drops_the_peaks_of_noise():
+    """``floor_db``: peaks of white noise hardly stand 10 dB above their band's median level,
+    a melody's partials do."""
+    noise = np.random.default_rng(5).standard_normal(5 * SR).astype(np.float32)
+    y = song(5)[: 5 * SR]
+    n0, n1 = (fp.landmarks(noise, SR, floor_db=d)[0].size for d in (0.0, 10.0))
+    s0, s1 = (fp.landmarks(y, SR, floor_db=d)[0].size for d in (0.0, 10.0))
+    assert n1 < 0.2 * n0 and s1 > 0.5 * s0
+
+
 def test_identifies_excerpt_with_offset_under_noise():
     songs = [song(s) for s in range(4)]
     idx = build(songs)

@@ -233,6 +233,20 @@ def test_heart_rate_from_the_envelope(bpm, systole):
     assert abs(sys_s - systole) < 0.05  # S1 start to S2 start
 
 
+def test_detrended_autocorrelation_finds_the_beat_under_a_slow_swell():
+    """A loudness swell far slower than 30 bpm makes the raw autocorrelation fall steadily
+    (no peak near the beat); ``detrend`` removes it and the beat is the strongest peak."""
+    y, sr, s1, _ = segment.synthetic_pcg(20.0, bpm=115, systole_s=0.26, seed=3)
+    F, _ = envelope_features(y, sr)
+    t = np.arange(len(F)) / 50.0
+    env = F[:, 0] + 8.0 * np.sin(2 * np.pi * t / 40.0)  # half a cycle of a 40 s swell
+    true_bpm = 60 / np.median(np.diff(s1))
+    raw = cycle_candidates(env, 50.0, detrend=False, window_s=0.0)
+    assert not any(abs(60 / p - true_bpm) < 4 for p, _, _ in raw[:1])
+    period, _, _ = cycle_candidates(env, 50.0, detrend=True, window_s=0.0)[0]
+    assert abs(60 / period - true_bpm) < 4
+
+
 def _synthetic_set(specs, duration=15.0):
     recs, refs = [], []
     for seed, bpm, systole in specs:

@@ -266,6 +266,7 @@ def cycle_candidates(
     systole_min_s: float = 0.12,
     window_s: float = 5.0,
     systole_env: np.ndarray | None = None,
+    detrend: bool = True,
 ) -> list[tuple[float, float, float]]:
     """Candidate ``(period_s, systole_s, strength)`` triples, strongest autocorrelation first.
 
@@ -279,6 +280,7 @@ def cycle_candidates(
     (:func:`windowed_autocorrelation`; 0: the whole signal at once). ``systole_env``, when
     given, is the signal whose autocorrelation gives the systolic intervals (e.g. the
     envelope, when the periods come from the S1 posterior, which has no S2 peak).
+    ``detrend`` removes the signals' moving mean over the longest period first.
     """
     window = int(round(window_s * feature_rate))
     if window:
@@ -286,7 +288,7 @@ def cycle_candidates(
     # without its drift (a moving mean over the longest period: a periodic signal's mean over
     # its period is flat, so every rate in range survives): slow swells of loudness (breath,
     # probe pressure) otherwise make the autocorrelation fall steadily and hide the beat
-    base = int(round(60.0 / min_bpm * feature_rate))
+    base = int(round(60.0 / min_bpm * feature_rate)) if detrend else 0
     env = _detrend(env, base)
     r = windowed_autocorrelation(env, len(env), window)
     r_sys = r if systole_env is None else windowed_autocorrelation(

@@ -111,6 +111,10 @@ class HeartSegmenter(BaseEstimator):
         envelope (Springer), which peaks at S1 and at S2, or the S1 posterior of the
         emission model, which peaks once a cycle (the half period does not look periodic).
         The systolic interval comes from the envelope either way.
+    detrend : bool, default False ([False])
+        Remove the moving mean over the longest period (``60 / min_bpm`` s) from the signal
+        before its autocorrelation: slow loudness swells otherwise make it fall steadily and
+        hide the beat (but the subharmonic candidates it reveals can win the decoding score).
     ac_window_s : float, default 0.0 (tuned; [0.0])
         Average the envelope autocorrelation over windows of this length (0: one
         autocorrelation of the whole recording).
@@ -157,6 +161,7 @@ class HeartSegmenter(BaseEstimator):
         random_state: int = 0,
         emission: str = "logistic",
         rate_from: str = "envelope",
+        detrend: bool = False,
     ) -> None:
         self.feature_rate = feature_rate
         self.features = features
@@ -179,6 +184,7 @@ class HeartSegmenter(BaseEstimator):
         self.random_state = random_state
         self.emission = emission
         self.rate_from = rate_from
+        self.detrend = detrend
 
     # ---- features ------------------------------------------------------------------------
     def envelopes(self, y: np.ndarray, sr: float) -> np.ndarray:
@@ -356,6 +362,7 @@ class HeartSegmenter(BaseEstimator):
             n_candidates=int(self.n_candidates) + 3,  # room for the ones dropped below
             window_s=self.ac_window_s,
             systole_env=env,
+            detrend=self.detrend,
         )
         if not cands:
             warnings.warn(
