@@ -24,8 +24,30 @@ interval, and decoding time. The baseline is the ``segment`` stage's periodic mo
 (:class:`audiopipe.stages.segment.PeriodicSegmenter`) on the same recordings in the same
 run. All audio is read at 4 kHz (the rate the stage's tests ingest heart sounds at).
 
+Measured (issue 12 §2, round 2; held-out CirCor frame accuracy / PASCAL F S1, F S2):
+
+=====  =========================  =========================  ==========================
+split  round 1 (as tuned then)    round 2                    periodic-mode baseline
+=====  =========================  =========================  ==========================
+A      0.864 / -                  0.553 / 0.883, 0.860       0.125 / 0.768, 0.747
+B      0.595 / -                  0.862 / 0.867, 0.878       0.734 / 0.635, 0.559
+=====  =========================  =========================  ==========================
+
+Split B's held-out patient (85343, murmur) went from 0.595 to 0.862 (all four recordings
+0.858-0.866): round 1's tuning chose on 0.001 gains (now a change needs ``MARGIN``) and
+turned relative durations off (now fixed on), period candidates that leave no room for
+systole or diastole are dropped, and the S1 posterior may give the rate (``rate_from``,
+chosen by split B's tuning). Split A's held-out 85345_AV is at 0.788
+but 85345_PV at 0.318: decoded at 39 bpm (116 true). Its envelope autocorrelation falls
+steadily (a slow loudness swell) and has no peak near the beat; ``detrend=True`` finds it
+(0.837, A at 0.819 with the tuning of that run) but the tuning of split A does not pick
+it, and on split B's patient it let a subharmonic (43 bpm) win the decoding score. A
+heart-rate choice that does not depend on the decoding score across candidate rates is
+what is left to do. Whole-recording coverage 1.0 everywhere.
+
 Prints a table and writes ``benchmarks/results/heart.json``.
-Run: ``python benchmarks/heart.py`` from the repository root.
+Run: ``python benchmarks/heart.py`` from the repository root (about a minute; run
+``tune_heart.py`` first, 3-5 minutes per split on one shared core).
 """
 
 from __future__ import annotations

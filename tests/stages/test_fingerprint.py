@@ -105,6 +105,36 @@ def test_landmark_hashes_pack_f1_df_dt():
     assert h.size <= 12 * 45 * 8
 
 
+def test_shifted_analyses_pool_distinct_landmarks():
+    """``shifts`` adds the landmarks of analyses offset by fractions of a hop: a superset of
+    the plain analysis, no duplicates, sorted like it; a quarter-hop-shifted excerpt meets
+    more of the index's hashes at its offset than with one analysis."""
+    y = song(3)
+    h1, t1 = fp.landmarks(y, SR)
+    h4, t4 = fp.landmarks(y, SR, shifts=4)
+    k1, k4 = (t1.astype(np.int64) << 21) | h1, (t4.astype(np.int64) << 21) | h4
+    assert np.all(np.isin(k1, k4)) and np.unique(k4).size == k4.size > 1.5 * k1.size
+    assert np.all(np.diff(k4) > 0) and t4.dtype == np.int32
+    with pytest.raises(ValueError, match="shifts"):
+        fp.landmarks(y, SR, shifts=0)
+    idx = build([y, song(4)])
+    x = noisy(y[2 * SR + 1000 : 7 * SR + 1000], 0.0, 3)  # not aligned to the index's frames
+    one = idx.match(*fp.landmarks(x, SR, density=120.0, fanout=16))
+    four = idx.match(*fp.landmarks(x, SR, density=120.0, fanout=16, shifts=4))
+    assert one["clip_id"] == four["clip_id"] == "s0"
+    assert four["votes"] > one["votes"]
+
+
+def test_noise_floor_threshold_drops_the_peaks_of_noise():
+    """``floor_db``: peaks of white noise hardly stand 10 dB above their band's median level,
+    a melody's partials do."""
+    noise = np.random.default_rng(5).standard_normal(5 * SR).astype(np.float32)
+    y = song(5)[: 5 * SR]
+    n0, n1 = (fp.landmarks(noise, SR, floor_db=d)[0].size for d in (0.0, 10.0))
+    s0, s1 = (fp.landmarks(y, SR, floor_db=d)[0].size for d in (0.0, 10.0))
+    assert n1 < 0.2 * n0 and s1 > 0.5 * s0
+
+
 def test_identifies_excerpt_with_offset_under_noise():
     songs = [song(s) for s in range(4)]
     idx = build(songs)

@@ -233,6 +233,20 @@ def test_heart_rate_from_the_envelope(bpm, systole):
     assert abs(sys_s - systole) < 0.05  # S1 start to S2 start
 
 
+def test_detrended_autocorrelation_finds_the_beat_under_a_slow_swell():
+    """A loudness swell far slower than 30 bpm makes the raw autocorrelation fall steadily
+    (no peak near the beat); ``detrend`` removes it and the beat is the strongest peak."""
+    y, sr, s1, _ = segment.synthetic_pcg(20.0, bpm=115, systole_s=0.26, seed=3)
+    F, _ = envelope_features(y, sr)
+    t = np.arange(len(F)) / 50.0
+    env = F[:, 0] + 8.0 * np.sin(2 * np.pi * t / 40.0)  # half a cycle of a 40 s swell
+    true_bpm = 60 / np.median(np.diff(s1))
+    raw = cycle_candidates(env, 50.0, detrend=False, window_s=0.0)
+    assert not any(abs(60 / p - true_bpm) < 4 for p, _, _ in raw[:1])
+    period, _, _ = cycle_candidates(env, 50.0, detrend=True, window_s=0.0)[0]
+    assert abs(60 / period - true_bpm) < 4
+
+
 def _synthetic_set(specs, duration=15.0):
     recs, refs = [], []
     for seed, bpm, systole in specs:
@@ -262,6 +276,52 @@ def test_synthetic_pcg_segmented_whole_with_s1_s2(synthetic_model, bpm, systole)
     assert mir_eval.onset.f_measure(s1, ev["S1"], window=0.05)[0] > 0.95
     assert mir_eval.onset.f_measure(s2, ev["S2"], window=0.05)[0] > 0.95
     assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 4
+
+
+def test_half_period_candidates_that_cannot_hold_the_sounds_are_not_decoded(synthetic_model):
+    """S2 halfway through the cycle makes half the period a strong autocorrelation peak; a
+    cycle of it leaves no room for systole beside a 122 ms S1, so it is never decoded."""
+    y, sr, s1, _ = segment.synthetic_pcg(15.0, bpm=115, systole_s=30.0 / 115, seed=7)
+    a = synthetic_model.analyse(y, sr)
+    raw = [60.0 / p for p, _, _ in cycle_candidates(a["features"][:, 0], 50.0)]
+    assert any(abs(b - 230) < 10 for b in raw)  # the half period is a candidate...
+    assert all(b < 180 for b, _, _ in a["candidates"])  # ...that is not decoded
+    assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 4
+
+
+def test_heart_rate_from_the_s1_posterior():
+    """``rate_from="posterior"``: the S1 posterior peaks once a cycle, so a recording whose
+    S2 sits mid-cycle still gets its own rate; an unknown source is an error."""
+    recs, refs = _synthetic_set([(0, 60, 0.33), (1, 90, 0.28), (2, 120, 0.22)])
+    seg = HeartSegmenter(rate_from="posterior").fit(recs, refs)
+    for bpm in (70, 115):
+        y, sr, s1, _ = segment.synthetic_pcg(15.0, bpm=bpm, systole_s=min(0.3, 30.0 / bpm),
+                                             seed=bpm)
+        a = seg.analyse(y, sr)
+        assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 4, bpm
+    with pytest.raises(ValueError, match="rate_from"):
+        HeartSegmenter(rate_from="ecg").fit(recs, refs).predict(y, sr)
+
+
+@pytest.mark.parametrize("emission", ["quadratic", "mlp"])
+def test_other_emission_models_segment_and_persist(emission, tmp_path):
+    """The quadratic-feature regression and the network are trained, decode a synthetic PCG
+    into S1/S2 at the right places, and load back from skops with only our class trusted."""
+    import skops.io as sio
+
+    recs, refs = _synthetic_set([(0, 60, 0.33), (1, 90, 0.28), (2, 120, 0.22)])
+    seg = HeartSegmenter(emission=emission, C=1.0).fit(recs, refs)
+    y, sr, s1, s2 = segment.synthetic_pcg(15.0, bpm=80, systole_s=0.3, seed=31)
+    ev = sound_centres(seg.predict(y, sr))
+    assert mir_eval.onset.f_measure(s1, ev["S1"], window=0.05)[0] > 0.9
+    assert mir_eval.onset.f_measure(s2, ev["S2"], window=0.05)[0] > 0.9
+    path = tmp_path / "heart.skops"
+    sio.dump(seg, path)
+    assert set(sio.get_untrusted_types(file=path)) <= set(TRUSTED)
+    loaded = sio.load(path, trusted=TRUSTED)
+    assert loaded.predict(y, sr) == seg.predict(y, sr)
+    with pytest.raises(ValueError, match="emission must be"):
+        HeartSegmenter(emission="forest").fit(recs, refs)
 
 
 def test_degenerate_inputs(synthetic_model):

@@ -265,6 +265,8 @@ def cycle_candidates(
     n_candidates: int = 3,
     systole_min_s: float = 0.12,
     window_s: float = 5.0,
+    systole_env: np.ndarray | None = None,
+    detrend: bool = True,
 ) -> list[tuple[float, float, float]]:
     """Candidate ``(period_s, systole_s, strength)`` triples, strongest autocorrelation first.
 
@@ -275,12 +277,22 @@ def cycle_candidates(
     or 0.4 times the period when there is no peak there. An empty list means no
     periodicity could be measured (a signal shorter than two periods, or constant).
     The autocorrelation is averaged over ``window_s`` windows
-    (:func:`windowed_autocorrelation`; 0: the whole signal at once).
+    (:func:`windowed_autocorrelation`; 0: the whole signal at once). ``systole_env``, when
+    given, is the signal whose autocorrelation gives the systolic intervals (e.g. the
+    envelope, when the periods come from the S1 posterior, which has no S2 peak).
+    ``detrend`` removes the signals' moving mean over the longest period first.
     """
     window = int(round(window_s * feature_rate))
     if window:
         window = max(window, int(np.ceil(2 * 60.0 / min_bpm * feature_rate)))
+    # without its drift (a moving mean over the longest period: a periodic signal's mean over
+    # its period is flat, so every rate in range survives): slow swells of loudness (breath,
+    # probe pressure) otherwise make the autocorrelation fall steadily and hide the beat
+    base = int(round(60.0 / min_bpm * feature_rate)) if detrend else 0
+    env = _detrend(env, base)
     r = windowed_autocorrelation(env, len(env), window)
+    r_sys = r if systole_env is None else windowed_autocorrelation(
+        _detrend(systole_env, base), len(env), window)
     lo = max(1, int(np.floor(60.0 / max_bpm * feature_rate)))
     hi = min(len(r) - 1, int(np.ceil(60.0 / min_bpm * feature_rate)))
     if hi <= lo + 1 or not np.any(r):
@@ -301,12 +313,20 @@ def cycle_candidates(
         s_hi = int(lag // 2)
         systole = 0.4 * period
         if s_hi > s_lo + 1:
-            sp, _ = signal.find_peaks(r[s_lo : s_hi + 1])
+            sp, _ = signal.find_peaks(r_sys[s_lo : s_hi + 1])
             if len(sp):
-                best = s_lo + int(sp[np.argmax(r[s_lo + sp])])
-                systole = _refine(r, best) / feature_rate
+                best = s_lo + int(sp[np.argmax(r_sys[s_lo + sp])])
+                systole = _refine(r_sys, best) / feature_rate
         out.append((float(period), float(systole), float(seg[p])))
     return out
+
+
+def _detrend(x: np.ndarray, width: int) -> np.ndarray:
+    """``x`` minus its moving mean over ``width`` frames (unchanged when shorter)."""
+    x = np.asarray(x, dtype=np.float64)
+    if width < 2 or len(x) <= width:
+        return x
+    return x - ndimage.uniform_filter1d(x, width, mode="nearest")
 
 
 def _refine(r: np.ndarray, i: int) -> float:

@@ -128,8 +128,10 @@ class Segment(ClipStage):
         Param("n_splits", "int", 3,
               "CV folds: clip-level (supervised); patient-grouped, leave-one-patient-out when "
               "there are at most this many patients (heart)", low=2),
-        Param("C", "float", 0.01, "heart: inverse L2 penalty of the logistic regression",
-              low=1e-9),
+        Param("C", "float", 0.01, "heart: inverse L2 penalty of the emission model", low=1e-9),
+        Param("emission", "str", "logistic",
+              "heart: frame classifier (logistic regression; the same on squared and product "
+              "features; a one-hidden-layer network)", choices=("logistic", "quadratic", "mlp")),
         Param("min_bpm", "float", 30.0, "heart: lowest heart rate searched (bpm)", low=10),
         Param("max_bpm", "float", 240.0, "heart: highest heart rate searched (bpm)", low=20),
         Param("n_candidates", "int", 3, "heart: heart-period candidates decoded", low=1),
