@@ -137,7 +137,12 @@ class Classify(Stage):
               "sequence: frame features (default mfcc, mfcc_delta; missing ones skipped)"),
         Param("patches", "int", 8, "mlp: time steps of the log-mel patches", low=1),
         Param("C", "float", 10.0, "inverse regularisation of the SVMs", low=0),
-        Param("group_norm", "bool", None, "standardise features within groups (default: with groups)"),
+        Param("group_norm", "bool", None,
+              "standardise features within groups (default: chosen by the grouped CV)"),
+        Param("clip_tolerance", "float", 0.02,
+              "with groups: per-clip features are chosen when their CV accuracy is within "
+              "this of group-normalised ones (a new group's first clip then scores as in "
+              "bulk)", low=0),
         Param("self_train", "bool", False,
               "one self-training round per held-out group (transductive; off by default)"),
         Param("random_state", "int", 0, "seed of the folds and models"),
@@ -151,7 +156,7 @@ class Classify(Stage):
     )
     tables = ("predictions", "confusion")
     trusted = TRUSTED
-    version = "3"  # model chosen among candidates; predictions.group_weight
+    version = "4"  # group normalisation chosen by the CV; the fallback is the best per-clip one
 
     def inputs(self, ctx: StageContext) -> dict[str, Any]:
         return {"model": self._model_uri(ctx)} if ctx.params["predict"] else {}
@@ -199,7 +204,8 @@ class Classify(Stage):
             raise StageInputError(f"dataset {ds.name!r}, column {target!r}: {err}") from None
         model_id = stable_id(
             "classify", target, groups_col, res.bundle["candidate"], res.bundle["params"],
-            p["candidates"], p["random_state"], p["C"], p["self_train"], ids,
+            p["candidates"], p["random_state"], p["C"], p["self_train"], p["group_norm"],
+            p["clip_tolerance"], ids,
         )
         res.bundle.update(model_id=model_id, target=target, groups=groups_col, train_clips=ids)
         metrics = res.metrics
@@ -217,7 +223,8 @@ class Classify(Stage):
             model_name=f"classify-{target}",
             model_id=model_id,
             plots={f"confusion-{target}": lambda fh: _plot_confusion(fh, cm, labels, title)},
-            report={"n_clips": len(ids), "chosen": res.bundle["candidate"], "why": res.why,
+            report={"n_clips": len(ids), "chosen": res.bundle["candidate"],
+                    "fallback": (res.bundle["fallback"] or {}).get("candidate"), "why": res.why,
                     "warnings": res.warnings},
             n_clips=len(ids),
         )
@@ -231,7 +238,7 @@ class Classify(Stage):
         p, ds = ctx.params, ctx.ds
         uri = self._model_uri(ctx)
         bundle = load_model(ds, uri, trusted=TRUSTED)
-        if not isinstance(bundle, dict) or "classes" not in bundle or "candidate" not in bundle:
+        if not isinstance(bundle, dict) or not {"classes", "candidate", "fallback"} <= set(bundle):
             raise StageInputError(f"{uri} is not a classify model of this version (refit it)")
         ids_all = ctx.clip_ids()
         trained = set(bundle["train_clips"])
