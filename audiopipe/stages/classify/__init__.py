@@ -148,9 +148,10 @@ class Classify(Stage):
         Param("random_state", "int", 0, "seed of the folds and models"),
         Param("predict", "bool", False, "apply the saved model to clips it was not trained on"),
         Param("all", "bool", False, "with predict: score every clip, trained ones too"),
-        Param("prior_clips", "float", 20.0,
+        Param("prior_clips", "float", 2.0,
               "with predict: a group's normalisation is shrunk toward the training set's as "
-              "if it had this many more clips", low=0),
+              "if it had this many more clips; smaller groups use the per-clip fallback "
+              "(tuned on FSDD tuning speakers: benchmarks/tune_classify.py)", low=0),
         Param("model_path", "path", None,
               "with predict: a skops model file (default: the last classify fit of target)"),
     )

@@ -307,7 +307,7 @@ def predict_bundle(
     g: np.ndarray | None,
     sel: list[int] | None = None,
     *,
-    prior_clips: float = 20.0,
+    prior_clips: float = 2.0,
     where: str = "",
 ) -> tuple[np.ndarray, np.ndarray, list[float | None], list[str]]:
     """Labels, probabilities, group weights and warnings for clips ``ids[sel]``.
