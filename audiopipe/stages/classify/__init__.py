@@ -13,26 +13,32 @@ The candidates (:mod:`.candidates`; ``candidates`` selects among them):
   one-hidden-layer network on CPU (needs the ``melspectrogram`` frame feature);
 - ``ensemble``: the mean class probabilities of the other candidates tried (soft vote).
 
-With a ``groups`` column (speaker, fold, ...) features are standardised within their group
-(``group_norm``, label-free) and folds are leave-one-group-out (more than 10 groups:
-5-fold grouped); without, stratified 5-fold. Every candidate is cross-validated on the same
-folds; the one with the highest accuracy is fitted on every clip and saved. The reported
-``accuracy``/``macro_f1`` are *nested*: in each outer fold the candidate is chosen again by
-an inner grouped CV on that fold's training part only, so no held-out clip took part in any
-choice. ``metrics`` also holds ``cv_accuracy[<candidate>]`` (each candidate's CV score),
-``chosen[<candidate>]`` (1 for the one saved) and ``nested_chosen[<candidate>]`` (how many
-outer folds chose it); the run's report says what was chosen and why. Degenerate inputs are
-warned (:class:`~.model.ClassifyWarning`, and listed in the report): a class with one clip,
-a fold whose training part lacks classes of its test part.
+With a ``groups`` column (speaker, fold, ...) folds are leave-one-group-out (more than 10
+groups: 5-fold grouped), and every candidate is scored twice: on features standardised
+within their group (``stats``: speaker normalisation, label-free) and on features of each
+clip alone (``stats/clip``; ``sequence/clip`` with utterance mean normalisation). Without
+groups, stratified 5-fold on per-clip features. Every variant is cross-validated on the
+same folds; the most accurate group-normalised one is saved unless a per-clip one is
+within ``clip_tolerance`` of it (``group_norm`` forces either way): per-clip features
+predict a new group's first clip exactly as in bulk, group-normalised ones need the
+group's clips. The reported ``accuracy``/``macro_f1`` are *nested*: in each outer fold the
+choice is made again by an inner grouped CV on that fold's training part only, so no
+held-out clip took part in any choice. ``metrics`` also holds ``cv_accuracy[<variant>]``
+(each variant's CV score), ``chosen[<variant>]`` (1 for the one saved),
+``nested_chosen[<variant>]`` (how many outer folds chose it) and ``fallback_cv_accuracy``;
+the run's report says what was chosen and why. Degenerate inputs are warned
+(:class:`~.model.ClassifyWarning`, and listed in the report): a class with one clip, a fold
+whose training part lacks classes of its test part.
 
-``--predict`` applies the saved model to clips it was not trained on. A group (a new
-speaker) with at least ``prior_clips`` clips is normalised with its statistics shrunk
-toward the training set's as if it had ``prior_clips`` more clips; a smaller one (the
-first clips of a new speaker) falls back to a speaker-independent model saved with the
-chosen one (the same candidate on features that depend on each clip alone: ``sequence``
-with utterance CMVN, the statistics without group standardisation), with a warning.
-``predictions.group_weight`` says how much of the group's own statistics was used (0: the
-fallback).
+``--predict`` applies the saved model to clips it was not trained on. With a
+group-normalised model a group (a new speaker) is normalised with all its clips in the
+dataset, its statistics shrunk toward the training set's as if it had ``prior_clips`` more
+clips (tuned on the FSDD tuning speakers); a group with fewer clips than that (a new
+speaker's first clip) is predicted by the fallback saved with the model, the best per-clip
+variant of the same CV (its CV accuracy is ``fallback_cv_accuracy``), with a warning. Each
+``--predict`` predicts every clip not trained on again, so a new speaker's first clips are
+revised as more of them arrive. ``predictions.group_weight`` says how much of the group's
+own statistics was used (0: the fallback; empty: per-clip model).
 
 Outputs: tables ``predictions`` (clip_id, label, probability, fold, truth, evaluation,
 group_weight, model_id, run_id; ``evaluation`` is ``cv`` for nested out-of-fold
