@@ -426,6 +426,14 @@ def test_one_candidate_means_no_choice_and_its_cv_is_the_figure(chirp_ds):
     assert m["accuracy"] == pytest.approx(m["cv_accuracy[stats]"]) and m["accuracy"] < 0.75
     assert r["chosen"] == "stats" and r["fallback"] == "stats/clip"
     assert m["nested_chosen[stats]"] == 3  # every outer fold keeps it
+    # predict through the stage: groups of 8 clips are normalised with their own statistics
+    # shrunk toward the training set's (weight 8 / (8 + prior_clips))
+    pr = run_stage(chirp_ds, "classify", {"target": "label", "predict": True, "all": True,
+                                          "prior_clips": 2.0})
+    preds = chirp_ds.table("predictions").to_pandas()
+    new = preds[preds.run_id == pr["run_id"]]
+    assert len(new) == 24 and np.allclose(new.group_weight, 0.8)
+    assert not pr["warnings"]
 
 
 def test_fold_missing_a_class_and_single_clip_class_are_warned():
