@@ -23,7 +23,10 @@ With a ``groups`` column the features are standardised within each group (speake
 normalisation, label-free; ``sequence`` also normalises its frames by the group's frame
 statistics). A group seen at prediction time with few clips is normalised with statistics
 shrunk toward the training set's (:func:`shrunk_stats`): one clip of a new speaker gets
-the speaker-independent training normalisation, hundreds get their own.
+the speaker-independent training normalisation, hundreds get their own. The same
+candidate without ``groups`` reads each clip alone (``sequence``: utterance mean
+normalisation of the MFCCs): classify scores these per-clip variants beside the
+group-normalised ones.
 
 Examples
 --------
@@ -53,7 +56,6 @@ __all__ = [
     "shrunk_stats",
     "build",
     "priors",
-    "fallback_features",
     "describe",
     "candidate_names",
     "Frames",
@@ -232,16 +234,6 @@ def build(
         return X_raw, X_raw, names
     X = standardize_within(X_raw, groups, prior.get("clip"), prior_n)
     return X_raw, X, names
-
-
-def fallback_features(name: str, frames: Frames, p: dict[str, Any]) -> np.ndarray:
-    """Speaker-independent features of candidate ``name``: ``sequence`` with its frames
-    normalised per clip (utterance CMVN), the others without any group normalisation.
-    They depend on each clip alone, so one clip of a new speaker gets the same features
-    as in bulk."""
-    per_clip = np.array([str(i) for i in range(len(frames.ids))], dtype=object)
-    g = per_clip if name == "sequence" else None
-    return build(name, frames, g, p, clip_level=False)[1]
 
 
 def priors(name: str, frames: Frames, X_raw: np.ndarray, p: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from audiopipe.stages.classify.candidates import (
     build,
     candidate_names,
     describe,
-    fallback_features,
     priors,
 )
 from audiopipe.stages.classify.model import (
@@ -45,6 +44,13 @@ __all__ = ["fit_select", "predict_bundle", "choose", "Selection"]
 
 #: the parameters a candidate's features depend on (saved with the model)
 FEATURE_PARAMS = ("features", "frame_features", "frames", "n_ceps", "trim_db", "patches")
+#: suffix of a candidate scored on features of each clip alone (no group normalisation)
+CLIP = "/clip"
+
+
+def base_name(variant: str) -> str:
+    """The candidate of a scored variant: ``"stats/clip"`` -> ``"stats"``."""
+    return variant.removesuffix(CLIP)
 
 
 def choose(scores: dict[str, float]) -> str:
@@ -95,6 +101,21 @@ def _sub_augment(aug: tuple[np.ndarray, np.ndarray] | None, tr: np.ndarray) -> A
     return aug[0][m], np.array([remap[int(s)] for s in aug[1][m]], dtype=np.int64)
 
 
+def _pick(scores: dict[str, float], group: list[str], clip: list[str], auto: bool,
+          tol: float) -> tuple[str, str | None]:
+    """(main, fallback) among the scored variants: without group-normalised variants the
+    best one and no fallback; with them the best group-normalised one and, for groups too
+    small to normalise, the best per-clip one; ``auto``: the per-clip one is the main model
+    (no fallback needed) when its score is within ``tol`` of the group-normalised one."""
+    if not group:
+        return choose({k: scores[k] for k in clip}), None
+    best_g = choose({k: scores[k] for k in group})
+    best_c = choose({k: scores[k] for k in clip})
+    if auto and scores[best_c] >= scores[best_g] - tol:
+        return best_c, None
+    return best_g, best_c
+
+
 def fit_select(
     ds: Dataset,
     ids: list[str],
@@ -107,16 +128,24 @@ def fit_select(
     """Cross-validate every candidate of ``p["candidates"]``, choose, fit, report.
 
     ``p`` holds the stage's parameters (``candidates``, ``C``, ``random_state``,
-    ``group_norm``, ``self_train`` and those of :data:`FEATURE_PARAMS`). ``ensemble``
-    averages the class probabilities of the other candidates tried (soft vote); its CV
-    probabilities are those of its members, so it costs no extra fit in the choice.
+    ``group_norm``, ``clip_tolerance``, ``self_train`` and those of
+    :data:`FEATURE_PARAMS`). With groups and group normalisation every candidate is
+    scored twice, on group-normalised features (``stats``) and on features of each clip
+    alone (``stats/clip``); ``group_norm`` None (auto) saves the best per-clip variant
+    when it is within ``clip_tolerance`` of the best group-normalised one (a new group's
+    first clip is then predicted exactly as in bulk), else the group-normalised one with
+    the best per-clip variant as its fallback for small groups. ``ensemble`` averages the
+    class probabilities of the other candidates of the same normalisation (soft vote); its
+    CV probabilities are those of its members, so it costs no extra fit in the choice.
     """
     from sklearn.base import clone
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     y = np.asarray([str(v) for v in y], dtype=object)
-    group_norm = p.get("group_norm")
-    group_norm = g is not None if group_norm is None else bool(group_norm)
+    asked_norm = p.get("group_norm")
+    group_norm = g is not None if asked_norm is None else bool(asked_norm) and g is not None
+    auto = asked_norm is None and group_norm
+    tol = float(p.get("clip_tolerance", 0.02) or 0.0)
     gn = g if group_norm else None
     rs = int(p.get("random_state", 0))
     frames = Frames(ds, ids, float(p.get("trim_db", 30.0)))
@@ -132,35 +161,47 @@ def fit_select(
             f"{k}: {v}" for k, v in skipped.items()))
     splits, notes = cv_splits(y, g, random_state=rs, where=where)
     classes = np.unique(y)
+    suffix = CLIP if group_norm else ""
+    fam_group = list(base) if group_norm else []
+    fam_clip = [c + suffix for c in base]
     mats: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
     for c in base:
-        X_raw, X, _ = build(c, frames, gn, p)
-        mats[c] = (X_raw, X, _augment(c, frames, g, p, group_norm))
+        if group_norm:
+            X_raw, X, _ = build(c, frames, gn, p)
+            mats[c] = (X_raw, X, _augment(c, frames, g, p, True))
+        X_raw, X, _ = build(c, frames, None, p)
+        mats[c + suffix] = (X_raw, X, _augment(c, frames, None, p, False))
+    if vote:
+        fam_group += ["ensemble"] if group_norm else []
+        fam_clip += ["ensemble" + suffix]
 
     def est(c: str) -> ClipClassifier:
-        return ClipClassifier(model=MODEL_OF[c], C=float(p.get("C", 10.0)), random_state=rs)
+        return ClipClassifier(model=MODEL_OF[base_name(c)], C=float(p.get("C", 10.0)),
+                              random_state=rs)
 
     self_train = bool(p.get("self_train", False))
 
     def probas(rows: np.ndarray | None, folds: list) -> dict[str, np.ndarray]:
         out = {}
-        for c in base:
-            X, aug = mats[c][1], mats[c][2]
+        for c, (_, X, aug) in mats.items():
             if rows is not None:
                 X, aug = X[rows], _sub_augment(aug, rows)
             yy = y if rows is None else y[rows]
             out[c] = oof_proba(est(c), X, yy, folds, classes, augment=aug,
                                self_train=self_train)
         if vote:
-            out["ensemble"] = np.mean([out[c] for c in base], axis=0)
+            for fam in (fam_group, fam_clip):
+                if fam:
+                    out[fam[-1]] = np.mean([out[c] for c in fam[:-1]], axis=0)
         return out
 
     def acc(P: np.ndarray, yy: np.ndarray) -> float:
         return float(np.mean(classes[P.argmax(1)] == yy))
 
     P = probas(None, splits)
+    choosing = auto or len(fam_group) > 1 or (not fam_group and len(fam_clip) > 1)
     scores = {c: acc(P[c], y) for c in P}
-    chosen = choose(scores)
+    chosen, fallback = _pick(scores, fam_group, fam_clip, auto, tol)
     pred = np.empty(len(y), dtype=object)
     pr = np.zeros(len(y))
     fold = np.zeros(len(y), np.int32)
@@ -168,7 +209,7 @@ def fit_select(
     for i, (tr, te) in enumerate(splits):
         fold[te] = i
         pick = chosen
-        if len(P) > 1:  # nested: choose again on this fold's training part only
+        if choosing:  # nested: choose again on this fold's training part only
             gi = None if g is None or len(np.unique(g[tr])) < 2 else g[tr]
             try:
                 with warnings.catch_warnings():  # inner folds: said once, by the outer folds
@@ -184,7 +225,8 @@ def fit_select(
                 notes.append(note)
             if inner is not None:
                 Pi = probas(tr, inner)
-                pick = choose({c: acc(Pi[c], y[tr]) for c in Pi})
+                pick = _pick({c: acc(Pi[c], y[tr]) for c in Pi}, fam_group, fam_clip, auto,
+                             tol)[0]
         per_fold.append(pick)
         pred[te] = classes[P[pick][te].argmax(1)]
         pr[te] = P[pick][te].max(1)
@@ -202,30 +244,60 @@ def fit_select(
         metrics[f"cv_accuracy[{c}]"] = scores[c]
         metrics[f"chosen[{c}]"] = float(c == chosen)
         metrics[f"nested_chosen[{c}]"] = float(per_fold.count(c))
+    if fallback is not None:
+        # what a lone clip of a new group can expect: the fallback's grouped-CV accuracy
+        metrics["fallback_cv_accuracy"] = scores[fallback]
     fp = {k: p.get(k) for k in FEATURE_PARAMS}
-    members = {}
-    for c in (base if chosen == "ensemble" else [chosen]):
-        X_raw, X, aug = mats[c]
-        Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
-        members[c] = {"estimator": clone(est(c)).fit(Xf, yf.astype(str)),
-                      "prior": priors(c, frames, X_raw, fp), "fallback": None}
-        if gn is not None:
-            # speaker-independent fallback for groups too small to normalise on their own:
-            # the same candidate on features without group normalisation
-            X0 = fallback_features(c, frames, p)
-            members[c]["fallback"] = clone(est(c)).fit(X0, y.astype(str))
+
+    def members(name: str) -> dict[str, Any]:
+        fam = fam_group if name in fam_group else fam_clip
+        out = {}
+        for c in (fam[:-1] if name.startswith("ensemble") else [name]):
+            X_raw, X, aug = mats[c]
+            Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
+            out[c] = {"estimator": clone(est(c)).fit(Xf, yf.astype(str)),
+                      "prior": priors(base_name(c), frames, X_raw, fp) if c in fam_group
+                      else None}
+        return out
+
     bundle = {
-        "estimator": members,
+        "estimator": members(chosen),
         "candidate": chosen,
         "params": fp,
-        "group_norm": group_norm,
+        "group_norm": chosen in fam_group,
+        "fallback": None if fallback is None else {"candidate": fallback,
+                                                   "estimator": members(fallback)},
         "classes": [str(c) for c in classes],
         "scores": scores,
     }
     cm = confusion_matrix(ys, ps, labels=labels)
+    why = describe(scores, chosen, skipped)
+    if fallback is not None:
+        why += (f"; groups too small to normalise (a new group's first clips) use {fallback} "
+                f"(grouped-CV accuracy {scores[fallback]:.3f})")
+    elif group_norm and auto:
+        why += (f" (per-clip features within {tol:g} of group-normalised ones: a new group's "
+                "first clip is predicted as in bulk)")
     return Selection(pred=pred, prob=pr, fold=fold, metrics=metrics, bundle=bundle,
-                     why=describe(scores, chosen, skipped), confusion=(cm, labels),
-                     warnings=notes, scores=scores)
+                     why=why, confusion=(cm, labels), warnings=notes, scores=scores)
+
+
+def _member_probs(members: dict[str, Any], frames: Frames, gn: np.ndarray | None,
+                  p: dict[str, Any], rows: list[int], col: dict[str, int], n_classes: int,
+                  prior_clips: float) -> np.ndarray:
+    """Mean class probabilities of a saved choice's members for clips ``rows``; members
+    with a ``prior`` are group-normalised (``gn``), the others read each clip alone."""
+    prob = np.zeros((len(rows), n_classes))
+    for name, member in members.items():
+        est = member["estimator"]
+        if member.get("prior") is not None and gn is not None:
+            _, X, _ = build(base_name(name), frames, gn, p, prior=member["prior"],
+                            prior_n=prior_clips)
+        else:
+            X = build(base_name(name), frames, None, p)[1]
+        cols = [col[str(c)] for c in est.classes_]
+        prob[:, cols] += est.predict_proba(X[rows])
+    return prob / len(members)
 
 
 def predict_bundle(
@@ -235,17 +307,17 @@ def predict_bundle(
     g: np.ndarray | None,
     sel: list[int] | None = None,
     *,
-    prior_clips: float = 20.0,
+    prior_clips: float = 2.0,
     where: str = "",
 ) -> tuple[np.ndarray, np.ndarray, list[float | None], list[str]]:
     """Labels, probabilities, group weights and warnings for clips ``ids[sel]``.
 
-    Features are built for every clip of ``ids`` (a group is normalised with all its
-    clips), each group's statistics shrunk toward the training set's as if it had
-    ``prior_clips`` more clips; ``group_weight`` is ``n / (n + prior_clips)`` (None
-    without group normalisation). A group with fewer clips than ``prior_clips`` is
-    predicted by the speaker-independent fallback model (:func:`.candidates.fallback_features`,
-    fitted on the same clips; ``group_weight`` 0) and warned about.
+    A group-normalised model builds features for every clip of ``ids`` (a group is
+    normalised with all its clips), each group's statistics shrunk toward the training
+    set's as if it had ``prior_clips`` more clips; ``group_weight`` is
+    ``n / (n + prior_clips)`` (None for a model on per-clip features). A group with fewer
+    clips than ``prior_clips`` is predicted by the saved fallback (the best per-clip
+    variant of the grouped CV; ``group_weight`` 0) and warned about.
     """
     sel = list(range(len(ids))) if sel is None else list(sel)
     p = dict(bundle["params"])
@@ -257,23 +329,16 @@ def predict_bundle(
     if gn is not None:
         names, counts = np.unique(gn, return_counts=True)
         n_of = dict(zip(names.tolist(), counts.tolist(), strict=True))
-    small = np.array([gn is not None and n_of[gn[i]] < prior_clips for i in sel], dtype=bool)
+    fb = bundle.get("fallback")
+    small = np.array([fb is not None and gn is not None and n_of[gn[i]] < prior_clips
+                      for i in sel], dtype=bool)
     prob = np.zeros((len(sel), len(classes)))
-    for name, member in bundle["estimator"].items():
-        est = member["estimator"]
-        fb = member.get("fallback")
-        big = ~small if fb is not None else np.ones(len(sel), dtype=bool)
-        if big.any():
-            _, X, _ = build(name, frames, gn, p, prior=member["prior"], prior_n=prior_clips)
-            rows = [sel[k] for k in np.flatnonzero(big)]
-            cols = [col[str(c)] for c in est.classes_]
-            prob[np.ix_(np.flatnonzero(big), cols)] += est.predict_proba(X[rows])
-        if (~big).any():
-            X0 = fallback_features(name, frames, p)
-            rows = [sel[k] for k in np.flatnonzero(~big)]
-            cols = [col[str(c)] for c in fb.classes_]
-            prob[np.ix_(np.flatnonzero(~big), cols)] += fb.predict_proba(X0[rows])
-    prob /= len(bundle["estimator"])
+    for part, members, gpart in ((~small, bundle["estimator"], gn),
+                                 (small, (fb or {}).get("estimator"), None)):
+        if part.any():
+            rows = [sel[k] for k in np.flatnonzero(part)]
+            prob[part] = _member_probs(members, frames, gpart, p, rows, col, len(classes),
+                                       prior_clips)
     pred = classes[prob.argmax(1)]
     notes: list[str] = []
     weight: list[float | None] = [None] * len(sel)
@@ -286,9 +351,10 @@ def predict_bundle(
                 f"{where}{len(lone)} group(s) have fewer than {prior_clips:g} clips "
                 f"({', '.join(lone[:5])}{', ...' if len(lone) > 5 else ''}): the model "
                 "relies on per-group normalisation, so their clips were predicted by its "
-                "speaker-independent fallback (per-clip normalisation; "
+                f"speaker-independent fallback {fb['candidate']} (per-clip features, "
+                f"grouped-CV accuracy {bundle['scores'][fb['candidate']]:.3f}; "
                 "predictions.group_weight 0); expect lower accuracy until more of their "
-                "clips arrive"
+                "clips arrive (a later --predict revises them)"
             )
             warnings.warn(notes[-1], ClassifyWarning, stacklevel=2)
     return pred, prob.max(1), weight, notes
