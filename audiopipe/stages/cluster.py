@@ -81,6 +81,10 @@ def plan_clip_shards(
     return balanced_runs(ids, list(weights) if weights is not None else [1.0] * len(ids), k)
 
 
+#: shards in flight per worker thread while no worker has died: the next shard waits on the
+#: worker, so it starts without a round trip to the runner (one per thread after a death)
+PREFETCH = 2
+
 _OPEN: dict[tuple, Dataset] = {}
 _OPEN_LOCK = threading.Lock()
 
@@ -107,13 +111,20 @@ def _dataset(work: ClipWork) -> Dataset:
 def process_shard(work: ClipWork, clip_ids: Sequence[str], state: Any) -> ClipBatch:
     """Run on a worker: the stage's rows for ``clip_ids`` (files it wrote in ``written``)."""
     from audiopipe.stages import stage_class
+    from audiopipe.stages._outputs import to_table
     from audiopipe.stages.base import StageContext
 
     ctx = StageContext(
         ds=_dataset(work), stage=work.stage, params=dict(work.params), run_id=work.run_id
     )
-    batch = stage_class(work.stage)().process(ctx, list(clip_ids), state)
+    stage = stage_class(work.stage)()
+    batch = stage.process(ctx, list(clip_ids), state)
     batch.written = list(ctx.written)
+    # rows go back as one Arrow table per output table: compact to send, and the runner
+    # only concatenates (no per-row conversion in the one serial process)
+    batch.rows = {
+        name: [to_table(rows, stage.schemas[name])] for name, rows in batch.rows.items() if rows
+    }
     return batch
 
 
@@ -142,8 +153,9 @@ def process_on_cluster(
 
     A shard that raises (not a clip: ``process`` turns those into rows) gives an ``errors``
     row per clip; a clip that kills its worker is isolated (:func:`audiopipe.fanout.run_shards`)
-    and gets a ``worker_crashed`` row. One shard per worker thread is in flight at a time,
-    so a worker's death is blamed on the shard it was running only.
+    and gets a ``worker_crashed`` row. :data:`PREFETCH` shards per worker thread are in
+    flight until a worker dies, then one: a death is blamed on the shard it was running only
+    (shards queued behind it are split and rerun, never counted against a clip).
     """
     from distributed import as_completed
 
@@ -169,7 +181,8 @@ def process_on_cluster(
         lambda fs: as_completed(fs),
         split=lambda s: [s[: len(s) // 2], s[len(s) // 2 :]],
         size=len,
-        max_in_flight=_threads(client),
+        max_in_flight=PREFETCH * _threads(client),
+        safe_in_flight=_threads(client),
         log=log,
     )
     batches = []
