@@ -108,10 +108,17 @@ def _dataset(work: ClipWork) -> Dataset:
     return ds
 
 
-def process_shard(work: ClipWork, clip_ids: Sequence[str], state: Any) -> ClipBatch:
-    """Run on a worker: the stage's rows for ``clip_ids`` (files it wrote in ``written``)."""
+def process_shard(
+    work: ClipWork, clip_ids: Sequence[str], state: Any, draw_plots: bool = False
+) -> ClipBatch:
+    """Run on a worker: the stage's rows for ``clip_ids`` (files it wrote in ``written``).
+
+    ``draw_plots`` (the run's first shard): the stage's plots are drawn here from the
+    batch's ``plot`` data, in parallel with the other shards, rather than by the runner
+    after every shard is done (``plots`` holds their uris).
+    """
     from audiopipe.stages import stage_class
-    from audiopipe.stages._outputs import to_table
+    from audiopipe.stages._outputs import draw, to_table
     from audiopipe.stages.base import StageContext
 
     ctx = StageContext(
@@ -119,6 +126,9 @@ def process_shard(work: ClipWork, clip_ids: Sequence[str], state: Any) -> ClipBa
     )
     stage = stage_class(work.stage)()
     batch = stage.process(ctx, list(clip_ids), state)
+    if draw_plots and batch.plot is not None:
+        batch.plots = draw(ctx, stage.plots(ctx, batch))
+        batch.plot = None  # drawn: nothing more to send back
     batch.written = list(ctx.written)
     # rows go back as one Arrow table per output table: compact to send, and the runner
     # only concatenates (no per-row conversion in the one serial process)
@@ -175,9 +185,11 @@ def process_on_cluster(
     # work and state travel inside each task, not scattered once: scattered data dies with
     # the workers holding it, and when a poison clip kills every worker at once the shards
     # after it would fail on the lost data and be blamed for it
+    todo = [tuple(s) for s in shards]
+    first = todo[0] if todo else None
     out = run_shards(
-        [tuple(s) for s in shards],
-        lambda s: client.submit(process_shard, work, s, state, pure=False),
+        todo,
+        lambda s: client.submit(process_shard, work, s, state, s is first, pure=False),
         lambda fs: as_completed(fs),
         split=lambda s: [s[: len(s) // 2], s[len(s) // 2 :]],
         size=len,

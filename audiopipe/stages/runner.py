@@ -250,8 +250,13 @@ def _run_clips(
     if mv is not None:
         versions["metrics"] = mv
     timer.lap("write")
-    first = next((b for b in batches if b.plot is not None), None)
-    plots = draw(ctx, stage.plots(ctx, first)) if first is not None else []
+    first = next((b for b in batches if b.plot is not None or b.plots is not None), None)
+    if first is None:
+        plots = []
+    elif first.plots is not None:  # drawn on a worker while the other shards ran
+        plots = first.plots
+    else:
+        plots = draw(ctx, stage.plots(ctx, first))
     timer.lap("plot")
     failed = sum(b.failed for b in batches)
     what = "all" if not incremental else "new"

@@ -53,6 +53,10 @@ def test_beats_on_the_cluster_equal_in_process(demo_folder, tmp_path, client, an
     tempo, beats = _sorted(ds.table("tempo"), "clip_id"), _sorted(ds.table("beats"), "clip_id")
     there = run_stage(ds, "beats", some, force=True, client=client)
     assert there["workers"] == 2 and there["clips_processed"] == here["clips_processed"] > 8
+    # the plot was drawn by the worker of the first shard, into this run's folder
+    assert [Path(u).name for u in there["plots"]] == [Path(u).name for u in here["plots"]]
+    assert there["run_id"] in there["plots"][0]
+    assert Path(there["plots"][0]).read_bytes()[:4] == b"\x89PNG"
     ds2 = type(ds)(ds.location)
     # the same rows; floats to a tolerance (workers hold BLAS to one thread: another
     # summation order in the last bits)
