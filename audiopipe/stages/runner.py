@@ -251,11 +251,8 @@ def _run_clips(
         versions["metrics"] = mv
     timer.lap("write")
     first = next((b for b in batches if b.plot is not None or b.plots is not None), None)
-    if first is None:
-        plots = []
-    elif first.plots is not None:  # drawn on a worker while the other shards ran
-        plots = first.plots
-    else:
+    plots = [] if first is None else first.plots  # drawn on a worker while shards ran
+    if first is not None and plots is None:
         plots = draw(ctx, stage.plots(ctx, first))
     timer.lap("plot")
     failed = sum(b.failed for b in batches)
