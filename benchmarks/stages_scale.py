@@ -151,9 +151,11 @@ def amdahl(r1: dict[str, Any], r2: dict[str, Any], cores: int = 2) -> float:
 
 
 def part_clips(args: argparse.Namespace) -> dict[str, Any]:
+    import dask
     from distributed import Client, LocalCluster
 
     from audiopipe.stages.base import ClipStage
+    from audiopipe.stages.cluster import QUIET_CLUSTER
 
     ds = _fsdd_dataset(Path(args.corpora))
     ids = ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()
@@ -164,11 +166,12 @@ def part_clips(args: argparse.Namespace) -> dict[str, Any]:
         cluster = client = None
         if n:
             t0 = time.perf_counter()
-            cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                memory_limit="3GiB",
-            )
-            client = Client(cluster)
+            with dask.config.set(QUIET_CLUSTER):  # as LazyClient starts its clusters
+                cluster = LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                    memory_limit="3GiB",
+                )
+                client = Client(cluster)
             start = time.perf_counter() - t0
             t0 = time.perf_counter()
             _stages(ds, client, ids[:100])  # warm-up: imports on the workers

@@ -85,6 +85,18 @@ def plan_clip_shards(
 #: worker, so it starts without a round trip to the runner (one per thread after a death)
 PREFETCH = 2
 
+#: Dask settings of a LocalCluster a :class:`LazyClient` starts: no statistical profiler
+#: sampling each worker's stack every 10 ms, slower event-loop ticks and system monitors,
+#: no work stealing (at most ``PREFETCH`` shards per thread are ever queued). Idle, they
+#: cut the runner's Dask CPU from 0.045 to 0.024 s per second and each worker's from 0.042
+#: to 0.009: CPU that two workers on two cores would otherwise take from the shards.
+QUIET_CLUSTER: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "200ms",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.scheduler.work-stealing": False,
+}
+
 _OPEN: dict[tuple, Dataset] = {}
 _OPEN_LOCK = threading.Lock()
 
@@ -288,8 +300,11 @@ class LazyClient:
                 if self.address:
                     self._client = Client(self.address, timeout=30)
                 else:
-                    self._cluster = LocalCluster(**self.cluster_kwargs)
-                    self._client = Client(self._cluster)
+                    import dask
+
+                    with dask.config.set(QUIET_CLUSTER):
+                        self._cluster = LocalCluster(**self.cluster_kwargs)
+                        self._client = Client(self._cluster)
             return self._client
 
     def close(self) -> None:
