@@ -113,7 +113,7 @@ def run_shards(
     lone_deaths: dict[int, int] = {}
     say = log or (lambda _msg: None)
     pending: list[Any] = list(order)  # next to submit, first first
-    running: dict[int, tuple[Any, Any]] = {}
+    running: dict[int, tuple[Any, Any, bool]] = {}  # future, shard, submitted optimistically
     limit = max_in_flight if max_in_flight and max_in_flight > 0 else None
     safe = safe_in_flight if safe_in_flight and safe_in_flight > 0 else None
     optimistic = safe is not None and (limit is None or limit > safe)
