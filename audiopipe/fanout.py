@@ -83,6 +83,7 @@ def run_shards(
     crashed: Callable[[S, int, BaseException], BaseException] = _crashed,
     lone_attempts: int = LONE_ATTEMPTS,
     max_in_flight: int | None = None,
+    safe_in_flight: int | None = None,
     log: Callable[[str], None] | None = None,
     on_done: Callable[[S, Any], None] | None = None,
 ) -> list[tuple[S, Any]]:
@@ -99,28 +100,43 @@ def run_shards(
     death is blamed on the one shard it was running, not on shards queued behind it
     (a scheduler that allows no retries fails those too). ``None`` submits everything
     at once.
+
+    ``safe_in_flight`` (e.g. the worker threads, with ``max_in_flight`` twice that) runs
+    optimistically: ``max_in_flight`` shards in flight, so a worker starts its next shard
+    without waiting for the round trip to the caller, until the first worker death; from
+    then on ``safe_in_flight``. A death seen with more shards in flight than the safe
+    bound splits every shard it took (innocent halves just succeed) but never counts
+    against a lone item: only deaths in the safe mode make an item poison.
     """
     order: list[Any] = list(shards)
     results: dict[int, Any] = {}
     lone_deaths: dict[int, int] = {}
     say = log or (lambda _msg: None)
     pending: list[Any] = list(order)  # next to submit, first first
-    running: dict[int, tuple[Any, Any]] = {}
+    running: dict[int, tuple[Any, Any, bool]] = {}  # future, shard, submitted optimistically
     limit = max_in_flight if max_in_flight and max_in_flight > 0 else None
+    safe = safe_in_flight if safe_in_flight and safe_in_flight > 0 else None
+    optimistic = safe is not None and (limit is None or limit > safe)
 
     def fill() -> None:
         while pending and (limit is None or len(running) < limit):
             s = pending.pop(0)
             f = submit(s)
-            running[id(f)] = (f, s)
+            running[id(f)] = (f, s, optimistic)
 
     fill()
     while running:
-        for fut in as_completed([f for f, _ in running.values()]):
-            s = running.pop(id(fut))[1]
+        for fut in as_completed([f for f, _, _ in running.values()]):
+            _, s, was_optimistic = running.pop(id(fut))
             try:
                 r = fut.result()
             except Exception as err:  # noqa: BLE001 - a failed shard is a result
+                if lost(err) and optimistic:
+                    optimistic, limit = False, safe
+                    say("a worker died: one shard per worker thread from now on")
+                if lost(err) and was_optimistic and size(s) == 1:
+                    pending.insert(0, s)  # maybe queued behind the poison: not counted
+                    break
                 if lost(err) and size(s) > 1:
                     halves = [h for h in split(s) if size(h)]
                     say(f"a shard of {size(s)} items killed its worker: retrying it as halves")

@@ -94,26 +94,68 @@ def _worker_cpu(client: Any) -> float:
     return sum(client.run(_cpu).values())
 
 
-def _stages(ds: Any, client: Any, clips: list[str] | None = None) -> dict[str, float]:
+def _stages(ds: Any, client: Any, clips: list[str] | None = None) -> dict[str, Any]:
+    """Both stages (``force``): wall, and with a cluster, per stage the runner's serial
+    seconds (its phases outside ``process``), runner and worker CPU seconds, and each
+    worker's idle gaps between its shards (Dask's task stream)."""
     from audiopipe.stages import run_stage
+    from audiopipe.store.runs import last_stage_run
 
-    out = {}
+    out: dict[str, Any] = {}
     for name in ("beats", "fingerprint"):
         params = {"clips": clips} if clips and name == "beats" else {}
         if name == "fingerprint" and clips:
             continue  # fingerprint takes no clip list: beats alone warms the workers up
+        c0, w0 = _cpu(), (_worker_cpu(client) if client else 0.0)
+        ts0 = time.time()
         t0 = time.perf_counter()
         rep = run_stage(ds, name, params, force=True, client=client)
         out[name] = time.perf_counter() - t0
         out[f"{name}_clips"] = rep["clips_processed"]
         out[f"{name}_failed"] = rep["clips_failed"]
+        phases = json.loads(last_stage_run(ds.location, name).timings)
+        out[f"{name}_serial_s"] = round(sum(v for k, v in phases.items() if k != "process"), 3)
+        out[f"{name}_runner_cpu_s"] = round(_cpu() - c0, 3)
+        if client is not None:
+            out[f"{name}_worker_cpu_s"] = round(_worker_cpu(client) - w0, 3)
+            out[f"{name}_worker_gaps_s"] = _gaps(client.get_task_stream(start=ts0))
     return out
 
 
+def _gaps(stream: list[dict[str, Any]]) -> list[float]:
+    """Per worker, seconds idle between its first and last shard of a run."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for t in stream:
+        for s in t.get("startstops", ()):
+            if s["action"] == "compute":
+                spans.setdefault(t["worker"], []).append((s["start"], s["stop"]))
+    return [
+        round(sum(b[0] - a[1] for a, b in zip(sp, sp[1:], strict=False)), 3)
+        for sp in (sorted(v) for v in spans.values())
+    ]
+
+
+def amdahl(r1: dict[str, Any], r2: dict[str, Any], cores: int = 2) -> float:
+    """The 2-worker speed-up the CPU seconds allow on ``cores`` cores: one worker takes
+    the runner's serial seconds plus its worker's CPU seconds plus its idle gaps; two take
+    the serial seconds plus, shared over the cores, their CPU seconds and the runner's
+    during processing, plus their mean gaps (``r1``, ``r2``: rows of :func:`_stages`)."""
+    t1 = t2 = 0.0
+    for name in ("beats", "fingerprint"):
+        s1, s2 = r1[f"{name}_serial_s"], r2[f"{name}_serial_s"]
+        t1 += s1 + r1[f"{name}_worker_cpu_s"] + max(r1[f"{name}_worker_gaps_s"] or [0.0])
+        par = r2[f"{name}_worker_cpu_s"] + max(0.0, r2[f"{name}_runner_cpu_s"] - s2)
+        gaps = r2[f"{name}_worker_gaps_s"] or [0.0]
+        t2 += s2 + par / min(cores, 2) + sum(gaps) / len(gaps)
+    return t1 / t2
+
+
 def part_clips(args: argparse.Namespace) -> dict[str, Any]:
+    import dask
     from distributed import Client, LocalCluster
 
     from audiopipe.stages.base import ClipStage
+    from audiopipe.stages.cluster import QUIET_CLUSTER
 
     ds = _fsdd_dataset(Path(args.corpora))
     ids = ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()
@@ -124,11 +166,12 @@ def part_clips(args: argparse.Namespace) -> dict[str, Any]:
         cluster = client = None
         if n:
             t0 = time.perf_counter()
-            cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                memory_limit="3GiB",
-            )
-            client = Client(cluster)
+            with dask.config.set(QUIET_CLUSTER):  # as LazyClient starts its clusters
+                cluster = LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                    memory_limit="3GiB",
+                )
+                client = Client(cluster)
             start = time.perf_counter() - t0
             t0 = time.perf_counter()
             _stages(ds, client, ids[:100])  # warm-up: imports on the workers
@@ -152,17 +195,20 @@ def part_clips(args: argparse.Namespace) -> dict[str, Any]:
             client.close()
             cluster.close()
     best = {c: min(r["wall_s"] for r in rows if r["config"] == c) for c, _ in configs}
-    per_round = [
-        a["wall_s"] / b["wall_s"]
+    pairs = [
+        (a, b)
         for a in rows if a["workers"] == 1
         for b in rows if b["workers"] == 2 and b["round"] == a["round"]
     ]
+    per_round = [a["wall_s"] / b["wall_s"] for a, b in pairs]
     return {
         "n_clips": len(ids),
         "audio_s": float(sum(ds.table("clips", ["duration_s"]).column("duration_s").to_pylist())),
         "rows": rows,
         "speedup_2_over_1_best": best["1 worker"] / best["2 workers"],
         "speedup_2_over_1_per_round": per_round,
+        "amdahl_bound_per_round": [amdahl(a, b) for a, b in pairs],
+        "load_average": os.getloadavg(),
     }
 
 
@@ -328,6 +374,19 @@ PARTS = {
 }
 
 
+def _split(r: dict[str, Any]) -> str:
+    """Serial s / runner CPU s / worker CPU s / worker gaps s, both stages summed."""
+    st = ("beats", "fingerprint")
+    serial = sum(r[f"{n}_serial_s"] for n in st)
+    runner = sum(r[f"{n}_runner_cpu_s"] for n in st)
+    if "beats_worker_cpu_s" not in r:
+        return f"runner serial {serial:.2f} s, CPU {runner:.1f} s"
+    worker = sum(r[f"{n}_worker_cpu_s"] for n in st)
+    gaps = sum(max(r[f"{n}_worker_gaps_s"] or [0.0]) for n in st)
+    return (f"runner serial {serial:.2f} s, runner CPU {runner:.1f} s, workers CPU "
+            f"{worker:.1f} s, worker idle between shards {gaps:.2f} s")
+
+
 def _table(res: dict[str, Any]) -> str:
     lines = ["| part | configuration | wall s | CPU s | notes |", "| --- | --- | --- | --- | --- |"]
     c = res.get("clips")
@@ -336,11 +395,13 @@ def _table(res: dict[str, Any]) -> str:
             lines.append(
                 f"| beats + fingerprint, {c['n_clips']} clips | {r['config']} (round {r['round']}) "
                 f"| {r['wall_s']:.1f} | {r['cpu_s']:.1f} | beats {r['beats']:.1f} s, "
-                f"fingerprint {r['fingerprint']:.1f} s |"
+                f"fingerprint {r['fingerprint']:.1f} s; {_split(r)} |"
             )
         lines.append(
             f"| | 2 workers / 1 worker | {c['speedup_2_over_1_best']:.2f}× (best rounds) | | "
-            f"per round: {', '.join(f'{x:.2f}' for x in c['speedup_2_over_1_per_round'])} |"
+            f"per round: {', '.join(f'{x:.2f}' for x in c['speedup_2_over_1_per_round'])}; "
+            f"bound from the CPU seconds (2 cores): "
+            f"{', '.join(f'{x:.2f}' for x in c.get('amdahl_bound_per_round', []))} |"
         )
     m = res.get("music")
     if m:

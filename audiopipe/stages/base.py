@@ -133,6 +133,9 @@ class ClipBatch:
     plot: Any = None
     #: files written while making the rows (uris; a worker's, returned to the runner)
     written: list[str] = field(default_factory=list)
+    #: the run's plots, already drawn from ``plot`` where the rows were made (uris; the
+    #: first shard on a cluster draws them, so the runner has no drawing left to do)
+    plots: list[str] | None = None
 
 
 class Stage:

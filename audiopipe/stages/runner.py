@@ -250,8 +250,10 @@ def _run_clips(
     if mv is not None:
         versions["metrics"] = mv
     timer.lap("write")
-    first = next((b for b in batches if b.plot is not None), None)
-    plots = draw(ctx, stage.plots(ctx, first)) if first is not None else []
+    first = next((b for b in batches if b.plot is not None or b.plots is not None), None)
+    plots = [] if first is None else first.plots  # drawn on a worker while shards ran
+    if first is not None and plots is None:
+        plots = draw(ctx, stage.plots(ctx, first))
     timer.lap("plot")
     failed = sum(b.failed for b in batches)
     what = "all" if not incremental else "new"

@@ -53,6 +53,10 @@ def test_beats_on_the_cluster_equal_in_process(demo_folder, tmp_path, client, an
     tempo, beats = _sorted(ds.table("tempo"), "clip_id"), _sorted(ds.table("beats"), "clip_id")
     there = run_stage(ds, "beats", some, force=True, client=client)
     assert there["workers"] == 2 and there["clips_processed"] == here["clips_processed"] > 8
+    # the plot was drawn by the worker of the first shard, into this run's folder
+    assert [Path(u).name for u in there["plots"]] == [Path(u).name for u in here["plots"]]
+    assert there["run_id"] in there["plots"][0]
+    assert Path(there["plots"][0]).read_bytes()[:4] == b"\x89PNG"
     ds2 = type(ds)(ds.location)
     # the same rows; floats to a tolerance (workers hold BLAS to one thread: another
     # summation order in the last bits)
@@ -109,3 +113,15 @@ def test_a_clip_killing_its_worker_becomes_an_errors_row(
     # the poison clip was alone when it was blamed: its shard was split around it
     decoded = (src / ".decoded.log").read_text().split()
     assert 2 <= sum(u.endswith("poison.wav") for u in decoded[1::2]) <= 4
+
+
+def test_lazy_client_starts_a_quiet_cluster_that_runs_shards():
+    """The LocalCluster a LazyClient starts has Dask's background CPU off (the settings
+    reach the worker processes, not only this one) and still runs work."""
+    import dask
+
+    with LazyClient(n_workers=1, memory_limit="1GiB") as lazy:
+        c = lazy()
+        assert lazy.started and c.submit(sum, [1, 2], pure=False).result() == 3
+        assert list(c.run(lambda: dask.config.get("distributed.worker.profile.enabled")).values()) == [False]
+        assert c.run_on_scheduler(lambda dask_scheduler: "stealing" in dask_scheduler.extensions) is False
