@@ -330,7 +330,12 @@ def main() -> None:
     kw = {"threads_per_worker": 1, "processes": True, "dashboard_address": None}
     rerun: dict[str, Any] = {}
     try:
+        import dask
+
+        from audiopipe.stages.cluster import QUIET_CLUSTER
+
         with (
+            dask.config.set(QUIET_CLUSTER),  # the flow's own LocalCluster runs so
             prefect_test_harness(server_startup_timeout=180),
             LocalCluster(n_workers=1, memory_limit="4GiB", **kw) as c1,
             LocalCluster(n_workers=2, memory_limit="4GiB", **kw) as c2,
