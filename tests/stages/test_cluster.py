@@ -70,6 +70,12 @@ def test_beats_on_the_cluster_equal_in_process(demo_folder, tmp_path, client, an
         assert run_stage(ds2, "beats", some, client=lazy)["skipped"] and not lazy.started
 
 
+def _forget_decoder_hook() -> None:
+    import os
+
+    os.environ.pop("AUDIOPIPE_DECODER_HOOK", None)
+
+
 def test_a_clip_killing_its_worker_becomes_an_errors_row(
     demo_folder, tmp_path, client, any_size, monkeypatch
 ):
@@ -98,6 +104,12 @@ def test_a_clip_killing_its_worker_becomes_an_errors_row(
         rep = run_stage(ds, "beats", client=client)
     finally:
         set_failures(old)
+        # the nannies respawned the killed workers with the hook in their environment: take
+        # it out, or every later run on the session's cluster decodes through it (a flow
+        # test run after this one found its local run's decodes logged by these workers)
+        monkeypatch.delenv("AUDIOPIPE_DECODER_HOOK")
+        client.wait_for_workers(2, timeout=120)
+        client.run(_forget_decoder_hook)
     tempo = ds.table("tempo").to_pandas()
     clips = ds.table("clips").to_pandas().set_index("clip_id").uri
     names = {Path(clips[c]).name: c for c in clips.index}
