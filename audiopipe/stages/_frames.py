@@ -47,10 +47,8 @@ def segment_pool(frames: np.ndarray, n_segments: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def read_frames_many(ds: Dataset, clip_ids: list[str], feature: str) -> list[np.ndarray]:
-    """Frames ``(n_frames, n_dims)`` of ``feature`` for many clips, reading each part once."""
-    from audiopipe.store.frames import open_part
-
+def _locations(ds: Dataset, clip_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+    """Each clip's (part, start, stop) in the frame store; KeyError naming clips without frames."""
     t = ds.table("frames_index", ["clip_id", "part", "start", "stop"]).to_pydict()
     where = {
         c: (p, s, e)
@@ -59,6 +57,14 @@ def read_frames_many(ds: Dataset, clip_ids: list[str], feature: str) -> list[np.
     missing = [c for c in clip_ids if c not in where]
     if missing:
         raise KeyError(f"dataset {ds.name!r} has no frames for clips {missing[:3]}")
+    return where
+
+
+def read_frames_many(ds: Dataset, clip_ids: list[str], feature: str) -> list[np.ndarray]:
+    """Frames ``(n_frames, n_dims)`` of ``feature`` for many clips, reading each part once."""
+    from audiopipe.store.frames import open_part
+
+    where = _locations(ds, clip_ids)
     cache: dict[str, np.ndarray] = {}
     out = []
     for c in clip_ids:
@@ -83,14 +89,7 @@ def map_frames(
 
     from audiopipe.store.frames import open_part
 
-    t = ds.table("frames_index", ["clip_id", "part", "start", "stop"]).to_pydict()
-    where = {
-        c: (p, s, e)
-        for c, p, s, e in zip(t["clip_id"], t["part"], t["start"], t["stop"], strict=True)
-    }
-    missing = [c for c in clip_ids if c not in where]
-    if missing:
-        raise KeyError(f"dataset {ds.name!r} has no frames for clips {missing[:3]}")
+    where = _locations(ds, clip_ids)
     by_part: dict[str, list[int]] = defaultdict(list)
     for j, c in enumerate(clip_ids):
         by_part[where[c][0]].append(j)
