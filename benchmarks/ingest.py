@@ -201,13 +201,15 @@ def in_process(cfg_path: Path, read_ahead: bool) -> dict[str, Any]:
 
 def flow(cfg_path: Path, scheduler: str, read_ahead: str = "auto") -> dict[str, Any]:
     from flows.ingest import ingest
+    from flows.runtime import flow_run_settings
 
     os.environ["AUDIOPIPE_READ_AHEAD"] = read_ahead  # read where the flow plans the run
     t0, t_start = time.perf_counter(), time.time()
     try:
-        row = ingest(
-            dataset="bench", config_path=str(cfg_path), scheduler=scheduler, progress=False
-        )
+        with flow_run_settings():  # as the CLI runs it
+            row = ingest(
+                dataset="bench", config_path=str(cfg_path), scheduler=scheduler, progress=False
+            )
     finally:
         os.environ.pop("AUDIOPIPE_READ_AHEAD")
     wall = time.perf_counter() - t0

@@ -163,9 +163,11 @@ def worker_peak_rss_mb(addr: str) -> list[float]:
 
 def flow(cfg: Path, scheduler: str | None = None) -> tuple[dict, float]:
     from flows.ingest import ingest
+    from flows.runtime import flow_run_settings
 
     t0 = time.perf_counter()
-    row = ingest(dataset="b", config_path=str(cfg), scheduler=scheduler, progress=False)
+    with flow_run_settings():  # as the CLI runs it
+        row = ingest(dataset="b", config_path=str(cfg), scheduler=scheduler, progress=False)
     return row, time.perf_counter() - t0
 
 

@@ -101,15 +101,17 @@ def _ingest(args: argparse.Namespace, kind: str) -> int:
             use_api()
             from flows.ingest import ingest
             from flows.rebuild import rebuild
+            from flows.runtime import flow_run_settings
 
             fn = ingest if kind == "ingest" else rebuild
-            row = fn(
-                dataset=args.dataset,
-                config_path=str(args.config),
-                scheduler=args.scheduler,
-                progress=not args.quiet,
-                **(opts if kind == "ingest" else {"allow_removals": opts["allow_removals"]}),
-            )
+            with flow_run_settings():
+                row = fn(
+                    dataset=args.dataset,
+                    config_path=str(args.config),
+                    scheduler=args.scheduler,
+                    progress=not args.quiet,
+                    **(opts if kind == "ingest" else {"allow_removals": opts["allow_removals"]}),
+                )
         print(summarize(row))
     return 0
 
@@ -208,16 +210,18 @@ def _run_stages(
     from flows.server import use_api
 
     if use_api():
+        from flows.runtime import flow_run_settings
         from flows.stages import stages
 
-        return stages(
-            dataset=ds.name,
-            names=todo,
-            config_path=config_path,
-            overrides=overrides,
-            force=force,
-            scheduler=scheduler,
-        )
+        with flow_run_settings():
+            return stages(
+                dataset=ds.name,
+                names=todo,
+                config_path=config_path,
+                overrides=overrides,
+                force=force,
+                scheduler=scheduler,
+            )
     from audiopipe.stages.runner import run_stages
     from flows.runtime import lazy_client
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from audiopipe.config import Config
@@ -11,6 +13,30 @@ from audiopipe.stages.cluster import LazyClient
 
 if TYPE_CHECKING:  # imported when used: stage commands in-process never load Prefect
     from prefect_dask import DaskTaskRunner
+
+
+@contextmanager
+def flow_run_settings() -> Iterator[None]:
+    """Prefect settings for a flow this process runs and waits for (commands, benchmarks, tests).
+
+    Prefect 3.9 sends flow-run heartbeats by default (every 180 s, for an automation that
+    marks crashed runs), from a thread that sleeps in 1 s steps; the run waits for that
+    thread to wake when it ends: 0-1 s, half a second on average, added to every run (a
+    tenth of a 5 s ingest). A run started by a command ends with the command, so it needs
+    none. A heartbeat frequency set explicitly (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, the
+    profile) is kept, and deployments served by ``audiopipe serve`` keep Prefect's default.
+
+    Examples
+    --------
+    >>> from prefect.settings import get_current_settings
+    >>> with flow_run_settings():
+    ...     get_current_settings().flows.heartbeat_frequency is None
+    True
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(set_defaults={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def scheduler_address(cfg: Config, scheduler: str | None = None) -> str | None:

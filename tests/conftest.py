@@ -58,7 +58,10 @@ def prefect_api():
     """One local Prefect API (temporary database) for the whole test session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
+    from flows.runtime import flow_run_settings
+
+    # flow runs as the CLI makes them (no heartbeat thread to wait for at each run's end)
+    with prefect_test_harness(server_startup_timeout=180), flow_run_settings():
         yield
 
 

@@ -48,3 +48,30 @@ def test_external_workers_report_their_hosts_cores(dask_scheduler, monkeypatch):
     monkeypatch.delenv(runtime.READ_AHEAD_ENV, raising=False)
     n, spare = runtime.cluster_shape(_cfg(5), dask_scheduler)
     assert n == 2 and spare == ((os.cpu_count() or 1) >= 4)
+
+
+
+@pytest.mark.parametrize(("env", "seen"), [(None, "None"), ("60", "60")])
+def test_flows_run_by_a_command_have_no_heartbeat_thread_unless_asked(env, seen):
+    """A flow run waits for its heartbeat thread at its end (up to 1 s): runs started by a
+    command (the CLI wraps them in ``flow_run_settings``) have none, unless the user set a
+    frequency. (In a fresh process: this session's Prefect settings are already wrapped.)"""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from prefect.settings import get_current_settings as g\n"
+        "from flows.runtime import flow_run_settings\n"
+        "print(g().flows.heartbeat_frequency)\n"
+        "with flow_run_settings():\n"
+        "    print(g().flows.heartbeat_frequency)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if "HEARTBEAT" not in k}
+    if env is not None:
+        environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = env
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    before, inside = out.stdout.split()[-2:]
+    assert before != "None"  # Prefect 3.9 sends them by default (every 180 s)
+    assert inside == seen
