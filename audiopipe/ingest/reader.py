@@ -320,26 +320,26 @@ def read_ahead(
     depth: int = 2,
     *,
     timings: MutableMapping[str, float] | None = None,
+    walk_ahead: int = 1,
 ) -> Iterator[Event]:
     """``events`` produced, and their first pass of audio decoded, in a second thread.
 
-    The thread hashes, reads headers, decodes and mixes to mono; the consumer's thread
-    resamples (its time goes to ``timings["resample"]``) and extracts. At most ``depth``
-    blocks wait in between (bounded memory). The consumer must call ``finish()`` on an
-    :class:`Opened` it stops reading early. If the consumer stops, the thread stops at its
-    next block.
+    The thread decodes and mixes to mono; the consumer's thread resamples (its time goes to
+    ``timings["resample"]``) and extracts. At most ``depth`` blocks wait in between (bounded
+    memory). With ``walk_ahead`` > 0 a third thread walks the files (hash, header) up to
+    that many files ahead of the decoding: hashing is a sixth of the reading thread's work
+    (BLAKE2b at ~450 MB/s against FLAC decoding at ~80 MB/s), and without it the reading
+    thread, not the extraction, set the pace. The consumer must call ``finish()`` on an
+    :class:`Opened` it stops reading early. If the consumer stops, the threads stop at
+    their next block or file.
     """
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
+    if walk_ahead > 0:
+        events = _walked_ahead(events, walk_ahead, stop)
 
     def put(item: Any) -> None:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        raise _Stopped
+        _put(q, item, stop)
 
     def produce() -> None:
         try:
@@ -363,6 +363,10 @@ def read_ahead(
         except BaseException as err:  # noqa: BLE001 - reported to the consumer
             with contextlib.suppress(_Stopped):
                 put(_Crash(err))
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # (the walking thread, if any, ends with it)
 
     thread = threading.Thread(target=produce, name="audiopipe-read-ahead", daemon=True)
     thread.start()
@@ -385,6 +389,57 @@ def read_ahead(
     finally:
         stop.set()
         thread.join(timeout=10)  # (a block being decoded, or a decoder hook, finishes first)
+
+
+def _walked_ahead(
+    events: Iterator[Event], ahead: int, stop: threading.Event
+) -> Iterator[Event]:
+    """``events`` produced in a thread of their own, at most ``ahead`` waiting; a failure of
+    the walk itself is raised here, where the events are consumed. The thread ends at the
+    last event, when ``stop`` is set, or when this generator is closed."""
+    q: queue.Queue = queue.Queue(maxsize=ahead)
+    closed = threading.Event()
+
+    def walk() -> None:
+        try:
+            for ev in events:
+                _put(q, ev, stop, closed)
+            _put(q, _END, stop, closed)
+        except _Stopped:
+            pass
+        except BaseException as err:  # noqa: BLE001 - raised in the consuming thread
+            with contextlib.suppress(_Stopped):
+                _put(q, _Crash(err), stop, closed)
+
+    thread = threading.Thread(target=walk, name="audiopipe-read-ahead-walk", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    raise _Stopped from None
+                continue
+            if item is _END:
+                return
+            if isinstance(item, _Crash):
+                raise item.error
+            yield item
+    finally:
+        closed.set()
+        thread.join(timeout=10)
+
+
+def _put(q: queue.Queue, item: Any, *stops: threading.Event) -> None:
+    """Put ``item`` once there is room; :class:`_Stopped` when any of ``stops`` is set."""
+    while not any(s.is_set() for s in stops):
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+    raise _Stopped
 
 
 class _Stopped(Exception):

@@ -54,11 +54,11 @@ def _consume(events, fail_on=None):
     return out
 
 
-@pytest.mark.parametrize("fail_on", [None, "g1.flac"])
-def test_read_ahead_gives_what_reading_in_this_thread_gives(tmp_path, fail_on):
+@pytest.mark.parametrize(("fail_on", "walk_ahead"), [(None, 1), ("g1.flac", 1), ("g1.flac", 0)])
+def test_read_ahead_gives_what_reading_in_this_thread_gives(tmp_path, fail_on, walk_ahead):
     files = _entries(_corpus(tmp_path))
     here = _consume(_reader().events(files), fail_on)
-    ahead = _consume(read_ahead(_reader().events(files), depth=1), fail_on)
+    ahead = _consume(read_ahead(_reader().events(files), depth=1, walk_ahead=walk_ahead), fail_on)
     assert [h[:2] for h in here] == [a[:2] for a in ahead]
     assert [h[:2] for h in here] == [
         ("g0.flac", "ok"),
@@ -108,14 +108,15 @@ def test_the_reading_thread_stays_bounded_and_stops_with_its_consumer(tmp_path):
             pulled.append(ev.entry.uri)
             yield ev
 
-    events = read_ahead(counting(), depth=2)
+    events = read_ahead(counting(), depth=2, walk_ahead=1)
     first = next(events)
-    time.sleep(0.5)  # the thread reads ahead, but only as far as the queue allows
-    assert len(pulled) <= 2, "the thread read far ahead of a consumer that is not reading"
+    time.sleep(0.5)  # the threads read ahead, but only as far as the queues allow
+    # the file given, one decoding, one waiting for the decoder, one being walked
+    assert len(pulled) <= 4, "the threads read far ahead of a consumer that is not reading"
     assert isinstance(first, Opened)
     events.close()  # the consumer goes away
     deadline = time.monotonic() + 10
-    while any(t.name == "audiopipe-read-ahead" for t in threading.enumerate()):
+    while any(t.name.startswith("audiopipe-read-ahead") for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the reading thread did not stop"
         time.sleep(0.05)
 
