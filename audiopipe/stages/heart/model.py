@@ -15,9 +15,10 @@ Springer et al. (2016), "Logistic Regression-HSMM-Based Heart Sound Segmentation
    whose cycle leaves under :data:`MIN_GAP_S` of systole or diastole beside the sounds'
    durations is dropped (half the true period, when S2 sits mid-cycle);
 4. :func:`~.hsmm.hsmm_viterbi` decodes the whole recording (first and last states may be
-   cut by its edges). With ``select="score"`` each period candidate is decoded and the
-   best-scoring segmentation wins; ``refine`` re-estimates the period and systole from the
-   decoded path and decodes again.
+   cut by its edges) with the period candidate of ``select``: the decoding's best score
+   (``score``; it favours slow rates where the emissions are weak), or with no scores
+   compared, the strongest peak checked for being a subharmonic (``harmonic``).
+   ``refine`` re-estimates period and systole from the decoded path and decodes again.
 
 Examples
 --------
@@ -46,7 +47,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from audiopipe.stages.heart.features import BASE_FEATURES, cycle_candidates, envelope_features
+from audiopipe.stages.heart.features import (
+    BASE_FEATURES,
+    cycle_candidates,
+    envelope_features,
+    fundamental_first,
+)
 from audiopipe.stages.heart.hsmm import (
     gaussian_durations,
     hsmm_viterbi,
@@ -62,6 +68,8 @@ Recording = tuple[np.ndarray, float]  # (samples, sample rate)
 S1_S, S1_SD, S2_S, S2_SD, SYSTOLE_SD = 0.122, 0.022, 0.094, 0.022, 0.025
 #: shortest systole (S1 end to S2 start) and diastole of a heart-period candidate (s)
 MIN_GAP_S = 0.04
+#: how the heart period is chosen among the autocorrelation's candidates
+SELECT = ("score", "autocorrelation", "harmonic")
 
 
 def _with_context(F: np.ndarray, k: int) -> np.ndarray:
@@ -78,10 +86,12 @@ class HeartSegmenter(BaseEstimator):
     (leave-one-recording-out over the 16 development recordings; round 1 of issue 12);
     Springer's published choice is given in brackets. Round 2's rerun (with its 0.003
     margin) stalled near Springer's configuration at a lower objective (CirCor 0.749), so
-    these defaults were kept; the options added in round 2 (``emission``, ``rate_from``,
-    ``detrend``) default to Springer's choice. The stage's leave-one-patient-out figures
-    with these defaults: ``benchmarks/segment_heart_stage.py``; strict tune/report split:
-    ``benchmarks/heart.py``.
+    these defaults were kept; ``emission``, ``rate_from`` and ``detrend`` (round 2) default
+    to Springer's choice. Round 3's heart rate (``select="harmonic"``,
+    ``rate_from="posterior"``), both strict splits' tuned choice, did not gain on the 16
+    recordings (0.869 against 0.871, ``tune_heart.py --compare-rate``), so ``select`` stays
+    ``"score"``. Figures with these defaults: ``benchmarks/segment_heart_stage.py`` (the
+    stage, leave-one-patient-out); strict tune/report split: ``benchmarks/heart.py``.
 
     Parameters
     ----------
@@ -123,9 +133,13 @@ class HeartSegmenter(BaseEstimator):
     ac_window_s : float, default 0.0 (tuned; [0.0])
         Average the envelope autocorrelation over windows of this length (0: one
         autocorrelation of the whole recording).
-    select : {"score", "autocorrelation"}, default "score" (tuned; ["autocorrelation"])
-        Keep the period candidate whose decoding scores best, or the strongest
-        autocorrelation peak.
+    select : {"score", "autocorrelation", "harmonic"}, default "score" (tuned; ["autocorrelation"])
+        The period candidate whose decoding scores best; the strongest autocorrelation
+        peak; or that peak checked for being a subharmonic (a peak at half its period at
+        least ``harmonic_ratio`` times as strong is taken instead, repeatedly:
+        :func:`~audiopipe.stages.heart.features.fundamental_first`).
+    harmonic_ratio : float, default 0.7
+        With ``select="harmonic"``: the relative strength that makes a subharmonic.
     refine : int, default 2 (tuned; [0])
         Times the period and systole are re-estimated from the decoded path and decoded
         again (kept while the score improves).
@@ -167,6 +181,7 @@ class HeartSegmenter(BaseEstimator):
         emission: str = "logistic",
         rate_from: str = "envelope",
         detrend: bool = False,
+        harmonic_ratio: float = 0.7,
     ) -> None:
         self.feature_rate = feature_rate
         self.features = features
@@ -190,6 +205,7 @@ class HeartSegmenter(BaseEstimator):
         self.emission = emission
         self.rate_from = rate_from
         self.detrend = detrend
+        self.harmonic_ratio = harmonic_ratio
 
     # ---- features ------------------------------------------------------------------------
     def envelopes(self, y: np.ndarray, sr: float) -> np.ndarray:
@@ -224,8 +240,7 @@ class HeartSegmenter(BaseEstimator):
         """:meth:`fit` on precomputed :meth:`envelopes` (one array per recording)."""
         if len(features) != len(references):
             raise ValueError(f"{len(features)} feature arrays but {len(references)} references")
-        if self.select not in ("score", "autocorrelation"):
-            raise ValueError(f"select must be 'score' or 'autocorrelation', got {self.select!r}")
+        self._check_rate_options()
         Xs, ys = [], []
         for F, ref in zip(features, references, strict=True):
             lab = intervals_to_frames(ref, len(F), self.feature_rate)
@@ -249,6 +264,12 @@ class HeartSegmenter(BaseEstimator):
         self.sound_durations_ = self._sound_durations(references)
         self.n_train_frames_ = int(len(y))
         return self
+
+    def _check_rate_options(self) -> None:
+        if self.rate_from not in ("envelope", "posterior"):
+            raise ValueError(f"rate_from must be 'envelope' or 'posterior', got {self.rate_from!r}")
+        if self.select not in SELECT:
+            raise ValueError(f"select must be one of {SELECT}, got {self.select!r}")
 
     def _classifier(self) -> Any:
         if self.emission == "logistic":
@@ -357,14 +378,15 @@ class HeartSegmenter(BaseEstimator):
         post = self.posteriors(F)
         log_b = self.log_emissions(F, post)
         env = F[:, 0] if F.shape[1] else np.zeros(len(F))
-        if self.rate_from not in ("envelope", "posterior"):
-            raise ValueError(f"rate_from must be 'envelope' or 'posterior', got {self.rate_from!r}")
+        self._check_rate_options()
+        harmonic = self.select == "harmonic"
         cands = cycle_candidates(
             env if self.rate_from == "envelope" else post[:, 0],
             self.feature_rate,
             self.min_bpm,
             self.max_bpm,
-            n_candidates=int(self.n_candidates) + 3,  # room for the ones dropped below
+            # room for the ones dropped below; the harmonic check needs every peak
+            n_candidates=64 if harmonic else int(self.n_candidates) + 3,
             window_s=self.ac_window_s,
             systole_env=env,
             detrend=self.detrend,
@@ -378,13 +400,16 @@ class HeartSegmenter(BaseEstimator):
             )
             cands = [(1.0, 0.35, 0.0)]
         lo_p, hi_p = 60.0 / self.max_bpm, 60.0 / self.min_bpm
-        cands = [(float(np.clip(p, lo_p, hi_p)), s) for p, s, _ in cands]
+        cands = [(float(np.clip(p, lo_p, hi_p)), s, r) for p, s, r in cands]
         # a cycle must hold its sounds: a candidate whose systole (S1 end to S2 start) or
         # diastole would be shorter than MIN_GAP_S is half the true period (S1-S2 and S2-S1
         # intervals look periodic too); unless no candidate fits, it is not decoded
-        cands = ([c for c in cands if self._holds_sounds(*c)] or cands)[: int(self.n_candidates)]
-        if self.select == "autocorrelation":
+        cands = [c for c in cands if self._holds_sounds(c[0], c[1])] or cands
+        if harmonic:  # the fundamental, not a subharmonic; no decoding scores compared
+            cands = fundamental_first(cands, ratio=self.harmonic_ratio)[:1]
+        elif self.select == "autocorrelation":
             cands = cands[:1]
+        cands = [(p, s) for p, s, _ in cands[: int(self.n_candidates)]]
         paths, scores = hsmm_viterbi_many(
             log_b, [self.duration_model(p, s) for p, s in cands], partial_edges=self.partial_edges
         )
@@ -396,7 +421,10 @@ class HeartSegmenter(BaseEstimator):
             if new is None:
                 break
             p2, s2 = float(np.clip(new[0], lo_p, hi_p)), new[1]
-            if not self._holds_sounds(p2, s2):
+            # the bounds the candidates were searched in: room for the sounds, and a systolic
+            # interval of at most half the period (Springer's rule; beyond it the path has S1
+            # and S2 swapped, which near 120 bpm can decode as well or better)
+            if not self._holds_sounds(p2, s2) or s2 > p2 / 2:
                 break
             path2, score2 = self._decode(log_b, p2, s2)
             tried.append((score2, p2, s2))
