@@ -53,7 +53,10 @@ posterior rate, took a different path through the features than round 2's (no oc
 bands, 3 context frames, objective 0.900 against 0.903: a tie within the margin on its
 tuning part), and that emission model takes 85345's S1 for S2 (with the octave bands
 added, still 0.365 and 0.351); the same model loses PASCAL 201103151912's S2 (F 0.571 to
-0.154). Split B's PASCAL figures moved with the rate choice on two recordings (one or two
+0.154). A diagnostic, not a reported figure (chosen knowing the report part): round 2's
+split-A configuration with round 3's rate gives 0.167 (85345_AV at 75 bpm, PV at 120 with
+S1/S2 swapped): where the emission model takes S2 for S1, its S1 posterior peaks at both
+and no rate rule recovers the states. Split B's PASCAL figures moved with the rate choice on two recordings (one or two
 sounds each at 68-70 bpm). What is left: S1/S2 identity near 120 bpm that transfers across
 patients (S2 is typically the louder sound at the base, 85345's AV and PV sites), and a
 tuning that does not hinge on ties between feature sets on one patient.
