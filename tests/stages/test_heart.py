@@ -381,6 +381,9 @@ def test_degenerate_inputs(synthetic_model):
     with pytest.warns(RuntimeWarning, match="no heart cycle"):
         segs = synthetic_model.predict(np.zeros(sr * 5), sr)  # silence: covered, and said so
     assert segs[0][0] == 0.0 and segs[-1][1] == pytest.approx(5.0)
+    post = copy.deepcopy(synthetic_model).set_params(select="harmonic", rate_from="posterior")
+    with pytest.warns(RuntimeWarning, match="no heart cycle"):  # a flat posterior up to
+        post.predict(np.zeros(sr * 5), sr)  # rounding has no peaks to take for a rate
     with pytest.warns(RuntimeWarning, match="no heart cycle"):
         short = synthetic_model.predict(np.random.default_rng(0).normal(size=sr // 4), sr)
     assert short[-1][1] == pytest.approx(0.25)
