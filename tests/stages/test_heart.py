@@ -543,3 +543,66 @@ def test_no_warning_on_a_clean_recording(synthetic_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         synthetic_model.predict(y, sr)
+
+
+# ---- S1 / S2 identity (round 4) -------------------------------------------------------------
+def _pcg_loudness(seed, a1, a2, dur=10.0, sr=2000, bpm=120.0, systole=0.25):
+    """PCG-like bursts at 120 bpm with systole as long as diastole and equally long sounds:
+    only loudness (``a1``, ``a2``) and pitch (S1 45 Hz, S2 110 Hz) tell S1 from S2."""
+    rng = np.random.default_rng(seed)
+    y = 0.03 * rng.standard_normal(int(dur * sr))
+    s1, s2 = [], []
+    t = float(rng.uniform(0.1, 0.4))
+    while t + 0.6 < dur:
+        for when, f, a, lst in ((t, 45, a1, s1), (t + systole, 110, a2, s2)):
+            n = int(0.1 * sr)
+            tt = np.arange(n) / sr
+            i = int(when * sr)
+            y[i : i + n] += a * np.sin(2 * np.pi * f * tt) * np.sin(np.pi * tt / 0.1) ** 2
+            lst.append(when + 0.05)
+        t += 60.0 / bpm * float(rng.uniform(0.97, 1.03))
+    return y, sr, np.array(s1), np.array(s2)
+
+
+def test_identity_cues_change_sign_under_the_swap():
+    from audiopipe.stages.heart.identity import identity_evidence, swap_states
+
+    fr = 50.0
+    path = np.array(([0] * 5 + [1] * 10 + [2] * 4 + [3] * 20) * 6)  # systole < diastole
+    sr = 2000
+    t = np.arange(int(len(path) / fr * sr)) / sr
+    frame = (t * fr).astype(int)
+    y = np.where(path[frame] == 0, np.sin(2 * np.pi * 40 * t),  # S1 low, S2 high
+                 np.where(path[frame] == 2, np.sin(2 * np.pi * 150 * t), 0.0))
+    ok = identity_evidence(path, y, sr, fr)
+    bad = identity_evidence(swap_states(path), y, sr, fr)
+    assert ok["pitch"] > 0.5 and ok["interval"] > 0.2 and ok["evidence"] > 0
+    assert bad["pitch"] == pytest.approx(-ok["pitch"])
+    assert bad["interval"] == pytest.approx(-ok["interval"]) and bad["evidence"] < 0
+    assert identity_evidence(path, None, None, fr)["pitch"] == 0.0  # no audio: intervals only
+
+
+def test_identity_check_undoes_a_loudness_cue_reversed_on_a_new_recording():
+    """Trained where S1 is the louder sound, tested where S2 is (as at the base): near 120
+    bpm only the emission model's loudness cue tells the states apart, and it is reversed.
+    Without the check S1 and S2 are swapped; with it they are found from the pitch."""
+    train = [_pcg_loudness(s, 1.0, 0.4) for s in (0, 1)]
+    recs = [(y, sr) for y, sr, _, _ in train]
+    refs = [_pascal_intervals({"S1": a, "S2": b}) for _, _, a, b in train]
+    kw = dict(features=("homomorphic", "hilbert"), bands=False, select="harmonic",
+              rate_from="posterior")
+    y, sr, s1, s2 = _pcg_loudness(5, 0.4, 1.0)
+    plain = HeartSegmenter(**kw).fit(recs, refs)
+    checked = HeartSegmenter(identity_check=True, **kw).fit(recs, refs)
+    off = sound_scores({"S1": s1, "S2": s2}, sound_centres(plain.predict(y, sr)), window=0.1)
+    a = checked.analyse(y, sr)
+    on = sound_scores({"S1": s1, "S2": s2}, sound_centres(a["segments"]), window=0.1)
+    assert off["f_sounds"] > 0.9 and off["f_S1"] < 0.2  # the sounds found, their names swapped
+    assert a["identity"]["swapped"] and a["identity"]["evidence"] < -checked.identity_margin
+    assert on["f_S1"] > 0.9 and on["f_S2"] > 0.9
+    assert a["segments"][0][0] == 0.0 and a["segments"][-1][1] == pytest.approx(len(y) / sr)
+    # a recording like the training ones is left as decoded
+    y, sr, s1, s2 = _pcg_loudness(6, 1.0, 0.4)
+    b = checked.analyse(y, sr)
+    assert not b["identity"]["swapped"] and b["identity"]["evidence"] > 0
+    assert sound_scores({"S1": s1, "S2": s2}, sound_centres(b["segments"]), window=0.1)["f_S1"] > 0.9

@@ -42,6 +42,7 @@ Examples
 """
 
 from audiopipe.stages.heart.evaluate import (
+    cross_val_segments,
     f_measure,
     frame_accuracy,
     plot_heart,
@@ -51,7 +52,7 @@ from audiopipe.stages.heart.evaluate import (
 )
 from audiopipe.stages.heart.features import cycle_candidates, envelope_features
 from audiopipe.stages.heart.hsmm import gaussian_durations, hsmm_viterbi
-from audiopipe.stages.heart.model import HeartSegmenter, cross_val_segments
+from audiopipe.stages.heart.model import HeartSegmenter
 from audiopipe.stages.heart.references import (
     STATES,
     intervals_to_frames,

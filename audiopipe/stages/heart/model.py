@@ -18,7 +18,12 @@ Springer et al. (2016), "Logistic Regression-HSMM-Based Heart Sound Segmentation
    cut by its edges) with the period candidate of ``select``: the decoding's best score
    (``score``; it favours slow rates where the emissions are weak), or with no scores
    compared, the strongest peak checked for being a subharmonic (``harmonic``).
-   ``refine`` re-estimates period and systole from the decoded path and decodes again.
+   ``refine`` re-estimates period and systole from the decoded path and decodes again;
+5. with ``identity_check``, the decoded path is compared with its S1 <-> S2 swap by cues
+   that hold across patients and sites (:mod:`~.identity`: systole shorter than diastole,
+   S1 lower-pitched than S2); when they favour the swap by more than
+   ``identity_margin``, the recording is decoded again with the S1 and S2 (systole and
+   diastole) emissions exchanged.
 
 Examples
 --------
@@ -59,9 +64,14 @@ from audiopipe.stages.heart.hsmm import (
     hsmm_viterbi_many,
     path_to_runs,
 )
-from audiopipe.stages.heart.references import STATES, intervals_to_frames
+from audiopipe.stages.heart.identity import SWAP, identity_evidence
+from audiopipe.stages.heart.references import (
+    STATES,
+    intervals_to_frames,
+    sound_duration_stats,
+)
 
-__all__ = ["HeartSegmenter", "Recording", "cross_val_segments"]
+__all__ = ["HeartSegmenter", "Recording"]
 
 Recording = tuple[np.ndarray, float]  # (samples, sample rate)
 # Springer's duration statistics (s), used when the references give none
@@ -150,6 +160,17 @@ class HeartSegmenter(BaseEstimator):
         Score a state's duration relative to its most likely duration (log p(d) - max log
         p), so that a faster heart rate (more segments per second) is not penalised for
         its number of segments when candidate rates are compared.
+    identity_check : bool, default False
+        Check the decoded S1 / S2 identity against physiology (:mod:`~.identity`) and
+        decode with the two exchanged when the check says they are swapped (round 4 of
+        issue 12: the emission model's cue, often loudness, need not transfer to a new
+        patient or site). Needs the audio (:meth:`analyse`, or ``y``/``sr`` given to
+        :meth:`analyse_features`).
+    identity_margin : float, default 0.05
+        Evidence below ``-identity_margin`` swaps (the evidence: log pitch ratio of S2 over
+        S1 plus ``identity_interval_weight`` times the relative systole/diastole difference).
+    identity_interval_weight : float, default 1.0
+        Weight of the interval cue against the pitch cue.
     partial_edges : bool, default True
         First and last states may be cut by the recording's edges (whole coverage).
     max_train_frames : int, default 50000
@@ -182,6 +203,9 @@ class HeartSegmenter(BaseEstimator):
         rate_from: str = "envelope",
         detrend: bool = False,
         harmonic_ratio: float = 0.7,
+        identity_check: bool = False,
+        identity_margin: float = 0.05,
+        identity_interval_weight: float = 1.0,
     ) -> None:
         self.feature_rate = feature_rate
         self.features = features
@@ -206,6 +230,9 @@ class HeartSegmenter(BaseEstimator):
         self.rate_from = rate_from
         self.detrend = detrend
         self.harmonic_ratio = harmonic_ratio
+        self.identity_check = identity_check
+        self.identity_margin = identity_margin
+        self.identity_interval_weight = identity_interval_weight
 
     # ---- features ------------------------------------------------------------------------
     def envelopes(self, y: np.ndarray, sr: float) -> np.ndarray:
@@ -287,26 +314,9 @@ class HeartSegmenter(BaseEstimator):
         raise ValueError(f"emission must be logistic, quadratic or mlp, got {self.emission!r}")
 
     def _sound_durations(self, references: Sequence[Sequence[tuple]]) -> np.ndarray:
-        """``[[S1 mean, S1 sd], [S2 mean, S2 sd]]`` in seconds.
-
-        Only sounds annotated with both neighbours touching them count (an interval
-        reference's complete cycle; intervals made from points with a guard do not).
-        """
+        """``[[S1 mean, S1 sd], [S2 mean, S2 sd]]`` (s): Springer's, or learned."""
         out = np.array([[S1_S, S1_SD], [S2_S, S2_SD]])
-        if not self.learn_durations:
-            return out
-        d: dict[str, list[float]] = {"S1": [], "S2": []}
-        for ref in references:
-            iv = sorted((float(s), float(e), str(k)) for s, e, k, *_ in ref)
-            for i in range(1, len(iv) - 1):
-                s, e, k = iv[i]
-                if k in d and abs(iv[i - 1][1] - s) < 1e-6 and abs(iv[i + 1][0] - e) < 1e-6:
-                    d[k].append(e - s)
-        for row, state in enumerate(("S1", "S2")):
-            x = np.array(d[state])
-            if len(x) >= 5:
-                out[row] = [np.median(x), max(float(np.std(x)), 0.5 * out[row, 1])]
-        return out
+        return sound_duration_stats(references, out) if self.learn_durations else out
 
     # ---- decoding ------------------------------------------------------------------------
     def duration_model(self, period_s: float, systole_s: float) -> np.ndarray:
@@ -369,10 +379,14 @@ class HeartSegmenter(BaseEstimator):
         systole candidates with their scores). A recording too short or too flat to show a
         heart cycle gets a warning and the state durations of 60 bpm.
         """
-        return self.analyse_features(self.envelopes(y, sr), len(y) / sr)
+        return self.analyse_features(self.envelopes(y, sr), len(y) / sr, y=y, sr=sr)
 
-    def analyse_features(self, F: np.ndarray, duration_s: float) -> dict[str, Any]:
-        """:meth:`analyse` on precomputed :meth:`envelopes` of a ``duration_s`` recording."""
+    def analyse_features(
+        self, F: np.ndarray, duration_s: float, y: np.ndarray | None = None,
+        sr: float | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`analyse` on precomputed :meth:`envelopes` of a ``duration_s`` recording
+        (``y``, ``sr``: its audio, for ``identity_check``'s pitch cue)."""
         if not hasattr(self, "model_"):
             raise ValueError("HeartSegmenter is not fitted: call fit() first")
         post = self.posteriors(F)
@@ -431,6 +445,17 @@ class HeartSegmenter(BaseEstimator):
             if score2 <= score:
                 break
             path, score, period, systole = path2, score2, p2, s2
+        identity = None
+        if self.identity_check:
+            if y is None:
+                warnings.warn("identity_check without the audio: only the interval cue counts",
+                              RuntimeWarning, stacklevel=2)
+            identity = identity_evidence(path, y, sr, self.feature_rate,
+                                         self.identity_interval_weight)
+            identity["swapped"] = bool(identity["evidence"] < -self.identity_margin)
+            if identity["swapped"]:  # S1 and S2 (systole, diastole) exchanged, decoded again
+                post, log_b = post[:, SWAP], log_b[:, SWAP]
+                path, score = self._decode(log_b, period, systole)
         n = max(len(path), 1)
         # confidence of a segment: the mean posterior of its state over its frames
         conf = [float(post[s:e, k].mean()) for s, e, k in path_to_runs(path)]
@@ -443,6 +468,7 @@ class HeartSegmenter(BaseEstimator):
             "systole_s": systole,
             "score": score / n,
             "candidates": [(60.0 / p, s, sc / n) for sc, p, s in tried],
+            "identity": identity,
         }
 
     def _segments(self, path: np.ndarray, duration: float) -> list[tuple[float, float, str]]:
@@ -465,36 +491,3 @@ class HeartSegmenter(BaseEstimator):
             k: np.array([(s + e) / 2 for s, e, lab in segs if lab == k]) for k in ("S1", "S2")
         }
 
-
-def cross_val_segments(
-    estimator: HeartSegmenter,
-    recordings: Sequence[Recording],
-    references: Sequence[Sequence[tuple]],
-    groups: Sequence[str],
-    n_splits: int = 5,
-    full: bool = False,
-) -> list[Any]:
-    """Segments of every recording by a clone of ``estimator`` trained on other groups only.
-
-    ``groups`` names each recording's patient (or recording); with at most ``n_splits``
-    groups every group is held out once (leave-one-group-out), otherwise grouped K-fold.
-    Features are computed once per recording. With ``full=True`` each item is the whole
-    :meth:`HeartSegmenter.analyse` dict (segments, confidence, heart rate, features).
-    """
-    from sklearn.base import clone
-    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
-
-    groups = np.asarray([str(g) for g in groups])
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ValueError("cross-validation needs recordings of at least 2 groups (patients)")
-    cv = LeaveOneGroupOut() if n_groups <= n_splits else GroupKFold(n_splits=n_splits)
-    F = [estimator.envelopes(y, sr) for y, sr in recordings]
-    out: list[Any] = [[] for _ in recordings]
-    for train, test in cv.split(F, groups=groups):
-        m = clone(estimator).fit_features([F[i] for i in train], [references[i] for i in train])
-        for i in test:
-            y, sr = recordings[i]
-            a = m.analyse_features(F[i], len(y) / sr)
-            out[i] = a if full else a["segments"]
-    return out
