@@ -23,11 +23,11 @@ Examples
 >>> import numpy as np
 >>> path = np.array(([0] * 5 + [1] * 10 + [2] * 4 + [3] * 20) * 4)
 >>> round(interval_cue(path), 2)
-0.31
+0.23
 >>> swap_states(path)[:6].tolist()
 [2, 2, 2, 2, 2, 3]
 >>> round(interval_cue(swap_states(path)), 2)
--0.31
+-0.23
 """
 
 from __future__ import annotations

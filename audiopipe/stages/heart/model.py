@@ -100,7 +100,9 @@ class HeartSegmenter(BaseEstimator):
     to Springer's choice. Round 3's heart rate (``select="harmonic"``,
     ``rate_from="posterior"``), both strict splits' tuned choice, did not gain on the 16
     recordings (0.869 against 0.871, ``tune_heart.py --compare-rate``), so ``select`` stays
-    ``"score"``. Figures with these defaults: ``benchmarks/segment_heart_stage.py`` (the
+    ``"score"``. Round 4's identity check is on (``tune_heart.py --compare-identity``: no
+    loss on the 16 recordings, 0.8714 either way, and 0.10 -> 0.86 with the emission
+    model's S1/S2 confused). Figures with these defaults: ``benchmarks/segment_heart_stage.py`` (the
     stage, leave-one-patient-out); strict tune/report split: ``benchmarks/heart.py``.
 
     Parameters
@@ -160,7 +162,7 @@ class HeartSegmenter(BaseEstimator):
         Score a state's duration relative to its most likely duration (log p(d) - max log
         p), so that a faster heart rate (more segments per second) is not penalised for
         its number of segments when candidate rates are compared.
-    identity_check : bool, default False
+    identity_check : bool, default True (tuned; [no check])
         Check the decoded S1 / S2 identity against physiology (:mod:`~.identity`) and
         decode with the two exchanged when the check says they are swapped (round 4 of
         issue 12: the emission model's cue, often loudness, need not transfer to a new
@@ -203,7 +205,7 @@ class HeartSegmenter(BaseEstimator):
         rate_from: str = "envelope",
         detrend: bool = False,
         harmonic_ratio: float = 0.7,
-        identity_check: bool = False,
+        identity_check: bool = True,
         identity_margin: float = 0.05,
         identity_interval_weight: float = 1.0,
     ) -> None:
