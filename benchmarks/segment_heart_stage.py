@@ -19,7 +19,8 @@ grouped CV; ``benchmarks/heart.py`` gives the strict tune/report split.
 Measured (16 recordings; heart: leave-one-group-out inside the stage; periodic: the same
 recordings): frame accuracy 0.833 vs 0.531, F S1 0.882 vs 0.669, F S2 0.889 vs 0.627, both
 sounds 0.933 vs 0.723, coverage 1.000 vs 0.737 of each recording (re-measured after round 2
-with the same means: the defaults were kept).
+with the same means; and after round 3: the defaults were kept; and after round 4, with the
+S1/S2 identity check on by default: the same figures, it swapped no recording here).
 
 Prints a table and writes ``benchmarks/results/segment_heart_stage.json``.
 Run: ``python benchmarks/segment_heart_stage.py`` from the repository root (~2 min).

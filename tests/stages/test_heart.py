@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 import warnings
@@ -34,7 +35,7 @@ from audiopipe.stages.heart import (
     sound_centres,
     sound_scores,
 )
-from audiopipe.stages.heart.features import resample
+from audiopipe.stages.heart.features import fundamental_first, resample
 from audiopipe.stages.heart.hsmm import NEG, hsmm_viterbi_many
 
 
@@ -303,6 +304,57 @@ def test_heart_rate_from_the_s1_posterior():
         HeartSegmenter(rate_from="ecg").fit(recs, refs).predict(y, sr)
 
 
+def _alternans_pcg(bpm, systole, weak, seed, duration=20.0):
+    """A synthetic PCG whose every other beat is ``weak`` times as loud, under a slow swell
+    (loudness rising 20-fold, e**3, over the recording): its envelope repeats exactly
+    only every two beats, so autocorrelation and decoding score can favour half the rate."""
+    y, sr, s1, s2 = segment.synthetic_pcg(duration, bpm=bpm, systole_s=systole, seed=seed,
+                                          noise=0.1)
+    t = np.arange(len(y)) / sr
+    beat = np.searchsorted(s1 - 0.1, t) - 1  # the beat each sample belongs to
+    g = np.where(beat % 2 == 1, weak, 1.0) * np.exp(3.0 * t / duration)
+    return (y * g).astype(np.float32), sr, s1, s2
+
+
+@pytest.mark.parametrize("bpm", [80, 115])
+def test_harmonic_check_prefers_the_fundamental_to_a_subharmonic(bpm):
+    """Pulses alternating loud and 0.6 as loud on a slow swell: the autocorrelation peaks
+    most at twice the period; the harmonic check finds the peak at half of it (the beat),
+    a weak half-period peak does not move it, and neither does an empty or flat list."""
+    fr, rng = 50.0, np.random.default_rng(bpm)
+    t = np.arange(1000) / fr
+    env, tb, k = np.zeros_like(t), 0.3, 0
+    while tb < t[-1]:
+        env += (0.6 if k % 2 else 1.0) * np.exp(-0.5 * ((t - tb) / 0.03) ** 2)
+        tb, k = tb + 60 / bpm * rng.uniform(0.97, 1.03), k + 1
+    env = env * np.exp(2 * t / t[-1]) + 0.05 * rng.standard_normal(len(t))
+    cands = cycle_candidates(env, fr, n_candidates=64, window_s=0.0)
+    assert abs(60 / cands[0][0] - bpm / 2) < 3  # the strongest peak: the subharmonic
+    assert abs(60 / fundamental_first(cands)[0][0] - bpm) < 3
+    assert sorted(fundamental_first(cands)) == sorted(cands)  # reordered, nothing lost
+    assert fundamental_first(cands, ratio=1.01)[0] == cands[0]
+    assert fundamental_first([]) == []
+    flat = [(1.0, 0.3, -0.1), (0.5, 0.2, -0.1)]
+    assert fundamental_first(flat)[0] == flat[0]
+
+
+@pytest.mark.parametrize(("bpm", "systole"), [(60, 0.33), (115, 0.26)])
+def test_harmonic_rate_from_the_posterior_survives_alternating_beats_and_a_swell(
+    synthetic_model, bpm, systole
+):
+    """Every other beat at 0.3 of the loudness, under a slow swell: the harmonic check on
+    the S1 posterior (both strict splits' tuned choice) finds the beat, not half of it (the
+    envelope's candidates compared by decoding score took half the rate here), and S1
+    lands on the beats; the rate is estimated once, with no decoding-score comparison."""
+    y, sr, s1, _ = _alternans_pcg(bpm, systole, 0.3, seed=bpm)
+    seg = copy.deepcopy(synthetic_model).set_params(select="harmonic", rate_from="posterior")
+    a = seg.analyse(y, sr)
+    true_bpm = 60 / np.median(np.diff(s1))
+    assert abs(a["candidates"][0][0] - true_bpm) < 4  # the one candidate decoded first
+    assert abs(a["heart_rate_bpm"] - true_bpm) < 4, a["candidates"]
+    assert mir_eval.onset.f_measure(s1, sound_centres(a["segments"])["S1"], window=0.05)[0] > 0.9
+
+
 @pytest.mark.parametrize("emission", ["quadratic", "mlp"])
 def test_other_emission_models_segment_and_persist(emission, tmp_path):
     """The quadratic-feature regression and the network are trained, decode a synthetic PCG
@@ -329,6 +381,9 @@ def test_degenerate_inputs(synthetic_model):
     with pytest.warns(RuntimeWarning, match="no heart cycle"):
         segs = synthetic_model.predict(np.zeros(sr * 5), sr)  # silence: covered, and said so
     assert segs[0][0] == 0.0 and segs[-1][1] == pytest.approx(5.0)
+    post = copy.deepcopy(synthetic_model).set_params(select="harmonic", rate_from="posterior")
+    with pytest.warns(RuntimeWarning, match="no heart cycle"):  # a flat posterior up to
+        post.predict(np.zeros(sr * 5), sr)  # rounding has no peaks to take for a rate
     with pytest.warns(RuntimeWarning, match="no heart cycle"):
         short = synthetic_model.predict(np.random.default_rng(0).normal(size=sr // 4), sr)
     assert short[-1][1] == pytest.approx(0.25)
@@ -420,6 +475,7 @@ def test_circor_leave_one_patient_out(heart_corpus):
         recs = [(y, 4000) for y, _ in train] + [(pascal[n][0], 4000) for n in pascal_train]
         refs = [r for _, r in train] + [_pascal_intervals(pascal[n][1]) for n in pascal_train]
         seg = HeartSegmenter().fit(recs, refs)
+        harmonic = copy.deepcopy(seg).set_params(select="harmonic", rate_from="posterior")
         test = {k: v for k, v in circor.items() if not k.startswith(train_patient)}
         acc, acc_base, acc_trivial = [], [], []
         for name, (y, ref) in test.items():
@@ -431,11 +487,37 @@ def test_circor_leave_one_patient_out(heart_corpus):
             acc_trivial.append(frame_accuracy(ref, [(0.0, len(y) / 4000, "diastole")]))
             s1 = np.array([s for s, _, k in ref if k == "S1"])
             assert abs(a["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 6, name
+            # the harmonic check on the S1 posterior (both strict splits' tuned heart rate)
+            # finds it too, with no decoding-score comparison
+            b = harmonic.analyse_features(a["features"], len(y) / 4000, y=y, sr=4000)
+            assert abs(b["heart_rate_bpm"] - 60 / np.median(np.diff(s1))) < 6, name
         print(f"held-out patient(s) {sorted(test)}: LR-HSMM {np.round(acc, 3)}, "
               f"periodic {np.round(acc_base, 3)}, all-diastole {np.round(acc_trivial, 3)}")
         assert np.mean(acc) > 0.7
         assert np.mean(acc) > np.mean(acc_base) + 0.05
         assert np.mean(acc) > np.mean(acc_trivial) + 0.3
+
+
+@pytest.mark.corpora
+def test_heart_rate_under_a_slow_swell_is_not_a_subharmonic(heart_corpus):
+    """CirCor 85345_PV (116 bpm) swells slowly in loudness: with split A's round-2
+    features (robust-scaled envelopes, no log) its envelope autocorrelation has no peak
+    near the beat, and comparing decoding scores took 39 bpm. The harmonic check on the
+    S1 posterior takes the beat, from one estimate (no decoding scores compared)."""
+    circor, pascal = heart_corpus
+    train = [v for k, v in circor.items() if k.startswith("85343")]
+    recs = [(y, 4000) for y, _ in train] + [(pascal[n][0], 4000) for n in sorted(pascal)[:5]]
+    refs = [r for _, r in train] + [_pascal_intervals(pascal[n][1]) for n in sorted(pascal)[:5]]
+    round2 = dict(bands=True, log_features=False, normalise="robust", context=1, C=1.0,
+                  emission_weight=0.5, refine=1, learn_durations=False)
+    seg = HeartSegmenter(**round2, select="harmonic", rate_from="posterior").fit(recs, refs)
+    y, ref = circor["85345_PV"]
+    s1 = np.array([s for s, _, k in ref if k == "S1"])
+    true_bpm = 60 / np.median(np.diff(s1))
+    a = seg.analyse(y, 4000)
+    assert abs(a["candidates"][0][0] - true_bpm) < 6 and abs(a["heart_rate_bpm"] - true_bpm) < 6
+    old = copy.deepcopy(seg).set_params(select="score", rate_from="envelope")
+    assert old.analyse_features(a["features"], len(y) / 4000, y=y, sr=4000)["heart_rate_bpm"] < 0.5 * true_bpm
 
 
 @pytest.mark.corpora
@@ -461,3 +543,66 @@ def test_no_warning_on_a_clean_recording(synthetic_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         synthetic_model.predict(y, sr)
+
+
+# ---- S1 / S2 identity (round 4) -------------------------------------------------------------
+def _pcg_loudness(seed, a1, a2, dur=10.0, sr=2000, bpm=120.0, systole=0.25):
+    """PCG-like bursts at 120 bpm with systole as long as diastole and equally long sounds:
+    only loudness (``a1``, ``a2``) and pitch (S1 45 Hz, S2 110 Hz) tell S1 from S2."""
+    rng = np.random.default_rng(seed)
+    y = 0.03 * rng.standard_normal(int(dur * sr))
+    s1, s2 = [], []
+    t = float(rng.uniform(0.1, 0.4))
+    while t + 0.6 < dur:
+        for when, f, a, lst in ((t, 45, a1, s1), (t + systole, 110, a2, s2)):
+            n = int(0.1 * sr)
+            tt = np.arange(n) / sr
+            i = int(when * sr)
+            y[i : i + n] += a * np.sin(2 * np.pi * f * tt) * np.sin(np.pi * tt / 0.1) ** 2
+            lst.append(when + 0.05)
+        t += 60.0 / bpm * float(rng.uniform(0.97, 1.03))
+    return y, sr, np.array(s1), np.array(s2)
+
+
+def test_identity_cues_change_sign_under_the_swap():
+    from audiopipe.stages.heart.identity import identity_evidence, swap_states
+
+    fr = 50.0
+    path = np.array(([0] * 5 + [1] * 10 + [2] * 4 + [3] * 20) * 6)  # systole < diastole
+    sr = 2000
+    t = np.arange(int(len(path) / fr * sr)) / sr
+    frame = (t * fr).astype(int)
+    y = np.where(path[frame] == 0, np.sin(2 * np.pi * 40 * t),  # S1 low, S2 high
+                 np.where(path[frame] == 2, np.sin(2 * np.pi * 150 * t), 0.0))
+    ok = identity_evidence(path, y, sr, fr)
+    bad = identity_evidence(swap_states(path), y, sr, fr)
+    assert ok["pitch"] > 0.5 and ok["interval"] > 0.2 and ok["evidence"] > 0
+    assert bad["pitch"] == pytest.approx(-ok["pitch"])
+    assert bad["interval"] == pytest.approx(-ok["interval"]) and bad["evidence"] < 0
+    assert identity_evidence(path, None, None, fr)["pitch"] == 0.0  # no audio: intervals only
+
+
+def test_identity_check_undoes_a_loudness_cue_reversed_on_a_new_recording():
+    """Trained where S1 is the louder sound, tested where S2 is (as at the base): near 120
+    bpm only the emission model's loudness cue tells the states apart, and it is reversed.
+    Without the check S1 and S2 are swapped; with it they are found from the pitch."""
+    train = [_pcg_loudness(s, 1.0, 0.4) for s in (0, 1)]
+    recs = [(y, sr) for y, sr, _, _ in train]
+    refs = [_pascal_intervals({"S1": a, "S2": b}) for _, _, a, b in train]
+    kw = dict(features=("homomorphic", "hilbert"), bands=False, select="harmonic",
+              rate_from="posterior")
+    y, sr, s1, s2 = _pcg_loudness(5, 0.4, 1.0)
+    plain = HeartSegmenter(identity_check=False, **kw).fit(recs, refs)
+    checked = HeartSegmenter(identity_check=True, **kw).fit(recs, refs)
+    off = sound_scores({"S1": s1, "S2": s2}, sound_centres(plain.predict(y, sr)), window=0.1)
+    a = checked.analyse(y, sr)
+    on = sound_scores({"S1": s1, "S2": s2}, sound_centres(a["segments"]), window=0.1)
+    assert off["f_sounds"] > 0.9 and off["f_S1"] < 0.2  # the sounds found, their names swapped
+    assert a["identity"]["swapped"] and a["identity"]["evidence"] < -checked.identity_margin
+    assert on["f_S1"] > 0.9 and on["f_S2"] > 0.9
+    assert a["segments"][0][0] == 0.0 and a["segments"][-1][1] == pytest.approx(len(y) / sr)
+    # a recording like the training ones is left as decoded
+    y, sr, s1, s2 = _pcg_loudness(6, 1.0, 0.4)
+    b = checked.analyse(y, sr)
+    assert not b["identity"]["swapped"] and b["identity"]["evidence"] > 0
+    assert sound_scores({"S1": s1, "S2": s2}, sound_centres(b["segments"]), window=0.1)["f_S1"] > 0.9

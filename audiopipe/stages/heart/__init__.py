@@ -12,11 +12,15 @@ features : envelopes (homomorphic, Hilbert, PSD, wavelet band, octave bands), sp
 hsmm : the cyclic semi-Markov Viterbi decoder (several duration models in one pass) and
     the duration distributions.
 model : :class:`HeartSegmenter` (scikit-learn estimator; skops-persistable, trust
-    :data:`TRUSTED`) and :func:`cross_val_segments` (grouped, e.g. leave-one-patient-out).
+    :data:`TRUSTED`).
+identity : whether a decoded path has S1 and S2 in place or swapped, by cues that hold
+    across patients and sites (S1 lower-pitched, systole shorter than diastole); used by
+    ``HeartSegmenter(identity_check=True)``.
 references : CirCor ``.tsv`` intervals, PASCAL CSV points, :func:`read_references` for a
     folder / file of either.
-evaluate : frame accuracy over annotated frames, S1/S2 F-measure within the annotated
-    span (the ``segment`` stage's periodic-mode convention), :func:`score_recording`, and
+evaluate : :func:`cross_val_segments` (grouped, e.g. leave-one-patient-out), frame
+    accuracy over annotated frames, S1/S2 F-measure within the annotated span (the
+    ``segment`` stage's periodic-mode convention), :func:`score_recording`, and
     :func:`plot_heart`.
 
 Wiring into the ``segment`` stage (a ``heart`` mode)
@@ -42,6 +46,7 @@ Examples
 """
 
 from audiopipe.stages.heart.evaluate import (
+    cross_val_segments,
     f_measure,
     frame_accuracy,
     plot_heart,
@@ -51,7 +56,7 @@ from audiopipe.stages.heart.evaluate import (
 )
 from audiopipe.stages.heart.features import cycle_candidates, envelope_features
 from audiopipe.stages.heart.hsmm import gaussian_durations, hsmm_viterbi
-from audiopipe.stages.heart.model import HeartSegmenter, cross_val_segments
+from audiopipe.stages.heart.model import HeartSegmenter
 from audiopipe.stages.heart.references import (
     STATES,
     intervals_to_frames,

@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -29,6 +30,7 @@ from scipy.optimize import linear_sum_assignment
 from audiopipe.stages.heart.references import STATES, intervals_to_frames
 
 __all__ = [
+    "cross_val_segments",
     "frame_accuracy",
     "f_measure",
     "sound_scores",
@@ -175,3 +177,37 @@ def plot_heart(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def cross_val_segments(
+    estimator: Any,
+    recordings: Sequence[tuple[np.ndarray, float]],
+    references: Sequence[Sequence[tuple]],
+    groups: Sequence[str],
+    n_splits: int = 5,
+    full: bool = False,
+) -> list[Any]:
+    """Segments of every recording by a clone of ``estimator`` trained on other groups only.
+
+    ``groups`` names each recording's patient (or recording); with at most ``n_splits``
+    groups every group is held out once (leave-one-group-out), otherwise grouped K-fold.
+    Features are computed once per recording. With ``full=True`` each item is the whole
+    :meth:`HeartSegmenter.analyse` dict (segments, confidence, heart rate, features).
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+    groups = np.asarray([str(g) for g in groups])
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError("cross-validation needs recordings of at least 2 groups (patients)")
+    cv = LeaveOneGroupOut() if n_groups <= n_splits else GroupKFold(n_splits=n_splits)
+    F = [estimator.envelopes(y, sr) for y, sr in recordings]
+    out: list[Any] = [[] for _ in recordings]
+    for train, test in cv.split(F, groups=groups):
+        m = clone(estimator).fit_features([F[i] for i in train], [references[i] for i in train])
+        for i in test:
+            y, sr = recordings[i]
+            a = m.analyse_features(F[i], len(y) / sr, y=y, sr=sr)
+            out[i] = a if full else a["segments"]
+    return out

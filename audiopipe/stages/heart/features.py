@@ -46,6 +46,7 @@ __all__ = [
     "windowed_autocorrelation",
     "normalise_columns",
     "cycle_candidates",
+    "fundamental_first",
 ]
 
 BASE_FEATURES = ("homomorphic", "hilbert", "psd", "wavelet")
@@ -228,14 +229,16 @@ def normalise_columns(
 
 
 def autocorrelation(env: np.ndarray) -> np.ndarray:
-    """Normalised autocorrelation (lag 0 = 1) of a mean-removed envelope, via FFT."""
+    """Normalised autocorrelation (lag 0 = 1) of a mean-removed envelope, via FFT (zeros
+    for a signal constant up to rounding)."""
     e = np.asarray(env, dtype=np.float64)
     n = len(e)
     if n == 0:
         return np.zeros(0)
+    scale = float(np.abs(e).max())
     e = e - e.mean()
-    if not np.any(e):
-        return np.zeros(n)
+    if not np.any(np.abs(e) > 1e-8 * scale):  # constant up to rounding (e.g. a posterior
+        return np.zeros(n)  # of silence): no periodicity, not peaks of rounding noise
     nfft = 1 << int(np.ceil(np.log2(2 * n)))
     spec = np.fft.rfft(e, nfft)
     r = np.fft.irfft(spec * np.conj(spec), nfft)[:n]
@@ -319,6 +322,48 @@ def cycle_candidates(
                 systole = _refine(r_sys, best) / feature_rate
         out.append((float(period), float(systole), float(seg[p])))
     return out
+
+
+def fundamental_first(
+    candidates: list[tuple[float, float, float]], ratio: float = 0.7, tolerance: float = 0.1
+) -> list[tuple[float, float, float]]:
+    """The candidates with the fundamental period first: a harmonic-consistency check.
+
+    Starting from the strongest autocorrelation peak, while another candidate lies at half
+    its period (within ``tolerance`` of it, relative) and is at least ``ratio`` times as
+    strong, that one is taken instead: a periodic signal's autocorrelation peaks at every
+    multiple of its period, so a strong peak at half a candidate's period says the candidate
+    is a subharmonic (two beats), whatever the decoding scores of the two would be. The
+    rest keep their order (strongest first).
+
+    Parameters
+    ----------
+    candidates : ``(period_s, systole_s, strength)`` as from :func:`cycle_candidates` (ask
+        it for every peak: the half period may be weaker than the strongest few).
+    ratio : strength of the half-period peak, relative to the current choice, above which
+        the current choice counts as a subharmonic.
+    tolerance : relative distance from the exact half period still counted as it.
+
+    Examples
+    --------
+    >>> fundamental_first([(1.0, 0.3, 0.5), (0.51, 0.2, 0.45), (0.33, 0.1, 0.1)])[0]
+    (0.51, 0.2, 0.45)
+    >>> fundamental_first([(1.0, 0.3, 0.5), (0.51, 0.2, 0.2)])[0]
+    (1.0, 0.3, 0.5)
+    """
+    if not candidates:
+        return []
+    order = sorted(candidates, key=lambda c: -c[2])
+    best = order[0]
+    while True:
+        if best[2] <= 0:  # no periodicity to speak of: nothing is a subharmonic
+            break
+        half = best[0] / 2
+        sub = [c for c in order if abs(c[0] - half) <= tolerance * half and c[2] >= ratio * best[2]]
+        if not sub:
+            break
+        best = max(sub, key=lambda c: c[2])
+    return [best] + [c for c in order if c is not best]
 
 
 def _detrend(x: np.ndarray, width: int) -> np.ndarray:
