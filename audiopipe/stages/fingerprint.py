@@ -10,13 +10,24 @@ kept as an option), from FFT bin 3 (65 Hz) up, and pairs every anchor peak with 
 than the index (:data:`QUERY_PARAMS`: 120 peaks/s, fanout 16, against 45/s and fanout 8 in
 the index): under noise, noise peaks crowd between a query's true peaks, and a wider
 fanout still reaches the targets the index paired. Round 2 of the tuning (issue 12 §4)
-tried query shifts (``shifts``: analyses a fraction of a hop later, pooled; audfprint's
-query shifts), fanout 24, a denser index (60/s) and queries (160/s), and a
-noise-floor-adaptive peak threshold (``floor_db``); on tuning queries none beat these
-defaults by more than one query in 99 at 0 dB white noise (the threshold at 6 dB cut music
-from 0.92 to 0.69), and the best of them (fanout 24, two shifts) gave the same held-out
-figures at 2.2 times the query time, so the defaults stayed (both options are off). Each pair is hashed as
-``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) and keeps the anchor's frame.
+tried query shifts (``shifts``), fanout 24, denser landmarks and a noise-floor threshold
+(``floor_db``): none gained on tuning queries, so both options are off. Round 3 found the
+cause of the misses at 0 dB white noise: short calls (a 0.3 s dog bark in a 5 s clip left
+the index 26 peaks in all, too few pairs to outvote chance) and noisy textures (fire,
+drums). A narrower neighbourhood, ``f_sd=2`` (±2 bins × ±2 frames, index and queries),
+gives them peaks while loud music still fills its 45 per second (index +1 %): held-out
+non-music at 0 dB white noise 0.941 -> 0.965; but it also makes peaks of the harmonics of
+babble, and music in 0 dB babble fell (held-out 1.000 -> 0.938, the music benchmark
+0.991 -> 0.895), so it is an option for datasets of animal, nature and speech recordings,
+not the default; its confidence has its own calibration (:data:`CONF_COEFS`). The
+candidates, the ideas dropped (query whitening, smoothing, longer ranking blocks,
+re-scoring by peak coincidence) and their tuning figures are in
+``benchmarks/tune_fingerprint.py``. Each pair is hashed as
+``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) and keeps the anchor's frame. Queries pick
+their peaks with the neighbourhood of the index they are matched to (:data:`PEAK_PARAMS`,
+read from the fingerprint run that built it by :func:`load_index`; until round 3 queries
+ignored the stage's ``f_sd``/``t_sd``), so an index built with any shape is queried
+consistently (new parameters: the next run redoes every clip).
 
 :class:`FingerprintIndex` is the inverted index held as a sorted hash array (``searchsorted``
 lookup); :meth:`FingerprintIndex.match` votes on ``t_db - t_query`` per clip (distinct
@@ -33,9 +44,11 @@ Parameters, the calibration and the threshold were chosen by ``benchmarks/tune_f
 on a fixed split of recordings (``benchmarks/fp_split.py``): the index holds music, ESC-10
 animals and nature, speech, drums; tuning queries come from half of the indexed recordings
 and from non-members (other ESC-10 clips, other speech, heart sounds) under clean, 0 dB
-white-noise and 0 dB babble conditions. The threshold is the one that keeps tuning
-non-member false positives at or under 0.5 %; ``benchmarks/fingerprint.py`` reports the
-figures on the other half and on other non-members.
+white-noise and 0 dB babble conditions. The threshold keeps tuning non-member false
+positives at or under 0.5 % but is never under 0.5 (an answer the model thinks more likely
+wrong than right is no answer; with ``f_sd=2`` the tuned 0.235 gave 1.0 % held-out false
+positives). ``benchmarks/fingerprint.py``
+reports the figures on the other half and on other non-members.
 
 In a dataset the index is the Delta table ``fingerprints`` (hash int64, clip_id string,
 t int32), kept by the stage :class:`Fingerprint` (clip by clip: a run fingerprints only
@@ -60,7 +73,7 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +81,7 @@ import numpy as np
 from audiopipe.audio import to_mono
 from audiopipe.stages._fpindex import (
     CONF_COEF,
+    CONF_COEFS,
     HOP_LENGTH,
     MIN_CONFIDENCE,
     SR,
@@ -88,9 +102,12 @@ __all__ = [
     "HOP_LENGTH",
     "landmarks",
     "query_landmarks",
+    "QUERY_PARAMS",
+    "PEAK_PARAMS",
     "confidence",
     "confidence_features",
     "CONF_COEF",
+    "CONF_COEFS",
     "MIN_CONFIDENCE",
     "FingerprintIndex",
     "Fingerprint",
@@ -104,6 +121,10 @@ N_FFT = 512  # FFT size of the landmark spectrogram (rate SR and hop HOP_LENGTH:
 QUERY_DENSITY = 120.0
 #: landmark parameters of queries (see the module docstring)
 QUERY_PARAMS: dict[str, Any] = {"density": QUERY_DENSITY, "fanout": 16}
+#: stage parameters that shape the peaks: a query takes them from the index it is matched to
+PEAK_PARAMS = ("f_sd", "t_sd", "hpf_pole", "min_bin")
+#: their values in an index whose fingerprint run left no parameters (the defaults of round 2)
+LEGACY_PEAK_PARAMS: dict[str, Any] = {"f_sd": 5, "t_sd": 2, "hpf_pole": 0.0, "min_bin": 2}
 #: hash of the marker row of a clip without landmarks (silence); never matches a query
 NO_LANDMARKS = -1
 _F_BITS, _DF_BITS, _DT_BITS = 8, 6, 6
@@ -314,15 +335,23 @@ def _pairs(t: np.ndarray, f: np.ndarray, fanout: int) -> tuple[np.ndarray, np.nd
     return h[o].astype(np.int64), times[o]
 
 
-def query_landmarks(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+def query_landmarks(
+    y: np.ndarray, sr: int, peak_params: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`landmarks` of a query (denser: :data:`QUERY_PARAMS`).
+
+    ``peak_params``: the index's peak shape (:data:`PEAK_PARAMS` of the run that built it;
+    :attr:`FingerprintIndex.peak_params`), so that a query picks its peaks the way the
+    index did (an index built with other ``f_sd``/``t_sd``, e.g. before round 3, is
+    queried with its own).
 
     Examples
     --------
     >>> query_landmarks(np.zeros(11025, np.float32), 11025)[0].size
     0
     """
-    return landmarks(y, sr, **QUERY_PARAMS)
+    shape = {k: v for k, v in (peak_params or {}).items() if k in PEAK_PARAMS}
+    return landmarks(y, sr, **{**QUERY_PARAMS, **shape})
 
 
 # ------------------------------------------------------------------------------- stage
@@ -339,7 +368,8 @@ class Fingerprint(ClipStage):
     params = (
         Param("density", "float", 45.0, "peaks kept per second of audio", low=1),
         Param("fanout", "int", 8, "target peaks paired with each anchor", low=1),
-        Param("f_sd", "int", 5, "local-maximum half-size in bins", low=1),
+        Param("f_sd", "int", 5, "local-maximum half-size in bins (2: short calls and "
+              "textures in noise, see the module docstring)", low=1),
         Param("t_sd", "int", 2, "local-maximum half-size in frames", low=1),
         Param("hpf_pole", "float", 0.0, "pole of audfprint's high-pass over time (0 = off)",
               low=0, high=0.999),
@@ -413,11 +443,36 @@ def load_index(ds: Dataset, **params: Any) -> FingerprintIndex:
 
         _CACHE.clear()
         table = scan_table(ds.location, "fingerprints", key[1], ["hash", "clip_id", "t"])
-        _CACHE[key] = FingerprintIndex.from_table(table)
+        _CACHE[key] = FingerprintIndex.from_table(
+            table, peak_params=_index_peak_params(ds, key[1]))
     idx = _CACHE[key]
     for k, v in params.items():
         setattr(idx, k, v)
     return idx
+
+
+def _index_peak_params(ds: Dataset, version: int) -> dict[str, Any]:
+    """Peak shape the ``fingerprints`` table at ``version`` was built with: the parameters
+    of the newest successful fingerprint run that wrote that version (queries must pick
+    their peaks the same way; an index of older defaults keeps working until rebuilt)."""
+    import json
+    import warnings
+
+    from audiopipe.store.runs import stage_runs
+
+    for r in reversed(stage_runs(ds.location, "fingerprint")):  # newest first
+        written = r.versions().get("fingerprints")
+        if r.status != "ok" or (written is not None and written > version):
+            continue  # failed, or wrote a version after the one read (a pinned dataset)
+        params = json.loads(r.params or "{}")
+        return {k: params.get(k, LEGACY_PEAK_PARAMS[k]) for k in PEAK_PARAMS}
+    warnings.warn(
+        f"dataset {ds.name!r}: no fingerprint run records how its fingerprints were built; "
+        "assuming the defaults (f_sd 5, t_sd 2); rerun the stage "
+        f"(`audiopipe stage fingerprint {ds.name} --force`) to rebuild it",
+        stacklevel=3,
+    )
+    return dict(LEGACY_PEAK_PARAMS)
 
 
 def identify(
@@ -461,7 +516,7 @@ def identify_many(
                  "confidence": 0.0, "votes": 0, "runner_up": 0, "error": str(err)}
             )
             continue
-        m = idx.match(*query_landmarks(y, sr))
+        m = idx.match(*query_landmarks(y, sr, idx.peak_params))
         uri = ds.clip_uri(m["clip_id"]) if m["clip_id"] is not None else None
         out.append({"query": str(path), **m, "uri": uri, "error": None})
     return out
