@@ -9,25 +9,16 @@ kept as an option), from FFT bin 3 (65 Hz) up, and pairs every anchor peak with 
 ``fanout`` peaks in a target zone (1..63 frames later, within ±31 bins). Queries are denser
 than the index (:data:`QUERY_PARAMS`: 120 peaks/s, fanout 16, against 45/s and fanout 8 in
 the index): under noise, noise peaks crowd between a query's true peaks, and a wider
-fanout still reaches the targets the index paired. Round 2 of the tuning (issue 12 §4)
-tried query shifts (``shifts``), fanout 24, denser landmarks and a noise-floor threshold
-(``floor_db``): none gained on tuning queries, so both options are off. Round 3 found the
-cause of the misses at 0 dB white noise: short calls (a 0.3 s dog bark in a 5 s clip left
-the index 26 peaks in all, too few pairs to outvote chance) and noisy textures (fire,
-drums). A narrower neighbourhood, ``f_sd=2`` (±2 bins × ±2 frames, index and queries),
-gives them peaks while loud music still fills its 45 per second (index +1 %): held-out
-non-music at 0 dB white noise 0.941 -> 0.965; but it also makes peaks of the harmonics of
-babble, and music in 0 dB babble fell (held-out 1.000 -> 0.938, the music benchmark
-0.991 -> 0.895), so it is an option for datasets of animal, nature and speech recordings,
-not the default; its confidence has its own calibration (:data:`CONF_COEFS`). The
-candidates, the ideas dropped (query whitening, smoothing, longer ranking blocks,
-re-scoring by peak coincidence) and their tuning figures are in
-``benchmarks/tune_fingerprint.py``. Each pair is hashed as
-``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) and keeps the anchor's frame. Queries pick
-their peaks with the neighbourhood of the index they are matched to (:data:`PEAK_PARAMS`,
-read from the fingerprint run that built it by :func:`load_index`; until round 3 queries
-ignored the stage's ``f_sd``/``t_sd``), so an index built with any shape is queried
-consistently (new parameters: the next run redoes every clip).
+fanout still reaches the targets the index paired. Round 2 (issue 12 §4) tried query shifts
+(``shifts``), fanout 24 and a noise-floor threshold (``floor_db``): no gain, both off.
+Round 3 found the 0 dB white-noise misses to be short calls (a 0.3 s bark left the index 26
+peaks) and noisy textures: ``f_sd=2`` (±2 bins × ±2 frames) gives them peaks (held-out
+non-music 0.941 -> 0.965, index +1 %) but also peaks babble's harmonics (music in 0 dB
+babble 1.000 -> 0.938), so it is an option for animal, nature and speech datasets with its
+own calibration (:data:`CONF_COEFS`); details in ``benchmarks/tune_fingerprint.py``.
+Pairs are hashed as ``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) with the anchor's
+frame. Queries pick peaks as their index did (:data:`PEAK_PARAMS` of the run that built it,
+read by :func:`load_index`; new parameters make the next run redo every clip).
 
 :class:`FingerprintIndex` is the inverted index held as a sorted hash array (``searchsorted``
 lookup); :meth:`FingerprintIndex.match` votes on ``t_db - t_query`` per clip (distinct
@@ -45,10 +36,9 @@ on a fixed split of recordings (``benchmarks/fp_split.py``): the index holds mus
 animals and nature, speech, drums; tuning queries come from half of the indexed recordings
 and from non-members (other ESC-10 clips, other speech, heart sounds) under clean, 0 dB
 white-noise and 0 dB babble conditions. The threshold keeps tuning non-member false
-positives at or under 0.5 % but is never under 0.5 (an answer the model thinks more likely
-wrong than right is no answer; with ``f_sd=2`` the tuned 0.235 gave 1.0 % held-out false
-positives). ``benchmarks/fingerprint.py``
-reports the figures on the other half and on other non-members.
+positives at or under 0.5 % but is never under 0.5 (more likely wrong than right is no
+answer; ``f_sd=2``'s tuned 0.235 gave 1.0 % held-out false positives).
+``benchmarks/fingerprint.py`` reports the figures on the other half and other non-members.
 
 In a dataset the index is the Delta table ``fingerprints`` (hash int64, clip_id string,
 t int32), kept by the stage :class:`Fingerprint` (clip by clip: a run fingerprints only
@@ -101,9 +91,7 @@ __all__ = [
     "N_FFT",
     "HOP_LENGTH",
     "landmarks",
-    "query_landmarks",
-    "QUERY_PARAMS",
-    "PEAK_PARAMS",
+    "query_landmarks", "QUERY_PARAMS", "PEAK_PARAMS",
     "confidence",
     "confidence_features",
     "CONF_COEF",
@@ -123,7 +111,7 @@ QUERY_DENSITY = 120.0
 QUERY_PARAMS: dict[str, Any] = {"density": QUERY_DENSITY, "fanout": 16}
 #: stage parameters that shape the peaks: a query takes them from the index it is matched to
 PEAK_PARAMS = ("f_sd", "t_sd", "hpf_pole", "min_bin")
-#: their values in an index whose fingerprint run left no parameters (the defaults of round 2)
+#: their values for an index no run describes (the defaults)
 LEGACY_PEAK_PARAMS: dict[str, Any] = {"f_sd": 5, "t_sd": 2, "hpf_pole": 0.0, "min_bin": 2}
 #: hash of the marker row of a clip without landmarks (silence); never matches a query
 NO_LANDMARKS = -1
@@ -144,8 +132,7 @@ def fingerprints_schema() -> Any:
 def _max_filter(H: np.ndarray, f_half: int, t_half: int) -> np.ndarray:
     """Maximum of each ``(2 f_half + 1) x (2 t_half + 1)`` neighbourhood, outside the array
     counting as -inf: ``scipy.ndimage.maximum_filter(H, size, mode="constant", cval=-inf)``,
-    equal to it value for value (a maximum is exact), separable, in numpy: importing
-    ``scipy.ndimage`` costs ``audiopipe identify`` ~0.2-0.4 s, and this is as fast.
+    equal to it value for value, in numpy (importing ``scipy.ndimage`` costs ~0.3 s).
 
     Examples
     --------
@@ -338,12 +325,8 @@ def _pairs(t: np.ndarray, f: np.ndarray, fanout: int) -> tuple[np.ndarray, np.nd
 def query_landmarks(
     y: np.ndarray, sr: int, peak_params: Mapping[str, Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`landmarks` of a query (denser: :data:`QUERY_PARAMS`).
-
-    ``peak_params``: the index's peak shape (:data:`PEAK_PARAMS` of the run that built it;
-    :attr:`FingerprintIndex.peak_params`), so that a query picks its peaks the way the
-    index did (an index built with other ``f_sd``/``t_sd``, e.g. before round 3, is
-    queried with its own).
+    """:func:`landmarks` of a query (denser: :data:`QUERY_PARAMS`), its peaks picked like
+    the index's (``peak_params``: :attr:`FingerprintIndex.peak_params`).
 
     Examples
     --------
@@ -452,9 +435,8 @@ def load_index(ds: Dataset, **params: Any) -> FingerprintIndex:
 
 
 def _index_peak_params(ds: Dataset, version: int) -> dict[str, Any]:
-    """Peak shape the ``fingerprints`` table at ``version`` was built with: the parameters
-    of the newest successful fingerprint run that wrote that version (queries must pick
-    their peaks the same way; an index of older defaults keeps working until rebuilt)."""
+    """Peak shape (:data:`PEAK_PARAMS`) of the ``fingerprints`` table at ``version``: the
+    parameters of the newest successful fingerprint run that wrote it (or an older one)."""
     import json
     import warnings
 
@@ -466,12 +448,8 @@ def _index_peak_params(ds: Dataset, version: int) -> dict[str, Any]:
             continue  # failed, or wrote a version after the one read (a pinned dataset)
         params = json.loads(r.params or "{}")
         return {k: params.get(k, LEGACY_PEAK_PARAMS[k]) for k in PEAK_PARAMS}
-    warnings.warn(
-        f"dataset {ds.name!r}: no fingerprint run records how its fingerprints were built; "
-        "assuming the defaults (f_sd 5, t_sd 2); rerun the stage "
-        f"(`audiopipe stage fingerprint {ds.name} --force`) to rebuild it",
-        stacklevel=3,
-    )
+    warnings.warn(f"dataset {ds.name!r}: no fingerprint run records how its fingerprints "
+                  "were built; assuming the defaults (f_sd 5, t_sd 2)", stacklevel=3)
     return dict(LEGACY_PEAK_PARAMS)
 
 
