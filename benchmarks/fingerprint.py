@@ -14,7 +14,27 @@ tuning, non-members not used for tuning, another babble speaker, seed 1), 5 s, c
 0 dB white noise and babble; before (index 30 peaks/s, queries 70/s fanout 8, lowest bin
 108 Hz, confidence ``(1 - runner/votes)(1 - exp(-votes/10))`` >= 0.4) and after (the
 library's defaults and its calibrated confidence at ``MIN_CONFIDENCE``), with index and
-query throughput. The parameters were chosen by ``tune_fingerprint.py`` on the tuning part.
+query throughput; and ``f_sd 2`` (round 3's option: peaks over ±2 bins x ±2 frames, index
+and queries, with its own calibration) at ``MIN_CONFIDENCE`` and at its tuned threshold.
+The parameters were chosen by ``tune_fingerprint.py`` on the tuning part.
+
+Round 3 (issue 12 §4) figures, held-out, 303 member and 609 non-member queries,
+music/non-music (one music query is 0.06 at 0 dB, one non-music 0.012):
+
+=============  ======  ===========  ===========  ===========  ==========  ========
+setup          FP      clean        white 0 dB   babble 0 dB  index rows  query ms
+=============  ======  ===========  ===========  ===========  ==========  ========
+before         0.5 %   1.000/1.000  0.562/0.941  0.938/1.000  286,302     17
+after          0.3 %   1.000/1.000  0.938/0.941  1.000/0.988  447,405     32
+f_sd 2         0.3 %   1.000/1.000  0.938/0.965  0.938/1.000  450,816     45
+f_sd 2, 0.235  1.0 %   1.000/1.000  1.000/0.988  0.938/1.000  450,816     45
+=============  ======  ===========  ===========  ===========  ==========  ========
+
+"after" is the library's defaults, unchanged by round 3 (round 2's figures again); index
+throughput was the same for both shapes (x1.03), query time x1.05-1.4 for ``f_sd 2`` over
+three runs on a shared machine. ``f_sd 2`` meets the 0.95 goal for non-music at 0 dB white
+noise but loses music in babble (here one query; the music benchmark above: 0 dB babble
+0.991 -> 0.895, 5 dB 1.000 -> 0.968), hence an option, not the default.
 
 Retrieval: precision@10 and mAP (class labels as relevance, query excluded) on fsdd (digit)
 and the demo corpus (label), timbre and tonal views, plus exact-search latency vs N.
@@ -23,7 +43,8 @@ Run from the repository root::
 
     python benchmarks/fingerprint.py [--n-excerpts 20] [--skip-retrieval] [--skip-heldout]
 
-Prints tables and writes ``benchmarks/results/fingerprint.json``.
+Prints tables and writes ``benchmarks/results/fingerprint.json`` (parts skipped keep their
+figures of the last run that measured them).
 """
 
 from __future__ import annotations
@@ -56,6 +77,8 @@ if not CORPORA.exists():
     CORPORA = Path("/work/shared/corpora")
 SR = 22050
 EXCERPT_S = 5.0
+#: the threshold for 0.5 % tuning false positives of ``f_sd=2`` (the library keeps 0.5)
+TUNED_THRESHOLD = 0.235
 
 
 def ingest(folder: Path, out: Path, name: str, labels: Path | None = None) -> audiopipe.Dataset:
@@ -153,7 +176,7 @@ def bench_fingerprint(tmp: Path, n_excerpts: int, seed: int = 0) -> dict:
             for cond in CONDITIONS:
                 q = degrade(cond, x, rng, speech)
                 t1 = time.perf_counter()
-                m = idx.match(*fp.query_landmarks(q, SR))
+                m = idx.match(*fp.query_landmarks(q, SR, idx.peak_params))
                 lat.append(time.perf_counter() - t1)
                 r = res[cond]
                 r["n"] += 1
@@ -167,7 +190,7 @@ def bench_fingerprint(tmp: Path, n_excerpts: int, seed: int = 0) -> dict:
     esc = sorted(glob.glob(str(CORPORA / "esc10" / "audio" / "*.ogg")))
     fp_queries += [load(f, SR)[0] for f in rng.choice(esc, 100, replace=False)]
     fp_queries += [np.zeros(n_ex, np.float32)]
-    fps = [idx.match(*fp.query_landmarks(q, SR)) for q in fp_queries]
+    fps = [idx.match(*fp.query_landmarks(q, SR, idx.peak_params)) for q in fp_queries]
     n_fp = sum(m["clip_id"] is not None for m in fps)
     # end-to-end identify() on files (decode + landmarks + lookup)
     qfile = tmp / "q.wav"
@@ -227,13 +250,18 @@ def bench_heldout() -> dict:
     sp = S.split()
     qs = T.queries("test", seed=1)
     old_q = {"density": 70.0, "min_bin": 4}
+    narrow = {"f_sd": 2, "t_sd": 2}  # round 3's option for non-music datasets
 
     def old_conf(v: int, r: int) -> float:
         return (1.0 - r / v) * (1.0 - float(np.exp(-v / 10.0))) if v > 0 else 0.0
 
+    def narrow_conf(v: int, r: int) -> float:  # its own calibration
+        return fp.confidence(v, r, fp.CONF_COEFS[(2, 2)])
+
     setups = [
         ("before", {"density": 30.0, "min_bin": 4}, old_q, old_conf, 0.4),
         ("after", {}, fp.QUERY_PARAMS, fp.confidence, fp.MIN_CONFIDENCE),
+        ("f_sd 2", narrow, {**fp.QUERY_PARAMS, **narrow}, narrow_conf, fp.MIN_CONFIDENCE),
     ]
     out: dict = {"n_index_recordings": len(sp["index"]), "n_queries": len(qs)}
     print(f"\nheld-out: {len(sp['index'])} indexed recordings, {len(qs)} test queries "
@@ -273,15 +301,27 @@ def bench_heldout() -> dict:
               f"{sc['max_nonmember_confidence']:11.2f} "
               + " ".join(f"{sc[c + '/music']:9.3f}/{sc[c + '/non-music']:.3f}" for c in T.CONDS)
               + f" {o['index_x_realtime']:10.0f} {o['query_ms']:8.1f}")
-    for name in ("before", "after"):
+        if name == "f_sd 2":  # the same answers at its tuned threshold (below 0.5: see fp)
+            s5 = T.score(recs, conf, TUNED_THRESHOLD)
+            out["f_sd 2 at tuned threshold"] = s5
+            print(f"{'  tuned':<7} {TUNED_THRESHOLD:5.3f} {s5['false_positive_rate']:6.3f} "
+                  f"{s5['max_nonmember_confidence']:11.2f} "
+                  + " ".join(f"{s5[c + '/music']:9.3f}/{s5[c + '/non-music']:.3f}"
+                             for c in T.CONDS))
+    for name in ("before", "after", "f_sd 2"):
         print(f"calibration {name}: " + ", ".join(
             f"[{c['bin']}] n={c['n']} right {c['fraction_right']:.2f}"
             for c in out[name]["calibration"] if c["n"]))
     print("by kind (after): " + ", ".join(f"{k} {v:.2f}" for k, v in out["after"]["by_kind"].items()))
-    out["speed_ratio_index"] = out["after"]["index_x_realtime"] / out["before"]["index_x_realtime"]
-    out["speed_ratio_query"] = out["before"]["query_ms"] / out["after"]["query_ms"]
-    print(f"after/before: index throughput x{out['speed_ratio_index']:.2f}, "
-          f"query throughput x{out['speed_ratio_query']:.2f}")
+    for new, ref in (("after", "before"), ("f_sd 2", "after")):
+        ri = out[new]["index_x_realtime"] / out[ref]["index_x_realtime"]
+        rq = out[ref]["query_ms"] / out[new]["query_ms"]
+        rs = out[new]["index_rows"] / out[ref]["index_rows"]
+        out[f"speed_ratio_index_{new}_vs_{ref}"] = ri
+        out[f"speed_ratio_query_{new}_vs_{ref}"] = rq
+        out[f"index_rows_ratio_{new}_vs_{ref}"] = rs
+        print(f"{new}/{ref}: index throughput x{ri:.2f}, query throughput x{rq:.2f}, "
+              f"index rows x{rs:.2f}")
     return out
 
 
@@ -336,7 +376,9 @@ def main() -> None:
             results["retrieval"] = bench_retrieval(tmp)
     os.makedirs(ROOT / "benchmarks" / "results", exist_ok=True)
     path = ROOT / "benchmarks" / "results" / "fingerprint.json"
-    path.write_text(json.dumps(results, indent=2, default=float))
+    # parts skipped in this run keep their figures of the last run that measured them
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**kept, **results}, indent=2, default=float))
     print(f"\nwrote {path}")
 
 

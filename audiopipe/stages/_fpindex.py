@@ -17,17 +17,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SR", "HOP_LENGTH", "CONF_COEF", "MIN_CONFIDENCE", "confidence",
+__all__ = ["SR", "HOP_LENGTH", "CONF_COEF", "CONF_COEFS", "MIN_CONFIDENCE", "confidence",
            "confidence_features", "FingerprintIndex"]
 
 #: analysis rate and hop of the landmark spectrogram (one frame = 23.2 ms)
 SR = 11025
 HOP_LENGTH = 256
-#: default ``min_confidence``: chosen on tuning non-member queries (see the module docstring)
+#: default ``min_confidence``: "more likely right than wrong"; above the 0.235 that keeps tuning
+#: non-member false positives at 0.5 % (see the fingerprint module docstring)
 MIN_CONFIDENCE = 0.5
 #: logistic calibration of :func:`confidence` (intercept, log1p votes, log1p runner-up),
 #: fitted on tuning queries by ``benchmarks/tune_fingerprint.py``
 CONF_COEF = (-7.595, 13.068, -12.978)
+#: the calibration per peak neighbourhood ``(f_sd, t_sd)`` of the index (round 3 fitted
+#: ``f_sd=2``'s on its own tuning queries); other shapes use :data:`CONF_COEF`
+CONF_COEFS: dict[tuple[int, int], tuple[float, float, float]] = {
+    (5, 2): CONF_COEF,
+    (2, 2): (-10.76500, 10.30348, -8.84473),
+}
 
 
 def confidence_features(votes: np.ndarray, runner_up: np.ndarray) -> np.ndarray:
@@ -70,6 +77,13 @@ class FingerprintIndex:
     min_confidence : float
         Lowest confidence for a match (see the module docstring).
 
+    Attributes
+    ----------
+    peak_params : dict
+        Peak-shape parameters the index was built with (``fingerprint.PEAK_PARAMS``; empty:
+        the defaults): its queries are analysed with them, and its confidence uses their
+        calibration (:data:`CONF_COEFS`).
+
     Examples
     --------
     >>> idx = FingerprintIndex.from_arrays(
@@ -78,9 +92,17 @@ class FingerprintIndex:
     3
     """
 
-    def __init__(self, min_votes: int = 8, min_confidence: float = MIN_CONFIDENCE) -> None:
+    def __init__(
+        self,
+        min_votes: int = 8,
+        min_confidence: float = MIN_CONFIDENCE,
+        peak_params: dict[str, Any] | None = None,
+    ) -> None:
         self.min_votes = min_votes
         self.min_confidence = min_confidence
+        self.peak_params: dict[str, Any] = dict(peak_params or {})
+        shape = (int(self.peak_params.get("f_sd", 5)), int(self.peak_params.get("t_sd", 2)))
+        self.coef = CONF_COEFS.get(shape, CONF_COEF)
 
     @classmethod
     def from_arrays(
@@ -166,7 +188,7 @@ class FingerprintIndex:
         # loop, has several good offsets; that makes the offset ambiguous, not the clip)
         other = uk // span != c
         runner = int(win[other].max()) if np.any(other) else 0
-        conf = confidence(votes, runner)
+        conf = confidence(votes, runner, self.coef)
         offset_frames = bk % span - 1 + int(off.min())
         # refine the offset: vote-weighted mean of the three frames around the peak
         nb = np.array([bk - 1, bk, bk + 1])

@@ -9,14 +9,16 @@ kept as an option), from FFT bin 3 (65 Hz) up, and pairs every anchor peak with 
 ``fanout`` peaks in a target zone (1..63 frames later, within ±31 bins). Queries are denser
 than the index (:data:`QUERY_PARAMS`: 120 peaks/s, fanout 16, against 45/s and fanout 8 in
 the index): under noise, noise peaks crowd between a query's true peaks, and a wider
-fanout still reaches the targets the index paired. Round 2 of the tuning (issue 12 §4)
-tried query shifts (``shifts``: analyses a fraction of a hop later, pooled; audfprint's
-query shifts), fanout 24, a denser index (60/s) and queries (160/s), and a
-noise-floor-adaptive peak threshold (``floor_db``); on tuning queries none beat these
-defaults by more than one query in 99 at 0 dB white noise (the threshold at 6 dB cut music
-from 0.92 to 0.69), and the best of them (fanout 24, two shifts) gave the same held-out
-figures at 2.2 times the query time, so the defaults stayed (both options are off). Each pair is hashed as
-``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) and keeps the anchor's frame.
+fanout still reaches the targets the index paired. Round 2 (issue 12 §4) tried query shifts
+(``shifts``), fanout 24 and a noise-floor threshold (``floor_db``): no gain, both off.
+Round 3 found the 0 dB white-noise misses to be short calls (a 0.3 s bark left the index 26
+peaks) and noisy textures: ``f_sd=2`` (±2 bins × ±2 frames) gives them peaks (held-out
+non-music 0.941 -> 0.965, index +1 %) but also peaks babble's harmonics (music in 0 dB
+babble 1.000 -> 0.938), so it is an option for animal, nature and speech datasets with its
+own calibration (:data:`CONF_COEFS`); details in ``benchmarks/tune_fingerprint.py``.
+Pairs are hashed as ``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) with the anchor's
+frame. Queries pick peaks as their index did (:data:`PEAK_PARAMS` of the run that built it,
+read by :func:`load_index`; new parameters make the next run redo every clip).
 
 :class:`FingerprintIndex` is the inverted index held as a sorted hash array (``searchsorted``
 lookup); :meth:`FingerprintIndex.match` votes on ``t_db - t_query`` per clip (distinct
@@ -33,9 +35,10 @@ Parameters, the calibration and the threshold were chosen by ``benchmarks/tune_f
 on a fixed split of recordings (``benchmarks/fp_split.py``): the index holds music, ESC-10
 animals and nature, speech, drums; tuning queries come from half of the indexed recordings
 and from non-members (other ESC-10 clips, other speech, heart sounds) under clean, 0 dB
-white-noise and 0 dB babble conditions. The threshold is the one that keeps tuning
-non-member false positives at or under 0.5 %; ``benchmarks/fingerprint.py`` reports the
-figures on the other half and on other non-members.
+white-noise and 0 dB babble conditions. The threshold keeps tuning non-member false
+positives at or under 0.5 % but is never under 0.5 (more likely wrong than right is no
+answer; ``f_sd=2``'s tuned 0.235 gave 1.0 % held-out false positives).
+``benchmarks/fingerprint.py`` reports the figures on the other half and other non-members.
 
 In a dataset the index is the Delta table ``fingerprints`` (hash int64, clip_id string,
 t int32), kept by the stage :class:`Fingerprint` (clip by clip: a run fingerprints only
@@ -60,7 +63,7 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +71,7 @@ import numpy as np
 from audiopipe.audio import to_mono
 from audiopipe.stages._fpindex import (
     CONF_COEF,
+    CONF_COEFS,
     HOP_LENGTH,
     MIN_CONFIDENCE,
     SR,
@@ -87,10 +91,11 @@ __all__ = [
     "N_FFT",
     "HOP_LENGTH",
     "landmarks",
-    "query_landmarks",
+    "query_landmarks", "QUERY_PARAMS", "PEAK_PARAMS",
     "confidence",
     "confidence_features",
     "CONF_COEF",
+    "CONF_COEFS",
     "MIN_CONFIDENCE",
     "FingerprintIndex",
     "Fingerprint",
@@ -104,6 +109,10 @@ N_FFT = 512  # FFT size of the landmark spectrogram (rate SR and hop HOP_LENGTH:
 QUERY_DENSITY = 120.0
 #: landmark parameters of queries (see the module docstring)
 QUERY_PARAMS: dict[str, Any] = {"density": QUERY_DENSITY, "fanout": 16}
+#: stage parameters that shape the peaks: a query takes them from the index it is matched to
+PEAK_PARAMS = ("f_sd", "t_sd", "hpf_pole", "min_bin")
+#: their values for an index no run describes (the defaults)
+LEGACY_PEAK_PARAMS: dict[str, Any] = {"f_sd": 5, "t_sd": 2, "hpf_pole": 0.0, "min_bin": 2}
 #: hash of the marker row of a clip without landmarks (silence); never matches a query
 NO_LANDMARKS = -1
 _F_BITS, _DF_BITS, _DT_BITS = 8, 6, 6
@@ -123,8 +132,7 @@ def fingerprints_schema() -> Any:
 def _max_filter(H: np.ndarray, f_half: int, t_half: int) -> np.ndarray:
     """Maximum of each ``(2 f_half + 1) x (2 t_half + 1)`` neighbourhood, outside the array
     counting as -inf: ``scipy.ndimage.maximum_filter(H, size, mode="constant", cval=-inf)``,
-    equal to it value for value (a maximum is exact), separable, in numpy: importing
-    ``scipy.ndimage`` costs ``audiopipe identify`` ~0.2-0.4 s, and this is as fast.
+    equal to it value for value, in numpy (importing ``scipy.ndimage`` costs ~0.3 s).
 
     Examples
     --------
@@ -314,15 +322,19 @@ def _pairs(t: np.ndarray, f: np.ndarray, fanout: int) -> tuple[np.ndarray, np.nd
     return h[o].astype(np.int64), times[o]
 
 
-def query_landmarks(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`landmarks` of a query (denser: :data:`QUERY_PARAMS`).
+def query_landmarks(
+    y: np.ndarray, sr: int, peak_params: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`landmarks` of a query (denser: :data:`QUERY_PARAMS`), its peaks picked like
+    the index's (``peak_params``: :attr:`FingerprintIndex.peak_params`).
 
     Examples
     --------
     >>> query_landmarks(np.zeros(11025, np.float32), 11025)[0].size
     0
     """
-    return landmarks(y, sr, **QUERY_PARAMS)
+    shape = {k: v for k, v in (peak_params or {}).items() if k in PEAK_PARAMS}
+    return landmarks(y, sr, **{**QUERY_PARAMS, **shape})
 
 
 # ------------------------------------------------------------------------------- stage
@@ -339,7 +351,8 @@ class Fingerprint(ClipStage):
     params = (
         Param("density", "float", 45.0, "peaks kept per second of audio", low=1),
         Param("fanout", "int", 8, "target peaks paired with each anchor", low=1),
-        Param("f_sd", "int", 5, "local-maximum half-size in bins", low=1),
+        Param("f_sd", "int", 5, "local-maximum half-size in bins (2: short calls and "
+              "textures in noise, see the module docstring)", low=1),
         Param("t_sd", "int", 2, "local-maximum half-size in frames", low=1),
         Param("hpf_pole", "float", 0.0, "pole of audfprint's high-pass over time (0 = off)",
               low=0, high=0.999),
@@ -413,11 +426,31 @@ def load_index(ds: Dataset, **params: Any) -> FingerprintIndex:
 
         _CACHE.clear()
         table = scan_table(ds.location, "fingerprints", key[1], ["hash", "clip_id", "t"])
-        _CACHE[key] = FingerprintIndex.from_table(table)
+        _CACHE[key] = FingerprintIndex.from_table(
+            table, peak_params=_index_peak_params(ds, key[1]))
     idx = _CACHE[key]
     for k, v in params.items():
         setattr(idx, k, v)
     return idx
+
+
+def _index_peak_params(ds: Dataset, version: int) -> dict[str, Any]:
+    """Peak shape (:data:`PEAK_PARAMS`) of the ``fingerprints`` table at ``version``: the
+    parameters of the newest successful fingerprint run that wrote it (or an older one)."""
+    import json
+    import warnings
+
+    from audiopipe.store.runs import stage_runs
+
+    for r in reversed(stage_runs(ds.location, "fingerprint")):  # newest first
+        written = r.versions().get("fingerprints")
+        if r.status != "ok" or (written is not None and written > version):
+            continue  # failed, or wrote a version after the one read (a pinned dataset)
+        params = json.loads(r.params or "{}")
+        return {k: params.get(k, LEGACY_PEAK_PARAMS[k]) for k in PEAK_PARAMS}
+    warnings.warn(f"dataset {ds.name!r}: no fingerprint run records how its fingerprints "
+                  "were built; assuming the defaults (f_sd 5, t_sd 2)", stacklevel=3)
+    return dict(LEGACY_PEAK_PARAMS)
 
 
 def identify(
@@ -461,7 +494,7 @@ def identify_many(
                  "confidence": 0.0, "votes": 0, "runner_up": 0, "error": str(err)}
             )
             continue
-        m = idx.match(*query_landmarks(y, sr))
+        m = idx.match(*query_landmarks(y, sr, idx.peak_params))
         uri = ds.clip_uri(m["clip_id"]) if m["clip_id"] is not None else None
         out.append({"query": str(path), **m, "uri": uri, "error": None})
     return out
