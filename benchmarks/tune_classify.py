@@ -95,6 +95,9 @@ def tune(ds, part, target: str, groups: str, label: str) -> dict:
             pr = oof_proba(ClipClassifier(MODEL_OF[cand], C=C), X, y, splits, classes,
                            augment=aug)
             key = cand if C == 10.0 else f"{cand} C={C:g}"
+            if aug is not None and C == 10.0:  # the same without warped training copies
+                pn = oof_proba(ClipClassifier(MODEL_OF[cand], C=C), X, y, splits, classes)
+                out[f"{cand} no warps"] = float(np.mean(classes[pn.argmax(1)] == y))
             out[key] = float(np.mean(classes[pr.argmax(1)] == y))
             if C == 10.0:
                 P[cand] = pr

@@ -142,7 +142,7 @@ class Classify(Stage):
         Param("trim_db", "float", 30.0, "silence-trimming threshold below the loudest frame",
               low=0),
         Param("warps", "floats", (0.9, 1.1),
-              "sequence: frequency-warp factors of augmented training copies ([] disables)",
+              "sequence, stats: frequency-warp factors of augmented training copies ([] disables)",
               low=0.5, high=2.0),
         Param("frame_features", "list", None,
               "sequence: frame features (default mfcc, mfcc_delta; missing ones skipped)"),

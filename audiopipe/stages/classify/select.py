@@ -74,14 +74,20 @@ class Selection:
     scores: dict[str, float] = field(default_factory=dict)
 
 
+#: candidates trained with frequency-warped copies of their training clips (``warps``)
+WARPED = ("sequence", "stats")
+
+
 def _augment(name: str, frames: Frames, g: np.ndarray | None, p: dict[str, Any],
              group_norm: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """VTLN-warped training copies of the sequence candidate (rows, source clip)."""
-    from audiopipe.stages._clipfeatures import warp_matrix
-    from audiopipe.stages._frames import frames_recipe
-
+    """VTLN-warped training copies (rows, source clip) of the candidates of :data:`WARPED`
+    (``stats`` warps its MFCC and log-mel frames before summarising them); None when
+    ``warps`` is empty or no frame feature of the candidate can be warped."""
     warps = list(p.get("warps") or [])
-    if name != "sequence" or not warps or warp_matrix(1.0, frames_recipe(frames.ds)) is None:
+    feats = ["mfcc"] if name == "sequence" else (p.get("features") or frames.available)
+    if name not in WARPED or not warps or not any(
+        f in frames.available and frames.warp_matrix(f, 1.0) is not None for f in feats
+    ):
         return None
     n = len(frames.ids)
     blocks = []
