@@ -4,14 +4,18 @@ inner grouped cross-validation, evaluated honestly.
 The candidates (:mod:`.candidates`; ``candidates`` selects among them):
 
 - ``stats``: rich clip statistics of every frame feature (mean, std, 10/50/90th
-  percentiles, mean |Δ| of the trimmed clip) + RBF SVM;
+  percentiles, mean |Δ| of the trimmed clip) and the log-mel frames' texture (modulation
+  spectrum, spectral contrast, onset rate and periodicity: :mod:`.texture`) + RBF SVM
+  trained with frequency-warped copies (``warps``);
 - ``sequence``: time-normalised MFCC/delta sequences (trimmed, speaker-CMVN with
   ``groups``, resampled to ``frames`` frames) + RBF SVM trained with VTLN-warped copies
   (``warps``);
 - ``hgb``: the rich statistics + histogram gradient boosting;
 - ``mlp``: log-mel patches (``patches`` time steps × mel bands + band mean/std) + a
   one-hidden-layer network on CPU (needs the ``melspectrogram`` frame feature);
-- ``ensemble``: the mean class probabilities of the other candidates tried (soft vote).
+- ``ensemble``: the mean class probabilities of the other candidates tried (soft vote),
+  scored beside ``ensemble-top2``, the soft vote of the best two by the same CV (redone in
+  every inner CV; ``metrics`` ``voter[<variant>]`` names them).
 
 With a ``groups`` column (speaker, fold, ...) folds are leave-one-group-out (more than 10
 groups: 5-fold grouped), and every candidate is scored twice: on features standardised

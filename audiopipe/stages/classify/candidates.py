@@ -16,7 +16,8 @@ hgb         the rich statistics of ``stats`` → histogram gradient boosting.
 mlp         log-mel patches: the trimmed clip's log-mel bands (the ``melspectrogram``
             frame feature) mean-pooled over ``patches`` equal time steps, + the bands'
             clip mean/std → a one-hidden-layer network (scikit-learn, CPU).
-ensemble    the mean class probabilities of the other candidates tried (soft vote).
+ensemble    the mean class probabilities of the other candidates tried (soft vote);
+            also scored as ``ensemble-top2``: the two best of them by the same CV.
 ==========  =========================================================================
 
 With a ``groups`` column the features are standardised within each group (speaker
@@ -67,7 +68,8 @@ CANDIDATES: dict[str, str] = {
     "sequence": "time-normalised MFCC/delta sequences + RBF SVM with warped training copies",
     "hgb": "clip statistics (as stats) + histogram gradient boosting",
     "mlp": "log-mel patches + a one-hidden-layer neural network (CPU)",
-    "ensemble": "soft vote (mean class probabilities) of the other candidates tried",
+    "ensemble": "soft vote (mean class probabilities) of the other candidates tried, or of "
+                "the best two by CV (ensemble-top2)",
 }
 #: candidate name -> ClipClassifier model
 MODEL_OF = {"stats": "svm", "sequence": "svm", "hgb": "hgb", "mlp": "mlp"}
