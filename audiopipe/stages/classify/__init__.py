@@ -84,6 +84,7 @@ from typing import Any
 import numpy as np
 
 from audiopipe.stages.base import Stage, StageContext, StageOutput
+from audiopipe.stages.classify.candidates import FEATURES_VERSION
 from audiopipe.stages.params import REQUIRED, Param
 
 #: the candidate models (see :mod:`.candidates`), in the order ties are broken
@@ -172,7 +173,7 @@ class Classify(Stage):
     )
     tables = ("predictions", "confusion")
     trusted = TRUSTED
-    version = "4"  # group normalisation chosen by the CV; the fallback is the best per-clip one
+    version = "5"  # texture statistics and warped copies in stats; ensemble-top2
 
     def inputs(self, ctx: StageContext) -> dict[str, Any]:
         return {"model": self._model_uri(ctx)} if ctx.params["predict"] else {}
@@ -254,7 +255,8 @@ class Classify(Stage):
         p, ds = ctx.params, ctx.ds
         uri = self._model_uri(ctx)
         bundle = load_model(ds, uri, trusted=TRUSTED)
-        if not isinstance(bundle, dict) or not {"classes", "candidate", "fallback"} <= set(bundle):
+        if (not isinstance(bundle, dict) or not {"classes", "candidate", "fallback"} <= set(bundle)
+                or bundle.get("features_version") != FEATURES_VERSION):
             raise StageInputError(f"{uri} is not a classify model of this version (refit it)")
         ids_all = ctx.clip_ids()
         trained = set(bundle["train_clips"])

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANDIDATES",
+    "FEATURES_VERSION",
     "MODEL_OF",
     "rich_stats",
     "mel_patches",
@@ -71,6 +72,9 @@ CANDIDATES: dict[str, str] = {
     "ensemble": "soft vote (mean class probabilities) of the other candidates tried, or of "
                 "the best two by CV (ensemble-top2)",
 }
+#: saved with a model; a model of other features is refused at predict time (2: stats and
+#: hgb read the texture statistics too)
+FEATURES_VERSION = 2
 #: candidate name -> ClipClassifier model
 MODEL_OF = {"stats": "svm", "sequence": "svm", "hgb": "hgb", "mlp": "mlp"}
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from audiopipe.stages.classify.candidates import (
     CANDIDATES,
+    FEATURES_VERSION,
     MODEL_OF,
     Frames,
     build,
@@ -302,6 +303,7 @@ def fit_select(
                                                    "estimator": members(fallback)},
         "classes": [str(c) for c in classes],
         "scores": scores,
+        "features_version": FEATURES_VERSION,
     }
     cm = confusion_matrix(ys, ps, labels=labels)
     why = describe(scores, chosen, skipped)
