@@ -34,7 +34,14 @@ from audiopipe.stages._frames import (
 if TYPE_CHECKING:
     from audiopipe.store.dataset import Dataset
 
-__all__ = ["clip_features", "sequence_features", "warp_matrix", "group_cmvn", "shrunk_stats"]
+__all__ = [
+    "clip_features",
+    "sequence_features",
+    "warp_matrix",
+    "mel_warp_matrix",
+    "group_cmvn",
+    "shrunk_stats",
+]
 
 
 def clip_features(
@@ -216,9 +223,25 @@ def warp_matrix(alpha: float, recipe: dict[str, Any]) -> np.ndarray | None:
     L = np.ones(n_mfcc)
     if lifter > 0:
         L = 1 + (lifter / 2) * np.sin(np.pi * np.arange(1, n_mfcc + 1) / lifter)
-    c = F.mel_frequencies(
-        n_mels=n_mels + 2, fmin=float(m.get("fmin") or 0.0), fmax=fmax, htk=bool(m.get("htk", False))
-    )[1:-1]
+    M = mel_warp_matrix(alpha, n_mels, float(m.get("fmin") or 0.0), fmax,
+                        bool(m.get("htk", False)))
+    return (L[:, None] * D) @ M @ (D.T / L[None, :])
+
+
+def mel_warp_matrix(alpha: float, n_mels: int, fmin: float, fmax: float,
+                    htk: bool = False) -> np.ndarray:
+    """``(n_mels, n_mels)`` map re-reading mel bands at ``f / alpha`` (a frequency warp
+    ``f -> alpha * f``, linear interpolation between band centres); applies to log-mel
+    frames as ``frames @ M.T``.
+
+    Examples
+    --------
+    >>> bool(np.allclose(mel_warp_matrix(1.0, 40, 0.0, 4000.0), np.eye(40)))
+    True
+    """
+    import audiopipe.features as F
+
+    c = F.mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax, htk=htk)[1:-1]
     pos = np.interp(np.clip(c / alpha, c[0], c[-1]), c, np.arange(n_mels))
     lo = np.minimum(np.floor(pos).astype(int), n_mels - 1)
     hi = np.minimum(lo + 1, n_mels - 1)
@@ -226,7 +249,7 @@ def warp_matrix(alpha: float, recipe: dict[str, Any]) -> np.ndarray | None:
     M = np.zeros((n_mels, n_mels))
     np.add.at(M, (np.arange(n_mels), lo), 1 - w)
     np.add.at(M, (np.arange(n_mels), hi), w)
-    return (L[:, None] * D) @ M @ (D.T / L[None, :])
+    return M
 
 
 def group_cmvn(

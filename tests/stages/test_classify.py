@@ -166,6 +166,14 @@ def test_model_file_that_is_not_skops_or_tampered_is_refused(demo_ds, tmp_path):
     sio.dump({"estimator": _Evil()}, str(bad))
     with pytest.raises(StageInputError, match="not trusted"):
         run_stage(demo_ds, "classify", p)
+    # a model fitted on other clip features (before the texture statistics) is refused,
+    # not fed columns it was not trained on
+    from audiopipe.stages._common import load_model
+
+    bundle = load_model(demo_ds, good, trusted=classify.TRUSTED)
+    sio.dump({**bundle, "features_version": 1}, str(bad))
+    with pytest.raises(StageInputError, match="not a classify model of this version"):
+        run_stage(demo_ds, "classify", p)
 
 
 class _Evil:

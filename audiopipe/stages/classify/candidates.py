@@ -16,7 +16,8 @@ hgb         the rich statistics of ``stats`` → histogram gradient boosting.
 mlp         log-mel patches: the trimmed clip's log-mel bands (the ``melspectrogram``
             frame feature) mean-pooled over ``patches`` equal time steps, + the bands'
             clip mean/std → a one-hidden-layer network (scikit-learn, CPU).
-ensemble    the mean class probabilities of the other candidates tried (soft vote).
+ensemble    the mean class probabilities of the other candidates tried (soft vote);
+            also scored as ``ensemble-top2``: the two best of them by the same CV.
 ==========  =========================================================================
 
 With a ``groups`` column the features are standardised within each group (speaker
@@ -43,13 +44,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from audiopipe.stages._clipfeatures import shrunk_stats
-from audiopipe.stages._frames import read_frames_many, segment_pool, trim_bounds
+from audiopipe.stages._frames import frames_recipe, read_frames_many, segment_pool, trim_bounds
 
 if TYPE_CHECKING:
     from audiopipe.store.dataset import Dataset
 
 __all__ = [
     "CANDIDATES",
+    "FEATURES_VERSION",
     "MODEL_OF",
     "rich_stats",
     "mel_patches",
@@ -67,8 +69,12 @@ CANDIDATES: dict[str, str] = {
     "sequence": "time-normalised MFCC/delta sequences + RBF SVM with warped training copies",
     "hgb": "clip statistics (as stats) + histogram gradient boosting",
     "mlp": "log-mel patches + a one-hidden-layer neural network (CPU)",
-    "ensemble": "soft vote (mean class probabilities) of the other candidates tried",
+    "ensemble": "soft vote (mean class probabilities) of the other candidates tried, or of "
+                "the best two by CV (ensemble-top2)",
 }
+#: saved with a model; a model of other features is refused at predict time (2: stats and
+#: hgb read the texture statistics too)
+FEATURES_VERSION = 2
 #: candidate name -> ClipClassifier model
 MODEL_OF = {"stats": "svm", "sequence": "svm", "hgb": "hgb", "mlp": "mlp"}
 
@@ -83,12 +89,41 @@ class Frames:
         self.available = list(ds.features_available())
         self._cache: dict[str, list[np.ndarray]] = {}
         self._bounds: list[tuple[int, int]] | None = None
+        self._recipe: dict[str, Any] | None = None
 
-    def get(self, feature: str) -> list[np.ndarray]:
+    def get(self, feature: str, warp: float = 1.0) -> list[np.ndarray]:
+        """Frames of ``feature`` per clip; ``warp`` ≠ 1 warps MFCC-family and log-mel
+        frames along frequency (``f -> warp * f``; other features unchanged)."""
         if feature not in self._cache:
             fr = read_frames_many(self.ds, self.ids, feature)
             self._cache[feature] = [a.reshape(len(a), -1) for a in fr]
-        return self._cache[feature]
+        fr = self._cache[feature]
+        W = self.warp_matrix(feature, warp) if warp != 1.0 else None
+        return fr if W is None else [a @ W.T if len(a) else a for a in fr]
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        if self._recipe is None:
+            self._recipe = frames_recipe(self.ds)
+        return self._recipe
+
+    def rate(self) -> float | None:
+        """Frames per second (None when the recipe does not say)."""
+        r = self.recipe
+        return r["sr"] / r["hop_length"] if r.get("sr") and r.get("hop_length") else None
+
+    def warp_matrix(self, feature: str, warp: float) -> np.ndarray | None:
+        """The frequency-warp map of ``feature``'s frames (None: not warpable)."""
+        from audiopipe.stages._clipfeatures import mel_warp_matrix, warp_matrix
+
+        if feature.startswith("mfcc"):
+            return warp_matrix(warp, self.recipe)
+        m = (self.recipe.get("compute") or {}).get(feature)
+        if feature == "melspectrogram" and m is not None and self.recipe.get("sr"):
+            return mel_warp_matrix(warp, int(m.get("n_mels", 128)), float(m.get("fmin") or 0.0),
+                                   float(m.get("fmax") or self.recipe["sr"] / 2),
+                                   bool(m.get("htk", False)))
+        return None
 
     def bounds(self) -> list[tuple[int, int]]:
         """(start, stop) of each clip's frames within ``trim_db`` of its loudest rms frame."""
@@ -162,10 +197,21 @@ def candidate_names(frames: Frames) -> dict[str, str]:
     return out
 
 
-def stats_matrix(frames: Frames, features: list[str] | None) -> tuple[np.ndarray, list[str]]:
-    """:func:`rich_stats` of ``features`` (default: every frame feature) of ``frames``."""
+def stats_matrix(frames: Frames, features: list[str] | None,
+                 warp: float = 1.0) -> tuple[np.ndarray, list[str]]:
+    """:func:`rich_stats` of ``features`` (default: every frame feature) of ``frames``,
+    and, when the log-mel frames are among them, their :func:`~.texture.texture_stats`
+    (modulation spectrum, spectral contrast, onsets). ``warp``: frequency-warped frames."""
+    from audiopipe.stages.classify.texture import texture_stats
+
     use = [f for f in (features or frames.available) if f in frames.available]
-    return rich_stats({f: frames.get(f) for f in use}, frames.bounds())
+    seqs = {f: frames.get(f, warp) for f in use}
+    X, names = rich_stats(seqs, frames.bounds())
+    rate = frames.rate()
+    if "melspectrogram" in seqs and rate:
+        T, tnames = texture_stats(seqs["melspectrogram"], frames.bounds(), rate)
+        X, names = np.concatenate([X, T], axis=1), names + [f"mel_{n}" for n in tnames]
+    return X, names
 
 
 def patch_matrix(frames: Frames, n_patches: int) -> tuple[np.ndarray, list[str]]:
@@ -205,24 +251,19 @@ def build(
     ``clip_level=False`` skips the clip-level standardisation (``groups`` then only
     normalise ``sequence``'s frames: one group per clip is utterance CMVN).
     """
-    from audiopipe.stages._clipfeatures import sequence_features, warp_matrix
-    from audiopipe.stages._frames import frames_recipe
+    from audiopipe.stages._clipfeatures import sequence_features
     from audiopipe.stages.classify.model import standardize_within
 
     prior = prior or {}
     if name in ("stats", "hgb"):
-        X_raw, names = stats_matrix(frames, p.get("features"))
+        X_raw, names = stats_matrix(frames, p.get("features"), warp)
     elif name == "mlp":
         X_raw, names = patch_matrix(frames, int(p.get("patches", 8)))
     elif name == "sequence":
-        W = warp_matrix(warp, frames_recipe(frames.ds)) if warp != 1.0 else None
         seqs = {}
         for f in p.get("frame_features") or ["mfcc", "mfcc_delta"]:
             if f in frames.available:
-                fr = frames.get(f)
-                if W is not None and f.startswith("mfcc"):
-                    fr = [a @ W.T if len(a) else a for a in fr]
-                seqs[f] = fr
+                seqs[f] = frames.get(f, warp) if f.startswith("mfcc") else frames.get(f)
         rms = frames.get("rms") if "rms" in frames.available else None
         X_raw, names = sequence_features(
             seqs, rms, int(p["frames"]), n_ceps=p["n_ceps"], trim_db=frames.trim_db,

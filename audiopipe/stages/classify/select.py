@@ -23,6 +23,7 @@ import numpy as np
 
 from audiopipe.stages.classify.candidates import (
     CANDIDATES,
+    FEATURES_VERSION,
     MODEL_OF,
     Frames,
     build,
@@ -46,6 +47,9 @@ __all__ = ["fit_select", "predict_bundle", "choose", "Selection"]
 FEATURE_PARAMS = ("features", "frame_features", "frames", "n_ceps", "trim_db", "patches")
 #: suffix of a candidate scored on features of each clip alone (no group normalisation)
 CLIP = "/clip"
+#: the soft vote of the best two candidates by CV (scored beside ``ensemble``, the vote of
+#: all, when three or more candidates are tried)
+TOP2 = "ensemble-top2"
 
 
 def base_name(variant: str) -> str:
@@ -74,14 +78,20 @@ class Selection:
     scores: dict[str, float] = field(default_factory=dict)
 
 
+#: candidates trained with frequency-warped copies of their training clips (``warps``)
+WARPED = ("sequence", "stats")
+
+
 def _augment(name: str, frames: Frames, g: np.ndarray | None, p: dict[str, Any],
              group_norm: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """VTLN-warped training copies of the sequence candidate (rows, source clip)."""
-    from audiopipe.stages._clipfeatures import warp_matrix
-    from audiopipe.stages._frames import frames_recipe
-
+    """VTLN-warped training copies (rows, source clip) of the candidates of :data:`WARPED`
+    (``stats`` warps its MFCC and log-mel frames before summarising them); None when
+    ``warps`` is empty or no frame feature of the candidate can be warped."""
     warps = list(p.get("warps") or [])
-    if name != "sequence" or not warps or warp_matrix(1.0, frames_recipe(frames.ds)) is None:
+    feats = ["mfcc"] if name == "sequence" else (p.get("features") or frames.available)
+    if name not in WARPED or not warps or not any(
+        f in frames.available and frames.warp_matrix(f, 1.0) is not None for f in feats
+    ):
         return None
     n = len(frames.ids)
     blocks = []
@@ -99,6 +109,24 @@ def _sub_augment(aug: tuple[np.ndarray, np.ndarray] | None, tr: np.ndarray) -> A
     m = np.isin(aug[1], tr)
     remap = {int(v): k for k, v in enumerate(tr)}
     return aug[0][m], np.array([remap[int(s)] for s in aug[1][m]], dtype=np.int64)
+
+
+def voters(scores: dict[str, float], k: int = 2) -> list[str]:
+    """The ``k`` best-scoring candidates (ties: listed first), the members of ``ensemble``.
+
+    Examples
+    --------
+    >>> voters({"stats": 0.9, "sequence": 0.7, "hgb": 0.9, "mlp": 0.8})
+    ['stats', 'hgb']
+    """
+    order = sorted(range(len(scores)), key=lambda i: -list(scores.values())[i])
+    return [list(scores)[i] for i in order[:k]]
+
+
+def _voting(variant: str, scores: dict[str, float]) -> list[str]:
+    """The members of an ensemble variant: all scored candidates (``ensemble``) or the
+    best two (``ensemble-top2``)."""
+    return voters(scores) if base_name(variant) == TOP2 else list(scores)
 
 
 def _pick(scores: dict[str, float], group: list[str], clip: list[str], auto: bool,
@@ -135,8 +163,10 @@ def fit_select(
     when it is within ``clip_tolerance`` of the best group-normalised one (a new group's
     first clip is then predicted exactly as in bulk), else the group-normalised one with
     the best per-clip variant as its fallback for small groups. ``ensemble`` averages the
-    class probabilities of the other candidates of the same normalisation (soft vote); its
-    CV probabilities are those of its members, so it costs no extra fit in the choice.
+    class probabilities of the other candidates of the same normalisation (soft vote), and
+    with three or more of them ``ensemble-top2`` those of the best two by the same CV
+    (:func:`voters`, redone in every inner CV); their CV probabilities are those of their
+    members, so they cost no extra fit in the choice.
     """
     from sklearn.base import clone
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -171,15 +201,19 @@ def fit_select(
             mats[c] = (X_raw, X, _augment(c, frames, g, p, True))
         X_raw, X, _ = build(c, frames, None, p)
         mats[c + suffix] = (X_raw, X, _augment(c, frames, None, p, False))
+    votes = ["ensemble", TOP2] if len(base) > 2 else ["ensemble"]
     if vote:
-        fam_group += ["ensemble"] if group_norm else []
-        fam_clip += ["ensemble" + suffix]
+        fam_group += votes if group_norm else []
+        fam_clip += [v + suffix for v in votes]
 
     def est(c: str) -> ClipClassifier:
         return ClipClassifier(model=MODEL_OF[base_name(c)], C=float(p.get("C", 10.0)),
                               random_state=rs)
 
     self_train = bool(p.get("self_train", False))
+
+    def acc(P: np.ndarray, yy: np.ndarray) -> float:
+        return float(np.mean(classes[P.argmax(1)] == yy))
 
     def probas(rows: np.ndarray | None, folds: list) -> dict[str, np.ndarray]:
         out = {}
@@ -190,13 +224,12 @@ def fit_select(
             out[c] = oof_proba(est(c), X, yy, folds, classes, augment=aug,
                                self_train=self_train)
         if vote:
+            yy = y if rows is None else y[rows]
             for fam in (fam_group, fam_clip):
-                if fam:
-                    out[fam[-1]] = np.mean([out[c] for c in fam[:-1]], axis=0)
+                sc = {c: acc(out[c], yy) for c in fam if base_name(c) in MODEL_OF}
+                for v in fam[len(sc):]:
+                    out[v] = np.mean([out[c] for c in _voting(v, sc)], axis=0)
         return out
-
-    def acc(P: np.ndarray, yy: np.ndarray) -> float:
-        return float(np.mean(classes[P.argmax(1)] == yy))
 
     P = probas(None, splits)
     choosing = auto or len(fam_group) > 1 or (not fam_group and len(fam_clip) > 1)
@@ -252,7 +285,8 @@ def fit_select(
     def members(name: str) -> dict[str, Any]:
         fam = fam_group if name in fam_group else fam_clip
         out = {}
-        for c in (fam[:-1] if name.startswith("ensemble") else [name]):
+        sc = {c: scores[c] for c in fam if base_name(c) in MODEL_OF}
+        for c in (_voting(name, sc) if base_name(name) not in MODEL_OF else [name]):
             X_raw, X, aug = mats[c]
             Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
             out[c] = {"estimator": clone(est(c)).fit(Xf, yf.astype(str)),
@@ -269,9 +303,18 @@ def fit_select(
                                                    "estimator": members(fallback)},
         "classes": [str(c) for c in classes],
         "scores": scores,
+        "features_version": FEATURES_VERSION,
     }
     cm = confusion_matrix(ys, ps, labels=labels)
     why = describe(scores, chosen, skipped)
+    for fam in (fam_group, fam_clip) if vote else ():
+        sc = {c: scores[c] for c in fam if base_name(c) in MODEL_OF}
+        top = voters(sc)
+        metrics.update({f"voter[{c}]": 1.0 for c in top})
+        for v in fam[len(sc):]:
+            if v in (chosen, fallback):
+                why += f"; {v} = soft vote of {' and '.join(_voting(v, sc))}" + (
+                    " (the best two by CV)" if base_name(v) == TOP2 else "")
     if fallback is not None:
         why += (f"; groups too small to normalise (a new group's first clips) use {fallback} "
                 f"(grouped-CV accuracy {scores[fallback]:.3f})")
