@@ -213,18 +213,18 @@ def main() -> None:
     warnings.simplefilter("ignore")
     dest = ROOT / "benchmarks" / "results"
     dest.mkdir(parents=True, exist_ok=True)
-    if "--prior" in sys.argv:
-        fsdd = load("fsdd")
-        c = clips_frame(fsdd)
-        out = tune_prior(fsdd, c[c.speaker.isin(FSDD_TUNE)])
-        (dest / "tune_classify_prior.json").write_text(json.dumps(out, indent=2))
-        return
-    if "--patches" in sys.argv:
-        esc = load("esc10")
-        c = clips_frame(esc)
-        out = tune_patches(esc, c[c.category.isin(ESC_TUNE)])
-        (dest / "tune_classify_patches.json").write_text(json.dumps(out, indent=2))
-        return
+    # single studies: flag -> (corpus, the column naming its tuning part, that part, study)
+    studies = {
+        "--prior": ("fsdd", "speaker", FSDD_TUNE, tune_prior),
+        "--patches": ("esc10", "category", ESC_TUNE, tune_patches),
+    }
+    for flag, (corpus, column, tuning, study) in studies.items():
+        if flag in sys.argv:
+            ds = load(corpus)
+            c = clips_frame(ds)
+            out = study(ds, c[c[column].isin(tuning)])
+            (dest / f"tune_classify_{flag[2:]}.json").write_text(json.dumps(out, indent=2))
+            return
     res = {}
     esc = load("esc10")
     c = clips_frame(esc)
