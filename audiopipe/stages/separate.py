@@ -303,6 +303,7 @@ class Separate(ClipStage):
     """Stems of every clip as FLAC files (table ``stems``: clip_id, stem, uri, error)."""
 
     name = "separate"
+    version = "2"  # mask: held-out split and training order by content hash, not clip id
     summary = (
         "Source separation clip by clip: HPSS (harmonic/percussive), unsupervised NMF, NMF "
         "with per-source bases learned from labelled example clips, or a ratio-mask network "
