@@ -91,7 +91,7 @@ class StageContext:
         return self.write_bytes(buf.getvalue(), *parts)
 
     def clip_ids(self) -> list[str]:
-        """Clip ids of the dataset, in ``clips`` order."""
+        """Clip ids of the dataset, in ``clips`` order (content order: see ``Dataset.table``)."""
         t = self.ds.table("clips", ["clip_id"])
         return t.column("clip_id").to_pylist() if t.num_rows else []
 

@@ -103,15 +103,6 @@ class MaskState:
     scores: dict[str, float]
 
 
-def _content_order(ctx: StageContext) -> Any:
-    """A sort key of clip ids by their audio's bytes (content hash, then id): the held-out
-    split and the training order then depend on the recordings, not on where the dataset
-    lives (a clip id hashes the uri too)."""
-    clips = ctx.ds.table("clips", ["clip_id", "content_hash"]).to_pylist()
-    by_id = {c["clip_id"]: c["content_hash"] or "" for c in clips}
-    return lambda c: (by_id.get(c, ""), c)
-
-
 def fit_mask(ctx: StageContext, labels: dict[str, Any], model_id: str) -> MaskState:
     """Train a MaskSeparator on the labelled clips (a ``holdout`` share of each source's
     clips kept out and scored), save it with skops."""
@@ -119,11 +110,12 @@ def fit_mask(ctx: StageContext, labels: dict[str, Any], model_id: str) -> MaskSt
 
     p = ctx.params
     rng = np.random.default_rng(p["random_state"])
-    order = _content_order(ctx)
     train: dict[str, list[np.ndarray]] = {}
     held: dict[str, list[np.ndarray]] = {}
     for s in p["sources"]:
-        ids = sorted((c for c, v in labels.items() if v == s), key=order)
+        # ``labels`` follows ``clips`` order, which is content order: the held-out split
+        # and the training order depend on the recordings, not on where the dataset lives
+        ids = [c for c, v in labels.items() if v == s]
         if not ids:
             raise StageInputError(f"dataset {ctx.ds.name!r}: no clip has {p['label_column']}="
                                   f"{s!r} to learn source {s!r}")

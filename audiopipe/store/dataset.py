@@ -104,7 +104,12 @@ class Dataset:
         return dt
 
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        """A table as pyarrow (``.to_pandas()`` for pandas); empty tables are empty, not errors."""
+        """A table as pyarrow (``.to_pandas()`` for pandas); empty tables are empty, not errors.
+
+        ``clips`` comes in content order (content hash, then clip id), whatever order its
+        rows were published in, so "``clips`` order" means the same recordings in the same
+        order wherever the dataset lives and however it grew.
+        """
         if name == "errors":
             return self._errors(columns)
         if name == "runs":  # rows in no particular order (sort by ``started``)
@@ -120,7 +125,9 @@ class Dataset:
             raise KeyError(
                 f"dataset {self.name!r} has no table {name!r} (has: {', '.join(self.table_names())})"
             )
-        return dt.to_pyarrow_table(columns=columns)
+        if name != "clips":
+            return dt.to_pyarrow_table(columns=columns)
+        return _in_content_order(dt, columns)
 
     def _errors(self, columns: list[str] | None) -> pa.Table:
         """``errors`` at its latest version, less the rows of ingestion runs that did not finish
@@ -285,3 +292,20 @@ class Dataset:
 def open_dataset(root: str, name: str, run_id: str | None = None) -> Dataset:
     """Open dataset ``name`` stored under ``root`` (a folder or ``s3://`` URL)."""
     return Dataset(Location(root, name), run_id)
+
+
+def _in_content_order(dt: Any, columns: list[str] | None) -> pa.Table:
+    """``clips`` rows sorted by (content hash, clip id): the order every stage's folds,
+    shuffles and held-out splits start from then depends on the recordings alone, not on
+    the order they arrived in (incremental ingestion appends) nor where the dataset lives
+    (a clip id hashes the uri; two copies of one recording tie on the hash and keep an
+    order by id)."""
+    keys = ["content_hash", "clip_id"]
+    names = {f.name for f in dt.schema().fields}
+    if not all(k in names for k in keys):
+        return dt.to_pyarrow_table(columns=columns)
+    want = None if columns is None else list(dict.fromkeys([*columns, *keys]))
+    t = dt.to_pyarrow_table(columns=want)
+    if t.num_rows > 1:
+        t = t.sort_by([(k, "ascending") for k in keys])
+    return t if columns is None else t.select(columns)

@@ -474,3 +474,42 @@ def test_stage_reports_fold_warnings(chirp_ds):
                                              "candidates": ["stats"], "features": ["mfcc"]})
     assert any("training part has no clips" in w for w in r["warnings"])
     assert r["metrics"]["accuracy"] == 0.0  # nothing could be predicted, and it says so
+
+
+def test_folds_follow_the_recordings_not_the_order_they_arrived_in(demo_folder, tmp_path):
+    """The same recordings ingested at once, or in two arrivals at another path (a growing
+    corpus: the later clips are appended), get the same folds and the same figures: every
+    stage starts its shuffles from ``clips`` in content order."""
+    import csv
+
+    from ._ingest import ingest
+
+    rows = list(csv.DictReader((demo_folder / "labels.csv").open()))
+    fields = list(rows[0])
+
+    def arrive(dst, part):
+        dst.mkdir(parents=True, exist_ok=True)
+        for r in part:
+            (dst / r["path"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(demo_folder / r["path"], dst / r["path"])
+        present = [r for r in rows if (dst / r["path"]).exists()]
+        with (dst / "labels.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(present)
+
+    p = {"target": "label", "candidates": ["stats"], "random_state": 0}
+    folds, metrics = [], []
+    order = sorted(rows, key=lambda r: r["path"])
+    for name, arrivals in (("once", [order]), ("grown", [order[1::2], order[0::2]])):
+        src = tmp_path / name / "src"
+        for part in arrivals:
+            arrive(src, part)
+            ds = ingest(tmp_path / name / "out", name, str(src), src / "labels.csv")
+        clips = ds.table("clips", ["clip_id", "content_hash"]).to_pylist()
+        hashes = {c["clip_id"]: c["content_hash"] for c in clips}
+        metrics.append(run_stage(ds, "classify", p)["metrics"])
+        preds = ds.table("predictions", ["clip_id", "fold"]).to_pylist()
+        folds.append({hashes[r["clip_id"]]: r["fold"] for r in preds})
+    assert len(folds[0]) == len(rows) and folds[0] == folds[1]
+    assert metrics[0]["accuracy"] == pytest.approx(metrics[1]["accuracy"], abs=1e-9)

@@ -65,3 +65,15 @@ def test_errors_show_stage_rows_but_not_unfinished_ingest_rows(ingested):
 def test_open_unknown_dataset(tmp_path):
     with pytest.raises(DatasetNotFound, match="audiopipe ingest nope"):
         audiopipe.open_dataset(str(tmp_path), "nope")
+
+
+def test_clips_come_in_content_order_with_any_columns(ingested):
+    whole = ingested.table("clips")
+    assert whole.num_rows == 3
+    keys = list(zip(whole["content_hash"].to_pylist(), whole["clip_id"].to_pylist(),
+                    strict=True))
+    assert keys == sorted(keys)
+    # a subset of columns is read in the same order, without the sort keys
+    sub = ingested.table("clips", ["uri"])
+    assert sub.column_names == ["uri"]
+    assert sub["uri"].to_pylist() == whole["uri"].to_pylist()
