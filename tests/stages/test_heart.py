@@ -606,3 +606,28 @@ def test_identity_check_undoes_a_loudness_cue_reversed_on_a_new_recording():
     b = checked.analyse(y, sr)
     assert not b["identity"]["swapped"] and b["identity"]["evidence"] > 0
     assert sound_scores({"S1": s1, "S2": s2}, sound_centres(b["segments"]), window=0.1)["f_S1"] > 0.9
+
+
+def test_segment_stage_exposes_the_identity_check(tmp_path):
+    """The ``segment`` stage's ``identity_check`` (validated like its other heart parameters)
+    reaches the estimator it builds: on (the default) the decoded path's S1/S2 identity is
+    weighed (pitch and interval cues), off it is not computed at all."""
+    from audiopipe.stages.params import check, resolve
+    from audiopipe.stages.segment.heart import estimator
+
+    decl = segment.Segment.params
+    assert check(decl, {"identity_check": "maybe"}, where="segment", require=False) == [
+        "segment.identity_check: must be true or false, got 'maybe'"]
+    raw = {"mode": "heart", "reference": "refs"}
+    on = resolve(decl, raw, base_dir=tmp_path)
+    off = resolve(decl, {**raw, "identity_check": "false"}, base_dir=tmp_path)
+    assert on["identity_check"] is True and off["identity_check"] is False
+    train = [_pcg_loudness(s, 1.0, 0.4) for s in (0, 1)]
+    recs = [(y, sr) for y, sr, _, _ in train]
+    refs = [_pascal_intervals({"S1": a, "S2": b}) for _, _, a, b in train]
+    y, sr, s1, s2 = _pcg_loudness(5, 1.0, 0.4)
+    a_on = estimator(on).fit(recs, refs).analyse(y, sr)
+    a_off = estimator(off).fit(recs, refs).analyse(y, sr)
+    assert a_off["identity"] is None
+    ev = a_on["identity"]
+    assert not ev["swapped"] and ev["pitch"] > 0.3 and ev["evidence"] > 0

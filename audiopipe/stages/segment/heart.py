@@ -46,7 +46,7 @@ __all__ = [
 
 #: HeartSegmenter parameters the stage declares (same names)
 ESTIMATOR_PARAMS = ("C", "emission", "min_bpm", "max_bpm", "n_candidates", "refine",
-                    "random_state")
+                    "identity_check", "random_state")
 
 
 def clip_key(uri: str) -> list[str]:
