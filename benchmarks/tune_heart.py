@@ -158,6 +158,36 @@ class Confused(HeartSegmenter):
         return super().posteriors(F)[:, SWAP]
 
 
+#: round 5's stress test (issue 12 §2): the heart rate forced off by these factors
+RATE_FACTORS = (0.92, 0.95, 0.97, 1.03, 1.05, 1.08)
+
+
+def reference_cycle(rec: Rec) -> tuple[float, float]:
+    """The recording's ``(period_s, systole_s)`` from its references: the median S1-S1
+    interval and the median S1 to next S2 (starts for CirCor intervals, centres for
+    PASCAL points)."""
+    if rec.corpus == "circor":
+        s1 = np.sort([s for s, _, k in rec.intervals if k == "S1"])
+        s2 = np.sort([s for s, _, k in rec.intervals if k == "S2"])
+    else:
+        s1, s2 = np.sort(rec.points["S1"]), np.sort(rec.points["S2"])
+    period = float(np.median(np.diff(s1)))
+    sys = [s2[s2 > a][0] - a for a in s1 if np.any((s2 > a) & (s2 < a + period))]
+    return period, float(np.median(sys))
+
+
+class ForcedRate(HeartSegmenter):
+    """A segmenter whose heart-period candidates are replaced by one forced cycle
+    (``forced_``: period and systole, s): the rate stress test of round 5 (what a rate
+    estimate a few percent off does; refinement and the rest of the decoding as
+    configured)."""
+
+    forced_: tuple[float, float] = (1.0, 0.35)
+
+    def rate_candidates(self, F, post, duration_s):  # noqa: D102
+        return [self.forced_]
+
+
 class Evaluator:
     """Leave-one-recording-out objective on a tuning part, with cached features."""
 
@@ -172,23 +202,31 @@ class Evaluator:
             self._features[key] = [seg.envelopes(r.y, r.sr) for r in self.recs]
         return self._features[key]
 
-    def objective(self, cfg: dict, confused: bool = False) -> tuple[float, dict]:
+    def objective(
+        self, cfg: dict, confused: bool = False, rate_factors: tuple[float, ...] = ()
+    ) -> tuple[float, dict]:
         """The mean of CirCor frame accuracy and PASCAL S1/S2 F; with ``confused`` the
-        held-out recording is decoded by :class:`Confused` (the check's stress test)."""
+        held-out recording is decoded by :class:`Confused` (the check's stress test); with
+        ``rate_factors``, by :class:`ForcedRate` at the reference heart rate times each
+        factor (the rate stress test; the mean over the factors)."""
         params = {k: v for k, v in cfg.items() if k != "pascal_guard_s"}
         F = self.features(params)
         refs = train_refs(self.recs, cfg.get("pascal_guard_s", 0.0))
         acc, fs = [], []
         for i, r in enumerate(self.recs):
             idx = [j for j in range(len(self.recs)) if j != i]
-            cls = Confused if confused else HeartSegmenter
+            cls = Confused if confused else ForcedRate if rate_factors else HeartSegmenter
             seg = cls(**params).fit_features([F[j] for j in idx], [refs[j] for j in idx])
-            segs = seg.analyse_features(F[i], len(r.y) / r.sr, y=r.y, sr=r.sr)["segments"]
-            if r.corpus == "circor":
-                acc.append(frame_accuracy(r.intervals, segs))
-            else:
-                s = sound_scores(r.points, sound_centres(segs), window=0.1)
-                fs.append((s["f_S1"] + s["f_S2"]) / 2)
+            period, systole = reference_cycle(r)
+            for f in rate_factors or (None,):
+                if f is not None:
+                    seg.forced_ = (period / f, systole)
+                segs = seg.analyse_features(F[i], len(r.y) / r.sr, y=r.y, sr=r.sr)["segments"]
+                if r.corpus == "circor":
+                    acc.append(frame_accuracy(r.intervals, segs))
+                else:
+                    s = sound_scores(r.points, sound_centres(segs), window=0.1)
+                    fs.append((s["f_S1"] + s["f_S2"]) / 2)
         parts = {"circor_frame_accuracy": float(np.mean(acc)), "pascal_f_S1_S2": float(np.mean(fs))}
         return float(np.mean(list(parts.values()))), parts
 
