@@ -24,12 +24,14 @@ from audiopipe.stages.heart.hsmm import (
 from audiopipe.stages.heart.identity import SWAP, identity_evidence
 from audiopipe.stages.heart.references import STATES
 
-__all__ = ["Decoding", "MIN_GAP_S", "SYSTOLE_SD"]
+__all__ = ["Decoding", "MIN_GAP_S", "RATE_STEP", "SYSTOLE_SD"]
 
 #: Springer's spread of the systole duration (s)
 SYSTOLE_SD = 0.025
 #: shortest systole (S1 end to S2 start) and diastole of a heart-period candidate (s)
 MIN_GAP_S = 0.04
+#: relative step of ``rate_search``'s periods around the chosen one
+RATE_STEP = 0.02
 
 
 class Decoding:
@@ -48,7 +50,8 @@ class Decoding:
         sys = max(systole_s - s1, 0.5 / fr)
         dia = max(period_s - systole_s - s2, 0.5 / fr)
         means = np.array([s1, sys, s2, dia]) * fr
-        sds = np.array([s1_sd, SYSTOLE_SD, s2_sd, 0.07 * dia + 0.006]) * fr
+        sd_dia = float(np.hypot(0.07 * dia + 0.006, self.rate_sd * period_s))
+        sds = np.array([s1_sd, SYSTOLE_SD, s2_sd, sd_dia]) * fr
         lp = gaussian_durations(means, sds)
         if self.relative_durations:
             lp = lp - lp.max(axis=1, keepdims=True)
@@ -154,6 +157,11 @@ class Decoding:
         log_b = self.log_emissions(F, post)
         cands = self.rate_candidates(F, post, duration_s)
         lo_p, hi_p = 60.0 / self.max_bpm, 60.0 / self.min_bpm
+        if self.rate_search > 0:  # each candidate's neighbours, decoded in the same pass
+            k = int(np.floor(self.rate_search / RATE_STEP + 1e-9))
+            steps = [1.0 + i * RATE_STEP for i in range(-k, k + 1)]
+            cands = [(float(np.clip(p * f, lo_p, hi_p)), s) for p, s in cands for f in steps]
+            cands = [c for c in cands if self._holds_sounds(*c)] or cands
         paths, scores = hsmm_viterbi_many(
             log_b, [self.duration_model(p, s) for p, s in cands], partial_edges=self.partial_edges
         )

@@ -159,6 +159,16 @@ class HeartSegmenter(Decoding, BaseEstimator):
         S1 plus ``identity_interval_weight`` times the relative systole/diastole difference).
     identity_interval_weight : float, default 1.0
         Weight of the interval cue against the pitch cue.
+    rate_sd : float, default 0.0 ([0])
+        Relative spread of the heart period within a recording (beat-to-beat variation
+        and the error of its estimate), added to the diastole duration's spread (as
+        ``rate_sd * period`` in quadrature with Springer's ``0.07 * diastole + 6 ms``): the
+        diastole absorbs a period a few percent off, so the decoded cycle can follow the
+        beats instead of slipping in phase against them.
+    rate_search : float, default 0.0 ([0])
+        Also decode the chosen period times ``1 +- k * RATE_STEP`` (up to this relative
+        distance, :data:`~.decode.RATE_STEP` apart) and keep the best decoding score (a
+        local search: relative durations make nearby rates comparable).
     partial_edges : bool, default True
         First and last states may be cut by the recording's edges (whole coverage).
     max_train_frames : int, default 50000
@@ -194,6 +204,8 @@ class HeartSegmenter(Decoding, BaseEstimator):
         identity_check: bool = True,
         identity_margin: float = 0.05,
         identity_interval_weight: float = 1.0,
+        rate_sd: float = 0.0,
+        rate_search: float = 0.0,
     ) -> None:
         self.feature_rate = feature_rate
         self.features = features
@@ -221,6 +233,8 @@ class HeartSegmenter(Decoding, BaseEstimator):
         self.identity_check = identity_check
         self.identity_margin = identity_margin
         self.identity_interval_weight = identity_interval_weight
+        self.rate_sd = rate_sd
+        self.rate_search = rate_search
 
     # ---- features ------------------------------------------------------------------------
     def envelopes(self, y: np.ndarray, sr: float) -> np.ndarray:
