@@ -88,7 +88,10 @@ class HeartSegmenter(Decoding, BaseEstimator):
     recordings (0.869 against 0.871, ``tune_heart.py --compare-rate``), so ``select`` stays
     ``"score"``. Round 4's identity check is on (``tune_heart.py --compare-identity``: no
     loss on the 16 recordings, 0.8714 either way, and 0.10 -> 0.86 with the emission
-    model's S1/S2 confused). Figures with these defaults: ``benchmarks/segment_heart_stage.py`` (the
+    model's S1/S2 confused). Round 5's remedies for a heart rate a few percent off
+    (``rate_sd``, ``rate_search``) stay off: a rate forced 3-8 % off cost both strict
+    splits' tuning parts <= 0.002 and neither remedy gained there (``tune_heart.py
+    --stress-rate``). Figures with these defaults: ``benchmarks/segment_heart_stage.py`` (the
     stage, leave-one-patient-out); strict tune/report split: ``benchmarks/heart.py``.
 
     Parameters
