@@ -51,16 +51,44 @@ states even confused: away from 120 bpm the duration model alone places S1 and S
 recordings (writes ``heart_identity_defaults.json``): on, 0.05, 1 (plain 0.871 either
 way; confused 0.10 -> 0.86), which made it a default.
 
+Round 5 (issue 12 §2: robustness to a heart rate a few percent off). After the identity
+check, ``tune_rate`` scores the remedies of ``RATE_REMEDIES`` (``rate_sd``: the period's
+relative spread widens the diastole duration's, as Springer's heart-rate SD; ``rate_search``:
+nearby periods decoded in the same pass, best score kept; ``refine=2``) by the plain
+objective, which they may not lower by more than ``MARGIN`` (the pruning rule), and by a
+stress objective (:func:`_rate_stress`): every tuning recording decoded with its heart
+period forced to the reference's times 0.92, 0.95, 0.97, 1.03, 1.05, 1.08
+(:class:`ForcedRate`; refinement and the identity check as configured), once by the
+leave-one-recording-out model and once by a model trained without the recording's patient
+(for a CirCor recording, the part's PASCAL recordings alone: emissions as weak as on a new
+patient). Why: split A's held-out 85345_AV (frame accuracy 0.268) was decoded at 120 bpm
+for ~114 with its path slipping in phase; that was seen on a report part, so nothing here
+reads it (it is in split B's tuning part, as always; it was not singled out). What the
+tuning parts say (``--stress-rate``, on the round-4 configurations): the forced rate costs
+almost nothing. Split A: exact rate 0.878, 3-8 % off 0.877 (leave-one-recording-out 0.898,
+patient out 0.856); split B: 0.874 and 0.873. The remedies: ``rate_sd`` 0.03/0.05/0.1 plain
+0.899/0.892/0.872 (A), 0.875/0.867/0.833 (B), stress no better; ``rate_search`` 0.04/0.08
+and ``refine=2`` within 0.002 of the configuration on both. No remedy was taken on either
+split, so the configurations and the held-out figures are round 4's. On generated signals
+(``tests/stages/test_heart.py``) the decoder also follows a rate drifting 5-10 % over 20 s
+(frame accuracy > 0.9): the duration spreads (S1, S2, systole ~1 frame each, diastole
+``0.07 * diastole + 6 ms``) absorb about 8 % of a period per cycle at 1 SD. What went wrong on
+85345_AV is therefore not the decoder's rigidity to a rate a few percent off as far as the
+tuning parts can show; the emission model of split A on a new patient's aortic site is the
+likelier cause (round 4's diagnosis), and that is not tuned here.
+
 With ``--defaults`` the same search also runs on all 16 recordings (split ``all``): that
 is how :class:`HeartSegmenter`'s defaults were chosen (round 1); no figure is reported from
 it. ``--compare-rate`` scores the defaults with round 3's heart rate on the 16 recordings
 (0.869 against 0.871 with the score comparison: no gain, so the defaults were kept).
 
 Writes ``benchmarks/results/heart_tuning.json`` ({split: {params, pascal_guard_s, objective,
-identity, trace}}; splits not run are kept from the file). Run: ``python benchmarks/tune_heart.py
-[--defaults | --defaults-only | --compare-rate]`` (3-5 minutes per split on one shared core,
-about 10 for ``all``; ``--compare-rate``: the estimator's defaults with and without round 3's
-heart rate on the 16 recordings, seconds).
+identity, rate, trace}}; splits not run are kept from the file). Run: ``python
+benchmarks/tune_heart.py [--defaults | --defaults-only | --compare-rate | --stress-rate]``
+(5-8 minutes per split on one shared core, about 15 for ``all``; ``--compare-rate``: the
+estimator's defaults with and without round 3's heart rate on the 16 recordings, seconds;
+``--stress-rate``: round 5 alone on the configurations already in the file, 2-3 minutes per
+split).
 """
 
 from __future__ import annotations
@@ -158,6 +186,41 @@ class Confused(HeartSegmenter):
         return super().posteriors(F)[:, SWAP]
 
 
+#: round 5's stress test (issue 12 §2): the heart rate forced off by these factors
+RATE_FACTORS = (0.92, 0.95, 0.97, 1.03, 1.05, 1.08)
+#: round 5's remedies for a rate a few percent off, tried in this order (see ``tune_rate``):
+#: a diastole spread widened by the period's (Springer's heart-rate SD), a local search
+#: of nearby periods by decoding score, more refinements of the period from the path
+RATE_REMEDIES: list[dict] = [{"rate_sd": v} for v in (0.03, 0.05, 0.1)] + [
+    {"rate_search": v} for v in (0.04, 0.08)] + [{"refine": 2}]
+
+
+def reference_cycle(rec: Rec) -> tuple[float, float]:
+    """The recording's ``(period_s, systole_s)`` from its references: the median S1-S1
+    interval and the median S1 to next S2 (starts for CirCor intervals, centres for
+    PASCAL points)."""
+    if rec.corpus == "circor":
+        s1 = np.sort([s for s, _, k in rec.intervals if k == "S1"])
+        s2 = np.sort([s for s, _, k in rec.intervals if k == "S2"])
+    else:
+        s1, s2 = np.sort(rec.points["S1"]), np.sort(rec.points["S2"])
+    period = float(np.median(np.diff(s1)))
+    sys = [s2[s2 > a][0] - a for a in s1 if np.any((s2 > a) & (s2 < a + period))]
+    return period, float(np.median(sys))
+
+
+class ForcedRate(HeartSegmenter):
+    """A segmenter whose heart-period candidates are replaced by one forced cycle
+    (``forced_``: period and systole, s): the rate stress test of round 5 (what a rate
+    estimate a few percent off does; refinement and the rest of the decoding as
+    configured)."""
+
+    forced_: tuple[float, float] = (1.0, 0.35)
+
+    def rate_candidates(self, F, post, duration_s):  # noqa: D102
+        return [self.forced_]
+
+
 class Evaluator:
     """Leave-one-recording-out objective on a tuning part, with cached features."""
 
@@ -172,23 +235,35 @@ class Evaluator:
             self._features[key] = [seg.envelopes(r.y, r.sr) for r in self.recs]
         return self._features[key]
 
-    def objective(self, cfg: dict, confused: bool = False) -> tuple[float, dict]:
+    def objective(
+        self, cfg: dict, confused: bool = False, rate_factors: tuple[float, ...] = (),
+        patient_out: bool = False,
+    ) -> tuple[float, dict]:
         """The mean of CirCor frame accuracy and PASCAL S1/S2 F; with ``confused`` the
-        held-out recording is decoded by :class:`Confused` (the check's stress test)."""
+        held-out recording is decoded by :class:`Confused` (the check's stress test); with
+        ``rate_factors``, by :class:`ForcedRate` at the reference heart rate times each
+        factor (the rate stress test; the mean over the factors); with ``patient_out``, by
+        a model trained without any recording of its patient (a CirCor recording by the
+        part's PASCAL recordings alone: weaker emissions, as on a new patient)."""
         params = {k: v for k, v in cfg.items() if k != "pascal_guard_s"}
         F = self.features(params)
         refs = train_refs(self.recs, cfg.get("pascal_guard_s", 0.0))
         acc, fs = [], []
         for i, r in enumerate(self.recs):
-            idx = [j for j in range(len(self.recs)) if j != i]
-            cls = Confused if confused else HeartSegmenter
+            idx = [j for j, q in enumerate(self.recs)
+                   if j != i and not (patient_out and q.group == r.group)]
+            cls = Confused if confused else ForcedRate if rate_factors else HeartSegmenter
             seg = cls(**params).fit_features([F[j] for j in idx], [refs[j] for j in idx])
-            segs = seg.analyse_features(F[i], len(r.y) / r.sr, y=r.y, sr=r.sr)["segments"]
-            if r.corpus == "circor":
-                acc.append(frame_accuracy(r.intervals, segs))
-            else:
-                s = sound_scores(r.points, sound_centres(segs), window=0.1)
-                fs.append((s["f_S1"] + s["f_S2"]) / 2)
+            period, systole = reference_cycle(r)
+            for f in rate_factors or (None,):
+                if f is not None:
+                    seg.forced_ = (period / f, systole)
+                segs = seg.analyse_features(F[i], len(r.y) / r.sr, y=r.y, sr=r.sr)["segments"]
+                if r.corpus == "circor":
+                    acc.append(frame_accuracy(r.intervals, segs))
+                else:
+                    s = sound_scores(r.points, sound_centres(segs), window=0.1)
+                    fs.append((s["f_S1"] + s["f_S2"]) / 2)
         parts = {"circor_frame_accuracy": float(np.mean(acc)), "pascal_f_S1_S2": float(np.mean(fs))}
         return float(np.mean(list(parts.values()))), parts
 
@@ -227,6 +302,7 @@ def tune(recs: list[Rec], passes: int = 3, log=print) -> dict:
     log(f"  -> emission={cfg['emission']} C={cfg['C']} ({best:.4f})")
     cfg, best, parts = prune(ev, cfg, best, parts, trace, log)
     cfg, best, parts, identity = tune_identity(ev, cfg, best, parts, trace, log)
+    cfg, best, parts, rate = tune_rate(ev, cfg, best, parts, trace, log)
     params = {k: v for k, v in cfg.items() if k != "pascal_guard_s"}
     return {
         "params": params,
@@ -234,6 +310,7 @@ def tune(recs: list[Rec], passes: int = 3, log=print) -> dict:
         "objective": best,
         "objective_parts": parts,
         "identity": identity,
+        "rate": rate,
         "tuned_on": [r.name for r in recs],
         "trace": trace,
     }
@@ -295,6 +372,71 @@ def tune_identity(ev: Evaluator, cfg: dict, best: float, parts: dict, trace: lis
     return chosen, chosen_plain, top_parts, {"on": on, "candidates": rows}
 
 
+def tune_rate(ev: Evaluator, cfg: dict, best: float, parts: dict, trace: list, log=print):
+    """Round 5's robustness to a heart rate a few percent off, on the chosen configuration.
+
+    Each candidate of ``RATE_REMEDIES`` is scored by the plain objective and by the rate
+    stress test (:func:`_rate_stress`: every tuning recording decoded with its heart
+    period forced to the reference's at each factor of ``RATE_FACTORS``,
+    :class:`ForcedRate`, by a model trained on the other tuning recordings and by one
+    trained without its patient; the mean over the factors and both). As for the identity check, a remedy is
+    taken only if the plain objective loses at most ``MARGIN`` (the pruning rule) and the
+    mean of the two gains more than ``MARGIN``; a later candidate must gain ``MARGIN`` over
+    an earlier one.
+    """
+    stress, stress_parts = _rate_stress(ev, cfg)
+    exact, _ = _rate_stress(ev, cfg, (1.0,))
+    log(f"  rate as configured: plain {best:.4f}, forced exact {exact:.4f}, "
+        f"forced {RATE_FACTORS}: {stress:.4f} {stress_parts}")
+    rows = [{"remedy": {}, "plain": best, "stress": stress, "stress_parts": stress_parts,
+             "exact": exact}]
+    chosen, top, top_parts, chosen_plain = cfg, (best + stress) / 2, parts, best
+    for remedy in RATE_REMEDIES:
+        if all(cfg.get(k) == v for k, v in remedy.items()):
+            continue
+        trial = {**cfg, **remedy}
+        plain, prt = ev.objective(trial)
+        st, sprt = _rate_stress(ev, trial)
+        rows.append({"remedy": remedy, "plain": plain, "plain_parts": prt, "stress": st,
+                     "stress_parts": sprt})
+        trace.append({"cfg": dict(trial), "objective": plain, "rate_stress": st, **prt})
+        mean = (plain + st) / 2
+        log(f"  rate remedy {remedy}: plain {plain:.4f} stress {st:.4f}")
+        if plain >= best - MARGIN and mean > top + MARGIN:
+            chosen, top, top_parts, chosen_plain = trial, mean, prt, plain
+    taken = {k: chosen[k] for r in RATE_REMEDIES for k in r if chosen.get(k) != cfg.get(k)}
+    log(f"  -> rate remedy {taken or 'none'}")
+    return chosen, chosen_plain, top_parts, {"taken": taken, "candidates": rows}
+
+
+def _rate_stress(ev: Evaluator, cfg: dict, factors: tuple[float, ...] = RATE_FACTORS):
+    """The rate stress objective: the mean of the forced-rate objective with the other
+    tuning recordings in training (leave-one-recording-out) and with the recording's
+    patient left out of training (``patient_out``); parts: both, by name."""
+    a, pa = ev.objective(cfg, rate_factors=factors)
+    b, pb = ev.objective(cfg, rate_factors=factors, patient_out=True)
+    return (a + b) / 2, {"recording_out": a, "patient_out": b,
+                         **{f"recording_out_{k}": v for k, v in pa.items()},
+                         **{f"patient_out_{k}": v for k, v in pb.items()}}
+
+
+def stress_rate_only(parts: dict[str, list[Rec]], out: dict) -> None:
+    """``--stress-rate``: :func:`tune_rate` on each split's configuration as already tuned
+    (the rest of the search is not rerun); updates ``out`` in place."""
+    for name, recs in parts.items():
+        if name not in out:
+            continue
+        ev = Evaluator(recs)
+        cfg = {**out[name]["params"], "pascal_guard_s": out[name]["pascal_guard_s"]}
+        print(f"split {name}: rate stress on {[r.name for r in recs]}")
+        best, prt = ev.objective(cfg)
+        trace: list = []
+        cfg, best, prt, rate = tune_rate(ev, cfg, best, prt, trace)
+        out[name]["params"] = {k: v for k, v in cfg.items() if k != "pascal_guard_s"}
+        out[name]["rate"] = rate
+        out[name]["objective"], out[name]["objective_parts"] = best, prt
+
+
 def compare_rate_defaults(recs: list[Rec], guard: float = 0.02) -> dict[str, float]:
     """The estimator's defaults against the same with round 3's heart rate (harmonic check
     on the S1 posterior), by the ``--defaults`` objective on ``recs`` (all 16)."""
@@ -332,6 +474,13 @@ def main() -> None:
         compare_rate_defaults(circor + pascal)
         return
     parts = {name: sp["tune"] for name, sp in splits(circor, pascal).items()}
+    if "--stress-rate" in sys.argv:  # round 5 alone, on the configurations already tuned
+        path = RESULTS / "heart_tuning.json"
+        out = json.loads(path.read_text())
+        stress_rate_only(parts, out)
+        path.write_text(json.dumps(out, indent=1))
+        print("wrote", path)
+        return
     if "--defaults" in sys.argv:  # the estimator's defaults: tuned on all 16 recordings
         parts["all"] = circor + pascal
     if "--defaults-only" in sys.argv:

@@ -12,7 +12,10 @@ features : envelopes (homomorphic, Hilbert, PSD, wavelet band, octave bands), sp
 hsmm : the cyclic semi-Markov Viterbi decoder (several duration models in one pass) and
     the duration distributions.
 model : :class:`HeartSegmenter` (scikit-learn estimator; skops-persistable, trust
-    :data:`TRUSTED`).
+    :data:`TRUSTED`): features and training.
+decode : its decoding half (a mixin): duration models, heart-period candidates
+    (:meth:`~.decode.Decoding.rate_candidates`), HSMM decoding with refinement and the
+    optional local rate search, the identity check, segments.
 identity : whether a decoded path has S1 and S2 in place or swapped, by cues that hold
     across patients and sites (S1 lower-pitched, systole shorter than diastole); used by
     ``HeartSegmenter(identity_check=True)``.

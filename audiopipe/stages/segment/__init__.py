@@ -137,6 +137,9 @@ class Segment(ClipStage):
         Param("n_candidates", "int", 3, "heart: heart-period candidates decoded", low=1),
         Param("refine", "int", 2,
               "heart: re-estimations of period and systole from the decoded path", low=0),
+        Param("identity_check", "bool", True,
+              "heart: check each decoded path's S1/S2 identity (S1 lower-pitched, systole "
+              "shorter than diastole) and decode again with S1 and S2 exchanged when swapped"),
         Param("random_state", "int", 0, "seed of the folds and frame sampling"),
     )
     tables = ("segments",)

@@ -16,6 +16,10 @@ from the dataset's labelled recordings.
   accuracy over annotated time (interval references), S1/S2/both-sounds F-measure within
   ``tolerance_s`` (all references). The final model, trained on every referenced clip, is
   saved with skops and segments every other clip (``origin = model``).
+- **Parameters** passed to the estimator (:data:`ESTIMATOR_PARAMS`, same names): ``C``,
+  ``emission``, ``min_bpm``, ``max_bpm``, ``n_candidates``, ``refine``, ``identity_check``
+  (the S1/S2 swap check, on by default) and ``random_state``; the others keep the
+  estimator's defaults.
 - **Predict**: every clip gets segments from its first sample to its last (S1, systole, S2,
   diastole), each with the mean posterior of its state as ``confidence``.
 
@@ -46,7 +50,7 @@ __all__ = [
 
 #: HeartSegmenter parameters the stage declares (same names)
 ESTIMATOR_PARAMS = ("C", "emission", "min_bpm", "max_bpm", "n_candidates", "refine",
-                    "random_state")
+                    "identity_check", "random_state")
 
 
 def clip_key(uri: str) -> list[str]:
