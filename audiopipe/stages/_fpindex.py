@@ -75,7 +75,7 @@ def confidence(
 #: :meth:`FingerprintIndex.match`); "none" (each distinct hash one vote) was rounds 1-3's
 VOTE_WEIGHTING = "query"
 #: the weightings :func:`vote_weights` knows (``benchmarks/tune_fingerprint.py --weighting``)
-WEIGHTINGS = ("none", "query", "qsqrt", "queryj", "anchor", "anchorq")
+WEIGHTINGS = ("none", "query", "qsqrt", "queryj", "queryt", "anchor", "anchorq")
 
 
 def vote_weights(mode: str, hashes: np.ndarray, qi: np.ndarray, times: np.ndarray | None = None,
@@ -86,7 +86,9 @@ def vote_weights(mode: str, hashes: np.ndarray, qi: np.ndarray, times: np.ndarra
     repetitive sound repeats its hashes, each copy another chance to meet a repeated pattern
     of a track at the same offset, and those meetings are one piece of evidence, not ``n``.
     ``"qsqrt"``: ``1 / sqrt(n)``; ``"queryj"``: ``1 / n`` counting near-repeats too (f1, df
-    and dt each within ±1); ``"none"``: 1.
+    and dt each within ±1; ``"queryt"``: dt only); ``"anchor"``: each query anchor time at
+    most one vote per bin (``"anchorq"``: and ``1 / n``); ``"none"``: 1. Only ``"query"``
+    is calibrated; the others are ``benchmarks/tune_fingerprint.py --weighting``'s study.
 
     Examples
     --------
@@ -104,11 +106,12 @@ def vote_weights(mode: str, hashes: np.ndarray, qi: np.ndarray, times: np.ndarra
     if mode not in WEIGHTINGS:
         raise ValueError(f"vote weighting must be one of {WEIGHTINGS}, got {mode!r}")
     uh, cnt = np.unique(hashes, return_counts=True)
-    if mode == "queryj":
+    if mode in ("queryj", "queryt"):
         hq = np.unique(hashes[qi])
         tot = np.zeros(hq.size)
-        for d1 in (-1, 0, 1):
-            for d2 in (-1, 0, 1):
+        near = (-1, 0, 1) if mode == "queryj" else (0,)
+        for d1 in near:
+            for d2 in near:
                 for d3 in (-1, 0, 1):
                     nb = hq + (d1 << 12) + (d2 << 6) + d3
                     j = np.minimum(np.searchsorted(uh, nb), uh.size - 1)
