@@ -45,6 +45,9 @@ at 0.90 (its copies are near-repeats, hashes a bin or a frame apart, which exact
 weighting does not see; a tuning clip) and another chainsaw at 0.59. Music-corpus
 conditions after: 0 dB white 0.936, babble 0.986, no false positive of 501.
 
+Query time after / round 3: x1.05 (the weighting; a shared machine, two runs 0.95-1.05);
+index unchanged (the table and the stage are the same; only matching changed).
+
 The price: at 0 dB white noise the weaker true matches (a few votes against a small
 runner-up, a 0.3 s bark) now look like chance and fall under 0.5 (held-out music 0.938 ->
 0.875 and non-music 0.941 -> 0.918: one and two queries). ``f_sd 2`` gains from the

@@ -23,8 +23,8 @@ __all__ = ["SR", "HOP_LENGTH", "CONF_COEF", "CONF_COEFS", "MIN_CONFIDENCE", "con
 #: analysis rate and hop of the landmark spectrogram (one frame = 23.2 ms)
 SR = 11025
 HOP_LENGTH = 256
-#: default ``min_confidence``: "more likely right than wrong"; above the 0.235 that keeps tuning
-#: non-member false positives at 0.5 % (see the fingerprint module docstring)
+#: default ``min_confidence``: "more likely right than wrong"; above the thresholds that keep
+#: tuning non-member false positives at 0.5 % (0.31, 0.235, 0.12 in rounds 1-2, 3 and 4)
 MIN_CONFIDENCE = 0.5
 #: logistic calibration of :func:`confidence` (intercept, log1p score, log1p runner-up
 #: score), fitted on tuning queries by ``benchmarks/tune_fingerprint.py --weighting`` (round
@@ -98,9 +98,9 @@ def vote_weights(mode: str, hashes: np.ndarray, qi: np.ndarray, times: np.ndarra
     if mode == "none":
         return np.ones(qi.size)
     if mode in ("anchor", "anchorq"):  # each query anchor time at most one vote per bin
-        assert times is not None and key is not None
-        ka = key << 20 | times[qi]
-        ua, inv, cnt_a = np.unique(ka, return_inverse=True, return_counts=True)
+        if times is None or key is None:
+            raise ValueError(f"vote weighting {mode!r} needs the query times and bin keys")
+        _, inv, cnt_a = np.unique(key << 20 | times[qi], return_inverse=True, return_counts=True)
         w = 1.0 / cnt_a[inv]
         return w if mode == "anchor" else w * vote_weights("query", hashes, qi)
     if mode not in WEIGHTINGS:
