@@ -23,48 +23,102 @@ __all__ = ["SR", "HOP_LENGTH", "CONF_COEF", "CONF_COEFS", "MIN_CONFIDENCE", "con
 #: analysis rate and hop of the landmark spectrogram (one frame = 23.2 ms)
 SR = 11025
 HOP_LENGTH = 256
-#: default ``min_confidence``: "more likely right than wrong"; above the 0.235 that keeps tuning
-#: non-member false positives at 0.5 % (see the fingerprint module docstring)
+#: default ``min_confidence``: "more likely right than wrong"; above the thresholds that keep
+#: tuning non-member false positives at 0.5 % (0.31, 0.235, 0.12 in rounds 1-2, 3 and 4)
 MIN_CONFIDENCE = 0.5
-#: logistic calibration of :func:`confidence` (intercept, log1p votes, log1p runner-up),
-#: fitted on tuning queries by ``benchmarks/tune_fingerprint.py``
-CONF_COEF = (-7.595, 13.068, -12.978)
+#: logistic calibration of :func:`confidence` (intercept, log1p score, log1p runner-up
+#: score), fitted on tuning queries by ``benchmarks/tune_fingerprint.py --weighting`` (round
+#: 4: query-weighted votes, two indexes, short queries; round 3's was (-7.595, 13.068, -12.978))
+CONF_COEF = (-21.2345, 10.3701, -4.2683)
 #: the calibration per peak neighbourhood ``(f_sd, t_sd)`` of the index (round 3 fitted
 #: ``f_sd=2``'s on its own tuning queries); other shapes use :data:`CONF_COEF`
 CONF_COEFS: dict[tuple[int, int], tuple[float, float, float]] = {
     (5, 2): CONF_COEF,
-    (2, 2): (-10.76500, 10.30348, -8.84473),
+    (2, 2): (-30.7504, 15.7426, -7.6946),  # round 3: (-10.765, 10.303, -8.845)
 }
 
 
-def confidence_features(votes: np.ndarray, runner_up: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` features of :func:`confidence`: ``log1p(votes)``, ``log1p(runner_up)``."""
-    v = np.asarray(votes, np.float64)
+def confidence_features(score: np.ndarray, runner_up: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` features of :func:`confidence`: ``log1p(score)``, ``log1p(runner_up)``."""
+    v = np.asarray(score, np.float64)
     r = np.asarray(runner_up, np.float64)
     return np.stack([np.log1p(v), np.log1p(r)], axis=-1)
 
 
 def confidence(
-    votes: int, runner_up: int, coef: tuple[float, float, float] = CONF_COEF
+    score: float, runner_up: float, coef: tuple[float, float, float] = CONF_COEF
 ) -> float:
-    """Estimated probability that a best match of ``votes`` aligned hashes, against a best
-    other clip of ``runner_up``, is the right recording.
+    """Estimated probability that a best match of ``score`` (weighted aligned hashes, see
+    :meth:`FingerprintIndex.match`), against a best other clip of ``runner_up``, is the
+    right recording.
 
-    A logistic model of ``log1p(votes)`` and ``log1p(runner_up)`` fitted on tuning queries
-    (about half of indexed recordings, clean and at 0 dB white noise and babble, half of
-    non-members); the fitted model is nearly a function of ``(1 + votes) / (1 + runner_up)``:
-    the runner-up measures how high chance alignments reach for this query in this index.
+    A logistic model of ``log1p(score)`` and ``log1p(runner_up)`` fitted on tuning queries
+    (about half of indexed recordings, clean and at 0 dB white noise and babble; non-members,
+    among them short whole clips; against the split's index and against its music alone).
+    Round 3's fit was nearly a function of ``(1 + votes) / (1 + runner_up)``, which made a
+    few chance votes of a short query (8 against 3) 0.96 sure; round 4's asks for a large
+    score too (the runner-up measures how high chance alignments reach in this index).
 
     Examples
     --------
     >>> confidence(40, 5) > 0.99, confidence(8, 7) < 0.1
     (True, True)
     """
-    if votes <= 0:
+    if score <= 0:
         return 0.0
-    x = confidence_features(np.array([votes]), np.array([runner_up]))[0]
+    x = confidence_features(np.array([score]), np.array([runner_up]))[0]
     z = coef[0] + coef[1] * x[0] + coef[2] * x[1]
     return float(1.0 / (1.0 + np.exp(-z)))
+
+
+#: how a (clip, offset) bin weighs a hash that the query holds at several times (see
+#: :meth:`FingerprintIndex.match`); "none" (each distinct hash one vote) was rounds 1-3's
+VOTE_WEIGHTING = "query"
+#: the weightings :func:`vote_weights` knows (``benchmarks/tune_fingerprint.py --weighting``)
+WEIGHTINGS = ("none", "query", "qsqrt", "queryj", "queryt", "anchor", "anchorq")
+
+
+def vote_weights(mode: str, hashes: np.ndarray, qi: np.ndarray, times: np.ndarray | None = None,
+                 key: np.ndarray | None = None) -> np.ndarray:
+    """Weight of the votes of query landmarks ``qi`` (indices into the query's ``hashes``).
+
+    ``"query"``: ``1 / n`` for a hash the query holds at ``n`` anchor times: a stationary or
+    repetitive sound repeats its hashes, each copy another chance to meet a repeated pattern
+    of a track at the same offset, and those meetings are one piece of evidence, not ``n``.
+    ``"qsqrt"``: ``1 / sqrt(n)``; ``"queryj"``: ``1 / n`` counting near-repeats too (f1, df
+    and dt each within ±1; ``"queryt"``: dt only); ``"anchor"``: each query anchor time at
+    most one vote per bin (``"anchorq"``: and ``1 / n``); ``"none"``: 1. Only ``"query"``
+    is calibrated; the others are ``benchmarks/tune_fingerprint.py --weighting``'s study.
+
+    Examples
+    --------
+    >>> vote_weights("query", np.array([7, 7, 9]), np.array([0, 2])).tolist()
+    [0.5, 1.0]
+    """
+    if mode == "none":
+        return np.ones(qi.size)
+    if mode in ("anchor", "anchorq"):  # each query anchor time at most one vote per bin
+        if times is None or key is None:
+            raise ValueError(f"vote weighting {mode!r} needs the query times and bin keys")
+        _, inv, cnt_a = np.unique(key << 20 | times[qi], return_inverse=True, return_counts=True)
+        w = 1.0 / cnt_a[inv]
+        return w if mode == "anchor" else w * vote_weights("query", hashes, qi)
+    if mode not in WEIGHTINGS:
+        raise ValueError(f"vote weighting must be one of {WEIGHTINGS}, got {mode!r}")
+    uh, cnt = np.unique(hashes, return_counts=True)
+    if mode in ("queryj", "queryt"):
+        hq = np.unique(hashes[qi])
+        tot = np.zeros(hq.size)
+        near = (-1, 0, 1) if mode == "queryj" else (0,)
+        for d1 in near:
+            for d2 in near:
+                for d3 in (-1, 0, 1):
+                    nb = hq + (d1 << 12) + (d2 << 6) + d3
+                    j = np.minimum(np.searchsorted(uh, nb), uh.size - 1)
+                    tot += np.where(uh[j] == nb, cnt[j], 0)
+        return 1.0 / tot[np.searchsorted(hq, hashes[qi])]
+    n = cnt[np.searchsorted(uh, hashes[qi])].astype(np.float64)
+    return 1.0 / (n if mode == "query" else np.sqrt(n))
 
 
 class FingerprintIndex:
@@ -103,6 +157,8 @@ class FingerprintIndex:
         self.peak_params: dict[str, Any] = dict(peak_params or {})
         shape = (int(self.peak_params.get("f_sd", 5)), int(self.peak_params.get("t_sd", 2)))
         self.coef = CONF_COEFS.get(shape, CONF_COEF)
+        #: vote weighting (:func:`vote_weights`); its calibration is :attr:`coef`
+        self.weighting = VOTE_WEIGHTING
 
     @classmethod
     def from_arrays(
@@ -150,11 +206,22 @@ class FingerprintIndex:
     def match(self, hashes: np.ndarray, times: np.ndarray) -> dict[str, Any]:
         """Best clip and offset for query landmarks.
 
+        Votes are cast per (clip, offset) bin, a distinct hash value once per bin, counted
+        in a ±1 frame window. Each vote weighs :func:`vote_weights` (:attr:`weighting`,
+        default ``"query"``: ``1 / n`` for a hash the query holds at ``n`` times), and the
+        best bin is the one of the largest ``score`` (summed weights): a stationary sound
+        (a chainsaw, a helicopter) repeats its hashes, and the copies meet a repeated
+        pattern of a track at one offset without being independent evidence (round 3
+        matched such clips to music tracks with 32 votes against 12, 0.99 sure).
+
         Returns a dict with ``clip_id`` (None when no match), ``offset_s`` (where the
-        query starts in the clip), ``confidence`` in [0, 1], ``votes`` (aligned hashes)
-        and ``runner_up`` (votes of the best competing clip or offset).
+        query starts in the clip), ``confidence`` in [0, 1] (of ``score`` and
+        ``runner_up_score``), ``votes`` (aligned distinct hashes in the best bin; a match
+        needs ``min_votes``), ``runner_up`` (votes of the best bin of any other clip) and
+        ``score`` / ``runner_up_score`` (the weighted votes of the two).
         """
-        none = {"clip_id": None, "offset_s": None, "confidence": 0.0, "votes": 0, "runner_up": 0}
+        none = {"clip_id": None, "offset_s": None, "confidence": 0.0, "votes": 0, "runner_up": 0,
+                "score": 0.0, "runner_up_score": 0.0}
         hashes = np.asarray(hashes, np.int64)
         times = np.asarray(times, np.int64)
         if hashes.size == 0 or len(self) == 0:
@@ -172,23 +239,32 @@ class FingerprintIndex:
         key = clip * span + (off - off.min() + 1)
         # a vote is a distinct hash value: stationary sounds (a held tone, a hum) repeat the
         # same hash at every frame and would otherwise pile up votes at any offset
-        kh = np.unique(key << 21 | hashes[q]) >> 21  # (key, hash) pairs, hashes < 2^21
-        uk, cnt = np.unique(kh, return_counts=True)
+        u, first = np.unique(key << 21 | hashes[q], return_index=True)  # hashes < 2^21
+        kh = u >> 21
+        w = vote_weights(self.weighting, hashes, q[first], times, kh)
+        uk, inv = np.unique(kh, return_inverse=True)
+        cnt = np.bincount(inv, minlength=uk.size).astype(np.int64)
+        sc = np.bincount(inv, weights=w, minlength=uk.size)
         # votes in a ±1 frame window (queries are not aligned to the hop)
-        win = cnt.astype(np.int64).copy()
+        win = cnt.copy()
+        swin = sc.copy()
         for d in (-1, 1):
             j = np.searchsorted(uk, uk + d)
             j = np.minimum(j, uk.size - 1)
-            win += np.where(uk[j] == uk + d, cnt[j], 0)
-        best = int(np.argmax(win))  # first of ties: lowest clip, earliest offset
+            hit = uk[j] == uk + d
+            win += np.where(hit, cnt[j], 0)
+            swin += np.where(hit, sc[j], 0.0)
+        best = int(np.argmax(swin))  # first of ties: lowest clip, earliest offset
         votes = int(win[best])
+        score = float(swin[best])
         bk = int(uk[best])
         c = bk // span
         # runner-up: the best offset of any other clip (a clip that repeats itself, e.g. a
         # loop, has several good offsets; that makes the offset ambiguous, not the clip)
         other = uk // span != c
         runner = int(win[other].max()) if np.any(other) else 0
-        conf = confidence(votes, runner, self.coef)
+        runner_score = float(swin[other].max()) if np.any(other) else 0.0
+        conf = confidence(score, runner_score, self.coef)
         offset_frames = bk % span - 1 + int(off.min())
         # refine the offset: vote-weighted mean of the three frames around the peak
         nb = np.array([bk - 1, bk, bk + 1])
@@ -201,6 +277,8 @@ class FingerprintIndex:
             "confidence": conf,
             "votes": votes,
             "runner_up": runner,
+            "score": score,
+            "runner_up_score": runner_score,
         }
         if votes < self.min_votes or conf < self.min_confidence:
             out["clip_id"] = None

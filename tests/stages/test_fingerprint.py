@@ -347,7 +347,12 @@ def test_real_music_noisy_excerpt_and_fsdd_negatives(corpora, tmp_path):
 
 def test_real_animals_found_in_noise_and_non_members_rejected(corpora):
     """ESC-10 dogs, roosters and babies: indexed clips are found at 0 dB white noise; other
-    clips of the same classes (not indexed) are rejected at the default threshold."""
+    clips of the same classes (not indexed) are rejected at the default threshold.
+
+    Round 4's calibration (issue 12 §4) asks for more than a ratio to the runner-up: one of
+    the two 0.3 s barks, 9 votes against 4 at 0 dB, is now below 0.5 (round 3: 0.83), the
+    same evidence as a single spoken digit's chance alignment with a music track (8 against
+    3, which round 3 answered 0.96 sure); the crying babies are found with hundreds of votes."""
     import csv
 
     from audiopipe.audio import load
@@ -365,7 +370,7 @@ def test_real_animals_found_in_noise_and_non_members_rejected(corpora):
     for i, r in enumerate(members):
         m = query(idx, noisy(clip(r), 0.0, i))
         found += m["clip_id"] == f"s{i}"
-    assert found >= len(members) - 1, found
+    assert found >= len(members) - 2, found
     for r in others:
         m = query(idx, clip(r))
         assert m["clip_id"] is None, (r["filename"], m)
