@@ -205,6 +205,14 @@ def splits(circor: list[Rec], pascal: list[Rec]) -> dict[str, dict[str, list[Rec
     return {"A": {"tune": a, "report": b}, "B": {"tune": b, "report": a}}
 
 
+def pascal_scores(points: dict, est: dict) -> dict[str, float]:
+    """S1/S2 F at +-0.1 s, estimates scored within the annotated stretches (round 6), and
+    the same over the whole annotated span +-0.5 s (rounds 1-5) as ``*_span``."""
+    out = sound_scores(points, est, window=0.1)
+    span = sound_scores(points, est, window=0.1, margin=0.5, gaps=False)
+    return {**out, **{f"{k}_span": v for k, v in span.items()}}
+
+
 def score(rec: Rec, segs: list, seconds: float, bpm: float | None = None) -> dict:
     """The recording's scores for segments ``(start_s, end_s, state, ...)``."""
     dur = len(rec.y) / rec.sr
@@ -220,7 +228,7 @@ def score(rec: Rec, segs: list, seconds: float, bpm: float | None = None) -> dic
     if rec.corpus == "circor":
         m["frame_accuracy"] = frame_accuracy(rec.intervals, segs)
     else:
-        m.update(sound_scores(rec.points, sound_centres(segs), window=0.1))
+        m.update(pascal_scores(rec.points, sound_centres(segs)))
     m["ref_bpm"] = rec.ref_bpm
     if bpm is not None:
         m["bpm"] = bpm
@@ -255,7 +263,7 @@ def run_baseline(test: list[Rec]) -> dict[str, dict]:
         dt = time.perf_counter() - t
         m = score(r, segs, dt, 60.0 / base.period(base.envelope(r.y, r.sr)))
         if r.corpus == "pascal":  # the stage scores the sound times it detects
-            m.update(sound_scores(r.points, base.sounds(r.y, r.sr), window=0.1))
+            m.update(pascal_scores(r.points, base.sounds(r.y, r.sr)))
         out[r.name] = m
     return out
 
@@ -275,6 +283,8 @@ def summary(per: dict[str, dict]) -> dict[str, float]:
         "pascal_f_S1": mean("f_S1", pa),
         "pascal_f_S2": mean("f_S2", pa),
         "pascal_f_sounds": mean("f_sounds", pa),
+        "pascal_f_S1_span": mean("f_S1_span", pa),
+        "pascal_f_S2_span": mean("f_S2_span", pa),
         "whole_coverage": float(np.mean([r["whole"] for r in rows])),
         "median_bpm_error": float(np.median(bpm_err)) if bpm_err else float("nan"),
         "max_seconds": float(max(r["seconds"] for r in rows)),
@@ -297,7 +307,8 @@ def main() -> None:
     tuned = load_tuning()
     res: dict = {"protocol": __doc__.split("Prints")[0].strip(), "splits": {}}
     print(f"{'split':6} {'method':24} {'CirCor acc':>10} {'PASCAL F_S1':>11} {'F_S2':>6} "
-          f"{'F_snd':>6} {'whole':>6} {'|dbpm|':>7} {'max s':>6} {'dec s/30s':>9}")
+          f"{'F_snd':>6} {'span S1':>7} {'S2':>6} {'whole':>6} {'|dbpm|':>7} {'max s':>6} "
+          f"{'dec s/30s':>9}")
     for name, sp in splits(circor, pascal).items():
         params, guard = tuned[name]["params"], tuned[name]["pascal_guard_s"]
         ours = run_model(params, sp["tune"], sp["report"], guard)
@@ -313,12 +324,15 @@ def main() -> None:
         for method, per in (("LR-HSMM (tuned)", ours), ("periodic mode (baseline)", base)):
             s = summary(per)
             print(f"{name:6} {method:24} {s['circor_frame_accuracy']:10.3f} {s['pascal_f_S1']:11.3f} "
-                  f"{s['pascal_f_S2']:6.3f} {s['pascal_f_sounds']:6.3f} {s['whole_coverage']:6.2f} "
+                  f"{s['pascal_f_S2']:6.3f} {s['pascal_f_sounds']:6.3f} "
+                  f"{s['pascal_f_S1_span']:7.3f} {s['pascal_f_S2_span']:6.3f} "
+                  f"{s['whole_coverage']:6.2f} "
                   f"{s['median_bpm_error']:7.1f} {s['max_seconds']:6.2f} "
                   f"{s['max_decoder_seconds_per_30s']:9.3f}")
         for r in sp["report"]:
             o, b = ours[r.name], base[r.name]
-            keys = ["frame_accuracy"] if r.corpus == "circor" else ["f_S1", "f_S2", "f_sounds"]
+            keys = (["frame_accuracy"] if r.corpus == "circor"
+                    else ["f_S1", "f_S2", "f_sounds", "f_S1_span", "f_S2_span"])
             got = ", ".join(f"{k} {o[k]:.3f} (baseline {b[k]:.3f})" for k in keys)
             print(f"    {r.name:14} {got}; bpm {o['bpm']:.0f} (ref {o['ref_bpm']:.0f}, "
                   f"baseline {b['bpm']:.0f})")
