@@ -258,6 +258,11 @@ def test_sounds_where_the_annotators_skipped_beats_are_not_scored(synthetic_mode
     assert sound_scores(ref, extra, window=0.1)["f_S1"] < 1.0
     assert annotated_stretches(ref, gaps=False) == [(pytest.approx(s1[2] - 0.1),
                                                      pytest.approx(s2[len(s1) - 3] + 0.1))]
+    # S1 marks alone: one stretch, so an S2 taken for an S1 between them still counts
+    only = {"S1": ref["S1"], "S2": np.zeros(0)}
+    assert len(annotated_stretches(only)) == 1
+    wrong = {"S1": np.sort(np.r_[est["S1"], est["S2"]]), "S2": np.zeros(0)}
+    assert sound_scores(only, wrong, window=0.1)["f_S1"] < 0.8
 
 
 # ---- features and the heart cycle -------------------------------------------------------------

@@ -91,14 +91,14 @@ def annotated_stretches(
     """The ``(start_s, end_s)`` stretches in which the reference marks every S1 and S2.
 
     Consecutive marks (S1 and S2 together, in time order) are in one stretch unless they
-    have the same label (the other sound between them is unmarked) or lie further apart
-    than the longer median interval (S1 to S2 or S2 to S1) plus half the shorter: halfway
-    between the longest interval of two sounds marked in a row and the shortest that can
-    hold an unmarked sound (a whole period). PASCAL's wide-format file labels its marks
-    by alternation, so a skipped sound shows as such an interval, not as a repeated label.
-    Each stretch reaches ``margin`` s (default ``window``) beyond its first and last mark,
-    so an estimate that can match a mark is always inside. ``gaps=False`` gives one
-    stretch, the whole annotated span.
+    lie further apart than the longer median interval between an S1 and the next S2 or an
+    S2 and the next S1, plus half the shorter: halfway between the longest interval of two
+    sounds marked in a row and the shortest that can hold an unmarked sound (a whole
+    period). PASCAL's wide-format file labels its marks by alternation, so a skipped sound
+    shows as such an interval, not as a repeated label. A reference of one sound only (no
+    S1-S2 pair) is one stretch. Each stretch reaches ``margin`` s (default ``window``)
+    beyond its first and last mark, so an estimate that can match a mark is always
+    inside. ``gaps=False`` gives one stretch, the whole annotated span.
     """
     t = np.r_[reference.get("S1", []), reference.get("S2", [])].astype(float)
     lab = np.r_[np.zeros(len(reference.get("S1", []))), np.ones(len(reference.get("S2", [])))]
@@ -114,7 +114,7 @@ def annotated_stretches(
         meds = [np.median(d[alt & (lab[:-1] == k)]) for k in (0, 1)
                 if np.any(alt & (lab[:-1] == k))]
         limit = max(meds) + 0.5 * min(meds) if meds else np.inf
-        gap = ~alt | (d > limit)
+        gap = d > limit
     cuts = np.flatnonzero(gap)
     starts = np.r_[0, cuts + 1]
     ends = np.r_[cuts, len(t) - 1]
