@@ -2,7 +2,7 @@
 
 Data (../shared/corpora/heart): CirCor patients 85343 (4 recordings) and 85345 (2), interval
 references (S1/systole/S2/diastole, unannotated parts not scored); PASCAL A, 10 recordings
-with S1/S2 centre points (turned into training intervals by
+with S1/S2 centre points (not every beat marked) (turned into training intervals by
 :func:`audiopipe.stages.heart.points_to_intervals`: S1 122 ms, S2 94 ms around each point,
 systole/diastole between consecutive S1-S2 / S2-S1 points with plausible gaps, a tuned
 guard left unannotated around every boundary). Models are trained across both corpora.
@@ -18,22 +18,26 @@ The configuration of each split comes from ``benchmarks/tune_heart.py`` (written
 report, the model is trained on the tuning part's recordings (CirCor patient + the five
 PASCAL recordings: the other patient is never seen, i.e. leave-one-patient-out) and scored
 on the report part: frame accuracy over annotated frames (CirCor, 10 ms frames), S1/S2
-F-measure at +-0.1 s within the annotated span (PASCAL, as the segment stage's periodic
-mode scores), whole-recording coverage, heart rate against the references' median S1-S1
+F-measure at +-0.1 s (one-to-one) within the reference's annotated stretches (PASCAL; from
+round 6, :func:`audiopipe.stages.heart.annotated_stretches`: no estimate is scored where
+the annotators skipped beats) and, as rounds 1-5 scored it, within the whole annotated
+span +-0.5 s (``*_span``), whole-recording coverage, heart rate against the references' median S1-S1
 interval, and decoding time. The baseline is the ``segment`` stage's periodic mode
 (:class:`audiopipe.stages.segment.PeriodicSegmenter`) on the same recordings in the same
 run. All audio is read at 4 kHz (the rate the stage's tests ingest heart sounds at).
 
-Measured (issue 12 §2; held-out CirCor frame accuracy / PASCAL F S1, F S2; the baseline
-is from round 5's run, the same as rounds 3-4's; round 5 took no change, its run gave
-round 4's figures on both splits):
+Measured (issue 12 §2; held-out CirCor frame accuracy / PASCAL F S1, F S2; rounds 1-5
+scored PASCAL over the whole span, round 6 within the annotated stretches, with round 5's
+configurations; round 1 measured CirCor only, A 0.864, B 0.595; the baseline is from
+round 6's run, which over the whole span gives A 0.768, 0.747 and B 0.635, 0.559 as in
+rounds 3-5):
 
-=====  ==============  ====================  ====================  ====================  ====================
-split  round 1 (then)  round 2               round 3               rounds 4 and 5        periodic baseline
-=====  ==============  ====================  ====================  ====================  ====================
-A      0.864 / -       0.553 / 0.883, 0.860  0.134 / 0.854, 0.776  0.547 / 0.854, 0.776  0.125 / 0.768, 0.747
-B      0.595 / -       0.862 / 0.867, 0.878  0.858 / 0.847, 0.845  0.858 / 0.847, 0.845  0.734 / 0.635, 0.559
-=====  ==============  ====================  ====================  ====================  ====================
+=====  ====================  ====================  ====================  ====================  ====================
+split  round 2               round 3               rounds 4 and 5        round 6 (stretches)   baseline (stretches)
+=====  ====================  ====================  ====================  ====================  ====================
+A      0.553 / 0.883, 0.860  0.134 / 0.854, 0.776  0.547 / 0.854, 0.776  0.547 / 0.871, 0.815  0.125 / 0.779, 0.785
+B      0.862 / 0.867, 0.878  0.858 / 0.847, 0.845  0.858 / 0.847, 0.845  0.858 / 0.903, 0.869  0.734 / 0.664, 0.579
+=====  ====================  ====================  ====================  ====================  ====================
 
 Round 2: split B's held-out patient (85343, murmur) went from 0.595 to 0.862: round 1's
 tuning chose on 0.001 gains (now a change needs ``MARGIN``), half-period candidates that
@@ -97,6 +101,28 @@ so none was taken (tune_heart's pruning rule) and the figures are round 4's, unc
 this run for both splits. The rate's rigidity is not what the tuning parts can show to
 matter; split A's emission model on a new patient's aortic site (round 4's diagnosis)
 stays the likelier cause, and split A's CirCor goal (0.85) is still not met.
+
+Round 6 (where PASCAL F is lost): ``benchmarks/heart_points.py`` classifies, on the tuning
+parts only (leave-one-recording-out, round 5's configurations), every PASCAL mark and
+predicted sound as matched, mistimed, S1/S2 swapped, missed or extra. Timing is not the
+loss: the decoded segment's centre sits +0.01 s from the mark (median; 10-90 % within
+-0.011..+0.033 s; the segment's start or end score lower), so the reported point stays the
+centre. The largest class was extras (15 of 31 errors), and every one was a heart sound
+where the challenge file marks nothing: before the first mark or after the last (within
+the 0.5 s margin) or in a beat the annotators skipped. The scoring therefore changed, for
+both methods alike: estimates are scored within the reference's annotated stretches
+(tuning parts: A 0.882/0.899 -> 0.925/0.925, B 0.830/0.869 -> 0.852/0.912; no other count
+moved). Held out, the same configurations: split A 0.854/0.776 -> 0.871/0.815, split B
+0.847/0.845 -> 0.903/0.869; CirCor unchanged (0.547, 0.858); the model's segments did not
+change. What is left on the tuning parts is S1/S2 disagreement where the reference's
+labels run reversed after a skipped sound (its wide-format file labels by column:
+201102260502 after 4.09 s, 201105011626's last two marks, 201103151912's first and last
+stretches); the references are not repaired. Held out, split A's 201103151912 (0.462 /
+0.182) and split B's 201102260502 (0.625 / 0.625, every sound found: f_sounds 1.0) hold
+most of what separates the figures from 0.90. ``tune_heart.py`` re-run under the new
+scoring keeps round 5's configurations (split A's search from ``START`` ended elsewhere,
+0.914 on its tuning part against round 5's 0.917: the incumbent rule of
+``tune_heart.keep_incumbent``; split B's search chose round 5's again).
 
 Prints a table and writes ``benchmarks/results/heart.json``.
 Run: ``python benchmarks/heart.py`` from the repository root (about a minute; run
@@ -205,6 +231,14 @@ def splits(circor: list[Rec], pascal: list[Rec]) -> dict[str, dict[str, list[Rec
     return {"A": {"tune": a, "report": b}, "B": {"tune": b, "report": a}}
 
 
+def pascal_scores(points: dict, est: dict) -> dict[str, float]:
+    """S1/S2 F at +-0.1 s, estimates scored within the annotated stretches (round 6), and
+    the same over the whole annotated span +-0.5 s (rounds 1-5) as ``*_span``."""
+    out = sound_scores(points, est, window=0.1)
+    span = sound_scores(points, est, window=0.1, margin=0.5, gaps=False)
+    return {**out, **{f"{k}_span": v for k, v in span.items()}}
+
+
 def score(rec: Rec, segs: list, seconds: float, bpm: float | None = None) -> dict:
     """The recording's scores for segments ``(start_s, end_s, state, ...)``."""
     dur = len(rec.y) / rec.sr
@@ -220,7 +254,7 @@ def score(rec: Rec, segs: list, seconds: float, bpm: float | None = None) -> dic
     if rec.corpus == "circor":
         m["frame_accuracy"] = frame_accuracy(rec.intervals, segs)
     else:
-        m.update(sound_scores(rec.points, sound_centres(segs), window=0.1))
+        m.update(pascal_scores(rec.points, sound_centres(segs)))
     m["ref_bpm"] = rec.ref_bpm
     if bpm is not None:
         m["bpm"] = bpm
@@ -255,7 +289,7 @@ def run_baseline(test: list[Rec]) -> dict[str, dict]:
         dt = time.perf_counter() - t
         m = score(r, segs, dt, 60.0 / base.period(base.envelope(r.y, r.sr)))
         if r.corpus == "pascal":  # the stage scores the sound times it detects
-            m.update(sound_scores(r.points, base.sounds(r.y, r.sr), window=0.1))
+            m.update(pascal_scores(r.points, base.sounds(r.y, r.sr)))
         out[r.name] = m
     return out
 
@@ -275,6 +309,8 @@ def summary(per: dict[str, dict]) -> dict[str, float]:
         "pascal_f_S1": mean("f_S1", pa),
         "pascal_f_S2": mean("f_S2", pa),
         "pascal_f_sounds": mean("f_sounds", pa),
+        "pascal_f_S1_span": mean("f_S1_span", pa),
+        "pascal_f_S2_span": mean("f_S2_span", pa),
         "whole_coverage": float(np.mean([r["whole"] for r in rows])),
         "median_bpm_error": float(np.median(bpm_err)) if bpm_err else float("nan"),
         "max_seconds": float(max(r["seconds"] for r in rows)),
@@ -297,7 +333,8 @@ def main() -> None:
     tuned = load_tuning()
     res: dict = {"protocol": __doc__.split("Prints")[0].strip(), "splits": {}}
     print(f"{'split':6} {'method':24} {'CirCor acc':>10} {'PASCAL F_S1':>11} {'F_S2':>6} "
-          f"{'F_snd':>6} {'whole':>6} {'|dbpm|':>7} {'max s':>6} {'dec s/30s':>9}")
+          f"{'F_snd':>6} {'span S1':>7} {'S2':>6} {'whole':>6} {'|dbpm|':>7} {'max s':>6} "
+          f"{'dec s/30s':>9}")
     for name, sp in splits(circor, pascal).items():
         params, guard = tuned[name]["params"], tuned[name]["pascal_guard_s"]
         ours = run_model(params, sp["tune"], sp["report"], guard)
@@ -313,12 +350,15 @@ def main() -> None:
         for method, per in (("LR-HSMM (tuned)", ours), ("periodic mode (baseline)", base)):
             s = summary(per)
             print(f"{name:6} {method:24} {s['circor_frame_accuracy']:10.3f} {s['pascal_f_S1']:11.3f} "
-                  f"{s['pascal_f_S2']:6.3f} {s['pascal_f_sounds']:6.3f} {s['whole_coverage']:6.2f} "
+                  f"{s['pascal_f_S2']:6.3f} {s['pascal_f_sounds']:6.3f} "
+                  f"{s['pascal_f_S1_span']:7.3f} {s['pascal_f_S2_span']:6.3f} "
+                  f"{s['whole_coverage']:6.2f} "
                   f"{s['median_bpm_error']:7.1f} {s['max_seconds']:6.2f} "
                   f"{s['max_decoder_seconds_per_30s']:9.3f}")
         for r in sp["report"]:
             o, b = ours[r.name], base[r.name]
-            keys = ["frame_accuracy"] if r.corpus == "circor" else ["f_S1", "f_S2", "f_sounds"]
+            keys = (["frame_accuracy"] if r.corpus == "circor"
+                    else ["f_S1", "f_S2", "f_sounds", "f_S1_span", "f_S2_span"])
             got = ", ".join(f"{k} {o[k]:.3f} (baseline {b[k]:.3f})" for k in keys)
             print(f"    {r.name:14} {got}; bpm {o['bpm']:.0f} (ref {o['ref_bpm']:.0f}, "
                   f"baseline {b['bpm']:.0f})")

@@ -18,6 +18,7 @@ from audiopipe.stages import segment
 from audiopipe.stages.heart import (
     TRUSTED,
     HeartSegmenter,
+    annotated_stretches,
     cross_val_segments,
     cycle_candidates,
     envelope_features,
@@ -211,11 +212,57 @@ def test_frame_accuracy_and_sound_scores():
     assert np.isnan(frame_accuracy([], est))
     refp = {"S1": np.array([1.0, 2.0]), "S2": np.array([1.3, 2.3])}
     estp = {"S1": np.array([0.2, 1.02, 2.05, 4.0]), "S2": np.array([1.31, 2.6])}
-    s = sound_scores(refp, estp, window=0.1)
+    s = sound_scores(refp, estp, window=0.1, margin=0.5, gaps=False)  # rounds 1-5's span
     # outside the annotated span +-0.5 s (0.2 and 4.0) does not count; 2.6 is a miss
     assert s["f_S1"] == pytest.approx(1.0) and s["f_S2"] == pytest.approx(2 / 4)
     assert s["f_sounds"] == pytest.approx(2 * 3 / (4 + 4))
+    # the annotated stretch ends one window after the last mark (2.3 s): 2.6 s, where
+    # nothing is marked, is not scored; the mark at 2.3 s is still missed
+    s = sound_scores(refp, estp, window=0.1)
+    assert s["f_S1"] == pytest.approx(1.0) and s["f_S2"] == pytest.approx(2 * 1 / (2 + 1))
     assert sound_centres(est)["S1"].tolist() == [pytest.approx(1.05)]
+
+
+def _unmarked(s1, s2, keep_from, keep_to, skip_beats=(), skip_sounds=()):
+    """PASCAL-style marks of a generated recording: only beats ``keep_from``..``keep_to``,
+    without the beats in ``skip_beats``; each index in ``skip_sounds`` (counting the kept
+    sounds in time order) is dropped and the labels after it alternate on, as the
+    challenge's wide-format file (S1, S2, S1... columns) has them."""
+    beats = [b for b in range(keep_from, keep_to) if b not in skip_beats]
+    t = [x for b in beats for x in (s1[b], s2[b])]
+    t = [x for i, x in enumerate(t) if i not in skip_sounds]
+    lab = np.array(["S1", "S2"] * len(t))[: len(t)]
+    return {k: np.array([x for x, k2 in zip(t, lab, strict=True) if k2 == k]) for k in ("S1", "S2")}
+
+
+def test_sounds_where_the_annotators_skipped_beats_are_not_scored(synthetic_model):
+    """Round 6 (issue 12 §2): every sound the segmenter finds in a heart-like signal is right,
+    but the reference marks only some beats, as PASCAL's does (it starts late, stops early
+    and skips beats). Scoring the whole span counted the sounds of the unmarked beats as
+    false positives; the annotated stretches do not, and still count a wrong sound inside
+    them."""
+    y, sr, s1, s2 = segment.synthetic_pcg(15.0, bpm=80, systole_s=0.3, seed=11)
+    est = sound_centres(synthetic_model.predict(y, sr))
+    assert mir_eval.onset.f_measure(s1, est["S1"], window=0.05)[0] > 0.95  # found them all
+    ref = _unmarked(s1, s2, 2, len(s1) - 2, skip_beats=(7, 11))
+    whole = sound_scores(ref, est, window=0.1, margin=0.5, gaps=False)
+    assert whole["f_S1"] < 0.95 and whole["f_S2"] < 0.95  # the skipped beats cost F
+    s = sound_scores(ref, est, window=0.1)
+    assert s["f_S1"] == pytest.approx(1.0) and s["f_S2"] == pytest.approx(1.0)
+    # one sound skipped, the labels after it alternating on (the wide format): a gap too
+    ref1 = _unmarked(s1, s2, 2, 9, skip_sounds=(5,))
+    spans = annotated_stretches(ref1, window=0.1)
+    assert len(spans) == 2 and spans[0][1] < s2[4] < spans[1][0]
+    # a wrong sound inside a stretch still counts: an S1 between two marked beats
+    extra = {"S1": np.sort(np.r_[est["S1"], s1[4] + 0.45]), "S2": est["S2"]}
+    assert sound_scores(ref, extra, window=0.1)["f_S1"] < 1.0
+    assert annotated_stretches(ref, gaps=False) == [(pytest.approx(s1[2] - 0.1),
+                                                     pytest.approx(s2[len(s1) - 3] + 0.1))]
+    # S1 marks alone: one stretch, so an S2 taken for an S1 between them still counts
+    only = {"S1": ref["S1"], "S2": np.zeros(0)}
+    assert len(annotated_stretches(only)) == 1
+    wrong = {"S1": np.sort(np.r_[est["S1"], est["S2"]]), "S2": np.zeros(0)}
+    assert sound_scores(only, wrong, window=0.1)["f_S1"] < 0.8
 
 
 # ---- features and the heart cycle -------------------------------------------------------------

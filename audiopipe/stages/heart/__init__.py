@@ -22,9 +22,9 @@ identity : whether a decoded path has S1 and S2 in place or swapped, by cues tha
 references : CirCor ``.tsv`` intervals, PASCAL CSV points, :func:`read_references` for a
     folder / file of either.
 evaluate : :func:`cross_val_segments` (grouped, e.g. leave-one-patient-out), frame
-    accuracy over annotated frames, S1/S2 F-measure within the annotated span (the
-    ``segment`` stage's periodic-mode convention), :func:`score_recording`, and
-    :func:`plot_heart`.
+    accuracy over annotated frames, S1/S2 F-measure within the reference's annotated
+    stretches (:func:`annotated_stretches`: not where the annotators skipped beats),
+    :func:`score_recording`, and :func:`plot_heart`.
 
 Wiring into the ``segment`` stage (a ``heart`` mode)
 ----------------------------------------------------
@@ -49,6 +49,7 @@ Examples
 """
 
 from audiopipe.stages.heart.evaluate import (
+    annotated_stretches,
     cross_val_segments,
     f_measure,
     frame_accuracy,
@@ -71,6 +72,7 @@ from audiopipe.stages.heart.references import (
 
 __all__ = [
     "STATES",
+    "annotated_stretches",
     "TRUSTED",
     "HeartSegmenter",
     "cross_val_segments",

@@ -14,7 +14,8 @@ from the dataset's labelled recordings.
   PASCAL's names have none, so each recording is its own group). Those out-of-fold
   segments are the referenced clips' rows (``origin = cv``) and give the metrics: frame
   accuracy over annotated time (interval references), S1/S2/both-sounds F-measure within
-  ``tolerance_s`` (all references). The final model, trained on every referenced clip, is
+  ``tolerance_s`` (all references; sounds found where the reference skips beats are not
+  scored, :func:`audiopipe.stages.heart.annotated_stretches`). The final model, trained on every referenced clip, is
   saved with skops and segments every other clip (``origin = model``).
 - **Parameters** passed to the estimator (:data:`ESTIMATOR_PARAMS`, same names): ``C``,
   ``emission``, ``min_bpm``, ``max_bpm``, ``n_candidates``, ``refine``, ``identity_check``
