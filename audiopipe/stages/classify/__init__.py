@@ -7,7 +7,7 @@ The candidates (:mod:`.candidates`; ``candidates`` selects among them):
   percentiles, mean |Δ| of the trimmed clip) and the log-mel frames' texture (modulation
   spectrum, spectral contrast, onset rate and periodicity: :mod:`.texture`) + RBF SVM
   trained with frequency-warped copies (``warps``);
-- ``sequence``: time-normalised MFCC/delta sequences (trimmed, speaker-CMVN with
+- ``sequence``: time-normalised MFCC sequences (trimmed, speaker-CMVN with
   ``groups``, resampled to ``frames`` frames) + RBF SVM trained with VTLN-warped copies
   (``warps``);
 - ``hgb``: the rich statistics + histogram gradient boosting;
@@ -153,7 +153,7 @@ class Classify(Stage):
               "sequence, stats: frequency-warp factors of augmented training copies ([] disables)",
               low=0.5, high=2.0),
         Param("frame_features", "list", None,
-              "sequence: frame features (default mfcc, mfcc_delta; missing ones skipped)"),
+              "sequence: frame features (default mfcc; missing ones skipped)"),
         Param("patches", "int", 8, "mlp: time steps of the log-mel patches", low=1),
         Param("C", "float", 10.0, "inverse regularisation of the SVMs", low=0),
         Param("group_norm", "bool", None,
@@ -176,7 +176,7 @@ class Classify(Stage):
     )
     tables = ("predictions", "confusion")
     trusted = TRUSTED
-    version = "5"  # texture statistics and warped copies in stats; ensemble-top2
+    version = "6"  # sequence reads the MFCCs without their deltas
 
     def inputs(self, ctx: StageContext) -> dict[str, Any]:
         return {"model": self._model_uri(ctx)} if ctx.params["predict"] else {}
