@@ -9,7 +9,7 @@ candidate   features → model
 stats       rich clip statistics of every frame feature of the trimmed clip (mean,
             std, 10th/50th/90th percentiles and mean absolute frame-to-frame change)
             → RBF SVM. Environmental sounds, timbre.
-sequence    the trimmed clip's MFCC (+ deltas) frames, resampled to ``frames`` frames
+sequence    the trimmed clip's MFCC frames, resampled to ``frames`` frames
             (time normalisation keeps the order of sounds), + their mean/std and log
             length → RBF SVM, trained with VTLN-warped copies. Words, digits.
 hgb         the rich statistics of ``stats`` → histogram gradient boosting.
@@ -61,24 +61,29 @@ __all__ = [
     "describe",
     "candidate_names",
     "Frames",
+    "SEQUENCE_FRAMES",
 ]
 
 #: candidate name -> one line saying what it is (the stage's metrics and docs use these)
 CANDIDATES: dict[str, str] = {
     "stats": "clip statistics (mean, std, p10/p50/p90, mean |delta|) of every frame feature + RBF SVM",
-    "sequence": "time-normalised MFCC/delta sequences + RBF SVM with warped training copies",
+    "sequence": "time-normalised MFCC sequences + RBF SVM with warped training copies",
     "hgb": "clip statistics (as stats) + histogram gradient boosting",
     "mlp": "log-mel patches + a one-hidden-layer neural network (CPU)",
     "ensemble": "soft vote (mean class probabilities) of the other candidates tried, or of "
                 "the best two by CV (ensemble-top2)",
 }
 #: saved with a model; a model of other features is refused at predict time (2: stats and
-#: hgb read the texture statistics too)
-FEATURES_VERSION = 2
+#: hgb read the texture statistics too; 3: sequence reads the MFCCs without their deltas)
+FEATURES_VERSION = 3
 #: candidate name -> ClipClassifier model
 MODEL_OF = {"stats": "svm", "sequence": "svm", "hgb": "hgb", "mlp": "mlp"}
 
 _STATS = ("mean", "std", "p10", "p50", "p90", "dabs")
+#: the frame features of ``sequence`` when ``frame_features`` is not given: the MFCCs
+#: alone (FSDD tuning speakers, ``benchmarks/tune_classify.py --sequences``: 0.815 against
+#: 0.777 with their deltas; the deltas double the columns and add speaker noise)
+SEQUENCE_FRAMES = ("mfcc",)
 
 
 class Frames:
@@ -261,7 +266,7 @@ def build(
         X_raw, names = patch_matrix(frames, int(p.get("patches", 8)))
     elif name == "sequence":
         seqs = {}
-        for f in p.get("frame_features") or ["mfcc", "mfcc_delta"]:
+        for f in p.get("frame_features") or SEQUENCE_FRAMES:
             if f in frames.available:
                 seqs[f] = frames.get(f, warp) if f.startswith("mfcc") else frames.get(f)
         rms = frames.get("rms") if "rms" in frames.available else None
@@ -283,7 +288,7 @@ def priors(name: str, frames: Frames, X_raw: np.ndarray, p: dict[str, Any]) -> d
     out: dict[str, Any] = {"clip": (X_raw.mean(axis=0), X_raw.var(axis=0))}
     if name == "sequence":
         fp = {}
-        for f in p.get("frame_features") or ["mfcc", "mfcc_delta"]:
+        for f in p.get("frame_features") or SEQUENCE_FRAMES:
             if f in frames.available:
                 allf = np.concatenate([a[:, : p["n_ceps"]] for a in frames.get(f) if len(a)])
                 fp[f] = (allf.mean(axis=0).astype(np.float64), allf.var(axis=0).astype(np.float64))
