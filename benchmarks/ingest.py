@@ -9,17 +9,13 @@ stereo, 120 s each, at least ``--hours`` of audio. Each round then measures, on 
   2-worker scaling;
 * decode + mono + resample to 22.05 kHz (:func:`audiopipe.audio.stream`), one core;
 * in-process: plan, extract every shard, publish, in this process (no Prefect, no Dask),
-  default recipe, fresh output folder; with one thread, and with read-ahead (the decoding
-  in a second thread, overlapping the features: :mod:`audiopipe.ingest.reader`);
+  default recipe, fresh output folder; with one thread, and with the spare core used (two
+  threads extracting whole files, written in file order: :mod:`audiopipe.ingest.pool`);
 * the real ``ingest`` Prefect flow on a Dask LocalCluster of 1 and of 2 worker processes
   (started before the first round and kept: round 1 includes the workers' first imports).
-  The flow decides read-ahead (on when every worker has a spare core: 1 worker on 2 cores);
-  the A/B of how that spare core is used: the in-process path and the 1-worker flow run
-  again with ``AUDIOPIPE_SPARE_CORE=pool`` (two threads extracting whole files, written in
-  file order: :mod:`audiopipe.ingest.pool`; a third LocalCluster whose worker has it set),
-  each pair back to back in alternating order;
-  the 1-worker flow also runs with it off (``AUDIOPIPE_READ_AHEAD=0``): one core per
-  worker, the baseline of the 2-worker scaling.
+  The flow decides whether workers use a spare core (on when every worker has one: 1
+  worker on 2 cores); the 1-worker flow also runs with it off (``AUDIOPIPE_READ_AHEAD=0``):
+  one core per worker, the baseline of the 2-worker scaling.
 
 The machine may be shared, so rounds are repeated (``--rounds``) and every ratio is computed
 within a round (its rows ran back to back), then reported as the median (and best) over
@@ -58,10 +54,8 @@ NAMES = [
     "decode only, 2 processes at once",
     "decode + mono + resample 22.05k (1 core)",
     "in-process, one thread",
-    "in-process, read-ahead",
+    "in-process, two threads",
     "ingest flow, 1 worker",
-    "in-process, file pool",
-    "ingest flow, 1 worker, file pool",
     "ingest flow, 1 worker, one core",
     "ingest flow, 2 workers",
 ]
@@ -71,10 +65,8 @@ SHORT = [
     "decode x2",
     "decode+resamp",
     "inproc 1 thr",
-    "inproc r-ahead",
+    "inproc 2 thr",
     "flow 1w",
-    "inproc pool",
-    "flow 1w pool",
     "flow 1w 1 core",
     "flow 2w",
 ]
@@ -82,18 +74,14 @@ SHORT = [
 GOALS = {
     "in-process / decode only": (NAMES[4], NAMES[0], 0.8),
     "flow 1 worker / decode only": (NAMES[5], NAMES[0], 0.5),
-    "flow 2 workers / flow 1 worker (one core each)": (NAMES[9], NAMES[8], 1.8),
-    "in-process file pool / decode only": (NAMES[6], NAMES[0], 0.8),
-    "flow 1 worker file pool / decode only": (NAMES[7], NAMES[0], 0.5),
+    "flow 2 workers / flow 1 worker (one core each)": (NAMES[7], NAMES[6], 1.8),
 }
 #: more ratios, for the record
 OTHER_RATIOS = {
     "the machine: decode in 2 processes / in 1": (NAMES[1], NAMES[0]),
     "in-process one thread / decode only": (NAMES[3], NAMES[0]),
-    "flow 1 worker one core / decode only": (NAMES[8], NAMES[0]),
-    "flow 2 workers / flow 1 worker (read-ahead)": (NAMES[9], NAMES[5]),
-    "in-process: file pool / read-ahead": (NAMES[6], NAMES[4]),
-    "flow 1 worker: file pool / read-ahead": (NAMES[7], NAMES[5]),
+    "flow 1 worker one core / decode only": (NAMES[6], NAMES[0]),
+    "flow 2 workers / flow 1 worker (two threads)": (NAMES[7], NAMES[5]),
 }
 #: rows of the breakdown, in pipeline order (worker phases from audiopipe.ingest.extract.PHASES)
 WORKER_PHASES = (
@@ -187,8 +175,7 @@ def write_cfg(work: Path, name: str, corpus: Path, n_workers: int = 1) -> Path:
     return path
 
 
-def in_process(cfg_path: Path, read_ahead: bool, scheme: str = "") -> dict[str, Any]:
-    os.environ["AUDIOPIPE_SPARE_CORE"] = scheme  # read by extract_shard
+def in_process(cfg_path: Path, read_ahead: bool) -> dict[str, Any]:
     from audiopipe.config import load_config
     from audiopipe.ingest import extract_shard, plan_ingest, publish
 
@@ -248,8 +235,8 @@ def breakdown(r: dict[str, Any]) -> dict[str, float]:
 
     Plan and publish run in the flow process while the workers wait: they count once per
     worker, like the flow's own start and stop, so the phases add up to wall x workers. With
-    read-ahead the reading phases (hash ... resample) run in a second thread of the worker:
-    they overlap the rest, and ``wait`` is the extraction waiting for them.
+    the spare core used, hash ... stats run in two pool threads of the worker, at the same
+    time, and ``wait`` is the writing thread waiting for them (so the phases add up to more).
     """
     n = r.get("n_workers", 1)
     wt = r.get("worker_timings", {})
@@ -354,36 +341,25 @@ def main() -> None:
             prefect_test_harness(server_startup_timeout=180),
             LocalCluster(n_workers=1, memory_limit="4GiB", **kw) as c1,
             LocalCluster(n_workers=2, memory_limit="4GiB", **kw) as c2,
-            LocalCluster(  # its worker uses a spare core for a file pool
-                n_workers=1, memory_limit="4GiB", env={"AUDIOPIPE_SPARE_CORE": "pool"}, **kw
-            ) as c1pool,
         ):
             _worker_roles(c1, "workers of the 1-worker cluster")
             _worker_roles(c2, "workers of the 2-worker cluster")
-            _worker_roles(c1pool, "workers of the 1-worker file-pool cluster")
             for i in range(args.rounds):
                 r: dict[str, dict[str, Any]] = {}
                 r[names[0]] = measured(decode_only, files)
                 r[names[1]] = measured(decode_two_processes, files)
                 r[names[2]] = measured(decode_resample, files)
                 r[names[3]] = measured(in_process, write_cfg(work, "inproc", corpus), False)
-                pairs = [
-                    (4, lambda: measured(in_process, write_cfg(work, "inproc", corpus), True)),
-                    (6, lambda: measured(in_process, write_cfg(work, "inproc", corpus), True, "pool")),
-                    (5, lambda: measured(flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address)),
-                    (7, lambda: measured(flow, write_cfg(work, "flow1", corpus, 1), c1pool.scheduler_address)),
-                ]
-                if i % 2:  # alternate the order within each A/B pair
-                    pairs = [pairs[1], pairs[0], pairs[3], pairs[2]]
-                for k, fn in pairs:
-                    r[names[k]] = fn()
-                r[names[8]] = measured(
+                r[names[4]] = measured(in_process, write_cfg(work, "inproc", corpus), True)
+                r[names[5]] = measured(
+                    flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address
+                )
+                r[names[6]] = measured(
                     flow, write_cfg(work, "flow1", corpus, 1), c1.scheduler_address, "0"
                 )
-                r[names[9]] = measured(
+                r[names[7]] = measured(
                     flow, write_cfg(work, "flow2", corpus, 2), c2.scheduler_address
                 )
-                r = {n: r[n] for n in names}
                 rounds.append(r)
                 print(
                     f"round {i + 1}: " + ", ".join(f"{_xrt(v):.0f}x" for v in r.values()),
@@ -472,7 +448,7 @@ def main() -> None:
             for p in paths
         )
     )
-    last = rounds[-1][names[9]]
+    last = rounds[-1][names[7]]
     print("2-worker flow, last round: each worker's shards (start s after the flow began, seconds)")
     for w in sorted({w for w, _, _ in last["shard_spans"]}):
         spans = sorted((a - last["t0"], s) for x, a, s in last["shard_spans"] if x == w)

@@ -13,10 +13,10 @@ For each file of a shard, :func:`extract_shard`
    fails, its ``errors`` row (its frames are rolled back; the other files go on).
 
 Steps 1-3's reading side is :mod:`audiopipe.ingest.reader`. With a spare core for the worker
-(``IngestContext.read_ahead``) it runs in a second thread, one file ahead; or, with
-``AUDIOPIPE_SPARE_CORE=pool``, :data:`POOL_THREADS` threads each take whole files through
-steps 1-3 and the statistics (:func:`audiopipe.ingest.pool.ordered_streams`) while this
-thread writes their frames and rows in file order. The shard's rows are then staged
+(``IngestContext.read_ahead``), :data:`POOL_THREADS` threads each take whole files through
+steps 1-3 and the statistics (:func:`audiopipe.ingest.pool.ordered_streams`), while this
+thread writes their frames and rows in file order: the two cores share the work whatever
+each stage costs. The shard's rows are then staged
 with a ``_SUCCESS`` marker (:mod:`audiopipe.ingest.staging`) and the time spent per phase is
 returned in :attr:`ShardResult.timings`.
 """
@@ -52,7 +52,6 @@ from audiopipe.ingest.reader import (
     ShardReader,
     is_local,
     os_error,
-    read_ahead,
 )
 from audiopipe.ingest.shard import (
     DECODER_HOOK_ENV,
@@ -67,33 +66,18 @@ from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexR
 
 __all__ = ["extract_shard", "ClipStats", "PHASES", "split_for"]
 
-#: the phases of :attr:`ShardResult.timings`, in pipeline order. ``wait`` is the extractor
-#: waiting for blocks decoded ahead, or the writing thread waiting for the pool; ``other`` is
-#: what no phase accounts for; ``total`` (added) is the shard's wall time. With read-ahead the
-#: reading phases (hash, header, decode, mix) run in their own thread, with a pool hash ...
-#: stats run in the pool's threads: the phases add up to more than ``total``.
+#: the phases of :attr:`ShardResult.timings`, in pipeline order. ``wait`` is the writing
+#: thread waiting for the pool; ``other`` is what no phase accounts for; ``total`` (added)
+#: is the shard's wall time. With a pool, hash ... stats run in the pool's threads, at the
+#: same time: the phases add up to more than ``total``.
 PHASES = (
     "setup", "hash", "header", "decode", "mix", "resample", "wait", "features", "stats",
     "zarr", "staging", "other",
 )  # fmt: skip
-#: the phases of the extracting thread (with read-ahead it resamples too; with a pool:
-#: setup, wait, zarr, staging)
-_MAIN_PHASES = ("setup", "resample", "wait", "features", "stats", "zarr", "staging")
-#: threads extracting whole files when the worker has a spare core (scheme ``pool``)
+#: the phases of the extracting thread (with a pool: setup, wait, zarr, staging)
+_MAIN_PHASES = ("setup", "wait", "features", "stats", "zarr", "staging")
+#: threads extracting whole files when the worker has a spare core
 POOL_THREADS = 2
-#: how a worker with a spare core uses it (an experiment while the two are compared on an
-#: idle machine): ``read-ahead`` (the default: a second thread decodes one file ahead,
-#: :func:`audiopipe.ingest.reader.read_ahead`) or ``pool`` (:data:`POOL_THREADS` threads
-#: extract whole files, :func:`audiopipe.ingest.pool.ordered_streams`)
-SPARE_CORE_ENV = "AUDIOPIPE_SPARE_CORE"
-
-
-def spare_core_scheme() -> str:
-    """``AUDIOPIPE_SPARE_CORE`` in this process: ``read-ahead`` (unset) or ``pool``."""
-    v = os.environ.get(SPARE_CORE_ENV, "").strip().lower() or "read-ahead"
-    if v not in ("read-ahead", "pool"):
-        raise ValueError(f"{SPARE_CORE_ENV} must be read-ahead or pool, got {v!r}")
-    return v
 
 
 def extract_shard(
@@ -119,12 +103,11 @@ def extract_shard(
     with _one_blas_thread():
         work = _ShardWork(shard, ctx, decoder_hook)
         events = work.reader.events(shard.files)
-        if work.threads > 1:
-            pairs = ordered_streams(events, work.in_pool, work.threads)
-        else:
-            if work.ahead:
-                events = read_ahead(events, timings=work.timings)
-            pairs = ((ev, None) for ev in events)
+        pairs = (
+            ordered_streams(events, work.in_pool, work.threads)
+            if work.threads > 1
+            else ((ev, None) for ev in events)
+        )
         for ev, results in pairs:
             work.add(ev, results)
             if progress is not None:
@@ -138,8 +121,8 @@ def extract_shard(
     res.seconds = time.perf_counter() - t0  # (the marker, written last, is not in the timings)
     both = (work.timings, work.reader.timings, *work.pool_timings())
     res.timings = {k: sum(t.get(k, 0.0) for t in both) for k in PHASES}
-    # with read-ahead or a pool, this thread's phases (waiting included) make its time
-    mine = work.timings if ctx.read_ahead else res.timings
+    # with a pool, this thread's phases (waiting for the pool included) make its time
+    mine = work.timings if work.threads > 1 else res.timings
     res.timings["other"] = res.seconds - sum(mine.values())
     res.timings = {k: max(0.0, res.timings.get(k, 0.0)) for k in PHASES}
     res.timings["total"] = res.seconds
@@ -263,7 +246,7 @@ def _file_error(ctx: IngestContext, uri: str, clip_id: str | None, err: Exceptio
 
 class _Counted:
     """A clip's block source that counts the samples of its last pass and times the pulls
-    (decoding in this thread, or waiting for the reading thread)."""
+    (decoding, mixing, resampling)."""
 
     def __init__(self, source: Callable[[], Iterator[np.ndarray]]) -> None:
         self.source = source
@@ -325,9 +308,8 @@ class _ShardWork:
         self.features: list[FeaturesRow] = []
         self.index: list[FramesIndexRow] = []
         self.errors: list[ErrorRow] = []
-        #: threads extracting whole files (1: this thread, with or without read-ahead)
-        self.threads = POOL_THREADS if ctx.read_ahead and spare_core_scheme() == "pool" else 1
-        self.ahead = ctx.read_ahead and self.threads == 1
+        #: threads extracting whole files (1: this thread does it all)
+        self.threads = POOL_THREADS if ctx.read_ahead else 1
         self._local = threading.local()
         self._pool_lock = threading.Lock()
         self._pool_states: list[tuple[ShardReader, dict[str, float]]] = []
@@ -354,7 +336,7 @@ class _ShardWork:
                 self._pool_states.append(mine)
         reader, timings = mine
         uri = ev.entry.uri
-        ev = replace(ev, blocks=lambda: reader.blocks(uri), native=lambda: reader.blocks(uri, False))
+        ev = replace(ev, blocks=lambda: reader.blocks(uri))
         return self._features(ev, timings)
 
     def pool_timings(self) -> list[dict[str, float]]:
@@ -374,8 +356,6 @@ class _ShardWork:
                 raise ev.error
             self._add_clip(ev, results)
         except Exception as err:  # noqa: BLE001 - every failure of a file becomes a row
-            if isinstance(ev, Opened):
-                ev.finish()
             self.writer.rollback_clip()
             row = _file_error(self.ctx, entry.uri, ev.clip_id, err)
             # what the file was, and the settings: unchanged, it is not retried (plan_ingest)
@@ -389,12 +369,10 @@ class _ShardWork:
 
         Runs in the extracting thread, or in a pool thread (``timings`` is that thread's).
         The extractor pulls blocks from the reader: its own time is the loop's time less the
-        pulls (decoding, timed by the reader, or waiting for the read-ahead thread) and the
-        statistics.
+        pulls (decoding, timed by the reader) and the statistics.
         """
         source = _Counted(ev.blocks)
         stats = ClipStats(self.extractor.dims)
-        resampled = timings.get("resample", 0.0)
         it = self.extractor.stream(source)
         while True:
             t0, pulled = time.perf_counter(), source.seconds
@@ -406,8 +384,6 @@ class _ShardWork:
             stats.add(block)
             timings["stats"] += time.perf_counter() - t1
             yield block
-        if self.ahead:  # the pulls resampled here and waited for the reading thread
-            timings["wait"] += source.seconds - (timings["resample"] - resampled)
         t0 = time.perf_counter()
         row = stats.row()
         timings["stats"] += time.perf_counter() - t0

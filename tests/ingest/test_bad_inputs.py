@@ -229,15 +229,8 @@ def test_the_table_has_the_issues_kinds():
             "text_named_wav", "truncated_mp3", "truncated_ogg"} <= kinds
 
 
-@pytest.mark.parametrize(
-    ("read_ahead", "scheme"),
-    [(False, ""), (True, "read-ahead"), (True, "pool")],
-    ids=["one-thread", "read-ahead", "file-pool"],
-)
-def test_each_bad_input_is_its_errors_row_and_every_good_file_a_clip(
-    tmp_path, monkeypatch, read_ahead, scheme
-):
-    monkeypatch.setenv("AUDIOPIPE_SPARE_CORE", scheme)  # how a spare core is used
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["one-thread", "read-ahead"])
+def test_each_bad_input_is_its_errors_row_and_every_good_file_a_clip(tmp_path, read_ahead):
     bad, good = _build(tmp_path / "corpus")
     ds = _ingest(tmp_path, tmp_path / "corpus", read_ahead)
     clips = ds.table("clips").to_pandas()

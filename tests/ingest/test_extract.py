@@ -26,16 +26,8 @@ def _plan(tmp_path, n=3, read_ahead=False, **ds):
     return plan
 
 
-#: how a worker with a spare core uses it: not at all, a thread decoding ahead, a file pool
-MODES = [(False, ""), (True, "read-ahead"), (True, "pool")]
-MODE_IDS = ["one-thread", "read-ahead", "file-pool"]
-
-
-@pytest.mark.parametrize(("spare_core", "scheme"), MODES, ids=MODE_IDS)
-def test_timings_account_for_the_shard_and_the_result_is_staged_once(
-    tmp_path, monkeypatch, spare_core, scheme
-):
-    monkeypatch.setenv("AUDIOPIPE_SPARE_CORE", scheme)
+@pytest.mark.parametrize("spare_core", [False, True], ids=["one-thread", "file-pool"])
+def test_timings_account_for_the_shard_and_the_result_is_staged_once(tmp_path, spare_core):
     plan = _plan(tmp_path, read_ahead=spare_core)
     shard, ctx = plan.shards[0], plan.context
     res = extract_shard(shard, ctx)
@@ -44,11 +36,9 @@ def test_timings_account_for_the_shard_and_the_result_is_staged_once(
     assert res.timings["total"] == pytest.approx(res.seconds)
     for phase in ("hash", "header", "decode", "mix", "resample", "features", "zarr", "staging"):
         assert res.timings[phase] > 0, phase
-    # with a spare core, the reading thread (hash ... mix) or the pool's threads (hash ...
-    # stats) run beside this one, which waits for them: its phases make the total
+    # with a spare core the files are extracted in pool threads (hash ... stats), while this
+    # thread waits for them and writes: its phases make the total
     pool = ("hash", "header", "decode", "mix", "resample", "features", "stats")
-    if scheme == "read-ahead":  # (resampling, features and statistics stay in this thread)
-        pool = ("hash", "header", "decode", "mix")
     this_thread = sum(v for k, v in res.timings.items() if k != "total" and k not in pool)
     if spare_core:
         assert this_thread == pytest.approx(res.seconds, rel=1e-6)
@@ -61,9 +51,8 @@ def test_timings_account_for_the_shard_and_the_result_is_staged_once(
     assert staging.read_staged(ctx.location, [shard.key], "clips").num_rows == 3
 
 
-@pytest.mark.parametrize(("spare_core", "scheme"), MODES, ids=MODE_IDS)
-def test_a_file_that_fails_is_a_row_and_the_others_go_on(tmp_path, monkeypatch, spare_core, scheme):
-    monkeypatch.setenv("AUDIOPIPE_SPARE_CORE", scheme)
+@pytest.mark.parametrize("spare_core", [False, True], ids=["one-thread", "file-pool"])
+def test_a_file_that_fails_is_a_row_and_the_others_go_on(tmp_path, spare_core):
     plan = _plan(tmp_path, read_ahead=spare_core)
     shard, ctx = plan.shards[0], plan.context
     bad = shard.files[1].uri
@@ -114,7 +103,7 @@ def _staged(ctx, shard):
     return tables, {k: np.asarray(g[k][:]) for k in sorted(g.array_keys())}
 
 
-def test_the_file_pool_gives_what_one_thread_gives_in_file_order(tmp_path, monkeypatch):
+def test_the_file_pool_gives_what_one_thread_gives_in_file_order(tmp_path):
     """Files of very different lengths (a later file finishes first in the pool), failures
     before and during decoding between them: the same rows in the same order, the same
     frames at the same positions of the part, as extracting in this thread."""
@@ -130,22 +119,15 @@ def test_the_file_pool_gives_what_one_thread_gives_in_file_order(tmp_path, monke
     paths[2:2] = [bad["truncated_flac"][0], bad["text"][0]]
     files = tuple(FileEntry(str(p), p.stat().st_size, p.stat().st_mtime) for p in paths)
     out = {}
-    for spare_core, scheme in MODES:
-        monkeypatch.setenv("AUDIOPIPE_SPARE_CORE", scheme)
-        plan = _plan(tmp_path / f"p{spare_core}{scheme}", n=1, read_ahead=spare_core)
-        shard = Shard(f"s-{spare_core}{scheme}", files)
+    for spare_core in (False, True):
+        plan = _plan(tmp_path / f"p{spare_core}", n=1, read_ahead=spare_core)
+        shard = Shard(f"s-{spare_core}", files)
         res = extract_shard(shard, plan.context)
         assert (res.files_ok, res.files_failed) == (5, 2)
-        out[scheme] = _staged(plan.context, shard)
-    rows, _ = out["pool"]
-    assert [r["uri"] for r in rows["clips"]] == [str(p) for p in paths if "bad" not in str(p)]
-    assert [r["uri"] for r in rows["errors"]] == [str(p) for p in paths[2:4]]
-    for scheme in ("read-ahead", "pool"):
-        _assert_same(out[""], out[scheme])
-
-
-def _assert_same(one, other):
-    (rows1, frames1), (rows2, frames2) = one, other
+        out[spare_core] = _staged(plan.context, shard)
+    (rows1, frames1), (rows2, frames2) = out[False], out[True]
+    assert [r["uri"] for r in rows2["clips"]] == [str(p) for p in paths if "bad" not in str(p)]
+    assert [r["uri"] for r in rows2["errors"]] == [str(p) for p in paths[2:4]]
     for t in rows1:
         for a, b in zip(rows1[t], rows2[t], strict=True):
             a, b = dict(a), dict(b)
@@ -155,15 +137,3 @@ def _assert_same(one, other):
     assert frames1.keys() == frames2.keys()
     for k in frames1:
         np.testing.assert_array_equal(frames1[k], frames2[k], err_msg=k)
-
-
-def test_the_spare_core_scheme_is_read_from_the_environment(monkeypatch):
-    from audiopipe.ingest.extract import spare_core_scheme
-
-    monkeypatch.delenv("AUDIOPIPE_SPARE_CORE", raising=False)
-    assert spare_core_scheme() == "read-ahead"
-    monkeypatch.setenv("AUDIOPIPE_SPARE_CORE", " Pool ")
-    assert spare_core_scheme() == "pool"
-    monkeypatch.setenv("AUDIOPIPE_SPARE_CORE", "threads")
-    with pytest.raises(ValueError, match="AUDIOPIPE_SPARE_CORE must be read-ahead or pool"):
-        spare_core_scheme()

@@ -286,13 +286,8 @@ def ingest_golden_corpus(tmp_path: Path, read_ahead: bool = False) -> dict[str, 
     return {"first_run": first, "after_changes": second}
 
 
-@pytest.mark.parametrize(
-    ("read_ahead", "scheme"),
-    [(False, ""), (True, "read-ahead"), (True, "pool")],
-    ids=["one-thread", "read-ahead", "file-pool"],
-)
-def test_ingest_outputs_match_the_golden_summary(tmp_path, monkeypatch, read_ahead, scheme):
-    monkeypatch.setenv("AUDIOPIPE_SPARE_CORE", scheme)  # how a spare core is used
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["one-thread", "read-ahead"])
+def test_ingest_outputs_match_the_golden_summary(tmp_path, read_ahead):
     got = ingest_golden_corpus(tmp_path, read_ahead)
     if os.environ.get("AUDIOPIPE_WRITE_GOLDEN") and not read_ahead:
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
