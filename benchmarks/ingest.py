@@ -9,13 +9,13 @@ stereo, 120 s each, at least ``--hours`` of audio. Each round then measures, on 
   2-worker scaling;
 * decode + mono + resample to 22.05 kHz (:func:`audiopipe.audio.stream`), one core;
 * in-process: plan, extract every shard, publish, in this process (no Prefect, no Dask),
-  default recipe, fresh output folder; with one thread, and with read-ahead (the decoding
-  in a second thread, overlapping the features: :mod:`audiopipe.ingest.reader`);
+  default recipe, fresh output folder; with one thread, and with the spare core used (two
+  threads extracting whole files, written in file order: :mod:`audiopipe.ingest.pool`);
 * the real ``ingest`` Prefect flow on a Dask LocalCluster of 1 and of 2 worker processes
   (started before the first round and kept: round 1 includes the workers' first imports).
-  The flow decides read-ahead (on when every worker has a spare core: 1 worker on 2 cores);
-  the 1-worker flow also runs with it off (``AUDIOPIPE_READ_AHEAD=0``): one core per
-  worker, the baseline of the 2-worker scaling.
+  The flow decides whether workers use a spare core (on when every worker has one: 1
+  worker on 2 cores); the 1-worker flow also runs with it off (``AUDIOPIPE_READ_AHEAD=0``):
+  one core per worker, the baseline of the 2-worker scaling.
 
 The machine may be shared, so rounds are repeated (``--rounds``) and every ratio is computed
 within a round (its rows ran back to back), then reported as the median (and best) over
@@ -54,7 +54,7 @@ NAMES = [
     "decode only, 2 processes at once",
     "decode + mono + resample 22.05k (1 core)",
     "in-process, one thread",
-    "in-process, read-ahead",
+    "in-process, two threads",
     "ingest flow, 1 worker",
     "ingest flow, 1 worker, one core",
     "ingest flow, 2 workers",
@@ -65,7 +65,7 @@ SHORT = [
     "decode x2",
     "decode+resamp",
     "inproc 1 thr",
-    "inproc r-ahead",
+    "inproc 2 thr",
     "flow 1w",
     "flow 1w 1 core",
     "flow 2w",
@@ -81,7 +81,7 @@ OTHER_RATIOS = {
     "the machine: decode in 2 processes / in 1": (NAMES[1], NAMES[0]),
     "in-process one thread / decode only": (NAMES[3], NAMES[0]),
     "flow 1 worker one core / decode only": (NAMES[6], NAMES[0]),
-    "flow 2 workers / flow 1 worker (read-ahead)": (NAMES[7], NAMES[5]),
+    "flow 2 workers / flow 1 worker (two threads)": (NAMES[7], NAMES[5]),
 }
 #: rows of the breakdown, in pipeline order (worker phases from audiopipe.ingest.extract.PHASES)
 WORKER_PHASES = (
@@ -235,8 +235,8 @@ def breakdown(r: dict[str, Any]) -> dict[str, float]:
 
     Plan and publish run in the flow process while the workers wait: they count once per
     worker, like the flow's own start and stop, so the phases add up to wall x workers. With
-    read-ahead the reading phases (hash ... resample) run in a second thread of the worker:
-    they overlap the rest, and ``wait`` is the extraction waiting for them.
+    the spare core used, hash ... stats run in two pool threads of the worker, at the same
+    time, and ``wait`` is the writing thread waiting for them (so the phases add up to more).
     """
     n = r.get("n_workers", 1)
     wt = r.get("worker_timings", {})

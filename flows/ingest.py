@@ -169,7 +169,7 @@ def run_ingest(
     Returns the ``runs`` row as a dict, plus where the time went: ``plan_seconds``,
     ``extract_seconds`` (shards on the cluster, wall time), ``publish_seconds``,
     ``worker_timings`` (seconds per phase summed over the shards), ``n_workers`` and
-    ``read_ahead`` (whether workers decoded in a second thread).
+    ``read_ahead`` (whether workers used a spare core: two threads extracting files).
     """
     logger = get_run_logger()
     ds = cfg.dataset(dataset)

@@ -111,9 +111,9 @@ def cluster_shape(cfg: Config, scheduler: str | None = None) -> tuple[int, bool]
 
     The LocalCluster's from the config and this machine's cores; on an external scheduler,
     the workers now connected and their hosts' cores. A spare core per worker thread lets
-    workers decode ahead of the feature extraction in a second thread
-    (:func:`audiopipe.ingest.reader.read_ahead`); without one, that thread would only compete
-    with the other workers.
+    workers extract a shard's files in two threads, whole files each
+    (:mod:`audiopipe.ingest.pool`); without one, the second thread would only compete with
+    the other workers.
     """
     forced = read_ahead_setting()
     address = scheduler_address(cfg, scheduler)
@@ -139,8 +139,9 @@ READ_AHEAD_ENV = "AUDIOPIPE_READ_AHEAD"
 
 
 def read_ahead_setting() -> bool | None:
-    """``AUDIOPIPE_READ_AHEAD``: ``1``/``0`` forces decoding ahead on or off; unset or ``auto``
-    leaves it to :func:`cluster_shape` (on when every worker thread has a spare core)."""
+    """``AUDIOPIPE_READ_AHEAD``: ``1``/``0`` forces the spare core's use (two threads
+    extracting files per worker) on or off; unset or ``auto`` leaves it to
+    :func:`cluster_shape` (on when every worker thread has a spare core)."""
     v = os.environ.get(READ_AHEAD_ENV, "auto").strip().lower()
     if v in ("", "auto"):
         return None

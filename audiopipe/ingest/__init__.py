@@ -12,8 +12,9 @@ The steps, one module each: :mod:`~audiopipe.ingest.plan` (discover files, join 
 labels, diff them against the store, refuse a run that would empty the dataset, skip files
 that failed unchanged, group the work into balanced shards), :mod:`~audiopipe.ingest.shard`
 (the shard, the context a worker gets, the result it returns), :mod:`~audiopipe.ingest.reader` (hash, check
-and decode a shard's files, optionally a file ahead in a second thread),
-:mod:`~audiopipe.ingest.extract` (features, frames and rows of each file),
+and decode a shard's files), :mod:`~audiopipe.ingest.pool` (with a spare core, two threads
+extracting whole files, handed back in file order), :mod:`~audiopipe.ingest.extract`
+(features, frames and rows of each file),
 :mod:`~audiopipe.ingest.staging` (a shard's rows wait for the run to publish them),
 :mod:`~audiopipe.ingest.publish` (one commit per table, then the ``runs`` row). The rows are
 typed records of :mod:`audiopipe.store.records`; run records live in

@@ -12,8 +12,11 @@ For each file of a shard, :func:`extract_shard`
 4. makes the clip's ``clips``, ``features`` and ``frames_index`` rows, or, when any step
    fails, its ``errors`` row (its frames are rolled back; the other files go on).
 
-Steps 1-3's reading side is :mod:`audiopipe.ingest.reader`; with ``read_ahead`` (a spare core
-for the worker) it runs in a second thread, one file ahead. The shard's rows are then staged
+Steps 1-3's reading side is :mod:`audiopipe.ingest.reader`. With a spare core for the worker
+(``IngestContext.read_ahead``), :data:`POOL_THREADS` threads each take whole files through
+steps 1-3 and the statistics (:func:`audiopipe.ingest.pool.ordered_streams`), while this
+thread writes their frames and rows in file order: the two cores share the work whatever
+each stage costs. The shard's rows are then staged
 with a ``_SUCCESS`` marker (:mod:`audiopipe.ingest.staging`) and the time spent per phase is
 returned in :attr:`ShardResult.timings`.
 """
@@ -40,6 +43,7 @@ from threadpoolctl import threadpool_limits
 from audiopipe import features as F
 from audiopipe.audio import AudioError
 from audiopipe.ingest import staging
+from audiopipe.ingest.pool import ordered_streams
 from audiopipe.ingest.reader import (
     READ_KINDS,
     Failed,
@@ -48,7 +52,6 @@ from audiopipe.ingest.reader import (
     ShardReader,
     is_local,
     os_error,
-    read_ahead,
 )
 from audiopipe.ingest.shard import (
     DECODER_HOOK_ENV,
@@ -63,16 +66,18 @@ from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexR
 
 __all__ = ["extract_shard", "ClipStats", "PHASES", "split_for"]
 
-#: the phases of :attr:`ShardResult.timings`, in pipeline order. ``wait`` is the extractor
-#: waiting for blocks decoded ahead; ``other`` is what no phase accounts for; ``total`` (added)
-#: is the shard's wall time. With read-ahead the reading phases (hash, header, decode, mix,
-#: resample) run in their own thread, so the phases add up to more than ``total``.
+#: the phases of :attr:`ShardResult.timings`, in pipeline order. ``wait`` is the writing
+#: thread waiting for the pool; ``other`` is what no phase accounts for; ``total`` (added)
+#: is the shard's wall time. With a pool, hash ... stats run in the pool's threads, at the
+#: same time: the phases add up to more than ``total``.
 PHASES = (
     "setup", "hash", "header", "decode", "mix", "resample", "wait", "features", "stats",
     "zarr", "staging", "other",
 )  # fmt: skip
-#: the phases of the extracting thread (with read-ahead it resamples too)
-_MAIN_PHASES = ("setup", "resample", "wait", "features", "stats", "zarr", "staging")
+#: the phases of the extracting thread (with a pool: setup, wait, zarr, staging)
+_MAIN_PHASES = ("setup", "wait", "features", "stats", "zarr", "staging")
+#: threads extracting whole files when the worker has a spare core
+POOL_THREADS = 2
 
 
 def extract_shard(
@@ -98,8 +103,13 @@ def extract_shard(
     with _one_blas_thread():
         work = _ShardWork(shard, ctx, decoder_hook)
         events = work.reader.events(shard.files)
-        for ev in read_ahead(events, timings=work.timings) if ctx.read_ahead else events:
-            work.add(ev)
+        pairs = (
+            ordered_streams(events, work.in_pool, work.threads)
+            if work.threads > 1
+            else ((ev, None) for ev in events)
+        )
+        for ev, results in pairs:
+            work.add(ev, results)
             if progress is not None:
                 progress(1)
         tables = work.close()
@@ -109,10 +119,10 @@ def extract_shard(
     res = work.result
     res.worker, res.started_at = f"{socket.gethostname()}:{os.getpid()}", started_at
     res.seconds = time.perf_counter() - t0  # (the marker, written last, is not in the timings)
-    both = (work.timings, work.reader.timings)
+    both = (work.timings, work.reader.timings, *work.pool_timings())
     res.timings = {k: sum(t.get(k, 0.0) for t in both) for k in PHASES}
-    # with read-ahead, this thread's phases (waiting for the reader included) make its time
-    mine = work.timings if ctx.read_ahead else res.timings
+    # with a pool, this thread's phases (waiting for the pool included) make its time
+    mine = work.timings if work.threads > 1 else res.timings
     res.timings["other"] = res.seconds - sum(mine.values())
     res.timings = {k: max(0.0, res.timings.get(k, 0.0)) for k in PHASES}
     res.timings["total"] = res.seconds
@@ -236,7 +246,7 @@ def _file_error(ctx: IngestContext, uri: str, clip_id: str | None, err: Exceptio
 
 class _Counted:
     """A clip's block source that counts the samples of its last pass and times the pulls
-    (decoding in this thread, or waiting for the reading thread)."""
+    (decoding, mixing, resampling)."""
 
     def __init__(self, source: Callable[[], Iterator[np.ndarray]]) -> None:
         self.source = source
@@ -254,6 +264,15 @@ class _Counted:
                 return
             self.n_samples += block.shape[0]
             yield block
+
+
+class _ClipSummary:
+    """What a clip's rows need once its frames are computed: its samples and its statistics
+    (the ``features`` row's columns)."""
+
+    def __init__(self, n_samples: int, stats: dict[str, float | list[float]]) -> None:
+        self.n_samples = n_samples
+        self.stats = stats
 
 
 class _ShardWork:
@@ -289,6 +308,11 @@ class _ShardWork:
         self.features: list[FeaturesRow] = []
         self.index: list[FramesIndexRow] = []
         self.errors: list[ErrorRow] = []
+        #: threads extracting whole files (1: this thread does it all)
+        self.threads = POOL_THREADS if ctx.read_ahead else 1
+        self._local = threading.local()
+        self._pool_lock = threading.Lock()
+        self._pool_states: list[tuple[ShardReader, dict[str, float]]] = []
         self._tick("setup", t0)
 
     def _tick(self, phase: str, t0: float) -> float:
@@ -296,8 +320,33 @@ class _ShardWork:
         self.timings[phase] += now - t0
         return now
 
-    def add(self, ev: Same | Failed | Opened) -> None:
-        """One file: its rows, its stored rows kept, or its ``errors`` row."""
+    def in_pool(self, ev: Same | Failed | Opened) -> Iterator[Any]:
+        """What a pool thread computes for a file: an opened clip's :meth:`_features`,
+        decoded by the thread's own reader (its own timings); nothing for the others."""
+        if not isinstance(ev, Opened):
+            return iter(())
+        mine = getattr(self._local, "state", None)
+        if mine is None:
+            r = self.reader
+            reader = ShardReader(r.sample_rate, r.channels, r.block_seconds,
+                                 storage_options=r.storage_options)  # fmt: skip
+            reader.limits = r.limits
+            mine = self._local.state = (reader, dict.fromkeys(PHASES, 0.0))
+            with self._pool_lock:
+                self._pool_states.append(mine)
+        reader, timings = mine
+        uri = ev.entry.uri
+        ev = replace(ev, blocks=lambda: reader.blocks(uri))
+        return self._features(ev, timings)
+
+    def pool_timings(self) -> list[dict[str, float]]:
+        """The pool threads' timings (their readers' and their own)."""
+        with self._pool_lock:
+            return [t for reader, timings in self._pool_states for t in (reader.timings, timings)]
+
+    def add(self, ev: Same | Failed | Opened, results: Iterator[Any] | None = None) -> None:
+        """One file: its rows, its stored rows kept, or its ``errors`` row (``results``: its
+        :meth:`_features`, computed in a pool thread)."""
         entry = ev.entry
         if isinstance(ev, Same):
             self.result.same_bytes.append([entry.uri, entry.size, entry.mtime])
@@ -305,10 +354,8 @@ class _ShardWork:
         try:
             if isinstance(ev, Failed):
                 raise ev.error
-            self._add_clip(ev)
+            self._add_clip(ev, results)
         except Exception as err:  # noqa: BLE001 - every failure of a file becomes a row
-            if isinstance(ev, Opened):
-                ev.finish()
             self.writer.rollback_clip()
             row = _file_error(self.ctx, entry.uri, ev.clip_id, err)
             # what the file was, and the settings: unchanged, it is not retried (plan_ingest)
@@ -317,28 +364,48 @@ class _ShardWork:
             )
             self.result.files_failed += 1
 
-    def _add_clip(self, ev: Opened) -> None:
-        """Extract the clip's frames into the part and make its three rows."""
-        ctx, entry, hdr = self.ctx, ev.entry, ev.header
+    def _features(self, ev: Opened, timings: dict[str, float]) -> Iterator[Any]:
+        """The clip's feature blocks, then its :class:`_ClipSummary` (what the rows need).
+
+        Runs in the extracting thread, or in a pool thread (``timings`` is that thread's).
+        The extractor pulls blocks from the reader: its own time is the loop's time less the
+        pulls (decoding, timed by the reader) and the statistics.
+        """
         source = _Counted(ev.blocks)
         stats = ClipStats(self.extractor.dims)
-        # the extractor pulls blocks from the reader: its own time is the loop's time less
-        # the pulls (decoding here, or waiting for the reading thread), the part writer and
-        # the statistics
-        inner = self.timings["zarr"] + self.timings["stats"]
-        resampled = self.timings["resample"]
-        t_loop = time.perf_counter()
-        for block in self.extractor.stream(source):
-            t0 = time.perf_counter()
-            self.writer.add(block)
-            t0 = self._tick("zarr", t0)
+        it = self.extractor.stream(source)
+        while True:
+            t0, pulled = time.perf_counter(), source.seconds
+            block = next(it, None)
+            t1 = time.perf_counter()
+            timings["features"] += t1 - t0 - (source.seconds - pulled)
+            if block is None:
+                break
             stats.add(block)
-            self._tick("stats", t0)
-        loop = time.perf_counter() - t_loop
-        inner = self.timings["zarr"] + self.timings["stats"] - inner
-        self.timings["features"] += loop - inner - source.seconds
-        if ctx.read_ahead:  # the pulls resampled here and waited for the reading thread
-            self.timings["wait"] += source.seconds - (self.timings["resample"] - resampled)
+            timings["stats"] += time.perf_counter() - t1
+            yield block
+        t0 = time.perf_counter()
+        row = stats.row()
+        timings["stats"] += time.perf_counter() - t0
+        yield _ClipSummary(source.n_samples, row)
+
+    def _add_clip(self, ev: Opened, results: Iterator[Any] | None = None) -> None:
+        """Write the clip's frames into the part and make its three rows: from ``results``
+        (its :meth:`_features`, computed in a pool thread), or computed here."""
+        ctx, entry, hdr = self.ctx, ev.entry, ev.header
+        summary: _ClipSummary | None = None
+        t_loop, zarr = time.perf_counter(), self.timings["zarr"]
+        for item in results if results is not None else self._features(ev, self.timings):
+            if isinstance(item, _ClipSummary):
+                summary = item
+                continue
+            t0 = time.perf_counter()
+            self.writer.add(item)
+            self._tick("zarr", t0)
+        if results is not None:  # this thread only waited for the pool, and wrote
+            self.timings["wait"] += time.perf_counter() - t_loop - (self.timings["zarr"] - zarr)
+        assert summary is not None
+        source = summary
         duration = source.n_samples / ctx.sample_rate
         if duration < self.min_duration_s:
             raise AudioError(f"duration {duration:.3f} s is below limits.min_duration_s", "limits")
@@ -365,7 +432,7 @@ class _ShardWork:
             )
         )
         self.features.append(
-            FeaturesRow(ev.clip_id, stop - start, ctx.recipe_hash, ctx.run_id, stats=stats.row())
+            FeaturesRow(ev.clip_id, stop - start, ctx.recipe_hash, ctx.run_id, stats=summary.stats)
         )
         self.index.append(
             FramesIndexRow(

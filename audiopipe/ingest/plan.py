@@ -321,10 +321,10 @@ def plan_ingest(
     ``n_workers`` (the cluster's size) sets the default ``shard.min_shards``: two per
     worker, so every worker has work and a slow shard does not leave the others idle.
 
-    ``read_ahead``: workers decode in a second thread, ahead of the feature extraction
-    (:func:`audiopipe.ingest.reader.read_ahead`); worth it when each worker has a core to
-    spare. ``None`` decides for workers on this machine: on when it has at least two cores per
-    worker (in process: two cores). Flows on a cluster pass what the cluster has.
+    ``read_ahead``: workers extract the files of a shard in two threads, whole files each
+    (:mod:`audiopipe.ingest.pool`); worth it when each worker has a core to spare. ``None``
+    decides for workers on this machine: on when it has at least two cores per worker (in
+    process: two cores). Flows on a cluster pass what the cluster has.
 
     Refused before any work: a dataset with no clip whose sources match no file
     (:class:`EmptySourceError`); a run that would remove more than the dataset's

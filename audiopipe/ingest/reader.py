@@ -6,12 +6,8 @@ its clip id is its stored one: keep its rows), :class:`Failed` (too big, unreada
 ``errors`` row), or :class:`Opened` (a clip to extract, with a source of its audio blocks:
 decode, mono, resample). Decoding happens when the extractor pulls the blocks.
 
-:func:`read_ahead` runs the same walk in a second thread that hashes, decodes and mixes
-ahead of the extractor (a bounded queue of native-rate mono blocks in between), while the
-extractor's thread resamples and computes features: on a machine with a spare core a shard
-then runs at about the speed of the slower thread, which measured about even (hash + decode
-+ mix, against resample + features + Zarr). libsndfile, numpy, soxr and hashlib release the
-GIL while they work.
+With a spare core, :func:`audiopipe.ingest.pool.ordered_streams` takes these events from
+several threads (one at a time, in order) and decodes each clip in the thread that took it.
 
 Examples
 --------
@@ -21,20 +17,17 @@ Examples
 >>> sf.write(f"{d}/a.wav", np.zeros(8000, np.float32), 8000)
 >>> entries = [FileEntry(f"{d}/a.wav", 16044, 1.0), FileEntry(f"{d}/b.wav", 0, 1.0)]
 >>> reader = ShardReader(sample_rate=8000, channels="mix", block_seconds=60.0)
->>> [(isinstance(e, Opened), isinstance(e, Failed)) for e in read_ahead(reader.events(entries))]
+>>> [(isinstance(e, Opened), isinstance(e, Failed)) for e in reader.events(entries)]
 [(True, False), (False, True)]
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import queue
 import stat
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -43,12 +36,12 @@ from typing import Any, BinaryIO
 import fsspec
 import numpy as np
 
-from audiopipe.audio import AudioError, AudioInfo, check_header, info, resample_blocks, stream
+from audiopipe.audio import AudioError, AudioInfo, check_header, info, stream
 from audiopipe.catalog import FileEntry, clip_id_for, hash_file
 from audiopipe.ingest.shard import DecoderHook
 
 __all__ = [
-    "ShardReader", "Same", "Failed", "Opened", "read_ahead", "READER_PHASES", "READ_KINDS",
+    "ShardReader", "Same", "Failed", "Opened", "READER_PHASES", "READ_KINDS",
     "check_local_file", "os_error",
 ]  # fmt: skip
 
@@ -82,19 +75,15 @@ class Failed:
 class Opened:
     """A clip to extract. ``blocks()`` yields its mono blocks at the feature rate
     (``sample_rate``); each call reads the audio from the start (two-pass recipes call it
-    twice). ``native()`` yields them at the file's rate, not resampled."""
+    twice)."""
 
     entry: FileEntry
     clip_id: str
     header: AudioInfo
     sample_rate: int
     blocks: BlockSource
-    native: BlockSource
     #: BLAKE2b-128 of the file's bytes (the clip id hashes it with the uri)
     content_hash: str | None = None
-
-    def finish(self) -> None:
-        """Skip what is left of the first pass (after a failure part-way through it)."""
 
 
 Event = Same | Failed | Opened
@@ -206,7 +195,6 @@ class ShardReader:
                 header,
                 self.sample_rate,
                 lambda uri=entry.uri: self.blocks(uri),
-                lambda uri=entry.uri: self.blocks(uri, resample=False),
                 content_hash,
             )
 
@@ -251,201 +239,14 @@ class ShardReader:
         finally:
             self.timings["header"] += time.perf_counter() - t0
 
-    def blocks(self, uri: str, resample: bool = True) -> Iterator[np.ndarray]:
-        """The file's mono blocks at the feature rate, or its own (decoded as pulled)."""
+    def blocks(self, uri: str) -> Iterator[np.ndarray]:
+        """The file's mono blocks at the feature rate (decoded as pulled)."""
         with opened(uri, self.storage_options) as src:
             yield from stream(
                 src,
-                self.sample_rate if resample else None,
+                self.sample_rate,
                 channels=self.channels,
                 block_seconds=self.block_seconds,
                 limits=self.limits,
                 timings=self.timings,
             )
-
-
-_END = object()
-
-
-class _Ahead(Opened):
-    """An :class:`Opened` whose first pass comes from the reading thread's queue (decoded and
-    mixed there) and is resampled here, so the two threads share the work about evenly."""
-
-    def __init__(
-        self, ev: Opened, q: queue.Queue, timings: MutableMapping[str, float] | None
-    ) -> None:
-        super().__init__(
-            ev.entry, ev.clip_id, ev.header, ev.sample_rate, self._first, ev.native, ev.content_hash
-        )
-        self._q = q
-        self._timings = timings
-        self._again = ev.blocks  # a second pass decodes here, synchronously
-        self._used = False
-        self._done = False
-
-    def _first(self) -> Iterator[np.ndarray]:
-        if self._used or self._done:  # a second pass, or the first was skipped
-            yield from self._again()
-            return
-        self._used = True
-        yield from resample_blocks(
-            self._queued(), self.header.sample_rate, self.sample_rate, timings=self._timings
-        )
-
-    def _queued(self) -> Iterator[np.ndarray]:
-        while True:
-            item = self._get()
-            if item is _END:
-                return
-            yield item
-
-    def _get(self) -> Any:
-        item = self._q.get()
-        if item is _END or isinstance(item, BaseException):
-            self._done = True
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def finish(self) -> None:
-        while not self._done:
-            try:
-                self._get()
-            except BaseException:  # noqa: BLE001 - the file failed already; drain only
-                pass
-
-
-def read_ahead(
-    events: Iterator[Event],
-    depth: int = 2,
-    *,
-    timings: MutableMapping[str, float] | None = None,
-    walk_ahead: int = 1,
-) -> Iterator[Event]:
-    """``events`` produced, and their first pass of audio decoded, in a second thread.
-
-    The thread decodes and mixes to mono; the consumer's thread resamples (its time goes to
-    ``timings["resample"]``) and extracts. At most ``depth`` blocks wait in between (bounded
-    memory). With ``walk_ahead`` > 0 a third thread walks the files (hash, header) up to
-    that many files ahead of the decoding: hashing is a sixth of the reading thread's work
-    (BLAKE2b at ~450 MB/s against FLAC decoding at ~80 MB/s), and without it the reading
-    thread, not the extraction, set the pace. The consumer must call ``finish()`` on an
-    :class:`Opened` it stops reading early. If the consumer stops, the threads stop at
-    their next block or file.
-    """
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-    if walk_ahead > 0:
-        events = _walked_ahead(events, walk_ahead, stop)
-
-    def put(item: Any) -> None:
-        _put(q, item, stop)
-
-    def produce() -> None:
-        try:
-            for ev in events:
-                if not isinstance(ev, Opened):
-                    put(ev)
-                    continue
-                put(("opened", ev))
-                try:
-                    for block in ev.native():
-                        put(block)
-                except _Stopped:
-                    raise
-                except Exception as err:  # noqa: BLE001 - the consumer raises it for this file
-                    put(err)
-                    continue
-                put(_END)
-            put(None)
-        except _Stopped:
-            pass
-        except BaseException as err:  # noqa: BLE001 - reported to the consumer
-            with contextlib.suppress(_Stopped):
-                put(_Crash(err))
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()  # (the walking thread, if any, ends with it)
-
-    thread = threading.Thread(target=produce, name="audiopipe-read-ahead", daemon=True)
-    thread.start()
-    last: _Ahead | None = None
-    try:
-        while True:
-            if last is not None:
-                last.finish()  # the queue holds the rest of its first pass: skip it
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, _Crash):
-                raise item.error
-            if isinstance(item, tuple):
-                last = _Ahead(item[1], q, timings)
-                yield last
-            else:
-                last = None
-                yield item
-    finally:
-        stop.set()
-        thread.join(timeout=10)  # (a block being decoded, or a decoder hook, finishes first)
-
-
-def _walked_ahead(
-    events: Iterator[Event], ahead: int, stop: threading.Event
-) -> Iterator[Event]:
-    """``events`` produced in a thread of their own, at most ``ahead`` waiting; a failure of
-    the walk itself is raised here, where the events are consumed. The thread ends at the
-    last event, when ``stop`` is set, or when this generator is closed."""
-    q: queue.Queue = queue.Queue(maxsize=ahead)
-    closed = threading.Event()
-
-    def walk() -> None:
-        try:
-            for ev in events:
-                _put(q, ev, stop, closed)
-            _put(q, _END, stop, closed)
-        except _Stopped:
-            pass
-        except BaseException as err:  # noqa: BLE001 - raised in the consuming thread
-            with contextlib.suppress(_Stopped):
-                _put(q, _Crash(err), stop, closed)
-
-    thread = threading.Thread(target=walk, name="audiopipe-read-ahead-walk", daemon=True)
-    thread.start()
-    try:
-        while True:
-            try:
-                item = q.get(timeout=0.1)
-            except queue.Empty:
-                if stop.is_set():
-                    raise _Stopped from None
-                continue
-            if item is _END:
-                return
-            if isinstance(item, _Crash):
-                raise item.error
-            yield item
-    finally:
-        closed.set()
-        thread.join(timeout=10)
-
-
-def _put(q: queue.Queue, item: Any, *stops: threading.Event) -> None:
-    """Put ``item`` once there is room; :class:`_Stopped` when any of ``stops`` is set."""
-    while not any(s.is_set() for s in stops):
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-    raise _Stopped
-
-
-class _Stopped(Exception):
-    """The consumer went away: the reading thread ends."""
-
-
-@dataclass
-class _Crash:
-    error: BaseException

@@ -46,7 +46,9 @@ class IngestContext:
     limits: dict[str, Any]
     label_columns: tuple[str, ...] = ()
     decoder_hook: str | None = None  # "module:function" called with each uri before decoding
-    #: decode in a second thread, ahead of the features (when each worker has a spare core)
+    #: each worker has a spare core: two threads extract the shard's files, whole files each,
+    #: written in file order (:mod:`audiopipe.ingest.pool`; the name is that of the scheme it
+    #: replaced, which decoded one file ahead in a second thread)
     read_ahead: bool = False
     #: hash of what decides whether a file can be ingested (decode settings, limits, recipe):
     #: recorded with each failure, a file is retried when it changes

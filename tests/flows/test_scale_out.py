@@ -383,7 +383,7 @@ def test_s3_outage_mid_run_is_retried_and_never_half_published(
 def test_poison_file_is_isolated_and_the_rest_of_its_shard_kept(
     tmp_path, monkeypatch, prefect_api, external_cluster, read_ahead
 ):
-    # with read-ahead the reading thread reaches the poison while the previous file's
+    # with a spare core, a second thread reaches the poison while the previous file's
     # features are computed: the worker dies the same, and the shard is split the same
     names = ["a.wav", "b.wav", "poison.wav", "c.wav", "d.wav"]
     corpus = _corpus(tmp_path / "corpus", names)

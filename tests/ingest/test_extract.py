@@ -26,9 +26,9 @@ def _plan(tmp_path, n=3, read_ahead=False, **ds):
     return plan
 
 
-@pytest.mark.parametrize("read_ahead", [False, True])
-def test_timings_account_for_the_shard_and_the_result_is_staged_once(tmp_path, read_ahead):
-    plan = _plan(tmp_path, read_ahead=read_ahead)
+@pytest.mark.parametrize("spare_core", [False, True], ids=["one-thread", "file-pool"])
+def test_timings_account_for_the_shard_and_the_result_is_staged_once(tmp_path, spare_core):
+    plan = _plan(tmp_path, read_ahead=spare_core)
     shard, ctx = plan.shards[0], plan.context
     res = extract_shard(shard, ctx)
     assert (res.files_ok, res.files_failed, res.reused) == (3, 0, False)
@@ -36,22 +36,24 @@ def test_timings_account_for_the_shard_and_the_result_is_staged_once(tmp_path, r
     assert res.timings["total"] == pytest.approx(res.seconds)
     for phase in ("hash", "header", "decode", "mix", "resample", "features", "zarr", "staging"):
         assert res.timings[phase] > 0, phase
-    # the reading side (with read-ahead in its own thread, which leaves resampling to this one)
-    reading = ("hash", "header", "decode", "mix") + (() if read_ahead else ("resample",))
-    this_thread = sum(v for k, v in res.timings.items() if k != "total" and k not in reading)
-    if read_ahead:  # reading overlaps: this thread's phases (waiting included) make the total
+    # with a spare core the files are extracted in pool threads (hash ... stats), while this
+    # thread waits for them and writes: its phases make the total
+    pool = ("hash", "header", "decode", "mix", "resample", "features", "stats")
+    this_thread = sum(v for k, v in res.timings.items() if k != "total" and k not in pool)
+    if spare_core:
         assert this_thread == pytest.approx(res.seconds, rel=1e-6)
+        assert res.timings["wait"] > 0
     else:
         assert res.timings["wait"] == 0
-        assert this_thread + sum(res.timings[k] for k in reading) == pytest.approx(res.seconds, rel=1e-6)
+        assert this_thread + sum(res.timings[k] for k in pool) == pytest.approx(res.seconds, rel=1e-6)
     again = extract_shard(shard, ctx)  # staged with _SUCCESS: nothing is recomputed
     assert again.reused and again.files_ok == 3 and again.timings == res.timings
     assert staging.read_staged(ctx.location, [shard.key], "clips").num_rows == 3
 
 
-@pytest.mark.parametrize("read_ahead", [False, True])
-def test_a_file_that_fails_is_a_row_and_the_others_go_on(tmp_path, read_ahead):
-    plan = _plan(tmp_path, read_ahead=read_ahead)
+@pytest.mark.parametrize("spare_core", [False, True], ids=["one-thread", "file-pool"])
+def test_a_file_that_fails_is_a_row_and_the_others_go_on(tmp_path, spare_core):
+    plan = _plan(tmp_path, read_ahead=spare_core)
     shard, ctx = plan.shards[0], plan.context
     bad = shard.files[1].uri
 
@@ -83,3 +85,55 @@ def test_extraction_runs_with_one_blas_thread_and_restores_the_limit(tmp_path):
         after = _blas_threads()
     assert seen == [1, 1], "each file is decoded and extracted with one BLAS thread"
     assert after == before, "the caller's limit is back afterwards"
+
+
+def _staged(ctx, shard):
+    """The shard's staged rows and frames, without what differs between runs (part name)."""
+    from audiopipe.store.frames import open_part
+
+    loc = ctx.location
+    tables = {t: staging.read_staged(loc, [shard.key], t).to_pylist()
+              for t in ("clips", "features", "frames_index", "errors")}  # fmt: skip
+    (part,) = {r["part"] for r in tables["frames_index"]}
+    for r in tables["frames_index"]:
+        r.pop("part")
+    for r in tables["errors"]:
+        r["message"] = r["message"].split(" | ")[0]  # (the traceback names the thread's frames)
+    g = open_part(loc.frames_uri(part), loc.fsspec_options)
+    return tables, {k: np.asarray(g[k][:]) for k in sorted(g.array_keys())}
+
+
+def test_the_file_pool_gives_what_one_thread_gives_in_file_order(tmp_path):
+    """Files of very different lengths (a later file finishes first in the pool), failures
+    before and during decoding between them: the same rows in the same order, the same
+    frames at the same positions of the part, as extracting in this thread."""
+    from audiopipe.catalog import FileEntry
+    from audiopipe.ingest.shard import Shard
+    from tests.audio_fixtures import bad_inputs
+
+    c = tmp_path / "c"
+    lengths = [6.0, 0.4, 3.0, 0.2, 4.5]
+    paths = [write(c / f"{i}.flac", np.stack([sine(f=300 + 50 * i, dur=d, sr=44100)] * 2, 1),
+                   44100, "FLAC", "PCM_16") for i, d in enumerate(lengths)]  # fmt: skip
+    bad = bad_inputs(tmp_path / "bad")
+    paths[2:2] = [bad["truncated_flac"][0], bad["text"][0]]
+    files = tuple(FileEntry(str(p), p.stat().st_size, p.stat().st_mtime) for p in paths)
+    out = {}
+    for spare_core in (False, True):
+        plan = _plan(tmp_path / f"p{spare_core}", n=1, read_ahead=spare_core)
+        shard = Shard(f"s-{spare_core}", files)
+        res = extract_shard(shard, plan.context)
+        assert (res.files_ok, res.files_failed) == (5, 2)
+        out[spare_core] = _staged(plan.context, shard)
+    (rows1, frames1), (rows2, frames2) = out[False], out[True]
+    assert [r["uri"] for r in rows2["clips"]] == [str(p) for p in paths if "bad" not in str(p)]
+    assert [r["uri"] for r in rows2["errors"]] == [str(p) for p in paths[2:4]]
+    for t in rows1:
+        for a, b in zip(rows1[t], rows2[t], strict=True):
+            a, b = dict(a), dict(b)
+            for k in ("run_id", "time"):  # (of the run)
+                a.pop(k, None), b.pop(k, None)
+            assert a == b, t
+    assert frames1.keys() == frames2.keys()
+    for k in frames1:
+        np.testing.assert_array_equal(frames1[k], frames2[k], err_msg=k)

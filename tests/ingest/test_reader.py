@@ -1,17 +1,15 @@
-"""Reading a shard's files, in this thread or ahead in another: the same events and blocks,
-errors where they belong, bounded memory, and a reading thread that stops with its consumer."""
+"""Reading a shard's files: an event per file in order, its blocks or its error where it
+belongs, second passes, limits checked before hashing. (Reading them from several threads:
+tests/ingest/test_pool.py and test_extract.py.)"""
 
 from __future__ import annotations
-
-import threading
-import time
 
 import numpy as np
 import pytest
 
 from audiopipe.audio import AudioError
 from audiopipe.catalog import FileEntry
-from audiopipe.ingest.reader import Failed, Opened, Same, ShardReader, read_ahead
+from audiopipe.ingest.reader import Failed, Opened, Same, ShardReader
 from tests.audio_fixtures import bad_inputs, sine, write
 
 
@@ -47,19 +45,16 @@ def _consume(events, fail_on=None):
                     got.append(b)
                 out.append((name, "ok", np.concatenate(got)))
             except Exception as err:  # noqa: BLE001
-                ev.finish()
                 out.append((name, type(err).__name__, None))
         else:
             out.append((name, type(ev).__name__, getattr(ev, "error", None).__class__.__name__))
     return out
 
 
-@pytest.mark.parametrize(("fail_on", "walk_ahead"), [(None, 1), ("g1.flac", 1), ("g1.flac", 0)])
-def test_read_ahead_gives_what_reading_in_this_thread_gives(tmp_path, fail_on, walk_ahead):
+@pytest.mark.parametrize("fail_on", [None, "g1.flac"])
+def test_each_file_is_an_event_in_order_with_its_blocks_or_its_error(tmp_path, fail_on):
     files = _entries(_corpus(tmp_path))
     here = _consume(_reader().events(files), fail_on)
-    ahead = _consume(read_ahead(_reader().events(files), depth=1, walk_ahead=walk_ahead), fail_on)
-    assert [h[:2] for h in here] == [a[:2] for a in ahead]
     assert [h[:2] for h in here] == [
         ("g0.flac", "ok"),
         ("text.wav", "Failed"),  # unreadable header: failed before decoding
@@ -67,16 +62,15 @@ def test_read_ahead_gives_what_reading_in_this_thread_gives(tmp_path, fail_on, w
         ("truncated.flac", "AudioError"),  # fails part-way through decoding
         ("g2.flac", "ok"),
     ]
-    for h, a in zip(here, ahead, strict=True):
+    for h in here:
         if isinstance(h[2], np.ndarray):
-            np.testing.assert_array_equal(h[2], a[2])
             assert h[2].size == int(2.5 * 22050)
 
 
 def test_a_second_pass_decodes_again_and_same_bytes_are_not_decoded(tmp_path):
     paths = _corpus(tmp_path)
     files = _entries([paths[0]])
-    (ev,) = list(read_ahead(_reader().events(files)))
+    (ev,) = list(_reader().events(files))
     first = np.concatenate(list(ev.blocks()))
     second = np.concatenate(list(ev.blocks()))  # two-pass recipes read the clip twice
     np.testing.assert_array_equal(first, second)
@@ -84,7 +78,7 @@ def test_a_second_pass_decodes_again_and_same_bytes_are_not_decoded(tmp_path):
     clip_id = reader.clip_id(files[0])
     decoded = []
     reader.hook = decoded.append
-    (same,) = list(read_ahead(reader.events(_entries([paths[0]], prev=clip_id))))
+    (same,) = list(reader.events(_entries([paths[0]], prev=clip_id)))
     assert isinstance(same, Same) and same.clip_id == clip_id and decoded == []
 
 
@@ -97,39 +91,3 @@ def test_limits_and_empty_files_fail_before_hashing(tmp_path):
     (ev,) = list(_reader().events([FileEntry(str(p), 0, 1.0)]))
     assert isinstance(ev.error, AudioError) and ev.error.kind == "empty"
     assert reader.timings["hash"] == 0
-
-
-def test_the_reading_thread_stays_bounded_and_stops_with_its_consumer(tmp_path):
-    files = _entries(_corpus(tmp_path)[:1] * 20)
-    pulled = []
-
-    def counting():
-        for ev in _reader().events(files):
-            pulled.append(ev.entry.uri)
-            yield ev
-
-    events = read_ahead(counting(), depth=2, walk_ahead=1)
-    first = next(events)
-    time.sleep(0.5)  # the threads read ahead, but only as far as the queues allow
-    # the file given, one decoding, one waiting for the decoder, one being walked
-    assert len(pulled) <= 4, "the threads read far ahead of a consumer that is not reading"
-    assert isinstance(first, Opened)
-    events.close()  # the consumer goes away
-    deadline = time.monotonic() + 10
-    while any(t.name.startswith("audiopipe-read-ahead") for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "the reading thread did not stop"
-        time.sleep(0.05)
-
-
-def test_a_crash_of_the_walk_itself_reaches_the_consumer(tmp_path):
-    files = _entries(_corpus(tmp_path)[:1])
-
-    def broken():
-        yield from _reader().events(files)
-        raise KeyboardInterrupt  # not a file's failure: the consumer must see it
-
-    events = read_ahead(broken())
-    ev = next(events)
-    assert np.concatenate(list(ev.blocks())).size == int(2.5 * 22050)
-    with pytest.raises(KeyboardInterrupt):
-        next(events)
