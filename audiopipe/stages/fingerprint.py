@@ -16,9 +16,9 @@ peaks) and noisy textures: ``f_sd=2`` (±2 bins × ±2 frames) gives them peaks 
 non-music 0.941 -> 0.965, index +1 %) but also peaks babble's harmonics (music in 0 dB
 babble 1.000 -> 0.938), so it is an option for animal, nature and speech datasets with its
 own calibration (:data:`CONF_COEFS`); details in ``benchmarks/tune_fingerprint.py``.
-Pairs are hashed as ``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) with the anchor's
-frame. Queries pick peaks as their index did (:data:`PEAK_PARAMS` of the run that built it,
-read by :func:`load_index`; new parameters make the next run redo every clip).
+Pairs are hashed as ``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits) with the anchor's frame.
+Queries pick peaks as their index did (:data:`PEAK_PARAMS` of the run that built it, read by
+:func:`load_index`; new parameters make the next run redo every clip).
 
 :class:`FingerprintIndex` is the inverted index held as a sorted hash array (``searchsorted``
 lookup); :meth:`FingerprintIndex.match` votes on ``t_db - t_query`` per clip (distinct hash
@@ -30,8 +30,7 @@ the runner-up the best of any other clip. :func:`confidence` turns the two into 
 probability that the answer is right: a logistic model of their ``log1p`` (the runner-up
 measures how high chance alignments reach for this query in this index) fitted on tuning
 queries. A match needs ``votes >= min_votes`` and ``confidence >= min_confidence``
-(:data:`MIN_CONFIDENCE`). (A per-clip Poisson chance level was tried and rejected: chance
-alignments come in clumps, and non-members reached e-values as small as real matches.)
+(:data:`MIN_CONFIDENCE`). (A per-clip Poisson chance level was rejected: chance alignments clump.)
 
 Parameters, the calibration and the threshold were chosen by ``benchmarks/tune_fingerprint.py``
 on a fixed split of recordings (``benchmarks/fp_split.py``): the index holds music, ESC-10
@@ -47,7 +46,7 @@ clips not yet in the table and drops rows of clips no longer in ``clips``, in on
 a clip without landmarks - silence, shorter than a frame - gets one marker row (hash -1,
 t -1) so it is not redone; a clip that fails becomes an ``errors`` row and is tried again
 by the next run). :func:`identify` decodes query files and matches them against the
-table (cached per process and table version).
+table (cached per process and table version; thread-safe, thresholds per call).
 
 Examples
 --------
@@ -63,7 +62,9 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -399,17 +400,20 @@ class Fingerprint(ClipStage):
 
         ids = ctx.ds.table("fingerprints", ["clip_id"]).column("clip_id")
         m = {"n_clips": len(ids.unique()), "n_hashes": len(ids)}
-        _CACHE.clear()
+        with _CACHE_LOCK:
+            _CACHE.clear()
         return metric_rows("fingerprint", "landmarks", m, evaluation="count", run_id=ctx.run_id)
 
 
 # ------------------------------------------------------------------------------- identify
 _CACHE: dict[tuple[str, int], FingerprintIndex] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def load_index(ds: Dataset, **params: Any) -> FingerprintIndex:
     """The dataset's ``fingerprints`` table as a :class:`FingerprintIndex` (cached per version)."""
     from audiopipe.stages._common import StageInputError
+    from audiopipe.store.tables import scan_table
 
     dt = ds.delta("fingerprints")
     if dt is None:
@@ -417,14 +421,13 @@ def load_index(ds: Dataset, **params: Any) -> FingerprintIndex:
             f"dataset {ds.name!r} has no fingerprints: run `audiopipe stage fingerprint {ds.name}`"
         )
     key = (ds.location.table_uri("fingerprints"), int(dt.version()))
-    if key not in _CACHE:
-        from audiopipe.store.tables import scan_table
-
-        _CACHE.clear()
-        table = scan_table(ds.location, "fingerprints", key[1], ["hash", "clip_id", "t"])
-        _CACHE[key] = FingerprintIndex.from_table(
-            table, peak_params=_index_peak_params(ds, key[1]))
-    idx = _CACHE[key]
+    with _CACHE_LOCK:  # one index in memory; each caller's thresholds on its own copy
+        if key not in _CACHE:
+            _CACHE.clear()
+            table = scan_table(ds.location, "fingerprints", key[1], ["hash", "clip_id", "t"])
+            _CACHE[key] = FingerprintIndex.from_table(
+                table, peak_params=_index_peak_params(ds, key[1]))
+        idx = copy.copy(_CACHE[key])
     for k, v in params.items():
         setattr(idx, k, v)
     return idx

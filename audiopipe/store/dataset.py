@@ -108,7 +108,9 @@ class Dataset:
 
         ``clips`` comes in content order (content hash, then clip id), whatever order its
         rows were published in, so "``clips`` order" means the same recordings in the same
-        order wherever the dataset lives and however it grew.
+        order wherever the dataset lives and however it grew. Rows without a content hash
+        (none are written today) come last, by clip id; a table without the column keeps its
+        published order.
         """
         if name == "errors":
             return self._errors(columns)

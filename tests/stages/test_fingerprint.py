@@ -315,6 +315,10 @@ def test_index_keeps_the_peak_shape_it_was_built_with(tmp_path):
     assert fp.load_index(ds).peak_params == {"f_sd": 5, "t_sd": 2, "hpf_pole": 0.0, "min_bin": 2}
     assert fp.load_index(ds).coef == fp.CONF_COEF
     assert fp.identify(ds, q)["clip_id"] == clips["s1.wav"]
+    # callers' thresholds stay their own (the cached index is shared between threads)
+    strict, loose = fp.load_index(ds, min_confidence=0.99), fp.load_index(ds, min_confidence=0.1)
+    assert (strict.min_confidence, loose.min_confidence) == (0.99, 0.1)
+    assert fp.load_index(ds).min_confidence == fp.MIN_CONFIDENCE
 
 
 def pa_equal(t, value):

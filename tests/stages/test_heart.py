@@ -730,3 +730,32 @@ def test_rate_sd_and_rate_search_keep_a_fast_drifting_rate_from_its_subharmonic(
     assert got["rate_sd"][0] > 0.85 and got["rate_sd"][1] > 140
     assert got["rate_search"][0] > 0.85 and got["rate_search"][1] > 140
     assert got["rate_search"][2] > got["plain"][2]  # the neighbours were decoded
+
+
+def test_a_model_saved_before_a_parameter_existed_still_loads_and_predicts(
+    synthetic_model, tmp_path
+):
+    """A model saved by an older version lacks the newer parameters (rate_sd, rate_search):
+    it loads with their defaults and decodes as before."""
+    import copy
+
+    import skops.io as sio
+
+    old = copy.deepcopy(synthetic_model)
+    for name in ("rate_sd", "rate_search"):
+        delattr(old, name)
+    path = tmp_path / "old.skops"
+    sio.dump(old, path)
+    loaded = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    assert loaded.rate_sd == 0.0 and loaded.rate_search == 0.0
+    y = segment.synthetic_pcg(6.0, bpm=80, seed=80)[0]
+    assert loaded.predict(y, 4000) == synthetic_model.predict(y, 4000)
+    assert repr(loaded) and loaded.get_params()["rate_search"] == 0.0
+
+
+@pytest.mark.parametrize(("name", "value"), [("rate_sd", float("nan")), ("rate_sd", -0.1),
+                                             ("rate_search", 1.5)])
+def test_bad_rate_options_are_refused(name, value):
+    recs, refs = _synthetic_set([(0, 60, 0.33)], duration=6.0)
+    with pytest.raises(ValueError, match=name):
+        HeartSegmenter(**{name: value}).fit(recs, refs)

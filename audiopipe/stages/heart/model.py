@@ -42,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,7 +52,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from audiopipe.stages.heart.decode import MIN_GAP_S, SYSTOLE_SD, Decoding
+from audiopipe.stages.heart.decode import MIN_GAP_S, RATE_STEP, SYSTOLE_SD, Decoding
 from audiopipe.stages.heart.features import BASE_FEATURES, envelope_features
 from audiopipe.stages.heart.references import (
     STATES,
@@ -297,7 +298,24 @@ class HeartSegmenter(Decoding, BaseEstimator):
         self.n_train_frames_ = int(len(y))
         return self
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a model saved before a parameter existed loads with that parameter's default
+        # (its decoding is then what it was when saved)
+        import inspect
+
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and p.default is not inspect.Parameter.empty:
+                state.setdefault(name, p.default)
+        super().__setstate__(state)
+
     def _check_rate_options(self) -> None:
+        for name, hi in (("rate_sd", 0.5), ("rate_search", 0.5)):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and 0.0 <= v < hi):
+                raise ValueError(f"{name} must be a number in [0, {hi}), got {v!r}")
+        if 0.0 < self.rate_search < RATE_STEP:
+            warnings.warn(f"rate_search={self.rate_search} is below the step between decoded "
+                          f"periods ({RATE_STEP}): no nearby period is decoded", stacklevel=3)
         if self.rate_from not in ("envelope", "posterior"):
             raise ValueError(f"rate_from must be 'envelope' or 'posterior', got {self.rate_from!r}")
         if self.select not in SELECT:
