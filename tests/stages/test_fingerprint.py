@@ -350,8 +350,9 @@ def test_real_music_noisy_excerpt_and_fsdd_negatives(corpora, tmp_path):
 
 
 def test_real_animals_found_in_noise_and_non_members_rejected(corpora):
-    """ESC-10 dogs, roosters and babies: indexed clips are found at 0 dB white noise; other
-    clips of the same classes (not indexed) are rejected at the default threshold.
+    """ESC-10 dogs, roosters and babies (two each): indexed clips are found clean, roosters
+    and babies also at 0 dB white noise, where no clip is ever taken for another; other clips
+    of the same classes (not indexed) are rejected at the default threshold.
 
     Round 4's calibration (issue 12 §4) asks for more than a ratio to the runner-up: one of
     the two 0.3 s barks, 9 votes against 4 at 0 dB, is now below 0.5 (round 3: 0.83), the
@@ -362,19 +363,22 @@ def test_real_animals_found_in_noise_and_non_members_rejected(corpora):
     from audiopipe.audio import load
 
     rows = list(csv.DictReader(open(corpora / "esc10" / "esc10.csv")))
-    pick = [r for r in rows if r["category"] in ("dog", "rooster", "crying_baby")]
-    members = [r for r in pick if r["fold"] == "1"][:6]
-    others = [r for r in pick if r["fold"] == "4"][:8]
+    cats = ("dog", "rooster", "crying_baby")
+    members = []
+    for c in cats:  # two of each class
+        members += [r for r in rows if r["category"] == c and r["fold"] == "1"][:2]
+    others = [r for r in rows if r["category"] in cats and r["fold"] == "4"][:8]
 
     def clip(r):
         return load(str(corpora / "esc10" / "audio" / r["filename"]), SR)[0]
 
     idx = build([clip(r) for r in members] + [song(0), song(1)])
-    found = 0
     for i, r in enumerate(members):
+        assert query(idx, clip(r))["clip_id"] == f"s{i}", r["filename"]  # clean: every one
         m = query(idx, noisy(clip(r), 0.0, i))
-        found += m["clip_id"] == f"s{i}"
-    assert found >= len(members) - 2, found
+        assert m["clip_id"] in (None, f"s{i}"), (r["filename"], m)  # never another clip
+        if r["category"] != "dog":  # roosters and babies hold up at 0 dB; the barks are short
+            assert m["clip_id"] == f"s{i}", (r["filename"], m)
     for r in others:
         m = query(idx, clip(r))
         assert m["clip_id"] is None, (r["filename"], m)
