@@ -303,22 +303,41 @@ def error_row(stage: str, clip_id: str, uri: str, err: BaseException, run_id: st
     }
 
 
-def uri_matcher(ds: Dataset) -> Any:
+def uri_tails(uri: str) -> list[str]:
+    """Every trailing part of ``uri``: ``a/b/c.wav``, ``b/c.wav``, ``c.wav``."""
+    parts = uri.split("/")
+    return ["/".join(parts[k:]) for k in range(len(parts))]
+
+
+def uri_matcher(ds: Dataset, keys: Any = uri_tails) -> Any:
     """A function ``path -> clip_id | None``: the clip whose uri is ``path`` or ends with it.
 
     Paths in events, references and listens files name clips by their path relative to
-    some folder; every trailing part of every uri is indexed once (first clip wins).
+    some folder; ``keys(uri)`` gives the names a clip answers to (every trailing part of
+    its uri). A name that more than one clip answers to (``c.wav`` in two folders) matches
+    none, with a warning naming two of them: a reference is never given to the wrong clip.
     """
+    import warnings
+
     t = ds.table("clips", ["clip_id", "uri"]).to_pydict()
     index: dict[str, str] = {}
+    ambiguous: dict[str, list[str]] = {}
     for cid, uri in zip(t["clip_id"], t["uri"], strict=True):
-        index.setdefault(uri, cid)
-        parts = uri.split("/")
-        for k in range(len(parts)):
-            index.setdefault("/".join(parts[k:]), cid)
+        for k in dict.fromkeys(keys(uri)):
+            first = index.setdefault(k, cid)
+            if first != cid:
+                ambiguous.setdefault(k, [first]).append(cid)
 
     def match(path: Any) -> str | None:
         p = str(path)
-        return index.get(p) or index.get(p.lstrip("/"))
+        for k in (p, p.lstrip("/")):
+            if k in ambiguous:
+                uris = [ds.clip_uri(c) for c in ambiguous[k][:2]]
+                warnings.warn(f"{k!r} names {len(ambiguous[k])} clips ({', '.join(map(str, uris))}"
+                              "...): not used; name it by a longer path", stacklevel=2)
+                return None
+            if k in index:
+                return index[k]
+        return None
 
     return match

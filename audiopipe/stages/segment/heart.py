@@ -56,16 +56,16 @@ ESTIMATOR_PARAMS = ("C", "emission", "min_bpm", "max_bpm", "n_candidates", "refi
 
 def clip_key(uri: str) -> list[str]:
     """Every trailing part of ``uri``, then the same without the file extension."""
-    parts = uri.split("/")
-    tails = ["/".join(parts[k:]) for k in range(len(parts))]
-    stem = uri.rsplit(".", 1)[0] if "." in parts[-1] else uri
-    sparts = stem.split("/")
-    return tails + ["/".join(sparts[k:]) for k in range(len(sparts))] if stem != uri else tails
+    from audiopipe.stages._common import uri_tails
+
+    tails = uri_tails(uri)
+    stem = uri.rsplit(".", 1)[0] if "." in uri.rsplit("/", 1)[-1] else uri
+    return tails + uri_tails(stem) if stem != uri else tails
 
 
 def read_clip_references(ctx: StageContext) -> dict[str, dict]:
     """Per clip id: its reference (``kind``, ``intervals``, ``points``) and ``name``."""
-    from audiopipe.stages._common import StageInputError
+    from audiopipe.stages._common import StageInputError, uri_matcher
     from audiopipe.stages.heart import read_references
 
     p = ctx.params
@@ -80,14 +80,10 @@ def read_clip_references(ctx: StageContext) -> dict[str, dict]:
             refs.update(read_references(p[key], p["sample_rate"]))
         except (OSError, ValueError, KeyError) as err:
             raise StageInputError(f"{key} {p[key]}: {err}") from None
-    t = ctx.ds.table("clips", ["clip_id", "uri"]).to_pydict()
-    index: dict[str, str] = {}
-    for cid, uri in zip(t["clip_id"], t["uri"], strict=True):
-        for k in clip_key(uri):
-            index.setdefault(k, cid)
+    match = uri_matcher(ctx.ds, keys=clip_key)
     out: dict[str, dict] = {}
     for name, ref in refs.items():
-        cid = index.get(name) or index.get(name.lstrip("/"))
+        cid = match(name)
         if cid is not None and cid not in out:
             out[cid] = {**ref, "name": name}
     if not out:
