@@ -132,14 +132,18 @@ FSDD_TUNE = ("george", "jackson", "lucas")
 FSDD_TAKES = 50  # every take of every digit and speaker (the benchmark's default)
 
 
-def tune(ds, part, target: str, groups: str, label: str) -> dict:
+def _part(ds, part, target: str, groups: str) -> tuple:
+    """A tuning part's clip ids, labels, groups, default stage params, frames, grouped CV
+    splits and classes (what every study starts from)."""
     ids = part.clip_id.tolist()
     y = part[target].astype(str).to_numpy(dtype=object)
     g = part[groups].astype(str).to_numpy(dtype=object)
     p = resolve(Classify.params, {"target": target, "groups": groups})
-    frames = Frames(ds, ids)
-    splits, _ = cv_splits(y, g)
-    classes = np.unique(y)
+    return ids, y, g, p, Frames(ds, ids), cv_splits(y, g)[0], np.unique(y)
+
+
+def tune(ds, part, target: str, groups: str, label: str) -> dict:
+    ids, y, g, p, frames, splits, classes = _part(ds, part, target, groups)
     P, out = {}, {}
     for cand in MODEL_OF:
         t = time.time()
@@ -206,13 +210,7 @@ def tune_sequences(ds, part, target: str, groups: str, label: str, dtw: bool) ->
     from audiopipe.stages._clipfeatures import group_cmvn
     from audiopipe.stages._frames import time_normalize
 
-    ids = part.clip_id.tolist()
-    y = part[target].astype(str).to_numpy(dtype=object)
-    g = part[groups].astype(str).to_numpy(dtype=object)
-    p0 = resolve(Classify.params, {"target": target, "groups": groups})
-    frames = Frames(ds, ids)
-    splits, _ = cv_splits(y, g)
-    classes = np.unique(y)
+    ids, y, g, p0, frames, splits, classes = _part(ds, part, target, groups)
 
     def acc(P: np.ndarray) -> float:
         return float(np.mean(classes[P.argmax(1)] == y))
