@@ -73,18 +73,14 @@ def new_stage_run_id(stage: str) -> str:
     return f"{stage}-{now}-{uuid.uuid4().hex[:6]}"
 
 
-#: the order stages read ``clips`` in (``Dataset.table``): part of every stage's code
-#: version, so outputs whose folds were drawn in another order are redone, not kept
-CLIPS_ORDER = "content"
-
-
 def code_version(stage: Stage) -> str:
-    """What code made a stage's outputs: package, feature and stage versions, clips order."""
+    """What made a stage's outputs: package, feature and stage versions, and the order stages
+    read ``clips`` in (``Dataset.table``: outputs of folds drawn in another order are redone)."""
     from audiopipe import __version__
     from audiopipe.features.registry import FEATURES_VERSION
 
-    return (f"audiopipe {__version__} features {FEATURES_VERSION} {stage.name} {stage.version}"
-            f" clips {CLIPS_ORDER}")
+    v = f"{stage.name} {stage.version} clips content"
+    return f"audiopipe {__version__} features {FEATURES_VERSION} {v}"
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
