@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiopipe.stages._common import uri_matcher
+from audiopipe.stages._common import uri_matcher, uri_tails
 from audiopipe.stages.segment.heart import clip_key
 
 from ._ingest import ingest
@@ -23,8 +23,8 @@ def test_a_name_two_clips_answer_to_matches_neither(tmp_path):
     by_uri = {u.rsplit("/", 2)[-2] + "/" + u.rsplit("/", 1)[-1]: c
               for c, u in zip(*ds.table("clips", ["clip_id", "uri"]).to_pydict().values(),
                               strict=True)}
-    for keys in (None, clip_key):
-        match = uri_matcher(ds) if keys is None else uri_matcher(ds, keys=keys)
+    for keys in (uri_tails, clip_key):
+        match = uri_matcher(ds, keys=keys)
         assert match("a/c.wav") == by_uri["a/c.wav"] and match("/b/c.wav") == by_uri["b/c.wav"]
         assert match("d.wav") == by_uri["a/d.wav"]  # a name only one clip has
         with pytest.warns(UserWarning, match="names 2 clips"):
