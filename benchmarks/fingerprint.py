@@ -53,6 +53,31 @@ runner-up, a 0.3 s bark) now look like chance and fall under 0.5 (held-out music
 0.875 and non-music 0.941 -> 0.918: one and two queries). ``f_sd 2`` gains from the
 weighting (non-music at 0 dB white 0.965 -> 1.000) and keeps its babble loss on music.
 
+Round 5 (issue 12 §4: 0 dB white noise; ``tune_fingerprint.py`` Round 5 chose ``f_sd=2`` as
+the default on tuning queries), held-out once, in a run where ``f_sd=2`` was the default
+(its "after" row, the whole-clip check and the music-corpus part; the same test queries):
+
+=========  ======  ===========  ===========  ===========  ==========
+setup      FP      clean        white 0 dB   babble 0 dB  index rows
+=========  ======  ===========  ===========  ===========  ==========
+before     0.5 %   1.000/1.000  0.562/0.941  0.938/1.000  286,302
+round 3    0.3 %   1.000/1.000  0.938/0.941  1.000/0.988  447,405
+round 4    0.0 %   1.000/1.000  0.875/0.918  1.000/1.000  447,405
+f_sd 2     0.3 %   1.000/1.000  0.938/1.000  0.938/1.000  450,816
+=========  ======  ===========  ===========  ===========  ==========
+
+(round 4 is the library; "f_sd 2" gives the same figures as in round 4's table: 2 of 609
+non-members matched, at most 0.69 sure, against none and 0.45 for round 4; its misses: one of
+16 music queries in babble, one of 4 drum queries in white noise.) Whole FSDD and ESC-10 clips
+against the music corpus: round 4 2 of 2,400 (the chainsaws 3-118972 at 0.90 and 5-185579 at
+0.59; fresh 1 of 1,820), ``f_sd 2`` 1 (a tuning digit, 0_george_6, 18 votes against 5, 0.80;
+fresh 0). Music-corpus conditions (220 queries each) with ``f_sd 2``: 0 dB white 0.936 ->
+0.995, but 0 dB babble 0.986 -> 0.895 (5 dB 0.977, 10 dB 1.000; clean, mp3, resampled 1.000; no
+false positive of 501). Query time x1.29 (tuning queries, the two interleaved in one process;
+this run's sequential figures, 31.7 against 34.3 ms, are the shared machine's noise). Babble on
+music lost, as in round 3, where the tuning part saw no loss: not adopted, the defaults stay
+round 4's.
+
 Retrieval: precision@10 and mAP (class labels as relevance, query excluded) on fsdd (digit)
 and the demo corpus (label), timbre and tonal views, plus exact-search latency vs N.
 
