@@ -186,7 +186,7 @@ START: dict = {
     # round 4's S1/S2 identity check is decided after the search (tune_identity), not in it
     "identity_check": False,
 }
-FEATURE_KEYS = ("feature_rate", "features", "bands", "log_features", "normalise")
+FEATURE_KEYS = ("feature_rate", "features", "bands", "log_features", "normalise", "shape")
 #: round 4's S1/S2 identity check (tried last, see the module docstring): margins from the
 #: most conservative, interval-cue weights from 1 (the cues weighed equally) outwards
 IDENTITY_MARGINS = [0.2, 0.1, 0.05, 0.0]
