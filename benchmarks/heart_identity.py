@@ -21,6 +21,11 @@ trainings; ``swaps`` counts the decodings that score better with S1 and S2 excha
 only if the mean over the conditions gains more than ``MARGIN`` and the plain objective
 (unaltered tuning recordings) loses at most ``MARGIN`` (``tune_heart``'s rule).
 
+What it found (candidates and numbers: ``tune_heart.py``'s round 7; held-out figures:
+``heart.py``'s): split A's round-5 model swaps 3-4 of 9 tuning recordings when S2 is
+louder; octave bands and emission weight 0.5 were taken (1-2 of 9); split B's swaps none
+and kept its configuration.
+
 Run: ``python benchmarks/heart_identity.py [A|B]`` (reads the configurations from
 ``benchmarks/results/heart_tuning.json`` and writes the chosen ones back; writes
 ``benchmarks/results/heart_identity.json``; about 5 minutes per split).
