@@ -142,6 +142,7 @@ def envelope_features(
     log: bool = False,
     normalise: str = "zscore",
     local_s: float = 3.0,
+    shape: bool = False,
 ) -> tuple[np.ndarray, list[str]]:
     """Per-frame envelope features ``(n_frames, n_features)`` at ``feature_rate`` Hz.
 
@@ -153,6 +154,9 @@ def envelope_features(
     fmin, fmax : band-pass of the heart-sound band (Hz).
     features : which of :data:`BASE_FEATURES` to compute, in order.
     bands : also the envelopes (8 Hz smoothing) of 25-50, 50-100, 100-200 and 200-400 Hz.
+    shape : also each of those octave envelopes' share of their sum, per frame: the
+        spectral shape, unchanged when a sound is made louder or softer (S1 is
+        lower-pitched than S2 whichever is louder at the site).
     log : z-score the log of the envelopes instead of the envelopes.
     normalise : {"zscore", "robust", "local"}
         Per column: z-score (Springer); ``robust``: subtract the median and divide by the
@@ -175,6 +179,7 @@ def envelope_features(
     x = resample(y, sr, sr_work)
     n_frames = int(len(x) * feature_rate // sr_work)
     names = list(features) + ([f"band{int(lo)}-{int(hi)}" for lo, hi in OCTAVES] if bands else [])
+    names += [f"share{int(lo)}-{int(hi)}" for lo, hi in OCTAVES] if shape else []
     if n_frames < 2:  # shorter than two frames: nothing to measure
         return np.zeros((n_frames, len(names))), names
     x = remove_spikes(_band(x, sr_work, fmin, fmax), sr_work)
@@ -193,11 +198,17 @@ def envelope_features(
             wav = np.abs(signal.hilbert(_band(x, sr_work, 62.5, 125.0)))
             col = _down(wav, sr_work, feature_rate, n_frames)
         cols.append(col)
-    if bands:
+    if bands or shape:
         sos = signal.butter(1, 8.0, fs=sr_work, output="sos")
+        octs = []
         for lo, hi in OCTAVES:
             e = np.abs(signal.hilbert(_band(x, sr_work, lo, hi, order=2)))
-            cols.append(_down(_filtfilt(sos, e), sr_work, feature_rate, n_frames))
+            octs.append(np.maximum(_down(_filtfilt(sos, e), sr_work, feature_rate, n_frames), 0.0))
+        cols += octs if bands else []
+        if shape:
+            total = np.sum(octs, axis=0)
+            floor = 1e-6 * (total.max() + 1e-30)
+            cols += [o / (total + floor) for o in octs]
     F = np.stack(cols, axis=1) if cols else np.zeros((n_frames, 0))
     return normalise_columns(F, feature_rate, normalise=normalise, log=log, local_s=local_s), names
 

@@ -52,6 +52,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from audiopipe.stages.heart.augment import random_state_gains, rescale_states
 from audiopipe.stages.heart.decode import MIN_GAP_S, RATE_STEP, SYSTOLE_SD, Decoding
 from audiopipe.stages.heart.features import BASE_FEATURES, envelope_features
 from audiopipe.stages.heart.references import (
@@ -173,6 +174,16 @@ class HeartSegmenter(Decoding, BaseEstimator):
         Also decode the chosen period times ``1 +- k * RATE_STEP`` (up to this relative
         distance, :data:`~.decode.RATE_STEP` apart) and keep the best decoding score (a
         local search: relative durations make nearby rates comparable).
+    shape : bool, default False ([False])
+        Also the octave envelopes' shares of their sum per frame (the spectral shape, which
+        a sound's loudness does not change; :func:`~.features.envelope_features`).
+    augment : int, default 0 ([0])
+        Copies of every training recording with random S1 and S2 gains (each uniform in
+        ``+-augment_db`` dB, :func:`~.augment.rescale_states` on the reference's sound
+        intervals) added to the training set by :meth:`fit`, so the emission model does not
+        learn which sound is S1 from their relative loudness (it reverses between sites).
+    augment_db : float, default 6.0
+        The spread of those gains (dB).
     partial_edges : bool, default True
         First and last states may be cut by the recording's edges (whole coverage).
     max_train_frames : int, default 50000
@@ -210,6 +221,9 @@ class HeartSegmenter(Decoding, BaseEstimator):
         identity_interval_weight: float = 1.0,
         rate_sd: float = 0.0,
         rate_search: float = 0.0,
+        augment: int = 0,
+        augment_db: float = 6.0,
+        shape: bool = False,
     ) -> None:
         self.feature_rate = feature_rate
         self.features = features
@@ -239,6 +253,9 @@ class HeartSegmenter(Decoding, BaseEstimator):
         self.identity_interval_weight = identity_interval_weight
         self.rate_sd = rate_sd
         self.rate_search = rate_search
+        self.augment = augment
+        self.augment_db = augment_db
+        self.shape = shape
 
     # ---- features ------------------------------------------------------------------------
     def envelopes(self, y: np.ndarray, sr: float) -> np.ndarray:
@@ -251,6 +268,7 @@ class HeartSegmenter(Decoding, BaseEstimator):
             bands=self.bands,
             log=self.log_features,
             normalise=self.normalise,
+            shape=self.shape,
         )
         return F
 
@@ -265,7 +283,29 @@ class HeartSegmenter(Decoding, BaseEstimator):
         intervals (states S1 / systole / S2 / diastole; unlisted time is unannotated)."""
         if len(recordings) != len(references):
             raise ValueError(f"{len(recordings)} recordings but {len(references)} references")
-        return self.fit_features([self.envelopes(y, sr) for y, sr in recordings], references)
+        feats, refs = [self.envelopes(y, sr) for y, sr in recordings], list(references)
+        for i, ((y, sr), ref) in enumerate(zip(recordings, references, strict=True)):
+            extra = self.augmented_envelopes(y, sr, ref, i)
+            feats, refs = feats + extra, refs + [ref] * len(extra)
+        return self.fit_features(feats, refs)
+
+    def augmented_envelopes(
+        self, y: np.ndarray, sr: float, reference: Sequence[tuple], key: int = 0
+    ) -> list[np.ndarray]:
+        """The :meth:`envelopes` of ``augment`` copies of one training recording with
+        random S1 and S2 gains (``+-augment_db``; seeded by ``random_state``, ``key``, copy)
+        on its ``reference`` intervals; ``[]`` when ``augment`` is 0."""
+        n = self.augment
+        if not (isinstance(n, int | np.integer) and n >= 0):
+            raise ValueError(f"augment must be a non-negative int, got {n!r}")
+        if not (np.isfinite(self.augment_db) and 0.0 <= self.augment_db <= 40.0):
+            raise ValueError(f"augment_db must be in [0, 40] dB, got {self.augment_db!r}")
+        out = []
+        for c in range(int(n)):
+            rng = np.random.default_rng([int(self.random_state), int(key), c])
+            gains = random_state_gains(rng, float(self.augment_db))
+            out.append(self.envelopes(rescale_states(y, sr, reference, gains), sr))
+        return out
 
     def fit_features(
         self, features: Sequence[np.ndarray], references: Sequence[Sequence[tuple]]
