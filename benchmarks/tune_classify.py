@@ -244,6 +244,36 @@ def tune_sequences(ds, part, target: str, groups: str, label: str, dtw: bool) ->
     return out
 
 
+def tune_trim(ds, part, target: str, groups: str, label: str,
+              levels=(15.0, 20.0, 25.0, 30.0)) -> dict:
+    """Grouped-CV accuracy of every candidate and of the soft votes (all four, the best two)
+    with the clips trimmed at ``levels`` dB below their loudest rms frame (``trim_db``;
+    group-normalised, warped copies as the stage), and per group."""
+    ids, y, g, p0, _, splits, classes = _part(ds, part, target, groups)
+    out = {}
+    for td in levels:
+        frames, p = Frames(ds, ids, td), dict(p0, trim_db=td)
+        P = {}
+        for cand in MODEL_OF:
+            t = time.time()
+            _, X, _ = build(cand, frames, g, p)
+            P[cand] = oof_proba(ClipClassifier(MODEL_OF[cand]), X, y, splits, classes,
+                                augment=_augment(cand, frames, g, p, True))
+            print(f"{label} trim {td:g} {cand:9s} {np.mean(classes[P[cand].argmax(1)] == y):.3f}"
+                  f" ({time.time() - t:.0f} s)", flush=True)
+        top2 = sorted(P, key=lambda k: -np.mean(classes[P[k].argmax(1)] == y))[:2]
+        P["ensemble"] = np.mean([P[k] for k in MODEL_OF], axis=0)
+        P["ensemble-top2"] = np.mean([P[k] for k in top2], axis=0)
+        for k, pr in P.items():
+            hit = classes[pr.argmax(1)] == y
+            out[f"trim {td:g} {k}"] = float(hit.mean())
+            for grp in np.unique(g):
+                out[f"trim {td:g} {k}[{grp}]"] = float(hit[g == grp].mean())
+        print(f"{label} trim {td:g} ensemble {out[f'trim {td:g} ensemble']:.3f} "
+              f"top2 ({'+'.join(top2)}) {out[f'trim {td:g} ensemble-top2']:.3f}", flush=True)
+    return out
+
+
 def tune_patches(ds, part, windows=((43, 21), (86, 43))) -> dict:
     """The patch classifier tried and not kept: mean+std of every frame feature over
     windows of ``win`` frames (hop ``hop``) of the trimmed clip, SVM / boosting on the
@@ -327,6 +357,17 @@ def main() -> None:
         "--prior": ("fsdd", "speaker", FSDD_TUNE, tune_prior),
         "--patches": ("esc10", "category", ESC_TUNE, tune_patches),
     }
+    if "--trim" in sys.argv:
+        res = {}
+        for corpus, column, tuning, target, groups in (
+                ("fsdd", "speaker", FSDD_TUNE, "digit", "speaker"),
+                ("esc10", "category", ESC_TUNE, "category", "fold")):
+            ds = load(corpus)
+            c = clips_frame(ds)
+            res[corpus] = tune_trim(ds, c[c[column].isin(tuning)], target, groups,
+                                    f"{corpus} tune")
+        (dest / "tune_classify_trim.json").write_text(json.dumps(res, indent=2))
+        return
     if "--sequences" in sys.argv:
         res = {}
         for corpus, column, tuning, target, groups in (

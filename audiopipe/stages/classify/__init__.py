@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 
 from audiopipe.stages.base import Stage, StageContext, StageOutput
-from audiopipe.stages.classify.candidates import FEATURES_VERSION
+from audiopipe.stages.classify.candidates import FEATURES_VERSION, TRIM_DB
 from audiopipe.stages.params import REQUIRED, Param
 
 #: the candidate models (see :mod:`.candidates`), in the order ties are broken
@@ -149,7 +149,8 @@ class Classify(Stage):
         Param("frames", "int", 10, "sequence: length of the time-normalised frame sequence",
               low=1),
         Param("n_ceps", "int", 13, "sequence: coefficients kept of each frame feature", low=1),
-        Param("trim_db", "float", 30.0, "silence-trimming threshold below the loudest frame",
+        Param("trim_db", "float", TRIM_DB, "silence-trimming threshold below the loudest frame "
+              "(tuned on FSDD tuning speakers and ESC-10 tuning classes)",
               low=0),
         Param("warps", "floats", (0.9, 1.1),
               "sequence, stats: frequency-warp factors of augmented training copies ([] disables)",
@@ -178,7 +179,7 @@ class Classify(Stage):
     )
     tables = ("predictions", "confusion")
     trusted = TRUSTED
-    version = "6"  # sequence reads the MFCCs without their deltas
+    version = "7"  # trim_db 30 -> 20 by default
 
     def inputs(self, ctx: StageContext) -> dict[str, Any]:
         return {"model": self._model_uri(ctx)} if ctx.params["predict"] else {}
