@@ -172,7 +172,12 @@ added (an assumption about a user's groups the stage cannot check). A weighted v
 member weights on a 0.1 grid chosen by an inner leave-one-speaker-out CV inside each outer
 fold) scored 0.886 against the plain vote's 0.884 on the same folds (weights about stats 0.4,
 mlp 0.4-0.5, sequence 0.1, hgb 0-0.1, the same in all three folds), for an inner CV per
-outer fold: not added.
+outer fold: not added. george's recordings differ in channel (long-term spectrum: the
+lowest mel band 53 dB below the peak, the top bands -20 dB against -34/-43 for the others);
+a scratch run (code not kept) subtracting each speaker's noise floor (10th percentile of his
+mel power per band, times 1 or 2, floor 5 %) before the log-mel / its DCT, at 20 dB:
+``sequence`` 0.843 -> 0.831-0.833, ``mlp`` 0.843 -> 0.837-0.841, vote 0.884 -> 0.879-0.885,
+george unchanged (0.688 for ``sequence``): not added.
 
 Run: ``python benchmarks/tune_classify.py`` from the repository root (about 8-12 min on one
 core; ``--prior``: the table above, about 3 min; ``--patches``: the patch classifier, about
