@@ -36,8 +36,15 @@ FSDD_RECIPE: dict[str, Any] = {
         "rms": {},
     },
 }
+#: FSDD with the feature library's other cepstra too (``tune_classify_frames.py --cepstra``)
+FSDD_CEPSTRA_RECIPE: dict[str, Any] = {
+    **FSDD_RECIPE,
+    "compute": {**FSDD_RECIPE["compute"], "gfcc": {}, "pncc": {}, "bfcc": {}, "lpcc": {}},
+}
 SETS = {
     "fsdd": ("fsdd/recordings", "fsdd/labels.csv", None, "path", 8000, FSDD_RECIPE),
+    "fsdd_cepstra": ("fsdd/recordings", "fsdd/labels.csv", None, "path", 8000,
+                     FSDD_CEPSTRA_RECIPE),
     "esc10": ("esc10/audio", "esc10/esc10.csv", "esc10/audio", "filename", 22050, None),
 }
 
@@ -49,7 +56,8 @@ def corpora() -> Path:
 
 
 def load(name: str) -> Any:
-    """The ingested dataset ``name`` (``fsdd`` or ``esc10``), from the cache when present."""
+    """The ingested dataset ``name`` (``fsdd``, ``fsdd_cepstra`` or ``esc10``), from the cache
+    when present."""
     import audiopipe
     from tests.stages._ingest import ingest
 

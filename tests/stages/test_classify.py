@@ -533,3 +533,28 @@ def test_sequence_reads_the_mfccs_alone_unless_asked(chirp_ds):
     # the MFCC part of the sequence is the same with or without the deltas beside it
     assert np.allclose(X[:, : 10 * 13].reshape(24, 10, 13),
                        Xd[:, : 10 * 26].reshape(24, 10, 26)[:, :, :13])
+
+
+def test_clips_are_trimmed_at_20_db_by_default_and_the_trim_reaches_the_features(chirp_ds):
+    """The stage's default ``trim_db`` is 20 dB (chosen on the FSDD tuning speakers: the
+    vote of all four 0.835 at 30 dB -> 0.884); the candidates read only those frames. The
+    Hann-shaped chirps fade in and out, so a 20 dB trim keeps fewer frames than a 30 dB one:
+    a default slid back to 30 dB, or a trim the features ignore, fails here."""
+    from audiopipe.stages._frames import trim_bounds
+    from audiopipe.stages.classify.candidates import TRIM_DB, Frames, build
+
+    ids = chirp_ds.table("clips").column("clip_id").to_pylist()
+    p = audiopipe.stages.params.resolve(classify.Classify.params, {"target": "label"})
+    assert p["trim_db"] == TRIM_DB == 20.0
+    frames, loose = Frames(chirp_ds, ids), Frames(chirp_ds, ids, 30.0)
+    rms = frames.get("rms")
+    for a, (b0, b1), (l0, l1) in zip(rms, frames.bounds(), loose.bounds(), strict=True):
+        db = 20 * np.log10(np.maximum(a[:, 0], 1e-10))
+        assert (b0, b1) == trim_bounds(a[:, 0], 20.0)
+        assert l0 <= b0 < b1 <= l1  # the tighter trim sits inside the looser one
+        assert db[b0] > db.max() - 20 and db[b1 - 1] > db.max() - 20
+    assert sum(b1 - b0 for b0, b1 in frames.bounds()) < sum(l1 - l0 for l0, l1 in loose.bounds())
+    for cand in ("stats", "sequence"):
+        X = build(cand, frames, None, p)[1]
+        X30 = build(cand, loose, None, {**p, "trim_db": 30.0})[1]
+        assert X.shape == X30.shape and not np.allclose(X, X30)

@@ -25,6 +25,7 @@ from audiopipe.stages.classify.candidates import (
     CANDIDATES,
     FEATURES_VERSION,
     MODEL_OF,
+    TRIM_DB,
     Frames,
     build,
     candidate_names,
@@ -178,7 +179,7 @@ def fit_select(
     tol = float(p.get("clip_tolerance", 0.02) or 0.0)
     gn = g if group_norm else None
     rs = int(p.get("random_state", 0))
-    frames = Frames(ds, ids, float(p.get("trim_db", 30.0)))
+    frames = Frames(ds, ids, float(p.get("trim_db", TRIM_DB)))
     unavailable = candidate_names(frames)
     asked = list(p.get("candidates") or CANDIDATES)
     skipped = {c: unavailable[c] for c in asked if c in unavailable}
@@ -364,7 +365,7 @@ def predict_bundle(
     """
     sel = list(range(len(ids))) if sel is None else list(sel)
     p = dict(bundle["params"])
-    frames = Frames(ds, ids, float(p.get("trim_db") or 30.0))
+    frames = Frames(ds, ids, float(p.get("trim_db") or TRIM_DB))
     gn = g if bundle["group_norm"] else None
     classes = np.asarray(bundle["classes"], dtype=object)
     col = {c: i for i, c in enumerate(bundle["classes"])}
