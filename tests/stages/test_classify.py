@@ -558,3 +558,58 @@ def test_clips_are_trimmed_at_20_db_by_default_and_the_trim_reaches_the_features
         X = build(cand, frames, None, p)[1]
         X30 = build(cand, loose, None, {**p, "trim_db": 30.0})[1]
         assert X.shape == X30.shape and not np.allclose(X, X30)
+
+
+def test_lone_clips_and_clips_without_a_group_use_the_fallback(chirp_ds):
+    # a group-normalised model: a group of one clip would be standardised by itself alone
+    # (every clip-statistics feature 0: one label for all) and a missing group value is not
+    # a group; both go to the per-clip fallback with a warning, whatever prior_clips says
+    r = run_stage(chirp_ds, "classify", {"target": "label", "groups": "group",
+                                         "candidates": ["stats"], "features": ["mfcc"],
+                                         "group_norm": True})
+    from audiopipe.stages._common import load_model
+    from audiopipe.stages.classify.select import predict_bundle
+
+    bundle = load_model(chirp_ds, r["model"], trusted=classify.TRUSTED)
+    assert bundle["fallback"] is not None
+    ids = chirp_ds.table("clips").column("clip_id").to_pylist()
+    lone = np.array([f"new{k}" for k in range(len(ids))], dtype=object)
+    for prior in (0.0, 0.5, 2.0):
+        with pytest.warns(classify.ClassifyWarning, match="fewer than 2 clips"):
+            _, _, w, notes = predict_bundle(bundle, chirp_ds, ids, lone, prior_clips=prior)
+        assert w == [0.0] * len(ids) and len(notes) == 1
+    fb = predict_bundle(bundle, chirp_ds, ids, lone)[0]
+    g = np.array(chirp_ds.table("clips").column("group").to_pylist(), dtype=object)
+    g[:5] = None
+    with pytest.warns(classify.ClassifyWarning, match="5 clip\\(s\\) have no group value"):
+        pred, _, w, _ = predict_bundle(bundle, chirp_ds, ids, g, prior_clips=0.0)
+    assert w[:5] == [0.0] * 5 and all(x > 0 for x in w[5:])
+    assert list(pred[:5]) == list(fb[:5])  # the fallback's answers, not a made-up group's
+
+
+def test_labelled_clips_without_a_group_are_left_out_of_training(tmp_path):
+    import csv
+
+    from audiopipe.demo import make_demo_corpus
+
+    root = tmp_path / "src"
+    make_demo_corpus(root, n_per_class=3)
+    p = root / "labels.csv"
+    rows = list(csv.DictReader(p.open()))
+    for k, row in enumerate(rows):
+        row["spk"] = "" if k % 6 == 0 else f"s{k % 3}"
+    with p.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ds = ingest(tmp_path / "out", "nogroup", str(root), p)
+    with pytest.warns(classify.ClassifyWarning, match="3 labelled clip\\(s\\) have no value"):
+        r = run_stage(ds, "classify", {"target": "label", "groups": "spk", "warps": [],
+                                       "candidates": ["stats"], "group_norm": True})
+    preds = ds.table("predictions").to_pandas()
+    assert len(preds[preds.run_id == r["run_id"]]) == len(rows) - 3
+    # --predict takes them up as clips the model never saw, through the fallback
+    pr = run_stage(ds, "classify", {"target": "label", "predict": True})
+    preds = ds.table("predictions").to_pandas()
+    new = preds[preds.run_id == pr["run_id"]]
+    assert len(new) == 3 and (new.group_weight == 0).all()

@@ -32,13 +32,15 @@ held-out clip took part in any choice. ``metrics`` also holds ``cv_accuracy[<var
 ``nested_chosen[<variant>]`` (how many outer folds chose it) and ``fallback_cv_accuracy``;
 the run's report says what was chosen and why. Degenerate inputs are warned
 (:class:`~.model.ClassifyWarning`, and listed in the report): a class with one clip, a fold
-whose training part lacks classes of its test part.
+whose training part lacks classes of its test part, labelled clips with no ``groups`` value
+(left out of training: ``--predict`` labels them later).
 
 ``--predict`` applies the saved model to clips it was not trained on. With a
 group-normalised model a group (a new speaker) is normalised with all its clips in the
 dataset, its statistics shrunk toward the training set's as if it had ``prior_clips`` more
-clips (tuned on the FSDD tuning speakers); a group with fewer clips than that (a new
-speaker's first clip) is predicted by the fallback saved with the model, the best per-clip
+clips (tuned on the FSDD tuning speakers); a group with fewer clips than that, or than 2
+(a new speaker's first clip is never normalised by itself alone), and a clip with no group
+value are predicted by the fallback saved with the model, the best per-clip
 variant of the same CV (its CV accuracy is ``fallback_cv_accuracy``), with a warning. Each
 ``--predict`` predicts every clip not trained on again, so a new speaker's first clips are
 revised as more of them arrive. ``predictions.group_weight`` says how much of the group's
@@ -85,6 +87,8 @@ True
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -211,6 +215,7 @@ class Classify(Stage):
         if ctx.params["predict"]:
             return self._predict(ctx)
         from audiopipe.stages._common import StageInputError, label_column, metric_rows, stable_id
+        from audiopipe.stages.classify.model import ClassifyWarning
         from audiopipe.stages.classify.select import fit_select
 
         p, ds = ctx.params, ctx.ds
@@ -219,6 +224,13 @@ class Classify(Stage):
         ids_all = ctx.clip_ids()
         g_all = label_column(ds, groups_col, min_classes=1) if groups_col else None
         keep = np.array([v not in (None, "") for v in y_all])
+        if g_all is not None and (n := int((keep & (nog := _no_value(g_all))).sum())):
+            warnings.warn(
+                f"dataset {ds.name!r}, column {groups_col!r}: {n} labelled clip(s) have no "
+                "value: left out of training (a clip without a group can be neither "
+                "normalised with its group nor kept out of its group's folds); --predict "
+                "labels them with the per-clip fallback", ClassifyWarning, stacklevel=2)
+            keep &= ~nog
         ids = [c for c, k in zip(ids_all, keep, strict=True) if k]
         y = np.asarray([str(v) for v in y_all[keep]], dtype=object)
         g = None if g_all is None else np.asarray([str(v) for v in g_all[keep]], dtype=object)
@@ -276,7 +288,8 @@ class Classify(Stage):
         g = None
         if bundle["group_norm"] and bundle["groups"]:
             gv = label_column(ds, bundle["groups"], min_classes=1)
-            g = np.asarray([str(v) for v in gv], dtype=object)
+            g = np.asarray([None if m else str(v) for v, m in zip(gv, _no_value(gv), strict=True)],
+                           dtype=object)
         pos = {c: i for i, c in enumerate(ids_all)}
         sel = [pos[c] for c in new]
         pred, prob, weight, warns = predict_bundle(
@@ -312,6 +325,12 @@ class Classify(Stage):
                     "predicted": dict(zip(new, [str(x) for x in pred], strict=True))},
             n_clips=len(new),
         )
+
+
+def _no_value(values: Any) -> np.ndarray:
+    """True where a label-CSV value is missing (None, empty, NaN)."""
+    return np.array([v is None or v == "" or (isinstance(v, float) and math.isnan(v))
+                     for v in values], dtype=bool)
 
 
 def _predictions(ids, labels, probs, folds, truth, evaluation, model_id, run_id, weight) -> Any:

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -360,7 +361,8 @@ def predict_bundle(
     normalised with all its clips), each group's statistics shrunk toward the training
     set's as if it had ``prior_clips`` more clips; ``group_weight`` is
     ``n / (n + prior_clips)`` (None for a model on per-clip features). A group with fewer
-    clips than ``prior_clips`` is predicted by the saved fallback (the best per-clip
+    clips than ``max(prior_clips, 2)``, or a clip whose group is None (no value), is
+    predicted by the saved fallback (the best per-clip
     variant of the grouped CV; ``group_weight`` 0) and warned about.
     """
     sel = list(range(len(ids))) if sel is None else list(sel)
@@ -369,15 +371,17 @@ def predict_bundle(
     gn = g if bundle["group_norm"] else None
     classes = np.asarray(bundle["classes"], dtype=object)
     col = {c: i for i, c in enumerate(bundle["classes"])}
-    n_of: dict[Any, int] = {}
+    n_of: dict[Any, int] = {}  # clips per group; a clip without a group value (None) has none
     if gn is not None:
-        names, counts = np.unique(gn, return_counts=True)
-        n_of = dict(zip(names.tolist(), counts.tolist(), strict=True))
+        n_of = Counter(v for v in gn.tolist() if v is not None)
     fb = bundle.get("fallback")
-    small = np.array([fb is not None and gn is not None and n_of[gn[i]] < prior_clips
+    limit = max(prior_clips, 2.0)  # a group of one clip is never normalised by itself alone
+    small = np.array([fb is not None and gn is not None and n_of.get(gn[i], 0) < limit
                       for i in sel], dtype=bool)
     prob = np.zeros((len(sel), len(classes)))
-    for part, members, gpart in ((~small, bundle["estimator"], gn),
+    gb = None if gn is None else np.asarray(  # a clip without a group is a group of its own
+        [f"\0{i}" if v is None else v for i, v in enumerate(gn.tolist())], dtype=object)
+    for part, members, gpart in ((~small, bundle["estimator"], gb),
                                  (small, (fb or {}).get("estimator"), None)):
         if part.any():
             rows = [sel[k] for k in np.flatnonzero(part)]
@@ -389,11 +393,14 @@ def predict_bundle(
     if gn is not None:
         weight = [0.0 if small[k] else n_of[gn[i]] / (n_of[gn[i]] + prior_clips)
                   for k, i in enumerate(sel)]
-        lone = sorted({str(gn[i]) for k, i in enumerate(sel) if small[k]})
-        if lone:
+        lone = sorted({str(gn[i]) for k, i in enumerate(sel) if small[k] and gn[i] is not None})
+        n_none = sum(1 for k, i in enumerate(sel) if small[k] and gn[i] is None)
+        if lone or n_none:
+            what = [f"{len(lone)} group(s) have fewer than {limit:g} clips "
+                    f"({', '.join(lone[:5])}{', ...' if len(lone) > 5 else ''})"] if lone else []
+            what += [f"{n_none} clip(s) have no group value"] if n_none else []
             notes.append(
-                f"{where}{len(lone)} group(s) have fewer than {prior_clips:g} clips "
-                f"({', '.join(lone[:5])}{', ...' if len(lone) > 5 else ''}): the model "
+                f"{where}{' and '.join(what)}: the model "
                 "relies on per-group normalisation, so their clips were predicted by its "
                 f"speaker-independent fallback {fb['candidate']} (per-clip features, "
                 f"grouped-CV accuracy {bundle['scores'][fb['candidate']]:.3f}; "
