@@ -251,7 +251,7 @@ def test_mask_split_follows_the_recordings_not_where_they_are(tmp_path):
         ids.append(set(ds.table("clips", ["clip_id"]).column("clip_id").to_pylist()))
         p = {"method": "mask", "label_column": "label", "sources": ["voice", "noise"],
              "mask_sr": 8000, "hidden_units": 16, "n_mixtures": 8, "mix_duration_s": 1.0,
-             "max_iter": 3, "holdout": 0.34, "clips": []}
+             "max_iter": 3, "holdout": 0.34}
         met = run_stage(ds, "separate", p)["metrics"]
         scores.append({k: v for k, v in met.items() if k.startswith("sdr_")})
     assert not ids[0] & ids[1]  # the clip ids do differ between the two places
