@@ -105,6 +105,25 @@ def test_unsupervised_deterministic_and_bad_input():
         NMFSeparator().fit([tone])
 
 
+@pytest.mark.parametrize("hop", [192, 256, 512])
+def test_hop_longer_than_half_the_frame_is_refused(hop):
+    # at hop 512 > n_fft 256 half of every stem was zeros; at 192 stems blew up between
+    # frames (the Hann window's sum of squares nears 0 with < 50% overlap)
+    y = np.random.default_rng(0).standard_normal(4096).astype(np.float32)
+    with pytest.raises(ValueError, match=r"hop_length \(\d+\) must be <= n_fft // 2 \(128\)"):
+        hpss_audio(y, n_fft=256, hop_length=hop)
+    with pytest.raises(ValueError, match="n_fft // 2"):
+        NMFSeparator(n_fft=256, hop_length=hop).separate(y)
+    from audiopipe.stages.runner import check_params
+
+    for method in ("hpss", "nmf"):
+        (problem,) = check_params("separate", {"method": method, "n_fft": 256, "hop_length": hop},
+                                  where="separate")
+        assert "hop_length" in problem and "n_fft // 2 (128)" in problem
+    h, p = hpss_audio(y, n_fft=256, hop_length=128)  # 50% overlap: the sum is the input
+    assert np.allclose(h + p, y, atol=1e-4)
+
+
 def test_run_hpss_and_supervised(tmp_path):
     sr = 22050
     tone, clicks = _tone_and_clicks(sr, dur=2.0)
