@@ -336,7 +336,8 @@ def markdown(rows: Iterable[tuple[str, str, Sequence[Param]]]) -> str:
         "",
         "Set them under `stages: <stage>:` of a dataset in `datasets.yaml`, or for one run with",
         "`audiopipe stage NAME DATASET --set key=value`. Unknown keys and bad values are refused",
-        "before any work. Paths are relative to the folder of `datasets.yaml`.",
+        "before any work (numbers must be finite; a list must not be empty unless its doc",
+        "says what `[]` means). Paths are relative to the folder of `datasets.yaml`.",
         "",
     ]
     for name, summary, params in rows:
