@@ -59,6 +59,7 @@ __all__ = [
     "error_row",
     "stable_id",
     "uri_matcher",
+    "overlap_problem",
 ]
 
 #: values of ``metrics.evaluation`` (see the module docstring)
@@ -67,6 +68,31 @@ EVALUATIONS = ("cv", "holdout", "predict", "reference", "count")
 
 class StageInputError(ValueError):
     """A stage cannot run on this dataset (missing column, one class, no labels ...)."""
+
+
+def overlap_problem(n_fft: int, hop_length: int) -> str | None:
+    """Why an STFT of ``n_fft`` and ``hop_length`` cannot be masked and inverted (None: it can).
+
+    ``audiopipe.features.stft`` uses a (periodic) Hann window and ``istft`` divides the
+    overlap-add by the window's sum of squares. With ``hop_length <= n_fft // 2`` (>= 50%
+    overlap) that sum is >= 0.5 everywhere; with less overlap it nears 0 between frames, so
+    a masked STFT's stems blow up there (HPSS at n_fft 256: hop 192 gave peaks 10x those of
+    hop 128), and with ``hop_length >= n_fft`` samples between frames are not covered at all
+    (zeros in the stems).
+
+    Examples
+    --------
+    >>> overlap_problem(2048, 512) is None
+    True
+    >>> overlap_problem(256, 512)[:40]
+    'hop_length (512) must be <= n_fft // 2 ('
+    """
+    if hop_length <= n_fft // 2:
+        return None
+    return (
+        f"hop_length ({hop_length}) must be <= n_fft // 2 ({n_fft // 2}): the Hann window's "
+        "overlap-add rebuilds every sample only with at least 50% overlap"
+    )
 
 
 def stable_id(prefix: str, *parts: Any) -> str:

@@ -126,7 +126,7 @@ def _dp(
     first = True
     for i in range(n):
         fpb = period[i]
-        hi = i - int(round(fpb / 2))
+        hi = i - max(1, int(round(fpb / 2)))  # a predecessor is always an earlier frame
         lo = max(i - int(2 * fpb), 0)
         best_val, best_j = 0.0, -1
         if hi >= lo:
@@ -216,6 +216,10 @@ def beat_track(
     >>> beat_track(y=np.zeros(22050, np.float32))
     (0.0, array([], dtype=float64))
     """
+    if not (np.isfinite(start_bpm) and start_bpm > 0):
+        raise ValueError(f"beat_track: start_bpm must be a finite number > 0, got {start_bpm}")
+    if not (np.isfinite(tightness) and tightness >= 0):
+        raise ValueError(f"beat_track: tightness must be a finite number >= 0, got {tightness}")
     if onset_envelope is None:
         if y is None:
             raise ValueError("beat_track needs y or onset_envelope")
@@ -246,6 +250,8 @@ def beat_track(
     backlink, cumscore = _dp(localscore, period, tightness)
     beats = [_last_beat(cumscore)]
     while backlink[beats[-1]] >= 0:
+        if backlink[beats[-1]] >= beats[-1]:  # cannot happen (_dp looks back); never loop
+            raise RuntimeError(f"beat_track: backlink cycle at frame {beats[-1]}")
         beats.append(int(backlink[beats[-1]]))
     b = np.array(beats[::-1], dtype=np.int64)
     if trim:

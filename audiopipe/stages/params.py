@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,7 +93,13 @@ class Param:
     choices : tuple
         Allowed values (empty: any).
     low, high : float, optional
-        Inclusive bounds of a number.
+        Inclusive bounds of a number (every number must also be finite: no NaN, no ±inf).
+    low_open : bool
+        ``low`` is exclusive (``> low``), e.g. a regularisation strength that must be > 0.
+    min_len : int, optional
+        Shortest allowed value: characters of a ``str``/``path``, items of a ``list``/
+        ``floats``. Not set: a string may be empty, a list needs at least one item (an empty
+        list is refused); set ``min_len=0`` on a list whose ``[]`` has a meaning.
     from_dataset : str, optional
         A key of :data:`DATASET_DEFAULTS`: when not given, the value comes from the
         dataset (``default`` is used only when the dataset does not say).
@@ -106,6 +113,8 @@ class Param:
     low: float | None = None
     high: float | None = None
     from_dataset: str | None = None
+    low_open: bool = False
+    min_len: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -151,8 +160,8 @@ class Param:
                 out = float(value)
             except (TypeError, ValueError):
                 raise ParamError(f"must be a number, got {value!r}") from None
-            if out != out:
-                raise ParamError("must be a number, got nan")
+            if not math.isfinite(out):
+                raise ParamError(f"must be a finite number, got {out}")
         else:  # list / floats
             items = _items(value)
             if t == "list":
@@ -162,6 +171,17 @@ class Param:
                     out = [float(x) for x in items]
                 except (TypeError, ValueError):
                     raise ParamError(f"must be a list of numbers, got {value!r}") from None
+                bad = [x for x in out if not math.isfinite(x)]
+                if bad:
+                    raise ParamError(f"must be a list of finite numbers, got {bad[0]}")
+        if isinstance(out, (str, list)):
+            n_min = self.min_len if self.min_len is not None else int(isinstance(out, list))
+            if len(out) < n_min:
+                what = "items" if isinstance(out, list) else "characters"
+                raise ParamError(
+                    f"must not be empty, got {out!r}" if n_min == 1
+                    else f"needs at least {n_min} {what}, got {out!r}"
+                )
         if self.choices:
             vals = out if isinstance(out, list) else [out]
             bad = [v for v in vals if v not in self.choices]
@@ -172,8 +192,9 @@ class Param:
         if self.low is not None or self.high is not None:
             vals = out if isinstance(out, list) else [out]
             for v in vals:
-                if self.low is not None and v < self.low:
-                    raise ParamError(f"must be >= {_num(self.low)}, got {_num(v)}")
+                if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+                    op = ">" if self.low_open else ">="
+                    raise ParamError(f"must be {op} {_num(self.low)}, got {_num(v)}")
                 if self.high is not None and v > self.high:
                     raise ParamError(f"must be <= {_num(self.high)}, got {_num(v)}")
         return out
@@ -315,7 +336,8 @@ def markdown(rows: Iterable[tuple[str, str, Sequence[Param]]]) -> str:
         "",
         "Set them under `stages: <stage>:` of a dataset in `datasets.yaml`, or for one run with",
         "`audiopipe stage NAME DATASET --set key=value`. Unknown keys and bad values are refused",
-        "before any work. Paths are relative to the folder of `datasets.yaml`.",
+        "before any work (numbers must be finite; a list must not be empty unless its doc",
+        "says what `[]` means). Paths are relative to the folder of `datasets.yaml`.",
         "",
     ]
     for name, summary, params in rows:

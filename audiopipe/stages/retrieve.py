@@ -52,16 +52,8 @@ if TYPE_CHECKING:
     from audiopipe.store.dataset import Dataset
 
 __all__ = [
-    "VIEWS",
-    "EmbeddingIndex",
-    "tonal_features",
-    "tempo",
-    "ranking_metrics",
-    "Retrieve",
-    "similar",
-    "similar_many",
-    "evaluate",
-    "scaling_benchmark",
+    "VIEWS", "EmbeddingIndex", "tonal_features", "tempo", "ranking_metrics", "Retrieve",
+    "similar", "similar_many", "evaluate", "scaling_benchmark",
 ]
 
 VIEWS = ("timbre", "tonal")
@@ -254,6 +246,7 @@ class Retrieve(Stage):
               choices=("auto", "exact", "hnsw")),
     )
     tables = ("retrieval_indexes",)
+    version = "2"  # P@k divided by k when fewer than k other clips (was by their number)
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pyarrow as pa
@@ -407,10 +400,8 @@ def similar_many(
         except (AudioError, StageInputError, OSError) as err:
             out.append({"query": q, "hits": [], "error": str(err)})
             continue
-        out.append(
-            {"query": q, "hits": [{**h, "uri": ds.clip_uri(h["clip_id"])} for h in hits],
-             "error": None}
-        )
+        hits = [{**h, "uri": ds.clip_uri(h["clip_id"])} for h in hits]
+        out.append({"query": q, "hits": hits, "error": None})
     return out
 
 
@@ -422,9 +413,8 @@ def _ann_hits(
     s, i = idx.ann_.search(e, k + (exclude is not None))
     hits = [(float(a), int(b)) for a, b in zip(s[0], i[0], strict=True) if b >= 0]
     hits = [h for h in hits if idx.clip_ids_[h[1]] != exclude][:k]
-    return [
-        {"rank": r + 1, "clip_id": idx.clip_ids_[j], "score": sc} for r, (sc, j) in enumerate(hits)
-    ]
+    return [{"rank": r + 1, "clip_id": idx.clip_ids_[j], "score": sc}
+            for r, (sc, j) in enumerate(hits)]
 
 
 def _query_embedded(
@@ -449,7 +439,11 @@ def ranking_metrics(E: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str,
     """Precision@k and mean average precision of leave-one-out queries over embeddings.
 
     Every row of ``E`` (L2-normalised) queries all the others; relevant = same label.
-    Queries without any other relevant item are skipped.
+    Queries without any other relevant item are skipped. P@k is the standard one: relevant
+    items among the first ``k`` divided by ``k``. With fewer than ``k`` other items (``k >=
+    len(E)``) the missing ranks count as misses, so P@k is at most ``(len(E) - 1) / k``: a
+    warning says so (it was divided by ``len(E) - 1`` before, i.e. P@(len(E) - 1) under
+    P@k's name).
 
     Examples
     --------
@@ -461,6 +455,12 @@ def ranking_metrics(E: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str,
     E = np.asarray(E, np.float32)
     labels = np.asarray(labels)
     n = E.shape[0]
+    if 1 < n <= k:
+        import warnings
+
+        warnings.warn(f"precision at k={k} with {n - 1} other items per query: at most "
+                      f"{(n - 1) / k:.3g} even if all are relevant (missing ranks are misses)",
+                      stacklevel=2)
     p_at_k, aps = [], []
     for a in range(0, n, 512):
         S = E[a : a + 512] @ E.T
@@ -473,7 +473,7 @@ def ranking_metrics(E: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str,
             n_rel = int(rel.sum())
             if n_rel == 0:
                 continue
-            p_at_k.append(rel[:k].mean())
+            p_at_k.append(rel[:k].sum() / k)
             hits = np.cumsum(rel)
             aps.append(float((hits[rel] / (np.flatnonzero(rel) + 1)).sum() / n_rel))
     return {

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from audiopipe.audio import to_mono
+from audiopipe.stages._common import overlap_problem
 from audiopipe.stages.base import ClipBatch, ClipStage, StageContext
 from audiopipe.stages.params import Param
 
@@ -109,9 +110,12 @@ def hpss(
 def hpss_audio(
     y: np.ndarray, n_fft: int = 2048, hop_length: int = 512, **kwargs: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """HPSS of audio: ``(harmonic, percussive)`` waveforms of ``len(y)`` samples."""
+    """HPSS of audio: ``(harmonic, percussive)`` waveforms of ``len(y)`` samples
+    (``hop_length <= n_fft // 2``, else ValueError: see :func:`~._common.overlap_problem`)."""
     import audiopipe.features as F
 
+    if problem := overlap_problem(n_fft, hop_length):
+        raise ValueError(problem)
     y = to_mono(y)
     D = F.stft(y=y, n_fft=n_fft, hop_length=hop_length)
     Dh, Dp = hpss(D, **kwargs)
@@ -187,6 +191,8 @@ class NMFSeparator:
     def _mag(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import audiopipe.features as F
 
+        if problem := overlap_problem(self.n_fft, self.hop_length):
+            raise ValueError(problem)
         D = F.stft(y=to_mono(y), n_fft=self.n_fft, hop_length=self.hop_length)
         return D, np.abs(D).astype(np.float64)
 
@@ -348,18 +354,11 @@ class Separate(ClipStage):
     def schemas(self) -> dict[str, Any]:  # type: ignore[override]
         import pyarrow as pa
 
-        return {
-            "stems": pa.schema(
-                [
-                    ("clip_id", pa.string()),
-                    ("stem", pa.string()),
-                    ("uri", pa.string()),
-                    ("error", pa.string()),
-                ]
-            )
-        }
+        return {"stems": pa.schema([(c, pa.string()) for c in ("clip_id", "stem", "uri", "error")])}
 
     def check(self, params: dict[str, Any]) -> list[str]:
+        if params["method"] != "mask" and (e := overlap_problem(params["n_fft"], params["hop_length"])):
+            return [e]
         if params["method"] == "mask" and len(params["gain_db"] or ()) != 2:
             return [f"gain_db: need two numbers (low, high), got {params['gain_db']}"]
         if params["method"] in ("supervised", "mask") and (

@@ -129,6 +129,29 @@ def test_tempo_estimate_onset_train():
     assert tempo_estimate(o)[0] == pytest.approx(60 * SR / 512 / 26, rel=0.01)
 
 
+@pytest.mark.parametrize(
+    "kw", [{"start_bpm": np.inf}, {"start_bpm": 0.0}, {"start_bpm": np.nan},
+           {"tightness": np.inf}, {"tightness": -1.0}],
+)
+def test_degenerate_tempo_prior_or_tightness_is_refused_not_looped_on(kw):
+    # start_bpm=inf gave period 0 and a backtracking loop that never ended
+    y, _ = _clicks(120.0, dur=4.0)
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        beat_track(y=y, sr=SR, **kw)
+
+
+def test_dp_backlinks_always_point_to_an_earlier_frame():
+    from audiopipe.stages.beats import _dp
+
+    rng = np.random.default_rng(0)
+    score = rng.random(200) + 0.1
+    for period in (0.0, 0.4, 0.9, 1.5, 20.0):  # below one frame a beat could link to itself
+        backlink, _ = _dp(score, np.full(score.size, period), 100.0)
+        i = np.arange(score.size)
+        assert np.all(backlink < i), period
+        assert np.all(backlink >= -1), period
+
+
 def test_silence_short_and_stereo():
     assert beat_track(y=np.zeros(SR * 3, np.float32), sr=SR)[1].size == 0
     tempo, beats = beat_track(y=np.ones(100, np.float32) * 0.1, sr=SR)  # shorter than n_fft

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,21 @@ def test_index_finds_same_cluster_and_metrics_match_hand_computation():
     # shuffled labels give chance-level precision
     m = rt.ranking_metrics(idx.embeddings_, rng.permutation(labels), k=9)
     assert m["precision_at_k"] < 0.6
+
+
+def test_precision_at_k_divides_by_k_and_warns_when_fewer_candidates():
+    # 4 clips, 2 labels, perfectly separated: each query has 3 others, 1 relevant
+    E = np.array([[1, 0], [0.99, 0.1], [0, 1], [0.1, 0.99]])
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    labels = np.array(["a", "a", "b", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # k below the candidates: no warning
+        assert rt.ranking_metrics(E, labels, k=2)["precision_at_k"] == pytest.approx(1 / 2)
+    assert rt.ranking_metrics(E, labels, k=3)["precision_at_k"] == pytest.approx(1 / 3)
+    with pytest.warns(UserWarning, match="k=10 with 3 other items"):
+        m = rt.ranking_metrics(E, labels, k=10)
+    assert m["precision_at_k"] == pytest.approx(1 / 10)  # was 1/3: P@3 under P@10's name
+    assert m["map"] == 1.0
 
 
 def click_track(bpm: float, dur: float = 8.0, sr: int = SR) -> np.ndarray:

@@ -62,6 +62,30 @@ def test_pitch_track_sine_and_voicing():
     assert prob[mid].mean() > 0.8
 
 
+def test_frame_too_short_for_fmin_is_refused_not_narrowed():
+    # at frame_length 512 the lags reached only ~86 Hz: a 73 Hz note gave no notes, silently
+    from audiopipe.stages.runner import check_params
+    from audiopipe.stages.transcribe.pitch import min_frame_length
+
+    t = np.arange(SR) / SR
+    y = np.r_[np.zeros(SR // 4), 0.5 * np.sin(2 * np.pi * 73.4 * t), np.zeros(SR // 4)]
+    y = y.astype(np.float32)
+    need = min_frame_length(65.0, SR)
+    assert 512 < need < 2048
+    for quiet in (y, np.zeros_like(y)):  # refused whatever the audio
+        with pytest.raises(ValueError, match=f"frame_length=512 .* need frame_length >= {need}"):
+            pitch_track(quiet, SR, fmin=65.0, frame_length=512, hop_length=256)
+    (problem,) = check_params("transcribe", {"frame_length": 512}, where="t")
+    assert "frame_length (512)" in problem and "fmin (65.0 Hz)" in problem and str(need) in problem
+    assert check_params("transcribe", {"frame_length": 512, "fmin": 90}, where="t") == []
+    assert check_params("transcribe", {"frame_length": 512, "method": "poly", "pitch": False},
+                        where="t") == []  # no pitch track: frame_length is not used
+    # the shortest allowed frame does reach fmin: the 73 Hz note is tracked
+    f0, voiced, _ = pitch_track(y, SR, fmin=65.0, frame_length=need, hop_length=256)
+    mid = slice(int(0.5 * SR / 256), int(1.0 * SR / 256))
+    assert voiced[mid].all() and np.allclose(f0[mid], 73.4, rtol=0.01)
+
+
 def _vibrato(f=220.0, depth=0.03, rate=5.5, dur=1.5, pad=0.5, sr=SR):
     """Silence, a vibrato sine (f * (1 + depth sin(2 pi rate t))), silence; and its true f0(t)."""
     t = np.arange(int(dur * sr)) / sr

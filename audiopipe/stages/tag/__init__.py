@@ -62,7 +62,7 @@ class Tag(Stage):
     )
     params = (
         Param("column", "str", "tags", "label column holding tag lists, e.g. 'tonal;harmonic'"),
-        Param("sep", "str", ";", "separator of tags in column"),
+        Param("sep", "str", ";", "separator of tags in column", min_len=1),
         Param("columns", "list", None,
               "instead of column: boolean columns (1/0, true/false, yes/no), one per tag"),
         Param("groups", "str", None, "column for grouped CV"),
@@ -72,7 +72,8 @@ class Tag(Stage):
         Param("segments", "int", 0, "time segments of pooled frame features (0: none)", low=0),
         Param("stats", "list", ("mean", "std"), "clip statistics used",
               choices=("mean", "std", "min", "max")),
-        Param("C", "float", 0.2, "inverse regularisation of each tag's model", low=0),
+        Param("C", "float", 0.2, "inverse regularisation of each tag's model", low=0,
+              low_open=True),
         Param("random_state", "int", 0, "seed of the folds"),
         Param("predict", "bool", False, "apply the saved model to clips it was not trained on"),
         Param("model_path", "path", None,

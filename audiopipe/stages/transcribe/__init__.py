@@ -47,6 +47,7 @@ from audiopipe.stages.transcribe.pitch import (
     Note,
     hz_to_midi,
     midi_to_hz,
+    min_frame_length,
     notes_from_pitch,
     pitch_track,
 )
@@ -243,6 +244,13 @@ class Transcribe(ClipStage):
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["fmin"] >= params["fmax"]:
             return [f"fmin ({params['fmin']}) must be below fmax ({params['fmax']})"]
+        need = min_frame_length(params["fmin"], params["sr"])
+        if (params["method"] == "mono" or params["pitch"]) and params["frame_length"] < need:
+            return [
+                f"frame_length ({params['frame_length']}) is too short for fmin "
+                f"({params['fmin']} Hz) at sr {params['sr']}: the pitch track needs "
+                f"frame_length >= {need} (else its lowest pitch would be higher than fmin)"
+            ]
         return []
 
     @property

@@ -25,7 +25,9 @@ import numpy as np
 
 from audiopipe.audio import to_mono
 
-__all__ = ["Note", "pitch_track", "notes_from_pitch", "hz_to_midi", "midi_to_hz"]
+__all__ = [
+    "Note", "pitch_track", "min_frame_length", "notes_from_pitch", "hz_to_midi", "midi_to_hz",
+]
 
 Note = tuple[float, float, int, int]
 
@@ -60,6 +62,20 @@ def _cmnd(frames: np.ndarray, win_length: int, max_lag: int) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out[:, 1:] = np.where(cum > 0, d[:, 1:] * lags[1:] / cum, 1.0)
     return out
+
+
+def min_frame_length(fmin: float, sr: float) -> int:
+    """Shortest ``frame_length`` of :func:`pitch_track` whose lags reach ``sr / fmin``.
+
+    YIN compares the first ``frame_length // 2`` samples of a frame with their copy at each
+    lag, so lags up to ``frame_length - frame_length // 2 - 1`` fit in the frame.
+
+    Examples
+    --------
+    >>> min_frame_length(65.0, 22050)
+    681
+    """
+    return 2 * int(np.ceil(sr / fmin)) + 1
 
 
 def pitch_track(
@@ -108,6 +124,12 @@ def pitch_track(
     """
     from scipy.special import betainc
 
+    need = min_frame_length(fmin, sr)
+    if frame_length < need:  # a shorter frame would silently raise the lowest pitch found
+        raise ValueError(
+            f"frame_length={frame_length} is too short for fmin={fmin} at sr={sr}: "
+            f"need frame_length >= {need} (or a higher fmin)"
+        )
     y = to_mono(y).astype(np.float64)
     hop = frame_length // 4 if hop_length is None else int(hop_length)
     n_frames = 1 + y.size // hop
@@ -116,9 +138,9 @@ def pitch_track(
         return empty
     win = frame_length // 2
     min_lag = max(1, int(np.floor(sr / fmax)))
-    max_lag = min(int(np.ceil(sr / fmin)), frame_length - win - 1)
+    max_lag = int(np.ceil(sr / fmin))  # <= frame_length - win - 1 (min_frame_length)
     if max_lag <= min_lag + 1:
-        raise ValueError(f"fmin={fmin} is too low for frame_length={frame_length} at sr={sr}")
+        raise ValueError(f"fmin={fmin} and fmax={fmax} leave no lags to search at sr={sr}")
     # YIN compares the frame's first ``win`` samples with their lagged copy: pad so that
     # this window (not the whole frame) is centred on sample t * hop - otherwise the f0
     # of frame t is the f0 of ~frame_length / 4 samples earlier (librosa.pyin's lag)
