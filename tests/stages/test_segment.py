@@ -37,6 +37,21 @@ def test_novelty_finds_known_boundaries():
     assert np.allclose(np.sort(b), [6.0, 15.0, 20.0], atol=0.3)
 
 
+def test_novelty_finds_nothing_in_silence_or_a_constant_signal():
+    rng = np.random.default_rng(0)
+    hop = 512 / 22050
+    flat = np.full((200, 20), -500.0)
+    silent = np.c_[np.full((200, 1), -1131.0), np.zeros((200, 19))]  # mfcc of digital silence
+    for X in (flat, flat + 1e-6 * rng.standard_normal(flat.shape),
+              silent + 6e-4 * rng.standard_normal(silent.shape), np.zeros((200, 20))):
+        assert len(segment.novelty_boundaries(X, hop, kernel_s=1.0)) == 0
+        assert not segment.novelty_curve(X, 22).any()
+    # the same float noise on top of one real change still finds it, and only it
+    two = flat + np.r_[np.zeros((100, 20)), 3 * np.ones((100, 20))]
+    b = segment.novelty_boundaries(two + 1e-6 * rng.standard_normal(flat.shape), hop, 1.0)
+    assert np.allclose(b, [100 * hop], atol=2 * hop)
+
+
 def test_periodic_model_on_generated_pcg():
     # systole shortens with heart rate but stays shorter than diastole (the model's cue)
     for seed, bpm, systole in ((0, 60, 0.33), (1, 80, 0.3), (2, 100, 0.26)):
