@@ -112,6 +112,32 @@ def test_bad_inputs_refused_without_outputs(fresh_ds, demo_folder, tmp_path):
     assert "segments" not in fresh_ds.table_names()
 
 
+def test_bad_event_rows_named_before_training(fresh_ds, demo_folder, tmp_path):
+    from types import SimpleNamespace
+
+    from audiopipe.stages.segment.events import reference_segments
+
+    good = (demo_folder / "events.csv").read_text()
+    n = len(good.strip().splitlines()) - 1
+    for name, row, needle in (
+        ("nan.csv", "event/event_000.wav,0.5,,tonal", "no number as onset_s or offset_s"),
+        ("swap.csv", "event/event_000.wav,1.5,0.5,tonal", r"end before they start"),
+    ):
+        f = tmp_path / name
+        f.write_text(good + row + "\n")
+        with pytest.raises(StageInputError, match=needle) as err:
+            run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(f)})
+        assert name in str(err.value) and f"row {n + 1} (path='event/event_000.wav'" in str(err.value)
+    assert "segments" not in fresh_ds.table_names()
+    # rows naming no clip are ignored, said with their count and names
+    f = tmp_path / "typo.csv"
+    f.write_text(good + "event/typo_009.wav,0.5,1.5,tonal\nevent/typo_009.wav,2,3,tonal\n")
+    ctx = SimpleNamespace(ds=fresh_ds, params={"events": str(f), "background": "silence"})
+    with pytest.warns(UserWarning, match=rf"2 of {n + 2} rows .*typo.csv.*'event/typo_009.wav'"):
+        ref = reference_segments(ctx)
+    assert len(ref) == n
+
+
 def test_real_concatenations_supervised_and_novelty(corpora, tmp_path):
     src = make_long_recordings(corpora, tmp_path / "long", n=6, duration=40.0)
     ds = ingest(tmp_path / "out", "long", str(src / "*.flac"), None, 16000, ESC_RECIPE)
