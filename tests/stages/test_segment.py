@@ -46,6 +46,11 @@ def test_novelty_finds_nothing_in_silence_or_a_constant_signal():
               silent + 6e-4 * rng.standard_normal(silent.shape), np.zeros((200, 20))):
         assert len(segment.novelty_boundaries(X, hop, kernel_s=1.0)) == 0
         assert not segment.novelty_curve(X, 22).any()
+    # a constant tone: only its first and last two frames (windows into the padding) differ
+    tone = flat + 1e-6 * rng.standard_normal(flat.shape)
+    tone[:2] += 40.0
+    tone[-2:] += 40.0
+    assert len(segment.novelty_boundaries(tone, hop, kernel_s=1.0)) == 0
     # the same float noise on top of one real change still finds it, and only it
     two = flat + np.r_[np.zeros((100, 20)), 3 * np.ones((100, 20))]
     b = segment.novelty_boundaries(two + 1e-6 * rng.standard_normal(flat.shape), hop, 1.0)

@@ -146,7 +146,7 @@ class Segment(ClipStage):
     trusted = TRUSTED
     # 3: heart mode's S1/S2 F-measures no longer score sounds where the reference skips
     # beats (issue 12 §2 round 6); 2: every clip segmented, origin column
-    version = "4"  # novelty: float-noise dimensions (silence, a constant signal) left out
+    version = "4"  # novelty: float-noise dimensions and peaks at the clip edges left out
 
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["mode"] == "supervised" and not params["events"]:

@@ -58,7 +58,12 @@ def novelty_boundaries(
     peak_delta: float = 0.1,
     max_frames: int = 3000,
 ) -> np.ndarray:
-    """Boundary times (s) from novelty peaks; frames are mean-pooled to ≤ ``max_frames``."""
+    """Boundary times (s) from novelty peaks; frames are mean-pooled to ≤ ``max_frames``.
+
+    A peak within ``kernel / 8`` of either end is not a boundary: the kernel lies largely
+    past the clip there, and the first and last frames (whose analysis windows reach into
+    the padding) differ from the rest even for a constant signal.
+    """
     X = np.asarray(X, dtype=np.float64)
     step = max(1, int(np.ceil(len(X) / max_frames)))
     if step > 1:
@@ -72,4 +77,5 @@ def novelty_boundaries(
     from scipy import signal
 
     peaks, _ = signal.find_peaks(nov, prominence=peak_delta, distance=max(1, k // 2))
+    peaks = peaks[(peaks >= k // 8) & (peaks < len(nov) - k // 8)]
     return peaks * hop
