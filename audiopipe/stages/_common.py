@@ -55,6 +55,8 @@ __all__ = [
     "load_model",
     "read_bytes",
     "read_frame_file",
+    "refuse_rows",
+    "warn_unmatched",
     "figure_writer",
     "error_row",
     "stable_id",
@@ -258,6 +260,48 @@ def read_frame_file(ds: Dataset, uri: str, what: str, columns: tuple[str, ...]) 
                 f"(columns: {', '.join(map(str, df.columns))})"
             )
     return df
+
+
+def refuse_rows(ds: Dataset, uri: str, what: str, df: Any, bad: Any, problem: str) -> None:
+    """Raise :class:`StageInputError` naming ``what`` file ``uri`` and its rows where ``bad``.
+
+    Rows are counted from 1 after the header (row ``i`` is the CSV's line ``i + 1``); the
+    message shows the first three with their values and says what is wrong with them.
+    """
+    idx = np.flatnonzero(np.asarray(bad, dtype=bool))
+    if len(idx):
+
+        def show(i: int) -> str:
+            vals = (f"{c}={v.item() if isinstance(v, np.generic) else v!r}"
+                    for c, v in df.iloc[i].items())
+            return f"row {i + 1} ({', '.join(vals)})"
+
+        shown = "; ".join(show(i) for i in idx[:3])
+        raise StageInputError(
+            f"dataset {ds.name!r}: {what} file {uri}: {len(idx)} row(s) {problem}: {shown}"
+            f"{' ...' if len(idx) > 3 else ''}"
+        )
+
+
+def warn_unmatched(ds: Dataset, uri: str, what: str, names: Any, found: Any) -> str | None:
+    """Warn that rows of ``what`` file ``uri`` name no clip of ``ds``; the warning, or None.
+
+    ``names`` are the rows' clip names, ``found`` whether each matched a clip; the warning
+    gives the count of rows and of distinct names, and three of them.
+    """
+    import warnings
+
+    miss = [str(n) for n, f in zip(names, found, strict=True) if not f]
+    if not miss:
+        return None
+    distinct = list(dict.fromkeys(miss))
+    note = (
+        f"dataset {ds.name!r}: {len(miss)} of {len(found)} rows of {what} file {uri} name no "
+        f"clip of the dataset ({len(distinct)} distinct names, e.g. "
+        f"{', '.join(map(repr, distinct[:3]))}): those rows are ignored"
+    )
+    warnings.warn(note, UserWarning, stacklevel=3)
+    return note
 
 
 def save_model(ctx: StageContext, name: str, model: Any) -> str:

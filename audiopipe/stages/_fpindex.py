@@ -203,6 +203,11 @@ class FingerprintIndex:
     def __len__(self) -> int:
         return int(self.hashes_.size)
 
+    @property
+    def n_landmarks(self) -> int:
+        """Indexed landmarks, not counting the marker rows (hash -1) of clips without any."""
+        return int(self.hashes_.size - np.searchsorted(self.hashes_, 0))
+
     def match(self, hashes: np.ndarray, times: np.ndarray) -> dict[str, Any]:
         """Best clip and offset for query landmarks.
 
@@ -218,13 +223,22 @@ class FingerprintIndex:
         query starts in the clip), ``confidence`` in [0, 1] (of ``score`` and
         ``runner_up_score``), ``votes`` (aligned distinct hashes in the best bin; a match
         needs ``min_votes``), ``runner_up`` (votes of the best bin of any other clip) and
-        ``score`` / ``runner_up_score`` (the weighted votes of the two).
+        ``score`` / ``runner_up_score`` (the weighted votes of the two). An index without
+        any landmark (only silent or too short clips) can identify nothing: it says so in
+        ``error``, with a warning, rather than answer "not in the dataset".
         """
         none = {"clip_id": None, "offset_s": None, "confidence": 0.0, "votes": 0, "runner_up": 0,
                 "score": 0.0, "runner_up_score": 0.0}
         hashes = np.asarray(hashes, np.int64)
         times = np.asarray(times, np.int64)
-        if hashes.size == 0 or len(self) == 0:
+        if self.n_landmarks == 0:
+            import warnings
+
+            msg = (f"the fingerprint index holds no landmarks (its {len(self.clip_ids_)} "
+                   "clip(s) are silent or too short): nothing can be identified")
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            return {**none, "error": msg}
+        if hashes.size == 0:
             return none
         lo = np.searchsorted(self.hashes_, hashes, side="left")
         hi = np.searchsorted(self.hashes_, hashes, side="right")

@@ -496,5 +496,5 @@ def identify_many(
             continue
         m = idx.match(*query_landmarks(y, sr, idx.peak_params))
         uri = ds.clip_uri(m["clip_id"]) if m["clip_id"] is not None else None
-        out.append({"query": str(path), **m, "uri": uri, "error": None})
+        out.append({"query": str(path), **m, "uri": uri, "error": m.get("error")})
     return out

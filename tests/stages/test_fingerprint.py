@@ -209,7 +209,8 @@ def test_silence_short_and_stereo_inputs():
     for h, t in (stereo_nc, stereo_cn):
         assert np.array_equal(h, mono[0]) and np.array_equal(t, mono[1])
     empty = fp.FingerprintIndex.from_arrays(np.zeros(0), np.zeros(0), np.zeros(0), [])
-    assert empty.match(*mono)["clip_id"] is None
+    with pytest.warns(UserWarning, match="holds no landmarks"):
+        assert empty.match(*mono)["clip_id"] is None
     with pytest.raises(ValueError, match="NaN"):
         fp.landmarks(np.full(SR, np.nan, np.float32), SR)
 
@@ -233,6 +234,25 @@ def ingest(folder: Path, out: Path, name: str = "d") -> audiopipe.Dataset:
     plan = plan_ingest(cfg, name)
     publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
+
+
+def test_index_of_silent_clips_only_says_nothing_is_indexed(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        sf.write(src / f"silent{i}.wav", np.zeros(2 * SR, np.float32), SR)
+    ds = ingest(src, tmp_path / "out")
+    run_stage(ds, "fingerprint")
+    assert fp.load_index(ds).n_landmarks == 0 and len(fp.load_index(ds)) == 2  # 2 markers
+    q = tmp_path / "q.wav"
+    sf.write(q, song(3, 5.0), SR)
+    with pytest.warns(UserWarning, match="holds no landmarks"):
+        m = fp.identify(ds, q)
+    assert m["clip_id"] is None and "no landmarks" in m["error"]
+    # an index with landmarks answers "not in the dataset" as before: no error
+    idx = fp.FingerprintIndex.from_arrays(np.array([-1, 5, 9]), np.array([0, 0, 1]),
+                                          np.array([0, 1, 1]), ["silent", "a"])
+    assert idx.n_landmarks == 2 and "error" not in idx.match(np.array([7]), np.array([0]))
 
 
 def test_run_is_incremental_and_removed_clip_stops_matching(tmp_path):

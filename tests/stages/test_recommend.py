@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,6 +130,27 @@ def test_listens_file_by_path_and_errors(demo_ds, fresh_ds, tmp_path):
         run_stage(fresh_ds, "recommend", {"listens": str(f)})
     with pytest.raises(StageInputError, match="'nope'"):
         run_stage(fresh_ds, "recommend", {"simulate": "nope"})
+    assert "recommendations" not in fresh_ds.table_names()
+
+
+def test_listens_rows_naming_no_clip_warned_and_bad_plays_refused(demo_ds, fresh_ds, tmp_path):
+    uris = demo_ds.table("clips", ["uri"]).column("uri").to_pylist()
+    names = ["/".join(u.split("/")[-2:]) for u in uris]
+    rows = [(f"u{i % 6}", names[(i * 5) % len(names)], 1 + i % 3) for i in range(90)]
+    rows += [("u6", "nope/typo.wav", 2), ("u0", "nope/typo.wav", 1), ("u1", "x/y.wav", 1)]
+    f = tmp_path / "listens.csv"
+    pd.DataFrame(rows, columns=["user", "clip", "plays"]).to_csv(f, index=False)
+    with pytest.warns(UserWarning) as rec:
+        r = run_stage(demo_ds, "recommend", {"listens": str(f), "k": 3})
+    said = " | ".join(str(w.message) for w in rec)
+    assert re.search(r"3 of 93 rows of listens file .*2 distinct", said) and "1 of 7 users" in said
+    assert r["n_users"] == 6
+    for plays, needle in ((float("nan"), "no number of plays"), (-2, "negative plays")):
+        bad = [*rows[:4], ("u9", names[0], plays)]
+        pd.DataFrame(bad, columns=["user", "clip", "plays"]).to_csv(f, index=False)
+        with pytest.raises(StageInputError, match=needle) as err:
+            run_stage(fresh_ds, "recommend", {"listens": str(f)})
+        assert "listens.csv" in str(err.value) and "row 5 (user='u9'" in str(err.value)
     assert "recommendations" not in fresh_ds.table_names()
 
 

@@ -37,6 +37,26 @@ def test_novelty_finds_known_boundaries():
     assert np.allclose(np.sort(b), [6.0, 15.0, 20.0], atol=0.3)
 
 
+def test_novelty_finds_nothing_in_silence_or_a_constant_signal():
+    rng = np.random.default_rng(0)
+    hop = 512 / 22050
+    flat = np.full((200, 20), -500.0)
+    silent = np.c_[np.full((200, 1), -1131.0), np.zeros((200, 19))]  # mfcc of digital silence
+    for X in (flat, flat + 1e-6 * rng.standard_normal(flat.shape),
+              silent + 6e-4 * rng.standard_normal(silent.shape), np.zeros((200, 20))):
+        assert len(segment.novelty_boundaries(X, hop, kernel_s=1.0)) == 0
+        assert not segment.novelty_curve(X, 22).any()
+    # a constant tone: only its first and last two frames (windows into the padding) differ
+    tone = flat + 1e-6 * rng.standard_normal(flat.shape)
+    tone[:2] += 40.0
+    tone[-2:] += 40.0
+    assert len(segment.novelty_boundaries(tone, hop, kernel_s=1.0)) == 0
+    # the same float noise on top of one real change still finds it, and only it
+    two = flat + np.r_[np.zeros((100, 20)), 3 * np.ones((100, 20))]
+    b = segment.novelty_boundaries(two + 1e-6 * rng.standard_normal(flat.shape), hop, 1.0)
+    assert np.allclose(b, [100 * hop], atol=2 * hop)
+
+
 def test_periodic_model_on_generated_pcg():
     # systole shortens with heart rate but stays shorter than diastole (the model's cue)
     for seed, bpm, systole in ((0, 60, 0.33), (1, 80, 0.3), (2, 100, 0.26)):
@@ -95,6 +115,32 @@ def test_bad_inputs_refused_without_outputs(fresh_ds, demo_folder, tmp_path):
     with pytest.raises(StageInputError, match="'nope'"):
         run_stage(fresh_ds, "segment", {"mode": "novelty", "feature": "nope"})
     assert "segments" not in fresh_ds.table_names()
+
+
+def test_bad_event_rows_named_before_training(fresh_ds, demo_folder, tmp_path):
+    from types import SimpleNamespace
+
+    from audiopipe.stages.segment.events import reference_segments
+
+    good = (demo_folder / "events.csv").read_text()
+    n = len(good.strip().splitlines()) - 1
+    for name, row, needle in (
+        ("nan.csv", "event/event_000.wav,0.5,,tonal", "no number as onset_s or offset_s"),
+        ("swap.csv", "event/event_000.wav,1.5,0.5,tonal", r"end before they start"),
+    ):
+        f = tmp_path / name
+        f.write_text(good + row + "\n")
+        with pytest.raises(StageInputError, match=needle) as err:
+            run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(f)})
+        assert name in str(err.value) and f"row {n + 1} (path='event/event_000.wav'" in str(err.value)
+    assert "segments" not in fresh_ds.table_names()
+    # rows naming no clip are ignored, said with their count and names
+    f = tmp_path / "typo.csv"
+    f.write_text(good + "event/typo_009.wav,0.5,1.5,tonal\nevent/typo_009.wav,2,3,tonal\n")
+    ctx = SimpleNamespace(ds=fresh_ds, params={"events": str(f), "background": "silence"})
+    with pytest.warns(UserWarning, match=rf"2 of {n + 2} rows .*typo.csv.*'event/typo_009.wav'"):
+        ref = reference_segments(ctx)
+    assert len(ref) == n
 
 
 def test_real_concatenations_supervised_and_novelty(corpora, tmp_path):

@@ -101,3 +101,64 @@ def test_predict_tags_for_clips_ingested_later(demo_folder, tmp_path):
     assert len(new) == 4 * len(fit["tags"]) and new.fold.isna().all()
     assert set(new.evaluation) == {"predict"} and set(t[t.run_id == fit["run_id"]].evaluation) == {"cv"}
     assert len(t) == 20 * len(fit["tags"])
+
+
+def _subset(demo_folder, dest, edit):
+    """Tone, noise, chirp and clicks clips (4 each) with labels.csv rows changed by ``edit``."""
+    import csv
+    import shutil
+
+    for cls in ("tone", "noise", "chirp", "clicks"):
+        (dest / cls).mkdir(parents=True)
+        for f in sorted((demo_folder / cls).iterdir())[:4]:
+            shutil.copy(f, dest / cls / f.name)
+    rows = list(csv.DictReader((demo_folder / "labels.csv").open()))
+    rows = [edit(r) for r in rows if (dest / r["path"]).exists()]
+    with (dest / "labels.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def test_unlabelled_clips_are_left_out_of_the_fit_and_tagged_by_predict(demo_folder, tmp_path):
+    untagged = {"tone_002", "tone_003", "chirp_002", "chirp_003"}
+
+    def edit(r):
+        stem = r["path"].rsplit("/", 1)[-1].split(".")[0]
+        r["tags"] = "" if stem in untagged else ";" if stem == "noise_000" else r["tags"]
+        return r
+
+    rows = _subset(demo_folder, tmp_path / "src", edit)
+    ds = ingest(tmp_path / "out", "u", str(tmp_path / "src"), tmp_path / "src" / "labels.csv")
+    clips = ds.table("clips", ["clip_id", "uri"]).to_pandas()
+    stem = clips.uri.str.rsplit("/", n=1).str[-1].str.split(".").str[0]
+    unl = set(clips.clip_id[stem.isin(untagged)])
+    with pytest.warns(UserWarning, match="4 of 16 clips have no tags value"):
+        fit = run_stage(ds, "tag")
+    assert fit["n_clips"] == 12 and fit["n_unlabelled"] == 4 and len(rows) == 16
+    t = ds.table("tags").to_pandas()
+    assert not set(t.clip_id) & unl and t.clip_id.nunique() == 12
+    # the separator alone is a labelled clip with none of the tags: trained on, scored by CV
+    assert set(clips.clip_id[stem == "noise_000"]) <= set(t.clip_id)
+    r = run_stage(ds, "tag", {"predict": True})
+    assert r["n_clips"] == 4
+    t = ds.table("tags").to_pandas()
+    assert set(t[t.evaluation == "predict"].clip_id) == unl
+
+
+def test_tag_absent_from_a_folds_training_part_is_not_evaluable(demo_folder, tmp_path):
+    def edit(r):
+        if r["label"] == "chirp":
+            r["group"] = "gC"  # every 'sweep' clip in one group: its fold trains without any
+        return r
+
+    _subset(demo_folder, tmp_path / "src", edit)
+    ds = ingest(tmp_path / "out", "g", str(tmp_path / "src"), tmp_path / "src" / "labels.csv")
+    with pytest.warns(UserWarning, match="'sweep' is off for every training clip of fold"):
+        r = run_stage(ds, "tag", {"groups": "group"})
+    m = r["metrics"]
+    assert r["not_evaluable"] == ["sweep"]
+    assert np.isnan(m["roc_auc[sweep]"]) and np.isnan(m["f1[sweep]"])
+    others = [v for k, v in m.items() if k.startswith("roc_auc[") and k != "roc_auc[sweep]"]
+    assert m["roc_auc_macro"] == pytest.approx(np.mean(others), abs=1e-3)  # reported rounded

@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -97,14 +98,26 @@ class Recommend(Stage):
         return []
 
     def _listens(self, ctx: StageContext, clip_ids: list[str]) -> Any:
-        from audiopipe.stages._common import StageInputError, read_frame_file, uri_matcher
+        import pandas as pd
 
-        path = ctx.params["listens"]
-        df = read_frame_file(ctx.ds, path, "listens", ("user", "clip"))
+        from audiopipe.stages._common import (
+            StageInputError,
+            read_frame_file,
+            refuse_rows,
+            uri_matcher,
+            warn_unmatched,
+        )
+
+        path, ds = ctx.params["listens"], ctx.ds
+        df = read_frame_file(ds, path, "listens", ("user", "clip"))
         if "plays" not in df.columns:
             df["plays"] = 1
+        plays = pd.to_numeric(df["plays"], errors="coerce")
+        refuse_rows(ds, path, "listens", df, plays.isna(), "have no number of plays")
+        refuse_rows(ds, path, "listens", df, plays < 0, "have negative plays")
+        df["plays"] = plays
         pos = {c: i for i, c in enumerate(clip_ids)}
-        match = uri_matcher(ctx.ds)
+        match = uri_matcher(ds)
         cache: dict[str, int] = {}
 
         def find(c: Any) -> int:
@@ -115,10 +128,17 @@ class Recommend(Stage):
             return cache[c]
 
         df["item"] = [find(c) for c in df["clip"]]
+        users = set(df["user"])
+        if (df["item"] >= 0).any():  # none: refused below
+            warn_unmatched(ds, path, "listens", df["clip"], df["item"] >= 0)
         df = df[df["item"] >= 0]
+        if len(lost := users - set(df["user"])) and not df.empty:
+            warnings.warn(f"dataset {ds.name!r}: {len(lost)} of {len(users)} users of listens "
+                          f"file {path} have no listen of a clip of the dataset: left out",
+                          UserWarning, stacklevel=2)
         if df.empty:
             raise StageInputError(
-                f"dataset {ctx.ds.name!r}: no clip of listens file {path} is in the dataset"
+                f"dataset {ds.name!r}: no clip of listens file {path} is in the dataset"
             )
         return df.groupby(["user", "item"], as_index=False)["plays"].sum()
 

@@ -146,7 +146,7 @@ class Segment(ClipStage):
     trusted = TRUSTED
     # 3: heart mode's S1/S2 F-measures no longer score sounds where the reference skips
     # beats (issue 12 §2 round 6); 2: every clip segmented, origin column
-    version = "3"
+    version = "4"  # novelty: float-noise dimensions and peaks at the clip edges left out
 
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["mode"] == "supervised" and not params["events"]:
@@ -208,38 +208,9 @@ class Segment(ClipStage):
 
     def _reference(self, ctx: StageContext) -> dict[str, list]:
         """Per clip id: full reference segmentation from the events file (background filled)."""
-        from audiopipe.stages._common import StageInputError, read_frame_file, uri_matcher
+        from audiopipe.stages.segment.events import reference_segments
 
-        path = ctx.params["events"]
-        if not path:
-            return {}
-        ev = read_frame_file(ctx.ds, path, "events", ("path", "onset_s", "offset_s", "label"))
-        bg = ctx.params["background"]
-        match = uri_matcher(ctx.ds)
-        t = ctx.ds.table("clips", ["clip_id", "duration_s"]).to_pydict()
-        dur = dict(zip(t["clip_id"], t["duration_s"], strict=True))
-        out: dict[str, list] = {}
-        for p, grp in ev.groupby("path"):
-            cid = match(p)
-            if cid is None:
-                continue
-            segs, at = [], 0.0
-            for on, off, lab in grp.sort_values("onset_s")[["onset_s", "offset_s", "label"]].itertuples(
-                index=False
-            ):
-                on, off = float(on), min(float(off), float(dur[cid]))
-                if on > at:
-                    segs.append((at, on, bg))
-                segs.append((on, off, str(lab)))
-                at = off
-            if at < dur[cid]:
-                segs.append((at, float(dur[cid]), bg))
-            out[cid] = segs
-        if not out:
-            raise StageInputError(
-                f"dataset {ctx.ds.name!r}: no clip of events file {path} is in the dataset"
-            )
-        return out
+        return reference_segments(ctx) if ctx.params["events"] else {}
 
     # ---- fit --------------------------------------------------------------------------
     def model_key(self, ctx: StageContext) -> str | None:

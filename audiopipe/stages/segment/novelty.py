@@ -14,6 +14,8 @@ import numpy as np
 
 __all__ = ["novelty_curve", "novelty_boundaries"]
 
+_REL_FLOOR = 1e-4  # spread below this fraction of the features' RMS is float noise
+
 
 def _checkerboard(half: int) -> np.ndarray:
     x = np.arange(-half, half) + 0.5
@@ -25,13 +27,19 @@ def novelty_curve(X: np.ndarray, kernel_size: int) -> np.ndarray:
     """Foote novelty of frames ``X`` (n_frames, d): checkerboard kernel along the SSM diagonal.
 
     The self-similarity is the cosine similarity of standardised frames; the curve is
-    normalised to max 1 (zeros when flat).
+    normalised to max 1 (zeros when flat). A dimension whose spread is below ``1e-4`` of
+    the frames' RMS (float noise of silence or of a constant signal) is constant: it is not
+    standardised up to unit variance but left out, so such frames give no novelty at all.
     """
     X = np.asarray(X, dtype=np.float64)
     n = len(X)
     if n < 4:
         return np.zeros(n)
-    Z = (X - X.mean(0)) / (X.std(0) + 1e-9)
+    sd = X.std(0)
+    live = sd > _REL_FLOOR * np.sqrt(np.mean(X**2))
+    if not live.any():  # silence, a constant signal: nothing changes
+        return np.zeros(n)
+    Z = (X[:, live] - X[:, live].mean(0)) / sd[live]
     Z /= np.linalg.norm(Z, axis=1, keepdims=True) + 1e-9
     S = Z @ Z.T
     half = max(2, kernel_size // 2)
@@ -39,7 +47,8 @@ def novelty_curve(X: np.ndarray, kernel_size: int) -> np.ndarray:
     Sp = np.pad(S, half, mode="constant")
     nov = np.array([np.sum(K * Sp[i : i + 2 * half, i : i + 2 * half]) for i in range(n)])
     nov = np.maximum(nov, 0)
-    return nov / nov.max() if nov.max() > 0 else nov
+    # a trace far below a real change (one of sum|K| between opposite halves) is no peak
+    return nov / nov.max() if nov.max() > 1e-6 * np.abs(K).sum() else np.zeros(n)
 
 
 def novelty_boundaries(
@@ -49,7 +58,12 @@ def novelty_boundaries(
     peak_delta: float = 0.1,
     max_frames: int = 3000,
 ) -> np.ndarray:
-    """Boundary times (s) from novelty peaks; frames are mean-pooled to ≤ ``max_frames``."""
+    """Boundary times (s) from novelty peaks; frames are mean-pooled to ≤ ``max_frames``.
+
+    A peak within ``kernel / 8`` of either end is not a boundary: the kernel lies largely
+    past the clip there, and the first and last frames (whose analysis windows reach into
+    the padding) differ from the rest even for a constant signal.
+    """
     X = np.asarray(X, dtype=np.float64)
     step = max(1, int(np.ceil(len(X) / max_frames)))
     if step > 1:
@@ -63,4 +77,5 @@ def novelty_boundaries(
     from scipy import signal
 
     peaks, _ = signal.find_peaks(nov, prominence=peak_delta, distance=max(1, k // 2))
+    peaks = peaks[(peaks >= k // 8) & (peaks < len(nov) - k // 8)]
     return peaks * hop

@@ -8,6 +8,12 @@ clips only. The stage reports out-of-fold (5-fold, or grouped by ``groups``) ROC
 macro, mAP (macro average precision) and per-tag F1 at the tuned thresholds
 (``metrics.evaluation = cv``).
 
+Clips whose tag value is empty are *not labelled yet*: they are left out of the fit and
+its evaluation (counted in the report's ``n_unlabelled``, with a warning) and ``predict``
+tags them later; the separator alone (``";"``) says a clip has none of the tags. A tag that
+is on (or off) for every training clip of a fold cannot be scored there: its metrics are NaN,
+left out of the macro averages, and named in the report's ``not_evaluable``.
+
 Outputs: ``tags`` (clip_id, tag, score, on, fold, evaluation, model_id, run_id),
 ``metrics`` (roc_auc_macro, map, f1_macro, f1[tag], roc_auc[tag]), the model
 ``tag-<column>.skops`` and the PNG ``tag-<column>`` (per-tag F1 and AUC) in the run's
@@ -22,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import numpy as np
@@ -43,6 +50,11 @@ def __getattr__(name: str) -> Any:  # the method API, imported on first use (sci
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _empty(v: Any) -> bool:
+    """A missing label value: None, NaN or blank text (not yet labelled)."""
+    return v is None or (isinstance(v, float) and v != v) or str(v).strip() == ""
+
+
 def parse_tags(values: list[Any], sep: str = ";") -> list[list[str]]:
     """``["a;b", "", None]`` → ``[["a", "b"], [], []]`` (stripped, de-duplicated, in order)."""
     out = []
@@ -61,10 +73,14 @@ class Tag(Stage):
         "thresholds tuned on validation folds; table `tags`."
     )
     params = (
-        Param("column", "str", "tags", "label column holding tag lists, e.g. 'tonal;harmonic'"),
+        Param("column", "str", "tags",
+              "label column holding tag lists, e.g. 'tonal;harmonic'; an empty value is "
+              "not labelled yet (left out of the fit and its CV, tagged by predict), the "
+              "separator alone (';') says none of the tags"),
         Param("sep", "str", ";", "separator of tags in column", min_len=1),
         Param("columns", "list", None,
-              "instead of column: boolean columns (1/0, true/false, yes/no), one per tag"),
+              "instead of column: boolean columns (1/0, true/false, yes/no), one per tag; a "
+              "clip empty in all of them is not labelled yet"),
         Param("groups", "str", None, "column for grouped CV"),
         Param("features", "list", None,
               "frame features whose clip statistics are used (default: melspectrogram if "
@@ -81,7 +97,7 @@ class Tag(Stage):
     )
     tables = ("tags",)
     trusted = TRUSTED
-    version = "2"  # tags.evaluation
+    version = "3"  # unlabelled clips left out; tags not evaluable in a fold left out of macros
 
     def _name(self, ctx: StageContext) -> str:
         cols = ctx.params["columns"]
@@ -112,7 +128,12 @@ class Tag(Stage):
             )
         return uri
 
-    def _targets(self, ctx: StageContext) -> tuple[list[str], np.ndarray]:
+    def _targets(self, ctx: StageContext) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Tags, ``Y`` (n_clips, n_tags) and which clips are labelled (``clips`` order).
+
+        A clip is unlabelled when its tag column is empty (every boolean column, with
+        ``columns``); the separator alone (``;``) says it has none of the tags.
+        """
         from audiopipe.stages._common import StageInputError, label_column
 
         cols, ds = ctx.params["columns"], ctx.ds
@@ -123,17 +144,14 @@ class Tag(Stage):
                     raise StageInputError(
                         f"dataset {ds.name!r} has no tag column {c!r} in its clips table"
                     )
-            Y = np.stack(
-                [[str(v).strip().lower() in _TRUE for v in clips.column(c).to_pylist()]
-                 for c in cols],
-                axis=1,
-            )
-            return list(cols), Y
-        lists = parse_tags(list(label_column(ds, ctx.params["column"], min_classes=1)),
-                           ctx.params["sep"])
+            V = [clips.column(c).to_pylist() for c in cols]
+            Y = np.stack([[str(v).strip().lower() in _TRUE for v in vs] for vs in V], axis=1)
+            return list(cols), Y, ~np.all([[_empty(v) for v in vs] for vs in V], axis=0)
+        raw = list(label_column(ds, ctx.params["column"], min_classes=1))
+        lists = parse_tags(raw, ctx.params["sep"])
         tags = sorted({t for ts in lists for t in ts})
         Y = np.array([[t in ts for t in tags] for ts in lists], dtype=bool).reshape(len(lists), -1)
-        return tags, Y
+        return tags, Y, np.array([not _empty(v) for v in raw], dtype=bool)
 
     def run(self, ctx: StageContext) -> StageOutput:
         if ctx.params["predict"]:
@@ -151,19 +169,31 @@ class Tag(Stage):
         features = p["features"]
         if features is None and "melspectrogram" in ds.features_available():
             features = ["melspectrogram"]
-        tags, Y = self._targets(ctx)
+        tags, Y, labelled = self._targets(ctx)
+        where = f"dataset {ds.name!r}, column {name!r}: "
+        notes: list[str] = []
+        ids_all = ctx.clip_ids()
+        if not labelled.all():
+            uris = ds.table("clips", ["uri"]).column("uri").to_pylist()
+            unl = [u.rsplit("/", 1)[-1] for u, k in zip(uris, labelled, strict=True) if not k]
+            notes.append(
+                f"{where}{len(unl)} of {len(ids_all)} clips have no tags value (not labelled "
+                f"yet, e.g. {', '.join(unl[:3])}): left out of training and evaluation; "
+                "--predict tags them (write the separator alone for 'none of the tags')"
+            )
+            warnings.warn(notes[-1], UserWarning, stacklevel=2)
+        Y = Y[labelled]
+        ids = [c for c, k in zip(ids_all, labelled, strict=True) if k]
         counts = Y.sum(axis=0)
         usable = (counts >= 2) & (counts <= Y.shape[0] - 2)
         if usable.sum() < 1 or len(tags) < 2:
             raise StageInputError(
-                f"dataset {ds.name!r}, column {name!r}: tagging needs at least 2 tags and a tag "
-                f"that is on for >= 2 clips and off for >= 2 (tags: "
-                f"{dict(zip(tags, counts.tolist(), strict=True))})"
+                f"{where}tagging needs at least 2 tags and a tag that is on for >= 2 labelled "
+                f"clips and off for >= 2 (tags: {dict(zip(tags, counts.tolist(), strict=True))})"
             )
         tags = [t for t, u in zip(tags, usable, strict=True) if u]
         Y = Y[:, usable]
-        ids = ctx.clip_ids()
-        g = label_column(ds, p["groups"]) if p["groups"] else None
+        g = label_column(ds, p["groups"])[labelled] if p["groups"] else None
         stats = tuple(p["stats"])
         X, _ = clip_features(ds, ids, features, p["segments"], stats=stats)
         est = Tagger(C=p["C"], random_state=rs)
@@ -174,18 +204,30 @@ class Tag(Stage):
         S = np.zeros(Y.shape)
         on = np.zeros(Y.shape, dtype=bool)
         fold = np.zeros(len(ids), dtype=np.int32)
+        ok = np.ones(len(tags), dtype=bool)  # every fold's training part has both values
         for i, (tr, te) in enumerate(splits):
             m = clone(est).fit(X[tr], Y[tr])
             S[te] = m.predict_proba(X[te])
             on[te] = S[te] >= m.thresholds_
             fold[te] = i
-        auc = [roc_auc_score(Y[:, j], S[:, j]) for j in range(len(tags))]
-        f1 = [f1_score(Y[:, j], on[:, j], zero_division=0) for j in range(len(tags))]
-        metrics = {
-            "roc_auc_macro": float(np.mean(auc)),
-            "map": float(average_precision_score(Y, S, average="macro")),
-            "f1_macro": float(np.mean(f1)),
-        }
+            n_on = Y[tr].sum(axis=0)
+            for j in np.flatnonzero(ok & ((n_on == 0) | (n_on == len(tr)))):
+                ok[j] = False
+                notes.append(
+                    f"{where}tag {tags[j]!r} is {'off' if n_on[j] == 0 else 'on'} for every "
+                    f"training clip of fold {i} (too few groups or clips hold it), so its "
+                    "out-of-fold scores there are a constant: its metrics are not evaluable "
+                    "(NaN) and left out of the macro averages"
+                )
+                warnings.warn(notes[-1], UserWarning, stacklevel=2)
+        nan = float("nan")
+        auc = [roc_auc_score(Y[:, j], S[:, j]) if ok[j] else nan for j in range(len(tags))]
+        ap = [average_precision_score(Y[:, j], S[:, j]) if ok[j] else nan
+              for j in range(len(tags))]
+        f1 = [f1_score(Y[:, j], on[:, j], zero_division=0) if ok[j] else nan
+              for j in range(len(tags))]
+        metrics = {"roc_auc_macro": _macro(auc, ok), "map": _macro(ap, ok),
+                   "f1_macro": _macro(f1, ok)}
         metrics.update({f"f1[{t}]": v for t, v in zip(tags, f1, strict=True)})
         metrics.update({f"roc_auc[{t}]": v for t, v in zip(tags, auc, strict=True)})
         model_id = stable_id("tag", name, tags, features, p["segments"], stats, p["C"], rs, ids)
@@ -201,7 +243,9 @@ class Tag(Stage):
             model_name=f"tag-{name}",
             model_id=model_id,
             plots={f"tag-{name}": lambda fh: _plot(fh, tags, f1, auc, title)},
-            report={"tags": tags, "n_clips": len(ids)},
+            report={"tags": tags, "n_clips": len(ids), "n_unlabelled": len(ids_all) - len(ids),
+                    "not_evaluable": [t for t, k in zip(tags, ok, strict=True) if not k],
+                    "warnings": notes},
             n_clips=len(ids),
         )
 
@@ -229,6 +273,10 @@ class Tag(Stage):
             report={"n_clips": len(new), "model_file": uri},
             n_clips=len(new),
         )
+
+
+def _macro(values: list[float], ok: np.ndarray) -> float:
+    return float(np.mean(np.asarray(values)[ok])) if ok.any() else float("nan")
 
 
 def _tags_table(ids, tags, S, on, folds, evaluation, model_id, run_id) -> Any:

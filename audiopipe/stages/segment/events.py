@@ -1,0 +1,69 @@
+"""The events file of ``segment``: (path, onset_s, offset_s, label) rows → reference segments.
+
+Rows are checked before any training: a missing or non-numeric onset/offset, or an event
+that ends before it starts, is refused with the file, the row and the problem; rows whose
+path names no clip of the dataset are ignored with a warning that counts them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["reference_segments"]
+
+
+def reference_segments(ctx: Any) -> dict[str, list]:
+    """Per clip id: the full reference segmentation of ``ctx.params["events"]``.
+
+    Parameters
+    ----------
+    ctx : StageContext
+        The segment stage's context (``events`` and ``background`` parameters).
+
+    Returns
+    -------
+    dict
+        clip id → ``[(start_s, end_s, label), ...]`` from 0 to the clip's duration, the
+        gaps between events labelled ``background``.
+    """
+    import pandas as pd
+
+    from audiopipe.stages._common import (
+        StageInputError,
+        read_frame_file,
+        refuse_rows,
+        uri_matcher,
+        warn_unmatched,
+    )
+
+    ds, path, bg = ctx.ds, ctx.params["events"], ctx.params["background"]
+    ev = read_frame_file(ds, path, "events", ("path", "onset_s", "offset_s", "label"))
+    on, off = (pd.to_numeric(ev[c], errors="coerce") for c in ("onset_s", "offset_s"))
+    refuse_rows(ds, path, "events", ev, on.isna() | off.isna(),
+                "have no number as onset_s or offset_s")
+    refuse_rows(ds, path, "events", ev, off <= on, "end before they start (offset_s <= onset_s)")
+    ev = ev.assign(onset_s=on, offset_s=off)
+    match = uri_matcher(ds)
+    cids = {p: match(p) for p in dict.fromkeys(ev["path"])}
+    warn_unmatched(ds, path, "events", ev["path"], [cids[p] is not None for p in ev["path"]])
+    t = ds.table("clips", ["clip_id", "duration_s"]).to_pydict()
+    dur = dict(zip(t["clip_id"], t["duration_s"], strict=True))
+    out: dict[str, list] = {}
+    for p, grp in ev.groupby("path"):
+        cid = cids[p]
+        if cid is None:
+            continue
+        segs, at = [], 0.0
+        rows = grp.sort_values("onset_s")[["onset_s", "offset_s", "label"]]
+        for a, b, lab in rows.itertuples(index=False):
+            a, b = float(a), min(float(b), float(dur[cid]))
+            if a > at:
+                segs.append((at, a, bg))
+            segs.append((a, b, str(lab)))
+            at = b
+        if at < dur[cid]:
+            segs.append((at, float(dur[cid]), bg))
+        out[cid] = segs
+    if not out:
+        raise StageInputError(f"dataset {ds.name!r}: no clip of events file {path} is in the dataset")
+    return out
