@@ -12,6 +12,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -152,13 +154,24 @@ class FingerprintIndex:
         min_confidence: float = MIN_CONFIDENCE,
         peak_params: dict[str, Any] | None = None,
     ) -> None:
-        self.min_votes = min_votes
-        self.min_confidence = min_confidence
+        self.set_thresholds(min_votes=min_votes, min_confidence=min_confidence)
         self.peak_params: dict[str, Any] = dict(peak_params or {})
         shape = (int(self.peak_params.get("f_sd", 5)), int(self.peak_params.get("t_sd", 2)))
         self.coef = CONF_COEFS.get(shape, CONF_COEF)
         #: vote weighting (:func:`vote_weights`); its calibration is :attr:`coef`
         self.weighting = VOTE_WEIGHTING
+
+    def set_thresholds(self, **thresholds: Any) -> None:
+        """Set ``min_votes`` (a whole number >= 1) and/or ``min_confidence`` (in [0, 1]);
+        anything else, or a value out of range (NaN matched nothing, silently), is refused."""
+        for k, v in thresholds.items():
+            if k == "min_votes" and not (math.isfinite(float(v)) and float(v) == int(v) >= 1):
+                raise ValueError(f"min_votes must be a whole number >= 1, got {v!r}")
+            if k == "min_confidence" and not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"min_confidence must be within [0, 1], got {v!r}")
+            if k not in ("min_votes", "min_confidence"):
+                raise TypeError(f"unknown threshold {k!r} (min_votes, min_confidence)")
+            setattr(self, k, int(v) if k == "min_votes" else float(v))
 
     @classmethod
     def from_arrays(

@@ -428,8 +428,7 @@ def load_index(ds: Dataset, **params: Any) -> FingerprintIndex:
             _CACHE[key] = FingerprintIndex.from_table(
                 table, peak_params=_index_peak_params(ds, key[1]))
         idx = copy.copy(_CACHE[key])
-    for k, v in params.items():
-        setattr(idx, k, v)
+    idx.set_thresholds(**params)
     return idx
 
 

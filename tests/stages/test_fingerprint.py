@@ -402,3 +402,21 @@ def test_real_animals_found_in_noise_and_non_members_rejected(corpora):
     for r in others:
         m = query(idx, clip(r))
         assert m["clip_id"] is None, (r["filename"], m)
+
+
+@pytest.mark.parametrize(("thresholds", "needle"), [
+    ({"min_confidence": float("nan")}, "min_confidence must be within"),
+    ({"min_confidence": 1.5}, "min_confidence must be within"),
+    ({"min_votes": 0}, "min_votes must be a whole number"),
+    ({"min_votes": 2.5}, "min_votes must be a whole number"),
+    ({"min_votes": float("nan")}, "min_votes must be a whole number"),
+])
+def test_thresholds_out_of_range_are_refused(thresholds, needle):
+    # a NaN threshold compared False with every confidence: nothing ever matched, no error
+    with pytest.raises(ValueError, match=needle):
+        fp.FingerprintIndex(**thresholds)
+    idx = build([song(s) for s in range(2)])
+    with pytest.raises(ValueError, match=needle):
+        idx.set_thresholds(**thresholds)
+    idx.set_thresholds(min_votes=3, min_confidence=0.25)
+    assert (idx.min_votes, idx.min_confidence) == (3, 0.25)
