@@ -13,7 +13,6 @@ Examples
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from typing import Any
 
