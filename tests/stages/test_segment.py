@@ -7,7 +7,9 @@ import csv
 import mir_eval
 import numpy as np
 import pytest
+import soundfile as sf
 
+import audiopipe.features as F
 from audiopipe.config import ConfigError
 from audiopipe.stages import run_stage, segment
 from audiopipe.stages._common import StageInputError
@@ -55,6 +57,28 @@ def test_novelty_finds_nothing_in_silence_or_a_constant_signal():
     two = flat + np.r_[np.zeros((100, 20)), 3 * np.ones((100, 20))]
     b = segment.novelty_boundaries(two + 1e-6 * rng.standard_normal(flat.shape), hop, 1.0)
     assert np.allclose(b, [100 * hop], atol=2 * hop)
+
+
+def test_novelty_floor_is_per_feature_so_a_small_scale_feature_still_counts(tmp_path):
+    # spectral centroid (Hz, ~3000) beside rms (~0.03-0.1): a floor taken over both would
+    # drop rms as "float noise", and with it the only change (loudness x3 at 10 s)
+    sr = 22050
+    y = np.random.default_rng(0).standard_normal(20 * sr).astype(np.float32) * 0.03
+    y[10 * sr:] *= 3
+    c, r = F.spectral_centroid(y=y, sr=sr).T, F.rms(y=y).T
+    hop = 512 / sr
+    b = segment.novelty_boundaries(np.c_[c, r], hop, kernel_s=4.0, widths=[1, 1])
+    assert np.allclose(b, [10.0], atol=4 * hop)
+    with pytest.raises(ValueError, match="do not add up"):
+        segment.novelty_curve(np.c_[c, r], 40, widths=[1])
+    # the stage tells the detector where each feature's columns are
+    src = tmp_path / "src"
+    src.mkdir()
+    sf.write(src / "louder.wav", y, sr)
+    ds = ingest(tmp_path / "out", "louder", str(src), None)
+    run_stage(ds, "segment", {"mode": "novelty", "feature": ["spectral_centroid", "rms"]})
+    seg = ds.table("segments").to_pandas().sort_values("start_s")
+    assert len(seg) == 2 and abs(seg.end_s.iloc[0] - 10.0) < 4 * hop
 
 
 def test_periodic_model_on_generated_pcg():

@@ -197,14 +197,17 @@ class Segment(ClipStage):
                 )
         return list(ctx.params["feature"])
 
-    def _frames(self, ctx: StageContext, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    def _frames(self, ctx: StageContext, ids: Sequence[str]) -> tuple[dict[str, np.ndarray], list[int]]:
+        """Per clip id, the features concatenated; and each feature's column count."""
         from audiopipe.stages._frames import read_frames_many
 
         per = [read_frames_many(ctx.ds, list(ids), f) for f in self._features(ctx)]
-        return {
+        frames = {
             c: np.concatenate([np.asarray(pf[i], np.float64) for pf in per], axis=1)
             for i, c in enumerate(ids)
         }
+        return frames, [next((a.shape[1] for a in map(np.asarray, pf) if a.ndim == 2), 0)
+                        for pf in per]
 
     def _reference(self, ctx: StageContext) -> dict[str, list]:
         """Per clip id: full reference segmentation from the events file (background filled)."""
@@ -249,7 +252,7 @@ class Segment(ClipStage):
         from audiopipe.stages.segment.supervised import FrameSegmenter
 
         ids = list(ref)
-        frames = self._frames(ctx, ids)
+        frames, _ = self._frames(ctx, ids)
         labels = {c: _frame_labels(ref[c], len(frames[c]), hop_s, p["background"]) for c in ids}
         if len({x for v in labels.values() for x in v}) < 2:
             raise StageInputError(
@@ -307,10 +310,11 @@ class Segment(ClipStage):
             from audiopipe.stages.segment.heart import process_heart
 
             return process_heart(ctx, clip_ids, state, _rows)
-        frames = self._frames(ctx, clip_ids)
+        frames, widths = self._frames(ctx, clip_ids)
         for cid in clip_ids:
             if mode == "novelty":
-                segs, origin = _novelty_segments(frames[cid], state.hop_s, ctx.params), "novelty"
+                segs = _novelty_segments(frames[cid], state.hop_s, ctx.params, widths)
+                origin = "novelty"
             elif cid in state.oof:
                 segs, origin = state.oof[cid], "cv"
             else:
@@ -385,10 +389,11 @@ def _frame_labels(segs: list, n: int, hop_s: float, bg: str) -> np.ndarray:
     return lab.astype(str)
 
 
-def _novelty_segments(frames: np.ndarray, hop_s: float, p: dict[str, Any]) -> list:
+def _novelty_segments(frames: np.ndarray, hop_s: float, p: dict[str, Any],
+                      widths: list[int]) -> list:
     from audiopipe.stages.segment.novelty import novelty_boundaries
 
-    b = novelty_boundaries(frames, hop_s, p["kernel_s"], p["peak_delta"])
+    b = novelty_boundaries(frames, hop_s, p["kernel_s"], p["peak_delta"], widths=widths)
     end = len(frames) * hop_s
     edges = np.r_[0.0, b[(b > 0) & (b < end)], end]
     return [(s, e, f"seg{i}", 1.0) for i, (s, e) in enumerate(zip(edges[:-1], edges[1:], strict=True))]
