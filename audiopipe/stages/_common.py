@@ -265,8 +265,8 @@ def read_frame_file(ds: Dataset, uri: str, what: str, columns: tuple[str, ...]) 
 def refuse_rows(ds: Dataset, uri: str, what: str, df: Any, bad: Any, problem: str) -> None:
     """Raise :class:`StageInputError` naming ``what`` file ``uri`` and its rows where ``bad``.
 
-    Rows are counted from 1 after the header (row ``i`` is the CSV's line ``i + 1``); the
-    message shows the first three with their values and says what is wrong with them.
+    Rows are counted from 1 after the header, blank lines not counted (the reader skips
+    them); the message shows the first three with their values and says what is wrong with them.
     """
     idx = np.flatnonzero(np.asarray(bad, dtype=bool))
     if len(idx):

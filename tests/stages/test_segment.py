@@ -151,12 +151,19 @@ def test_bad_event_rows_named_before_training(fresh_ds, demo_folder, tmp_path):
     for name, row, needle in (
         ("nan.csv", "event/event_000.wav,0.5,,tonal", "no number as onset_s or offset_s"),
         ("swap.csv", "event/event_000.wav,1.5,0.5,tonal", r"end before they start"),
+        ("neg.csv", "event/event_000.wav,-1,0.2,tonal", r"start before 0 s"),
+        ("nolabel.csv", "event/event_000.wav,0.5,0.6,", r"have no label"),
+        ("late.csv", "event/event_000.wav,500,501,tonal", r"start after their clip ends"),
     ):
         f = tmp_path / name
         f.write_text(good + row + "\n")
         with pytest.raises(StageInputError, match=needle) as err:
             run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(f)})
         assert name in str(err.value) and f"row {n + 1} (path='event/event_000.wav'" in str(err.value)
+    f = tmp_path / "overlap.csv"
+    f.write_text(good + "tone/tone_000.wav,0.1,0.5,x\ntone/tone_000.wav,0.3,0.6,x\n")
+    with pytest.raises(StageInputError, match=rf"overlap the event before.*row {n + 2} "):
+        run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(f)})
     assert "segments" not in fresh_ds.table_names()
     # rows naming no clip are ignored, said with their count and names
     f = tmp_path / "typo.csv"

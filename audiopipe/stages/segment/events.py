@@ -1,8 +1,9 @@
 """The events file of ``segment``: (path, onset_s, offset_s, label) rows → reference segments.
 
-Rows are checked before any training: a missing or non-numeric onset/offset, or an event
-that ends before it starts, is refused with the file, the row and the problem; rows whose
-path names no clip of the dataset are ignored with a warning that counts them.
+Rows are checked before any training: a missing or non-numeric onset/offset, an event that
+ends before it starts, starts before 0 s or after its clip ends, has no label, or overlaps
+the one before it in the same clip, is refused with the file, the row and the problem; rows
+whose path names no clip of the dataset are ignored with a warning that counts them.
 """
 
 from __future__ import annotations
@@ -42,12 +43,23 @@ def reference_segments(ctx: Any) -> dict[str, list]:
     refuse_rows(ds, path, "events", ev, on.isna() | off.isna(),
                 "have no number as onset_s or offset_s")
     refuse_rows(ds, path, "events", ev, off <= on, "end before they start (offset_s <= onset_s)")
+    refuse_rows(ds, path, "events", ev, on < 0, "start before 0 s (onset_s < 0)")
+    lab = ev["label"]
+    refuse_rows(ds, path, "events", ev, lab.isna() | (lab.astype(str).str.strip() == ""),
+                "have no label")
     ev = ev.assign(onset_s=on, offset_s=off)
     match = uri_matcher(ds)
     cids = {p: match(p) for p in dict.fromkeys(ev["path"])}
     warn_unmatched(ds, path, "events", ev["path"], [cids[p] is not None for p in ev["path"]])
     t = ds.table("clips", ["clip_id", "duration_s"]).to_pydict()
     dur = dict(zip(t["clip_id"], t["duration_s"], strict=True))
+    ends = pd.Series([dur[cids[p]] if cids[p] is not None else float("inf") for p in ev["path"]],
+                     index=ev.index)
+    refuse_rows(ds, path, "events", ev, on >= ends, "start after their clip ends (onset_s >= "
+                "its duration_s)")
+    prev_end = ev.sort_values(["path", "onset_s"]).groupby("path")["offset_s"].shift()
+    refuse_rows(ds, path, "events", ev, (on < prev_end.reindex(ev.index)).fillna(False),
+                "overlap the event before them in the same clip (one label per moment)")
     out: dict[str, list] = {}
     for p, grp in ev.groupby("path"):
         cid = cids[p]
