@@ -145,12 +145,13 @@ def test_listens_rows_naming_no_clip_warned_and_bad_plays_refused(demo_ds, fresh
     said = " | ".join(str(w.message) for w in rec)
     assert re.search(r"3 of 93 rows of listens file .*2 distinct", said) and "1 of 7 users" in said
     assert r["n_users"] == 6
-    for plays, needle in ((float("nan"), "no number of plays"), (-2, "negative plays")):
-        bad = [*rows[:4], ("u9", names[0], plays)]
+    for user, plays, needle in (("u9", float("nan"), "no number of plays"),
+                                ("u9", -2, "negative plays"), (None, 3, "have no user")):
+        bad = [*rows[:4], (user, names[0], plays)]
         pd.DataFrame(bad, columns=["user", "clip", "plays"]).to_csv(f, index=False)
         with pytest.raises(StageInputError, match=needle) as err:
             run_stage(fresh_ds, "recommend", {"listens": str(f)})
-        assert "listens.csv" in str(err.value) and "row 5 (user='u9'" in str(err.value)
+        assert "listens.csv" in str(err.value) and "row 5 (user=" in str(err.value)
     assert "recommendations" not in fresh_ds.table_names()
 
 

@@ -114,6 +114,9 @@ class Recommend(Stage):
             df["plays"] = 1
         plays = pd.to_numeric(df["plays"], errors="coerce")
         refuse_rows(ds, path, "listens", df, plays.isna(), "have no number of plays")
+        for col in ("user", "clip"):
+            refuse_rows(ds, path, "listens", df,
+                        df[col].isna() | (df[col].astype(str).str.strip() == ""), f"have no {col}")
         refuse_rows(ds, path, "listens", df, plays < 0, "have negative plays")
         df["plays"] = plays
         pos = {c: i for i, c in enumerate(clip_ids)}
