@@ -162,3 +162,33 @@ def test_tag_absent_from_a_folds_training_part_is_not_evaluable(demo_folder, tmp
     assert np.isnan(m["roc_auc[sweep]"]) and np.isnan(m["f1[sweep]"])
     others = [v for k, v in m.items() if k.startswith("roc_auc[") and k != "roc_auc[sweep]"]
     assert m["roc_auc_macro"] == pytest.approx(np.mean(others), abs=1e-3)  # reported rounded
+
+
+def test_clips_without_a_group_or_with_an_empty_tag_column_are_not_labelled_yet(
+        demo_folder, tmp_path):
+    def edit(r):
+        stem = r["path"].rsplit("/", 1)[-1].split(".")[0]
+        if stem in ("tone_002", "noise_001"):
+            r["group"] = ""  # GroupKFold failed on None with a bare TypeError
+        return r
+
+    _subset(demo_folder, tmp_path / "src", edit)
+    ds = ingest(tmp_path / "out", "ng", str(tmp_path / "src"), tmp_path / "src" / "labels.csv")
+    with pytest.warns(UserWarning, match="2 labelled clip\\(s\\) have no group"):
+        r = run_stage(ds, "tag", {"groups": "group"})
+    assert r["n_clips"] == 14 and r["n_unlabelled"] == 2
+    # boolean columns: one empty column leaves the clip unknown, not "off" for that tag
+    src = tmp_path / "src2"
+
+    def cols(r):
+        stem = r["path"].rsplit("/", 1)[-1].split(".")[0]
+        tags = r["tags"].split(";")
+        r["is_tonal"] = "yes" if "tonal" in tags else "no"
+        r["is_noisy"] = "" if stem == "tone_001" else "yes" if "noisy" in tags else "no"
+        return r
+
+    _subset(demo_folder, src, cols)
+    ds2 = ingest(tmp_path / "out2", "cols", str(src), src / "labels.csv")
+    with pytest.warns(UserWarning, match="1 of 16 clips have no tags value"):
+        r2 = run_stage(ds2, "tag", {"columns": ["is_tonal", "is_noisy"]})
+    assert r2["n_clips"] == 15

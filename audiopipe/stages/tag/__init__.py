@@ -8,8 +8,8 @@ clips only. The stage reports out-of-fold (5-fold, or grouped by ``groups``) ROC
 macro, mAP (macro average precision) and per-tag F1 at the tuned thresholds
 (``metrics.evaluation = cv``).
 
-Clips whose tag value is empty are *not labelled yet*: they are left out of the fit and
-its evaluation (counted in the report's ``n_unlabelled``, with a warning) and ``predict``
+Clips whose tag value is empty (with ``columns``: any of them), or, with ``groups``, whose
+group is empty, are *not labelled yet*: they are left out of the fit and its evaluation (counted in the report's ``n_unlabelled``, with a warning) and ``predict``
 tags them later; the separator alone (``";"``) says a clip has none of the tags. A tag that
 is on (or off) for every training clip of a fold cannot be scored there: its metrics are NaN,
 left out of the macro averages, and named in the report's ``not_evaluable``.
@@ -80,7 +80,7 @@ class Tag(Stage):
         Param("sep", "str", ";", "separator of tags in column", min_len=1),
         Param("columns", "list", None,
               "instead of column: boolean columns (1/0, true/false, yes/no), one per tag; a "
-              "clip empty in all of them is not labelled yet"),
+              "clip empty in any of them is not labelled yet"),
         Param("groups", "str", None, "column for grouped CV"),
         Param("features", "list", None,
               "frame features whose clip statistics are used (default: melspectrogram if "
@@ -131,7 +131,7 @@ class Tag(Stage):
     def _targets(self, ctx: StageContext) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Tags, ``Y`` (n_clips, n_tags) and which clips are labelled (``clips`` order).
 
-        A clip is unlabelled when its tag column is empty (every boolean column, with
+        A clip is unlabelled when its tag column is empty (any boolean column, with
         ``columns``); the separator alone (``;``) says it has none of the tags.
         """
         from audiopipe.stages._common import StageInputError, label_column
@@ -146,7 +146,9 @@ class Tag(Stage):
                     )
             V = [clips.column(c).to_pylist() for c in cols]
             Y = np.stack([[str(v).strip().lower() in _TRUE for v in vs] for vs in V], axis=1)
-            return list(cols), Y, ~np.all([[_empty(v) for v in vs] for vs in V], axis=0)
+            # one empty column leaves that tag unknown: the clip is not labelled yet (read as
+            # "off" it would train the model that the tag is absent)
+            return list(cols), Y, ~np.any([[_empty(v) for v in vs] for vs in V], axis=0)
         raw = list(label_column(ds, ctx.params["column"], min_classes=1))
         lists = parse_tags(raw, ctx.params["sep"])
         tags = sorted({t for ts in lists for t in ts})
@@ -182,6 +184,13 @@ class Tag(Stage):
                 "--predict tags them (write the separator alone for 'none of the tags')"
             )
             warnings.warn(notes[-1], UserWarning, stacklevel=2)
+        if p["groups"] and (nog := labelled & np.array(
+                [_empty(v) for v in label_column(ds, p["groups"], min_classes=1)])).any():
+            notes.append(f"dataset {ds.name!r}, column {p['groups']!r}: {int(nog.sum())} "
+                         "labelled clip(s) have no group: left out of training and evaluation "
+                         "(grouped folds cannot place them); --predict tags them")
+            warnings.warn(notes[-1], UserWarning, stacklevel=2)
+            labelled = labelled & ~nog
         Y = Y[labelled]
         ids = [c for c, k in zip(ids_all, labelled, strict=True) if k]
         counts = Y.sum(axis=0)
