@@ -9,9 +9,10 @@ macro, mAP (macro average precision) and per-tag F1 at the tuned thresholds
 (``metrics.evaluation = cv``).
 
 Clips whose tag value is empty (with ``columns``: any of them), or, with ``groups``, whose
-group is empty, are *not labelled yet*: they are left out of the fit and its evaluation (counted in the report's ``n_unlabelled``, with a warning) and ``predict``
-tags them later; the separator alone (``";"``) says a clip has none of the tags. A tag that
-is on (or off) for every training clip of a fold cannot be scored there: its metrics are NaN,
+group is empty, are *not labelled yet*: they are left out of the fit and its evaluation
+(counted in the report's ``n_unlabelled``, with a warning) and ``predict`` tags them later;
+the separator alone (``";"``) says a clip has none of the tags. A tag that is on (or off)
+for every training clip of a fold cannot be scored there: its metrics are NaN,
 left out of the macro averages, and named in the report's ``not_evaluable``.
 
 Outputs: ``tags`` (clip_id, tag, score, on, fold, evaluation, model_id, run_id),
