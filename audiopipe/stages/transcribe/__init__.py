@@ -231,7 +231,9 @@ class Transcribe(ClipStage):
         Param("sr", "int", 22050, "analysis sample rate (Hz)", low=1000, from_dataset="sample_rate"),
         Param("fmin", "float", 65.0, "lowest pitch (Hz)", low=1),
         Param("fmax", "float", 2093.0, "highest pitch (Hz)", low=1),
-        Param("frame_length", "int", 2048, "pitch analysis frame (samples)", low=64),
+        Param("frame_length", "int", 2048,
+              "pitch analysis frame (samples); at least 2 ceil(sr / fmin) + 1 (the default "
+              "fits fmin 65 Hz up to 48 kHz; at 96 kHz set 2955 or more, or raise fmin)", low=64),
         Param("hop_length", "int", 256, "hop between frames (samples)", low=1),
         Param("min_note_duration", "float", 0.1, "shortest note kept (s)", low=0),
         Param("pitch", "bool", True,
