@@ -38,6 +38,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -275,7 +276,12 @@ class Retrieve(Stage):
             if labels is not None:
                 lab = np.array([labels[c] for c in ids], dtype=object)
                 keep = np.array([v not in (None, "") for v in lab])
-                m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=ctx.params["k"])
+                with warnings.catch_warnings(record=True) as said:  # into the report too
+                    warnings.simplefilter("always")
+                    m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=ctx.params["k"])
+                for w in said:  # each said again, and kept in the report
+                    warnings.warn(w.message, stacklevel=2)
+                report[view]["warnings"] = [str(w.message) for w in said]
                 metrics += metric_rows(
                     "retrieve", f"retrieve-{view}",
                     {f"precision_at_{ctx.params['k']}": m["precision_at_k"], "map": m["map"]},
@@ -442,8 +448,7 @@ def ranking_metrics(E: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str,
     Queries without any other relevant item are skipped. P@k is the standard one: relevant
     items among the first ``k`` divided by ``k``. With fewer than ``k`` other items (``k >=
     len(E)``) the missing ranks count as misses, so P@k is at most ``(len(E) - 1) / k``: a
-    warning says so (it was divided by ``len(E) - 1`` before, i.e. P@(len(E) - 1) under
-    P@k's name).
+    warning says so.
 
     Examples
     --------
@@ -456,8 +461,6 @@ def ranking_metrics(E: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str,
     labels = np.asarray(labels)
     n = E.shape[0]
     if 1 < n <= k:
-        import warnings
-
         warnings.warn(f"precision at k={k} with {n - 1} other items per query: at most "
                       f"{(n - 1) / k:.3g} even if all are relevant (missing ranks are misses)",
                       stacklevel=2)

@@ -121,6 +121,7 @@ def test_run_similar_evaluate_on_demo_corpus(tmp_path):
         rt.similar(ds, "x", k=3)
     rep = run_stage(ds, "retrieve", {"label": "label", "k": 3})
     assert set(rep["views"]) == {"timbre", "tonal"} and rep["views"]["timbre"]["n_clips"] == 24
+    assert rep["views"]["timbre"]["warnings"] == []
     idx = ds.table("retrieval_indexes").to_pandas().set_index("view")
     assert all(rep["run_id"] in u for u in idx.uri)  # index files are in the run's folder
     clips = ds.table("clips").to_pylist()
@@ -162,6 +163,9 @@ def test_run_similar_evaluate_on_demo_corpus(tmp_path):
     approx = rt.similar(ds, cid, k=5)
     assert [h["clip_id"] for h in approx] == [h["clip_id"] for h in exact]
     assert [h["score"] for h in approx] == pytest.approx([h["score"] for h in exact], abs=1e-5)
+    with pytest.warns(UserWarning, match="k=30 with 23 other items"):
+        big = run_stage(ds, "retrieve", {"label": "label", "k": 30, "views": ["timbre"]})
+    assert "at most 0.767" in big["views"]["timbre"]["warnings"][0]  # the report says it too
 
 
 def test_fsdd_digits_precision(corpora, tmp_path):
