@@ -585,6 +585,9 @@ def test_lone_clips_and_clips_without_a_group_use_the_fallback(chirp_ds):
         pred, _, w, _ = predict_bundle(bundle, chirp_ds, ids, g, prior_clips=0.0)
     assert w[:5] == [0.0] * 5 and all(x > 0 for x in w[5:])
     assert list(pred[:5]) == list(fb[:5])  # the fallback's answers, not a made-up group's
+    # a group-normalised bundle without a fallback (hand-built, or old) refuses such clips
+    with pytest.raises(ValueError, match="5 clip\\(s\\) are in groups of fewer than 2"):
+        predict_bundle({**bundle, "fallback": None}, chirp_ds, ids, g, prior_clips=0.0)
 
 
 def test_labelled_clips_without_a_group_are_left_out_of_training(tmp_path):

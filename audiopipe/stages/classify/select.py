@@ -376,8 +376,11 @@ def predict_bundle(
         n_of = Counter(v for v in gn.tolist() if v is not None)
     fb = bundle.get("fallback")
     limit = max(prior_clips, 2.0)  # a group of one clip is never normalised by itself alone
-    small = np.array([fb is not None and gn is not None and n_of.get(gn[i], 0) < limit
-                      for i in sel], dtype=bool)
+    small = np.array([gn is not None and n_of.get(gn[i], 0) < limit for i in sel], dtype=bool)
+    if small.any() and fb is None:  # (a hand-built or old bundle: fits save a fallback)
+        raise ValueError(f"{where}{int(small.sum())} clip(s) are in groups of fewer than "
+                         f"{limit:g} clips or have no group, and this group-normalised model "
+                         "has no per-clip fallback to predict them with")
     prob = np.zeros((len(sel), len(classes)))
     gb = None if gn is None else np.asarray(  # a clip without a group is a group of its own
         [f"\0{i}" if v is None else v for i, v in enumerate(gn.tolist())], dtype=object)
