@@ -38,6 +38,8 @@ def markdown_all() -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - a developer's command
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and not Path(sys.argv[1]).is_dir()):
+        sys.exit("usage: python -m audiopipe.stages.docs [REPOSITORY_ROOT (an existing folder)]")
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
     (root / DOC_PATH).parent.mkdir(parents=True, exist_ok=True)
     (root / DOC_PATH).write_text(markdown_all())
