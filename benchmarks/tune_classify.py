@@ -179,8 +179,8 @@ mel power per band, times 1 or 2, floor 5 %) before the log-mel / its DCT, at 20
 ``sequence`` 0.843 -> 0.831-0.833, ``mlp`` 0.843 -> 0.837-0.841, vote 0.884 -> 0.879-0.885,
 george unchanged (0.688 for ``sequence``): not added.
 
-Next round (2026-12-02, ``benchmarks/tune_classify_frames.py --trim-choice`` / ``--bandeq``;
-tuning parts only, stage defaults at 20 dB otherwise; nothing in the stage changed):
+Next round (2026-12-02, ``benchmarks/tune_classify_frames.py --trim-choice``, ``--bandeq``,
+``--crop``; tuning parts only, stage defaults at 20 dB otherwise; nothing in the stage changed):
 
 - **``trim_db`` chosen per dataset by the stage's inner CV** (20 or 30 dB), nested: in each
   outer fold the inner grouped CV of the fold's training part (``cv_splits(n_splits=3)``,
@@ -223,16 +223,20 @@ tuning parts only, stage defaults at 20 dB otherwise; nothing in the stage chang
 
   (``mlp`` on the same log-mel: band HEQ 0.843, george 0.712, vote with both replaced 0.888;
   32 bands 0.820 / 0.887; 26 bands 0.803 / 0.873.) The best are 7-8 clips of 1,500 above the
-  vote, best of ten variants on the same folds, not nested, and george's "two" stays
-  "four" (47-50 of 50): not added. What his "two" lacks is rather its start: his "two"
-  clips begin loud (first rms frame a median 14 dB below the peak, 92 % of them within
-  20 dB, against 24 % / 18 % of jackson's / lucas's "two"; his "four" 10 %, jackson's
-  "four" 66 %, so a hint, not a proof), i.e. his "two" recordings seem cut inside the /t/; within his own clips (stratified 5-fold, ``sequence``)
-  "two" and "four" separate (0.992, no "two" read as "four"), and his "two" lies nearest to
-  lucas's "four" (mean distance 12.8, against 16.5-17.3 to the other "two"/"four"
-  centroids). No equalisation of the spectrum can restore a missing onset; a model that
-  weighs the vowel (e.g. the steady part of the clip) against the onset would be the next
-  thing to try, on the tuning speakers.
+  vote, best of ten variants on the same folds, not nested, and george's "two" stays "four"
+  (47-50 of 50): not added. What his "two" lacks is rather its start: his "two" clips begin
+  loud (first rms frame a median 14 dB below the peak, 92 % of them within 20 dB, against
+  24 % / 18 % of jackson's / lucas's "two"; his "four" 10 %, jackson's "four" 66 %, so a hint,
+  not a proof), i.e. his "two" recordings seem cut inside the /t/; within his own clips
+  (stratified 5-fold, ``sequence``) "two" and "four" separate (0.992, no "two" read as
+  "four"), and his "two" lies nearest to lucas's "four" (mean distance 12.8, against
+  16.5-17.3 to the other "two"/"four" centroids). No equalisation of the spectrum can
+  restore a missing onset. Training every candidate with two more copies of each clip whose
+  first 15 % / 30 % of the trimmed part is cut off (``--crop``; beside the warped copies,
+  normalised within speaker x cut) does not teach them the rest of the word either:
+  ``stats`` 0.870 -> 0.863, ``sequence`` 0.843 -> 0.827, ``hgb`` 0.793 -> 0.780, ``mlp``
+  0.843 -> 0.817, vote 0.884 -> 0.873 (george 0.738 -> 0.728, "two" as "four" 50 -> 48):
+  not added.
 
 Run: ``python benchmarks/tune_classify.py`` from the repository root (about 8-12 min on one
 core; ``--prior``: the table above, about 3 min; ``--patches``: the patch classifier, about
@@ -240,8 +244,8 @@ core; ``--prior``: the table above, about 3 min; ``--patches``: the patch classi
 ``tune_classify_patches.json``; ``--sequences``: the table above, about 8 min,
 ``tune_classify_sequences.json``; ``--trim``: the trim sweep above, about 10 min,
 ``tune_classify_trim.json``; ``tune_classify_frames.py --trim-choice`` / ``--bandeq``: the
-round above, about 3 / 3 min). The studies ``tune_prior`` and ``tune`` read the current
-default trim (20 dB since ``--trim``; their recorded figures were at 30 dB).
+round above, about 3 min each, ``--crop`` 2 min). The studies ``tune_prior`` and ``tune``
+read the current default trim (20 dB since ``--trim``; their recorded figures were at 30 dB).
 """
 
 from __future__ import annotations

@@ -29,12 +29,14 @@ beside it):
 - ``--bandeq`` (alone; 20 dB trim): per-speaker equalisation of the log-mel band profile
   before the cepstrum, and band ranges (:func:`bandeq_study`); why george's "two" is read
   as "four" (:func:`george_two`).
+- ``--crop`` (alone; 20 dB trim): every candidate trained with copies of its clips whose
+  start is cut off (:func:`crop_study`).
 
 Run: ``python benchmarks/tune_classify_frames.py --cepstra --powerlaw --whiten --dtw
 --balance`` (about 6 min on one core, the DTW kernel 1-4 of them; ``--cepstra`` ingests its
 FSDD copy once, about a minute); writes ``benchmarks/results/tune_classify_frames_<flags>.json``.
 The figures in ``tune_classify.py`` came from this code (the DTW vote at C = 10 here);
-``--trim-choice`` and ``--bandeq`` take about 3 min each.
+``--trim-choice`` and ``--bandeq`` take about 3 min each, ``--crop`` about 2.
 """
 
 from __future__ import annotations
