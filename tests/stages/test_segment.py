@@ -194,3 +194,13 @@ def test_heart_mode_on_circor_and_pascal(corpora, tmp_path):
     shutil.copy(heart / "circor" / "85343_PV.tsv", other)  # a recording not in the dataset
     with pytest.raises(StageInputError, match="no clip is named"):
         run_stage(ds, "segment", {"mode": "heart", "reference": str(other)})
+
+
+@pytest.mark.parametrize("mode", ["periodic", "heart", "novelty"])
+def test_an_inverted_heart_rate_range_is_refused_in_every_mode(mode):
+    from audiopipe.stages.runner import check_params
+
+    raw = {"mode": mode, "min_bpm": 200, "max_bpm": 60, "reference": "r.csv"}
+    (problem,) = check_params("segment", raw, where="s")
+    assert "min_bpm (200.0) must be below max_bpm (60.0)" in problem
+    assert check_params("segment", {**raw, "min_bpm": 40}, where="s") == []

@@ -154,7 +154,7 @@ class Segment(ClipStage):
         if params["mode"] == "heart" and not (params["reference"] or params["points"]):
             return ["mode heart needs param 'reference' (folder of CirCor .tsv files, a .tsv, "
                     "or an S1/S2 point CSV) or 'points'"]
-        if params["mode"] == "heart" and params["min_bpm"] >= params["max_bpm"]:
+        if params["min_bpm"] >= params["max_bpm"]:  # refused in every mode: no silent nonsense
             return [f"min_bpm ({params['min_bpm']}) must be below max_bpm ({params['max_bpm']})"]
         return []
 
