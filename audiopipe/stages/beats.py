@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from audiopipe.audio import to_mono
-from audiopipe.stages._mir import onset_strength, tempo_estimate
+from audiopipe.stages._mir import onset_strength, tempo_estimate, tempo_range_problem
 from audiopipe.stages.base import ClipBatch, ClipStage, StageContext
 from audiopipe.stages.params import Param
 
@@ -220,6 +220,8 @@ def beat_track(
         raise ValueError(f"beat_track: start_bpm must be a finite number > 0, got {start_bpm}")
     if not (np.isfinite(tightness) and tightness >= 0):
         raise ValueError(f"beat_track: tightness must be a finite number >= 0, got {tightness}")
+    if problem := tempo_range_problem(sr, hop_length):
+        raise ValueError(f"beat_track: {problem}")
     if onset_envelope is None:
         if y is None:
             raise ValueError("beat_track needs y or onset_envelope")
@@ -302,6 +304,10 @@ class Beats(ClipStage):
     )
     tables = ("tempo", "beats")  # the first has one row per clip: what is done
     shard_size = 32
+
+    def check(self, params: dict[str, Any]) -> list[str]:
+        problem = tempo_range_problem(params["sr"], params["hop_length"])
+        return [problem] if problem else []
 
     @property
     def schemas(self) -> dict[str, Any]:  # type: ignore[override]

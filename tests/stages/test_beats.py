@@ -140,6 +140,18 @@ def test_degenerate_tempo_prior_or_tightness_is_refused_not_looped_on(kw):
         beat_track(y=y, sr=SR, **kw)
 
 
+@pytest.mark.parametrize(("sr", "hop"), [(1000, 5000), (22050, 4135), (8000, 2048)])
+def test_frames_longer_than_a_beat_at_the_fastest_tempo_are_refused(sr, hop):
+    # sr 1000, hop 5000: 5 s frames, every tempo up to 320 BPM unreachable, yet accepted
+    from audiopipe.stages.runner import check_params
+
+    (problem,) = check_params("beats", {"sr": sr, "hop_length": hop}, where="beats")
+    assert f"hop_length ({hop}) must be <= {int(60 * sr / 320)}" in problem
+    assert check_params("beats", {"sr": sr, "hop_length": int(60 * sr / 320)}, where="b") == []
+    with pytest.raises(ValueError, match="shorter than one onset frame"):
+        beat_track(onset_envelope=np.ones(50), sr=sr, hop_length=hop)
+
+
 def test_dp_backlinks_always_point_to_an_earlier_frame():
     from audiopipe.stages.beats import _dp
 
