@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -58,11 +59,8 @@ __all__ = [
 
 VIEWS = ("timbre", "tonal")
 TONAL_SR = 22050
-_TONAL_NAMES = (
-    [f"chroma_mean[{i}]" for i in range(12)]
-    + [f"chroma_std[{i}]" for i in range(12)]
-    + ["log2_tempo_over_120", "pulse_clarity"]
-)
+_TONAL_NAMES = [f"chroma_{s}[{i}]" for s in ("mean", "std") for i in range(12)] + [
+    "log2_tempo_over_120", "pulse_clarity"]
 
 
 class EmbeddingIndex:
@@ -293,7 +291,9 @@ class Retrieve(Stage):
         )
 
 
+#: the last index loaded (one: they can be large), shared by threads under its lock
 _INDEX_CACHE: dict[tuple[str, str], tuple[EmbeddingIndex, list[str]]] = {}
+_INDEX_LOCK = threading.Lock()
 
 
 def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
@@ -311,13 +311,16 @@ def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
     uri = t["uri"][at[view]]
     ann_uri = (t.get("ann_uri") or [None] * len(at))[at[view]]
     key = (ds.location.base, uri)
-    if key not in _INDEX_CACHE:
-        _INDEX_CACHE.clear()
+    with _INDEX_LOCK:
+        hit = _INDEX_CACHE.get(key)
+    if hit is None:  # loaded outside the lock; what this call put is what it returns
         idx, names = EmbeddingIndex.from_bytes(read_bytes(ds, uri))
         if ann_uri:
             idx.ann_ = HNSWIndex.from_bytes(read_bytes(ds, ann_uri))
-        _INDEX_CACHE[key] = (idx, names)
-    return _INDEX_CACHE[key]
+        with _INDEX_LOCK:
+            _INDEX_CACHE.clear()
+            hit = _INDEX_CACHE[key] = (idx, names)
+    return hit
 
 
 def _recipe(ds: Dataset) -> tuple[dict[str, Any], int]:
