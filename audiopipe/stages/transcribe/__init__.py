@@ -250,9 +250,6 @@ class Transcribe(ClipStage):
         track = params["method"] == "mono" or params["pitch"]
         frame, what = (params["frame_length"], "frame_length") if track else (
             HarmonicNMF().n_fft, "the poly STFT's n_fft")
-        if params["hop_length"] > frame:
-            return [f"hop_length ({params['hop_length']}) must be <= {what} ({frame}): longer "
-                    "hops leave samples between frames unheard"]
         need = min_frame_length(params["fmin"], params["sr"])
         if track and params["frame_length"] < need:
             return [
@@ -260,6 +257,9 @@ class Transcribe(ClipStage):
                 f"({params['fmin']} Hz) at sr {params['sr']}: the pitch track needs "
                 f"frame_length >= {need} (else its lowest pitch would be higher than fmin)"
             ]
+        if params["hop_length"] > frame:
+            return [f"hop_length ({params['hop_length']}) must be <= {what} ({frame}): longer "
+                    "hops leave samples between frames unheard"]
         return []
 
     @property
