@@ -61,6 +61,7 @@ HIGH_WEIGHT = 0.5
 
 #: variance (dB², of the mel-mean onset strength) added to the zero lag in
 #: :func:`pulse_clarity`: an envelope varying by less than ~0.3 dB has no onsets to repeat
+#: (set a priori, not tuned: generated signals only, see the function)
 CLARITY_FLOOR = 0.1
 
 
@@ -285,7 +286,9 @@ def pulse_clarity(
     Relative to the zero lag, stationary noise scores near 0 (its envelope does not
     repeat); the floor keeps the tiny, scale-free wiggles of a steady tone's or a DC
     offset's envelope from counting as a pulse. 0 when there is no tempo (silence); NaN when
-    the clip is shorter than two beat periods (one period cannot show a repetition).
+    the clip is shorter than two beat periods (one period cannot show a repetition). The
+    mel-mean envelope, not the band envelope the beats are tracked on: the bands' narrow
+    envelopes gave a steady 440 Hz sine 0.26 (the mel-mean 0.00), clicks the same ~0.9.
 
     Examples
     --------
