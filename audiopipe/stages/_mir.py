@@ -45,7 +45,7 @@ def tempo_range_problem(sr: float, hop_length: int, max_tempo: float = MAX_TEMPO
 
     Examples
     --------
-    >>> tempo_range_problem(22050, 512) is None, tempo_range_problem(1000, 5000)[:27]
+    >>> tempo_range_problem(22050, 512) is None, tempo_range_problem(1000, 5000)[:28]
     (True, 'hop_length (5000) must be <=')
     """
     if 60.0 * sr / hop_length >= max_tempo:
