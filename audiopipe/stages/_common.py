@@ -62,6 +62,7 @@ __all__ = [
     "stable_id",
     "uri_matcher",
     "overlap_problem",
+    "median_kernel_problem",
 ]
 
 #: values of ``metrics.evaluation`` (see the module docstring)
@@ -95,6 +96,24 @@ def overlap_problem(n_fft: int, hop_length: int) -> str | None:
         f"hop_length ({hop_length}) must be <= n_fft // 2 ({n_fft // 2}): the Hann window's "
         "overlap-add rebuilds every sample only with at least 50% overlap"
     )
+
+
+def median_kernel_problem(size: int) -> str | None:
+    """Why ``size`` is no median filter length (None: it is one): odd and at least 3.
+
+    A length of 1 returns its input (HPSS then gives two equal halves of the mixture); an
+    even length has no middle sample, so scipy's filter takes the upper of the two middle
+    values, off centre (of 2: the larger of a pair, no median at all).
+
+    Examples
+    --------
+    >>> median_kernel_problem(31) is None, median_kernel_problem(2)[:36]
+    (True, 'kernel_size (2) must be odd and >= 3')
+    """
+    if size >= 3 and size % 2 == 1:
+        return None
+    return (f"kernel_size ({size}) must be odd and >= 3: a median filter of 1 returns its "
+            "input and an even one has no middle value")
 
 
 def stable_id(prefix: str, *parts: Any) -> str:

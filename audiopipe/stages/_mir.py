@@ -17,7 +17,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["onset_strength", "tempo_estimate", "midi_bytes", "read_midi_notes"]
+__all__ = [
+    "MAX_TEMPO", "onset_strength", "tempo_estimate", "tempo_range_problem", "midi_bytes",
+    "read_midi_notes",
+]
+
+#: the fastest tempo :func:`tempo_estimate` considers (BPM; librosa's ``max_tempo``)
+MAX_TEMPO = 320.0
 
 
 def onset_strength(
@@ -31,6 +37,24 @@ def onset_strength(
     )
 
 
+def tempo_range_problem(sr: float, hop_length: int, max_tempo: float = MAX_TEMPO) -> str | None:
+    """Why onset frames of ``hop_length`` at ``sr`` cannot hold the tempo range (None: they can).
+
+    The tempogram's shortest lag is one frame: a beat period at ``max_tempo`` shorter than
+    that leaves the fastest tempi unreachable (at sr 1000, hop 5000, a frame is 5 s long).
+
+    Examples
+    --------
+    >>> tempo_range_problem(22050, 512) is None, tempo_range_problem(1000, 5000)[:28]
+    (True, 'hop_length (5000) must be <=')
+    """
+    if 60.0 * sr / hop_length >= max_tempo:
+        return None
+    return (f"hop_length ({hop_length}) must be <= {int(60.0 * sr / max_tempo)} at sr {sr}: "
+            f"a beat at {max_tempo:g} BPM, the fastest tempo searched, would be shorter than "
+            "one onset frame")
+
+
 def _tempo_prior(bpms: np.ndarray, start_bpm: float, std_bpm: float = 1.0) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return -0.5 * ((np.log2(bpms) - np.log2(start_bpm)) / std_bpm) ** 2
@@ -42,7 +66,7 @@ def tempo_estimate(
     hop_length: int = 512,
     start_bpm: float = 120.0,
     std_bpm: float = 1.0,
-    max_tempo: float = 320.0,
+    max_tempo: float = MAX_TEMPO,
     ac_size: float = 8.0,
     aggregate: bool = True,
 ) -> np.ndarray:

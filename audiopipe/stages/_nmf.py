@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["nmf", "kl_divergence", "single_blas_thread"]
+__all__ = ["nmf", "kl_divergence", "single_blas_thread", "basis_log_shapes"]
 
 LOSSES = ("kullback-leibler", "frobenius")
 
@@ -124,3 +124,14 @@ def nmf(
         W /= norm
         H *= norm[:, None]
     return W.astype(np.float64), H.astype(np.float64)
+
+
+def basis_log_shapes(W: np.ndarray, n_bands: int = 40) -> np.ndarray:
+    """Normalised log spectral shape of each basis (columns of ``W``) on ~log-spaced bands,
+    one row per basis (separate clusters unsupervised NMF bases into sources by them)."""
+    n = W.shape[0]
+    edges = np.unique(np.round(np.geomspace(1, n, n_bands + 1)).astype(int))
+    bands = np.stack([W[a:b].sum(axis=0) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    L = np.log(bands + 1e-9 * bands.max() + 1e-12)
+    L -= L.mean(axis=0, keepdims=True)
+    return (L / (np.linalg.norm(L, axis=0, keepdims=True) + 1e-12)).T

@@ -102,21 +102,24 @@ _OPEN_LOCK = threading.Lock()
 
 
 def _dataset(work: ClipWork) -> Dataset:
-    """The dataset pinned to the run's version, opened once per worker process."""
+    """The dataset pinned to the run's version with the run's decoder hook, opened once per
+    worker process. The hook is part of the key and set before the object is shared: two
+    runs with different hooks never get (or change) each other's."""
     from audiopipe.audio import load_decoder_hook
     from audiopipe.store.dataset import Dataset
     from audiopipe.store.location import Location
 
-    key = (work.root, work.dataset, work.pinned_run, tuple(sorted(work.storage_options.items())))
+    key = (work.root, work.dataset, work.pinned_run, tuple(sorted(work.storage_options.items())),
+           work.decoder_hook)
     with _OPEN_LOCK:
         ds = _OPEN.get(key)
         if ds is None:
             if len(_OPEN) >= 4:
                 _OPEN.clear()
-            ds = _OPEN[key] = Dataset(
-                Location(work.root, work.dataset, dict(work.storage_options)), work.pinned_run
-            )
-    ds.decoder_hook = load_decoder_hook(work.decoder_hook)
+            ds = Dataset(Location(work.root, work.dataset, dict(work.storage_options)),
+                         work.pinned_run)
+            ds.decoder_hook = load_decoder_hook(work.decoder_hook)
+            _OPEN[key] = ds
     return ds
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 import warnings
 from collections.abc import Iterable
@@ -59,11 +60,8 @@ __all__ = [
 
 VIEWS = ("timbre", "tonal")
 TONAL_SR = 22050
-_TONAL_NAMES = (
-    [f"chroma_mean[{i}]" for i in range(12)]
-    + [f"chroma_std[{i}]" for i in range(12)]
-    + ["log2_tempo_over_120", "pulse_clarity"]
-)
+_TONAL_NAMES = [f"chroma_{s}[{i}]" for s in ("mean", "std") for i in range(12)] + [
+    "log2_tempo_over_120", "pulse_clarity"]
 
 
 class EmbeddingIndex:
@@ -131,14 +129,9 @@ class EmbeddingIndex:
     def to_bytes(self, names: list[str] | None = None) -> bytes:
         """The index as an ``.npz`` file's bytes (no pickle)."""
         buf = io.BytesIO()
-        np.savez(
-            buf,
-            embeddings=self.embeddings_,
-            mean=self.mean_,
-            scale=self.scale_,
-            clip_ids=np.asarray(self.clip_ids_, dtype=str),
-            names=np.asarray(names or [], dtype=str),
-        )
+        np.savez(buf, embeddings=self.embeddings_, mean=self.mean_, scale=self.scale_,
+                 clip_ids=np.asarray(self.clip_ids_, dtype=str),
+                 names=np.asarray(names or [], dtype=str))
         return buf.getvalue()
 
     @classmethod
@@ -288,8 +281,7 @@ class Retrieve(Stage):
                     evaluation="reference", split=view, run_id=ctx.run_id,
                 )
         schema = pa.schema([("view", pa.string()), ("uri", pa.string()), ("n_clips", pa.int64()),
-                            ("n_dims", pa.int64()), ("ann_uri", pa.string()),
-                            ("run_id", pa.string())])
+                            ("n_dims", pa.int64()), ("ann_uri", pa.string()), ("run_id", pa.string())])
         return StageOutput(
             tables={"retrieval_indexes": pa.Table.from_pylist(rows, schema=schema)},
             metrics=metrics,
@@ -299,7 +291,9 @@ class Retrieve(Stage):
         )
 
 
+#: the last index loaded (one: they can be large), shared by threads under its lock
 _INDEX_CACHE: dict[tuple[str, str], tuple[EmbeddingIndex, list[str]]] = {}
+_INDEX_LOCK = threading.Lock()
 
 
 def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
@@ -317,13 +311,16 @@ def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
     uri = t["uri"][at[view]]
     ann_uri = (t.get("ann_uri") or [None] * len(at))[at[view]]
     key = (ds.location.base, uri)
-    if key not in _INDEX_CACHE:
-        _INDEX_CACHE.clear()
+    with _INDEX_LOCK:
+        hit = _INDEX_CACHE.get(key)
+    if hit is None:  # loaded outside the lock; what this call put is what it returns
         idx, names = EmbeddingIndex.from_bytes(read_bytes(ds, uri))
         if ann_uri:
             idx.ann_ = HNSWIndex.from_bytes(read_bytes(ds, ann_uri))
-        _INDEX_CACHE[key] = (idx, names)
-    return _INDEX_CACHE[key]
+        with _INDEX_LOCK:
+            _INDEX_CACHE.clear()
+            hit = _INDEX_CACHE[key] = (idx, names)
+    return hit
 
 
 def _recipe(ds: Dataset) -> tuple[dict[str, Any], int]:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from audiopipe.audio import to_mono
-from audiopipe.stages._common import overlap_problem
+from audiopipe.stages._common import median_kernel_problem, overlap_problem
 from audiopipe.stages.base import ClipBatch, ClipStage, StageContext
 from audiopipe.stages.params import Param
 
@@ -94,6 +94,8 @@ def hpss(
     from scipy.ndimage import median_filter
 
     kh, kp = (kernel_size, kernel_size) if np.isscalar(kernel_size) else kernel_size
+    if problem := median_kernel_problem(int(kh)) or median_kernel_problem(int(kp)):
+        raise ValueError(problem)
     mag = np.abs(S)
     harm = median_filter(mag, size=(1, int(kh)), mode="reflect")
     perc = median_filter(mag, size=(int(kp), 1), mode="reflect")
@@ -121,16 +123,6 @@ def hpss_audio(
     Dh, Dp = hpss(D, **kwargs)
     kw = {"n_fft": n_fft, "hop_length": hop_length, "length": y.size}
     return F.istft(stft_matrix=Dh, **kw), F.istft(stft_matrix=Dp, **kw)
-
-
-def _log_shape(W: np.ndarray, n_bands: int = 40) -> np.ndarray:
-    """Normalised log spectral shape of each basis (columns) on ~log-spaced bands."""
-    n = W.shape[0]
-    edges = np.unique(np.round(np.geomspace(1, n, n_bands + 1)).astype(int))
-    bands = np.stack([W[a:b].sum(axis=0) for a, b in zip(edges[:-1], edges[1:], strict=True)])
-    L = np.log(bands + 1e-9 * bands.max() + 1e-12)
-    L -= L.mean(axis=0, keepdims=True)
-    return (L / (np.linalg.norm(L, axis=0, keepdims=True) + 1e-12)).T
 
 
 class NMFSeparator:
@@ -241,7 +233,9 @@ class NMFSeparator:
             return out
         k = max(self.n_components, self.n_sources)
         W, H = self._nmf(V, k)
-        feats = _log_shape(W)
+        from audiopipe.stages._nmf import basis_log_shapes
+
+        feats = basis_log_shapes(W)
         labels = KMeans(self.n_sources, n_init=10, random_state=self.random_state).fit_predict(
             feats
         )
@@ -273,6 +267,8 @@ def oracle_masks(
     """Upper bound: soft masks from the true sources' magnitudes, applied to their mixture."""
     import audiopipe.features as F
 
+    if problem := overlap_problem(n_fft, hop_length):
+        raise ValueError(problem)
     Ds = [F.stft(y=to_mono(s), n_fft=n_fft, hop_length=hop_length) for s in sources]
     D = np.sum(Ds, axis=0)
     n = to_mono(sources[0]).size
@@ -323,7 +319,7 @@ class Separate(ClipStage):
               from_dataset="sample_rate"),
         Param("n_fft", "int", 2048, "STFT size", low=16, from_dataset="n_fft"),
         Param("hop_length", "int", 512, "STFT hop", low=1, from_dataset="hop_length"),
-        Param("kernel_size", "int", 31, "HPSS median filter length (frames / bins)", low=1),
+        Param("kernel_size", "int", 31, "HPSS median filter length (frames / bins; odd)", low=3),
         Param("n_components", "int", None,
               "NMF bases in total (nmf, default 16) or per source (supervised, default 12)",
               low=1),
@@ -357,17 +353,21 @@ class Separate(ClipStage):
         return {"stems": pa.schema([(c, pa.string()) for c in ("clip_id", "stem", "uri", "error")])}
 
     def check(self, params: dict[str, Any]) -> list[str]:
-        if params["method"] != "mask" and (e := overlap_problem(params["n_fft"], params["hop_length"])):
+        p, m, g = params, params["method"], params["gain_db"] or []
+        if m != "mask" and (e := overlap_problem(p["n_fft"], p["hop_length"])):
             return [e]
-        if params["method"] == "mask" and len(params["gain_db"] or ()) != 2:
-            return [f"gain_db: need two numbers (low, high), got {params['gain_db']}"]
-        if params["method"] in ("supervised", "mask") and (
-            not params["label_column"] or len(params["sources"] or []) < 2
-        ):
-            return [
-                f"method {params['method']} needs label_column and sources (at least two "
-                "label values whose clips are source examples)"
-            ]
+        if m == "hpss" and (e := median_kernel_problem(p["kernel_size"])):
+            return [e]
+        if m == "nmf" and (p["n_components"] or 16) < p["n_sources"]:
+            return [f"n_components ({p['n_components']}) must be >= n_sources ({p['n_sources']})"
+                    ": every source needs at least one NMF basis"]
+        if m == "mask" and (len(g) != 2 or g[0] > g[1]):
+            return [f"gain_db: need two numbers (low, high) with low <= high, got {g}"]
+        if m in ("supervised", "mask") and (not p["label_column"] or len(p["sources"] or []) < 2):
+            return [f"method {m} needs label_column and sources (at least two label values "
+                    "whose clips are source examples)"]
+        if m in ("supervised", "mask") and len(set(p["sources"])) < len(p["sources"]):
+            return [f"sources {p['sources']}: a source is listed twice (each is one stem)"]
         return []
 
     def _labels(self, ctx: StageContext) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from audiopipe.demo import make_demo_corpus
 from audiopipe.stages import run_stage
-from audiopipe.stages.beats import beat_track, tempo_estimate
+from audiopipe.stages.beats import beat_track, pulse_clarity, tempo_estimate
 from tests.stages.mir_data import build_dataset, clip_ids_by_stem, read_audio
 
 SR = 22050
@@ -140,6 +140,18 @@ def test_degenerate_tempo_prior_or_tightness_is_refused_not_looped_on(kw):
         beat_track(y=y, sr=SR, **kw)
 
 
+@pytest.mark.parametrize(("sr", "hop"), [(1000, 5000), (22050, 4135), (8000, 2048)])
+def test_frames_longer_than_a_beat_at_the_fastest_tempo_are_refused(sr, hop):
+    # sr 1000, hop 5000: 5 s frames, every tempo up to 320 BPM unreachable, yet accepted
+    from audiopipe.stages.runner import check_params
+
+    (problem,) = check_params("beats", {"sr": sr, "hop_length": hop}, where="beats")
+    assert f"hop_length ({hop}) must be <= {int(60 * sr / 320)}" in problem
+    assert check_params("beats", {"sr": sr, "hop_length": int(60 * sr / 320)}, where="b") == []
+    with pytest.raises(ValueError, match="shorter than one onset frame"):
+        beat_track(onset_envelope=np.ones(50), sr=sr, hop_length=hop)
+
+
 def test_dp_backlinks_always_point_to_an_earlier_frame():
     from audiopipe.stages.beats import _dp
 
@@ -202,6 +214,9 @@ def test_run_writes_tables_and_plot_and_only_new_clips_next_time(tmp_path):
     got = beats[beats.clip_id == ids["clicks"]].time_s.to_numpy()
     assert mir_eval.beat.f_measure(ref, np.sort(got)) > 0.95
     assert tempo.loc[ids["silence"], "n_beats"] == 0
+    # how far to trust each tempo: the click track's pulse is clear, silence has none
+    assert tempo.loc[ids["clicks"], "pulse_clarity"] > 0.6
+    assert (tempo.loc[[ids["silence"], ids["short"]], "pulse_clarity"] == 0.0).all()
     assert rep["clips_processed"] == 4 and rep["plots"][0].endswith(".png")
     assert open(rep["plots"][0], "rb").read(8).startswith(b"\x89PNG")
     m = ds.table("metrics").to_pandas()
@@ -221,3 +236,32 @@ def test_run_writes_tables_and_plot_and_only_new_clips_next_time(tmp_path):
     )
     # other parameters: every clip again
     assert run_stage(ds, "beats", {"tightness": 400})["clips_processed"] == 4
+
+
+def test_pulse_clarity_tells_a_pulse_from_audio_without_one():
+    # beat_track gives every clip a tempo (DC 117.5 BPM, a steady sine 112 BPM with 11 beats,
+    # white noise 137 BPM): the clarity says which tempi mean something
+    from audiopipe.stages.beats import _onset_envelope
+
+    t = np.arange(6 * SR) / SR
+    rng = np.random.default_rng(0)
+    signals = {
+        "clicks 120": _clicks(120.0, dur=6.0)[0],
+        "clicks 90": _clicks(90.0, dur=6.0)[0],
+        "drums 100": _drums(100.0, dur=8.0)[0],
+        "dc": np.full(t.size, 0.3),
+        "sine": 0.5 * np.sin(2 * np.pi * 440 * t),
+        "white noise": 0.1 * rng.standard_normal(t.size),
+        "silence": np.zeros(t.size),
+    }
+    clarity = {}
+    for name, y in signals.items():
+        tempo, _ = beat_track(y=y.astype(np.float32), sr=SR)
+        clarity[name] = pulse_clarity(_onset_envelope(y.astype(np.float32), SR, 512), tempo, SR)
+    assert all(0.0 <= c <= 1.0 for c in clarity.values()), clarity
+    assert min(clarity["clicks 120"], clarity["clicks 90"]) > 0.6 and clarity["drums 100"] > 0.4
+    assert max(clarity["dc"], clarity["sine"], clarity["white noise"], clarity["silence"]) < 0.1
+    # the clicks at a tempo they do not have score lower; an envelope under two periods: NaN
+    o = _onset_envelope(signals["clicks 120"].astype(np.float32), SR, 512)
+    assert pulse_clarity(o, 120.0, SR) > pulse_clarity(o, 120.0 * 1.37, SR)
+    assert np.isnan(pulse_clarity(o[:30], 120.0, SR))

@@ -137,3 +137,43 @@ def test_lazy_client_starts_a_quiet_cluster_that_runs_shards():
         assert lazy.started and c.submit(sum, [1, 2], pure=False).result() == 3
         assert list(c.run(lambda: dask.config.get("distributed.worker.profile.enabled")).values()) == [False]
         assert c.run_on_scheduler(lambda dask_scheduler: "stealing" in dask_scheduler.extensions) is False
+
+
+def test_each_run_on_a_worker_gets_the_decoder_hook_it_asked_for(monkeypatch):
+    # the worker's cached Dataset was shared by runs of any hook, and each call set its own
+    # hook on it afterwards, outside the lock: a run could decode with another run's hook
+    import os.path
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import audiopipe.store.dataset as dataset_module
+    from audiopipe.stages import cluster
+
+    class FakeDataset:  # opening a real one reads its runs table: not what is tested here
+        def __init__(self, loc, run_id=None):
+            self.location, self.run_id, self.decoder_hook = loc, run_id, None
+
+    monkeypatch.setattr(dataset_module, "Dataset", FakeDataset)
+    monkeypatch.setattr(cluster, "_OPEN", {})
+    hooks = {None: None, "os.path:basename": os.path.basename, "os.path:dirname": os.path.dirname,
+             "os.path:normpath": os.path.normpath, "os.path:abspath": os.path.abspath}
+
+    def work(hook):
+        return cluster.ClipWork("/r", "d", {}, "run1", "beats", {}, "s1", decoder_hook=hook)
+
+    a = cluster._dataset(work("os.path:basename"))
+    b = cluster._dataset(work("os.path:dirname"))
+    assert a.decoder_hook is os.path.basename and b.decoder_hook is os.path.dirname
+    assert cluster._dataset(work("os.path:basename")) is a  # still opened once per hook
+    start = threading.Barrier(8)
+
+    def many(t):
+        start.wait()
+        got = []
+        for h in np.random.default_rng(t).choice(list(hooks)[1:] + [None], 100):
+            got.append((h, cluster._dataset(work(h))))
+        return got
+
+    with ThreadPoolExecutor(8) as pool:
+        got = [p for res in pool.map(many, range(8)) for p in res]
+    assert len(got) == 800 and all(ds.decoder_hook is hooks[h] for h, ds in got)

@@ -759,3 +759,15 @@ def test_bad_rate_options_are_refused(name, value):
     recs, refs = _synthetic_set([(0, 60, 0.33)], duration=6.0)
     with pytest.raises(ValueError, match=name):
         HeartSegmenter(**{name: value}).fit(recs, refs)
+
+
+def test_an_inverted_heart_rate_range_is_refused(synthetic_model):
+    # min_bpm 200 > max_bpm 60 decoded a 100 bpm recording as 200 bpm, and its warning
+    # spoke of "60 bpm durations": fitting and decoding both refuse it now
+    recs, refs = _synthetic_set([(0, 60, 0.33)], duration=6.0)
+    with pytest.raises(ValueError, match="min_bpm"):
+        HeartSegmenter(min_bpm=200, max_bpm=60).fit(recs, refs)
+    y, sr, _, _ = segment.synthetic_pcg(6.0, bpm=100, seed=7)
+    inverted = copy.deepcopy(synthetic_model).set_params(min_bpm=200, max_bpm=60)
+    with pytest.raises(ValueError, match="min_bpm"):
+        inverted.analyse(y, sr)

@@ -228,3 +228,18 @@ def test_sparse_als_and_top_k_equal_the_dense_computation(monkeypatch):
     np.testing.assert_allclose(got_s, [S[u, i] for u, i, _ in want])
     with pytest.raises(ValueError, match="non-negative"):
         recommend.implicit_als(-R)
+
+
+def test_zero_regularization_is_refused():
+    # with 8 items and 16 factors YᵀY has rank 8: the users' solve was a LinAlgError (and
+    # with more items the factors' scale drifts); the stage refuses it before any work
+    from audiopipe.stages.runner import check_params
+
+    (problem,) = check_params("recommend", {"simulate": "label", "regularization": 0}, where="r")
+    assert "regularization: must be > 0" in problem
+    assert check_params("recommend", {"simulate": "label", "regularization": 1e-6}, where="r") == []
+    plays = (np.random.default_rng(0).random((50, 8)) < 0.3).astype(float)
+    with pytest.raises(ValueError, match="regularization"):
+        recommend.implicit_als(plays, n_factors=16, regularization=0.0)
+    U, V = recommend.implicit_als(plays, n_factors=16, regularization=0.1, iterations=2)
+    assert np.isfinite(U).all() and np.isfinite(V).all()

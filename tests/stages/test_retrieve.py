@@ -211,3 +211,60 @@ def test_hnsw_recall_against_exact_search():
     # round trip through bytes
     back = HNSWIndex.from_bytes(HNSWIndex(M=16).fit(E[:500]).to_bytes())
     assert back.n == 500 and back.search(E[:3], k=1)[1][:, 0].tolist() == [0, 1, 2]
+
+
+class _FakeDataset:
+    """Just what ``_load`` reads: a name, a location and a ``retrieval_indexes`` table."""
+
+    name = "fake"
+    location = type("Loc", (), {"base": "mem://fake"})()
+
+    def table_names(self):
+        return ["retrieval_indexes"]
+
+
+@pytest.fixture()
+def fake_indexes(monkeypatch):
+    """Five views whose "index" is the view's uri (no files): ``_load`` runs without I/O."""
+    import audiopipe.stages._common as common
+    import audiopipe.store.tables as tables
+
+    views = [f"v{i}" for i in range(5)]
+    table = {"view": views, "uri": [f"mem://{v}.npz" for v in views], "ann_uri": [None] * 5}
+    monkeypatch.setattr(tables, "scan_table", lambda loc, name: type(
+        "T", (), {"to_pydict": staticmethod(lambda: table)})())
+    monkeypatch.setattr(common, "read_bytes", lambda ds, uri: uri.encode())
+    monkeypatch.setattr(rt.EmbeddingIndex, "from_bytes",
+                        classmethod(lambda cls, data: (object(), [data.decode()])))
+    monkeypatch.setattr(rt, "_INDEX_CACHE", {})
+    return views
+
+
+def test_load_returns_what_it_cached_when_another_thread_empties_the_cache(
+    fake_indexes, monkeypatch
+):
+    # _load emptied the shared cache, stored its index and read it back unlocked: another
+    # thread's clear() between the store and the read gave a KeyError
+    class ClearedRightAfterStore(dict):
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            self.clear()  # what a concurrent load of another index does at the worst moment
+
+    monkeypatch.setattr(rt, "_INDEX_CACHE", ClearedRightAfterStore())
+    assert rt._load(_FakeDataset(), "v1")[1] == ["mem://v1.npz"]
+
+
+def test_load_from_many_threads_gives_each_its_own_index(fake_indexes):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(8)
+
+    def work(t):
+        start.wait()
+        rng = np.random.default_rng(t)
+        return [(v, rt._load(_FakeDataset(), v)[1]) for v in rng.choice(fake_indexes, 200)]
+
+    with ThreadPoolExecutor(8) as pool:
+        got = [pair for res in pool.map(work, range(8)) for pair in res]
+    assert len(got) == 1600 and all(names == [f"mem://{v}.npz"] for v, names in got)

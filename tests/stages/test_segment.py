@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 
 import mir_eval
 import numpy as np
@@ -271,3 +272,46 @@ def test_heart_mode_on_circor_and_pascal(corpora, tmp_path):
     shutil.copy(heart / "circor" / "85343_PV.tsv", other)  # a recording not in the dataset
     with pytest.raises(StageInputError, match="no clip is named"):
         run_stage(ds, "segment", {"mode": "heart", "reference": str(other)})
+
+
+@pytest.mark.parametrize("mode", ["periodic", "heart", "novelty"])
+def test_an_inverted_heart_rate_range_is_refused_in_every_mode(mode):
+    from audiopipe.stages.runner import check_params
+
+    raw = {"mode": mode, "min_bpm": 200, "max_bpm": 60, "reference": "r.csv"}
+    (problem,) = check_params("segment", raw, where="s")
+    assert "min_bpm (200.0) must be below max_bpm (60.0)" in problem
+    assert check_params("segment", {**raw, "min_bpm": 40}, where="s") == []
+
+
+def _labelled_clips(kinds, seed=0):
+    """Clips of 200 frames (hop 0.05 s): background, then 100 frames of the clip's label."""
+    rng = np.random.default_rng(seed)
+    frames, labels = {}, {}
+    for i, kind in enumerate(kinds):
+        lab = np.array(["bg"] * 50 + [kind] * 100 + ["bg"] * 50)
+        level = {"bg": 0.0, "x": 4.0, "y": -4.0}
+        X = np.array([[level[v]] for v in lab]) + rng.normal(0, 0.3, (200, 1))
+        frames[f"c{i}"], labels[f"c{i}"] = np.c_[X, rng.normal(0, 1, (200, 1))], lab
+    return frames, labels
+
+
+def test_a_fold_lacking_a_label_of_its_test_clips_is_warned_about():
+    # the only clip of label x is tested by a model that never saw x: it was segmented
+    # "bg" throughout (boundary F 0) without a word
+    from audiopipe.stages.segment.supervised import (
+        FrameSegmenter,
+        SegmentWarning,
+        out_of_fold_segments,
+    )
+
+    seg = FrameSegmenter(hop_s=0.05, context_s=0.1, min_duration_s=0.5)
+    frames, labels = _labelled_clips(["x", "y", "y", "y"])
+    with pytest.warns(SegmentWarning, match=r"fold \d: its training part has no frames of 'x'"):
+        oof = out_of_fold_segments(seg, frames, labels, n_splits=4)
+    assert "x" not in {s[2] for s in oof["c0"]} and set(oof) == set(labels)
+    frames, labels = _labelled_clips(["x", "x", "y", "y"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SegmentWarning)
+        oof = out_of_fold_segments(seg, frames, labels, n_splits=4)
+    assert {s[2] for s in oof["c0"]} == {"bg", "x"}

@@ -114,6 +114,8 @@ def test_hop_longer_than_half_the_frame_is_refused(hop):
         hpss_audio(y, n_fft=256, hop_length=hop)
     with pytest.raises(ValueError, match="n_fft // 2"):
         NMFSeparator(n_fft=256, hop_length=hop).separate(y)
+    with pytest.raises(ValueError, match="n_fft // 2"):  # the upper bound had no check
+        oracle_masks([y, y[::-1].copy()], n_fft=256, hop_length=hop)
     from audiopipe.stages.runner import check_params
 
     for method in ("hpss", "nmf"):
@@ -122,6 +124,34 @@ def test_hop_longer_than_half_the_frame_is_refused(hop):
         assert "hop_length" in problem and "n_fft // 2 (128)" in problem
     h, p = hpss_audio(y, n_fft=256, hop_length=128)  # 50% overlap: the sum is the input
     assert np.allclose(h + p, y, atol=1e-4)
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ({"method": "hpss", "kernel_size": 2}, "kernel_size: must be >= 3, got 2"),
+    ({"method": "hpss", "kernel_size": 30}, "kernel_size (30) must be odd and >= 3"),
+    ({"method": "nmf", "n_components": 1, "n_sources": 3},
+     "n_components (1) must be >= n_sources (3)"),
+    ({"method": "mask", "label_column": "l", "sources": ["a", "b"], "gain_db": [6, -6]},
+     "gain_db: need two numbers (low, high) with low <= high, got [6.0, -6.0]"),
+    ({"method": "mask", "label_column": "l", "sources": ["a", "a"]}, "listed twice"),
+    ({"method": "supervised", "label_column": "l", "sources": ["a", "b", "a"]}, "listed twice"),
+])
+def test_inconsistent_parameters_are_refused_before_any_work(raw, says):
+    # each was accepted: kernel 2 is the larger of a pair (1: HPSS halves the mixture), one
+    # NMF basis for three sources was silently raised to three, reversed gains failed in
+    # training, a source listed twice made two stems of one name
+    from audiopipe.stages.runner import check_params
+
+    (problem,) = check_params("separate", raw, where="separate")
+    assert says in problem
+    if raw["method"] == "hpss":
+        with pytest.raises(ValueError, match="odd and >= 3"):
+            hpss(np.ones((5, 7)), kernel_size=raw["kernel_size"])
+    fine = {"hpss": {"kernel_size": 3}, "nmf": {"n_components": 3}, "mask": {"gain_db": [-3, -3]},
+            "supervised": {}}[raw["method"]]
+    if "sources" in raw:
+        fine["sources"] = ["a", "b"]
+    assert check_params("separate", {**raw, **fine}, where="separate") == []
 
 
 def test_run_hpss_and_supervised(tmp_path):

@@ -62,6 +62,26 @@ def test_pitch_track_sine_and_voicing():
     assert prob[mid].mean() > 0.8
 
 
+@pytest.mark.parametrize(("raw", "says"), [
+    ({"fmax": 20000, "sr": 8000}, "fmax (20000.0 Hz) must be <= the Nyquist frequency"),
+    ({"method": "poly", "fmax": 5000, "sr": 8000}, "Nyquist"),
+    ({"hop_length": 100000}, "hop_length (100000) must be <= frame_length (2048)"),
+    ({"hop_length": 4096, "method": "poly", "pitch": False}, "n_fft (2048)"),
+])
+def test_pitches_above_nyquist_and_hops_beyond_the_frame_are_refused(raw, says):
+    # both were accepted: fmax 20 kHz at sr 8000 searched lags that cannot exist, and a
+    # hop of 100000 samples analysed one frame in 50
+    from audiopipe.stages.runner import check_params
+
+    (problem,) = check_params("transcribe", raw, where="t")
+    assert says in problem
+    if "fmax" in raw:
+        with pytest.raises(ValueError, match="Nyquist"):
+            pitch_track(np.zeros(8000, np.float32), raw["sr"], fmax=raw["fmax"])
+    ok = {"fmax": 4000} if "fmax" in raw else {"hop_length": 2048}
+    assert check_params("transcribe", {**raw, **ok}, where="t") == []
+
+
 def test_frame_too_short_for_fmin_is_refused_not_narrowed():
     # at frame_length 512 the lags reached only ~86 Hz: a 73 Hz note gave no notes, silently
     from audiopipe.stages.runner import check_params

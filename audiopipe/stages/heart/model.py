@@ -349,6 +349,10 @@ class HeartSegmenter(Decoding, BaseEstimator):
         super().__setstate__(state)
 
     def _check_rate_options(self) -> None:
+        lo, hi = self.min_bpm, self.max_bpm
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+            raise ValueError(f"min_bpm ({lo}) and max_bpm ({hi}) must be finite with "
+                             "0 < min_bpm < max_bpm (the heart-rate range searched)")
         for name, hi in (("rate_sd", 0.5), ("rate_search", 0.5)):
             v = getattr(self, name)
             if not (np.isfinite(v) and 0.0 <= v < hi):

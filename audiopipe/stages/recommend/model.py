@@ -101,6 +101,10 @@ def implicit_als(
     sweep (:func:`_als_half`): 100k users × 100k items with 10M plays fit in a few
     hundred MB, where a dense matrix would take 80 GB.
     """
+    if not (np.isfinite(regularization) and regularization > 0):
+        # 0: YᵀY is singular when there are fewer items (or users) than factors, and the
+        # factors' scale is undetermined otherwise (user factors grew 50x, item ones shrank)
+        raise ValueError(f"regularization must be a finite number > 0, got {regularization}")
     R = as_plays(plays)
     rng = np.random.default_rng(random_state)
     n_u, n_i = R.shape

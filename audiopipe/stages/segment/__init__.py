@@ -56,6 +56,8 @@ _LAZY = {
     "sticky_transition": "audiopipe.stages.segment.supervised",
     "labels_to_segments": "audiopipe.stages.segment.supervised",
     "FrameSegmenter": "audiopipe.stages.segment.supervised",
+    "SegmentWarning": "audiopipe.stages.segment.supervised",
+    "out_of_fold_segments": "audiopipe.stages.segment.supervised",
     "novelty_curve": "audiopipe.stages.segment.novelty",
     "novelty_boundaries": "audiopipe.stages.segment.novelty",
     "PeriodicSegmenter": "audiopipe.stages.segment.periodic",
@@ -154,7 +156,7 @@ class Segment(ClipStage):
         if params["mode"] == "heart" and not (params["reference"] or params["points"]):
             return ["mode heart needs param 'reference' (folder of CirCor .tsv files, a .tsv, "
                     "or an S1/S2 point CSV) or 'points'"]
-        if params["mode"] == "heart" and params["min_bpm"] >= params["max_bpm"]:
+        if params["min_bpm"] >= params["max_bpm"]:  # refused in every mode: no silent nonsense
             return [f"min_bpm ({params['min_bpm']}) must be below max_bpm ({params['max_bpm']})"]
         return []
 
@@ -249,7 +251,7 @@ class Segment(ClipStage):
             return _Fitted(hop_s=hop_s, reference=ref)
         from audiopipe.stages._common import StageInputError, save_model
         from audiopipe.stages.segment.evaluate import evaluate_segments
-        from audiopipe.stages.segment.supervised import FrameSegmenter
+        from audiopipe.stages.segment.supervised import FrameSegmenter, out_of_fold_segments
 
         ids = list(ref)
         frames, _ = self._frames(ctx, ids)
@@ -264,19 +266,7 @@ class Segment(ClipStage):
             min_duration_s=p["min_duration_s"],
             random_state=p["random_state"],
         )
-        k = max(2, min(p["n_splits"], len(ids)))
-        order = np.random.default_rng(p["random_state"]).permutation(len(ids))
-        folds = np.empty(len(ids), dtype=int)
-        folds[order] = np.arange(len(ids)) % k
-        oof: dict[str, list] = {}
-        for f in range(k):
-            tr = [c for c, g in zip(ids, folds, strict=True) if g != f]
-            te = [c for c, g in zip(ids, folds, strict=True) if g == f]
-            m = FrameSegmenter(**seg.get_params()).fit(
-                [frames[c] for c in tr], [labels[c] for c in tr]
-            )
-            for c in te:
-                oof[c] = m.predict_segments(frames[c])
+        oof = out_of_fold_segments(seg, frames, labels, p["n_splits"], p["random_state"])
         final = seg.fit([frames[c] for c in ids], [labels[c] for c in ids])
         per = [evaluate_segments(ref[c], oof[c]) for c in ids]
         metrics = {key: float(np.mean([x[key] for x in per])) for key in per[0]}

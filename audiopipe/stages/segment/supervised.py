@@ -4,6 +4,8 @@ Standardised frame features plus their moving average over ``context_s`` go into
 class-balanced logistic regression; its posteriors (divided by the class priors: scaled
 likelihoods) are smoothed by a sticky HMM decoded with the stages' one Viterbi decoder
 (:mod:`audiopipe.stages._viterbi`), staying with ``1 - hop_s / min_duration_s``.
+:func:`out_of_fold_segments` segments labelled clips by clip-level K-fold CV, warning
+(:class:`SegmentWarning`) about a fold whose training part lacks labels of its test part.
 
 Examples
 --------
@@ -14,6 +16,9 @@ Examples
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
@@ -22,7 +27,14 @@ from sklearn.preprocessing import StandardScaler
 
 from audiopipe.stages._viterbi import viterbi
 
-__all__ = ["sticky_transition", "labels_to_segments", "FrameSegmenter"]
+__all__ = [
+    "sticky_transition", "labels_to_segments", "FrameSegmenter", "SegmentWarning",
+    "out_of_fold_segments",
+]
+
+
+class SegmentWarning(UserWarning):
+    """A degenerate input the segmenter can still run on (said, never silent)."""
 
 
 def sticky_transition(n_states: int, p_stay: float) -> np.ndarray:
@@ -147,3 +159,45 @@ class FrameSegmenter(BaseEstimator):
         lab = self.predict(frames)
         conf = P[np.arange(len(lab)), np.searchsorted(self.classes_, lab)] if len(lab) else None
         return labels_to_segments(lab, self.hop_s, conf)
+
+
+def out_of_fold_segments(
+    seg: FrameSegmenter,
+    frames: Mapping[str, np.ndarray],
+    labels: Mapping[str, np.ndarray],
+    n_splits: int,
+    random_state: int = 0,
+) -> dict[str, list]:
+    """Segments of every clip of ``labels`` by a copy of ``seg`` fitted on the other folds.
+
+    Clip-level K-fold (``min(n_splits, clips)`` folds, at least 2, shuffled with
+    ``random_state``). A fold whose training part has no frames of a label its test clips
+    have is warned about (:class:`SegmentWarning`, as classify warns): those frames cannot
+    be predicted (they get other labels, typically the background) and the CV scores count
+    them as errors.
+    """
+    ids = list(labels)
+    k = max(2, min(n_splits, len(ids)))
+    order = np.random.default_rng(random_state).permutation(len(ids))
+    folds = np.empty(len(ids), dtype=int)
+    folds[order] = np.arange(len(ids)) % k
+    oof: dict[str, list] = {}
+    for f in range(k):
+        tr = [c for c, g in zip(ids, folds, strict=True) if g != f]
+        te = [c for c, g in zip(ids, folds, strict=True) if g == f]
+        have = {str(x) for c in tr for x in np.unique(labels[c])}
+        miss = sorted({str(x) for c in te for x in np.unique(labels[c])} - have)
+        if miss:
+            warnings.warn(
+                f"segment: fold {f}: its training part has no frames of "
+                f"{', '.join(map(repr, miss))}; its {len(te)} test clip(s) cannot be given "
+                "those labels (they get others, e.g. the background) and the CV scores count "
+                "those frames as errors: a fold whose training part lacks classes of its test "
+                "part (give more clips of those labels)",
+                SegmentWarning,
+                stacklevel=2,
+            )
+        m = FrameSegmenter(**seg.get_params()).fit([frames[c] for c in tr], [labels[c] for c in tr])
+        for c in te:
+            oof[c] = m.predict_segments(frames[c])
+    return oof

@@ -230,11 +230,11 @@ class Transcribe(ClipStage):
               choices=("mono", "poly")),
         Param("sr", "int", 22050, "analysis sample rate (Hz)", low=1000, from_dataset="sample_rate"),
         Param("fmin", "float", 65.0, "lowest pitch (Hz)", low=1),
-        Param("fmax", "float", 2093.0, "highest pitch (Hz)", low=1),
+        Param("fmax", "float", 2093.0, "highest pitch (Hz; <= sr / 2)", low=1),
         Param("frame_length", "int", 2048,
               "pitch analysis frame (samples); at least 2 ceil(sr / fmin) + 1 (the default "
               "fits fmin 65 Hz up to 48 kHz; at 96 kHz set 2955 or more, or raise fmin)", low=64),
-        Param("hop_length", "int", 256, "hop between frames (samples)", low=1),
+        Param("hop_length", "int", 256, "hop between frames (samples; <= frame_length)", low=1),
         Param("min_note_duration", "float", 0.1, "shortest note kept (s)", low=0),
         Param("pitch", "bool", True,
               "write the frame-wise pitch track (table `pitch`); always computed by mono"),
@@ -246,13 +246,22 @@ class Transcribe(ClipStage):
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["fmin"] >= params["fmax"]:
             return [f"fmin ({params['fmin']}) must be below fmax ({params['fmax']})"]
+        if params["fmax"] > params["sr"] / 2:
+            return [f"fmax ({params['fmax']} Hz) must be <= the Nyquist frequency at sr "
+                    f"{params['sr']} ({params['sr'] / 2:g} Hz): no pitch above it can be heard"]
+        track = params["method"] == "mono" or params["pitch"]
+        frame, what = (params["frame_length"], "frame_length") if track else (
+            HarmonicNMF().n_fft, "the poly STFT's n_fft")
         need = min_frame_length(params["fmin"], params["sr"])
-        if (params["method"] == "mono" or params["pitch"]) and params["frame_length"] < need:
+        if track and params["frame_length"] < need:
             return [
                 f"frame_length ({params['frame_length']}) is too short for fmin "
                 f"({params['fmin']} Hz) at sr {params['sr']}: the pitch track needs "
                 f"frame_length >= {need} (else its lowest pitch would be higher than fmin)"
             ]
+        if params["hop_length"] > frame:
+            return [f"hop_length ({params['hop_length']}) must be <= {what} ({frame}): longer "
+                    "hops leave samples between frames unheard"]
         return []
 
     @property

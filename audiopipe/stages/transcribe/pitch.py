@@ -124,6 +124,8 @@ def pitch_track(
     """
     from scipy.special import betainc
 
+    if fmax > sr / 2:
+        raise ValueError(f"fmax={fmax} is above the Nyquist frequency ({sr / 2:g} Hz at sr={sr})")
     need = min_frame_length(fmin, sr)
     if frame_length < need:  # a shorter frame would silently raise the lowest pitch found
         raise ValueError(
