@@ -51,8 +51,7 @@ def tempo_range_problem(sr: float, hop_length: int, max_tempo: float = MAX_TEMPO
     if 60.0 * sr / hop_length >= max_tempo:
         return None
     return (f"hop_length ({hop_length}) must be <= {int(60.0 * sr / max_tempo)} at sr {sr}: "
-            f"a beat at {max_tempo:g} BPM, the fastest tempo searched, would be shorter than "
-            "one onset frame")
+            f"a beat at {max_tempo:g} BPM would be shorter than one onset frame")
 
 
 def _tempo_prior(bpms: np.ndarray, start_bpm: float, std_bpm: float = 1.0) -> np.ndarray:
