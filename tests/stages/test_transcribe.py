@@ -63,23 +63,30 @@ def test_pitch_track_sine_and_voicing():
 
 
 @pytest.mark.parametrize(("raw", "says"), [
-    ({"fmax": 20000, "sr": 8000}, "fmax (20000.0 Hz) must be <= the Nyquist frequency"),
-    ({"method": "poly", "fmax": 5000, "sr": 8000}, "Nyquist"),
+    ({"fmin": 5000, "fmax": 20000, "sr": 8000}, "at most the Nyquist frequency 4000 Hz"),
     ({"hop_length": 100000}, "hop_length (100000) must be <= frame_length (2048)"),
     ({"hop_length": 4096, "method": "poly", "pitch": False}, "n_fft (2048)"),
+    ({"hop_length": 3000, "method": "poly", "pitch": True, "frame_length": 4096, "sr": 96000},
+     "n_fft (2048)"),  # the pitch track's frame is long enough, the poly STFT's is not
 ])
-def test_pitches_above_nyquist_and_hops_beyond_the_frame_are_refused(raw, says):
-    # both were accepted: fmax 20 kHz at sr 8000 searched lags that cannot exist, and a
-    # hop of 100000 samples analysed one frame in 50
+def test_no_pitch_range_below_nyquist_and_hops_beyond_a_frame_are_refused(raw, says):
+    # a hop of 100000 samples analysed one frame in 50; fmin above Nyquist leaves no pitch
     from audiopipe.stages.runner import check_params
 
     (problem,) = check_params("transcribe", raw, where="t")
     assert says in problem
-    if "fmax" in raw:
-        with pytest.raises(ValueError, match="Nyquist"):
-            pitch_track(np.zeros(8000, np.float32), raw["sr"], fmax=raw["fmax"])
-    ok = {"fmax": 4000} if "fmax" in raw else {"hop_length": 2048}
+    ok = {"fmin": 65.0} if "fmin" in raw else {"hop_length": 2048}
     assert check_params("transcribe", {**raw, **ok}, where="t") == []
+
+
+def test_fmax_above_nyquist_means_up_to_nyquist():
+    # the default fmax (2093 Hz) at a 4 kHz dataset: the stage searches up to 2 kHz; the
+    # library function, asked directly for lags that cannot exist, refuses
+    from audiopipe.stages.runner import check_params
+
+    assert check_params("transcribe", {"sr": 4000}, where="t") == []
+    with pytest.raises(ValueError, match="Nyquist"):
+        pitch_track(np.zeros(8000, np.float32), 4000, fmax=2093.0)
 
 
 def test_frame_too_short_for_fmin_is_refused_not_narrowed():

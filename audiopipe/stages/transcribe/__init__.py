@@ -230,7 +230,7 @@ class Transcribe(ClipStage):
               choices=("mono", "poly")),
         Param("sr", "int", 22050, "analysis sample rate (Hz)", low=1000, from_dataset="sample_rate"),
         Param("fmin", "float", 65.0, "lowest pitch (Hz)", low=1),
-        Param("fmax", "float", 2093.0, "highest pitch (Hz; <= sr / 2)", low=1),
+        Param("fmax", "float", 2093.0, "highest pitch (Hz; above sr / 2: up to sr / 2)", low=1),
         Param("frame_length", "int", 2048,
               "pitch analysis frame (samples); at least 2 ceil(sr / fmin) + 1 (the default "
               "fits fmin 65 Hz up to 48 kHz; at 96 kHz set 2955 or more, or raise fmin)", low=64),
@@ -244,14 +244,13 @@ class Transcribe(ClipStage):
     version = "2"  # 2: the `pitch` table
 
     def check(self, params: dict[str, Any]) -> list[str]:
-        if params["fmin"] >= params["fmax"]:
-            return [f"fmin ({params['fmin']}) must be below fmax ({params['fmax']})"]
-        if params["fmax"] > params["sr"] / 2:
-            return [f"fmax ({params['fmax']} Hz) must be <= the Nyquist frequency at sr "
-                    f"{params['sr']} ({params['sr'] / 2:g} Hz): no pitch above it can be heard"]
+        if params["fmin"] >= min(params["fmax"], params["sr"] / 2):
+            return [f"fmin ({params['fmin']}) must be below fmax ({params['fmax']}, at most "
+                    f"the Nyquist frequency {params['sr'] / 2:g} Hz at sr {params['sr']})"]
         track = params["method"] == "mono" or params["pitch"]
-        frame, what = (params["frame_length"], "frame_length") if track else (
-            HarmonicNMF().n_fft, "the poly STFT's n_fft")
+        frame, what = min(  # each analysis the method runs: the shortest frame decides
+            ([(params["frame_length"], "frame_length")] if track else [])
+            + ([(HarmonicNMF().n_fft, "the poly STFT's n_fft")] if params["method"] == "poly" else []))
         need = min_frame_length(params["fmin"], params["sr"])
         if track and params["frame_length"] < need:
             return [
@@ -291,6 +290,7 @@ class Transcribe(ClipStage):
     def process(self, ctx: StageContext, clip_ids: Sequence[str], state: Any) -> ClipBatch:
         p = ctx.params
         kw = {k: p[k] for k in ("fmin", "fmax", "frame_length", "hop_length", "min_note_duration")}
+        kw["fmax"] = min(p["fmax"], p["sr"] / 2)  # no pitch above Nyquist can be heard
         out = ClipBatch(rows={"notes": [], "midi": [], "pitch": []})
         for cid in clip_ids:
             try:
