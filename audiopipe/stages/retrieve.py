@@ -269,12 +269,9 @@ class Retrieve(Stage):
             if labels is not None:
                 lab = np.array([labels[c] for c in ids], dtype=object)
                 keep = np.array([v not in (None, "") for v in lab])
-                with warnings.catch_warnings(record=True) as said:  # into the report too
-                    warnings.simplefilter("always")
-                    m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=ctx.params["k"])
-                for w in said:  # each said again, and kept in the report
-                    warnings.warn(w.message, stacklevel=2)
-                report[view]["warnings"] = [str(w.message) for w in said]
+                m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=ctx.params["k"])
+                # (catch_warnings swaps process-wide state: not safe beside other threads)
+                report[view]["warnings"] = [w] if (w := _ceiling_note(int(keep.sum()), ctx.params["k"])) else []
                 metrics += metric_rows(
                     "retrieve", f"retrieve-{view}",
                     {f"precision_at_{ctx.params['k']}": m["precision_at_k"], "map": m["map"]},
@@ -457,10 +454,8 @@ def ranking_metrics(E: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str,
     E = np.asarray(E, np.float32)
     labels = np.asarray(labels)
     n = E.shape[0]
-    if 1 < n <= k:
-        warnings.warn(f"precision at k={k} with {n - 1} other items per query: at most "
-                      f"{(n - 1) / k:.3g} even if all are relevant (missing ranks are misses)",
-                      stacklevel=2)
+    if note := _ceiling_note(n, k):
+        warnings.warn(note, stacklevel=2)
     p_at_k, aps = [], []
     for a in range(0, n, 512):
         S = E[a : a + 512] @ E.T
@@ -495,3 +490,11 @@ def evaluate(ds: Dataset, label: str, view: str = "timbre", k: int = 10) -> dict
     keep = np.array([v not in (None, "") for v in lab])
     m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=k)
     return {f"precision_at_{k}": m["precision_at_k"], "map": m["map"], "n_queries": m["n_queries"]}
+
+
+def _ceiling_note(n: int, k: int) -> str | None:
+    """What P@k can reach with ``n`` items (None: all of 0..1)."""
+    if 1 < n <= k:
+        return (f"precision at k={k} with {n - 1} other items per query: at most "
+                f"{(n - 1) / k:.3g} even if all are relevant (missing ranks are misses)")
+    return None
