@@ -165,6 +165,11 @@ def test_bad_event_rows_named_before_training(fresh_ds, demo_folder, tmp_path):
     f.write_text(good + "tone/tone_000.wav,0.1,0.5,x\ntone/tone_000.wav,0.3,0.6,x\n")
     with pytest.raises(StageInputError, match=rf"overlap the event before.*row {n + 2} "):
         run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(f)})
+    # two spellings of one clip's path are one clip: their overlap is refused too (it
+    # passed, and one spelling's events replaced the other's)
+    f.write_text(good + "tone/tone_001.flac,0.1,0.5,x\ntone_001.flac,0.3,0.6,y\n")
+    with pytest.raises(StageInputError, match=rf"overlap the event before.*row {n + 2} "):
+        run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(f)})
     assert "segments" not in fresh_ds.table_names()
     # rows naming no clip are ignored, said with their count and names
     f = tmp_path / "typo.csv"

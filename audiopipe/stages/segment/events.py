@@ -57,13 +57,15 @@ def reference_segments(ctx: Any) -> dict[str, list]:
                      index=ev.index)
     refuse_rows(ds, path, "events", ev, on >= ends, "start after their clip ends (onset_s >= "
                 "its duration_s)")
-    prev_end = ev.sort_values(["path", "onset_s"]).groupby("path")["offset_s"].shift()
-    refuse_rows(ds, path, "events", ev, (on < prev_end.reindex(ev.index)).fillna(False),
+    # by clip, not by the path's spelling: "sub/a.wav" and "a.wav" may name one clip
+    ev = ev.assign(_clip=[cids[p] or "" for p in ev["path"]])
+    prev_end = ev.sort_values(["_clip", "onset_s"]).groupby("_clip")["offset_s"].shift()
+    refuse_rows(ds, path, "events", ev.drop(columns="_clip"),
+                (on < prev_end.reindex(ev.index)).fillna(False) & (ev["_clip"] != ""),
                 "overlap the event before them in the same clip (one label per moment)")
     out: dict[str, list] = {}
-    for p, grp in ev.groupby("path"):
-        cid = cids[p]
-        if cid is None:
+    for cid, grp in ev.groupby("_clip"):
+        if not cid:
             continue
         segs, at = [], 0.0
         rows = grp.sort_values("onset_s")[["onset_s", "offset_s", "label"]]
