@@ -99,21 +99,22 @@ def overlap_problem(n_fft: int, hop_length: int) -> str | None:
 
 
 def median_kernel_problem(size: int) -> str | None:
-    """Why ``size`` is no median filter length (None: it is one): odd and at least 3.
+    """Why ``size`` is no median filter length (None: it is one): at least 3.
 
-    A length of 1 returns its input (HPSS then gives two equal halves of the mixture); an
-    even length has no middle sample, so scipy's filter takes the upper of the two middle
-    values, off centre (of 2: the larger of a pair, no median at all).
+    A length of 1 returns its input (HPSS then gives two equal halves of the mixture), one of
+    2 the larger of a pair (no median at all). An even length of 4 or more is accepted, as
+    librosa does: scipy's filter takes the upper of its two middle values, half a bin off
+    centre.
 
     Examples
     --------
-    >>> median_kernel_problem(31) is None, median_kernel_problem(2)[:36]
-    (True, 'kernel_size (2) must be odd and >= 3')
+    >>> median_kernel_problem(30) is None, median_kernel_problem(2)[:28]
+    (True, 'kernel_size (2) must be >= 3')
     """
-    if size >= 3 and size % 2 == 1:
+    if size >= 3:
         return None
-    return (f"kernel_size ({size}) must be odd and >= 3: a median filter of 1 returns its "
-            "input and an even one has no middle value")
+    return (f"kernel_size ({size}) must be >= 3: a median filter of 1 returns its input, one "
+            "of 2 the larger of a pair")
 
 
 def stable_id(prefix: str, *parts: Any) -> str:

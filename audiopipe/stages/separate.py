@@ -319,7 +319,7 @@ class Separate(ClipStage):
               from_dataset="sample_rate"),
         Param("n_fft", "int", 2048, "STFT size", low=16, from_dataset="n_fft"),
         Param("hop_length", "int", 512, "STFT hop", low=1, from_dataset="hop_length"),
-        Param("kernel_size", "int", 31, "HPSS median filter length (frames / bins; odd)", low=3),
+        Param("kernel_size", "int", 31, "HPSS median filter length (frames / bins)", low=3),
         Param("n_components", "int", None,
               "NMF bases in total (nmf, default 16) or per source (supervised, default 12)",
               low=1),
