@@ -189,6 +189,6 @@ def test_clips_without_a_group_or_with_an_empty_tag_column_are_not_labelled_yet(
 
     _subset(demo_folder, src, cols)
     ds2 = ingest(tmp_path / "out2", "cols", str(src), src / "labels.csv")
-    with pytest.warns(UserWarning, match="1 of 16 clips have no tags value"):
+    with pytest.warns(UserWarning, match="1 of 16 clips are empty in a tag column"):
         r2 = run_stage(ds2, "tag", {"columns": ["is_tonal", "is_noisy"]})
     assert r2["n_clips"] == 15

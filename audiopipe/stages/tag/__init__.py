@@ -180,9 +180,11 @@ class Tag(Stage):
             uris = ds.table("clips", ["uri"]).column("uri").to_pylist()
             unl = [u.rsplit("/", 1)[-1] for u, k in zip(uris, labelled, strict=True) if not k]
             notes.append(
-                f"{where}{len(unl)} of {len(ids_all)} clips have no tags value (not labelled "
-                f"yet, e.g. {', '.join(unl[:3])}): left out of training and evaluation; "
-                "--predict tags them (write the separator alone for 'none of the tags')"
+                f"{where}{len(unl)} of {len(ids_all)} clips "
+                + ("are empty in a tag column" if ctx.params["columns"] else "have no tags value")
+                + f" (not labelled yet, e.g. {', '.join(unl[:3])}): left out of training and "
+                "evaluation; --predict tags them" + ("" if ctx.params["columns"] else
+                                                     " (the separator alone: 'none of the tags')")
             )
             warnings.warn(notes[-1], UserWarning, stacklevel=2)
         if p["groups"] and (nog := labelled & np.array(
