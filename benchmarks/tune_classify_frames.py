@@ -52,7 +52,7 @@ from scipy.fft import dct
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classify_data import ROOT, clips_frame, load  # noqa: E402
-from tune_classify import ESC_TUNE, FSDD_TUNE, _part  # noqa: E402
+from tune_classify import ESC_TUNE, FSDD_TUNE, _part, dtw_distances  # noqa: E402
 
 from audiopipe.stages._clipfeatures import group_cmvn, sequence_features  # noqa: E402
 from audiopipe.stages._frames import time_normalize  # noqa: E402
@@ -92,19 +92,9 @@ def power_cepstra(mel: list[np.ndarray], power: float, n: int = 13) -> list[np.n
 
 
 def dtw_all(A: np.ndarray, B: np.ndarray, block: int = 48) -> np.ndarray:
-    """DTW distances (Euclidean frame cost) between every sequence of ``A`` and ``B``
-    (``(n, L, d)``, ``(m, L, d)``), all pairs of a block of rows at once."""
-    L, out = A.shape[1], np.empty((len(A), len(B)))
-    for s in range(0, len(A), block):
-        C = np.sqrt(((A[s:s + block, None, :, None] - B[None, :, None, :]) ** 2).sum(-1))
-        D = np.full(C.shape[:2] + (L + 1, L + 1), np.inf)
-        D[:, :, 0, 0] = 0.0
-        for i in range(1, L + 1):
-            for j in range(1, L + 1):
-                D[:, :, i, j] = C[:, :, i - 1, j - 1] + np.minimum(
-                    np.minimum(D[:, :, i - 1, j], D[:, :, i, j - 1]), D[:, :, i - 1, j - 1])
-        out[s:s + block] = D[:, :, L, L]
-    return out
+    """DTW distances between every sequence of ``A`` and ``B``: ``tune_classify``'s, in
+    larger blocks of rows."""
+    return dtw_distances(A, B, block)
 
 
 def sinkhorn(P: np.ndarray, iters: int = 50) -> np.ndarray:
