@@ -178,6 +178,11 @@ def test_bad_event_rows_named_before_training(fresh_ds, demo_folder, tmp_path):
     with pytest.warns(UserWarning, match=rf"2 of {n + 2} rows .*typo.csv.*'event/typo_009.wav'"):
         ref = reference_segments(ctx)
     assert len(ref) == n
+    # the reference (so the supervised folds) comes in clips order, whatever the file's
+    order = [c for c in fresh_ds.table("clips", ["clip_id"]).column("clip_id").to_pylist() if c in ref]
+    head, *rows = good.strip().splitlines()
+    f.write_text("\n".join([head, *rows[::-1]]) + "\n")
+    assert list(ref) == order and list(reference_segments(ctx)) == order
 
 
 def test_real_concatenations_supervised_and_novelty(corpora, tmp_path):

@@ -25,7 +25,8 @@ def reference_segments(ctx: Any) -> dict[str, list]:
     -------
     dict
         clip id → ``[(start_s, end_s, label), ...]`` from 0 to the clip's duration, the
-        gaps between events labelled ``background``.
+        gaps between events labelled ``background``, in ``clips`` order (content order:
+        the supervised CV's folds depend on the recordings, not on the file's spelling).
     """
     import pandas as pd
 
@@ -80,4 +81,4 @@ def reference_segments(ctx: Any) -> dict[str, list]:
         out[cid] = segs
     if not out:
         raise StageInputError(f"dataset {ds.name!r}: no clip of events file {path} is in the dataset")
-    return out
+    return {c: out[c] for c in t["clip_id"] if c in out}  # clips order: the folds follow it
