@@ -106,7 +106,11 @@ def run_shards(
     without waiting for the round trip to the caller, until the first worker death; from
     then on ``safe_in_flight``. A death seen with more shards in flight than the safe
     bound splits every shard it took (innocent halves just succeed) but never counts
-    against a lone item: only deaths in the safe mode make an item poison.
+    against a lone item: only deaths in the safe mode make an item poison. Even then a
+    scheduler may queue two shards on one worker (Dask places tasks as it likes): a lone
+    item whose worker died while other shards were in flight is tried again *alone*
+    (nothing else submitted until it settles), and only a death seen alone can make it
+    poison.
     """
     order: list[Any] = list(shards)
     results: dict[int, Any] = {}
@@ -118,11 +122,19 @@ def run_shards(
     safe = safe_in_flight if safe_in_flight and safe_in_flight > 0 else None
     optimistic = safe is not None and (limit is None or limit > safe)
 
+    solo: set[int] = set()  # lone items that died beside other shards: rerun alone
+
     def fill() -> None:
         while pending and (limit is None or len(running) < limit):
+            if any(id(x) in solo for _, x, _ in running.values()):
+                return  # a lone item is being tried alone: nothing beside it
+            if id(pending[0]) in solo and running:
+                return  # wait until it can run alone
             s = pending.pop(0)
             f = submit(s)
             running[id(f)] = (f, s, optimistic)
+            if id(s) in solo:
+                return
 
     fill()
     while running:
@@ -146,6 +158,13 @@ def run_shards(
                     break
                 if lost(err):
                     n = lone_deaths[id(s)] = lone_deaths.get(id(s), 0) + 1
+                    if id(s) not in solo:
+                        # a scheduler may queue two shards on one worker whatever the bound:
+                        # a death beside another shard is blamed only once seen alone
+                        solo.add(id(s))
+                        say("a shard of 1 item lost its worker beside others: retrying it alone")
+                        pending.insert(0, s)
+                        break
                     if n < lone_attempts:
                         # alone from the start (nothing to split), or a worker lost for
                         # another reason: one more try before calling the item poison
