@@ -284,6 +284,19 @@ def _part(ds, part, target: str, groups: str) -> tuple:
     return ids, y, g, p, Frames(ds, ids), cv_splits(y, g)[0], np.unique(y)
 
 
+#: (corpus, the column naming its tuning part, that part, target, groups) of the two corpora
+TUNING_PARTS = (("fsdd", "speaker", FSDD_TUNE, "digit", "speaker"),
+                ("esc10", "category", ESC_TUNE, "category", "fold"))
+
+
+def tuning_parts(corpora: tuple = TUNING_PARTS):
+    """``(corpus, ds, part, target, groups)`` of each corpus: its tuning part's clips only."""
+    for corpus, column, tuning, target, groups in corpora:
+        ds = load(corpus)
+        c = clips_frame(ds)
+        yield corpus, ds, c[c[column].isin(tuning)], target, groups
+
+
 def tune(ds, part, target: str, groups: str, label: str) -> dict:
     ids, y, g, p, frames, splits, classes = _part(ds, part, target, groups)
     P, out = {}, {}
@@ -500,25 +513,14 @@ def main() -> None:
         "--patches": ("esc10", "category", ESC_TUNE, tune_patches),
     }
     if "--trim" in sys.argv:
-        res = {}
-        for corpus, column, tuning, target, groups in (
-                ("fsdd", "speaker", FSDD_TUNE, "digit", "speaker"),
-                ("esc10", "category", ESC_TUNE, "category", "fold")):
-            ds = load(corpus)
-            c = clips_frame(ds)
-            res[corpus] = tune_trim(ds, c[c[column].isin(tuning)], target, groups,
-                                    f"{corpus} tune")
+        res = {corpus: tune_trim(ds, part, target, groups, f"{corpus} tune")
+               for corpus, ds, part, target, groups in tuning_parts()}
         (dest / "tune_classify_trim.json").write_text(json.dumps(res, indent=2))
         return
     if "--sequences" in sys.argv:
-        res = {}
-        for corpus, column, tuning, target, groups in (
-                ("fsdd", "speaker", FSDD_TUNE, "digit", "speaker"),
-                ("esc10", "category", ESC_TUNE, "category", "fold")):
-            ds = load(corpus)
-            c = clips_frame(ds)
-            res[corpus] = tune_sequences(ds, c[c[column].isin(tuning)], target, groups,
-                                         f"{corpus} tune", dtw=corpus == "fsdd")
+        res = {corpus: tune_sequences(ds, part, target, groups, f"{corpus} tune",
+                                      dtw=corpus == "fsdd")
+               for corpus, ds, part, target, groups in tuning_parts()}
         (dest / "tune_classify_sequences.json").write_text(json.dumps(res, indent=2))
         return
     for flag, (corpus, column, tuning, study) in studies.items():

@@ -52,7 +52,7 @@ from scipy.fft import dct
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classify_data import ROOT, clips_frame, load  # noqa: E402
-from tune_classify import ESC_TUNE, FSDD_TUNE, _part, dtw_distances  # noqa: E402
+from tune_classify import FSDD_TUNE, TUNING_PARTS, _part, dtw_distances, tuning_parts  # noqa: E402
 
 from audiopipe.stages._clipfeatures import group_cmvn, sequence_features  # noqa: E402
 from audiopipe.stages._frames import time_normalize  # noqa: E402
@@ -513,13 +513,8 @@ def main() -> None:
     elif "--bandeq" in flags:
         res = bandeq_study(load("fsdd"))
     elif "--trim-choice" in flags:
-        res = {}
-        for corpus, column, tuning, target, groups in (
-                ("esc10", "category", ESC_TUNE, "category", "fold"),
-                ("fsdd", "speaker", FSDD_TUNE, "digit", "speaker")):
-            ds = load(corpus)
-            c = clips_frame(ds)
-            res[corpus] = trim_choice_study(ds, c[c[column].isin(tuning)], target, groups)
+        res = {corpus: trim_choice_study(ds, part, target, groups)
+               for corpus, ds, part, target, groups in tuning_parts(TUNING_PARTS[::-1])}
     else:
         res = study(load("fsdd_cepstra" if "--cepstra" in flags else "fsdd"), flags)
     dest = ROOT / "benchmarks" / "results"

@@ -55,3 +55,16 @@ def ingest(
     plan = plan_ingest(cfg, name)
     publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
+
+
+def write_csv(path: Path, rows: Any, fieldnames: list[str] | None = None) -> Path:
+    """Write dict ``rows`` as a CSV (a labels, events or listens file of a test); the first
+    row's keys are the header unless ``fieldnames`` are given."""
+    import csv
+
+    rows = list(rows)
+    with Path(path).open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fieldnames or list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return Path(path)

@@ -9,7 +9,7 @@ import pytest
 
 from audiopipe.demo import make_demo_corpus
 
-from ._ingest import ingest
+from ._ingest import ingest, write_csv
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +22,7 @@ def demo_folder(tmp_path_factory) -> Path:
     for r in rows:
         r["const"] = "x"
         r["empty"] = ""
-    with p.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(p, rows)
     return root
 
 

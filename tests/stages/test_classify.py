@@ -15,7 +15,7 @@ from audiopipe.stages import classify, run_stage
 from audiopipe.stages._common import StageInputError
 from audiopipe.stages._frames import segment_pool
 
-from ._ingest import FSDD_RECIPE, ingest
+from ._ingest import FSDD_RECIPE, ingest, write_csv
 
 
 def test_segment_pool_keeps_order_and_handles_short_clips():
@@ -247,10 +247,7 @@ def _fsdd_subset(fsdd, dest, takes):
             if int(r["take"]) in takes.get(r["speaker"], ())]
     for r in rows:
         os.symlink(fsdd / r["path"], dest / r["path"])
-    with (dest / "labels.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(dest / "labels.csv", rows)
     return dest
 
 
@@ -493,10 +490,7 @@ def test_folds_follow_the_recordings_not_the_order_they_arrived_in(demo_folder, 
             (dst / r["path"]).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(demo_folder / r["path"], dst / r["path"])
         present = [r for r in rows if (dst / r["path"]).exists()]
-        with (dst / "labels.csv").open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(present)
+        write_csv(dst / "labels.csv", present, fields)
 
     p = {"target": "label", "candidates": ["stats"], "random_state": 0}
     folds, metrics = [], []
@@ -601,10 +595,7 @@ def test_labelled_clips_without_a_group_are_left_out_of_training(tmp_path):
     rows = list(csv.DictReader(p.open()))
     for k, row in enumerate(rows):
         row["spk"] = "" if k % 6 == 0 else f"s{k % 3}"
-    with p.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(p, rows)
     ds = ingest(tmp_path / "out", "nogroup", str(root), p)
     with pytest.warns(classify.ClassifyWarning, match="3 labelled clip\\(s\\) have no value"):
         r = run_stage(ds, "classify", {"target": "label", "groups": "spk", "warps": [],

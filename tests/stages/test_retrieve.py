@@ -17,6 +17,8 @@ from audiopipe.stages import retrieve as rt
 from audiopipe.stages import run_stage
 from audiopipe.stages._common import StageInputError
 
+from ._ingest import write_csv
+
 SR = 22050
 
 
@@ -175,10 +177,7 @@ def test_fsdd_digits_precision(corpora, tmp_path):
     rows = [r for r in rows if r["speaker"] == "jackson"][::2]  # 250 clips, 10 digits
     for r in rows:
         (src / r["path"]).symlink_to(corpora / "fsdd" / r["path"])
-    with open(src / "labels.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(src / "labels.csv", rows)
     ds = ingest(src, tmp_path / "out", "fsdd", src / "labels.csv")
     run_stage(ds, "retrieve", {"views": ["timbre"]})
     m = rt.evaluate(ds, "digit", view="timbre", k=10)

@@ -15,7 +15,7 @@ from audiopipe.config import ConfigError
 from audiopipe.stages import run_stage, segment
 from audiopipe.stages._common import StageInputError
 
-from ._ingest import ESC_RECIPE, ingest
+from ._ingest import ESC_RECIPE, ingest, write_csv
 from ._longrec import make_long_recordings
 
 
@@ -244,10 +244,7 @@ def test_heart_mode_on_circor_and_pascal(corpora, tmp_path):
         shutil.copy(heart / "pascal_a" / f, src / "pascal" / "audio")
     rows = list(csv.DictReader((heart / "pascal_a" / "s1s2_locations.csv").open()))
     points = tmp_path / "points.csv"
-    with points.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(r for r in rows if r["file"] in pascal[:3])
+    write_csv(points, [r for r in rows if r["file"] in pascal[:3]])
     ds = ingest(tmp_path / "out", "heart", str(src), None, 4000, {"compute": {"rms": {}}})
     p = {"mode": "heart", "reference": str(heart / "circor"), "points": str(points),
          "n_splits": 5}

@@ -8,7 +8,7 @@ import pytest
 from audiopipe.stages import run_stage, tag
 from audiopipe.stages._common import StageInputError
 
-from ._ingest import MIX_RECIPE, ingest
+from ._ingest import MIX_RECIPE, ingest, write_csv
 from ._mixtures import make_mixtures
 
 
@@ -114,10 +114,7 @@ def _subset(demo_folder, dest, edit):
             shutil.copy(f, dest / cls / f.name)
     rows = list(csv.DictReader((demo_folder / "labels.csv").open()))
     rows = [edit(r) for r in rows if (dest / r["path"]).exists()]
-    with (dest / "labels.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(dest / "labels.csv", rows)
     return rows
 
 
