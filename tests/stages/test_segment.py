@@ -288,6 +288,14 @@ def test_heart_mode_on_circor_and_pascal(corpora, tmp_path):
     assert run_stage(ds, "segment", p)["skipped"]
     with pytest.raises(ConfigError, match="reference"):
         run_stage(ds, "segment", {"mode": "heart"})
+    # references of one patient: no grouped CV, said in the warning and in the run report
+    one = tmp_path / "one_patient"
+    one.mkdir()
+    for f in (heart / "circor").glob("85343_*"):
+        shutil.copy(f, one)
+    with pytest.warns(RuntimeWarning, match="one patient"):
+        r1 = run_stage(ds, "segment", {**p, "reference": str(one), "points": ""})
+    assert not r1["metrics"] and any("one patient (85343)" in w for w in r1["warnings"])
     other = tmp_path / "other.tsv"
     shutil.copy(heart / "circor" / "85343_PV.tsv", other)  # a recording not in the dataset
     with pytest.raises(StageInputError, match="no clip is named"):

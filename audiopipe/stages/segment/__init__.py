@@ -244,7 +244,7 @@ class Segment(ClipStage):
 
             h = fit_heart(ctx)
             return _Fitted(reference=h["reference"], model=h["model"], oof=h["oof"],
-                           metrics=h["metrics"], model_id=self.model_key(ctx),
+                           metrics=h["metrics"], model_id=self.model_key(ctx), warnings=h["warnings"],
                            model_uri=save_model(ctx, "segment", h["model"]))
         hop_s = self._hop_s(ctx)
         self._features(ctx)
