@@ -181,7 +181,13 @@ def _stage_summary(name: str, report: dict[str, Any]) -> str:
     if isinstance(where, list):
         where = where[0] if where else ""
     secs = f" ({report['seconds']:.1f} s)" if report.get("seconds") is not None else ""
-    return f"  {name:<12} {shown}{secs}" + (f"  [{where}]" if where else "")
+    line = f"  {name:<12} {shown}{secs}" + (f"  [{where}]" if where else "")
+    warns = report.get("warnings") or []
+    for w in warns[:3]:  # what a run warned about stays in its summary (all of it in --json)
+        line += f"\n  {'':<12} warning: {w if len(w) <= 160 else w[:157] + '...'}"
+    if len(warns) > 3:
+        line += f"\n  {'':<12} ... {len(warns) - 3} more warning(s) (--json lists them)"
+    return line
 
 
 def _run_stages(

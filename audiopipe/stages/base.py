@@ -199,7 +199,10 @@ class ClipStage(Stage):
         return None
 
     def fit(self, ctx: StageContext) -> Any:
-        """What every clip needs (a model, bases, a clip → reference map); default nothing."""
+        """What every clip needs (a model, bases, a clip → reference map); default nothing.
+
+        A state with a ``warnings`` attribute (a list of strings: what was warned about while
+        fitting, e.g. a CV fold lacking labels) has it listed in the run's report."""
         return None
 
     def process(self, ctx: StageContext, clip_ids: Sequence[str], state: Any) -> ClipBatch:

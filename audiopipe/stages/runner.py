@@ -269,7 +269,7 @@ def _run_clips(
         "processed": len(todo),
         "failed": failed,
         "removed": len(removed),
-        "report": {"workers": workers},
+        "report": {"workers": workers, **({"warnings": w} if (w := getattr(state, "warnings", None)) else {})},
         "message": f"{len(todo)} {what} clips processed ({failed} failed), {len(removed)} removed; "
         f"{len(selected)} clips in the stage's tables",
     }

@@ -85,3 +85,7 @@ def test_stage_summary_line():
     assert "recall@10 0.44" in line and "[p.png]" in line and "(1.5 s)" in line
     assert "clips_processed 3" in _stage_summary("fingerprint", {"clips_processed": 3})
     assert "skipped: unchanged" in _stage_summary("beats", {"skipped": "unchanged since run x"})
+    warned = _stage_summary("segment", {"clips_processed": 3, "warnings": ["a" * 200, "b", "c", "d"]})
+    lines = warned.splitlines()
+    assert lines[1].strip() == "warning: " + "a" * 157 + "..." and "warning: c" in lines[3]
+    assert "1 more warning(s)" in lines[4] and len(lines) == 5

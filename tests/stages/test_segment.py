@@ -118,6 +118,19 @@ def test_supervised_on_demo_events(demo_ds, demo_folder):
     mm = demo_ds.table("metrics").to_pandas()
     assert set(mm[mm.run_id == r1["run_id"]].evaluation) == {"cv"}
     assert run_stage(demo_ds, "segment", p)["skipped"]
+    assert "warnings" not in r1  # every fold's training part has every label
+
+
+def test_a_fold_lacking_a_label_is_listed_in_the_run_report(demo_ds, demo_folder, tmp_path):
+    # one clip's events relabelled "rare": the fold testing it never saw that label
+    rows = list(csv.DictReader((demo_folder / "events.csv").open()))
+    rows[0]["label"] = "rare"
+    ev = write_csv(tmp_path / "events.csv", rows)
+    p = {"mode": "supervised", "events": str(ev), "background": "silence",
+         "feature": "rms,zero_crossing_rate,spectral_centroid,spectral_rolloff"}
+    with pytest.warns(UserWarning, match="no frames of 'rare'"):
+        r = run_stage(demo_ds, "segment", p, force=True)
+    assert len(r["warnings"]) == 1 and "no frames of 'rare'" in r["warnings"][0]
 
 
 def test_bad_inputs_refused_without_outputs(fresh_ds, demo_folder, tmp_path):
@@ -275,6 +288,14 @@ def test_heart_mode_on_circor_and_pascal(corpora, tmp_path):
     assert run_stage(ds, "segment", p)["skipped"]
     with pytest.raises(ConfigError, match="reference"):
         run_stage(ds, "segment", {"mode": "heart"})
+    # references of one patient: no grouped CV, said in the warning and in the run report
+    one = tmp_path / "one_patient"
+    one.mkdir()
+    for f in (heart / "circor").glob("85343_*"):
+        shutil.copy(f, one)
+    with pytest.warns(RuntimeWarning, match="one patient"):
+        r1 = run_stage(ds, "segment", {**p, "reference": str(one), "points": ""})
+    assert not r1["metrics"] and any("one patient (85343)" in w for w in r1["warnings"])
     other = tmp_path / "other.tsv"
     shutil.copy(heart / "circor" / "85343_PV.tsv", other)  # a recording not in the dataset
     with pytest.raises(StageInputError, match="no clip is named"):

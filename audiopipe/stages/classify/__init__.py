@@ -33,7 +33,8 @@ held-out clip took part in any choice. ``metrics`` also holds ``cv_accuracy[<var
 the run's report says what was chosen and why. Degenerate inputs are warned
 (:class:`~.model.ClassifyWarning`, and listed in the report): a class with one clip, a fold
 whose training part lacks classes of its test part, labelled clips with no ``groups`` value
-(left out of training: ``--predict`` labels them later).
+(left out of training: ``--predict`` labels them later). Clips with no label yet are left
+out of training too and counted in the report's ``n_unlabelled`` (``--predict`` labels them).
 
 ``--predict`` applies the saved model to clips it was not trained on. With a
 group-normalised model a group (a new speaker) is normalised with all its clips in the
@@ -224,12 +225,14 @@ class Classify(Stage):
         ids_all = ctx.clip_ids()
         g_all = label_column(ds, groups_col, min_classes=1) if groups_col else None
         keep = np.array([v not in (None, "") for v in y_all])
+        n_unlabelled, no_group = int((~keep).sum()), []
         if g_all is not None and (n := int((keep & (nog := _no_value(g_all))).sum())):
-            warnings.warn(
+            no_group.append(
                 f"dataset {ds.name!r}, column {groups_col!r}: {n} labelled clip(s) have no "
                 "value: left out of training (a clip without a group can be neither "
                 "normalised with its group nor kept out of its group's folds); --predict "
-                "labels them with the per-clip fallback", ClassifyWarning, stacklevel=2)
+                "labels them with the per-clip fallback")
+            warnings.warn(no_group[0], ClassifyWarning, stacklevel=2)
             keep &= ~nog
         ids = [c for c, k in zip(ids_all, keep, strict=True) if k]
         y = np.asarray([str(v) for v in y_all[keep]], dtype=object)
@@ -259,9 +262,10 @@ class Classify(Stage):
             model_name=f"classify-{target}",
             model_id=model_id,
             plots={f"confusion-{target}": lambda fh: _plot_confusion(fh, cm, labels, title)},
-            report={"n_clips": len(ids), "chosen": res.bundle["candidate"],
+            report={"n_clips": len(ids), "n_unlabelled": n_unlabelled,
+                    "chosen": res.bundle["candidate"],
                     "fallback": (res.bundle["fallback"] or {}).get("candidate"), "why": res.why,
-                    "warnings": res.warnings},
+                    "warnings": no_group + res.warnings},
             n_clips=len(ids),
         )
 

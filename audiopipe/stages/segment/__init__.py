@@ -92,6 +92,8 @@ class _Fitted:
     model_uri: str | None = None
     oof: dict[str, list] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: warnings of the fit (e.g. a CV fold lacking labels), listed in the run's report
+    warnings: list[str] = field(default_factory=list)
 
 
 class Segment(ClipStage):
@@ -242,7 +244,7 @@ class Segment(ClipStage):
 
             h = fit_heart(ctx)
             return _Fitted(reference=h["reference"], model=h["model"], oof=h["oof"],
-                           metrics=h["metrics"], model_id=self.model_key(ctx),
+                           metrics=h["metrics"], model_id=self.model_key(ctx), warnings=h["warnings"],
                            model_uri=save_model(ctx, "segment", h["model"]))
         hop_s = self._hop_s(ctx)
         self._features(ctx)
@@ -266,7 +268,8 @@ class Segment(ClipStage):
             min_duration_s=p["min_duration_s"],
             random_state=p["random_state"],
         )
-        oof = out_of_fold_segments(seg, frames, labels, p["n_splits"], p["random_state"])
+        notes: list[str] = []
+        oof = out_of_fold_segments(seg, frames, labels, p["n_splits"], p["random_state"], notes)
         final = seg.fit([frames[c] for c in ids], [labels[c] for c in ids])
         per = [evaluate_segments(ref[c], oof[c]) for c in ids]
         metrics = {key: float(np.mean([x[key] for x in per])) for key in per[0]}
@@ -279,6 +282,7 @@ class Segment(ClipStage):
             model_uri=save_model(ctx, "segment", final),
             oof=oof,
             metrics=metrics,
+            warnings=notes,
         )
 
     # ---- predict ----------------------------------------------------------------------

@@ -121,7 +121,8 @@ def _groups(ctx: StageContext, refs: dict[str, dict]) -> list[str]:
 
 
 def fit_heart(ctx: StageContext) -> dict[str, Any]:
-    """Out-of-fold analyses of the referenced clips, metrics, and the final model."""
+    """Out-of-fold analyses of the referenced clips, metrics, the final model and what was
+    warned about (``warnings``: the run report lists them)."""
     from sklearn.base import clone
 
     from audiopipe.stages.heart import cross_val_segments
@@ -134,21 +135,19 @@ def fit_heart(ctx: StageContext) -> dict[str, Any]:
     groups = _groups(ctx, refs)
     est = estimator(p)
     oof: dict[str, dict] = {}
+    notes: list[str] = []
     if len(set(groups)) >= 2:
         res = cross_val_segments(est, recs, intervals, groups, n_splits=p["n_splits"], full=True)
         oof = dict(zip(ids, res, strict=True))
     else:
-        warnings.warn(
-            f"segment heart: the references name one patient ({groups[0]}): no grouped "
-            "cross-validation, no metrics",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        notes.append(f"segment heart: the references name one patient ({groups[0]}): no "
+                     "grouped cross-validation, no metrics")
+        warnings.warn(notes[-1], RuntimeWarning, stacklevel=2)
     final = clone(est).fit(recs, intervals)
     metrics = heart_metrics(refs, {c: a["segments"] for c, a in oof.items()}, p["tolerance_s"])
     if metrics:
         metrics["n_patients"] = float(len(set(groups)))
-    return {"reference": refs, "oof": oof, "model": final, "metrics": metrics}
+    return {"reference": refs, "oof": oof, "model": final, "metrics": metrics, "warnings": notes}
 
 
 def process_heart(

@@ -167,6 +167,7 @@ def out_of_fold_segments(
     labels: Mapping[str, np.ndarray],
     n_splits: int,
     random_state: int = 0,
+    notes: list[str] | None = None,
 ) -> dict[str, list]:
     """Segments of every clip of ``labels`` by a copy of ``seg`` fitted on the other folds.
 
@@ -174,7 +175,8 @@ def out_of_fold_segments(
     ``random_state``). A fold whose training part has no frames of a label its test clips
     have is warned about (:class:`SegmentWarning`, as classify warns): those frames cannot
     be predicted (they get other labels, typically the background) and the CV scores count
-    them as errors.
+    them as errors. Each warning's text is also appended to ``notes`` when given (the stage
+    lists them in its run report).
     """
     ids = list(labels)
     k = max(2, min(n_splits, len(ids)))
@@ -188,15 +190,16 @@ def out_of_fold_segments(
         have = {str(x) for c in tr for x in np.unique(labels[c])}
         miss = sorted({str(x) for c in te for x in np.unique(labels[c])} - have)
         if miss:
-            warnings.warn(
+            note = (
                 f"segment: fold {f}: its training part has no frames of "
                 f"{', '.join(map(repr, miss))}; its {len(te)} test clip(s) cannot be given "
                 "those labels (they get others, e.g. the background) and the CV scores count "
                 "those frames as errors: a fold whose training part lacks classes of its test "
-                "part (give more clips of those labels)",
-                SegmentWarning,
-                stacklevel=2,
+                "part (give more clips of those labels)"
             )
+            if notes is not None:
+                notes.append(note)
+            warnings.warn(note, SegmentWarning, stacklevel=2)
         m = FrameSegmenter(**seg.get_params()).fit([frames[c] for c in tr], [labels[c] for c in tr])
         for c in te:
             oof[c] = m.predict_segments(frames[c])
