@@ -131,7 +131,9 @@ class DatasetConfig(_Strict):
     labels: LabelsConfig | None = None
     sample_rate: int = 22050
     channels: Literal["mix", "first"] | int = "mix"
-    block_seconds: float = Field(60.0, gt=0)
+    #: decode block length (s): bounds a worker's memory per file. Finite and at most an hour
+    #: (.inf sized an impossible block and failed every file)
+    block_seconds: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
     features: dict[str, Any] = Field(default_factory=dict)
     shard: ShardConfig = ShardConfig()
     limits: LimitsConfig = LimitsConfig()

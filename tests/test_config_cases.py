@@ -87,6 +87,13 @@ CASES = [
      [r"datasets\.demo\.labels: must be a mapping with path .*, got 'labels\.csv'$"]),
     ("block_seconds_zero", _ds(block_seconds=0),
      [r"datasets\.demo\.block_seconds: must be > 0, got 0$"]),
+    # .inf used to pass and fail every file (OverflowError sizing the decode block)
+    ("block_seconds_inf", _ds(block_seconds=float("inf")),
+     [r"datasets\.demo\.block_seconds: must be a finite number, got inf$"]),
+    ("block_seconds_nan", _ds(block_seconds=float("nan")),
+     [r"datasets\.demo\.block_seconds: must be a finite number, got nan$"]),
+    ("block_seconds_absurd", _ds(block_seconds=7200.0),
+     [r"datasets\.demo\.block_seconds: must be <= 3600, got 7200\.0$"]),
     ("three_problems_all_reported",
      _ds(sample_rate="abc", channels="left", features={"n_fft": 7, "compute": {"rms": {}}}),
      [r"datasets\.demo\.sample_rate: must be an integer, got 'abc'$",
