@@ -161,10 +161,18 @@ class DatasetConfig(_Strict):
     @field_validator("source", mode="before")
     @classmethod
     def _listify(cls, v: Any) -> Any:
+        # "" (or blank) would resolve to the config's own folder, outputs included
+        blank = "must not be empty or blank (a path, glob or URL), got {!r}"
         if isinstance(v, str):
+            if not v.strip():
+                raise ValueError(blank.format(v))
             return [v]
         if isinstance(v, list) and not v:
             raise ValueError("must name at least one path, glob or URL")
+        if isinstance(v, list):
+            for i, x in enumerate(v, 1):
+                if isinstance(x, str) and not x.strip():
+                    raise ValueError(f"entry {i} " + blank.format(x))
         return v
 
     @field_validator("sample_rate")

@@ -81,6 +81,12 @@ CASES = [
      [r"datasets\.demo\.limits\.max_channels: must be an integer, got 2\.5$"]),
     ("source_number", {"datasets": {"demo": {"source": 5}}},
      [r"datasets\.demo\.source: must be a path, glob or URL, or a list of them, got 5$"]),
+    # "" meant the config's own folder: the dataset ingested its own stage outputs
+    ("source_empty", {"datasets": {"demo": {"source": ""}}},
+     [r"datasets\.demo\.source: must not be empty or blank \(a path, glob or URL\), got ''$"]),
+    ("source_blank_in_list", {"datasets": {"demo": {"source": ["a/*.wav", "  "]}}},
+     [r"datasets\.demo\.source: entry 2 must not be empty or blank \(a path, glob or URL\), "
+      r"got '  '$"]),
     ("source_missing", {"datasets": {"demo": {"sample_rate": 8000}}},
      [r"datasets\.demo\.source: required key is missing$"]),
     ("labels_string", _ds(labels="labels.csv"),
