@@ -23,7 +23,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from audiopipe.config_text import format_errors, load_yaml
+from audiopipe.config_text import (
+    cron_problem,
+    format_errors,
+    load_yaml,
+    memory_problem,
+    name_problem,
+    path_problem,
+)
 from audiopipe.errors import ConfigError
 
 __all__ = [
@@ -115,6 +122,15 @@ class ClusterConfig(_Strict):
     threads_per_worker: int = Field(1, gt=0)
     memory_limit: str = "4GiB"
 
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        # as Dask will read it when the workers start (a typo failed the first ingest)
+        why = memory_problem(v)
+        if why:
+            raise ValueError(why)
+        return v
+
     @field_validator("scheduler")
     @classmethod
     def _scheduler_url(cls, v: str | None) -> str | None:
@@ -131,7 +147,9 @@ class DatasetConfig(_Strict):
     labels: LabelsConfig | None = None
     sample_rate: int = 22050
     channels: Literal["mix", "first"] | int = "mix"
-    block_seconds: float = Field(60.0, gt=0)
+    #: decode block length (s): bounds a worker's memory per file. Finite and at most an hour
+    #: (.inf sized an impossible block and failed every file)
+    block_seconds: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
     features: dict[str, Any] = Field(default_factory=dict)
     shard: ShardConfig = ShardConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -159,10 +177,18 @@ class DatasetConfig(_Strict):
     @field_validator("source", mode="before")
     @classmethod
     def _listify(cls, v: Any) -> Any:
+        # "" (or blank) would resolve to the config's own folder, outputs included
+        blank = "must not be empty or blank (a path, glob or URL), got {!r}"
         if isinstance(v, str):
+            if not v.strip():
+                raise ValueError(blank.format(v))
             return [v]
         if isinstance(v, list) and not v:
             raise ValueError("must name at least one path, glob or URL")
+        if isinstance(v, list):
+            for i, x in enumerate(v, 1):
+                if isinstance(x, str) and not x.strip():
+                    raise ValueError(f"entry {i} " + blank.format(x))
         return v
 
     @field_validator("sample_rate")
@@ -184,8 +210,10 @@ class DatasetConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
-        if v is not None and len(v.split()) not in (5, 6):
-            raise ValueError(f"must be a cron expression with 5 fields, got {v!r}")
+        # as Prefect will read it when `audiopipe serve` makes the deployment
+        why = None if v is None else cron_problem(v)
+        if why:
+            raise ValueError(why)
         return v
 
     def recipe(self) -> dict[str, Any]:
@@ -239,9 +267,9 @@ class Config(_Strict):
         return env if env else self.resolve(self.storage)
 
 
-def _raw_dataset_problems(name: str, ds: dict[str, Any]) -> list[str]:
-    """A dataset's recipe and stages checked from the raw YAML, whatever else is wrong with
-    it, so one run of ``validate`` reports every problem (pydantic stops at a bad field)."""
+def _raw_dataset_problems(name: str, ds: dict[str, Any], base_dir: str) -> list[str]:
+    """A dataset's recipe, stages and files checked from the raw YAML, whatever else is wrong
+    with it, so one run of ``validate`` reports every problem (pydantic stops at a bad field)."""
     problems: list[str] = []
     features = ds.get("features")
     sr = ds.get("sample_rate", 22050)
@@ -254,7 +282,30 @@ def _raw_dataset_problems(name: str, ds: dict[str, Any]) -> list[str]:
     stages = ds.get("stages")
     if isinstance(stages, dict) and all(isinstance(v, dict | None) for v in stages.values()):
         problems += stage_problems(name, {k: v or {} for k, v in stages.items()})
-    return problems
+    return problems + _missing_files(name, ds, base_dir)
+
+
+def _missing_files(name: str, ds: dict[str, Any], base_dir: str) -> list[str]:
+    """Local files a dataset names (``labels.path``, the stages' ``path`` parameters) that are
+    not there: named at validation, not by the ingest or the stage that reads them later.
+    URLs are not checked (no network at validation), nor the files a demo corpus not yet
+    written will hold (its first ingest writes them)."""
+    from audiopipe.stages import STAGES, stage_class
+
+    src = ds.get("source")
+    first = src[0] if isinstance(src, list) and src else src
+    demo = None
+    if ds.get("demo_corpus") is True and isinstance(first, str) and first.strip():
+        demo = str((Path(base_dir) / first.split("*")[0].rstrip("/")).resolve())
+        demo = None if next(Path(demo).rglob("*.wav"), None) else demo  # (already written)
+    labels, stages = ds.get("labels"), ds.get("stages")
+    paths = [("labels.path", labels.get("path"), True)] if isinstance(labels, dict) else []
+    for stage, raw in (stages.items() if isinstance(stages, dict) else ()):
+        if stage in STAGES and isinstance(raw, dict):
+            paths += [(f"stages.{stage}.{p.name}", raw.get(p.name), False)
+                      for p in stage_class(stage).params if p.type == "path"]
+    return [f"datasets.{name}.{key}: {why}" for key, v, file_only in paths
+            if (why := path_problem(v, base_dir, file_only=file_only, written_under=demo))]
 
 
 def _recipe_problems(features: dict[str, Any], sr: int, trial: bool = True) -> list[str]:
@@ -377,8 +428,11 @@ def parse_config(data: Any, base_dir: str | os.PathLike[str] = ".") -> Config:
     except ValidationError as err:
         problems += format_errors(err)
     for name, ds in (datasets if isinstance(datasets, dict) else {}).items():
+        why = name_problem(str(name))  # its folder under the storage root
+        if why:
+            problems.append(f"datasets.{name}: {why}")
         if isinstance(ds, dict):
-            problems += _raw_dataset_problems(str(name), ds)
+            problems += _raw_dataset_problems(str(name), ds, str(base_dir))
     if problems or cfg is None:
         raise ConfigError("\n".join(dict.fromkeys(problems)))
     return cfg

@@ -1,10 +1,14 @@
-"""The words of ``datasets.yaml``'s checks: YAML read without silent surprises, and
-pydantic's errors said plainly.
+"""The words of ``datasets.yaml``'s checks: YAML read without silent surprises, pydantic's
+errors said plainly, and the values written as text that are read by others later.
 
 :func:`load_yaml` parses with PyYAML's safe loader and refuses a key declared twice in one
 mapping (YAML itself keeps the last without a word), naming the key path and both lines.
 :func:`format_errors` turns a pydantic ``ValidationError`` into ``key.path: reason`` lines
 without pydantic's wording or internal names (a union's alternatives become one line).
+:func:`cron_problem` and :func:`memory_problem` check a ``schedule:`` and a
+``cluster.memory_limit`` as Prefect and Dask will read them, without importing either (a
+deployment or a worker failed late; ``validate`` must stay quick); :func:`name_problem` keeps
+a dataset's name a folder name inside the storage.
 
 Examples
 --------
@@ -16,6 +20,10 @@ audiopipe.errors.ConfigError: <config>: storage: declared twice (lines 1 and 2);
 
 from __future__ import annotations
 
+import math
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,7 +31,8 @@ from pydantic import ValidationError
 
 from audiopipe.errors import ConfigError
 
-__all__ = ["format_errors", "load_yaml"]
+__all__ = ["cron_problem", "format_errors", "load_yaml", "memory_problem", "memory_size",
+           "name_problem", "path_problem"]
 
 
 #: what each strict-mode type error of pydantic means, in plain words
@@ -167,3 +176,153 @@ def load_yaml(text: str, name: str = "<config>") -> Any:
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+#: a cron field: its name, lowest and highest value, and the names it accepts (1-based)
+_CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                      "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+    ("second", 0, 59, ()),  # croniter's optional sixth field
+)
+_CRON_ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+_CRON_SHAPE = "minute hour day-of-month month day-of-week"
+
+
+def _cron_value(text: str, field: int) -> str | None:
+    """Why one value of a cron field is wrong, or None."""
+    name, lo, hi, names = _CRON_FIELDS[field]
+    if text.lower() in names:
+        return None
+    if not text.isdigit():
+        return f"{text!r} is not a {name}"
+    if not lo <= int(text) <= hi:
+        return f"{name} {int(text)} is not in {lo}-{hi}"
+    return None
+
+
+def _cron_item(item: str, field: int) -> str | None:
+    """Why one comma-separated item of a cron field is wrong (``*``, ``?``, ``a``, ``a-b``, each
+    with an optional ``/step``; ``L`` in the day of month, ``day#n`` in the day of week)."""
+    base, slash, step = item.partition("/")
+    if slash and not (step.isdigit() and int(step) > 0):
+        return f"step {step!r} of {item!r} is not a whole number > 0"
+    if base in ("*", "?") or (field == 2 and base.upper() == "L" and not slash):
+        return None
+    if field == 4 and "#" in base and not slash:
+        day, _, nth = base.partition("#")
+        if not (nth.isdigit() and 1 <= int(nth) <= 5):
+            return f"{item!r}: the week number after # must be 1-5"
+        return _cron_value(day, field)
+    first, dash, last = base.partition("-")
+    if first == "" and dash:
+        return f"{base!r} is not a {_CRON_FIELDS[field][0]}"
+    return _cron_value(first, field) or (_cron_value(last, field) if dash else None)
+
+
+def cron_problem(expr: str) -> str | None:
+    """Why ``expr`` is not a cron schedule Prefect accepts, or None.
+
+    Five fields (``minute hour day-of-month month day-of-week``, croniter's optional sixth:
+    seconds) of ``*``, numbers in range, month and day names, ranges, lists and ``/steps``;
+    or an alias such as ``@daily``.
+
+    Examples
+    --------
+    >>> cron_problem("*/15 9-17 * * mon-fri") is None
+    True
+    >>> cron_problem("61 * * * *")
+    "must be a cron expression (minute hour day-of-month month day-of-week): minute 61 is not in 0-59, got '61 * * * *'"
+    """
+    if expr.strip().lower() in _CRON_ALIASES:
+        return None
+    fields = expr.split()
+    why = None
+    if len(fields) not in (5, 6):
+        why = f"{len(fields)} fields instead of 5"
+    else:
+        why = next((w for i, f in enumerate(fields) for item in f.split(",")
+                    if (w := _cron_item(item, i))), None)
+    return None if why is None else f"must be a cron expression ({_CRON_SHAPE}): {why}, got {expr!r}"
+
+
+#: dask.utils.parse_bytes's units (case-insensitive): decimal and binary prefixes
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "p": 10**15, "pb": 10**15, "ki": 2**10,
+          "kib": 2**10, "mi": 2**20, "mib": 2**20, "gi": 2**30, "gib": 2**30, "ti": 2**40,
+          "tib": 2**40, "pi": 2**50, "pib": 2**50}
+_SIZE = re.compile(r"^((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)([a-z]*)$")
+#: the smallest absolute limit: a Dask worker process alone needs about this much
+MIN_MEMORY = 128 * 2**20
+
+
+def memory_size(text: str) -> int | None:
+    """Bytes of a size such as ``4GiB`` or ``500 MB`` as Dask reads it, or None if it is not one.
+
+    Examples
+    --------
+    >>> memory_size("4GiB"), memory_size("1.5 GB"), memory_size("lots")
+    (4294967296, 1500000000, None)
+    """
+    m = _SIZE.match(text.replace(" ", "").lower())
+    if m is None or m.group(2) not in _UNITS:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def memory_problem(text: str) -> str | None:
+    """Why ``text`` is not a worker memory limit Dask accepts, or None.
+
+    A size (``4GiB``, ``500MB``, at least 128 MiB), ``auto`` (the machine's memory shared by
+    the workers), a fraction of the machine's memory (``0.5``), or ``0`` (no limit).
+    """
+    usage = ("must be a size like 4GiB or 500MB, auto, a fraction of the machine's memory "
+             f"such as 0.5, or 0 for no limit, got {text!r}")
+    if text.strip() == "auto":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None and math.isfinite(number) and 0 <= number <= 1:
+        return None  # a fraction (0: no limit)
+    size = memory_size(text)
+    if size is None or (number is not None and not math.isfinite(number)):
+        return usage
+    if size < MIN_MEMORY:
+        return f"must be at least 128 MiB (a Dask worker needs more to start), got {text!r}"
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a dataset's folder under the storage root, or None."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        return ("a dataset name must be a plain folder name (not empty, not . or .., no / or \\), "
+                f"got {name!r}")
+    return None
+
+
+def path_problem(
+    value: Any, base_dir: str, *, file_only: bool, written_under: str | None = None
+) -> str | None:
+    """Why a local path of the config (relative to its folder) names nothing to read, or None.
+
+    URLs and values that are not text are not checked here; nor a path inside
+    ``written_under``, a folder whose files are written before they are read (a demo corpus).
+    ``file_only``: a folder will not do (a labels table).
+    """
+    if not isinstance(value, str) or "://" in value:
+        return None
+    if not value.strip():
+        return "must not be empty (leave the key out to not set it)"
+    path = value if os.path.isabs(value) else str((Path(base_dir) / value).resolve())
+    if written_under and (path + os.sep).startswith(written_under + os.sep):
+        return None
+    if file_only and os.path.isdir(path):
+        return f"a folder, not a labels file (CSV or Parquet): {path}"
+    if not os.path.exists(path):
+        return f"no such file{'' if file_only else ' or folder'}: {path}"
+    return None

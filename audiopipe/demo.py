@@ -104,6 +104,8 @@ def make_demo_corpus(path: str | Path, n_per_class: int = 50, seed: int = 0) -> 
     ``n_per_class`` clips of each of the six classes, formats cycling WAV, FLAC,
     MP3. The same ``seed`` writes the same samples.
     """
+    if n_per_class < 1:  # (checked before any folder is made)
+        raise ValueError(f"n_per_class: must be >= 1, got {n_per_class}")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -401,8 +401,14 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from audiopipe.stages.fingerprint import identify_many
     from audiopipe.store import open_dataset
 
+    queries = _queries(args.files)
+    # a file named that is not there: said before any work (the decoder's words were
+    # "not a readable audio file (System error.)")
+    missing = [q for q in queries if "://" not in q and not os.path.exists(q)]
+    if missing:
+        raise FileNotFoundError(f"no such file: {', '.join(missing)}")
     ds = open_dataset(cfg.storage_root, cfg.dataset(args.dataset).name)
-    answers = identify_many(ds, _queries(args.files))
+    answers = identify_many(ds, queries)
     cols = ("query", "clip_id", "uri", "offset_s", "confidence", "votes", "runner_up", "error")
     if args.out:
         _write_answers([{c: a.get(c) for c in cols} for a in answers], args.out)
@@ -565,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("similar", help="nearest clips to files or clip ids")
     sim.add_argument("queries", nargs="+", help="audio files, folders, globs or clip ids")
     sim.add_argument("--dataset", "-d", default=None)
-    sim.add_argument("-k", type=int, default=10)
+    sim.add_argument("-k", type=_positive_int, default=10, help="how many clips (default 10)")
     sim.add_argument(
         "--view", default="timbre", help="timbre (MFCC stats) or tonal (chroma + tempo)"
     )
@@ -582,6 +588,17 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--seed", type=int, default=0)
     dc.set_defaults(fn=cmd_demo_corpus)
     return p
+
+
+def _positive_int(text: str) -> int:
+    """An argument that counts something: a whole number >= 1 (``-k 0`` answered nothing)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return n
 
 
 def _stage_parsers(sub: Any) -> None:
@@ -637,9 +654,27 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, LookupError, RuntimeError, ValueError) as err:
         print(f"audiopipe: {type(err).__name__}: {err}", file=sys.stderr)
         rc = 1
+    except Exception as err:
+        if not _storage_error(err):
+            raise
+        # a damaged table (a torn or edited Delta log) or unreadable storage: one line naming
+        # the table (open_table notes it), not delta-rs's message with its Rust backtrace
+        where = "; ".join(getattr(err, "__notes__", ()))
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        print(f"audiopipe: {where + ': ' if where else type(err).__name__ + ': '}{first}",
+              file=sys.stderr)
+        rc = 1
     if argv is None and "prefect" not in sys.modules:
         _exit(rc)
     return rc
+
+
+def _storage_error(err: BaseException) -> bool:
+    """An error of the storage: an OSError, or delta-rs's (checked without importing it)."""
+    delta = sys.modules.get("deltalake.exceptions")
+    return isinstance(err, OSError) or (
+        delta is not None and isinstance(err, getattr(delta, "DeltaError", ()))
+    )
 
 
 def _reap_orphans() -> None:

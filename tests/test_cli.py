@@ -256,3 +256,57 @@ def test_status_and_identify_import_only_what_they_need(small_demo):
     assert query.name in out and "confidence" in out
     unwanted = identify & (never | {"scipy.ndimage", "pyarrow.compute"})
     assert not unwanted
+
+
+# ------------------------------------------------------- bad arguments: one clear line
+
+
+@pytest.mark.parametrize("k", ["0", "-3", "two"])
+def test_similar_k_must_be_a_positive_whole_number(k, capsys):
+    """`-k 0` printed nothing and exited 1, as if no clip were similar."""
+    with pytest.raises(SystemExit) as info:
+        main(["similar", "-d", "d", "-k", k, "q.wav"])
+    assert info.value.code == 2
+    assert f"argument -k: must be a whole number >= 1, got {k!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hours", ["inf", "nan"])
+def test_vacuum_retain_hours_must_be_finite(hours, tmp_path, capsys):
+    """`--retain-hours inf` was a raw OverflowError traceback; nan passed the >= 0 check."""
+    cfg = write_config(tmp_path, {"d": {"source": "x"}})
+    assert main(["--config", str(cfg), "vacuum", "d", "--retain-hours", hours]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"audiopipe: ValueError: retain_hours: must be a finite number >= 0, got {hours}"
+
+
+@pytest.mark.parametrize("n", ["0", "-2"])
+def test_demo_corpus_needs_a_clip_per_class_before_writing_anything(n, tmp_path, capsys):
+    """`--n-per-class 0` made the folders, then an IndexError."""
+    out = tmp_path / "demo"
+    assert main(["demo-corpus", str(out), "--n-per-class", n]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"audiopipe: ValueError: n_per_class: must be >= 1, got {n}")
+    assert not out.exists()
+
+
+def test_status_on_a_damaged_table_log_names_the_table_in_one_line(tmp_path, capsys):
+    """A torn Delta commit file gave a 39-line backtrace that named no table."""
+    write(tmp_path / "c" / "a.wav", sine(f=300, dur=0.5), 22050)
+    cfg = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}})
+    ingest_in_process(load_config(cfg), "d")
+    log = tmp_path / "out" / "d" / "tables" / "clips" / "_delta_log"
+    last = sorted(log.glob("*.json"))[-1]
+    last.write_text(last.read_text()[:-40] + "garbage\n")
+    assert main(["--config", str(cfg), "status", "d"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"audiopipe: cannot read table 'clips' of dataset 'd' "
+                          f"({tmp_path / 'out' / 'd' / 'tables' / 'clips'}): "), err
+
+
+def test_identify_a_missing_file_says_so(small_demo, tmp_path, capsys):
+    """It said "not a readable audio file (System error.)"."""
+    cfg, _ = small_demo
+    missing = tmp_path / "nonexist.wav"
+    assert main(["--config", str(cfg), "identify", str(missing), "-d", "d"]) == 1
+    assert capsys.readouterr().err.strip() == f"audiopipe: FileNotFoundError: no such file: {missing}"

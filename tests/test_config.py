@@ -90,3 +90,120 @@ def test_cross_parameter_rules_and_empty_stage_entries():
         parse_config(_ds(stages={"transcribe": {"fmin": 3000}}))
     cfg = parse_config(_ds(stages={"beats": None, "fingerprint": {}}))  # `beats:` alone is fine
     assert cfg.dataset("demo").stages == {"beats": {}, "fingerprint": {}}
+
+
+# --------------------------------------------- values that used to pass and fail late
+
+
+def test_memory_limit_is_parsed_at_validation():
+    """`memory_limit: lots` passed and every worker failed to start at the first ingest."""
+    for bad in ("lots", "-1GB", "inf", "", "4 GiBs", "10 MB"):
+        with pytest.raises(ConfigError, match=r"^cluster\.memory_limit: must be .*got " + repr(bad)):
+            parse_config({**_ds(), "cluster": {"memory_limit": bad}})
+    for good in ("4GiB", "500 MiB", "2gb", "auto", "0.5", "0", "3e9"):
+        cfg = parse_config({**_ds(), "cluster": {"memory_limit": good}})
+        assert cfg.cluster.memory_limit == good  # kept as written: Dask reads it
+
+
+def test_memory_sizes_read_as_dask_reads_them():
+    from dask.utils import parse_bytes
+
+    from audiopipe.config_text import memory_problem, memory_size
+
+    for s in ("4GiB", "4 GiB", "4gib", "500MB", "500 mb", "1.5G", "3e9", "2 TB", "800 MiB", "1Gi"):
+        assert memory_problem(s) is None, s
+        assert memory_size(s) == parse_bytes(s), s
+    for s in ("lots", "4 GiBs", "GB 4", "1,5GB"):
+        assert memory_problem(s) is not None, s
+        with pytest.raises(ValueError):
+            parse_bytes(s)
+
+
+def test_cron_schedule_is_checked_at_validation():
+    """`a b c d e` and `61 * * * *` passed; the deployment failed inside Prefect."""
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.schedule: must be a cron expression "
+                       r".*'a' is not a minute.*got 'a b c d e'"):
+        parse_config(_ds(schedule="a b c d e"))
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.schedule: .*minute 61 is not in 0-59"):
+        parse_config(_ds(schedule="61 * * * *"))
+    assert parse_config(_ds(schedule="*/15 9-17 * jan-jun mon-fri")).dataset().schedule
+
+
+#: (expression) checked against the parser Prefect's deployments use
+CRONS = ["0 * * * *", "a b c d e", "61 * * * *", "* * * * * *", "@hourly", "@daily", "@weekly",
+         "0 0 L * *", "0 0 * * 5#3", "0 0 * * 7", "0 0 * * 8", "*/15 * * * *", "0 0-23/2 * * *",
+         "0 0 * jan-mar mon-fri", "0 0 * * MON", "0 0 ? * *", "0 0 0 * *", "0 0 * 0 *",
+         "0 0 * 13 *", "* * * * * 61", "0 0 1W * *", "H * * * *", "R * * * *", "0 0 * * L",
+         "0,30 * * * *", "*/0 * * * *", "0 24 * * *", "0 0 1,L * *", "0 0 * * sun#2",
+         "0 0 * * 1-5/2", "59 23 31 12 7", "0 0 * * 5#6", "1-60 * * * *", "* * *", "0 0 * foo *",
+         "*/x * * * *", "0-5/2,10 * * * *", "0 0 1-31/2 * *", "-1 * * * *", "0 0 * * 0-7"]
+
+
+def test_the_cron_check_agrees_with_prefects():
+    validators = pytest.importorskip("prefect._internal.schemas.validators")
+    from audiopipe.config_text import cron_problem
+
+    for expr in CRONS:
+        try:
+            validators.validate_cron_string(expr)
+            prefect_ok = True
+        except ValueError:
+            prefect_ok = False
+        assert (cron_problem(expr) is None) == prefect_ok, (expr, cron_problem(expr))
+
+
+def test_missing_local_files_are_named_at_validation(tmp_path):
+    """A missing labels file or stage file (events, listens...) passed validation and failed
+    at ingest or at the stage; URLs are not checked (no network at validation)."""
+    p = tmp_path / "d.yaml"
+    p.write_text(
+        "datasets:\n"
+        "  a:\n"
+        "    source: audio\n"
+        "    labels: {path: nolabels.csv}\n"
+        "    stages:\n"
+        "      segment: {mode: supervised, events: noevents.csv}\n"
+        "      recommend: {listens: s3://bucket/listens.csv}\n"
+        "  b:\n"
+        "    source: audio\n"
+        "    labels: {path: audio}\n"
+        "    stages: {segment: {mode: periodic, reference: refs, points: nopoints.csv}}\n"
+    )
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "refs").mkdir()  # a folder is a fine reference (CirCor .tsv files)
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    lines = str(info.value).splitlines()
+    assert sorted(lines) == sorted([
+        f"datasets.a.labels.path: no such file: {tmp_path / 'nolabels.csv'}",
+        f"datasets.a.stages.segment.events: no such file or folder: {tmp_path / 'noevents.csv'}",
+        f"datasets.b.labels.path: a folder, not a labels file (CSV or Parquet): {tmp_path / 'audio'}",
+        f"datasets.b.stages.segment.points: no such file or folder: {tmp_path / 'nopoints.csv'}",
+    ])
+    (tmp_path / "nolabels.csv").write_text("path,label\n")
+    (tmp_path / "noevents.csv").write_text("path,onset_s,offset_s,label\n")
+    (tmp_path / "nopoints.csv").write_text("path,time_s,label\n")
+    p.write_text(p.read_text().replace("{path: audio}", "{path: s3://bucket/labels.csv}"))
+    assert set(load_config(p).datasets) == {"a", "b"}
+
+
+def test_a_demo_corpus_dataset_may_name_files_the_corpus_will_write(tmp_path):
+    p = tmp_path / "d.yaml"
+    p.write_text("datasets:\n  demo:\n    demo_corpus: true\n    source: data/demo\n"
+                 "    labels: {path: data/demo/labels.csv}\n"
+                 "    stages: {segment: {events: data/demo/events.csv}}\n")
+    assert load_config(p).dataset().demo_corpus
+    p.write_text(p.read_text().replace("data/demo/events.csv", "elsewhere/events.csv"))
+    with pytest.raises(ConfigError, match=r"^datasets\.demo\.stages\.segment\.events: no such"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "", " ", "..\\x"])
+def test_a_dataset_name_must_be_a_folder_name(name):
+    """A dataset named `..` wrote its tables outside the storage folder."""
+    with pytest.raises(ConfigError) as info:
+        parse_config({"datasets": {name: {"source": "x"}}})
+    assert str(info.value) == (
+        f"datasets.{name}: a dataset name must be a plain folder name (not empty, not . or .., "
+        f"no / or \\), got {name!r}"
+    )

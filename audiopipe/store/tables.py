@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import ErrorRow
@@ -103,6 +103,9 @@ def open_table(loc: Location, name: str, version: int | None = None) -> DeltaTab
         )
     except TableNotFoundError:
         return None
+    except DeltaError as err:  # (a damaged log): say which table, the message does not
+        err.add_note(f"cannot read table {name!r} of dataset {loc.dataset!r} ({loc.table_uri(name)})")
+        raise
     dt._native_fs = native_filesystem(loc, name)
     return dt
 

@@ -105,7 +105,8 @@ def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) ->
         The dataset.
     retain_hours : float
         Runs that finished within this many hours stay readable (plus, always, the latest
-        ingest or rebuild and the latest run of each stage). 0 keeps only those.
+        ingest or rebuild and the latest run of each stage). 0 keeps only those; finite
+        (``ValueError`` otherwise); longer ago than dates go keeps every run.
     dry_run : bool
         Report what would be removed, remove nothing.
 
@@ -121,15 +122,18 @@ def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) ->
     >>> r.parts, r.table_files, r.bytes_freed
     ([], {}, 0)
     """
-    if retain_hours < 0:
-        raise ValueError(f"retain_hours: must be >= 0, got {retain_hours}")
+    if not retain_hours >= 0 or math.isinf(retain_hours):  # (nan is not >= 0)
+        raise ValueError(f"retain_hours: must be a finite number >= 0, got {retain_hours}")
     report = VacuumReport(loc.dataset, dry_run, float(retain_hours))
     fs = loc.fs
     if not fs.exists(loc.base):
         return report
     with dataset_lock(loc, "vacuum"):
         now = datetime.now(UTC)
-        cutoff = now - timedelta(hours=retain_hours)
+        try:
+            cutoff = now - timedelta(hours=retain_hours)
+        except OverflowError:  # further back than datetime goes: every run is kept
+            cutoff = datetime.min.replace(tzinfo=UTC)
         kept = _kept_runs(read_runs(loc), cutoff)
         report.kept_runs = sorted(r.run_id for r in kept)
         pinned: dict[str, set[int]] = {}

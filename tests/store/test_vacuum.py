@@ -71,6 +71,9 @@ def test_vacuum_keeps_what_the_latest_run_reads_and_frees_the_rest(tmp_path):
     r = vacuum(loc, retain_hours=24)
     assert r.parts == [] and sum(r.table_files.values()) == 0
     assert _parts(out) == all_parts
+    # a retention further back than dates go keeps every run (it was an OverflowError)
+    r = vacuum(loc, retain_hours=1e12, dry_run=True)
+    assert r.parts == [] and sum(r.table_files.values()) == 0
 
     # dry run: reports, deletes nothing
     dry = vacuum(loc, retain_hours=0, dry_run=True)
@@ -114,5 +117,6 @@ def test_vacuum_spares_parts_of_staged_shards_and_rejects_negative_retention(tmp
     r = vacuum(loc, retain_hours=0)
     assert r.parts == ["fedfedfedfedfedfedfe-22222222.zarr"]
     assert _parts(tmp_path / "out") == {"abcabcabcabcabcabcab-11111111.zarr"}
-    with pytest.raises(ValueError, match="retain_hours"):
-        vacuum(loc, retain_hours=-1)
+    for bad in (-1, float("nan"), float("inf")):  # nan passed `< 0`; inf overflowed
+        with pytest.raises(ValueError, match=r"retain_hours: must be a finite number >= 0"):
+            vacuum(loc, retain_hours=bad)
