@@ -255,8 +255,9 @@ _TRANSIENT_STEPS = {"shard"}
 def _failed_before(
     loc: Location, version: int | None, new: list[FileEntry], settings: str
 ) -> set[str]:
-    """Uris of ``new`` files whose last failure was on these bytes (size, mtime) with these
-    settings: retrying them would fail the same way and record the same error again."""
+    """Uris of ``new`` files (new or changed) whose last failure was on these bytes (size,
+    mtime) with these settings: retrying them would fail the same way and record the same
+    error again (a changed file that failed keeps its previous version meanwhile)."""
     if not new:
         return set()
     dt_ = open_table(loc, "errors", version)
@@ -364,9 +365,10 @@ def plan_ingest(
     else:
         d = diff(found, stored)
         if not retry_failed:
-            skip = _failed_before(loc, base.get("errors"), d.new, settings)
-            d.failed_before = [f for f in d.new if f.uri in skip]
+            skip = _failed_before(loc, base.get("errors"), d.new + d.changed, settings)
+            d.failed_before = [f for f in d.to_process if f.uri in skip]
             d.new = [f for f in d.new if f.uri not in skip]
+            d.changed = [f for f in d.changed if f.uri not in skip]
         if stored:
             d.relabeled = _relabeled(loc, base.get("clips"), d.unchanged, label_columns)
         d = d.capped(ds.max_files_per_run)
