@@ -248,8 +248,16 @@ def _relabeled(
     return out
 
 
-#: failures that say nothing about the file (a lost worker, storage): always retried
-_TRANSIENT_STEPS = {"shard"}
+#: read failures that say nothing about the file: it was gone when read (a share unmounted
+#: while the run read it) or the storage failed (``io_error``); always retried, as is a shard
+#: lost with its worker (step ``shard``) unless a file of it crashed the decoder
+_TRANSIENT_READS = {"missing", "io_error"}
+
+
+def _transient(step: str, error_type: str) -> bool:
+    if step == "shard":
+        return error_type != "decoder_crashed"
+    return step == "read" and error_type in _TRANSIENT_READS
 
 
 def _failed_before(
@@ -276,7 +284,7 @@ def _failed_before(
         i = last.get(f.uri)
         if i is None or t["settings_hash"][i] != settings or t["bytes"][i] != f.size:
             continue
-        if t["step"][i] in _TRANSIENT_STEPS and t["error_type"][i] != "decoder_crashed":
+        if _transient(t["step"][i], t["error_type"][i]):
             continue
         mtime = t["mtime"][i]
         if mtime is not None and abs(mtime - f.mtime) < 1e-6:

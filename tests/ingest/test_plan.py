@@ -87,3 +87,34 @@ def test_default_min_shards_is_two_per_worker(tmp_path, n_workers, expected):
     plan = plan_ingest(load_config(cfg), "t", n_workers=n_workers)
     assert len(plan.shards) == expected
     assert sum(len(s.files) for s in plan.shards) == 12
+
+
+def _ingest(cfg) -> dict:
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+
+    plan = plan_ingest(load_config(cfg), "t")
+    return publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+
+
+def test_files_that_vanished_during_a_run_are_retried_when_back(tmp_path):
+    """A share dropping out between listing and reading says nothing about its files: the
+    read errors (``missing``) are recorded, and the next run retries the files."""
+    import audiopipe
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    for i in range(3):
+        write(tmp_path / "share" / "audio" / f"{i}.wav", sine(f=300 + 50 * i, dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path / "share" / "audio")}})
+    plan = plan_ingest(load_config(cfg), "t")
+    (tmp_path / "share").rename(tmp_path / "share.off")  # unmounted while the run reads
+    row = publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    (tmp_path / "share.off").rename(tmp_path / "share")
+    assert row["files_failed"] == 3
+    errors = audiopipe.open_dataset(str(tmp_path / "out"), "t").table("errors").to_pandas()
+    assert set(zip(errors.step, errors.error_type, strict=True)) == {("read", "missing")}
+    row = _ingest(cfg)
+    assert row["files_processed"] == 3 and "failed before" not in row["message"]
