@@ -293,9 +293,12 @@ def _failed_before(
 
 
 def settings_hash(ds: DatasetConfig, recipe_hash: str) -> str:
-    """Hash of what decides whether a file ingests: decode settings, limits, feature recipe
-    and code (a failure recorded under other settings is retried)."""
-    payload = [config_hash(ds), recipe_hash, F.FEATURES_VERSION, ds.limits.model_dump()]
+    """Hash of what decides whether a file ingests: decode settings (``block_seconds``
+    included: a block too big for memory fails every file), limits, feature recipe and code
+    (a failure recorded under other settings is retried)."""
+    payload = [
+        config_hash(ds), recipe_hash, F.FEATURES_VERSION, ds.limits.model_dump(), ds.block_seconds,
+    ]  # fmt: skip
     return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 

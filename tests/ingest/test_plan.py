@@ -118,3 +118,26 @@ def test_files_that_vanished_during_a_run_are_retried_when_back(tmp_path):
     assert set(zip(errors.step, errors.error_type, strict=True)) == {("read", "missing")}
     row = _ingest(cfg)
     assert row["files_processed"] == 3 and "failed before" not in row["message"]
+
+
+def test_a_failed_file_is_retried_when_block_seconds_changes(tmp_path):
+    """``block_seconds`` decides how a file is decoded (a value too big for memory fails every
+    file): a failure recorded under one value is retried under another."""
+    from audiopipe.config import load_config
+    from audiopipe.ingest import plan_ingest, publish
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    class DecoderCrashed(RuntimeError):
+        kind = "decoder_crashed"  # a failure that is not retried while nothing changes
+
+    for i in range(2):
+        write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 50 * i, dur=0.2), 22050)
+    spec = {"source": str(tmp_path / "c"), "shard": {"min_shards": 1}}
+    cfg = write_config(tmp_path, {"t": {**spec, "block_seconds": 60.0}})
+    plan = plan_ingest(load_config(cfg), "t")
+    publish(plan, [DecoderCrashed("killed the worker")] * len(plan.shards))
+    assert "2 failed before and unchanged" in _ingest(cfg)["message"]
+    cfg = write_config(tmp_path, {"t": {**spec, "block_seconds": 30.0}})
+    row = _ingest(cfg)
+    assert row["files_processed"] == 2 and "failed before" not in row["message"]
