@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -169,6 +170,31 @@ def _examples(uris: list[str], n: int = 3) -> str:
     return ", ".join(names) + (", ..." if len(uris) > n else "")
 
 
+def _in_storage(root: str) -> Callable[[str], bool]:
+    """Whether a listed uri is under the storage ``root``: the datasets' tables, frames and
+    stage outputs (separated stems are audio) are never clips, even when a source folder
+    holds the storage (``source: .`` next to ``storage: out``)."""
+    if "://" in root and not root.startswith("file://"):
+        prefix = root.rstrip("/") + "/"
+        return lambda uri: uri.startswith(prefix)
+    local = root.removeprefix("file://")
+    prefixes = tuple({os.path.join(os.path.abspath(local), ""), os.path.join(os.path.realpath(local), "")})
+    real: dict[str, str] = {}  # folder -> its real path (a source reached through a link)
+
+    def inside(uri: str) -> bool:
+        if "://" in uri and not uri.startswith("file://"):
+            return False
+        path = uri.removeprefix("file://")
+        if path.startswith(prefixes):
+            return True
+        folder = os.path.dirname(path)
+        if folder not in real:
+            real[folder] = os.path.join(os.path.realpath(folder), "")
+        return real[folder].startswith(prefixes)
+
+    return inside
+
+
 def _discover(
     cfg: Config, ds: DatasetConfig, notes: list[str]
 ) -> tuple[list[FileEntry], tuple[str, ...]]:
@@ -180,12 +206,20 @@ def _discover(
     """
     seen: dict[str, FileEntry] = {}
     sources = [cfg.resolve(s) for s in ds.source]
+    in_storage, n_storage = _in_storage(cfg.storage_root), 0
     for src in sources:  # one source at a time: say which one matched nothing
-        got = discover([src], storage_options=None)
+        listed = discover([src], storage_options=None)
+        got = [f for f in listed if not in_storage(f.uri)]
+        n_storage += len(listed) - len(got)
         if not got and len(sources) > 1:
             notes.append(f"source {src!r} matched no audio file")
         for f in got:
             seen.setdefault(f.uri, f)
+    if n_storage:
+        notes.append(
+            f"{_plural(n_storage, 'file')} under the storage {cfg.storage_root!r} not ingested "
+            "(the datasets' own outputs)"
+        )
     found = [seen[k] for k in sorted(seen)]
     if ds.labels is None or not found:
         return found, ()

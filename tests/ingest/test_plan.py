@@ -141,3 +141,22 @@ def test_a_failed_file_is_retried_when_block_seconds_changes(tmp_path):
     cfg = write_config(tmp_path, {"t": {**spec, "block_seconds": 30.0}})
     row = _ingest(cfg)
     assert row["files_processed"] == 2 and "failed before" not in row["message"]
+
+
+def test_a_source_holding_the_storage_does_not_ingest_the_datasets_outputs(tmp_path):
+    """Storage inside a source folder (``source: .`` next to ``storage: out``): the audio a
+    stage writes there (separated stems) never becomes clips, and the message says so."""
+    import audiopipe
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    for i in range(2):
+        write(tmp_path / f"clip{i}.wav", sine(f=300 + 50 * i, dur=0.2), 22050)
+    stem = write(tmp_path / "out" / "t" / "stages" / "separate" / "a.wav", sine(dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path)}})
+    row = _ingest(cfg)
+    assert row["files_processed"] == 2
+    assert f"1 file under the storage {str(tmp_path / 'out')!r} not ingested" in row["message"]
+    clips = audiopipe.open_dataset(str(tmp_path / "out"), "t").table("clips").to_pandas()
+    assert sorted(clips.uri) == [str(tmp_path / f"clip{i}.wav") for i in range(2)]
+    assert str(stem) not in set(clips.uri)
