@@ -90,7 +90,10 @@ def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> tuple[dict[str, in
     number of changed files that failed and kept their previous version."""
     loc = plan.context.location
     keys = [r.key for r in ok]
-    clips = staging.read_staged(loc, keys, "clips")
+    clips = staging.read_staged(loc, [r.key for r in ok if not r.reused], "clips")
+    reused = staging.read_staged(loc, [r.key for r in ok if r.reused], "clips")
+    if reused is not None:  # staged by an earlier, killed run: the labels may have changed since
+        clips = _concat(clips, _labelled_now(plan, reused, {f.uri: f for f in plan.diff.to_process}))
     replaced_uris = {f.uri for f in plan.diff.to_process} | set(plan.diff.removed)
     replaced_uris |= {f.uri for f in plan.diff.relabeled}
     # clip ids that stop being referenced (changed or removed files), unless still used
@@ -170,20 +173,32 @@ def _restated_rows(
     split that follows from them and ``changes[uri]`` (None when there are none)."""
     if not entries:
         return None
-    ctx = plan.context
-    base = read_table(ctx.location, "clips", version=plan.base_versions.get("clips"))
+    base = read_table(plan.context.location, "clips", version=plan.base_versions.get("clips"))
     stored = base.filter(pc.is_in(base["uri"], value_set=pa.array(sorted(entries))))
+    return _labelled_now(plan, stored, entries, changes)
+
+
+def _labelled_now(
+    plan: IngestPlan,
+    clips: pa.Table,
+    entries: dict[str, FileEntry],
+    changes: dict[str, dict[str, Any]] | None = None,
+) -> pa.Table:
+    """``clips`` rows with the labels of their ``entries`` now, the split that follows from
+    them and ``changes[uri]`` (a row without an entry keeps its labels)."""
+    cols = plan.context.label_columns
     rows = []
-    for r in ClipRow.rows(stored, ctx.label_columns):
-        labels = entries[r.uri].labels
-        rows.append(
-            r.with_labels(
-                {c: labels.get(c) for c in ctx.label_columns},
+    for r in ClipRow.rows(clips, cols):
+        e = entries.get(r.uri)
+        if e is not None:
+            labels = e.labels
+            r = r.with_labels(
+                {c: labels.get(c) for c in cols},
                 split=split_for(r.uri, labels),
                 **(changes or {}).get(r.uri, {}),
             )
-        )
-    return ClipRow.table(rows, label_columns=ctx.label_columns)
+        rows.append(r)
+    return ClipRow.table(rows, label_columns=cols)
 
 
 def _concat(a: pa.Table | None, b: pa.Table) -> pa.Table:

@@ -97,3 +97,27 @@ def test_changed_files_of_a_lost_shard_keep_their_last_good_version(tmp_path):
     assert row["files_processed"] == 2
     after = _table(tmp_path, "clips").set_index("uri").clip_id.to_dict()
     assert set(after) == set(before) and not set(after.values()) & set(before.values())
+
+
+def test_shards_staged_by_a_killed_run_are_published_with_the_labels_of_now(tmp_path, monkeypatch):
+    """A run killed after staging; the labels are fixed; the next run reuses the staged
+    shards (nothing decoded) and publishes the labels and splits the file says now."""
+    corpus = tmp_path / "corpus"
+    _corpus(corpus, 3)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,kind,split\ntone_0.wav,dog,train\ntone_1.wav,dog,train\ntone_2.wav,dog,test\n")
+    cfg = _cfg(tmp_path, labels={"path": str(labels), "root": str(corpus)})
+    plan = plan_ingest(load_config(cfg), "t")
+    for s in plan.shards:  # staged, then killed before publishing
+        extract_shard(s, plan.context)
+    labels.write_text("path,kind,split\ntone_0.wav,cat,test\ntone_1.wav,cat,test\ntone_2.wav,bird,train\n")
+    monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:log_decodes")
+    row = _ingest(cfg)
+    assert row["files_processed"] == 3
+    assert not (corpus / ".decoded.log").exists(), "the staged shards are reused"
+    clips = _table(tmp_path, "clips").set_index("uri")
+    got = {Path(u).name: (k, s) for u, k, s in zip(clips.index, clips.kind, clips.split, strict=True)}
+    assert got == {
+        "tone_0.wav": ("cat", "test"), "tone_1.wav": ("cat", "test"), "tone_2.wav": ("bird", "train")
+    }  # fmt: skip
+    assert "labels of" not in _ingest(cfg)["message"]  # nothing left to restate
