@@ -89,7 +89,8 @@ def discover(
     """List audio files under folders, globs or URLs; sorted by uri, no duplicates.
 
     A folder is searched recursively for files with an audio extension; a glob
-    (``**`` allowed) is taken as written. A local folder named like an audio file is
+    (``**`` allowed) is taken as written, unless a file or folder has that very name
+    (``Album [2020]``), which is then listed as it is. A local folder named like an audio file is
     listed too (its files are listed on their own): the reader turns it into an ``errors``
     row saying what it is, rather than skipping it without a word. Missing sources raise ``FileNotFoundError``
     naming the source.
@@ -97,7 +98,7 @@ def discover(
     seen: dict[str, FileEntry] = {}
     for src in sources:
         fs, path = _fs_for(src, storage_options)
-        if any(ch in path for ch in "*?["):
+        if any(ch in path for ch in "*?[") and not fs.exists(path):  # `Album [2020]`: a folder
             found = fs.glob(path, detail=True)
             if not found and not fs.exists(path.split("*")[0].rstrip("/") or "/"):
                 raise FileNotFoundError(f"source {src!r}: no such folder")

@@ -46,3 +46,15 @@ def test_diff_uses_size_and_mtime():
     assert [e.uri for e in d.new] == ["/d"]
     assert d.removed == ["/c"]
     assert [e.uri for e in d.to_process] == ["/b", "/d"]
+
+
+def test_a_folder_named_with_brackets_is_listed_not_globbed(tmp_path):
+    """``Album B [2020]`` exists: it is that folder, not a glob matching ``Album B 2``."""
+    for i in range(3):
+        write(tmp_path / "Album B [2020]" / f"t{i}.wav", sine(), 22050)
+    write(tmp_path / "Album B 2" / "other.wav", sine(), 22050)
+    found = discover([str(tmp_path / "Album B [2020]")])
+    assert [f.uri for f in found] == [str(tmp_path / "Album B [2020]" / f"t{i}.wav") for i in range(3)]
+    globbed = discover([str(tmp_path / "Album B [0-9]" / "*.wav")])  # a glob still is one
+    assert [os.path.basename(f.uri) for f in globbed] == ["other.wav"]
+
