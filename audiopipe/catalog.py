@@ -117,10 +117,10 @@ def discover(
 
     A folder is searched recursively for files with an audio extension; a glob
     (``**`` allowed) is taken as written, unless a file or folder has that very name
-    (``Album [2020]``), which is then listed as it is. A local folder named like an audio file is
-    listed too (its files are listed on their own): the reader turns it into an ``errors``
-    row saying what it is, rather than skipping it without a word. Missing sources raise ``FileNotFoundError``
-    naming the source.
+    (``Album [2020]``), which is then listed as it is. A local folder named like an audio
+    file is listed too (its files are listed on their own): the reader turns it into an
+    ``errors`` row saying what it is, rather than skipping it without a word. Missing sources
+    raise ``FileNotFoundError`` naming the source.
     """
     seen: dict[str, FileEntry] = {}
     for src in sources:
