@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 __all__ = [
     "LabelsError",
@@ -54,9 +56,34 @@ class FileEntry:
         return Path(self.uri.split("?")[0]).suffix.lower().lstrip(".")
 
 
+def _local_path(uri: str) -> str | None:
+    """The path of a local uri (a plain path or ``file://``), None for a URL.
+
+    Local paths are opened and listed without fsspec's URL parsing, which takes ``::`` for
+    a chain of URLs (``take 1::mix.wav`` would open ``take 1``).
+    """
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    return None if "://" in uri else uri
+
+
 def _fs_for(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    if _local_path(url) is not None:
+        return LocalFileSystem(), LocalFileSystem._strip_protocol(url)
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
     return fs, path
+
+
+@contextmanager
+def _open(uri: str, storage_options: Mapping[str, Any] | None = None) -> Iterator[IO[bytes]]:
+    """A file opened for reading bytes: a local path with ``open``, a URL through fsspec."""
+    path = _local_path(uri)
+    if path is not None:
+        with open(path, "rb") as f:
+            yield f
+    else:
+        with fsspec.open(uri, "rb", **(storage_options or {})) as f:
+            yield f
 
 
 def _mtime(info: Mapping[str, Any]) -> float:
@@ -89,15 +116,16 @@ def discover(
     """List audio files under folders, globs or URLs; sorted by uri, no duplicates.
 
     A folder is searched recursively for files with an audio extension; a glob
-    (``**`` allowed) is taken as written. A local folder named like an audio file is
-    listed too (its files are listed on their own): the reader turns it into an ``errors``
-    row saying what it is, rather than skipping it without a word. Missing sources raise ``FileNotFoundError``
-    naming the source.
+    (``**`` allowed) is taken as written, unless a file or folder has that very name
+    (``Album [2020]``), which is then listed as it is. A local folder named like an audio
+    file is listed too (its files are listed on their own): the reader turns it into an
+    ``errors`` row saying what it is, rather than skipping it without a word. Missing sources
+    raise ``FileNotFoundError`` naming the source.
     """
     seen: dict[str, FileEntry] = {}
     for src in sources:
         fs, path = _fs_for(src, storage_options)
-        if any(ch in path for ch in "*?["):
+        if any(ch in path for ch in "*?[") and not fs.exists(path):  # `Album [2020]`: a folder
             found = fs.glob(path, detail=True)
             if not found and not fs.exists(path.split("*")[0].rstrip("/") or "/"):
                 raise FileNotFoundError(f"source {src!r}: no such folder")
@@ -122,7 +150,7 @@ def discover(
 def hash_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """BLAKE2b-128 of the file's bytes, hex: the content hash (equal for copies of a file)."""
     h = hashlib.blake2b(digest_size=16)
-    with fsspec.open(uri, "rb", **(storage_options or {})) as f:
+    with _open(uri, storage_options) as f:
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -176,7 +204,7 @@ def load_labels(path: str, on: str = "path", root: str | None = None) -> Labels:
     """
     import pandas as pd  # here: ~0.5 s to import, and commands that only list files skip it
 
-    with fsspec.open(path, "rb") as f:
+    with _open(path) as f:
         df = (
             pd.read_parquet(f)
             if path.endswith(".parquet")

@@ -46,3 +46,28 @@ def test_diff_uses_size_and_mtime():
     assert [e.uri for e in d.new] == ["/d"]
     assert d.removed == ["/c"]
     assert [e.uri for e in d.to_process] == ["/b", "/d"]
+
+
+def test_a_folder_named_with_brackets_is_listed_not_globbed(tmp_path):
+    """``Album B [2020]`` exists: it is that folder, not a glob matching ``Album B 2``."""
+    for i in range(3):
+        write(tmp_path / "Album B [2020]" / f"t{i}.wav", sine(), 22050)
+    write(tmp_path / "Album B 2" / "other.wav", sine(), 22050)
+    found = discover([str(tmp_path / "Album B [2020]")])
+    assert [f.uri for f in found] == [str(tmp_path / "Album B [2020]" / f"t{i}.wav") for i in range(3)]
+    globbed = discover([str(tmp_path / "Album B [0-9]" / "*.wav")])  # a glob still is one
+    assert [os.path.basename(f.uri) for f in globbed] == ["other.wav"]
+
+
+
+def test_local_paths_with_double_colons_are_plain_files(tmp_path):
+    """``::`` chains URLs for fsspec; in a local path it is part of a name."""
+    a = write(tmp_path / "take 1::mix.wav", sine(), 22050)
+    b = tmp_path / "copy.wav"
+    b.write_bytes(a.read_bytes())
+    assert hash_file(str(a)) == hash_file(str(b))
+    folder = tmp_path / "session::2"
+    write(folder / "x.wav", sine(), 22050)
+    assert [f.uri for f in discover([str(folder)])] == [str(folder / "x.wav")]
+    (folder / "labels::v2.csv").write_text("path,digit\nx.wav,7\n")
+    assert read_labels(str(folder / "labels::v2.csv")) == {str(folder / "x.wav"): {"digit": "7"}}

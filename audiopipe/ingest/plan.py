@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -169,6 +170,31 @@ def _examples(uris: list[str], n: int = 3) -> str:
     return ", ".join(names) + (", ..." if len(uris) > n else "")
 
 
+def _in_storage(root: str) -> Callable[[str], bool]:
+    """Whether a listed uri is under the storage ``root``: the datasets' tables, frames and
+    stage outputs (separated stems are audio) are never clips, even when a source folder
+    holds the storage (``source: .`` next to ``storage: out``)."""
+    if "://" in root and not root.startswith("file://"):
+        prefix = root.rstrip("/") + "/"
+        return lambda uri: uri.startswith(prefix)
+    local = root.removeprefix("file://")
+    prefixes = tuple({os.path.join(os.path.abspath(local), ""), os.path.join(os.path.realpath(local), "")})
+    real: dict[str, str] = {}  # folder -> its real path (a source reached through a link)
+
+    def inside(uri: str) -> bool:
+        if "://" in uri and not uri.startswith("file://"):
+            return False
+        path = uri.removeprefix("file://")
+        if path.startswith(prefixes):
+            return True
+        folder = os.path.dirname(path)
+        if folder not in real:
+            real[folder] = os.path.join(os.path.realpath(folder), "")
+        return real[folder].startswith(prefixes)
+
+    return inside
+
+
 def _discover(
     cfg: Config, ds: DatasetConfig, notes: list[str]
 ) -> tuple[list[FileEntry], tuple[str, ...]]:
@@ -180,12 +206,20 @@ def _discover(
     """
     seen: dict[str, FileEntry] = {}
     sources = [cfg.resolve(s) for s in ds.source]
+    in_storage, n_storage = _in_storage(cfg.storage_root), 0
     for src in sources:  # one source at a time: say which one matched nothing
-        got = discover([src], storage_options=None)
+        listed = discover([src], storage_options=None)
+        got = [f for f in listed if not in_storage(f.uri)]
+        n_storage += len(listed) - len(got)
         if not got and len(sources) > 1:
             notes.append(f"source {src!r} matched no audio file")
         for f in got:
             seen.setdefault(f.uri, f)
+    if n_storage:
+        notes.append(
+            f"{_plural(n_storage, 'file')} under the storage {cfg.storage_root!r} not ingested "
+            "(the datasets' own outputs)"
+        )
     found = [seen[k] for k in sorted(seen)]
     if ds.labels is None or not found:
         return found, ()
@@ -248,15 +282,24 @@ def _relabeled(
     return out
 
 
-#: failures that say nothing about the file (a lost worker, storage): always retried
-_TRANSIENT_STEPS = {"shard"}
+#: read failures that say nothing about the file: it was gone when read (a share unmounted
+#: while the run read it) or the storage failed (``io_error``); always retried, as is a shard
+#: lost with its worker (step ``shard``) unless a file of it crashed the decoder
+_TRANSIENT_READS = {"missing", "io_error"}
+
+
+def _transient(step: str, error_type: str) -> bool:
+    if step == "shard":
+        return error_type != "decoder_crashed"
+    return step == "read" and error_type in _TRANSIENT_READS
 
 
 def _failed_before(
     loc: Location, version: int | None, new: list[FileEntry], settings: str
 ) -> set[str]:
-    """Uris of ``new`` files whose last failure was on these bytes (size, mtime) with these
-    settings: retrying them would fail the same way and record the same error again."""
+    """Uris of ``new`` files (new or changed) whose last failure was on these bytes (size,
+    mtime) with these settings: retrying them would fail the same way and record the same
+    error again (a changed file that failed keeps its previous version meanwhile)."""
     if not new:
         return set()
     dt_ = open_table(loc, "errors", version)
@@ -275,7 +318,7 @@ def _failed_before(
         i = last.get(f.uri)
         if i is None or t["settings_hash"][i] != settings or t["bytes"][i] != f.size:
             continue
-        if t["step"][i] in _TRANSIENT_STEPS and t["error_type"][i] != "decoder_crashed":
+        if _transient(t["step"][i], t["error_type"][i]):
             continue
         mtime = t["mtime"][i]
         if mtime is not None and abs(mtime - f.mtime) < 1e-6:
@@ -284,9 +327,12 @@ def _failed_before(
 
 
 def settings_hash(ds: DatasetConfig, recipe_hash: str) -> str:
-    """Hash of what decides whether a file ingests: decode settings, limits, feature recipe
-    and code (a failure recorded under other settings is retried)."""
-    payload = [config_hash(ds), recipe_hash, F.FEATURES_VERSION, ds.limits.model_dump()]
+    """Hash of what decides whether a file ingests: decode settings (``block_seconds``
+    included: a block too big for memory fails every file), limits, feature recipe and code
+    (a failure recorded under other settings is retried)."""
+    payload = [
+        config_hash(ds), recipe_hash, F.FEATURES_VERSION, ds.limits.model_dump(), ds.block_seconds,
+    ]  # fmt: skip
     return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
@@ -364,9 +410,10 @@ def plan_ingest(
     else:
         d = diff(found, stored)
         if not retry_failed:
-            skip = _failed_before(loc, base.get("errors"), d.new, settings)
-            d.failed_before = [f for f in d.new if f.uri in skip]
+            skip = _failed_before(loc, base.get("errors"), d.new + d.changed, settings)
+            d.failed_before = [f for f in d.to_process if f.uri in skip]
             d.new = [f for f in d.new if f.uri not in skip]
+            d.changed = [f for f in d.changed if f.uri not in skip]
         if stored:
             d.relabeled = _relabeled(loc, base.get("clips"), d.unchanged, label_columns)
         d = d.capped(ds.max_files_per_run)

@@ -54,11 +54,12 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     ok_keys = [r.key for r in ok]
     failed = [(s, r) for s, r in pairs if isinstance(r, BaseException)]
     versions = dict(plan.base_versions)
-    versions.update(_publish_data(plan, ok))
+    data_versions, n_kept = _publish_data(plan, ok)
+    versions.update(data_versions)
     errors = _errors(plan, loc, ok_keys, failed)
     if errors is not None:
         versions["errors"] = append(loc, "errors", errors)
-    run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions)
+    run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions, n_kept)
     append_run(loc, run)
     staging.clean(loc, ok_keys)
     return {
@@ -84,11 +85,15 @@ def worker_timings(results: Sequence[ShardResult]) -> dict[str, float]:
     return out
 
 
-def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> dict[str, int | None]:
-    """Commit ``clips``, ``features`` and ``frames_index``; their new versions."""
+def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> tuple[dict[str, int | None], int]:
+    """Commit ``clips``, ``features`` and ``frames_index``; their new versions, and the
+    number of changed files that failed and kept their previous version."""
     loc = plan.context.location
     keys = [r.key for r in ok]
-    clips = staging.read_staged(loc, keys, "clips")
+    clips = staging.read_staged(loc, [r.key for r in ok if not r.reused], "clips")
+    reused = staging.read_staged(loc, [r.key for r in ok if r.reused], "clips")
+    if reused is not None:  # staged by an earlier, killed run: the labels may have changed since
+        clips = _concat(clips, _labelled_now(plan, reused, {f.uri: f for f in plan.diff.to_process}))
     replaced_uris = {f.uri for f in plan.diff.to_process} | set(plan.diff.removed)
     replaced_uris |= {f.uri for f in plan.diff.relabeled}
     # clip ids that stop being referenced (changed or removed files), unless still used
@@ -99,6 +104,11 @@ def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> dict[str, int | No
     if same is not None:  # touched or copied over: the stored rows stay, with the new mtime
         still_used |= set(same.column("clip_id").to_pylist())
         clips = _concat(clips, same)
+    kept = _kept_rows(plan, clips, same)
+    n_kept = 0 if kept is None else kept.num_rows
+    if kept is not None:  # changed files that failed: their last good version stays
+        still_used |= set(kept.column("clip_id").to_pylist())
+        clips = _concat(clips, kept)
     drop_ids = (old_ids - still_used) | new_ids
     relabeled = _restated_rows(plan, {f.uri: f for f in plan.diff.relabeled})
     if relabeled is not None:  # labels changed, audio did not: new clips rows, same features
@@ -108,7 +118,6 @@ def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> dict[str, int | No
     if clips is not None or replaced_uris:
         if clips is None:
             clips = ClipRow.table([])
-        # failed changed files: their old rows go (the file is no longer what was ingested)
         versions["clips"] = replace_where(loc, "clips", clips, "uri", replaced_uris)
     for name, empty in (("features", FeaturesRow.table([])), ("frames_index", FramesIndexRow.table([]))):
         t = staging.read_staged(loc, keys, name)
@@ -125,7 +134,7 @@ def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> dict[str, int | No
         elif t is not None or drop_ids:
             t = empty if t is None else _dedupe(t, "clip_id")
             versions[name] = replace_where(loc, name, t, "clip_id", drop_ids)
-    return versions
+    return versions, n_kept
 
 
 def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table | None:
@@ -138,6 +147,23 @@ def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table |
     return _restated_rows(plan, entries, {u: {"bytes": b, "mtime": m} for u, (b, m) in same.items()})
 
 
+def _kept_rows(plan: IngestPlan, clips: pa.Table | None, same: pa.Table | None) -> pa.Table | None:
+    """Stored ``clips`` rows of changed files that failed in this run (decoding, or their
+    shard lost), with their labels now (None when there are none).
+
+    The file is kept at its last good version rather than dropped: a file emptied or
+    truncated in place (a failed sync, a full disk) or a lost worker must not remove a clip;
+    the ``errors`` row says it failed, and its stored size and mtime, those of the version
+    kept, make the next run see it as changed again. A rebuild keeps nothing: the old rows'
+    features are of the recipe being replaced.
+    """
+    if plan.kind == "rebuild":
+        return None
+    done = set() if clips is None else set(clips.column("uri").to_pylist())
+    done |= set() if same is None else set(same.column("uri").to_pylist())
+    return _restated_rows(plan, {f.uri: f for f in plan.diff.changed if f.uri not in done})
+
+
 def _restated_rows(
     plan: IngestPlan,
     entries: dict[str, FileEntry],
@@ -147,20 +173,32 @@ def _restated_rows(
     split that follows from them and ``changes[uri]`` (None when there are none)."""
     if not entries:
         return None
-    ctx = plan.context
-    base = read_table(ctx.location, "clips", version=plan.base_versions.get("clips"))
+    base = read_table(plan.context.location, "clips", version=plan.base_versions.get("clips"))
     stored = base.filter(pc.is_in(base["uri"], value_set=pa.array(sorted(entries))))
+    return _labelled_now(plan, stored, entries, changes)
+
+
+def _labelled_now(
+    plan: IngestPlan,
+    clips: pa.Table,
+    entries: dict[str, FileEntry],
+    changes: dict[str, dict[str, Any]] | None = None,
+) -> pa.Table:
+    """``clips`` rows with the labels of their ``entries`` now, the split that follows from
+    them and ``changes[uri]`` (a row without an entry keeps its labels)."""
+    cols = plan.context.label_columns
     rows = []
-    for r in ClipRow.rows(stored, ctx.label_columns):
-        labels = entries[r.uri].labels
-        rows.append(
-            r.with_labels(
-                {c: labels.get(c) for c in ctx.label_columns},
+    for r in ClipRow.rows(clips, cols):
+        e = entries.get(r.uri)
+        if e is not None:
+            labels = e.labels
+            r = r.with_labels(
+                {c: labels.get(c) for c in cols},
                 split=split_for(r.uri, labels),
                 **(changes or {}).get(r.uri, {}),
             )
-        )
-    return ClipRow.table(rows, label_columns=ctx.label_columns)
+        rows.append(r)
+    return ClipRow.table(rows, label_columns=cols)
 
 
 def _concat(a: pa.Table | None, b: pa.Table) -> pa.Table:
@@ -204,7 +242,11 @@ def _errors(
 
 
 def _run_row(
-    plan: IngestPlan, ok: list[ShardResult], shard_failures: int, versions: dict[str, int | None]
+    plan: IngestPlan,
+    ok: list[ShardResult],
+    shard_failures: int,
+    versions: dict[str, int | None],
+    n_kept: int = 0,
 ) -> RunRow:
     loc = plan.context.location
     d = plan.diff
@@ -213,6 +255,11 @@ def _run_row(
     message = d.summary()
     if n_same:
         message += f"; {n_same} changed files had the same bytes (features kept)"
+    if n_kept:
+        message += (
+            f"; {n_kept} changed {'file' if n_kept == 1 else 'files'} failed and kept "
+            f"{'its' if n_kept == 1 else 'their'} previous version"
+        )
     message = "; ".join([message, *plan.notes])
     row = _run(plan, "ok", versions, message)
     return replace(

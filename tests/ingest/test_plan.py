@@ -87,3 +87,76 @@ def test_default_min_shards_is_two_per_worker(tmp_path, n_workers, expected):
     plan = plan_ingest(load_config(cfg), "t", n_workers=n_workers)
     assert len(plan.shards) == expected
     assert sum(len(s.files) for s in plan.shards) == 12
+
+
+def _ingest(cfg) -> dict:
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+
+    plan = plan_ingest(load_config(cfg), "t")
+    return publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+
+
+def test_files_that_vanished_during_a_run_are_retried_when_back(tmp_path):
+    """A share dropping out between listing and reading says nothing about its files: the
+    read errors (``missing``) are recorded, and the next run retries the files."""
+    import audiopipe
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    for i in range(3):
+        write(tmp_path / "share" / "audio" / f"{i}.wav", sine(f=300 + 50 * i, dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path / "share" / "audio")}})
+    plan = plan_ingest(load_config(cfg), "t")
+    (tmp_path / "share").rename(tmp_path / "share.off")  # unmounted while the run reads
+    row = publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    (tmp_path / "share.off").rename(tmp_path / "share")
+    assert row["files_failed"] == 3
+    errors = audiopipe.open_dataset(str(tmp_path / "out"), "t").table("errors").to_pandas()
+    assert set(zip(errors.step, errors.error_type, strict=True)) == {("read", "missing")}
+    row = _ingest(cfg)
+    assert row["files_processed"] == 3 and "failed before" not in row["message"]
+
+
+def test_a_failed_file_is_retried_when_block_seconds_changes(tmp_path):
+    """``block_seconds`` decides how a file is decoded (a value too big for memory fails every
+    file): a failure recorded under one value is retried under another."""
+    from audiopipe.config import load_config
+    from audiopipe.ingest import plan_ingest, publish
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    class DecoderCrashed(RuntimeError):
+        kind = "decoder_crashed"  # a failure that is not retried while nothing changes
+
+    for i in range(2):
+        write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 50 * i, dur=0.2), 22050)
+    spec = {"source": str(tmp_path / "c"), "shard": {"min_shards": 1}}
+    cfg = write_config(tmp_path, {"t": {**spec, "block_seconds": 60.0}})
+    plan = plan_ingest(load_config(cfg), "t")
+    publish(plan, [DecoderCrashed("killed the worker")] * len(plan.shards))
+    assert "2 failed before and unchanged" in _ingest(cfg)["message"]
+    cfg = write_config(tmp_path, {"t": {**spec, "block_seconds": 30.0}})
+    row = _ingest(cfg)
+    assert row["files_processed"] == 2 and "failed before" not in row["message"]
+
+
+def test_a_source_holding_the_storage_does_not_ingest_the_datasets_outputs(tmp_path):
+    """Storage inside a source folder (``source: .`` next to ``storage: out``): the audio a
+    stage writes there (separated stems) never becomes clips, and the message says so."""
+    import audiopipe
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    for i in range(2):
+        write(tmp_path / f"clip{i}.wav", sine(f=300 + 50 * i, dur=0.2), 22050)
+    stem = write(tmp_path / "out" / "t" / "stages" / "separate" / "a.wav", sine(dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path)}})
+    row = _ingest(cfg)
+    assert row["files_processed"] == 2
+    assert f"1 file under the storage {str(tmp_path / 'out')!r} not ingested" in row["message"]
+    clips = audiopipe.open_dataset(str(tmp_path / "out"), "t").table("clips").to_pandas()
+    assert sorted(clips.uri) == [str(tmp_path / f"clip{i}.wav") for i in range(2)]
+    assert str(stem) not in set(clips.uri)
