@@ -159,7 +159,7 @@ unchanged; elsewhere unchanged: round 4's confused test 0.911 and round 5's rate
 candidate ties with its configuration (plain 0.889, stress 0.883, worst 0.872, no swaps:
 its identity margin 0.2 is never crossed), so it stays. Held out (looked at once, after the
 choice; ``heart.py``): split A CirCor 0.207 -> 0.789 but PASCAL A F 0.840 / 0.815 -> 0.671 /
-0.615 (201103221214 swapped by the spread cue); split B unchanged. A check made after split
+0.615 (201103221214 swapped by the comparison, spread -0.47); split B unchanged. A check made after split
 A's choice, on split B's tuning part: with reference labels the spread cue is negative on
 two of its PASCAL recordings (201103151912 -0.25, 201103221214 -0.42), so it does not hold on
 every recording of both parts; round 8's cue would not pass the brief's "holds on every
