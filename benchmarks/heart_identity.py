@@ -26,9 +26,20 @@ What it found (candidates and numbers: ``tune_heart.py``'s round 7; held-out fig
 louder; octave bands and emission weight 0.5 were taken (1-2 of 9); split B's swaps none
 and kept its configuration.
 
-Run: ``python benchmarks/heart_identity.py [A|B]`` (reads the configurations from
-``benchmarks/results/heart_tuning.json`` and writes the chosen ones back; writes
-``benchmarks/results/heart_identity.json``; about 5 minutes per split).
+Round 8 (``--round8``, :func:`round8`): round 6's and round 7's configurations as bases,
+each alone and with the candidates of :data:`ROUND8` (the cues ``spread`` and ``width``, the
+interval cue off, ``identity_compare``); round 7's remedies stay only if they gain more than
+``MARGIN`` on both the plain and the stress objective; a candidate is taken if stress gains
+more than ``MARGIN`` and neither plain nor the worst part of stress (CirCor or PASCAL over
+the conditions) loses more than ``MARGIN``. Split A: round 6's configuration with
+``identity_compare`` and spread weight 1 (stress 0.628 -> 0.718); split B: unchanged
+(numbers: ``tune_heart.py``'s round 8).
+
+Run: ``python benchmarks/heart_identity.py [A|B] [--round8]`` (reads the configurations
+from ``benchmarks/results/heart_tuning.json`` and writes the chosen ones back; writes
+``benchmarks/results/heart_identity.json``, with ``--round8`` ``heart_round8.json`` and the
+configuration before it as ``params_round7``; about 5 minutes per split, 5-10 with
+``--round8``, which reruns from ``params_round7`` when the file has it).
 """
 
 from __future__ import annotations
@@ -344,11 +355,98 @@ def choose(split: str, log=print) -> dict:
             "steps": steps}
 
 
+#: round 8's candidates: identity cues that do not rest on the centroid
+#: (:mod:`audiopipe.stages.heart.identity`), scored on top of each base configuration
+ROUND8: dict[str, dict] = {
+    "spread_1": {"identity_spread_weight": 1.0},
+    "width_1": {"identity_width_weight": 1.0},
+    "spread_width_1": {"identity_spread_weight": 1.0, "identity_width_weight": 1.0},
+    # the decoded path's interval cue follows the decoder's systole, which the rate
+    # estimate keeps at most half the period: on a swapped path it still says "in place"
+    "interval_0": {"identity_interval_weight": 0.0},
+    "interval_0_spread_1": {"identity_interval_weight": 0.0, "identity_spread_weight": 1.0},
+    "interval_0_width_1": {"identity_interval_weight": 0.0, "identity_width_weight": 1.0},
+    "interval_0_spread_width_1": {"identity_interval_weight": 0.0,
+                                  "identity_spread_weight": 1.0, "identity_width_weight": 1.0},
+    "interval_0_spread_0.5": {"identity_interval_weight": 0.0, "identity_spread_weight": 0.5},
+}
+# the same with the swapped path decoded and judged by its own cues (identity_compare)
+ROUND8.update({f"compare_{k}": {**v, "identity_compare": True} for k, v in list(ROUND8.items())})
+ROUND8["compare"] = {"identity_compare": True}
+
+
+def _worst(parts: dict) -> float:
+    return float(min(parts["circor_frame_accuracy"], parts["pascal_f_S1_S2"]))
+
+
+def round8(split: str, log=print) -> dict:
+    """Round 8 on the split's tuning part: the configuration before round 7's remedies
+    (``params_round6``) and after (``params``) as bases, each alone and with every
+    :data:`ROUND8` candidate: plain and stress objective (mean of CirCor and PASCAL, and
+    the worse of the two: ``*_worst``; for stress, the worse over the conditions too).
+
+    The rule (stated before the runs): round 7's richer configuration stays only if it
+    beats the simpler one by more than ``MARGIN`` on both the plain and the stress
+    objective; then a cue is taken (the best stress first) if the stress objective gains
+    more than ``MARGIN``, its worst part loses at most ``MARGIN`` and the plain objective
+    loses at most ``MARGIN``."""
+    tuned = json.loads((RESULTS / "heart_tuning.json").read_text())[split]
+    r7 = tuned.get("params_round7", tuned["params"])  # a second run starts from the same
+    bases = {"round7": r7}
+    if tuned.get("params_round6", r7) != r7:
+        bases = {"round6": tuned["params_round6"], **bases}
+    recs = splits(load_circor(), load_pascal())[split]["tune"]
+    ev = StressEvaluator(recs)
+    out: dict = {}
+    for bname, params in bases.items():
+        for cname, change in {"base": {}, **ROUND8}.items():
+            cfg = {**params, "pascal_guard_s": tuned["pascal_guard_s"], **change}
+            t = time.time()
+            plain, pp = ev.plain(cfg)
+            stress, rows = ev.all_stress(cfg, None, log)
+            worst = float(min(_worst(v) for v in rows.values()))
+            row = {"change": change, "plain": plain, "plain_worst": _worst(pp),
+                   "plain_parts": pp, "stress": stress, "stress_worst": worst,
+                   "swaps": int(sum(v["swaps"] for v in rows.values())),
+                   "n": int(sum(v["n"] for v in rows.values())), "conditions": rows}
+            out[f"{bname}/{cname}"] = row
+            log(f"  {split} {bname}/{cname}: plain {plain:.4f} (worst {row['plain_worst']:.4f}) "
+                f"stress {stress:.4f} (worst {worst:.4f}) swaps {row['swaps']}/{row['n']} "
+                f"({time.time() - t:.0f} s)")
+    base = "round7"
+    if "round6" in bases:
+        r6, r7 = out["round6/base"], out["round7/base"]
+        rich = (r7["plain"] > r6["plain"] + MARGIN and r7["stress"] > r6["stress"] + MARGIN)
+        base = "round7" if rich else "round6"
+    ref = out[f"{base}/base"]
+    ok = [c for c in ROUND8 if (r := out[f"{base}/{c}"])["stress"] > ref["stress"] + MARGIN
+          and r["stress_worst"] >= ref["stress_worst"] - MARGIN
+          and r["plain"] >= ref["plain"] - MARGIN]
+    taken = max(ok, key=lambda c: out[f"{base}/{c}"]["stress"]) if ok else None
+    params = {**bases[base], **(ROUND8[taken] if taken else {})}
+    log(f"  {split} round 8: base {base}, cue {taken or 'none'}")
+    return {"base": base, "taken": taken, "params": params, "rows": out}
+
+
 def main() -> None:
     """``choose`` on the named splits (default both); writes ``heart_identity.json`` and
     the chosen configurations into ``heart_tuning.json`` (``params``; the round-6
     configuration kept as ``params_round6``)."""
     todo = [a for a in sys.argv[1:] if a in ("A", "B")] or ["A", "B"]
+    if "--round8" in sys.argv:
+        path = RESULTS / "heart_round8.json"
+        res = json.loads(path.read_text()) if path.is_file() else {}
+        tpath = RESULTS / "heart_tuning.json"
+        for split in todo:
+            res[split] = round8(split)
+            path.write_text(json.dumps(res, indent=1, default=float))
+            tuned = json.loads(tpath.read_text())
+            tuned[split].setdefault("params_round7", tuned[split]["params"])
+            tuned[split]["params"] = res[split]["params"]
+            tuned[split]["round8"] = {"base": res[split]["base"], "taken": res[split]["taken"]}
+            tpath.write_text(json.dumps(tuned, indent=1))
+        print("wrote", path, tpath)
+        return
     path = RESULTS / "heart_identity.json"
     res = json.loads(path.read_text()) if path.is_file() else {}
     tpath = RESULTS / "heart_tuning.json"

@@ -188,12 +188,32 @@ class Decoding:
             if y is None:
                 warnings.warn("identity_check without the audio: only the interval cue counts",
                               RuntimeWarning, stacklevel=2)
-            identity = identity_evidence(path, y, sr, self.feature_rate,
-                                         self.identity_interval_weight)
-            identity["swapped"] = bool(identity["evidence"] < -self.identity_margin)
-            if identity["swapped"]:  # S1 and S2 (systole, diastole) exchanged, decoded again
-                post, log_b = post[:, SWAP], log_b[:, SWAP]
-                path, score = self._decode(log_b, period, systole)
+            identity = identity_evidence(
+                path, y, sr, self.feature_rate, self.identity_interval_weight,
+                spread_weight=self.identity_spread_weight,
+                width_weight=self.identity_width_weight,
+            )
+            if self.identity_compare:
+                # round 8: the path decoded with S1 and S2 exchanged is measured too (a path
+                # that is not a clean swap, e.g. every sound called S1, has cues of its own);
+                # for a clean swap its evidence is minus this one's, as the sign rule says
+                path_b, score_b = self._decode(log_b[:, SWAP], period, systole)
+                other = identity_evidence(
+                    path_b, y, sr, self.feature_rate, self.identity_interval_weight,
+                    spread_weight=self.identity_spread_weight,
+                    width_weight=self.identity_width_weight,
+                )
+                identity["evidence_swapped"] = other["evidence"]
+                identity["swapped"] = bool(
+                    other["evidence"] > identity["evidence"] + 2 * self.identity_margin)
+                if identity["swapped"]:
+                    post, log_b = post[:, SWAP], log_b[:, SWAP]
+                    path, score = path_b, score_b
+            else:
+                identity["swapped"] = bool(identity["evidence"] < -self.identity_margin)
+                if identity["swapped"]:  # S1 and S2 (systole, diastole) exchanged, decoded again
+                    post, log_b = post[:, SWAP], log_b[:, SWAP]
+                    path, score = self._decode(log_b, period, systole)
         n = max(len(path), 1)
         # confidence of a segment: the mean posterior of its state over its frames
         conf = [float(post[s:e, k].mean()) for s, e, k in path_to_runs(path)]

@@ -14,9 +14,19 @@ hold across patients and sites (physiology, not one recording's training):
   pulmonary closure); the log ratio of the median spectral centroids (20-400 Hz) of the
   decoded S2 sounds over the decoded S1 sounds.
 
-Both are positive for a path with S1 and S2 in place and change sign under the swap.
-:func:`identity_evidence` gives ``pitch + interval_weight * interval``; a path whose
-evidence is below ``-margin`` has them swapped (:func:`swap_states` relabels it).
+Round 8 (issue 12 §2) adds two cues that do not rest on the centroid (on a patient whose
+sounds differ little in pitch it is near 0 whichever label they carry):
+
+- ``spread``: S2 (aortic and pulmonary closure, often split) has more of its energy above
+  :data:`HIGH_HZ` than S1; the log ratio of the median high-band shares (of 25-400 Hz) in
+  :data:`SOUND_WINDOW_S` around the decoded S2 over the decoded S1 sounds;
+- ``width``: S1 lasts longer than S2 (~120 against ~90 ms); the log ratio of the median
+  widths at half the peak of the smoothed envelope around the decoded S1 over the S2 sounds.
+
+All are positive for a path with S1 and S2 in place and change sign under the swap.
+:func:`identity_evidence` gives ``pitch + interval_weight * interval + spread_weight *
+spread + width_weight * width``; a path whose evidence is below ``-margin`` has them swapped
+(:func:`swap_states` relabels it).
 
 Examples
 --------
@@ -36,12 +46,28 @@ import numpy as np
 
 from audiopipe.stages.heart.hsmm import path_to_runs
 
-__all__ = ["SWAP", "identity_evidence", "interval_cue", "pitch_cue", "swap_states"]
+__all__ = [
+    "SWAP",
+    "identity_evidence",
+    "interval_cue",
+    "pitch_cue",
+    "spread_cue",
+    "swap_states",
+    "width_cue",
+]
 
 #: the state permutation of an S1 <-> S2 swap (S1, systole, S2, diastole -> S2, dia, S1, sys)
 SWAP = np.array([2, 3, 0, 1])
 #: the band (Hz) whose spectral centroid gives a sound's pitch
 PITCH_BAND = (20.0, 400.0)
+#: the heart-sound band (Hz) and the lower edge of its high part (``spread_cue``)
+SOUND_BAND = (25.0, 400.0)
+HIGH_HZ = 150.0
+#: the window (s) centred on a decoded sound in which ``spread_cue`` and ``width_cue`` look
+SOUND_WINDOW_S = 0.1
+#: the working rate (Hz) of the round-8 cues and the envelope's smoothing (Hz)
+CUE_SR = 1000
+WIDTH_LOWPASS_HZ = 20.0
 
 
 def swap_states(path: np.ndarray) -> np.ndarray:
@@ -96,18 +122,127 @@ def pitch_cue(path: np.ndarray, y: np.ndarray, sr: float, feature_rate: float) -
     return float(np.log(np.median(cents[2]) / np.median(cents[0])))
 
 
+def _sound_centres(path: np.ndarray, feature_rate: float) -> dict[int, np.ndarray]:
+    """Centre times (s) of the decoded S1 (0) and S2 (2) runs."""
+    runs = path_to_runs(path)
+    return {k: np.array([(s + e) / 2 / feature_rate for s, e, kk in runs if kk == k])
+            for k in (0, 2)}
+
+
+def _sound_band(y: np.ndarray, sr: float) -> np.ndarray:
+    """The recording at :data:`CUE_SR`, band-passed to :data:`SOUND_BAND`, spikes removed."""
+    from audiopipe.stages.heart.features import _band, remove_spikes, resample
+
+    x = resample(np.asarray(y, dtype=float), sr, CUE_SR)
+    if len(x) < 64:
+        return np.zeros(len(x))
+    return remove_spikes(_band(x, CUE_SR, *SOUND_BAND), CUE_SR)
+
+
+def _log_ratio(a: list[float], b: list[float]) -> float:
+    """``log(median(a) / median(b))`` over the finite positive values; 0 when one is empty."""
+    a = [v for v in a if np.isfinite(v) and v > 0]
+    b = [v for v in b if np.isfinite(v) and v > 0]
+    return float(np.log(np.median(a) / np.median(b))) if a and b else 0.0
+
+
+def _envelope(x: np.ndarray) -> np.ndarray:
+    """Hilbert envelope of ``x`` low-passed at :data:`WIDTH_LOWPASS_HZ`."""
+    from scipy import signal
+
+    sos = signal.butter(2, WIDTH_LOWPASS_HZ, fs=CUE_SR, output="sos")
+    return signal.sosfiltfilt(sos, np.abs(signal.hilbert(x)))
+
+
+def _windows(x: np.ndarray, env: np.ndarray, centres: np.ndarray):
+    """``(window of x, peak index)`` per sound: the :data:`SOUND_WINDOW_S` window of ``x``
+    centred on ``env``'s peak within half a window of the decoded centre (sounds whose
+    window does not fit in the recording are left out)."""
+    h = int(round(SOUND_WINDOW_S * CUE_SR / 2))
+    for c in centres:
+        i = int(round(c * CUE_SR))
+        if i - h < 0 or i + h > len(x):
+            continue
+        p = i - h + int(np.argmax(env[i - h : i + h]))
+        if p - h >= 0 and p + h <= len(x):
+            yield x[p - h : p + h], p
+
+
+def spread_cue(path: np.ndarray, y: np.ndarray, sr: float, feature_rate: float,
+               x: np.ndarray | None = None) -> float:
+    """``log(median high-band share of the S2 sounds / that of the S1 sounds)``.
+
+    The share of :data:`SOUND_BAND`'s energy above :data:`HIGH_HZ` in the
+    :data:`SOUND_WINDOW_S` window centred on each decoded sound's envelope peak; 0 when a
+    sound class has no window inside the recording. ``x``: :func:`_sound_band` of ``y`` if
+    already made.
+    """
+    x = _sound_band(y, sr) if x is None else x
+    if len(x) < 64:
+        return 0.0
+    env = _envelope(x)
+    n = int(round(SOUND_WINDOW_S * CUE_SR / 2)) * 2
+    f = np.fft.rfftfreq(n, 1.0 / CUE_SR)
+    band = (f >= SOUND_BAND[0]) & (f <= SOUND_BAND[1])
+    high = band & (f >= HIGH_HZ)
+    win = np.hanning(n)
+    shares: dict[int, list[float]] = {0: [], 2: []}
+    for k, centres in _sound_centres(path, feature_rate).items():
+        for seg, _ in _windows(x, env, centres):
+            p = np.abs(np.fft.rfft(seg * win)) ** 2
+            total = p[band].sum()
+            if total > 0:
+                shares[k].append(float(p[high].sum() / total))
+    return _log_ratio(shares[2], shares[0])
+
+
+def width_cue(path: np.ndarray, y: np.ndarray, sr: float, feature_rate: float,
+              x: np.ndarray | None = None) -> float:
+    """``log(median width of the S1 sounds / that of the S2 sounds)``.
+
+    A sound's width: the time its envelope (Hilbert, low-passed at
+    :data:`WIDTH_LOWPASS_HZ`) stays above half of its peak (the envelope's maximum within
+    half of :data:`SOUND_WINDOW_S` of the decoded centre; counted up to 0.2 s each side);
+    0 when a sound class has no window inside the recording.
+    """
+    x = _sound_band(y, sr) if x is None else x
+    if len(x) < 64:
+        return 0.0
+    env = _envelope(x)
+    reach = int(0.2 * CUE_SR)
+    widths: dict[int, list[float]] = {0: [], 2: []}
+    for k, centres in _sound_centres(path, feature_rate).items():
+        for _, p in _windows(env, env, centres):
+            above = env[max(p - reach, 0) : p + reach + 1] > 0.5 * env[p]
+            c = p - max(p - reach, 0)
+            lo = c - int(np.argmin(above[c::-1])) if not above[c::-1].all() else 0
+            hi = c + int(np.argmin(above[c:])) if not above[c:].all() else len(above)
+            widths[k].append((hi - lo) / CUE_SR)
+    return _log_ratio(widths[0], widths[2])
+
+
 def identity_evidence(
     path: np.ndarray,
     y: np.ndarray | None,
     sr: float | None,
     feature_rate: float,
     interval_weight: float = 1.0,
+    spread_weight: float = 0.0,
+    width_weight: float = 0.0,
 ) -> dict[str, float]:
-    """``{"pitch", "interval", "evidence"}`` for S1 and S2 being in place in ``path``.
+    """``{"pitch", "interval", "spread", "width", "evidence"}`` for S1 and S2 being in
+    place in ``path``.
 
-    Positive evidence: in place; negative: swapped. Without audio (``y`` None) the pitch
-    cue is 0 (only the intervals count).
+    Positive evidence: in place; negative: swapped. Without audio (``y`` None) the audio
+    cues are 0 (only the intervals count). ``spread`` and ``width`` (round 8) are computed
+    only when their weight is not 0.
     """
-    pitch = 0.0 if y is None or sr is None else pitch_cue(path, y, sr, feature_rate)
+    audio = y is not None and sr is not None
+    pitch = pitch_cue(path, y, sr, feature_rate) if audio else 0.0
     interval = interval_cue(path)
-    return {"pitch": pitch, "interval": interval, "evidence": pitch + interval_weight * interval}
+    x = _sound_band(y, sr) if audio and (spread_weight or width_weight) else None
+    spread = spread_cue(path, y, sr, feature_rate, x) if x is not None and spread_weight else 0.0
+    width = width_cue(path, y, sr, feature_rate, x) if x is not None and width_weight else 0.0
+    evidence = pitch + interval_weight * interval + spread_weight * spread + width_weight * width
+    return {"pitch": pitch, "interval": interval, "spread": spread, "width": width,
+            "evidence": evidence}

@@ -164,6 +164,13 @@ class HeartSegmenter(Decoding, BaseEstimator):
         S1 plus ``identity_interval_weight`` times the relative systole/diastole difference).
     identity_interval_weight : float, default 1.0
         Weight of the interval cue against the pitch cue.
+    identity_spread_weight, identity_width_weight : float, default 0.0
+        Weights of round 8's cues (:func:`~.identity.spread_cue`: S2 has more energy above
+        150 Hz; :func:`~.identity.width_cue`: S1 lasts longer than S2); 0: not computed.
+    identity_compare : bool, default False
+        Also decode with S1 and S2 exchanged and keep that path when its evidence exceeds
+        the first path's by ``2 * identity_margin`` (round 8; for a clean swap the same as
+        the sign rule, but a path that is no clean swap is judged by its own cues).
     rate_sd : float, default 0.0 ([0])
         Relative spread of the heart period within a recording (beat-to-beat variation
         and the error of its estimate), added to the diastole duration's spread (as
@@ -219,6 +226,9 @@ class HeartSegmenter(Decoding, BaseEstimator):
         identity_check: bool = True,
         identity_margin: float = 0.05,
         identity_interval_weight: float = 1.0,
+        identity_spread_weight: float = 0.0,
+        identity_width_weight: float = 0.0,
+        identity_compare: bool = False,
         rate_sd: float = 0.0,
         rate_search: float = 0.0,
         augment: int = 0,
@@ -251,6 +261,9 @@ class HeartSegmenter(Decoding, BaseEstimator):
         self.identity_check = identity_check
         self.identity_margin = identity_margin
         self.identity_interval_weight = identity_interval_weight
+        self.identity_spread_weight = identity_spread_weight
+        self.identity_width_weight = identity_width_weight
+        self.identity_compare = identity_compare
         self.rate_sd = rate_sd
         self.rate_search = rate_search
         self.augment = augment
