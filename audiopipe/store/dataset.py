@@ -29,7 +29,9 @@ from audiopipe.store.vacuum import vacuumed_before
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
 
-INGEST_STEPS = frozenset({"discover", "decode", "features", "shard", "publish"})
+#: the ``errors`` steps ingestion writes (``read``: a file that could not be read at all, see
+#: ``audiopipe.ingest.extract._file_error``); a pinned dataset hides those of later runs
+INGEST_STEPS = frozenset({"discover", "read", "decode", "features", "shard", "publish"})
 
 
 class DatasetNotFound(LookupError):

@@ -77,3 +77,23 @@ def test_clips_come_in_content_order_with_any_columns(ingested):
     sub = ingested.table("clips", ["uri"])
     assert sub.column_names == ["uri"]
     assert sub["uri"].to_pylist() == whole["uri"].to_pylist()
+
+
+def _ingest(tmp_path):
+    cfg = load_config(write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}}))
+    plan = plan_ingest(cfg, "d")
+    return publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+
+
+def test_pinned_run_hides_read_and_decode_errors_of_later_runs(tmp_path):
+    """A dataset pinned to an older run shows none of the errors later ingests found, whatever
+    their step: ``read`` (a dangling link) as ``decode`` (text named .wav)."""
+    write(tmp_path / "c" / "good.wav", sine(dur=0.3), 22050)
+    run1 = _ingest(tmp_path)["run_id"]
+    (tmp_path / "c" / "dangling.wav").symlink_to(tmp_path / "c" / "gone.wav")
+    (tmp_path / "c" / "text.wav").write_text("not audio\n" * 10)
+    _ingest(tmp_path)
+    latest = audiopipe.open_dataset(str(tmp_path / "out"), "d").table("errors")
+    assert sorted(latest.column("step").to_pylist()) == ["decode", "read"]
+    old = audiopipe.open_dataset(str(tmp_path / "out"), "d", run_id=run1).table("errors")
+    assert old.num_rows == 0, old.to_pylist()
