@@ -24,10 +24,10 @@ import pyarrow as pa
 from audiopipe.store.location import Location
 from audiopipe.store.records import RunRow
 from audiopipe.store.runs import newest_run
-from audiopipe.store.tables import append, open_table, replace_where, scan_table
+from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
 from audiopipe.store.vacuum import vacuumed_before
 
-__all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
+__all__ = ["Dataset", "open_dataset", "DatasetNotFound", "TableMissing"]
 
 #: the ``errors`` steps ingestion writes (``read``: a file that could not be read at all, see
 #: ``audiopipe.ingest.extract._file_error``); a pinned dataset hides those of later runs
@@ -36,6 +36,11 @@ INGEST_STEPS = frozenset({"discover", "read", "decode", "features", "shard", "pu
 
 class DatasetNotFound(LookupError):
     """No published run for this dataset under this root."""
+
+
+class TableMissing(LookupError):
+    """A table the pinned run recorded a version of is not on storage (deleted, or lost in a
+    copy): the dataset is broken, and reading the table would silently give no rows."""
 
 
 class Dataset:
@@ -95,14 +100,31 @@ class Dataset:
             names |= {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)}
         return sorted(names)
 
+    def missing_tables(self) -> dict[str, int]:
+        """``{table: version}`` of the tables the pinned run recorded that are not on storage
+        (reading one raises :class:`TableMissing`; ``audiopipe status`` lists them)."""
+        return {
+            n: v
+            for n, v in sorted(self.versions.items())
+            if v is not None and not table_exists(self.location, n)
+        }
+
+    def _missing(self, name: str) -> TableMissing:
+        return TableMissing(
+            f"dataset {self.name!r} is broken: table {name!r} version {self.versions[name]}, "
+            f"recorded by run {self.run['run_id']}, is missing on storage "
+            f"({self.location.table_uri(name)}); restore it from a copy of the dataset"
+        )
+
     def delta(self, name: str) -> Any:
-        """The ``deltalake.DeltaTable`` of ``name`` at the pinned version."""
+        """The ``deltalake.DeltaTable`` of ``name`` at the pinned version (None for a table not
+        written yet); :class:`TableMissing` when the pinned version is not on storage."""
         version = self.versions.get(name) if name in self.versions else None
         if name in self.versions and version is None:
             return None
         dt = open_table(self.location, name, version)
-        if dt is None:
-            return None
+        if dt is None and version is not None:
+            raise self._missing(name)
         return dt
 
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -137,6 +159,8 @@ class Dataset:
         """``errors`` at its latest version, less the rows of ingestion runs that did not finish
         (or finished after the pinned run): stages append their own rows after ingestion."""
         t = scan_table(self.location, "errors")
+        if t is None and self.versions.get("errors") is not None:
+            raise self._missing("errors")
         if t is None:
             return pa.table({})
         if t.num_rows == 0:  # nothing to filter (and no pyarrow.compute import, ~0.1 s)
@@ -216,7 +240,9 @@ class Dataset:
         if self.versions.get("clips") is None:
             return {}
         t = scan_table(self.location, "clips", self.versions["clips"], ["clip_id", "uri", "sr"])
-        if t is None or t.num_rows == 0:
+        if t is None:
+            raise self._missing("clips")
+        if t.num_rows == 0:
             return {}
         d = t.to_pydict()
         return {c: (u, int(r)) for c, u, r in zip(d["clip_id"], d["uri"], d["sr"], strict=True)}

@@ -97,3 +97,33 @@ def test_pinned_run_hides_read_and_decode_errors_of_later_runs(tmp_path):
     assert sorted(latest.column("step").to_pylist()) == ["decode", "read"]
     old = audiopipe.open_dataset(str(tmp_path / "out"), "d", run_id=run1).table("errors")
     assert old.num_rows == 0, old.to_pylist()
+
+
+def test_a_pinned_table_missing_on_storage_raises_naming_it(ingested):
+    """A table the pinned run recorded but gone from storage (deleted, lost in a copy) is a
+    broken dataset, not an empty table: reading it names the table and its version."""
+    import shutil
+
+    from audiopipe.store import TableMissing
+
+    root = ingested.location.root
+    v = ingested.versions["features"]
+    shutil.rmtree(f"{root}/d/tables/features")
+    shutil.rmtree(f"{root}/d/tables/frames_index")
+    ds = audiopipe.open_dataset(root, "d")
+    assert ds.table("clips").num_rows == 3  # what is there still reads
+    with pytest.raises(TableMissing, match=f"'features' version {v}"):
+        ds.table("features")
+    with pytest.raises(TableMissing, match="'frames_index'"):
+        ds.features_available()
+    cid = ds.table("clips")["clip_id"][0].as_py()
+    with pytest.raises(TableMissing, match="'frames_index'"):
+        ds.frames(cid, "rms")
+    assert ds.missing_tables() == {"features": v, "frames_index": ds.versions["frames_index"]}
+    shutil.rmtree(f"{root}/d/tables/clips")
+    shutil.rmtree(f"{root}/d/tables/errors")
+    ds = audiopipe.open_dataset(root, "d")
+    with pytest.raises(TableMissing, match="'clips'"):
+        ds.load_audio(cid)
+    with pytest.raises(TableMissing, match="'errors'"):
+        ds.table("errors")
