@@ -127,3 +127,37 @@ def test_a_pinned_table_missing_on_storage_raises_naming_it(ingested):
         ds.load_audio(cid)
     with pytest.raises(TableMissing, match="'errors'"):
         ds.table("errors")
+
+
+def test_an_errors_only_dataset_gives_empty_tables_with_their_schema(tmp_path):
+    """Every file failed: the ingest tables have no version yet, and read as 0 rows with their
+    columns and types (a query over them works), the asked columns in the asked order."""
+    import duckdb
+
+    from audiopipe.store.records import ClipRow, FeaturesRow, FramesIndexRow
+
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "bad.wav").write_bytes(b"RIFF not really")
+    _ingest(tmp_path)
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "d")
+    assert ds.versions.get("clips") is None and ds.table("errors").num_rows == 1
+    clips = ds.table("clips", columns=["uri", "clip_id", "duration_s"])
+    assert clips.num_rows == 0 and clips.column_names == ["uri", "clip_id", "duration_s"]
+    assert clips.schema.field("duration_s").type == ClipRow.schema().field("duration_s").type
+    assert duckdb.sql("select count(*) from clips where duration_s > 1").fetchall() == [(0,)]
+    for name, record in [("clips", ClipRow), ("features", FeaturesRow),
+                         ("frames_index", FramesIndexRow)]:
+        t = ds.table(name)
+        assert t.num_rows == 0 and t.schema.names == record.fixed_schema().names, name
+    assert ds.to_pandas("features")["n_frames"].sum() == 0
+    with pytest.raises(KeyError, match="'clips' has no column 'durationn'.*duration_s"):
+        ds.table("clips", ["clip_id", "durationn"])
+
+
+def test_a_bad_column_name_is_a_clear_error_naming_the_columns(ingested):
+    for name in ["clips", "features", "frames_index", "errors", "runs"]:
+        have = ingested.table(name).column_names
+        with pytest.raises(KeyError, match=f"table {name!r} has no column 'nope'") as e:
+            ingested.table(name, [have[0], "nope"])
+        assert have[-1] in str(e.value) and "__fragment" not in str(e.value)
+        assert ingested.table(name, [have[-1], have[0]]).column_names == [have[-1], have[0]]
