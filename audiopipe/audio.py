@@ -110,8 +110,8 @@ def _tail(src: str | BinaryIO | Any, n: int) -> bytes | None:
         return None
     pos = src.tell()
     try:
-        size = src.seek(0, io.SEEK_END)
-        src.seek(max(0, size - n))
+        src.seek(0, io.SEEK_END)
+        src.seek(max(0, src.tell() - n))
         return src.read()
     finally:
         src.seek(pos)
