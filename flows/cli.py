@@ -279,7 +279,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         if not r["healthy"]:
             gone = ", ".join(f"{t} (version {v})" for t, v in r["missing_tables"].items())
-            print(f"  BROKEN: tables the last run recorded are missing on storage: {gone}")
+            print(f"  BROKEN: tables the last run recorded are missing on storage: {gone} "
+                  f"(restore them from a copy, or `audiopipe rebuild {r['dataset']}`)")
         for run in r["last_runs"]:
             wall = f"{run['wall_seconds']:.1f} s" if run["wall_seconds"] is not None else "-"
             if run["kind"] == "stage":

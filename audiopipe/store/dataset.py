@@ -120,10 +120,15 @@ class Dataset:
         }
 
     def _missing(self, name: str) -> TableMissing:
+        fix = (
+            f"`audiopipe rebuild {self.name}` recomputes it"
+            if name in ("clips", "features", "frames_index")
+            else "rerun what wrote it"
+        )
         return TableMissing(
             f"dataset {self.name!r} is broken: table {name!r} version {self.versions[name]}, "
             f"recorded by run {self.run['run_id']}, is missing on storage "
-            f"({self.location.table_uri(name)}); restore it from a copy of the dataset"
+            f"({self.location.table_uri(name)}); restore it from a copy of the dataset, or {fix}"
         )
 
     def delta(self, name: str) -> Any:
