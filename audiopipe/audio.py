@@ -93,6 +93,63 @@ def _check_log(f: sf.SoundFile) -> None:
         )
 
 
+#: the longest an Ogg page can be: 27 header bytes, 255 lacing values, 255 segments of 255
+_OGG_MAX_PAGE = 27 + 255 + 255 * 255
+
+
+def _tail(src: str | BinaryIO | Any, n: int) -> bytes | None:
+    """The last ``n`` bytes of a path or seekable file object (whose position is kept);
+    None when the object cannot seek (libsndfile could not have opened it then)."""
+    if not hasattr(src, "read"):
+        with open(str(src), "rb") as fh:
+            fh.seek(0, io.SEEK_END)
+            fh.seek(max(0, fh.tell() - n))
+            return fh.read()
+    seekable = getattr(src, "seekable", None)
+    if seekable is not None and not seekable():
+        return None
+    pos = src.tell()
+    try:
+        src.seek(0, io.SEEK_END)
+        src.seek(max(0, src.tell() - n))
+        return src.read()
+    finally:
+        src.seek(pos)
+
+
+def _check_ogg_end(src: str | BinaryIO | Any) -> None:
+    """An Ogg stream must end with a complete page flagged end-of-stream (``0x04``).
+
+    libsndfile takes an Ogg file's length from its last page's granule position, so a file
+    cut short decodes as a shorter clip without complaint. Only the file's last
+    :data:`_OGG_MAX_PAGE` bytes are read: the last page that ends exactly at the end of the
+    file must carry the flag; no such page means the file ends inside a page.
+    """
+    tail = _tail(src, _OGG_MAX_PAGE)
+    if tail is None:
+        return
+    pos = tail.rfind(b"OggS")
+    while pos >= 0:
+        # header: "OggS", version 0, flags, granule, serial, sequence, CRC, n_segments at +26,
+        # then n_segments lacing values whose sum is the body's length
+        if len(tail) >= pos + 27 and tail[pos + 4] == 0:
+            n_seg = tail[pos + 26]
+            lacing = tail[pos + 27 : pos + 27 + n_seg]
+            if len(lacing) == n_seg and pos + 27 + n_seg + sum(lacing) == len(tail):
+                if tail[pos + 5] & 0x04:
+                    return
+                raise AudioError(
+                    "file is truncated: its last Ogg page does not end the stream "
+                    "(no end-of-stream flag)",
+                    "truncated",
+                )
+        pos = tail.rfind(b"OggS", 0, pos)
+    raise AudioError(
+        "file is truncated: it ends inside an Ogg page (or has bytes after its stream)",
+        "truncated",
+    )
+
+
 def info(src: str | BinaryIO) -> AudioInfo:
     """Read the header of ``src`` (path or binary file object)."""
     with _open(src) as f:
@@ -222,7 +279,9 @@ def stream(
 
     Memory is bounded by ``block_seconds`` whatever the file's length. A file
     whose data ends before its header says (truncated) yields what it has and
-    then raises :class:`AudioError`, so the caller can discard partial output.
+    then raises :class:`AudioError`, so the caller can discard partial output; an Ogg
+    file (Vorbis, Opus) that does not end with its end-of-stream page raises before
+    anything is decoded (libsndfile would decode it as a shorter clip).
 
     Parameters
     ----------
@@ -251,6 +310,8 @@ def stream(
         hdr = AudioInfo(f.format, f.subtype, int(f.samplerate), int(f.channels), int(f.frames))
         check_header(hdr, limits)
         _check_log(f)
+        if hdr.format == "OGG":  # Vorbis, Opus: libsndfile trusts the last page
+            _check_ogg_end(src)
         _add_time(timings, "decode", t0)  # opening and the header
         blocks = _mono_blocks(f, hdr, channels, block_seconds, limits, timings)
         yield from resample_blocks(blocks, hdr.sample_rate, sr or hdr.sample_rate, timings=timings)

@@ -271,9 +271,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     names = [cfg.dataset(args.dataset).name] if args.dataset else list(cfg.datasets)
     rows = status_rows(cfg.storage_root, names)
+    rc = 1 if any(not r.get("healthy", True) for r in rows) else 0  # broken: exit 1
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2, default=str))
-        return 0
+        return rc
     for r in rows:
         if not r["published"]:
             print(f"{r['dataset']}: not ingested yet (audiopipe ingest {r['dataset']})")
@@ -282,6 +283,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{r['dataset']}: {r['clips']} clips, {r['hours']:.3f} h, {r['errors']} error rows "
             f"({r['errors_last_run']} in the last run); tables {r['versions']}"
         )
+        if not r["healthy"]:
+            gone = ", ".join(f"{t} (version {v})" for t, v in r["missing_tables"].items())
+            print(f"  BROKEN: tables the last run recorded are missing on storage: {gone} "
+                  f"(restore them from a copy, or `audiopipe rebuild {r['dataset']}`)")
         for run in r["last_runs"]:
             wall = f"{run['wall_seconds']:.1f} s" if run["wall_seconds"] is not None else "-"
             if run["kind"] == "stage":
@@ -295,7 +300,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"read them: audiopipe.open_dataset({cfg.storage_root!r}, NAME).table('clips').to_pandas()"
     )
-    return 0
+    return rc
 
 
 def cmd_vacuum(args: argparse.Namespace) -> int:

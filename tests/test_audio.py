@@ -120,3 +120,52 @@ def test_stream_times_its_phases(tmp_path):
     assert set(t) == {"decode", "mix", "resample"} and all(v >= 0 for v in t.values())
     list(stream(str(p), 44100, timings=t))  # accumulates; no resampling at the native rate
     assert set(t) == {"decode", "mix", "resample"}
+
+
+# ----------------------------------------------------------------------------- truncated Ogg
+
+
+def _ogg_in_blocks(path, subtype: str, sr: int = 48000, dur: float = 4.0):
+    """A real Ogg file written block by block (many pages), as an encoder streaming it does."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(3)
+    y = sine(f=440, dur=dur, sr=sr) + 0.05 * rng.standard_normal(int(dur * sr)).astype(np.float32)
+    with sf.SoundFile(str(path), "w", sr, 1, format="OGG", subtype=subtype) as f:
+        for i in range(0, y.size, 4096):
+            f.write(y[i : i + 4096])
+    return path
+
+
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+@pytest.mark.parametrize("keep", [0.5, 0.9, -7])
+def test_truncated_ogg_is_an_error_not_a_shorter_clip(tmp_path, subtype, keep):
+    """libsndfile takes an Ogg file's length from its last page, so a cut file decodes as a
+    shorter clip without complaint; the stream must end with a complete end-of-stream page.
+    ``keep`` < 0 cuts bytes off the last page itself (its end-of-stream flag still set)."""
+    import io
+
+    full = _ogg_in_blocks(tmp_path / "full.ogg", subtype)
+    data = full.read_bytes()
+    n = int(len(data) * keep) if keep > 0 else len(data) + keep
+    cut = tmp_path / "cut.ogg"
+    cut.write_bytes(data[:n])
+    with pytest.raises(AudioError, match="truncated") as e:
+        load(str(cut), sr=16000)
+    assert e.value.kind == "truncated"
+    with pytest.raises(AudioError, match="truncated"):  # a file object (remote storage) too
+        load(io.BytesIO(data[:n]), sr=16000)
+    # the whole file still decodes in full, from a path and from a file object
+    y, _ = load(str(full), sr=16000)
+    assert abs(y.size - 4 * 16000) < 1000
+    z, _ = load(io.BytesIO(data), sr=16000)
+    assert z.size == y.size
+
+
+def test_real_ogg_files_end_with_their_stream(corpora):
+    """Every Ogg file of the corpora (ESC-10's original release, music/) passes the
+    end-of-stream check: it refuses cut files, not real ones."""
+    paths = sorted(corpora.glob("esc10/**/*.ogg")) + sorted(corpora.glob("music/**/*.ogg"))
+    assert len(paths) > 400
+    for p in paths:
+        next(iter(stream(str(p), None, block_seconds=0.05)))  # the check runs before decoding

@@ -50,6 +50,22 @@ def test_status_after_an_ingest_without_prefect(tmp_path, capsys):
     assert "d: 3 clips" in out and "e: not ingested yet" in out
 
 
+def test_status_says_broken_and_exits_1_when_a_pinned_table_is_missing(tmp_path, capsys):
+    import shutil
+
+    write(tmp_path / "c" / "a.wav", sine(dur=0.3), 22050)
+    cfg_path = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}})
+    row = ingest_in_process(cfg_path, "d")
+    v = json.loads(row["table_versions"])["frames_index"]
+    shutil.rmtree(tmp_path / "out" / "d" / "tables" / "frames_index")
+    assert main(["--config", str(cfg_path), "status"]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN" in out and f"frames_index (version {v})" in out
+    assert main(["--config", str(cfg_path), "status", "--json"]) == 1
+    (r,) = json.loads(capsys.readouterr().out)
+    assert r["healthy"] is False and r["missing_tables"] == {"frames_index": v}
+
+
 def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
     cfg = write_config(tmp_path, {"d": {"source": "x"}})
     assert main(["--config", str(cfg), "status", "nope"]) == 1

@@ -22,18 +22,35 @@ import numpy as np
 import pyarrow as pa
 
 from audiopipe.store.location import Location
-from audiopipe.store.records import RunRow
+from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
 from audiopipe.store.runs import newest_run
-from audiopipe.store.tables import append, open_table, replace_where, scan_table
+from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
 from audiopipe.store.vacuum import vacuumed_before
 
-__all__ = ["Dataset", "open_dataset", "DatasetNotFound"]
+__all__ = ["Dataset", "open_dataset", "DatasetNotFound", "TableMissing"]
 
-INGEST_STEPS = frozenset({"discover", "decode", "features", "shard", "publish"})
+#: the ``errors`` steps ingestion writes (``read``: a file that could not be read at all, see
+#: ``audiopipe.ingest.extract._file_error``); a pinned dataset hides those of later runs
+INGEST_STEPS = frozenset({"discover", "read", "decode", "features", "shard", "publish"})
+
+#: the fixed schemas of the ingest tables: a table not written yet (every file failed) reads
+#: as 0 rows of these columns (label and feature-statistic columns come with the first rows)
+_SCHEMAS = {
+    "clips": ClipRow.schema,
+    "features": FeaturesRow.schema,
+    "frames_index": FramesIndexRow.schema,
+    "errors": ErrorRow.schema,
+    "runs": RunRow.schema,
+}
 
 
 class DatasetNotFound(LookupError):
     """No published run for this dataset under this root."""
+
+
+class TableMissing(LookupError):
+    """A table the pinned run recorded a version of is not on storage (deleted, or lost in a
+    copy): the dataset is broken, and reading the table would silently give no rows."""
 
 
 class Dataset:
@@ -93,18 +110,46 @@ class Dataset:
             names |= {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)}
         return sorted(names)
 
+    def missing_tables(self) -> dict[str, int]:
+        """``{table: version}`` of the tables the pinned run recorded that are not on storage
+        (reading one raises :class:`TableMissing`; ``audiopipe status`` lists them)."""
+        return {
+            n: v
+            for n, v in sorted(self.versions.items())
+            if v is not None and not table_exists(self.location, n)
+        }
+
+    def _missing(self, name: str) -> TableMissing:
+        fix = (
+            f"`audiopipe rebuild {self.name}` recomputes it"
+            if name in ("clips", "features", "frames_index")
+            else "rerun what wrote it"
+        )
+        return TableMissing(
+            f"dataset {self.name!r} is broken: table {name!r} version {self.versions[name]}, "
+            f"recorded by run {self.run['run_id']}, is missing on storage "
+            f"({self.location.table_uri(name)}); restore it from a copy of the dataset, or {fix}"
+        )
+
     def delta(self, name: str) -> Any:
-        """The ``deltalake.DeltaTable`` of ``name`` at the pinned version."""
+        """The ``deltalake.DeltaTable`` of ``name`` at the pinned version (None for a table not
+        written yet); :class:`TableMissing` when the pinned version is not on storage."""
         version = self.versions.get(name) if name in self.versions else None
         if name in self.versions and version is None:
             return None
         dt = open_table(self.location, name, version)
-        if dt is None:
-            return None
+        if dt is None and version is not None:
+            raise self._missing(name)
         return dt
 
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        """A table as pyarrow (``.to_pandas()`` for pandas); empty tables are empty, not errors.
+        """A table as pyarrow (``.to_pandas()`` for pandas): ``columns`` (all when None) in
+        the order asked.
+
+        An ingest table not written yet (every file failed so far) has 0 rows and its
+        schema's columns; a column the table does not have raises ``KeyError`` naming the
+        table's columns; a table the pinned run recorded but missing on storage raises
+        :class:`TableMissing`.
 
         ``clips`` comes in content order (content hash, then clip id), whatever order its
         rows were published in, so "``clips`` order" means the same recordings in the same
@@ -115,18 +160,16 @@ class Dataset:
         if name == "errors":
             return self._errors(columns)
         if name == "runs":  # rows in no particular order (sort by ``started``)
-            t = scan_table(self.location, "runs", columns=columns)
-            return pa.table({}) if t is None else t
+            t = scan_table(self.location, "runs")  # a few rows per run: read whole, select
+            return _empty(name, columns) if t is None else _select(name, t, columns)
         dt = self.delta(name)
         if dt is None:
-            if (
-                name in ("clips", "features", "frames_index", "errors", "runs")
-                or name in self.versions
-            ):
-                return pa.table({})
+            if name in _SCHEMAS or name in self.versions:
+                return _empty(name, columns)
             raise KeyError(
                 f"dataset {self.name!r} has no table {name!r} (has: {', '.join(self.table_names())})"
             )
+        _check_columns(name, [f.name for f in dt.schema().fields], columns)
         if name != "clips":
             return dt.to_pyarrow_table(columns=columns)
         return _in_content_order(dt, columns)
@@ -135,10 +178,12 @@ class Dataset:
         """``errors`` at its latest version, less the rows of ingestion runs that did not finish
         (or finished after the pinned run): stages append their own rows after ingestion."""
         t = scan_table(self.location, "errors")
+        if t is None and self.versions.get("errors") is not None:
+            raise self._missing("errors")
         if t is None:
-            return pa.table({})
+            return _empty("errors", columns)
         if t.num_rows == 0:  # nothing to filter (and no pyarrow.compute import, ~0.1 s)
-            return t.select(columns) if columns else t
+            return _select("errors", t, columns)
         import pyarrow.compute as pc
 
         runs = self._runs_at_open  # runs appended later finished after the pinned run
@@ -152,8 +197,7 @@ class Dataset:
             pc.invert(pc.is_in(t["step"], ingest_steps)),
             pc.is_in(t["run_id"], pa.array(ok, pa.string())),
         )
-        t = t.filter(keep)
-        return t.select(columns) if columns else t
+        return _select("errors", t.filter(keep), columns)
 
     def to_pandas(self, name: str, columns: list[str] | None = None) -> Any:
         return self.table(name, columns).to_pandas()
@@ -214,7 +258,9 @@ class Dataset:
         if self.versions.get("clips") is None:
             return {}
         t = scan_table(self.location, "clips", self.versions["clips"], ["clip_id", "uri", "sr"])
-        if t is None or t.num_rows == 0:
+        if t is None:
+            raise self._missing("clips")
+        if t.num_rows == 0:
             return {}
         d = t.to_pydict()
         return {c: (u, int(r)) for c, u, r in zip(d["clip_id"], d["uri"], d["sr"], strict=True)}
@@ -294,6 +340,40 @@ class Dataset:
 def open_dataset(root: str, name: str, run_id: str | None = None) -> Dataset:
     """Open dataset ``name`` stored under ``root`` (a folder or ``s3://`` URL)."""
     return Dataset(Location(root, name), run_id)
+
+
+def _check_columns(
+    name: str, have: list[str], columns: list[str] | None, note: str = ""
+) -> None:
+    """``KeyError`` naming the columns of ``columns`` that table ``name`` lacks, and its columns
+    (instead of pyarrow's error, which lists the scanner's internal fields)."""
+    if columns is None:
+        return
+    unknown = [c for c in columns if c not in set(have)]
+    if unknown:
+        raise KeyError(
+            f"table {name!r} has no column {', '.join(map(repr, unknown))} "
+            f"(has: {', '.join(have)}){note}"
+        )
+
+
+def _select(name: str, t: pa.Table, columns: list[str] | None) -> pa.Table:
+    _check_columns(name, t.column_names, columns)
+    return t if columns is None else t.select(columns)
+
+
+def _empty(name: str, columns: list[str] | None) -> pa.Table:
+    """0 rows of table ``name`` not written yet: its schema (ingest tables), else the asked
+    columns with no type (a stage's table, whose schema only its rows give)."""
+    if name not in _SCHEMAS:
+        return pa.table({c: pa.nulls(0) for c in columns or []})
+    schema = _SCHEMAS[name]()
+    _check_columns(
+        name, schema.names, columns,
+        " (the table has no rows yet: label and feature columns come with its first rows)",
+    )  # fmt: skip
+    t = pa.Table.from_batches([], schema=schema)  # (Schema.empty_table imports pandas, ~0.5 s)
+    return t if columns is None else t.select(columns)
 
 
 def _in_content_order(dt: Any, columns: list[str] | None) -> pa.Table:

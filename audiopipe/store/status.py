@@ -29,6 +29,8 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
     gives the last run of each stage.
 
     A dataset with no published run gives ``{"dataset": name, "published": False}``.
+    ``healthy`` is False when tables the pinned run recorded are missing on storage
+    (``missing_tables``: ``{table: version}``); counts then cover what is there.
     """
     out: list[dict[str, Any]] = []
     for name in names:
@@ -37,13 +39,14 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
         except DatasetNotFound:
             out.append({"dataset": name, "published": False})
             continue
+        missing = ds.missing_tables()
         clips = (
             scan_table(ds.location, "clips", ds.versions["clips"], ["duration_s"])
-            if ds.versions.get("clips") is not None
+            if ds.versions.get("clips") is not None and "clips" not in missing
             else None
         )
-        errors = ds.table("errors")
-        errors = errors if errors.num_rows else None
+        errors = None if "errors" in missing else ds.table("errors")
+        errors = errors if errors is not None and errors.num_rows else None
         runs = RunRow.rows(ds.table("runs"))
         runs.sort(key=lambda r: r.finished or r.started)
         run_id = ds.run["run_id"]
@@ -51,6 +54,8 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
             {
                 "dataset": name,
                 "published": True,
+                "healthy": not missing,
+                "missing_tables": missing,
                 "run_id": run_id,
                 "versions": ds.versions,
                 "clips": 0 if clips is None else clips.num_rows,

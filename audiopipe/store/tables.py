@@ -27,6 +27,7 @@ __all__ = [
     "open_table",
     "native_filesystem",
     "table_version",
+    "table_exists",
     "read_table",
     "scan_table",
     "column_to_numpy",
@@ -108,6 +109,17 @@ def open_table(loc: Location, name: str, version: int | None = None) -> DeltaTab
         raise
     dt._native_fs = native_filesystem(loc, name)
     return dt
+
+
+def table_exists(loc: Location, name: str) -> bool:
+    """Whether table ``name`` has a Delta log on storage (local folders are checked without
+    fsspec, whose import costs a quick command ~0.1 s)."""
+    log = f"{loc.table_uri(name)}/_delta_log"
+    if not loc.is_remote:
+        import os
+
+        return os.path.isdir(log.removeprefix("file://"))
+    return bool(loc.fs.exists(log))
 
 
 def table_version(loc: Location, name: str) -> int | None:

@@ -77,3 +77,87 @@ def test_clips_come_in_content_order_with_any_columns(ingested):
     sub = ingested.table("clips", ["uri"])
     assert sub.column_names == ["uri"]
     assert sub["uri"].to_pylist() == whole["uri"].to_pylist()
+
+
+def _ingest(tmp_path):
+    cfg = load_config(write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}}))
+    plan = plan_ingest(cfg, "d")
+    return publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+
+
+def test_pinned_run_hides_read_and_decode_errors_of_later_runs(tmp_path):
+    """A dataset pinned to an older run shows none of the errors later ingests found, whatever
+    their step: ``read`` (a dangling link) as ``decode`` (text named .wav)."""
+    write(tmp_path / "c" / "good.wav", sine(dur=0.3), 22050)
+    run1 = _ingest(tmp_path)["run_id"]
+    (tmp_path / "c" / "dangling.wav").symlink_to(tmp_path / "c" / "gone.wav")
+    (tmp_path / "c" / "text.wav").write_text("not audio\n" * 10)
+    _ingest(tmp_path)
+    latest = audiopipe.open_dataset(str(tmp_path / "out"), "d").table("errors")
+    assert sorted(latest.column("step").to_pylist()) == ["decode", "read"]
+    old = audiopipe.open_dataset(str(tmp_path / "out"), "d", run_id=run1).table("errors")
+    assert old.num_rows == 0, old.to_pylist()
+
+
+def test_a_pinned_table_missing_on_storage_raises_naming_it(ingested):
+    """A table the pinned run recorded but gone from storage (deleted, lost in a copy) is a
+    broken dataset, not an empty table: reading it names the table and its version."""
+    import shutil
+
+    from audiopipe.store import TableMissing
+
+    root = ingested.location.root
+    v = ingested.versions["features"]
+    shutil.rmtree(f"{root}/d/tables/features")
+    shutil.rmtree(f"{root}/d/tables/frames_index")
+    ds = audiopipe.open_dataset(root, "d")
+    assert ds.table("clips").num_rows == 3  # what is there still reads
+    with pytest.raises(TableMissing, match=f"'features' version {v}"):
+        ds.table("features")
+    with pytest.raises(TableMissing, match="'frames_index'"):
+        ds.features_available()
+    cid = ds.table("clips")["clip_id"][0].as_py()
+    with pytest.raises(TableMissing, match="'frames_index'"):
+        ds.frames(cid, "rms")
+    assert ds.missing_tables() == {"features": v, "frames_index": ds.versions["frames_index"]}
+    shutil.rmtree(f"{root}/d/tables/clips")
+    shutil.rmtree(f"{root}/d/tables/errors")
+    ds = audiopipe.open_dataset(root, "d")
+    with pytest.raises(TableMissing, match="'clips'"):
+        ds.load_audio(cid)
+    with pytest.raises(TableMissing, match="'errors'"):
+        ds.table("errors")
+
+
+def test_an_errors_only_dataset_gives_empty_tables_with_their_schema(tmp_path):
+    """Every file failed: the ingest tables have no version yet, and read as 0 rows with their
+    columns and types (a query over them works), the asked columns in the asked order."""
+    import duckdb
+
+    from audiopipe.store.records import ClipRow, FeaturesRow, FramesIndexRow
+
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "bad.wav").write_bytes(b"RIFF not really")
+    _ingest(tmp_path)
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "d")
+    assert ds.versions.get("clips") is None and ds.table("errors").num_rows == 1
+    clips = ds.table("clips", columns=["uri", "clip_id", "duration_s"])
+    assert clips.num_rows == 0 and clips.column_names == ["uri", "clip_id", "duration_s"]
+    assert clips.schema.field("duration_s").type == ClipRow.schema().field("duration_s").type
+    assert duckdb.sql("select count(*) from clips where duration_s > 1").fetchall() == [(0,)]
+    for name, record in [("clips", ClipRow), ("features", FeaturesRow),
+                         ("frames_index", FramesIndexRow)]:
+        t = ds.table(name)
+        assert t.num_rows == 0 and t.schema.names == record.fixed_schema().names, name
+    assert ds.to_pandas("features")["n_frames"].sum() == 0
+    with pytest.raises(KeyError, match="'clips' has no column 'durationn'.*duration_s"):
+        ds.table("clips", ["clip_id", "durationn"])
+
+
+def test_a_bad_column_name_is_a_clear_error_naming_the_columns(ingested):
+    for name in ["clips", "features", "frames_index", "errors", "runs"]:
+        have = ingested.table(name).column_names
+        with pytest.raises(KeyError, match=f"table {name!r} has no column 'nope'") as e:
+            ingested.table(name, [have[0], "nope"])
+        assert have[-1] in str(e.value) and "__fragment" not in str(e.value)
+        assert ingested.table(name, [have[-1], have[0]]).column_names == [have[-1], have[0]]
