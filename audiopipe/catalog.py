@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from audiopipe.uri import local_path, open_uri
 
 __all__ = [
     "LabelsError",
@@ -56,34 +57,11 @@ class FileEntry:
         return Path(self.uri.split("?")[0]).suffix.lower().lstrip(".")
 
 
-def _local_path(uri: str) -> str | None:
-    """The path of a local uri (a plain path or ``file://``), None for a URL.
-
-    Local paths are opened and listed without fsspec's URL parsing, which takes ``::`` for
-    a chain of URLs (``take 1::mix.wav`` would open ``take 1``).
-    """
-    if uri.startswith("file://"):
-        return uri.removeprefix("file://")
-    return None if "://" in uri else uri
-
-
 def _fs_for(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
-    if _local_path(url) is not None:
+    if local_path(url) is not None:
         return LocalFileSystem(), LocalFileSystem._strip_protocol(url)
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
     return fs, path
-
-
-@contextmanager
-def _open(uri: str, storage_options: Mapping[str, Any] | None = None) -> Iterator[IO[bytes]]:
-    """A file opened for reading bytes: a local path with ``open``, a URL through fsspec."""
-    path = _local_path(uri)
-    if path is not None:
-        with open(path, "rb") as f:
-            yield f
-    else:
-        with fsspec.open(uri, "rb", **(storage_options or {})) as f:
-            yield f
 
 
 def _mtime(info: Mapping[str, Any]) -> float:
@@ -150,7 +128,7 @@ def discover(
 def hash_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """BLAKE2b-128 of the file's bytes, hex: the content hash (equal for copies of a file)."""
     h = hashlib.blake2b(digest_size=16)
-    with _open(uri, storage_options) as f:
+    with open_uri(uri, storage_options) as f:
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -204,7 +182,7 @@ def load_labels(path: str, on: str = "path", root: str | None = None) -> Labels:
     """
     import pandas as pd  # here: ~0.5 s to import, and commands that only list files skip it
 
-    with _open(path) as f:
+    with open_uri(path) as f:
         df = (
             pd.read_parquet(f)
             if path.endswith(".parquet")

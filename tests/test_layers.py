@@ -17,8 +17,9 @@ STDLIB = set(sys.stdlib_module_names)
 
 #: layer -> the layers it may import (besides itself). The design (DESIGN.md, "The shape of
 #: the house"): catalog finds files, audio decodes them, features are pure numpy/scipy, store
-#: holds the tables and frames (and decodes a clip back for readers); ingest composes those
-#: four with config into plan / extract / publish; stages read the store and use features
+#: holds the tables and frames (and decodes a clip back for readers); uri, beneath them, opens
+#: a file by name (local path or URL); ingest composes those four with config into plan /
+#: extract / publish; stages read the store and use features
 #: and audio; config validates recipes (features) and stage names and parameters (the stage
 #: registry), so stages never import config. ``audiopipe`` is the root package (its
 #: ``__version__`` and the ``open_dataset`` shortcut into the store). Nothing imports ingest:
@@ -28,8 +29,9 @@ ALLOWED: dict[str, set[str]] = {
     "audiopipe": {"audiopipe.store"},
     "audiopipe.features": set(),
     "audiopipe.audio": set(),
-    "audiopipe.catalog": set(),
-    "audiopipe.store": {"audiopipe.audio"},
+    "audiopipe.uri": set(),
+    "audiopipe.catalog": {"audiopipe.uri"},
+    "audiopipe.store": {"audiopipe.audio", "audiopipe.uri"},
     "audiopipe.fanout": set(),
     "audiopipe.stages": {
         "audiopipe",
@@ -37,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
         "audiopipe.audio",
         "audiopipe.store",
         "audiopipe.fanout",
+        "audiopipe.uri",
     },
     "audiopipe.config": {"audiopipe", "audiopipe.features", "audiopipe.stages"},
     "audiopipe.ingest": {
@@ -47,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "audiopipe.config",
         "audiopipe.store",
         "audiopipe.fanout",
+        "audiopipe.uri",
     },
     "audiopipe.demo": {"audiopipe.config"},
 }

@@ -257,11 +257,10 @@ def metric_rows(
 
 def read_bytes(ds: Dataset, uri: str) -> bytes:
     """Bytes of a file: local, or remote through fsspec with the dataset's storage options."""
-    import fsspec
+    from audiopipe.uri import open_uri
 
-    opts = ds.location.fsspec_options if "://" in uri and not uri.startswith("file://") else {}
     try:
-        with fsspec.open(uri, "rb", **opts) as f:
+        with open_uri(uri, ds.location.fsspec_options) as f:
             return f.read()
     except FileNotFoundError:
         raise StageInputError(f"dataset {ds.name!r}: file {uri} does not exist") from None

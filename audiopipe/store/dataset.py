@@ -272,9 +272,8 @@ class Dataset:
 
     def load_audio(self, clip_id: str, sr: int | None = None) -> tuple[np.ndarray, int]:
         """Decode a clip's source file (mono, at the dataset's feature rate unless ``sr``)."""
-        import fsspec
-
         from audiopipe.audio import load
+        from audiopipe.uri import open_uri
 
         if clip_id not in self._sources:
             raise KeyError(f"clip {clip_id!r} is not in dataset {self.name!r}")
@@ -282,7 +281,7 @@ class Dataset:
         if self.decoder_hook is not None:
             self.decoder_hook(uri)
         opts = self.location.fsspec_options if "://" in uri else {}
-        with fsspec.open(uri, "rb", **opts) as f:
+        with open_uri(uri, opts) as f:  # a local name with "::" is a file name, not a chain
             return load(f, sr or rate)
 
     # ---- stage outputs -----------------------------------------------------------------

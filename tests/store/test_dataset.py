@@ -161,3 +161,20 @@ def test_a_bad_column_name_is_a_clear_error_naming_the_columns(ingested):
             ingested.table(name, [have[0], "nope"])
         assert have[-1] in str(e.value) and "__fragment" not in str(e.value)
         assert ingested.table(name, [have[-1], have[0]]).column_names == [have[-1], have[0]]
+
+
+def test_a_clip_whose_name_holds_two_colons_decodes_back(tmp_path):
+    # fsspec reads "::" as a chain of URLs: "take 1::mix.wav" opened "take 1" (not there),
+    # so every stage that decodes the clip failed on it; ingest had taken it in
+    from audiopipe.stages._common import read_bytes
+
+    y = sine(f=440, dur=0.5)
+    write(tmp_path / "c" / "take 1::mix.wav", y, 22050)
+    cfg = load_config(write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}}))
+    plan = plan_ingest(cfg, "d")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "d")
+    (cid,) = ds.table("clips")["clip_id"].to_pylist()
+    z, sr = ds.load_audio(cid, sr=22050)
+    assert sr == 22050 and len(z) == len(y) and np.corrcoef(z, y)[0, 1] > 0.99
+    assert read_bytes(ds, ds.clip_uri(cid)) == (tmp_path / "c" / "take 1::mix.wav").read_bytes()
