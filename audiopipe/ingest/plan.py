@@ -25,10 +25,11 @@ from audiopipe.catalog import Diff, FileEntry, LabelsError, diff, discover, load
 from audiopipe.config import Config, DatasetConfig, config_hash
 from audiopipe.fanout import balanced_runs
 from audiopipe.ingest.shard import DECODER_HOOK_ENV, IngestContext, Shard
+from audiopipe.store.dataset import TableMissing
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, label_column_name
-from audiopipe.store.runs import last_run, new_run_id, pinned_versions, recover
-from audiopipe.store.tables import open_table, read_table
+from audiopipe.store.runs import DATA_TABLES, last_run, new_run_id, pinned_versions, recover
+from audiopipe.store.tables import open_table, read_table, table_exists
 
 __all__ = [
     "EmptySourceError",
@@ -351,6 +352,20 @@ def _check_removals(ds: DatasetConfig, kind: str, d: Diff, n_stored: int, allow:
     )
 
 
+def _check_tables_present(loc: Location, name: str, base: dict[str, int | None]) -> None:
+    """Refuse an ingest over a data table the last run recorded but storage has lost: it
+    would take every file for new (or forget every failure) and publish over the hole."""
+    gone = {t: v for t, v in base.items()
+            if t in DATA_TABLES and v is not None and not table_exists(loc, t)}
+    if gone:
+        lost = ", ".join(f"{t!r} version {v}" for t, v in sorted(gone.items()))
+        raise TableMissing(
+            f"dataset {name!r} is broken: {lost}, recorded by its last run, missing on storage "
+            f"({loc.table_uri(next(iter(sorted(gone))))}); nothing was ingested: restore the "
+            f"tables from a copy of the dataset, or run `audiopipe rebuild {name}` to recompute them"
+        )
+
+
 def plan_ingest(
     cfg: Config,
     dataset: str | None = None,
@@ -372,10 +387,12 @@ def plan_ingest(
     decides for workers on this machine: on when it has at least two cores per worker (in
     process: two cores). Flows on a cluster pass what the cluster has.
 
-    Refused before any work: a dataset with no clip whose sources match no file
-    (:class:`EmptySourceError`); a run that would remove more than the dataset's
-    ``max_removed_share`` of its clips (:class:`RemovalRefusedError`; ``allow_removals``
-    lets it through); a labels file matching no file, or listing a path twice with different
+    Refused before any work: a dataset whose last run's data tables are not all on
+    storage (:class:`~audiopipe.store.TableMissing`: a rebuild recomputes them); a dataset
+    with no clip whose sources match no file (:class:`EmptySourceError`); a run that would
+    remove more than the dataset's ``max_removed_share`` of its clips
+    (:class:`RemovalRefusedError`; ``allow_removals`` lets it through); a labels file
+    matching no file, or listing a path twice with different
     values (:class:`~audiopipe.catalog.LabelsError`).
 
     A file that failed before and has not changed (same size and mtime, same settings) is not
@@ -392,6 +409,8 @@ def plan_ingest(
     rhash = F.recipe_hash(recipe)
     run_id = run_id or new_run_id()
     base = pinned_versions(loc)
+    if kind == "ingest":
+        _check_tables_present(loc, ds.name, base)
     stored = stored_clips(loc, base.get("clips"))
     if kind == "ingest" and stored:
         _check_recipe_unchanged(loc, ds.name, rhash)

@@ -160,3 +160,31 @@ def test_a_source_holding_the_storage_does_not_ingest_the_datasets_outputs(tmp_p
     clips = audiopipe.open_dataset(str(tmp_path / "out"), "t").table("clips").to_pandas()
     assert sorted(clips.uri) == [str(tmp_path / f"clip{i}.wav") for i in range(2)]
     assert str(stem) not in set(clips.uri)
+
+
+def test_an_ingest_over_a_lost_table_is_refused_and_a_rebuild_recomputes_it(tmp_path):
+    """A data table the last run recorded but storage lost: an ingest took every file for new
+    (``clips`` gone) or wrote features beside a hole and recorded it as fine; it is refused
+    before any work, naming the table and the way out, and a rebuild restores the dataset."""
+    import shutil
+
+    import audiopipe
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+    from audiopipe.store import TableMissing
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    for i in range(3):
+        write(tmp_path / "audio" / f"{i}.wav", sine(f=300 + 50 * i, dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path / "audio")}})
+    assert _ingest(cfg)["files_processed"] == 3
+    shutil.rmtree(tmp_path / "out" / "t" / "tables" / "features")
+    runs_before = audiopipe.open_dataset(str(tmp_path / "out"), "t").table("runs").num_rows
+    with pytest.raises(TableMissing, match="'features' version 0.*audiopipe rebuild t"):
+        _ingest(cfg)
+    plan = plan_ingest(load_config(cfg), "t", kind="rebuild")
+    publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
+    assert ds.table("features").num_rows == 3 and not ds.missing_tables()
+    assert ds.table("runs").num_rows == runs_before + 1  # the refused ingest recorded nothing
