@@ -192,6 +192,9 @@ def queries(part: str, seed: int, conds: tuple[str, ...] = CONDS) -> list[dict]:
     src = [("member", q) for q in S.member_queries(sp[f"{part}_members"], seed)]
     src += [("nonmember", q) for q in S.member_queries(sp[f"{part}_nonmembers"], seed + 10)]
     src += [("nonmember", q) for q in S.fsdd_queries(sp[f"{part}_fsdd_nonmembers"], seed + 20, 10)]
+    # round 6: members indexed for tuning only, last (the queries before them are unchanged)
+    src += [("member", q) for q in S.member_queries(sp.get(f"{part}_extra_members", []),
+                                                    seed + 30)]
     out = []
     for role, (r, start, x) in src:
         for c in conds:
@@ -336,14 +339,14 @@ def study_weighting(weightings: tuple[str, ...] = WEIGHTINGS, shape: dict | None
     sp = S.split()
     whole = whole_fsdd_queries("tune")
     qs = queries("tune", seed=0) + whole
-    music = [r for r in sp["index"] if r.kind.split(":")[0] in MUSIC]
+    music = [r for r in sp["tune_index"] if r.kind.split(":")[0] in MUSIC]
     print(f"round 4: {len(qs)} tuning queries ({len(whole)} whole FSDD clips); indexes of "
-          f"{len(sp['index'])} and {len(music)} (music) recordings", flush=True)
+          f"{len(sp['tune_index'])} and {len(music)} (music) recordings", flush=True)
     shape = dict(shape or {})  # peak neighbourhood of index and queries (default: the library's)
     lm_q = {**fp.QUERY_PARAMS, **shape}
     in_music = {r.path for r in music}
     qs_music = [q | {"role": "member" if q["path"] in in_music else "nonmember"} for q in qs]
-    idxs = [("all", build(sp["index"], shape)[0], qs), ("music", build(music, shape)[0], qs_music)]
+    idxs = [("all", build(sp["tune_index"], shape)[0], qs), ("music", build(music, shape)[0], qs_music)]
     out = []
     for w in weightings:
         recs, q_s = [], 0.0
@@ -400,11 +403,11 @@ def main() -> None:
         cands = [CANDIDATES[i] for i in a.only]
     sp = S.split()
     qs = queries("tune", seed=0)
-    print(f"tuning: {len(sp['index'])} indexed recordings, {len(qs)} queries "
+    print(f"tuning: {len(sp['tune_index'])} indexed recordings, {len(qs)} queries "
           f"({sum(q['role'] == 'member' for q in qs)} of members)", flush=True)
     results = []
     for name, lm_i, lm_q in cands:
-        idx, build_s, audio_s = build(sp["index"], lm_i)
+        idx, build_s, audio_s = build(sp["tune_index"], lm_i)
         recs, q_s = run_queries(idx, qs, lm_q)
         coef = fit_confidence(recs)
         conf = np.array([fp.confidence(r["score"], r["runner_up_score"], coef) for r in recs])
