@@ -340,7 +340,8 @@ def bench_heldout() -> dict:
 
     sp = S.split()
     qs = T.queries("test", seed=1)
-    old_q = {"density": 70.0, "min_bin": 4}
+    one = {"f_sd": 5, "t_sd": 2, "fine_fft": 0}  # one layer, ±5 bins: the library until round 6
+    old_q = {"density": 70.0, "min_bin": 4, **one}
     narrow = {"f_sd": 2, "t_sd": 2}  # round 3's option for non-music datasets
 
     def old_conf(v: float, r: float) -> float:
@@ -351,13 +352,16 @@ def bench_heldout() -> dict:
 
     # name, index landmarks, query landmarks, vote weighting, confidence(score, runner), threshold
     setups = [
-        ("before", {"density": 30.0, "min_bin": 4}, old_q, "none", old_conf, 0.4),
-        ("round 3", {}, fp.QUERY_PARAMS, "none", coef_conf(R3_COEF), fp.MIN_CONFIDENCE),
-        ("after", {}, fp.QUERY_PARAMS, fp.VOTE_WEIGHTING, fp.confidence, fp.MIN_CONFIDENCE),
-        ("f_sd 2 r3", narrow, {**fp.QUERY_PARAMS, **narrow}, "none", coef_conf(R3_COEF_NARROW),
+        ("before", {"density": 30.0, "min_bin": 4, **one}, old_q, "none", old_conf, 0.4),
+        ("round 3", one, {**fp.QUERY_PARAMS, **one}, "none", coef_conf(R3_COEF),
          fp.MIN_CONFIDENCE),
-        ("f_sd 2", narrow, {**fp.QUERY_PARAMS, **narrow}, fp.VOTE_WEIGHTING,
-         coef_conf(fp.CONF_COEFS[(2, 2)]), fp.MIN_CONFIDENCE),
+        ("round 4", one, {**fp.QUERY_PARAMS, **one}, fp.VOTE_WEIGHTING,
+         coef_conf(fp.CONF_COEFS[(5, 2, 0)]), fp.MIN_CONFIDENCE),
+        ("after", {}, fp.QUERY_PARAMS, fp.VOTE_WEIGHTING, fp.confidence, fp.MIN_CONFIDENCE),
+        ("f_sd 2 r3", {**one, **narrow}, {**fp.QUERY_PARAMS, **one, **narrow}, "none",
+         coef_conf(R3_COEF_NARROW), fp.MIN_CONFIDENCE),
+        ("f_sd 2", {**one, **narrow}, {**fp.QUERY_PARAMS, **one, **narrow}, fp.VOTE_WEIGHTING,
+         coef_conf(fp.CONF_COEFS[(2, 2, 0)]), fp.MIN_CONFIDENCE),
     ]
     out: dict = {"n_index_recordings": len(sp["index"]), "n_queries": len(qs)}
     print(f"\nheld-out: {len(sp['index'])} indexed recordings, {len(qs)} test queries "
@@ -408,7 +412,8 @@ def bench_heldout() -> dict:
             f"[{c['bin']}] n={c['n']} right {c['fraction_right']:.2f}"
             for c in out[name]["calibration"] if c["n"]))
     print("by kind (after): " + ", ".join(f"{k} {v:.2f}" for k, v in out["after"]["by_kind"].items()))
-    for new, ref in (("after", "before"), ("after", "round 3"), ("f_sd 2", "after")):
+    for new, ref in (("after", "before"), ("after", "round 3"), ("after", "round 4"),
+                     ("f_sd 2", "round 4")):
         ri = out[new]["index_x_realtime"] / out[ref]["index_x_realtime"]
         rq = out[ref]["query_ms"] / out[new]["query_ms"]
         rs = out[new]["index_rows"] / out[ref]["index_rows"]
