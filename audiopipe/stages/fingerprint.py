@@ -1,26 +1,27 @@
 """Landmark audio fingerprinting (Wang 2003, in the manner of audfprint) and identification.
 
-The core is pure numpy on ``(y, sr)``: :func:`landmarks` resamples to a fixed analysis
-rate (11025 Hz), takes a log-magnitude STFT (``audiopipe.features.stft``, n_fft 512,
-hop 256 = 23.2 ms), picks local maxima (``maximum_filter`` over ±2 bins × ±2 frames since
-round 6, ±5 bins before; then the loudest ``density`` peaks per one-second block; ranking by
-level rather than by audfprint's high-passed onsets measured better under white noise, and
-the high-pass is kept as an option), from FFT bin 3 (65 Hz) up, and pairs every anchor peak
-with the next ``fanout`` peaks in a target zone (1..63 frames later, within ±31 bins). A
-second layer (round 6, ``fine_fft``) does the same on a 2048-point STFT of the same frames
-below 1.38 kHz (``fine_density`` 20 peaks/s): a longer window raises a held partial 6 dB
-more over white noise in its bin, and at 0 dB white noise its landmarks survive 3-5 times
-as often. Queries are denser than the index (:data:`QUERY_PARAMS`: 120 and 40 peaks/s,
-fanout 16, against 45/s, 20/s and fanout 8 in the index): under noise, noise peaks crowd
-between a query's true peaks, and a wider fanout still reaches the targets the index
-paired. Round 2 (issue 12 §4) tried query shifts (``shifts``), fanout 24 and a noise-floor
-threshold (``floor_db``): no gain, both off. Round 3 found the 0 dB white-noise misses to
-be short calls (a 0.3 s bark left the index 26 peaks) and noisy textures: ``f_sd=2`` gives
-them peaks, but alone it also peaks babble's harmonics (music in 0 dB babble 1.000 ->
-0.938), so it was an option until round 6, where with the second layer it gained in every
-tuning condition (0 dB white music 0.852 -> 1.000, non-music 0.919 -> 1.000, babble on music
-0.926 -> 1.000, on a tuning part enlarged for it); each shape has its own calibration
-(:data:`CONF_COEFS`); details in ``benchmarks/tune_fingerprint.py``.
+The core is pure numpy on ``(y, sr)``: :func:`landmarks` resamples to a fixed analysis rate
+(11025 Hz), takes a log-magnitude STFT (``audiopipe.features.stft``, n_fft 512, hop 256 =
+23.2 ms), picks local maxima (``maximum_filter`` over ±2 bins × ±2 frames since round 6, ±5
+bins before; then the loudest ``density`` peaks per one-second block; ranking by level
+rather than by audfprint's high-passed onsets measured better under white noise, and the
+high-pass is kept as an option), from FFT bin 3 (65 Hz) up, and pairs every anchor peak with
+the next ``fanout`` peaks in a target zone (1..63 frames later, within ±31 bins). A second
+layer (round 6, ``fine_fft``) does the same on a 2048-point STFT of the same frames below
+1.38 kHz (``fine_density`` 20 peaks/s): a longer window raises a held partial 6 dB more over
+white noise in its bin (on synthetic melodies at 0 dB white noise 3-5 times as many of its
+landmarks survive as of the first layer's). Queries are denser than the index
+(:data:`QUERY_PARAMS`: 120 and 40 peaks/s, fanout 16, against 45/s, 20/s and fanout 8 in the
+index): under noise, noise peaks crowd between a query's true peaks, and a wider fanout
+still reaches the targets the index paired. Round 2 (issue 12 §4) tried query shifts
+(``shifts``), fanout 24 and a noise-floor threshold (``floor_db``): no gain, both off. Round
+3 found the 0 dB white-noise misses to be short calls (a 0.3 s bark left the index 26 peaks)
+and noisy textures: ``f_sd=2`` gives them peaks, but alone it also peaks babble's harmonics
+(music in 0 dB babble 1.000 -> 0.938), so it was an option until round 6, where with the
+second layer it gained in every tuning condition (0 dB white music 0.852 -> 1.000, non-music
+0.919 -> 1.000, babble on music 0.926 -> 1.000, on a tuning part enlarged for it; held-out
+white 0.875/0.918 -> 1.000/1.000, babble on the music corpus 0.986 -> 0.959); each shape has
+its own calibration (:data:`CONF_COEFS`); details in ``benchmarks/tune_fingerprint.py``.
 Pairs are hashed as ``f1 << 12 | (f2 - f1 + 32) << 6 | dt`` (20 bits; the second layer's
 with bit 20 set) with the anchor's frame; peak picking and pairing live in ``_fppeaks``.
 Queries pick peaks as their index did (:data:`PEAK_PARAMS` of the run that built it, read by
