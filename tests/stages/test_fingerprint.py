@@ -129,6 +129,14 @@ def test_landmark_hashes_pack_f1_df_dt():
     for bad in (512, 1000, -1):
         with pytest.raises(ValueError, match="fine_fft"):
             fp.landmarks(y, SR, fine_fft=bad)
+    # the stage refuses them before any work; 0 (one layer) and other powers of two pass
+    from audiopipe.stages.runner import check_params
+
+    for bad in (512, 1000):
+        problems = check_params("fingerprint", {"fine_fft": bad}, where="fingerprint")
+        assert len(problems) == 1 and "fine_fft" in problems[0], problems
+    for ok in (0, 1024, 4096):
+        assert check_params("fingerprint", {"fine_fft": ok}, where="fingerprint") == []
 
 
 def test_second_layer_keeps_more_of_a_melody_under_white_noise():
