@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SR", "HOP_LENGTH", "CONF_COEF", "CONF_COEFS", "MIN_CONFIDENCE", "confidence",
+__all__ = ["SR", "HOP_LENGTH", "FINE_FFT", "CONF_COEF", "CONF_COEFS", "MIN_CONFIDENCE", "confidence",
            "confidence_features", "FingerprintIndex"]
 
 #: analysis rate and hop of the landmark spectrogram (one frame = 23.2 ms)
@@ -27,15 +27,21 @@ HOP_LENGTH = 256
 #: default ``min_confidence``: "more likely right than wrong"; above the thresholds that keep
 #: tuning non-member false positives at 0.5 % (0.31, 0.235, 0.12 in rounds 1-2, 3 and 4)
 MIN_CONFIDENCE = 0.5
+#: FFT size of the fingerprint's second landmark layer (round 6; 0: none)
+FINE_FFT = 2048
 #: logistic calibration of :func:`confidence` (intercept, log1p score, log1p runner-up
-#: score), fitted on tuning queries by ``benchmarks/tune_fingerprint.py --weighting`` (round
-#: 4: query-weighted votes, two indexes, short queries; round 3's was (-7.595, 13.068, -12.978))
-CONF_COEF = (-21.2345, 10.3701, -4.2683)
-#: the calibration per peak neighbourhood ``(f_sd, t_sd)`` of the index (round 3 fitted
-#: ``f_sd=2``'s on its own tuning queries); other shapes use :data:`CONF_COEF`
-CONF_COEFS: dict[tuple[int, int], tuple[float, float, float]] = {
-    (5, 2): CONF_COEF,
-    (2, 2): (-30.7504, 15.7426, -7.6946),  # round 3: (-10.765, 10.303, -8.845)
+#: score), fitted on tuning queries by ``benchmarks/tune_fingerprint.py --weighting`` (two
+#: indexes, short queries, query-weighted votes; round 6: two landmark layers, f_sd 2;
+#: round 4's, one layer, (-21.2345, 10.3701, -4.2683); round 3's (-7.595, 13.068, -12.978))
+CONF_COEF = (-35.5149, 16.3157, -7.5325)
+#: the calibration per peak shape ``(f_sd, t_sd, fine_fft)`` of the index (each fitted on
+#: its own tuning queries; ``fine_fft`` 0: indexes built before round 6); other shapes use
+#: :data:`CONF_COEF`
+CONF_COEFS: dict[tuple[int, int, int], tuple[float, float, float]] = {
+    (2, 2, FINE_FFT): CONF_COEF,
+    (5, 2, FINE_FFT): (-25.5405, 11.8660, -4.6900),  # round 6, the ±5 candidate
+    (5, 2, 0): (-21.2345, 10.3701, -4.2683),  # round 4 (the default until round 6)
+    (2, 2, 0): (-30.7504, 15.7426, -7.6946),  # round 4 (round 3: (-10.765, 10.303, -8.845))
 }
 
 
@@ -155,7 +161,8 @@ class FingerprintIndex:
     ) -> None:
         self.set_thresholds(min_votes=min_votes, min_confidence=min_confidence)
         self.peak_params: dict[str, Any] = dict(peak_params or {})
-        shape = (int(self.peak_params.get("f_sd", 5)), int(self.peak_params.get("t_sd", 2)))
+        pp = self.peak_params
+        shape = (int(pp.get("f_sd", 2)), int(pp.get("t_sd", 2)), int(pp.get("fine_fft", FINE_FFT)))
         self.coef = CONF_COEFS.get(shape, CONF_COEF)
         #: vote weighting (:func:`vote_weights`); its calibration is :attr:`coef`
         self.weighting = VOTE_WEIGHTING
