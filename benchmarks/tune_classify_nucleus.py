@@ -1,5 +1,6 @@
-"""Tuning (issue 12, round 21): nucleus-aligned features and per-speaker quantile
-normalisation for classify on FSDD new speakers, 2026-12-02.
+"""Tuning (issue 12, round 21): nucleus-aligned features, per-speaker quantile
+normalisation, sub-band streams and copies warped above 1 kHz for classify on FSDD new
+speakers, 2026-12-02.
 
 Same fixed split as ``benchmarks/tune_classify.py`` (FSDD tuning speakers george, jackson,
 lucas, leave-one-speaker-out; nicolas never looked at here); the stage's defaults otherwise
@@ -30,13 +31,19 @@ as "eight"; lucas's "four" read as "two"):
   ``--crop`` (a fixed fraction of the trimmed part) only the lead-in is removed.
 - ``subband``: why "two" and "four" swap (:func:`two_four_profile`), and sub-band
   streams (:func:`subband_study`).
+- ``f2warp``: ``stats`` and ``sequence`` trained with more copies whose spectrum above
+  1 kHz only is warped (0.8, 1.25; :func:`upper_warp_copies`); ``f2warp-seq``: ``sequence``
+  alone gets them, for four sets of factors. Kept (``sequence`` with 0.7, 1.4: the
+  stage's ``upper_warps``, classify version 8).
 
 Run: ``python benchmarks/tune_classify_nucleus.py`` from the repository root (FSDD tuning
 speakers, every variant, about 8 min on a busy machine); ``--only heq,nuccrop,...`` runs
 the named variants only (``seq-nucleus-pieces``, ``seq-nucleus-edges``, ``seq+nucleus``,
-``stats-nucleus``, ``nuccrop``, ``heq``, ``subband``); writes
-``benchmarks/results/tune_classify_nucleus.json``. Nothing here was kept, so the ESC-10
-tuning classes were not run (every variant reads FSDD's speakers or its voiced nuclei).
+``stats-nucleus``, ``nuccrop``, ``heq``, ``subband``, ``f2warp``, ``f2warp-seq``); writes
+``benchmarks/results/tune_classify_nucleus.json``. Every variant is measured against the
+stage as it was before this round (``upper_warps`` off, :data:`BEFORE`); the kept one was
+checked on both tuning parts through the stage itself (``tune_classify.py --trim`` at
+20 dB).
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ from audiopipe.stages.classify.model import (  # noqa: E402
 )
 from audiopipe.stages.classify.select import _augment  # noqa: E402
 
+#: the stage's parameters before round 21 (the baseline every variant here is set against)
+BEFORE = {"upper_warps": []}
 NUC_DB = 10.0
 EDGE = 6  # frames (hop 128 at 8 kHz: 96 ms)
 
@@ -184,8 +193,65 @@ def crop_copies(frames: Frames, g, y, p, nb, splits, classes, rec, P) -> None:
         rec(f"vote4 {tag}", np.mean([P[f"{c} {tag}"] for c in MODEL_OF], 0), time.time())
 
 
+def upper_warp_matrix(alpha: float, centres: np.ndarray, f0: float = 1000.0) -> np.ndarray:
+    """``(n, n)`` map re-reading the mel bands above ``f0`` at ``f0 + (f - f0) / alpha`` (the
+    bands below unchanged): F2/F3 moved, F1 kept (linear interpolation between centres)."""
+    n = len(centres)
+    src = np.where(centres > f0, f0 + (centres - f0) / alpha, centres)
+    pos = np.interp(np.clip(src, centres[0], centres[-1]), centres, np.arange(n))
+    lo = np.minimum(np.floor(pos).astype(int), n - 1)
+    hi, w = np.minimum(lo + 1, n - 1), pos - lo
+    M = np.zeros((n, n))
+    np.add.at(M, (np.arange(n), lo), 1 - w)
+    np.add.at(M, (np.arange(n), hi), w)
+    return M
+
+
+class UpperWarpFrames(Frames):
+    """``frames`` with the MFCC and log-mel frames warped above 1 kHz by ``alpha``
+    (:func:`upper_warp_matrix`, through the DCT for the MFCCs, as ``warp_matrix``)."""
+
+    def __init__(self, frames: Frames, alpha: float) -> None:
+        import audiopipe.features as F
+
+        super().__init__(frames.ds, frames.ids, frames.trim_db)
+        self._src, self._bounds = frames, frames.bounds()
+        M = upper_warp_matrix(alpha, band_centres(frames))
+        n_mfcc = int(frames.recipe["compute"]["mfcc"].get("n_mfcc", 20))
+        D = F.dct_matrix(n_out=n_mfcc, n_in=M.shape[0]).astype(np.float64)
+        self._W = {"mfcc": D @ M @ D.T, "melspectrogram": M}
+
+    def get(self, feature: str, warp: float = 1.0) -> list[np.ndarray]:
+        fr = self._src.get(feature, warp)
+        W = self._W.get("mfcc" if feature.startswith("mfcc") else feature)
+        return fr if W is None else [a @ W.T if len(a) else a for a in fr]
+
+
+def upper_warp_copies(frames: Frames, g, y, p, splits, classes, rec, P,
+                      alphas=(0.8, 1.25), cands=("stats", "sequence"), tag="f2warp") -> None:
+    """``f2warp``: ``stats`` and ``sequence`` (the candidates given warped copies) trained
+    with more copies whose spectrum above 1 kHz is warped by ``alphas`` (F2 moved with F1
+    kept: the accents' vowels differ so, george's back /u:/ against the others' fronted
+    one), beside the stage's uniform warps; ``hgb`` and ``mlp`` as the stage (``cands``:
+    only those get them, the others as the stage)."""
+    ups = {a: UpperWarpFrames(frames, a) for a in alphas}
+    for cand in cands:
+        t = time.time()
+        X, aug = build(cand, frames, g, p)[1], _augment(cand, frames, g, p, True)
+        blocks = [aug]
+        for a, fr in ups.items():
+            ga = np.asarray([f"{v}@up{a}" for v in g], dtype=object)
+            blocks.append((build(cand, fr, ga, p)[1], np.arange(len(y))))
+        caug = (np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))
+        rec(f"{cand} {tag}", oof_proba(ClipClassifier("svm"), X, y, splits, classes,
+                                       augment=caug), t)
+    rec(f"vote4 {tag}", np.mean([P[f"{c} {tag}"] if c in cands else P[c] for c in MODEL_OF], 0),
+        time.time())
+
+
 def study(ds, part, target: str, groups: str, label: str, only: set[str] | None) -> dict:
     ids, y, g, p, frames, splits, classes = _part(ds, part, target, groups)
+    p = {**p, **BEFORE}
     out: dict = {}
     P: dict[str, np.ndarray] = {}
 
@@ -265,6 +331,12 @@ def study(ds, part, target: str, groups: str, label: str, only: set[str] | None)
         votes("stats+nucleus", "stats")
     if nb is not None and want("nuccrop"):
         crop_copies(frames, g, y, p, nb, splits, classes, rec, P)
+    if "melspectrogram" in frames.available and want("f2warp"):
+        upper_warp_copies(frames, g, y, p, splits, classes, rec, P)
+    if "melspectrogram" in frames.available and want("f2warp-seq"):  # sequence only, alphas
+        for alphas in ((0.8, 1.25), (0.85, 1.18), (0.7, 1.4), (0.8, 0.9, 1.1, 1.25)):
+            upper_warp_copies(frames, g, y, p, splits, classes, rec, P, alphas, ("sequence",),
+                              "f2warp " + "/".join(f"{a:g}" for a in alphas))
     if want("heq"):
         for cand in ("stats", "sequence"):
             X = quantile_within(raw[cand], g)
