@@ -333,7 +333,9 @@ core; ``--prior``: the table above, about 3 min; ``--patches``: the patch classi
 ``tune_classify_trim.json``; ``tune_classify_frames.py --trim-choice`` / ``--bandeq``: the
 round above, about 3 min each, ``--crop`` 2 min; ``tune_classify_nucleus.py``: round 21,
 about 8 min, ``tune_classify_nucleus.json``). The studies ``tune_prior`` and ``tune``
-read the current default trim (20 dB since ``--trim``; their recorded figures were at 30 dB).
+read the current default trim (20 dB since ``--trim``; their recorded figures were at 30 dB);
+every study but ``tune_classify_nucleus.py`` reads the current ``upper_warps`` too (on since
+round 21; the figures recorded before it were without them).
 """
 
 from __future__ import annotations

@@ -108,8 +108,8 @@ class NucleusFrames(Frames):
         super().__init__(frames.ds, frames.ids, frames.trim_db)
         self._src, self._bounds = frames, nb
 
-    def get(self, feature: str, warp: float = 1.0) -> list[np.ndarray]:
-        return self._src.get(feature, warp)
+    def get(self, feature: str, warp: float = 1.0, above: float = 0.0) -> list[np.ndarray]:
+        return self._src.get(feature, warp, above)
 
 
 def _piece(a: np.ndarray, k: int, fallback: np.ndarray) -> np.ndarray:
@@ -160,8 +160,8 @@ class CutFrames(Frames):
         self._src, self._cut = frames, cut
         self._end = end or [None] * len(cut)
 
-    def get(self, feature: str, warp: float = 1.0) -> list[np.ndarray]:
-        return [a[c:e] for a, c, e in zip(self._src.get(feature, warp), self._cut, self._end,
+    def get(self, feature: str, warp: float = 1.0, above: float = 0.0) -> list[np.ndarray]:
+        return [a[c:e] for a, c, e in zip(self._src.get(feature, warp, above), self._cut, self._end,
                                           strict=True)]
 
 
@@ -221,8 +221,8 @@ class UpperWarpFrames(Frames):
         D = F.dct_matrix(n_out=n_mfcc, n_in=M.shape[0]).astype(np.float64)
         self._W = {"mfcc": D @ M @ D.T, "melspectrogram": M}
 
-    def get(self, feature: str, warp: float = 1.0) -> list[np.ndarray]:
-        fr = self._src.get(feature, warp)
+    def get(self, feature: str, warp: float = 1.0, above: float = 0.0) -> list[np.ndarray]:
+        fr = self._src.get(feature, warp, above)
         W = self._W.get("mfcc" if feature.startswith("mfcc") else feature)
         return fr if W is None else [a @ W.T if len(a) else a for a in fr]
 
