@@ -453,8 +453,8 @@ class CroppedFrames(Frames):
         super().__init__(frames.ds, frames.ids, frames.trim_db)
         self._src, self._cut = frames, [b0 + int(frac * (b1 - b0)) for b0, b1 in frames.bounds()]
 
-    def get(self, feature: str, warp: float = 1.0) -> list[np.ndarray]:
-        return [a[c:] for a, c in zip(self._src.get(feature, warp), self._cut, strict=True)]
+    def get(self, feature: str, warp: float = 1.0, above: float = 0.0) -> list[np.ndarray]:
+        return [a[c:] for a, c in zip(self._src.get(feature, warp, above), self._cut, strict=True)]
 
 
 def crop_study(ds, fracs=(0.15, 0.3)) -> dict:

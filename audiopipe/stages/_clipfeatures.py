@@ -197,8 +197,9 @@ def sequence_features(
     return np.asarray(rows, dtype=np.float64).reshape(n, len(names)), names
 
 
-def warp_matrix(alpha: float, recipe: dict[str, Any]) -> np.ndarray | None:
-    """Linear map of MFCC vectors for a frequency warp ``f -> alpha * f`` (VTLN-like).
+def warp_matrix(alpha: float, recipe: dict[str, Any], above: float = 0.0) -> np.ndarray | None:
+    """Linear map of MFCC vectors for a frequency warp ``f -> alpha * f`` (VTLN-like), or
+    of the spectrum above ``above`` Hz only (:func:`mel_warp_matrix`).
 
     MFCCs are taken back to a (smoothed) log-mel spectrum with the transposed DCT,
     the mel bands are re-read at ``f / alpha`` (linear interpolation between band
@@ -224,25 +225,31 @@ def warp_matrix(alpha: float, recipe: dict[str, Any]) -> np.ndarray | None:
     if lifter > 0:
         L = 1 + (lifter / 2) * np.sin(np.pi * np.arange(1, n_mfcc + 1) / lifter)
     M = mel_warp_matrix(alpha, n_mels, float(m.get("fmin") or 0.0), fmax,
-                        bool(m.get("htk", False)))
+                        bool(m.get("htk", False)), above)
     return (L[:, None] * D) @ M @ (D.T / L[None, :])
 
 
 def mel_warp_matrix(alpha: float, n_mels: int, fmin: float, fmax: float,
-                    htk: bool = False) -> np.ndarray:
+                    htk: bool = False, above: float = 0.0) -> np.ndarray:
     """``(n_mels, n_mels)`` map re-reading mel bands at ``f / alpha`` (a frequency warp
     ``f -> alpha * f``, linear interpolation between band centres); applies to log-mel
-    frames as ``frames @ M.T``.
+    frames as ``frames @ M.T``. With ``above`` > 0 only the bands above ``above`` Hz move
+    (read at ``above + (f - above) / alpha``, the bands below kept): F2 and F3 moved with
+    F1 kept, as a vowel differs between accents.
 
     Examples
     --------
     >>> bool(np.allclose(mel_warp_matrix(1.0, 40, 0.0, 4000.0), np.eye(40)))
     True
+    >>> M = mel_warp_matrix(1.4, 40, 0.0, 4000.0, above=1000.0)
+    >>> bool(np.allclose(M[:17], np.eye(40)[:17])), bool(np.allclose(M[20:], np.eye(40)[20:]))
+    (True, False)
     """
     import audiopipe.features as F
 
     c = F.mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax, htk=htk)[1:-1]
-    pos = np.interp(np.clip(c / alpha, c[0], c[-1]), c, np.arange(n_mels))
+    src = np.where(c > above, above + (c - above) / alpha, c)
+    pos = np.interp(np.clip(src, c[0], c[-1]), c, np.arange(n_mels))
     lo = np.minimum(np.floor(pos).astype(int), n_mels - 1)
     hi = np.minimum(lo + 1, n_mels - 1)
     w = pos - lo

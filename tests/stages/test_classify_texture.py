@@ -1,5 +1,5 @@
-"""classify's texture statistics, frequency-warped stats copies and top-two soft vote, on
-generated signals with known answers and the demo dataset."""
+"""classify's texture statistics, frequency-warped copies (whole spectrum and above 1 kHz)
+and top-two soft vote, on generated signals with known answers and the demo dataset."""
 
 from __future__ import annotations
 
@@ -58,6 +58,59 @@ def test_mel_warp_moves_a_band_peak_up_and_is_identity_at_one():
     assert np.allclose(mel_warp_matrix(1.0, 40, 0.0, 4000.0), np.eye(40))
     assert np.argmax(mel_warp_matrix(1.15, 40, 0.0, 4000.0) @ bump) > 15
     assert np.argmax(mel_warp_matrix(0.85, 40, 0.0, 4000.0) @ bump) < 15
+
+
+def test_upper_warp_keeps_the_bands_below_and_moves_a_peak_above():
+    """``above``: the F1 region stays, a formant above it moves with the warp (the copies
+    of ``upper_warps``); the MFCC map of it is the identity at 1 and not at 1.4."""
+    from audiopipe.stages._clipfeatures import warp_matrix
+
+    c = _mel_centres()
+    low, high = np.exp(-0.5 * ((np.arange(40) - 6) / 1.5) ** 2), np.exp(
+        -0.5 * ((np.arange(40) - 28) / 1.5) ** 2)
+    assert c[6] < 1000.0 < c[28]
+    for alpha in (0.7, 1.4):
+        M = mel_warp_matrix(alpha, 40, 0.0, 4000.0, above=1000.0)
+        assert np.allclose(M @ low, low)  # F1 kept
+        peak = np.argmax(M @ high)
+        assert (peak > 28) if alpha > 1 else (peak < 28)
+    # above=0 is the whole-spectrum warp it generalises
+    assert np.allclose(mel_warp_matrix(1.1, 40, 0.0, 4000.0, above=0.0),
+                       mel_warp_matrix(1.1, 40, 0.0, 4000.0))
+    rec = {"sr": 8000, "compute": {"mfcc": {"n_mfcc": 20, "n_mels": 40}}}
+    assert np.allclose(warp_matrix(1.0, rec, 1000.0), np.eye(20), atol=1e-5)
+    assert not np.allclose(warp_matrix(1.4, rec, 1000.0), warp_matrix(1.4, rec))
+
+
+def _mel_centres() -> np.ndarray:
+    import audiopipe.features as F
+
+    return F.mel_frequencies(n_mels=42, fmin=0.0, fmax=4000.0)[1:-1]
+
+
+def test_sequence_gets_upper_warped_copies_and_stats_does_not(demo_ds):
+    """By default ``sequence`` trains on its clips warped whole (``warps``) and above 1 kHz
+    only (``upper_warps``, round 21 of ``benchmarks/tune_classify.py``); ``stats`` on the
+    whole-spectrum warps alone; ``upper_warps: []`` leaves only the whole-spectrum copies."""
+    from audiopipe.stages.classify import Classify
+    from audiopipe.stages.classify.candidates import Frames, build
+    from audiopipe.stages.classify.select import _augment
+    from audiopipe.stages.params import resolve
+
+    ids = demo_ds.table("clips").column("clip_id").to_pylist()
+    p = resolve(Classify.params, {"target": "label"})
+    assert list(p["upper_warps"]) and list(p["warps"])
+    fr = Frames(demo_ds, ids)
+    X = build("sequence", fr, None, p)[1]
+    n_w, n_u = len(p["warps"]), len(p["upper_warps"])
+    aug = _augment("sequence", fr, None, p, False)
+    assert aug[0].shape == ((n_w + n_u) * len(ids), X.shape[1])
+    up = aug[0][n_w * len(ids):(n_w + 1) * len(ids)]
+    assert not np.allclose(up, X) and not np.allclose(up, aug[0][: len(ids)])
+    only = _augment("sequence", fr, None, {**p, "upper_warps": []}, False)
+    assert np.allclose(only[0], aug[0][: n_w * len(ids)])
+    assert _augment("stats", fr, None, {**p, "features": ["mfcc"]}, False)[0].shape[0] == (
+        n_w * len(ids))
 
 
 def test_stats_features_carry_texture_and_warped_copies(demo_ds):

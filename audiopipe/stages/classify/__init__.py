@@ -9,7 +9,7 @@ The candidates (:mod:`.candidates`; ``candidates`` selects among them):
   trained with frequency-warped copies (``warps``);
 - ``sequence``: time-normalised MFCC sequences (trimmed, speaker-CMVN with
   ``groups``, resampled to ``frames`` frames) + RBF SVM trained with VTLN-warped copies
-  (``warps``);
+  (``warps``) and copies warped above 1 kHz only (``upper_warps``: F2 moved, F1 kept);
 - ``hgb``: the rich statistics + histogram gradient boosting;
 - ``mlp``: log-mel patches (``patches`` time steps × mel bands + band mean/std) + a
   one-hidden-layer network on CPU (needs the ``melspectrogram`` frame feature);
@@ -161,6 +161,9 @@ class Classify(Stage):
         Param("warps", "floats", (0.9, 1.1),
               "sequence, stats: frequency-warp factors of augmented training copies ([] disables)",
               low=0.5, high=2.0, min_len=0),
+        Param("upper_warps", "floats", (0.7, 1.4),
+              "sequence: more training copies warped above 1 kHz only (F2/F3 moved, F1 kept: "
+              "a vowel of another accent; [] disables)", low=0.5, high=2.0, min_len=0),
         Param("frame_features", "list", None,
               "sequence: frame features (default mfcc; missing ones skipped)"),
         Param("patches", "int", 8, "mlp: time steps of the log-mel patches", low=1),
@@ -185,7 +188,7 @@ class Classify(Stage):
     )
     tables = ("predictions", "confusion")
     trusted = TRUSTED
-    version = "7"  # trim_db 30 -> 20 by default
+    version = "8"  # sequence trained with copies warped above 1 kHz (upper_warps)
 
     def inputs(self, ctx: StageContext) -> dict[str, Any]:
         return {"model": self._model_uri(ctx)} if ctx.params["predict"] else {}

@@ -11,7 +11,8 @@ stats       rich clip statistics of every frame feature of the trimmed clip (mea
             → RBF SVM. Environmental sounds, timbre.
 sequence    the trimmed clip's MFCC frames, resampled to ``frames`` frames
             (time normalisation keeps the order of sounds), + their mean/std and log
-            length → RBF SVM, trained with VTLN-warped copies. Words, digits.
+            length → RBF SVM, trained with VTLN-warped copies (the whole spectrum,
+            and above 1 kHz only: another accent's vowels). Words, digits.
 hgb         the rich statistics of ``stats`` → histogram gradient boosting.
 mlp         log-mel patches: the trimmed clip's log-mel bands (the ``melspectrogram``
             frame feature) mean-pooled over ``patches`` equal time steps, + the bands'
@@ -101,14 +102,15 @@ class Frames:
         self._bounds: list[tuple[int, int]] | None = None
         self._recipe: dict[str, Any] | None = None
 
-    def get(self, feature: str, warp: float = 1.0) -> list[np.ndarray]:
+    def get(self, feature: str, warp: float = 1.0, above: float = 0.0) -> list[np.ndarray]:
         """Frames of ``feature`` per clip; ``warp`` ≠ 1 warps MFCC-family and log-mel
-        frames along frequency (``f -> warp * f``; other features unchanged)."""
+        frames along frequency (``f -> warp * f``, or above ``above`` Hz only; other
+        features unchanged)."""
         if feature not in self._cache:
             fr = read_frames_many(self.ds, self.ids, feature)
             self._cache[feature] = [a.reshape(len(a), -1) for a in fr]
         fr = self._cache[feature]
-        W = self.warp_matrix(feature, warp) if warp != 1.0 else None
+        W = self.warp_matrix(feature, warp, above) if warp != 1.0 else None
         return fr if W is None else [a @ W.T if len(a) else a for a in fr]
 
     @property
@@ -122,17 +124,17 @@ class Frames:
         r = self.recipe
         return r["sr"] / r["hop_length"] if r.get("sr") and r.get("hop_length") else None
 
-    def warp_matrix(self, feature: str, warp: float) -> np.ndarray | None:
+    def warp_matrix(self, feature: str, warp: float, above: float = 0.0) -> np.ndarray | None:
         """The frequency-warp map of ``feature``'s frames (None: not warpable)."""
         from audiopipe.stages._clipfeatures import mel_warp_matrix, warp_matrix
 
         if feature.startswith("mfcc"):
-            return warp_matrix(warp, self.recipe)
+            return warp_matrix(warp, self.recipe, above)
         m = (self.recipe.get("compute") or {}).get(feature)
         if feature == "melspectrogram" and m is not None and self.recipe.get("sr"):
             return mel_warp_matrix(warp, int(m.get("n_mels", 128)), float(m.get("fmin") or 0.0),
                                    float(m.get("fmax") or self.recipe["sr"] / 2),
-                                   bool(m.get("htk", False)))
+                                   bool(m.get("htk", False)), above)
         return None
 
     def bounds(self) -> list[tuple[int, int]]:
@@ -249,6 +251,7 @@ def build(
     prior: dict[str, Any] | None = None,
     prior_n: float = 0.0,
     warp: float = 1.0,
+    warp_above: float = 0.0,
     clip_level: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features of candidate ``name`` for the clips of ``frames``: ``(X_raw, X, names)``.
@@ -257,7 +260,8 @@ def build(
     ``p`` holds the stage's parameters (``features``, ``frame_features``, ``frames``,
     ``n_ceps``, ``patches``). ``prior`` (from :func:`priors` of a training set) and
     ``prior_n`` shrink small groups' statistics toward the training set's; ``warp`` ≠ 1
-    warps MFCC-family frames along frequency (training copies of ``sequence``).
+    warps MFCC-family frames along frequency (training copies of ``sequence``; above
+    ``warp_above`` Hz only when it is > 0).
     ``clip_level=False`` skips the clip-level standardisation (``groups`` then only
     normalise ``sequence``'s frames: one group per clip is utterance CMVN).
     """
@@ -273,7 +277,8 @@ def build(
         seqs = {}
         for f in p.get("frame_features") or SEQUENCE_FRAMES:
             if f in frames.available:
-                seqs[f] = frames.get(f, warp) if f.startswith("mfcc") else frames.get(f)
+                seqs[f] = (frames.get(f, warp, warp_above) if f.startswith("mfcc")
+                           else frames.get(f))
         rms = frames.get("rms") if "rms" in frames.available else None
         X_raw, names = sequence_features(
             seqs, rms, int(p["frames"]), n_ceps=p["n_ceps"], trim_db=frames.trim_db,

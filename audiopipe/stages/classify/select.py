@@ -82,14 +82,22 @@ class Selection:
 
 #: candidates trained with frequency-warped copies of their training clips (``warps``)
 WARPED = ("sequence", "stats")
+#: ``upper_warps`` move the spectrum above this frequency only (F2/F3, not F1): FSDD tuning
+#: speakers, ``benchmarks/tune_classify_nucleus.py`` (round 21): george's "two" has a back
+#: /u:/, the others' a fronted one
+UPPER_WARP_HZ = 1000.0
 
 
 def _augment(name: str, frames: Frames, g: np.ndarray | None, p: dict[str, Any],
              group_norm: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """VTLN-warped training copies (rows, source clip) of the candidates of :data:`WARPED`
-    (``stats`` warps its MFCC and log-mel frames before summarising them); None when
-    ``warps`` is empty or no frame feature of the candidate can be warped."""
-    warps = list(p.get("warps") or [])
+    (``stats`` warps its MFCC and log-mel frames before summarising them; ``sequence``
+    also gets copies warped above :data:`UPPER_WARP_HZ` only, ``upper_warps``); None when
+    there are no warps or no frame feature of the candidate can be warped."""
+    warps = [(float(a), 0.0) for a in p.get("warps") or []]
+    if name == "sequence" and float(frames.recipe.get("sr") or 0.0) / 2 > UPPER_WARP_HZ:
+        # (below 2 kHz sampling nothing lies above: the copies would be the clips again)
+        warps += [(float(a), UPPER_WARP_HZ) for a in p.get("upper_warps") or []]
     feats = ["mfcc"] if name == "sequence" else (p.get("features") or frames.available)
     if name not in WARPED or not warps or not any(
         f in frames.available and frames.warp_matrix(f, 1.0) is not None for f in feats
@@ -97,9 +105,10 @@ def _augment(name: str, frames: Frames, g: np.ndarray | None, p: dict[str, Any],
         return None
     n = len(frames.ids)
     blocks = []
-    for a in warps:
-        ga = None if g is None else np.asarray([f"{v}@{a}" for v in g], dtype=object)
-        _, Xa, _ = build(name, frames, ga if group_norm else None, p, warp=a)
+    for a, above in warps:
+        tag = f"up{a:g}" if above else f"{a}"
+        ga = None if g is None else np.asarray([f"{v}@{tag}" for v in g], dtype=object)
+        _, Xa, _ = build(name, frames, ga if group_norm else None, p, warp=a, warp_above=above)
         blocks.append(Xa)
     return np.concatenate(blocks), np.tile(np.arange(n), len(warps))
 
