@@ -19,6 +19,7 @@ import io
 import itertools
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -93,61 +94,88 @@ def _check_log(f: sf.SoundFile) -> None:
         )
 
 
-#: the longest an Ogg page can be: 27 header bytes, 255 lacing values, 255 segments of 255
-_OGG_MAX_PAGE = 27 + 255 + 255 * 255
+#: bit-reversal of each byte value: the Ogg checksum is zlib's CRC-32 with its bits reversed
+_REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
 
-def _tail(src: str | BinaryIO | Any, n: int) -> bytes | None:
-    """The last ``n`` bytes of a path or seekable file object (whose position is kept);
-    None when the object cannot seek (libsndfile could not have opened it then)."""
-    if not hasattr(src, "read"):
-        with open(str(src), "rb") as fh:
-            fh.seek(0, io.SEEK_END)
-            fh.seek(max(0, fh.tell() - n))
-            return fh.read()
-    seekable = getattr(src, "seekable", None)
-    if seekable is not None and not seekable():
+def _ogg_page(fh: BinaryIO, pos: int, size: int, check: bool = False) -> tuple[int, int] | None:
+    """``(flags, end)`` of the Ogg page at byte ``pos`` of ``fh`` (``size`` bytes long); None when
+    none starts there, it runs past the end or (``check``) its checksum is wrong."""
+    fh.seek(pos)
+    head = fh.read(27 + 255)  # "OggS", version 0, flags, ..., n_segments at +26, lacing values
+    if len(head) < 27 or head[:5] != b"OggS\0" or len(head) < 27 + head[26]:
         return None
-    pos = src.tell()
-    try:
-        src.seek(0, io.SEEK_END)
-        src.seek(max(0, src.tell() - n))
-        return src.read()
-    finally:
-        src.seek(pos)
+    end = pos + 27 + head[26] + sum(head[27 : 27 + head[26]])
+    if end > size:
+        return None
+    if check:
+        fh.seek(pos)
+        page = fh.read(end - pos)
+        raw = zlib.crc32((page[:22] + bytes(4) + page[26:]).translate(_REV8), 0xFFFFFFFF)
+        if int(f"{raw ^ 0xFFFFFFFF:032b}"[::-1], 2) != int.from_bytes(page[22:26], "little"):
+            return None
+    return head[5], end
 
 
-def _check_ogg_end(src: str | BinaryIO | Any) -> None:
-    """An Ogg stream must end with a complete page flagged end-of-stream (``0x04``).
+def _ogg_resync(fh: BinaryIO, pos: int, size: int) -> int | None:
+    """Where the next page with a valid checksum starts at or after ``pos`` (as libogg skips
+    bytes that are not Ogg); None when none does."""
+    while pos < size:
+        fh.seek(pos)
+        buf = fh.read(1 << 16)
+        i = buf.find(b"OggS")
+        while i >= 0:
+            if _ogg_page(fh, pos + i, size, check=True):
+                return pos + i
+            i = buf.find(b"OggS", i + 1)
+        pos += max(1, len(buf) - 3)
+    return None
+
+
+def _check_ogg(src: str | BinaryIO | Any) -> None:
+    """An Ogg file holds one stream (link) whose last complete page ends it (flag ``0x04``).
 
     libsndfile takes an Ogg file's length from its last page's granule position, so a file
-    cut short decodes as a shorter clip without complaint. Only the file's last
-    :data:`_OGG_MAX_PAGE` bytes are read: the last page that ends exactly at the end of the
-    file must carry the flag; no such page means the file ends inside a page.
+    cut short decodes as a shorter clip, and of a chained file (Ogg files concatenated: a
+    beginning-of-stream page, flag ``0x02``, after the first link's pages) it decodes the
+    first link only, both without complaint. The pages are walked by their headers, seeking
+    over their bodies; bytes that are not Ogg (an ID3v1 tag, padding) are skipped as libogg
+    skips them, and the last page is taken only with a valid checksum.
     """
-    tail = _tail(src, _OGG_MAX_PAGE)
-    if tail is None:
-        return
-    pos = tail.rfind(b"OggS")
-    while pos >= 0:
-        # header: "OggS", version 0, flags, granule, serial, sequence, CRC, n_segments at +26,
-        # then n_segments lacing values whose sum is the body's length
-        if len(tail) >= pos + 27 and tail[pos + 4] == 0:
-            n_seg = tail[pos + 26]
-            lacing = tail[pos + 27 : pos + 27 + n_seg]
-            if len(lacing) == n_seg and pos + 27 + n_seg + sum(lacing) == len(tail):
-                if tail[pos + 5] & 0x04:
-                    return
-                raise AudioError(
-                    "file is truncated: its last Ogg page does not end the stream "
-                    "(no end-of-stream flag)",
-                    "truncated",
-                )
-        pos = tail.rfind(b"OggS", 0, pos)
-    raise AudioError(
-        "file is truncated: it ends inside an Ogg page (or has bytes after its stream)",
-        "truncated",
-    )
+    own = not hasattr(src, "read")
+    if not own and getattr(src, "seekable", lambda: True)() is False:
+        return  # (libsndfile could not have opened it then)
+    fh = open(str(src), "rb", buffering=1 << 16) if own else src
+    start = None if own else fh.tell()
+    try:
+        fh.seek(0, io.SEEK_END)
+        size = fh.tell()
+        pos: int | None = 0
+        links, in_bos, pages = 0, False, [(0, 0, 0), (0, 0, 0)]  # the last two: start, flags, end
+        while pos is not None and pos < size:
+            page = _ogg_page(fh, pos, size)
+            if page is None:
+                pos = _ogg_resync(fh, pos + 1, size)
+                continue
+            links += bool(page[0] & 0x02) and not in_bos
+            in_bos = bool(page[0] & 0x02)
+            pages = [pages[1], (pos, *page)]
+            pos = page[1]
+        if pages[1][2] and not _ogg_page(fh, pages[1][0], size, check=True):
+            pages = pages[:1]  # the "last page" is bytes that only look like one
+    finally:
+        if own:
+            fh.close()
+        else:
+            fh.seek(start)
+    if links > 1:
+        raise AudioError(f"chained Ogg stream ({links} links): only the first can be decoded")
+    if not pages[-1][1] & 0x04:
+        raise AudioError(
+            f"file is truncated: its last complete Ogg page (ending at byte {pages[-1][2]} of "
+            f"{size}) does not end the stream (no end-of-stream flag)",
+            "truncated",
+        )
 
 
 def info(src: str | BinaryIO) -> AudioInfo:
@@ -280,8 +308,9 @@ def stream(
     Memory is bounded by ``block_seconds`` whatever the file's length. A file
     whose data ends before its header says (truncated) yields what it has and
     then raises :class:`AudioError`, so the caller can discard partial output; an Ogg
-    file (Vorbis, Opus) that does not end with its end-of-stream page raises before
-    anything is decoded (libsndfile would decode it as a shorter clip).
+    file (Vorbis, Opus) whose last complete page does not end its stream, or that chains
+    several streams, raises before anything is decoded (libsndfile would decode it as a
+    shorter clip); bytes after a complete stream (an ID3v1 tag, padding) are ignored.
 
     Parameters
     ----------
@@ -311,7 +340,7 @@ def stream(
         check_header(hdr, limits)
         _check_log(f)
         if hdr.format == "OGG":  # Vorbis, Opus: libsndfile trusts the last page
-            _check_ogg_end(src)
+            _check_ogg(src)
         _add_time(timings, "decode", t0)  # opening and the header
         blocks = _mono_blocks(f, hdr, channels, block_seconds, limits, timings)
         yield from resample_blocks(blocks, hdr.sample_rate, sr or hdr.sample_rate, timings=timings)

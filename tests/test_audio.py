@@ -162,6 +162,58 @@ def test_truncated_ogg_is_an_error_not_a_shorter_clip(tmp_path, subtype, keep):
     assert z.size == y.size
 
 
+#: bytes players and taggers append after a complete stream; libsndfile decodes through them
+_TRAILERS = {
+    "id3v1": b"TAG" + b"x" * 30 + bytes(95),  # a 128-byte ID3v1 tag
+    "zeros": bytes(1024),  # padding to a block size
+    "long_padding": bytes(80_000),  # longer than the longest Ogg page
+    "capture_in_junk": b"\0OggS\0" + bytes(300),  # an "OggS" that starts no valid page
+}
+
+
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+@pytest.mark.parametrize("trailer", sorted(_TRAILERS))
+def test_complete_ogg_with_trailing_bytes_decodes_in_full(tmp_path, subtype, trailer):
+    """Non-Ogg bytes after a complete stream (an ID3v1 tag, padding) are not a truncation: the
+    file decodes in full, as libsndfile decodes it; a cut file followed by them still fails."""
+    import io
+
+    full = _ogg_in_blocks(tmp_path / "full.ogg", subtype)
+    data = full.read_bytes()
+    want, _ = load(str(full), sr=16000)
+    tagged = tmp_path / "tagged.ogg"
+    tagged.write_bytes(data + _TRAILERS[trailer])
+    y, _ = load(str(tagged), sr=16000)
+    assert y.size == want.size
+    z, _ = load(io.BytesIO(data + _TRAILERS[trailer]), sr=16000)
+    assert z.size == want.size
+    # cut inside the last page (whose header then claims bytes of the trailer) or at half
+    for n in (len(data) - 7, len(data) // 2):
+        with pytest.raises(AudioError, match="truncated") as e:
+            load(io.BytesIO(data[:n] + _TRAILERS[trailer]), sr=16000)
+        assert e.value.kind == "truncated"
+
+
+@pytest.mark.parametrize("links", [("VORBIS", "VORBIS"), ("VORBIS", "OPUS"), ("OPUS",) * 3])
+def test_chained_ogg_is_an_error_not_its_first_link(tmp_path, links):
+    """Ogg files concatenated (a chained stream) decode as their first link only, without
+    complaint from libsndfile: that is refused, not taken as a shorter clip."""
+    import io
+
+    parts = [_ogg_in_blocks(tmp_path / f"{i}.ogg", s, dur=2.0).read_bytes() for i, s in enumerate(links)]
+    chained = tmp_path / "chained.ogg"
+    chained.write_bytes(b"".join(parts))
+    pattern = rf"chained Ogg stream \({len(links)} links\): only the first"
+    with pytest.raises(AudioError, match=pattern):
+        load(str(chained), sr=16000)
+    with pytest.raises(AudioError, match=pattern):
+        load(io.BytesIO(b"".join(parts)), sr=16000)
+    with pytest.raises(AudioError, match=pattern):  # junk between the links changes nothing
+        load(io.BytesIO(parts[0] + bytes(500) + b"".join(parts[1:])), sr=16000)
+    y, _ = load(io.BytesIO(parts[0]), sr=16000)  # one link alone is fine
+    assert abs(y.size - 2 * 16000) < 1000
+
+
 def test_real_ogg_files_end_with_their_stream(corpora):
     """Every Ogg file of the corpora (ESC-10's original release, music/) passes the
     end-of-stream check: it refuses cut files, not real ones."""
