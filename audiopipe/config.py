@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -147,9 +148,11 @@ class DatasetConfig(_Strict):
     labels: LabelsConfig | None = None
     sample_rate: int = 22050
     channels: Literal["mix", "first"] | int = "mix"
-    #: decode block length (s): bounds a worker's memory per file. Finite and at most an hour
-    #: (.inf sized an impossible block and failed every file)
-    block_seconds: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
+    #: decode block length (s): bounds a worker's memory per file. Finite (.inf sized an
+    #: impossible block and failed every file), with no cap of its own: a block longer than a
+    #: file reads the whole file at once (memory bounded by limits.max_duration_s), so only a
+    #: value whose frames at limits.max_sample_rate overflow a number is refused
+    block_seconds: float = Field(60.0, gt=0, allow_inf_nan=False)
     features: dict[str, Any] = Field(default_factory=dict)
     shard: ShardConfig = ShardConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -215,6 +218,16 @@ class DatasetConfig(_Strict):
         if why:
             raise ValueError(why)
         return v
+
+    @model_validator(mode="after")
+    def _block_frames(self) -> DatasetConfig:
+        # the decode block is int(block_seconds * rate) frames: inf past ~1.8e308
+        if not math.isfinite(self.block_seconds * self.limits.max_sample_rate):
+            raise ValueError(
+                f"block_seconds: {self.block_seconds:g} s at limits.max_sample_rate "
+                f"({self.limits.max_sample_rate} Hz) is more frames than a decode block can count"
+            )
+        return self
 
     def recipe(self) -> dict[str, Any]:
         """The normalised feature recipe (defaults filled, checked)."""

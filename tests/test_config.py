@@ -207,3 +207,31 @@ def test_a_dataset_name_must_be_a_folder_name(name):
         f"datasets.{name}: a dataset name must be a plain folder name (not empty, not . or .., "
         f"no / or \\), got {name!r}"
     )
+
+
+def test_block_seconds_has_no_hour_cap(tmp_path):
+    """block_seconds 7200 worked, then an upper bound of 3600 refused it. A block longer than a
+    file decodes the whole file in one read (memory bounded by the file, which
+    limits.max_duration_s bounds), so long blocks give the same audio as short ones."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from audiopipe.audio import stream
+
+    buf = io.BytesIO()
+    tone = np.sin(np.arange(3 * 8000) * 0.05).astype(np.float32)
+    sf.write(buf, tone, 8000, format="WAV")
+    blocks = {}
+    for b in (7200.0, 14400.0, 1e12, 1.0):
+        ds = parse_config(_ds(block_seconds=b)).dataset()
+        assert ds.block_seconds == b
+        buf.seek(0)
+        blocks[b] = np.concatenate(list(stream(buf, 8000, block_seconds=ds.block_seconds)))
+    for b in (7200.0, 14400.0, 1e12):
+        np.testing.assert_array_equal(blocks[b], blocks[1.0])
+    # the bound that is left: the block's frames at the highest accepted rate must be a number
+    parse_config(_ds(block_seconds=1e305, limits={"max_sample_rate": 1000}))
+    with pytest.raises(ConfigError, match=r"^datasets\.demo\.block_seconds: 1e\+305 s at"):
+        parse_config(_ds(block_seconds=1e305))
