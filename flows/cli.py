@@ -360,7 +360,12 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def _queries(items: list[str]) -> list[str]:
-    """Files named directly, audio files found in folders, or glob matches (in order)."""
+    """Files named directly, audio files found in folders, or glob matches (in order).
+
+    A path that exists is taken as written, whatever its characters ('Album [2020]/a.wav'
+    is a file, not a pattern); only one that does not is expanded as a glob, and a pattern
+    that matches nothing is kept as written, so the caller names it instead of dropping it.
+    """
     import glob
 
     from audiopipe.catalog import AUDIO_EXTENSIONS
@@ -375,8 +380,8 @@ def _queries(items: list[str]) -> list[str]:
                 if f.lower().endswith(AUDIO_EXTENSIONS)
             )
             out += found
-        elif any(c in it for c in "*?[") and "://" not in it:
-            out += sorted(glob.glob(it, recursive=True))
+        elif not os.path.exists(it) and any(c in it for c in "*?[") and "://" not in it:
+            out += sorted(glob.glob(it, recursive=True)) or [it]
         else:
             out.append(it)
     if not out:

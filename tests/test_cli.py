@@ -326,3 +326,22 @@ def test_identify_a_missing_file_says_so(small_demo, tmp_path, capsys):
     missing = tmp_path / "nonexist.wav"
     assert main(["--config", str(cfg), "identify", str(missing), "-d", "d"]) == 1
     assert capsys.readouterr().err.strip() == f"audiopipe: FileNotFoundError: no such file: {missing}"
+
+
+def test_a_query_path_that_exists_is_taken_as_written(small_demo, tmp_path, capsys):
+    """'Album [2020]/a.wav' was read as a glob ([2020]: one of 2 or 0), matched nothing and
+    was dropped without a word; a pattern that matches nothing is named, not dropped."""
+    from flows.cli import _queries
+
+    album = tmp_path / "Album [2020]"
+    album.mkdir()
+    for f in (album / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"):
+        f.write_bytes(b"RIFF")
+    a, b, c = str(album / "a.wav"), str(tmp_path / "b.wav"), str(tmp_path / "c.wav")
+    assert _queries([b, a]) == [b, a]
+    assert _queries([str(tmp_path / "[bc].wav"), a]) == [b, c, a]  # a glob still expands
+    nothing = str(tmp_path / "none*.wav")
+    assert _queries([b, nothing]) == [b, nothing]
+    cfg, _ = small_demo
+    assert main(["--config", str(cfg), "identify", b, nothing, "-d", "d"]) == 1
+    assert capsys.readouterr().err.strip() == f"audiopipe: FileNotFoundError: no such file: {nothing}"
