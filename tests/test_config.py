@@ -198,52 +198,6 @@ def test_the_cron_check_agrees_with_prefects():
     assert not disagree, disagree[:20]
 
 
-def test_missing_local_files_are_named_at_validation(tmp_path):
-    """A missing labels file or stage file (events, listens...) passed validation and failed
-    at ingest or at the stage; URLs are not checked (no network at validation)."""
-    p = tmp_path / "d.yaml"
-    p.write_text(
-        "datasets:\n"
-        "  a:\n"
-        "    source: audio\n"
-        "    labels: {path: nolabels.csv}\n"
-        "    stages:\n"
-        "      segment: {mode: supervised, events: noevents.csv}\n"
-        "      recommend: {listens: s3://bucket/listens.csv}\n"
-        "  b:\n"
-        "    source: audio\n"
-        "    labels: {path: audio}\n"
-        "    stages: {segment: {mode: periodic, reference: refs, points: nopoints.csv}}\n"
-    )
-    (tmp_path / "audio").mkdir()
-    (tmp_path / "refs").mkdir()  # a folder is a fine reference (CirCor .tsv files)
-    with pytest.raises(ConfigError) as info:
-        load_config(p)
-    lines = str(info.value).splitlines()
-    assert sorted(lines) == sorted([
-        f"datasets.a.labels.path: no such file: {tmp_path / 'nolabels.csv'}",
-        f"datasets.a.stages.segment.events: no such file or folder: {tmp_path / 'noevents.csv'}",
-        f"datasets.b.labels.path: a folder, not a labels file (CSV or Parquet): {tmp_path / 'audio'}",
-        f"datasets.b.stages.segment.points: no such file or folder: {tmp_path / 'nopoints.csv'}",
-    ])
-    (tmp_path / "nolabels.csv").write_text("path,label\n")
-    (tmp_path / "noevents.csv").write_text("path,onset_s,offset_s,label\n")
-    (tmp_path / "nopoints.csv").write_text("path,time_s,label\n")
-    p.write_text(p.read_text().replace("{path: audio}", "{path: s3://bucket/labels.csv}"))
-    assert set(load_config(p).datasets) == {"a", "b"}
-
-
-def test_a_demo_corpus_dataset_may_name_files_the_corpus_will_write(tmp_path):
-    p = tmp_path / "d.yaml"
-    p.write_text("datasets:\n  demo:\n    demo_corpus: true\n    source: data/demo\n"
-                 "    labels: {path: data/demo/labels.csv}\n"
-                 "    stages: {segment: {events: data/demo/events.csv}}\n")
-    assert load_config(p).dataset().demo_corpus
-    p.write_text(p.read_text().replace("data/demo/events.csv", "elsewhere/events.csv"))
-    with pytest.raises(ConfigError, match=r"^datasets\.demo\.stages\.segment\.events: no such"):
-        load_config(p)
-
-
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "", " ", "..\\x"])
 def test_a_dataset_name_must_be_a_folder_name(name):
     """A dataset named `..` wrote its tables outside the storage folder."""
