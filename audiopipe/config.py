@@ -2,7 +2,9 @@
 
 Everything a run needs is checked here, before any work starts: a bad file is
 rejected with the key path and the reason, e.g.
-``datasets.demo.sample_rate: must be > 0, got -5``.
+``datasets.demo.sample_rate: must be > 0, got -5``. Whether the local files it names
+(labels, stage inputs) are there is checked by the run that reads them
+(:mod:`audiopipe.config_files`), not here: a missing file is not a bad config.
 
 Examples
 --------
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -23,13 +26,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from audiopipe.config_files import path_keys
 from audiopipe.config_text import (
     cron_problem,
     format_errors,
     load_yaml,
     memory_problem,
     name_problem,
-    path_problem,
 )
 from audiopipe.errors import ConfigError
 
@@ -147,9 +150,11 @@ class DatasetConfig(_Strict):
     labels: LabelsConfig | None = None
     sample_rate: int = 22050
     channels: Literal["mix", "first"] | int = "mix"
-    #: decode block length (s): bounds a worker's memory per file. Finite and at most an hour
-    #: (.inf sized an impossible block and failed every file)
-    block_seconds: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
+    #: decode block length (s): bounds a worker's memory per file. Finite (.inf sized an
+    #: impossible block and failed every file), with no cap of its own: a block longer than a
+    #: file reads the whole file at once (memory bounded by limits.max_duration_s), so only a
+    #: value whose frames at limits.max_sample_rate overflow a number is refused
+    block_seconds: float = Field(60.0, gt=0, allow_inf_nan=False)
     features: dict[str, Any] = Field(default_factory=dict)
     shard: ShardConfig = ShardConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -216,6 +221,16 @@ class DatasetConfig(_Strict):
             raise ValueError(why)
         return v
 
+    @model_validator(mode="after")
+    def _block_frames(self) -> DatasetConfig:
+        # the decode block is int(block_seconds * rate) frames: inf past ~1.8e308
+        if not math.isfinite(self.block_seconds * self.limits.max_sample_rate):
+            raise ValueError(
+                f"block_seconds: {self.block_seconds:g} s at limits.max_sample_rate "
+                f"({self.limits.max_sample_rate} Hz) is more frames than a decode block can count"
+            )
+        return self
+
     def recipe(self) -> dict[str, Any]:
         """The normalised feature recipe (defaults filled, checked)."""
         if self.features and "sr" in self.features and self.features["sr"] != self.sample_rate:
@@ -267,8 +282,8 @@ class Config(_Strict):
         return env if env else self.resolve(self.storage)
 
 
-def _raw_dataset_problems(name: str, ds: dict[str, Any], base_dir: str) -> list[str]:
-    """A dataset's recipe, stages and files checked from the raw YAML, whatever else is wrong
+def _raw_dataset_problems(name: str, ds: dict[str, Any]) -> list[str]:
+    """A dataset's recipe, stages and file keys checked from the raw YAML, whatever else is wrong
     with it, so one run of ``validate`` reports every problem (pydantic stops at a bad field)."""
     problems: list[str] = []
     features = ds.get("features")
@@ -282,30 +297,15 @@ def _raw_dataset_problems(name: str, ds: dict[str, Any], base_dir: str) -> list[
     stages = ds.get("stages")
     if isinstance(stages, dict) and all(isinstance(v, dict | None) for v in stages.values()):
         problems += stage_problems(name, {k: v or {} for k, v in stages.items()})
-    return problems + _missing_files(name, ds, base_dir)
+    return problems + _blank_paths(name, ds)
 
 
-def _missing_files(name: str, ds: dict[str, Any], base_dir: str) -> list[str]:
-    """Local files a dataset names (``labels.path``, the stages' ``path`` parameters) that are
-    not there: named at validation, not by the ingest or the stage that reads them later.
-    URLs are not checked (no network at validation), nor the files a demo corpus not yet
-    written will hold (its first ingest writes them)."""
-    from audiopipe.stages import STAGES, stage_class
-
-    src = ds.get("source")
-    first = src[0] if isinstance(src, list) and src else src
-    demo = None
-    if ds.get("demo_corpus") is True and isinstance(first, str) and first.strip():
-        demo = str((Path(base_dir) / first.split("*")[0].rstrip("/")).resolve())
-        demo = None if next(Path(demo).rglob("*.wav"), None) else demo  # (already written)
-    labels, stages = ds.get("labels"), ds.get("stages")
-    paths = [("labels.path", labels.get("path"), True)] if isinstance(labels, dict) else []
-    for stage, raw in (stages.items() if isinstance(stages, dict) else ()):
-        if stage in STAGES and isinstance(raw, dict):
-            paths += [(f"stages.{stage}.{p.name}", raw.get(p.name), False)
-                      for p in stage_class(stage).params if p.type == "path"]
-    return [f"datasets.{name}.{key}: {why}" for key, v, file_only in paths
-            if (why := path_problem(v, base_dir, file_only=file_only, written_under=demo))]
+def _blank_paths(name: str, ds: dict[str, Any]) -> list[str]:
+    """A local-file key (``labels.path``, a stage's file parameter) given as blank text: a bad
+    config. Whether the file is there is checked by the run that reads it
+    (:mod:`audiopipe.config_files`): a share not mounted is no reason to refuse the config."""
+    return [f"datasets.{name}.{key}: must not be empty (leave the key out to not set it)"
+            for key, v, _ in path_keys(ds) if isinstance(v, str) and not v.strip()]
 
 
 def _recipe_problems(features: dict[str, Any], sr: int, trial: bool = True) -> list[str]:
@@ -432,7 +432,7 @@ def parse_config(data: Any, base_dir: str | os.PathLike[str] = ".") -> Config:
         if why:
             problems.append(f"datasets.{name}: {why}")
         if isinstance(ds, dict):
-            problems += _raw_dataset_problems(str(name), ds, str(base_dir))
+            problems += _raw_dataset_problems(str(name), ds)
     if problems or cfg is None:
         raise ConfigError("\n".join(dict.fromkeys(problems)))
     return cfg

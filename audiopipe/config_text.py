@@ -178,57 +178,110 @@ def load_yaml(text: str, name: str = "<config>") -> Any:
         loader.dispose()
 
 
-#: a cron field: its name, lowest and highest value, and the names it accepts (1-based)
+#: a cron field: its name, lowest and highest value, and the names it accepts (croniter's
+#: fields: five, then optional seconds, then an optional year)
 _CRON_FIELDS = (
-    ("minute", 0, 59, ()),
-    ("hour", 0, 23, ()),
-    ("day of month", 1, 31, ()),
-    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                      "nov", "dec")),
-    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
-    ("second", 0, 59, ()),  # croniter's optional sixth field
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {"l": "l"}),
+    ("month", 1, 12, {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul",
+                                                   "aug", "sep", "oct", "nov", "dec"), 1)}),
+    ("day of week", 0, 6, {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri",
+                                                       "sat"))}),
+    ("second", 0, 59, {}),
+    ("year", 1970, 2099, {}),
 )
 _CRON_ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 _CRON_SHAPE = "minute hour day-of-month month day-of-week"
+_DAYS, _MONTHS = "|".join(_CRON_FIELDS[4][3]), "|".join(_CRON_FIELDS[3][3])
+#: croniter's patterns: a day of week's ``day#n`` or ``Ln``; a range ``a-b[/step]``; R and H
+_NTH_DAY = re.compile(rf"^(?P<pre>((?P<he>(({_DAYS})(-({_DAYS}))?)|(({_MONTHS})(-({_MONTHS}))?)"
+                      r"|\w+)#)|l)(?P<last>\d+)$")
+_RANGE = re.compile(r"^([^-]+)-([^-/]+)(/(\d+))?$")
+_RANDOM = re.compile(r"^[hr](\(\d+-\d+\))?(/\d+)?$")
 
 
-def _cron_value(text: str, field: int) -> str | None:
-    """Why one value of a cron field is wrong, or None."""
-    name, lo, hi, names = _CRON_FIELDS[field]
-    if text.lower() in names:
-        return None
-    if not text.isdigit():
-        return f"{text!r} is not a {name}"
-    if not lo <= int(text) <= hi:
-        return f"{name} {int(text)} is not in {lo}-{hi}"
-    return None
+def _cron_number(v: int, field: int, n_fields: int) -> int:
+    """croniter's aliases: day of week 7 is Sunday (five fields), day of month 0 is 1 (six)."""
+    if field == 4 and v == 7 and n_fields == 5:
+        return 0
+    return 1 if field == 2 and v == 0 and n_fields == 6 else v
 
 
-def _cron_item(item: str, field: int) -> str | None:
-    """Why one comma-separated item of a cron field is wrong (``*``, ``?``, ``a``, ``a-b``, each
-    with an optional ``/step``; ``L`` in the day of month, ``day#n`` in the day of week)."""
-    base, slash, step = item.partition("/")
-    if slash and not (step.isdigit() and int(step) > 0):
-        return f"step {step!r} of {item!r} is not a whole number > 0"
-    if base in ("*", "?") or (field == 2 and base.upper() == "L" and not slash):
-        return None
-    if field == 4 and "#" in base and not slash:
-        day, _, nth = base.partition("#")
-        if not (nth.isdigit() and 1 <= int(nth) <= 5):
-            return f"{item!r}: the week number after # must be 1-5"
-        return _cron_value(day, field)
-    first, dash, last = base.partition("-")
-    if first == "" and dash:
-        return f"{base!r} is not a {_CRON_FIELDS[field][0]}"
-    return _cron_value(first, field) or (_cron_value(last, field) if dash else None)
+def _cron_field(
+    text: str, field: int, n_fields: int, nth: set[Any]
+) -> tuple[str | None, set[Any]]:
+    """Why one field is wrong (or None), and its values; ``nth`` collects the days of week
+    given as ``day#n`` or ``Ln``. Item by item as croniter reads them: a range is expanded
+    and each of its values read again (``0-5`` in the day of month fails at 0)."""
+    name, lo, hi, words = _CRON_FIELDS[field]
+    if _RANDOM.match(text):
+        return f"{text!r}: random (R) and hashed (H) values are not supported", set()
+    if "?" in text:
+        if text != "?" or field not in (2, 4):
+            return f"{text!r}: ? may only stand alone, in the day of month or day of week", set()
+        text = "*"
+    values: set[Any] = set()
+    todo: list[Any] = text.split(",")
+    while todo:
+        e = str(todo.pop())
+        week = None
+        m = _NTH_DAY.match(e) if field == 4 else None
+        if m and m["he"]:
+            if not 1 <= int(m["last"]) <= 5:
+                return f"{e!r}: the week number after # must be 1-5", values
+            e, week = m["he"], m["last"]
+        elif m:
+            e, week = m["last"], "l"
+        t = re.sub(r"^\*(/.+)$", rf"{lo}-{hi}\1", e)
+        r = _RANGE.search(t) or _RANGE.search(t := re.sub(r"^(.+)/(.+)$", rf"\1-{hi}/\2", e))
+        if r:
+            step, ends = int(r[4] or 1), []
+            for band in (r[1], "31" if field == 2 and r[2] == "l" else r[2]):
+                v = band if re.match(r"^\d+$", band) else words.get(band)
+                if not isinstance(v, int | str) or not str(v).isdigit():
+                    return f"{band!r} in {e!r} is not a {name}", values
+                ends.append(_cron_number(int(v), field, n_fields))
+            a, b = ends
+            if max(a, b) > hi:
+                return f"{name} {max(a, b)} is not in {lo}-{hi}", values
+            if step == 0:
+                return f"step 0 of {e!r} is not a whole number > 0", values
+            if a > b:  # wrapping round (sat-mon), the step carried over the end
+                span = list(range(lo, hi + 1))
+                rng = list(range(a, hi + 1, step))
+                skip = 0
+                if rng and span.index(rng[-1]) + step > len(span) and span[::-1].index(
+                        rng[-1]) < step:
+                    skip = step - span[::-1].index(rng[-1])
+                rng += list(range(lo + skip, b + 1, step))
+            else:  # (a == b: the whole cycle)
+                rng = list(range(lo, hi + 1, step) if a == b else range(a, b + 1, step))
+            todo += [f"{x}#{week}" if week and week != "l" else x for x in rng]
+            continue
+        if t.startswith("-"):
+            return f"{t!r}: negative numbers are not allowed", values
+        v = t if re.match(r"^(\d+|\*)$", t) else words.get(t)
+        if v is None:
+            return f"{t!r} is not a {name}", values
+        if v not in ("*", "l"):
+            v = _cron_number(int(v), field, n_fields)
+            if not lo <= v <= hi:
+                return f"{name} {v} is not in {lo}-{hi}", values
+        values.add(v)
+        if week:
+            nth.add(v)
+    return None, values
 
 
 def cron_problem(expr: str) -> str | None:
     """Why ``expr`` is not a cron schedule Prefect accepts, or None.
 
-    Five fields (``minute hour day-of-month month day-of-week``, croniter's optional sixth:
-    seconds) of ``*``, numbers in range, month and day names, ranges, lists and ``/steps``;
-    or an alias such as ``@daily``.
+    Read as Prefect's croniter reads it: five fields (``minute hour day-of-month month
+    day-of-week``), then optional seconds and year, of ``*``, numbers in range, month and day
+    names, ranges (wrapping: ``fri-mon``), lists, ``/steps``, ``?`` (day fields), ``L`` and
+    ``1-L`` (day of month), ``day#n`` and ``Ln`` (day of week, not mixed with plain days); or
+    an alias such as ``@daily``. Random and hashed values (``R``, ``H``) are refused.
 
     Examples
     --------
@@ -237,15 +290,21 @@ def cron_problem(expr: str) -> str | None:
     >>> cron_problem("61 * * * *")
     "must be a cron expression (minute hour day-of-month month day-of-week): minute 61 is not in 0-59, got '61 * * * *'"
     """
-    if expr.strip().lower() in _CRON_ALIASES:
+    efl = expr.lower()
+    if efl in _CRON_ALIASES:
         return None
-    fields = expr.split()
-    why = None
-    if len(fields) not in (5, 6):
+    fields = efl.split()
+    why, nth, days = None, set(), set()
+    if len(fields) not in (5, 6, 7):
         why = f"{len(fields)} fields instead of 5"
-    else:
-        why = next((w for i, f in enumerate(fields) for item in f.split(",")
-                    if (w := _cron_item(item, i))), None)
+    for i, f in enumerate(fields if why is None else ()):
+        why, values = _cron_field(f, i, len(fields), nth)
+        if why:
+            break
+        days = values if i == 4 else days
+    if why is None and nth and (days - nth - {"*"}) and len(days) != 7:
+        why = ("a day of week given as day#n or Ln cannot be listed with plain days "
+               f"({fields[4]!r})")
     return None if why is None else f"must be a cron expression ({_CRON_SHAPE}): {why}, got {expr!r}"
 
 

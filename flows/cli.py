@@ -58,6 +58,10 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Check the config; files it names that are missing now are warnings: a run that reads
+    one refuses to start (:func:`audiopipe.config_files.check_files`), the others go on."""
+    from audiopipe.config_files import missing_files
+
     cfg = _load(args)
     for name, ds in cfg.datasets.items():
         recipe = ds.recipe()
@@ -66,6 +70,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"ok  {name}: {len(ds.source)} source(s), {ds.sample_rate} Hz, {n} features"
             + (f", schedule {ds.schedule!r}" if ds.schedule else "")
         )
+        for line in missing_files(cfg, name, labels=True, stages=list(ds.stages)):
+            print(f"warning: {line}", file=sys.stderr)
     print(f"storage: {cfg.storage_root}")
     return 0
 
@@ -86,6 +92,9 @@ def _ingest(args: argparse.Namespace, kind: str) -> int:
     from audiopipe.demo import ensure_demo_corpus
 
     ensure_demo_corpus(cfg, args.dataset)
+    from audiopipe.config_files import check_files
+
+    check_files(cfg, args.dataset, labels=True)  # its labels file: named before any work
     from audiopipe.store.runs import summarize
     from flows.interrupt import interruptible
 
@@ -213,6 +222,9 @@ def _run_stages(
         problems += check_params(n, {**ds.stages.get(n, {}), **(overrides or {})}, where=where)
     if problems:
         raise ConfigError("\n".join(problems))
+    from audiopipe.config_files import check_files
+
+    check_files(cfg, ds.name, stages=todo, overrides=overrides)  # the files they read
     from flows.server import use_api
 
     if use_api():
@@ -237,11 +249,15 @@ def _run_stages(
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Ingest the dataset, run its declared stages, print its status."""
+    from audiopipe.config_files import check_files
+
+    cfg = _load(args)
+    ds = cfg.dataset(args.dataset)
+    # every file the run will read, named before the ingest starts
+    check_files(cfg, ds.name, labels=True, stages=[] if args.no_stages else list(ds.stages))
     rc = _ingest(args, "ingest")
     if rc != 0:
         return rc
-    cfg = _load(args)
-    ds = cfg.dataset(args.dataset)
     if ds.stages and not args.no_stages:
         print(f"running stages of {ds.name}: {', '.join(ds.stages)}", file=sys.stderr)
         reports = _run_stages(cfg, str(args.config), ds.name, scheduler=args.scheduler)
@@ -360,7 +376,12 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def _queries(items: list[str]) -> list[str]:
-    """Files named directly, audio files found in folders, or glob matches (in order)."""
+    """Files named directly, audio files found in folders, or glob matches (in order).
+
+    A path that exists is taken as written, whatever its characters ('Album [2020]/a.wav'
+    is a file, not a pattern); only one that does not is expanded as a glob, and a pattern
+    that matches nothing is kept as written, so the caller names it instead of dropping it.
+    """
     import glob
 
     from audiopipe.catalog import AUDIO_EXTENSIONS
@@ -375,8 +396,8 @@ def _queries(items: list[str]) -> list[str]:
                 if f.lower().endswith(AUDIO_EXTENSIONS)
             )
             out += found
-        elif any(c in it for c in "*?[") and "://" not in it:
-            out += sorted(glob.glob(it, recursive=True))
+        elif not os.path.exists(it) and any(c in it for c in "*?[") and "://" not in it:
+            out += sorted(glob.glob(it, recursive=True)) or [it]
         else:
             out.append(it)
     if not out:

@@ -18,6 +18,7 @@ from prefect.futures import as_completed
 from tqdm import tqdm
 
 from audiopipe.config import Config, load_config
+from audiopipe.config_files import check_files
 from audiopipe.fanout import LONE_ATTEMPTS, WorkerCrashed, run_shards
 from audiopipe.ingest import (
     IngestContext,
@@ -171,6 +172,7 @@ def run_ingest(
     ``worker_timings`` (seconds per phase summed over the shards), ``n_workers`` and
     ``read_ahead`` (whether workers used a spare core: two threads extracting files).
     """
+    check_files(cfg, dataset, labels=True)  # its labels file, named before any work
     logger = get_run_logger()
     ds = cfg.dataset(dataset)
     from audiopipe.store.location import Location

@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from audiopipe.config import load_config
+from audiopipe.config_files import check_files
 from audiopipe.stages.runner import run_named, run_stages
 from flows.runtime import lazy_client
 
@@ -50,6 +51,9 @@ def stages(
     Clip stages with many new clips run in shards on ``scheduler`` (or the config's
     cluster, else a LocalCluster started for that stage).
     """
+    cfg = load_config(config_path)
+    todo = names or list(cfg.dataset(dataset).stages)
+    check_files(cfg, dataset, stages=todo, overrides=overrides)  # before the first stage runs
     logger = get_run_logger()
 
     def one(root: str, ds: str, name: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
@@ -61,6 +65,4 @@ def stages(
         logger.info("%s: %s", name, rep.get("skipped") or rep.get("metrics"))
         return rep
 
-    return run_stages(
-        load_config(config_path), dataset, names, overrides, force=force, runner=one
-    )
+    return run_stages(cfg, dataset, names, overrides, force=force, runner=one)

@@ -91,6 +91,36 @@ def test_vacuum_command_dry_run_then_real(tmp_path, capsys):
     assert "retain_hours" in capsys.readouterr().err
 
 
+def test_a_missing_file_of_one_dataset_stops_only_the_runs_that_read_it(tmp_path, capsys):
+    """b's labels and events on an unmounted share refused every command for every dataset
+    (validation runs before each): now validate warns, a is served, b's runs are refused
+    before any work, naming the key."""
+    write(tmp_path / "c" / "a.wav", sine(f=300, dur=0.5), 22050)
+    share = tmp_path / "share"  # not mounted
+    cfg = write_config(tmp_path, {
+        "a": {"source": str(tmp_path / "c")},
+        "b": {"source": str(share / "audio"), "labels": {"path": str(share / "labels.csv")},
+              "stages": {"segment": {"events": str(share / "events.csv")}}},
+    })
+    ingest_in_process(cfg, "a")
+    labels = f"datasets.b.labels.path: no such file: {share / 'labels.csv'}"
+    events = f"datasets.b.stages.segment.events: no such file or folder: {share / 'events.csv'}"
+    assert main(["--config", str(cfg), "validate"]) == 0
+    out, err = capsys.readouterr()
+    assert "ok  a:" in out and "ok  b:" in out
+    assert err.splitlines() == [f"warning: {labels}", f"warning: {events}"]
+    assert main(["--config", str(cfg), "status"]) == 0
+    assert "a: 1 clips" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "ingest", "a", "-q"]) == 0  # (nothing new: no Prefect)
+    capsys.readouterr()
+    for cmd, lines in ((["ingest", "b"], [labels]), (["rebuild", "b"], [labels]),
+                       (["run", "b"], [labels, events]), (["stage", "segment", "b"], [events])):
+        assert main(["--config", str(cfg), *cmd, *(["-q"] if cmd[0] != "stage" else [])]) == 1
+        assert capsys.readouterr().err.strip() == "audiopipe: FileNotFoundError: " + "\n".join(
+            lines), cmd
+    assert not (tmp_path / "out" / "b").exists()  # before any work
+
+
 # ----------------------------------------------------------------------------- stages
 
 
@@ -326,3 +356,22 @@ def test_identify_a_missing_file_says_so(small_demo, tmp_path, capsys):
     missing = tmp_path / "nonexist.wav"
     assert main(["--config", str(cfg), "identify", str(missing), "-d", "d"]) == 1
     assert capsys.readouterr().err.strip() == f"audiopipe: FileNotFoundError: no such file: {missing}"
+
+
+def test_a_query_path_that_exists_is_taken_as_written(small_demo, tmp_path, capsys):
+    """'Album [2020]/a.wav' was read as a glob ([2020]: one of 2 or 0), matched nothing and
+    was dropped without a word; a pattern that matches nothing is named, not dropped."""
+    from flows.cli import _queries
+
+    album = tmp_path / "Album [2020]"
+    album.mkdir()
+    for f in (album / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"):
+        f.write_bytes(b"RIFF")
+    a, b, c = str(album / "a.wav"), str(tmp_path / "b.wav"), str(tmp_path / "c.wav")
+    assert _queries([b, a]) == [b, a]
+    assert _queries([str(tmp_path / "[bc].wav"), a]) == [b, c, a]  # a glob still expands
+    nothing = str(tmp_path / "none*.wav")
+    assert _queries([b, nothing]) == [b, nothing]
+    cfg, _ = small_demo
+    assert main(["--config", str(cfg), "identify", b, nothing, "-d", "d"]) == 1
+    assert capsys.readouterr().err.strip() == f"audiopipe: FileNotFoundError: no such file: {nothing}"

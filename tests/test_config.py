@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from audiopipe.config import ConfigError, load_config, parse_config
@@ -136,66 +138,64 @@ CRONS = ["0 * * * *", "a b c d e", "61 * * * *", "* * * * * *", "@hourly", "@dai
          "0 0 * 13 *", "* * * * * 61", "0 0 1W * *", "H * * * *", "R * * * *", "0 0 * * L",
          "0,30 * * * *", "*/0 * * * *", "0 24 * * *", "0 0 1,L * *", "0 0 * * sun#2",
          "0 0 * * 1-5/2", "59 23 31 12 7", "0 0 * * 5#6", "1-60 * * * *", "* * *", "0 0 * foo *",
-         "*/x * * * *", "0-5/2,10 * * * *", "0 0 1-31/2 * *", "-1 * * * *", "0 0 * * 0-7"]
+         "*/x * * * *", "0-5/2,10 * * * *", "0 0 1-31/2 * *", "-1 * * * *", "0 0 * * 0-7",
+         # review 2: L5 (last Friday) and 1-L were refused, mon#2,fri (nth mixed with a plain
+         # day: croniter refuses the mix) was accepted
+         "0 0 * * L5", "0 0 1-L * *", "0 0 * * mon#2,fri", "0 0 * * 5L", "0 0 L/2 * *",
+         "0 0 * * 0#6", "0 0 * * sunday", "@reboot", "0 0 * * 7-0", "0 0 ? * ?", "0 ? * * *",
+         "0 0 * * * * 2030", "0 0 * * 7 0", "0 0 0 * * 0", " @daily", "0 0 * * mon#2,mon"]
+
+
+def _generated_crons(n, seed=0):
+    """Expressions built from cron's pieces (numbers at and past each field's ends, names,
+    L, #, ?, ranges, steps, lists), 5-7 fields, most fields ``*`` and one or two built: the
+    corners a hand-written list misses."""
+    import random
+
+    rnd = random.Random(seed)
+    ends = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7), (0, 59), (1970, 2099)]
+    odd = ["*", "?", "l", "L", "mon", "FRI", "sun", "jan", "Dec", "foo", "1w", "h", "", "-1"]
+
+    def item(field):
+        lo, hi = ends[field]
+        atoms = [str(x) for x in (lo, lo + 1, (lo + hi) // 2, hi, lo - 1, hi + 1) if x >= 0]
+        pick = lambda: rnd.choice(atoms) if rnd.random() < 0.7 else rnd.choice(odd)  # noqa: E731
+        a, b, step = pick(), pick(), rnd.choice(["1", "2", "5", "0", "x"])
+        return rnd.choice([a, a, f"{a}-{b}", f"{a}/{step}", f"{a}-{b}/{step}", f"*/{step}",
+                           f"{a}#{rnd.choice('012356')}", f"{a}-{b}#{rnd.choice('0125')}",
+                           f"L{a}", f"{a}L"])
+
+    out = []
+    for _ in range(n):
+        fields = ["*"] * rnd.choice([5, 5, 5, 5, 6, 7, 4])
+        for _ in range(rnd.choice([1, 1, 2])):
+            f = rnd.randrange(len(fields))
+            fields[f] = ",".join(item(min(f, 6)) for _ in range(rnd.choice([1, 1, 1, 2, 3])))
+        out.append(" ".join(fields))
+    return out
 
 
 def test_the_cron_check_agrees_with_prefects():
     validators = pytest.importorskip("prefect._internal.schemas.validators")
     from audiopipe.config_text import cron_problem
 
-    for expr in CRONS:
+    # (R(a-b), R/n: croniter draws a random value each time the schedule is read, and Prefect
+    # means to refuse them, "Random and Hashed expressions are unsupported", but checks only a
+    # bare R; audiopipe refuses them all, so they are left out of the comparison)
+    rand = re.compile(r"^r(\(\d+-\d+\))?(/\d+)?$", re.I)
+    disagree = []
+    for expr in CRONS + _generated_crons(4000):
         try:
             validators.validate_cron_string(expr)
             prefect_ok = True
         except ValueError:
             prefect_ok = False
-        assert (cron_problem(expr) is None) == prefect_ok, (expr, cron_problem(expr))
-
-
-def test_missing_local_files_are_named_at_validation(tmp_path):
-    """A missing labels file or stage file (events, listens...) passed validation and failed
-    at ingest or at the stage; URLs are not checked (no network at validation)."""
-    p = tmp_path / "d.yaml"
-    p.write_text(
-        "datasets:\n"
-        "  a:\n"
-        "    source: audio\n"
-        "    labels: {path: nolabels.csv}\n"
-        "    stages:\n"
-        "      segment: {mode: supervised, events: noevents.csv}\n"
-        "      recommend: {listens: s3://bucket/listens.csv}\n"
-        "  b:\n"
-        "    source: audio\n"
-        "    labels: {path: audio}\n"
-        "    stages: {segment: {mode: periodic, reference: refs, points: nopoints.csv}}\n"
-    )
-    (tmp_path / "audio").mkdir()
-    (tmp_path / "refs").mkdir()  # a folder is a fine reference (CirCor .tsv files)
-    with pytest.raises(ConfigError) as info:
-        load_config(p)
-    lines = str(info.value).splitlines()
-    assert sorted(lines) == sorted([
-        f"datasets.a.labels.path: no such file: {tmp_path / 'nolabels.csv'}",
-        f"datasets.a.stages.segment.events: no such file or folder: {tmp_path / 'noevents.csv'}",
-        f"datasets.b.labels.path: a folder, not a labels file (CSV or Parquet): {tmp_path / 'audio'}",
-        f"datasets.b.stages.segment.points: no such file or folder: {tmp_path / 'nopoints.csv'}",
-    ])
-    (tmp_path / "nolabels.csv").write_text("path,label\n")
-    (tmp_path / "noevents.csv").write_text("path,onset_s,offset_s,label\n")
-    (tmp_path / "nopoints.csv").write_text("path,time_s,label\n")
-    p.write_text(p.read_text().replace("{path: audio}", "{path: s3://bucket/labels.csv}"))
-    assert set(load_config(p).datasets) == {"a", "b"}
-
-
-def test_a_demo_corpus_dataset_may_name_files_the_corpus_will_write(tmp_path):
-    p = tmp_path / "d.yaml"
-    p.write_text("datasets:\n  demo:\n    demo_corpus: true\n    source: data/demo\n"
-                 "    labels: {path: data/demo/labels.csv}\n"
-                 "    stages: {segment: {events: data/demo/events.csv}}\n")
-    assert load_config(p).dataset().demo_corpus
-    p.write_text(p.read_text().replace("data/demo/events.csv", "elsewhere/events.csv"))
-    with pytest.raises(ConfigError, match=r"^datasets\.demo\.stages\.segment\.events: no such"):
-        load_config(p)
+        if any(rand.match(f) for f in expr.split()):
+            assert cron_problem(expr) is not None, expr
+            continue
+        if (cron_problem(expr) is None) != prefect_ok:
+            disagree.append((expr, prefect_ok, cron_problem(expr)))
+    assert not disagree, disagree[:20]
 
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "", " ", "..\\x"])
@@ -207,3 +207,31 @@ def test_a_dataset_name_must_be_a_folder_name(name):
         f"datasets.{name}: a dataset name must be a plain folder name (not empty, not . or .., "
         f"no / or \\), got {name!r}"
     )
+
+
+def test_block_seconds_has_no_hour_cap(tmp_path):
+    """block_seconds 7200 worked, then an upper bound of 3600 refused it. A block longer than a
+    file decodes the whole file in one read (memory bounded by the file, which
+    limits.max_duration_s bounds), so long blocks give the same audio as short ones."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from audiopipe.audio import stream
+
+    buf = io.BytesIO()
+    tone = np.sin(np.arange(3 * 8000) * 0.05).astype(np.float32)
+    sf.write(buf, tone, 8000, format="WAV")
+    blocks = {}
+    for b in (7200.0, 14400.0, 1e12, 1.0):
+        ds = parse_config(_ds(block_seconds=b)).dataset()
+        assert ds.block_seconds == b
+        buf.seek(0)
+        blocks[b] = np.concatenate(list(stream(buf, 8000, block_seconds=ds.block_seconds)))
+    for b in (7200.0, 14400.0, 1e12):
+        np.testing.assert_array_equal(blocks[b], blocks[1.0])
+    # the bound that is left: the block's frames at the highest accepted rate must be a number
+    parse_config(_ds(block_seconds=1e305, limits={"max_sample_rate": 1000}))
+    with pytest.raises(ConfigError, match=r"^datasets\.demo\.block_seconds: 1e\+305 s at"):
+        parse_config(_ds(block_seconds=1e305))

@@ -21,7 +21,9 @@ STDLIB = set(sys.stdlib_module_names)
 #: a file by name (local path or URL); ingest composes those four with config into plan /
 #: extract / publish; stages read the store and use features
 #: and audio; config validates recipes (features) and stage names and parameters (the stage
-#: registry), so stages never import config. ``audiopipe`` is the root package (its
+#: registry), so stages never import config; config_files checks the local files a config
+#: names for the run that reads them (the stages' file parameters: the registry again), given
+#: a loaded config, which it does not import. ``audiopipe`` is the root package (its
 #: ``__version__`` and the ``open_dataset`` shortcut into the store). Nothing imports ingest:
 #: ``flows/`` (outside the library) is its only caller. A new module of ``audiopipe/`` fails
 #: the test until it is given a layer here.
@@ -41,13 +43,16 @@ ALLOWED: dict[str, set[str]] = {
         "audiopipe.fanout",
         "audiopipe.uri",
     },
-    "audiopipe.config": {"audiopipe", "audiopipe.features", "audiopipe.stages"},
+    "audiopipe.config": {"audiopipe", "audiopipe.features", "audiopipe.stages",
+                         "audiopipe.config_files"},
+    "audiopipe.config_files": {"audiopipe", "audiopipe.stages"},
     "audiopipe.ingest": {
         "audiopipe",
         "audiopipe.features",
         "audiopipe.audio",
         "audiopipe.catalog",
         "audiopipe.config",
+        "audiopipe.config_files",
         "audiopipe.store",
         "audiopipe.fanout",
         "audiopipe.uri",

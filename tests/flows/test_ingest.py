@@ -309,3 +309,21 @@ def test_local_cluster_workers_report_to_the_flows_ephemeral_api(tmp_path):
     with sqlite3.connect(home / "prefect.db") as db:
         n = db.execute("select count(*) from task_run where name like 'extract-shard%'").fetchone()
     assert n[0] == 2, "both shard task runs are in the flow's own database"
+
+
+def test_the_flow_names_a_missing_labels_file_before_any_work(tmp_path):
+    """A scheduled ingest goes through the flow, not the CLI: a labels file on a share that is
+    not mounted is named before the plan (another dataset's missing file does not matter)."""
+    from audiopipe.config import load_config
+    from flows.ingest import run_ingest
+
+    _corpus(tmp_path / "corpus")
+    gone = tmp_path / "share" / "labels.csv"
+    cfg_path = write_config(tmp_path, {
+        "t": {"source": str(tmp_path / "corpus"), "labels": {"path": str(gone)}},
+        "u": {"source": str(tmp_path / "corpus"), "stages": {"segment": {"events": str(gone)}}},
+    })
+    with pytest.raises(FileNotFoundError) as info:
+        run_ingest(load_config(cfg_path), "t")
+    assert str(info.value) == f"datasets.t.labels.path: no such file: {gone}"
+    assert not (tmp_path / "out").exists()

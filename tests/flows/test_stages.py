@@ -89,3 +89,21 @@ def test_stage_summary_line():
     lines = warned.splitlines()
     assert lines[1].strip() == "warning: " + "a" * 157 + "..." and "warning: c" in lines[3]
     assert "1 more warning(s)" in lines[4] and len(lines) == 5
+
+
+def test_the_flow_names_a_missing_stage_file_before_any_work(tmp_path):
+    """A scheduled or API run goes through the flow, not the CLI: it checks the files of the
+    stages it runs (not those of other stages or datasets), naming the key."""
+    from flows.stages import stages
+
+    gone = tmp_path / "share" / "events.csv"
+    cfg_path = write_config(tmp_path, {
+        "d": {"source": "x", "stages": {"segment": {"events": str(gone)}, "beats": {}}},
+        "e": {"source": "y", "labels": {"path": str(tmp_path / "share" / "labels.csv")}},
+    })
+    with pytest.raises(FileNotFoundError) as info:
+        stages.fn(dataset="d", config_path=str(cfg_path))
+    assert str(info.value) == f"datasets.d.stages.segment.events: no such file or folder: {gone}"
+    with pytest.raises(FileNotFoundError):
+        stages.fn(dataset="d", names=["segment", "beats"], config_path=str(cfg_path))
+    assert not (tmp_path / "out").exists()
