@@ -171,15 +171,18 @@ def _examples(uris: list[str], n: int = 3) -> str:
     return ", ".join(names) + (", ..." if len(uris) > n else "")
 
 
-def _in_storage(root: str) -> Callable[[str], bool]:
-    """Whether a listed uri is under the storage ``root``: the datasets' tables, frames and
-    stage outputs (separated stems are audio) are never clips, even when a source folder
-    holds the storage (``source: .`` next to ``storage: out``)."""
-    if "://" in root and not root.startswith("file://"):
-        prefix = root.rstrip("/") + "/"
-        return lambda uri: uri.startswith(prefix)
-    local = root.removeprefix("file://")
-    prefixes = tuple({os.path.join(os.path.abspath(local), ""), os.path.join(os.path.realpath(local), "")})
+def _in_outputs(cfg: Config) -> tuple[Callable[[str], bool], list[str]]:
+    """Whether a listed uri is under a dataset's outputs (``<storage>/<dataset>/`` for every
+    dataset of the config: tables, frames and stage outputs, separated stems being audio),
+    and those folders. Those are never clips, even when a source folder holds the storage
+    (``source: .`` next to ``storage: out``); anything else under the storage root (raw audio
+    kept in ``data/raw`` next to ``storage: data``) is a source like any other."""
+    bases = [Location(cfg.storage_root, name).base for name in sorted(cfg.datasets)]
+    if "://" in cfg.storage_root and not cfg.storage_root.startswith("file://"):
+        prefixes = tuple(b.rstrip("/") + "/" for b in bases)
+        return (lambda uri: uri.startswith(prefixes)), bases
+    local = [b.removeprefix("file://") for b in bases]
+    prefixes = tuple({os.path.join(f(b), "") for b in local for f in (os.path.abspath, os.path.realpath)})
     real: dict[str, str] = {}  # folder -> its real path (a source reached through a link)
 
     def inside(uri: str) -> bool:
@@ -193,37 +196,46 @@ def _in_storage(root: str) -> Callable[[str], bool]:
             real[folder] = os.path.join(os.path.realpath(folder), "")
         return real[folder].startswith(prefixes)
 
-    return inside
+    return inside, bases
+
+
+def _outputs_excluded(n: int, bases: list[str]) -> str:
+    where = ", ".join(repr(b) for b in bases[:3]) + (", ..." if len(bases) > 3 else "")
+    return (
+        f"{_plural(n, 'audio file')} under the datasets' outputs ({where}) not ingested "
+        "(a dataset's tables, frames and stage outputs are never clips)"
+    )
 
 
 def _discover(
     cfg: Config, ds: DatasetConfig, notes: list[str]
-) -> tuple[list[FileEntry], tuple[str, ...]]:
-    """The dataset's files with their labels, and its label columns.
+) -> tuple[list[FileEntry], tuple[str, ...], str | None]:
+    """The dataset's files with their labels, its label columns, and the note saying how
+    many files were left out as datasets' outputs (None when none was).
 
     What a person should know about the listing and the labels join goes to ``notes`` (a
-    source that matched nothing, label rows matching no file, files without a label row,
-    duplicated rows); a labels file that matches no file at all raises :class:`LabelsError`.
+    source that matched nothing, files left out as outputs, label rows matching no file,
+    files without a label row, duplicated rows); a labels file that matches no file at all
+    raises :class:`LabelsError`.
     """
     seen: dict[str, FileEntry] = {}
     sources = [cfg.resolve(s) for s in ds.source]
-    in_storage, n_storage = _in_storage(cfg.storage_root), 0
+    in_outputs, bases = _in_outputs(cfg)
+    n_outputs = 0
     for src in sources:  # one source at a time: say which one matched nothing
         listed = discover([src], storage_options=None)
-        got = [f for f in listed if not in_storage(f.uri)]
-        n_storage += len(listed) - len(got)
+        got = [f for f in listed if not in_outputs(f.uri)]
+        n_outputs += len(listed) - len(got)
         if not got and len(sources) > 1:
             notes.append(f"source {src!r} matched no audio file")
         for f in got:
             seen.setdefault(f.uri, f)
-    if n_storage:
-        notes.append(
-            f"{_plural(n_storage, 'file')} under the storage {cfg.storage_root!r} not ingested "
-            "(the datasets' own outputs)"
-        )
+    excluded = _outputs_excluded(n_outputs, bases) if n_outputs else None
+    if excluded:
+        notes.append(excluded)
     found = [seen[k] for k in sorted(seen)]
     if ds.labels is None or not found:
-        return found, ()
+        return found, (), excluded
     path = cfg.resolve(ds.labels.path)
     labels = load_labels(path, ds.labels.on, cfg.resolve(ds.labels.root) if ds.labels.root else None)
     for f in found:
@@ -253,7 +265,7 @@ def _discover(
         )
     columns = labels.columns
     ClipRow.schema(columns)  # two label columns stored under one name: refused before any work
-    return found, columns
+    return found, columns, excluded
 
 
 def _relabeled(
@@ -416,11 +428,15 @@ def plan_ingest(
         _check_recipe_unchanged(loc, ds.name, rhash)
 
     notes: list[str] = []
-    found, label_columns = _discover(cfg, ds, notes)
+    found, label_columns, excluded = _discover(cfg, ds, notes)
     if not found and not stored:
+        where = ", ".join(ds.source)
         raise EmptySourceError(
-            f"dataset {ds.name!r}: its sources matched no audio file ({', '.join(ds.source)}): "
-            "check that the folder is there (a share mounted) and the glob right"
+            f"dataset {ds.name!r}: its sources ({where}) hold no audio file to ingest: "
+            f"{excluded}; is a source inside a dataset's output folder (storage/<dataset>/)?"
+            if excluded
+            else f"dataset {ds.name!r}: its sources matched no audio file ({where}): check that "
+            "the folder is there (a share mounted) and the glob right"
         )
     settings = settings_hash(ds, rhash)
     if kind == "rebuild":
