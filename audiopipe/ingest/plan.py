@@ -54,7 +54,8 @@ class RecipeChangedError(RuntimeError):
 
 class RemovalRefusedError(RuntimeError):
     """Ingest refused: the run would remove more than ``max_removed_share`` of the dataset
-    (an empty or unmounted source folder, a glob that stopped matching)."""
+    (an empty or unmounted source folder, a glob that stopped matching, files emptied in place
+    that now fail: those are known when the run publishes)."""
 
 
 class EmptySourceError(FileNotFoundError):
@@ -76,6 +77,10 @@ class IngestPlan:
     #: what a person should know about the run's inputs (a source that matched nothing, label
     #: rows matching no file, files without a label row...): added to the run's message
     notes: list[str] = field(default_factory=list)
+    #: the share of the stored clips a run may remove (files gone, and changed or rebuilt
+    #: files that now fail, known at publish time), and whether this run may remove more
+    max_removed_share: float = 1.0
+    allow_removals: bool = False
 
     @property
     def n_files(self) -> int:
@@ -310,9 +315,9 @@ def _transient(step: str, error_type: str) -> bool:
 def _failed_before(
     loc: Location, version: int | None, new: list[FileEntry], settings: str
 ) -> set[str]:
-    """Uris of ``new`` files (new or changed) whose last failure was on these bytes (size,
-    mtime) with these settings: retrying them would fail the same way and record the same
-    error again (a changed file that failed keeps its previous version meanwhile)."""
+    """Uris of ``new`` files whose last failure was on these bytes (size, mtime) with these
+    settings: retrying them would fail the same way and record the same error again. (A
+    changed file that failed was removed from the dataset: it is new the next run.)"""
     if not new:
         return set()
     dt_ = open_table(loc, "errors", version)
@@ -402,10 +407,12 @@ def plan_ingest(
     Refused before any work: a dataset whose last run's data tables are not all on
     storage (:class:`~audiopipe.store.TableMissing`: a rebuild recomputes them); a dataset
     with no clip whose sources match no file (:class:`EmptySourceError`); a run that would
-    remove more than the dataset's ``max_removed_share`` of its clips
-    (:class:`RemovalRefusedError`; ``allow_removals`` lets it through); a labels file
-    matching no file, or listing a path twice with different
-    values (:class:`~audiopipe.catalog.LabelsError`).
+    remove more than the dataset's ``max_removed_share`` of its clips because their files
+    are gone (:class:`RemovalRefusedError`; ``allow_removals`` lets it through); a labels
+    file matching no file, or listing a path twice with different
+    values (:class:`~audiopipe.catalog.LabelsError`). A stored file that is processed again
+    (changed, or any in a rebuild) and now fails is removed too: :func:`publish` counts
+    those with the files gone and refuses the same way, publishing nothing.
 
     A file that failed before and has not changed (same size and mtime, same settings) is not
     retried (``retry_failed`` retries it). An unchanged file whose labels changed has its
@@ -445,10 +452,9 @@ def plan_ingest(
     else:
         d = diff(found, stored)
         if not retry_failed:
-            skip = _failed_before(loc, base.get("errors"), d.new + d.changed, settings)
-            d.failed_before = [f for f in d.to_process if f.uri in skip]
+            skip = _failed_before(loc, base.get("errors"), d.new, settings)
+            d.failed_before = [f for f in d.new if f.uri in skip]
             d.new = [f for f in d.new if f.uri not in skip]
-            d.changed = [f for f in d.changed if f.uri not in skip]
         if stored:
             d.relabeled = _relabeled(loc, base.get("clips"), d.unchanged, label_columns)
         d = d.capped(ds.max_files_per_run)
@@ -488,4 +494,6 @@ def plan_ingest(
         base_versions=base,
         config_hash=config_hash(ds),
         notes=notes,
+        max_removed_share=ds.max_removed_share,
+        allow_removals=allow_removals,
     )
