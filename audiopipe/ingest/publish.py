@@ -173,17 +173,16 @@ def _publish_data(
         versions["clips"] = replace_where(loc, "clips", clips, "uri", replaced_uris)
     for name, empty in (("features", FeaturesRow.table([])), ("frames_index", FramesIndexRow.table([]))):
         t = staging.read_staged(loc, keys, name)
-        if plan.kind == "rebuild":
-            if t is not None:  # a new version with this recipe's columns only
-                write_deltalake(
-                    loc.table_uri(name),
-                    _dedupe(t, "clip_id"),
-                    mode="overwrite",
-                    schema_mode="overwrite",
-                    storage_options=loc.storage_options or None,
-                )
-                versions[name] = table_version(loc, name)
-        elif t is not None or drop_ids:
+        if plan.kind == "rebuild" and t is not None:  # a new version, this recipe's columns only
+            write_deltalake(
+                loc.table_uri(name),
+                _dedupe(t, "clip_id"),
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=loc.storage_options or None,
+            )
+            versions[name] = table_version(loc, name)
+        elif t is not None or drop_ids:  # (a rebuild whose every shard was lost: rows dropped)
             t = empty if t is None else _dedupe(t, "clip_id")
             versions[name] = replace_where(loc, name, t, "clip_id", drop_ids)
     return versions

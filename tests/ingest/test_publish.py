@@ -226,3 +226,17 @@ def test_shards_staged_by_a_killed_run_are_published_with_the_labels_of_now(tmp_
         "tone_0.wav": ("cat", "test"), "tone_1.wav": ("cat", "test"), "tone_2.wav": ("bird", "train")
     }  # fmt: skip
     assert "labels of" not in _ingest(cfg)["message"]  # nothing left to restate
+
+
+def test_a_rebuild_whose_every_shard_was_lost_leaves_no_orphan_features(tmp_path):
+    """Allowed to remove, a rebuild whose shards were all lost drops every clip: their
+    features and frames_index rows go too (they stayed, naming clips no longer there)."""
+    _corpus(tmp_path / "corpus", 2)
+    cfg = _cfg(tmp_path)
+    _ingest(cfg)
+    plan = plan_ingest(load_config(cfg), "t", kind="rebuild", allow_removals=True)
+    row = publish(plan, [ConnectionError("worker lost")] * len(plan.shards))
+    assert row["files_removed"] == 2 and row["clips_total"] == 0
+    assert len(_table(tmp_path, "features")) == 0 and len(_table(tmp_path, "frames_index")) == 0
+    assert _ingest(cfg)["files_processed"] == 2  # a lost shard is retried
+    assert len(_table(tmp_path, "features")) == 2
