@@ -47,8 +47,8 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     than the file now holds. Those count as removals: when, with the files gone, they are
     more than the plan's ``max_removed_share`` of the stored clips (and the plan does not
     ``allow_removals``), nothing is published, a ``failed`` run row says why, and
-    :class:`~audiopipe.ingest.plan.RemovalRefusedError` is raised; the staged shards stay
-    for the rerun to reuse.
+    :class:`~audiopipe.ingest.plan.RemovalRefusedError` is raised; an ingest's staged shards
+    stay for the rerun to reuse (a rebuild's are removed: its rerun computes new ones).
 
     Returns the ``runs`` row as a dict, with ``publish_seconds``, ``worker_timings`` (the
     seconds the shards computed in this run spent per phase, summed: see
@@ -64,7 +64,12 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     clips, same = _new_clips(plan, ok)
     errors = _errors(plan, loc, ok_keys, failed)
     dropped = _failed_stored(plan, clips, same)
-    _check_removals(plan, dropped, errors)  # before any commit: refused, nothing changes
+    try:
+        _check_removals(plan, dropped, errors)  # before any commit: refused, nothing changes
+    except RemovalRefusedError:
+        if plan.kind == "rebuild":  # its shard keys hold its run id: no rerun reuses them
+            staging.clean(loc, ok_keys)
+        raise
     versions = dict(plan.base_versions)
     versions.update(_publish_data(plan, ok, clips, same))
     if errors is not None:
@@ -136,7 +141,8 @@ def _check_removals(plan: IngestPlan, dropped: list[str], errors: pa.Table | Non
         f"{'file' if len(dropped) == 1 else 'files'} processed again that now "
         f"{'fails' if len(dropped) == 1 else 'fail'} (e.g. {examples}{', ...' if len(dropped) > 3 else ''})"
         f"{gone}. Were the files emptied or truncated (a failed sync, a full disk)? Nothing was "
-        f"published: the dataset stays at its previous version (a rerun reuses the work done). "
+        f"published: the dataset stays at its previous version"
+        f"{' (a rerun reuses the work done)' if kind == 'ingest' else ''}. "
         f"If the files really are broken, run `audiopipe {kind} {name} --allow-removals` once, "
         f"or raise datasets.{name}.max_removed_share"
     )

@@ -91,7 +91,7 @@ def test_changed_files_failing_beyond_max_removed_share_are_refused_at_publish(
         _ingest(cfg)
     msg = str(err.value)
     assert "3 of its 4 clips" in msg and "max_removed_share=0.5" in msg
-    assert "--allow-removals" in msg and "tone_0.wav (decode/" in msg
+    assert "--allow-removals" in msg and "tone_0.wav (decode/" in msg and "rerun reuses" in msg
     assert _versions(tmp_path) == before
     assert _table(tmp_path, "clips").equals(clips_before) and len(_table(tmp_path, "errors")) == 0
     runs = _table(tmp_path, "runs").sort_values("finished")
@@ -178,8 +178,10 @@ def test_a_rebuild_counts_failing_files_as_removed_and_is_guarded(tmp_path):
         _ingest(cfg, kind="rebuild")
     msg = str(err.value)
     assert "3 of its 4 clips" in msg and "max_removed_share=0.25" in msg
-    assert "audiopipe rebuild t --allow-removals" in msg
+    assert "audiopipe rebuild t --allow-removals" in msg and "rerun reuses" not in msg
     assert _versions(tmp_path) == before and len(_table(tmp_path, "features")) == 4
+    staged = tmp_path / "out" / "t" / "_staging"
+    assert not staged.exists() or not list(staged.iterdir())  # never reused: removed
     row = _ingest(cfg, kind="rebuild", allow_removals=True)
     assert row["files_removed"] == 3 and row["clips_total"] == 1
     assert "3 removed" in row["message"] and "3 changed files failed and were removed" in row["message"]
