@@ -16,7 +16,9 @@ and decode a shard's files), :mod:`~audiopipe.ingest.pool` (with a spare core, t
 extracting whole files, handed back in file order), :mod:`~audiopipe.ingest.extract`
 (features, frames and rows of each file),
 :mod:`~audiopipe.ingest.staging` (a shard's rows wait for the run to publish them),
-:mod:`~audiopipe.ingest.publish` (one commit per table, then the ``runs`` row). The rows are
+:mod:`~audiopipe.ingest.publish` (one commit per table, then the ``runs`` row; a run whose
+removals, files gone and stored files that now fail, exceed ``max_removed_share`` is not
+published). The rows are
 typed records of :mod:`audiopipe.store.records`; run records live in
 :mod:`audiopipe.store.runs`.
 

@@ -54,7 +54,8 @@ class RecipeChangedError(RuntimeError):
 
 class RemovalRefusedError(RuntimeError):
     """Ingest refused: the run would remove more than ``max_removed_share`` of the dataset
-    (an empty or unmounted source folder, a glob that stopped matching)."""
+    (an empty or unmounted source folder, a glob that stopped matching, files emptied in place
+    that now fail: those are known when the run publishes)."""
 
 
 class EmptySourceError(FileNotFoundError):
@@ -76,6 +77,10 @@ class IngestPlan:
     #: what a person should know about the run's inputs (a source that matched nothing, label
     #: rows matching no file, files without a label row...): added to the run's message
     notes: list[str] = field(default_factory=list)
+    #: the share of the stored clips a run may remove (files gone, and changed or rebuilt
+    #: files that now fail, known at publish time), and whether this run may remove more
+    max_removed_share: float = 1.0
+    allow_removals: bool = False
 
     @property
     def n_files(self) -> int:
@@ -171,15 +176,18 @@ def _examples(uris: list[str], n: int = 3) -> str:
     return ", ".join(names) + (", ..." if len(uris) > n else "")
 
 
-def _in_storage(root: str) -> Callable[[str], bool]:
-    """Whether a listed uri is under the storage ``root``: the datasets' tables, frames and
-    stage outputs (separated stems are audio) are never clips, even when a source folder
-    holds the storage (``source: .`` next to ``storage: out``)."""
-    if "://" in root and not root.startswith("file://"):
-        prefix = root.rstrip("/") + "/"
-        return lambda uri: uri.startswith(prefix)
-    local = root.removeprefix("file://")
-    prefixes = tuple({os.path.join(os.path.abspath(local), ""), os.path.join(os.path.realpath(local), "")})
+def _in_outputs(cfg: Config) -> tuple[Callable[[str], bool], list[str]]:
+    """Whether a listed uri is under a dataset's outputs (``<storage>/<dataset>/`` for every
+    dataset of the config: tables, frames and stage outputs, separated stems being audio),
+    and those folders. Those are never clips, even when a source folder holds the storage
+    (``source: .`` next to ``storage: out``); anything else under the storage root (raw audio
+    kept in ``data/raw`` next to ``storage: data``) is a source like any other."""
+    bases = [Location(cfg.storage_root, name).base for name in sorted(cfg.datasets)]
+    if "://" in cfg.storage_root and not cfg.storage_root.startswith("file://"):
+        prefixes = tuple(b.rstrip("/") + "/" for b in bases)
+        return (lambda uri: uri.startswith(prefixes)), bases
+    local = [b.removeprefix("file://") for b in bases]
+    prefixes = tuple({os.path.join(f(b), "") for b in local for f in (os.path.abspath, os.path.realpath)})
     real: dict[str, str] = {}  # folder -> its real path (a source reached through a link)
 
     def inside(uri: str) -> bool:
@@ -193,37 +201,46 @@ def _in_storage(root: str) -> Callable[[str], bool]:
             real[folder] = os.path.join(os.path.realpath(folder), "")
         return real[folder].startswith(prefixes)
 
-    return inside
+    return inside, bases
+
+
+def _outputs_excluded(n: int, bases: list[str]) -> str:
+    where = ", ".join(repr(b) for b in bases[:3]) + (", ..." if len(bases) > 3 else "")
+    return (
+        f"{_plural(n, 'audio file')} under the datasets' outputs ({where}) not ingested "
+        "(a dataset's tables, frames and stage outputs are never clips)"
+    )
 
 
 def _discover(
     cfg: Config, ds: DatasetConfig, notes: list[str]
-) -> tuple[list[FileEntry], tuple[str, ...]]:
-    """The dataset's files with their labels, and its label columns.
+) -> tuple[list[FileEntry], tuple[str, ...], str | None]:
+    """The dataset's files with their labels, its label columns, and the note saying how
+    many files were left out as datasets' outputs (None when none was).
 
     What a person should know about the listing and the labels join goes to ``notes`` (a
-    source that matched nothing, label rows matching no file, files without a label row,
-    duplicated rows); a labels file that matches no file at all raises :class:`LabelsError`.
+    source that matched nothing, files left out as outputs, label rows matching no file,
+    files without a label row, duplicated rows); a labels file that matches no file at all
+    raises :class:`LabelsError`.
     """
     seen: dict[str, FileEntry] = {}
     sources = [cfg.resolve(s) for s in ds.source]
-    in_storage, n_storage = _in_storage(cfg.storage_root), 0
+    in_outputs, bases = _in_outputs(cfg)
+    n_outputs = 0
     for src in sources:  # one source at a time: say which one matched nothing
         listed = discover([src], storage_options=None)
-        got = [f for f in listed if not in_storage(f.uri)]
-        n_storage += len(listed) - len(got)
+        got = [f for f in listed if not in_outputs(f.uri)]
+        n_outputs += len(listed) - len(got)
         if not got and len(sources) > 1:
             notes.append(f"source {src!r} matched no audio file")
         for f in got:
             seen.setdefault(f.uri, f)
-    if n_storage:
-        notes.append(
-            f"{_plural(n_storage, 'file')} under the storage {cfg.storage_root!r} not ingested "
-            "(the datasets' own outputs)"
-        )
+    excluded = _outputs_excluded(n_outputs, bases) if n_outputs else None
+    if excluded:
+        notes.append(excluded)
     found = [seen[k] for k in sorted(seen)]
     if ds.labels is None or not found:
-        return found, ()
+        return found, (), excluded
     path = cfg.resolve(ds.labels.path)
     labels = load_labels(path, ds.labels.on, cfg.resolve(ds.labels.root) if ds.labels.root else None)
     for f in found:
@@ -253,7 +270,7 @@ def _discover(
         )
     columns = labels.columns
     ClipRow.schema(columns)  # two label columns stored under one name: refused before any work
-    return found, columns
+    return found, columns, excluded
 
 
 def _relabeled(
@@ -298,9 +315,9 @@ def _transient(step: str, error_type: str) -> bool:
 def _failed_before(
     loc: Location, version: int | None, new: list[FileEntry], settings: str
 ) -> set[str]:
-    """Uris of ``new`` files (new or changed) whose last failure was on these bytes (size,
-    mtime) with these settings: retrying them would fail the same way and record the same
-    error again (a changed file that failed keeps its previous version meanwhile)."""
+    """Uris of ``new`` files whose last failure was on these bytes (size, mtime) with these
+    settings: retrying them would fail the same way and record the same error again. (A
+    changed file that failed was removed from the dataset: it is new the next run.)"""
     if not new:
         return set()
     dt_ = open_table(loc, "errors", version)
@@ -390,10 +407,12 @@ def plan_ingest(
     Refused before any work: a dataset whose last run's data tables are not all on
     storage (:class:`~audiopipe.store.TableMissing`: a rebuild recomputes them); a dataset
     with no clip whose sources match no file (:class:`EmptySourceError`); a run that would
-    remove more than the dataset's ``max_removed_share`` of its clips
-    (:class:`RemovalRefusedError`; ``allow_removals`` lets it through); a labels file
-    matching no file, or listing a path twice with different
-    values (:class:`~audiopipe.catalog.LabelsError`).
+    remove more than the dataset's ``max_removed_share`` of its clips because their files
+    are gone (:class:`RemovalRefusedError`; ``allow_removals`` lets it through); a labels
+    file matching no file, or listing a path twice with different
+    values (:class:`~audiopipe.catalog.LabelsError`). A stored file that is processed again
+    (changed, or any in a rebuild) and now fails is removed too: :func:`publish` counts
+    those with the files gone and refuses the same way, publishing nothing.
 
     A file that failed before and has not changed (same size and mtime, same settings) is not
     retried (``retry_failed`` retries it). An unchanged file whose labels changed has its
@@ -416,11 +435,15 @@ def plan_ingest(
         _check_recipe_unchanged(loc, ds.name, rhash)
 
     notes: list[str] = []
-    found, label_columns = _discover(cfg, ds, notes)
+    found, label_columns, excluded = _discover(cfg, ds, notes)
     if not found and not stored:
+        where = ", ".join(ds.source)
         raise EmptySourceError(
-            f"dataset {ds.name!r}: its sources matched no audio file ({', '.join(ds.source)}): "
-            "check that the folder is there (a share mounted) and the glob right"
+            f"dataset {ds.name!r}: its sources ({where}) hold no audio file to ingest: "
+            f"{excluded}; is a source inside a dataset's output folder (storage/<dataset>/)?"
+            if excluded
+            else f"dataset {ds.name!r}: its sources matched no audio file ({where}): check that "
+            "the folder is there (a share mounted) and the glob right"
         )
     settings = settings_hash(ds, rhash)
     if kind == "rebuild":
@@ -429,10 +452,9 @@ def plan_ingest(
     else:
         d = diff(found, stored)
         if not retry_failed:
-            skip = _failed_before(loc, base.get("errors"), d.new + d.changed, settings)
-            d.failed_before = [f for f in d.to_process if f.uri in skip]
+            skip = _failed_before(loc, base.get("errors"), d.new, settings)
+            d.failed_before = [f for f in d.new if f.uri in skip]
             d.new = [f for f in d.new if f.uri not in skip]
-            d.changed = [f for f in d.changed if f.uri not in skip]
         if stored:
             d.relabeled = _relabeled(loc, base.get("clips"), d.unchanged, label_columns)
         d = d.capped(ds.max_files_per_run)
@@ -472,4 +494,6 @@ def plan_ingest(
         base_versions=base,
         config_hash=config_hash(ds),
         notes=notes,
+        max_removed_share=ds.max_removed_share,
+        allow_removals=allow_removals,
     )

@@ -25,7 +25,7 @@ from audiopipe import features as F
 from audiopipe.catalog import FileEntry
 from audiopipe.ingest import staging
 from audiopipe.ingest.extract import split_for
-from audiopipe.ingest.plan import IngestPlan
+from audiopipe.ingest.plan import IngestPlan, RemovalRefusedError
 from audiopipe.ingest.shard import Shard, ShardResult
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
@@ -42,6 +42,14 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     :class:`ShardResult`, or the exception that made the shard fail (its files
     are recorded in ``errors`` and will be retried by the next run).
 
+    A stored file processed again (changed, or any file in a rebuild) that now fails, or
+    whose shard was lost, is removed like a file gone: its old rows described other audio
+    than the file now holds. Those count as removals: when, with the files gone, they are
+    more than the plan's ``max_removed_share`` of the stored clips (and the plan does not
+    ``allow_removals``), nothing is published, a ``failed`` run row says why, and
+    :class:`~audiopipe.ingest.plan.RemovalRefusedError` is raised; an ingest's staged shards
+    stay for the rerun to reuse (a rebuild's are removed: its rerun computes new ones).
+
     Returns the ``runs`` row as a dict, with ``publish_seconds``, ``worker_timings`` (the
     seconds the shards computed in this run spent per phase, summed: see
     :data:`audiopipe.ingest.extract.PHASES`) and ``shard_spans`` (``(worker, started_at,
@@ -53,13 +61,20 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     ok = [r for _, r in pairs if isinstance(r, ShardResult)]
     ok_keys = [r.key for r in ok]
     failed = [(s, r) for s, r in pairs if isinstance(r, BaseException)]
-    versions = dict(plan.base_versions)
-    data_versions, n_kept = _publish_data(plan, ok)
-    versions.update(data_versions)
+    clips, same = _new_clips(plan, ok)
     errors = _errors(plan, loc, ok_keys, failed)
+    dropped = _failed_stored(plan, clips, same)
+    try:
+        _check_removals(plan, dropped, errors)  # before any commit: refused, nothing changes
+    except RemovalRefusedError:
+        if plan.kind == "rebuild":  # its shard keys hold its run id: no rerun reuses them
+            staging.clean(loc, ok_keys)
+        raise
+    versions = dict(plan.base_versions)
+    versions.update(_publish_data(plan, ok, clips, same))
     if errors is not None:
         versions["errors"] = append(loc, "errors", errors)
-    run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions, n_kept)
+    run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions, dropped)
     append_run(loc, run)
     staging.clean(loc, ok_keys)
     return {
@@ -85,30 +100,73 @@ def worker_timings(results: Sequence[ShardResult]) -> dict[str, float]:
     return out
 
 
-def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> tuple[dict[str, int | None], int]:
-    """Commit ``clips``, ``features`` and ``frames_index``; their new versions, and the
-    number of changed files that failed and kept their previous version."""
+def _new_clips(plan: IngestPlan, ok: list[ShardResult]) -> tuple[pa.Table | None, pa.Table | None]:
+    """The staged ``clips`` rows of the run (labels of now), and the stored rows of changed
+    files whose bytes did not change (None when there are none)."""
     loc = plan.context.location
-    keys = [r.key for r in ok]
     clips = staging.read_staged(loc, [r.key for r in ok if not r.reused], "clips")
     reused = staging.read_staged(loc, [r.key for r in ok if r.reused], "clips")
     if reused is not None:  # staged by an earlier, killed run: the labels may have changed since
         clips = _concat(clips, _labelled_now(plan, reused, {f.uri: f for f in plan.diff.to_process}))
+    return clips, _same_bytes_rows(plan, ok)
+
+
+def _failed_stored(plan: IngestPlan, clips: pa.Table | None, same: pa.Table | None) -> list[str]:
+    """Uris of stored files processed again that have no row now (they failed, or their
+    shard was lost): they are removed from the dataset."""
+    done = set() if clips is None else set(clips.column("uri").to_pylist())
+    done |= set() if same is None else set(same.column("uri").to_pylist())
+    return [f.uri for f in plan.diff.to_process if f.uri in plan.stored_clips and f.uri not in done]
+
+
+def _check_removals(plan: IngestPlan, dropped: list[str], errors: pa.Table | None) -> None:
+    """Refuse to publish a run removing more than ``max_removed_share`` of the stored clips,
+    counting the files gone and the stored files that now fail (``dropped``); a ``failed``
+    run row says why."""
+    d, n_stored = plan.diff, len(plan.stored_clips)
+    n = len(d.removed) + len(dropped)
+    if plan.allow_removals or not dropped or n <= plan.max_removed_share * n_stored:
+        return
+    name, kind = plan.context.dataset, plan.kind
+    why: dict[str, str] = {}  # uri -> what it failed on (its last error)
+    if errors is not None:
+        e = errors.select(["uri", "step", "error_type"]).to_pydict()
+        for u, step, type_ in zip(e["uri"], e["step"], e["error_type"], strict=True):
+            why[u] = f"{step}/{type_}"
+    examples = ", ".join(f"{u.rsplit('/', 1)[-1]} ({why.get(u, 'failed')})" for u in sorted(dropped)[:3])
+    gone = f" and {len(d.removed)} whose files are gone" if d.removed else ""
+    message = (
+        f"dataset {name!r}: this run would remove {n} of its {n_stored} clips (more than "
+        f"max_removed_share={plan.max_removed_share:g}): {len(dropped)} "
+        f"{'file' if len(dropped) == 1 else 'files'} processed again that now "
+        f"{'fails' if len(dropped) == 1 else 'fail'} (e.g. {examples}{', ...' if len(dropped) > 3 else ''})"
+        f"{gone}. Were the files emptied or truncated (a failed sync, a full disk)? Nothing was "
+        f"published: the dataset stays at its previous version"
+        f"{' (a rerun reuses the work done)' if kind == 'ingest' else ''}. "
+        f"If the files really are broken, run `audiopipe {kind} {name} --allow-removals` once, "
+        f"or raise datasets.{name}.max_removed_share"
+    )
+    record_failed_run(plan, message)
+    raise RemovalRefusedError(message)
+
+
+def _publish_data(
+    plan: IngestPlan, ok: list[ShardResult], clips: pa.Table | None, same: pa.Table | None
+) -> dict[str, int | None]:
+    """Commit ``clips``, ``features`` and ``frames_index`` (``clips`` and ``same``: see
+    :func:`_new_clips`); their new versions."""
+    loc = plan.context.location
+    keys = [r.key for r in ok]
     replaced_uris = {f.uri for f in plan.diff.to_process} | set(plan.diff.removed)
     replaced_uris |= {f.uri for f in plan.diff.relabeled}
     # clip ids that stop being referenced (changed or removed files), unless still used
     old_ids = {plan.stored_clips[u][2] for u in replaced_uris if u in plan.stored_clips}
     new_ids = set(clips.column("clip_id").to_pylist()) if clips is not None else set()
     still_used = set() if plan.kind == "rebuild" else {f.clip_id for f in plan.diff.unchanged}
-    same = _same_bytes_rows(plan, ok)
     if same is not None:  # touched or copied over: the stored rows stay, with the new mtime
         still_used |= set(same.column("clip_id").to_pylist())
         clips = _concat(clips, same)
-    kept = _kept_rows(plan, clips, same)
-    n_kept = 0 if kept is None else kept.num_rows
-    if kept is not None:  # changed files that failed: their last good version stays
-        still_used |= set(kept.column("clip_id").to_pylist())
-        clips = _concat(clips, kept)
+    # (changed files that failed: their old rows go, like a removed file's; publish counted them)
     drop_ids = (old_ids - still_used) | new_ids
     relabeled = _restated_rows(plan, {f.uri: f for f in plan.diff.relabeled})
     if relabeled is not None:  # labels changed, audio did not: new clips rows, same features
@@ -121,20 +179,19 @@ def _publish_data(plan: IngestPlan, ok: list[ShardResult]) -> tuple[dict[str, in
         versions["clips"] = replace_where(loc, "clips", clips, "uri", replaced_uris)
     for name, empty in (("features", FeaturesRow.table([])), ("frames_index", FramesIndexRow.table([]))):
         t = staging.read_staged(loc, keys, name)
-        if plan.kind == "rebuild":
-            if t is not None:  # a new version with this recipe's columns only
-                write_deltalake(
-                    loc.table_uri(name),
-                    _dedupe(t, "clip_id"),
-                    mode="overwrite",
-                    schema_mode="overwrite",
-                    storage_options=loc.storage_options or None,
-                )
-                versions[name] = table_version(loc, name)
-        elif t is not None or drop_ids:
+        if plan.kind == "rebuild" and t is not None:  # a new version, this recipe's columns only
+            write_deltalake(
+                loc.table_uri(name),
+                _dedupe(t, "clip_id"),
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=loc.storage_options or None,
+            )
+            versions[name] = table_version(loc, name)
+        elif t is not None or drop_ids:  # (a rebuild whose every shard was lost: rows dropped)
             t = empty if t is None else _dedupe(t, "clip_id")
             versions[name] = replace_where(loc, name, t, "clip_id", drop_ids)
-    return versions, n_kept
+    return versions
 
 
 def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table | None:
@@ -145,23 +202,6 @@ def _same_bytes_rows(plan: IngestPlan, results: list[ShardResult]) -> pa.Table |
         return None
     entries = {f.uri: f for f in plan.diff.changed if f.uri in same}
     return _restated_rows(plan, entries, {u: {"bytes": b, "mtime": m} for u, (b, m) in same.items()})
-
-
-def _kept_rows(plan: IngestPlan, clips: pa.Table | None, same: pa.Table | None) -> pa.Table | None:
-    """Stored ``clips`` rows of changed files that failed in this run (decoding, or their
-    shard lost), with their labels now (None when there are none).
-
-    The file is kept at its last good version rather than dropped: a file emptied or
-    truncated in place (a failed sync, a full disk) or a lost worker must not remove a clip;
-    the ``errors`` row says it failed, and its stored size and mtime, those of the version
-    kept, make the next run see it as changed again. A rebuild keeps nothing: the old rows'
-    features are of the recipe being replaced.
-    """
-    if plan.kind == "rebuild":
-        return None
-    done = set() if clips is None else set(clips.column("uri").to_pylist())
-    done |= set() if same is None else set(same.column("uri").to_pylist())
-    return _restated_rows(plan, {f.uri: f for f in plan.diff.changed if f.uri not in done})
 
 
 def _restated_rows(
@@ -246,19 +286,21 @@ def _run_row(
     ok: list[ShardResult],
     shard_failures: int,
     versions: dict[str, int | None],
-    n_kept: int = 0,
+    dropped: Sequence[str] = (),
 ) -> RunRow:
     loc = plan.context.location
     d = plan.diff
     n_same = sum(len(r.same_bytes) for r in ok)
     clips = open_table(loc, "clips") if versions.get("clips") is not None else None
-    message = d.summary()
+    n_dropped = len(dropped)
+    # (the failed files are among the removed: the message's count is files_removed)
+    message = replace(d, removed=[*d.removed, *dropped]).summary()
     if n_same:
         message += f"; {n_same} changed files had the same bytes (features kept)"
-    if n_kept:
+    if n_dropped:
         message += (
-            f"; {n_kept} changed {'file' if n_kept == 1 else 'files'} failed and kept "
-            f"{'its' if n_kept == 1 else 'their'} previous version"
+            f"; {n_dropped} changed {'file' if n_dropped == 1 else 'files'} failed and "
+            f"{'was' if n_dropped == 1 else 'were'} removed"
         )
     message = "; ".join([message, *plan.notes])
     row = _run(plan, "ok", versions, message)
@@ -267,7 +309,7 @@ def _run_row(
         files_found=len(d.unchanged) + len(d.to_process) + len(d.failed_before),
         files_new=len(d.new),
         files_changed=len(d.changed),
-        files_removed=len(d.removed),
+        files_removed=len(d.removed) + n_dropped,
         files_processed=sum(r.files_ok for r in ok) + n_same,
         files_failed=sum(r.files_failed for r in ok) + shard_failures,
         clips_total=0 if clips is None else clips.to_pyarrow_table(columns=["uri"]).num_rows,

@@ -171,6 +171,29 @@ def test_recipe_change_requires_rebuild_and_rebuild_keeps_old_version(tmp_path, 
     assert new.table("clips").num_rows == 3
 
 
+def test_files_emptied_in_place_are_refused_at_publish_by_the_flow(tmp_path, run_ingest, dask_scheduler):
+    """The flow's publish refuses removing 3 of 4 files that now fail (max_removed_share):
+    the error reaches the caller, the dataset stays as it was and its lock is released; the
+    rerun with allow_removals removes them and says so."""
+    from audiopipe.ingest import RemovalRefusedError
+    from flows.ingest import ingest
+
+    corpus = _corpus(tmp_path / "corpus", n=4)
+    cfg = _cfg(tmp_path)
+    run_ingest(cfg, "t")
+    before = audiopipe.open_dataset(str(tmp_path / "out"), "t").run["run_id"]
+    for i in range(3):
+        (corpus / f"tone_{i}.wav").write_bytes(b"")
+    with pytest.raises(RemovalRefusedError, match="3 of its 4 clips.*--allow-removals"):
+        run_ingest(cfg, "t")
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
+    assert ds.run["run_id"] == before and ds.table("clips").num_rows == 4
+    row = ingest(dataset="t", config_path=str(cfg), scheduler=dask_scheduler, progress=False,
+                 allow_removals=True)  # fmt: skip
+    assert row["files_removed"] == 3 and row["clips_total"] == 1
+    assert "3 changed files failed and were removed" in row["message"]
+
+
 def test_killed_publish_is_invisible_and_next_run_completes(tmp_path, run_ingest):
     """Simulate a flow killed after committing clips but before features/runs."""
     from audiopipe.config import load_config

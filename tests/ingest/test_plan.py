@@ -156,10 +156,55 @@ def test_a_source_holding_the_storage_does_not_ingest_the_datasets_outputs(tmp_p
     cfg = write_config(tmp_path, {"t": {"source": str(tmp_path)}})
     row = _ingest(cfg)
     assert row["files_processed"] == 2
-    assert f"1 file under the storage {str(tmp_path / 'out')!r} not ingested" in row["message"]
+    assert f"1 audio file under the datasets' outputs ({str(tmp_path / 'out' / 't')!r}) not ingested" in row["message"]
     clips = audiopipe.open_dataset(str(tmp_path / "out"), "t").table("clips").to_pandas()
     assert sorted(clips.uri) == [str(tmp_path / f"clip{i}.wav") for i in range(2)]
     assert str(stem) not in set(clips.uri)
+
+
+def test_audio_kept_under_the_storage_root_outside_the_datasets_outputs_is_ingested(tmp_path):
+    """``storage: data`` with ``source: data/raw``: only ``data/<dataset>/`` holds outputs, the
+    raw audio beside them is a source like any other (review 2 finding 6: it was all left
+    out and the error blamed the source)."""
+    import yaml
+
+    from tests.audio_fixtures import sine, write
+
+    for i in range(3):
+        write(tmp_path / "data" / "raw" / f"a{i}.wav", sine(f=300 + 50 * i, dur=0.2), 22050)
+    stem = write(tmp_path / "data" / "t" / "stages" / "separate" / "x.wav", sine(dur=0.2), 22050)
+    spec = {"source": "data", "sample_rate": 22050}
+    (tmp_path / "datasets.yaml").write_text(yaml.safe_dump(
+        {"storage": "data", "datasets": {"t": spec, "u": {**spec, "source": "data/raw"}}}
+    ))  # fmt: skip
+    row = _ingest(tmp_path / "datasets.yaml")
+    assert row["files_processed"] == 3
+    assert "1 audio file under the datasets' outputs" in row["message"]
+    import audiopipe
+
+    clips = audiopipe.open_dataset(str(tmp_path / "data"), "t").table("clips").to_pandas()
+    assert str(stem) not in set(clips.uri) and len(clips) == 3
+
+
+def test_a_source_inside_a_datasets_outputs_is_named_in_the_empty_source_error(tmp_path):
+    """A new dataset whose source holds only another dataset's outputs: EmptySourceError says
+    the files were left out as outputs, not that the folder is missing or unmounted."""
+    from audiopipe.config import load_config
+    from audiopipe.ingest import EmptySourceError, plan_ingest
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    for i in range(2):
+        write(tmp_path / "out" / "a" / "stages" / "separate" / f"{i}.wav", sine(dur=0.2), 22050)
+    cfg = write_config(tmp_path, {
+        "a": {"source": str(tmp_path / "corpus")},
+        "b": {"source": str(tmp_path / "out" / "a" / "stages")},
+    })  # fmt: skip
+    with pytest.raises(EmptySourceError) as err:
+        plan_ingest(load_config(cfg), "b")
+    msg = str(err.value)
+    assert "2 audio files under the datasets' outputs" in msg and str(tmp_path / "out" / "a") in msg
+    assert "mounted" not in msg
 
 
 def test_an_ingest_over_a_lost_table_is_refused_and_a_rebuild_recomputes_it(tmp_path):

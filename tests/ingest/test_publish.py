@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import audiopipe
 from audiopipe.config import load_config
-from audiopipe.ingest import extract_shard, plan_ingest, publish
+from audiopipe.ingest import RemovalRefusedError, extract_shard, plan_ingest, publish
 from audiopipe.store.location import Location
 from audiopipe.store.runs import last_run
 from tests.audio_fixtures import sine, write
@@ -40,63 +42,168 @@ def _table(tmp_path: Path, name: str):
     return audiopipe.open_dataset(str(tmp_path / "out"), "t").table(name).to_pandas()
 
 
-def test_changed_files_that_now_fail_keep_their_last_good_version(tmp_path):
-    """Files emptied in place (a failed sync, a full disk) fail to decode: their clips and
-    features stay as last ingested, the errors say why, and the message says so."""
+def test_a_changed_file_that_now_fails_is_removed_and_counted_as_removed(tmp_path):
+    """A file emptied in place (a failed sync) fails to decode: its old rows go like a removed
+    file's (they described audio the file no longer holds), the run counts it as removed and
+    says why; unchanged since, it is a new file that failed before; repaired, it comes back."""
     files = _corpus(tmp_path / "corpus")
     cfg = _cfg(tmp_path)
     _ingest(cfg)
-    before = _table(tmp_path, "clips").set_index("uri")
-    feats_before = set(_table(tmp_path, "features").clip_id)
+    old = _table(tmp_path, "clips").set_index("uri").clip_id[str(files[0])]
+    files[0].write_bytes(b"")
+
+    row = _ingest(cfg)
+    assert row["files_changed"] == 1 and row["files_failed"] == 1
+    assert row["files_removed"] == 1 and row["clips_total"] == 3
+    assert row["message"].startswith("0 new, 1 changed, 1 removed, 3 unchanged; 1 changed file failed and was removed")
+    assert str(files[0]) not in set(_table(tmp_path, "clips").uri)
+    assert old not in set(_table(tmp_path, "features").clip_id)
+    assert old not in set(_table(tmp_path, "frames_index").clip_id)
+    assert list(_table(tmp_path, "errors").uri) == [str(files[0])]
+
+    # unchanged since it failed: a new file that failed before, not retried, nothing recorded
+    kept = _versions(tmp_path)
+    row = _ingest(cfg)
+    assert "1 failed before and unchanged, not retried" in row["message"]
+    assert row["files_failed"] == 0 and row["files_removed"] == 0
+    assert _versions(tmp_path) == kept and len(_table(tmp_path, "errors")) == 1
+
+    write(files[0], sine(f=1200, dur=0.4), 22050)  # repaired
+    row = _ingest(cfg)
+    assert row["files_new"] == 1 and row["files_processed"] == 1 and row["clips_total"] == 4
+
+
+def test_changed_files_failing_beyond_max_removed_share_are_refused_at_publish(
+    tmp_path, monkeypatch
+):
+    """3 of 4 files emptied in place: removing them is more than max_removed_share, so nothing
+    is published (the dataset stays as it was, a failed run says why); a rerun with
+    allow_removals publishes the staged work without decoding again."""
+    files = _corpus(tmp_path / "corpus")
+    cfg = _cfg(tmp_path)
+    _ingest(cfg)
+    before = _versions(tmp_path)
+    clips_before = _table(tmp_path, "clips")
     for f in files[:3]:
         f.write_bytes(b"")
 
+    with pytest.raises(RemovalRefusedError) as err:
+        _ingest(cfg)
+    msg = str(err.value)
+    assert "3 of its 4 clips" in msg and "max_removed_share=0.5" in msg
+    assert "--allow-removals" in msg and "tone_0.wav (decode/" in msg and "rerun reuses" in msg
+    assert _versions(tmp_path) == before
+    assert _table(tmp_path, "clips").equals(clips_before) and len(_table(tmp_path, "errors")) == 0
+    runs = _table(tmp_path, "runs").sort_values("finished")
+    assert list(runs.status) == ["ok", "failed"] and "3 of its 4 clips" in runs.message.iloc[-1]
+
+    monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:log_decodes")
+    row = _ingest(cfg, allow_removals=True)
+    assert not (tmp_path / "corpus" / ".decoded.log").exists(), "the staged shards are reused"
+    assert row["files_removed"] == 3 and row["files_failed"] == 3 and row["clips_total"] == 1
+    assert "3 changed files failed and were removed" in row["message"]
+    assert list(_table(tmp_path, "clips").uri) == [str(files[3])]
+    assert len(_table(tmp_path, "features")) == 1
+
+
+def test_files_gone_and_files_failing_add_up_against_max_removed_share(tmp_path):
+    """1 file deleted and 2 emptied of 5: each alone within the share (0.5), together not."""
+    files = _corpus(tmp_path / "corpus", 5)
+    cfg = _cfg(tmp_path)
+    _ingest(cfg)
+    files[4].unlink()
+    for f in files[:2]:
+        f.write_bytes(b"")
+    with pytest.raises(RemovalRefusedError, match="3 of its 5 clips.*and 1 whose files are gone"):
+        _ingest(cfg)
+    assert len(_table(tmp_path, "clips")) == 5
+
+
+def test_labels_of_now_for_every_clip_after_a_changed_file_failed(tmp_path):
+    """A changed file that failed no longer stands in the dataset under its old labels: the
+    labels changed afterwards are those of every clip, and of the file once repaired
+    (review 2 finding 1: a kept file's labels and split froze)."""
+    corpus = tmp_path / "corpus"
+    files = _corpus(corpus, 3)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,kind\ntone_0.wav,dog\ntone_1.wav,dog\ntone_2.wav,dog\n")
+    cfg = _cfg(tmp_path, labels={"path": str(labels), "root": str(corpus)})
+    _ingest(cfg)
+    files[0].write_bytes(b"")
+    _ingest(cfg)
+    labels.write_text("path,kind\ntone_0.wav,cat\ntone_1.wav,cat\ntone_2.wav,cat\n")
+    _ingest(cfg)
+    clips = _table(tmp_path, "clips")
+    assert sorted(clips.uri) == [str(f) for f in files[1:]] and set(clips.kind) == {"cat"}
+    write(files[0], sine(f=700, dur=0.3), 22050)
+    _ingest(cfg)
+    clips = _table(tmp_path, "clips")
+    assert len(clips) == 3 and set(clips.kind) == {"cat"}
+
+
+def test_every_clip_row_describes_the_audio_its_uri_holds_now(tmp_path):
+    """A file replaced by a recording the limits refuse (2 s, max_duration_s 0.5): its old row
+    and features are gone, so no clip id serves the new audio under the old duration and
+    features (review 2 finding 2)."""
+    corpus = tmp_path / "corpus"
+    a = write(corpus / "a.wav", sine(f=300, dur=0.3), 22050)
+    write(corpus / "b.wav", sine(f=500, dur=0.3), 22050)
+    cfg = _cfg(tmp_path, limits={"max_duration_s": 0.5})
+    _ingest(cfg)
+    old = _table(tmp_path, "clips").set_index("uri").clip_id[str(a)]
+    write(a, sine(f=900, dur=2.0), 22050)
     row = _ingest(cfg)
-    assert row["files_changed"] == 3 and row["files_failed"] == 3 and row["clips_total"] == 4
-    assert "3 changed files failed and kept their previous version" in row["message"]
-    clips = _table(tmp_path, "clips").set_index("uri")
-    assert clips.clip_id.to_dict() == before.clip_id.to_dict()
-    assert clips.bytes.to_dict() == before.bytes.to_dict()  # the version kept, as it was
-    assert set(_table(tmp_path, "features").clip_id) == feats_before
+    assert row["files_failed"] == 1 and row["files_removed"] == 1
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
-    assert ds.frames(before.clip_id[str(files[0])], "rms").shape[0] > 0
-    errors = _table(tmp_path, "errors")
-    assert sorted(errors.uri) == sorted(str(f) for f in files[:3])
-
-    # unchanged since they failed: not retried, nothing recorded, no table version
-    kept = _versions(tmp_path)
-    row = _ingest(cfg)
-    assert "3 failed before and unchanged, not retried" in row["message"]
-    assert row["files_failed"] == 0 and _versions(tmp_path) == kept
-    assert len(_table(tmp_path, "errors")) == 3
-
-    # a file repaired with other audio replaces its kept version
-    write(files[0], sine(f=1200, dur=0.4), 22050)
-    row = _ingest(cfg)
-    assert row["files_processed"] == 1 and row["files_failed"] == 0
-    clips = _table(tmp_path, "clips").set_index("uri")
-    assert len(clips) == 4 and clips.clip_id[str(files[0])] != before.clip_id[str(files[0])]
-    assert before.clip_id[str(files[0])] not in set(_table(tmp_path, "features").clip_id)
+    clips = ds.table("clips").to_pandas()
+    assert list(clips.uri) == [str(corpus / "b.wav")]
+    for cid, dur in zip(clips.clip_id, clips.duration_s, strict=True):
+        y, sr = ds.load_audio(cid)
+        assert abs(len(y) / sr - dur) < 0.01
+    assert old not in set(ds.table("features").to_pandas().clip_id)
+    errors = ds.table("errors").to_pandas()
+    assert list(errors.uri) == [str(a)]
 
 
-def test_changed_files_of_a_lost_shard_keep_their_last_good_version(tmp_path):
-    """A shard lost with its worker says nothing about its files: the changed ones keep
-    their stored rows, and the next run processes them."""
+def test_a_rebuild_counts_failing_files_as_removed_and_is_guarded(tmp_path):
+    """A rebuild where 3 of 4 files now fail: refused like an ingest removing them (it said
+    '0 removed' and left 1 clip: review 2 finding 3); allowed, it counts them."""
+    files = _corpus(tmp_path / "corpus")
+    cfg = _cfg(tmp_path, max_removed_share=0.25)
+    _ingest(cfg)
+    before = _versions(tmp_path)
+    for f in files[:3]:
+        f.write_bytes(b"")
+    with pytest.raises(RemovalRefusedError) as err:
+        _ingest(cfg, kind="rebuild")
+    msg = str(err.value)
+    assert "3 of its 4 clips" in msg and "max_removed_share=0.25" in msg
+    assert "audiopipe rebuild t --allow-removals" in msg and "rerun reuses" not in msg
+    assert _versions(tmp_path) == before and len(_table(tmp_path, "features")) == 4
+    staged = tmp_path / "out" / "t" / "_staging"
+    assert not staged.exists() or not list(staged.iterdir())  # never reused: removed
+    row = _ingest(cfg, kind="rebuild", allow_removals=True)
+    assert row["files_removed"] == 3 and row["clips_total"] == 1
+    assert "3 removed" in row["message"] and "3 changed files failed and were removed" in row["message"]
+    assert len(_table(tmp_path, "features")) == 1
+
+
+def test_changed_files_of_a_lost_shard_are_not_published_over(tmp_path):
+    """A shard lost with its worker: its changed files' old rows describe audio the files no
+    longer hold, so they go too; all of them is more than max_removed_share, so nothing is
+    published, and the next run processes them."""
     files = _corpus(tmp_path / "corpus", 2)
     cfg = _cfg(tmp_path)
     _ingest(cfg)
-    before = _table(tmp_path, "clips").set_index("uri").clip_id.to_dict()
+    before = _versions(tmp_path)
     for i, f in enumerate(files):
         write(f, sine(f=1000 + 100 * i, dur=0.3), 22050)
     plan = plan_ingest(load_config(cfg), "t")
-    row = publish(plan, [ConnectionError("worker lost")] * len(plan.shards))
-    assert row["files_failed"] == 2 and row["clips_total"] == 2
-    assert "2 changed files failed and kept their previous version" in row["message"]
-    assert _table(tmp_path, "clips").set_index("uri").clip_id.to_dict() == before
+    with pytest.raises(RemovalRefusedError, match=r"2 of its 2 clips.*shard/"):
+        publish(plan, [ConnectionError("worker lost")] * len(plan.shards))
+    assert _versions(tmp_path) == before
     row = _ingest(cfg)
-    assert row["files_processed"] == 2
-    after = _table(tmp_path, "clips").set_index("uri").clip_id.to_dict()
-    assert set(after) == set(before) and not set(after.values()) & set(before.values())
+    assert row["files_processed"] == 2 and row["files_removed"] == 0 and row["clips_total"] == 2
 
 
 def test_shards_staged_by_a_killed_run_are_published_with_the_labels_of_now(tmp_path, monkeypatch):
@@ -121,3 +228,17 @@ def test_shards_staged_by_a_killed_run_are_published_with_the_labels_of_now(tmp_
         "tone_0.wav": ("cat", "test"), "tone_1.wav": ("cat", "test"), "tone_2.wav": ("bird", "train")
     }  # fmt: skip
     assert "labels of" not in _ingest(cfg)["message"]  # nothing left to restate
+
+
+def test_a_rebuild_whose_every_shard_was_lost_leaves_no_orphan_features(tmp_path):
+    """Allowed to remove, a rebuild whose shards were all lost drops every clip: their
+    features and frames_index rows go too (they stayed, naming clips no longer there)."""
+    _corpus(tmp_path / "corpus", 2)
+    cfg = _cfg(tmp_path)
+    _ingest(cfg)
+    plan = plan_ingest(load_config(cfg), "t", kind="rebuild", allow_removals=True)
+    row = publish(plan, [ConnectionError("worker lost")] * len(plan.shards))
+    assert row["files_removed"] == 2 and row["clips_total"] == 0
+    assert len(_table(tmp_path, "features")) == 0 and len(_table(tmp_path, "frames_index")) == 0
+    assert _ingest(cfg)["files_processed"] == 2  # a lost shard is retried
+    assert len(_table(tmp_path, "features")) == 2
