@@ -22,41 +22,15 @@ from audiopipe.ingest import (
     EmptySourceError,
     LabelsError,
     RemovalRefusedError,
-    extract_shard,
     plan_ingest,
     publish,
 )
-from audiopipe.store.location import Location
-from audiopipe.store.runs import last_run
 from tests.audio_fixtures import sine, write
-from tests.conftest import write_config
-
-FEATURES = {"n_fft": 512, "hop_length": 256, "compute": {"rms": {}}}
-
-
-def _corpus(folder: Path, n: int = 4) -> list[Path]:
-    return [
-        write(folder / f"tone_{i}.wav", sine(f=200 + 90 * i, dur=0.3), 22050) for i in range(n)
-    ]
-
-
-def _cfg(tmp_path: Path, **ds) -> Path:
-    spec = {"source": str(tmp_path / "corpus"), "sample_rate": 22050, "features": FEATURES}
-    return write_config(tmp_path, {"t": {**spec, **ds}})
-
-
-def _ingest(cfg: Path, **kw) -> dict:
-    plan = plan_ingest(load_config(cfg), "t", **kw)
-    return publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
-
-
-def _versions(tmp_path: Path) -> dict[str, int | None]:
-    return last_run(Location(str(tmp_path / "out"), "t")).versions()
-
-
-def _table(tmp_path: Path, name: str):
-    return audiopipe.open_dataset(str(tmp_path / "out"), "t").table(name).to_pandas()
-
+from tests.ingest._small import cfg as _cfg
+from tests.ingest._small import corpus as _corpus
+from tests.ingest._small import ingest as _ingest
+from tests.ingest._small import table as _table
+from tests.ingest._small import versions as _versions
 
 # --- 2. an empty source never wipes the dataset ----------------------------------------------
 
