@@ -41,16 +41,11 @@ import sys
 from typing import Any
 
 from audiopipe.config import Config, ConfigError, load_config
+from flows.cli_lookup import cmd_identify, cmd_similar
+from flows.cli_stages import add_stage_parsers, run_stages_checked, stage_summary
+from flows.server import prefect_env_defaults
 
 __all__ = ["main"]
-
-
-def _env_defaults() -> None:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    # the local ephemeral API takes ~10-20 s to start, more on a loaded machine
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -87,7 +82,7 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
 
 def _ingest(args: argparse.Namespace, kind: str) -> int:
     """Ingest or rebuild; Ctrl-C stops it promptly, publishing nothing (:mod:`flows.interrupt`)."""
-    _env_defaults()
+    prefect_env_defaults()
     cfg = _load(args)
     from audiopipe.demo import ensure_demo_corpus
 
@@ -165,88 +160,6 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return _ingest(args, "rebuild")
 
 
-def _numbers(d: Any, prefix: str = "") -> list[tuple[str, float]]:
-    """Numeric leaves of a nested report, as (dotted key, value)."""
-    out: list[tuple[str, float]] = []
-    if isinstance(d, dict):
-        for k, v in d.items():
-            out += (
-                _numbers(v, f"{prefix}{k}.") if isinstance(v, dict) else _numbers(v, f"{prefix}{k}")
-            )
-    elif isinstance(d, (int, float)) and not isinstance(d, bool):
-        out.append((prefix.rstrip("."), float(d)))
-    return out
-
-
-def _stage_summary(name: str, report: dict[str, Any]) -> str:
-    """One line per stage: skipped (and why), or its first few numbers and its plot."""
-    if report.get("skipped"):
-        return f"  {name:<12} skipped: {report['skipped']}"
-    nums = _numbers(report.get("metrics")) or _numbers(
-        {k: v for k, v in report.items() if k not in ("seconds", "tables", "run_id")}
-    )
-    shown = ", ".join(f"{k} {int(v)}" if v.is_integer() else f"{k} {v:.3g}" for k, v in nums[:5])
-    where = report.get("plots") or report.get("plot") or ""
-    if isinstance(where, list):
-        where = where[0] if where else ""
-    secs = f" ({report['seconds']:.1f} s)" if report.get("seconds") is not None else ""
-    line = f"  {name:<12} {shown}{secs}" + (f"  [{where}]" if where else "")
-    warns = report.get("warnings") or []
-    for w in warns[:3]:  # what a run warned about stays in its summary (all of it in --json)
-        line += f"\n  {'':<12} warning: {w if len(w) <= 160 else w[:157] + '...'}"
-    if len(warns) > 3:
-        line += f"\n  {'':<12} ... {len(warns) - 3} more warning(s) (--json lists them)"
-    return line
-
-
-def _run_stages(
-    cfg: Config,
-    config_path: str,
-    dataset: str | None,
-    names: list[str] | None = None,
-    overrides: dict[str, Any] | None = None,
-    force: bool = False,
-    scheduler: str | None = None,
-) -> dict[str, Any]:
-    """Every named stage, validated first; through the ``stages`` flow when an API is set.
-
-    Clip stages with many new clips run in shards on Dask: ``scheduler`` (or the config's
-    ``cluster``), else a LocalCluster started only when a stage needs it."""
-    from audiopipe.stages.runner import check_params
-
-    ds = cfg.dataset(dataset)
-    todo = names or list(ds.stages)
-    problems = []
-    for n in todo:
-        where = f"datasets.{ds.name}.stages.{n}"
-        problems += check_params(n, {**ds.stages.get(n, {}), **(overrides or {})}, where=where)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    from audiopipe.config_files import check_files
-
-    check_files(cfg, ds.name, stages=todo, overrides=overrides)  # the files they read
-    from flows.server import use_api
-
-    if use_api():
-        from flows.runtime import flow_run_settings
-        from flows.stages import stages
-
-        with flow_run_settings():
-            return stages(
-                dataset=ds.name,
-                names=todo,
-                config_path=config_path,
-                overrides=overrides,
-                force=force,
-                scheduler=scheduler,
-            )
-    from audiopipe.stages.runner import run_stages
-    from flows.runtime import lazy_client
-
-    with lazy_client(cfg, scheduler) as client:
-        return run_stages(cfg, ds.name, todo, overrides, force=force, client=client)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Ingest the dataset, run its declared stages, print its status."""
     from audiopipe.config_files import check_files
@@ -260,16 +173,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return rc
     if ds.stages and not args.no_stages:
         print(f"running stages of {ds.name}: {', '.join(ds.stages)}", file=sys.stderr)
-        reports = _run_stages(cfg, str(args.config), ds.name, scheduler=args.scheduler)
+        reports = run_stages_checked(cfg, str(args.config), ds.name, scheduler=args.scheduler)
         print(f"{ds.name}: stages")
         for name, rep in reports.items():
-            print(_stage_summary(name, rep))
+            print(stage_summary(name, rep))
     cmd_status(args)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    _env_defaults()
+    prefect_env_defaults()
     cfg = _load(args)
     from flows.deployments import build_deployments, serve
 
@@ -330,160 +243,6 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     return 0
-
-
-def _parse_sets(name: str, items: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs (YAML values); paths are relative to the current folder."""
-    import yaml
-
-    from audiopipe.stages import stage_class
-    from audiopipe.stages.params import resolve_path
-
-    kinds = {p.name: p.type for p in stage_class(name).params}
-    out: dict[str, Any] = {}
-    for it in items:
-        if "=" not in it:
-            raise ConfigError(f"--set takes key=value, got {it!r}")
-        k, v = it.split("=", 1)
-        val = yaml.safe_load(v)
-        if kinds.get(k) == "path" and isinstance(val, str):
-            val = resolve_path(val, os.getcwd())
-        out[k.strip()] = val
-    return out
-
-
-def cmd_stage(args: argparse.Namespace) -> int:
-    _env_defaults()
-    cfg = _load(args)
-    overrides = _parse_sets(args.name, args.set)
-    if args.predict:
-        overrides["predict"] = True
-    reports = _run_stages(
-        cfg,
-        str(args.config),
-        args.dataset,
-        [args.name],
-        overrides,
-        force=args.force,
-        scheduler=args.scheduler,
-    )
-    if args.json:
-        print(json.dumps(reports, indent=2, default=str))
-    else:
-        for name, rep in reports.items():
-            print(_stage_summary(name, rep))
-    return 0
-
-
-def _queries(items: list[str]) -> list[str]:
-    """Files named directly, audio files found in folders, or glob matches (in order).
-
-    A path that exists is taken as written, whatever its characters ('Album [2020]/a.wav'
-    is a file, not a pattern); only one that does not is expanded as a glob, and a pattern
-    that matches nothing is kept as written, so the caller names it instead of dropping it.
-    """
-    import glob
-
-    from audiopipe.catalog import AUDIO_EXTENSIONS
-
-    out: list[str] = []
-    for it in items:
-        if os.path.isdir(it):
-            found = sorted(
-                os.path.join(d, f)
-                for d, _, fs in os.walk(it)
-                for f in fs
-                if f.lower().endswith(AUDIO_EXTENSIONS)
-            )
-            out += found
-        elif not os.path.exists(it) and any(c in it for c in "*?[") and "://" not in it:
-            out += sorted(glob.glob(it, recursive=True)) or [it]
-        else:
-            out.append(it)
-    if not out:
-        raise FileNotFoundError(f"no audio files in {', '.join(items)}")
-    return out
-
-
-def _write_answers(rows: list[dict[str, Any]], path: str) -> None:
-    """Answers as a table: ``.csv`` or ``.parquet`` (chosen by the extension)."""
-    import pyarrow as pa
-
-    table = pa.Table.from_pylist(rows)
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, path)
-    elif path.endswith(".csv"):
-        import pyarrow.csv as pc
-
-        pc.write_csv(table, path)
-    else:
-        raise ValueError(f"--out must end with .csv or .parquet, got {path!r}")
-
-
-def cmd_identify(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    from audiopipe.stages.fingerprint import identify_many
-    from audiopipe.store import open_dataset
-
-    queries = _queries(args.files)
-    # a file named that is not there: said before any work (the decoder's words were
-    # "not a readable audio file (System error.)")
-    missing = [q for q in queries if "://" not in q and not os.path.exists(q)]
-    if missing:
-        raise FileNotFoundError(f"no such file: {', '.join(missing)}")
-    ds = open_dataset(cfg.storage_root, cfg.dataset(args.dataset).name)
-    answers = identify_many(ds, queries)
-    cols = ("query", "clip_id", "uri", "offset_s", "confidence", "votes", "runner_up", "error")
-    if args.out:
-        _write_answers([{c: a.get(c) for c in cols} for a in answers], args.out)
-    matched = 0
-    for a in answers:
-        q = a["query"] if len(answers) > 1 else ""
-        if a["clip_id"] is None:
-            why = f" ({a['error']})" if a.get("error") else ""
-            print(f"{q + '  ' if q else ''}no match in {ds.name}{why}")
-            continue
-        matched += 1
-        print(
-            f"{q + '  ' if q else ''}{a['uri']}  offset {a['offset_s']:.2f} s  "
-            f"confidence {a['confidence']:.2f}  ({a['votes']} matching hashes)"
-        )
-    if args.out:
-        print(f"{matched}/{len(answers)} identified; answers in {args.out}", file=sys.stderr)
-    return 0 if matched else 3
-
-
-def cmd_similar(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    from audiopipe.stages.retrieve import similar_many
-    from audiopipe.store import open_dataset
-
-    ds = open_dataset(cfg.storage_root, cfg.dataset(args.dataset).name)
-    queries: list[str] = []
-    for q in args.queries:  # folders and globs expand to their audio files; ids stay as given
-        expand = os.path.isdir(q) or (any(c in q for c in "*?[") and "://" not in q)
-        queries += _queries([q]) if expand else [q]
-    answers = similar_many(ds, queries, k=args.k, view=args.view)
-    rows = []
-    for a in answers:
-        if a["error"]:
-            rows.append({"query": a["query"], "rank": None, "clip_id": None, "uri": None,
-                         "score": None, "error": a["error"]})
-        rows += [{"query": a["query"], **h, "error": None} for h in a["hits"]]
-    if args.out:
-        _write_answers(rows, args.out)
-        print(f"{len(answers)} queries answered; table in {args.out}", file=sys.stderr)
-        return 0 if any(a["hits"] for a in answers) else 1
-    for a in answers:
-        if len(answers) > 1:
-            print(f"{a['query']}:")
-        if a["error"]:
-            print(f"  {a['error']}")
-        for r in a["hits"]:
-            print(f"{r['rank']:>3}  {r['score']:.3f}  {r['uri']}")
-    return 0 if any(a["hits"] for a in answers) else 1
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -586,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one stage; `audiopipe stage NAME --help` lists its parameters.",
     )
     stage_sub = sg.add_subparsers(dest="name", required=True, metavar="NAME")
-    _stage_parsers(stage_sub)
+    add_stage_parsers(stage_sub)
     idf = sub.add_parser(
         "identify", help="identify audio excerpts by their fingerprints (files, folders, globs)"
     )
@@ -625,47 +384,6 @@ def _positive_int(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
     return n
-
-
-def _stage_parsers(sub: Any) -> None:
-    """One sub-command per stage, its ``--help`` rendered from the stage's declaration."""
-    from audiopipe.stages import STAGES, stage_class
-    from audiopipe.stages.base import ClipStage
-    from audiopipe.stages.params import help_text
-
-    for name in STAGES:
-        st = stage_class(name)
-        sp = sub.add_parser(
-            name,
-            help=st.summary.split(";")[0],
-            description=st.summary,
-            epilog=help_text(st.params),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        sp.add_argument(
-            "dataset", nargs="?", default=None, help="dataset name (default: default_dataset)"
-        )
-        if any(p.name == "predict" for p in st.params):
-            sp.add_argument("--predict", action="store_true", help="score clips with the saved model")
-        sp.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a parameter for this run (repeatable; checked before any work)",
-        )
-        sp.add_argument(
-            "--force", action="store_true", help="rerun even if inputs, parameters and code are unchanged"
-        )
-        sp.add_argument("--json", action="store_true", help="print the full report as JSON")
-        if issubclass(st, ClipStage):
-            sp.add_argument(
-                "--scheduler",
-                default=None,
-                help="Dask scheduler address for many clips (default: the config's, else a "
-                "LocalCluster started when there are enough new clips)",
-            )
-        sp.set_defaults(fn=cmd_stage, predict=False, scheduler=None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,16 @@ __all__ = ["api_url", "use_api", "start", "stop", "status", "prefect_home"]
 STATE = "audiopipe-server.json"
 
 
+def prefect_env_defaults() -> None:
+    """Prefect settings for a command of this process, unless set: no telemetry (offline it
+    logs errors), warnings only, and room for the ephemeral API to start on a loaded machine."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # the local ephemeral API takes ~10-20 s to start, more on a loaded machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
 def prefect_home() -> Path:
     """``PREFECT_HOME`` (default ``~/.prefect``)."""
     return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()

@@ -361,7 +361,7 @@ def test_identify_a_missing_file_says_so(small_demo, tmp_path, capsys):
 def test_a_query_path_that_exists_is_taken_as_written(small_demo, tmp_path, capsys):
     """'Album [2020]/a.wav' was read as a glob ([2020]: one of 2 or 0), matched nothing and
     was dropped without a word; a pattern that matches nothing is named, not dropped."""
-    from flows.cli import _queries
+    from flows.cli_lookup import _queries
 
     album = tmp_path / "Album [2020]"
     album.mkdir()

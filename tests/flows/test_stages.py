@@ -77,7 +77,7 @@ def test_unknown_stage_is_rejected_before_any_work():
 
 
 def test_stage_summary_line():
-    from flows.cli import _stage_summary
+    from flows.cli_stages import stage_summary as _stage_summary
 
     line = _stage_summary(
         "recommend", {"metrics": {"recall@10": 0.44}, "plots": ["p.png"], "seconds": 1.5}
