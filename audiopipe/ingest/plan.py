@@ -306,7 +306,8 @@ def _relabeled(
 _TRANSIENT_READS = {"missing", "io_error"}
 
 
-def _transient(step: str, error_type: str) -> bool:
+def retried_failure(step: str, error_type: str) -> bool:
+    """Whether a failure (its ``step``, ``error_type``) is retried by the next run."""
     if step == "shard":
         return error_type != "decoder_crashed"
     return step == "read" and error_type in _TRANSIENT_READS
@@ -336,7 +337,7 @@ def _failed_before(
         i = last.get(f.uri)
         if i is None or t["settings_hash"][i] != settings or t["bytes"][i] != f.size:
             continue
-        if _transient(t["step"][i], t["error_type"][i]):
+        if retried_failure(t["step"][i], t["error_type"][i]):
             continue
         mtime = t["mtime"][i]
         if mtime is not None and abs(mtime - f.mtime) < 1e-6:
