@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -24,6 +23,7 @@ from audiopipe import features as F
 from audiopipe.catalog import Diff, FileEntry, LabelsError, diff, discover, load_labels
 from audiopipe.config import Config, DatasetConfig, config_hash
 from audiopipe.fanout import balanced_runs
+from audiopipe.ingest.outputs import datasets_outputs, outputs_excluded
 from audiopipe.ingest.shard import DECODER_HOOK_ENV, IngestContext, Shard
 from audiopipe.store.dataset import TableMissing
 from audiopipe.store.location import Location
@@ -176,42 +176,6 @@ def _examples(uris: list[str], n: int = 3) -> str:
     return ", ".join(names) + (", ..." if len(uris) > n else "")
 
 
-def _in_outputs(cfg: Config) -> tuple[Callable[[str], bool], list[str]]:
-    """Whether a listed uri is under a dataset's outputs (``<storage>/<dataset>/`` for every
-    dataset of the config: tables, frames and stage outputs, separated stems being audio),
-    and those folders. Those are never clips, even when a source folder holds the storage
-    (``source: .`` next to ``storage: out``); anything else under the storage root (raw audio
-    kept in ``data/raw`` next to ``storage: data``) is a source like any other."""
-    bases = [Location(cfg.storage_root, name).base for name in sorted(cfg.datasets)]
-    if "://" in cfg.storage_root and not cfg.storage_root.startswith("file://"):
-        prefixes = tuple(b.rstrip("/") + "/" for b in bases)
-        return (lambda uri: uri.startswith(prefixes)), bases
-    local = [b.removeprefix("file://") for b in bases]
-    prefixes = tuple({os.path.join(f(b), "") for b in local for f in (os.path.abspath, os.path.realpath)})
-    real: dict[str, str] = {}  # folder -> its real path (a source reached through a link)
-
-    def inside(uri: str) -> bool:
-        if "://" in uri and not uri.startswith("file://"):
-            return False
-        path = uri.removeprefix("file://")
-        if path.startswith(prefixes):
-            return True
-        folder = os.path.dirname(path)
-        if folder not in real:
-            real[folder] = os.path.join(os.path.realpath(folder), "")
-        return real[folder].startswith(prefixes)
-
-    return inside, bases
-
-
-def _outputs_excluded(n: int, bases: list[str]) -> str:
-    where = ", ".join(repr(b) for b in bases[:3]) + (", ..." if len(bases) > 3 else "")
-    return (
-        f"{_plural(n, 'audio file')} under the datasets' outputs ({where}) not ingested "
-        "(a dataset's tables, frames and stage outputs are never clips)"
-    )
-
-
 def _discover(
     cfg: Config, ds: DatasetConfig, notes: list[str]
 ) -> tuple[list[FileEntry], tuple[str, ...], str | None]:
@@ -225,7 +189,7 @@ def _discover(
     """
     seen: dict[str, FileEntry] = {}
     sources = [cfg.resolve(s) for s in ds.source]
-    in_outputs, bases = _in_outputs(cfg)
+    in_outputs, bases = datasets_outputs(cfg)
     n_outputs = 0
     for src in sources:  # one source at a time: say which one matched nothing
         listed = discover([src], storage_options=None)
@@ -235,7 +199,7 @@ def _discover(
             notes.append(f"source {src!r} matched no audio file")
         for f in got:
             seen.setdefault(f.uri, f)
-    excluded = _outputs_excluded(n_outputs, bases) if n_outputs else None
+    excluded = outputs_excluded(n_outputs, bases) if n_outputs else None
     if excluded:
         notes.append(excluded)
     found = [seen[k] for k in sorted(seen)]
@@ -306,7 +270,8 @@ def _relabeled(
 _TRANSIENT_READS = {"missing", "io_error"}
 
 
-def _transient(step: str, error_type: str) -> bool:
+def retried_failure(step: str, error_type: str) -> bool:
+    """Whether a failure (its ``step``, ``error_type``) is retried by the next run."""
     if step == "shard":
         return error_type != "decoder_crashed"
     return step == "read" and error_type in _TRANSIENT_READS
@@ -336,7 +301,7 @@ def _failed_before(
         i = last.get(f.uri)
         if i is None or t["settings_hash"][i] != settings or t["bytes"][i] != f.size:
             continue
-        if _transient(t["step"][i], t["error_type"][i]):
+        if retried_failure(t["step"][i], t["error_type"][i]):
             continue
         mtime = t["mtime"][i]
         if mtime is not None and abs(mtime - f.mtime) < 1e-6:

@@ -25,7 +25,7 @@ from audiopipe import features as F
 from audiopipe.catalog import FileEntry
 from audiopipe.ingest import staging
 from audiopipe.ingest.extract import split_for
-from audiopipe.ingest.plan import IngestPlan, RemovalRefusedError
+from audiopipe.ingest.plan import IngestPlan, RemovalRefusedError, retried_failure
 from audiopipe.ingest.shard import Shard, ShardResult
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
@@ -42,11 +42,15 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     :class:`ShardResult`, or the exception that made the shard fail (its files
     are recorded in ``errors`` and will be retried by the next run).
 
-    A stored file processed again (changed, or any file in a rebuild) that now fails, or
-    whose shard was lost, is removed like a file gone: its old rows described other audio
-    than the file now holds. Those count as removals: when, with the files gone, they are
-    more than the plan's ``max_removed_share`` of the stored clips (and the plan does not
-    ``allow_removals``), nothing is published, a ``failed`` run row says why, and
+    A stored file processed again (changed, or any file in a rebuild) that now fails is
+    removed like a file gone: its old rows described other audio than the file now holds.
+    In an ingest, a stored file whose shard was lost (a worker died: nothing is known of its
+    bytes) keeps its rows as they were and is retried by the next run; a rebuild, which
+    replaces every row, removes it too. Removals are guarded: when, with the files gone,
+    they are more than the plan's ``max_removed_share`` of the stored clips - or, in a run
+    capped by ``max_files_per_run``, when the share of its stored files that failed, carried
+    over the stored files deferred to later runs, would be - and the plan does not
+    ``allow_removals``, nothing is published, a ``failed`` run row says why, and
     :class:`~audiopipe.ingest.plan.RemovalRefusedError` is raised; an ingest's staged shards
     stay for the rerun to reuse (a rebuild's are removed: its rerun computes new ones).
 
@@ -63,18 +67,22 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     failed = [(s, r) for s, r in pairs if isinstance(r, BaseException)]
     clips, same = _new_clips(plan, ok)
     errors = _errors(plan, loc, ok_keys, failed)
-    dropped = _failed_stored(plan, clips, same)
+    # shards lost to the infrastructure (not a decoder crash, which speaks of its files)
+    lost = {f.uri for s, e in failed if retried_failure("shard", _error_type(e)) for f in s.files}
+    kept = lost if plan.kind == "ingest" else set()  # rows left as they were, retried next run
+    dropped = [u for u in _failed_stored(plan, clips, same) if u not in kept]
     try:
-        _check_removals(plan, dropped, errors)  # before any commit: refused, nothing changes
+        _check_removals(plan, dropped, errors, lost)  # before any commit: refused, nothing changes
     except RemovalRefusedError:
         if plan.kind == "rebuild":  # its shard keys hold its run id: no rerun reuses them
             staging.clean(loc, ok_keys)
         raise
     versions = dict(plan.base_versions)
-    versions.update(_publish_data(plan, ok, clips, same))
+    versions.update(_publish_data(plan, ok, clips, same, kept))
     if errors is not None:
         versions["errors"] = append(loc, "errors", errors)
-    run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions, dropped)
+    run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions, dropped,
+                   len(kept & set(plan.stored_clips)))
     append_run(loc, run)
     staging.clean(loc, ok_keys)
     return {
@@ -83,6 +91,11 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
         "worker_timings": worker_timings(ok),
         "shard_spans": [(r.worker, r.started_at, r.seconds) for r in ok if not r.reused],
     }
+
+
+def _error_type(err: BaseException) -> str:
+    """The ``error_type`` of ``err``'s ``errors`` rows (as :meth:`ErrorRow.of` names it)."""
+    return getattr(err, "kind", None) or type(err).__name__
 
 
 def worker_timings(results: Sequence[ShardResult]) -> dict[str, float]:
@@ -119,13 +132,38 @@ def _failed_stored(plan: IngestPlan, clips: pa.Table | None, same: pa.Table | No
     return [f.uri for f in plan.diff.to_process if f.uri in plan.stored_clips and f.uri not in done]
 
 
-def _check_removals(plan: IngestPlan, dropped: list[str], errors: pa.Table | None) -> None:
+def _projected_removals(plan: IngestPlan, dropped: list[str]) -> float:
+    """Clips the run removes (files gone + ``dropped``) and, in a run capped by
+    ``max_files_per_run``, as many of the stored files deferred to later runs as the share of
+    its stored files that failed: a dataset truncated in place is not removed a slice a run
+    below the guard.
+
+    >>> from audiopipe.catalog import Diff, FileEntry
+    >>> stored = {f"/{c}.wav": None for c in "abcd"}
+    >>> d = Diff(new=[], changed=[FileEntry("/a.wav", 1, 1.0)], removed=[], unchanged=[],
+    ...          deferred=[FileEntry(f"/{c}.wav", 1, 1.0) for c in "bcd"])
+    >>> class P: diff, stored_clips = d, stored
+    >>> _projected_removals(P, ["/a.wav"]), _projected_removals(P, [])
+    (4.0, 0.0)
+    """
+    d, stored = plan.diff, plan.stored_clips
+    n = float(len(d.removed) + len(dropped))
+    redone = sum(f.uri in stored for f in d.to_process)
+    later = sum(f.uri in stored for f in d.deferred)
+    return n + (len(dropped) / redone * later if redone and later else 0.0)
+
+
+def _check_removals(
+    plan: IngestPlan, dropped: list[str], errors: pa.Table | None, lost: set[str]
+) -> None:
     """Refuse to publish a run removing more than ``max_removed_share`` of the stored clips,
-    counting the files gone and the stored files that now fail (``dropped``); a ``failed``
-    run row says why."""
+    counting the files gone and the stored files that now fail (``dropped``; in a capped
+    run, projected over the deferred files: :func:`_projected_removals`); a ``failed`` run
+    row says why, telling files that failed from files whose shard was ``lost``."""
     d, n_stored = plan.diff, len(plan.stored_clips)
     n = len(d.removed) + len(dropped)
-    if plan.allow_removals or not dropped or n <= plan.max_removed_share * n_stored:
+    projected = _projected_removals(plan, dropped)
+    if plan.allow_removals or not dropped or projected <= plan.max_removed_share * n_stored:
         return
     name, kind = plan.context.dataset, plan.kind
     why: dict[str, str] = {}  # uri -> what it failed on (its last error)
@@ -135,6 +173,14 @@ def _check_removals(plan: IngestPlan, dropped: list[str], errors: pa.Table | Non
             why[u] = f"{step}/{type_}"
     examples = ", ".join(f"{u.rsplit('/', 1)[-1]} ({why.get(u, 'failed')})" for u in sorted(dropped)[:3])
     gone = f" and {len(d.removed)} whose files are gone" if d.removed else ""
+    if projected > n:
+        later = round(projected - n)
+        gone += (f", and at that rate about {later} more of the {len(d.deferred)} files deferred "
+                 "by max_files_per_run")
+    n_lost = len(lost & set(dropped))
+    if n_lost:
+        gone += (f" ({n_lost} of them because a worker was lost, not the file: for those a "
+                 "plain rerun is the way, not --allow-removals)")
     message = (
         f"dataset {name!r}: this run would remove {n} of its {n_stored} clips (more than "
         f"max_removed_share={plan.max_removed_share:g}): {len(dropped)} "
@@ -151,13 +197,18 @@ def _check_removals(plan: IngestPlan, dropped: list[str], errors: pa.Table | Non
 
 
 def _publish_data(
-    plan: IngestPlan, ok: list[ShardResult], clips: pa.Table | None, same: pa.Table | None
+    plan: IngestPlan,
+    ok: list[ShardResult],
+    clips: pa.Table | None,
+    same: pa.Table | None,
+    kept: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, int | None]:
     """Commit ``clips``, ``features`` and ``frames_index`` (``clips`` and ``same``: see
-    :func:`_new_clips`); their new versions."""
+    :func:`_new_clips`; the rows of files in ``kept`` stay as they are); their new versions."""
     loc = plan.context.location
     keys = [r.key for r in ok]
-    replaced_uris = {f.uri for f in plan.diff.to_process} | set(plan.diff.removed)
+    replaced_uris = {f.uri for f in plan.diff.to_process if f.uri not in kept}
+    replaced_uris |= set(plan.diff.removed)
     replaced_uris |= {f.uri for f in plan.diff.relabeled}
     # clip ids that stop being referenced (changed or removed files), unless still used
     old_ids = {plan.stored_clips[u][2] for u in replaced_uris if u in plan.stored_clips}
@@ -287,6 +338,7 @@ def _run_row(
     shard_failures: int,
     versions: dict[str, int | None],
     dropped: Sequence[str] = (),
+    n_kept: int = 0,
 ) -> RunRow:
     loc = plan.context.location
     d = plan.diff
@@ -302,6 +354,9 @@ def _run_row(
             f"; {n_dropped} changed {'file' if n_dropped == 1 else 'files'} failed and "
             f"{'was' if n_dropped == 1 else 'were'} removed"
         )
+    if n_kept:
+        message += (f"; {n_kept} stored {'file' if n_kept == 1 else 'files'} of lost shards "
+                    "kept as before (retried by the next run)")
     message = "; ".join([message, *plan.notes])
     row = _run(plan, "ok", versions, message)
     return replace(

@@ -162,6 +162,29 @@ def test_a_source_holding_the_storage_does_not_ingest_the_datasets_outputs(tmp_p
     assert str(stem) not in set(clips.uri)
 
 
+def test_outputs_of_a_dataset_the_config_no_longer_declares_are_not_ingested(tmp_path):
+    """A dataset renamed (or of another config sharing the storage) keeps its folder: its
+    separated stems were ingested as clips of a dataset whose source holds the storage
+    (review 3 finding 3); a storage folder holding a ``runs`` table is outputs too."""
+    import audiopipe
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    write(tmp_path / "old_src" / "o.wav", sine(f=500, dur=0.2), 22050)
+    old = load_config(write_config(tmp_path, {"old": {"source": str(tmp_path / "old_src")}}))
+    plan = plan_ingest(old, "old")
+    publish(plan, [extract_shard(sh, plan.context) for sh in plan.shards])
+    stem = write(tmp_path / "out" / "old" / "stages" / "separate" / "x.wav", sine(dur=0.2), 22050)
+    write(tmp_path / "rec" / "a.wav", sine(f=300, dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path)}})  # holds the storage
+    row = _ingest(cfg)
+    clips = set(audiopipe.open_dataset(str(tmp_path / "out"), "t").table("clips").to_pandas().uri)
+    assert str(stem) not in clips and str(tmp_path / "rec" / "a.wav") in clips
+    assert "under the datasets' outputs" in row["message"]
+
+
 def test_audio_kept_under_the_storage_root_outside_the_datasets_outputs_is_ingested(tmp_path):
     """``storage: data`` with ``source: data/raw``: only ``data/<dataset>/`` holds outputs, the
     raw audio beside them is a source like any other (review 2 finding 6: it was all left

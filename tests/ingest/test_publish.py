@@ -164,22 +164,60 @@ def test_a_rebuild_counts_failing_files_as_removed_and_is_guarded(tmp_path):
     assert len(_table(tmp_path, "features")) == 1
 
 
-def test_changed_files_of_a_lost_shard_are_not_published_over(tmp_path):
-    """A shard lost with its worker: its changed files' old rows describe audio the files no
-    longer hold, so they go too; all of them is more than max_removed_share, so nothing is
-    published, and the next run processes them."""
-    files = _corpus(tmp_path / "corpus", 2)
-    cfg = _cfg(tmp_path)
+def test_changed_files_of_a_lost_shard_keep_their_rows_and_are_retried(tmp_path):
+    """A shard lost with its worker says nothing about its files' bytes: an ingest leaves
+    their stored rows as they were (removing them took intact clips away, and the refusal
+    sent users to --allow-removals, which deleted them all), and the next run processes them."""
+    files = _corpus(tmp_path / "corpus", 4)
+    cfg = _cfg(tmp_path, shard={"min_shards": 2})
     _ingest(cfg)
-    before = _versions(tmp_path)
+    before = _table(tmp_path, "clips").set_index("uri").clip_id
     for i, f in enumerate(files):
         write(f, sine(f=1000 + 100 * i, dur=0.3), 22050)
     plan = plan_ingest(load_config(cfg), "t")
-    with pytest.raises(RemovalRefusedError, match=r"2 of its 2 clips.*shard/"):
-        publish(plan, [ConnectionError("worker lost")] * len(plan.shards))
+    assert len(plan.shards) == 2
+    lost = {f.uri for f in plan.shards[0].files}
+    row = publish(plan, [ConnectionError("worker lost"), extract_shard(plan.shards[1], plan.context)])
+    assert row["files_removed"] == 0 and row["clips_total"] == 4
+    assert f"{len(lost)} stored files of lost shards kept as before" in row["message"]
+    clips = _table(tmp_path, "clips").set_index("uri").clip_id
+    assert all(clips[u] == before[u] for u in lost)  # untouched, features and all
+    assert all(clips[u] != before[u] for u in set(clips.index) - lost)  # the others redone
+    assert set(_table(tmp_path, "features").clip_id) == set(clips)
+    row = _ingest(cfg)  # retried: they are still "changed" against their stored rows
+    assert row["files_changed"] == len(lost) and row["files_processed"] == len(lost)
+    assert set(_table(tmp_path, "clips").clip_id).isdisjoint(before)
+    # every shard lost: nothing to refuse, nothing removed
+    for i, f in enumerate(files):
+        write(f, sine(f=500 + 100 * i, dur=0.3), 22050)
+    plan = plan_ingest(load_config(cfg), "t")
+    row = publish(plan, [ConnectionError("worker lost")] * len(plan.shards))
+    assert row["files_removed"] == 0 and row["clips_total"] == 4
+
+
+def test_a_capped_run_cannot_remove_a_truncated_dataset_a_slice_at_a_time(tmp_path):
+    """With max_files_per_run, every file truncated in place failed a slice per run, each
+    slice under max_removed_share: 8 of 10 clips went before a run was refused. The failed
+    share of a run's stored files is carried over the stored files it deferred."""
+    files = _corpus(tmp_path / "corpus", 10)
+    cfg = _cfg(tmp_path, max_files_per_run=2, max_removed_share=0.5)
+    for _ in range(5):
+        _ingest(cfg)
+    assert len(_table(tmp_path, "clips")) == 10
+    for f in files:
+        f.write_bytes(f.read_bytes()[:40])
+    before = _versions(tmp_path)
+    with pytest.raises(RemovalRefusedError, match=r"about 8 more of the 8 files deferred"):
+        _ingest(cfg)
     assert _versions(tmp_path) == before
+    # one broken file beside a healthy change, nothing deferred: 1 of 10 removed, not refused
+    files = _corpus(tmp_path / "corpus", 10)
+    for _ in range(5):
+        _ingest(cfg)
+    files[0].write_bytes(b"")
+    files[5].touch()
     row = _ingest(cfg)
-    assert row["files_processed"] == 2 and row["files_removed"] == 0 and row["clips_total"] == 2
+    assert row["files_removed"] == 1 and row["clips_total"] == 9
 
 
 def test_shards_staged_by_a_killed_run_are_published_with_the_labels_of_now(tmp_path, monkeypatch):
