@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from audiopipe import features as F
 from audiopipe.catalog import Diff, FileEntry, LabelsError, diff, discover, load_labels
 from audiopipe.config import Config, DatasetConfig, config_hash
+from audiopipe.config_files import check_files
 from audiopipe.fanout import balanced_runs
 from audiopipe.ingest.outputs import datasets_outputs, outputs_excluded
 from audiopipe.ingest.shard import DECODER_HOOK_ENV, IngestContext, Shard
@@ -373,9 +374,10 @@ def plan_ingest(
     storage (:class:`~audiopipe.store.TableMissing`: a rebuild recomputes them); a dataset
     with no clip whose sources match no file (:class:`EmptySourceError`); a run that would
     remove more than the dataset's ``max_removed_share`` of its clips because their files
-    are gone (:class:`RemovalRefusedError`; ``allow_removals`` lets it through); a labels
-    file matching no file, or listing a path twice with different
-    values (:class:`~audiopipe.catalog.LabelsError`). A stored file that is processed again
+    are gone (:class:`RemovalRefusedError`; ``allow_removals`` lets it through); a local
+    labels file that is not there (``FileNotFoundError`` naming ``datasets.X.labels.path``),
+    or one matching no file or listing a path twice with different values
+    (:class:`~audiopipe.catalog.LabelsError`). A stored file that is processed again
     (changed, or any in a rebuild) and now fails is removed too: :func:`publish` counts
     those with the files gone and refuses the same way, publishing nothing.
 
@@ -387,6 +389,7 @@ def plan_ingest(
     the dataset's features; old versions stay readable until vacuumed).
     """
     ds: DatasetConfig = cfg.dataset(dataset)
+    check_files(cfg, ds.name, labels=True)  # a local labels file not there: named by its key
     loc = Location(cfg.storage_root, ds.name)
     recover(loc)
     recipe = ds.recipe()

@@ -163,9 +163,9 @@ def test_a_source_holding_the_storage_does_not_ingest_the_datasets_outputs(tmp_p
 
 
 def test_outputs_of_a_dataset_the_config_no_longer_declares_are_not_ingested(tmp_path):
-    """A dataset renamed (or of another config sharing the storage) keeps its folder: its
-    separated stems were ingested as clips of a dataset whose source holds the storage
-    (review 3 finding 3); a storage folder holding a ``runs`` table is outputs too."""
+    """A dataset renamed, or stored under another root (another config's), keeps its folder:
+    its separated stems were ingested as clips of a dataset whose source holds it (reviews 3
+    and 4); any folder holding a ``runs`` table is outputs."""
     import audiopipe
     from audiopipe.config import load_config
     from audiopipe.ingest import extract_shard, plan_ingest, publish
@@ -183,6 +183,12 @@ def test_outputs_of_a_dataset_the_config_no_longer_declares_are_not_ingested(tmp
     clips = set(audiopipe.open_dataset(str(tmp_path / "out"), "t").table("clips").to_pandas().uri)
     assert str(stem) not in clips and str(tmp_path / "rec" / "a.wav") in clips
     assert "under the datasets' outputs" in row["message"]
+    # the storage moved elsewhere (or another config's): out/old is still a dataset's folder
+    moved = write_config(tmp_path, {"t": {"source": str(tmp_path)}}, str(tmp_path / "store"))
+    row = _ingest(moved)
+    clips = set(audiopipe.open_dataset(str(tmp_path / "store"), "t").table("clips").to_pandas().uri)
+    assert str(stem) not in clips and str(tmp_path / "rec" / "a.wav") in clips
+    assert str(tmp_path / "out" / "old") in row["message"]
 
 
 def test_audio_kept_under_the_storage_root_outside_the_datasets_outputs_is_ingested(tmp_path):
@@ -256,3 +262,19 @@ def test_an_ingest_over_a_lost_table_is_refused_and_a_rebuild_recomputes_it(tmp_
     ds = audiopipe.open_dataset(str(tmp_path / "out"), "t")
     assert ds.table("features").num_rows == 3 and not ds.missing_tables()
     assert ds.table("runs").num_rows == runs_before + 1  # the refused ingest recorded nothing
+
+
+def test_a_labels_file_not_there_is_named_by_its_key_before_any_work(tmp_path):
+    """Called as a library, as by the flows: the plan names the key (it raised the bare
+    FileNotFoundError of whatever it read first) and nothing is written."""
+    from audiopipe.config import load_config
+    from audiopipe.ingest import plan_ingest
+    from tests.audio_fixtures import sine, write
+    from tests.conftest import write_config
+
+    write(tmp_path / "audio" / "a.wav", sine(dur=0.2), 22050)
+    cfg = write_config(tmp_path, {"t": {"source": str(tmp_path / "audio"),
+                                        "labels": {"path": str(tmp_path / "gone.csv")}}})
+    with pytest.raises(FileNotFoundError, match=r"datasets\.t\.labels\.path: .*gone\.csv"):
+        plan_ingest(load_config(cfg), "t")
+    assert not (tmp_path / "out").exists()

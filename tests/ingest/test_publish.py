@@ -207,8 +207,16 @@ def test_a_capped_run_cannot_remove_a_truncated_dataset_a_slice_at_a_time(tmp_pa
     for f in files:
         f.write_bytes(f.read_bytes()[:40])
     before = _versions(tmp_path)
-    with pytest.raises(RemovalRefusedError, match=r"about 8 more of the 8 files deferred"):
+    with pytest.raises(RemovalRefusedError, match=r"remove 2 of its 10 clips now and, at the "
+                       r"rate .* about 8 more of the 8 stored files deferred .* checked again"):
         _ingest(cfg)
+    assert _versions(tmp_path) == before
+    # a worker lost on half the slice: the files of unknown outcome do not dilute the rate
+    cfg4 = _cfg(tmp_path, max_files_per_run=4, max_removed_share=0.5, shard={"min_shards": 2})
+    plan = plan_ingest(load_config(cfg4), "t")
+    assert [len(sh.files) for sh in plan.shards] == [2, 2]
+    with pytest.raises(RemovalRefusedError, match="about 6 more"):
+        publish(plan, [ConnectionError("worker lost"), extract_shard(plan.shards[1], plan.context)])
     assert _versions(tmp_path) == before
     # one broken file beside a healthy change, nothing deferred: 1 of 10 removed, not refused
     files = _corpus(tmp_path / "corpus", 10)
@@ -218,6 +226,12 @@ def test_a_capped_run_cannot_remove_a_truncated_dataset_a_slice_at_a_time(tmp_pa
     files[5].touch()
     row = _ingest(cfg)
     assert row["files_removed"] == 1 and row["clips_total"] == 9
+    # one failure is no rate: one broken file among many healthy changes, one a run, passes
+    for f in files[1:]:
+        write(f, sine(f=700, dur=0.3), 22050)
+    files[1].write_bytes(b"")
+    row = _ingest(_cfg(tmp_path, max_files_per_run=1, max_removed_share=0.5))
+    assert row["files_removed"] == 1 and row["clips_total"] == 8
 
 
 def test_shards_staged_by_a_killed_run_are_published_with_the_labels_of_now(tmp_path, monkeypatch):
