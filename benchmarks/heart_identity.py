@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -428,37 +429,36 @@ def round8(split: str, log=print) -> dict:
     return {"base": base, "taken": taken, "params": params, "rows": out}
 
 
+def _write(name: str, todo: list[str], run: Callable[[str], dict], backup: str,
+           note: Callable[[dict], dict]) -> None:
+    """``run(split)`` for each split, kept in ``results/<name>`` and taken into
+    ``heart_tuning.json``: its ``params`` (the previous ones kept as ``backup``) and
+    ``note(result)`` under the result file's round key."""
+    path, tpath = RESULTS / name, RESULTS / "heart_tuning.json"
+    res = json.loads(path.read_text()) if path.is_file() else {}
+    for split in todo:
+        res[split] = run(split)
+        path.write_text(json.dumps(res, indent=1, default=float))
+        tuned = json.loads(tpath.read_text())
+        tuned[split].setdefault(backup, tuned[split]["params"])
+        tuned[split]["params"] = res[split]["params"]
+        tuned[split].update(note(res[split]))
+        tpath.write_text(json.dumps(tuned, indent=1))
+    print("wrote", path, tpath)
+
+
 def main() -> None:
     """``choose`` on the named splits (default both); writes ``heart_identity.json`` and
     the chosen configurations into ``heart_tuning.json`` (``params``; the round-6
-    configuration kept as ``params_round6``)."""
+    configuration kept as ``params_round6``); ``--round8`` the same with :func:`round8`
+    (``heart_round8.json``, the previous configuration kept as ``params_round7``)."""
     todo = [a for a in sys.argv[1:] if a in ("A", "B")] or ["A", "B"]
     if "--round8" in sys.argv:
-        path = RESULTS / "heart_round8.json"
-        res = json.loads(path.read_text()) if path.is_file() else {}
-        tpath = RESULTS / "heart_tuning.json"
-        for split in todo:
-            res[split] = round8(split)
-            path.write_text(json.dumps(res, indent=1, default=float))
-            tuned = json.loads(tpath.read_text())
-            tuned[split].setdefault("params_round7", tuned[split]["params"])
-            tuned[split]["params"] = res[split]["params"]
-            tuned[split]["round8"] = {"base": res[split]["base"], "taken": res[split]["taken"]}
-            tpath.write_text(json.dumps(tuned, indent=1))
-        print("wrote", path, tpath)
+        _write("heart_round8.json", todo, round8, "params_round7",
+               lambda r: {"round8": {"base": r["base"], "taken": r["taken"]}})
         return
-    path = RESULTS / "heart_identity.json"
-    res = json.loads(path.read_text()) if path.is_file() else {}
-    tpath = RESULTS / "heart_tuning.json"
-    for split in todo:
-        res[split] = choose(split)
-        path.write_text(json.dumps(res, indent=1, default=float))
-        tuned = json.loads(tpath.read_text())
-        tuned[split].setdefault("params_round6", tuned[split]["params"])
-        tuned[split]["params"] = res[split]["params"]
-        tuned[split]["identity_stress"] = {"taken": res[split]["taken"]}
-        tpath.write_text(json.dumps(tuned, indent=1))
-    print("wrote", path, tpath)
+    _write("heart_identity.json", todo, choose, "params_round6",
+           lambda r: {"identity_stress": {"taken": r["taken"]}})
 
 
 if __name__ == "__main__":
