@@ -453,7 +453,7 @@ def stage_problems(dataset: str, stages: dict[str, Any]) -> list[str]:
     import difflib
 
     from audiopipe.stages import STAGES
-    from audiopipe.stages.runner import check_params
+    from audiopipe.stages.checks import check_params
 
     problems = []
     for stage, raw in stages.items():

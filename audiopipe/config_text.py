@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ from pydantic import ValidationError
 
 from audiopipe.errors import ConfigError
 
-__all__ = ["cron_problem", "format_errors", "load_yaml", "memory_problem", "memory_size",
-           "name_problem", "path_problem"]
+__all__ = ["cron_problem", "demo_folder", "format_errors", "load_yaml", "memory_problem",
+           "memory_size", "name_problem", "path_problem", "path_problems"]
 
 
 #: what each strict-mode type error of pydantic means, in plain words
@@ -385,3 +386,25 @@ def path_problem(
     if not os.path.exists(path):
         return f"no such file{'' if file_only else ' or folder'}: {path}"
     return None
+
+
+def demo_folder(source: Any, demo_corpus: Any, base_dir: str) -> str | None:
+    """The folder a demo corpus not yet written will fill (its files are not missing): a
+    dataset's first ``source`` when ``demo_corpus`` is true and it holds no ``.wav`` yet."""
+    first = source[0] if isinstance(source, list) and source else source
+    if demo_corpus is not True or not isinstance(first, str) or not first.strip():
+        return None
+    folder = str((Path(base_dir) / first.split("*")[0].rstrip("/")).resolve())
+    return None if next(Path(folder).rglob("*.wav"), None) else folder
+
+
+def path_problems(
+    dataset: str,
+    keys: Iterable[tuple[str, Any, bool]],
+    base_dir: str,
+    written_under: str | None = None,
+) -> list[str]:
+    """``datasets.D.key: reason`` (:func:`path_problem`) for each ``(key, value, file_only)``
+    of ``keys`` that names no local file or folder to read."""
+    return [f"datasets.{dataset}.{key}: {why}" for key, v, file_only in keys
+            if (why := path_problem(v, base_dir, file_only=file_only, written_under=written_under))]

@@ -70,19 +70,10 @@ def run_stages_checked(
 
     Clip stages with many new clips run in shards on Dask: ``scheduler`` (or the config's
     ``cluster``), else a LocalCluster started only when a stage needs it."""
-    from audiopipe.stages.runner import check_params
+    from audiopipe.stages.checks import check_request
 
-    ds = cfg.dataset(dataset)
-    todo = names or list(ds.stages)
-    problems = []
-    for n in todo:
-        where = f"datasets.{ds.name}.stages.{n}"
-        problems += check_params(n, {**ds.stages.get(n, {}), **(overrides or {})}, where=where)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    from audiopipe.config_files import check_files
-
-    check_files(cfg, ds.name, stages=todo, overrides=overrides)  # the files they read
+    # parameters, then the files they read: refused before Prefect or Dask starts
+    name, todo = check_request(cfg, dataset, names, overrides)
     from flows.server import use_api
 
     if use_api():
@@ -91,7 +82,7 @@ def run_stages_checked(
 
         with flow_run_settings():
             return stages(
-                dataset=ds.name,
+                dataset=name,
                 names=todo,
                 config_path=config_path,
                 overrides=overrides,
@@ -102,7 +93,7 @@ def run_stages_checked(
     from flows.runtime import lazy_client
 
     with lazy_client(cfg, scheduler) as client:
-        return run_stages(cfg, ds.name, todo, overrides, force=force, client=client)
+        return run_stages(cfg, name, todo, overrides, force=force, client=client)
 
 
 def parse_sets(name: str, items: list[str]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from audiopipe.config import load_config
-from audiopipe.config_files import check_files
 from audiopipe.stages.runner import run_named, run_stages
 from flows.runtime import lazy_client
 
@@ -49,12 +48,10 @@ def stages(
     """Run ``names`` (default: every stage declared for the dataset) and return their reports.
 
     Clip stages with many new clips run in shards on ``scheduler`` (or the config's
-    cluster, else a LocalCluster started for that stage).
+    cluster, else a LocalCluster started for that stage). The request (parameters, then the
+    files they read) is checked before the first stage runs, by :func:`run_stages`.
     """
     cfg = load_config(config_path)
-    todo = names or list(cfg.dataset(dataset).stages)
-    check_files(cfg, dataset, stages=todo, overrides=overrides)  # before the first stage runs
-    logger = get_run_logger()
 
     def one(root: str, ds: str, name: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
         kw.pop("log", None)
@@ -62,7 +59,7 @@ def stages(
         rep = stage_task.with_options(task_run_name=f"stage-{name}")(
             root, ds, name, params, config_path=config_path, scheduler=scheduler, **kw
         )
-        logger.info("%s: %s", name, rep.get("skipped") or rep.get("metrics"))
+        get_run_logger().info("%s: %s", name, rep.get("skipped") or rep.get("metrics"))
         return rep
 
     return run_stages(cfg, dataset, names, overrides, force=force, runner=one)

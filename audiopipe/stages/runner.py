@@ -45,6 +45,7 @@ from audiopipe.errors import ConfigError
 from audiopipe.stages import stage_class
 from audiopipe.stages._outputs import draw, metric_summary, to_table, write_errors, write_metrics
 from audiopipe.stages.base import ClipStage, Stage, StageContext, StageOutput
+from audiopipe.stages.checks import check_params, check_request  # check_params: re-exported
 from audiopipe.stages.cluster import process_clips
 from audiopipe.stages.params import ParamError, check, resolve
 
@@ -87,17 +88,6 @@ def params_hash(params: Mapping[str, Any]) -> str:
     """Stable hash (16 hex digits) of resolved parameters."""
     payload = json.dumps(params, sort_keys=True, default=str).encode()
     return hashlib.blake2b(payload, digest_size=8).hexdigest()
-
-
-def check_params(
-    name: str, raw: Mapping[str, Any] | None, *, where: str, require: bool = True
-) -> list[str]:
-    """Problems of ``raw`` parameters of stage ``name`` (declaration and cross-parameter rules)."""
-    stage = stage_class(name)()
-    problems = check(stage.params, raw, where=where, require=require)
-    if not problems and require:
-        problems = [f"{where}: {p}" for p in stage.check(resolve(stage.params, raw))]
-    return problems
 
 
 def _dataset_defaults(ds: Dataset, stage: Stage, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -463,26 +453,17 @@ def run_stages(
     runner: Callable[..., dict[str, Any]] = run_named,
     client: Any = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run a dataset's declared stages (or ``names``) in order; all are validated first.
+    """Run a dataset's declared stages (or ``names``) in order; all are checked first.
 
-    ``overrides`` (``--set``) apply to each stage; ``runner`` (default :func:`run_named`)
-    runs one stage: the Prefect flow passes its task. ``client`` (in-process runner only)
-    is shared by the clip stages (see :func:`run_stage`). ``cfg`` is an
-    :class:`audiopipe.config.Config` (not imported here: the config imports the stages).
+    The request (parameters, then the local files they name) is checked completely before
+    any stage runs (:func:`audiopipe.stages.checks.check_request`). ``overrides``
+    (``--set``) apply to each stage; ``runner`` (default :func:`run_named`) runs one stage:
+    the Prefect flow passes its task. ``client`` (in-process runner only) is shared by the
+    clip stages (see :func:`run_stage`). ``cfg`` is an :class:`audiopipe.config.Config` (not
+    imported here: the config imports the stages).
     """
     ds_cfg = cfg.dataset(dataset)
-    todo = list(names or ds_cfg.stages)
-    if not todo:
-        raise ConfigError(
-            f"datasets.{ds_cfg.name}.stages: declares no stages; add some, or name one "
-            f"(`audiopipe stage NAME {ds_cfg.name}`)"
-        )
-    problems = []
-    for n in todo:
-        where = f"datasets.{ds_cfg.name}.stages.{n}"
-        problems += check_params(n, {**ds_cfg.stages.get(n, {}), **(overrides or {})}, where=where)
-    if problems:
-        raise ConfigError("\n".join(problems))
+    _, todo = check_request(cfg, ds_cfg.name, names, overrides)
     if runner is run_named:  # in this process: open the dataset once for every stage
         from audiopipe.store import open_dataset
 

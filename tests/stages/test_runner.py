@@ -159,3 +159,40 @@ def test_vacuum_keeps_the_latest_run_of_every_stage(small):
     assert beats["run_id"] not in report.kept_runs
     assert read_table(small.location, "fingerprints", version=fp["tables"]["fingerprints"]).num_rows
     assert read_table(small.location, "tempo", version=last_beats["tables"]["tempo"]).num_rows == 3
+
+
+def test_run_stages_called_directly_refuses_missing_stage_files_before_any_work(tmp_path):
+    """A library call of ``run_stages`` (no CLI, no flow) checked the parameters but not the
+    files they name: a missing events file failed late, inside the stage. The request is
+    checked completely first (parameters, then files, as the CLI does), each file named by
+    its key; the files checked are this run's (an override over the config's)."""
+    from audiopipe.config import ConfigError, load_config
+    from audiopipe.stages.runner import run_stages
+    from tests.conftest import write_config
+
+    gone = tmp_path / "share" / "events.csv"
+    cfg = load_config(write_config(tmp_path, {"d": {"source": str(tmp_path / "audio"), "stages": {
+        "segment": {"events": "share/events.csv"}, "recommend": {"listens": "share/l.csv"},
+        "beats": {}}}}))
+    ran = []
+
+    def runner(root, dataset, name, params, **kw):
+        ran.append((name, params))
+        return {}
+
+    with pytest.raises(FileNotFoundError) as info:
+        run_stages(cfg, "d", runner=runner)
+    assert sorted(str(info.value).splitlines()) == [
+        f"datasets.d.stages.recommend.listens: no such file or folder: {tmp_path / 'share' / 'l.csv'}",
+        f"datasets.d.stages.segment.events: no such file or folder: {gone}",
+    ]
+    with pytest.raises(FileNotFoundError, match="segment.events"):
+        run_stages(cfg, "d", ["beats", "segment"])  # the in-process runner: no dataset opened
+    assert ran == [] and not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match=r"datasets\.d\.stages\.segment\.mdoe: unknown"):
+        run_stages(cfg, "d", ["segment"], {"mdoe": "novelty"}, runner=runner)  # parameters first
+    here = tmp_path / "events.csv"
+    here.write_text("path,onset_s,offset_s,label\n")
+    run_stages(cfg, "d", ["segment"], {"events": str(here)}, runner=runner)
+    run_stages(cfg, "d", ["beats"], runner=runner)  # (files of stages not run are not checked)
+    assert ran == [("segment", {"events": str(here)}), ("beats", {})]

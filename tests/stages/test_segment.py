@@ -343,3 +343,61 @@ def test_a_fold_lacking_a_label_of_its_test_clips_is_warned_about():
         warnings.simplefilter("error", SegmentWarning)
         oof = out_of_fold_segments(seg, frames, labels, n_splits=4)
     assert {s[2] for s in oof["c0"]} == {"bg", "x"}
+
+
+ROUND8 = ("identity_spread_weight", "identity_width_weight", "identity_compare")
+
+
+def test_round8_identity_options_are_stage_parameters_checked_before_any_work(fresh_ds, tmp_path):
+    """Round 8's options of the S1/S2 identity check are ``segment`` parameters: a bad value
+    is refused naming its key before any work, and so are options of a check that is off."""
+    from audiopipe.stages.runner import check_params
+
+    heart = {"mode": "heart", "reference": "refs"}
+    assert check_params("segment", {**heart, **dict.fromkeys(ROUND8, 1)}, where="s") == []
+    bad = {"identity_spread_weight": -1, "identity_width_weight": "wide",
+           "identity_compare": "maybe"}
+    assert check_params("segment", {**heart, **bad}, where="s") == [
+        "s.identity_spread_weight: must be >= 0, got -1",
+        "s.identity_width_weight: must be a number, got 'wide'",
+        "s.identity_compare: must be true or false, got 'maybe'",
+    ]
+    (problem,) = check_params(
+        "segment", {**heart, "identity_check": False, "identity_compare": True}, where="s")
+    assert problem.startswith("s: identity_compare set but identity_check is false")
+    with pytest.raises(ConfigError, match=r"segment\.identity_width_weight: must be >= 0"):
+        run_stage(fresh_ds, "segment", {**heart, "reference": str(tmp_path),
+                                        "identity_width_weight": -0.5})
+    assert "segments" not in fresh_ds.table_names()
+
+
+def test_round8_identity_options_reach_the_estimator_with_its_defaults(tmp_path):
+    """The stage builds its estimator with the options given (the spread cue is weighed, the
+    exchanged path decoded); not given, they are the estimator's own defaults, so a stored
+    run's outputs do not change."""
+    from audiopipe.stages.heart import HeartSegmenter
+    from audiopipe.stages.heart.references import points_to_intervals
+    from audiopipe.stages.params import resolve
+    from audiopipe.stages.segment.heart import estimator
+
+    raw = {"mode": "heart", "reference": "refs"}
+    plain = resolve(segment.Segment.params, raw, base_dir=tmp_path)
+    set_ = resolve(segment.Segment.params, {**raw, "identity_spread_weight": "1",
+                                            "identity_width_weight": 0.5,
+                                            "identity_compare": "true"}, base_dir=tmp_path)
+    default = HeartSegmenter().get_params()
+    assert {k: estimator(plain).get_params()[k] for k in ROUND8} == {k: default[k] for k in ROUND8}
+    assert {k: estimator(set_).get_params()[k] for k in ROUND8} == {
+        "identity_spread_weight": 1.0, "identity_width_weight": 0.5, "identity_compare": True}
+
+    def rec(seed):
+        y, sr, s1, s2 = segment.synthetic_pcg(duration=10.0, seed=seed)
+        return (y, sr), points_to_intervals(np.r_[s1, s2], ["S1"] * len(s1) + ["S2"] * len(s2))
+
+    train = [rec(0), rec(1)]
+    (y, sr), _ = rec(2)
+    fitted = {k: estimator(p).fit([r for r, _ in train], [i for _, i in train])
+              for k, p in (("plain", plain), ("set", set_))}
+    a, b = (fitted[k].analyse(y, sr)["identity"] for k in ("plain", "set"))
+    assert a["spread"] == 0.0 and a["width"] == 0.0 and "evidence_swapped" not in a
+    assert b["spread"] != 0.0 and b["width"] != 0.0 and "evidence_swapped" in b

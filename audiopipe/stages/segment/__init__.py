@@ -17,7 +17,10 @@ Four modes, each a module of this package:
   logistic-regression HSMM, :mod:`audiopipe.stages.heart`) trained from the dataset's
   recordings named by CirCor ``.tsv`` interval or PASCAL point references; referenced clips
   are segmented out-of-fold by patient-grouped CV (``evaluation = cv``), the others by the
-  final model; every recording is covered from start to end.
+  final model; every recording is covered from start to end. Its estimator's options are
+  stage parameters of the same names (:data:`.heart.ESTIMATOR_PARAMS`), among them the
+  S1/S2 identity check's (``identity_check``; round 8's ``identity_spread_weight``,
+  ``identity_width_weight`` and ``identity_compare``, off by default).
 
 Segmentation is clip by clip: a run segments only clips that are new since the last one
 (and drops removed clips), unless the parameters, the code or - in supervised mode - the
@@ -144,6 +147,15 @@ class Segment(ClipStage):
         Param("identity_check", "bool", True,
               "heart: check each decoded path's S1/S2 identity (S1 lower-pitched, systole "
               "shorter than diastole) and decode again with S1 and S2 exchanged when swapped"),
+        Param("identity_spread_weight", "float", 0.0,
+              "heart: weight in the identity check of the spread cue (S2 has more of its energy "
+              "above 150 Hz than S1; round 8); 0: not computed", low=0),
+        Param("identity_width_weight", "float", 0.0,
+              "heart: weight in the identity check of the width cue (S1 lasts longer than S2; "
+              "round 8); 0: not computed", low=0),
+        Param("identity_compare", "bool", False,
+              "heart: also decode with S1 and S2 exchanged and keep that path when its identity "
+              "evidence is the higher by twice the margin (round 8; else the sign rule)"),
         Param("random_state", "int", 0, "seed of the folds and frame sampling"),
     )
     tables = ("segments",)
@@ -160,6 +172,11 @@ class Segment(ClipStage):
                     "or an S1/S2 point CSV) or 'points'"]
         if params["min_bpm"] >= params["max_bpm"]:  # refused in every mode: no silent nonsense
             return [f"min_bpm ({params['min_bpm']}) must be below max_bpm ({params['max_bpm']})"]
+        idle = [k for k in ("identity_spread_weight", "identity_width_weight", "identity_compare")
+                if params[k]]
+        if idle and not params["identity_check"]:  # options of a check that is not made
+            return [f"{', '.join(idle)} set but identity_check is false: the S1/S2 identity "
+                    "check they tune is not made (set identity_check: true, or leave them out)"]
         return []
 
     @property

@@ -19,8 +19,11 @@ from the dataset's labelled recordings.
   saved with skops and segments every other clip (``origin = model``).
 - **Parameters** passed to the estimator (:data:`ESTIMATOR_PARAMS`, same names): ``C``,
   ``emission``, ``min_bpm``, ``max_bpm``, ``n_candidates``, ``refine``, ``identity_check``
-  (the S1/S2 swap check, on by default) and ``random_state``; the others keep the
-  estimator's defaults.
+  (the S1/S2 swap check, on by default), round 8's options of that check
+  (``identity_spread_weight``, ``identity_width_weight``: weights of the spread and width
+  cues, 0 by default; ``identity_compare``: judge the path decoded with S1 and S2
+  exchanged by its own cues, off by default) and ``random_state``; the others keep the
+  estimator's defaults (so do these, unless set: a stored run's outputs do not change).
 - **Predict**: every clip gets segments from its first sample to its last (S1, systole, S2,
   diastole), each with the mean posterior of its state as ``confidence``.
 
@@ -51,7 +54,8 @@ __all__ = [
 
 #: HeartSegmenter parameters the stage declares (same names)
 ESTIMATOR_PARAMS = ("C", "emission", "min_bpm", "max_bpm", "n_candidates", "refine",
-                    "identity_check", "random_state")
+                    "identity_check", "identity_spread_weight", "identity_width_weight",
+                    "identity_compare", "random_state")
 
 
 def clip_key(uri: str) -> list[str]:
