@@ -93,7 +93,12 @@ class HeartSegmenter(Decoding, BaseEstimator):
     model's S1/S2 confused). Round 5's remedies for a heart rate a few percent off
     (``rate_sd``, ``rate_search``) stay off: a rate forced 3-8 % off cost both strict
     splits' tuning parts <= 0.002 and neither remedy gained there (``tune_heart.py
-    --stress-rate``). Figures with these defaults: ``benchmarks/segment_heart_stage.py`` (the
+    --stress-rate``). Round 9's regularity cue decides alone where it is decisive (margin
+    0.5: on both strict splits' tuning parts and the 16 recordings it swapped no recording
+    wrongly, kept round 4's confused-emission score, and raised split A's identity stress
+    objective from round 6's configuration, ``benchmarks/heart_regularity.py``; weighed into
+    the evidence it lost round 4's test on a 5-cycle recording; on the 16 recordings it changed
+    nothing). Figures with these defaults: ``benchmarks/segment_heart_stage.py`` (the
     stage, leave-one-patient-out); strict tune/report split: ``benchmarks/heart.py``.
 
     Parameters
@@ -174,7 +179,7 @@ class HeartSegmenter(Decoding, BaseEstimator):
     identity_regularity_weight : float, default 0.0
         Weight of round 9's cue in the evidence (:func:`~.identity.regularity_cue`:
         systole is steadier from beat to beat than diastole; 0: not added).
-    identity_regularity_margin : float or None, default None
+    identity_regularity_margin : float or None, default 0.5 (tuned; [no such cue])
         Round 9's decisive rule: when the regularity cue says "swapped" or "in place" by
         more than this margin (with ``identity_compare``: half the difference between the
         two decoded paths' cues), it decides alone; otherwise the evidence rule stands
@@ -238,7 +243,7 @@ class HeartSegmenter(Decoding, BaseEstimator):
         identity_width_weight: float = 0.0,
         identity_compare: bool = False,
         identity_regularity_weight: float = 0.0,
-        identity_regularity_margin: float | None = None,
+        identity_regularity_margin: float | None = 0.5,
         rate_sd: float = 0.0,
         rate_search: float = 0.0,
         augment: int = 0,
