@@ -35,6 +35,9 @@ the conditions) loses more than ``MARGIN``. Split A: round 6's configuration wit
 ``identity_compare`` and spread weight 1 (stress 0.628 -> 0.718); split B: unchanged
 (numbers: ``tune_heart.py``'s round 8).
 
+Round 9 (beat-to-beat regularity as the identity cue) runs in ``heart_regularity.py`` on
+round 7's stress conditions (:class:`StressEvaluator`), with models fitted once per base.
+
 Run: ``python benchmarks/heart_identity.py [A|B] [--round8]`` (reads the configurations
 from ``benchmarks/results/heart_tuning.json`` and writes the chosen ones back; writes
 ``benchmarks/results/heart_identity.json``, with ``--round8`` ``heart_round8.json`` and the

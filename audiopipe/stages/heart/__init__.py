@@ -17,7 +17,8 @@ decode : its decoding half (a mixin): duration models, heart-period candidates
     (:meth:`~.decode.Decoding.rate_candidates`), HSMM decoding with refinement and the
     optional local rate search, the identity check, segments.
 identity : whether a decoded path has S1 and S2 in place or swapped, by cues that hold
-    across patients and sites (S1 lower-pitched, systole shorter than diastole); used by
+    across patients and sites (S1 lower-pitched, systole shorter than diastole, systole
+    steadier than diastole from beat to beat); used by
     ``HeartSegmenter(identity_check=True)``.
 references : CirCor ``.tsv`` intervals, PASCAL CSV points, :func:`read_references` for a
     folder / file of either.

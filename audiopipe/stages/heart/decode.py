@@ -188,29 +188,24 @@ class Decoding:
             if y is None:
                 warnings.warn("identity_check without the audio: only the interval cue counts",
                               RuntimeWarning, stacklevel=2)
-            identity = identity_evidence(
-                path, y, sr, self.feature_rate, self.identity_interval_weight,
-                spread_weight=self.identity_spread_weight,
-                width_weight=self.identity_width_weight,
-            )
+            identity = self._identity(path, y, sr)
             if self.identity_compare:
                 # round 8: the path decoded with S1 and S2 exchanged is measured too (a path
                 # that is not a clean swap, e.g. every sound called S1, has cues of its own);
                 # for a clean swap its evidence is minus this one's, as the sign rule says
                 path_b, score_b = self._decode(log_b[:, SWAP], period, systole)
-                other = identity_evidence(
-                    path_b, y, sr, self.feature_rate, self.identity_interval_weight,
-                    spread_weight=self.identity_spread_weight,
-                    width_weight=self.identity_width_weight,
-                )
+                other = self._identity(path_b, y, sr)
                 identity["evidence_swapped"] = other["evidence"]
-                identity["swapped"] = bool(
-                    other["evidence"] > identity["evidence"] + 2 * self.identity_margin)
+                identity["regularity_swapped"] = other["regularity"]
+                swapped = other["evidence"] > identity["evidence"] + 2 * self.identity_margin
+                gap = other["regularity"] - identity["regularity"]
+                identity["swapped"] = self._regularity_decides(gap / 2, swapped)
                 if identity["swapped"]:
                     post, log_b = post[:, SWAP], log_b[:, SWAP]
                     path, score = path_b, score_b
             else:
-                identity["swapped"] = bool(identity["evidence"] < -self.identity_margin)
+                identity["swapped"] = self._regularity_decides(
+                    -identity["regularity"], identity["evidence"] < -self.identity_margin)
                 if identity["swapped"]:  # S1 and S2 (systole, diastole) exchanged, decoded again
                     post, log_b = post[:, SWAP], log_b[:, SWAP]
                     path, score = self._decode(log_b, period, systole)
@@ -228,6 +223,25 @@ class Decoding:
             "candidates": [(60.0 / p, s, sc / n) for sc, p, s in tried],
             "identity": identity,
         }
+
+    def _identity(self, path: np.ndarray, y: np.ndarray | None, sr: float | None) -> dict:
+        """The identity cues of a decoded path with the configured weights."""
+        return identity_evidence(
+            path, y, sr, self.feature_rate, self.identity_interval_weight,
+            spread_weight=self.identity_spread_weight,
+            width_weight=self.identity_width_weight,
+            regularity_weight=self.identity_regularity_weight,
+            regularity=self.identity_regularity_margin is not None,
+        )
+
+    def _regularity_decides(self, towards_swap: float, otherwise: bool) -> bool:
+        """Round 9's decisive regularity: with ``identity_regularity_margin`` set, a
+        regularity cue favouring the swap (``towards_swap``) or the path by more than the
+        margin decides alone; else (or with the margin ``None``) ``otherwise`` stands."""
+        m = self.identity_regularity_margin
+        if m is not None and abs(towards_swap) > m:
+            return bool(towards_swap > 0)
+        return bool(otherwise)
 
     def _segments(self, path: np.ndarray, duration: float) -> list[tuple[float, float, str]]:
         out = []

@@ -23,10 +23,19 @@ sounds differ little in pitch it is near 0 whichever label they carry):
 - ``width``: S1 lasts longer than S2 (~120 against ~90 ms); the log ratio of the median
   widths at half the peak of the smoothed envelope around the decoded S1 over the S2 sounds.
 
+Round 9 adds a cue that rests on neither the sounds' spectra nor systole < diastole:
+
+- ``regularity``: systole (S1 to S2) is nearly constant from beat to beat while diastole
+  (S2 to the next S1) absorbs the heart rate's variation (respiratory sinus arrhythmia,
+  slow drifts); the log ratio of the robust spreads (MAD) of the decoded diastoles over the
+  decoded systoles, timed at the sounds' envelope peaks (:func:`sound_times`) with a floor
+  of :data:`TIMING_S`. It does not fade at 120 bpm, where systole ~ diastole, but is ~0 on
+  a heart that beats like a clock.
+
 All are positive for a path with S1 and S2 in place and change sign under the swap.
 :func:`identity_evidence` gives ``pitch + interval_weight * interval + spread_weight *
-spread + width_weight * width``; a path whose evidence is below ``-margin`` has them swapped
-(:func:`swap_states` relabels it).
+spread + width_weight * width + regularity_weight * regularity``; a path whose evidence is
+below ``-margin`` has them swapped (:func:`swap_states` relabels it).
 
 Examples
 --------
@@ -51,6 +60,8 @@ __all__ = [
     "identity_evidence",
     "interval_cue",
     "pitch_cue",
+    "regularity_cue",
+    "sound_times",
     "spread_cue",
     "swap_states",
     "width_cue",
@@ -68,6 +79,11 @@ SOUND_WINDOW_S = 0.1
 #: the working rate (Hz) of the round-8 cues and the envelope's smoothing (Hz)
 CUE_SR = 1000
 WIDTH_LOWPASS_HZ = 20.0
+#: ``regularity_cue``: the floor (s) of an interval spread (the timing of an envelope peak),
+#: the fewest systoles and diastoles it needs, and the longest interval it counts (a gap)
+TIMING_S = 0.003
+MIN_INTERVALS = 4
+MAX_INTERVAL_S = 1.0
 
 
 def swap_states(path: np.ndarray) -> np.ndarray:
@@ -221,6 +237,54 @@ def width_cue(path: np.ndarray, y: np.ndarray, sr: float, feature_rate: float,
     return _log_ratio(widths[0], widths[2])
 
 
+def sound_times(path: np.ndarray, feature_rate: float,
+                x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(times_s, states)`` of the decoded S1 (0) and S2 (2) sounds in time order.
+
+    A sound's time is the peak of the envelope of ``x`` (:func:`_sound_band` of the audio,
+    at :data:`CUE_SR`) within half of :data:`SOUND_WINDOW_S` of its decoded centre, or
+    without ``x`` the decoded centre (the frame grid's resolution).
+    """
+    runs = [(s, e, k) for s, e, k in path_to_runs(path) if k in (0, 2)]
+    t = np.array([(s + e) / 2 / feature_rate for s, e, _ in runs], dtype=float)
+    k = np.array([k for *_, k in runs], dtype=int)
+    if x is not None and len(x) >= 64 and len(t):
+        env = _envelope(x)
+        h = int(round(SOUND_WINDOW_S * CUE_SR / 2))
+        for n, c in enumerate(t):
+            i = int(round(c * CUE_SR))
+            lo, hi = max(i - h, 0), min(i + h, len(env))
+            if hi > lo:
+                t[n] = (lo + int(np.argmax(env[lo:hi]))) / CUE_SR
+    return t, k
+
+
+def _mad(v: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+def regularity_cue(path: np.ndarray, y: np.ndarray | None, sr: float | None,
+                   feature_rate: float, x: np.ndarray | None = None) -> float:
+    """``log((MAD of the diastoles + TIMING_S) / (MAD of the systoles + TIMING_S))``.
+
+    Systoles: S1 to the next sound when it is S2; diastoles: S2 to the next sound when it
+    is S1 (consecutive :func:`sound_times`, up to :data:`MAX_INTERVAL_S`); every interval
+    changes kind under the swap, so the cue changes sign. 0 with fewer than
+    :data:`MIN_INTERVALS` of either kind. Without audio (``y`` None) the decoded centres
+    time the sounds.
+    """
+    if x is None and y is not None and sr is not None:
+        x = _sound_band(y, sr)
+    t, k = sound_times(path, feature_rate, x)
+    d = np.diff(t)
+    ok = d <= MAX_INTERVAL_S
+    sys = d[ok & (k[:-1] == 0) & (k[1:] == 2)]
+    dia = d[ok & (k[:-1] == 2) & (k[1:] == 0)]
+    if len(sys) < MIN_INTERVALS or len(dia) < MIN_INTERVALS:
+        return 0.0
+    return float(np.log((_mad(dia) + TIMING_S) / (_mad(sys) + TIMING_S)))
+
+
 def identity_evidence(
     path: np.ndarray,
     y: np.ndarray | None,
@@ -229,20 +293,27 @@ def identity_evidence(
     interval_weight: float = 1.0,
     spread_weight: float = 0.0,
     width_weight: float = 0.0,
+    regularity_weight: float = 0.0,
+    regularity: bool = False,
 ) -> dict[str, float]:
-    """``{"pitch", "interval", "spread", "width", "evidence"}`` for S1 and S2 being in
-    place in ``path``.
+    """``{"pitch", "interval", "spread", "width", "regularity", "evidence"}`` for S1 and
+    S2 being in place in ``path``.
 
     Positive evidence: in place; negative: swapped. Without audio (``y`` None) the audio
-    cues are 0 (only the intervals count). ``spread`` and ``width`` (round 8) are computed
-    only when their weight is not 0.
+    cues are 0 (only the intervals count; ``regularity`` times the sounds by the decoded
+    centres). ``spread`` and ``width`` (round 8) are computed only when their weight is not
+    0, ``regularity`` (round 9) when its weight is not 0 or ``regularity`` is set.
     """
     audio = y is not None and sr is not None
     pitch = pitch_cue(path, y, sr, feature_rate) if audio else 0.0
     interval = interval_cue(path)
-    x = _sound_band(y, sr) if audio and (spread_weight or width_weight) else None
+    want_reg = bool(regularity_weight) or regularity
+    x = (_sound_band(y, sr) if audio and (spread_weight or width_weight or want_reg)
+         else None)
     spread = spread_cue(path, y, sr, feature_rate, x) if x is not None and spread_weight else 0.0
     width = width_cue(path, y, sr, feature_rate, x) if x is not None and width_weight else 0.0
-    evidence = pitch + interval_weight * interval + spread_weight * spread + width_weight * width
+    reg = regularity_cue(path, None, None, feature_rate, x) if want_reg else 0.0
+    evidence = (pitch + interval_weight * interval + spread_weight * spread
+                + width_weight * width + regularity_weight * reg)
     return {"pitch": pitch, "interval": interval, "spread": spread, "width": width,
-            "evidence": evidence}
+            "regularity": reg, "evidence": evidence}

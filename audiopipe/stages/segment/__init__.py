@@ -160,9 +160,11 @@ class Segment(ClipStage):
     )
     tables = ("segments",)
     trusted = TRUSTED
-    # 3: heart mode's S1/S2 F-measures no longer score sounds where the reference skips
-    # beats (issue 12 §2 round 6); 2: every clip segmented, origin column
-    version = "4"  # novelty: float-noise dimensions and peaks at the clip edges left out
+    # 5: heart mode's identity check weighs the beat-to-beat regularity of systole against
+    # diastole (issue 12 §2 round 9); 4: novelty: float-noise dimensions and peaks at the
+    # clip edges left out; 3: heart mode's S1/S2 F-measures no longer score sounds where the
+    # reference skips beats (round 6); 2: every clip segmented, origin column
+    version = "5"
 
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["mode"] == "supervised" and not params["events"]:
