@@ -34,11 +34,10 @@ from __future__ import annotations
 import json
 from collections.abc import Set
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
-from audiopipe.ingest.plan import RemovalRefusedError
+from audiopipe.ingest.plan import IngestPlan, RemovalRefusedError
 from audiopipe.store.runs import last_run
 
 __all__ = ["PROJECT_MIN_FAILURES", "Tally", "check_removals", "pass_before", "tally"]
@@ -73,7 +72,7 @@ class Tally:
         return json.dumps({"removed": self.removed, "redone": self.redone, "failed": self.failed})
 
 
-def pass_before(plan: Any) -> Tally:
+def pass_before(plan: IngestPlan) -> Tally:
     """The pass an ingest continues: the ``removal_pass`` of the last successful run (an
     empty tally when it deferred no stored file, allowed removals, or was a rebuild)."""
     if plan.kind != "ingest":
@@ -88,7 +87,9 @@ def pass_before(plan: Any) -> Tally:
         return Tally()
 
 
-def tally(plan: Any, dropped: list[str], kept: Set[str] = frozenset(), before: Tally | None = None) -> Tally:
+def tally(
+    plan: IngestPlan, dropped: list[str], kept: Set[str] = frozenset(), before: Tally | None = None
+) -> Tally:
     """The pass ``before`` (an empty one by default) with this run added: its files gone, the
     stored files it ``dropped`` (they failed), the stored files it processed again (those of
     ``kept``, lost shards, left out) and, from :data:`PROJECT_MIN_FAILURES` failures in the pass
@@ -106,7 +107,7 @@ def tally(plan: Any, dropped: list[str], kept: Set[str] = frozenset(), before: T
 
 
 def check_removals(
-    plan: Any,
+    plan: IngestPlan,
     dropped: list[str],
     errors: pa.Table | None,
     lost: Set[str],
@@ -124,7 +125,7 @@ def check_removals(
     return t.record()
 
 
-def _message(plan: Any, t: Tally, dropped: list[str], errors: pa.Table | None, lost: Set[str]) -> str:
+def _message(plan: IngestPlan, t: Tally, dropped: list[str], errors: pa.Table | None, lost: Set[str]) -> str:
     d, n_stored = plan.diff, len(plan.stored_clips)
     n = len(d.removed) + len(dropped)
     name, kind = plan.context.dataset, plan.kind
