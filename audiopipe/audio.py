@@ -19,7 +19,6 @@ import io
 import itertools
 import re
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -27,6 +26,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import soundfile as sf
 import soxr
+
+from audiopipe import ogg
 
 __all__ = [
     "DecoderHook",
@@ -94,88 +95,41 @@ def _check_log(f: sf.SoundFile) -> None:
         )
 
 
-#: bit-reversal of each byte value: the Ogg checksum is zlib's CRC-32 with its bits reversed
-_REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
-
-
-def _ogg_page(fh: BinaryIO, pos: int, size: int, check: bool = False) -> tuple[int, int] | None:
-    """``(flags, end)`` of the Ogg page at byte ``pos`` of ``fh`` (``size`` bytes long); None when
-    none starts there, it runs past the end or (``check``) its checksum is wrong."""
-    fh.seek(pos)
-    head = fh.read(27 + 255)  # "OggS", version 0, flags, ..., n_segments at +26, lacing values
-    if len(head) < 27 or head[:5] != b"OggS\0" or len(head) < 27 + head[26]:
-        return None
-    end = pos + 27 + head[26] + sum(head[27 : 27 + head[26]])
-    if end > size:
-        return None
-    if check:
-        fh.seek(pos)
-        page = fh.read(end - pos)
-        raw = zlib.crc32((page[:22] + bytes(4) + page[26:]).translate(_REV8), 0xFFFFFFFF)
-        if int(f"{raw ^ 0xFFFFFFFF:032b}"[::-1], 2) != int.from_bytes(page[22:26], "little"):
-            return None
-    return head[5], end
-
-
-def _ogg_resync(fh: BinaryIO, pos: int, size: int) -> int | None:
-    """Where the next page with a valid checksum starts at or after ``pos`` (as libogg skips
-    bytes that are not Ogg); None when none does."""
-    while pos < size:
-        fh.seek(pos)
-        buf = fh.read(1 << 16)
-        i = buf.find(b"OggS")
-        while i >= 0:
-            if _ogg_page(fh, pos + i, size, check=True):
-                return pos + i
-            i = buf.find(b"OggS", i + 1)
-        pos += max(1, len(buf) - 3)
-    return None
-
-
 def _check_ogg(src: str | BinaryIO | Any) -> None:
-    """An Ogg file holds one stream (link) whose last complete page ends it (flag ``0x04``).
+    """An Ogg file holds one stream (link) whose last complete page ends it (flag ``0x04``):
+    else :class:`AudioError` (:mod:`audiopipe.ogg` says why libsndfile alone would not tell)."""
+    if hasattr(src, "read"):
+        if getattr(src, "seekable", lambda: True)() is False:
+            return  # (libsndfile could not have opened it then)
+        _raise_ogg(ogg.problem(src))
+        return
+    with open(str(src), "rb", buffering=1 << 16) as fh:
+        _raise_ogg(ogg.problem(fh))
 
-    libsndfile takes an Ogg file's length from its last page's granule position, so a file
-    cut short decodes as a shorter clip, and of a chained file (Ogg files concatenated: a
-    beginning-of-stream page, flag ``0x02``, after the first link's pages) it decodes the
-    first link only, both without complaint. The pages are walked by their headers, seeking
-    over their bodies; bytes that are not Ogg (an ID3v1 tag, padding) are skipped as libogg
-    skips them, and the last page is taken only with a valid checksum.
-    """
-    own = not hasattr(src, "read")
-    if not own and getattr(src, "seekable", lambda: True)() is False:
-        return  # (libsndfile could not have opened it then)
-    fh = open(str(src), "rb", buffering=1 << 16) if own else src
-    start = None if own else fh.tell()
+
+def _raise_ogg(found: tuple[str, str] | None) -> None:
+    if found is not None:
+        raise AudioError(*found)
+
+
+def _ogg_tap(src: str | BinaryIO | Any) -> ogg.Tap | None:
+    """A tap on a remote file object (not a path, not in memory, not an OS file): its Ogg
+    pages are walked in the bytes libsndfile reads, so it is transferred once."""
+    if not hasattr(src, "read") or isinstance(src, io.BytesIO):
+        return None
+    if getattr(src, "seekable", lambda: True)() is False:
+        return None
     try:
-        fh.seek(0, io.SEEK_END)
-        size = fh.tell()
-        pos: int | None = 0
-        links, in_bos, pages = 0, False, [(0, 0, 0), (0, 0, 0)]  # the last two: start, flags, end
-        while pos is not None and pos < size:
-            page = _ogg_page(fh, pos, size)
-            if page is None:
-                pos = _ogg_resync(fh, pos + 1, size)
-                continue
-            links += bool(page[0] & 0x02) and not in_bos
-            in_bos = bool(page[0] & 0x02)
-            pages = [pages[1], (pos, *page)]
-            pos = page[1]
-        if pages[1][2] and not _ogg_page(fh, pages[1][0], size, check=True):
-            pages = pages[:1]  # the "last page" is bytes that only look like one
-    finally:
-        if own:
-            fh.close()
-        else:
-            fh.seek(start)
-    if links > 1:
-        raise AudioError(f"chained Ogg stream ({links} links): only the first can be decoded")
-    if not pages[-1][1] & 0x04:
-        raise AudioError(
-            f"file is truncated: its last complete Ogg page (ending at byte {pages[-1][2]} of "
-            f"{size}) does not end the stream (no end-of-stream flag)",
-            "truncated",
-        )
+        src.fileno()
+        return None  # a local file
+    except (AttributeError, OSError, ValueError):
+        return ogg.Tap(src)
+
+
+def _then_check(blocks: Iterator[np.ndarray], tap: ogg.Tap) -> Iterator[np.ndarray]:
+    """``blocks``, then the tap's Ogg check (as a truncated WAV fails after its last block)."""
+    yield from blocks
+    _raise_ogg(tap.problem())
 
 
 def info(src: str | BinaryIO) -> AudioInfo:
@@ -310,7 +264,9 @@ def stream(
     then raises :class:`AudioError`, so the caller can discard partial output; an Ogg
     file (Vorbis, Opus) whose last complete page does not end its stream, or that chains
     several streams, raises before anything is decoded (libsndfile would decode it as a
-    shorter clip); bytes after a complete stream (an ID3v1 tag, padding) are ignored.
+    shorter clip) - a remote file object (fsspec) after its last block, its pages walked in
+    the bytes libsndfile read, so the file is transferred once; bytes after a complete
+    stream (an ID3v1 tag, padding) are ignored.
 
     Parameters
     ----------
@@ -335,14 +291,17 @@ def stream(
     (22050, ['decode', 'mix', 'resample'])
     """
     t0 = time.perf_counter()
-    with _open(src) as f:
+    tap = _ogg_tap(src)
+    with _open(src if tap is None else tap) as f:
         hdr = AudioInfo(f.format, f.subtype, int(f.samplerate), int(f.channels), int(f.frames))
         check_header(hdr, limits)
         _check_log(f)
-        if hdr.format == "OGG":  # Vorbis, Opus: libsndfile trusts the last page
+        if hdr.format == "OGG" and tap is None:  # Vorbis, Opus: libsndfile trusts the last page
             _check_ogg(src)
         _add_time(timings, "decode", t0)  # opening and the header
         blocks = _mono_blocks(f, hdr, channels, block_seconds, limits, timings)
+        if hdr.format == "OGG" and tap is not None:
+            blocks = _then_check(blocks, tap)
         yield from resample_blocks(blocks, hdr.sample_rate, sr or hdr.sample_rate, timings=timings)
 
 

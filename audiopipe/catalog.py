@@ -26,7 +26,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from audiopipe.uri import local_path, open_uri
+from audiopipe.uri import info_mtime, local_path, open_uri
 
 __all__ = [
     "LabelsError",
@@ -62,20 +62,6 @@ def _fs_for(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple
         return LocalFileSystem(), LocalFileSystem._strip_protocol(url)
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
     return fs, path
-
-
-def _mtime(info: Mapping[str, Any]) -> float:
-    for key in ("mtime", "LastModified", "last_modified", "created"):
-        v = info.get(key)
-        if v is None:
-            continue
-        if hasattr(v, "timestamp"):
-            return float(v.timestamp())
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            continue
-    return 0.0
 
 
 def _unstrip(fs: Any, path: str, original: str) -> str:
@@ -121,7 +107,7 @@ def discover(
                     continue
                 p = p.rstrip("/")  # a folder named like audio: listed, the reader says so
             uri = _unstrip(fs, p, src)
-            seen[uri] = FileEntry(uri=uri, size=int(inf.get("size") or 0), mtime=_mtime(inf))
+            seen[uri] = FileEntry(uri=uri, size=int(inf.get("size") or 0), mtime=info_mtime(inf))
     return [seen[k] for k in sorted(seen)]
 
 

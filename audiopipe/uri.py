@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
-__all__ = ["local_path", "open_uri"]
+__all__ = ["file_identity", "info_mtime", "local_path", "open_uri"]
 
 
 def local_path(uri: str) -> str | None:
@@ -42,3 +42,36 @@ def open_uri(uri: str, storage_options: Mapping[str, Any] | None = None) -> Iter
 
         with fsspec.open(uri, "rb", **(storage_options or {})) as f:
             yield f
+
+
+def info_mtime(info: Mapping[str, Any]) -> float:
+    """The modification time (epoch seconds) in an fsspec ``info`` dict (0.0 when it has none),
+    as files are listed and compared between runs."""
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        v = info.get(key)
+        if v is None:
+            continue
+        if hasattr(v, "timestamp"):
+            return float(v.timestamp())
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            continue
+    return 0.0
+
+
+def file_identity(uri: str, storage_options: Mapping[str, Any] | None = None) -> tuple[int, float] | None:
+    """``(size, mtime)`` of the file ``uri`` names, as a listing gives them (None: not there)."""
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    path = local_path(uri)
+    try:
+        if path is not None:
+            info = LocalFileSystem().info(LocalFileSystem._strip_protocol(path))
+        else:
+            fs, p = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+            info = fs.info(p)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return int(info.get("size") or 0), info_mtime(info)

@@ -16,10 +16,10 @@ PKG = Path(__file__).resolve().parents[1] / "audiopipe"
 STDLIB = set(sys.stdlib_module_names)
 
 #: layer -> the layers it may import (besides itself). The design (DESIGN.md, "The shape of
-#: the house"): catalog finds files, audio decodes them, features are pure numpy/scipy, store
-#: holds the tables and frames (and decodes a clip back for readers); uri, beneath them, opens
-#: a file by name (local path or URL); ingest composes those four with config into plan /
-#: extract / publish; stages read the store and use features
+#: the house"): catalog finds files, audio decodes them (ogg, beneath it, walks Ogg pages),
+#: features are pure numpy/scipy, store holds the tables and frames (and decodes a clip back
+#: for readers); uri, beneath them, opens a file by name (local path or URL); ingest composes
+#: those four with config into plan / extract / publish; stages read the store and use features
 #: and audio; config validates recipes (features) and stage names and parameters (the stage
 #: registry), so stages never import config; config_files checks the local files a config
 #: names for the run that reads them (the stages' file parameters: the registry again), given
@@ -30,7 +30,8 @@ STDLIB = set(sys.stdlib_module_names)
 ALLOWED: dict[str, set[str]] = {
     "audiopipe": {"audiopipe.store"},
     "audiopipe.features": set(),
-    "audiopipe.audio": set(),
+    "audiopipe.audio": {"audiopipe.ogg"},
+    "audiopipe.ogg": set(),
     "audiopipe.uri": set(),
     "audiopipe.catalog": {"audiopipe.uri"},
     "audiopipe.store": {"audiopipe.audio", "audiopipe.uri"},

@@ -26,6 +26,7 @@ from audiopipe.catalog import FileEntry
 from audiopipe.ingest import staging
 from audiopipe.ingest.extract import split_for
 from audiopipe.ingest.plan import IngestPlan, RemovalRefusedError, retried_failure
+from audiopipe.ingest.removals import check_removals
 from audiopipe.ingest.shard import Shard, ShardResult
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
@@ -47,11 +48,11 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     In an ingest, a stored file whose shard was lost (a worker died: nothing is known of its
     bytes) keeps its rows as they were and is retried by the next run; a rebuild, which
     replaces every row, removes it too. Removals are guarded: when, with the files gone,
-    they are more than the plan's ``max_removed_share`` of the stored clips - or, in a run
-    capped by ``max_files_per_run``, when the share of its stored files that failed, carried
-    over the stored files deferred to later runs, would be - and the plan does not
-    ``allow_removals``, nothing is published, a ``failed`` run row says why, and
-    :class:`~audiopipe.ingest.plan.RemovalRefusedError` is raised; an ingest's staged shards
+    they are more than the plan's ``max_removed_share`` of the stored clips - counted over
+    the runs of a pass capped by ``max_files_per_run``, with the share of its stored files
+    that failed carried over the stored files still deferred (:mod:`audiopipe.ingest.removals`)
+    - and the plan does not ``allow_removals``, nothing is published, a ``failed`` run row
+    says why, and :class:`~audiopipe.ingest.plan.RemovalRefusedError` is raised; an ingest's staged shards
     stay for the rerun to reuse (a rebuild's are removed: its rerun computes new ones).
 
     Returns the ``runs`` row as a dict, with ``publish_seconds``, ``worker_timings`` (the
@@ -71,9 +72,10 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     lost = {f.uri for s, e in failed if retried_failure("shard", _error_type(e)) for f in s.files}
     kept = lost if plan.kind == "ingest" else set()  # rows left as they were, retried next run
     dropped = [u for u in _failed_stored(plan, clips, same) if u not in kept]
-    try:
-        _check_removals(plan, dropped, errors, lost, kept)  # before any commit: refused, nothing changes
-    except RemovalRefusedError:
+    try:  # before any commit: refused, nothing changes
+        removal_pass = check_removals(plan, dropped, errors, lost, kept)
+    except RemovalRefusedError as err:
+        record_failed_run(plan, str(err))
         if plan.kind == "rebuild":  # its shard keys hold its run id: no rerun reuses them
             staging.clean(loc, ok_keys)
         raise
@@ -83,6 +85,7 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
         versions["errors"] = append(loc, "errors", errors)
     run = _run_row(plan, ok, sum(len(s.files) for s, _ in failed), versions, dropped,
                    len(kept & set(plan.stored_clips)))
+    run = replace(run, removal_pass=removal_pass)
     append_run(loc, run)
     staging.clean(loc, ok_keys)
     return {
@@ -130,92 +133,6 @@ def _failed_stored(plan: IngestPlan, clips: pa.Table | None, same: pa.Table | No
     done = set() if clips is None else set(clips.column("uri").to_pylist())
     done |= set() if same is None else set(same.column("uri").to_pylist())
     return [f.uri for f in plan.diff.to_process if f.uri in plan.stored_clips and f.uri not in done]
-
-
-#: failures a capped run must see before it carries their share over the files it deferred
-PROJECT_MIN_FAILURES = 2
-
-
-def _stored_deferred(plan: IngestPlan) -> int:
-    return sum(f.uri in plan.stored_clips for f in plan.diff.deferred)
-
-
-def _projected_removals(
-    plan: IngestPlan, dropped: list[str], kept: frozenset[str] | set[str] = frozenset()
-) -> float:
-    """Clips the run removes (files gone + ``dropped``) and, in a run capped by
-    ``max_files_per_run`` where at least :data:`PROJECT_MIN_FAILURES` stored files failed,
-    as many of the stored files deferred to later runs as the share of its stored files that
-    failed (files of lost shards, ``kept``, are of unknown outcome: not counted): a dataset
-    truncated in place is not removed a slice a run below the guard.
-
-    >>> from audiopipe.catalog import Diff, FileEntry
-    >>> stored = {f"/{c}.wav": None for c in "abcd"}
-    >>> d = Diff(new=[], changed=[FileEntry("/a.wav", 1, 1.0)], removed=[], unchanged=[],
-    ...          deferred=[FileEntry(f"/{c}.wav", 1, 1.0) for c in "bcd"])
-    >>> class P: diff, stored_clips = d, stored
-    >>> _projected_removals(P, ["/a.wav"]), _projected_removals(P, [])  # one failure: not carried
-    (1.0, 0.0)
-    >>> P.diff = Diff(new=[], changed=[FileEntry(f"/{c}.wav", 1, 1.0) for c in "ab"], removed=[],
-    ...               unchanged=[], deferred=[FileEntry(f"/{c}.wav", 1, 1.0) for c in "cd"])
-    >>> _projected_removals(P, ["/a.wav", "/b.wav"])
-    4.0
-    """
-    d, stored = plan.diff, plan.stored_clips
-    n = float(len(d.removed) + len(dropped))
-    redone = sum(f.uri in stored and f.uri not in kept for f in d.to_process)
-    later = _stored_deferred(plan)
-    if len(dropped) < PROJECT_MIN_FAILURES or not redone or not later:
-        return n
-    return n + len(dropped) / redone * later
-
-
-def _check_removals(
-    plan: IngestPlan,
-    dropped: list[str],
-    errors: pa.Table | None,
-    lost: set[str],
-    kept: frozenset[str] | set[str] = frozenset(),
-) -> None:
-    """Refuse to publish a run removing more than ``max_removed_share`` of the stored clips,
-    counting the files gone and the stored files that now fail (``dropped``; in a capped
-    run, projected over the deferred files: :func:`_projected_removals`); a ``failed`` run
-    row says why, telling files that failed from files whose shard was ``lost``."""
-    d, n_stored = plan.diff, len(plan.stored_clips)
-    n = len(d.removed) + len(dropped)
-    projected = _projected_removals(plan, dropped, kept)
-    if plan.allow_removals or not dropped or projected <= plan.max_removed_share * n_stored:
-        return
-    name, kind = plan.context.dataset, plan.kind
-    why: dict[str, str] = {}  # uri -> what it failed on (its last error)
-    if errors is not None:
-        e = errors.select(["uri", "step", "error_type"]).to_pydict()
-        for u, step, type_ in zip(e["uri"], e["step"], e["error_type"], strict=True):
-            why[u] = f"{step}/{type_}"
-    examples = ", ".join(f"{u.rsplit('/', 1)[-1]} ({why.get(u, 'failed')})" for u in sorted(dropped)[:3])
-    gone = f" and {len(d.removed)} whose files are gone" if d.removed else ""
-    capped = projected > n
-    ahead = (f" now and, at the rate its stored files failed, about {round(projected - n)} more "
-             f"of the {_stored_deferred(plan)} stored files deferred by max_files_per_run"
-             if capped else "")
-    n_lost = len(lost & set(dropped))
-    if n_lost:
-        gone += (f" ({n_lost} of them because a worker was lost, not the file: for those a "
-                 "plain rerun is the way, not --allow-removals)")
-    message = (
-        f"dataset {name!r}: this run would remove {n} of its {n_stored} clips{ahead} (more than "
-        f"max_removed_share={plan.max_removed_share:g}): {len(dropped)} "
-        f"{'file' if len(dropped) == 1 else 'files'} processed again that now "
-        f"{'fails' if len(dropped) == 1 else 'fail'} (e.g. {examples}{', ...' if len(dropped) > 3 else ''})"
-        f"{gone}. Were the files emptied or truncated (a failed sync, a full disk)? Nothing was "
-        f"published: the dataset stays at its previous version"
-        f"{' (a rerun reuses the work done)' if kind == 'ingest' else ''}. "
-        f"If the files really are broken, run `audiopipe {kind} {name} --allow-removals`"
-        f"{' (each capped run is checked again)' if capped else ' once'}, "
-        f"or raise datasets.{name}.max_removed_share"
-    )
-    record_failed_run(plan, message)
-    raise RemovalRefusedError(message)
 
 
 def _publish_data(

@@ -30,10 +30,9 @@ import pyarrow.parquet as pq
 
 from audiopipe.ingest.shard import ShardResult
 from audiopipe.store.location import Location
+from audiopipe.store.staged import SUCCESS
 
 __all__ = ["SUCCESS", "write_tables", "write_success", "load_result", "read_staged", "clean"]
-
-SUCCESS = "_SUCCESS"
 
 
 def write_tables(loc: Location, key: str, tables: Mapping[str, pa.Table]) -> None:

@@ -346,6 +346,11 @@ class RunRow(Record):
         pa.string(), 'JSON {"folder", "model", "plots", "files"}', default=None
     )
     timings: str | None = column(pa.string(), "JSON {phase: seconds}", default=None)
+    # an ingest capped by max_files_per_run (added later, null in older rows): what the pass
+    # of capped runs it belongs to removed so far (audiopipe.ingest.removals)
+    removal_pass: str | None = column(
+        pa.string(), 'JSON {"removed", "redone", "failed"}; null: the pass ended', default=None
+    )
 
     def versions(self) -> dict[str, int | None]:
         """``table_versions`` parsed: ``{table: version}`` ({} when absent)."""

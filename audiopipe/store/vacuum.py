@@ -8,11 +8,15 @@ they are vacuumed. :func:`vacuum` keeps
   :func:`~audiopipe.open_dataset` reads) and the latest run of each stage: the table
   versions they pin (Delta ``vacuum(keep_versions=...)``) and the Zarr parts
   their ``frames_index`` names;
-- shards staged by an interrupted run (the next run reuses them) and their parts;
+- shards staged by an interrupted run that a run can still use (the next run reuses them)
+  and their parts;
 
 and deletes the rest: table files removed from the tables more than ``retain_hours`` ago,
-and frame parts no kept run refers to (parts of replaced or rebuilt clips, and parts
-orphaned by killed attempts) whose last write is older than ``retain_hours``. It holds the
+frame parts no kept run refers to (parts of replaced or rebuilt clips, and parts
+orphaned by killed attempts) whose last write is older than ``retain_hours``, and staged
+shards no run can use any more (their files were published by another run, changed or
+removed since: :mod:`audiopipe.store.staged`) whose last write is older than ``retain_hours``
+and an hour. It holds the
 dataset lock, so no ingestion runs meanwhile. Older runs stay listed in ``runs``; opening
 one afterwards raises :class:`~audiopipe.store.dataset.DatasetNotFound` saying it was
 vacuumed.
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import staged
 from .location import Location
 from .lock import dataset_lock
 from .records import RunRow
@@ -50,13 +55,16 @@ class VacuumReport:
     kept_runs: list[str] = field(default_factory=list)
     table_files: dict[str, int] = field(default_factory=dict)
     parts: list[str] = field(default_factory=list)
+    #: shards staged by killed runs that no run can use (:mod:`audiopipe.store.staged`)
+    staged: list[str] = field(default_factory=list)
     bytes_freed: int = 0
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
         files = sum(self.table_files.values())
         return (
-            f"{self.dataset}: {verb} {files} table files and {len(self.parts)} frame parts "
+            f"{self.dataset}: {verb} {files} table files and {len(self.parts)} frame parts, "
+            f"and {len(self.staged)} staged shards of killed runs that no run can use "
             f"({self.bytes_freed / 1e6:.1f} MB); kept {len(self.kept_runs)} runs "
             f"(finished in the last {self.retain_hours:g} h, and the latest)"
         )
@@ -82,18 +90,6 @@ def _size(fs: Any, path: str) -> int:
         return int(sum(fs.du(path, total=False).values()))
     except Exception:  # noqa: BLE001 - sizes are for the report only
         return 0
-
-
-def _mtime(fs: Any, path: str) -> float:
-    """Newest modification time of the files of a part (epoch seconds; 0 if unknown)."""
-    newest = 0.0
-    for info in fs.find(path, detail=True).values():
-        m = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
-        if isinstance(m, datetime):
-            m = m.timestamp()
-        if m is not None:
-            newest = max(newest, float(m))
-    return newest
 
 
 def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) -> VacuumReport:
@@ -150,18 +146,22 @@ def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) ->
                 fi.load_as_version(v)
                 parts = fi.to_pyarrow_table(columns=["part"]).column("part")
                 keep_parts.update(parts.to_pylist())
-        staged_keys: set[str] = set()
-        staging = loc.staging_uri()
-        if fs.exists(staging):
-            staged_keys = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(staging, detail=False)}
-        frames = loc.join("frames")
         old_enough = time.time() - retain_hours * 3600
+        # shards staged by killed runs: those no run can use go (and then their parts)
+        staged_keys = set(staged.staged_keys(loc))
+        report.staged = staged.unusable(loc, sorted(staged_keys), cutoff=old_enough)
+        for key in report.staged:
+            report.bytes_freed += _size(fs, loc.staging_uri(key))
+            if not dry_run:
+                fs.rm(loc.staging_uri(key), recursive=True)
+        staged_keys -= set(report.staged)
+        frames = loc.join("frames")
         if fs.exists(frames):
             for path in sorted(fs.ls(frames, detail=False)):
                 part = path.rstrip("/").rsplit("/", 1)[-1]
                 if part in keep_parts or part.rsplit("-", 1)[0] in staged_keys:
                     continue
-                if _mtime(fs, path) > old_enough:
+                if staged.newest_write(fs, path) > old_enough:
                     continue  # written recently: maybe by a task of a run still finishing
                 report.parts.append(part)
                 report.bytes_freed += _size(fs, path)

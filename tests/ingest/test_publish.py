@@ -270,3 +270,51 @@ def test_a_rebuild_whose_every_shard_was_lost_leaves_no_orphan_features(tmp_path
     assert len(_table(tmp_path, "features")) == 0 and len(_table(tmp_path, "frames_index")) == 0
     assert _ingest(cfg)["files_processed"] == 2  # a lost shard is retried
     assert len(_table(tmp_path, "features")) == 2
+
+
+def test_a_truncated_dataset_ingested_one_file_a_run_is_refused_at_its_second_failure(tmp_path):
+    """One file a run, each capped run saw a single failure (no rate) and removed one clip
+    under max_removed_share: a dataset truncated in place lost a clip a run until the last.
+    The capped runs of a pass are counted together: the second failure of the pass is a rate."""
+    files = _corpus(tmp_path / "corpus", 10)
+    _ingest(_cfg(tmp_path))
+    for f in files:
+        f.write_bytes(f.read_bytes()[:40])
+    cfg = _cfg(tmp_path, max_files_per_run=1, max_removed_share=0.5)
+    row = _ingest(cfg)  # one failure: no rate yet
+    assert row["files_removed"] == 1 and row["clips_total"] == 9
+    before = _versions(tmp_path)
+    for _ in range(2):  # refused, and refused again: nothing moves until a person decides
+        with pytest.raises(RemovalRefusedError, match=r"remove 1 of its 9 clips now and, at the "
+                           r"rate stored files failed in this pass \(2 of 2\), about 8 more .*after 1 "
+                           r"removed by the capped runs before it in this pass \(2 of the 10 clips"):
+            _ingest(cfg)
+        assert _versions(tmp_path) == before and len(_table(tmp_path, "clips")) == 9
+    # allowed, the pass starts again from what the person accepted, and is guarded again
+    assert _ingest(cfg, allow_removals=True)["clips_total"] == 8
+    assert _ingest(cfg)["clips_total"] == 7
+    with pytest.raises(RemovalRefusedError, match=r"\(2 of 2\)"):
+        _ingest(cfg)
+
+
+def test_broken_files_among_healthy_changes_pass_through_a_capped_pass(tmp_path):
+    """One file a run over changed files of which two are broken (the first and the seventh):
+    one failure is no rate, and the healthy files processed between dilute the pass's rate
+    (2 of 7 carried over 3 deferred: 2.9 of 10, under 0.5), so every run publishes; a later
+    pass starts counting again."""
+    files = _corpus(tmp_path / "corpus", 10)
+    _ingest(_cfg(tmp_path))
+    for i, f in enumerate(files):
+        write(f, sine(f=900 + 40 * i, dur=0.3), 22050)
+    files[0].write_bytes(b"")
+    files[6].write_bytes(files[6].read_bytes()[:40])
+    cfg = _cfg(tmp_path, max_files_per_run=1, max_removed_share=0.5)
+    rows = [_ingest(cfg) for _ in range(10)]
+    assert [r["files_removed"] for r in rows] == [1, 0, 0, 0, 0, 0, 1, 0, 0, 0]
+    assert rows[-1]["clips_total"] == 8 and rows[-1]["removal_pass"] is None  # the pass ended
+    assert rows[6]["removal_pass"] is not None
+    for i, f in enumerate(files[1:6]):  # a new pass: one broken file among healthy ones again
+        write(f, sine(f=300 + 40 * i, dur=0.3), 22050)
+    files[1].write_bytes(b"")
+    rows = [_ingest(cfg) for _ in range(5)]
+    assert [r["files_removed"] for r in rows] == [1, 0, 0, 0, 0] and rows[-1]["clips_total"] == 7

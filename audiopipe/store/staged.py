@@ -1,0 +1,133 @@
+"""Shards staged by killed runs that no run can use any more.
+
+An ingest stages each shard's rows under ``_staging/<key>/`` and removes them once it has
+published them; a run killed before publishing leaves them, and the next run reuses a shard
+when it plans the very same work (its key hashes the files' uri, size and mtime with the
+settings). A staged shard can never be used again once one of its files
+
+- is stored in ``clips`` with the size and mtime it was staged with (another run published
+  that work: an unchanged file is never processed again), or
+- is no longer on its source with that size and mtime (changed or removed since: a plan
+  names it with its new identity);
+
+nor can a shard without its ``_SUCCESS`` marker (it is recomputed, never read). Such shards
+are what :func:`audiopipe.store.vacuum.vacuum` deletes, under the dataset lock (no ingest
+plans or publishes meanwhile) and only when their last write is older than its retention
+window and :data:`MIN_AGE_S`, so a worker orphaned by a killed run that is still writing
+one is never cut short (a marker written into a deleted shard would make a shard of no rows).
+A shard whose files are all still to be processed as staged is kept, whatever its age.
+
+Examples
+--------
+>>> import tempfile
+>>> loc = Location(tempfile.mkdtemp(), "d")
+>>> staged_keys(loc), unusable(loc, [], cutoff=0.0)
+([], [])
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from audiopipe.uri import file_identity
+
+from .location import Location
+from .runs import pinned_versions
+from .tables import read_table
+
+__all__ = ["MIN_AGE_S", "SUCCESS", "newest_write", "staged_keys", "staged_files", "unusable"]
+
+#: the marker written last into a complete staged shard (its ShardResult as JSON)
+SUCCESS = "_SUCCESS"
+#: a staged shard written less than this long ago is never deleted, whatever the retention
+MIN_AGE_S = 3600.0
+
+
+def staged_keys(loc: Location) -> list[str]:
+    """The keys of the shards staged under the dataset's ``_staging/``."""
+    fs, root = loc.fs, loc.staging_uri()
+    if not fs.exists(root):
+        return []
+    fs.invalidate_cache(root)
+    return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False))
+
+
+def newest_write(fs: Any, path: str) -> float:
+    """Newest modification time of the files under ``path`` (epoch seconds; 0 if unknown)."""
+    newest = 0.0
+    for info in fs.find(path, detail=True).values():
+        m = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+        if isinstance(m, datetime):
+            m = m.timestamp()
+        if m is not None:
+            newest = max(newest, float(m))
+    return newest
+
+
+def staged_files(loc: Location, key: str) -> dict[str, tuple[int, float]] | None:
+    """``{uri: (size, mtime)}`` of the files a complete staged shard holds (its ``clips``
+    and ``errors`` rows, and the changed files whose bytes were the same); None when the
+    shard is not complete (no marker)."""
+    fs = loc.fs
+    marker = loc.staging_uri(key, SUCCESS)
+    if not fs.exists(marker):
+        return None
+    with fs.open(marker, "r") as f:
+        result = json.loads(f.read() or "{}")
+    files = {str(u): (int(s), float(m)) for u, s, m in result.get("same_bytes") or []}
+    for name in ("clips", "errors"):
+        p = loc.staging_uri(key, f"{name}.parquet")
+        if fs.exists(p):
+            with fs.open(p, "rb") as f:
+                t = pq.read_table(f, columns=["uri", "bytes", "mtime"]).to_pydict()
+            for u, s, m in zip(t["uri"], t["bytes"], t["mtime"], strict=True):
+                if u is not None and s is not None and m is not None:
+                    files[u] = (int(s), float(m))
+    return files
+
+
+def _stored(loc: Location) -> dict[str, tuple[int, float]]:
+    """``{uri: (bytes, mtime)}`` of the clips the last ingest or rebuild published."""
+    v = pinned_versions(loc).get("clips")
+    t = read_table(loc, "clips", version=v, columns=["uri", "bytes", "mtime"]) if v is not None else None
+    if t is None:
+        return {}
+    d = t.to_pydict()
+    return {u: (int(s), float(m)) for u, s, m in zip(d["uri"], d["bytes"], d["mtime"], strict=True)}
+
+
+def _same(a: tuple[int, float] | None, b: tuple[int, float]) -> bool:
+    return a is not None and a[0] == b[0] and abs(a[1] - b[1]) < 1e-6
+
+
+def unusable(loc: Location, keys: Iterable[str], cutoff: float) -> list[str]:
+    """The staged shards among ``keys`` that no run can use (see the module's docstring) and
+    whose last write is before ``cutoff`` (epoch seconds) and :data:`MIN_AGE_S` ago.
+    Call it holding the dataset lock."""
+    fs = loc.fs
+    cutoff = min(cutoff, time.time() - MIN_AGE_S)
+    stored: dict[str, tuple[int, float]] | None = None
+    out = []
+    for key in keys:
+        if newest_write(fs, loc.staging_uri(key)) > cutoff:
+            continue  # written recently: maybe by a worker of a killed run, still going
+        files = staged_files(loc, key)
+        if files is None:  # incomplete: recomputed by any run that plans it, never read
+            out.append(key)
+            continue
+        if stored is None:
+            stored = _stored(loc)
+        if any(_same(stored.get(u), ident) for u, ident in files.items()):
+            out.append(key)  # another run published this work
+            continue
+        opts = loc.fsspec_options
+        if any(not _same(file_identity(u, opts if "://" in u else None), ident)
+               for u, ident in files.items()):
+            out.append(key)  # a file changed or removed since
+    return out
