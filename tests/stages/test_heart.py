@@ -753,6 +753,26 @@ def test_a_model_saved_before_a_parameter_existed_still_loads_and_predicts(
     assert repr(loaded) and loaded.get_params()["rate_search"] == 0.0
 
 
+def test_a_model_saved_before_round_9_loads_with_the_regularity_rule_off(synthetic_model, tmp_path):
+    """Round 9's decisive regularity rule is on by default (margin 0.5), but a model saved
+    before it never used it: loaded (skops or pickle), it has the rule off and decodes as
+    before, not with the new default."""
+    import pickle
+
+    import skops.io as sio
+
+    old = copy.deepcopy(synthetic_model)
+    for name in ("identity_regularity_weight", "identity_regularity_margin"):
+        delattr(old, name)
+    path = tmp_path / "old.skops"
+    sio.dump(old, path)
+    for loaded in (sio.load(path, trusted=sio.get_untrusted_types(file=path)),
+                   pickle.loads(pickle.dumps(old))):
+        assert loaded.identity_regularity_margin is None
+        assert loaded.identity_regularity_weight == 0.0
+    assert HeartSegmenter().identity_regularity_margin == 0.5  # a new model has it on
+
+
 @pytest.mark.parametrize(("name", "value"), [("rate_sd", float("nan")), ("rate_sd", -0.1),
                                              ("rate_search", 1.5)])
 def test_bad_rate_options_are_refused(name, value):

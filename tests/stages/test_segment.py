@@ -401,3 +401,27 @@ def test_round8_identity_options_reach_the_estimator_with_its_defaults(tmp_path)
     a, b = (fitted[k].analyse(y, sr)["identity"] for k in ("plain", "set"))
     assert a["spread"] == 0.0 and a["width"] == 0.0 and "evidence_swapped" not in a
     assert b["spread"] != 0.0 and b["width"] != 0.0 and "evidence_swapped" in b
+
+
+def test_round9_regularity_options_are_stage_parameters(tmp_path):
+    """Round 9's regularity options reach the estimator from the stage (its decisive rule,
+    on by default, can be turned off: the estimator's margin ``None``); bad values and a
+    weight for a check that is off are refused naming the key."""
+    from audiopipe.stages.params import resolve
+    from audiopipe.stages.runner import check_params
+    from audiopipe.stages.segment.heart import estimator
+
+    raw = {"mode": "heart", "reference": "refs"}
+    got = estimator(resolve(segment.Segment.params, raw, base_dir=tmp_path)).get_params()
+    assert got["identity_regularity_margin"] == 0.5 and got["identity_regularity_weight"] == 0
+    off = {**raw, "identity_regularity": False, "identity_regularity_weight": 2}
+    got = estimator(resolve(segment.Segment.params, off, base_dir=tmp_path)).get_params()
+    assert got["identity_regularity_margin"] is None and got["identity_regularity_weight"] == 2
+    got = estimator(resolve(segment.Segment.params, {**raw, "identity_regularity_margin": 1.5},
+                            base_dir=tmp_path)).get_params()
+    assert got["identity_regularity_margin"] == 1.5
+    assert check_params("segment", {**raw, "identity_regularity_margin": -1}, where="s") == [
+        "s.identity_regularity_margin: must be >= 0, got -1"]
+    (problem,) = check_params("segment", {**raw, "identity_check": False,
+                                          "identity_regularity_weight": 1}, where="s")
+    assert problem.startswith("s: identity_regularity_weight set but identity_check is false")

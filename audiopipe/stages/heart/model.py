@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -368,13 +368,21 @@ class HeartSegmenter(Decoding, BaseEstimator):
         self.n_train_frames_ = int(len(y))
         return self
 
+    #: parameters whose default turns on what a model saved before them did not do: such a
+    #: model loads with the value that leaves it off (round 9's regularity rule is on by
+    #: default; a round 8 model must decode as it did when saved)
+    _OFF_WHEN_ABSENT: ClassVar[dict[str, Any]] = {"identity_regularity_margin": None}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # a model saved before a parameter existed loads with that parameter's default
-        # (its decoding is then what it was when saved)
+        # a model saved before a parameter existed loads with that parameter's default, or
+        # its "off" value where the default turns something on (its decoding is then what
+        # it was when saved)
         import inspect
 
         for name, p in inspect.signature(type(self).__init__).parameters.items():
-            if name != "self" and p.default is not inspect.Parameter.empty:
+            if name in self._OFF_WHEN_ABSENT:
+                state.setdefault(name, self._OFF_WHEN_ABSENT[name])
+            elif name != "self" and p.default is not inspect.Parameter.empty:
                 state.setdefault(name, p.default)
         super().__setstate__(state)
 

@@ -20,7 +20,8 @@ Four modes, each a module of this package:
   final model; every recording is covered from start to end. Its estimator's options are
   stage parameters of the same names (:data:`.heart.ESTIMATOR_PARAMS`), among them the
   S1/S2 identity check's (``identity_check``; round 8's ``identity_spread_weight``,
-  ``identity_width_weight`` and ``identity_compare``, off by default).
+  ``identity_width_weight`` and ``identity_compare``, off by default; round 9's
+  ``identity_regularity_weight``, off, and ``identity_regularity`` with its margin, on).
 
 Segmentation is clip by clip: a run segments only clips that are new since the last one
 (and drops removed clips), unless the parameters, the code or - in supervised mode - the
@@ -156,6 +157,15 @@ class Segment(ClipStage):
         Param("identity_compare", "bool", False,
               "heart: also decode with S1 and S2 exchanged and keep that path when its identity "
               "evidence is the higher by twice the margin (round 8; else the sign rule)"),
+        Param("identity_regularity_weight", "float", 0.0,
+              "heart: weight in the identity check of the regularity cue (systole is steadier "
+              "from beat to beat than diastole; round 9); 0: not added", low=0),
+        Param("identity_regularity", "bool", True,
+              "heart: the regularity cue decides alone when it says 'swapped' or 'in place' by "
+              "more than identity_regularity_margin (round 9); false: it never decides alone"),
+        Param("identity_regularity_margin", "float", 0.5,
+              "heart: the margin of that rule (a log ratio of the diastoles' and systoles' "
+              "beat-to-beat spreads; tuned)", low=0),
         Param("random_state", "int", 0, "seed of the folds and frame sampling"),
     )
     tables = ("segments",)
@@ -174,8 +184,8 @@ class Segment(ClipStage):
                     "or an S1/S2 point CSV) or 'points'"]
         if params["min_bpm"] >= params["max_bpm"]:  # refused in every mode: no silent nonsense
             return [f"min_bpm ({params['min_bpm']}) must be below max_bpm ({params['max_bpm']})"]
-        idle = [k for k in ("identity_spread_weight", "identity_width_weight", "identity_compare")
-                if params[k]]
+        idle = [k for k in ("identity_spread_weight", "identity_width_weight", "identity_compare",
+                            "identity_regularity_weight") if params[k]]
         if idle and not params["identity_check"]:  # options of a check that is not made
             return [f"{', '.join(idle)} set but identity_check is false: the S1/S2 identity "
                     "check they tune is not made (set identity_check: true, or leave them out)"]

@@ -22,7 +22,9 @@ from the dataset's labelled recordings.
   (the S1/S2 swap check, on by default), round 8's options of that check
   (``identity_spread_weight``, ``identity_width_weight``: weights of the spread and width
   cues, 0 by default; ``identity_compare``: judge the path decoded with S1 and S2
-  exchanged by its own cues, off by default) and ``random_state``; the others keep the
+  exchanged by its own cues, off by default), round 9's (``identity_regularity_weight``,
+  0 by default; ``identity_regularity_margin``, 0.5, and ``identity_regularity: false``
+  for the estimator's ``identity_regularity_margin=None``) and ``random_state``; the others keep the
   estimator's defaults (so do these, unless set: a stored run's outputs do not change).
 - **Predict**: every clip gets segments from its first sample to its last (S1, systole, S2,
   diastole), each with the mean posterior of its state as ``confidence``.
@@ -55,7 +57,8 @@ __all__ = [
 #: HeartSegmenter parameters the stage declares (same names)
 ESTIMATOR_PARAMS = ("C", "emission", "min_bpm", "max_bpm", "n_candidates", "refine",
                     "identity_check", "identity_spread_weight", "identity_width_weight",
-                    "identity_compare", "random_state")
+                    "identity_compare", "identity_regularity_weight",
+                    "identity_regularity_margin", "random_state")
 
 
 def clip_key(uri: str) -> list[str]:
@@ -111,7 +114,10 @@ def estimator(params: dict[str, Any]) -> Any:
     """A :class:`~audiopipe.stages.heart.HeartSegmenter` with the stage's parameters."""
     from audiopipe.stages.heart import HeartSegmenter
 
-    return HeartSegmenter(**{k: params[k] for k in ESTIMATOR_PARAMS})
+    kw = {k: params[k] for k in ESTIMATOR_PARAMS}
+    if not params["identity_regularity"]:  # the estimator's "never decides alone"
+        kw["identity_regularity_margin"] = None
+    return HeartSegmenter(**kw)
 
 
 def _groups(ctx: StageContext, refs: dict[str, dict]) -> list[str]:
