@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
-from audiopipe.store.runs import newest_run
+from audiopipe.store.runs import newest_run, written_versions
 from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
 from audiopipe.store.vacuum import vacuumed_before
 
@@ -54,10 +54,22 @@ class TableMissing(LookupError):
 
 
 class Dataset:
-    """A published dataset, pinned to the table versions of its last successful run.
+    """A published dataset, pinned to the table versions of its last successful runs.
 
-    Tables written after that run (by a run still in progress, or killed) are
-    not seen. ``version`` pins to an older run id instead.
+    The ingest tables (``clips``, ``features``, ``frames_index``) are read at the versions
+    of the last successful ingest or rebuild (:attr:`run`), each stage's tables at the
+    versions its last successful run recorded: commits of a run still in progress, or
+    killed, are not seen. ``run_id`` pins to an older run instead: the tables that run read
+    and wrote at its versions, the others as the runs finished by then left them (a table
+    first written after it is not there).
+
+    A table no successful run recorded was written before runs recorded stage outputs
+    (datasets of stage code older than the stage runner), or by a run that did not finish:
+    it is read at its latest version when that was committed before the dataset's first
+    recorded stage run (and before the pinned run's end), and is not there otherwise. (A
+    first ever stage run killed before any stage run was recorded looks like the former.)
+    A table written through :meth:`write_table` is read at the version written (a stage
+    reads its own outputs back).
     """
 
     def __init__(self, loc: Location, run_id: str | None = None) -> None:
@@ -87,13 +99,27 @@ class Dataset:
             gone = vacuumed_before(loc, self.run)
             if gone:
                 raise DatasetNotFound(gone)
-        self.versions: dict[str, int | None] = row.versions()
+        own: dict[str, int | None] = row.versions()
         if row.kind == "stage":  # a stage run: the inputs it read and what it wrote
             inputs = json.loads(row.input_versions or "{}")
-            self.versions = {
+            own = {
                 **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
-                **self.versions,
+                **own,
             }
+        done = [r for r in self._runs_at_open if r.status == "ok" and r.finished is not None]
+        #: every table a successful run recorded (one not among them may be older than runs)
+        self._recorded = set(written_versions(done))
+        if run_id is not None:
+            done = [r for r in done if (r.finished, r.run_id) <= (row.finished, row.run_id)]
+        #: ``{table: version}`` read (None: a table not written yet, read as no rows)
+        self.versions: dict[str, int | None] = {**written_versions(done), **own}
+        starts = [r.started or r.finished for r in self._runs_at_open if r.kind == "stage"]
+        ends = [t for t in [min(filter(None, starts), default=None)] if t is not None]
+        if run_id is not None and row.finished is not None:
+            ends.append(row.finished)
+        #: a table no run recorded is older than runs when committed by then (None: any time)
+        self._legacy_until = min(ends) if ends else None
+        self._legacy: dict[str, Any] = {}
 
     @property
     def name(self) -> str:
@@ -103,12 +129,28 @@ class Dataset:
         return f"Dataset({self.name!r}, run={self.run['run_id']}, versions={self.versions})"
 
     def table_names(self) -> list[str]:
+        """The tables this pinned dataset has (a stage table written later is not among them)."""
         names = set(self.versions) | {"runs"}
         fs = self.location.fs
         base = self.location.join("tables")
         if fs.exists(base):
-            names |= {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)}
+            stored = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)}
+            names |= {n for n in stored - names if self._older_than_runs(n) is not None}
         return sorted(names)
+
+    def _older_than_runs(self, name: str) -> Any:
+        """The latest ``DeltaTable`` of ``name``, a table no successful run recorded, when it
+        was written before runs recorded stage outputs (see the class docstring), else None."""
+        if name in self._recorded or name in _SCHEMAS:
+            return None
+        if name not in self._legacy:
+            dt = open_table(self.location, name)
+            if dt is not None and self._legacy_until is not None:
+                ms = dt.history(1)[0]["timestamp"]  # the latest commit's time
+                if ms > self._legacy_until.timestamp() * 1000:
+                    dt = None  # committed by a run that did not finish, or after the pin
+            self._legacy[name] = dt
+        return self._legacy[name]
 
     def missing_tables(self) -> dict[str, int]:
         """``{table: version}`` of the tables the pinned run recorded that are not on storage
@@ -134,8 +176,10 @@ class Dataset:
     def delta(self, name: str) -> Any:
         """The ``deltalake.DeltaTable`` of ``name`` at the pinned version (None for a table not
         written yet); :class:`TableMissing` when the pinned version is not on storage."""
-        version = self.versions.get(name) if name in self.versions else None
-        if name in self.versions and version is None:
+        if name not in self.versions:
+            return self._older_than_runs(name)
+        version = self.versions[name]
+        if version is None:
             return None
         dt = open_table(self.location, name, version)
         if dt is None and version is not None:
@@ -166,8 +210,10 @@ class Dataset:
         if dt is None:
             if name in _SCHEMAS or name in self.versions:
                 return _empty(name, columns)
+            when = f" at run {self.run['run_id']}" if name in self._recorded else ""
             raise KeyError(
-                f"dataset {self.name!r} has no table {name!r} (has: {', '.join(self.table_names())})"
+                f"dataset {self.name!r} has no table {name!r}{when} "
+                f"(has: {', '.join(self.table_names())})"
             )
         _check_columns(name, [f.name for f in dt.schema().fields], columns)
         if name != "clips":
@@ -301,24 +347,28 @@ class Dataset:
         if name in ("clips", "features", "frames_index", "runs"):
             raise ValueError(f"table {name!r} belongs to ingestion; stages write their own tables")
         if mode == "append":
-            return append(self.location, name, data)
-        if mode == "replace":
+            version = append(self.location, name, data)
+        elif mode == "replace":
             assert key is not None
-            return replace_where(
+            version = replace_where(
                 self.location,
                 name,
                 data,
                 key,
                 keys if keys is not None else set(data.column(key).to_pylist()),
             )
-        write_deltalake(
-            self.location.table_uri(name),
-            data,
-            mode="overwrite",
-            schema_mode="overwrite",
-            storage_options=self.location.storage_options or None,
-        )
-        return open_table(self.location, name).version()
+        else:
+            write_deltalake(
+                self.location.table_uri(name),
+                data,
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=self.location.storage_options or None,
+            )
+            version = open_table(self.location, name).version()
+        if name != "errors":  # (read at its latest version, less unfinished ingest runs)
+            self.versions[name] = version  # the writer reads what it wrote
+        return version
 
     def path(self, *parts: str) -> str:
         """A path or URL under the dataset's folder (stage runs keep their files there)."""

@@ -178,3 +178,49 @@ def test_a_clip_whose_name_holds_two_colons_decodes_back(tmp_path):
     z, sr = ds.load_audio(cid, sr=22050)
     assert sr == 22050 and len(z) == len(y) and np.corrcoef(z, y)[0, 1] > 0.99
     assert read_bytes(ds, ds.clip_uri(cid)) == (tmp_path / "c" / "take 1::mix.wav").read_bytes()
+
+
+def _stage_dataset(tmp_path):
+    from tests.stages.mir_data import build_dataset
+
+    t = np.arange(16000) / 16000
+    files = {f"c{i}.wav": ((0.2 * np.sin(2 * np.pi * (220 + 110 * i) * t)).astype(np.float32),
+                           16000) for i in range(2)}
+    return build_dataset(tmp_path, files, sample_rate=16000)
+
+
+def test_a_stage_table_is_read_as_its_last_successful_run_left_it(tmp_path):
+    """Commits of a stage run killed before its ``runs`` row (rows appended to a table, a new
+    table) are not seen by a default open; a run-pinned open sees no table written after it;
+    a table older than any recorded stage run (stage code before the runner) still reads."""
+    from audiopipe.stages import run_stage
+    from audiopipe.store.tables import append
+
+    ds = _stage_dataset(tmp_path)
+    root = ds.location.root
+    append(ds.location, "legacy_tags", pa.table({"clip_id": ["x"], "tag": ["old"]}))
+    beats = run_stage(ds, "beats")
+    tempo = ds.table("tempo")
+    assert tempo.num_rows == 2  # the writer reads its own write
+    # a killed tempo-writing run: its commits, no runs row
+    ghost = tempo.slice(0, 1).to_pandas().assign(clip_id="GHOST")
+    append(ds.location, "tempo", pa.Table.from_pandas(ghost, schema=tempo.schema,
+                                                      preserve_index=False))
+    append(ds.location, "killed_tags", pa.table({"clip_id": ["y"], "tag": ["ghost"]}))
+    now = audiopipe.open_dataset(root, "d")
+    assert sorted(now.table("tempo")["clip_id"].to_pylist()) == sorted(
+        tempo["clip_id"].to_pylist())
+    assert now.versions["tempo"] == beats["tables"]["tempo"]
+    assert "killed_tags" not in now.table_names()
+    with pytest.raises(KeyError, match="no table 'killed_tags'"):
+        now.table("killed_tags")
+    assert now.table("legacy_tags")["tag"].to_pylist() == ["old"]
+    # a later stage run: seen by a default open, not by one pinned to the beats run
+    fp = run_stage(now, "fingerprint")
+    assert audiopipe.open_dataset(root, "d").versions["fingerprints"] == fp["tables"][
+        "fingerprints"]
+    at_beats = audiopipe.open_dataset(root, "d", run_id=beats["run_id"])
+    assert "fingerprints" not in at_beats.table_names()
+    with pytest.raises(KeyError, match=f"no table 'fingerprints' at run {beats['run_id']}"):
+        at_beats.table("fingerprints")
+    assert at_beats.table("tempo").num_rows == 2
