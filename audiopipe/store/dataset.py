@@ -281,22 +281,31 @@ class Dataset:
         )
 
     def frames_dask(self, feature: str) -> Any:
-        """All clips' frames of ``feature`` as one lazy dask array, in ``frames_index`` order."""
+        """All clips' frames of ``feature`` as one lazy dask array, the clips in the row order
+        of ``table("frames_index")`` (its ``n_frames`` give each clip's rows).
+
+        Clips stored one after another in a part are one slice of it, so the array has about
+        one piece per part, not one per clip.
+        """
         import dask.array as da
-        import zarr
 
         from audiopipe.store.frames import open_part
 
-        pieces = []
-        for _clip, (part, start, stop) in sorted(
-            self._index.items(), key=lambda kv: (kv[1][0], kv[1][1])
-        ):
-            arr = open_part(self.location.frames_uri(part), self.location.fsspec_options)[feature]
-            assert isinstance(arr, zarr.Array)
-            pieces.append(da.from_zarr(arr)[start:stop])
-        if not pieces:
+        runs: list[list[Any]] = []  # [part, start, stop] of consecutive stored clips
+        for part, start, stop in self._index.values():  # (frames_index row order)
+            if runs and runs[-1][0] == part and runs[-1][2] == start:
+                runs[-1][2] = stop
+            else:
+                runs.append([part, start, stop])
+        if not runs:
             raise KeyError(f"dataset {self.name!r} has no frames")
-        return da.concatenate(pieces, axis=0)
+        arrays: dict[str, Any] = {}
+        for part, _, _ in runs:
+            if part not in arrays:
+                group = open_part(self.location.frames_uri(part), self.location.fsspec_options)
+                arrays[part] = da.from_zarr(group[feature])
+        pieces = [arrays[part][start:stop] for part, start, stop in runs]
+        return pieces[0] if len(pieces) == 1 else da.concatenate(pieces, axis=0)
 
     @cached_property
     def _sources(self) -> dict[str, tuple[str, int]]:

@@ -38,17 +38,35 @@ def _err(run_id, step):
 
 def test_frames_and_frames_dask_agree(ingested):
     ds = ingested
-    idx = ds.table("frames_index").to_pandas().sort_values(["part", "start"])
-    total = int(idx.n_frames.sum())
+    idx = ds.table("frames_index").to_pandas()
     lazy = ds.frames_dask("rms")
-    assert lazy.shape == (total, 1)
-    first = idx.iloc[0]
-    np.testing.assert_array_equal(
-        np.asarray(lazy[: first.n_frames]), ds.frames(first.clip_id, "rms")
-    )
+    assert lazy.shape == (int(idx.n_frames.sum()), 1)
+    whole = np.asarray(lazy)
+    stops = np.cumsum(idx.n_frames.to_numpy())
+    for cid, start, stop in zip(idx.clip_id, stops - idx.n_frames.to_numpy(), stops, strict=True):
+        np.testing.assert_array_equal(whole[start:stop], ds.frames(cid, "rms"))
     assert set(ds.features_available()) >= {"mfcc", "rms"}
     with pytest.raises(KeyError, match="not in dataset"):
         ds.frames("nope", "rms")
+
+
+def test_frames_dask_follows_frames_index_order_over_many_parts(tmp_path):
+    """Clips ingested run after run are stored in parts named by hashes: the lazy array was
+    in (part, start) order, not the documented ``frames_index`` order, so slicing it by
+    ``n_frames`` gave other clips' frames."""
+    for k in range(4):
+        for i in range(2):
+            write(tmp_path / "c" / f"new{k}_{i}.wav", sine(f=500 + 100 * k + 7 * i,
+                                                           dur=0.3 + 0.2 * i), 22050)
+        _ingest(tmp_path)
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "d")
+    idx = ds.table("frames_index").to_pandas()
+    assert idx.part.nunique() > 1 and len(idx) == 8
+    whole = np.asarray(ds.frames_dask("mfcc"))
+    stops = np.cumsum(idx.n_frames.to_numpy())
+    assert whole.shape[0] == stops[-1]
+    for cid, start, stop in zip(idx.clip_id, stops - idx.n_frames.to_numpy(), stops, strict=True):
+        np.testing.assert_array_equal(whole[start:stop], ds.frames(cid, "mfcc"), err_msg=cid)
 
 
 def test_errors_show_stage_rows_but_not_unfinished_ingest_rows(ingested):
