@@ -303,6 +303,11 @@ class Dataset:
         for part, _, _ in runs:
             if part not in arrays:
                 group = open_part(self.location.frames_uri(part), self.location.fsspec_options)
+                if feature not in group.array_keys():
+                    raise KeyError(
+                        f"dataset {self.name!r} has no frame feature {feature!r} "
+                        f"(has: {', '.join(sorted(group.array_keys()))})"
+                    )
                 arrays[part] = da.from_zarr(group[feature])
         pieces = [arrays[part][start:stop] for part, start, stop in runs]
         return pieces[0] if len(pieces) == 1 else da.concatenate(pieces, axis=0)

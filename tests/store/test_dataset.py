@@ -48,6 +48,9 @@ def test_frames_and_frames_dask_agree(ingested):
     assert set(ds.features_available()) >= {"mfcc", "rms"}
     with pytest.raises(KeyError, match="not in dataset"):
         ds.frames("nope", "rms")
+    # an unknown feature names the stored ones (it was a bare KeyError('nope'))
+    with pytest.raises(KeyError, match="no frame feature 'nope' .*has: .*mfcc.*rms"):
+        ds.frames_dask("nope")
 
 
 def test_frames_dask_follows_frames_index_order_over_many_parts(tmp_path):
