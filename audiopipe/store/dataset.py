@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
-from audiopipe.store.runs import newest_run, written_versions
+from audiopipe.store.runs import APPENDED_TABLES, newest_run, table_writers, written_versions
 from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
 from audiopipe.store.vacuum import vacuumed_before
 
@@ -110,7 +110,8 @@ class Dataset:
         #: every table a successful run recorded (one not among them may be older than runs)
         self._recorded = set(written_versions(done))
         if run_id is not None:
-            done = [r for r in done if (r.finished, r.run_id) <= (row.finished, row.run_id)]
+            end = row.finished or row.started  # (a failed run's row may lack an end)
+            done = [r for r in done if end is not None and (r.finished, r.run_id) <= (end, run_id)]
         #: ``{table: version}`` read (None: a table not written yet, read as no rows)
         self.versions: dict[str, int | None] = {**written_versions(done), **own}
         starts = [r.started or r.finished for r in self._runs_at_open if r.kind == "stage"]
@@ -120,6 +121,14 @@ class Dataset:
         #: a table no run recorded is older than runs when committed by then (None: any time)
         self._legacy_until = min(ends) if ends else None
         self._legacy: dict[str, Any] = {}
+        #: ``{table: why}``: tables whose version at the pinned run a vacuum removed
+        self._gone: dict[str, str] = {}
+        if run_id is not None:  # (a default open reads the latest run of each stage: kept)
+            for name, w in table_writers(done).items():
+                gone = None if name in own or name in APPENDED_TABLES else (
+                    vacuumed_before(loc, w.to_dict()))
+                if gone:
+                    self._gone[name] = f"table {name!r} as of run {run_id} is gone: {gone}"
 
     @property
     def name(self) -> str:
@@ -178,6 +187,9 @@ class Dataset:
         written yet); :class:`TableMissing` when the pinned version is not on storage."""
         if name not in self.versions:
             return self._older_than_runs(name)
+        if name in self._gone:
+            raise TableMissing(f"dataset {self.name!r}: {self._gone[name]}; open the dataset "
+                               "without run_id to read its current version")
         version = self.versions[name]
         if version is None:
             return None
@@ -382,6 +394,7 @@ class Dataset:
             version = open_table(self.location, name).version()
         if name != "errors":  # (read at its latest version, less unfinished ingest runs)
             self.versions[name] = version  # the writer reads what it wrote
+            self._gone.pop(name, None)
         return version
 
     def path(self, *parts: str) -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "stage_runs",
     "last_stage_run",
     "written_versions",
+    "table_writers",
     "summarize",
 ]
 
@@ -168,6 +169,12 @@ def written_versions(rows: list[RunRow]) -> dict[str, int | None]:
                 v = max(v, out[name] or 0)
             out[name] = v
     return out
+
+
+def table_writers(rows: list[RunRow]) -> dict[str, RunRow]:
+    """``{table: run}``: the newest of the successful ``rows`` that recorded each table."""
+    ok = [r for r in rows if r.status == "ok" and r.finished is not None]
+    return {n: r for r in sorted(ok, key=lambda r: (r.finished, r.run_id)) for n in r.versions()}
 
 
 def summarize(row: RunRow | Mapping[str, Any]) -> str:

@@ -245,3 +245,27 @@ def test_a_stage_table_is_read_as_its_last_successful_run_left_it(tmp_path):
     with pytest.raises(KeyError, match=f"no table 'fingerprints' at run {beats['run_id']}"):
         at_beats.table("fingerprints")
     assert at_beats.table("tempo").num_rows == 2
+
+
+def test_a_run_pinned_table_whose_version_was_vacuumed_says_so(tmp_path):
+    """Pinned to a stage run the vacuum kept (the latest of its stage), another stage's table
+    is read as that stage's run before it left it; when the vacuum removed that run, reading
+    the table names the vacuum (it was a raw FileNotFoundError on a parquet file)."""
+    from audiopipe.stages import run_stage
+    from audiopipe.store import TableMissing
+    from audiopipe.store.vacuum import vacuum
+
+    ds = _stage_dataset(tmp_path)
+    first = run_stage(ds, "fingerprint")
+    beats = run_stage(ds, "beats")
+    run_stage(ds, "fingerprint", {"f_sd": 4.0})
+    at = audiopipe.open_dataset(ds.location.root, "d", run_id=beats["run_id"])
+    assert at.versions["fingerprints"] == first["tables"]["fingerprints"]
+    assert at.table("fingerprints").num_rows > 0  # before the vacuum: readable
+    vacuum(ds.location, retain_hours=0)
+    at = audiopipe.open_dataset(ds.location.root, "d", run_id=beats["run_id"])
+    assert at.table("tempo").num_rows == 2
+    with pytest.raises(TableMissing, match=f"'fingerprints' as of run {beats['run_id']} is "
+                                           f"gone: run {first['run_id']} .* was vacuumed"):
+        at.table("fingerprints")
+    assert audiopipe.open_dataset(ds.location.root, "d").table("fingerprints").num_rows > 0
