@@ -109,9 +109,12 @@ class Dataset:
         done = [r for r in self._runs_at_open if r.status == "ok" and r.finished is not None]
         #: every table a successful run recorded (one not among them may be older than runs)
         self._recorded = set(written_versions(done))
+        #: (end, run id) of a run the open is pinned to by ``run_id`` (None: a default open)
+        self._pin: tuple[Any, str] | None = None
         if run_id is not None:
             end = row.finished or row.started  # (a failed run's row may lack an end)
-            done = [r for r in done if end is not None and (r.finished, r.run_id) <= (end, run_id)]
+            self._pin = (end, run_id)
+            done = [r for r in done if end is not None and (r.finished, r.run_id) <= self._pin]
         #: ``{table: version}`` read (None: a table not written yet, read as no rows)
         self.versions: dict[str, int | None] = {**written_versions(done), **own}
         starts = [r.started or r.finished for r in self._runs_at_open if r.kind == "stage"]
@@ -234,7 +237,8 @@ class Dataset:
 
     def _errors(self, columns: list[str] | None) -> pa.Table:
         """``errors`` at its latest version, less the rows of ingestion runs that did not finish
-        (or finished after the pinned run): stages append their own rows after ingestion."""
+        (or finished after the pinned run): stages append their own rows after ingestion.
+        Opened at a ``run_id``, less those of stage runs that finished after it, too."""
         t = scan_table(self.location, "errors")
         if t is None and self.versions.get("errors") is not None:
             raise self._missing("errors")
@@ -255,6 +259,10 @@ class Dataset:
             pc.invert(pc.is_in(t["step"], ingest_steps)),
             pc.is_in(t["run_id"], pa.array(ok, pa.string())),
         )
+        if self._pin is not None:
+            later = [r.run_id for r in runs if r.kind == "stage" and r.finished is not None
+                     and self._pin[0] is not None and (r.finished, r.run_id) > self._pin]
+            keep = pc.and_(keep, pc.invert(pc.is_in(t["run_id"], pa.array(later, pa.string()))))
         return _select("errors", t.filter(keep), columns)
 
     def to_pandas(self, name: str, columns: list[str] | None = None) -> Any:

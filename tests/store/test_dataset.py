@@ -269,3 +269,18 @@ def test_a_run_pinned_table_whose_version_was_vacuumed_says_so(tmp_path):
                                            f"gone: run {first['run_id']} .* was vacuumed"):
         at.table("fingerprints")
     assert audiopipe.open_dataset(ds.location.root, "d").table("fingerprints").num_rows > 0
+
+
+def test_a_run_pinned_open_hides_errors_of_stage_runs_finished_after_it(tmp_path):
+    from audiopipe.stages import run_stage
+
+    ds = _stage_dataset(tmp_path)
+    beats = run_stage(ds, "beats")
+    fp = run_stage(ds, "fingerprint")
+    rows = [_err(fp["run_id"], "fingerprint"), _err(beats["run_id"], "beats")]
+    append(ds.location, "errors", pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA))
+    root = ds.location.root
+    now = audiopipe.open_dataset(root, "d").table("errors")
+    assert sorted(now["step"].to_pylist()) == ["beats", "fingerprint"]
+    at = audiopipe.open_dataset(root, "d", run_id=beats["run_id"]).table("errors")
+    assert at["run_id"].to_pylist() == [beats["run_id"]]
