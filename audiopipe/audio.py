@@ -6,7 +6,7 @@ understands; the pipeline turns it into a row of the ``errors`` table.
 
 Examples
 --------
->>> from audiopipe.audio import load
+>>> from audiopipe.audio import load, stream
 >>> y, sr = load("clip.flac", sr=22050)          # doctest: +SKIP
 >>> for block in stream("long.flac", sr=22050):   # doctest: +SKIP
 ...     ...

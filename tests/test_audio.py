@@ -263,3 +263,20 @@ def test_a_remote_ogg_file_is_transferred_once_and_checked(tmp_path, s3, monkeyp
     assert e.value.kind == "truncated"
     with pytest.raises(AudioError, match=r"chained Ogg stream \(2 links\)"):
         remote("chained")
+
+
+def test_the_module_example_runs(tmp_path, monkeypatch):
+    """The module docstring's example, run on real files (it called ``stream`` without
+    importing it: NameError)."""
+    import audiopipe.audio
+
+    write(tmp_path / "clip.flac", sine(dur=0.5), 22050)
+    write(tmp_path / "long.flac", sine(dur=2.0), 22050)
+    monkeypatch.chdir(tmp_path)
+    lines = [ln.strip()[4:] for ln in audiopipe.audio.__doc__.splitlines()
+             if ln.strip().startswith((">>> ", "... "))]
+    code = "\n".join(ln.split("  # doctest")[0] for ln in lines)  # ("..." is Ellipsis)
+    namespace: dict = {}
+    exec(compile(code, "audiopipe.audio example", "exec"), namespace)  # noqa: S102
+    assert namespace["sr"] == 22050 and len(namespace["y"]) == 11025
+    assert namespace["block"] is not None

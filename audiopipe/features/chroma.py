@@ -63,6 +63,17 @@ def _peaks(S: np.ndarray, sr: float, n_fft: int, fmin: float, fmax: float, thres
     return f_idx, t_idx, pitches, mags
 
 
+def _one_clip(func: str, y: np.ndarray | None, S: np.ndarray | None) -> None:
+    """``ValueError`` unless ``y`` is one mono signal (1-D) or ``S`` one (freq, frames)
+    spectrogram: the peaks of several channels would be mixed up by frame index."""
+    if S is not None and np.ndim(S) != 2:
+        raise ValueError(f"{func}: S must be one clip's (freq, frames) spectrogram, got shape "
+                         f"{np.shape(S)}; call it per channel")
+    if S is None and y is not None and np.ndim(y) != 1:
+        raise ValueError(f"{func}: y must be one mono signal (1-D), got shape {np.shape(y)}; "
+                         "mix down (y.mean(axis=0)) or call it per channel")
+
+
 def piptrack_peaks(S: np.ndarray, sr: float, n_fft: int, fmin: float = 150.0,
                    fmax: float = 4000.0, threshold: float = 0.1
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +109,7 @@ def piptrack(
     >>> p.shape, float(p.max())
     ((1025, 9), 0.0)
     """
+    _one_clip("piptrack", y, S)
     M, n_fft = spectrogram_of(y=y, S=S, power=1.0, stft=stft, func="piptrack")
     Sa = np.abs(M)
     fi, ti, p, m = _peaks(Sa, sr, n_fft, fmin, fmax, threshold)
@@ -141,6 +153,8 @@ def estimate_tuning(
     """Tuning offset in fractions of a bin, ``librosa.estimate_tuning`` (one clip).
 
     ``S``: a magnitude spectrogram; ``**stft`` as :func:`~audiopipe.features.spectrogram`.
+    A multichannel ``y`` (or ``S`` with more than 2 axes) raises ``ValueError`` (librosa
+    pools the channels' peaks into one estimate; mix down, or call it per channel).
 
     Examples
     --------
@@ -149,6 +163,7 @@ def estimate_tuning(
     >>> abs(estimate_tuning(y=y, sr=sr) - 0.25) < 0.02
     True
     """
+    _one_clip("estimate_tuning", y, S)
     if S is None:
         S, n_fft = spectrogram_of(y=y, S=None, power=1.0, stft=stft, func="estimate_tuning")
     else:

@@ -135,6 +135,11 @@ def spectral_contrast(
     independent. ``S``: a magnitude spectrogram; ``**stft`` as
     :func:`~audiopipe.features.spectrogram`.
 
+    Precision: the valleys of a noise-free synthetic tone are the float32 FFT's rounding
+    floor (~1e-7 of the peak; librosa's float64 FFT is ~3x lower), so single frames of
+    such a tone differ from librosa by up to ~60% (median 0.2%); with noise 100 dB below
+    the tone, up to ~5%, 80 dB below < 1% (see :func:`spectral_bandwidth`).
+
     Examples
     --------
     >>> spectral_contrast(y=np.random.default_rng(0).standard_normal(22050)).shape

@@ -10,6 +10,7 @@ frame-major blocks.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import scipy.sparse
@@ -106,7 +107,10 @@ def _mel_cached(sr, n_fft, n_mels, fmin, fmax, htk, norm):
         weights = weights / np.where(lengths > np.finfo(np.float64).tiny, lengths, 1.0)
     w = weights.astype(np.float32)
     w.setflags(write=False)
-    return w
+    zero = ~(weights.max(axis=1) > 0)
+    # the all-zero channels, when librosa warns: one that does not start at 0 Hz is among them
+    empty = int(zero.sum()) if np.any(zero & (mel_f[:-2] != 0)) else 0
+    return w, empty
 
 
 def mel_filterbank(
@@ -125,7 +129,8 @@ def mel_filterbank(
     ``fmin`` to ``fmax``, default ``sr / 2``), Slaney mel scale unless ``htk``; ``norm="slaney"``
     divides each triangle by its width in Hz (constant energy per channel), a number ``p``
     normalises each row to unit p-norm, ``None`` leaves peaks at 1. The result is cached and
-    read-only.
+    read-only. Channels no FFT bin falls in (``fmax`` above Nyquist, ``n_mels`` too many for
+    ``n_fft``) are all zero and a ``UserWarning`` says so, as librosa's does.
 
     Examples
     --------
@@ -139,8 +144,16 @@ def mel_filterbank(
         raise ValueError(f"n_mels: must be > 0, got {n_mels}")
     if not 0 <= fmin < fmax:
         raise ValueError(f"fmin/fmax: need 0 <= fmin < fmax, got fmin={fmin}, fmax={fmax}")
-    return _mel_cached(float(sr), int(n_fft), int(n_mels), float(fmin), float(fmax), bool(htk),
-                       norm if norm is None or isinstance(norm, str) else float(norm))
+    w, empty = _mel_cached(float(sr), int(n_fft), int(n_mels), float(fmin), float(fmax),
+                           bool(htk), norm if norm is None or isinstance(norm, str) else float(norm))
+    if empty:
+        above = f", fmax {fmax:g} Hz is above Nyquist ({sr / 2:g} Hz)" if fmax > sr / 2 else ""
+        warnings.warn(
+            f"Empty filters detected in mel frequency basis: {empty} of {n_mels} mel channels "
+            f"have no FFT bin (sr {sr:g} Hz, n_fft {n_fft}{above}) and will produce empty "
+            "responses. Try increasing your sampling rate (and fmax) or reducing n_mels.",
+            UserWarning, stacklevel=2)
+    return w
 
 
 def hz_to_octs(frequencies: np.ndarray | float, *, tuning: float = 0.0,

@@ -242,6 +242,13 @@ def spectral_bandwidth(
     ``(sum_f S_n(f) |f - centroid|^p)^(1/p)`` with ``S_n`` the magnitude spectrum normalised
     to unit sum per frame (``norm=True``). ``**stft`` as :func:`spectrogram`.
 
+    Precision: the STFT is a float32 FFT, whose rounding leaves a floor about 1e-7 of the
+    frame's peak in every bin (librosa's float64 FFT, ~3x lower). Far bins weigh by
+    ``|f - centroid|^p``, so on a noise-free synthetic tone that floor widens the band: a
+    pure 440 Hz sine at 22050 Hz reads ~12-14% above librosa. Any noise above it drowns
+    it: with noise 120 dB below the tone the difference is < 0.5%, at 100 dB below < 0.05%
+    (recordings: within 1e-4). A float64 FFT would cost every feature ~2.5x its FFT time.
+
     Examples
     --------
     >>> b = spectral_bandwidth(y=np.random.default_rng(0).standard_normal(22050), sr=22050)

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
-from audiopipe.store.runs import newest_run
+from audiopipe.store.runs import APPENDED_TABLES, newest_run, table_writers, written_versions
 from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
 from audiopipe.store.vacuum import vacuumed_before
 
@@ -54,10 +54,22 @@ class TableMissing(LookupError):
 
 
 class Dataset:
-    """A published dataset, pinned to the table versions of its last successful run.
+    """A published dataset, pinned to the table versions of its last successful runs.
 
-    Tables written after that run (by a run still in progress, or killed) are
-    not seen. ``version`` pins to an older run id instead.
+    The ingest tables (``clips``, ``features``, ``frames_index``) are read at the versions
+    of the last successful ingest or rebuild (:attr:`run`), each stage's tables at the
+    versions its last successful run recorded: commits of a run still in progress, or
+    killed, are not seen. ``run_id`` pins to an older run instead: the tables that run read
+    and wrote at its versions, the others as the runs finished by then left them (a table
+    first written after it is not there).
+
+    A table no successful run recorded was written before runs recorded stage outputs
+    (datasets of stage code older than the stage runner), or by a run that did not finish:
+    it is read at its latest version when that was committed before the dataset's first
+    recorded stage run (and before the pinned run's end), and is not there otherwise. (A
+    first ever stage run killed before any stage run was recorded looks like the former.)
+    A table written through :meth:`write_table` is read at the version written (a stage
+    reads its own outputs back).
     """
 
     def __init__(self, loc: Location, run_id: str | None = None) -> None:
@@ -87,13 +99,39 @@ class Dataset:
             gone = vacuumed_before(loc, self.run)
             if gone:
                 raise DatasetNotFound(gone)
-        self.versions: dict[str, int | None] = row.versions()
+        own: dict[str, int | None] = row.versions()
         if row.kind == "stage":  # a stage run: the inputs it read and what it wrote
             inputs = json.loads(row.input_versions or "{}")
-            self.versions = {
+            own = {
                 **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
-                **self.versions,
+                **own,
             }
+        done = [r for r in self._runs_at_open if r.status == "ok" and r.finished is not None]
+        #: every table a successful run recorded (one not among them may be older than runs)
+        self._recorded = set(written_versions(done))
+        #: (end, run id) of a run the open is pinned to by ``run_id`` (None: a default open)
+        self._pin: tuple[Any, str] | None = None
+        if run_id is not None:
+            end = row.finished or row.started  # (a failed run's row may lack an end)
+            self._pin = (end, run_id)
+            done = [r for r in done if end is not None and (r.finished, r.run_id) <= self._pin]
+        #: ``{table: version}`` read (None: a table not written yet, read as no rows)
+        self.versions: dict[str, int | None] = {**written_versions(done), **own}
+        starts = [r.started or r.finished for r in self._runs_at_open if r.kind == "stage"]
+        ends = [t for t in [min(filter(None, starts), default=None)] if t is not None]
+        if run_id is not None and row.finished is not None:
+            ends.append(row.finished)
+        #: a table no run recorded is older than runs when committed by then (None: any time)
+        self._legacy_until = min(ends) if ends else None
+        self._legacy: dict[str, Any] = {}
+        #: ``{table: why}``: tables whose version at the pinned run a vacuum removed
+        self._gone: dict[str, str] = {}
+        if run_id is not None:  # (a default open reads the latest run of each stage: kept)
+            for name, w in table_writers(done).items():
+                gone = None if name in own or name in APPENDED_TABLES else (
+                    vacuumed_before(loc, w.to_dict()))
+                if gone:
+                    self._gone[name] = f"table {name!r} as of run {run_id} is gone: {gone}"
 
     @property
     def name(self) -> str:
@@ -103,12 +141,28 @@ class Dataset:
         return f"Dataset({self.name!r}, run={self.run['run_id']}, versions={self.versions})"
 
     def table_names(self) -> list[str]:
+        """The tables this pinned dataset has (a stage table written later is not among them)."""
         names = set(self.versions) | {"runs"}
         fs = self.location.fs
         base = self.location.join("tables")
         if fs.exists(base):
-            names |= {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)}
+            stored = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)}
+            names |= {n for n in stored - names if self._older_than_runs(n) is not None}
         return sorted(names)
+
+    def _older_than_runs(self, name: str) -> Any:
+        """The latest ``DeltaTable`` of ``name``, a table no successful run recorded, when it
+        was written before runs recorded stage outputs (see the class docstring), else None."""
+        if name in self._recorded or name in _SCHEMAS:
+            return None
+        if name not in self._legacy:
+            dt = open_table(self.location, name)
+            if dt is not None and self._legacy_until is not None:
+                ms = dt.history(1)[0]["timestamp"]  # the latest commit's time
+                if ms > self._legacy_until.timestamp() * 1000:
+                    dt = None  # committed by a run that did not finish, or after the pin
+            self._legacy[name] = dt
+        return self._legacy[name]
 
     def missing_tables(self) -> dict[str, int]:
         """``{table: version}`` of the tables the pinned run recorded that are not on storage
@@ -134,8 +188,13 @@ class Dataset:
     def delta(self, name: str) -> Any:
         """The ``deltalake.DeltaTable`` of ``name`` at the pinned version (None for a table not
         written yet); :class:`TableMissing` when the pinned version is not on storage."""
-        version = self.versions.get(name) if name in self.versions else None
-        if name in self.versions and version is None:
+        if name not in self.versions:
+            return self._older_than_runs(name)
+        if name in self._gone:
+            raise TableMissing(f"dataset {self.name!r}: {self._gone[name]}; open the dataset "
+                               "without run_id to read its current version")
+        version = self.versions[name]
+        if version is None:
             return None
         dt = open_table(self.location, name, version)
         if dt is None and version is not None:
@@ -166,8 +225,10 @@ class Dataset:
         if dt is None:
             if name in _SCHEMAS or name in self.versions:
                 return _empty(name, columns)
+            when = f" at run {self.run['run_id']}" if name in self._recorded else ""
             raise KeyError(
-                f"dataset {self.name!r} has no table {name!r} (has: {', '.join(self.table_names())})"
+                f"dataset {self.name!r} has no table {name!r}{when} "
+                f"(has: {', '.join(self.table_names())})"
             )
         _check_columns(name, [f.name for f in dt.schema().fields], columns)
         if name != "clips":
@@ -176,7 +237,8 @@ class Dataset:
 
     def _errors(self, columns: list[str] | None) -> pa.Table:
         """``errors`` at its latest version, less the rows of ingestion runs that did not finish
-        (or finished after the pinned run): stages append their own rows after ingestion."""
+        (or finished after the pinned run): stages append their own rows after ingestion.
+        Opened at a ``run_id``, less those of stage runs that finished after it, too."""
         t = scan_table(self.location, "errors")
         if t is None and self.versions.get("errors") is not None:
             raise self._missing("errors")
@@ -197,6 +259,10 @@ class Dataset:
             pc.invert(pc.is_in(t["step"], ingest_steps)),
             pc.is_in(t["run_id"], pa.array(ok, pa.string())),
         )
+        if self._pin is not None:
+            later = [r.run_id for r in runs if r.kind == "stage" and r.finished is not None
+                     and self._pin[0] is not None and (r.finished, r.run_id) > self._pin]
+            keep = pc.and_(keep, pc.invert(pc.is_in(t["run_id"], pa.array(later, pa.string()))))
         return _select("errors", t.filter(keep), columns)
 
     def to_pandas(self, name: str, columns: list[str] | None = None) -> Any:
@@ -235,22 +301,36 @@ class Dataset:
         )
 
     def frames_dask(self, feature: str) -> Any:
-        """All clips' frames of ``feature`` as one lazy dask array, in ``frames_index`` order."""
+        """All clips' frames of ``feature`` as one lazy dask array, the clips in the row order
+        of ``table("frames_index")`` (its ``n_frames`` give each clip's rows).
+
+        Clips stored one after another in a part are one slice of it, so the array has about
+        one piece per part, not one per clip.
+        """
         import dask.array as da
-        import zarr
 
         from audiopipe.store.frames import open_part
 
-        pieces = []
-        for _clip, (part, start, stop) in sorted(
-            self._index.items(), key=lambda kv: (kv[1][0], kv[1][1])
-        ):
-            arr = open_part(self.location.frames_uri(part), self.location.fsspec_options)[feature]
-            assert isinstance(arr, zarr.Array)
-            pieces.append(da.from_zarr(arr)[start:stop])
-        if not pieces:
+        runs: list[list[Any]] = []  # [part, start, stop] of consecutive stored clips
+        for part, start, stop in self._index.values():  # (frames_index row order)
+            if runs and runs[-1][0] == part and runs[-1][2] == start:
+                runs[-1][2] = stop
+            else:
+                runs.append([part, start, stop])
+        if not runs:
             raise KeyError(f"dataset {self.name!r} has no frames")
-        return da.concatenate(pieces, axis=0)
+        arrays: dict[str, Any] = {}
+        for part, _, _ in runs:
+            if part not in arrays:
+                group = open_part(self.location.frames_uri(part), self.location.fsspec_options)
+                if feature not in group.array_keys():
+                    raise KeyError(
+                        f"dataset {self.name!r} has no frame feature {feature!r} "
+                        f"(has: {', '.join(sorted(group.array_keys()))})"
+                    )
+                arrays[part] = da.from_zarr(group[feature])
+        pieces = [arrays[part][start:stop] for part, start, stop in runs]
+        return pieces[0] if len(pieces) == 1 else da.concatenate(pieces, axis=0)
 
     @cached_property
     def _sources(self) -> dict[str, tuple[str, int]]:
@@ -301,24 +381,29 @@ class Dataset:
         if name in ("clips", "features", "frames_index", "runs"):
             raise ValueError(f"table {name!r} belongs to ingestion; stages write their own tables")
         if mode == "append":
-            return append(self.location, name, data)
-        if mode == "replace":
+            version = append(self.location, name, data)
+        elif mode == "replace":
             assert key is not None
-            return replace_where(
+            version = replace_where(
                 self.location,
                 name,
                 data,
                 key,
                 keys if keys is not None else set(data.column(key).to_pylist()),
             )
-        write_deltalake(
-            self.location.table_uri(name),
-            data,
-            mode="overwrite",
-            schema_mode="overwrite",
-            storage_options=self.location.storage_options or None,
-        )
-        return open_table(self.location, name).version()
+        else:
+            write_deltalake(
+                self.location.table_uri(name),
+                data,
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=self.location.storage_options or None,
+            )
+            version = open_table(self.location, name).version()
+        if name != "errors":  # (read at its latest version, less unfinished ingest runs)
+            self.versions[name] = version  # the writer reads what it wrote
+            self._gone.pop(name, None)
+        return version
 
     def path(self, *parts: str) -> str:
         """A path or URL under the dataset's folder (stage runs keep their files there)."""

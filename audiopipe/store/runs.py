@@ -37,6 +37,8 @@ __all__ = [
     "append_run",
     "stage_runs",
     "last_stage_run",
+    "written_versions",
+    "table_writers",
     "summarize",
 ]
 
@@ -143,6 +145,36 @@ def last_stage_run(
     """The newest successful run of ``stage`` (for which ``where(row)`` holds), or None."""
     ok = [r for r in stage_runs(loc, stage) if r.status == "ok" and (where is None or where(r))]
     return ok[-1] if ok else None
+
+
+#: tables every stage appends to (the runner's ``SHARED_TABLES``): concurrent runs of two
+#: stages may record their versions out of finishing order, so the highest recorded counts
+APPENDED_TABLES = ("metrics", "errors")
+
+
+def written_versions(rows: list[RunRow]) -> dict[str, int | None]:
+    """``{table: version}`` each table was left at by the newest of the successful ``rows``
+    that recorded it (stage outputs included); for :data:`APPENDED_TABLES`, the highest
+    version recorded (every one of those commits is an append).
+
+    "Newest" is by (finished, run id): a table deleted and written anew restarts its versions,
+    and the run that wrote it again is the newest. A stage holds its lock while it runs, so
+    the runs that write one stage's tables finish in the order they wrote them.
+    """
+    out: dict[str, int | None] = {}
+    ok = [r for r in rows if r.status == "ok" and r.finished is not None]
+    for r in sorted(ok, key=lambda r: (r.finished, r.run_id)):
+        for name, v in r.versions().items():
+            if name in APPENDED_TABLES and v is not None and out.get(name) is not None:
+                v = max(v, out[name] or 0)
+            out[name] = v
+    return out
+
+
+def table_writers(rows: list[RunRow]) -> dict[str, RunRow]:
+    """``{table: run}``: the newest of the successful ``rows`` that recorded each table."""
+    ok = [r for r in rows if r.status == "ok" and r.finished is not None]
+    return {n: r for r in sorted(ok, key=lambda r: (r.finished, r.run_id)) for n in r.versions()}
 
 
 def summarize(row: RunRow | Mapping[str, Any]) -> str:

@@ -54,6 +54,20 @@ def test_sine_centroid_bandwidth_rolloff():
     assert np.median(F.spectral_rolloff(y=y2, sr=sr, roll_percent=0.95)) > 3900
 
 
+def test_bandwidth_of_a_tone_is_librosas_once_noise_covers_the_float32_floor(librosa):
+    """The documented precision: on a noise-free sine the float32 FFT's rounding floor widens
+    the band (above librosa's); noise 100 dB below the tone covers the floor."""
+    sr = 22050
+    y = tone(440.0, sr, 2.0)
+    ours, ref = (f(y=y, sr=sr)[0, 4:-4] for f in (F.spectral_bandwidth,
+                                                  librosa.feature.spectral_bandwidth))
+    assert np.median(ours) > np.median(ref)
+    y = y + noise(y.size, amp=0.5 * 1e-5)  # -100 dB
+    ours, ref = (f(y=y, sr=sr)[0, 4:-4] for f in (F.spectral_bandwidth,
+                                                  librosa.feature.spectral_bandwidth))
+    assert np.median(np.abs(ours - ref) / ref) < 1e-3
+
+
 def test_flatness_noise_vs_tone():
     white = F.spectral_flatness(y=noise(22050))[0, 2:-2]
     sine = F.spectral_flatness(y=tone(440.0, 22050))[0, 2:-2]

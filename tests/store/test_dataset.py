@@ -38,17 +38,38 @@ def _err(run_id, step):
 
 def test_frames_and_frames_dask_agree(ingested):
     ds = ingested
-    idx = ds.table("frames_index").to_pandas().sort_values(["part", "start"])
-    total = int(idx.n_frames.sum())
+    idx = ds.table("frames_index").to_pandas()
     lazy = ds.frames_dask("rms")
-    assert lazy.shape == (total, 1)
-    first = idx.iloc[0]
-    np.testing.assert_array_equal(
-        np.asarray(lazy[: first.n_frames]), ds.frames(first.clip_id, "rms")
-    )
+    assert lazy.shape == (int(idx.n_frames.sum()), 1)
+    whole = np.asarray(lazy)
+    stops = np.cumsum(idx.n_frames.to_numpy())
+    for cid, start, stop in zip(idx.clip_id, stops - idx.n_frames.to_numpy(), stops, strict=True):
+        np.testing.assert_array_equal(whole[start:stop], ds.frames(cid, "rms"))
     assert set(ds.features_available()) >= {"mfcc", "rms"}
     with pytest.raises(KeyError, match="not in dataset"):
         ds.frames("nope", "rms")
+    # an unknown feature names the stored ones (it was a bare KeyError('nope'))
+    with pytest.raises(KeyError, match="no frame feature 'nope' .*has: .*mfcc.*rms"):
+        ds.frames_dask("nope")
+
+
+def test_frames_dask_follows_frames_index_order_over_many_parts(tmp_path):
+    """Clips ingested run after run are stored in parts named by hashes: the lazy array was
+    in (part, start) order, not the documented ``frames_index`` order, so slicing it by
+    ``n_frames`` gave other clips' frames."""
+    for k in range(4):
+        for i in range(2):
+            write(tmp_path / "c" / f"new{k}_{i}.wav", sine(f=500 + 100 * k + 7 * i,
+                                                           dur=0.3 + 0.2 * i), 22050)
+        _ingest(tmp_path)
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "d")
+    idx = ds.table("frames_index").to_pandas()
+    assert idx.part.nunique() > 1 and len(idx) == 8
+    whole = np.asarray(ds.frames_dask("mfcc"))
+    stops = np.cumsum(idx.n_frames.to_numpy())
+    assert whole.shape[0] == stops[-1]
+    for cid, start, stop in zip(idx.clip_id, stops - idx.n_frames.to_numpy(), stops, strict=True):
+        np.testing.assert_array_equal(whole[start:stop], ds.frames(cid, "mfcc"), err_msg=cid)
 
 
 def test_errors_show_stage_rows_but_not_unfinished_ingest_rows(ingested):
@@ -178,3 +199,88 @@ def test_a_clip_whose_name_holds_two_colons_decodes_back(tmp_path):
     z, sr = ds.load_audio(cid, sr=22050)
     assert sr == 22050 and len(z) == len(y) and np.corrcoef(z, y)[0, 1] > 0.99
     assert read_bytes(ds, ds.clip_uri(cid)) == (tmp_path / "c" / "take 1::mix.wav").read_bytes()
+
+
+def _stage_dataset(tmp_path):
+    from tests.stages.mir_data import build_dataset
+
+    t = np.arange(16000) / 16000
+    files = {f"c{i}.wav": ((0.2 * np.sin(2 * np.pi * (220 + 110 * i) * t)).astype(np.float32),
+                           16000) for i in range(2)}
+    return build_dataset(tmp_path, files, sample_rate=16000)
+
+
+def test_a_stage_table_is_read_as_its_last_successful_run_left_it(tmp_path):
+    """Commits of a stage run killed before its ``runs`` row (rows appended to a table, a new
+    table) are not seen by a default open; a run-pinned open sees no table written after it;
+    a table older than any recorded stage run (stage code before the runner) still reads."""
+    from audiopipe.stages import run_stage
+    from audiopipe.store.tables import append
+
+    ds = _stage_dataset(tmp_path)
+    root = ds.location.root
+    append(ds.location, "legacy_tags", pa.table({"clip_id": ["x"], "tag": ["old"]}))
+    beats = run_stage(ds, "beats")
+    tempo = ds.table("tempo")
+    assert tempo.num_rows == 2  # the writer reads its own write
+    # a killed tempo-writing run: its commits, no runs row
+    ghost = tempo.slice(0, 1).to_pandas().assign(clip_id="GHOST")
+    append(ds.location, "tempo", pa.Table.from_pandas(ghost, schema=tempo.schema,
+                                                      preserve_index=False))
+    append(ds.location, "killed_tags", pa.table({"clip_id": ["y"], "tag": ["ghost"]}))
+    now = audiopipe.open_dataset(root, "d")
+    assert sorted(now.table("tempo")["clip_id"].to_pylist()) == sorted(
+        tempo["clip_id"].to_pylist())
+    assert now.versions["tempo"] == beats["tables"]["tempo"]
+    assert "killed_tags" not in now.table_names()
+    with pytest.raises(KeyError, match="no table 'killed_tags'"):
+        now.table("killed_tags")
+    assert now.table("legacy_tags")["tag"].to_pylist() == ["old"]
+    # a later stage run: seen by a default open, not by one pinned to the beats run
+    fp = run_stage(now, "fingerprint")
+    assert audiopipe.open_dataset(root, "d").versions["fingerprints"] == fp["tables"][
+        "fingerprints"]
+    at_beats = audiopipe.open_dataset(root, "d", run_id=beats["run_id"])
+    assert "fingerprints" not in at_beats.table_names()
+    with pytest.raises(KeyError, match=f"no table 'fingerprints' at run {beats['run_id']}"):
+        at_beats.table("fingerprints")
+    assert at_beats.table("tempo").num_rows == 2
+
+
+def test_a_run_pinned_table_whose_version_was_vacuumed_says_so(tmp_path):
+    """Pinned to a stage run the vacuum kept (the latest of its stage), another stage's table
+    is read as that stage's run before it left it; when the vacuum removed that run, reading
+    the table names the vacuum (it was a raw FileNotFoundError on a parquet file)."""
+    from audiopipe.stages import run_stage
+    from audiopipe.store import TableMissing
+    from audiopipe.store.vacuum import vacuum
+
+    ds = _stage_dataset(tmp_path)
+    first = run_stage(ds, "fingerprint")
+    beats = run_stage(ds, "beats")
+    run_stage(ds, "fingerprint", {"f_sd": 4.0})
+    at = audiopipe.open_dataset(ds.location.root, "d", run_id=beats["run_id"])
+    assert at.versions["fingerprints"] == first["tables"]["fingerprints"]
+    assert at.table("fingerprints").num_rows > 0  # before the vacuum: readable
+    vacuum(ds.location, retain_hours=0)
+    at = audiopipe.open_dataset(ds.location.root, "d", run_id=beats["run_id"])
+    assert at.table("tempo").num_rows == 2
+    with pytest.raises(TableMissing, match=f"'fingerprints' as of run {beats['run_id']} is "
+                                           f"gone: run {first['run_id']} .* was vacuumed"):
+        at.table("fingerprints")
+    assert audiopipe.open_dataset(ds.location.root, "d").table("fingerprints").num_rows > 0
+
+
+def test_a_run_pinned_open_hides_errors_of_stage_runs_finished_after_it(tmp_path):
+    from audiopipe.stages import run_stage
+
+    ds = _stage_dataset(tmp_path)
+    beats = run_stage(ds, "beats")
+    fp = run_stage(ds, "fingerprint")
+    rows = [_err(fp["run_id"], "fingerprint"), _err(beats["run_id"], "beats")]
+    append(ds.location, "errors", pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA))
+    root = ds.location.root
+    now = audiopipe.open_dataset(root, "d").table("errors")
+    assert sorted(now["step"].to_pylist()) == ["beats", "fingerprint"]
+    at = audiopipe.open_dataset(root, "d", run_id=beats["run_id"]).table("errors")
+    assert at["run_id"].to_pylist() == [beats["run_id"]]
