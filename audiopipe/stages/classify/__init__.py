@@ -25,7 +25,11 @@ groups, stratified 5-fold on per-clip features. Every variant is cross-validated
 same folds; the most accurate group-normalised one is saved unless a per-clip one is
 within ``clip_tolerance`` of it (``group_norm`` forces either way): per-clip features
 predict a new group's first clip exactly as in bulk, group-normalised ones need the
-group's clips. The reported ``accuracy``/``macro_f1`` are *nested*: in each outer fold the
+group's clips. A group-normalised variant reads each held-out group at the frequency
+warps ``test_warps`` too and uses the warp its clips are predicted most confidently at
+(maximum-likelihood VTLN at test time: no label of the group read, nothing refitted;
+``metrics`` ``test_warp[<group>]``); ``--predict`` does the same for a new group. The
+reported ``accuracy``/``macro_f1`` are *nested*: in each outer fold the
 choice is made again by an inner grouped CV on that fold's training part only, so no
 held-out clip took part in any choice. ``metrics`` also holds ``cv_accuracy[<variant>]``
 (each variant's CV score), ``chosen[<variant>]`` (1 for the one saved),
@@ -164,6 +168,11 @@ class Classify(Stage):
         Param("upper_warps", "floats", (0.7, 1.4),
               "sequence: more training copies warped above 1 kHz only (F2/F3 moved, F1 kept: "
               "a vowel of another accent; [] disables)", low=0.5, high=2.0, min_len=0),
+        Param("test_warps", "floats", (0.9, 0.95, 1.05, 1.1),
+              "with groups: a group-normalised model also reads each test group's clips "
+              "at these frequency warps and uses the one they are predicted most "
+              "confidently at (maximum-likelihood VTLN at test time, no refit; [] disables)",
+              low=0.5, high=2.0, min_len=0),
         Param("frame_features", "list", None,
               "sequence: frame features (default mfcc; missing ones skipped)"),
         Param("patches", "int", 8, "mlp: time steps of the log-mel patches", low=1),
@@ -188,7 +197,7 @@ class Classify(Stage):
     )
     tables = ("predictions", "confusion")
     trusted = TRUSTED
-    version = "8"  # sequence trained with copies warped above 1 kHz (upper_warps)
+    version = "9"  # a new group read at its most confident frequency warp (test_warps)
 
     def inputs(self, ctx: StageContext) -> dict[str, Any]:
         return {"model": self._model_uri(ctx)} if ctx.params["predict"] else {}
@@ -247,7 +256,7 @@ class Classify(Stage):
         model_id = stable_id(
             "classify", target, groups_col, res.bundle["candidate"], res.bundle["params"],
             p["candidates"], p["random_state"], p["C"], p["self_train"], p["group_norm"],
-            p["clip_tolerance"], ids,
+            p["clip_tolerance"], ids, p["test_warps"],
         )
         res.bundle.update(model_id=model_id, target=target, groups=groups_col, train_clips=ids)
         metrics = res.metrics
