@@ -58,25 +58,23 @@ truth, label, count), ``metrics`` (``evaluation`` cv, or predict when ``--predic
 clips whose truth is known); the model ``classify-<target>.skops`` and the PNG
 ``confusion-<target>`` in the run's folder.
 
-Measured (``benchmarks/classify_benchmark.py``, 2026-12-02; the candidate set and defaults
-chosen with ``benchmarks/tune_classify.py`` on five ESC-10 classes and three FSDD speakers
-only; before = the previous run, with the clips trimmed at 30 dB instead of 20):
-all ten ESC-10 classes (half of them tuned on), grouped 5-fold, nested accuracy 0.902
-(before 0.902; chose ``hgb/clip``) against 0.790 for librosa MFCC mean/std + SVM in the
-same run; the five classes held back from tuning 0.975 (before 0.970; chose
-``ensemble-top2/clip``, the soft vote of ``stats/clip`` and ``hgb/clip``) against 0.875.
-FSDD speaker nicolas (never looked at), model chosen and fitted on every take of the other
-three speakers (1,500 clips): 0.848 in bulk (before 0.862; chose ``ensemble``, the vote of
-all four), 0.842 as his clips arrive (the first 20 one at a time, then 20 at a time, each
-batch with his clips so far; before 0.862), 0.664 for a clip with no other clip of his
-known (before 0.570; the fallback ``ensemble-top2/clip``, the vote of ``hgb/clip`` and
-``mlp/clip``, grouped CV 0.749); plain baseline 0.282. The 20 dB trim lifted the
-leave-one-tuning-speaker-out vote from 0.835 to 0.884 (``tune_classify.py --trim``) but not
-nicolas in bulk. A lone first clip stays below bulk: the per-clip fallback loses 18
-points on nicolas and 13.5 in the tuning CV (0.749 against 0.884; ``tune_classify.py
---prior``). The ESC-10 goal (≥ 0.88, all ten classes) is reached; the FSDD goal (≥ 0.90
-for a new speaker) is not (other cepstra, DTW kernels, speaker whitening, weighted votes:
-``tune_classify_frames.py``).
+Measured (``benchmarks/classify_benchmark.py``, 2026-12-02, round 22; the candidate set and
+defaults chosen with ``benchmarks/tune_classify.py`` on five ESC-10 classes and three FSDD
+speakers only; before = round 21, without ``test_warps``): all ten ESC-10 classes (half of
+them tuned on), grouped 5-fold, nested accuracy 0.897 (before 0.897; chose ``hgb/clip``)
+against 0.790 for librosa MFCC mean/std + SVM in the same run; the five classes held back
+from tuning 0.975 (before 0.975; chose ``ensemble-top2/clip``, the soft vote of
+``stats/clip`` and ``hgb/clip``) against 0.875. FSDD speaker nicolas (never looked at),
+model chosen and fitted on every take of the other three speakers (1,500 clips): 0.880 in
+bulk (before 0.858; chose ``ensemble``, the vote of all four, read at his most confident
+warp), 0.856 as his clips arrive (the first 20 one at a time, then 20 at a time, each
+batch with his clips so far; before 0.848), 0.664 for a clip with no other clip of his
+known (unchanged; the fallback ``ensemble-top2/clip``, the vote of ``hgb/clip`` and
+``mlp/clip``, grouped CV 0.749); plain baseline 0.282. A lone first clip stays below bulk:
+the per-clip fallback loses 22 points on nicolas and 15 in the tuning CV (0.749 against
+0.902; ``tune_classify.py --prior``). The ESC-10 goal (≥ 0.88, all ten classes) is
+reached; the FSDD goal (≥ 0.90 for a new speaker) is not (other cepstra, DTW kernels,
+speaker whitening, weighted votes, gated second opinions: ``tune_classify.py`` rounds).
 
 Examples
 --------
