@@ -27,34 +27,36 @@ LOSO, both nested, both partly tuned on (marked), and much slower; ``--no-esc`` 
 ``benchmarks/results/classify_benchmark.json``.
 Run: ``python benchmarks/classify_benchmark.py`` from the repository root.
 
-Figures (2026-12-02, round 21 of ``tune_classify.py``: ``sequence`` trained with copies
-warped above 1 kHz only, ``upper_warps`` 0.7 / 1.4, classify version 8; ``--no-esc`` and
-``--all --no-fsdd``, run once for that choice, side by side on a busy 2-core machine; stage
-nested, baseline on the same folds in the same run; before = the previous run, round
-``--trim``):
+Figures (2026-12-02, round 22 of ``tune_classify.py``: a group-normalised model reads each
+test group at the frequency warp, of 1 and ``test_warps`` 0.9 / 0.95 / 1.05 / 1.1, that its
+clips are predicted most confidently at, classify version 9; ``--no-esc`` and ``--all
+--no-fsdd``, run once for that choice, side by side on a busy 2-core machine; stage
+nested, baseline on the same folds in the same run; before = the previous run, round 21):
 
 =====================================================  ======  ======  ========  =====
 part                                                   before  stage   baseline  goal
 =====================================================  ======  ======  ========  =====
-ESC-10 all 10 classes, grouped 5-fold (half tuned on)  0.902   0.897   0.790     0.88
+ESC-10 all 10 classes, grouped 5-fold (half tuned on)  0.897   0.897   0.790     0.88
 ESC-10 5 held-back classes, grouped 5-fold             0.975   0.975   0.875
-FSDD nicolas, trained on 3 speakers, in bulk           0.848   0.858   0.282     0.90
-FSDD nicolas, as his clips arrive                      0.842   0.848
+FSDD nicolas, trained on 3 speakers, in bulk           0.858   0.880   0.282     0.90
+FSDD nicolas, as his clips arrive                      0.848   0.856
 FSDD nicolas, each clip alone (per-clip fallback)      0.664   0.664
 =====================================================  ======  ======  ========  =====
 
-The copies that lifted the leave-one-tuning-speaker-out vote 0.884 -> 0.895 (the nested CV
-on the three tuning speakers here 0.877 -> 0.883) carry over to nicolas by 5 clips of 500
-in bulk (0.848 -> 0.858; as his clips arrive 0.842 -> 0.848), below the goal 0.90; his
-clips read alone do not move (the per-clip fallback, ``ensemble-top2/clip`` of ``mlp/clip``
-and ``hgb/clip``, has no ``sequence`` in it). ESC-10: the held-back classes are unchanged
-(0.975, ``ensemble-top2/clip`` again); all 10 classes lose 2 clips of 400 (0.902 -> 0.897,
-``hgb/clip`` chosen as before, which reads no ``sequence``; the nested figure moves with
-the inner choices of the folds, where ``sequence`` now takes part in the votes: its CV
-0.790, the votes 0.892-0.902). Chosen by the stage's inner CV: FSDD ``ensemble`` (inner
-CV 0.895, before 0.884). Stage time (wall / process CPU, nested choice included): ESC-10
-held-back 93 s / 61 s, all 10 212 s / 184 s, FSDD fit 195 s / 130 s (before 186 s / 87 s;
-the two runs shared the machine).
+Test-time warping lifted the leave-one-tuning-speaker-out vote 0.895 -> 0.902 and the nested
+CV on the three tuning speakers here 0.883 -> 0.902; on nicolas it carries over by 11 clips of
+500 in bulk (0.858 -> 0.880) and 4 as his clips arrive (a batch's warp is chosen on his clips
+so far); his clips read alone do not move (the per-clip fallback reads no warp). ESC-10 is
+unchanged: per-clip variants are chosen (held-back ``ensemble-top2/clip``, all 10
+``hgb/clip``), which are never warped. Chosen by the stage's inner CV: FSDD ``ensemble``
+(inner CV 0.902, before 0.895; ``mlp`` 0.843 -> 0.880). Stage time (wall / process CPU,
+nested choice included): ESC-10 held-back 173 s / 61 s, all 10 386 s / 180 s, FSDD fit
+393 s / 129 s (the two runs shared the machine with other work; the same fit on the tuning
+speakers with and without the warps, one after the other: 146 s / 105 s of CPU).
+
+Figures of round 21 (``upper_warps``, the previous run; before = round ``--trim``): ESC-10 all
+0.897 (0.902), held-back 0.975 (0.975), FSDD nicolas bulk 0.858 (0.848), arriving 0.848
+(0.842), alone 0.664 (0.664); FSDD fit 195 s / 130 s.
 
 Figures of the round ``--trim`` (``trim_db`` 30 -> 20, the previous run; before = the run
 before it, at 30 dB): ESC-10 all 0.902 (0.902), held-back 0.975 (0.970), FSDD nicolas bulk

@@ -226,9 +226,10 @@ def stats_matrix(frames: Frames, features: list[str] | None,
     return X, names
 
 
-def patch_matrix(frames: Frames, n_patches: int) -> tuple[np.ndarray, list[str]]:
-    """:func:`mel_patches` of the ``melspectrogram`` frames."""
-    return mel_patches(frames.get("melspectrogram"), frames.bounds(), n_patches)
+def patch_matrix(frames: Frames, n_patches: int,
+                 warp: float = 1.0) -> tuple[np.ndarray, list[str]]:
+    """:func:`mel_patches` of the ``melspectrogram`` frames (``warp``: frequency-warped)."""
+    return mel_patches(frames.get("melspectrogram", warp), frames.bounds(), n_patches)
 
 
 def describe(scores: dict[str, float], chosen: str, skipped: dict[str, str]) -> str:
@@ -260,7 +261,8 @@ def build(
     ``p`` holds the stage's parameters (``features``, ``frame_features``, ``frames``,
     ``n_ceps``, ``patches``). ``prior`` (from :func:`priors` of a training set) and
     ``prior_n`` shrink small groups' statistics toward the training set's; ``warp`` ≠ 1
-    warps MFCC-family frames along frequency (training copies of ``sequence``; above
+    warps MFCC-family and log-mel frames along frequency (training copies of ``stats`` and
+    ``sequence``, test-time readings of every candidate; ``sequence``: above
     ``warp_above`` Hz only when it is > 0).
     ``clip_level=False`` skips the clip-level standardisation (``groups`` then only
     normalise ``sequence``'s frames: one group per clip is utterance CMVN).
@@ -272,7 +274,7 @@ def build(
     if name in ("stats", "hgb"):
         X_raw, names = stats_matrix(frames, p.get("features"), warp)
     elif name == "mlp":
-        X_raw, names = patch_matrix(frames, int(p.get("patches", 8)))
+        X_raw, names = patch_matrix(frames, int(p.get("patches", 8)), warp)
     elif name == "sequence":
         seqs = {}
         for f in p.get("frame_features") or SEQUENCE_FRAMES:

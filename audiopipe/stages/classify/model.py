@@ -33,6 +33,8 @@ __all__ = [
     "cv_splits",
     "grouped_cv",
     "oof_proba",
+    "oof_proba_views",
+    "most_confident_view",
     "standardize_within",
     "MODELS",
 ]
@@ -229,8 +231,28 @@ def oof_proba(
     margins are added with their *predicted* labels and the model is refitted once
     (labels of held-out clips are never read).
     """
+    return oof_proba_views(estimator, X, y, splits, classes, augment=augment,
+                           self_train=self_train)[1.0]
+
+
+def oof_proba_views(
+    estimator: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    classes: np.ndarray,
+    *,
+    augment: tuple[np.ndarray, np.ndarray] | None = None,
+    self_train: bool = False,
+    views: dict[float, np.ndarray] | None = None,
+) -> dict[float, np.ndarray]:
+    """:func:`oof_proba` of ``X`` (key 1.0) and of other readings of the same clips
+    (``views``: key -> a matrix of ``X``'s shape, e.g. features of frequency-warped frames):
+    each fold's model, fitted on ``X`` (and ``augment``) only, predicts its held-out clips
+    in every view."""
     y = np.asarray(y)
-    out = np.zeros((len(y), len(classes)))
+    views = {1.0: X, **{float(k): v for k, v in (views or {}).items() if float(k) != 1.0}}
+    out = {k: np.zeros((len(y), len(classes))) for k in views}
     col = {c: i for i, c in enumerate(classes.tolist())}
     for tr, te in splits:
         Xtr, ytr = X[tr], y[tr]
@@ -239,19 +261,51 @@ def oof_proba(
             m = np.isin(np.asarray(src), tr)
             Xtr, ytr = np.r_[Xtr, Xa[m]], np.r_[ytr, y[np.asarray(src)[m]]]
         if len(np.unique(ytr)) < 2:  # nothing to learn: the single training class
-            out[np.ix_(te, [col[ytr[0]]])] = 1.0
+            for o in out.values():
+                o[np.ix_(te, [col[ytr[0]]])] = 1.0
             continue
         est = clone(estimator).fit(Xtr, ytr)
-        p = est.predict_proba(X[te])
         if self_train and len(te) >= 4:
+            p = est.predict_proba(X[te])
             srt = np.sort(p, axis=1)
             margin = srt[:, -1] - srt[:, -2]
             conf = margin >= np.median(margin)
             pl = est.classes_[p.argmax(1)]
             est = clone(estimator).fit(np.r_[Xtr, X[te][conf]], np.r_[ytr, pl[conf]])
-            p = est.predict_proba(X[te])
-        out[np.ix_(te, [col[c] for c in est.classes_.tolist()])] = p
+        cols = [col[c] for c in est.classes_.tolist()]
+        for k, Xv in views.items():
+            out[k][np.ix_(te, cols)] = est.predict_proba(Xv[te])
     return out
+
+
+def most_confident_view(
+    P: dict[float, np.ndarray], groups: np.ndarray | None
+) -> tuple[np.ndarray, dict[Any, float]]:
+    """Per group, the probabilities of the view its clips are most confidently predicted in
+    (the highest mean log top-class probability over the group's clips; ties: key 1.0,
+    then the first listed): maximum-likelihood warp selection (VTLN) at test time, with
+    no label read and nothing refitted. Returns the probabilities and each group's key.
+
+    Examples
+    --------
+    >>> P = {1.0: np.array([[0.6, 0.4], [0.5, 0.5]]), 1.1: np.array([[0.9, 0.1], [0.2, 0.8]])}
+    >>> Q, chosen = most_confident_view(P, np.array(["a", "a"]))
+    >>> chosen, Q[1].tolist()
+    ({'a': 1.1}, [0.2, 0.8])
+    """
+    keys = sorted(P, key=lambda k: k != 1.0)
+    base = P[keys[0]]
+    if groups is None or len(keys) == 1:
+        return base, {}
+    Q, chosen = base.copy(), {}
+    groups = np.asarray(groups, dtype=object)
+    for g in np.unique(groups):
+        m = groups == g
+        conf = [float(np.mean(np.log(P[k][m].max(1) + 1e-9))) for k in keys]
+        k = keys[int(np.argmax(conf))]
+        chosen[g] = k
+        Q[m] = P[k][m]
+    return Q, chosen
 
 
 def grouped_cv(

@@ -37,7 +37,8 @@ from audiopipe.stages.classify.model import (
     ClassifyWarning,
     ClipClassifier,
     cv_splits,
-    oof_proba,
+    most_confident_view,
+    oof_proba_views,
 )
 
 if TYPE_CHECKING:
@@ -111,6 +112,16 @@ def _augment(name: str, frames: Frames, g: np.ndarray | None, p: dict[str, Any],
         _, Xa, _ = build(name, frames, ga if group_norm else None, p, warp=a, warp_above=above)
         blocks.append(Xa)
     return np.concatenate(blocks), np.tile(np.arange(n), len(warps))
+
+
+def test_warps(frames: Frames, p: dict[str, Any]) -> list[float]:
+    """The warp factors (other than 1) a group-normalised model reads a test group at
+    (``test_warps``; maximum-likelihood VTLN: the one its clips are predicted most
+    confidently at is used); none when no frame feature of the dataset can be warped."""
+    tw = sorted({float(a) for a in p.get("test_warps") or []} - {1.0})
+    if tw and any(frames.warp_matrix(f, 1.1) is not None for f in frames.available):
+        return tw
+    return []
 
 
 def _sub_augment(aug: tuple[np.ndarray, np.ndarray] | None, tr: np.ndarray) -> Any:
@@ -205,13 +216,17 @@ def fit_select(
     suffix = CLIP if group_norm else ""
     fam_group = list(base) if group_norm else []
     fam_clip = [c + suffix for c in base]
-    mats: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
+    mats: dict[str, tuple[np.ndarray, np.ndarray, Any, dict[float, np.ndarray]]] = {}
+    tw = test_warps(frames, p) if group_norm else []
     for c in base:
         if group_norm:
             X_raw, X, _ = build(c, frames, gn, p)
-            mats[c] = (X_raw, X, _augment(c, frames, g, p, True))
+            # the same clips read at the test-time warps (hgb reads the features of stats)
+            views = {a: (mats["stats"][3][a] if c == "hgb" and "stats" in mats
+                         else build(c, frames, gn, p, warp=a)[1]) for a in tw}
+            mats[c] = (X_raw, X, _augment(c, frames, g, p, True), views)
         X_raw, X, _ = build(c, frames, None, p)
-        mats[c + suffix] = (X_raw, X, _augment(c, frames, None, p, False))
+        mats[c + suffix] = (X_raw, X, _augment(c, frames, None, p, False), {})
     votes = ["ensemble", TOP2] if len(base) > 2 else ["ensemble"]
     if vote:
         fam_group += votes if group_norm else []
@@ -226,20 +241,34 @@ def fit_select(
     def acc(P: np.ndarray, yy: np.ndarray) -> float:
         return float(np.mean(classes[P.argmax(1)] == yy))
 
+    warp_of: dict[str, dict[Any, float]] = {}  # variant -> group -> its test-time warp
+
     def probas(rows: np.ndarray | None, folds: list) -> dict[str, np.ndarray]:
-        out = {}
-        for c, (_, X, aug) in mats.items():
+        out, views = {}, {}
+        yy = y if rows is None else y[rows]
+        gg = None if g is None else g if rows is None else g[rows]
+
+        def pick(c: str, Pv: dict[float, np.ndarray]) -> np.ndarray:
+            # group-normalised variants: each group read at its most confident warp
+            Q, chosen = most_confident_view(Pv, gg)
+            if rows is None:
+                warp_of[c] = chosen
+            return Q
+
+        for c, (_, X, aug, vw) in mats.items():
             if rows is not None:
                 X, aug = X[rows], _sub_augment(aug, rows)
-            yy = y if rows is None else y[rows]
-            out[c] = oof_proba(est(c), X, yy, folds, classes, augment=aug,
-                               self_train=self_train)
+                vw = {a: V[rows] for a, V in vw.items()}
+            views[c] = oof_proba_views(est(c), X, yy, folds, classes, augment=aug,
+                                       self_train=self_train, views=vw)
+            out[c] = pick(c, views[c])
         if vote:
-            yy = y if rows is None else y[rows]
             for fam in (fam_group, fam_clip):
                 sc = {c: acc(out[c], yy) for c in fam if base_name(c) in MODEL_OF}
                 for v in fam[len(sc):]:
-                    out[v] = np.mean([out[c] for c in _voting(v, sc)], axis=0)
+                    mem = _voting(v, sc)
+                    out[v] = pick(v, {a: np.mean([views[c][a] for c in mem], axis=0)
+                                      for a in views[mem[0]]})
         return out
 
     P = probas(None, splits)
@@ -291,6 +320,8 @@ def fit_select(
     if fallback is not None:
         # what a lone clip of a new group can expect: the fallback's grouped-CV accuracy
         metrics["fallback_cv_accuracy"] = scores[fallback]
+    for grp, a in (warp_of.get(chosen) or {}).items():
+        metrics[f"test_warp[{grp}]"] = float(a)
     fp = {k: p.get(k) for k in FEATURE_PARAMS}
 
     def members(name: str) -> dict[str, Any]:
@@ -298,7 +329,7 @@ def fit_select(
         out = {}
         sc = {c: scores[c] for c in fam if base_name(c) in MODEL_OF}
         for c in (_voting(name, sc) if base_name(name) not in MODEL_OF else [name]):
-            X_raw, X, aug = mats[c]
+            X_raw, X, aug, _ = mats[c]
             Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
             out[c] = {"estimator": clone(est(c)).fit(Xf, yf.astype(str)),
                       "prior": priors(base_name(c), frames, X_raw, fp) if c in fam_group
@@ -315,6 +346,7 @@ def fit_select(
         "classes": [str(c) for c in classes],
         "scores": scores,
         "features_version": FEATURES_VERSION,
+        "test_warps": tw if chosen in fam_group else [],
     }
     cm = confusion_matrix(ys, ps, labels=labels)
     why = describe(scores, chosen, skipped)
@@ -326,6 +358,9 @@ def fit_select(
             if v in (chosen, fallback):
                 why += f"; {v} = soft vote of {' and '.join(_voting(v, sc))}" + (
                     " (the best two by CV)" if base_name(v) == TOP2 else "")
+    if warp_of.get(chosen):
+        why += ("; each group read at the frequency warp its clips are predicted most "
+                f"confidently at (of 1, {', '.join(f'{a:g}' for a in tw)})")
     if fallback is not None:
         why += (f"; groups too small to normalise (a new group's first clips) use {fallback} "
                 f"(grouped-CV accuracy {scores[fallback]:.3f})")
@@ -338,15 +373,16 @@ def fit_select(
 
 def _member_probs(members: dict[str, Any], frames: Frames, gn: np.ndarray | None,
                   p: dict[str, Any], rows: list[int], col: dict[str, int], n_classes: int,
-                  prior_clips: float) -> np.ndarray:
+                  prior_clips: float, warp: float = 1.0) -> np.ndarray:
     """Mean class probabilities of a saved choice's members for clips ``rows``; members
-    with a ``prior`` are group-normalised (``gn``), the others read each clip alone."""
+    with a ``prior`` are group-normalised (``gn``; their frames read at ``warp``), the
+    others read each clip alone."""
     prob = np.zeros((len(rows), n_classes))
     for name, member in members.items():
         est = member["estimator"]
         if member.get("prior") is not None and gn is not None:
             _, X, _ = build(base_name(name), frames, gn, p, prior=member["prior"],
-                            prior_n=prior_clips)
+                            prior_n=prior_clips, warp=warp)
         else:
             X = build(base_name(name), frames, None, p)[1]
         cols = [col[str(c)] for c in est.classes_]
@@ -369,7 +405,10 @@ def predict_bundle(
     A group-normalised model builds features for every clip of ``ids`` (a group is
     normalised with all its clips), each group's statistics shrunk toward the training
     set's as if it had ``prior_clips`` more clips; ``group_weight`` is
-    ``n / (n + prior_clips)`` (None for a model on per-clip features). A group with fewer
+    ``n / (n + prior_clips)`` (None for a model on per-clip features). A group-normalised
+    model saved with ``test_warps`` reads each group's clips at every warp too and uses
+    the one they are predicted most confidently at (over all of the group's clips in
+    ``ids``: :func:`~.model.most_confident_view`). A group with fewer
     clips than ``max(prior_clips, 2)``, or a clip whose group is None (no value), is
     predicted by the saved fallback (the best per-clip
     variant of the grouped CV; ``group_weight`` 0) and warned about.
@@ -393,12 +432,24 @@ def predict_bundle(
     prob = np.zeros((len(sel), len(classes)))
     gb = None if gn is None else np.asarray(  # a clip without a group is a group of its own
         [f"\0{i}" if v is None else v for i, v in enumerate(gn.tolist())], dtype=object)
+    tw = [float(a) for a in bundle.get("test_warps") or []] if gn is not None else []
     for part, members, gpart in ((~small, bundle["estimator"], gb),
                                  (small, (fb or {}).get("estimator"), None)):
-        if part.any():
-            rows = [sel[k] for k in np.flatnonzero(part)]
+        if not part.any():
+            continue
+        rows = [sel[k] for k in np.flatnonzero(part)]
+        if gpart is None or not tw:
             prob[part] = _member_probs(members, frames, gpart, p, rows, col, len(classes),
                                        prior_clips)
+            continue
+        # each group read at the warp its clips (all of them in ids) are most confident at
+        grp = set(gpart[rows].tolist())
+        every = [i for i, v in enumerate(gpart.tolist()) if v in grp]
+        Q, _ = most_confident_view(
+            {a: _member_probs(members, frames, gpart, p, every, col, len(classes), prior_clips,
+                              warp=a) for a in [1.0, *tw]}, gpart[every])
+        at = {i: k for k, i in enumerate(every)}
+        prob[part] = Q[[at[i] for i in rows]]
     pred = classes[prob.argmax(1)]
     notes: list[str] = []
     weight: list[float | None] = [None] * len(sel)
