@@ -1,0 +1,116 @@
+"""The exact cosine index of ``retrieve`` (:class:`EmbeddingIndex`): standardized,
+L2-normalised embeddings searched with one matrix product; an approximate HNSW graph
+(:mod:`audiopipe.stages._ann`) can be attached to it.
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> X = rng.standard_normal((50, 8))
+>>> idx = EmbeddingIndex().fit(X, [f"c{i}" for i in range(50)])
+>>> [r["clip_id"] for r in idx.query(X[7], k=2)][0]
+'c7'
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from audiopipe.stages._ann import HNSWIndex
+
+__all__ = ["EmbeddingIndex"]
+
+
+class EmbeddingIndex:
+    """Exact cosine search over standardized, L2-normalised embeddings.
+
+    Parameters
+    ----------
+    standardize : bool
+        Centre and scale each column with the indexed clips' mean and std first.
+
+    Examples
+    --------
+    >>> idx = EmbeddingIndex().fit(np.eye(3), ["a", "b", "c"])
+    >>> idx.query(np.array([0.0, 1.0, 0.1]), k=1)[0]["clip_id"]
+    'b'
+    """
+
+    def __init__(self, standardize: bool = True) -> None:
+        self.standardize = standardize
+        #: an approximate index over :attr:`embeddings_` (:class:`HNSWIndex`), or None: exact
+        self.ann_: HNSWIndex | None = None
+
+    def fit(self, X: np.ndarray, clip_ids: list[str]) -> EmbeddingIndex:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] != len(clip_ids):
+            raise ValueError(f"X must be (n_clips, n_dims) with one row per clip id, got {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X contains NaN or infinity")
+        self.mean_ = X.mean(axis=0) if self.standardize else np.zeros(X.shape[1])
+        sd = X.std(axis=0) if self.standardize else np.ones(X.shape[1])
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        self.embeddings_ = self.transform(X)
+        self.clip_ids_ = list(clip_ids)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Standardize and L2-normalise rows (float32); a zero row stays zero."""
+        Z = (np.atleast_2d(np.asarray(X, np.float64)) - self.mean_) / self.scale_
+        n = np.linalg.norm(Z, axis=1, keepdims=True)
+        return (Z / np.where(n > 0, n, 1.0)).astype(np.float32)
+
+    def scores(self, q: np.ndarray) -> np.ndarray:
+        """Cosine similarity of raw feature vector(s) ``q`` to every indexed clip."""
+        return self.transform(q) @ self.embeddings_.T
+
+    def query(self, q: np.ndarray, k: int = 10, exclude: str | None = None) -> list[dict[str, Any]]:
+        """The ``k`` nearest clips to raw feature vector ``q`` (ties broken by index order);
+        approximate (the HNSW graph) when the index has one."""
+        if self.ann_ is not None:
+            return _ann_hits(self, self.transform(q)[0], k, exclude)
+        s = self.scores(q)[0]
+        if exclude is not None and exclude in self.clip_ids_:
+            s[self.clip_ids_.index(exclude)] = -np.inf
+        k = min(k, int(np.isfinite(s).sum()))
+        if k <= 0:
+            return []
+        top = np.argpartition(-s, k - 1)[:k] if k < s.size else np.arange(s.size)
+        top = top[np.lexsort((top, -s[top]))]
+        return [
+            {"rank": i + 1, "clip_id": self.clip_ids_[j], "score": float(s[j])}
+            for i, j in enumerate(top)
+        ]
+
+    # --- persistence (plain arrays, no pickle) -------------------------------------------
+    def to_bytes(self, names: list[str] | None = None) -> bytes:
+        """The index as an ``.npz`` file's bytes (no pickle)."""
+        buf = io.BytesIO()
+        np.savez(buf, embeddings=self.embeddings_, mean=self.mean_, scale=self.scale_,
+                 clip_ids=np.asarray(self.clip_ids_, dtype=str),
+                 names=np.asarray(names or [], dtype=str))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> tuple[EmbeddingIndex, list[str]]:
+        """An index and its feature names from :meth:`to_bytes` output."""
+        z = np.load(io.BytesIO(data), allow_pickle=False)
+        self = cls()
+        self.embeddings_ = z["embeddings"]
+        self.mean_, self.scale_ = z["mean"], z["scale"]
+        self.clip_ids_ = z["clip_ids"].tolist()
+        return self, z["names"].tolist()
+
+
+def _ann_hits(
+    idx: EmbeddingIndex, e: np.ndarray, k: int, exclude: str | None
+) -> list[dict[str, Any]]:
+    """Top ``k`` from the approximate index (one more asked for when a clip is excluded)."""
+    assert idx.ann_ is not None
+    s, i = idx.ann_.search(e, k + (exclude is not None))
+    hits = [(float(a), int(b)) for a, b in zip(s[0], i[0], strict=True) if b >= 0]
+    hits = [h for h in hits if idx.clip_ids_[h[1]] != exclude][:k]
+    return [{"rank": r + 1, "clip_id": idx.clip_ids_[j], "score": sc}
+            for r, (sc, j) in enumerate(hits)]
