@@ -9,8 +9,10 @@ Two views of a clip:
   prior centred at 120 BPM, as ``librosa.beat.tempo``) and pulse clarity (autocorrelation
   peak height). Computed from audio, since the default recipe stores no chroma.
 
-:class:`EmbeddingIndex` standardizes columns (mean/std of the indexed clips), L2-normalises
-rows and searches exactly with a matrix product (``X @ q``, then ``argpartition``).
+:class:`EmbeddingIndex` standardizes columns (mean/std of the indexed clips; a column constant
+up to float32 rounding, relative to its feature's magnitude, weighs nothing; one clip, or
+clips that differ in nothing, keep their raw features, with a warning), L2-normalises rows
+and searches exactly with a matrix product (``X @ q``, then ``argpartition``).
 Exact search costs O(N·d) per query and N·d·4 bytes of memory. Measured on this 2-core
 machine (d=96, one query, top-10, ``benchmarks/fingerprint.py``): 0.03 ms at 10^3 clips,
 ~5 ms at 10^4, 19 ms at 10^5 (37 MB), 73 ms at 10^6 (366 MB). From 10^5 clips on
@@ -139,6 +141,14 @@ def _view_matrix(ctx: StageContext, view: str) -> tuple[np.ndarray, list[str], l
     return X, ids, list(_TONAL_NAMES)
 
 
+def _feature_groups(names: list[str]) -> list[str]:
+    """The feature of each column (``mfcc_mean[3]``, ``mfcc_std[0]`` -> ``mfcc``): columns of
+    one feature share a magnitude in :meth:`EmbeddingIndex.fit`'s constant-column test."""
+    import re
+
+    return [re.sub(r"_(mean|std)$", "", n.split("[", 1)[0]) for n in names]
+
+
 class Retrieve(Stage):
     """Build the retrieval index of each view (and score it against a label, if given)."""
 
@@ -159,7 +169,10 @@ class Retrieve(Stage):
               choices=("auto", "exact", "hnsw")),
     )
     tables = ("retrieval_indexes",)
-    version = "2"  # P@k divided by k when fewer than k other clips (was by their number)
+    # 2: P@k divided by k when fewer than k other clips (was by their number); 3: columns
+    # constant up to rounding relative to their feature's magnitude weigh nothing (they were
+    # scaled to unit variance), an index without spread keeps the raw features
+    version = "3"
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pyarrow as pa
@@ -174,7 +187,7 @@ class Retrieve(Stage):
         for view in ctx.params["views"]:
             t0 = time.perf_counter()
             X, ids, names = _view_matrix(ctx, view)
-            idx = EmbeddingIndex().fit(X, ids)
+            idx = EmbeddingIndex().fit(X, ids, groups=_feature_groups(names))
             uri = ctx.write_bytes(idx.to_bytes(names), "index", f"retrieve_{view}.npz")
             ann_uri = None
             kind = ctx.params["index"]
@@ -184,13 +197,15 @@ class Retrieve(Stage):
             rows.append({"view": view, "uri": uri, "n_clips": len(ids), "n_dims": X.shape[1],
                          "ann_uri": ann_uri, "run_id": ctx.run_id})
             report[view] = {"n_clips": len(ids), "n_dims": int(X.shape[1]),
-                            "seconds": round(time.perf_counter() - t0, 3)}
+                            "seconds": round(time.perf_counter() - t0, 3),
+                            "warnings": [idx.note_] if idx.note_ else []}
             if labels is not None:
                 lab = np.array([labels[c] for c in ids], dtype=object)
                 keep = np.array([v not in (None, "") for v in lab])
                 m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=ctx.params["k"])
                 # (catch_warnings swaps process-wide state: not safe beside other threads)
-                report[view]["warnings"] = [w] if (w := _ceiling_note(int(keep.sum()), ctx.params["k"])) else []
+                if w := _ceiling_note(int(keep.sum()), ctx.params["k"]):
+                    report[view]["warnings"].append(w)
                 metrics += metric_rows(
                     "retrieve", f"retrieve-{view}",
                     {f"precision_at_{ctx.params['k']}": m["precision_at_k"], "map": m["map"]},

@@ -267,3 +267,33 @@ def test_load_from_many_threads_gives_each_its_own_index(fake_indexes):
     with ThreadPoolExecutor(8) as pool:
         got = [pair for res in pool.map(work, range(8)) for pair in res]
     assert len(got) == 1600 and all(names == [f"mem://{v}.npz"] for v, names in got)
+
+
+def test_silent_clips_are_alike_and_an_index_without_spread_says_so(tmp_path):
+    """Review 3 finding 5: six silent clips scored 0.996 to -0.98 against each other (their
+    float32 rounding, scaled to unit variance, was the whole embedding)."""
+    import soundfile as sf
+
+    src = tmp_path / "src"
+    src.mkdir()
+    silent = [f"s{i}.wav" for i in range(4)]
+    for i, name in enumerate(silent):
+        sf.write(src / name, np.zeros(SR * (i + 1) // 2, np.float32), SR)
+    labels = write_csv(src / "labels.csv", [{"path": n, "label": "x"} for n in silent])
+    ds = ingest(src, tmp_path / "out", "d", labels)
+    with pytest.warns(UserWarning, match="differ in no feature"):
+        rep = run_stage(ds, "retrieve", {"views": ["timbre"]})
+    assert "cannot be standardised" in rep["views"]["timbre"]["warnings"][0]
+    hits = rt.similar(ds, str(src / "s0.wav"), k=4)
+    assert len(hits) == 4 and min(h["score"] for h in hits) > 0.999
+    # among clips that differ the silent ones find each other first, and score as alike
+    sf.write(src / "tone.wav", 0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR), SR)
+    sf.write(src / "noise.wav", 0.1 * np.random.default_rng(0).standard_normal(SR), SR)
+    labels = write_csv(src / "labels.csv", [{"path": n, "label": "x"} for n in
+                                            [*silent, "tone.wav", "noise.wav"]])
+    ds = ingest(src, tmp_path / "out", "d", labels)
+    rep = run_stage(ds, "retrieve", {"views": ["timbre"]})
+    assert rep["views"]["timbre"]["warnings"] == []
+    hits = rt.similar(ds, str(src / "s1.wav"), k=6)
+    assert {h["uri"].rsplit("/", 1)[-1] for h in hits[:4]} == set(silent)
+    assert min(h["score"] for h in hits[:4]) > 0.999
