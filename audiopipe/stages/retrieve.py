@@ -23,8 +23,14 @@ stays the default.
 The stage :class:`Retrieve` builds the index of each view and saves it in its run folder as
 ``index/retrieve_<view>.npz`` (embeddings, clip ids, standardization stats, feature names;
 plain arrays, no pickle), listed in the table ``retrieval_indexes`` (view, uri, n_clips,
-n_dims, run_id). :func:`similar` answers a clip id or an audio file, :func:`similar_many`
-many of them with one index.
+n_dims, ann_uri, run_id, recipe_hash: the dataset's feature recipe when it was built).
+:func:`similar` answers a clip id or an audio file, :func:`similar_many` many of them with
+one index. A timbre index built under another recipe than the dataset has now (``audiopipe
+rebuild`` since) is refused, naming the command that rebuilds it: a file's query vector,
+computed with the recipe of now, would be compared with the old recipe's embeddings. An
+index stored before the recipe was recorded is checked against the recipe its ``retrieve``
+run recorded (used with a warning when that run is not known). The tonal view is computed
+from audio with fixed settings: no recipe is checked for it.
 
 Examples
 --------
@@ -171,8 +177,9 @@ class Retrieve(Stage):
     tables = ("retrieval_indexes",)
     # 2: P@k divided by k when fewer than k other clips (was by their number); 3: columns
     # constant up to rounding relative to their feature's magnitude weigh nothing (they were
-    # scaled to unit variance), an index without spread keeps the raw features
-    version = "3"
+    # scaled to unit variance), an index without spread keeps the raw features; 4:
+    # retrieval_indexes.recipe_hash (similar refuses a timbre index of an older recipe)
+    version = "4"
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pyarrow as pa
@@ -195,7 +202,8 @@ class Retrieve(Stage):
                 idx.ann_ = HNSWIndex().fit(idx.embeddings_)
                 ann_uri = ctx.write_bytes(idx.ann_.to_bytes(), "index", f"retrieve_{view}.faiss")
             rows.append({"view": view, "uri": uri, "n_clips": len(ids), "n_dims": X.shape[1],
-                         "ann_uri": ann_uri, "run_id": ctx.run_id})
+                         "ann_uri": ann_uri, "run_id": ctx.run_id,
+                         "recipe_hash": (ctx.ds.run or {}).get("recipe_hash")})
             report[view] = {"n_clips": len(ids), "n_dims": int(X.shape[1]),
                             "seconds": round(time.perf_counter() - t0, 3),
                             "warnings": [idx.note_] if idx.note_ else []}
@@ -212,7 +220,8 @@ class Retrieve(Stage):
                     evaluation="reference", split=view, run_id=ctx.run_id,
                 )
         schema = pa.schema([("view", pa.string()), ("uri", pa.string()), ("n_clips", pa.int64()),
-                            ("n_dims", pa.int64()), ("ann_uri", pa.string()), ("run_id", pa.string())])
+                            ("n_dims", pa.int64()), ("ann_uri", pa.string()), ("run_id", pa.string()),
+                            ("recipe_hash", pa.string())])
         return StageOutput(
             tables={"retrieval_indexes": pa.Table.from_pylist(rows, schema=schema)},
             metrics=metrics,
@@ -241,6 +250,13 @@ def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
         raise StageInputError(f"dataset {ds.name!r} has no {view} retrieval index: {hint}")
     uri = t["uri"][at[view]]
     ann_uri = (t.get("ann_uri") or [None] * len(at))[at[view]]
+    if view == "timbre":  # its file queries are computed with the dataset's recipe of now
+        from audiopipe.stages._common import check_recipe
+
+        check_recipe(ds, (t.get("recipe_hash") or [None] * len(at))[at[view]],
+                     f"the timbre retrieval index of dataset {ds.name!r}",
+                     f"rebuild the index: {hint}",
+                     stage="retrieve", run_id=t["run_id"][at[view]])
     key = (ds.location.base, uri)
     with _INDEX_LOCK:
         hit = _INDEX_CACHE.get(key)
