@@ -61,6 +61,7 @@ __all__ = [
     "error_row",
     "stable_id",
     "uri_matcher",
+    "check_recipe",
     "overlap_problem",
     "median_kernel_problem",
 ]
@@ -355,6 +356,47 @@ def load_model(ds: Dataset, uri: str, trusted: tuple[str, ...] | list[str] = ())
         return sio.loads(data, trusted=list(untrusted))
     except Exception as err:  # noqa: BLE001
         raise StageInputError(f"{uri} could not be loaded as a skops model: {err}") from None
+
+
+def check_recipe(
+    ds: Dataset, recorded: str | None, what: str, fix: str, *, stage: str | None = None,
+    run_id: str | None = None, model: str | None = None,
+) -> str | None:
+    """Refuse ``what`` (a saved model or index) computed under another feature recipe than the
+    one ``ds`` has now (``audiopipe rebuild`` with another recipe, or features code).
+
+    ``recorded`` is the recipe hash stored with it. One stored before recipes were recorded
+    has none: the recipe is then the one of the successful ``stage`` run that wrote it (run
+    ``run_id``, or the run whose model file is ``model``): every stage run records its
+    dataset's recipe hash. Raises :class:`StageInputError` naming both recipes and ``fix``
+    when they differ. When neither tells the recipe (a model file from elsewhere stored
+    before recipes were recorded) it cannot be checked: warns and returns the warning's
+    text (for the run's report). None when the recipes agree.
+    """
+    import json
+    import warnings
+
+    current = (ds.run or {}).get("recipe_hash")
+    how = "recorded with it"
+    if recorded is None and stage is not None:
+        from audiopipe.store.runs import stage_runs
+
+        for r in stage_runs(ds.location, stage):
+            if r.status == "ok" and (r.run_id == run_id or (
+                    model is not None and json.loads(r.artifacts or "{}").get("model") == model)):
+                recorded, how = r.recipe_hash, f"by run {r.run_id} that wrote it"
+    if recorded is None or current is None:
+        msg = (f"{what} records no feature recipe (stored before recipes were recorded): "
+               f"cannot check that it fits the features of dataset {ds.name!r} (recipe "
+               f"{current}); if the dataset was rebuilt with another recipe since, {fix}")
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        return msg
+    if recorded != current:
+        raise StageInputError(
+            f"{what} was computed under feature recipe {recorded} ({how}), but dataset "
+            f"{ds.name!r} has recipe {current} now (rebuilt since): its features are not "
+            f"those it was computed on; {fix}")
+    return None
 
 
 def figure_writer(fig: Any, dpi: int = 100) -> Any:

@@ -17,15 +17,21 @@ conventional drum ranges; ``high_weight`` (and using the band envelope for tempo
 alike) was chosen by leave-one-track-out over the MDB Drums recordings
 (``benchmarks/tune_beats.py``).
 
-Beat tracking always answers with a tempo, even for audio without a pulse (a DC offset gave
-117.5 BPM, a steady sine 112 BPM, white noise 137 BPM). :func:`pulse_clarity` says how much
-to trust it: how clearly the onsets repeat at the beat period, in [0, 1] (about 0.9 for a
-click track, 0.14-0.82 on the MDB Drums recordings, below 0.05 for noise, a steady tone, DC
-or silence).
+Beat tracking answers with a tempo whenever the onset envelope moves at all, even for audio
+without a pulse (a DC offset gave 117.5 BPM, a steady sine 112 BPM, white noise 137 BPM).
+:func:`pulse_clarity` says how much to trust it: how clearly the onsets repeat at the beat
+period, in [0, 1] (about 0.9 for a click track, 0.14-0.82 on the MDB Drums recordings, below
+0.05 for noise, a steady tone or DC). Audio with no onsets at all - digital silence, a clip
+shorter than 3 onset frames - has no tempo: :func:`beat_track` returns 0 (as librosa) and no
+beats.
 
 As a stage (:class:`Beats`, clip by clip: only new clips are tracked) it writes tables
 ``beats`` (clip_id, time_s) and ``tempo`` (clip_id, bpm, n_beats, pulse_clarity, error) and
-a PNG of beats over the onset envelope of the first clip processed.
+a PNG of beats over the onset envelope of the first clip processed. ``tempo.bpm`` is empty
+(null) where there is no tempo: a clip without onsets (``error`` empty, ``n_beats`` 0,
+``pulse_clarity`` 0) and a clip that could not be read (``error`` says why), so averages of
+``bpm`` are over the clips that have one (a 0, or the prior's 120, would be averaged in as if
+measured).
 
 Examples
 --------
@@ -220,7 +226,8 @@ def beat_track(
     Returns
     -------
     tempo : float
-        Global tempo in BPM (median of the local tempo with ``local_tempo``); 0 for silence.
+        Global tempo in BPM (median of the local tempo with ``local_tempo``); 0 when there are no
+        onsets (silence, fewer than 3 onset frames): no tempo.
     beat_times : np.ndarray, float64, seconds
 
     Examples
@@ -338,8 +345,9 @@ class Beats(ClipStage):
         "Onset strength → global (or local) tempo → dynamic-programming beats (Ellis 2007), "
         "clip by clip; tables `beats` (clip_id, time_s) and `tempo` (clip_id, bpm, n_beats, "
         "pulse_clarity, error); pulse_clarity (0-1: how clearly the onsets repeat at the beat "
-        "period; near 0 for noise, steady tones, silence) says how far to trust the tempo; a "
-        "clip that cannot be read gets a `tempo` row with its error."
+        "period; near 0 for noise, steady tones, silence) says how far to trust the tempo; "
+        "bpm is null for a clip without onsets (silence, shorter than 3 frames) and for a "
+        "clip that cannot be read (its `tempo` row has the error)."
     )
     params = (
         Param("sr", "int", 22050, "analysis sample rate (Hz)", low=1000, from_dataset="sample_rate"),
@@ -355,7 +363,7 @@ class Beats(ClipStage):
         Param("clips", "list", None, "only these clip ids (default: every clip)"),
     )
     tables = ("tempo", "beats")  # the first has one row per clip: what is done
-    version = "2"  # 2: tempo.pulse_clarity
+    version = "3"  # 2: tempo.pulse_clarity; 3: bpm null without onsets (was 0) or on error
     shard_size = 32
 
     def check(self, params: dict[str, Any]) -> list[str]:
@@ -404,13 +412,13 @@ class Beats(ClipStage):
             except Exception as err:  # noqa: BLE001  (errors are data)
                 out.failed += 1
                 out.rows["tempo"].append(
-                    {"clip_id": cid, "bpm": float("nan"), "n_beats": 0,
+                    {"clip_id": cid, "bpm": None, "n_beats": 0,
                      "pulse_clarity": float("nan"), "error": f"{type(err).__name__}: {err}"}
                 )
                 continue
             out.rows["beats"] += [{"clip_id": cid, "time_s": float(t)} for t in bt]
-            out.rows["tempo"].append(
-                {"clip_id": cid, "bpm": tempo, "n_beats": int(bt.size),
+            out.rows["tempo"].append(  # tempo 0: no onsets, no tempo (null, not 0 BPM)
+                {"clip_id": cid, "bpm": tempo if tempo > 0 else None, "n_beats": int(bt.size),
                  "pulse_clarity": clarity, "error": None}
             )
             if out.plot is None and bt.size:

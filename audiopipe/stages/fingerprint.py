@@ -51,8 +51,9 @@ In a dataset the index is the Delta table ``fingerprints`` (hash int64, clip_id 
 t int32), kept by the stage :class:`Fingerprint` (clip by clip: a run fingerprints only
 clips not yet in the table and drops rows of clips no longer in ``clips``, in one commit;
 a clip without landmarks - silence, shorter than a frame - gets one marker row (hash -1,
-t -1) so it is not redone; a clip that fails becomes an ``errors`` row and is tried again
-by the next run). :func:`identify` decodes query files and matches them against the
+t -1) so it is not redone; the run's metrics count the landmarks, ``n_hashes`` (marker rows
+left out), and those clips, ``n_clips_no_landmarks``; a clip that fails becomes an
+``errors`` row and is tried again by the next run). :func:`identify` decodes query files and matches them against the
 table (cached per process and table version; thread-safe, thresholds per call).
 
 Examples
@@ -268,7 +269,9 @@ class Fingerprint(ClipStage):
     """Landmark hashes of every clip in the ``fingerprints`` table (incremental)."""
 
     name = "fingerprint"
-    version = "2"  # 2: a second landmark layer (fine_fft 2048 below 1.4 kHz; round 6)
+    # 2: a second landmark layer (fine_fft 2048 below 1.4 kHz; round 6); 3: metric n_hashes
+    # leaves out the marker rows of clips without landmarks (counted in n_clips_no_landmarks)
+    version = "3"
     summary = (
         "Landmark hashes (Wang 2003) of every clip, table `fingerprints` (hash, clip_id, t); "
         "`audiopipe identify FILE...` looks excerpts up in it."
@@ -334,10 +337,15 @@ class Fingerprint(ClipStage):
         return out
 
     def evaluate(self, ctx: StageContext, state: Any) -> list[dict[str, Any]]:
+        import pyarrow.compute as pc
+
         from audiopipe.stages._common import metric_rows
 
-        ids = ctx.ds.table("fingerprints", ["clip_id"]).column("clip_id")
-        m = {"n_clips": len(ids.unique()), "n_hashes": len(ids)}
+        t = ctx.ds.table("fingerprints", ["clip_id", "hash"])
+        marker = pc.equal(t.column("hash"), NO_LANDMARKS)  # a clip without landmarks
+        n_none = int(pc.sum(marker).as_py() or 0)
+        m = {"n_clips": len(t.column("clip_id").unique()), "n_hashes": t.num_rows - n_none,
+             "n_clips_no_landmarks": n_none}
         with _CACHE_LOCK:
             _CACHE.clear()
         return metric_rows("fingerprint", "landmarks", m, evaluation="count", run_id=ctx.run_id)

@@ -9,8 +9,10 @@ Two views of a clip:
   prior centred at 120 BPM, as ``librosa.beat.tempo``) and pulse clarity (autocorrelation
   peak height). Computed from audio, since the default recipe stores no chroma.
 
-:class:`EmbeddingIndex` standardizes columns (mean/std of the indexed clips), L2-normalises
-rows and searches exactly with a matrix product (``X @ q``, then ``argpartition``).
+:class:`EmbeddingIndex` standardizes columns (mean/std of the indexed clips; a column constant
+up to float32 rounding, relative to its feature's magnitude, weighs nothing; one clip, or
+clips that differ in nothing, keep their raw features, with a warning), L2-normalises rows
+and searches exactly with a matrix product (``X @ q``, then ``argpartition``).
 Exact search costs O(N·d) per query and N·d·4 bytes of memory. Measured on this 2-core
 machine (d=96, one query, top-10, ``benchmarks/fingerprint.py``): 0.03 ms at 10^3 clips,
 ~5 ms at 10^4, 19 ms at 10^5 (37 MB), 73 ms at 10^6 (366 MB). From 10^5 clips on
@@ -21,8 +23,14 @@ stays the default.
 The stage :class:`Retrieve` builds the index of each view and saves it in its run folder as
 ``index/retrieve_<view>.npz`` (embeddings, clip ids, standardization stats, feature names;
 plain arrays, no pickle), listed in the table ``retrieval_indexes`` (view, uri, n_clips,
-n_dims, run_id). :func:`similar` answers a clip id or an audio file, :func:`similar_many`
-many of them with one index.
+n_dims, ann_uri, run_id, recipe_hash: the dataset's feature recipe when it was built).
+:func:`similar` answers a clip id or an audio file, :func:`similar_many` many of them with
+one index. A timbre index built under another recipe than the dataset has now (``audiopipe
+rebuild`` since) is refused, naming the command that rebuilds it: a file's query vector,
+computed with the recipe of now, would be compared with the old recipe's embeddings. An
+index stored before the recipe was recorded is checked against the recipe its ``retrieve``
+run recorded (used with a warning when that run is not known). The tonal view is computed
+from audio with fixed settings: no recipe is checked for it.
 
 Examples
 --------
@@ -35,7 +43,6 @@ Examples
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import time
@@ -47,6 +54,7 @@ import numpy as np
 
 from audiopipe.stages._ann import ANN_MIN_CLIPS, HNSWIndex, scaling_benchmark
 from audiopipe.stages._common import StageInputError
+from audiopipe.stages._embedding import EmbeddingIndex, _ann_hits
 from audiopipe.stages.base import Stage, StageContext, StageOutput
 from audiopipe.stages.params import Param
 
@@ -62,87 +70,6 @@ VIEWS = ("timbre", "tonal")
 TONAL_SR = 22050
 _TONAL_NAMES = [f"chroma_{s}[{i}]" for s in ("mean", "std") for i in range(12)] + [
     "log2_tempo_over_120", "pulse_clarity"]
-
-
-class EmbeddingIndex:
-    """Exact cosine search over standardized, L2-normalised embeddings.
-
-    Parameters
-    ----------
-    standardize : bool
-        Centre and scale each column with the indexed clips' mean and std first.
-
-    Examples
-    --------
-    >>> idx = EmbeddingIndex().fit(np.eye(3), ["a", "b", "c"])
-    >>> idx.query(np.array([0.0, 1.0, 0.1]), k=1)[0]["clip_id"]
-    'b'
-    """
-
-    def __init__(self, standardize: bool = True) -> None:
-        self.standardize = standardize
-        #: an approximate index over :attr:`embeddings_` (:class:`HNSWIndex`), or None: exact
-        self.ann_: HNSWIndex | None = None
-
-    def fit(self, X: np.ndarray, clip_ids: list[str]) -> EmbeddingIndex:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] != len(clip_ids):
-            raise ValueError(f"X must be (n_clips, n_dims) with one row per clip id, got {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("X contains NaN or infinity")
-        self.mean_ = X.mean(axis=0) if self.standardize else np.zeros(X.shape[1])
-        sd = X.std(axis=0) if self.standardize else np.ones(X.shape[1])
-        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
-        self.embeddings_ = self.transform(X)
-        self.clip_ids_ = list(clip_ids)
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Standardize and L2-normalise rows (float32); a zero row stays zero."""
-        Z = (np.atleast_2d(np.asarray(X, np.float64)) - self.mean_) / self.scale_
-        n = np.linalg.norm(Z, axis=1, keepdims=True)
-        return (Z / np.where(n > 0, n, 1.0)).astype(np.float32)
-
-    def scores(self, q: np.ndarray) -> np.ndarray:
-        """Cosine similarity of raw feature vector(s) ``q`` to every indexed clip."""
-        return self.transform(q) @ self.embeddings_.T
-
-    def query(self, q: np.ndarray, k: int = 10, exclude: str | None = None) -> list[dict[str, Any]]:
-        """The ``k`` nearest clips to raw feature vector ``q`` (ties broken by index order);
-        approximate (the HNSW graph) when the index has one."""
-        if self.ann_ is not None:
-            return _ann_hits(self, self.transform(q)[0], k, exclude)
-        s = self.scores(q)[0]
-        if exclude is not None and exclude in self.clip_ids_:
-            s[self.clip_ids_.index(exclude)] = -np.inf
-        k = min(k, int(np.isfinite(s).sum()))
-        if k <= 0:
-            return []
-        top = np.argpartition(-s, k - 1)[:k] if k < s.size else np.arange(s.size)
-        top = top[np.lexsort((top, -s[top]))]
-        return [
-            {"rank": i + 1, "clip_id": self.clip_ids_[j], "score": float(s[j])}
-            for i, j in enumerate(top)
-        ]
-
-    # --- persistence (plain arrays, no pickle) -------------------------------------------
-    def to_bytes(self, names: list[str] | None = None) -> bytes:
-        """The index as an ``.npz`` file's bytes (no pickle)."""
-        buf = io.BytesIO()
-        np.savez(buf, embeddings=self.embeddings_, mean=self.mean_, scale=self.scale_,
-                 clip_ids=np.asarray(self.clip_ids_, dtype=str),
-                 names=np.asarray(names or [], dtype=str))
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> tuple[EmbeddingIndex, list[str]]:
-        """An index and its feature names from :meth:`to_bytes` output."""
-        z = np.load(io.BytesIO(data), allow_pickle=False)
-        self = cls()
-        self.embeddings_ = z["embeddings"]
-        self.mean_, self.scale_ = z["mean"], z["scale"]
-        self.clip_ids_ = z["clip_ids"].tolist()
-        return self, z["names"].tolist()
 
 
 # ----------------------------------------------------------------------- tonal features
@@ -220,6 +147,14 @@ def _view_matrix(ctx: StageContext, view: str) -> tuple[np.ndarray, list[str], l
     return X, ids, list(_TONAL_NAMES)
 
 
+def _feature_groups(names: list[str]) -> list[str]:
+    """The feature of each column (``mfcc_mean[3]``, ``mfcc_std[0]`` -> ``mfcc``): columns of
+    one feature share a magnitude in :meth:`EmbeddingIndex.fit`'s constant-column test."""
+    import re
+
+    return [re.sub(r"_(mean|std)$", "", n.split("[", 1)[0]) for n in names]
+
+
 class Retrieve(Stage):
     """Build the retrieval index of each view (and score it against a label, if given)."""
 
@@ -240,7 +175,11 @@ class Retrieve(Stage):
               choices=("auto", "exact", "hnsw")),
     )
     tables = ("retrieval_indexes",)
-    version = "2"  # P@k divided by k when fewer than k other clips (was by their number)
+    # 2: P@k divided by k when fewer than k other clips (was by their number); 3: columns
+    # constant up to rounding relative to their feature's magnitude weigh nothing (they were
+    # scaled to unit variance), an index without spread keeps the raw features; 4:
+    # retrieval_indexes.recipe_hash (similar refuses a timbre index of an older recipe)
+    version = "4"
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pyarrow as pa
@@ -255,7 +194,7 @@ class Retrieve(Stage):
         for view in ctx.params["views"]:
             t0 = time.perf_counter()
             X, ids, names = _view_matrix(ctx, view)
-            idx = EmbeddingIndex().fit(X, ids)
+            idx = EmbeddingIndex().fit(X, ids, groups=_feature_groups(names))
             uri = ctx.write_bytes(idx.to_bytes(names), "index", f"retrieve_{view}.npz")
             ann_uri = None
             kind = ctx.params["index"]
@@ -263,22 +202,26 @@ class Retrieve(Stage):
                 idx.ann_ = HNSWIndex().fit(idx.embeddings_)
                 ann_uri = ctx.write_bytes(idx.ann_.to_bytes(), "index", f"retrieve_{view}.faiss")
             rows.append({"view": view, "uri": uri, "n_clips": len(ids), "n_dims": X.shape[1],
-                         "ann_uri": ann_uri, "run_id": ctx.run_id})
+                         "ann_uri": ann_uri, "run_id": ctx.run_id,
+                         "recipe_hash": (ctx.ds.run or {}).get("recipe_hash")})
             report[view] = {"n_clips": len(ids), "n_dims": int(X.shape[1]),
-                            "seconds": round(time.perf_counter() - t0, 3)}
+                            "seconds": round(time.perf_counter() - t0, 3),
+                            "warnings": [idx.note_] if idx.note_ else []}
             if labels is not None:
                 lab = np.array([labels[c] for c in ids], dtype=object)
                 keep = np.array([v not in (None, "") for v in lab])
                 m = ranking_metrics(idx.embeddings_[keep], lab[keep].astype(str), k=ctx.params["k"])
                 # (catch_warnings swaps process-wide state: not safe beside other threads)
-                report[view]["warnings"] = [w] if (w := _ceiling_note(int(keep.sum()), ctx.params["k"])) else []
+                if w := _ceiling_note(int(keep.sum()), ctx.params["k"]):
+                    report[view]["warnings"].append(w)
                 metrics += metric_rows(
                     "retrieve", f"retrieve-{view}",
                     {f"precision_at_{ctx.params['k']}": m["precision_at_k"], "map": m["map"]},
                     evaluation="reference", split=view, run_id=ctx.run_id,
                 )
         schema = pa.schema([("view", pa.string()), ("uri", pa.string()), ("n_clips", pa.int64()),
-                            ("n_dims", pa.int64()), ("ann_uri", pa.string()), ("run_id", pa.string())])
+                            ("n_dims", pa.int64()), ("ann_uri", pa.string()), ("run_id", pa.string()),
+                            ("recipe_hash", pa.string())])
         return StageOutput(
             tables={"retrieval_indexes": pa.Table.from_pylist(rows, schema=schema)},
             metrics=metrics,
@@ -307,6 +250,13 @@ def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
         raise StageInputError(f"dataset {ds.name!r} has no {view} retrieval index: {hint}")
     uri = t["uri"][at[view]]
     ann_uri = (t.get("ann_uri") or [None] * len(at))[at[view]]
+    if view == "timbre":  # its file queries are computed with the dataset's recipe of now
+        from audiopipe.stages._common import check_recipe
+
+        check_recipe(ds, (t.get("recipe_hash") or [None] * len(at))[at[view]],
+                     f"the timbre retrieval index of dataset {ds.name!r}",
+                     f"rebuild the index: {hint}",
+                     stage="retrieve", run_id=t["run_id"][at[view]])
     key = (ds.location.base, uri)
     with _INDEX_LOCK:
         hit = _INDEX_CACHE.get(key)
@@ -403,18 +353,6 @@ def similar_many(
         hits = [{**h, "uri": ds.clip_uri(h["clip_id"])} for h in hits]
         out.append({"query": q, "hits": hits, "error": None})
     return out
-
-
-def _ann_hits(
-    idx: EmbeddingIndex, e: np.ndarray, k: int, exclude: str | None
-) -> list[dict[str, Any]]:
-    """Top ``k`` from the approximate index (one more asked for when a clip is excluded)."""
-    assert idx.ann_ is not None
-    s, i = idx.ann_.search(e, k + (exclude is not None))
-    hits = [(float(a), int(b)) for a, b in zip(s[0], i[0], strict=True) if b >= 0]
-    hits = [h for h in hits if idx.clip_ids_[h[1]] != exclude][:k]
-    return [{"rank": r + 1, "clip_id": idx.clip_ids_[j], "score": sc}
-            for r, (sc, j) in enumerate(hits)]
 
 
 def _query_embedded(

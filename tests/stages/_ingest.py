@@ -42,8 +42,10 @@ def ingest(
     features: dict[str, Any] | None = None,
     on: str = "path",
     root: str | None = None,
+    kind: str = "ingest",
 ) -> audiopipe.store.dataset.Dataset:
-    """Ingest ``source`` (folder or glob) into ``out/name`` and open it."""
+    """Ingest ``source`` (folder or glob) into ``out/name`` and open it (``kind="rebuild"``:
+    rebuild it, e.g. with another recipe)."""
     d: dict[str, Any] = {"source": str(source), "sample_rate": sample_rate}
     if labels is not None:
         d["labels"] = {"path": str(labels), "on": on}
@@ -52,7 +54,7 @@ def ingest(
     if features:
         d["features"] = features
     cfg = parse_config({"storage": str(out), "datasets": {name: d}})
-    plan = plan_ingest(cfg, name)
+    plan = plan_ingest(cfg, name, kind=kind)
     publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     return audiopipe.open_dataset(str(out), name)
 

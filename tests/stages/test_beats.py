@@ -226,6 +226,11 @@ def test_run_writes_tables_and_plot_and_only_new_clips_next_time(tmp_path):
     got = beats[beats.clip_id == ids["clicks"]].time_s.to_numpy()
     assert mir_eval.beat.f_measure(ref, np.sort(got)) > 0.95
     assert tempo.loc[ids["silence"], "n_beats"] == 0
+    # no onsets, no tempo: bpm is null, not an error (it was 0.0, averaged in as 0 BPM)
+    rows = {r["clip_id"]: r for r in ds.table("tempo").to_pylist()}
+    for stem in ("silence", "short"):
+        assert rows[ids[stem]]["bpm"] is None and rows[ids[stem]]["error"] is None, stem
+    assert tempo.bpm.mean() == pytest.approx(120, rel=0.03)  # clicks and stereo clicks only
     # how far to trust each tempo: the click track's pulse is clear, silence has none
     assert tempo.loc[ids["clicks"], "pulse_clarity"] > 0.6
     assert (tempo.loc[[ids["silence"], ids["short"]], "pulse_clarity"] == 0.0).all()

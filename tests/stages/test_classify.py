@@ -215,6 +215,55 @@ def test_predict_scores_clips_ingested_after_training(demo_folder, tmp_path):
     assert run_stage(ds, "classify", {"target": "label", "predict": True})["skipped"]
 
 
+#: the default recipe at another STFT size: the same feature names and dimensions, other values
+REBUILT_RECIPE = {"n_fft": 512, "hop_length": 128,
+                  "compute": {"mfcc": {"n_mfcc": 20, "deltas": 2},
+                              "melspectrogram": {"n_mels": 64, "log": True},
+                              "spectral_centroid": {}, "spectral_rolloff": {"roll_percent": 0.85},
+                              "zero_crossing_rate": {}, "rms": {}}}
+
+
+def test_predict_refuses_a_model_fitted_before_a_rebuild_with_another_recipe(demo_folder,
+                                                                              tmp_path):
+    """Review 3 finding 1: after `rebuild` with another recipe of the same dimensions the old
+    model was applied to the new features (accuracy 1 -> 0.5, no warning)."""
+    import skops.io as sio
+
+    from audiopipe.stages._common import load_model
+
+    src = tmp_path / "src"
+    for cls in ("tone", "noise"):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((demo_folder / cls).iterdir())[:4]:
+            shutil.copy(f, src / cls / f.name)
+    shutil.copy(demo_folder / "labels.csv", src / "labels.csv")
+    out, labels = tmp_path / "out", src / "labels.csv"
+    ds = ingest(out, "d", str(src), labels)
+    fit = run_stage(ds, "classify", {"target": "label", "candidates": ["stats"]})
+    p = {"target": "label", "predict": True, "all": True}
+    assert run_stage(ds, "classify", p)["n_clips"] == 8  # same recipe: predicted
+    ds = ingest(out, "d", str(src), labels, features=REBUILT_RECIPE, kind="rebuild")
+    refit = r"rebuilt since.*refit: run `audiopipe stage classify d --set target=label`"
+    with pytest.raises(StageInputError, match="recorded with it.*" + refit):
+        run_stage(ds, "classify", p)
+    # a model saved before models recorded their recipe: the recipe its fitting run
+    # recorded is checked instead
+    bundle = load_model(ds, fit["model"], trusted=classify.TRUSTED)
+    old = {k: v for k, v in bundle.items() if k != "recipe_hash"}
+    sio.dump(old, fit["model"])
+    with pytest.raises(StageInputError, match=f"by run {fit['run_id']}.*" + refit):
+        run_stage(ds, "classify", p)
+    # ... and one from elsewhere that no run of this dataset wrote is used, with a warning
+    other = tmp_path / "m.skops"
+    sio.dump(old, str(other))
+    with pytest.warns(UserWarning, match="records no feature recipe"):
+        r = run_stage(ds, "classify", {**p, "model_path": str(other)})
+    assert r["n_clips"] == 8 and "records no feature recipe" in r["warnings"][0]
+    # refitted under the new recipe: predicted again
+    run_stage(ds, "classify", {"target": "label", "candidates": ["stats"]})
+    assert run_stage(ds, "classify", p)["n_clips"] == 8
+
+
 def test_fsdd_speaker_grouped_beats_a_plain_baseline(corpora, tmp_path):
     fsdd = corpora / "fsdd"
     # takes 0-4 of every digit and speaker: 200 clips, 4 speakers, leave-one-speaker-out

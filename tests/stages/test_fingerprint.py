@@ -287,13 +287,30 @@ def ingest(folder: Path, out: Path, name: str = "d") -> audiopipe.Dataset:
     return audiopipe.open_dataset(str(out), name)
 
 
+def _metrics(ds: audiopipe.Dataset, run_id: str) -> dict[str, float]:
+    m = ds.table("metrics").to_pandas()
+    m = m[m.run_id == run_id]
+    return dict(zip(m.metric, m.value, strict=True))
+
+
 def test_index_of_silent_clips_only_says_nothing_is_indexed(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     for i in range(2):
         sf.write(src / f"silent{i}.wav", np.zeros(2 * SR, np.float32), SR)
+    sf.write(src / "song.wav", song(4, 6.0), SR)
     ds = ingest(src, tmp_path / "out")
-    run_stage(ds, "fingerprint")
+    rep = run_stage(ds, "fingerprint")
+    # the run's count of hashes is the landmarks: the silent clips' marker rows are not
+    # hashes (they were counted, 2 more than there are)
+    m = _metrics(ds, rep["run_id"])
+    n_landmarks = fp.load_index(ds).n_landmarks
+    assert n_landmarks > 100 and m["n_hashes"] == n_landmarks
+    assert m["n_clips"] == 3 and m["n_clips_no_landmarks"] == 2
+    (src / "song.wav").unlink()
+    ds = ingest(src, tmp_path / "out")
+    rep = run_stage(ds, "fingerprint")
+    assert _metrics(ds, rep["run_id"])["n_hashes"] == 0
     assert fp.load_index(ds).n_landmarks == 0 and len(fp.load_index(ds)) == 2  # 2 markers
     q = tmp_path / "q.wav"
     sf.write(q, song(3, 5.0), SR)

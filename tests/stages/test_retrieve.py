@@ -267,3 +267,77 @@ def test_load_from_many_threads_gives_each_its_own_index(fake_indexes):
     with ThreadPoolExecutor(8) as pool:
         got = [pair for res in pool.map(work, range(8)) for pair in res]
     assert len(got) == 1600 and all(names == [f"mem://{v}.npz"] for v, names in got)
+
+
+def test_silent_clips_are_alike_and_an_index_without_spread_says_so(tmp_path):
+    """Review 3 finding 5: six silent clips scored 0.996 to -0.98 against each other (their
+    float32 rounding, scaled to unit variance, was the whole embedding)."""
+    import soundfile as sf
+
+    src = tmp_path / "src"
+    src.mkdir()
+    silent = [f"s{i}.wav" for i in range(4)]
+    for i, name in enumerate(silent):
+        sf.write(src / name, np.zeros(SR * (i + 1) // 2, np.float32), SR)
+    labels = write_csv(src / "labels.csv", [{"path": n, "label": "x"} for n in silent])
+    ds = ingest(src, tmp_path / "out", "d", labels)
+    with pytest.warns(UserWarning, match="differ in no feature"):
+        rep = run_stage(ds, "retrieve", {"views": ["timbre"]})
+    assert "cannot be standardised" in rep["views"]["timbre"]["warnings"][0]
+    hits = rt.similar(ds, str(src / "s0.wav"), k=4)
+    assert len(hits) == 4 and min(h["score"] for h in hits) > 0.999
+    # among clips that differ the silent ones find each other first, and score as alike
+    sf.write(src / "tone.wav", 0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR), SR)
+    sf.write(src / "noise.wav", 0.1 * np.random.default_rng(0).standard_normal(SR), SR)
+    labels = write_csv(src / "labels.csv", [{"path": n, "label": "x"} for n in
+                                            [*silent, "tone.wav", "noise.wav"]])
+    ds = ingest(src, tmp_path / "out", "d", labels)
+    rep = run_stage(ds, "retrieve", {"views": ["timbre"]})
+    assert rep["views"]["timbre"]["warnings"] == []
+    hits = rt.similar(ds, str(src / "s1.wav"), k=6)
+    assert {h["uri"].rsplit("/", 1)[-1] for h in hits[:4]} == set(silent)
+    assert min(h["score"] for h in hits[:4]) > 0.999
+
+
+def test_similar_refuses_a_timbre_index_built_before_a_rebuild_with_another_recipe(tmp_path):
+    """Review 3 finding 2: after `rebuild` the index held the old recipe's embeddings and a
+    file's query was computed with the new one (noise0 -> tone0 first)."""
+    import pyarrow as pa
+    import soundfile as sf
+
+    from . import _ingest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    for i in range(4):
+        sf.write(src / f"tone{i}.wav", 0.5 * np.sin(2 * np.pi * 220 * (1 + i % 3) * t), SR)
+        sf.write(src / f"noise{i}.wav", 0.1 * rng.standard_normal(SR), SR)
+    labels = write_csv(src / "labels.csv", [{"path": p.name, "label": p.stem[:4]}
+                                            for p in sorted(src.glob("*.wav"))])
+    out = tmp_path / "out"
+    ds = _ingest.ingest(out, "d", str(src), labels)
+    built = run_stage(ds, "retrieve")
+    q = str(src / "noise0.wav")
+    assert rt.similar(ds, q, k=1)[0]["uri"].endswith("noise0.wav")
+    recipe = {**F.DEFAULT_RECIPE, "n_fft": 512, "hop_length": 128}
+    recipe.pop("sr")
+    ds = _ingest.ingest(out, "d", str(src), labels, features=recipe, kind="rebuild")
+    stale = r"recorded with it.*rebuilt since.*rebuild the index: run `audiopipe stage retrieve d`"
+    for query in (q, ds.table("clips").column("clip_id")[0].as_py()):
+        with pytest.raises(StageInputError, match=stale):
+            rt.similar(ds, query, k=1)
+    assert rt.similar(ds, q, k=1, view="tonal")[0]["uri"].endswith("noise0.wav")  # no recipe
+    # an index listed before indexes recorded their recipe: its retrieve run's is checked ...
+    old = ds.table("retrieval_indexes").drop_columns(["recipe_hash"])
+    ds.write_table("retrieval_indexes", old)
+    with pytest.raises(StageInputError, match=f"by run {built['run_id']} that wrote it"):
+        rt.similar(ds, q, k=1)
+    # ... and one whose run is not known is used, with a warning
+    ds.write_table("retrieval_indexes", old.set_column(
+        old.schema.get_field_index("run_id"), "run_id", pa.array(["gone"] * old.num_rows)))
+    with pytest.warns(UserWarning, match="records no feature recipe"):
+        rt.similar(ds, q, k=1)
+    run_stage(ds, "retrieve")  # rebuilt under the new recipe: answered
+    assert rt.similar(ds, q, k=1)[0]["uri"].endswith("noise0.wav")

@@ -103,6 +103,30 @@ def test_predict_tags_for_clips_ingested_later(demo_folder, tmp_path):
     assert len(t) == 20 * len(fit["tags"])
 
 
+def test_predict_refuses_a_model_fitted_before_a_rebuild_with_another_recipe(demo_folder,
+                                                                              tmp_path):
+    """Review 3 finding 1: after `rebuild` with another recipe the old model was applied to
+    the new features without a check (other dimensions: a raw scikit-learn error)."""
+    import shutil
+
+    src = tmp_path / "src"
+    _subset(demo_folder, src, lambda r: r)
+    out, labels = tmp_path / "out", src / "labels.csv"
+    ds = ingest(out, "d", str(src), labels, features=MIX_RECIPE)
+    run_stage(ds, "tag")
+    recipe = {**MIX_RECIPE, "compute": {**MIX_RECIPE["compute"],
+                                        "melspectrogram": {"n_mels": 40, "log": True}}}
+    ds = ingest(out, "d", str(src), labels, features=recipe, kind="rebuild")
+    for f in sorted((demo_folder / "tone").iterdir())[4:]:
+        shutil.copy(f, src / "tone" / f.name)
+    ds = ingest(out, "d", str(src), labels, features=recipe)
+    with pytest.raises(StageInputError, match=r"tag model .* feature recipe .*rebuilt since.*"
+                       r"refit: run `audiopipe stage tag d --set column=tags`"):
+        run_stage(ds, "tag", {"predict": True})
+    run_stage(ds, "tag")  # refitted under the new recipe: the two new clips are tagged
+    assert run_stage(ds, "tag", {"predict": True})["n_clips"] == 2
+
+
 def _subset(demo_folder, dest, edit):
     """Tone, noise, chirp and clicks clips (4 each) with labels.csv rows changed by ``edit``."""
     import csv

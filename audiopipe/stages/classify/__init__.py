@@ -40,7 +40,11 @@ whose training part lacks classes of its test part, labelled clips with no ``gro
 (left out of training: ``--predict`` labels them later). Clips with no label yet are left
 out of training too and counted in the report's ``n_unlabelled`` (``--predict`` labels them).
 
-``--predict`` applies the saved model to clips it was not trained on. With a
+``--predict`` applies the saved model to clips it was not trained on, and refuses it when the
+dataset was rebuilt with another feature recipe since the fit (the model records the recipe
+hash it was fitted under; one saved before that is checked against the recipe its fitting
+run recorded, and used with a warning when no such run is known, e.g. a ``model_path`` from
+elsewhere). With a
 group-normalised model a group (a new speaker) is normalised with all its clips in the
 dataset, its statistics shrunk toward the training set's as if it had ``prior_clips`` more
 clips (tuned on the FSDD tuning speakers); a group with fewer clips than that, or than 2
@@ -195,7 +199,10 @@ class Classify(Stage):
     )
     tables = ("predictions", "confusion")
     trusted = TRUSTED
-    version = "9"  # a new group read at its most confident frequency warp (test_warps)
+    # 8: sequence trained with copies warped above 1 kHz (upper_warps); 9: a new group read
+    # at its most confident frequency warp (test_warps); 10: the model records the recipe
+    # hash it was fitted under (--predict refuses it after a rebuild)
+    version = "10"
 
     def inputs(self, ctx: StageContext) -> dict[str, Any]:
         return {"model": self._model_uri(ctx)} if ctx.params["predict"] else {}
@@ -256,7 +263,8 @@ class Classify(Stage):
             p["candidates"], p["random_state"], p["C"], p["self_train"], p["group_norm"],
             p["clip_tolerance"], ids, p["test_warps"],
         )
-        res.bundle.update(model_id=model_id, target=target, groups=groups_col, train_clips=ids)
+        res.bundle.update(model_id=model_id, target=target, groups=groups_col, train_clips=ids,
+                          recipe_hash=(ds.run or {}).get("recipe_hash"))
         metrics = res.metrics
         title = (f"{ds.name} {target}: nested-CV acc {metrics['accuracy']:.3f} "
                  f"(chose {res.bundle['candidate']})")
@@ -282,7 +290,13 @@ class Classify(Stage):
     def _predict(self, ctx: StageContext) -> StageOutput:
         from sklearn.metrics import accuracy_score, f1_score
 
-        from audiopipe.stages._common import StageInputError, label_column, load_model, metric_rows
+        from audiopipe.stages._common import (
+            StageInputError,
+            check_recipe,
+            label_column,
+            load_model,
+            metric_rows,
+        )
         from audiopipe.stages.classify.select import predict_bundle
 
         p, ds = ctx.params, ctx.ds
@@ -291,6 +305,9 @@ class Classify(Stage):
         if (not isinstance(bundle, dict) or not {"classes", "candidate", "fallback"} <= set(bundle)
                 or bundle.get("features_version") != FEATURES_VERSION):
             raise StageInputError(f"{uri} is not a classify model of this version (refit it)")
+        refit = f"refit: run `audiopipe stage classify {ds.name} --set target={p['target']}`"
+        unchecked = check_recipe(ds, bundle.get("recipe_hash"), f"classify model {uri}", refit,
+                                 stage="classify", model=uri)
         ids_all = ctx.clip_ids()
         trained = set(bundle["train_clips"])
         new = ids_all if p["all"] else [c for c in ids_all if c not in trained]
@@ -310,6 +327,7 @@ class Classify(Stage):
             bundle, ds, ids_all, g, sel, prior_clips=p["prior_clips"],
             where=f"dataset {ds.name!r}: ",
         )
+        warns = [unchecked, *warns] if unchecked else warns
         clips = ds.table("clips")
         truth: list[Any] = [None] * len(new)
         if p["target"] in clips.column_names:

@@ -15,6 +15,10 @@ the separator alone (``";"``) says a clip has none of the tags. A tag that is on
 for every training clip of a fold cannot be scored there: its metrics are NaN,
 left out of the macro averages, and named in the report's ``not_evaluable``.
 
+``predict`` refuses a model fitted under another feature recipe than the dataset has now
+(rebuilt since): the model records its recipe hash; one saved before that is checked against
+the recipe its fitting run recorded, and used with a warning when no such run is known.
+
 Outputs: ``tags`` (clip_id, tag, score, on, fold, evaluation, model_id, run_id),
 ``metrics`` (roc_auc_macro, map, f1_macro, f1[tag], roc_auc[tag]), the model
 ``tag-<column>.skops`` and the PNG ``tag-<column>`` (per-tag F1 and AUC) in the run's
@@ -98,7 +102,9 @@ class Tag(Stage):
     )
     tables = ("tags",)
     trusted = TRUSTED
-    version = "3"  # unlabelled clips left out; tags not evaluable in a fold left out of macros
+    # 3: unlabelled clips left out; tags not evaluable in a fold left out of macros; 4: the
+    # model records the recipe hash it was fitted under (predict refuses it after a rebuild)
+    version = "4"
 
     def _name(self, ctx: StageContext) -> str:
         cols = ctx.params["columns"]
@@ -246,7 +252,7 @@ class Tag(Stage):
         final = clone(est).fit(X, Y)
         bundle = {"estimator": final, "tags": tags, "features": features,
                   "segments": p["segments"], "stats": stats, "train_clips": ids,
-                  "model_id": model_id}
+                  "model_id": model_id, "recipe_hash": (ds.run or {}).get("recipe_hash")}
         title = f"{ds.name} {name}: mAP {metrics['map']:.3f}, AUC {metrics['roc_auc_macro']:.3f}"
         return StageOutput(
             tables={"tags": _tags_table(ids, tags, S, on, fold, "cv", model_id, ctx.run_id)},
@@ -263,12 +269,18 @@ class Tag(Stage):
 
     def _predict(self, ctx: StageContext) -> StageOutput:
         from audiopipe.stages._clipfeatures import clip_features
-        from audiopipe.stages._common import StageInputError, load_model
+        from audiopipe.stages._common import StageInputError, check_recipe, load_model
 
         uri = self._model_uri(ctx)
         bundle = load_model(ctx.ds, uri, trusted=TRUSTED)
         if not isinstance(bundle, dict) or "estimator" not in bundle:
             raise StageInputError(f"{uri} is not a tag model")
+        cols = ctx.params["columns"]
+        fit = (f"--set columns=[{','.join(cols)}]" if cols
+               else f"--set column={ctx.params['column']}")
+        unchecked = check_recipe(ctx.ds, bundle.get("recipe_hash"), f"tag model {uri}",
+                                 f"refit: run `audiopipe stage tag {ctx.ds.name} {fit}`",
+                                 stage="tag", model=uri)
         trained = set(bundle["train_clips"])
         new = [c for c in ctx.clip_ids() if c not in trained]
         if not new:
@@ -282,7 +294,8 @@ class Tag(Stage):
         return StageOutput(
             replace={"tags": (table, "clip_id")},
             model_id=bundle["model_id"],
-            report={"n_clips": len(new), "model_file": uri},
+            report={"n_clips": len(new), "model_file": uri,
+                    "warnings": [unchecked] if unchecked else []},
             n_clips=len(new),
         )
 
