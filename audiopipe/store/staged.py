@@ -17,31 +17,42 @@ window and :data:`MIN_AGE_S`, so a worker orphaned by a killed run that is still
 one is never cut short (a marker written into a deleted shard would make a shard of no rows).
 A shard whose files are all still to be processed as staged is kept, whatever its age.
 
+A file's size and mtime on its source are those of a listing of the dataset's sources made
+as an ingest's plan makes it (:func:`audiopipe.uri.list_source`, what
+:func:`audiopipe.catalog.discover` records): a ``HEAD`` may say otherwise (MinIO lists
+milliseconds but answers whole seconds; an HTTP folder listing has no size), and a shard a
+plan would reuse must not be taken for changed. When the sources are not given, or one of
+them cannot be listed or lists no audio file at all (an unmounted share looks like an empty
+folder), no shard is taken for changed or removed: it is kept, as one that could not be
+decided.
+
 Examples
 --------
 >>> import tempfile
 >>> loc = Location(tempfile.mkdtemp(), "d")
 >>> staged_keys(loc), unusable(loc, [], cutoff=0.0)
-([], [])
+([], ([], {}))
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from audiopipe.uri import file_identity
+from audiopipe.uri import AUDIO_EXTENSIONS, list_source
 
 from .location import Location
 from .runs import pinned_versions
 from .tables import read_table
 
-__all__ = ["MIN_AGE_S", "SUCCESS", "newest_write", "staged_keys", "staged_files", "unusable"]
+__all__ = [
+    "MIN_AGE_S", "SUCCESS", "list_sources", "newest_write", "staged_keys", "staged_files", "unusable",
+]
 
 #: the marker written last into a complete staged shard (its ShardResult as JSON)
 SUCCESS = "_SUCCESS"
@@ -106,14 +117,38 @@ def _same(a: tuple[int, float] | None, b: tuple[int, float]) -> bool:
     return a is not None and a[0] == b[0] and abs(a[1] - b[1]) < 1e-6
 
 
-def unusable(loc: Location, keys: Iterable[str], cutoff: float) -> list[str]:
-    """The staged shards among ``keys`` that no run can use (see the module's docstring) and
-    whose last write is before ``cutoff`` (epoch seconds) and :data:`MIN_AGE_S` ago.
-    Call it holding the dataset lock."""
+def list_sources(sources: Sequence[str] | None) -> tuple[dict[str, tuple[int, float]] | None, str]:
+    """``({uri: (size, mtime)}, "")`` of the audio files of a dataset's ``sources``, listed
+    as an ingest's plan lists them; ``(None, why)`` when they are not given, or one cannot be
+    listed or lists no audio file (nothing can then be taken for changed or removed)."""
+    if sources is None:
+        return None, "the dataset's sources were not given"
+    listing: dict[str, tuple[int, float]] = {}
+    for src in sources:
+        try:
+            got = list_source(src, AUDIO_EXTENSIONS)
+        except Exception as e:  # noqa: BLE001 - unmounted, unreachable, refused: undecided
+            return None, f"source {src!r} could not be listed ({type(e).__name__}: {e})"
+        if not got:
+            return None, f"source {src!r} lists no audio file (not mounted?)"
+        listing.update(got)
+    return listing, ""
+
+
+def unusable(
+    loc: Location, keys: Iterable[str], cutoff: float, sources: Sequence[str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The staged shards among ``keys`` whose last write is before ``cutoff`` (epoch seconds)
+    and :data:`MIN_AGE_S` ago that no run can use (see the module's docstring), and those
+    that could not be decided, with why (they are to be kept).
+    ``sources`` are the dataset's sources as its config resolves them (None: files are not
+    looked up on them). Call it holding the dataset lock."""
     fs = loc.fs
     cutoff = min(cutoff, time.time() - MIN_AGE_S)
     stored: dict[str, tuple[int, float]] | None = None
-    out = []
+    listed: tuple[dict[str, tuple[int, float]] | None, str] | None = None
+    out: list[str] = []
+    undecided: dict[str, str] = {}
     for key in keys:
         if newest_write(fs, loc.staging_uri(key)) > cutoff:
             continue  # written recently: maybe by a worker of a killed run, still going
@@ -126,8 +161,11 @@ def unusable(loc: Location, keys: Iterable[str], cutoff: float) -> list[str]:
         if any(_same(stored.get(u), ident) for u, ident in files.items()):
             out.append(key)  # another run published this work
             continue
-        opts = loc.fsspec_options
-        if any(not _same(file_identity(u, opts if "://" in u else None), ident)
-               for u, ident in files.items()):
+        if listed is None:
+            listed = list_sources(sources)
+        listing, why = listed
+        if listing is None:
+            undecided[key] = why
+        elif any(not _same(listing.get(u), ident) for u, ident in files.items()):
             out.append(key)  # a file changed or removed since
-    return out
+    return out, undecided
