@@ -193,3 +193,32 @@ def test_vacuum_keeps_staged_shards_while_the_source_is_not_there(tmp_path, monk
     monkeypatch.setenv("AUDIOPIPE_DECODER_HOOK", "tests.fault_hooks:log_decodes")
     row = _ingest(cfg)
     assert row["files_processed"] == 4 and not (corpus / ".decoded.log").exists()
+
+
+def test_vacuum_decides_shard_by_shard_and_keeps_what_it_cannot_read(tmp_path):
+    """review 4, finding 2: a shard staged before errors rows had ``bytes`` and ``mtime``
+    made the whole vacuum fail (ArrowInvalid), tables and parts included; so would any
+    shard it could not read. Such a shard is kept and reported; the others are decided."""
+    import pyarrow.parquet as pq
+
+    files = _corpus(tmp_path / "corpus", 2)
+    files[1].write_bytes(b"not audio at all" * 10)
+    cfg = _cfg(tmp_path, shard={"min_shards": 1})
+    ((key, _),) = _killed_run(cfg)
+    out, loc = tmp_path / "out", Location(str(tmp_path / "out"), "t")
+    errors = out / "t" / "_staging" / key / "errors.parquet"
+    t = pq.read_table(errors)
+    pq.write_table(t.drop_columns(["bytes", "mtime"]), errors)  # as staged before 2c63f0f
+    broken = out / "t" / "_staging" / ("f" * len(key))
+    broken.mkdir()
+    (broken / "_SUCCESS").write_text("{}")
+    (broken / "clips.parquet").write_bytes(b"not parquet")
+    _age(out / "t", 3)
+    src = [str(tmp_path / "corpus")]
+    r = vacuum(loc, retain_hours=1, sources=src)
+    assert r.staged == [] and _staged(out) == {key, broken.name}
+    assert "older audiopipe" in r.staged_undecided[key] and broken.name in r.staged_undecided
+    files[0].unlink()  # a file the shard does know: removed, so no run can use it
+    r = vacuum(loc, retain_hours=1, sources=src)
+    assert r.staged == [key] and set(r.staged_undecided) == {broken.name}
+    assert _staged(out) == {broken.name}
