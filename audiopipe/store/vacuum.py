@@ -13,7 +13,9 @@ they are vacuumed. :func:`vacuum` keeps
 
 and deletes the rest: table files removed from the tables more than ``retain_hours`` ago,
 frame parts no kept run refers to (parts of replaced or rebuilt clips, and parts
-orphaned by killed attempts) whose last write is older than ``retain_hours``, and staged
+orphaned by killed attempts) whose last write is older than ``retain_hours`` and an hour
+(:data:`~audiopipe.store.staged.MIN_AGE_S`: a worker orphaned by a killed run may still be
+writing one, then stage its shard, which the next run would publish without frames), and staged
 shards no run can use any more (their files were published by another run, changed or
 removed since, told by listing the dataset's sources as an ingest does:
 :mod:`audiopipe.store.staged`) whose last write is older than ``retain_hours`` and an hour;
@@ -184,8 +186,8 @@ def vacuum(
                 part = path.rstrip("/").rsplit("/", 1)[-1]
                 if part in keep_parts or part.rsplit("-", 1)[0] in staged_keys:
                     continue
-                if staged.newest_write(fs, path) > old_enough:
-                    continue  # written recently: maybe by a task of a run still finishing
+                if staged.newest_write(fs, path) > min(old_enough, time.time() - staged.MIN_AGE_S):
+                    continue  # written recently: maybe by a worker of a killed run, still going
                 report.parts.append(part)
                 report.bytes_freed += _size(fs, path)
                 if not dry_run:

@@ -222,3 +222,43 @@ def test_vacuum_decides_shard_by_shard_and_keeps_what_it_cannot_read(tmp_path):
     r = vacuum(loc, retain_hours=1, sources=src)
     assert r.staged == [key] and set(r.staged_undecided) == {broken.name}
     assert _staged(out) == {broken.name}
+
+
+def test_vacuum_keeps_a_frames_part_an_orphaned_worker_is_still_writing(tmp_path):
+    """review 4, finding 6: ``vacuum --retain-hours 0`` deleted the frames part a worker
+    orphaned by a killed run was writing; the worker then staged its shard complete, the
+    next ingest reused it and published clips whose frames were gone. An unreferenced part
+    written less than an hour ago is kept, whatever the retention."""
+    import threading
+
+    import audiopipe
+
+    _corpus(tmp_path / "corpus", 4)
+    cfg = _cfg(tmp_path, shard={"min_shards": 1})
+    plan = plan_ingest(load_config(cfg), "t")  # the killed run's plan
+    (shard,) = plan.shards
+    go, started = threading.Event(), threading.Event()
+
+    def hook(uri: str) -> None:
+        if uri.endswith("tone_2.wav"):
+            started.set()
+            go.wait(60)
+
+    worker = threading.Thread(target=lambda: extract_shard(shard, plan.context, decoder_hook=hook))
+    worker.start()
+    try:
+        assert started.wait(60)
+        out = tmp_path / "out"
+        part = _parts_of(out, shard.key)
+        assert part and not _staged(out)  # a part being written, nothing staged yet
+        r = vacuum(Location(str(out), "t"), retain_hours=0)
+        assert r.parts == [] and _parts_of(out, shard.key) == part
+    finally:
+        go.set()
+        worker.join()
+    assert _staged(out) == {shard.key}
+    row = _ingest(cfg)  # reuses the staged shard
+    assert row["clips_total"] == 4
+    ds = audiopipe.open_dataset(str(out), "t")
+    for cid in ds.table("clips").to_pandas().clip_id:
+        assert len(ds.frames(cid, "rms"))
