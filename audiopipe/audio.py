@@ -114,7 +114,7 @@ def _raise_ogg(found: tuple[str, str] | None) -> None:
 
 def _ogg_tap(src: str | BinaryIO | Any) -> ogg.Tap | None:
     """A tap on a remote file object (not a path, not in memory, not an OS file): its Ogg
-    pages are walked in the bytes libsndfile reads, so it is transferred once."""
+    pages are walked in the bytes libsndfile reads (the check reads nothing of its own)."""
     if not hasattr(src, "read") or isinstance(src, io.BytesIO):
         return None
     if getattr(src, "seekable", lambda: True)() is False:
@@ -127,8 +127,15 @@ def _ogg_tap(src: str | BinaryIO | Any) -> ogg.Tap | None:
 
 
 def _then_check(blocks: Iterator[np.ndarray], tap: ogg.Tap) -> Iterator[np.ndarray]:
-    """``blocks``, then the tap's Ogg check (as a truncated WAV fails after its last block)."""
-    yield from blocks
+    """``blocks``, then the tap's Ogg check (as a truncated WAV fails after its last block).
+    When decoding fails, the Ogg check's finding is raised in its place, as for a local
+    file, checked before decoding (a file cut before its first audio page is truncated, not
+    empty)."""
+    try:
+        yield from blocks
+    except AudioError:
+        _raise_ogg(tap.problem())
+        raise
     _raise_ogg(tap.problem())
 
 
@@ -264,9 +271,10 @@ def stream(
     then raises :class:`AudioError`, so the caller can discard partial output; an Ogg
     file (Vorbis, Opus) whose last complete page does not end its stream, or that chains
     several streams, raises before anything is decoded (libsndfile would decode it as a
-    shorter clip) - a remote file object (fsspec) after its last block, its pages walked in
-    the bytes libsndfile read, so the file is transferred once; bytes after a complete
-    stream (an ID3v1 tag, padding) are ignored.
+    shorter clip) - a remote file object (fsspec) after its last block, or in place of an
+    error decoding it, its pages walked in the bytes libsndfile read (the check adds no
+    read of its own; an ingest's content hash still reads the file once before); bytes
+    after a complete stream (an ID3v1 tag, padding) are ignored.
 
     Parameters
     ----------

@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
-
-from audiopipe.uri import info_mtime, local_path, open_uri
+from audiopipe.uri import AUDIO_EXTENSIONS, list_source, open_uri
 
 __all__ = [
     "LabelsError",
@@ -34,7 +31,6 @@ __all__ = [
     "read_labels", "load_labels", "Labels", "diff",
 ]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 HASH_CHUNK = 1 << 20
 
 
@@ -57,21 +53,6 @@ class FileEntry:
         return Path(self.uri.split("?")[0]).suffix.lower().lstrip(".")
 
 
-def _fs_for(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
-    if local_path(url) is not None:
-        return LocalFileSystem(), LocalFileSystem._strip_protocol(url)
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    return fs, path
-
-
-def _unstrip(fs: Any, path: str, original: str) -> str:
-    """Give a listed path back its protocol (s3://...) or make it absolute locally."""
-    if "://" in original:
-        proto = original.split("://", 1)[0]
-        return f"{proto}://{path}" if not path.startswith(f"{proto}://") else path
-    return os.path.abspath(path)
-
-
 def discover(
     sources: Iterable[str],
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS,
@@ -88,26 +69,8 @@ def discover(
     """
     seen: dict[str, FileEntry] = {}
     for src in sources:
-        fs, path = _fs_for(src, storage_options)
-        if any(ch in path for ch in "*?[") and not fs.exists(path):  # `Album [2020]`: a folder
-            found = fs.glob(path, detail=True)
-            if not found and not fs.exists(path.split("*")[0].rstrip("/") or "/"):
-                raise FileNotFoundError(f"source {src!r}: no such folder")
-        elif fs.isdir(path):
-            found = fs.find(path, detail=True, withdirs=True)
-        elif fs.exists(path):
-            found = {path: fs.info(path)}
-        else:
-            raise FileNotFoundError(f"source {src!r}: no such file or folder")
-        for p, inf in found.items():
-            if not p.rstrip("/").lower().endswith(extensions):
-                continue
-            if inf.get("type") == "directory":
-                if "://" in src:  # object stores have no folders, only key prefixes
-                    continue
-                p = p.rstrip("/")  # a folder named like audio: listed, the reader says so
-            uri = _unstrip(fs, p, src)
-            seen[uri] = FileEntry(uri=uri, size=int(inf.get("size") or 0), mtime=info_mtime(inf))
+        for uri, (size, mtime) in list_source(src, extensions, storage_options).items():
+            seen[uri] = FileEntry(uri=uri, size=size, mtime=mtime)
     return [seen[k] for k in sorted(seen)]
 
 

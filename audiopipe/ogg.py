@@ -11,7 +11,8 @@ Two ways to walk, with the same answer: :func:`problem` seeks over the pages' bo
 local file (or one in memory: 11 ms for 30 min of audio); :class:`OggWalk` is fed the bytes
 in order, keeping at most a page, and :class:`Tap` feeds it the bytes libsndfile reads from a
 remote file object (libsndfile reads an Ogg file front to back once, after its headers and
-tail), so the file is transferred once, not walked through first and decoded again.
+tail), so the check reads nothing of its own, rather than walking the file through before
+it is decoded. (An ingest reads a remote file once more, to hash it, before decoding it.)
 
 Examples
 --------

@@ -15,11 +15,15 @@ True
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
-__all__ = ["file_identity", "info_mtime", "local_path", "open_uri"]
+__all__ = ["AUDIO_EXTENSIONS", "info_mtime", "list_source", "local_path", "open_uri"]
+
+#: what a source's listing takes for audio (:func:`list_source`)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 
 
 def local_path(uri: str) -> str | None:
@@ -60,18 +64,53 @@ def info_mtime(info: Mapping[str, Any]) -> float:
     return 0.0
 
 
-def file_identity(uri: str, storage_options: Mapping[str, Any] | None = None) -> tuple[int, float] | None:
-    """``(size, mtime)`` of the file ``uri`` names, as a listing gives them (None: not there)."""
+def _fs_for(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
     import fsspec
     from fsspec.implementations.local import LocalFileSystem
 
-    path = local_path(uri)
-    try:
-        if path is not None:
-            info = LocalFileSystem().info(LocalFileSystem._strip_protocol(path))
-        else:
-            fs, p = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-            info = fs.info(p)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return int(info.get("size") or 0), info_mtime(info)
+    if local_path(url) is not None:
+        return LocalFileSystem(), LocalFileSystem._strip_protocol(url)
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    return fs, path
+
+
+def _unstrip(path: str, original: str) -> str:
+    """Give a listed path back its protocol (s3://...) or make it absolute locally."""
+    if "://" in original:
+        proto = original.split("://", 1)[0]
+        return f"{proto}://{path}" if not path.startswith(f"{proto}://") else path
+    return os.path.abspath(path)
+
+
+def list_source(
+    src: str, extensions: tuple[str, ...], storage_options: Mapping[str, Any] | None = None
+) -> dict[str, tuple[int, float]]:
+    """``{uri: (size, mtime)}`` of the files a source names (a folder, searched recursively,
+    a glob or a file) whose names end with one of ``extensions``, as the listing gives them.
+
+    :func:`audiopipe.catalog.discover` lists sources with it; whatever compares a file with
+    what a run recorded for it lists it here too (a listing and a ``HEAD`` may disagree: a
+    MinIO listing has milliseconds, its HEAD whole seconds; an HTTP listing has no size).
+    Missing sources raise ``FileNotFoundError`` naming the source.
+    """
+    fs, path = _fs_for(src, storage_options)
+    if any(ch in path for ch in "*?[") and not fs.exists(path):  # `Album [2020]`: a folder
+        found = fs.glob(path, detail=True)
+        if not found and not fs.exists(path.split("*")[0].rstrip("/") or "/"):
+            raise FileNotFoundError(f"source {src!r}: no such folder")
+    elif fs.isdir(path):
+        found = fs.find(path, detail=True, withdirs=True)
+    elif fs.exists(path):
+        found = {path: fs.info(path)}
+    else:
+        raise FileNotFoundError(f"source {src!r}: no such file or folder")
+    out: dict[str, tuple[int, float]] = {}
+    for p, inf in found.items():
+        if not p.rstrip("/").lower().endswith(extensions):
+            continue
+        if inf.get("type") == "directory":
+            if "://" in src:  # object stores have no folders, only key prefixes
+                continue
+            p = p.rstrip("/")  # a folder named like audio: listed, the reader says so
+        out[_unstrip(p, src)] = (int(inf.get("size") or 0), info_mtime(inf))
+    return out

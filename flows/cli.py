@@ -239,7 +239,8 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     cfg = _load(args)
     ds = cfg.dataset(args.dataset)
     report = vacuum(
-        Location(cfg.storage_root, ds.name), retain_hours=args.retain_hours, dry_run=args.dry_run
+        Location(cfg.storage_root, ds.name), retain_hours=args.retain_hours, dry_run=args.dry_run,
+        sources=[cfg.resolve(s) for s in ds.source],
     )
     print(report.summary())
     return 0

@@ -1,5 +1,6 @@
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,9 @@ def test_vacuum_command_dry_run_then_real(tmp_path, capsys):
         ingest_in_process(cfg, "d", kind=kind)
     frames = tmp_path / "out" / "d" / "frames"
     assert len(list(frames.iterdir())) == 2
+    old = time.time() - 2 * 3600  # an unreferenced part is kept for an hour, whatever the retention
+    for p in (tmp_path / "out" / "d").rglob("*"):
+        os.utime(p, (old, old))
     args = ["--config", str(cfg_path), "vacuum", "d", "--retain-hours", "0"]
     assert main([*args, "--dry-run"]) == 0
     assert "d: would remove" in capsys.readouterr().out

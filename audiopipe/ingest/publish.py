@@ -48,8 +48,9 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     In an ingest, a stored file whose shard was lost (a worker died: nothing is known of its
     bytes) keeps its rows as they were and is retried by the next run; a rebuild, which
     replaces every row, removes it too. Removals are guarded: when, with the files gone,
-    they are more than the plan's ``max_removed_share`` of the stored clips - counted over
-    the runs of a pass capped by ``max_files_per_run``, with the share of its stored files
+    they are more than the plan's ``max_removed_share`` of the stored clips - the failures
+    counted over the runs of a pass capped by ``max_files_per_run`` (files gone for their
+    run only), with the share of its stored files
     that failed carried over the stored files still deferred (:mod:`audiopipe.ingest.removals`)
     - and the plan does not ``allow_removals``, nothing is published, a ``failed`` run row
     says why, and :class:`~audiopipe.ingest.plan.RemovalRefusedError` is raised; an ingest's staged shards

@@ -1,19 +1,22 @@
-"""The removal guard at publish time: files gone and stored files that now fail, counted over
-the capped runs of one pass.
+"""The removal guard at publish time: files gone and stored files that now fail, the
+failures counted over the capped runs of one pass.
 
 A stored file processed again (changed, or any file in a rebuild) that now fails is removed
 like a file gone. A run removing more than ``max_removed_share`` of the stored clips is
 refused (nothing is published). A run capped by ``max_files_per_run`` sees only a slice of
 the stored files; a dataset truncated in place would then lose a slice a run below the
-guard. So the capped runs of one *pass* (the runs while stored files are deferred to later
-runs: it ends with a run that defers none) are counted together: each run records in its
-``runs`` row (``removal_pass``) the clips the pass removed so far, the stored files it
-processed again and how many of those failed, and the next run adds its own. A run is refused
-when the pass's removals, plus - from :data:`PROJECT_MIN_FAILURES` failures in the pass on -
-the pass's failure share carried over the stored files still deferred, exceed
-``max_removed_share`` of the clips the pass started from. One broken file among healthy changes
-is never refused for itself (one failure is no rate, and healthy files dilute the rate), while
-a truncated dataset ingested one file a run is refused at its second failure. A run that
+guard. So the failures of the capped runs of one *pass* (the runs while stored files are
+deferred to later runs: it ends with a run that defers none) are counted together: each run
+records in its ``runs`` row (``removal_pass``) how many stored files the pass processed again
+and how many of those failed (and were removed), and the next run adds its own. Files gone
+from the source are counted per run, as the plan-time guard counts them: a person deleting a
+file before each run of a pass is no sign of damage, and counted across the pass they added up
+until one broken file was refused run after run. A run is refused when its files gone plus the
+pass's failures, plus - from :data:`PROJECT_MIN_FAILURES` failures in the pass on - the pass's
+failure share carried over the stored files still deferred, exceed ``max_removed_share`` of the
+clips the pass started from. One broken file among healthy changes (and deletions) is never
+refused for itself (one failure is no rate, and healthy files dilute the rate), while a
+truncated dataset ingested one file a run is refused at its second failure. A run that
 ``allow_removals`` starts a new pass (a person confirmed what it removed).
 
 Examples
@@ -27,6 +30,9 @@ Examples
 (1.0, 0.0)
 >>> tally(P, ["/a.wav"], before=Tally(removed=1, redone=1, failed=1)).projected  # 2 + 2/2 x 3
 5.0
+>>> d.removed = [FileEntry("/e.wav", 1, 1.0)]  # a file gone: this run's, not the pass's
+>>> tally(P, []).projected, tally(P, [], before=Tally(removed=1, redone=1, failed=1)).record()
+(1.0, '{"removed": 1, "redone": 2, "failed": 1}')
 """
 
 from __future__ import annotations
@@ -48,11 +54,11 @@ PROJECT_MIN_FAILURES = 2
 
 @dataclass(frozen=True)
 class Tally:
-    """What the runs of a pass removed: ``removed`` clips (files gone and failed), ``redone``
-    stored files processed again (files of lost shards left out: their outcome is unknown),
-    ``failed`` of those that failed and were removed. With a run's own figures added:
-    ``n_stored`` clips before the run, ``deferred`` stored files left for later runs and the
-    ``projected`` removals the guard weighs."""
+    """What the runs of a pass removed: ``redone`` stored files processed again (files of
+    lost shards left out: their outcome is unknown), ``failed`` of those that failed and were
+    removed; ``removed``: those, and with a run's own figures added its files gone too. With
+    a run's own figures: ``n_stored`` clips before the run, ``deferred`` stored files left for
+    later runs and the ``projected`` removals the guard weighs."""
 
     removed: int = 0
     redone: int = 0
@@ -60,7 +66,7 @@ class Tally:
     n_stored: int = 0
     deferred: int = 0
     projected: float = 0.0
-    removed_before: int = 0  # (``removed`` before this run)
+    removed_before: int = 0  # (stored files that failed in the pass before this run)
 
     @property
     def base(self) -> int:
@@ -68,8 +74,9 @@ class Tally:
         return self.n_stored + self.removed_before
 
     def record(self) -> str:
-        """The ``removal_pass`` JSON of the run's row."""
-        return json.dumps({"removed": self.removed, "redone": self.redone, "failed": self.failed})
+        """The ``removal_pass`` JSON of the run's row (the pass's failures: files gone are
+        counted per run)."""
+        return json.dumps({"removed": self.failed, "redone": self.redone, "failed": self.failed})
 
 
 def pass_before(plan: IngestPlan) -> Tally:
@@ -81,8 +88,8 @@ def pass_before(plan: IngestPlan) -> Tally:
     if prev is None or prev.kind != "ingest" or not prev.removal_pass:
         return Tally()
     try:
-        d = json.loads(prev.removal_pass)
-        return Tally(removed=int(d["removed"]), redone=int(d["redone"]), failed=int(d["failed"]))
+        d = json.loads(prev.removal_pass)  # ("removed" of older rows counted files gone too)
+        return Tally(removed=int(d["failed"]), redone=int(d["redone"]), failed=int(d["failed"]))
     except (ValueError, KeyError, TypeError):  # unreadable: a new pass (the run alone is guarded)
         return Tally()
 
@@ -90,20 +97,20 @@ def pass_before(plan: IngestPlan) -> Tally:
 def tally(
     plan: IngestPlan, dropped: list[str], kept: Set[str] = frozenset(), before: Tally | None = None
 ) -> Tally:
-    """The pass ``before`` (an empty one by default) with this run added: its files gone, the
-    stored files it ``dropped`` (they failed), the stored files it processed again (those of
+    """The pass ``before`` (an empty one by default) with this run added: its files gone (for
+    this run only), the stored files it ``dropped`` (they failed), the stored files it processed again (those of
     ``kept``, lost shards, left out) and, from :data:`PROJECT_MIN_FAILURES` failures in the pass
     on, the pass's failure share carried over the stored files it deferred."""
     b = before or Tally()
     d, stored = plan.diff, plan.stored_clips
-    removed = b.removed + len(d.removed) + len(dropped)
     redone = b.redone + sum(f.uri in stored and f.uri not in kept for f in d.to_process)
     failed = b.failed + len(dropped)
+    removed = failed + len(d.removed)
     later = sum(f.uri in stored for f in d.deferred)
     projected = float(removed)
     if failed >= PROJECT_MIN_FAILURES and redone and later:
         projected += failed / redone * later
-    return Tally(removed, redone, failed, len(stored), later, projected, b.removed)
+    return Tally(removed, redone, failed, len(stored), later, projected, b.failed)
 
 
 def check_removals(
@@ -137,9 +144,11 @@ def _message(plan: IngestPlan, t: Tally, dropped: list[str], errors: pa.Table | 
     examples = ", ".join(f"{u.rsplit('/', 1)[-1]} ({why.get(u, 'failed')})" for u in sorted(dropped)[:3])
     gone = f" and {len(d.removed)} whose files are gone" if d.removed else ""
     capped = t.projected > t.removed
-    earlier = (f", after {t.removed_before} removed by the capped runs before it in this pass "
-               f"({t.removed} of the {t.base} clips the pass started from)"
-               if t.removed_before else "")
+    nb = t.removed_before
+    earlier = (f", after {nb} stored {'file' if nb == 1 else 'files'} that failed "
+               f"{'was' if nb == 1 else 'were'} removed by the capped runs before it in this pass "
+               f"({t.failed} failures of the {t.base} clips the pass started from)"
+               if nb else "")
     ahead = (f" now and, at the rate stored files failed in this pass ({t.failed} of {t.redone}), "
              f"about {round(t.projected - t.removed)} more of the {t.deferred} stored files "
              "deferred by max_files_per_run"

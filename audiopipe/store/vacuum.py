@@ -13,10 +13,13 @@ they are vacuumed. :func:`vacuum` keeps
 
 and deletes the rest: table files removed from the tables more than ``retain_hours`` ago,
 frame parts no kept run refers to (parts of replaced or rebuilt clips, and parts
-orphaned by killed attempts) whose last write is older than ``retain_hours``, and staged
+orphaned by killed attempts) whose last write is older than ``retain_hours`` and an hour
+(:data:`~audiopipe.store.staged.MIN_AGE_S`: a worker orphaned by a killed run may still be
+writing one, then stage its shard, which the next run would publish without frames), and staged
 shards no run can use any more (their files were published by another run, changed or
-removed since: :mod:`audiopipe.store.staged`) whose last write is older than ``retain_hours``
-and an hour. It holds the
+removed since, told by listing the dataset's sources as an ingest does:
+:mod:`audiopipe.store.staged`) whose last write is older than ``retain_hours`` and an hour;
+a shard it cannot decide (a source not listed) is kept and counted. It holds the
 dataset lock, so no ingestion runs meanwhile. Older runs stay listed in ``runs``; opening
 one afterwards raises :class:`~audiopipe.store.dataset.DatasetNotFound` saying it was
 vacuumed.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,16 +61,25 @@ class VacuumReport:
     parts: list[str] = field(default_factory=list)
     #: shards staged by killed runs that no run can use (:mod:`audiopipe.store.staged`)
     staged: list[str] = field(default_factory=list)
+    #: staged shards kept because whether a run can use them could not be decided: why
+    staged_undecided: dict[str, str] = field(default_factory=dict)
     bytes_freed: int = 0
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
         files = sum(self.table_files.values())
+        undecided = ""
+        if self.staged_undecided:
+            why = sorted(set(self.staged_undecided.values()))
+            undecided = (
+                f"; kept {len(self.staged_undecided)} staged shards it could not check "
+                f"({why[0]}{'; ...' if len(why) > 1 else ''})"
+            )
         return (
             f"{self.dataset}: {verb} {files} table files and {len(self.parts)} frame parts, "
             f"and {len(self.staged)} staged shards of killed runs that no run can use "
             f"({self.bytes_freed / 1e6:.1f} MB); kept {len(self.kept_runs)} runs "
-            f"(finished in the last {self.retain_hours:g} h, and the latest)"
+            f"(finished in the last {self.retain_hours:g} h, and the latest){undecided}"
         )
 
 
@@ -92,7 +105,12 @@ def _size(fs: Any, path: str) -> int:
         return 0
 
 
-def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) -> VacuumReport:
+def vacuum(
+    loc: Location,
+    retain_hours: float = 168.0,
+    dry_run: bool = False,
+    sources: Sequence[str] | None = None,
+) -> VacuumReport:
     """Delete table files and Zarr parts that no run kept by ``retain_hours`` can read.
 
     Parameters
@@ -105,6 +123,11 @@ def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) ->
         (``ValueError`` otherwise); longer ago than dates go keeps every run.
     dry_run : bool
         Report what would be removed, remove nothing.
+    sources : sequence of str, optional
+        The dataset's sources as its config resolves them (``Config.resolve``): a staged
+        shard whose file changed or was removed since is told by listing them as an ingest
+        does. Without them (or when one cannot be listed) such shards are kept, and counted
+        in :attr:`VacuumReport.staged_undecided`.
 
     Returns
     -------
@@ -149,7 +172,9 @@ def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) ->
         old_enough = time.time() - retain_hours * 3600
         # shards staged by killed runs: those no run can use go (and then their parts)
         staged_keys = set(staged.staged_keys(loc))
-        report.staged = staged.unusable(loc, sorted(staged_keys), cutoff=old_enough)
+        report.staged, report.staged_undecided = staged.unusable(
+            loc, sorted(staged_keys), cutoff=old_enough, sources=sources
+        )
         for key in report.staged:
             report.bytes_freed += _size(fs, loc.staging_uri(key))
             if not dry_run:
@@ -161,8 +186,8 @@ def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) ->
                 part = path.rstrip("/").rsplit("/", 1)[-1]
                 if part in keep_parts or part.rsplit("-", 1)[0] in staged_keys:
                     continue
-                if staged.newest_write(fs, path) > old_enough:
-                    continue  # written recently: maybe by a task of a run still finishing
+                if staged.newest_write(fs, path) > min(old_enough, time.time() - staged.MIN_AGE_S):
+                    continue  # written recently: maybe by a worker of a killed run, still going
                 report.parts.append(part)
                 report.bytes_freed += _size(fs, path)
                 if not dry_run:

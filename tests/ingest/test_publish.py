@@ -287,7 +287,8 @@ def test_a_truncated_dataset_ingested_one_file_a_run_is_refused_at_its_second_fa
     for _ in range(2):  # refused, and refused again: nothing moves until a person decides
         with pytest.raises(RemovalRefusedError, match=r"remove 1 of its 9 clips now and, at the "
                            r"rate stored files failed in this pass \(2 of 2\), about 8 more .*after 1 "
-                           r"removed by the capped runs before it in this pass \(2 of the 10 clips"):
+                           r"stored file that failed was removed by the capped runs before it in "
+                           r"this pass \(2 failures of the 10 clips"):
             _ingest(cfg)
         assert _versions(tmp_path) == before and len(_table(tmp_path, "clips")) == 9
     # allowed, the pass starts again from what the person accepted, and is guarded again
@@ -318,3 +319,23 @@ def test_broken_files_among_healthy_changes_pass_through_a_capped_pass(tmp_path)
     files[1].write_bytes(b"")
     rows = [_ingest(cfg) for _ in range(5)]
     assert [r["files_removed"] for r in rows] == [1, 0, 0, 0, 0] and rows[-1]["clips_total"] == 7
+
+
+def test_files_deleted_during_a_capped_pass_do_not_add_up_against_one_broken_file(tmp_path):
+    """review 4, finding 3: a person deleting one file before each of three capped runs (each
+    well under the plan-time guard, which counts a run's files gone) made the pass count 3
+    removals, and one broken file after them was refused on every rerun. Files gone count
+    for their run only; the pass counts its failures."""
+    files = _corpus(tmp_path / "corpus", 10)
+    _ingest(_cfg(tmp_path))
+    for i, f in enumerate(files):
+        write(f, sine(f=900 + 40 * i, dur=0.3), 22050)  # every file changed: a capped pass
+    cfg = _cfg(tmp_path, max_files_per_run=1, max_removed_share=0.3)
+    for k in (9, 8, 7):
+        files[k].unlink()
+        row = _ingest(cfg)
+        assert row["files_removed"] == 1 and row["removal_pass"] is not None
+    files[0].write_bytes(b"")  # one broken file, processed by the next run
+    row = _ingest(cfg)
+    assert row["files_removed"] == 1 and row["clips_total"] == 6
+    assert [_ingest(cfg)["files_removed"] for _ in range(6)] == [0] * 6

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 
@@ -29,6 +32,13 @@ def _snapshot(root: str) -> dict:
 
 def _parts(out) -> set[str]:
     return {p.name for p in (out / "t" / "frames").iterdir()}
+
+
+def _age(folder, hours: float) -> None:
+    """Every file under ``folder`` written ``hours`` ago."""
+    t = time.time() - hours * 3600
+    for p in folder.rglob("*"):
+        os.utime(p, (t, t))
 
 
 def _du(path) -> int:
@@ -75,6 +85,11 @@ def test_vacuum_keeps_what_the_latest_run_reads_and_frees_the_rest(tmp_path):
     r = vacuum(loc, retain_hours=1e12, dry_run=True)
     assert r.parts == [] and sum(r.table_files.values()) == 0
 
+    # an unreferenced part written less than an hour ago is kept, whatever the retention
+    # (a worker orphaned by a killed run may be writing it): the runs are older than that
+    assert vacuum(loc, retain_hours=0, dry_run=True).parts == []
+    _age(out / "t", 2)
+
     # dry run: reports, deletes nothing
     dry = vacuum(loc, retain_hours=0, dry_run=True)
     assert set(dry.parts) == all_parts - used
@@ -114,6 +129,7 @@ def test_vacuum_spares_parts_of_staged_shards_and_rejects_negative_retention(tmp
     for name in ("abcabcabcabcabcabcab-11111111.zarr", "fedfedfedfedfedfedfe-22222222.zarr"):
         (frames / name).mkdir(parents=True)
         (frames / name / "zarr.json").write_text("{}")
+    _age(frames, 2)
     r = vacuum(loc, retain_hours=0)
     assert r.parts == ["fedfedfedfedfedfedfe-22222222.zarr"]
     assert _parts(tmp_path / "out") == {"abcabcabcabcabcabcab-11111111.zarr"}
