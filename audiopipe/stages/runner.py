@@ -148,9 +148,14 @@ def _current_version(ds: Dataset, name: str) -> int | None:
 
 
 def _outputs_intact(ds: Dataset, prev: RunRow) -> bool:
-    """Whether the tables ``prev`` wrote are still at the versions it left them."""
+    """Whether the tables ``prev`` wrote are still at the versions it left them (a vacuum's
+    commits, which change no row, do not count)."""
+    from audiopipe.store.tables import rows_changed_since
+
     for name, v in prev.versions().items():
-        if name not in SHARED_TABLES and _current_version(ds, name) != v:
+        if name in SHARED_TABLES or _current_version(ds, name) == v:
+            continue
+        if v is None or rows_changed_since(ds.location, name, v):
             return False
     return True
 

@@ -27,6 +27,7 @@ __all__ = [
     "open_table",
     "native_filesystem",
     "table_version",
+    "rows_changed_since",
     "table_exists",
     "read_table",
     "scan_table",
@@ -125,6 +126,20 @@ def table_exists(loc: Location, name: str) -> bool:
 def table_version(loc: Location, name: str) -> int | None:
     dt = open_table(loc, name)
     return None if dt is None else dt.version()
+
+
+#: Delta operations that change no row (a vacuum deletes unreferenced files, and logs it)
+MAINTENANCE_OPERATIONS = frozenset({"VACUUM START", "VACUUM END"})
+
+
+def rows_changed_since(loc: Location, name: str, version: int) -> bool:
+    """Whether table ``name`` has a commit after ``version`` that can change its rows
+    (:data:`MAINTENANCE_OPERATIONS` do not; a table gone, or older than ``version``, has)."""
+    dt = open_table(loc, name)
+    if dt is None or dt.version() < version:
+        return True
+    later = dt.history(dt.version() - version) if dt.version() > version else []
+    return any(c.get("operation") not in MAINTENANCE_OPERATIONS for c in later)
 
 
 def read_table(

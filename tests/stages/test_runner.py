@@ -161,6 +161,24 @@ def test_vacuum_keeps_the_latest_run_of_every_stage(small):
     assert read_table(small.location, "tempo", version=last_beats["tables"]["tempo"]).num_rows == 3
 
 
+def test_a_vacuum_does_not_make_an_unchanged_stage_run_again(small):
+    """A vacuum that removes files of a stage's table commits VACUUM START/END to its log: the
+    version moved, and the next unchanged run of the stage redid every clip."""
+    from audiopipe.store.vacuum import vacuum
+
+    run_stage(small, "beats")
+    forced = run_stage(small, "beats", force=True)  # the first run's files: unreferenced
+    report = vacuum(small.location, retain_hours=0)
+    assert report.table_files["tempo"] >= 1
+    assert table_version(small.location, "tempo") > forced["tables"]["tempo"]
+    again = run_stage(audiopipe.open_dataset(small.location.root, "d"), "beats")
+    assert again["skipped"] and again["run_id"] == forced["run_id"]
+    # a commit that changes rows after the vacuum still counts
+    small.write_table("tempo", small.table("tempo").slice(0, 1), mode="overwrite")
+    redo = run_stage(audiopipe.open_dataset(small.location.root, "d"), "beats")
+    assert redo["skipped"] is None and redo["clips_processed"] == 3
+
+
 def test_run_stages_called_directly_refuses_missing_stage_files_before_any_work(tmp_path):
     """A library call of ``run_stages`` (no CLI, no flow) checked the parameters but not the
     files they name: a missing events file failed late, inside the stage. The request is
