@@ -17,9 +17,10 @@ orphaned by killed attempts) whose last write is older than ``retain_hours``, an
 shards no run can use any more (their files were published by another run, changed or
 removed since: :mod:`audiopipe.store.staged`) whose last write is older than ``retain_hours``
 and an hour. It holds the
-dataset lock, so no ingestion runs meanwhile. Older runs stay listed in ``runs``; opening
-one afterwards raises :class:`~audiopipe.store.dataset.DatasetNotFound` saying it was
-vacuumed.
+dataset lock, so no ingestion runs meanwhile, and refuses while a stage runs (it may read, or
+be about to commit, files a vacuum would delete; a stage does not start during a vacuum).
+Older runs stay listed in ``runs``; opening one afterwards raises
+:class:`~audiopipe.store.dataset.DatasetNotFound` saying it was vacuumed.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def vacuum(loc: Location, retain_hours: float = 168.0, dry_run: bool = False) ->
     fs = loc.fs
     if not fs.exists(loc.base):
         return report
-    with dataset_lock(loc, "vacuum"):
+    with dataset_lock(loc, "vacuum", no_stages=True):
         now = datetime.now(UTC)
         try:
             cutoff = now - timedelta(hours=retain_hours)

@@ -99,6 +99,33 @@ def test_one_run_of_a_stage_at_a_time(small):
     assert run_stage(small, "beats")["skipped"] is None
 
 
+def test_a_stage_does_not_start_while_an_ingest_holds_the_dataset(small, tmp_path):
+    """Stages took only their own lock: one ran while an ingest, rebuild or vacuum held the
+    dataset (and a vacuum may delete files a stage is about to commit). Another stage's run
+    still does not hold it back."""
+    import subprocess
+    import sys
+
+    hold = ("import sys, time\n"
+            "from audiopipe.store.location import Location\n"
+            "from audiopipe.store.lock import dataset_lock\n"
+            "with dataset_lock(Location(sys.argv[1], 'd'), 'ingest'):\n"
+            "    print('holding', flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", hold, small.location.root],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "holding"
+        with pytest.raises(DatasetLocked, match=rf"locked by ingest \(pid {p.pid} .*stage beats "
+                                                "did not start"):
+            run_stage(small, "beats")
+    finally:
+        p.kill()
+        p.wait()
+    assert not _runs(small)  # refused before any work: no run recorded
+    with dataset_lock(small.location, "stage fingerprint", name="_lock_stage_fingerprint"):
+        assert run_stage(small, "beats")["clips_processed"] == 3
+
+
 def test_a_failed_run_is_recorded_and_leaves_no_table(small):
     from audiopipe.stages._common import StageInputError
 
