@@ -150,6 +150,12 @@ def test_bad_inputs_refused_without_outputs(fresh_ds, demo_folder, tmp_path):
     )
     with pytest.raises(StageInputError, match="one label"):
         run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(one)})
+    # one labelled clip: 2 folds of 1 clip, one fitted on nothing (a raw numpy ValueError)
+    single = tmp_path / "single.csv"
+    single.write_text("path,onset_s,offset_s,label\n" + "".join(
+        f"{rows[0]['path']},{a},{b},{lab}\n" for a, b, lab in ((0, 0.5, "a"), (0.5, 1, "b"))))
+    with pytest.raises(StageInputError, match="labels 1 clip;.* needs at least 2 labelled clips"):
+        run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(single)})
     with pytest.raises(StageInputError, match="'nope'"):
         run_stage(fresh_ds, "segment", {"mode": "novelty", "feature": "nope"})
     assert "segments" not in fresh_ds.table_names()

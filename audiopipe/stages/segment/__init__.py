@@ -24,9 +24,9 @@ Four modes, each a module of this package:
   ``identity_regularity_weight``, off, and ``identity_regularity`` with its margin, on).
 
 Segmentation is clip by clip: a run segments only clips that are new since the last one
-(and drops removed clips), unless the parameters, the code or - in supervised mode - the
-labelled clips changed. Evaluation (:mod:`.evaluate`): mir_eval's boundary F-measure at
-±0.5 s and ±3 s and frame accuracy.
+(and drops removed clips), unless the parameters, the code or - in supervised mode, which
+needs 2 labelled clips - the labelled clips changed. Evaluation (:mod:`.evaluate`):
+mir_eval's boundary F-measure at ±0.5 s and ±3 s and frame accuracy.
 
 Outputs: ``segments`` (clip_id, start_s, end_s, label, confidence, mode, origin, run_id),
 ``metrics``, the supervised model ``segment.skops`` and a PNG of the first clip segmented
@@ -288,9 +288,11 @@ class Segment(ClipStage):
         frames, _ = self._frames(ctx, ids)
         labels = {c: _frame_labels(ref[c], len(frames[c]), hop_s, p["background"]) for c in ids}
         if len({x for v in labels.values() for x in v}) < 2:
-            raise StageInputError(
-                f"dataset {ctx.ds.name!r}: events file {p['events']} gives one label only"
-            )
+            raise StageInputError(f"dataset {ctx.ds.name!r}: events file {p['events']} gives one label only")
+        if len(ids) < 2:  # out-of-fold scores: a clip to fit on, another to test
+            raise StageInputError(f"dataset {ctx.ds.name!r}: events file {p['events']} labels "
+                                  f"{len(ids)} clip; supervised segmentation cross-validates "
+                                  "clip by clip: it needs at least 2 labelled clips")
         seg = FrameSegmenter(
             hop_s=hop_s,
             context_s=p["context_s"],
