@@ -16,12 +16,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import ErrorRow
 
 __all__ = [
+    "APPEND_RETRIES",
     "ERRORS_SCHEMA",
     "conform",
     "open_table",
@@ -179,18 +180,75 @@ def sql_in(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
+#: times an append is tried again when another writer's commit came first in a way delta-rs
+#: does not resolve itself (two first writes of a table: "Metadata changed since last commit")
+APPEND_RETRIES = 6
+
+
 def append(
     loc: Location, name: str, data: pa.Table | Any, schema_mode: str | None = "merge"
 ) -> int:
-    """Append rows in one commit; returns the new version."""
-    write_deltalake(
-        loc.table_uri(name),
-        data,
-        mode="append",
-        schema_mode=schema_mode,
-        storage_options=loc.storage_options or None,
-    )
-    return table_version(loc, name)  # type: ignore[return-value]
+    """Append rows in one commit; returns the version of that commit.
+
+    Several runs append to the shared tables (``metrics``, ``errors``, ``runs``) at once.
+    delta-rs resolves concurrent appends to an existing table itself, but not two first
+    writes (each creates the table: one fails with ``CommitFailedError``), nor a schema
+    merge racing another commit: those are tried again, after a short random pause, up to
+    :data:`APPEND_RETRIES` times. (A failed commit published nothing: its data files are
+    unreferenced, and a vacuum removes them.) The version is found by a token the commit
+    carries (the table's latest version may already be another writer's).
+    """
+    import random
+    import time
+    import uuid
+
+    from deltalake import CommitProperties
+
+    if isinstance(data, pa.RecordBatchReader):
+        data = data.read_all()  # (read once: a retry writes it again)
+    token = uuid.uuid4().hex
+    for attempt in range(APPEND_RETRIES + 1):
+        try:
+            write_deltalake(
+                loc.table_uri(name),
+                data,
+                mode="append",
+                schema_mode=schema_mode,
+                storage_options=loc.storage_options or None,
+                commit_properties=CommitProperties(custom_metadata={_TOKEN: token}),
+            )
+            break
+        except CommitFailedError:
+            if attempt == APPEND_RETRIES:
+                raise
+            time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+    return _commit_version(loc, name, token)
+
+
+#: the commit-info key of :func:`append`'s token
+_TOKEN = "audiopipe_commit"
+
+
+def _commit_version(loc: Location, name: str, token: str) -> int:
+    """The version of the commit of table ``name`` that carries ``token``: its log entries are
+    read newest first. (delta-rs's ``history`` numbers commits from the snapshot it opened,
+    and gives negative versions when another writer committed meanwhile.)"""
+    dt = open_table(loc, name)
+    assert dt is not None
+    log = f"{loc.table_uri(name)}/_delta_log"
+    for v in range(dt.version(), -1, -1):
+        path = f"{log}/{v:020d}.json"
+        try:
+            if loc.is_remote:
+                text = loc.fs.cat_file(path).decode()
+            else:
+                with open(path.removeprefix("file://"), encoding="utf-8") as f:
+                    text = f.read()
+        except FileNotFoundError:
+            break  # (older entries cleaned up after a checkpoint)
+        if token in text:
+            return v
+    raise LookupError(f"table {name!r}: no commit carries token {token} (just committed)")
 
 
 def replace_where(
@@ -224,7 +282,7 @@ def replace_where(
         schema_mode="merge",
         storage_options=loc.storage_options or None,
     )
-    return table_version(loc, name)
+    return table_version(loc, name)  # (a stage's own table: one writer, its stage's lock)
 
 
 def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> Any:
