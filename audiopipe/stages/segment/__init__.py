@@ -170,11 +170,13 @@ class Segment(ClipStage):
     )
     tables = ("segments",)
     trusted = TRUSTED
+    # 6: heart mode gives a recording without sound no segments (it decoded beats in
+    # silence) but an errors row, as periodic mode now does for one in which it finds no sound;
     # 5: heart mode's identity check weighs the beat-to-beat regularity of systole against
     # diastole (issue 12 §2 round 9); 4: novelty: float-noise dimensions and peaks at the
     # clip edges left out; 3: heart mode's S1/S2 F-measures no longer score sounds where the
     # reference skips beats (round 6); 2: every clip segmented, origin column
-    version = "5"
+    version = "6"
 
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["mode"] == "supervised" and not params["events"]:
@@ -321,16 +323,9 @@ class Segment(ClipStage):
         mode = ctx.params["mode"]
         out = ClipBatch(rows={"segments": []})
         if mode == "periodic":
-            from audiopipe.stages.segment.periodic import PeriodicSegmenter
+            from audiopipe.stages.segment.heart import process_periodic
 
-            model = PeriodicSegmenter(sound_s=SOUND_S)
-            for cid in clip_ids:
-                y, sr = ctx.ds.load_audio(cid)
-                segs = model.predict_segments(y, sr)
-                out.rows["segments"] += _rows(cid, segs, mode, "periodic", ctx.run_id)
-                if out.plot is None:
-                    out.plot = (cid, None, 0.01, None, segs)
-            return out
+            return process_periodic(ctx, clip_ids, _rows, SOUND_S)
         if mode == "heart":
             from audiopipe.stages.segment.heart import process_heart
 
