@@ -31,7 +31,8 @@ and additions of a run in one commit), then appends the run to ``runs`` with
 the version of every table. :func:`audiopipe.store.open_dataset` reads the
 tables at the versions of the last successful run, so a run killed half-way
 through publishing is invisible; :func:`audiopipe.store.runs.recover` restores the tables to
-those versions before the next run. Staged shards whose ``_SUCCESS`` exists are not
+those versions before the next run (``errors``: it deletes the unfinished runs' rows, the
+rows stages appended stay). Staged shards whose ``_SUCCESS`` exists are not
 recomputed, so a re-run after a crash only does the missing work.
 """
 

@@ -18,7 +18,9 @@ flow inside a task, a notebook):
    their hash, the code version, input and output table versions, model id, artifacts and
    timings. A failing run appends a ``failed`` row and re-raises.
 
-One run of a stage at a time per dataset (a lock file per stage).
+One run of a stage at a time per dataset (a lock per stage); a stage does not start while an
+ingest, rebuild or vacuum holds the dataset's lock (it waits :data:`DATASET_WAIT_S`, then
+refuses naming the holder), and a vacuum does not start while a stage runs.
 
 Examples
 --------
@@ -65,6 +67,8 @@ __all__ = [
 
 #: the data tables whose pinned versions are every stage's inputs
 INPUT_TABLES = ("clips", "features", "frames_index")
+#: seconds a stage waits for an ingest, rebuild or vacuum holding the dataset's lock to end
+DATASET_WAIT_S = 5.0
 #: tables every stage appends to: not part of a stage's "outputs unchanged" check
 SHARED_TABLES = ("metrics", "errors")
 
@@ -148,9 +152,14 @@ def _current_version(ds: Dataset, name: str) -> int | None:
 
 
 def _outputs_intact(ds: Dataset, prev: RunRow) -> bool:
-    """Whether the tables ``prev`` wrote are still at the versions it left them."""
+    """Whether the tables ``prev`` wrote are still at the versions it left them (a vacuum's
+    commits, which change no row, do not count)."""
+    from audiopipe.store.tables import rows_changed_since
+
     for name, v in prev.versions().items():
-        if name not in SHARED_TABLES and _current_version(ds, name) != v:
+        if name in SHARED_TABLES or _current_version(ds, name) == v:
+            continue
+        if v is None or rows_changed_since(ds.location, name, v):
             return False
     return True
 
@@ -285,7 +294,7 @@ def run_stage(
     The report has ``run_id``, ``skipped`` (why, or None), ``tables`` (versions written),
     ``metrics``, ``model``, ``plots``, counts and ``seconds``.
     """
-    from audiopipe.store.lock import dataset_lock
+    from audiopipe.store.lock import stage_lock
     from audiopipe.store.records import RunRow
     from audiopipe.store.runs import append_run, last_stage_run
 
@@ -311,7 +320,7 @@ def run_stage(
     t0 = time.perf_counter()
     timer = _Timer()
     loc = ds.location
-    with dataset_lock(loc, f"stage {name}", name=f"_lock_stage_{name}"):
+    with stage_lock(loc, name, wait_s=DATASET_WAIT_S):
         run_id = run_id or new_stage_run_id(name)
         prev = last_stage_run(loc, name)
         ctx = StageContext(ds=ds, stage=name, params=resolved, run_id=run_id, previous=prev)

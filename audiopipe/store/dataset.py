@@ -23,15 +23,17 @@ import pyarrow as pa
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
-from audiopipe.store.runs import APPENDED_TABLES, newest_run, table_writers, written_versions
+from audiopipe.store.runs import (
+    APPENDED_TABLES,
+    INGEST_STEPS,  # (the ingest's ``errors`` steps: a pinned dataset hides those of later runs)
+    newest_run,
+    table_writers,
+    written_versions,
+)
 from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
 from audiopipe.store.vacuum import vacuumed_before
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound", "TableMissing"]
-
-#: the ``errors`` steps ingestion writes (``read``: a file that could not be read at all, see
-#: ``audiopipe.ingest.extract._file_error``); a pinned dataset hides those of later runs
-INGEST_STEPS = frozenset({"discover", "read", "decode", "features", "shard", "publish"})
 
 #: the fixed schemas of the ingest tables: a table not written yet (every file failed) reads
 #: as 0 rows of these columns (label and feature-statistic columns come with the first rows)

@@ -43,7 +43,9 @@ def storage_options_from_env(root: str) -> dict[str, str]:
     if opts.get("AWS_ENDPOINT_URL", "").startswith("http://"):
         opts["AWS_ALLOW_HTTP"] = "true"
     # delta-rs needs a locking provider or this flag for concurrent-safe S3 writes; audiopipe
-    # holds its own per-dataset lock (see audiopipe.store.lock), so unsafe rename is acceptable.
+    # holds its own locks (audiopipe.store.lock: an ingest, rebuild or vacuum holds the
+    # dataset's, a stage its own and does not start while the dataset's is held), so unsafe
+    # rename is acceptable.
     opts["AWS_S3_ALLOW_UNSAFE_RENAME"] = "true"
     return opts
 

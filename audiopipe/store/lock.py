@@ -36,9 +36,20 @@ from typing import Any
 
 from audiopipe.store.location import Location
 
-__all__ = ["DatasetLocked", "dataset_lock", "holder", "LOCK_DIR", "UNREADABLE_STALE_S"]
+__all__ = [
+    "DatasetLocked",
+    "dataset_lock",
+    "holder",
+    "stage_lock",
+    "stages_running",
+    "LOCK_DIR",
+    "STAGE_LOCK_PREFIX",
+    "UNREADABLE_STALE_S",
+]
 
 LOCK_DIR = "_lock"
+#: a stage's own lock folder is ``<prefix><stage>`` (one run of a stage at a time)
+STAGE_LOCK_PREFIX = "_lock_stage_"
 #: an empty or unparseable ticket older than this is a writer that died mid-create
 UNREADABLE_STALE_S = 30.0
 _WIDTH = 12
@@ -142,14 +153,41 @@ def holder(loc: Location, name: str = LOCK_DIR) -> dict[str, Any] | None:
     return _state(loc.fs, loc.join(name), socket.gethostname())[1]
 
 
+def stages_running(loc: Location) -> dict[str, dict[str, Any]]:
+    """``{stage: holder}`` of the stage runs holding their stage's lock now."""
+    fs = loc.fs
+    try:
+        fs.invalidate_cache(loc.base)
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(loc.base, detail=False)]
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for n in sorted(names):
+        if n.startswith(STAGE_LOCK_PREFIX) and (who := holder(loc, n)) is not None:
+            out[n.removeprefix(STAGE_LOCK_PREFIX)] = who
+    return out
+
+
+def _since(who: dict[str, Any]) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(who.get("since") or 0))
+
+
 @contextmanager
 def dataset_lock(
-    loc: Location, what: str = "ingest", wait_s: float = 0.0, name: str = LOCK_DIR
+    loc: Location,
+    what: str = "ingest",
+    wait_s: float = 0.0,
+    name: str = LOCK_DIR,
+    no_stages: bool = False,
 ) -> Iterator[None]:
     """Hold the dataset's lock (or the lock folder ``name``, e.g. one per stage) for the block.
 
     Waits up to ``wait_s`` seconds for a running holder, then raises
-    :class:`DatasetLocked` naming it.
+    :class:`DatasetLocked` naming it. ``no_stages`` (a vacuum, which deletes files a running
+    stage may read or be about to commit): holding the lock, also wait up to ``wait_s``
+    for running stages (:func:`stages_running`) to end, else release it and raise
+    :class:`DatasetLocked` naming them. (A stage checks the dataset lock after taking its
+    own, :func:`stage_lock`: of a vacuum and a stage starting at once, one sees the other.)
     """
     fs = loc.fs
     folder = loc.join(name)
@@ -168,16 +206,50 @@ def dataset_lock(
         if time.monotonic() < deadline:
             time.sleep(0.2)
             continue
-        since = time.strftime("%H:%M:%S", time.localtime(who.get("since") or 0))
         raise DatasetLocked(
             f"dataset {loc.dataset!r} is locked by another {who.get('what', 'run')} "
-            f"(pid {who.get('pid')} on {who.get('host')}, since {since}); wait for it to "
+            f"(pid {who.get('pid')} on {who.get('host')}, since {_since(who)}); wait for it to "
             f"finish, or, if that run is dead on another host, remove {path}"
+        )
+    while no_stages and (running := stages_running(loc)):
+        if time.monotonic() < deadline:
+            time.sleep(0.2)
+            continue
+        _release(fs, folder, n + 1, loc.is_remote)
+        runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {_since(w)})"
+                         for s, w in running.items())
+        raise DatasetLocked(
+            f"dataset {loc.dataset!r}: stage runs are running: {runs}; no {what} while a stage "
+            f"runs: wait for them to finish, or, if one is dead on another host, remove its "
+            f"lock folder {loc.join(STAGE_LOCK_PREFIX)}<stage>"
         )
     try:
         yield
     finally:
         _release(fs, folder, n + 1, loc.is_remote)
+
+
+@contextmanager
+def stage_lock(loc: Location, stage: str, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold stage ``stage``'s own lock (one run of a stage at a time; two stages run at once)
+    while no ingest, rebuild or vacuum holds the dataset's lock.
+
+    Waits up to ``wait_s`` seconds for the dataset's lock to be free, then raises
+    :class:`DatasetLocked` naming its holder. An ingest or rebuild may start while the stage
+    runs (the stage reads the versions it opened; a rerun sees the new ones); a vacuum waits
+    for the stage (:func:`dataset_lock` ``no_stages``).
+    """
+    with dataset_lock(loc, f"stage {stage}", name=f"{STAGE_LOCK_PREFIX}{stage}"):
+        deadline = time.monotonic() + wait_s
+        while (who := holder(loc)) is not None:
+            if time.monotonic() >= deadline:
+                raise DatasetLocked(
+                    f"dataset {loc.dataset!r} is locked by {who.get('what', 'a run')} (pid "
+                    f"{who.get('pid')} on {who.get('host')}, since {_since(who)}); stage "
+                    f"{stage} did not start: run it again when that has finished"
+                )
+            time.sleep(0.2)
+        yield
 
 
 def _release(fs: Any, folder: str, n: int, remote: bool) -> None:

@@ -3,7 +3,8 @@
 Every pipeline step that publishes (ingest, rebuild, a stage) appends one row to ``runs``
 with the versions of the tables it left behind. Readers open the tables at the versions of
 the last successful run (:func:`pinned_versions`), so a run killed half-way through is
-invisible; :func:`recover` restores the tables to those versions before the next run.
+invisible; :func:`recover` restores the ingest tables to those versions before the next run
+(and deletes the ``errors`` rows of unfinished ingest runs: the stages' rows stay).
 
 Examples
 --------
@@ -24,10 +25,11 @@ from typing import Any
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import RunRow
-from audiopipe.store.tables import append, open_table, scan_table
+from audiopipe.store.tables import append, open_table, scan_table, sql_in
 
 __all__ = [
     "DATA_TABLES",
+    "INGEST_STEPS",
     "new_run_id",
     "read_runs",
     "last_run",
@@ -42,8 +44,14 @@ __all__ = [
     "summarize",
 ]
 
-#: the tables an ingest run publishes and :func:`recover` restores
+#: the tables an ingest run publishes
 DATA_TABLES = ("clips", "features", "frames_index", "errors")
+#: the ``errors`` steps ingestion writes (``read``: a file that could not be read at all, see
+#: ``audiopipe.ingest.extract._file_error``); the other steps' rows are the stages'
+INGEST_STEPS = frozenset({"discover", "read", "decode", "features", "shard", "publish"})
+#: the tables :func:`recover` restores to the last ingest's versions (``errors`` is shared
+#: with the stages: only the rows of unfinished ingest runs are deleted from it)
+RESTORED_TABLES = ("clips", "features", "frames_index")
 
 
 def new_run_id() -> str:
@@ -80,13 +88,16 @@ def pinned_versions(loc: Location) -> dict[str, int | None]:
 def recover(loc: Location) -> dict[str, int]:
     """Undo commits that a killed run made after the last successful run.
 
-    Each data table is restored to the version recorded by the last successful
-    run (a table created by a run that never finished is emptied). Returns
-    ``{table: restored_to}`` for the tables it changed.
+    The ingest tables (:data:`RESTORED_TABLES`) are restored to the versions recorded by the
+    last successful ingest or rebuild (a table created by a run that never finished is
+    emptied). ``errors`` is not restored: stage runs append their own rows to it after an
+    ingest, and those are no ingest's to undo; only the rows of ingest steps
+    (:data:`INGEST_STEPS`) committed since by runs that did not finish are deleted. Returns
+    ``{table: restored_to}`` for the tables it changed (``errors``: the version of the delete).
     """
     pinned = pinned_versions(loc)
     done: dict[str, int] = {}
-    for name in DATA_TABLES:
+    for name in RESTORED_TABLES:
         dtab = open_table(loc, name)
         if dtab is None:
             continue
@@ -103,7 +114,39 @@ def recover(loc: Location) -> dict[str, int]:
         elif dtab.version() > want:
             dtab.restore(want)
             done[name] = want
+    v = _drop_unfinished_ingest_errors(loc, pinned.get("errors"))
+    if v is not None:
+        done["errors"] = v
     return done
+
+
+def _drop_unfinished_ingest_errors(loc: Location, want: int | None) -> int | None:
+    """Delete the ``errors`` rows of ingest steps committed after version ``want`` (the last
+    successful ingest's; None: every version), which no successful ingest published: those of
+    a killed one. Returns the new version, or None when there were none.
+
+    They are told by run id: ids with more ingest-step rows now than at ``want`` (a row's id
+    can be that of an earlier, refused run whose staged shard the publishing run reused).
+    """
+    from collections import Counter
+
+    dtab = open_table(loc, "errors")
+    if dtab is None or (want is not None and dtab.version() <= want):
+        return None
+
+    def ingest_ids(version: int | None) -> Counter[str | None]:
+        t = scan_table(loc, "errors", version, ["step", "run_id"])
+        rows = zip(t["step"].to_pylist(), t["run_id"].to_pylist(), strict=True)
+        return Counter(r for s, r in rows if s in INGEST_STEPS)
+
+    ids = ingest_ids(None) - (ingest_ids(want) if want is not None else Counter())
+    if not ids:
+        return None
+    who = [i for i in ids if i is not None]
+    cond = " OR ".join(([sql_in("run_id", who)] if who else []) +
+                       (["run_id IS NULL"] if None in ids else []))
+    dtab.delete(f"{sql_in('step', INGEST_STEPS)} AND ({cond})")
+    return open_table(loc, "errors").version()
 
 
 def append_run(loc: Location, row: RunRow) -> int | None:

@@ -16,17 +16,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import ErrorRow
 
 __all__ = [
+    "APPEND_RETRIES",
     "ERRORS_SCHEMA",
     "conform",
     "open_table",
     "native_filesystem",
     "table_version",
+    "rows_changed_since",
     "table_exists",
     "read_table",
     "scan_table",
@@ -127,6 +129,43 @@ def table_version(loc: Location, name: str) -> int | None:
     return None if dt is None else dt.version()
 
 
+#: Delta operations that change no row (a vacuum deletes unreferenced files, and logs it)
+MAINTENANCE_OPERATIONS = frozenset({"VACUUM START", "VACUUM END"})
+
+
+def rows_changed_since(loc: Location, name: str, version: int) -> bool:
+    """Whether table ``name`` has a commit after ``version`` that can change its rows
+    (:data:`MAINTENANCE_OPERATIONS` do not; a table gone, or older than ``version``, has)."""
+    import json
+
+    dt = open_table(loc, name)
+    if dt is None or dt.version() < version:
+        return True
+    for v in range(version + 1, dt.version() + 1):
+        text = _log_entry(loc, name, v)
+        if text is None:
+            return True  # (cleaned up after a checkpoint: unknown)
+        actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        ops = [a["commitInfo"].get("operation") for a in actions if "commitInfo" in a]
+        if not ops or any(op not in MAINTENANCE_OPERATIONS for op in ops):
+            return True
+    return False
+
+
+def _log_entry(loc: Location, name: str, version: int) -> str | None:
+    """The text of table ``name``'s log entry ``version`` (None when not there), read with one
+    GET (delta-rs's ``history`` lists the log: against the tests' S3 server, moto in the same
+    process, that listing timed out after 180 s)."""
+    path = f"{loc.table_uri(name)}/_delta_log/{version:020d}.json"
+    try:
+        if loc.is_remote:
+            return loc.fs.cat_file(path).decode()
+        with open(path.removeprefix("file://"), encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 def read_table(
     loc: Location, name: str, version: int | None = None, columns: list[str] | None = None
 ) -> pa.Table | None:
@@ -164,18 +203,68 @@ def sql_in(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
+#: times an append is tried again when another writer's commit came first in a way delta-rs
+#: does not resolve itself (two first writes of a table: "Metadata changed since last commit")
+APPEND_RETRIES = 6
+
+
 def append(
     loc: Location, name: str, data: pa.Table | Any, schema_mode: str | None = "merge"
 ) -> int:
-    """Append rows in one commit; returns the new version."""
-    write_deltalake(
-        loc.table_uri(name),
-        data,
-        mode="append",
-        schema_mode=schema_mode,
-        storage_options=loc.storage_options or None,
-    )
-    return table_version(loc, name)  # type: ignore[return-value]
+    """Append rows in one commit; returns the version of that commit.
+
+    Several runs append to the shared tables (``metrics``, ``errors``, ``runs``) at once.
+    delta-rs resolves concurrent appends to an existing table itself, but not two first
+    writes (each creates the table: one fails with ``CommitFailedError``), nor a schema
+    merge racing another commit: those are tried again, after a short random pause, up to
+    :data:`APPEND_RETRIES` times. (A failed commit published nothing: its data files are
+    unreferenced, and a vacuum removes them.) The version is found by a token the commit
+    carries (the table's latest version may already be another writer's).
+    """
+    import random
+    import time
+    import uuid
+
+    from deltalake import CommitProperties
+
+    if isinstance(data, pa.RecordBatchReader):
+        data = data.read_all()  # (read once: a retry writes it again)
+    token = uuid.uuid4().hex
+    for attempt in range(APPEND_RETRIES + 1):
+        try:
+            write_deltalake(
+                loc.table_uri(name),
+                data,
+                mode="append",
+                schema_mode=schema_mode,
+                storage_options=loc.storage_options or None,
+                commit_properties=CommitProperties(custom_metadata={_TOKEN: token}),
+            )
+            break
+        except CommitFailedError:
+            if attempt == APPEND_RETRIES:
+                raise
+            time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+    return _commit_version(loc, name, token)
+
+
+#: the commit-info key of :func:`append`'s token
+_TOKEN = "audiopipe_commit"
+
+
+def _commit_version(loc: Location, name: str, token: str) -> int:
+    """The version of the commit of table ``name`` that carries ``token``: its log entries are
+    read newest first. (delta-rs's ``history`` numbers commits from the snapshot it opened,
+    and gave negative versions when another writer committed meanwhile.)"""
+    dt = open_table(loc, name)
+    assert dt is not None
+    for v in range(dt.version(), -1, -1):
+        text = _log_entry(loc, name, v)
+        if text is None:
+            break  # (older entries cleaned up after a checkpoint)
+        if token in text:
+            return v
+    raise LookupError(f"table {name!r}: no commit carries token {token} (just committed)")
 
 
 def replace_where(
@@ -209,7 +298,7 @@ def replace_where(
         schema_mode="merge",
         storage_options=loc.storage_options or None,
     )
-    return table_version(loc, name)
+    return table_version(loc, name)  # (a stage's own table: one writer, its stage's lock)
 
 
 def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> Any:

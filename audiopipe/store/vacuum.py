@@ -20,9 +20,10 @@ shards no run can use any more (their files were published by another run, chang
 removed since, told by listing the dataset's sources as an ingest does:
 :mod:`audiopipe.store.staged`) whose last write is older than ``retain_hours`` and an hour;
 a shard it cannot decide (a source not listed) is kept and counted. It holds the
-dataset lock, so no ingestion runs meanwhile. Older runs stay listed in ``runs``; opening
-one afterwards raises :class:`~audiopipe.store.dataset.DatasetNotFound` saying it was
-vacuumed.
+dataset lock, so no ingestion runs meanwhile, and refuses while a stage runs (it may read, or
+be about to commit, files a vacuum would delete; a stage does not start during a vacuum).
+Older runs stay listed in ``runs``; opening one afterwards raises
+:class:`~audiopipe.store.dataset.DatasetNotFound` saying it was vacuumed.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def vacuum(
     fs = loc.fs
     if not fs.exists(loc.base):
         return report
-    with dataset_lock(loc, "vacuum"):
+    with dataset_lock(loc, "vacuum", no_stages=True):
         now = datetime.now(UTC)
         try:
             cutoff = now - timedelta(hours=retain_hours)

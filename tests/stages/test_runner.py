@@ -99,6 +99,33 @@ def test_one_run_of_a_stage_at_a_time(small):
     assert run_stage(small, "beats")["skipped"] is None
 
 
+def test_a_stage_does_not_start_while_an_ingest_holds_the_dataset(small, tmp_path):
+    """Stages took only their own lock: one ran while an ingest, rebuild or vacuum held the
+    dataset (and a vacuum may delete files a stage is about to commit). Another stage's run
+    still does not hold it back."""
+    import subprocess
+    import sys
+
+    hold = ("import sys, time\n"
+            "from audiopipe.store.location import Location\n"
+            "from audiopipe.store.lock import dataset_lock\n"
+            "with dataset_lock(Location(sys.argv[1], 'd'), 'ingest'):\n"
+            "    print('holding', flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", hold, small.location.root],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "holding"
+        with pytest.raises(DatasetLocked, match=rf"locked by ingest \(pid {p.pid} .*stage beats "
+                                                "did not start"):
+            run_stage(small, "beats")
+    finally:
+        p.kill()
+        p.wait()
+    assert not _runs(small)  # refused before any work: no run recorded
+    with dataset_lock(small.location, "stage fingerprint", name="_lock_stage_fingerprint"):
+        assert run_stage(small, "beats")["clips_processed"] == 3
+
+
 def test_a_failed_run_is_recorded_and_leaves_no_table(small):
     from audiopipe.stages._common import StageInputError
 
@@ -159,6 +186,24 @@ def test_vacuum_keeps_the_latest_run_of_every_stage(small):
     assert beats["run_id"] not in report.kept_runs
     assert read_table(small.location, "fingerprints", version=fp["tables"]["fingerprints"]).num_rows
     assert read_table(small.location, "tempo", version=last_beats["tables"]["tempo"]).num_rows == 3
+
+
+def test_a_vacuum_does_not_make_an_unchanged_stage_run_again(small):
+    """A vacuum that removes files of a stage's table commits VACUUM START/END to its log: the
+    version moved, and the next unchanged run of the stage redid every clip."""
+    from audiopipe.store.vacuum import vacuum
+
+    run_stage(small, "beats")
+    forced = run_stage(small, "beats", force=True)  # the first run's files: unreferenced
+    report = vacuum(small.location, retain_hours=0)
+    assert report.table_files["tempo"] >= 1
+    assert table_version(small.location, "tempo") > forced["tables"]["tempo"]
+    again = run_stage(audiopipe.open_dataset(small.location.root, "d"), "beats")
+    assert again["skipped"] and again["run_id"] == forced["run_id"]
+    # a commit that changes rows after the vacuum still counts
+    small.write_table("tempo", small.table("tempo").slice(0, 1), mode="overwrite")
+    redo = run_stage(audiopipe.open_dataset(small.location.root, "d"), "beats")
+    assert redo["skipped"] is None and redo["clips_processed"] == 3
 
 
 def test_run_stages_called_directly_refuses_missing_stage_files_before_any_work(tmp_path):

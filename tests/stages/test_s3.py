@@ -105,3 +105,25 @@ def test_every_stage_writes_and_reads_through_the_bucket(tmp_path, s3, monkeypat
     # nothing local: the working directory is empty and no "s3:" folder appeared anywhere
     assert list(cwd.iterdir()) == []
     assert not list(tmp_path.rglob("s3:*")) and not (ROOT / "s3:").exists()
+
+
+def test_after_a_vacuum_on_s3_an_unchanged_stage_is_skipped(tmp_path, s3):
+    """A vacuum commits VACUUM START/END to a stage table's log; on S3 the runner reads those
+    commits from the bucket to see they changed no row (it reran every clip)."""
+    import numpy as np
+
+    from audiopipe.stages import run_stage
+    from audiopipe.store.tables import table_version
+    from audiopipe.store.vacuum import vacuum
+    from tests.stages.mir_data import build_dataset
+
+    t = np.arange(16000) / 16000
+    files = {f"c{i}.wav": ((0.2 * np.sin(2 * np.pi * (220 + 110 * i) * t)).astype(np.float32),
+                           16000) for i in range(2)}
+    ds = build_dataset(tmp_path, files, storage="s3://audio/vac", sample_rate=16000)
+    run_stage(ds, "beats")
+    forced = run_stage(ds, "beats", force=True)
+    assert vacuum(ds.location, retain_hours=0).table_files["tempo"] >= 1
+    assert table_version(ds.location, "tempo") > forced["tables"]["tempo"]
+    again = run_stage(audiopipe.open_dataset("s3://audio/vac", "d"), "beats")
+    assert again["skipped"] and again["run_id"] == forced["run_id"]

@@ -150,6 +150,12 @@ def test_bad_inputs_refused_without_outputs(fresh_ds, demo_folder, tmp_path):
     )
     with pytest.raises(StageInputError, match="one label"):
         run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(one)})
+    # one labelled clip: 2 folds of 1 clip, one fitted on nothing (a raw numpy ValueError)
+    single = tmp_path / "single.csv"
+    single.write_text("path,onset_s,offset_s,label\n" + "".join(
+        f"{rows[0]['path']},{a},{b},{lab}\n" for a, b, lab in ((0, 0.5, "a"), (0.5, 1, "b"))))
+    with pytest.raises(StageInputError, match="labels 1 clip;.* needs at least 2 labelled clips"):
+        run_stage(fresh_ds, "segment", {"mode": "supervised", "events": str(single)})
     with pytest.raises(StageInputError, match="'nope'"):
         run_stage(fresh_ds, "segment", {"mode": "novelty", "feature": "nope"})
     assert "segments" not in fresh_ds.table_names()
@@ -425,3 +431,36 @@ def test_round9_regularity_options_are_stage_parameters(tmp_path):
     (problem,) = check_params("segment", {**raw, "identity_check": False,
                                           "identity_regularity_weight": 1}, where="s")
     assert problem.startswith("s: identity_regularity_weight set but identity_check is false")
+
+
+def test_a_recording_without_sound_gets_an_errors_row_not_invented_beats(tmp_path):
+    """Heart mode decoded 19-21 segments in 5 s of zeros, with confidences like a real clip's;
+    periodic mode gave none and said nothing, and did it again every run. Both now record the
+    clip in ``errors`` (NoSound) and give it no segments."""
+    import audiopipe
+    from audiopipe.stages.segment.periodic import synthetic_pcg
+    from tests.stages.mir_data import build_dataset
+
+    files, lines = {}, ["file,sound,time_s"]
+    for i, bpm in enumerate((70, 85)):
+        y, sr, s1, s2 = synthetic_pcg(duration=10.0, bpm=bpm, seed=i)
+        files[f"p{i}.wav"] = (y, sr)
+        lines += [f"p{i}.wav,{k},{t:.4f}" for k, ts in (("S1", s1), ("S2", s2)) for t in ts]
+    files["new.wav"] = synthetic_pcg(duration=10.0, bpm=75, seed=7)[:2]
+    files["silence.wav"] = (np.zeros(5 * 4000, np.float32), 4000)
+    ds = build_dataset(tmp_path, files, sample_rate=4000)
+    ref = tmp_path / "ref.csv"
+    ref.write_text("\n".join(lines) + "\n")
+    clips = ds.table("clips", ["clip_id", "uri"]).to_pylist()
+    cid = {r["uri"].rsplit("/", 1)[-1]: r["clip_id"] for r in clips}
+    for mode in ("heart", "periodic"):
+        r = run_stage(ds, "segment", {"mode": mode, "reference": str(ref)})
+        seg = ds.table("segments").to_pandas()
+        assert cid["silence.wav"] not in set(seg.clip_id), mode
+        assert {cid["new.wav"], cid["p0.wav"]} <= set(seg.clip_id), mode
+        assert r["clips_failed"] == 1
+        errs = [e for e in audiopipe.open_dataset(ds.location.root, "d").table("errors").to_pylist()
+                if e["run_id"] == r["run_id"]]
+        assert [(e["clip_id"], e["step"], e["error_type"]) for e in errs] == [
+            (cid["silence.wav"], "segment", "NoSound")], mode
+        assert "no sound" in errs[0]["message"]

@@ -111,3 +111,48 @@ def test_string_codes_match_a_sorted_dictionary(kind):
     names, codes = string_codes(col)
     assert names == sorted(set(col.to_pylist()))
     assert [names[k] for k in codes] == col.to_pylist()
+
+
+_APPENDER = """
+import sys, time
+import pyarrow as pa
+from audiopipe.store.location import Location
+from audiopipe.store.tables import append
+loc = Location(sys.argv[1], "d")
+start = float(sys.argv[3])
+while time.time() < start:
+    time.sleep(0.001)
+try:
+    print("ok", append(loc, "metrics", pa.table({"run_id": [sys.argv[2]], "value": [1.0]})))
+except Exception as e:
+    print("FAILED", type(e).__name__, str(e)[:300])
+"""
+
+
+def test_concurrent_first_appends_to_a_shared_table_on_s3_all_land(s3):
+    """The first stage runs of a dataset on S3 append at once to ``metrics``/``errors``, which do
+    not exist yet: each write creates the table and all but one failed ("Metadata changed since
+    last commit", 3 of 4 trials), so a stage was recorded failed after writing its outputs.
+    And each append returns the version of its own commit, not whatever was latest after it."""
+    import subprocess
+    import sys
+    import time
+
+    from audiopipe.store.tables import read_table
+
+    n = 4
+    for trial in range(3):
+        root = f"s3://audio/t{trial}"
+        start = time.time() + 4  # (the processes import deltalake meanwhile)
+        ps = [subprocess.Popen([sys.executable, "-c", _APPENDER, root, f"p{k}", str(start)],
+                               stdout=subprocess.PIPE, text=True) for k in range(n)]
+        outs = [p.communicate(timeout=120)[0].strip() for p in ps]
+        assert all(o.startswith("ok") for o in outs), outs
+        loc = Location(root, "d")
+        assert sorted(read_table(loc, "metrics")["run_id"].to_pylist()) == [
+            f"p{k}" for k in range(n)]
+        versions = {f"p{k}": int(o.split()[1]) for k, o in enumerate(outs)}
+        for who, v in versions.items():  # the commit at v added who's row
+            now = read_table(loc, "metrics", version=v)["run_id"].to_pylist()
+            before = [] if v == 0 else read_table(loc, "metrics", version=v - 1)["run_id"].to_pylist()
+            assert sorted(set(now) - set(before)) == [who], (trial, versions)

@@ -136,3 +136,19 @@ def test_vacuum_spares_parts_of_staged_shards_and_rejects_negative_retention(tmp
     for bad in (-1, float("nan"), float("inf")):  # nan passed `< 0`; inf overflowed
         with pytest.raises(ValueError, match=r"retain_hours: must be a finite number >= 0"):
             vacuum(loc, retain_hours=bad)
+
+
+def test_vacuum_refuses_while_a_stage_runs(tmp_path):
+    """A vacuum deleted files while a stage ran: with retain_hours 0, those the stage had
+    written and not committed yet. It now refuses, naming the stage, and leaves the dataset
+    lock free."""
+    from audiopipe.store.location import Location
+    from audiopipe.store.lock import DatasetLocked, dataset_lock, holder
+
+    loc = Location(str(tmp_path), "d")
+    loc.fs.makedirs(loc.base, exist_ok=True)
+    with dataset_lock(loc, "stage beats", name="_lock_stage_beats"):
+        with pytest.raises(DatasetLocked, match="stage runs are running: beats .*no vacuum"):
+            vacuum(loc, retain_hours=0)
+        assert holder(loc) is None
+    assert vacuum(loc, retain_hours=0).kept_runs == []

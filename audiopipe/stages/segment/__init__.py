@@ -24,9 +24,9 @@ Four modes, each a module of this package:
   ``identity_regularity_weight``, off, and ``identity_regularity`` with its margin, on).
 
 Segmentation is clip by clip: a run segments only clips that are new since the last one
-(and drops removed clips), unless the parameters, the code or - in supervised mode - the
-labelled clips changed. Evaluation (:mod:`.evaluate`): mir_eval's boundary F-measure at
-±0.5 s and ±3 s and frame accuracy.
+(and drops removed clips), unless the parameters, the code or - in supervised mode, which
+needs 2 labelled clips - the labelled clips changed. Evaluation (:mod:`.evaluate`):
+mir_eval's boundary F-measure at ±0.5 s and ±3 s and frame accuracy.
 
 Outputs: ``segments`` (clip_id, start_s, end_s, label, confidence, mode, origin, run_id),
 ``metrics``, the supervised model ``segment.skops`` and a PNG of the first clip segmented
@@ -170,11 +170,13 @@ class Segment(ClipStage):
     )
     tables = ("segments",)
     trusted = TRUSTED
+    # 6: heart mode gives a recording without sound no segments (it decoded beats in
+    # silence) but an errors row, as periodic mode now does for one in which it finds no sound;
     # 5: heart mode's identity check weighs the beat-to-beat regularity of systole against
     # diastole (issue 12 §2 round 9); 4: novelty: float-noise dimensions and peaks at the
     # clip edges left out; 3: heart mode's S1/S2 F-measures no longer score sounds where the
     # reference skips beats (round 6); 2: every clip segmented, origin column
-    version = "5"
+    version = "6"
 
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["mode"] == "supervised" and not params["events"]:
@@ -288,9 +290,11 @@ class Segment(ClipStage):
         frames, _ = self._frames(ctx, ids)
         labels = {c: _frame_labels(ref[c], len(frames[c]), hop_s, p["background"]) for c in ids}
         if len({x for v in labels.values() for x in v}) < 2:
-            raise StageInputError(
-                f"dataset {ctx.ds.name!r}: events file {p['events']} gives one label only"
-            )
+            raise StageInputError(f"dataset {ctx.ds.name!r}: events file {p['events']} gives one label only")
+        if len(ids) < 2:  # out-of-fold scores: a clip to fit on, another to test
+            raise StageInputError(f"dataset {ctx.ds.name!r}: events file {p['events']} labels "
+                                  f"{len(ids)} clip; supervised segmentation cross-validates "
+                                  "clip by clip: it needs at least 2 labelled clips")
         seg = FrameSegmenter(
             hop_s=hop_s,
             context_s=p["context_s"],
@@ -319,16 +323,9 @@ class Segment(ClipStage):
         mode = ctx.params["mode"]
         out = ClipBatch(rows={"segments": []})
         if mode == "periodic":
-            from audiopipe.stages.segment.periodic import PeriodicSegmenter
+            from audiopipe.stages.segment.heart import process_periodic
 
-            model = PeriodicSegmenter(sound_s=SOUND_S)
-            for cid in clip_ids:
-                y, sr = ctx.ds.load_audio(cid)
-                segs = model.predict_segments(y, sr)
-                out.rows["segments"] += _rows(cid, segs, mode, "periodic", ctx.run_id)
-                if out.plot is None:
-                    out.plot = (cid, None, 0.01, None, segs)
-            return out
+            return process_periodic(ctx, clip_ids, _rows, SOUND_S)
         if mode == "heart":
             from audiopipe.stages.segment.heart import process_heart
 

@@ -27,7 +27,8 @@ from the dataset's labelled recordings.
   for the estimator's ``identity_regularity_margin=None``) and ``random_state``; the others keep the
   estimator's defaults (so do these, unless set: a stored run's outputs do not change).
 - **Predict**: every clip gets segments from its first sample to its last (S1, systole, S2,
-  diastole), each with the mean posterior of its state as ``confidence``.
+  diastole), each with the mean posterior of its state as ``confidence``; a clip without
+  sound (:func:`check_sound`) gets none and an ``errors`` row, as in periodic mode.
 
 Examples
 --------
@@ -51,6 +52,10 @@ __all__ = [
     "fit_heart",
     "estimator",
     "process_heart",
+    "process_periodic",
+    "check_sound",
+    "NoSound",
+    "SILENCE_PEAK",
     "heart_metrics",
 ]
 
@@ -160,6 +165,52 @@ def fit_heart(ctx: StageContext) -> dict[str, Any]:
     return {"reference": refs, "oof": oof, "model": final, "metrics": metrics, "warnings": notes}
 
 
+#: a recording whose samples all stay within one 16-bit step of zero (-90 dBFS) holds no
+#: sound: the heart and periodic models would decode beats in it anyway
+SILENCE_PEAK = 1.0 / 32768
+
+
+class NoSound(ValueError):
+    """A recording with no sound to segment (its ``errors`` row says so)."""
+
+    kind = "NoSound"
+
+
+def check_sound(y: np.ndarray, sr: int) -> None:
+    """:class:`NoSound` when every sample of ``y`` is within :data:`SILENCE_PEAK` of zero."""
+    peak = float(np.max(np.abs(y))) if np.size(y) else 0.0
+    if peak <= SILENCE_PEAK:
+        raise NoSound(f"no sound to segment: the recording ({np.size(y) / sr:.2f} s) peaks at "
+                      f"{peak:.1e}, within one 16-bit step of zero")
+
+
+def process_periodic(
+    ctx: StageContext, clip_ids: Sequence[str], rows: Callable[..., list], sound_s: float
+) -> ClipBatch:
+    """``segments`` rows of the periodic model; a clip without sound, or in which the model
+    finds no heart sound (shorter than a beat), is an ``errors`` row."""
+    from audiopipe.stages._common import error_row
+    from audiopipe.stages.segment.periodic import PeriodicSegmenter
+
+    model = PeriodicSegmenter(sound_s=sound_s)
+    out = ClipBatch(rows={"segments": []})
+    for cid in clip_ids:
+        y, sr = ctx.ds.load_audio(cid)
+        try:
+            check_sound(y, sr)
+            segs = model.predict_segments(y, sr)
+            if not segs:
+                raise NoSound(f"no heart sound found in the recording ({len(y) / sr:.2f} s)")
+        except NoSound as err:
+            out.failed += 1
+            out.errors.append(error_row("segment", cid, "", err, ctx.run_id))
+            continue
+        out.rows["segments"] += rows(cid, segs, "periodic", "periodic", ctx.run_id)
+        if out.plot is None:
+            out.plot = (cid, None, 0.01, None, segs)
+    return out
+
+
 def process_heart(
     ctx: StageContext, clip_ids: Sequence[str], state: Any, rows: Callable[..., list]
 ) -> ClipBatch:
@@ -174,6 +225,7 @@ def process_heart(
         else:
             try:
                 y, sr = ctx.ds.load_audio(cid)
+                check_sound(y, sr)  # (the model would decode beats in silence)
                 a, origin = state.model.analyse(y, sr), "model"
             except Exception as err:  # noqa: BLE001  (errors are data)
                 out.failed += 1

@@ -172,13 +172,15 @@ def out_of_fold_segments(
     """Segments of every clip of ``labels`` by a copy of ``seg`` fitted on the other folds.
 
     Clip-level K-fold (``min(n_splits, clips)`` folds, at least 2, shuffled with
-    ``random_state``). A fold whose training part has no frames of a label its test clips
-    have is warned about (:class:`SegmentWarning`, as classify warns): those frames cannot
-    be predicted (they get other labels, typically the background) and the CV scores count
-    them as errors. Each warning's text is also appended to ``notes`` when given (the stage
-    lists them in its run report).
+    ``random_state``; fewer than 2 clips: ``ValueError``). A fold whose training part has no
+    frames of a label its test clips have is warned about (:class:`SegmentWarning`, as
+    classify warns): those frames cannot be predicted (they get other labels, typically the
+    background) and the CV scores count them as errors. Each warning's text is also appended
+    to ``notes`` when given (the stage lists them in its run report).
     """
     ids = list(labels)
+    if len(ids) < 2:
+        raise ValueError(f"out-of-fold segments need at least 2 labelled clips, got {len(ids)}")
     k = max(2, min(n_splits, len(ids)))
     order = np.random.default_rng(random_state).permutation(len(ids))
     folds = np.empty(len(ids), dtype=int)

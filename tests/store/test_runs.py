@@ -1,0 +1,54 @@
+"""Run records and :func:`audiopipe.store.runs.recover` on real ingested datasets."""
+
+import datetime as dt
+
+import pyarrow as pa
+
+import audiopipe
+from audiopipe.stages import run_stage
+from audiopipe.store.runs import recover
+from audiopipe.store.tables import ERRORS_SCHEMA, append, read_table
+from tests.audio_fixtures import sine, write
+from tests.conftest import ingest_in_process, write_config
+
+
+def _steps(loc):
+    t = read_table(loc, "errors")
+    return sorted(zip(t["step"].to_pylist(), t["run_id"].to_pylist(), strict=True))
+
+
+def test_an_ingest_keeps_the_stages_errors_rows_and_drops_only_unfinished_ingest_rows(tmp_path):
+    """recover() restored ``errors`` to the version the last ingest recorded, so the next ingest
+    (even one with nothing to do, as ``audiopipe run`` makes before its stages) deleted every
+    row a stage had appended since; the stage, skipped as unchanged, never recorded them again.
+    """
+    for i in range(2):
+        write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 200 * i, dur=1.0), 22050)
+    (tmp_path / "c" / "bad.wav").write_bytes(b"RIFF not really")
+    config = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}})
+    first = ingest_in_process(config, "d")
+    root = str(tmp_path / "out")
+    ds = audiopipe.open_dataset(root, "d")
+    victim = tmp_path / "c" / "0.wav"
+    victim.rename(tmp_path / "away.wav")  # the stage cannot read this clip
+    fp = run_stage(ds, "fingerprint")
+    (tmp_path / "away.wav").rename(victim)  # back, unchanged (same bytes and mtime)
+    assert fp["clips_failed"] == 1
+    # a killed ingest's row (its run never recorded) and the stage's row
+    dead = {**dict.fromkeys(ERRORS_SCHEMA.names), "run_id": "20990101T000000-dead",
+            "uri": "x", "step": "decode", "error_type": "E", "message": "m",
+            "time": dt.datetime.now(dt.UTC)}
+    append(ds.location, "errors", pa.Table.from_pylist([dead], schema=ERRORS_SCHEMA))
+    before = _steps(ds.location)
+    assert ("fingerprint", fp["run_id"]) in before and ("decode", first["run_id"]) in before
+
+    again = ingest_in_process(config, "d")  # nothing new: it publishes no errors rows
+    assert again["status"] == "ok"
+    after = _steps(ds.location)
+    assert after == [s for s in before if s[1] != dead["run_id"]]
+    shown = audiopipe.open_dataset(root, "d").table("errors")
+    assert sorted(shown["step"].to_pylist()) == ["decode", "fingerprint"]
+    # the stage, unchanged, is skipped: its error row is still what records the failure
+    assert run_stage(audiopipe.open_dataset(root, "d"), "fingerprint")["skipped"]
+    assert ("fingerprint", fp["run_id"]) in _steps(ds.location)
+    assert recover(ds.location) == {}  # nothing left to undo: no commit
