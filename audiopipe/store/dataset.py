@@ -13,7 +13,6 @@ dask.array<concatenate, shape=(861234, 20), dtype=float32, ...>
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -23,7 +22,14 @@ import pyarrow as pa
 
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
-from audiopipe.store.runs import APPENDED_TABLES, newest_run, table_writers, written_versions
+from audiopipe.store.runs import (
+    APPENDED_TABLES,
+    newest_run,
+    read_versions,
+    run_tables,
+    table_writers,
+    written_versions,
+)
 from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
 from audiopipe.store.vacuum import vacuumed_before
 
@@ -99,13 +105,7 @@ class Dataset:
             gone = vacuumed_before(loc, self.run)
             if gone:
                 raise DatasetNotFound(gone)
-        own: dict[str, int | None] = row.versions()
-        if row.kind == "stage":  # a stage run: the inputs it read and what it wrote
-            inputs = json.loads(row.input_versions or "{}")
-            own = {
-                **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
-                **own,
-            }
+        own = run_tables(row)
         done = [r for r in self._runs_at_open if r.status == "ok" and r.finished is not None]
         #: every table a successful run recorded (one not among them may be older than runs)
         self._recorded = set(written_versions(done))
@@ -116,7 +116,9 @@ class Dataset:
             self._pin = (end, run_id)
             done = [r for r in done if end is not None and (r.finished, r.run_id) <= self._pin]
         #: ``{table: version}`` read (None: a table not written yet, read as no rows)
-        self.versions: dict[str, int | None] = {**written_versions(done), **own}
+        self.versions: dict[str, int | None] = read_versions(
+            self._runs_at_open, None if run_id is None else row
+        )
         starts = [r.started or r.finished for r in self._runs_at_open if r.kind == "stage"]
         ends = [t for t in [min(filter(None, starts), default=None)] if t is not None]
         if run_id is not None and row.finished is not None:
@@ -124,9 +126,10 @@ class Dataset:
         #: a table no run recorded is older than runs when committed by then (None: any time)
         self._legacy_until = min(ends) if ends else None
         self._legacy: dict[str, Any] = {}
-        #: ``{table: why}``: tables whose version at the pinned run a vacuum removed
+        #: ``{table: why}``: tables whose writer by the pinned run a vacuum did not keep (one
+        #: keeps what the runs it kept read, an older one did not: told by the files on reading)
         self._gone: dict[str, str] = {}
-        if run_id is not None:  # (a default open reads the latest run of each stage: kept)
+        if run_id is not None:  # (a vacuum keeps every version a default open reads)
             for name, w in table_writers(done).items():
                 gone = None if name in own or name in APPENDED_TABLES else (
                     vacuumed_before(loc, w.to_dict()))
@@ -165,23 +168,37 @@ class Dataset:
         return self._legacy[name]
 
     def missing_tables(self) -> dict[str, int]:
-        """``{table: version}`` of the tables the pinned run recorded that are not on storage
-        (reading one raises :class:`TableMissing`; ``audiopipe status`` lists them)."""
+        """``{table: version}`` of the tables the pinned run recorded that are not on storage,
+        or whose data files at that version are not (reading one raises :class:`TableMissing`;
+        ``audiopipe status`` lists them)."""
         return {
             n: v
             for n, v in sorted(self.versions.items())
-            if v is not None and not table_exists(self.location, n)
+            if v is not None and (not table_exists(self.location, n) or self._files_gone(n, v))
         }
 
-    def _missing(self, name: str) -> TableMissing:
+    def _files_gone(self, name: str, version: int) -> bool:
+        """Whether a data file of table ``name`` at ``version`` is not on storage (its log is:
+        deleted by a vacuum that did not keep the version, or lost in a copy)."""
+        dt = open_table(self.location, name, version)
+        fs = None if dt is None else dt._native_fs  # (None: a store checked on reading only)
+        if fs is None:
+            return dt is None
+        from pyarrow.fs import FileType
+
+        paths = pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist()
+        return any(i.type == FileType.NotFound for i in fs.get_file_info(paths))
+
+    def _missing(self, name: str, files: bool = False) -> TableMissing:
         fix = (
             f"`audiopipe rebuild {self.name}` recomputes it"
             if name in ("clips", "features", "frames_index")
             else "rerun what wrote it"
         )
+        what = "has data files missing" if files else "is missing"
         return TableMissing(
             f"dataset {self.name!r} is broken: table {name!r} version {self.versions[name]}, "
-            f"recorded by run {self.run['run_id']}, is missing on storage "
+            f"recorded by run {self.run['run_id']}, {what} on storage "
             f"({self.location.table_uri(name)}); restore it from a copy of the dataset, or {fix}"
         )
 
@@ -190,10 +207,10 @@ class Dataset:
         written yet); :class:`TableMissing` when the pinned version is not on storage."""
         if name not in self.versions:
             return self._older_than_runs(name)
-        if name in self._gone:
+        version = self.versions[name]
+        if name in self._gone and version is not None and self._files_gone(name, version):
             raise TableMissing(f"dataset {self.name!r}: {self._gone[name]}; open the dataset "
                                "without run_id to read its current version")
-        version = self.versions[name]
         if version is None:
             return None
         dt = open_table(self.location, name, version)
@@ -231,9 +248,14 @@ class Dataset:
                 f"(has: {', '.join(self.table_names())})"
             )
         _check_columns(name, [f.name for f in dt.schema().fields], columns)
-        if name != "clips":
-            return dt.to_pyarrow_table(columns=columns)
-        return _in_content_order(dt, columns)
+        try:
+            if name != "clips":
+                return dt.to_pyarrow_table(columns=columns)
+            return _in_content_order(dt, columns)
+        except OSError as err:  # (FileNotFoundError locally) a data file of the version gone
+            if name in self.versions and self._files_gone(name, dt.version()):
+                raise self._missing(name, files=True) from err
+            raise
 
     def _errors(self, columns: list[str] | None) -> pa.Table:
         """``errors`` at its latest version, less the rows of ingestion runs that did not finish

@@ -4,10 +4,12 @@ Every ingestion, rebuild and stage run publishes new table versions and Zarr par
 old ones stay readable (``open_dataset(root, name, run_id=...)``, Delta time travel) until
 they are vacuumed. :func:`vacuum` keeps
 
-- every run that finished less than ``retain_hours`` ago, the latest ingest or rebuild (what
-  :func:`~audiopipe.open_dataset` reads) and the latest run of each stage: the table
-  versions they pin (Delta ``vacuum(keep_versions=...)``) and the Zarr parts
-  their ``frames_index`` names;
+- every run that finished less than ``retain_hours`` ago, the latest ingest or rebuild and
+  the latest run of each stage: the table versions an open pinned to one of them reads, and
+  those a default :func:`~audiopipe.open_dataset` reads (each stage table as the newest
+  successful run that recorded it left it, which may be an older run of its stage:
+  :func:`~audiopipe.store.runs.read_versions`), by Delta ``vacuum(keep_versions=...)``, and
+  the Zarr parts their ``frames_index`` names;
 - shards staged by an interrupted run that a run can still use (the next run reuses them)
   and their parts;
 
@@ -39,7 +41,7 @@ from . import staged
 from .location import Location
 from .lock import dataset_lock
 from .records import RunRow
-from .runs import read_runs
+from .runs import read_runs, read_versions
 from .tables import open_table
 
 __all__ = ["VacuumReport", "vacuum", "VACUUM_MARKER", "vacuumed_before"]
@@ -153,11 +155,12 @@ def vacuum(
             cutoff = now - timedelta(hours=retain_hours)
         except OverflowError:  # further back than datetime goes: every run is kept
             cutoff = datetime.min.replace(tzinfo=UTC)
-        kept = _kept_runs(read_runs(loc), cutoff)
+        rows = read_runs(loc)
+        kept = _kept_runs(rows, cutoff)
         report.kept_runs = sorted(r.run_id for r in kept)
-        pinned: dict[str, set[int]] = {}
-        for r in kept:
-            for name, v in r.versions().items():
+        pinned: dict[str, set[int]] = {}  # every version a default open or a kept run's reads
+        for r in [None, *kept]:
+            for name, v in read_versions(rows, r).items():
                 if v is not None:
                     pinned.setdefault(name, set()).add(int(v))
 
