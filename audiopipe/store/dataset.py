@@ -24,13 +24,21 @@ from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
 from audiopipe.store.runs import (
     APPENDED_TABLES,
+    legacy_cutoff,
     newest_run,
     read_versions,
     run_tables,
     table_writers,
     written_versions,
 )
-from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
+from audiopipe.store.tables import (
+    append,
+    open_table,
+    replace_where,
+    scan_table,
+    table_as_of,
+    table_exists,
+)
 from audiopipe.store.vacuum import vacuumed_before
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound", "TableMissing"]
@@ -69,11 +77,12 @@ class Dataset:
     and wrote at its versions, the others as the runs finished by then left them (a table
     first written after it is not there).
 
-    A table no successful run recorded was written before runs recorded stage outputs
-    (datasets of stage code older than the stage runner), or by a run that did not finish:
-    it is read at its latest version when that was committed before the dataset's first
-    recorded stage run (and before the pinned run's end), and is not there otherwise. (A
-    first ever stage run killed before any stage run was recorded looks like the former.)
+    A table no successful run the open sees recorded was written before runs recorded stage
+    outputs (datasets of stage code older than the stage runner), by a run that did not
+    finish, or (pinned) by a run that finished later: it is read as its last commit before
+    the dataset's first recorded stage run (and before the pinned run's end) left it, and is
+    not there when it had none. (A first ever stage run killed before any stage run was
+    recorded looks like stage code older than the runner.)
     A table written through :meth:`write_table` is read at the version written (a stage
     reads its own outputs back).
     """
@@ -119,12 +128,8 @@ class Dataset:
         self.versions: dict[str, int | None] = read_versions(
             self._runs_at_open, None if run_id is None else row
         )
-        starts = [r.started or r.finished for r in self._runs_at_open if r.kind == "stage"]
-        ends = [t for t in [min(filter(None, starts), default=None)] if t is not None]
-        if run_id is not None and row.finished is not None:
-            ends.append(row.finished)
-        #: a table no run recorded is older than runs when committed by then (None: any time)
-        self._legacy_until = min(ends) if ends else None
+        #: a table no run this open sees recorded reads as committed by then (None: latest)
+        self._legacy_until = legacy_cutoff(self._runs_at_open, None if run_id is None else row)
         self._legacy: dict[str, Any] = {}
         #: ``{table: why}``: tables whose writer by the pinned run a vacuum did not keep (one
         #: keeps what the runs it kept read, an older one did not: told by the files on reading)
@@ -154,17 +159,12 @@ class Dataset:
         return sorted(names)
 
     def _older_than_runs(self, name: str) -> Any:
-        """The latest ``DeltaTable`` of ``name``, a table no successful run recorded, when it
-        was written before runs recorded stage outputs (see the class docstring), else None."""
-        if name in self._recorded or name in _SCHEMAS:
+        """The ``DeltaTable`` of ``name``, a table no run this open sees recorded, at its last
+        commit made before runs recorded stage outputs (see the class docstring), or None."""
+        if name in _SCHEMAS:
             return None
         if name not in self._legacy:
-            dt = open_table(self.location, name)
-            if dt is not None and self._legacy_until is not None:
-                ms = dt.history(1)[0]["timestamp"]  # the latest commit's time
-                if ms > self._legacy_until.timestamp() * 1000:
-                    dt = None  # committed by a run that did not finish, or after the pin
-            self._legacy[name] = dt
+            self._legacy[name] = table_as_of(self.location, name, self._legacy_until)
         return self._legacy[name]
 
     def missing_tables(self) -> dict[str, int]:
@@ -189,7 +189,7 @@ class Dataset:
         paths = pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist()
         return any(i.type == FileType.NotFound for i in fs.get_file_info(paths))
 
-    def _missing(self, name: str, files: bool = False) -> TableMissing:
+    def _missing(self, name: str, files: bool = False, version: int | None = None) -> TableMissing:
         fix = (
             f"`audiopipe rebuild {self.name}` recomputes it"
             if name in ("clips", "features", "frames_index")
@@ -197,7 +197,7 @@ class Dataset:
         )
         what = "has data files missing" if files else "is missing"
         return TableMissing(
-            f"dataset {self.name!r} is broken: table {name!r} version {self.versions[name]}, "
+            f"dataset {self.name!r} is broken: table {name!r} version {self.versions.get(name, version)}, "
             f"recorded by run {self.run['run_id']}, {what} on storage "
             f"({self.location.table_uri(name)}); restore it from a copy of the dataset, or {fix}"
         )
@@ -253,8 +253,8 @@ class Dataset:
                 return dt.to_pyarrow_table(columns=columns)
             return _in_content_order(dt, columns)
         except OSError as err:  # (FileNotFoundError locally) a data file of the version gone
-            if name in self.versions and self._files_gone(name, dt.version()):
-                raise self._missing(name, files=True) from err
+            if self._files_gone(name, dt.version()):
+                raise self._missing(name, files=True, version=dt.version()) from err
             raise
 
     def _errors(self, columns: list[str] | None) -> pa.Table:

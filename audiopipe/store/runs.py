@@ -42,6 +42,7 @@ __all__ = [
     "table_writers",
     "read_versions",
     "run_tables",
+    "legacy_cutoff",
     "summarize",
 ]
 
@@ -211,6 +212,17 @@ def run_tables(row: RunRow) -> dict[str, int | None]:
             **own,
         }
     return own
+
+
+def legacy_cutoff(rows: list[RunRow], run: RunRow | None = None) -> dt.datetime | None:
+    """When an open (default, or pinned to ``run``) stops seeing commits no run it sees
+    recorded: the start of the dataset's first stage run (commits before it are of stage code
+    older than the runner), or the pinned run's end when earlier; None: no stage run yet."""
+    starts = [r.started or r.finished for r in rows if r.kind == "stage"]
+    ends = [t for t in [min(filter(None, starts), default=None)] if t is not None]
+    if run is not None and run.finished is not None:
+        ends.append(run.finished)
+    return min(ends) if ends else None
 
 
 def summarize(row: RunRow | Mapping[str, Any]) -> str:

@@ -8,8 +8,9 @@ they are vacuumed. :func:`vacuum` keeps
   the latest run of each stage: the table versions an open pinned to one of them reads, and
   those a default :func:`~audiopipe.open_dataset` reads (each stage table as the newest
   successful run that recorded it left it, which may be an older run of its stage:
-  :func:`~audiopipe.store.runs.read_versions`), by Delta ``vacuum(keep_versions=...)``, and
-  the Zarr parts their ``frames_index`` names;
+  :func:`~audiopipe.store.runs.read_versions`; a table of stage code older than the runner
+  as its last commit before the first stage run), by Delta ``vacuum(keep_versions=...)``,
+  and the Zarr parts their ``frames_index`` names;
 - shards staged by an interrupted run that a run can still use (the next run reuses them)
   and their parts;
 
@@ -41,8 +42,8 @@ from . import staged
 from .location import Location
 from .lock import dataset_lock
 from .records import RunRow
-from .runs import read_runs, read_versions
-from .tables import open_table
+from .runs import DATA_TABLES, legacy_cutoff, read_runs, read_versions
+from .tables import open_table, version_as_of
 
 __all__ = ["VacuumReport", "vacuum", "VACUUM_MARKER", "vacuumed_before"]
 
@@ -98,6 +99,29 @@ def _kept_runs(runs: list[RunRow], cutoff: datetime) -> list[RunRow]:
         latest = max((r for r in ok if group(r) == g), key=lambda r: (r.finished, r.run_id))
         keep[latest.run_id] = latest
     return list(keep.values())
+
+
+def _read_versions(
+    loc: Location, rows: list[RunRow], kept: list[RunRow], names: list[str]
+) -> dict[str, set[int]]:
+    """``{table: versions}`` a default open or one pinned to a ``kept`` run reads: those the
+    runs recorded (:func:`~audiopipe.store.runs.read_versions`), and of a table no run it sees
+    recorded, the last commit before runs recorded stage outputs (pre-runner stage code)."""
+    out: dict[str, set[int]] = {}
+    legacy: dict[str, Any] = {}
+    for r in [None, *kept]:
+        reads = read_versions(rows, r)
+        for name, v in reads.items():
+            if v is not None:
+                out.setdefault(name, set()).add(int(v))
+        when = legacy_cutoff(rows, r)
+        for name in set(names) - set(reads) - {*DATA_TABLES, "runs"}:
+            if name not in legacy:
+                legacy[name] = open_table(loc, name)
+            v = None if legacy[name] is None else version_as_of(legacy[name], when)
+            if v is not None:
+                out.setdefault(name, set()).add(v)
+    return out
 
 
 def _size(fs: Any, path: str) -> int:
@@ -158,11 +182,13 @@ def vacuum(
         rows = read_runs(loc)
         kept = _kept_runs(rows, cutoff)
         report.kept_runs = sorted(r.run_id for r in kept)
-        pinned: dict[str, set[int]] = {}  # every version a default open or a kept run's reads
-        for r in [None, *kept]:
-            for name, v in read_versions(rows, r).items():
-                if v is not None:
-                    pinned.setdefault(name, set()).add(int(v))
+        tables = loc.join("tables")
+        names = (
+            [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(tables, detail=False)]
+            if fs.exists(tables)
+            else []
+        )
+        pinned = _read_versions(loc, rows, kept, names)
 
         # Zarr parts: those named by a kept run's frames_index, or by a staged shard
         keep_parts: set[str] = set()
@@ -197,12 +223,6 @@ def vacuum(
                     fs.rm(path, recursive=True)
 
         # Delta tables (all of them, stage outputs included; `runs` is append-only)
-        tables = loc.join("tables")
-        names = (
-            [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(tables, detail=False)]
-            if fs.exists(tables)
-            else []
-        )
         for name in sorted(n for n in names if n != "runs"):
             dt = open_table(loc, name)
             if dt is None:

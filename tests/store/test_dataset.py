@@ -289,6 +289,32 @@ def test_a_run_pinned_table_whose_version_was_vacuumed_says_so(tmp_path):
     assert not status_rows(root, ["d"])[0]["healthy"]
 
 
+def test_a_table_older_than_runs_reads_as_it_was_before_later_runs_wrote_it(tmp_path):
+    """Review 6 item 3: a table written by stage code older than the runner, then rewritten
+    by a recorded run, was gone from an open pinned to a run before that (a KeyError; it read
+    before the rewrite). Such a table, and one with a killed run's later commit, reads as its
+    last commit before the first recorded stage run left it, and the vacuum keeps that."""
+    from audiopipe.stages import run_stage
+    from audiopipe.store.vacuum import vacuum
+
+    ds = _stage_dataset(tmp_path)
+    root, loc = ds.location.root, ds.location
+    append(loc, "tempo", pa.table({"clip_id": ["legacy"], "tempo_bpm": [99.0]}))
+    append(loc, "legacy_tags", pa.table({"clip_id": ["x"], "tag": ["old"]}))
+    a = run_stage(ds, "fingerprint")
+    assert audiopipe.open_dataset(root, "d", run_id=a["run_id"]).table("tempo").num_rows == 1
+    run_stage(audiopipe.open_dataset(root, "d"), "beats")  # rewrites tempo
+    append(loc, "legacy_tags", pa.table({"clip_id": ["y"], "tag": ["killed"]}))  # no runs row
+    for _ in range(2):  # before and after a vacuum that keeps only the latest runs
+        at_a = audiopipe.open_dataset(root, "d", run_id=a["run_id"])
+        assert "tempo" in at_a.table_names()
+        assert at_a.table("tempo")["clip_id"].to_pylist() == ["legacy"]
+        now = audiopipe.open_dataset(root, "d")
+        assert sorted(now.table("tempo")["clip_id"].to_pylist()) != ["legacy"]
+        assert now.table("legacy_tags")["tag"].to_pylist() == ["old"]
+        vacuum(loc, retain_hours=0)
+
+
 def test_a_run_pinned_open_hides_errors_of_stage_runs_finished_after_it(tmp_path):
     from audiopipe.stages import run_stage
 
