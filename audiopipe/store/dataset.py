@@ -195,10 +195,10 @@ class Dataset:
             if name in ("clips", "features", "frames_index")
             else "rerun what wrote it"
         )
-        what = "has data files missing" if files else "is missing"
+        what, version = ("has data files" if files else "is"), self.versions.get(name, version)
         return TableMissing(
-            f"dataset {self.name!r} is broken: table {name!r} version {self.versions.get(name, version)}, "
-            f"recorded by run {self.run['run_id']}, {what} on storage "
+            f"dataset {self.name!r} is broken: table {name!r} version {version}, "
+            f"recorded by run {self.run['run_id']}, {what} missing on storage "
             f"({self.location.table_uri(name)}); restore it from a copy of the dataset, or {fix}"
         )
 
