@@ -186,8 +186,8 @@ class Dataset:
             return dt is None
         from pyarrow.fs import FileType
 
-        paths = pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist()
-        return any(i.type == FileType.NotFound for i in fs.get_file_info(paths))
+        paths = [u.partition("://")[2] if "://" in u else u for u in dt.file_uris()]
+        return any(i.type == FileType.NotFound for i in fs.base_fs.get_file_info(paths))
 
     def _missing(self, name: str, files: bool = False, version: int | None = None) -> TableMissing:
         fix = (
