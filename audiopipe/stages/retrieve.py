@@ -242,9 +242,7 @@ def _load(ds: Dataset, view: str) -> tuple[EmbeddingIndex, list[str]]:
     hint = f"run `audiopipe stage retrieve {ds.name}`"
     if "retrieval_indexes" not in ds.table_names():
         raise StageInputError(f"dataset {ds.name!r} has no retrieval index: {hint}")
-    from audiopipe.store.tables import scan_table
-
-    t = scan_table(ds.location, "retrieval_indexes").to_pydict()
+    t = ds.table("retrieval_indexes").to_pydict()  # as the pinned runs left it
     at = {v: i for i, v in enumerate(t["view"])}
     if view not in at:
         raise StageInputError(f"dataset {ds.name!r} has no {view} retrieval index: {hint}")

@@ -13,7 +13,6 @@ dask.array<concatenate, shape=(861234, 20), dtype=float32, ...>
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -26,11 +25,21 @@ from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexR
 from audiopipe.store.runs import (
     APPENDED_TABLES,
     INGEST_STEPS,  # (the ingest's ``errors`` steps: a pinned dataset hides those of later runs)
+    legacy_cutoff,
     newest_run,
+    read_versions,
+    run_tables,
     table_writers,
     written_versions,
 )
-from audiopipe.store.tables import append, open_table, replace_where, scan_table, table_exists
+from audiopipe.store.tables import (
+    append,
+    open_table,
+    replace_where,
+    scan_table,
+    table_as_of,
+    table_exists,
+)
 from audiopipe.store.vacuum import vacuumed_before
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound", "TableMissing"]
@@ -65,11 +74,12 @@ class Dataset:
     and wrote at its versions, the others as the runs finished by then left them (a table
     first written after it is not there).
 
-    A table no successful run recorded was written before runs recorded stage outputs
-    (datasets of stage code older than the stage runner), or by a run that did not finish:
-    it is read at its latest version when that was committed before the dataset's first
-    recorded stage run (and before the pinned run's end), and is not there otherwise. (A
-    first ever stage run killed before any stage run was recorded looks like the former.)
+    A table no successful run the open sees recorded was written before runs recorded stage
+    outputs (datasets of stage code older than the stage runner), by a run that did not
+    finish, or (pinned) by a run that finished later: it is read as its last commit before
+    the dataset's first recorded stage run (and before the pinned run's end) left it, and is
+    not there when it had none. (A first ever stage run killed before any stage run was
+    recorded looks like stage code older than the runner.)
     A table written through :meth:`write_table` is read at the version written (a stage
     reads its own outputs back).
     """
@@ -101,13 +111,7 @@ class Dataset:
             gone = vacuumed_before(loc, self.run)
             if gone:
                 raise DatasetNotFound(gone)
-        own: dict[str, int | None] = row.versions()
-        if row.kind == "stage":  # a stage run: the inputs it read and what it wrote
-            inputs = json.loads(row.input_versions or "{}")
-            own = {
-                **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
-                **own,
-            }
+        own = run_tables(row)
         done = [r for r in self._runs_at_open if r.status == "ok" and r.finished is not None]
         #: every table a successful run recorded (one not among them may be older than runs)
         self._recorded = set(written_versions(done))
@@ -118,17 +122,16 @@ class Dataset:
             self._pin = (end, run_id)
             done = [r for r in done if end is not None and (r.finished, r.run_id) <= self._pin]
         #: ``{table: version}`` read (None: a table not written yet, read as no rows)
-        self.versions: dict[str, int | None] = {**written_versions(done), **own}
-        starts = [r.started or r.finished for r in self._runs_at_open if r.kind == "stage"]
-        ends = [t for t in [min(filter(None, starts), default=None)] if t is not None]
-        if run_id is not None and row.finished is not None:
-            ends.append(row.finished)
-        #: a table no run recorded is older than runs when committed by then (None: any time)
-        self._legacy_until = min(ends) if ends else None
+        self.versions: dict[str, int | None] = read_versions(
+            self._runs_at_open, None if run_id is None else row
+        )
+        #: a table no run this open sees recorded reads as committed by then (None: latest)
+        self._legacy_until = legacy_cutoff(self._runs_at_open, None if run_id is None else row)
         self._legacy: dict[str, Any] = {}
-        #: ``{table: why}``: tables whose version at the pinned run a vacuum removed
+        #: ``{table: why}``: tables whose writer by the pinned run a vacuum did not keep (one
+        #: keeps what the runs it kept read, an older one did not: told by the files on reading)
         self._gone: dict[str, str] = {}
-        if run_id is not None:  # (a default open reads the latest run of each stage: kept)
+        if run_id is not None:  # (a vacuum keeps every version a default open reads)
             for name, w in table_writers(done).items():
                 gone = None if name in own or name in APPENDED_TABLES else (
                     vacuumed_before(loc, w.to_dict()))
@@ -153,37 +156,46 @@ class Dataset:
         return sorted(names)
 
     def _older_than_runs(self, name: str) -> Any:
-        """The latest ``DeltaTable`` of ``name``, a table no successful run recorded, when it
-        was written before runs recorded stage outputs (see the class docstring), else None."""
-        if name in self._recorded or name in _SCHEMAS:
+        """The ``DeltaTable`` of ``name``, a table no run this open sees recorded, at its last
+        commit made before runs recorded stage outputs (see the class docstring), or None."""
+        if name in _SCHEMAS:
             return None
         if name not in self._legacy:
-            dt = open_table(self.location, name)
-            if dt is not None and self._legacy_until is not None:
-                ms = dt.history(1)[0]["timestamp"]  # the latest commit's time
-                if ms > self._legacy_until.timestamp() * 1000:
-                    dt = None  # committed by a run that did not finish, or after the pin
-            self._legacy[name] = dt
+            self._legacy[name] = table_as_of(self.location, name, self._legacy_until)
         return self._legacy[name]
 
     def missing_tables(self) -> dict[str, int]:
-        """``{table: version}`` of the tables the pinned run recorded that are not on storage
-        (reading one raises :class:`TableMissing`; ``audiopipe status`` lists them)."""
+        """``{table: version}`` of the tables the pinned run recorded that are not on storage,
+        or whose data files at that version are not (reading one raises :class:`TableMissing`;
+        ``audiopipe status`` lists them)."""
         return {
             n: v
             for n, v in sorted(self.versions.items())
-            if v is not None and not table_exists(self.location, n)
+            if v is not None and (not table_exists(self.location, n) or self._files_gone(n, v))
         }
 
-    def _missing(self, name: str) -> TableMissing:
+    def _files_gone(self, name: str, version: int) -> bool:
+        """Whether a data file of table ``name`` at ``version`` is not on storage (its log is:
+        deleted by a vacuum that did not keep the version, or lost in a copy)."""
+        dt = open_table(self.location, name, version)
+        fs = None if dt is None else dt._native_fs  # (None: a store checked on reading only)
+        if fs is None:
+            return dt is None
+        from pyarrow.fs import FileType
+
+        paths = [u.partition("://")[2] if "://" in u else u for u in dt.file_uris()]
+        return any(i.type == FileType.NotFound for i in fs.base_fs.get_file_info(paths))
+
+    def _missing(self, name: str, files: bool = False, version: int | None = None) -> TableMissing:
         fix = (
             f"`audiopipe rebuild {self.name}` recomputes it"
             if name in ("clips", "features", "frames_index")
             else "rerun what wrote it"
         )
+        what, version = ("has data files" if files else "is"), self.versions.get(name, version)
         return TableMissing(
-            f"dataset {self.name!r} is broken: table {name!r} version {self.versions[name]}, "
-            f"recorded by run {self.run['run_id']}, is missing on storage "
+            f"dataset {self.name!r} is broken: table {name!r} version {version}, "
+            f"recorded by run {self.run['run_id']}, {what} missing on storage "
             f"({self.location.table_uri(name)}); restore it from a copy of the dataset, or {fix}"
         )
 
@@ -192,10 +204,10 @@ class Dataset:
         written yet); :class:`TableMissing` when the pinned version is not on storage."""
         if name not in self.versions:
             return self._older_than_runs(name)
-        if name in self._gone:
+        version = self.versions[name]
+        if name in self._gone and version is not None and self._files_gone(name, version):
             raise TableMissing(f"dataset {self.name!r}: {self._gone[name]}; open the dataset "
                                "without run_id to read its current version")
-        version = self.versions[name]
         if version is None:
             return None
         dt = open_table(self.location, name, version)
@@ -233,9 +245,14 @@ class Dataset:
                 f"(has: {', '.join(self.table_names())})"
             )
         _check_columns(name, [f.name for f in dt.schema().fields], columns)
-        if name != "clips":
-            return dt.to_pyarrow_table(columns=columns)
-        return _in_content_order(dt, columns)
+        try:
+            if name != "clips":
+                return dt.to_pyarrow_table(columns=columns)
+            return _in_content_order(dt, columns)
+        except OSError as err:  # (FileNotFoundError locally) a data file of the version gone
+            if self._files_gone(name, dt.version()):
+                raise self._missing(name, files=True, version=dt.version()) from err
+            raise
 
     def _errors(self, columns: list[str] | None) -> pa.Table:
         """``errors`` at its latest version, less the rows of ingestion runs that did not finish

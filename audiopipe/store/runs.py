@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +42,9 @@ __all__ = [
     "last_stage_run",
     "written_versions",
     "table_writers",
+    "read_versions",
+    "run_tables",
+    "legacy_cutoff",
     "summarize",
 ]
 
@@ -218,6 +222,50 @@ def table_writers(rows: list[RunRow]) -> dict[str, RunRow]:
     """``{table: run}``: the newest of the successful ``rows`` that recorded each table."""
     ok = [r for r in rows if r.status == "ok" and r.finished is not None]
     return {n: r for r in sorted(ok, key=lambda r: (r.finished, r.run_id)) for n in r.versions()}
+
+
+def read_versions(rows: list[RunRow], run: RunRow | None = None) -> dict[str, int | None]:
+    """``{table: version}`` an open of the dataset reads, from its ``runs`` rows (what
+    :class:`~audiopipe.store.Dataset` reads, and what :func:`~audiopipe.store.vacuum.vacuum`
+    keeps for it); {} when no ingest or rebuild succeeded.
+
+    A default open (``run`` None): the tables of the newest successful ingest or rebuild at
+    its versions, every other table as the newest successful run that recorded it left it
+    (:func:`written_versions`). Pinned to ``run``: the tables it read (a stage run's inputs)
+    and wrote at their versions, the others as the successful runs finished by its end left
+    them. ``None``: a table not written yet.
+    """
+    row = newest_run(rows) if run is None else run
+    if row is None:
+        return {}
+    done = [r for r in rows if r.status == "ok" and r.finished is not None]
+    if run is not None:
+        end = (row.finished or row.started, row.run_id)  # (a failed run's row may lack an end)
+        done = [r for r in done if end[0] is not None and (r.finished, r.run_id) <= end]
+    return {**written_versions(done), **run_tables(row)}
+
+
+def run_tables(row: RunRow) -> dict[str, int | None]:
+    """``{table: version}`` of the tables run ``row`` wrote and, a stage run, read."""
+    own: dict[str, int | None] = row.versions()
+    if row.kind == "stage":
+        inputs = json.loads(row.input_versions or "{}")
+        own = {
+            **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
+            **own,
+        }
+    return own
+
+
+def legacy_cutoff(rows: list[RunRow], run: RunRow | None = None) -> dt.datetime | None:
+    """When an open (default, or pinned to ``run``) stops seeing commits no run it sees
+    recorded: the start of the dataset's first stage run (commits before it are of stage code
+    older than the runner), or the pinned run's end when earlier; None: no stage run yet."""
+    starts = [r.started or r.finished for r in rows if r.kind == "stage"]
+    ends = [t for t in [min(filter(None, starts), default=None)] if t is not None]
+    if run is not None and run.finished is not None:
+        ends.append(run.finished)
+    return min(ends) if ends else None
 
 
 def summarize(row: RunRow | Mapping[str, Any]) -> str:

@@ -29,8 +29,9 @@ def status_rows(root: str, names: Iterable[str], last: int = 5) -> list[dict[str
     gives the last run of each stage.
 
     A dataset with no published run gives ``{"dataset": name, "published": False}``.
-    ``healthy`` is False when tables the pinned run recorded are missing on storage
-    (``missing_tables``: ``{table: version}``); counts then cover what is there.
+    ``healthy`` is False when tables the pinned run recorded are missing on storage, or data
+    files of their versions are (``missing_tables``: ``{table: version}``); counts then cover
+    what is there.
     """
     out: list[dict[str, Any]] = []
     for name in names:

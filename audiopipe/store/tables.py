@@ -124,6 +124,27 @@ def table_exists(loc: Location, name: str) -> bool:
     return bool(loc.fs.exists(log))
 
 
+def table_as_of(loc: Location, name: str, when: Any) -> DeltaTable | None:
+    """Table ``name`` at its last commit made by ``when`` (a UTC datetime; None: its latest
+    version), or None when it has no commit by then (or does not exist)."""
+    dt = open_table(loc, name)
+    if dt is None:
+        return None
+    v = version_as_of(dt, when)
+    if v is not None and v != dt.version():
+        dt.load_as_version(v)
+    return None if v is None else dt
+
+
+def version_as_of(dt: DeltaTable, when: Any) -> int | None:
+    """The version of ``dt`` (as loaded) last committed by ``when`` (None: the loaded one),
+    or None when it has no commit by then."""
+    if when is None or dt.history(1)[0]["timestamp"] <= when.timestamp() * 1000:
+        return dt.version()
+    by = [c["version"] for c in dt.history() if c["timestamp"] <= when.timestamp() * 1000]
+    return max(by, default=None)
+
+
 def table_version(loc: Location, name: str) -> int | None:
     dt = open_table(loc, name)
     return None if dt is None else dt.version()

@@ -4,10 +4,13 @@ Every ingestion, rebuild and stage run publishes new table versions and Zarr par
 old ones stay readable (``open_dataset(root, name, run_id=...)``, Delta time travel) until
 they are vacuumed. :func:`vacuum` keeps
 
-- every run that finished less than ``retain_hours`` ago, the latest ingest or rebuild (what
-  :func:`~audiopipe.open_dataset` reads) and the latest run of each stage: the table
-  versions they pin (Delta ``vacuum(keep_versions=...)``) and the Zarr parts
-  their ``frames_index`` names;
+- every run that finished less than ``retain_hours`` ago, the latest ingest or rebuild and
+  the latest run of each stage: the table versions an open pinned to one of them reads, and
+  those a default :func:`~audiopipe.open_dataset` reads (each stage table as the newest
+  successful run that recorded it left it, which may be an older run of its stage:
+  :func:`~audiopipe.store.runs.read_versions`; a table of stage code older than the runner
+  as its last commit before the first stage run), by Delta ``vacuum(keep_versions=...)``,
+  and the Zarr parts their ``frames_index`` names;
 - shards staged by an interrupted run that a run can still use (the next run reuses them)
   and their parts;
 
@@ -40,8 +43,8 @@ from . import staged
 from .location import Location
 from .lock import dataset_lock
 from .records import RunRow
-from .runs import read_runs
-from .tables import open_table
+from .runs import DATA_TABLES, legacy_cutoff, read_runs, read_versions
+from .tables import open_table, version_as_of
 
 __all__ = ["VacuumReport", "vacuum", "VACUUM_MARKER", "vacuumed_before"]
 
@@ -99,6 +102,29 @@ def _kept_runs(runs: list[RunRow], cutoff: datetime) -> list[RunRow]:
     return list(keep.values())
 
 
+def _read_versions(
+    loc: Location, rows: list[RunRow], kept: list[RunRow], names: list[str]
+) -> dict[str, set[int]]:
+    """``{table: versions}`` a default open or one pinned to a ``kept`` run reads: those the
+    runs recorded (:func:`~audiopipe.store.runs.read_versions`), and of a table no run it sees
+    recorded, the last commit before runs recorded stage outputs (pre-runner stage code)."""
+    out: dict[str, set[int]] = {}
+    legacy: dict[str, Any] = {}
+    for r in [None, *kept]:
+        reads = read_versions(rows, r)
+        for name, v in reads.items():
+            if v is not None:
+                out.setdefault(name, set()).add(int(v))
+        when = legacy_cutoff(rows, r)
+        for name in set(names) - set(reads) - {*DATA_TABLES, "runs"}:
+            if name not in legacy:
+                legacy[name] = open_table(loc, name)
+            v = None if legacy[name] is None else version_as_of(legacy[name], when)
+            if v is not None:
+                out.setdefault(name, set()).add(v)
+    return out
+
+
 def _size(fs: Any, path: str) -> int:
     try:
         return int(sum(fs.du(path, total=False).values()))
@@ -154,13 +180,16 @@ def vacuum(
             cutoff = now - timedelta(hours=retain_hours)
         except OverflowError:  # further back than datetime goes: every run is kept
             cutoff = datetime.min.replace(tzinfo=UTC)
-        kept = _kept_runs(read_runs(loc), cutoff)
+        rows = read_runs(loc)
+        kept = _kept_runs(rows, cutoff)
         report.kept_runs = sorted(r.run_id for r in kept)
-        pinned: dict[str, set[int]] = {}
-        for r in kept:
-            for name, v in r.versions().items():
-                if v is not None:
-                    pinned.setdefault(name, set()).add(int(v))
+        tables = loc.join("tables")
+        names = (
+            [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(tables, detail=False)]
+            if fs.exists(tables)
+            else []
+        )
+        pinned = _read_versions(loc, rows, kept, names)
 
         # Zarr parts: those named by a kept run's frames_index, or by a staged shard
         keep_parts: set[str] = set()
@@ -195,12 +224,6 @@ def vacuum(
                     fs.rm(path, recursive=True)
 
         # Delta tables (all of them, stage outputs included; `runs` is append-only)
-        tables = loc.join("tables")
-        names = (
-            [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(tables, detail=False)]
-            if fs.exists(tables)
-            else []
-        )
         for name in sorted(n for n in names if n != "runs"):
             dt = open_table(loc, name)
             if dt is None:

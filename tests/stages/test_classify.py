@@ -660,3 +660,45 @@ def test_labelled_clips_without_a_group_are_left_out_of_training(tmp_path):
     preds = ds.table("predictions").to_pandas()
     new = preds[preds.run_id == pr["run_id"]]
     assert len(new) == 4 and (new.group_weight == 0).sum() == 3
+
+
+def test_predict_on_a_dataset_without_the_models_groups_uses_the_fallback(tmp_path):
+    """Review 6 item 4: --predict read the model's groups column as a label column, which
+    refused a dataset without it (or with it empty), though clips without a group value are
+    predicted by the model's per-clip fallback: now every clip is, with a warning."""
+    from audiopipe.stages._common import load_model
+    from audiopipe.stages.classify.select import predict_bundle
+
+    src = _chirps(tmp_path / "src", n_per_class=6, n_groups=2)
+    rows = (src / "labels.csv").read_text().splitlines()
+    fit_ds = ingest(tmp_path / "out", "g", str(src / "*.wav"), src / "labels.csv", 8000,
+                    CHIRP_RECIPE)
+    fit = run_stage(fit_ds, "classify", {"target": "label", "groups": "group", "warps": [],
+                                         "candidates": ["stats"], "features": ["mfcc"],
+                                         "group_norm": True})
+    bundle = load_model(fit_ds, fit["model"], trusted=classify.TRUSTED)
+    ids = fit_ds.table("clips").column("clip_id").to_pylist()
+    with pytest.warns(classify.ClassifyWarning):
+        fb = predict_bundle(bundle, fit_ds, ids, np.array([None] * len(ids), dtype=object))[0]
+    uris = fit_ds.table("clips").column("uri").to_pylist()
+    fallback = {u.rsplit("/", 1)[-1]: str(x) for u, x in zip(uris, fb, strict=True)}
+    for name, lines in (
+        ("absent", [r.rsplit(",", 1)[0] for r in rows]),  # path,label
+        ("empty", [rows[0], *(r.rsplit(",", 1)[0] + "," for r in rows[1:])]),
+    ):
+        (src / f"{name}.csv").write_text("\n".join(lines) + "\n")
+        ds = ingest(tmp_path / "out", name, str(src / "*.wav"), src / f"{name}.csv", 8000,
+                    CHIRP_RECIPE)
+        # (all: the same files, so the clips the model was trained on)
+        with pytest.warns(classify.ClassifyWarning, match=f"{len(ids)} clip.s. have no group"):
+            pr = run_stage(ds, "classify", {"target": "label", "predict": True, "all": True,
+                                            "model_path": fit["model"]})
+        assert pr["n_clips"] == len(ids)
+        assert any("predicted by its speaker-independent fallback" in w for w in pr["warnings"])
+        assert any("has no column 'group'" in w for w in pr["warnings"]) == (name == "absent")
+        preds = ds.table("predictions").to_pandas()
+        assert (preds.group_weight == 0).all() and len(preds) == len(ids)
+        got = dict(zip(ds.table("clips").column("clip_id").to_pylist(),
+                       [u.rsplit("/", 1)[-1] for u in ds.table("clips").column("uri").to_pylist()],
+                       strict=True))
+        assert {got[c]: lab for c, lab in zip(preds.clip_id, preds.label, strict=True)} == fallback

@@ -218,20 +218,25 @@ class _FakeDataset:
     name = "fake"
     location = type("Loc", (), {"base": "mem://fake"})()
 
+    rows: dict = {}
+
     def table_names(self):
         return ["retrieval_indexes"]
+
+    def table(self, name):
+        import pyarrow as pa
+
+        return pa.table(self.rows)
 
 
 @pytest.fixture()
 def fake_indexes(monkeypatch):
     """Five views whose "index" is the view's uri (no files): ``_load`` runs without I/O."""
     import audiopipe.stages._common as common
-    import audiopipe.store.tables as tables
 
     views = [f"v{i}" for i in range(5)]
     table = {"view": views, "uri": [f"mem://{v}.npz" for v in views], "ann_uri": [None] * 5}
-    monkeypatch.setattr(tables, "scan_table", lambda loc, name: type(
-        "T", (), {"to_pydict": staticmethod(lambda: table)})())
+    monkeypatch.setattr(_FakeDataset, "rows", table)
     monkeypatch.setattr(common, "read_bytes", lambda ds, uri: uri.encode())
     monkeypatch.setattr(rt.EmbeddingIndex, "from_bytes",
                         classmethod(lambda cls, data: (object(), [data.decode()])))
@@ -341,3 +346,44 @@ def test_similar_refuses_a_timbre_index_built_before_a_rebuild_with_another_reci
         rt.similar(ds, q, k=1)
     run_stage(ds, "retrieve")  # rebuilt under the new recipe: answered
     assert rt.similar(ds, q, k=1)[0]["uri"].endswith("noise0.wav")
+
+
+def test_similar_reads_the_indexes_its_dataset_is_pinned_to(tmp_path):
+    """Review 6 item 2: similar read ``retrieval_indexes`` at its latest version: the rows of
+    a retrieve run killed after its commit were served, and a dataset opened at an older run
+    was answered from today's indexes."""
+    import pyarrow as pa
+    import soundfile as sf
+    from deltalake import write_deltalake
+
+    from . import _ingest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    for i in range(3):
+        sf.write(src / f"tone{i}.wav", 0.5 * np.sin(2 * np.pi * 220 * (1 + i) * t), SR)
+        sf.write(src / f"noise{i}.wav", 0.1 * rng.standard_normal(SR), SR)
+    labels = write_csv(src / "labels.csv", [{"path": p.name, "label": p.stem[:4]}
+                                            for p in sorted(src.glob("*.wav"))])
+    out = tmp_path / "out"
+    ds = _ingest.ingest(out, "d", str(src), labels)
+    first = run_stage(ds, "retrieve", {"views": ["timbre"]})
+    run_stage(ds, "retrieve", {"views": ["timbre", "tonal"]})
+    q = str(src / "noise0.wav")
+    at_first = audiopipe.open_dataset(str(out), "d", run_id=first["run_id"])
+    assert rt.similar(at_first, q, k=1)[0]["uri"].endswith("noise0.wav")
+    with pytest.raises(StageInputError, match="has no tonal retrieval index"):
+        rt.similar(at_first, q, k=1, view="tonal")
+    # a retrieve run killed after its commit: indexes whose files it never wrote
+    loc = ds.location
+    t = audiopipe.open_dataset(str(out), "d").table("retrieval_indexes")
+    uri = t.schema.get_field_index("uri")
+    ghost = t.set_column(uri, "uri", pa.array(
+        [f"{loc.base}/ghost-{i}.idx" for i in range(t.num_rows)], pa.string()))
+    write_deltalake(loc.table_uri("retrieval_indexes"), ghost, mode="overwrite")
+    now = audiopipe.open_dataset(str(out), "d")
+    for view in ("timbre", "tonal"):
+        assert rt.similar(now, q, k=1, view=view)[0]["uri"].endswith("noise0.wav")
+

@@ -1,4 +1,5 @@
 import datetime as dt
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -249,26 +250,69 @@ def test_a_stage_table_is_read_as_its_last_successful_run_left_it(tmp_path):
 
 def test_a_run_pinned_table_whose_version_was_vacuumed_says_so(tmp_path):
     """Pinned to a stage run the vacuum kept (the latest of its stage), another stage's table
-    is read as that stage's run before it left it; when the vacuum removed that run, reading
-    the table names the vacuum (it was a raw FileNotFoundError on a parquet file)."""
+    is read as that stage's run before it left it: the vacuum keeps that version too. When its
+    files are gone anyway (a vacuum by code that kept only what each kept run recorded),
+    reading the table names the vacuum (it was a raw FileNotFoundError on a parquet file);
+    files lost from a default open's version make the dataset broken, as a lost table does."""
     from audiopipe.stages import run_stage
     from audiopipe.store import TableMissing
+    from audiopipe.store.status import status_rows
+    from audiopipe.store.tables import open_table
     from audiopipe.store.vacuum import vacuum
 
     ds = _stage_dataset(tmp_path)
     first = run_stage(ds, "fingerprint")
     beats = run_stage(ds, "beats")
     run_stage(ds, "fingerprint", {"f_sd": 4.0})
-    at = audiopipe.open_dataset(ds.location.root, "d", run_id=beats["run_id"])
+    root = ds.location.root
+    at = audiopipe.open_dataset(root, "d", run_id=beats["run_id"])
     assert at.versions["fingerprints"] == first["tables"]["fingerprints"]
-    assert at.table("fingerprints").num_rows > 0  # before the vacuum: readable
+    before = at.table("fingerprints")
+    assert before.num_rows > 0
     vacuum(ds.location, retain_hours=0)
-    at = audiopipe.open_dataset(ds.location.root, "d", run_id=beats["run_id"])
+    at = audiopipe.open_dataset(root, "d", run_id=beats["run_id"])
     assert at.table("tempo").num_rows == 2
+    assert at.table("fingerprints").equals(before)  # the kept beats run reads it: kept
+    for uri in open_table(ds.location, "fingerprints", first["tables"]["fingerprints"]
+                          ).file_uris():
+        os.remove(uri)  # what the older vacuum did
     with pytest.raises(TableMissing, match=f"'fingerprints' as of run {beats['run_id']} is "
                                            f"gone: run {first['run_id']} .* was vacuumed"):
         at.table("fingerprints")
-    assert audiopipe.open_dataset(ds.location.root, "d").table("fingerprints").num_rows > 0
+    now = audiopipe.open_dataset(root, "d")
+    assert now.table("fingerprints").num_rows > 0 and now.missing_tables() == {}
+    for uri in open_table(ds.location, "tempo", beats["tables"]["tempo"]).file_uris():
+        os.remove(uri)  # lost in a copy
+    assert now.missing_tables() == {"tempo": beats["tables"]["tempo"]}
+    with pytest.raises(TableMissing, match="'tempo' version .* has data files missing"):
+        now.table("tempo")
+    assert not status_rows(root, ["d"])[0]["healthy"]
+
+
+def test_a_table_older_than_runs_reads_as_it_was_before_later_runs_wrote_it(tmp_path):
+    """Review 6 item 3: a table written by stage code older than the runner, then rewritten
+    by a recorded run, was gone from an open pinned to a run before that (a KeyError; it read
+    before the rewrite). Such a table, and one with a killed run's later commit, reads as its
+    last commit before the first recorded stage run left it, and the vacuum keeps that."""
+    from audiopipe.stages import run_stage
+    from audiopipe.store.vacuum import vacuum
+
+    ds = _stage_dataset(tmp_path)
+    root, loc = ds.location.root, ds.location
+    append(loc, "tempo", pa.table({"clip_id": ["legacy"], "tempo_bpm": [99.0]}))
+    append(loc, "legacy_tags", pa.table({"clip_id": ["x"], "tag": ["old"]}))
+    a = run_stage(ds, "fingerprint")
+    assert audiopipe.open_dataset(root, "d", run_id=a["run_id"]).table("tempo").num_rows == 1
+    run_stage(audiopipe.open_dataset(root, "d"), "beats")  # rewrites tempo
+    append(loc, "legacy_tags", pa.table({"clip_id": ["y"], "tag": ["killed"]}))  # no runs row
+    for _ in range(2):  # before and after a vacuum that keeps only the latest runs
+        at_a = audiopipe.open_dataset(root, "d", run_id=a["run_id"])
+        assert "tempo" in at_a.table_names()
+        assert at_a.table("tempo")["clip_id"].to_pylist() == ["legacy"]
+        now = audiopipe.open_dataset(root, "d")
+        assert sorted(now.table("tempo")["clip_id"].to_pylist()) != ["legacy"]
+        assert now.table("legacy_tags")["tag"].to_pylist() == ["old"]
+        vacuum(loc, retain_hours=0)
 
 
 def test_a_run_pinned_open_hides_errors_of_stage_runs_finished_after_it(tmp_path):

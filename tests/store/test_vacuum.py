@@ -152,3 +152,41 @@ def test_vacuum_refuses_while_a_stage_runs(tmp_path):
             vacuum(loc, retain_hours=0)
         assert holder(loc) is None
     assert vacuum(loc, retain_hours=0).kept_runs == []
+
+
+def test_vacuum_keeps_a_stage_table_as_its_last_recording_run_left_it(tmp_path):
+    """classify --predict records its predictions, not the fit's confusion: a default open
+    reads ``confusion`` as the fit left it. With a later commit no finished run recorded (a
+    killed run's), the vacuum kept only what the latest classify run recorded and deleted the
+    files of the fit's version: the default open failed on a parquet file, status healthy."""
+    from deltalake import write_deltalake
+
+    from audiopipe.demo import make_demo_corpus
+    from audiopipe.stages import run_stage
+    from audiopipe.store.status import status_rows
+    from tests.stages._ingest import ingest
+
+    src = tmp_path / "src"
+    make_demo_corpus(src, n_per_class=4)
+    out = tmp_path / "out"
+    ds = ingest(out, "d", str(src), src / "labels.csv")
+    fit = run_stage(ds, "classify", {"target": "label", "candidates": ["stats"]})
+    pred = run_stage(audiopipe.open_dataset(str(out), "d"), "classify",
+                     {"target": "label", "predict": True, "all": True})
+    assert "confusion" in fit["tables"] and "confusion" not in pred["tables"]
+    loc = ds.location
+    confusion = audiopipe.open_dataset(str(out), "d").table("confusion")
+    assert confusion.num_rows > 0
+    # a killed classify run's commit: confusion overwritten, no runs row
+    write_deltalake(loc.table_uri("confusion"), confusion.slice(0, 1), mode="overwrite")
+
+    r = vacuum(loc, retain_hours=0)
+    assert r.table_files["confusion"] == 0  # the killed run's file is the latest: kept too
+    now = audiopipe.open_dataset(str(out), "d")
+    assert now.versions["confusion"] == fit["tables"]["confusion"]
+    assert now.table("confusion").equals(confusion)
+    assert now.table("predictions").num_rows == pred["n_clips"]
+    assert status_rows(str(out), ["d"])[0]["healthy"]
+    # the predict run (the latest of classify, kept) opened pinned reads as it did
+    at = audiopipe.open_dataset(str(out), "d", run_id=pred["run_id"])
+    assert at.table("confusion").equals(confusion)

@@ -293,7 +293,6 @@ class Classify(Stage):
         from audiopipe.stages._common import (
             StageInputError,
             check_recipe,
-            label_column,
             load_model,
             metric_rows,
         )
@@ -316,9 +315,17 @@ class Classify(Stage):
             return StageOutput(model_id=model_id, report={"n_clips": 0, "model_file": uri})
         # group normalisation uses every clip of a group in the dataset (label-free), shrunk
         # toward the training statistics when the group is small
-        g = None
+        # (a clip without a group value, or all of them when the dataset lacks the column,
+        # is predicted by the model's per-clip fallback, with a warning: predict_bundle)
+        g, notes = None, [unchecked] if unchecked else []
         if bundle["group_norm"] and bundle["groups"]:
-            gv = label_column(ds, bundle["groups"], min_classes=1)
+            clips = ds.table("clips")
+            gv = [None] * clips.num_rows
+            if bundle["groups"] in clips.column_names:
+                gv = clips.column(bundle["groups"]).to_pylist()
+            else:
+                notes.append(f"dataset {ds.name!r} has no column {bundle['groups']!r}, which "
+                             "the model groups clips by: no clip has a group value")
             g = np.asarray([None if m else str(v) for v, m in zip(gv, _no_value(gv), strict=True)],
                            dtype=object)
         pos = {c: i for i, c in enumerate(ids_all)}
@@ -327,7 +334,7 @@ class Classify(Stage):
             bundle, ds, ids_all, g, sel, prior_clips=p["prior_clips"],
             where=f"dataset {ds.name!r}: ",
         )
-        warns = [unchecked, *warns] if unchecked else warns
+        warns = [*notes, *warns]
         clips = ds.table("clips")
         truth: list[Any] = [None] * len(new)
         if p["target"] in clips.column_names:
