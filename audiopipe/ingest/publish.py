@@ -255,10 +255,15 @@ def _errors(
 ) -> pa.Table | None:
     """The run's ``errors`` rows: files' (staged by the shards) and failed shards' files."""
     parts = []
+    run_id = plan.context.run_id
     staged = staging.read_staged(loc, ok_keys, "errors")
     if staged is not None and staged.num_rows:
-        parts.append(staged)
-    run_id = plan.context.run_id
+        # rows of a shard staged by a killed or refused run carry that run's id: stamped with
+        # the publishing run's, as their clips are (a reader showed only rows of finished
+        # runs, so they were hidden, and a later recover() could take them for a killed run's)
+        i = staged.schema.get_field_index("run_id")
+        parts.append(staged.set_column(i, "run_id", pa.array([run_id] * staged.num_rows,
+                                                             pa.string())))
     rows = [
         ErrorRow.of(
             run_id, f.uri, None, "shard", err,

@@ -129,8 +129,10 @@ def _drop_unfinished_ingest_errors(loc: Location, want: int | None) -> int | Non
     successful ingest's; None: every version), which no successful ingest published: those of
     a killed one. Returns the new version, or None when there were none.
 
-    They are told by run id: ids with more ingest-step rows now than at ``want`` (a row's id
-    can be that of an earlier, refused run whose staged shard the publishing run reused).
+    They are told by run id: ids with more ingest-step rows now than at ``want`` and none at
+    ``want``. (Datasets published before the publishing run stamped its id on reused staged
+    shards' rows hold rows carrying a refused run's id: an id with rows at ``want`` is left
+    alone rather than deleting its published rows with the new ones.)
     """
     from collections import Counter
 
@@ -143,7 +145,8 @@ def _drop_unfinished_ingest_errors(loc: Location, want: int | None) -> int | Non
         rows = zip(t["step"].to_pylist(), t["run_id"].to_pylist(), strict=True)
         return Counter(r for s, r in rows if s in INGEST_STEPS)
 
-    ids = ingest_ids(None) - (ingest_ids(want) if want is not None else Counter())
+    before = ingest_ids(want) if want is not None else Counter()
+    ids = Counter({i: n for i, n in (ingest_ids(None) - before).items() if i not in before})
     if not ids:
         return None
     who = [i for i in ids if i is not None]

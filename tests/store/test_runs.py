@@ -52,3 +52,33 @@ def test_an_ingest_keeps_the_stages_errors_rows_and_drops_only_unfinished_ingest
     assert run_stage(audiopipe.open_dataset(root, "d"), "fingerprint")["skipped"]
     assert ("fingerprint", fp["run_id"]) in _steps(ds.location)
     assert recover(ds.location) == {}  # nothing left to undo: no commit
+
+
+def test_a_reused_staged_shards_error_rows_are_the_publishing_runs_and_survive_recover(tmp_path):
+    """An ingest killed after staging its shards; the next one reuses them and publishes their
+    ``errors`` rows. Those carried the killed run's id: every open hid them (only rows of
+    finished runs are shown), and a later killed run's row under that id made recover() delete
+    them with it. They now carry the publishing run's id; recover() leaves ids it published."""
+    from audiopipe.config import load_config
+    from audiopipe.ingest import extract_shard, plan_ingest, publish
+
+    write(tmp_path / "c" / "0.wav", sine(f=300, dur=1.0), 22050)
+    (tmp_path / "c" / "bad.wav").write_bytes(b"RIFF not really")
+    cfg = load_config(write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}}))
+    killed = plan_ingest(cfg, "d", kind="ingest")
+    for s in killed.shards:
+        extract_shard(s, killed.context)  # staged; the run dies before publishing
+    plan = plan_ingest(cfg, "d", kind="ingest")
+    done = publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    assert done["status"] == "ok"
+    root = str(tmp_path / "out")
+    loc = audiopipe.open_dataset(root, "d").location
+    assert _steps(loc) == [("decode", done["run_id"])]
+    shown = audiopipe.open_dataset(root, "d").table("errors")
+    assert shown["uri"].to_pylist()[0].endswith("bad.wav")
+    # a later killed run's row under an id the table already holds (as datasets published
+    # before this change do): recover() leaves the published row
+    old_id = {**shown.to_pylist()[0], "message": "a killed run's", "time": dt.datetime.now(dt.UTC)}
+    append(loc, "errors", pa.Table.from_pylist([old_id], schema=ERRORS_SCHEMA))
+    recover(loc)
+    assert ("decode", done["run_id"]) in _steps(loc)
