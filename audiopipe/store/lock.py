@@ -169,7 +169,8 @@ def stages_running(loc: Location) -> dict[str, dict[str, Any]]:
 
 
 def _since(who: dict[str, Any]) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(who.get("since") or 0))
+    # with the date: a lock left by a run that died yesterday must not look current
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(who.get("since") or 0))
 
 
 @contextmanager
@@ -241,12 +242,15 @@ def stage_lock(loc: Location, stage: str, wait_s: float = 0.0) -> Iterator[None]
     """
     with dataset_lock(loc, f"stage {stage}", name=f"{STAGE_LOCK_PREFIX}{stage}"):
         deadline = time.monotonic() + wait_s
-        while (who := holder(loc)) is not None:
+        folder = loc.join(LOCK_DIR)
+        while (state := _state(loc.fs, folder, socket.gethostname()))[1] is not None:
+            who, path = state[1], state[2]
             if time.monotonic() >= deadline:
                 raise DatasetLocked(
                     f"dataset {loc.dataset!r} is locked by {who.get('what', 'a run')} (pid "
                     f"{who.get('pid')} on {who.get('host')}, since {_since(who)}); stage "
-                    f"{stage} did not start: run it again when that has finished"
+                    f"{stage} did not start: run it again when that has finished, or, if that "
+                    f"run is dead on another host, remove {path}"
                 )
             time.sleep(0.2)
         yield

@@ -142,3 +142,25 @@ def test_stale_takeover_race_local(tmp_path):
 def test_stale_takeover_race_s3(tmp_path, s3):
     problems = _trials([f"s3://audio/lock{t}" for t in range(50)], 3, tmp_path)
     assert problems == [], f"{len(problems)} of 50 trials: {problems[:3]}"
+
+
+def test_a_stage_refused_by_a_lock_from_another_host_says_how_to_clear_it(tmp_path):
+    """A stage refused by a dataset lock held (or left by a run that died) on another host
+    said "run it again when that has finished" and the time of day only: a day-old lock
+    looked current and nothing said how to clear it. It names the ticket to remove and the
+    date."""
+    from audiopipe.store.lock import stage_lock
+
+    loc = Location(str(tmp_path), "d")
+    folder = loc.join(LOCK_DIR)
+    loc.fs.makedirs(folder, exist_ok=True)
+    day_old = time.time() - 86400
+    body = json.dumps({"pid": 4242, "host": "worker-7", "what": "ingest", "since": day_old})
+    ticket = f"{folder}/{1:012d}.json"
+    with loc.fs.open(ticket, "w") as f:
+        f.write(body)
+    with pytest.raises(DatasetLocked) as e, stage_lock(loc, "segment"):
+        pass
+    msg = str(e.value)
+    assert f"remove {ticket}" in msg and "worker-7" in msg
+    assert time.strftime("%Y-%m-%d", time.localtime(day_old)) in msg
