@@ -119,7 +119,7 @@ def _read_versions(
         for name in set(names) - set(reads) - {*DATA_TABLES, "runs"}:
             if name not in legacy:
                 legacy[name] = open_table(loc, name)
-            v = None if legacy[name] is None else version_as_of(legacy[name], when)
+            v = None if legacy[name] is None else version_as_of(loc, name, legacy[name], when)
             if v is not None:
                 out.setdefault(name, set()).add(v)
     return out

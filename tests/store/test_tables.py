@@ -11,6 +11,7 @@ from audiopipe.store.tables import (
     sql_in,
     string_codes,
     table_version,
+    version_as_of,
 )
 
 
@@ -32,6 +33,25 @@ def test_replace_where_is_one_commit_of_removes_and_adds(tmp_path):
     )
     assert sorted(r["k"] for r in read_table(loc, "t").to_pylist()) == ["b", "d"]
     assert read_table(loc, "t", version=v0).num_rows == 3  # time travel keeps the old version
+
+
+def test_version_as_of_reads_commit_times_from_the_log(tmp_path):
+    """The last commit made by a time: read from the log entries (one GET each on S3, where
+    delta-rs's ``history`` listing timed out); before the first commit, None."""
+    import time
+    from datetime import UTC, datetime
+
+    loc = Location(str(tmp_path), "d")
+    stamps = []
+    for k in range(3):
+        append(loc, "t", pa.table({"v": [k]}))
+        time.sleep(0.05)
+        stamps.append(datetime.now(UTC))
+        time.sleep(0.05)
+    dt = open_table(loc, "t")
+    assert [version_as_of(loc, "t", dt, when) for when in stamps] == [0, 1, 2]
+    assert version_as_of(loc, "t", dt, None) == 2
+    assert version_as_of(loc, "t", dt, datetime(2000, 1, 1, tzinfo=UTC)) is None
 
 
 def test_sql_in_escapes_quotes():
