@@ -34,11 +34,12 @@ from audio with fixed settings: no recipe is checked for it.
 
 Examples
 --------
->>> rng = np.random.default_rng(0)
->>> X = rng.standard_normal((50, 8))
->>> idx = EmbeddingIndex().fit(X, [f"c{i}" for i in range(50)])
->>> [r["clip_id"] for r in idx.query(X[7], k=2)][0]
-'c7'
+The tonal view of one second of A4: its chroma mean peaks at pitch class A (C = 0).
+
+>>> t = np.arange(22050) / 22050
+>>> v = tonal_features(np.sin(2 * np.pi * 440 * t).astype(np.float32), 22050)
+>>> v.shape, int(np.argmax(v[:12]))
+((26,), 9)
 """
 
 from __future__ import annotations
