@@ -19,9 +19,17 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from deltalake.exceptions import DeltaError
 
+from audiopipe.store._reading import (
+    SCHEMAS,
+    check_columns,
+    empty_table,
+    in_content_order,
+    select_columns,
+)
 from audiopipe.store.location import Location
-from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
+from audiopipe.store.records import RunRow
 from audiopipe.store.runs import (
     APPENDED_TABLES,
     INGEST_STEPS,  # (the ingest's ``errors`` steps: a pinned dataset hides those of later runs)
@@ -43,16 +51,6 @@ from audiopipe.store.tables import (
 from audiopipe.store.vacuum import vacuumed_before
 
 __all__ = ["Dataset", "open_dataset", "DatasetNotFound", "TableMissing"]
-
-#: the fixed schemas of the ingest tables: a table not written yet (every file failed) reads
-#: as 0 rows of these columns (label and feature-statistic columns come with the first rows)
-_SCHEMAS = {
-    "clips": ClipRow.schema,
-    "features": FeaturesRow.schema,
-    "frames_index": FramesIndexRow.schema,
-    "errors": ErrorRow.schema,
-    "runs": RunRow.schema,
-}
 
 
 class DatasetNotFound(LookupError):
@@ -158,7 +156,7 @@ class Dataset:
     def _older_than_runs(self, name: str) -> Any:
         """The ``DeltaTable`` of ``name``, a table no run this open sees recorded, at its last
         commit made before runs recorded stage outputs (see the class docstring), or None."""
-        if name in _SCHEMAS:
+        if name in SCHEMAS:
             return None
         if name not in self._legacy:
             self._legacy[name] = table_as_of(self.location, name, self._legacy_until)
@@ -177,14 +175,28 @@ class Dataset:
     def _files_gone(self, name: str, version: int) -> bool:
         """Whether a data file of table ``name`` at ``version`` is not on storage (its log is:
         deleted by a vacuum that did not keep the version, or lost in a copy)."""
-        dt = open_table(self.location, name, version)
+        try:
+            dt = open_table(self.location, name, version)
+        except DeltaError:
+            if self._made_anew(name, version):
+                return True
+            raise  # (a damaged log: the error names the table)
         fs = None if dt is None else dt._native_fs  # (None: a store checked on reading only)
         if fs is None:
             return dt is None
+        from urllib.parse import unquote
+
         from pyarrow.fs import FileType
 
-        paths = [u.partition("://")[2] if "://" in u else u for u in dt.file_uris()]
+        # (delta-rs percent-encodes the URIs: a root with a space reads "with%20space")
+        paths = [unquote(u.partition("://")[2] if "://" in u else u) for u in dt.file_uris()]
         return any(i.type == FileType.NotFound for i in fs.base_fs.get_file_info(paths))
+
+    def _made_anew(self, name: str, version: int) -> bool:
+        """Whether table ``name``'s log ends before ``version`` (made anew since it was
+        recorded: the folder lost, a killed run wrote it again)."""
+        dt = open_table(self.location, name)
+        return dt is None or dt.version() < version
 
     def _missing(self, name: str, files: bool = False, version: int | None = None) -> TableMissing:
         fix = (
@@ -210,8 +222,13 @@ class Dataset:
                                "without run_id to read its current version")
         if version is None:
             return None
-        dt = open_table(self.location, name, version)
-        if dt is None and version is not None:
+        try:
+            dt = open_table(self.location, name, version)
+        except DeltaError as err:
+            if self._made_anew(name, version):
+                raise self._missing(name) from err
+            raise
+        if dt is None:
             raise self._missing(name)
         return dt
 
@@ -234,21 +251,21 @@ class Dataset:
             return self._errors(columns)
         if name == "runs":  # rows in no particular order (sort by ``started``)
             t = scan_table(self.location, "runs")  # a few rows per run: read whole, select
-            return _empty(name, columns) if t is None else _select(name, t, columns)
+            return empty_table(name, columns) if t is None else select_columns(name, t, columns)
         dt = self.delta(name)
         if dt is None:
-            if name in _SCHEMAS or name in self.versions:
-                return _empty(name, columns)
+            if name in SCHEMAS or name in self.versions:
+                return empty_table(name, columns)
             when = f" at run {self.run['run_id']}" if name in self._recorded else ""
             raise KeyError(
                 f"dataset {self.name!r} has no table {name!r}{when} "
                 f"(has: {', '.join(self.table_names())})"
             )
-        _check_columns(name, [f.name for f in dt.schema().fields], columns)
+        check_columns(name, [f.name for f in dt.schema().fields], columns)
         try:
             if name != "clips":
                 return dt.to_pyarrow_table(columns=columns)
-            return _in_content_order(dt, columns)
+            return in_content_order(dt, columns)
         except OSError as err:  # (FileNotFoundError locally) a data file of the version gone
             if self._files_gone(name, dt.version()):
                 raise self._missing(name, files=True, version=dt.version()) from err
@@ -262,9 +279,9 @@ class Dataset:
         if t is None and self.versions.get("errors") is not None:
             raise self._missing("errors")
         if t is None:
-            return _empty("errors", columns)
+            return empty_table("errors", columns)
         if t.num_rows == 0:  # nothing to filter (and no pyarrow.compute import, ~0.1 s)
-            return _select("errors", t, columns)
+            return select_columns("errors", t, columns)
         import pyarrow.compute as pc
 
         runs = self._runs_at_open  # runs appended later finished after the pinned run
@@ -282,7 +299,7 @@ class Dataset:
             later = [r.run_id for r in runs if r.kind == "stage" and r.finished is not None
                      and self._pin[0] is not None and (r.finished, r.run_id) > self._pin]
             keep = pc.and_(keep, pc.invert(pc.is_in(t["run_id"], pa.array(later, pa.string()))))
-        return _select("errors", t.filter(keep), columns)
+        return select_columns("errors", t.filter(keep), columns)
 
     def to_pandas(self, name: str, columns: list[str] | None = None) -> Any:
         return self.table(name, columns).to_pandas()
@@ -443,54 +460,3 @@ class Dataset:
 def open_dataset(root: str, name: str, run_id: str | None = None) -> Dataset:
     """Open dataset ``name`` stored under ``root`` (a folder or ``s3://`` URL)."""
     return Dataset(Location(root, name), run_id)
-
-
-def _check_columns(
-    name: str, have: list[str], columns: list[str] | None, note: str = ""
-) -> None:
-    """``KeyError`` naming the columns of ``columns`` that table ``name`` lacks, and its columns
-    (instead of pyarrow's error, which lists the scanner's internal fields)."""
-    if columns is None:
-        return
-    unknown = [c for c in columns if c not in set(have)]
-    if unknown:
-        raise KeyError(
-            f"table {name!r} has no column {', '.join(map(repr, unknown))} "
-            f"(has: {', '.join(have)}){note}"
-        )
-
-
-def _select(name: str, t: pa.Table, columns: list[str] | None) -> pa.Table:
-    _check_columns(name, t.column_names, columns)
-    return t if columns is None else t.select(columns)
-
-
-def _empty(name: str, columns: list[str] | None) -> pa.Table:
-    """0 rows of table ``name`` not written yet: its schema (ingest tables), else the asked
-    columns with no type (a stage's table, whose schema only its rows give)."""
-    if name not in _SCHEMAS:
-        return pa.table({c: pa.nulls(0) for c in columns or []})
-    schema = _SCHEMAS[name]()
-    _check_columns(
-        name, schema.names, columns,
-        " (the table has no rows yet: label and feature columns come with its first rows)",
-    )  # fmt: skip
-    t = pa.Table.from_batches([], schema=schema)  # (Schema.empty_table imports pandas, ~0.5 s)
-    return t if columns is None else t.select(columns)
-
-
-def _in_content_order(dt: Any, columns: list[str] | None) -> pa.Table:
-    """``clips`` rows sorted by (content hash, clip id): the order every stage's folds,
-    shuffles and held-out splits start from then depends on the recordings alone, not on
-    the order they arrived in (incremental ingestion appends) nor where the dataset lives
-    (a clip id hashes the uri; two copies of one recording tie on the hash and keep an
-    order by id)."""
-    keys = ["content_hash", "clip_id"]
-    names = {f.name for f in dt.schema().fields}
-    if not all(k in names for k in keys):
-        return dt.to_pyarrow_table(columns=columns)
-    want = None if columns is None else list(dict.fromkeys([*columns, *keys]))
-    t = dt.to_pyarrow_table(columns=want)
-    if t.num_rows > 1:
-        t = t.sort_by([(k, "ascending") for k in keys])
-    return t if columns is None else t.select(columns)

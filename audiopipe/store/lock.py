@@ -212,19 +212,18 @@ def dataset_lock(
             f"(pid {who.get('pid')} on {who.get('host')}, since {_since(who)}); wait for it to "
             f"finish, or, if that run is dead on another host, remove {path}"
         )
-    while no_stages and (running := stages_running(loc)):
-        if time.monotonic() < deadline:
-            time.sleep(0.2)
-            continue
-        _release(fs, folder, n + 1, loc.is_remote)
-        runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {_since(w)})"
-                         for s, w in running.items())
-        raise DatasetLocked(
-            f"dataset {loc.dataset!r}: stage runs are running: {runs}; no {what} while a stage "
-            f"runs: wait for them to finish, or, if one is dead on another host, remove its "
-            f"lock folder {loc.join(STAGE_LOCK_PREFIX)}<stage>"
-        )
-    try:
+    try:  # (the ticket is released whatever fails from here: a storage error included)
+        while no_stages and (running := stages_running(loc)):
+            if time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {_since(w)})"
+                             for s, w in running.items())
+            raise DatasetLocked(
+                f"dataset {loc.dataset!r}: stage runs are running: {runs}; no {what} while a "
+                f"stage runs: wait for them to finish, or, if one is dead on another host, "
+                f"remove its lock folder {loc.join(STAGE_LOCK_PREFIX)}<stage>"
+            )
         yield
     finally:
         _release(fs, folder, n + 1, loc.is_remote)

@@ -328,3 +328,44 @@ def test_a_run_pinned_open_hides_errors_of_stage_runs_finished_after_it(tmp_path
     assert sorted(now["step"].to_pylist()) == ["beats", "fingerprint"]
     at = audiopipe.open_dataset(root, "d", run_id=beats["run_id"]).table("errors")
     assert at["run_id"].to_pylist() == [beats["run_id"]]
+
+
+def test_a_dataset_under_a_path_with_a_space_is_healthy(tmp_path):
+    """delta-rs percent-encodes the file URIs of a table (``with%20space``): the check that a
+    version's data files are on storage found none of them, so every dataset under such a
+    path was reported broken (review 8)."""
+    from audiopipe.store.status import status_rows
+
+    ds = _stage_dataset(tmp_path / "my data")
+    root = ds.location.root
+    assert " " in root
+    ds = audiopipe.open_dataset(root, "d")
+    assert ds.table("clips").num_rows == 2
+    assert ds.missing_tables() == {}
+    assert status_rows(root, ["d"])[0]["healthy"]
+    os.remove(ds.delta("features").file_uris()[0].replace("%20", " "))
+    assert list(audiopipe.open_dataset(root, "d").missing_tables()) == ["features"]
+
+
+def test_a_recorded_version_no_longer_in_the_log_is_a_missing_table(tmp_path):
+    """A stage table made anew with fewer versions than its last run recorded (the folder lost,
+    a killed run wrote it again): status crashed on delta-rs's error and reading the table
+    raised it; both say the table is missing (review 8)."""
+    import shutil
+
+    from audiopipe.stages import run_stage
+    from audiopipe.store import TableMissing
+    from audiopipe.store.status import status_rows
+
+    ds = _stage_dataset(tmp_path)
+    run_stage(ds, "fingerprint")
+    v = run_stage(ds, "fingerprint", force=True)["tables"]["fingerprints"]
+    assert v >= 1
+    shutil.rmtree(ds.location.table_uri("fingerprints"))
+    append(ds.location, "fingerprints", pa.table({"clip_id": ["ghost"]}))  # its version 0
+    root = ds.location.root
+    row = status_rows(root, ["d"])[0]
+    assert not row["healthy"]
+    assert audiopipe.open_dataset(root, "d").missing_tables() == {"fingerprints": v}
+    with pytest.raises(TableMissing, match=f"'fingerprints' version {v}"):
+        audiopipe.open_dataset(root, "d").table("fingerprints")

@@ -164,3 +164,23 @@ def test_a_stage_refused_by_a_lock_from_another_host_says_how_to_clear_it(tmp_pa
     msg = str(e.value)
     assert f"remove {ticket}" in msg and "worker-7" in msg
     assert time.strftime("%Y-%m-%d", time.localtime(day_old)) in msg
+
+
+def test_a_failure_while_checking_for_running_stages_releases_the_lock(tmp_path, monkeypatch):
+    """A vacuum takes the dataset lock, then checks that no stage runs: a storage error while
+    reading a stage's lock left the ticket held by the live process, so every ingest, stage
+    and vacuum after it was refused until that process exited (review 8)."""
+    import audiopipe.store.lock as L
+
+    loc = Location(str(tmp_path), "d")
+
+    def broken(loc_):
+        raise OSError("storage error reading a stage lock")
+
+    monkeypatch.setattr(L, "stages_running", broken)
+    with pytest.raises(OSError, match="storage error"), dataset_lock(loc, "vacuum", no_stages=True):
+        pass
+    monkeypatch.undo()
+    assert holder(loc) is None
+    with dataset_lock(loc, "ingest"):
+        assert holder(loc)["what"] == "ingest"
