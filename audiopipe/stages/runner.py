@@ -20,7 +20,7 @@ flow inside a task, a notebook):
 
 One run of a stage at a time per dataset (a lock per stage); a stage does not start while an
 ingest, rebuild or vacuum holds the dataset's lock (it waits :data:`DATASET_WAIT_S`, then
-refuses naming the holder), and a vacuum does not start while a stage runs.
+refuses naming the holder), and an ingest, rebuild or vacuum does not start while a stage runs.
 
 Examples
 --------
