@@ -392,7 +392,7 @@ def test_ingest_does_not_publish_under_a_running_stage(tmp_path, capsys, monkeyp
     from audiopipe.store import lock
     from audiopipe.store.location import Location
 
-    monkeypatch.setattr(lock, "STAGES_WAIT_S", 0.3)
+    monkeypatch.setattr(lock, "STAGES_WAIT_S", 0.3, raising=False)
     files = [write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 100 * i, dur=0.3), 22050)
              for i in range(3)]
     cfg_path = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}})
