@@ -219,8 +219,11 @@ def _run_clips(
     if incremental:
         t = ctx.ds.table(key_table, ["clip_id"]) if key_table in ctx.ds.table_names() else None
         done = set(t.column("clip_id").unique().to_pylist()) if t is not None else set()
+        from audiopipe.stages._outputs import settled_clips  # (no rows by design, e.g. silence)
+
+        settled = settled_clips(ctx.ds, stage.name, stage.settled_errors, ctx.previous)
         chosen = set(selected)
-        todo = [c for c in selected if c not in done]
+        todo = [c for c in selected if c not in done and c not in settled]
         removed = sorted(done - chosen)
     else:
         todo, removed = list(selected), []
