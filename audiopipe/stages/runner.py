@@ -3,8 +3,8 @@
 :func:`run_stage` is what every caller uses (the CLI in-process, the ``stages`` Prefect
 flow inside a task, a notebook):
 
-1. resolve the parameters from their declaration (unknown keys and bad values refused
-   before any work; defaults from the dataset; paths against ``datasets.yaml``);
+1. resolve the parameters from their declaration (unknown keys, bad values and local files
+   not there refused before any work; defaults from the dataset; paths against ``datasets.yaml``);
 2. compute the run's key: parameter hash, code version, and the versions of its inputs
    (the dataset's pinned ``clips``/``features``/``frames_index`` versions, the content
    hash of every file parameter, the model a ``--predict`` run applies);
@@ -47,7 +47,7 @@ from audiopipe.errors import ConfigError
 from audiopipe.stages import stage_class
 from audiopipe.stages._outputs import draw, metric_summary, to_table, write_errors, write_metrics
 from audiopipe.stages.base import ClipStage, Stage, StageContext, StageOutput
-from audiopipe.stages.checks import check_params, check_request  # check_params: re-exported
+from audiopipe.stages.checks import check_params, check_request, missing_param_files
 from audiopipe.stages.cluster import process_clips
 from audiopipe.stages.params import ParamError, check, resolve
 
@@ -319,6 +319,9 @@ def run_stage(
             raise ParamError("\n".join(f"{name}: {p}" for p in cross))
     except ParamError as err:
         raise ConfigError(str(err)) from None
+    missing = missing_param_files(ds.name, name, raw, base_dir)  # (as run_stages: no lock yet)
+    if missing:
+        raise FileNotFoundError("\n".join(missing))
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     timer = _Timer()

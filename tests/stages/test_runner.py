@@ -278,3 +278,21 @@ def test_a_clip_settled_by_an_errors_row_is_not_recomputed_each_run(tmp_path, mo
     bumped = run_stage(ds, "segment", {"mode": "periodic"})
     assert (bumped["clips_processed"], bumped["clips_failed"]) == (3, 1)
 
+
+def test_run_stage_refuses_missing_stage_files_before_any_work(small, tmp_path):
+    """``run_stage`` (one stage, the entry point notebooks use) did not check the files its
+    parameters name, as ``run_stages`` does: a missing events file failed inside the stage,
+    after it had waited for the dataset's lock, without naming the key. It is now refused
+    first, worded as ``run_stages`` words it, even while an ingest holds the dataset."""
+    gone = tmp_path / "share" / "events.csv"
+    with dataset_lock(small.location, "ingest"), pytest.raises(FileNotFoundError) as info:
+        run_stage(small, "segment", {"mode": "supervised", "events": "share/events.csv"},
+                  base_dir=str(tmp_path))
+    assert str(info.value) == f"datasets.d.stages.segment.events: no such file or folder: {gone}"
+    assert not _runs(small)
+    from audiopipe.stages.checks import missing_param_files
+
+    gone.parent.mkdir()
+    gone.write_text("path,onset_s,offset_s,label\n")  # there now: left to the stage to read
+    assert missing_param_files("d", "segment", {"events": "share/events.csv"}, str(tmp_path)) == []
+    assert missing_param_files("d", "segment", {"events": "s3://b/e.csv"}) == []  # not local
