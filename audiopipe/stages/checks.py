@@ -101,12 +101,14 @@ def missing_param_files(
 ) -> list[str]:
     """``datasets.D.stages.S.key: reason`` for each local file the ``params`` of one run of
     ``stage`` name and that is not there (relative paths: against ``base_dir``, default the
-    working directory), as :func:`missing_stage_files` words them."""
+    working directory), as :func:`missing_stage_files` words them. An empty value is the
+    parameter left unset, as a call may pass it (``datasets.yaml`` is told to leave the key
+    out instead, by :func:`check_request`)."""
     import os
 
     from audiopipe.config_text import path_problems
 
-    keys = stage_file_keys({stage: params}, [stage])
+    keys = stage_file_keys({stage: {k: v for k, v in params.items() if v != ""}}, [stage])
     return path_problems(dataset, keys, base_dir or os.getcwd())
 
 

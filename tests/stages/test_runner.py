@@ -296,3 +296,4 @@ def test_run_stage_refuses_missing_stage_files_before_any_work(small, tmp_path):
     gone.write_text("path,onset_s,offset_s,label\n")  # there now: left to the stage to read
     assert missing_param_files("d", "segment", {"events": "share/events.csv"}, str(tmp_path)) == []
     assert missing_param_files("d", "segment", {"events": "s3://b/e.csv"}) == []  # not local
+    assert missing_param_files("d", "segment", {"points": ""}) == []  # a call's "not set"
