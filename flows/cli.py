@@ -139,10 +139,12 @@ def _ingest_without_work(
         return None
     from audiopipe.ingest import plan_ingest, publish
     from audiopipe.store.location import Location
-    from audiopipe.store.lock import dataset_lock
+    from audiopipe.store.lock import STAGES_WAIT_S, dataset_lock
 
     ds = cfg.dataset(dataset)
-    with dataset_lock(Location(cfg.storage_root, ds.name), kind):
+    # (not under a running stage, as the flow: see flows.ingest.run_ingest)
+    with dataset_lock(Location(cfg.storage_root, ds.name), kind, no_stages=True,
+                      stages_wait_s=STAGES_WAIT_S):
         plan = plan_ingest(cfg, ds.name, kind=kind, **opts)
         if plan.shards:
             return None

@@ -5,7 +5,9 @@ Each dataset with a ``schedule:`` (cron) in ``datasets.yaml`` becomes a deployme
 ``rebuild/rebuild-<dataset>`` (no schedule; run it with
 ``prefect deployment run rebuild/rebuild-<dataset>``, parameters overridable with ``-p``).
 ``audiopipe serve`` registers them with the configured Prefect API and runs their flow
-runs; each flow run sends its shards to the configured Dask cluster.
+runs; each flow run sends its shards to the configured Dask cluster. A turn that comes
+while another ingest, a rebuild, a vacuum or a stage of the dataset runs fails naming it
+(:func:`flows.ingest.run_ingest`); the next turn ingests everything new since.
 """
 
 from __future__ import annotations

@@ -379,3 +379,34 @@ def test_a_query_path_that_exists_is_taken_as_written(small_demo, tmp_path, caps
     cfg, _ = small_demo
     assert main(["--config", str(cfg), "identify", b, nothing, "-d", "d"]) == 1
     assert capsys.readouterr().err.strip() == f"audiopipe: FileNotFoundError: no such file: {nothing}"
+
+
+def test_ingest_does_not_publish_under_a_running_stage(tmp_path, capsys, monkeypatch):
+    """An ingest published new data tables while a stage ran (only a vacuum waited for
+    stages): the stage then committed outputs of the clips of before, in a run that finished
+    after the ingest. It now waits a little, then exits 1 naming the stage, publishing
+    nothing; once the stage has ended it goes through."""
+    import socket
+
+    import audiopipe
+    from audiopipe.store import lock
+    from audiopipe.store.location import Location
+
+    monkeypatch.setattr(lock, "STAGES_WAIT_S", 0.3, raising=False)
+    files = [write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 100 * i, dur=0.3), 22050)
+             for i in range(3)]
+    cfg_path = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}})
+    ingest_in_process(cfg_path, "d")
+    runs = audiopipe.open_dataset(str(tmp_path / "out"), "d").table("runs").num_rows
+    files[0].unlink()
+    capsys.readouterr()
+    with lock.stage_lock(Location(str(tmp_path / "out"), "d"), "beats"):
+        assert main(["--config", str(cfg_path), "ingest", "d", "--quiet",
+                     "--allow-removals"]) == 1
+    err = capsys.readouterr().err
+    assert "DatasetLocked" in err and "stage runs are running: beats" in err, err
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in err and "no ingest" in err
+    ds = audiopipe.open_dataset(str(tmp_path / "out"), "d")
+    assert ds.table("runs").num_rows == runs and ds.table("clips").num_rows == 3
+    assert main(["--config", str(cfg_path), "ingest", "d", "--quiet", "--allow-removals"]) == 0
+    assert audiopipe.open_dataset(str(tmp_path / "out"), "d").table("clips").num_rows == 2

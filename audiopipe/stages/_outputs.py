@@ -1,5 +1,6 @@
 """How a stage run's outputs are written: tables (new Delta versions), ``errors`` and ``metrics``
-rows, plots - all through the dataset's storage location."""
+rows, plots - all through the dataset's storage location; and which ``errors`` rows settle a
+clip (:func:`settled_clips`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ if TYPE_CHECKING:
 
     from audiopipe.stages.base import StageContext
     from audiopipe.store.dataset import Dataset
+    from audiopipe.store.records import RunRow
 
-__all__ = ["to_table", "write_errors", "write_metrics", "draw", "metric_summary", "flac_bytes"]
+__all__ = ["to_table", "write_errors", "write_metrics", "draw", "metric_summary", "flac_bytes",
+           "settled_clips"]
 
 
 def to_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
@@ -36,6 +39,27 @@ def write_errors(ds: Dataset, rows: list[dict[str, Any]]) -> int | None:
     from audiopipe.store.tables import ERRORS_SCHEMA, conform
 
     return ds.write_table("errors", conform(pa.Table.from_pylist(rows), ERRORS_SCHEMA), mode="append")
+
+
+def settled_clips(ds: Dataset, stage: str, kinds: frozenset[str], setup: RunRow | None) -> set[str]:
+    """Clips whose ``errors`` row of ``stage`` is of a kind in ``kinds`` (a result, such as a
+    recording without sound), written by a successful run of the same parameters, code and
+    model as ``setup`` (the run an incremental run continues): done, not retried.
+
+    A clip id names the clip's content, so a changed recording is a new clip; a run of
+    another setup (a stage version bump, other parameters) recomputes every clip anyway.
+    """
+    if not kinds or setup is None:
+        return set()
+    from audiopipe.store.runs import stage_runs
+
+    same = {r.run_id for r in stage_runs(ds.location, stage) if r.status == "ok"
+            and (r.params_hash, r.code_version, r.model_id)
+            == (setup.params_hash, setup.code_version, setup.model_id)}
+    t = ds.table("errors", ["run_id", "clip_id", "step", "error_type"])
+    return {c for r, c, s, k in zip(*(t.column(n).to_pylist() for n in t.column_names),
+                                    strict=True)
+            if s == stage and k in kinds and r in same and c is not None}
 
 
 def write_metrics(ds: Dataset, rows: list[dict[str, Any]]) -> int | None:

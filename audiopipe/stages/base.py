@@ -177,9 +177,9 @@ class ClipStage(Stage):
     """A stage whose outputs are per clip: only new clips are processed, removed ones dropped.
 
     Each table of ``tables`` has a ``clip_id`` column and the schema ``schemas[table]``.
-    A run processes the clips of :meth:`select` that are not in the first table yet and
-    drops rows of clips no longer selected; a change of parameters, code or
-    :meth:`model_key` recomputes every clip.
+    A run processes the clips of :meth:`select` that are not in the first table yet (nor
+    settled by an errors row, :attr:`settled_errors`) and drops rows of clips no longer
+    selected; a change of parameters, code or :meth:`model_key` recomputes every clip.
     """
 
     clipwise: ClassVar[bool] = True
@@ -189,6 +189,10 @@ class ClipStage(Stage):
     shard_size: ClassVar[int] = 64
     #: fewer new clips than this run in-process, starting no cluster
     min_cluster_clips: ClassVar[int] = 128
+    #: ``errors.error_type`` kinds that are a clip's result, not a failure (e.g. a recording
+    #: without sound): a clip with such a row from a successful run of the same setup
+    #: (parameters, code, model) is done, like one with rows; other failures are retried
+    settled_errors: ClassVar[frozenset[str]] = frozenset()
 
     def select(self, ctx: StageContext) -> list[str]:
         """The clips this stage covers (default: every clip of the dataset)."""

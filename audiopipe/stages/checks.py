@@ -4,7 +4,9 @@ A request is a dataset's declared stages (or the named ones) with overrides (``-
 applied to each, as :func:`audiopipe.stages.runner.run_stages` runs it. :func:`check_request`
 is the one check of it, for every caller: ``audiopipe stage`` / ``audiopipe run`` call it
 before Prefect starts, ``run_stages`` (the in-process CLI, the ``stages`` flow, a notebook)
-before the first stage runs. It refuses
+before the first stage runs; ``run_stage`` (one stage, on an open dataset) checks its own
+parameters and, with :func:`missing_param_files`, the same way, the files they name, before
+it takes any lock. It refuses
 
 1. a dataset that declares no stages when none is named;
 2. each stage's parameters that do not fit its declaration or its cross-parameter rules
@@ -41,7 +43,13 @@ from audiopipe.errors import ConfigError
 from audiopipe.stages import STAGES, stage_class
 from audiopipe.stages.params import check, resolve
 
-__all__ = ["check_params", "check_request", "missing_stage_files", "stage_file_keys"]
+__all__ = [
+    "check_params",
+    "check_request",
+    "missing_param_files",
+    "missing_stage_files",
+    "stage_file_keys",
+]
 
 
 def check_params(
@@ -86,6 +94,22 @@ def missing_stage_files(
     declared = {n: {**ds.stages.get(n, {}), **(overrides or {})} for n in stages}
     written = demo_folder(ds.source, ds.demo_corpus, cfg.base_dir)
     return path_problems(ds.name, stage_file_keys(declared, stages), cfg.base_dir, written)
+
+
+def missing_param_files(
+    dataset: str, stage: str, params: Mapping[str, Any], base_dir: str | None = None
+) -> list[str]:
+    """``datasets.D.stages.S.key: reason`` for each local file the ``params`` of one run of
+    ``stage`` name and that is not there (relative paths: against ``base_dir``, default the
+    working directory), as :func:`missing_stage_files` words them. An empty value is the
+    parameter left unset, as a call may pass it (``datasets.yaml`` is told to leave the key
+    out instead, by :func:`check_request`)."""
+    import os
+
+    from audiopipe.config_text import path_problems
+
+    keys = stage_file_keys({stage: {k: v for k, v in params.items() if v != ""}}, [stage])
+    return path_problems(dataset, keys, base_dir or os.getcwd())
 
 
 def check_request(

@@ -3,8 +3,8 @@
 :func:`run_stage` is what every caller uses (the CLI in-process, the ``stages`` Prefect
 flow inside a task, a notebook):
 
-1. resolve the parameters from their declaration (unknown keys and bad values refused
-   before any work; defaults from the dataset; paths against ``datasets.yaml``);
+1. resolve the parameters from their declaration (unknown keys, bad values and local files
+   not there refused before any work; defaults from the dataset; paths against ``datasets.yaml``);
 2. compute the run's key: parameter hash, code version, and the versions of its inputs
    (the dataset's pinned ``clips``/``features``/``frames_index`` versions, the content
    hash of every file parameter, the model a ``--predict`` run applies);
@@ -20,7 +20,7 @@ flow inside a task, a notebook):
 
 One run of a stage at a time per dataset (a lock per stage); a stage does not start while an
 ingest, rebuild or vacuum holds the dataset's lock (it waits :data:`DATASET_WAIT_S`, then
-refuses naming the holder), and a vacuum does not start while a stage runs.
+refuses naming the holder), and an ingest, rebuild or vacuum does not start while a stage runs.
 
 Examples
 --------
@@ -47,7 +47,7 @@ from audiopipe.errors import ConfigError
 from audiopipe.stages import stage_class
 from audiopipe.stages._outputs import draw, metric_summary, to_table, write_errors, write_metrics
 from audiopipe.stages.base import ClipStage, Stage, StageContext, StageOutput
-from audiopipe.stages.checks import check_params, check_request  # check_params: re-exported
+from audiopipe.stages.checks import check_params, check_request, missing_param_files
 from audiopipe.stages.cluster import process_clips
 from audiopipe.stages.params import ParamError, check, resolve
 
@@ -219,8 +219,11 @@ def _run_clips(
     if incremental:
         t = ctx.ds.table(key_table, ["clip_id"]) if key_table in ctx.ds.table_names() else None
         done = set(t.column("clip_id").unique().to_pylist()) if t is not None else set()
+        from audiopipe.stages._outputs import settled_clips  # (no rows by design, e.g. silence)
+
+        settled = settled_clips(ctx.ds, stage.name, stage.settled_errors, ctx.previous)
         chosen = set(selected)
-        todo = [c for c in selected if c not in done]
+        todo = [c for c in selected if c not in done and c not in settled]
         removed = sorted(done - chosen)
     else:
         todo, removed = list(selected), []
@@ -316,6 +319,9 @@ def run_stage(
             raise ParamError("\n".join(f"{name}: {p}" for p in cross))
     except ParamError as err:
         raise ConfigError(str(err)) from None
+    missing = missing_param_files(ds.name, name, raw, base_dir)  # (as run_stages: no lock yet)
+    if missing:
+        raise FileNotFoundError("\n".join(missing))
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     timer = _Timer()

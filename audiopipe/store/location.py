@@ -44,8 +44,8 @@ def storage_options_from_env(root: str) -> dict[str, str]:
         opts["AWS_ALLOW_HTTP"] = "true"
     # delta-rs needs a locking provider or this flag for concurrent-safe S3 writes; audiopipe
     # holds its own locks (audiopipe.store.lock: an ingest, rebuild or vacuum holds the
-    # dataset's, a stage its own and does not start while the dataset's is held), so unsafe
-    # rename is acceptable.
+    # dataset's and does not start while a stage runs, a stage its own and does not start
+    # while the dataset's is held), so unsafe rename is acceptable.
     opts["AWS_S3_ALLOW_UNSAFE_RENAME"] = "true"
     return opts
 

@@ -44,6 +44,7 @@ __all__ = [
     "stages_running",
     "LOCK_DIR",
     "STAGE_LOCK_PREFIX",
+    "STAGES_WAIT_S",
     "UNREADABLE_STALE_S",
 ]
 
@@ -52,6 +53,8 @@ LOCK_DIR = "_lock"
 STAGE_LOCK_PREFIX = "_lock_stage_"
 #: an empty or unparseable ticket older than this is a writer that died mid-create
 UNREADABLE_STALE_S = 30.0
+#: seconds an ingest or rebuild waits for running stages to end before it refuses
+STAGES_WAIT_S = 5.0
 _WIDTH = 12
 _KEEP = 2  # tickets kept below the current one when pruning
 _PRUNE_EVERY = 8  # prune on every 8th release (a listing and deletes cost round trips)
@@ -180,15 +183,18 @@ def dataset_lock(
     wait_s: float = 0.0,
     name: str = LOCK_DIR,
     no_stages: bool = False,
+    stages_wait_s: float | None = None,
 ) -> Iterator[None]:
     """Hold the dataset's lock (or the lock folder ``name``, e.g. one per stage) for the block.
 
     Waits up to ``wait_s`` seconds for a running holder, then raises
     :class:`DatasetLocked` naming it. ``no_stages`` (a vacuum, which deletes files a running
-    stage may read or be about to commit): holding the lock, also wait up to ``wait_s``
-    for running stages (:func:`stages_running`) to end, else release it and raise
-    :class:`DatasetLocked` naming them. (A stage checks the dataset lock after taking its
-    own, :func:`stage_lock`: of a vacuum and a stage starting at once, one sees the other.)
+    stage may read or be about to commit; an ingest or rebuild, which would publish new data
+    tables under it): holding the lock, also wait up to ``stages_wait_s`` (default
+    ``wait_s``) for running stages (:func:`stages_running`) to end, else release it and
+    raise :class:`DatasetLocked` naming each (pid, host, since when). (A stage checks the
+    dataset lock after taking its own, :func:`stage_lock`: of an ingest or vacuum and a
+    stage starting at once, one sees the other.)
     """
     fs = loc.fs
     folder = loc.join(name)
@@ -212,6 +218,8 @@ def dataset_lock(
             f"(pid {who.get('pid')} on {who.get('host')}, since {_since(who)}); wait for it to "
             f"finish, or, if that run is dead on another host, remove {path}"
         )
+    if stages_wait_s is not None:
+        deadline = time.monotonic() + stages_wait_s
     try:  # (the ticket is released whatever fails from here: a storage error included)
         while no_stages and (running := stages_running(loc)):
             if time.monotonic() < deadline:
@@ -235,9 +243,9 @@ def stage_lock(loc: Location, stage: str, wait_s: float = 0.0) -> Iterator[None]
     while no ingest, rebuild or vacuum holds the dataset's lock.
 
     Waits up to ``wait_s`` seconds for the dataset's lock to be free, then raises
-    :class:`DatasetLocked` naming its holder. An ingest or rebuild may start while the stage
-    runs (the stage reads the versions it opened; a rerun sees the new ones); a vacuum waits
-    for the stage (:func:`dataset_lock` ``no_stages``).
+    :class:`DatasetLocked` naming its holder. An ingest, rebuild or vacuum does not start
+    while the stage runs: each waits a little for it, then refuses naming it
+    (:func:`dataset_lock` ``no_stages``).
     """
     with dataset_lock(loc, f"stage {stage}", name=f"{STAGE_LOCK_PREFIX}{stage}"):
         deadline = time.monotonic() + wait_s

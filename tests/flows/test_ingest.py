@@ -288,6 +288,28 @@ def test_second_ingestion_at_once_is_refused(tmp_path, run_ingest):
     shutil.rmtree(tmp_path / "out")
 
 
+def test_an_ingest_under_a_running_stage_is_refused_naming_it(tmp_path, run_ingest, monkeypatch):
+    """The flow published new data tables while a stage of the dataset ran: it now waits a
+    little, then refuses naming the stage (pid, host), before any work or run row."""
+    import flows.ingest
+    from audiopipe.store.lock import DatasetLocked, stage_lock
+
+    monkeypatch.setattr(flows.ingest, "STAGES_WAIT_S", 0.3)
+    _corpus(tmp_path / "corpus", n=2)
+    cfg = _cfg(tmp_path)
+    loc = Location(str(tmp_path / "out"), "t")
+    loc.fs.makedirs(loc.base, exist_ok=True)
+    with (
+        stage_lock(loc, "beats"),
+        pytest.raises(DatasetLocked, match=rf"stage runs are running: beats \(pid {os.getpid()} "
+                                           r".*no ingest while a stage runs"),
+    ):
+        run_ingest(cfg, "t")
+    assert not (tmp_path / "out" / "t" / "tables").exists()  # nothing planned or recorded
+    assert run_ingest(cfg, "t")["files_processed"] == 2
+    shutil.rmtree(tmp_path / "out")
+
+
 def test_local_cluster_workers_report_to_the_flows_ephemeral_api(tmp_path):
     """With no Prefect server configured (``make run`` on a fresh machine), the LocalCluster
     started for a run records its task runs in the flow's own ephemeral API. Without the

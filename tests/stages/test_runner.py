@@ -241,3 +241,59 @@ def test_run_stages_called_directly_refuses_missing_stage_files_before_any_work(
     run_stages(cfg, "d", ["segment"], {"events": str(here)}, runner=runner)
     run_stages(cfg, "d", ["beats"], runner=runner)  # (files of stages not run are not checked)
     assert ran == [("segment", {"events": str(here)}), ("beats", {})]
+
+
+def test_a_clip_settled_by_an_errors_row_is_not_recomputed_each_run(tmp_path, monkeypatch):
+    """Segment gives a silent recording no rows but a NoSound errors row; the runner took a
+    clip without rows for not done and recomputed the silent clip in every run that had
+    anything new. An unchanged one is now done; a changed one (a new clip id) and every clip
+    after a stage version bump are computed again."""
+    from audiopipe.stages.segment import Segment
+    from audiopipe.stages.segment.periodic import synthetic_pcg
+
+    sr = 4000
+
+    def pcg(seed):
+        return synthetic_pcg(duration=10.0, bpm=70 + 5 * seed, seed=seed)[:2]
+
+    def nosound(ds):
+        errs = audiopipe.open_dataset(ds.location.root, "d").table("errors").to_pylist()
+        return [e["clip_id"] for e in errs if e["step"] == "segment"
+                and e["error_type"] == "NoSound"]
+
+    ds = build_dataset(tmp_path, {"p0.wav": pcg(0), "quiet.wav": (np.zeros(5 * sr), sr)},
+                       sample_rate=sr)
+    first = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (first["clips_processed"], first["clips_failed"]) == (2, 1)
+    (silent,) = nosound(ds)
+    ds = build_dataset(tmp_path, {"p1.wav": pcg(1)}, sample_rate=sr)  # something new
+    again = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (again["clips_processed"], again["clips_failed"]) == (1, 0)
+    assert nosound(ds) == [silent]
+    ds = build_dataset(tmp_path, {"quiet.wav": (np.zeros(6 * sr), sr)}, sample_rate=sr)
+    changed = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (changed["clips_processed"], changed["clips_failed"]) == (1, 1)
+    assert len(set(nosound(ds)) - {silent}) == 1
+    monkeypatch.setattr(Segment, "version", Segment.version + "-next")
+    bumped = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (bumped["clips_processed"], bumped["clips_failed"]) == (3, 1)
+
+
+def test_run_stage_refuses_missing_stage_files_before_any_work(small, tmp_path):
+    """``run_stage`` (one stage, the entry point notebooks use) did not check the files its
+    parameters name, as ``run_stages`` does: a missing events file failed inside the stage,
+    after it had waited for the dataset's lock, without naming the key. It is now refused
+    first, worded as ``run_stages`` words it, even while an ingest holds the dataset."""
+    gone = tmp_path / "share" / "events.csv"
+    with dataset_lock(small.location, "ingest"), pytest.raises(FileNotFoundError) as info:
+        run_stage(small, "segment", {"mode": "supervised", "events": "share/events.csv"},
+                  base_dir=str(tmp_path))
+    assert str(info.value) == f"datasets.d.stages.segment.events: no such file or folder: {gone}"
+    assert not _runs(small)
+    from audiopipe.stages.checks import missing_param_files
+
+    gone.parent.mkdir()
+    gone.write_text("path,onset_s,offset_s,label\n")  # there now: left to the stage to read
+    assert missing_param_files("d", "segment", {"events": "share/events.csv"}, str(tmp_path)) == []
+    assert missing_param_files("d", "segment", {"events": "s3://b/e.csv"}) == []  # not local
+    assert missing_param_files("d", "segment", {"points": ""}) == []  # a call's "not set"

@@ -184,3 +184,40 @@ def test_a_failure_while_checking_for_running_stages_releases_the_lock(tmp_path,
     assert holder(loc) is None
     with dataset_lock(loc, "ingest"):
         assert holder(loc)["what"] == "ingest"
+
+
+def test_a_lock_that_waits_for_stages_takes_the_dataset_once_they_end(tmp_path):
+    """An ingest waits a little for a running stage (``stages_wait_s``, not the lock's own
+    ``wait_s``): a stage that ends meanwhile lets it through; one that does not is named
+    (stage, pid, host, date) and the dataset's lock is left free."""
+    import threading
+
+    from audiopipe.store.lock import stage_lock
+
+    loc = Location(str(tmp_path), "d")
+    loc.fs.makedirs(loc.base, exist_ok=True)
+    taken, done = threading.Event(), threading.Event()
+
+    def stage() -> None:
+        with stage_lock(loc, "beats"):
+            taken.set()
+            done.wait(30)
+
+    t = threading.Thread(target=stage)
+    t.start()
+    try:
+        assert taken.wait(30)
+        with pytest.raises(DatasetLocked) as e, dataset_lock(loc, "ingest", no_stages=True,
+                                                             stages_wait_s=0.3):
+            pass
+        msg = str(e.value)
+        assert "stage runs are running: beats" in msg and "no ingest while a stage runs" in msg
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in msg
+        assert time.strftime("%Y-%m-%d") in msg
+        assert holder(loc) is None
+        threading.Timer(0.5, done.set).start()  # the stage ends while the ingest waits
+        with dataset_lock(loc, "ingest", no_stages=True, stages_wait_s=30):
+            assert holder(loc)["what"] == "ingest"
+    finally:
+        done.set()
+        t.join()

@@ -169,6 +169,7 @@ class Segment(ClipStage):
         Param("random_state", "int", 0, "seed of the folds and frame sampling"),
     )
     tables = ("segments",)
+    settled_errors = frozenset({"NoSound"})  # a silent recording: not retried every run
     trusted = TRUSTED
     # 6: heart mode gives a recording without sound no segments (it decoded beats in
     # silence) but an errors row, as periodic mode now does for one in which it finds no sound;
