@@ -301,6 +301,8 @@ def resolve(
             v = p.coerce(dataset[p.from_dataset])
         else:
             v = list(p.default) if isinstance(p.default, tuple) else p.default
+        if p.type == "path" and v == "":
+            v = None  # (left unset, as a call may pass it: not ``base_dir`` itself)
         if p.type == "path" and v is not None:
             v = resolve_path(v, base_dir)
         out[p.name] = v

@@ -30,6 +30,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -57,6 +58,7 @@ UNREADABLE_STALE_S = 30.0
 STAGES_WAIT_S = 5.0
 _WIDTH = 12
 _KEEP = 2  # tickets kept below the current one when pruning
+_RELEASE_TRIES = 4  # a failed write of a release mark is tried again (a storage blip)
 _PRUNE_EVERY = 8  # prune on every 8th release (a listing and deletes cost round trips)
 
 
@@ -227,10 +229,11 @@ def dataset_lock(
                 continue
             runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {_since(w)})"
                              for s, w in running.items())
+            folders = [loc.join(f"{STAGE_LOCK_PREFIX}{s}") for s in running]
             raise DatasetLocked(
                 f"dataset {loc.dataset!r}: stage runs are running: {runs}; no {what} while a "
                 f"stage runs: wait for them to finish, or, if one is dead on another host, "
-                f"remove its lock folder {loc.join(STAGE_LOCK_PREFIX)}<stage>"
+                f"remove its lock folder ({', '.join(folders)})"
             )
         yield
     finally:
@@ -265,10 +268,22 @@ def stage_lock(loc: Location, stage: str, wait_s: float = 0.0) -> Iterator[None]
 
 def _release(fs: Any, folder: str, n: int, remote: bool) -> None:
     """Mark ticket ``n`` released, then prune tickets well below it."""
-    try:
-        _create(fs, f"{folder}/{n:0{_WIDTH}d}.released", b"", remote)
-    except OSError:
-        return  # the lock stays held until its process is gone: then it is stale
+    mark = f"{folder}/{n:0{_WIDTH}d}.released"
+    for attempt in range(_RELEASE_TRIES):
+        try:
+            _create(fs, mark, b"", remote)
+            break
+        except OSError as err:
+            if attempt + 1 == _RELEASE_TRIES:  # held until this process is gone (then stale)
+                warnings.warn(
+                    f"could not release the lock ticket {folder}/{n:0{_WIDTH}d}.json ({err}): "
+                    f"it holds the dataset while this process (pid {os.getpid()}) lives; "
+                    f"remove the ticket, or end the process",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return
+            time.sleep(0.5 * (attempt + 1))
     if n % _PRUNE_EVERY:
         return
     tickets, released = _tickets(fs, folder)

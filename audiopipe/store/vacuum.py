@@ -41,7 +41,7 @@ from typing import Any
 
 from . import staged
 from .location import Location
-from .lock import dataset_lock
+from .lock import STAGES_WAIT_S, dataset_lock
 from .records import RunRow
 from .runs import DATA_TABLES, legacy_cutoff, read_runs, read_versions
 from .tables import open_table, version_as_of
@@ -174,7 +174,7 @@ def vacuum(
     fs = loc.fs
     if not fs.exists(loc.base):
         return report
-    with dataset_lock(loc, "vacuum", no_stages=True):
+    with dataset_lock(loc, "vacuum", no_stages=True, stages_wait_s=STAGES_WAIT_S):
         now = datetime.now(UTC)
         try:
             cutoff = now - timedelta(hours=retain_hours)

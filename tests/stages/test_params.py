@@ -137,3 +137,13 @@ def test_every_stage_declaration_is_complete_and_its_defaults_valid():
                 p.coerce(list(p.default) if isinstance(p.default, tuple) else p.default)
         text = help_text(st.params)
         assert all(n in text for n in names)
+
+
+def test_an_empty_path_is_the_parameter_left_unset_not_the_base_folder(tmp_path):
+    """``run_stage``'s file check takes ``""`` for a path left unset (a call may pass it), but
+    ``resolve`` made it ``base_dir`` itself: a stage got the config's folder as its reference
+    file (review 9)."""
+    got = resolve(P, {"target": "t", "path": ""}, base_dir=tmp_path)
+    assert got["path"] is None
+    assert resolve(P, {"target": "t", "path": "a.csv"}, base_dir=tmp_path)["path"] == str(
+        tmp_path / "a.csv")

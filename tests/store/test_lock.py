@@ -221,3 +221,30 @@ def test_a_lock_that_waits_for_stages_takes_the_dataset_once_they_end(tmp_path):
     finally:
         done.set()
         t.join()
+
+
+def test_a_release_that_fails_once_is_tried_again_and_one_that_keeps_failing_warns(
+    tmp_path, monkeypatch
+):
+    """A failed write of the release mark was swallowed: the ticket stayed held while the
+    process lived, refusing every ingest of a notebook's or a server's dataset (review 9)."""
+    import audiopipe.store.lock as L
+
+    loc = Location(str(tmp_path), "d")
+    real, fails = L._create, {"n": 1}
+
+    def flaky(fs, path, body, remote):
+        if path.endswith(".released") and fails["n"] > 0:
+            fails["n"] -= 1
+            raise OSError("storage blip")
+        return real(fs, path, body, remote)
+
+    monkeypatch.setattr(L, "_create", flaky)
+    with dataset_lock(loc, "ingest"):
+        pass
+    assert holder(loc) is None  # tried again
+    fails["n"] = 99
+    with pytest.warns(RuntimeWarning, match="could not release the lock ticket"):
+        with dataset_lock(loc, "ingest"):
+            pass
+    assert holder(loc) is not None

@@ -154,6 +154,38 @@ def test_vacuum_refuses_while_a_stage_runs(tmp_path):
     assert vacuum(loc, retain_hours=0).kept_runs == []
 
 
+def test_vacuum_waits_a_little_for_a_stage_and_names_its_lock_folder(tmp_path):
+    """The README says a vacuum waits 5 s for a running stage: it refused at once; its message
+    named the folder to remove as ``_lock_stage_<stage>`` (review 9)."""
+    import threading
+
+    from audiopipe.store.location import Location
+    from audiopipe.store.lock import STAGE_LOCK_PREFIX, DatasetLocked, dataset_lock
+
+    loc = Location(str(tmp_path), "d")
+    loc.fs.makedirs(loc.base, exist_ok=True)
+    taken, done = threading.Event(), threading.Event()
+
+    def stage() -> None:
+        with dataset_lock(loc, "stage beats", name=f"{STAGE_LOCK_PREFIX}beats"):
+            taken.set()
+            done.wait(30)
+
+    t = threading.Thread(target=stage)
+    t.start()
+    try:
+        assert taken.wait(30)
+        threading.Timer(1.0, done.set).start()  # the stage ends while the vacuum waits
+        assert vacuum(loc, retain_hours=0).kept_runs == []
+    finally:
+        done.set()
+        t.join()
+    with dataset_lock(loc, "stage beats", name=f"{STAGE_LOCK_PREFIX}beats"):
+        with pytest.raises(DatasetLocked) as e:
+            vacuum(loc, retain_hours=0)
+    assert f"remove its lock folder ({loc.join(STAGE_LOCK_PREFIX + 'beats')})" in str(e.value)
+
+
 def test_vacuum_keeps_a_stage_table_as_its_last_recording_run_left_it(tmp_path):
     """classify --predict records its predictions, not the fit's confusion: a default open
     reads ``confusion`` as the fit left it. With a later commit no finished run recorded (a
