@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from audiopipe.store.location import Location
+from audiopipe.store.lock import DatasetLocked, dataset_lock
 from audiopipe.store.records import RunRow
 from audiopipe.store.tables import append, open_table, scan_table, sql_in
 
@@ -169,15 +170,31 @@ def append_run(loc: Location, row: RunRow) -> int | None:
 #: a ``runs`` table of more files than this is compacted (one file per run otherwise: every
 #: command that reads it - open_dataset, status, a stage's skip check - would open them all)
 MAX_RUN_FILES = 48
+#: the lock folder one compaction of ``runs`` at a time holds (not the dataset's: an ingest
+#: holds that one while it records its run)
+COMPACT_LOCK = "_lock_runs"
 
 
 def _compact(loc: Location) -> int | None:
-    """Merge the ``runs`` table's small files into one (a new version) when there are many."""
+    """Merge the ``runs`` table's small files into one (a new version) when there are many.
+
+    One process at a time, under :data:`COMPACT_LOCK`, on a snapshot read inside it: delta-rs
+    commits two OPTIMIZEs of the same files made at once (its conflict check lets a rewrite
+    that changes no data through), and every row would then be there twice. When another
+    process holds the lock it is compacting: this one leaves it to it (None).
+    """
     dt = open_table(loc, "runs")
     if dt is None or len(dt.file_uris()) <= MAX_RUN_FILES:
         return None
-    dt.optimize.compact()
-    return open_table(loc, "runs").version()
+    try:
+        with dataset_lock(loc, "compact runs", name=COMPACT_LOCK):
+            dt = open_table(loc, "runs")  # (what a compaction that just ended left)
+            if dt is None or len(dt.file_uris()) <= MAX_RUN_FILES:
+                return None
+            dt.optimize.compact()
+            return open_table(loc, "runs").version()
+    except DatasetLocked:
+        return None
 
 
 def stage_runs(loc: Location, stage: str | None = None) -> list[RunRow]:

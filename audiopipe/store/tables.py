@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -141,24 +142,52 @@ def version_as_of(loc: Location, name: str, dt: DeltaTable, when: Any) -> int | 
     loaded one), or None when it has no commit by then.
 
     The commits' times are read from their log entries, newest first, one GET each (delta-rs's
-    ``history`` lists the log, which timed out against the tests' S3 server); only when an
-    entry has been cleaned up after a checkpoint is ``history`` asked.
+    ``history`` lists the log, which timed out against the tests' S3 server), each entry once
+    per process (:func:`_commit_time`: a pinned open and every run a vacuum keeps ask again);
+    only when an entry has been cleaned up after a checkpoint is ``history`` asked.
     """
     if when is None:
         return dt.version()
-    import json
-
     limit = when.timestamp() * 1000
+    table_id = str(dt.metadata().id)
     for v in range(dt.version(), -1, -1):
-        text = _log_entry(loc, name, v)
-        if text is None:
+        stamp = _commit_time(loc, name, table_id, v)
+        if stamp is _GONE:
             by = [c["version"] for c in dt.history() if c["timestamp"] <= limit]
             return max(by, default=None)
-        infos = [json.loads(line) for line in text.splitlines() if '"commitInfo"' in line]
-        stamps = [a["commitInfo"].get("timestamp") for a in infos if "commitInfo" in a]
-        if stamps and stamps[0] is not None and stamps[0] <= limit:
+        if stamp is not None and stamp <= limit:
             return v
     return None
+
+
+#: a log entry cleaned up after a checkpoint (:func:`_commit_time`)
+_GONE: Any = object()
+#: ``{(table uri, table id): {version: commit time in ms, or None}}``: a version's log entry
+#: is written once and never changes; a table deleted and written anew has a new id
+_COMMIT_TIMES: dict[tuple[str, str], dict[int, float | None]] = {}
+_COMMIT_TIMES_LOCK = threading.Lock()
+
+
+def _commit_time(loc: Location, name: str, table_id: str, version: int) -> Any:
+    """The commit time (ms) in log entry ``version`` of table ``name`` (its metadata id
+    ``table_id``), None when it has none, :data:`_GONE` when the entry is not there; read
+    once per process (thread-safe)."""
+    import json
+
+    key = (loc.table_uri(name), table_id)
+    with _COMMIT_TIMES_LOCK:
+        times = _COMMIT_TIMES.get(key)
+        if times is not None and version in times:
+            return times[version]
+    text = _log_entry(loc, name, version)
+    if text is None:
+        return _GONE
+    infos = [json.loads(line) for line in text.splitlines() if '"commitInfo"' in line]
+    stamps = [a["commitInfo"].get("timestamp") for a in infos if "commitInfo" in a]
+    stamp = stamps[0] if stamps else None
+    with _COMMIT_TIMES_LOCK:
+        _COMMIT_TIMES.setdefault(key, {})[version] = stamp
+    return stamp
 
 
 def table_version(loc: Location, name: str) -> int | None:

@@ -448,6 +448,12 @@ def test_a_recording_without_sound_gets_an_errors_row_not_invented_beats(tmp_pat
         lines += [f"p{i}.wav,{k},{t:.4f}" for k, ts in (("S1", s1), ("S2", s2)) for t in ts]
     files["new.wav"] = synthetic_pcg(duration=10.0, bpm=75, seed=7)[:2]
     files["silence.wav"] = (np.zeros(5 * 4000, np.float32), 4000)
+    # a silent recording with a preamp's noise floor (-80 dBFS) got invented beats (review 8:
+    # periodic mode's at confidence 1.00); so did a loud one, brown (hum-like) or white
+    rng = np.random.default_rng(3)
+    brown = np.cumsum(rng.standard_normal(5 * 4000))
+    files["floor.wav"] = ((1e-4 * rng.standard_normal(5 * 4000)).astype(np.float32), 4000)
+    files["brown.wav"] = ((0.1 * (brown - brown.mean()) / brown.std()).astype(np.float32), 4000)
     ds = build_dataset(tmp_path, files, sample_rate=4000)
     ref = tmp_path / "ref.csv"
     ref.write_text("\n".join(lines) + "\n")
@@ -456,11 +462,46 @@ def test_a_recording_without_sound_gets_an_errors_row_not_invented_beats(tmp_pat
     for mode in ("heart", "periodic"):
         r = run_stage(ds, "segment", {"mode": mode, "reference": str(ref)})
         seg = ds.table("segments").to_pandas()
-        assert cid["silence.wav"] not in set(seg.clip_id), mode
+        silent = {cid[f] for f in ("silence.wav", "floor.wav", "brown.wav")}
+        assert not silent & set(seg.clip_id), mode
         assert {cid["new.wav"], cid["p0.wav"]} <= set(seg.clip_id), mode
-        assert r["clips_failed"] == 1
+        assert r["clips_failed"] == 3
         errs = [e for e in audiopipe.open_dataset(ds.location.root, "d").table("errors").to_pylist()
                 if e["run_id"] == r["run_id"]]
-        assert [(e["clip_id"], e["step"], e["error_type"]) for e in errs] == [
-            (cid["silence.wav"], "segment", "NoSound")], mode
-        assert "no sound" in errs[0]["message"]
+        assert sorted((e["clip_id"], e["step"], e["error_type"]) for e in errs) == sorted(
+            (c, "segment", "NoSound") for c in silent), mode
+        assert all("no sound" in e["message"] for e in errs)
+        assert any("noise floor" in e["message"] for e in errs)
+
+
+def test_sound_contrast_tells_heart_sounds_from_a_noise_floor_at_any_level():
+    """The NoSound check is relative to the recording's own floor: a heart recording played
+    40 dB quieter is still one; noise of any level and colour is not."""
+    from audiopipe.stages.segment.heart import SOUND_CONTRAST, check_sound, sound_contrast
+    from audiopipe.stages.segment.periodic import synthetic_pcg
+
+    y, sr = synthetic_pcg(duration=10.0, bpm=70, seed=1)[:2]
+    for gain in (1.0, 1e-2):  # (its floor then at -86 dBFS)
+        assert sound_contrast(gain * y, sr) > 1.5 * SOUND_CONTRAST
+        check_sound(gain * y, sr)
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(10 * sr)
+    brown = np.cumsum(white) / np.sqrt(10 * sr)
+    for noise in (white, brown):
+        for level in (1e-4, 0.3):
+            assert sound_contrast(level * noise, sr) < SOUND_CONTRAST
+            with pytest.raises(segment.heart.NoSound, match="noise floor"):
+                check_sound(level * noise, sr)
+    assert np.isnan(sound_contrast(np.zeros(sr), sr))  # (digital silence: no floor at all)
+
+
+def test_every_real_heart_recording_has_a_sound_above_its_noise_floor(corpora):
+    """The 16 real recordings (PASCAL's iPhone app, CirCor's children) are all segmented."""
+    from audiopipe.stages.segment.heart import check_sound
+
+    heart = corpora / "heart"
+    paths = sorted((heart / "circor").glob("*.wav")) + sorted((heart / "pascal_a").rglob("*.flac"))
+    assert len(paths) == 16
+    for path in paths:
+        y, sr = sf.read(str(path), dtype="float64", always_2d=True)
+        check_sound(y.mean(axis=1), sr)

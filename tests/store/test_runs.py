@@ -82,3 +82,50 @@ def test_a_reused_staged_shards_error_rows_are_the_publishing_runs_and_survive_r
     append(loc, "errors", pa.Table.from_pylist([old_id], schema=ERRORS_SCHEMA))
     recover(loc)
     assert ("decode", done["run_id"]) in _steps(loc)
+
+
+def test_two_runs_recorded_at_once_compact_runs_once_and_keep_each_row_once(tmp_path, monkeypatch):
+    """Two stage runs finishing together when ``runs`` is due for compaction: both saw it due
+    (forced here: each waits after its look for the other's), and delta-rs committed both
+    OPTIMIZEs of the same files, every row then twice. One compacts; the other leaves it."""
+    import threading
+
+    from audiopipe.store import runs as R
+    from audiopipe.store.location import Location
+    from audiopipe.store.records import RunRow
+
+    def row(i):
+        now = dt.datetime.now(dt.UTC)
+        return RunRow(run_id=f"r{i}", dataset="d", kind="stage", stage=f"s{i % 2}",
+                      status="ok", started=now, finished=now)
+
+    loc = Location(str(tmp_path), "d")
+    for i in range(R.MAX_RUN_FILES):
+        append(loc, "runs", RunRow.table([row(i)]))
+    opened, seen = R.open_table, threading.local()
+    barrier = threading.Barrier(2, timeout=60)
+
+    def open_then_wait(*a, **k):
+        t = opened(*a, **k)
+        if not getattr(seen, "done", False):  # each thread's first look at runs
+            seen.done = True
+            barrier.wait()
+        return t
+
+    monkeypatch.setattr(R, "open_table", open_then_wait)
+    errors = []
+
+    def record(i):
+        try:
+            R.append_run(loc, row(100 + i))
+        except Exception as err:  # noqa: BLE001  (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    ids = [r.run_id for r in R.read_runs(loc)]
+    assert len(ids) == R.MAX_RUN_FILES + 2
+    assert len(set(ids)) == len(ids)
+    assert len(opened(loc, "runs").file_uris()) < R.MAX_RUN_FILES  # it was compacted

@@ -54,6 +54,42 @@ def test_version_as_of_reads_commit_times_from_the_log(tmp_path):
     assert version_as_of(loc, "t", dt, datetime(2000, 1, 1, tzinfo=UTC)) is None
 
 
+
+def test_version_as_of_reads_each_log_entry_once_and_sees_a_table_written_anew(
+    tmp_path, monkeypatch
+):
+    """A vacuum asks for every run it keeps, and each asking read the whole log again (1808
+    GETs for a table of 300 commits and 5 runs): each entry is read once per process. A table
+    deleted and written anew has new entries under the same versions: not the cached ones."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from audiopipe.store import tables as T
+
+    loc = Location(str(tmp_path), "d")
+    for k in range(12):
+        append(loc, "t", pa.table({"v": [k]}))
+    reads = []
+    entry = T._log_entry
+    monkeypatch.setattr(T, "_log_entry", lambda *a: reads.append(a[2]) or entry(*a))
+    before = datetime(2000, 1, 1, tzinfo=UTC)
+    dt = open_table(loc, "t")
+    assert version_as_of(loc, "t", dt, before) is None
+    assert sorted(reads) == list(range(12))
+    for _ in range(3):  # (another kept run, another pinned open)
+        assert version_as_of(loc, "t", open_table(loc, "t"), before) is None
+    assert len(reads) == 12
+    append(loc, "t", pa.table({"v": [12]}))
+    reads.clear()  # (append reads its own entry)
+    assert version_as_of(loc, "t", open_table(loc, "t"), before) is None
+    assert reads == [12]  # the new commit only
+    shutil.rmtree(loc.table_uri("t").removeprefix("file://"))
+    append(loc, "t", pa.table({"v": [0]}))
+    reads.clear()
+    assert version_as_of(loc, "t", open_table(loc, "t"), before) is None
+    assert reads == [0]
+    assert version_as_of(loc, "t", open_table(loc, "t"), datetime.now(UTC)) == 0
+
 def test_sql_in_escapes_quotes():
     assert sql_in("uri", ["it's", "a"]) == "uri IN ('a','it''s')"
 

@@ -56,6 +56,8 @@ __all__ = [
     "check_sound",
     "NoSound",
     "SILENCE_PEAK",
+    "SOUND_CONTRAST",
+    "sound_contrast",
     "heart_metrics",
 ]
 
@@ -168,6 +170,16 @@ def fit_heart(ctx: StageContext) -> dict[str, Any]:
 #: a recording whose samples all stay within one 16-bit step of zero (-90 dBFS) holds no
 #: sound: the heart and periodic models would decode beats in it anyway
 SILENCE_PEAK = 1.0 / 32768
+#: heart sounds stand out of the noise floor: the 90th percentile of the 20 ms frames' RMS
+#: in 25-400 Hz over their median (:func:`sound_contrast`) is at least this in a recording
+#: with a heart sound; stationary noise of any level and colour (white, pink, brown, blue,
+#: with a few clicks) stays under it. Chosen on split A's tuning recordings and generated
+#: noises (``benchmarks/tune_heart_sound.py``, round 1: heart >= 2.11, noise <= 1.65)
+SOUND_CONTRAST = 1.8
+#: the band, frame length and percentile of :func:`sound_contrast`
+SOUND_BAND_HZ = (25.0, 400.0)
+SOUND_FRAME_S = 0.02
+SOUND_PERCENTILE = 90.0
 
 
 class NoSound(ValueError):
@@ -176,12 +188,50 @@ class NoSound(ValueError):
     kind = "NoSound"
 
 
+def sound_contrast(
+    y: np.ndarray, sr: int, frame_s: float = SOUND_FRAME_S, q: float = SOUND_PERCENTILE
+) -> float:
+    """How far the loud frames of ``y`` stand out of its noise floor: the ``q``-th percentile
+    of the RMS of ``frame_s`` frames of ``y`` band-passed to :data:`SOUND_BAND_HZ`, over
+    their median (frames of digital silence left out; nan when none is left).
+
+    A heart sound lasts 50-150 ms, once or twice a beat: its frames stand well above the
+    diastole's; a stationary noise floor's frames all have about the same RMS (about 1.3
+    for white noise, whatever its level).
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    y = np.asarray(y, dtype=np.float64)
+    n = max(int(round(frame_s * sr)), 1)
+    hi = min(SOUND_BAND_HZ[1], 0.45 * sr)
+    if len(y) < 2 * n or hi <= SOUND_BAND_HZ[0]:
+        return float("nan")
+    sos = butter(4, [SOUND_BAND_HZ[0], hi], "bandpass", fs=sr, output="sos")
+    k = len(y) // n
+    raw = np.abs(y[: k * n]).reshape(k, n).max(axis=1)
+    band = sosfiltfilt(sos, y, padlen=min(3 * (2 * len(sos) + 1), len(y) - 1))
+    rms = np.sqrt(np.mean(band[: k * n].reshape(k, n) ** 2, axis=1))[raw > SILENCE_PEAK]
+    floor = float(np.median(rms)) if rms.size else 0.0
+    if floor <= 0.0:
+        return float("nan")
+    return float(np.percentile(rms, q)) / floor
+
+
 def check_sound(y: np.ndarray, sr: int) -> None:
-    """:class:`NoSound` when every sample of ``y`` is within :data:`SILENCE_PEAK` of zero."""
+    """:class:`NoSound` when every sample of ``y`` is within :data:`SILENCE_PEAK` of zero,
+    or when nothing in it stands out of its noise floor (:func:`sound_contrast` below
+    :data:`SOUND_CONTRAST`): the heart and periodic models would decode beats in the noise."""
     peak = float(np.max(np.abs(y))) if np.size(y) else 0.0
     if peak <= SILENCE_PEAK:
         raise NoSound(f"no sound to segment: the recording ({np.size(y) / sr:.2f} s) peaks at "
                       f"{peak:.1e}, within one 16-bit step of zero")
+    contrast = sound_contrast(y, sr)
+    if not contrast >= SOUND_CONTRAST:  # (nan: too short to tell a sound from the floor)
+        raise NoSound(
+            f"no sound to segment above the noise floor: the recording's ({np.size(y) / sr:.2f} "
+            f"s, peak {20 * np.log10(peak):.0f} dBFS) loudest tenth of 20 ms frames stand "
+            f"{contrast:.2f}x over its median (a heart sound: >= {SOUND_CONTRAST}x)"
+        )
 
 
 def process_periodic(
