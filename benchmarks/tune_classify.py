@@ -426,6 +426,76 @@ round 22's test-time warps (george 0.776, jackson 0.986, lucas 0.944; warps 0.95
 Nothing changed in the stage this round (classify stays version 9); the held-out figures
 are round 22's.
 
+Round 24 (2026-12-02, issue 12 §1: FSDD nicolas 0.880 in bulk against the goal 0.90;
+``benchmarks/tune_classify_round24.py``; FSDD leave-one-tuning-speaker-out, the stage's
+defaults of round 22 otherwise, every member read at the test-time warps and each speaker's
+vote at its most confident one, as the stage; a change to be kept only if it won by 8 clips
+of 1,500 or more without losing ESC-10 tuning classes). Baseline of the same run: the vote
+of the four **0.902** (1,353 clips; george 0.776, jackson 0.986, lucas 0.944; george's
+"two" read as "four" 48 of 50, lucas's "four" as "two" 11); alone ``stats`` 0.873,
+``sequence`` 0.861, ``hgb`` 0.815, ``mlp`` 0.880. Two ideas of round 23 (alone / the vote
+with the variant in place of its member, clips right of 1,500):
+
+- **copies that imitate a back /u:/**: training copies whose log-mel bands (and MFCCs,
+  through the DCT) are re-read by a piecewise-linear map keeping the bands below a knot and
+  moving the F2 region of a fronted /u:/ down (``strong``: 600-2000 Hz output at 600-1100
+  Hz, F2 1.7 kHz -> 0.94 kHz; ``mild``: 700-2000 -> 700-1300; ``xstrong``: 500-2200 ->
+  500-1000; ``up``: the inverse of ``strong``), beside the stage's copies. ``sequence`` +
+  strong 0.885 / 0.903 (1,355): alone it reads george's "two" right at last (48 -> 12
+  wrong, lucas's "four" 24 -> 2) but loses jackson (0.942 -> 0.926), and the vote of the
+  others, sure of "four", outvotes it; mild 0.867 / 0.901, xstrong 0.855 / 0.902, strong
+  + up 0.869 / 0.903 (1,355; "two" -> "four" 8); ``stats`` + strong 0.875 / 0.906 (1,359),
+  xstrong 0.870 / 0.903, strong + up 0.865 / 0.907 (1,361); ``mlp`` + strong 0.852 / 0.903;
+  ``hgb`` + strong 0.803 / 0.897. Both ``stats`` and ``sequence`` with strong copies
+  0.909 (1,363), with strong + up 0.912 (1,368; george 0.800, "two" -> "four" 43), xstrong
+  0.908; all four with strong copies 0.900. Copies of the clips of "two" only (a
+  diagnostic: it reads which digit has the accent; normalised with the rest of their
+  speaker's clips) 0.870 / 0.902 (``sequence``), 0.880 / 0.903 (``stats``), both 0.903. The
+  copies teach ``sequence`` george's vowel, but in the vote the gain is 2-15 clips
+  depending on which members get which maps (eleven combinations, best of them 15 clips,
+  each copy set costing a feature pass and a bigger SVM): not kept.
+- **formant statistics of the voiced part**: per frame of the voiced nucleus (round
+  21's: the trimmed frames whose power below 1 kHz is within 10 dB of the loudest) the
+  power-weighted mean log frequency of the mel bands in 200-1000 Hz (F1-like) and 800-2500
+  Hz (F2-like) and the level of the second over the first; per clip their mean,
+  p10/p50/p90 and 4 time steps (24 columns), standardised within the speaker and
+  appended ``w`` times (the classifiers standardise every column, so repeating is what
+  weighs 24 columns among about 900). ``stats`` + w = 1 / 3 / 4 / 6 / 8: 0.883 / 0.893 /
+  0.891 / 0.885 / 0.867 alone, 0.906 / 0.908 / 0.910 / 0.909 / 0.910 in the vote (1,359 /
+  1,362 / 1,365 / 1,363 / 1,365); ``sequence`` + w = 1 / 2 / 4: 0.882 / 0.884 / 0.878,
+  vote 1,358 / 1,358 / 1,357; ``hgb`` + w = 1 / 4 / 6: 0.846 / 0.830 / 0.822, vote 1,359 /
+  1,356 / 1,356. As the stage would build them (``hgb`` reads the columns of ``stats``,
+  both changed): w = 1 / 4 / 6: **0.909 / 0.911 / 0.914** (1,363 / 1,367 / 1,371; at w = 4
+  george 0.792, jackson 0.980, lucas 0.962, "two" -> "four" 48, "four" -> "two" 6; at
+  warp 1 0.895 -> 0.905). With strong copies too (``stats`` and ``sequence``, w = 1)
+  0.913 (1,370). The F2 track does not mend george's "two" (his F2 *is* low); what moves
+  are his and lucas's other errors. ESC-10 tuning classes (grouped 5-fold by fold, the same
+  script ``--esc-only``): ``stats`` 0.935 -> 0.930, ``hgb`` 0.945 -> 0.970, their per-clip
+  variants 0.940 -> 0.935 and 0.945 -> 0.960, the vote of four 0.935 -> 0.935, per clip
+  0.940 -> 0.935, the best two per clip (what the stage chose there) 0.950 -> 0.950.
+
+As the stage would build them (``stats`` and ``hgb`` both reading the formant statistics,
+repeated 4 times: the middle of the plateau 3-8 of ``stats`` in the vote; the helper's
+branch ``cls24``, commit f1296ed, classify version 11), checked through the stage
+(``fit_select``, the stage's defaults, the tuning parts): FSDD tuning speakers inner CV of
+``ensemble`` 0.902 -> 0.912 (``stats`` 0.873 -> 0.879, ``hgb`` 0.815 -> 0.826), but
+**nested 0.902 -> 0.902** (george 0.794, jackson 0.960, lucas 0.952; the outer folds, whose
+inner CV trains on one speaker, chose ``ensemble-top2`` twice and ``ensemble`` once;
+before, ``ensemble`` in all); ESC-10 tuning classes nested 0.945 -> 0.945. Fit time (wall /
+process CPU on the busy machine): FSDD 426 s / 170 s (round 22: 283 s / 146 s).
+On the held-out parts (``classify_benchmark.py --no-esc`` and ``--all --no-fsdd``, run once
+for this candidate): FSDD nicolas 0.880 -> 0.852 in bulk, 0.856 -> 0.850 as his clips
+arrive, 0.664 -> 0.710 each clip alone; ESC-10 held-back classes 0.975, all 10 classes
+0.897 -> 0.882. **Not landed**: the stage's own honest figure on the tuning parts (nested
+CV, which round 22's change raised 0.883 -> 0.902) did not move, for +50 % fit time; the
+gain was in the vote of a fixed ensemble only, as with ``--trim``'s. Said plainly: this
+decision was taken by the lead after the held-out figures above were known (the helper had
+kept the change by the vote rule, which did not ask for a nested gain); from now on a change
+is kept only when the stage's nested figure on the tuning parts rises too. The stage is
+unchanged (classify version 10); its held-out figures are round 22's. Next: ``sequence``
+with F2-lowered copies reads george's accent right alone (48 -> 12 wrong) and loses in the
+vote; giving it more say where the vote splits between "two" and "four" is the lead left.
+
 Run: ``python benchmarks/tune_classify.py`` from the repository root (about 8-12 min on one
 core; ``--prior``: the table above, about 3 min; ``--patches``: the patch classifier, about
 1 min); writes ``benchmarks/results/tune_classify.json`` (``tune_classify_prior.json``,
@@ -437,7 +507,8 @@ about 8 min, ``tune_classify_nucleus.json``; ``tune_classify_gate.py``: round 22
 min, ``--esc`` with the ESC-10 tuning classes, ``--stage`` the stage itself, about 12 min,
 ``tune_classify_gate.json``, ``tune_classify_gate_stage.json``;
 ``tune_classify_accent.py``: round 23, about 7 min, ``--clip`` 3 min, ``--combined``
-seconds, ``tune_classify_accent.json``). The studies ``tune_prior``
+seconds, ``tune_classify_accent.json``; ``tune_classify_round24.py``: round 24, about 10 min
+for every member of its list, ``--esc-only`` 3 min, ``tune_classify_round24.json``). The studies ``tune_prior``
 and ``tune`` read the current default trim (20 dB since ``--trim``; their recorded figures
 were at 30 dB); every study but ``tune_classify_nucleus.py`` reads the current
 ``upper_warps`` too (on since round 21; the figures recorded before it were without them);
