@@ -297,3 +297,56 @@ def test_run_stage_refuses_missing_stage_files_before_any_work(small, tmp_path):
     assert missing_param_files("d", "segment", {"events": "share/events.csv"}, str(tmp_path)) == []
     assert missing_param_files("d", "segment", {"events": "s3://b/e.csv"}) == []  # not local
     assert missing_param_files("d", "segment", {"points": ""}) == []  # a call's "not set"
+
+
+def test_a_rebuild_with_another_recipe_recomputes_every_clip(tmp_path):
+    """Whether a clip stage's run continued the last one ignored the feature recipe: after
+    ``audiopipe rebuild`` with another hop, clips with rows (and a silent clip settled by
+    its NoSound row) kept results computed from the old recipe's frames. A recipe change
+    now recomputes every clip; the same recipe again continues incrementally."""
+    from audiopipe.stages.segment.periodic import synthetic_pcg
+
+    sr = 4000
+    files = {"p0.wav": synthetic_pcg(duration=10.0, bpm=70, seed=0)[:2],
+             "quiet.wav": (np.zeros(5 * sr), sr)}
+    hop256 = {"n_fft": 1024, "hop_length": 256, "compute": {"rms": {}}}
+    ds = build_dataset(tmp_path, files, sample_rate=sr)
+    first = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (first["clips_processed"], first["clips_failed"]) == (2, 1)
+    ds = build_dataset(tmp_path, files, sample_rate=sr, features=hop256, kind="rebuild")
+    assert ds.run["recipe_hash"] != _runs(ds)[-1]["recipe_hash"]
+    again = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (again["clips_processed"], again["clips_failed"]) == (2, 1)
+    seg = audiopipe.open_dataset(ds.location.root, "d").table("segments", ["run_id"])
+    assert set(seg["run_id"].to_pylist()) == {again["run_id"]}
+    ds = build_dataset(tmp_path, {"p1.wav": synthetic_pcg(duration=10.0, bpm=75, seed=1)[:2]},
+                       sample_rate=sr, features=hop256)
+    more = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (more["clips_processed"], more["clips_failed"]) == (1, 0)
+
+
+def test_the_recipe_of_a_stage_run_that_recorded_none_is_that_of_the_ingest_it_read():
+    """A stage run row without a recipe (older rows) is taken to have computed on the recipe
+    of the ingest or rebuild that wrote the ``frames_index`` version it read; unknown: None
+    (the runner then recomputes every clip)."""
+    import datetime as dt
+
+    from audiopipe.stages._setup import recipe_of
+
+    t = [dt.datetime(2026, 1, 1, h, tzinfo=dt.UTC) for h in range(6)]
+
+    def ingest(run_id, fi, recipe, end):
+        return RunRow(run_id=run_id, dataset="d", kind="ingest", status="ok", recipe_hash=recipe,
+                      finished=end, table_versions=json.dumps({"frames_index": fi}))
+
+    def stage(fi, start, recipe=None):
+        return RunRow(run_id="s", dataset="d", kind="stage", status="ok", stage="segment",
+                      recipe_hash=recipe, started=start, finished=start,
+                      input_versions=json.dumps({"frames_index": fi}))
+
+    runs = [ingest("a", 1, "A", t[0]), ingest("b", 2, "B", t[2]), ingest("c", 1, "C", t[4])]
+    assert recipe_of(stage(1, t[1]), runs) == "A"  # (not "C": made anew after the run)
+    assert recipe_of(stage(2, t[3]), runs) == "B"
+    assert recipe_of(stage(2, t[3], recipe="Z"), runs) == "Z"  # recorded: that one
+    assert recipe_of(stage(7, t[5]), runs) is None
+    assert recipe_of(stage(None, t[5]), runs) is None
