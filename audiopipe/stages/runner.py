@@ -22,6 +22,9 @@ flow inside a task, a notebook):
 One run of a stage at a time per dataset (a lock per stage); a stage does not start while an
 ingest, rebuild or vacuum holds the dataset's lock (it waits :data:`DATASET_WAIT_S`, then
 refuses naming the holder), and an ingest, rebuild or vacuum does not start while a stage runs.
+A dataset opened before an ingest or rebuild published (``run_stages`` opens it once for all
+its stages; a notebook keeps one open) is opened again once the stage holds its lock, so the
+run covers the clips of now; one opened as of a ``run_id`` is left as asked.
 
 Examples
 --------
@@ -52,6 +55,7 @@ from audiopipe.stages._setup import (
     current_version,
     dataset_defaults,
     inputs,
+    latest,
     outputs_intact,
     recipe_of,
 )
@@ -269,6 +273,8 @@ def run_stage(
     timer = _Timer()
     loc = ds.location
     with stage_lock(loc, name, wait_s=DATASET_WAIT_S):
+        if (now := latest(ds)) is not ds:  # an ingest published since ds was opened: its clips
+            ds, resolved = now, _resolve(now, stage, name, raw, base_dir)
         run_id = run_id or new_stage_run_id(name)
         prev = last_stage_run(loc, name)
         ctx = StageContext(ds=ds, stage=name, params=resolved, run_id=run_id, previous=prev)

@@ -350,3 +350,47 @@ def test_the_recipe_of_a_stage_run_that_recorded_none_is_that_of_the_ingest_it_r
     assert recipe_of(stage(2, t[3], recipe="Z"), runs) == "Z"  # recorded: that one
     assert recipe_of(stage(7, t[5]), runs) is None
     assert recipe_of(stage(None, t[5]), runs) is None
+
+
+def test_a_stage_on_a_dataset_opened_before_an_ingest_runs_on_the_clips_of_now(tmp_path):
+    """The lock covers only a running stage: a dataset opened before an ingest published (a
+    notebook's ``ds``) took its lock afterwards and ran on the clips of before, in a run that
+    finished after the ingest. Once it holds its lock the stage opens the dataset again; an
+    open pinned to a run id is left as asked."""
+    files = _files(3)
+    first = build_dataset(tmp_path, dict(list(files.items())[:2]), sample_rate=SR)
+    opened_before = audiopipe.open_dataset(first.location.root, "d")
+    pinned = audiopipe.open_dataset(first.location.root, "d", run_id=first.run["run_id"])
+    now = build_dataset(tmp_path, files, sample_rate=SR)  # an ingest: 3 clips
+    assert opened_before.table("clips").num_rows == 2
+    rep = run_stage(opened_before, "fingerprint")
+    assert rep["clips_processed"] == 3
+    fp = audiopipe.open_dataset(now.location.root, "d").table("fingerprints", ["clip_id"])
+    assert set(fp["clip_id"].to_pylist()) == set(now.table("clips")["clip_id"].to_pylist())
+    (row,) = [r for r in _runs(now) if r["run_id"] == rep["run_id"]]
+    assert json.loads(row["input_versions"])["clips"] == now.versions["clips"]
+    assert run_stage(pinned, "beats")["clips_processed"] == 2
+
+
+def test_run_stages_runs_each_stage_on_the_clips_of_now(tmp_path):
+    """``run_stages`` in process opens the dataset once: an ingest that waited for stage 1
+    published in the gap, and stage 2 ran on the dataset of before (its new clip missing)."""
+    from audiopipe.config import parse_config
+    from audiopipe.stages.runner import run_stages
+
+    files = _files(3)
+    first = dict(list(files.items())[:2])
+    build_dataset(tmp_path, first, sample_rate=SR)
+    cfg = parse_config({"storage": str(tmp_path / "out"), "datasets": {"d": {
+        "source": str(tmp_path / "corpus"), "sample_rate": SR}}})
+    ingested = []
+
+    def log(msg):
+        if msg.startswith("fingerprint:") and not ingested:  # stage 1 done, its lock released
+            ingested.append(build_dataset(tmp_path, files, sample_rate=SR))
+
+    rep = run_stages(cfg, "d", ["fingerprint", "beats"], log=log)
+    assert ingested and rep["fingerprint"]["clips_processed"] == 2
+    assert rep["beats"]["clips_processed"] == 3
+    tempo = audiopipe.open_dataset(str(tmp_path / "out"), "d").table("tempo", ["clip_id"])
+    assert len(set(tempo["clip_id"].to_pylist())) == 3
