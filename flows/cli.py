@@ -137,15 +137,13 @@ def _ingest_without_work(
 
     if api_url() is not None:
         return None
-    from audiopipe.ingest import plan_ingest, publish
-    from audiopipe.store.location import Location
-    from audiopipe.store.lock import STAGES_WAIT_S, dataset_lock
+    from audiopipe.ingest import publish
+    from audiopipe.ingest.turn import ingest_turn
+    from audiopipe.store.lock import STAGES_WAIT_S
 
     ds = cfg.dataset(dataset)
-    # (not under a running stage, as the flow: see flows.ingest.run_ingest)
-    with dataset_lock(Location(cfg.storage_root, ds.name), kind, no_stages=True,
-                      stages_wait_s=STAGES_WAIT_S):
-        plan = plan_ingest(cfg, ds.name, kind=kind, **opts)
+    # (no data published under a running stage, as the flow: see flows.ingest.run_ingest)
+    with ingest_turn(cfg, ds.name, kind, stages_wait_s=STAGES_WAIT_S, **opts) as plan:
         if plan.shards:
             return None
         from flows.interrupt import publishing

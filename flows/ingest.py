@@ -26,12 +26,12 @@ from audiopipe.ingest import (
     Shard,
     ShardResult,
     extract_shard,
-    plan_ingest,
     publish,
     record_failed_run,
 )
+from audiopipe.ingest.turn import ingest_turn
 from audiopipe.stages.cluster import QUIET_CLUSTER
-from audiopipe.store.lock import STAGES_WAIT_S, dataset_lock
+from audiopipe.store.lock import STAGES_WAIT_S
 from audiopipe.store.runs import summarize
 from flows.interrupt import publishing
 from flows.runtime import cluster_shape, task_runner
@@ -172,37 +172,33 @@ def run_ingest(
     ``worker_timings`` (seconds per phase summed over the shards), ``n_workers`` and
     ``read_ahead`` (whether workers used a spare core: two threads extracting files).
 
-    Not while a stage of the dataset runs: a stage commits outputs computed from the clips,
-    features and frames it opened, so an ingest published under it left a stage run that
-    finished after the ingest (and looked as if it covered it) with outputs of the clips of
-    before: new clips missing, removed ones still there, until the stage ran again. The run waits
-    up to ``wait_s`` for another ingest, rebuild or vacuum and up to
+    No data published while a stage of the dataset runs (:mod:`audiopipe.ingest.turn`): a
+    stage commits outputs computed from the clips, features and frames it opened, so an
+    ingest published under it left a stage run that finished after the ingest (and looked as
+    if it covered it) with outputs of the clips of before. The run waits up to ``wait_s`` for
+    another ingest, rebuild or vacuum; a plan with data to publish waits up to
     :data:`~audiopipe.store.lock.STAGES_WAIT_S` (or ``wait_s`` if longer) for running stages
     to end, then raises :class:`~audiopipe.store.lock.DatasetLocked` naming each (pid,
-    host, since when), before any work: nothing is planned, extracted or recorded. A
-    scheduled ingestion whose turn comes while a stage runs fails that turn with that
-    message, and its next turn ingests everything new since (an ingest is incremental:
-    nothing is lost, only delayed).
+    host, since when), before any extraction or ``runs`` row; its next turn ingests
+    everything new since (an ingest is incremental: nothing is lost, only delayed). A turn
+    with nothing to publish goes through while a stage runs (only its ``runs`` row).
     """
     check_files(cfg, dataset, labels=True)  # its labels file, named before any work
     logger = get_run_logger()
     ds = cfg.dataset(dataset)
-    from audiopipe.store.location import Location
-
-    loc = Location(cfg.storage_root, ds.name)
-    with dataset_lock(loc, kind, wait_s=wait_s, no_stages=True,
-                      stages_wait_s=max(wait_s, STAGES_WAIT_S)):
-        t0 = time.perf_counter()
-        n_workers, spare_core = cluster_shape(cfg, scheduler)
-        plan = plan_ingest(
-            cfg,
-            ds.name,
-            kind=kind,
-            n_workers=n_workers,
-            read_ahead=spare_core,
-            allow_removals=allow_removals,
-            retry_failed=retry_failed,
-        )
+    t0 = time.perf_counter()
+    n_workers, spare_core = cluster_shape(cfg, scheduler)
+    with ingest_turn(
+        cfg,
+        ds.name,
+        kind,
+        wait_s=wait_s,
+        stages_wait_s=max(wait_s, STAGES_WAIT_S),
+        n_workers=n_workers,
+        read_ahead=spare_core,
+        allow_removals=allow_removals,
+        retry_failed=retry_failed,
+    ) as plan:
         t1 = time.perf_counter()
         logger.info("%s %s: %s; %d shards", kind, ds.name, plan.diff.summary(), len(plan.shards))
         for note in plan.notes:

@@ -410,3 +410,27 @@ def test_ingest_does_not_publish_under_a_running_stage(tmp_path, capsys, monkeyp
     assert ds.table("runs").num_rows == runs and ds.table("clips").num_rows == 3
     assert main(["--config", str(cfg_path), "ingest", "d", "--quiet", "--allow-removals"]) == 0
     assert audiopipe.open_dataset(str(tmp_path / "out"), "d").table("clips").num_rows == 2
+
+
+def test_an_ingest_with_nothing_new_goes_through_under_a_running_stage(tmp_path, capsys,
+                                                                        monkeypatch):
+    """An ingest with nothing to publish was refused while any stage ran (every scheduled
+    turn of a long stage failed); it now records its run, the data tables unchanged."""
+    import audiopipe
+    from audiopipe.store import lock
+    from audiopipe.store.location import Location
+
+    monkeypatch.setattr(lock, "STAGES_WAIT_S", 0.3, raising=False)
+    for i in range(2):
+        write(tmp_path / "c" / f"{i}.wav", sine(f=300 + 100 * i, dur=0.3), 22050)
+    cfg_path = write_config(tmp_path, {"d": {"source": str(tmp_path / "c")}})
+    ingest_in_process(cfg_path, "d")
+    before = audiopipe.open_dataset(str(tmp_path / "out"), "d")
+    capsys.readouterr()
+    with lock.stage_lock(Location(str(tmp_path / "out"), "d"), "beats"):
+        assert main(["--config", str(cfg_path), "ingest", "d", "--quiet"]) == 0
+    assert "0 new, 0 changed, 0 removed" in capsys.readouterr().out
+    now = audiopipe.open_dataset(str(tmp_path / "out"), "d")
+    assert now.run["run_id"] != before.run["run_id"] and now.run["status"] == "ok"
+    assert {t: now.versions[t] for t in ("clips", "features", "frames_index")} == {
+        t: before.versions[t] for t in ("clips", "features", "frames_index")}

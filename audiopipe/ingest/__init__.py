@@ -18,7 +18,8 @@ extracting whole files, handed back in file order), :mod:`~audiopipe.ingest.extr
 :mod:`~audiopipe.ingest.staging` (a shard's rows wait for the run to publish them),
 :mod:`~audiopipe.ingest.publish` (one commit per table, then the ``runs`` row; a run whose
 removals, files gone and stored files that now fail, exceed ``max_removed_share`` is not
-published). The rows are
+published), :mod:`~audiopipe.ingest.turn` (the dataset's lock held from plan to publish; no
+data published while a stage runs). The rows are
 typed records of :mod:`audiopipe.store.records`; run records live in
 :mod:`audiopipe.store.runs`.
 

@@ -87,6 +87,12 @@ class IngestPlan:
     def n_files(self) -> int:
         return sum(len(s.files) for s in self.shards)
 
+    @property
+    def changes_data(self) -> bool:
+        """Whether publishing it commits to the data tables (files to extract, clips to drop
+        or relabel); False: it records only its ``runs`` row."""
+        return bool(self.shards or self.diff.removed or self.diff.relabeled)
+
 
 def plan_shards(
     files: list[FileEntry], max_files: int, max_bytes: int, salt: str, min_shards: int = 1
@@ -359,6 +365,7 @@ def plan_ingest(
     read_ahead: bool | None = None,
     allow_removals: bool = False,
     retry_failed: bool = False,
+    recover_first: bool = True,
 ) -> IngestPlan:
     """Discover files, diff them against the store and plan shards.
 
@@ -387,11 +394,16 @@ def plan_ingest(
 
     ``kind="rebuild"`` plans every file again (a new table version replaces
     the dataset's features; old versions stay readable until vacuumed).
+
+    ``recover_first`` (default): undo a killed run's commits first
+    (:func:`~audiopipe.store.runs.recover`); off, the plan only reads (while a stage runs:
+    :mod:`audiopipe.ingest.turn`), and such a plan must publish no data.
     """
     ds: DatasetConfig = cfg.dataset(dataset)
     check_files(cfg, ds.name, labels=True)  # a local labels file not there: named by its key
     loc = Location(cfg.storage_root, ds.name)
-    recover(loc)
+    if recover_first:
+        recover(loc)
     recipe = ds.recipe()
     rhash = F.recipe_hash(recipe)
     run_id = run_id or new_run_id()

@@ -44,18 +44,24 @@ def write_errors(ds: Dataset, rows: list[dict[str, Any]]) -> int | None:
 def settled_clips(ds: Dataset, stage: str, kinds: frozenset[str], setup: RunRow | None) -> set[str]:
     """Clips whose ``errors`` row of ``stage`` is of a kind in ``kinds`` (a result, such as a
     recording without sound), written by a successful run of the same parameters, code and
-    model as ``setup`` (the run an incremental run continues): done, not retried.
+    model, computed on frames of the same feature recipe as ``setup`` (the run an incremental
+    run continues): done, not retried.
 
     A clip id names the clip's content, so a changed recording is a new clip; a run of
-    another setup (a stage version bump, other parameters) recomputes every clip anyway.
+    another setup (a stage version bump, other parameters, a rebuild with another recipe)
+    recomputes every clip anyway.
     """
     if not kinds or setup is None:
         return set()
-    from audiopipe.store.runs import stage_runs
+    from audiopipe.stages._setup import recipe_of
+    from audiopipe.store.runs import read_runs
 
-    same = {r.run_id for r in stage_runs(ds.location, stage) if r.status == "ok"
+    runs = read_runs(ds.location)
+    recipe = recipe_of(setup, runs)
+    same = {r.run_id for r in runs if r.kind == "stage" and r.stage == stage and r.status == "ok"
             and (r.params_hash, r.code_version, r.model_id)
-            == (setup.params_hash, setup.code_version, setup.model_id)}
+            == (setup.params_hash, setup.code_version, setup.model_id)
+            and recipe is not None and recipe_of(r, runs) == recipe}
     t = ds.table("errors", ["run_id", "clip_id", "step", "error_type"])
     return {c for r, c, s, k in zip(*(t.column(n).to_pylist() for n in t.column_names),
                                     strict=True)

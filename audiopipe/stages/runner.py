@@ -11,7 +11,8 @@ flow inside a task, a notebook):
 3. skip when the last successful run of the stage has the same key and its tables are
    still at the versions it wrote (``force=True`` reruns);
 4. run the stage (:class:`~audiopipe.stages.base.Stage` or, clip by clip, only the new
-   clips of a :class:`~audiopipe.stages.base.ClipStage` and dropping removed ones);
+   clips of a :class:`~audiopipe.stages.base.ClipStage` and dropping removed ones; every
+   clip when the parameters, code, model or the dataset's feature recipe changed);
 5. write its tables as new Delta versions and its files under
    ``<dataset>/stages/<stage>/<run_id>/`` through the storage location, append metric
    rows, draw its plots, and append a ``runs`` row (kind ``stage``) with the parameters,
@@ -21,6 +22,9 @@ flow inside a task, a notebook):
 One run of a stage at a time per dataset (a lock per stage); a stage does not start while an
 ingest, rebuild or vacuum holds the dataset's lock (it waits :data:`DATASET_WAIT_S`, then
 refuses naming the holder), and an ingest, rebuild or vacuum does not start while a stage runs.
+A dataset opened before an ingest or rebuild published (``run_stages`` opens it once for all
+its stages; a notebook keeps one open) is opened again once the stage holds its lock, so the
+run covers the clips of now; one opened as of a ``run_id`` is left as asked.
 
 Examples
 --------
@@ -37,7 +41,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +49,16 @@ from typing import TYPE_CHECKING, Any
 from audiopipe.errors import ConfigError
 from audiopipe.stages import stage_class
 from audiopipe.stages._outputs import draw, metric_summary, to_table, write_errors, write_metrics
+from audiopipe.stages._setup import (
+    INPUT_TABLES,  # noqa: F401 (the runner's constants, defined beside its helpers)
+    SHARED_TABLES,  # noqa: F401
+    current_version,
+    dataset_defaults,
+    inputs,
+    latest,
+    outputs_intact,
+    recipe_of,
+)
 from audiopipe.stages.base import ClipStage, Stage, StageContext, StageOutput
 from audiopipe.stages.checks import check_params, check_request, missing_param_files
 from audiopipe.stages.cluster import process_clips
@@ -53,7 +66,6 @@ from audiopipe.stages.params import ParamError, check, resolve
 
 if TYPE_CHECKING:
     from audiopipe.store.dataset import Dataset
-    from audiopipe.store.records import RunRow
 
 __all__ = [
     "run_stage",
@@ -65,12 +77,8 @@ __all__ = [
     "new_stage_run_id",
 ]
 
-#: the data tables whose pinned versions are every stage's inputs
-INPUT_TABLES = ("clips", "features", "frames_index")
 #: seconds a stage waits for an ingest, rebuild or vacuum holding the dataset's lock to end
 DATASET_WAIT_S = 5.0
-#: tables every stage appends to: not part of a stage's "outputs unchanged" check
-SHARED_TABLES = ("metrics", "errors")
 
 
 def new_stage_run_id(stage: str) -> str:
@@ -92,76 +100,6 @@ def params_hash(params: Mapping[str, Any]) -> str:
     """Stable hash (16 hex digits) of resolved parameters."""
     payload = json.dumps(params, sort_keys=True, default=str).encode()
     return hashlib.blake2b(payload, digest_size=8).hexdigest()
-
-
-def _dataset_defaults(ds: Dataset, stage: Stage, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Values the dataset gives to parameters declared ``from_dataset`` (only those needed)."""
-    need = {p.from_dataset for p in stage.params if p.from_dataset and given.get(p.name) is None}
-    out: dict[str, Any] = {}
-    if not need:
-        return out
-    fi = ds.table("frames_index", ["sr", "hop_length", "part"])
-    if fi.num_rows:
-        out["sample_rate"] = int(fi.column("sr")[0].as_py())
-        out["hop_length"] = int(fi.column("hop_length")[0].as_py())
-        if "n_fft" in need:
-            from audiopipe.store.frames import open_part
-
-            part = fi.column("part")[0].as_py()
-            attrs = open_part(ds.location.frames_uri(part), ds.location.fsspec_options).attrs
-            n_fft = (attrs.get("recipe") or {}).get("n_fft")
-            if n_fft is not None:
-                out["n_fft"] = int(n_fft)
-    else:
-        clips = ds.table("clips", ["sr"])
-        if clips.num_rows:
-            out["sample_rate"] = int(clips.column("sr")[0].as_py())
-    return out
-
-
-def _file_hash(ds: Dataset, uri: str) -> str:
-    """Hash of a file's bytes; of a local folder (e.g. per-recording references): of its
-    files' names and bytes."""
-    from audiopipe.stages._common import read_bytes
-
-    if "://" not in uri and os.path.isdir(uri):
-        h = hashlib.blake2b(digest_size=8)
-        for root, dirs, files in os.walk(uri):
-            dirs.sort()
-            for f in sorted(files):
-                path = os.path.join(root, f)
-                h.update(os.path.relpath(path, uri).encode() + b"\0")
-                with open(path, "rb") as fh:
-                    h.update(hashlib.blake2b(fh.read(), digest_size=8).digest())
-        return h.hexdigest()
-    return hashlib.blake2b(read_bytes(ds, uri), digest_size=8).hexdigest()
-
-
-def _inputs(ds: Dataset, stage: Stage, params: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {t: ds.versions.get(t) for t in INPUT_TABLES}
-    for p in stage.params:
-        if p.type == "path" and params.get(p.name):
-            out[f"file:{params[p.name]}"] = _file_hash(ds, params[p.name])
-    return out
-
-
-def _current_version(ds: Dataset, name: str) -> int | None:
-    from audiopipe.store.tables import table_version
-
-    return table_version(ds.location, name)
-
-
-def _outputs_intact(ds: Dataset, prev: RunRow) -> bool:
-    """Whether the tables ``prev`` wrote are still at the versions it left them (a vacuum's
-    commits, which change no row, do not count)."""
-    from audiopipe.store.tables import rows_changed_since
-
-    for name, v in prev.versions().items():
-        if name in SHARED_TABLES or _current_version(ds, name) == v:
-            continue
-        if v is None or rows_changed_since(ds.location, name, v):
-            return False
-    return True
 
 
 class _Timer:
@@ -242,7 +180,7 @@ def _run_clips(
                     name, data, mode="replace", key="clip_id", keys=keys
                 )
             else:
-                versions[name] = _current_version(ctx.ds, name)
+                versions[name] = current_version(ctx.ds, name)
         else:
             versions[name] = ctx.ds.write_table(name, data, mode="overwrite")
     errors = [e for b in batches for e in b.errors]
@@ -277,6 +215,29 @@ def _run_clips(
     }
 
 
+def _resolve(
+    ds: Dataset, stage: Stage, name: str, raw: dict[str, Any], base_dir: str | None
+) -> dict[str, Any]:
+    """``raw`` checked and resolved (defaults, some from ``ds``), or :class:`ConfigError`."""
+    try:
+        problems = check(stage.params, raw, where=name)
+        if problems:
+            raise ParamError("\n".join(problems))
+        resolved = resolve(
+            stage.params,
+            raw,
+            dataset=dataset_defaults(ds, stage, raw),
+            base_dir=base_dir,
+            where=name,
+        )
+        cross = stage.check(resolved)
+        if cross:
+            raise ParamError("\n".join(f"{name}: {p}" for p in cross))
+    except ParamError as err:
+        raise ConfigError(str(err)) from None
+    return resolved
+
+
 def run_stage(
     ds: Dataset,
     name: str,
@@ -299,26 +260,11 @@ def run_stage(
     """
     from audiopipe.store.lock import stage_lock
     from audiopipe.store.records import RunRow
-    from audiopipe.store.runs import append_run, last_stage_run
+    from audiopipe.store.runs import append_run, last_stage_run, read_runs
 
     stage = stage_class(name)()
     raw = dict(params or {})
-    try:
-        problems = check(stage.params, raw, where=name)
-        if problems:
-            raise ParamError("\n".join(problems))
-        resolved = resolve(
-            stage.params,
-            raw,
-            dataset=_dataset_defaults(ds, stage, raw),
-            base_dir=base_dir,
-            where=name,
-        )
-        cross = stage.check(resolved)
-        if cross:
-            raise ParamError("\n".join(f"{name}: {p}" for p in cross))
-    except ParamError as err:
-        raise ConfigError(str(err)) from None
+    resolved = _resolve(ds, stage, name, raw, base_dir)
     missing = missing_param_files(ds.name, name, raw, base_dir)  # (as run_stages: no lock yet)
     if missing:
         raise FileNotFoundError("\n".join(missing))
@@ -327,22 +273,26 @@ def run_stage(
     timer = _Timer()
     loc = ds.location
     with stage_lock(loc, name, wait_s=DATASET_WAIT_S):
+        if (now := latest(ds)) is not ds:  # an ingest published since ds was opened: its clips
+            ds, resolved = now, _resolve(now, stage, name, raw, base_dir)
         run_id = run_id or new_stage_run_id(name)
         prev = last_stage_run(loc, name)
         ctx = StageContext(ds=ds, stage=name, params=resolved, run_id=run_id, previous=prev)
-        inputs = {**_inputs(ds, stage, resolved), **stage.inputs(ctx)}
+        ins = {**inputs(ds, stage, resolved), **stage.inputs(ctx)}
         phash, cv = params_hash(resolved), code_version(stage)
-        same_setup = (
+        same_setup = (  # (frames of another recipe: every clip again, see _setup.recipe_of)
             prev is not None
             and prev.params_hash == phash
             and prev.code_version == cv
-            and _outputs_intact(ds, prev)
+            and (recipe := (ds.run or {}).get("recipe_hash")) is not None
+            and recipe_of(prev, read_runs(loc)) == recipe
+            and outputs_intact(ds, prev)
         )
         timer.lap("check")
         if (
             not force
             and same_setup
-            and json.loads(prev.input_versions or "{}") == json.loads(json.dumps(inputs))
+            and json.loads(prev.input_versions or "{}") == json.loads(json.dumps(ins))
         ):
             msg = f"unchanged since run {prev.run_id} (inputs, parameters, code); --force reruns"
             if log:
@@ -366,7 +316,7 @@ def run_stage(
             "started": started,
             "params": json.dumps(resolved, sort_keys=True, default=str),
             "params_hash": phash,
-            "input_versions": json.dumps(inputs, sort_keys=True),
+            "input_versions": json.dumps(ins, sort_keys=True),
             "recipe_hash": (ds.run or {}).get("recipe_hash"),
             "config_hash": (ds.run or {}).get("config_hash"),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -307,6 +308,26 @@ def test_an_ingest_under_a_running_stage_is_refused_naming_it(tmp_path, run_inge
         run_ingest(cfg, "t")
     assert not (tmp_path / "out" / "t" / "tables").exists()  # nothing planned or recorded
     assert run_ingest(cfg, "t")["files_processed"] == 2
+    shutil.rmtree(tmp_path / "out")
+
+
+def test_a_turn_with_nothing_new_goes_through_under_a_running_stage(tmp_path, run_ingest,
+                                                                   monkeypatch):
+    """A scheduled turn with nothing to publish failed while any stage ran, every turn of a
+    long stage; it now records its run (nothing extracted, the data tables unchanged)."""
+    import flows.ingest
+    from audiopipe.store.lock import stage_lock
+
+    monkeypatch.setattr(flows.ingest, "STAGES_WAIT_S", 0.3)
+    _corpus(tmp_path / "corpus", n=2)
+    cfg = _cfg(tmp_path)
+    first = run_ingest(cfg, "t")
+    with stage_lock(Location(str(tmp_path / "out"), "t"), "beats"):
+        row = run_ingest(cfg, "t")
+    assert row["status"] == "ok" and row["files_processed"] == 0 and row["shards"] == 0
+    data = ("clips", "features", "frames_index")
+    now, before = json.loads(row["table_versions"]), json.loads(first["table_versions"])
+    assert {t: now[t] for t in data} == {t: before[t] for t in data}
     shutil.rmtree(tmp_path / "out")
 
 

@@ -22,11 +22,14 @@ def build_dataset(
     drop: list[str] | tuple[str, ...] = (),
     storage: str | None = None,
     sample_rate: int = 22050,
+    features: dict | None = None,
+    kind: str = "ingest",
 ):
     """Write ``{relpath: (y, sr)}`` (y mono (n,) or (n, ch)) plus a labels.csv, ingest, open.
 
     ``drop`` deletes files of an earlier call (the next ingest removes their clips);
-    ``storage`` is the output root (default ``tmp_path / "out"``; ``s3://...`` works).
+    ``storage`` is the output root (default ``tmp_path / "out"``; ``s3://...`` works);
+    ``features`` the recipe (default ``SMALL_RECIPE``); ``kind="rebuild"`` rebuilds.
     """
     folder = tmp_path / "corpus"
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,12 +51,12 @@ def build_dataset(
                     "source": str(folder),
                     "labels": {"path": str(folder / "labels.csv"), "on": "path"},
                     "sample_rate": sample_rate,
-                    "features": SMALL_RECIPE,
+                    "features": features or SMALL_RECIPE,
                 }
             },
         }
     )
-    plan = plan_ingest(cfg, name)
+    plan = plan_ingest(cfg, name, kind=kind)
     loc = plan.context.location
     for s in plan.shards:  # extract_shard expects its staging folder to exist (local fs)
         if not loc.is_remote:

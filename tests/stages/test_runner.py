@@ -297,3 +297,100 @@ def test_run_stage_refuses_missing_stage_files_before_any_work(small, tmp_path):
     assert missing_param_files("d", "segment", {"events": "share/events.csv"}, str(tmp_path)) == []
     assert missing_param_files("d", "segment", {"events": "s3://b/e.csv"}) == []  # not local
     assert missing_param_files("d", "segment", {"points": ""}) == []  # a call's "not set"
+
+
+def test_a_rebuild_with_another_recipe_recomputes_every_clip(tmp_path):
+    """Whether a clip stage's run continued the last one ignored the feature recipe: after
+    ``audiopipe rebuild`` with another hop, clips with rows (and a silent clip settled by
+    its NoSound row) kept results computed from the old recipe's frames. A recipe change
+    now recomputes every clip; the same recipe again continues incrementally."""
+    from audiopipe.stages.segment.periodic import synthetic_pcg
+
+    sr = 4000
+    files = {"p0.wav": synthetic_pcg(duration=10.0, bpm=70, seed=0)[:2],
+             "quiet.wav": (np.zeros(5 * sr), sr)}
+    hop256 = {"n_fft": 1024, "hop_length": 256, "compute": {"rms": {}}}
+    ds = build_dataset(tmp_path, files, sample_rate=sr)
+    first = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (first["clips_processed"], first["clips_failed"]) == (2, 1)
+    ds = build_dataset(tmp_path, files, sample_rate=sr, features=hop256, kind="rebuild")
+    assert ds.run["recipe_hash"] != _runs(ds)[-1]["recipe_hash"]
+    again = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (again["clips_processed"], again["clips_failed"]) == (2, 1)
+    seg = audiopipe.open_dataset(ds.location.root, "d").table("segments", ["run_id"])
+    assert set(seg["run_id"].to_pylist()) == {again["run_id"]}
+    ds = build_dataset(tmp_path, {"p1.wav": synthetic_pcg(duration=10.0, bpm=75, seed=1)[:2]},
+                       sample_rate=sr, features=hop256)
+    more = run_stage(ds, "segment", {"mode": "periodic"})
+    assert (more["clips_processed"], more["clips_failed"]) == (1, 0)
+
+
+def test_the_recipe_of_a_stage_run_that_recorded_none_is_that_of_the_ingest_it_read():
+    """A stage run row without a recipe (older rows) is taken to have computed on the recipe
+    of the ingest or rebuild that wrote the ``frames_index`` version it read; unknown: None
+    (the runner then recomputes every clip)."""
+    import datetime as dt
+
+    from audiopipe.stages._setup import recipe_of
+
+    t = [dt.datetime(2026, 1, 1, h, tzinfo=dt.UTC) for h in range(6)]
+
+    def ingest(run_id, fi, recipe, end):
+        return RunRow(run_id=run_id, dataset="d", kind="ingest", status="ok", recipe_hash=recipe,
+                      finished=end, table_versions=json.dumps({"frames_index": fi}))
+
+    def stage(fi, start, recipe=None):
+        return RunRow(run_id="s", dataset="d", kind="stage", status="ok", stage="segment",
+                      recipe_hash=recipe, started=start, finished=start,
+                      input_versions=json.dumps({"frames_index": fi}))
+
+    runs = [ingest("a", 1, "A", t[0]), ingest("b", 2, "B", t[2]), ingest("c", 1, "C", t[4])]
+    assert recipe_of(stage(1, t[1]), runs) == "A"  # (not "C": made anew after the run)
+    assert recipe_of(stage(2, t[3]), runs) == "B"
+    assert recipe_of(stage(2, t[3], recipe="Z"), runs) == "Z"  # recorded: that one
+    assert recipe_of(stage(7, t[5]), runs) is None
+    assert recipe_of(stage(None, t[5]), runs) is None
+
+
+def test_a_stage_on_a_dataset_opened_before_an_ingest_runs_on_the_clips_of_now(tmp_path):
+    """The lock covers only a running stage: a dataset opened before an ingest published (a
+    notebook's ``ds``) took its lock afterwards and ran on the clips of before, in a run that
+    finished after the ingest. Once it holds its lock the stage opens the dataset again; an
+    open pinned to a run id is left as asked."""
+    files = _files(3)
+    first = build_dataset(tmp_path, dict(list(files.items())[:2]), sample_rate=SR)
+    opened_before = audiopipe.open_dataset(first.location.root, "d")
+    pinned = audiopipe.open_dataset(first.location.root, "d", run_id=first.run["run_id"])
+    now = build_dataset(tmp_path, files, sample_rate=SR)  # an ingest: 3 clips
+    assert opened_before.table("clips").num_rows == 2
+    rep = run_stage(opened_before, "fingerprint")
+    assert rep["clips_processed"] == 3
+    fp = audiopipe.open_dataset(now.location.root, "d").table("fingerprints", ["clip_id"])
+    assert set(fp["clip_id"].to_pylist()) == set(now.table("clips")["clip_id"].to_pylist())
+    (row,) = [r for r in _runs(now) if r["run_id"] == rep["run_id"]]
+    assert json.loads(row["input_versions"])["clips"] == now.versions["clips"]
+    assert run_stage(pinned, "beats")["clips_processed"] == 2
+
+
+def test_run_stages_runs_each_stage_on_the_clips_of_now(tmp_path):
+    """``run_stages`` in process opens the dataset once: an ingest that waited for stage 1
+    published in the gap, and stage 2 ran on the dataset of before (its new clip missing)."""
+    from audiopipe.config import parse_config
+    from audiopipe.stages.runner import run_stages
+
+    files = _files(3)
+    first = dict(list(files.items())[:2])
+    build_dataset(tmp_path, first, sample_rate=SR)
+    cfg = parse_config({"storage": str(tmp_path / "out"), "datasets": {"d": {
+        "source": str(tmp_path / "corpus"), "sample_rate": SR}}})
+    ingested = []
+
+    def log(msg):
+        if msg.startswith("fingerprint:") and not ingested:  # stage 1 done, its lock released
+            ingested.append(build_dataset(tmp_path, files, sample_rate=SR))
+
+    rep = run_stages(cfg, "d", ["fingerprint", "beats"], log=log)
+    assert ingested and rep["fingerprint"]["clips_processed"] == 2
+    assert rep["beats"]["clips_processed"] == 3
+    tempo = audiopipe.open_dataset(str(tmp_path / "out"), "d").table("tempo", ["clip_id"])
+    assert len(set(tempo["clip_id"].to_pylist())) == 3

@@ -1,0 +1,61 @@
+"""An ingest turn (:mod:`audiopipe.ingest.turn`): no data published under a running stage,
+but a turn with nothing to publish goes through."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import audiopipe
+from audiopipe.config import load_config
+from audiopipe.ingest import extract_shard, publish
+from audiopipe.ingest.turn import ingest_turn
+from audiopipe.store.location import Location
+from audiopipe.store.lock import DatasetLocked, holder, stage_lock
+from audiopipe.store.runs import read_runs
+from tests.ingest._small import cfg, corpus, ingest
+
+
+def _loc(tmp_path) -> Location:
+    return Location(str(tmp_path / "out"), "t")
+
+
+def test_a_turn_with_nothing_to_publish_goes_through_while_a_stage_runs(tmp_path):
+    """An ingest with nothing new was refused while any stage ran: every scheduled turn of a
+    long stage failed though it would publish no data. It now records its run (the data
+    tables' versions unchanged), holding the dataset's lock from plan to publish."""
+    corpus(tmp_path / "corpus", n=2)
+    c = load_config(cfg(tmp_path))
+    first = ingest(cfg(tmp_path))
+    with stage_lock(_loc(tmp_path), "beats"):
+        with ingest_turn(c, "t", stages_wait_s=0.0) as plan:
+            assert not plan.changes_data and plan.diff.summary().startswith("0 new")
+            assert holder(_loc(tmp_path))["what"] == "ingest"  # (no stage can start now)
+            row = publish(plan, [])
+    assert row["status"] == "ok"
+    assert sum(r.kind == "ingest" for r in read_runs(_loc(tmp_path))) == 2
+    data = ("clips", "features", "frames_index")
+    now, before = json.loads(row["table_versions"]), json.loads(first["table_versions"])
+    assert {t: now[t] for t in data} == {t: before[t] for t in data}
+
+
+def test_a_turn_with_data_to_publish_is_refused_while_a_stage_runs(tmp_path):
+    """New files under a running stage: refused naming the stage, before any work or run row;
+    once the stage has ended the turn plans again and goes through."""
+    files = corpus(tmp_path / "corpus", n=2)
+    c = load_config(cfg(tmp_path))
+    ingest(cfg(tmp_path))
+    files[0].unlink()  # a removal is data too
+    corpus(tmp_path / "corpus", n=3)
+    (tmp_path / "corpus" / "tone_0.wav").unlink()
+    n_runs = len(read_runs(_loc(tmp_path)))
+    with stage_lock(_loc(tmp_path), "beats"), pytest.raises(
+            DatasetLocked, match=r"stage runs are running: beats \(pid .*no ingest while a stage"):
+        with ingest_turn(c, "t", stages_wait_s=0.0, allow_removals=True):
+            pytest.fail("a turn with data to publish ran under a stage")
+    assert len(read_runs(_loc(tmp_path))) == n_runs and holder(_loc(tmp_path)) is None
+    with ingest_turn(c, "t", stages_wait_s=0.0, allow_removals=True) as plan:
+        assert plan.changes_data
+        publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    assert audiopipe.open_dataset(str(tmp_path / "out"), "t").table("clips").num_rows == 2
