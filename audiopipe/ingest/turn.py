@@ -23,27 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from audiopipe.ingest.plan import IngestPlan, plan_ingest
 from audiopipe.store.location import Location
-from audiopipe.store.lock import DatasetLocked, dataset_lock, stages_running
+from audiopipe.store.lock import dataset_lock, stages_refusal, stages_running
 
 if TYPE_CHECKING:
     from audiopipe.config import Config
 
 __all__ = ["ingest_turn"]
-
-
-def _refusal(loc: Location, kind: str, running: dict[str, dict[str, Any]]) -> DatasetLocked:
-    from audiopipe.store.lock import STAGE_LOCK_PREFIX
-
-    def since(w: dict[str, Any]) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(w.get("since") or 0))
-
-    runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {since(w)})"
-                     for s, w in running.items())
-    return DatasetLocked(
-        f"dataset {loc.dataset!r}: stage runs are running: {runs}; no {kind} while a stage "
-        f"runs (this one has data to publish): wait for them to finish, or, if one is dead on "
-        f"another host, remove its lock folder {loc.join(STAGE_LOCK_PREFIX)}<stage>"
-    )
 
 
 @contextmanager
@@ -75,6 +60,6 @@ def ingest_turn(
             while (running := stages_running(loc)) and time.monotonic() < deadline:
                 time.sleep(0.2)
             if running:
-                raise _refusal(loc, kind, running)
+                raise stages_refusal(loc, kind, running, " (this one has data to publish)")
             plan = plan_ingest(cfg, dataset, kind=kind, **plan_kw)  # (none can start now)
         yield plan

@@ -43,6 +43,7 @@ __all__ = [
     "holder",
     "stage_lock",
     "stages_running",
+    "stages_refusal",
     "LOCK_DIR",
     "STAGE_LOCK_PREFIX",
     "STAGES_WAIT_S",
@@ -227,17 +228,26 @@ def dataset_lock(
             if time.monotonic() < deadline:
                 time.sleep(0.2)
                 continue
-            runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {_since(w)})"
-                             for s, w in running.items())
-            folders = [loc.join(f"{STAGE_LOCK_PREFIX}{s}") for s in running]
-            raise DatasetLocked(
-                f"dataset {loc.dataset!r}: stage runs are running: {runs}; no {what} while a "
-                f"stage runs: wait for them to finish, or, if one is dead on another host, "
-                f"remove its lock folder ({', '.join(folders)})"
-            )
+            raise stages_refusal(loc, what, running)
         yield
     finally:
         _release(fs, folder, n + 1, loc.is_remote)
+
+
+def stages_refusal(
+    loc: Location, what: str, running: dict[str, dict[str, Any]], why: str = ""
+) -> DatasetLocked:
+    """The error of a ``what`` (ingest, rebuild, vacuum) refused because the stages
+    ``running`` (:func:`stages_running`) run: each named with its pid, host and start, and
+    the lock folder to remove if its run is dead on another host."""
+    runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {_since(w)})"
+                     for s, w in running.items())
+    folders = [loc.join(f"{STAGE_LOCK_PREFIX}{s}") for s in running]
+    return DatasetLocked(
+        f"dataset {loc.dataset!r}: stage runs are running: {runs}; no {what} while a stage "
+        f"runs{why}: wait for them to finish, or, if one is dead on another host, remove its "
+        f"lock folder ({', '.join(folders)})"
+    )
 
 
 @contextmanager
