@@ -28,6 +28,23 @@ percentile. Chosen: 20 ms frames, 90th percentile, threshold 1.8. Report part, o
 held-out heart recordings are all kept (weakest 85345_AV 2.49; then 201103151912 3.27),
 0 of 48 noises kept (strongest 1.70: the margin under 1.8 is small for noise with clicks;
 on the tuning part, noise without clicks stayed under 1.5).
+
+Round 2 (review 10, 2026-12-02). Round 1's rule refused real heart sounds: 5 s of a real
+recording followed by 35 s of its own noise floor (contrast over the whole 1.30-1.94: 14 of 16
+refused), hard-clipped heart recordings (gain 15: 3 of 16), and 6 of 19 music and speech
+recordings peaking at -1 to -5 dBFS, all as "no sound"; a DC offset after the noise (frames of
+silence were found before the band-pass) let -80 dBFS noise through. Changed, by argument,
+not tuned: the contrast decides only for a recording whose loudest 20 ms frame in 25-400 Hz
+is under ``SOUND_QUIET_DBFS`` = -60 dBFS (the bottom of a 10-bit range: a take recorded with
+any gain is louder there), and silent frames are those whose band RMS is under 1 % of a
+16-bit step (digital silence, or a DC offset alone). Loud noise, music or speech is a sound
+(the models segment it as version 6 did); a bird song with nothing under 400 Hz (-68 dBFS
+there) is refused, its message naming the band. Tuning part: heart recordings' loudest band
+level -29.4 dBFS at the least (201102260502), 0 of 9 refused; noises -68.9 dBFS at the most
+(pink, clicks), 0 of 48 kept. Report part, once: hearts -40.8 dBFS at the least
+(201103221214), 0 of 7 refused; noises 0 of 48 kept (-68.7 dBFS at the most). Review 10's
+probes: mostly-quiet takes 0 of 16 refused, clipped (gain 8/15/30) 0 of 16, music and
+speech 18 of 19 kept (the bird song above), DC after noise refused.
 """
 
 from __future__ import annotations
@@ -43,7 +60,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import heart as H  # noqa: E402
 
-from audiopipe.stages.segment.heart import sound_contrast  # noqa: E402
+from audiopipe.stages.segment.heart import (  # noqa: E402
+    NoSound,
+    band_frame_rms,
+    check_sound,
+    sound_contrast,
+)
 
 SR = H.SR
 CANDIDATES = [(f, q) for f in (0.02, 0.05) for q in (90.0, 95.0, 99.0)]
@@ -81,6 +103,30 @@ def table(hearts: dict, floors: dict) -> dict[tuple, tuple[float, float]]:
     return out
 
 
+def loudest_db(y: np.ndarray) -> float:
+    """The loudest 20 ms frame's RMS in the heart sounds' band (dBFS)."""
+    r = band_frame_rms(y, SR)
+    return float(20 * np.log10(max(float(r.max()) if r.size else 0.0, 1e-12)))
+
+
+def refused(y: np.ndarray) -> bool:
+    try:
+        check_sound(y, SR)
+    except NoSound:
+        return True
+    return False
+
+
+def round2(hearts: dict, floors: dict) -> None:
+    """Round 2: the loudest band level of each, and the stage's verdict (``check_sound``)."""
+    h = {k: loudest_db(y) for k, y in hearts.items()}
+    n = {k: loudest_db(y) for k, y in floors.items()}
+    print(f"  heart loudest band: min {min(h.values()):.1f} dBFS ({min(h, key=h.get)}); "
+          f"refused {sum(refused(y) for y in hearts.values())} of {len(h)}")
+    print(f"  noise loudest band: max {max(n.values()):.1f} dBFS ({max(n, key=n.get)}); "
+          f"kept {sum(not refused(y) for y in floors.values())} of {len(n)}")
+
+
 def main() -> None:
     recs = H.load_circor() + H.load_pascal()
     sp = H.splits([r for r in recs if r.corpus == "circor"],
@@ -91,6 +137,7 @@ def main() -> None:
     lo, hi = res[best][1], res[best][0]
     threshold = np.floor(10 * np.sqrt(lo * hi)) / 10
     print(f"chosen: {best[0] * 1000:.0f} ms, p{best[1]:.0f}, threshold {threshold:.1f}")
+    round2({r.name: r.y for r in sp["A"]["tune"]}, noises(range(3)))
     if "--report" in sys.argv:
         print("report part (read once)")
         hearts = {r.name: r.y for r in sp["A"]["report"]}
@@ -102,6 +149,7 @@ def main() -> None:
         print(f"  heart refused: {sum(v < threshold for v in h.values())} of {len(h)}; "
               f"noise kept: {sum(v >= threshold for v in n.values())} of {len(n)} "
               f"(max {max(n.values()):.2f})")
+        round2(hearts, floors)
 
 
 if __name__ == "__main__":

@@ -171,7 +171,9 @@ class Segment(ClipStage):
     tables = ("segments",)
     settled_errors = frozenset({"NoSound"})  # a silent recording: not retried every run
     trusted = TRUSTED
-    # 7: heart and periodic modes: a recording with nothing above its noise floor is NoSound
+    # 8: NoSound only when the heart sounds' band is quiet too (7 refused loud music and
+    # long quiet takes with a few seconds of heart sounds, review 10); 7: heart and periodic
+    # modes: a recording with nothing above its noise floor is NoSound
     # too (it got invented beats unless digitally silent, review 8); 6: heart mode gives a
     # recording without sound no segments (it decoded beats in silence) but an errors row, as
     # periodic mode now does for one in which it finds no sound; 5: heart mode's identity
@@ -179,7 +181,7 @@ class Segment(ClipStage):
     # 9); 4: novelty: float-noise dimensions and peaks at the clip edges left out; 3: heart
     # mode's S1/S2 F-measures no longer score sounds where the reference skips beats (round
     # 6); 2: every clip segmented, origin column
-    version = "7"
+    version = "8"
 
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["mode"] == "supervised" and not params["events"]:

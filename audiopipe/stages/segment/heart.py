@@ -176,6 +176,12 @@ SILENCE_PEAK = 1.0 / 32768
 #: with a few clicks) stays under it. Chosen on split A's tuning recordings and generated
 #: noises (``benchmarks/tune_heart_sound.py``, round 1: heart >= 2.11, noise <= 1.65)
 SOUND_CONTRAST = 1.8
+#: ... and a recording is refused for it only when it is quiet too: its loudest 20 ms frame
+#: in 25-400 Hz below this (dBFS RMS). A sound stands out of the floor over the loudest
+#: seconds, not always over the whole recording (a few seconds of heart sounds in a long
+#: quiet take measured 1.46), and music or speech near full scale is not "no sound" (review
+#: 10); 60 dB below full scale is the bottom of a 10-bit range, set by that argument, not tuned
+SOUND_QUIET_DBFS = -60.0
 #: the band, frame length and percentile of :func:`sound_contrast`
 SOUND_BAND_HZ = (25.0, 400.0)
 SOUND_FRAME_S = 0.02
@@ -199,38 +205,52 @@ def sound_contrast(
     diastole's; a stationary noise floor's frames all have about the same RMS (about 1.3
     for white noise, whatever its level).
     """
-    from scipy.signal import butter, sosfiltfilt
-
-    y = np.asarray(y, dtype=np.float64)
-    n = max(int(round(frame_s * sr)), 1)
-    hi = min(SOUND_BAND_HZ[1], 0.45 * sr)
-    if len(y) < 2 * n or hi <= SOUND_BAND_HZ[0]:
-        return float("nan")
-    sos = butter(4, [SOUND_BAND_HZ[0], hi], "bandpass", fs=sr, output="sos")
-    k = len(y) // n
-    raw = np.abs(y[: k * n]).reshape(k, n).max(axis=1)
-    band = sosfiltfilt(sos, y, padlen=min(3 * (2 * len(sos) + 1), len(y) - 1))
-    rms = np.sqrt(np.mean(band[: k * n].reshape(k, n) ** 2, axis=1))[raw > SILENCE_PEAK]
+    rms = band_frame_rms(y, sr, frame_s)
     floor = float(np.median(rms)) if rms.size else 0.0
     if floor <= 0.0:
         return float("nan")
     return float(np.percentile(rms, q)) / floor
 
 
+def band_frame_rms(y: np.ndarray, sr: int, frame_s: float = SOUND_FRAME_S) -> np.ndarray:
+    """RMS of the ``frame_s`` frames of ``y`` band-passed to :data:`SOUND_BAND_HZ`, less the
+    frames of silence (a band RMS under 1 % of one 16-bit step: digital silence, or a DC
+    offset alone, which the band-pass removes)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    y = np.asarray(y, dtype=np.float64)
+    n = max(int(round(frame_s * sr)), 1)
+    hi = min(SOUND_BAND_HZ[1], 0.45 * sr)
+    if len(y) < 2 * n or hi <= SOUND_BAND_HZ[0]:
+        return np.zeros(0)
+    sos = butter(4, [SOUND_BAND_HZ[0], hi], "bandpass", fs=sr, output="sos")
+    k = len(y) // n
+    band = sosfiltfilt(sos, y, padlen=min(3 * (2 * len(sos) + 1), len(y) - 1))
+    rms = np.sqrt(np.mean(band[: k * n].reshape(k, n) ** 2, axis=1))
+    return rms[rms > 0.01 * SILENCE_PEAK]
+
+
 def check_sound(y: np.ndarray, sr: int) -> None:
     """:class:`NoSound` when every sample of ``y`` is within :data:`SILENCE_PEAK` of zero,
-    or when nothing in it stands out of its noise floor (:func:`sound_contrast` below
-    :data:`SOUND_CONTRAST`): the heart and periodic models would decode beats in the noise."""
+    or when it is quiet (:data:`SOUND_QUIET_DBFS`) and nothing in it stands out of its noise
+    floor (:func:`sound_contrast` below :data:`SOUND_CONTRAST`): the heart and periodic
+    models would decode beats in the noise."""
     peak = float(np.max(np.abs(y))) if np.size(y) else 0.0
     if peak <= SILENCE_PEAK:
         raise NoSound(f"no sound to segment: the recording ({np.size(y) / sr:.2f} s) peaks at "
                       f"{peak:.1e}, within one 16-bit step of zero")
+    rms = band_frame_rms(y, sr)
+    loudest = 20 * np.log10(max(float(rms.max()) if rms.size else 0.0, 1e-12))
+    if loudest >= SOUND_QUIET_DBFS:
+        return
     contrast = sound_contrast(y, sr)
     if not contrast >= SOUND_CONTRAST:  # (nan: too short to tell a sound from the floor)
         raise NoSound(
-            f"no sound to segment above the noise floor: the recording's ({np.size(y) / sr:.2f} "
-            f"s, peak {20 * np.log10(peak):.0f} dBFS) loudest tenth of 20 ms frames stand "
-            f"{contrast:.2f}x over its median (a heart sound: >= {SOUND_CONTRAST}x)"
+            f"no sound to segment in {SOUND_BAND_HZ[0]:g}-{SOUND_BAND_HZ[1]:g} Hz (the heart "
+            f"sounds' band): the recording ({np.size(y) / sr:.2f} s) is quiet there (its "
+            f"loudest 20 ms at {loudest:.0f} dBFS, under {SOUND_QUIET_DBFS:g}) and nothing "
+            f"in it stands out of its noise floor (the loudest tenth of its frames "
+            f"{contrast:.2f}x over their median; a heart sound: >= {SOUND_CONTRAST}x)"
         )
 
 
