@@ -271,7 +271,7 @@ def check(
             problems.append(f"{where}.{key}: {err}")
     if require:
         for p in params:
-            if p.required and raw.get(p.name) is None:
+            if p.required and (raw.get(p.name) is None or (p.type == "path" and raw[p.name] == "")):
                 problems.append(f"{where}.{p.name}: required parameter is missing")
     return problems
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -193,7 +194,14 @@ def _compact(loc: Location) -> int | None:
                 return None
             dt.optimize.compact()
             return open_table(loc, "runs").version()
-    except DatasetLocked:
+    except DatasetLocked as err:
+        if len(dt.file_uris()) > 2 * MAX_RUN_FILES:  # (not one compaction's while: a lock left)
+            warnings.warn(
+                f"the runs table of dataset {loc.dataset!r} has {len(dt.file_uris())} files and "
+                f"is not compacted (every command reads them all): {err}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return None
 
 

@@ -147,3 +147,10 @@ def test_an_empty_path_is_the_parameter_left_unset_not_the_base_folder(tmp_path)
     assert got["path"] is None
     assert resolve(P, {"target": "t", "path": "a.csv"}, base_dir=tmp_path)["path"] == str(
         tmp_path / "a.csv")
+
+
+def test_an_empty_required_path_is_missing():
+    """``""`` for a required path resolved to None without a word (review 10)."""
+    decl = (Param("model_file", "path", REQUIRED, "a file"),)
+    with pytest.raises(ParamError, match="model_file: required parameter is missing"):
+        resolve(decl, {"model_file": ""})

@@ -129,3 +129,37 @@ def test_two_runs_recorded_at_once_compact_runs_once_and_keep_each_row_once(tmp_
     assert len(ids) == R.MAX_RUN_FILES + 2
     assert len(set(ids)) == len(ids)
     assert len(opened(loc, "runs").file_uris()) < R.MAX_RUN_FILES  # it was compacted
+
+
+def test_a_compaction_lock_left_on_another_host_is_said_when_runs_piles_up(tmp_path, monkeypatch):
+    """A ``_lock_runs`` ticket of a compaction that died on another host made every later
+    compaction skip, silently, and ``runs`` grew by a file a run (review 10): past twice the
+    limit each record warns, naming the ticket to remove."""
+    import json
+    import time
+    import warnings
+
+    import pytest
+
+    from audiopipe.store import runs as R
+    from audiopipe.store.location import Location
+    from audiopipe.store.records import RunRow
+
+    monkeypatch.setattr(R, "MAX_RUN_FILES", 3)
+    loc = Location(str(tmp_path), "d")
+    folder = tmp_path / "d" / R.COMPACT_LOCK
+    folder.mkdir(parents=True)
+    (folder / f"{1:012d}.json").write_text(json.dumps(
+        {"pid": 4242, "host": "worker-7", "what": "compact runs", "since": time.time() - 86400}))
+
+    def row(i):
+        now = dt.datetime.now(dt.UTC)
+        return RunRow(run_id=f"r{i}", dataset="d", kind="stage", stage="s", status="ok",
+                      started=now, finished=now)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (none while a compaction may just be running)
+        for i in range(2 * R.MAX_RUN_FILES):
+            R.append_run(loc, row(i))
+    with pytest.warns(RuntimeWarning, match=f"not compacted .*worker-7.*remove {folder}"):
+        R.append_run(loc, row(99))
