@@ -121,9 +121,12 @@ def current_version(ds: Dataset, name: str) -> int | None:
 
 def outputs_intact(ds: Dataset, prev: RunRow) -> bool:
     """Whether the tables ``prev`` wrote are still at the versions it left them (a vacuum's
-    commits, which change no row, do not count)."""
+    commits, which change no row, do not count) and are the tables it wrote (not made anew)."""
+    from audiopipe.store.anew import outputs_made_anew
     from audiopipe.store.tables import rows_changed_since
 
+    if outputs_made_anew(ds.location, prev, skip=SHARED_TABLES):
+        return False
     for name, v in prev.versions().items():
         if name in SHARED_TABLES or current_version(ds, name) == v:
             continue

@@ -28,6 +28,7 @@ from audiopipe.store._reading import (
     in_content_order,
     select_columns,
 )
+from audiopipe.store.anew import made_anew, recorded
 from audiopipe.store.location import Location
 from audiopipe.store.records import RunRow
 from audiopipe.store.runs import (
@@ -126,6 +127,10 @@ class Dataset:
         #: a table no run this open sees recorded reads as committed by then (None: latest)
         self._legacy_until = legacy_cutoff(self._runs_at_open, None if run_id is None else row)
         self._legacy: dict[str, Any] = {}
+        #: the runs whose records tell whether a table read was made anew since they recorded
+        #: it, and ``{table: whether}`` (:mod:`audiopipe.store.anew`; once per open, on demand)
+        self._seen = done if run_id is None else [*done, row]
+        self._anew: dict[str, bool] = {}
         #: ``{table: why}``: tables whose writer by the pinned run a vacuum did not keep (one
         #: keeps what the runs it kept read, an older one did not: told by the files on reading)
         self._gone: dict[str, str] = {}
@@ -164,8 +169,9 @@ class Dataset:
 
     def missing_tables(self) -> dict[str, int]:
         """``{table: version}`` of the tables the pinned run recorded that are not on storage,
-        or whose data files at that version are not (reading one raises :class:`TableMissing`;
-        ``audiopipe status`` lists them)."""
+        or whose data files at that version are not, or that were made anew since (another
+        table, :mod:`audiopipe.store.anew`); reading one raises :class:`TableMissing`
+        (``audiopipe status`` lists them)."""
         return {
             n: v
             for n, v in sorted(self.versions.items())
@@ -181,6 +187,8 @@ class Dataset:
             if self._made_anew(name, version):
                 return True
             raise  # (a damaged log: the error names the table)
+        if dt is not None and self._rewritten(name, dt):
+            return True
         fs = None if dt is None else dt._native_fs  # (None: a store checked on reading only)
         if fs is None:
             return dt is None
@@ -198,6 +206,15 @@ class Dataset:
         dt = open_table(self.location, name)
         return dt is None or dt.version() < version
 
+    def _rewritten(self, name: str, dt: Any) -> bool:
+        """Whether ``dt``, table ``name`` at its pinned version, is another table than the one
+        the runs recorded (made anew since, its new log as long); told once per open."""
+        if name not in self._anew:
+            rec = recorded(self._seen, name, dt.version())
+            self._anew[name] = made_anew(self.location, name, dt.version(), rec,
+                                         str(dt.metadata().id))
+        return self._anew[name]
+
     def _missing(self, name: str, files: bool = False, version: int | None = None) -> TableMissing:
         fix = (
             f"`audiopipe rebuild {self.name}` recomputes it"
@@ -207,7 +224,8 @@ class Dataset:
         what, version = ("has data files" if files else "is"), self.versions.get(name, version)
         return TableMissing(
             f"dataset {self.name!r} is broken: table {name!r} version {version}, "
-            f"recorded by run {self.run['run_id']}, {what} missing on storage "
+            f"recorded by run {self.run['run_id']}, {what} missing on storage"
+            f"{' (the table there was written anew since)' if self._anew.get(name) else ''} "
             f"({self.location.table_uri(name)}); restore it from a copy of the dataset, or {fix}"
         )
 
@@ -228,7 +246,7 @@ class Dataset:
             if self._made_anew(name, version):
                 raise self._missing(name) from err
             raise
-        if dt is None:
+        if dt is None or self._rewritten(name, dt):
             raise self._missing(name)
         return dt
 
@@ -439,6 +457,7 @@ class Dataset:
         if name != "errors":  # (read at its latest version, less unfinished ingest runs)
             self.versions[name] = version  # the writer reads what it wrote
             self._gone.pop(name, None)
+            self._anew[name] = False  # (what it wrote is what it reads)
         return version
 
     def path(self, *parts: str) -> str:

@@ -352,12 +352,28 @@ class RunRow(Record):
         pa.string(), 'JSON {"removed", "redone", "failed"}; null: the pass ended', default=None
     )
 
+    # (added later, null in older rows: audiopipe.store.anew checks those by commit time)
+    table_ids: str | None = column(
+        pa.string(), "JSON {table: Delta metadata id} of table_versions' tables", default=None
+    )
+
     def versions(self) -> dict[str, int | None]:
         """``table_versions`` parsed: ``{table: version}`` ({} when absent)."""
         return {
             k: (None if v is None else int(v))
             for k, v in json.loads(self.table_versions or "{}").items()
         }
+
+    def tables(self) -> dict[str, int | None]:
+        """``{table: version}`` of the tables this run wrote and, a stage run, read."""
+        own = self.versions()
+        if self.kind == "stage":
+            inputs = json.loads(self.input_versions or "{}")
+            own = {
+                **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
+                **own,
+            }
+        return own
 
     def to_dict(self) -> dict[str, Any]:
         return self.values()

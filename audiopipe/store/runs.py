@@ -19,7 +19,6 @@ True
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -163,7 +162,12 @@ def append_run(loc: Location, row: RunRow) -> int | None:
 
     A ``runs`` table written before the stage columns existed gains them here (Delta
     schema merge; its older rows read them as null), so existing datasets keep opening.
+    A successful row gets the metadata ids of the tables it recorded (``table_ids``, see
+    :mod:`audiopipe.store.anew`) when it has none.
     """
+    from audiopipe.store.anew import with_table_ids
+
+    row = with_table_ids(loc, row)
     version = append(loc, "runs", RunRow.table([row]), schema_mode="merge")
     return _compact(loc) or version
 
@@ -275,14 +279,7 @@ def read_versions(rows: list[RunRow], run: RunRow | None = None) -> dict[str, in
 
 def run_tables(row: RunRow) -> dict[str, int | None]:
     """``{table: version}`` of the tables run ``row`` wrote and, a stage run, read."""
-    own: dict[str, int | None] = row.versions()
-    if row.kind == "stage":
-        inputs = json.loads(row.input_versions or "{}")
-        own = {
-            **{k: v for k, v in inputs.items() if not k.startswith(("file:", "model"))},
-            **own,
-        }
-    return own
+    return row.tables()
 
 
 def legacy_cutoff(rows: list[RunRow], run: RunRow | None = None) -> dt.datetime | None:

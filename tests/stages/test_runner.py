@@ -394,3 +394,25 @@ def test_run_stages_runs_each_stage_on_the_clips_of_now(tmp_path):
     assert rep["beats"]["clips_processed"] == 3
     tempo = audiopipe.open_dataset(str(tmp_path / "out"), "d").table("tempo", ["clip_id"])
     assert len(set(tempo["clip_id"].to_pylist())) == 3
+
+
+def test_a_stage_table_made_anew_as_long_as_recorded_reruns_the_stage(small):
+    """A stage table lost and written anew up to the version its last run recorded had that
+    version, so the rerun was skipped as unchanged and kept the ghost rows (review 9); it
+    reruns, and the dataset reads its rows again."""
+    import shutil
+
+    from audiopipe.store.tables import append
+
+    run_stage(small, "fingerprint")
+    v = run_stage(small, "fingerprint", force=True)["tables"]["fingerprints"]
+    shutil.rmtree(small.location.table_uri("fingerprints"))
+    for _ in range(v + 1):
+        append(small.location, "fingerprints", pa.table({"clip_id": ["ghost"]}))
+    root = small.location.root
+    rep = run_stage(audiopipe.open_dataset(root, small.name), "fingerprint")
+    assert rep["skipped"] is None
+    ds = audiopipe.open_dataset(root, small.name)
+    assert ds.missing_tables() == {}
+    assert "ghost" not in ds.table("fingerprints", ["clip_id"])["clip_id"].to_pylist()
+    assert run_stage(ds, "fingerprint")["skipped"]  # (and the next unchanged run is skipped)

@@ -369,3 +369,58 @@ def test_a_recorded_version_no_longer_in_the_log_is_a_missing_table(tmp_path):
     assert audiopipe.open_dataset(root, "d").missing_tables() == {"fingerprints": v}
     with pytest.raises(TableMissing, match=f"'fingerprints' version {v}"):
         audiopipe.open_dataset(root, "d").table("fingerprints")
+
+
+def _made_anew_as_long(ds) -> int:
+    """Run fingerprint twice, then lose its folder and write it anew up to the version the
+    last run recorded (a killed run wrote it again); returns that version."""
+    import shutil
+
+    from audiopipe.stages import run_stage
+
+    run_stage(ds, "fingerprint")
+    v = run_stage(ds, "fingerprint", force=True)["tables"]["fingerprints"]
+    assert v >= 1
+    shutil.rmtree(ds.location.table_uri("fingerprints"))
+    for _ in range(v + 1):  # its versions 0..v
+        append(ds.location, "fingerprints", pa.table({"clip_id": ["ghost"]}))
+    return v
+
+
+def test_a_table_made_anew_up_to_the_recorded_version_is_a_missing_table(tmp_path):
+    """A stage table made anew whose new log reaches the version its last run recorded was
+    read as that version (the ghost rows), and status said healthy (review 9): the table's
+    metadata id in the run's row tells it is another table."""
+    from audiopipe.store import TableMissing
+    from audiopipe.store.status import status_rows
+
+    ds = _stage_dataset(tmp_path)
+    v = _made_anew_as_long(ds)
+    root = ds.location.root
+    assert not status_rows(root, ["d"])[0]["healthy"]
+    d = audiopipe.open_dataset(root, "d")
+    assert d.missing_tables() == {"fingerprints": v}
+    with pytest.raises(TableMissing, match=f"'fingerprints' version {v}.*written anew"):
+        d.table("fingerprints")
+    assert d.table("clips").num_rows == 2  # (the other tables read as before)
+
+
+def test_a_table_made_anew_is_told_by_time_for_rows_without_table_ids(tmp_path, monkeypatch):
+    """Rows written before ``table_ids`` existed: the commit at the recorded version was made
+    after the recording run finished (the clock-skew tolerance set to 0 here, the rewrite
+    being immediate), so it is another table; the untouched tables are healthy."""
+    import audiopipe.store.anew as anew
+    from audiopipe.store import TableMissing
+
+    monkeypatch.setattr(anew, "with_table_ids", lambda loc, row: row)  # (as older code wrote)
+    monkeypatch.setattr(anew, "COMMIT_SKEW_S", 0.0)
+    ds = _stage_dataset(tmp_path)
+    v = _made_anew_as_long(ds)
+    d = audiopipe.open_dataset(ds.location.root, "d")
+    assert all(r.get("table_ids") is None for r in d.table("runs").to_pylist())
+    assert d.missing_tables() == {"fingerprints": v}
+    with pytest.raises(TableMissing):
+        d.table("fingerprints")
+    monkeypatch.setattr(anew, "COMMIT_SKEW_S", 3600.0)  # (a rewrite within the tolerance)
+    d = audiopipe.open_dataset(ds.location.root, "d")
+    assert d.missing_tables() == {}
