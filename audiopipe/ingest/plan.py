@@ -346,10 +346,18 @@ def _check_tables_present(loc: Location, name: str, base: dict[str, int | None])
     would take every file for new (or forget every failure) and publish over the hole."""
     gone = {t: v for t, v in base.items()
             if t in DATA_TABLES and v is not None and not table_exists(loc, t)}
+    if not gone:  # a table there but written anew since (lost, and rewritten by a killed run)
+        from audiopipe.store.anew import outputs_made_anew
+        from audiopipe.store.runs import last_run
+
+        last = last_run(loc)
+        anew = [] if last is None else outputs_made_anew(loc, last)
+        gone = {t: base[t] for t in anew if t in DATA_TABLES and base.get(t) is not None}
     if gone:
         lost = ", ".join(f"{t!r} version {v}" for t, v in sorted(gone.items()))
         raise TableMissing(
-            f"dataset {name!r} is broken: {lost}, recorded by its last run, missing on storage "
+            f"dataset {name!r} is broken: {lost}, recorded by its last run, missing on storage (or "
+            f"written anew since) "
             f"({loc.table_uri(next(iter(sorted(gone))))}); nothing was ingested: restore the "
             f"tables from a copy of the dataset, or run `audiopipe rebuild {name}` to recompute them"
         )

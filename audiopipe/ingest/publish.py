@@ -288,7 +288,9 @@ def _run_row(
     loc = plan.context.location
     d = plan.diff
     n_same = sum(len(r.same_bytes) for r in ok)
-    clips = open_table(loc, "clips") if versions.get("clips") is not None else None
+    # (at the version the row records: a plan made while a stage runs leaves a killed run's
+    # later commits in place until the next turn recovers them)
+    clips = open_table(loc, "clips", versions["clips"]) if versions.get("clips") is not None else None
     n_dropped = len(dropped)
     # (the failed files are among the removed: the message's count is files_removed)
     message = replace(d, removed=[*d.removed, *dropped]).summary()

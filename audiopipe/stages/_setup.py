@@ -23,13 +23,17 @@ __all__ = ["INPUT_TABLES", "SHARED_TABLES", "latest", "recipe_of", "dataset_defa
 INPUT_TABLES = ("clips", "features", "frames_index")
 #: tables every stage appends to: not part of a stage's "outputs unchanged" check
 SHARED_TABLES = ("metrics", "errors")
+#: the data tables a stage reads (an ingest that leaves them as they were changes nothing)
+STAGE_DATA_TABLES = ("clips", "features", "frames_index")
 
 
 def latest(ds: Dataset) -> Dataset:
-    """``ds``, or, when it is a default open (not pinned to a run id) and an ingest or rebuild
-    published since it was opened, the dataset opened again: a stage run holding its lock
-    then runs on the clips of now, not on those of before that ingest (the ingest cannot
-    publish while the stage holds its lock, so what this sees stays true for the run)."""
+    """``ds``, brought up to date in place when it is a default open (not pinned to a run id)
+    and an ingest or rebuild has published other data tables (clips, features, frames) since
+    it was opened: a stage run holding its lock then runs on the clips of now, not on those of
+    before that ingest (the ingest cannot publish while the stage holds its lock, so what this
+    sees stays true for the run). In place, so that the caller's ``ds`` reads what the stage
+    wrote; a turn that published nothing new (the same data versions) changes nothing."""
     from audiopipe.store.dataset import Dataset
     from audiopipe.store.runs import last_run
 
@@ -38,9 +42,16 @@ def latest(ds: Dataset) -> Dataset:
     now = last_run(ds.location)
     if now is None or now.run_id == (ds.run or {}).get("run_id"):
         return ds
+    if all(now.versions().get(t) == ds.versions.get(t) for t in STAGE_DATA_TABLES):
+        return ds
     fresh = Dataset(ds.location)
     fresh.decoder_hook = ds.decoder_hook
-    return fresh
+    state = vars(ds)
+    stale = set(state) - set(vars(fresh))  # (caches of the old open: cached properties)
+    state.update(vars(fresh))
+    for key in stale:
+        state.pop(key, None)
+    return ds
 
 
 def recipe_of(run: RunRow, runs: list[RunRow]) -> str | None:

@@ -273,8 +273,9 @@ def run_stage(
     timer = _Timer()
     loc = ds.location
     with stage_lock(loc, name, wait_s=DATASET_WAIT_S):
-        if (now := latest(ds)) is not ds:  # an ingest published since ds was opened: its clips
-            ds, resolved = now, _resolve(now, stage, name, raw, base_dir)
+        before = dict(ds.versions)
+        if latest(ds).versions != before:  # an ingest published since ds was opened: its clips
+            resolved = _resolve(ds, stage, name, raw, base_dir)
         run_id = run_id or new_stage_run_id(name)
         prev = last_stage_run(loc, name)
         ctx = StageContext(ds=ds, stage=name, params=resolved, run_id=run_id, previous=prev)

@@ -59,3 +59,48 @@ def test_a_turn_with_data_to_publish_is_refused_while_a_stage_runs(tmp_path):
         assert plan.changes_data
         publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     assert audiopipe.open_dataset(str(tmp_path / "out"), "t").table("clips").num_rows == 2
+
+
+def test_a_turn_under_a_stage_counts_the_clips_of_the_version_it_records(tmp_path):
+    """While a stage runs the plan does not recover: a killed ingest's clips commit stays the
+    newest version, and the turn's ``runs`` row counted its clips (3 for 2; review 11)."""
+    import pyarrow as pa
+
+    from audiopipe.store.tables import append
+
+    corpus(tmp_path / "corpus", n=2)
+    ingest(cfg(tmp_path))
+    loc = _loc(tmp_path)
+    ghost = audiopipe.open_dataset(loc.root, "t").table("clips").slice(0, 1)
+    for col, value in (("uri", "/gone/killed.wav"), ("clip_id", "killed")):
+        ghost = ghost.set_column(ghost.schema.get_field_index(col), col, pa.array([value]))
+    append(loc, "clips", ghost)  # the commit of an ingest killed before its runs row
+    with stage_lock(loc, "beats"), ingest_turn(load_config(cfg(tmp_path)), "t",
+                                               stages_wait_s=0.0) as plan:
+        row = publish(plan, [])
+    assert audiopipe.open_dataset(loc.root, "t").table("clips").num_rows == 2
+    assert row["clips_total"] == 2
+
+
+def test_an_ingest_over_a_data_table_written_anew_is_refused(tmp_path):
+    """A data table lost and written anew as far as its recorded version (a killed run): the
+    next ingest recorded the new table's id beside the old version, and the dataset read its
+    rows as healthy (review 11). It is refused as a lost table is."""
+    import shutil
+
+    from audiopipe.store import TableMissing
+    from audiopipe.store.tables import append
+
+    corpus(tmp_path / "corpus", n=2)
+    ingest(cfg(tmp_path))
+    corpus(tmp_path / "corpus", n=3)
+    row = ingest(cfg(tmp_path))
+    loc = _loc(tmp_path)
+    v = json.loads(row["table_versions"])["features"]
+    feats = audiopipe.open_dataset(loc.root, "t").table("features")
+    shutil.rmtree(loc.table_uri("features"))
+    for _ in range(v + 1):
+        append(loc, "features", feats.slice(0, 1))
+    with pytest.raises(TableMissing, match="'features' version .* written anew"):
+        ingest(cfg(tmp_path))
+    assert audiopipe.open_dataset(loc.root, "t").missing_tables() == {"features": v}

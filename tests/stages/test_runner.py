@@ -369,7 +369,36 @@ def test_a_stage_on_a_dataset_opened_before_an_ingest_runs_on_the_clips_of_now(t
     assert set(fp["clip_id"].to_pylist()) == set(now.table("clips")["clip_id"].to_pylist())
     (row,) = [r for r in _runs(now) if r["run_id"] == rep["run_id"]]
     assert json.loads(row["input_versions"])["clips"] == now.versions["clips"]
+    # the caller's ds is brought up to date: it reads what the stage wrote (review 11: the
+    # stage wrote through another open and ``ds`` read the previous run's table)
+    assert opened_before.versions["fingerprints"] == rep["tables"]["fingerprints"]
+    assert opened_before.table("clips").num_rows == 3
     assert run_stage(pinned, "beats")["clips_processed"] == 2
+
+
+def test_a_turn_with_nothing_new_leaves_the_callers_dataset_as_it_is(tmp_path):
+    """An ingest that published nothing new (a scheduled turn) between ``open_dataset`` and
+    ``run_stage`` made the stage write through another open: the caller's ``ds`` then read the
+    previous run's table (review 11)."""
+    files = _files(2)
+    first = build_dataset(tmp_path, files, sample_rate=SR)
+    run_stage(first, "beats")
+    ds = audiopipe.open_dataset(first.location.root, "d")
+    from audiopipe.config import parse_config
+    from audiopipe.ingest import plan_ingest, publish
+    from tests.stages.mir_data import SMALL_RECIPE
+
+    folder = tmp_path / "corpus"
+    cfg = parse_config({"storage": str(tmp_path / "out"), "datasets": {"d": {
+        "source": str(folder), "labels": {"path": str(folder / "labels.csv"), "on": "path"},
+        "sample_rate": SR, "features": SMALL_RECIPE}}})
+    plan = plan_ingest(cfg, "d")
+    assert not plan.changes_data, plan.diff.summary()
+    again = publish(plan, [])  # nothing new: a runs row only
+    assert again["run_id"] != ds.run["run_id"]
+    rep = run_stage(ds, "beats", force=True)
+    assert ds.versions["tempo"] == rep["tables"]["tempo"]
+    assert ds.table("tempo").num_rows == 2
 
 
 def test_run_stages_runs_each_stage_on_the_clips_of_now(tmp_path):

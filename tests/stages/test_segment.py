@@ -492,6 +492,10 @@ def test_sound_contrast_tells_heart_sounds_from_a_noise_floor_at_any_level():
             check_sound(1e-4 * noise, sr)
         with pytest.raises(segment.heart.NoSound, match="noise floor"):  # a DC offset: no sound
             check_sound(np.r_[1e-4 * noise + 0.004, np.full(10 * sr, 0.004)], sr)
+        bumped = 1e-4 * noise  # one 20 ms bump at -26 dBFS is not a sound (review 11)
+        bumped[sr : sr + sr // 50] += 0.05 * np.hanning(sr // 50)
+        with pytest.raises(segment.heart.NoSound, match="noise floor"):
+            check_sound(bumped, sr)
     assert np.isnan(sound_contrast(np.zeros(sr), sr))  # (digital silence: no floor at all)
 
 

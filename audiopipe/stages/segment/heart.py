@@ -176,12 +176,17 @@ SILENCE_PEAK = 1.0 / 32768
 #: with a few clicks) stays under it. Chosen on split A's tuning recordings and generated
 #: noises (``benchmarks/tune_heart_sound.py``, round 1: heart >= 2.11, noise <= 1.65)
 SOUND_CONTRAST = 1.8
-#: ... and a recording is refused for it only when it is quiet too: its loudest 20 ms frame
-#: in 25-400 Hz below this (dBFS RMS). A sound stands out of the floor over the loudest
-#: seconds, not always over the whole recording (a few seconds of heart sounds in a long
-#: quiet take measured 1.46), and music or speech near full scale is not "no sound" (review
-#: 10); 60 dB below full scale is the bottom of a 10-bit range, set by that argument, not tuned
+#: ... and a recording is refused for it only when it is quiet too: its loudest
+#: :data:`SOUND_LOUD_S` of 20 ms frames in 25-400 Hz below this (dBFS RMS). A sound stands out
+#: of the floor over the loudest seconds, not always over the whole recording (a few seconds
+#: of heart sounds in a long quiet take measured 1.46), and music or speech near full scale
+#: is not "no sound" (review 10). 60 dB below full scale is the bottom of a 10-bit range, set
+#: by that argument, not tuned
 SOUND_QUIET_DBFS = -60.0
+#: how much of a recording must be loud for :data:`SOUND_QUIET_DBFS` (seconds): a few beats'
+#: S1 and S2 (about 0.1 s each), not one bump in a -80 dBFS floor (the loudest frame alone let
+#: it pass, review 11), nor a tenth of the recording (a long quiet take refused 5 of 16)
+SOUND_LOUD_S = 0.5
 #: the band, frame length and percentile of :func:`sound_contrast`
 SOUND_BAND_HZ = (25.0, 400.0)
 SOUND_FRAME_S = 0.02
@@ -240,7 +245,9 @@ def check_sound(y: np.ndarray, sr: int) -> None:
         raise NoSound(f"no sound to segment: the recording ({np.size(y) / sr:.2f} s) peaks at "
                       f"{peak:.1e}, within one 16-bit step of zero")
     rms = band_frame_rms(y, sr)
-    loudest = 20 * np.log10(max(float(rms.max()) if rms.size else 0.0, 1e-12))
+    k = max(int(round(SOUND_LOUD_S / SOUND_FRAME_S)), 1)  # the k-th loudest frame
+    loud = float(np.partition(rms, -k)[-k]) if rms.size >= k else 0.0
+    loudest = 20 * np.log10(max(loud, 1e-12))
     if loudest >= SOUND_QUIET_DBFS:
         return
     contrast = sound_contrast(y, sr)
@@ -248,7 +255,8 @@ def check_sound(y: np.ndarray, sr: int) -> None:
         raise NoSound(
             f"no sound to segment in {SOUND_BAND_HZ[0]:g}-{SOUND_BAND_HZ[1]:g} Hz (the heart "
             f"sounds' band): the recording ({np.size(y) / sr:.2f} s) is quiet there (its "
-            f"loudest 20 ms at {loudest:.0f} dBFS, under {SOUND_QUIET_DBFS:g}) and nothing "
+            f"loudest {SOUND_LOUD_S:g} s at {loudest:.0f} dBFS at most, under "
+            f"{SOUND_QUIET_DBFS:g}) and nothing "
             f"in it stands out of its noise floor (the loudest tenth of its frames "
             f"{contrast:.2f}x over their median; a heart sound: >= {SOUND_CONTRAST}x)"
         )
