@@ -192,21 +192,10 @@ def test_a_lock_that_waits_for_stages_takes_the_dataset_once_they_end(tmp_path):
     (stage, pid, host, date) and the dataset's lock is left free."""
     import threading
 
-    from audiopipe.store.lock import stage_lock
+    from tests.store._stages import stage_running
 
     loc = Location(str(tmp_path), "d")
-    loc.fs.makedirs(loc.base, exist_ok=True)
-    taken, done = threading.Event(), threading.Event()
-
-    def stage() -> None:
-        with stage_lock(loc, "beats"):
-            taken.set()
-            done.wait(30)
-
-    t = threading.Thread(target=stage)
-    t.start()
-    try:
-        assert taken.wait(30)
+    with stage_running(loc, "beats") as done:
         with pytest.raises(DatasetLocked) as e, dataset_lock(loc, "ingest", no_stages=True,
                                                              stages_wait_s=0.3):
             pass
@@ -218,9 +207,6 @@ def test_a_lock_that_waits_for_stages_takes_the_dataset_once_they_end(tmp_path):
         threading.Timer(0.5, done.set).start()  # the stage ends while the ingest waits
         with dataset_lock(loc, "ingest", no_stages=True, stages_wait_s=30):
             assert holder(loc)["what"] == "ingest"
-    finally:
-        done.set()
-        t.join()
 
 
 def test_a_release_that_fails_once_is_tried_again_and_one_that_keeps_failing_warns(

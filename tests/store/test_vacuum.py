@@ -161,25 +161,12 @@ def test_vacuum_waits_a_little_for_a_stage_and_names_its_lock_folder(tmp_path):
 
     from audiopipe.store.location import Location
     from audiopipe.store.lock import STAGE_LOCK_PREFIX, DatasetLocked, dataset_lock
+    from tests.store._stages import stage_running
 
     loc = Location(str(tmp_path), "d")
-    loc.fs.makedirs(loc.base, exist_ok=True)
-    taken, done = threading.Event(), threading.Event()
-
-    def stage() -> None:
-        with dataset_lock(loc, "stage beats", name=f"{STAGE_LOCK_PREFIX}beats"):
-            taken.set()
-            done.wait(30)
-
-    t = threading.Thread(target=stage)
-    t.start()
-    try:
-        assert taken.wait(30)
+    with stage_running(loc, "beats") as done:
         threading.Timer(1.0, done.set).start()  # the stage ends while the vacuum waits
         assert vacuum(loc, retain_hours=0).kept_runs == []
-    finally:
-        done.set()
-        t.join()
     with dataset_lock(loc, "stage beats", name=f"{STAGE_LOCK_PREFIX}beats"):
         with pytest.raises(DatasetLocked) as e:
             vacuum(loc, retain_hours=0)
