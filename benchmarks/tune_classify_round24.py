@@ -56,6 +56,7 @@ from classify_data import ROOT  # noqa: E402
 from tune_classify import TUNING_PARTS, _part, tuning_parts  # noqa: E402
 from tune_classify_nucleus import band_centres, nucleus_bounds  # noqa: E402
 
+from audiopipe.stages._clipfeatures import band_reading_matrix  # noqa: E402
 from audiopipe.stages._frames import time_normalize  # noqa: E402
 from audiopipe.stages.classify.candidates import MODEL_OF, Frames, build  # noqa: E402
 from audiopipe.stages.classify.model import (  # noqa: E402
@@ -79,17 +80,8 @@ F1_BAND, F2_BAND = (200.0, 1000.0), (800.0, 2500.0)
 
 def mapped_mel_matrix(c: np.ndarray, out_k, in_k) -> np.ndarray:
     """``(n, n)`` map re-reading mel bands (centres ``c``, Hz) at ``interp(f, out_k, in_k)``
-    (linear interpolation between band centres; applies to frames as ``a @ M.T``)."""
-    n = len(c)
-    src = np.interp(c, out_k, in_k)
-    pos = np.interp(np.clip(src, c[0], c[-1]), c, np.arange(n))
-    lo = np.minimum(np.floor(pos).astype(int), n - 1)
-    hi = np.minimum(lo + 1, n - 1)
-    w = pos - lo
-    M = np.zeros((n, n))
-    np.add.at(M, (np.arange(n), lo), 1 - w)
-    np.add.at(M, (np.arange(n), hi), w)
-    return M
+    (applies to frames as ``a @ M.T``)."""
+    return band_reading_matrix(c, np.interp(c, out_k, in_k))
 
 
 class Mapped(Frames):

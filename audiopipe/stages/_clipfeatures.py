@@ -39,6 +39,7 @@ __all__ = [
     "sequence_features",
     "warp_matrix",
     "mel_warp_matrix",
+    "band_reading_matrix",
     "group_cmvn",
     "shrunk_stats",
 ]
@@ -248,14 +249,28 @@ def mel_warp_matrix(alpha: float, n_mels: int, fmin: float, fmax: float,
     import audiopipe.features as F
 
     c = F.mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax, htk=htk)[1:-1]
-    src = np.where(c > above, above + (c - above) / alpha, c)
-    pos = np.interp(np.clip(src, c[0], c[-1]), c, np.arange(n_mels))
-    lo = np.minimum(np.floor(pos).astype(int), n_mels - 1)
-    hi = np.minimum(lo + 1, n_mels - 1)
+    return band_reading_matrix(c, np.where(c > above, above + (c - above) / alpha, c))
+
+
+def band_reading_matrix(c: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """``(n, n)`` matrix whose row ``k`` reads band ``k`` (centre ``c[k]``, Hz) at frequency
+    ``src[k]``: linear interpolation between the two band centres around it (clipped to the
+    first and last band); applies to frames as ``frames @ M.T``.
+
+    Examples
+    --------
+    >>> c = np.array([100.0, 200.0, 300.0])
+    >>> band_reading_matrix(c, np.array([100.0, 150.0, 300.0]))[1].tolist()
+    [0.5, 0.5, 0.0]
+    """
+    n = len(c)
+    pos = np.interp(np.clip(src, c[0], c[-1]), c, np.arange(n))
+    lo = np.minimum(np.floor(pos).astype(int), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
     w = pos - lo
-    M = np.zeros((n_mels, n_mels))
-    np.add.at(M, (np.arange(n_mels), lo), 1 - w)
-    np.add.at(M, (np.arange(n_mels), hi), w)
+    M = np.zeros((n, n))
+    np.add.at(M, (np.arange(n), lo), 1 - w)
+    np.add.at(M, (np.arange(n), hi), w)
     return M
 
 
