@@ -33,6 +33,7 @@ __all__ = [
     "table_exists",
     "read_table",
     "scan_table",
+    "scan_delta",
     "column_to_numpy",
     "string_codes",
     "replace_where",
@@ -251,8 +252,21 @@ def scan_table(
     (``string_view``) come back as their plain types.
     """
     dt = open_table(loc, name, version)
-    if dt is None:
-        return None
+    return None if dt is None else scan_delta(dt, columns)
+
+
+def scan_delta(dt: DeltaTable, columns: list[str] | None = None) -> pa.Table:
+    """:func:`scan_table` of a table already opened (at the version it was opened at).
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa
+    >>> from deltalake import DeltaTable, write_deltalake
+    >>> d = tempfile.mkdtemp()
+    >>> write_deltalake(d, pa.table({"a": [1, 2], "b": ["x", "y"]}))
+    >>> scan_delta(DeltaTable(d), ["b"]).column_names
+    ['b']
+    """
     reader = pa.RecordBatchReader.from_stream(dt.scan(columns=columns))
     plain = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
     if any(f.type in plain for f in reader.schema):
