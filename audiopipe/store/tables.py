@@ -226,7 +226,12 @@ def _log_entry(loc: Location, name: str, version: int) -> str | None:
     path = f"{loc.table_uri(name)}/_delta_log/{version:020d}.json"
     try:
         if loc.is_remote:
-            return loc.fs.cat_file(path).decode()
+            fs = loc.fs
+            # a listing of the log folder cached by fsspec (a vacuum's sizes, a find) answers
+            # s3fs's size check for a newer entry: "not there" (an append then could not find
+            # the commit it just made)
+            fs.invalidate_cache(path)
+            return fs.cat_file(path).decode()
         with open(path.removeprefix("file://"), encoding="utf-8") as f:
             return f.read()
     except FileNotFoundError:

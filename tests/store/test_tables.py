@@ -90,6 +90,20 @@ def test_version_as_of_reads_each_log_entry_once_and_sees_a_table_written_anew(
     assert reads == [0]
     assert version_as_of(loc, "t", open_table(loc, "t"), datetime.now(UTC)) == 0
 
+def test_a_commit_is_found_after_its_table_folder_was_listed_on_s3(s3):
+    """fsspec keeps an object store's listings: once a process had listed a table's folder
+    (a find, a vacuum's sizes), s3fs answered a newer log entry "not there" from the cached
+    listing: an append committed, then failed to find its commit (LookupError), and every
+    reader of log entries took the newer commits for cleaned up."""
+    from audiopipe.store.tables import rows_changed_since
+
+    loc = Location("s3://audio/out", "d")
+    assert append(loc, "t", pa.table({"v": [0]})) == 0
+    assert loc.fs.find(loc.table_uri("t"))  # the listing, cached
+    assert append(loc, "t", pa.table({"v": [1]})) == 1
+    assert rows_changed_since(loc, "t", 0)
+
+
 def test_sql_in_escapes_quotes():
     assert sql_in("uri", ["it's", "a"]) == "uri IN ('a','it''s')"
 
