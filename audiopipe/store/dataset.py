@@ -212,8 +212,7 @@ class Dataset:
         the runs recorded (made anew since, its new log as long); told once per open."""
         if name not in self._anew:
             rec = recorded(self._seen, name, dt.version())
-            self._anew[name] = made_anew(self.location, name, dt.version(), rec,
-                                         str(dt.metadata().id))
+            self._anew[name] = made_anew(self.location, name, dt.version(), rec, dt)
         return self._anew[name]
 
     def _missing(self, name: str, files: bool = False, version: int | None = None) -> TableMissing:
