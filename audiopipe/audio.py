@@ -273,8 +273,9 @@ def stream(
     several streams, raises before anything is decoded (libsndfile would decode it as a
     shorter clip) - a remote file object (fsspec) after its last block, or in place of an
     error decoding it, its pages walked in the bytes libsndfile read (the check adds no
-    read of its own; an ingest's content hash still reads the file once before); bytes
-    after a complete stream (an ID3v1 tag, padding) are ignored.
+    read of its own; an ingest reads a remote file once, hashes its bytes and decodes them
+    from memory: :mod:`audiopipe.ingest.reader`); bytes after a complete stream (an ID3v1
+    tag, padding) are ignored.
 
     Parameters
     ----------

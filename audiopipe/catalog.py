@@ -27,7 +27,7 @@ from audiopipe.uri import AUDIO_EXTENSIONS, list_source, open_uri
 
 __all__ = [
     "LabelsError",
-    "FileEntry", "Diff", "AUDIO_EXTENSIONS", "discover", "hash_file", "clip_id_for",
+    "FileEntry", "Diff", "AUDIO_EXTENSIONS", "discover", "hash_file", "hash_bytes", "clip_id_for",
     "read_labels", "load_labels", "Labels", "diff",
 ]
 
@@ -81,6 +81,17 @@ def hash_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> str
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def hash_bytes(data: bytes | bytearray | memoryview) -> str:
+    """:func:`hash_file` of a file's bytes already in memory (the same content hash).
+
+    Examples
+    --------
+    >>> len(hash_bytes(b"RIFF")), hash_bytes(b"a") == hash_bytes(bytearray(b"a"))
+    (32, True)
+    """
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def clip_id_for(content_hash: str, uri: str) -> str:

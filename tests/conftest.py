@@ -120,13 +120,34 @@ def run_ingest(prefect_api, dask_scheduler):
 
 
 @pytest.fixture()
+def s3_requests(s3) -> list[tuple[str, str]]:
+    """``(method, path)`` of every HTTP request the :func:`s3` server answered, in order
+    (``("GET", "/audio/corpus/a.wav")``: a read of that object)."""
+    return _S3_REQUESTS[s3]
+
+
+#: the requests each running :func:`s3` server answered, by its endpoint
+_S3_REQUESTS: dict[str, list[tuple[str, str]]] = {}
+
+
+@pytest.fixture()
 def s3(monkeypatch):
-    """A moto S3 server on 127.0.0.1 and the AWS_* environment pointing at it."""
+    """A moto S3 server on 127.0.0.1 and the AWS_* environment pointing at it; the requests
+    it answers are logged (:func:`s3_requests`)."""
     import boto3
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
+    log: list[tuple[str, str]] = []
+    app = server._server.app  # the WSGI app the server's request handlers call
+
+    def logged(environ, start_response):
+        log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        return app(environ, start_response)
+
+    server._server.app = logged
+    endpoint = ""
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
@@ -139,6 +160,8 @@ def s3(monkeypatch):
         }.items():
             monkeypatch.setenv(k, v)
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="audio")
+        _S3_REQUESTS[endpoint] = log
         yield endpoint
     finally:
+        _S3_REQUESTS.pop(endpoint, None)
         server.stop()

@@ -335,8 +335,8 @@ class _ShardWork:
             with self._pool_lock:
                 self._pool_states.append(mine)
         reader, timings = mine
-        uri = ev.entry.uri
-        ev = replace(ev, blocks=lambda: reader.blocks(uri))
+        uri, data = ev.entry.uri, ev.data  # (a remote file's bytes, read once to hash them)
+        ev = replace(ev, blocks=lambda: reader.blocks(uri, data))
         return self._features(ev, timings)
 
     def pool_timings(self) -> list[dict[str, float]]:

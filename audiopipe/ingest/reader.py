@@ -9,6 +9,13 @@ decode, mono, resample). Decoding happens when the extractor pulls the blocks.
 With a spare core, :func:`audiopipe.ingest.pool.ordered_streams` takes these events from
 several threads (one at a time, in order) and decodes each clip in the thread that took it.
 
+A remote file (an fsspec URL: ``s3://``...) of at most :data:`IN_MEMORY_BYTES` is read once:
+its bytes are fetched into memory (never more than ``limits.max_bytes`` of them), hashed, and
+its header and audio decoded from them (``Opened.data``); the object store serves one
+``GET`` per file instead of one to hash it and more to decode it. A local file is hashed,
+then decoded from its path (libsndfile reads a path natively, and the second read comes from
+the page cache: ``benchmarks/read_once.py`` measures both ways).
+
 Examples
 --------
 >>> import tempfile, numpy as np, soundfile as sf
@@ -24,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import time
@@ -37,11 +45,11 @@ import fsspec
 import numpy as np
 
 from audiopipe.audio import AudioError, AudioInfo, check_header, info, stream
-from audiopipe.catalog import FileEntry, clip_id_for, hash_file
+from audiopipe.catalog import HASH_CHUNK, FileEntry, clip_id_for, hash_bytes, hash_file
 from audiopipe.ingest.shard import DecoderHook
 
 __all__ = [
-    "ShardReader", "Same", "Failed", "Opened", "READER_PHASES", "READ_KINDS",
+    "ShardReader", "Same", "Failed", "Opened", "READER_PHASES", "READ_KINDS", "IN_MEMORY_BYTES",
     "check_local_file", "os_error",
 ]  # fmt: skip
 
@@ -50,6 +58,12 @@ READ_KINDS = ("symlink_loop", "dangling_link", "permission", "not_a_file", "miss
 
 #: the phases a reader times (decode, mix and resample are timed by audiopipe.audio.stream)
 READER_PHASES = ("hash", "header", "decode", "mix", "resample")
+
+#: a remote file of at most this many bytes (its listed size) is read once, into memory, and
+#: decoded from there; a bigger one is hashed as it streams, then decoded through fsspec (read
+#: twice, memory bounded by fsspec's cache block): with :mod:`audiopipe.ingest.pool`'s window
+#: of files in flight, a worker holds at most a few of them
+IN_MEMORY_BYTES = 256 * 2**20
 
 BlockSource = Callable[[], Iterator[np.ndarray]]
 
@@ -84,6 +98,9 @@ class Opened:
     blocks: BlockSource
     #: BLAKE2b-128 of the file's bytes (the clip id hashes it with the uri)
     content_hash: str | None = None
+    #: the file's bytes, read once to hash them, when it is remote (and not too big to hold
+    #: in memory): ``blocks`` decodes them instead of reading the file again
+    data: bytes | None = None
 
 
 Event = Same | Failed | Opened
@@ -94,8 +111,14 @@ def is_local(uri: str) -> bool:
 
 
 @contextmanager
-def opened(uri: str, storage_options: Mapping[str, Any] | None) -> Iterator[str | BinaryIO]:
-    """A local file as its path (libsndfile reads it natively), anything else through fsspec."""
+def opened(
+    uri: str, storage_options: Mapping[str, Any] | None, data: bytes | None = None
+) -> Iterator[str | BinaryIO]:
+    """The file's bytes already read (``data``) as an in-memory file, else a local file as its
+    path (libsndfile reads it natively), anything else through fsspec."""
+    if data is not None:
+        yield io.BytesIO(data)  # (shares ``data``: nothing is copied)
+        return
     if is_local(uri):
         yield uri.removeprefix("file://")
         return
@@ -177,15 +200,16 @@ class ShardReader:
     def events(self, files: Iterator[FileEntry] | list[FileEntry]) -> Iterator[Event]:
         """What to do with each file, in order (decoding is left to ``Opened.blocks``)."""
         for entry in files:
-            clip_id = content_hash = None
+            clip_id = content_hash = data = None
             try:
-                clip_id, content_hash = self.identify(entry)
+                content_hash, data = self._fetch(entry)
+                clip_id = clip_id_for(content_hash, entry.uri)
                 if entry.prev_clip_id is not None and clip_id == entry.prev_clip_id:
                     yield Same(entry, clip_id)
                     continue
                 if self.hook is not None:
                     self.hook(entry.uri)
-                header = self.header(entry.uri)
+                header = self.header(entry.uri, data)
             except Exception as err:  # noqa: BLE001 - a file's failure is an event, not the end
                 yield Failed(entry, clip_id, err)
                 continue
@@ -194,8 +218,9 @@ class ShardReader:
                 clip_id,
                 header,
                 self.sample_rate,
-                lambda uri=entry.uri: self.blocks(uri),
+                lambda uri=entry.uri, data=data: self.blocks(uri, data),
                 content_hash,
+                data,
             )
 
     def clip_id(self, entry: FileEntry) -> str:
@@ -206,10 +231,12 @@ class ShardReader:
     def identify(self, entry: FileEntry) -> tuple[str, str]:
         """The file's clip id and content hash (BLAKE2b-128 of its bytes), after checking
         what it is and its size."""
-        content_hash = self._content_hash(entry)
+        content_hash = self._fetch(entry, keep=False)[0]
         return clip_id_for(content_hash, entry.uri), content_hash
 
-    def _content_hash(self, entry: FileEntry) -> str:
+    def _fetch(self, entry: FileEntry, keep: bool = True) -> tuple[str, bytes | None]:
+        """The file's content hash, and its bytes when ``keep`` and it is remote and at most
+        :data:`IN_MEMORY_BYTES` (read once, hashed, decoded from there), else None."""
         if is_local(entry.uri):
             check_local_file(entry.uri.removeprefix("file://"))
         if entry.size == 0:
@@ -221,7 +248,11 @@ class ShardReader:
             )
         t0 = time.perf_counter()
         try:
-            return hash_file(entry.uri, self.storage_options)
+            if keep and not is_local(entry.uri) and entry.size <= IN_MEMORY_BYTES:
+                data = self._read(entry.uri, IN_MEMORY_BYTES if max_bytes is None
+                                  else min(max_bytes, IN_MEMORY_BYTES))  # fmt: skip
+                return hash_bytes(data), data
+            return hash_file(entry.uri, self.storage_options), None
         except PermissionError as err:
             raise os_error(err) from None
         except (FileNotFoundError, IsADirectoryError) as err:
@@ -229,19 +260,39 @@ class ShardReader:
         finally:
             self.timings["hash"] += time.perf_counter() - t0
 
-    def header(self, uri: str) -> AudioInfo:
+    def _read(self, uri: str, limit: int) -> bytes:
+        """The bytes of a remote file, refused (:class:`AudioError`) as soon as there are more
+        than ``limit`` (it grew since it was listed): never more than that in memory."""
+        over = AudioError(
+            f"file has grown past {limit} bytes since it was listed (limits.max_bytes, or "
+            f"the {IN_MEMORY_BYTES} a remote file is read into memory up to): not read", "limits",
+        )  # fmt: skip
+        buf = io.BytesIO()
+        with opened(uri, self.storage_options) as f:
+            if (getattr(f, "size", None) or 0) > limit:
+                raise over
+            while chunk := f.read(min(HASH_CHUNK, limit + 1 - buf.tell())):
+                buf.write(chunk)
+                if buf.tell() > limit:
+                    raise over
+        return buf.getvalue()
+
+    def header(self, uri: str, data: bytes | None = None) -> AudioInfo:
+        """The file's header (from ``data``, its bytes, when read already), checked against
+        the limits."""
         t0 = time.perf_counter()
         try:
-            with opened(uri, self.storage_options) as src:
+            with opened(uri, self.storage_options, data) as src:
                 hdr = info(src)
             check_header(hdr, self.limits)
             return hdr
         finally:
             self.timings["header"] += time.perf_counter() - t0
 
-    def blocks(self, uri: str) -> Iterator[np.ndarray]:
-        """The file's mono blocks at the feature rate (decoded as pulled)."""
-        with opened(uri, self.storage_options) as src:
+    def blocks(self, uri: str, data: bytes | None = None) -> Iterator[np.ndarray]:
+        """The file's mono blocks at the feature rate (decoded as pulled; from ``data``, its
+        bytes, when read already)."""
+        with opened(uri, self.storage_options, data) as src:
             yield from stream(
                 src,
                 self.sample_rate,

@@ -28,9 +28,10 @@ import json
 from collections.abc import Collection, Iterable
 from typing import Any, NamedTuple
 
+from audiopipe.store._log import GONE, CommitTimes, log_entry
 from audiopipe.store.location import Location
 from audiopipe.store.records import RunRow
-from audiopipe.store.tables import _GONE, _commit_time, _log_entry, open_table
+from audiopipe.store.tables import open_table
 
 __all__ = ["COMMIT_SKEW_S", "Recorded", "table_id", "with_table_ids", "recorded", "made_anew",
            "outputs_made_anew"]
@@ -51,7 +52,7 @@ class Recorded(NamedTuple):
 def table_id(loc: Location, name: str) -> str | None:
     """The Delta metadata id of table ``name`` (None: no table), read from its first log
     entry with one GET (the whole log is opened only when a checkpoint cleaned that up)."""
-    text = _log_entry(loc, name, 0)
+    text = log_entry(loc, name, 0)
     if text is not None:
         for line in text.splitlines():
             if '"metaData"' in line:
@@ -91,27 +92,29 @@ def _newest(r: RunRow) -> tuple[dt.datetime, str]:
 
 
 def made_anew(
-    loc: Location, name: str, version: int, rec: Recorded | None, loaded_id: str | None = None
+    loc: Location, name: str, version: int, rec: Recorded | None, loaded: Any = None
 ) -> bool:
     """Whether table ``name``, at ``version``, is another table than the one ``rec`` recorded
-    (made anew since). ``loaded_id``: the metadata id of the table as loaded (saves a GET).
+    (made anew since). ``loaded``: the ``DeltaTable`` as loaded at ``version`` (its metadata
+    id saves a GET, and its commit times are read once per process).
     A table or version not on storage is not told here (see the callers)."""
     if rec is None:
         return False
+    loaded_id = None if loaded is None else str(loaded.metadata().id)
     if rec.table_id is not None:
         now = loaded_id if loaded_id is not None else table_id(loc, name)
         return now is not None and now != rec.table_id
     if rec.finished is None:
         return False
     stamp: Any
-    if loaded_id is not None:
-        stamp = _commit_time(loc, name, loaded_id, version)
+    if loaded is not None:
+        stamp = CommitTimes(loc, name, loaded)(version)
     else:
-        text = _log_entry(loc, name, version)
+        text = log_entry(loc, name, version)
         infos = [json.loads(x) for x in (text or "").splitlines() if '"commitInfo"' in x]
         stamp = next((a["commitInfo"].get("timestamp") for a in infos if "commitInfo" in a),
                      None)
-    if stamp is None or stamp is _GONE:
+    if stamp is None or stamp is GONE:
         return False
     return bool(stamp > (rec.finished.timestamp() + COMMIT_SKEW_S) * 1000)
 

@@ -45,6 +45,7 @@ from audiopipe.store.tables import (
     append,
     open_table,
     replace_where,
+    scan_delta,
     scan_table,
     table_as_of,
     table_exists,
@@ -211,8 +212,7 @@ class Dataset:
         the runs recorded (made anew since, its new log as long); told once per open."""
         if name not in self._anew:
             rec = recorded(self._seen, name, dt.version())
-            self._anew[name] = made_anew(self.location, name, dt.version(), rec,
-                                         str(dt.metadata().id))
+            self._anew[name] = made_anew(self.location, name, dt.version(), rec, dt)
         return self._anew[name]
 
     def _missing(self, name: str, files: bool = False, version: int | None = None) -> TableMissing:
@@ -388,12 +388,13 @@ class Dataset:
 
     @cached_property
     def _sources(self) -> dict[str, tuple[str, int]]:
-        """``clip_id -> (uri, sr)`` from ``clips``, read once (``load_audio`` is O(1) per clip)."""
-        if self.versions.get("clips") is None:
+        """``clip_id -> (uri, sr)`` from ``clips``, read once (``load_audio`` is O(1) per clip):
+        the pinned version, checked as every table read is (:meth:`delta`: missing on storage,
+        or written anew since the run recorded it, raises :class:`TableMissing`)."""
+        dt = self.delta("clips")
+        if dt is None:
             return {}
-        t = scan_table(self.location, "clips", self.versions["clips"], ["clip_id", "uri", "sr"])
-        if t is None:
-            raise self._missing("clips")
+        t = scan_delta(dt, ["clip_id", "uri", "sr"])
         if t.num_rows == 0:
             return {}
         d = t.to_pydict()

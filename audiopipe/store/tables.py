@@ -10,7 +10,6 @@ Examples
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +18,7 @@ import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from audiopipe.store._log import GONE, CommitTimes, log_entry
 from audiopipe.store.location import Location
 from audiopipe.store.records import ErrorRow
 
@@ -33,6 +33,7 @@ __all__ = [
     "table_exists",
     "read_table",
     "scan_table",
+    "scan_delta",
     "column_to_numpy",
     "string_codes",
     "replace_where",
@@ -143,51 +144,22 @@ def version_as_of(loc: Location, name: str, dt: DeltaTable, when: Any) -> int | 
 
     The commits' times are read from their log entries, newest first, one GET each (delta-rs's
     ``history`` lists the log, which timed out against the tests' S3 server), each entry once
-    per process (:func:`_commit_time`: a pinned open and every run a vacuum keeps ask again);
-    only when an entry has been cleaned up after a checkpoint is ``history`` asked.
+    per process while the table's history is unchanged (:class:`~audiopipe.store._log.
+    CommitTimes`: a pinned open and every run a vacuum keeps ask again); only when an entry
+    has been cleaned up after a checkpoint is ``history`` asked.
     """
     if when is None:
         return dt.version()
     limit = when.timestamp() * 1000
-    table_id = str(dt.metadata().id)
+    times = CommitTimes(loc, name, dt)
     for v in range(dt.version(), -1, -1):
-        stamp = _commit_time(loc, name, table_id, v)
-        if stamp is _GONE:
+        stamp = times(v)
+        if stamp is GONE:
             by = [c["version"] for c in dt.history() if c["timestamp"] <= limit]
             return max(by, default=None)
         if stamp is not None and stamp <= limit:
             return v
     return None
-
-
-#: a log entry cleaned up after a checkpoint (:func:`_commit_time`)
-_GONE: Any = object()
-#: ``{(table uri, table id): {version: commit time in ms, or None}}``: a version's log entry
-#: is written once and never changes; a table deleted and written anew has a new id
-_COMMIT_TIMES: dict[tuple[str, str], dict[int, float | None]] = {}
-_COMMIT_TIMES_LOCK = threading.Lock()
-
-
-def _commit_time(loc: Location, name: str, table_id: str, version: int) -> Any:
-    """The commit time (ms) in log entry ``version`` of table ``name`` (its metadata id
-    ``table_id``), None when it has none, :data:`_GONE` when the entry is not there; read
-    once per process (thread-safe)."""
-    import json
-
-    key = (loc.table_uri(name), table_id)
-    with _COMMIT_TIMES_LOCK:
-        times = _COMMIT_TIMES.get(key)
-        if times is not None and version in times:
-            return times[version]
-    text = _log_entry(loc, name, version)
-    if text is None:
-        return _GONE
-    infos = [json.loads(line) for line in text.splitlines() if '"commitInfo"' in line]
-    stamps = [a["commitInfo"].get("timestamp") for a in infos if "commitInfo" in a]
-    stamp = stamps[0] if stamps else None
-    with _COMMIT_TIMES_LOCK:
-        _COMMIT_TIMES.setdefault(key, {})[version] = stamp
-    return stamp
 
 
 def table_version(loc: Location, name: str) -> int | None:
@@ -208,7 +180,7 @@ def rows_changed_since(loc: Location, name: str, version: int) -> bool:
     if dt is None or dt.version() < version:
         return True
     for v in range(version + 1, dt.version() + 1):
-        text = _log_entry(loc, name, v)
+        text = log_entry(loc, name, v)
         if text is None:
             return True  # (cleaned up after a checkpoint: unknown)
         actions = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -216,20 +188,6 @@ def rows_changed_since(loc: Location, name: str, version: int) -> bool:
         if not ops or any(op not in MAINTENANCE_OPERATIONS for op in ops):
             return True
     return False
-
-
-def _log_entry(loc: Location, name: str, version: int) -> str | None:
-    """The text of table ``name``'s log entry ``version`` (None when not there), read with one
-    GET (delta-rs's ``history`` lists the log: against the tests' S3 server, moto in the same
-    process, that listing timed out after 180 s)."""
-    path = f"{loc.table_uri(name)}/_delta_log/{version:020d}.json"
-    try:
-        if loc.is_remote:
-            return loc.fs.cat_file(path).decode()
-        with open(path.removeprefix("file://"), encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 def read_table(
@@ -251,8 +209,21 @@ def scan_table(
     (``string_view``) come back as their plain types.
     """
     dt = open_table(loc, name, version)
-    if dt is None:
-        return None
+    return None if dt is None else scan_delta(dt, columns)
+
+
+def scan_delta(dt: DeltaTable, columns: list[str] | None = None) -> pa.Table:
+    """:func:`scan_table` of a table already opened (at the version it was opened at).
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa
+    >>> from deltalake import DeltaTable, write_deltalake
+    >>> d = tempfile.mkdtemp()
+    >>> write_deltalake(d, pa.table({"a": [1, 2], "b": ["x", "y"]}))
+    >>> scan_delta(DeltaTable(d), ["b"]).column_names
+    ['b']
+    """
     reader = pa.RecordBatchReader.from_stream(dt.scan(columns=columns))
     plain = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
     if any(f.type in plain for f in reader.schema):
@@ -325,7 +296,7 @@ def _commit_version(loc: Location, name: str, token: str) -> int:
     dt = open_table(loc, name)
     assert dt is not None
     for v in range(dt.version(), -1, -1):
-        text = _log_entry(loc, name, v)
+        text = log_entry(loc, name, v)
         if text is None:
             break  # (older entries cleaned up after a checkpoint)
         if token in text:

@@ -1,5 +1,6 @@
 import datetime as dt
 import os
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -424,3 +425,33 @@ def test_a_table_made_anew_is_told_by_time_for_rows_without_table_ids(tmp_path, 
     monkeypatch.setattr(anew, "COMMIT_SKEW_S", 3600.0)  # (a rewrite within the tolerance)
     d = audiopipe.open_dataset(ds.location.root, "d")
     assert d.missing_tables() == {}
+
+
+def test_load_audio_refuses_a_clips_table_written_anew_as_the_other_reads_do(ingested):
+    """``clips`` lost and written anew at its path, at the version the run recorded, with
+    the same clip ids naming other files: ``table("clips")`` says it is missing, but
+    ``load_audio`` read it unchecked and decoded the other file. Both raise the same error."""
+    import shutil
+
+    from deltalake import write_deltalake
+
+    from audiopipe.store import TableMissing
+
+    root, loc = ingested.location.root, ingested.location
+    clips = ingested.table("clips")
+    cid, uri = clips["clip_id"][0].as_py(), clips["uri"][0].as_py()
+    other = write(Path(uri).parent.parent / "other.wav", sine(f=3000, dur=0.3), 22050)
+    v = ingested.versions["clips"]
+    shutil.rmtree(loc.table_uri("clips"))
+    ghost = clips.set_column(clips.column_names.index("uri"), "uri",
+                             pa.array([str(other)] * clips.num_rows))  # fmt: skip
+    for _ in range(v + 1):  # its versions 0..v, as a killed run wrote it again
+        write_deltalake(loc.table_uri("clips"), ghost, mode="overwrite")
+    ds = audiopipe.open_dataset(root, "d")
+    with pytest.raises(TableMissing, match=f"'clips' version {v}.*written anew") as read:
+        ds.table("clips")
+    with pytest.raises(TableMissing) as loaded:
+        audiopipe.open_dataset(root, "d").load_audio(cid)
+    assert str(loaded.value) == str(read.value)
+    with pytest.raises(TableMissing):
+        ds.clip_uri(cid)

@@ -64,14 +64,14 @@ def test_version_as_of_reads_each_log_entry_once_and_sees_a_table_written_anew(
     import shutil
     from datetime import UTC, datetime
 
-    from audiopipe.store import tables as T
+    from audiopipe.store import _log as L
 
     loc = Location(str(tmp_path), "d")
     for k in range(12):
         append(loc, "t", pa.table({"v": [k]}))
     reads = []
-    entry = T._log_entry
-    monkeypatch.setattr(T, "_log_entry", lambda *a: reads.append(a[2]) or entry(*a))
+    entry = L.log_entry
+    monkeypatch.setattr(L, "log_entry", lambda *a: reads.append(a[2]) or entry(*a))
     before = datetime(2000, 1, 1, tzinfo=UTC)
     dt = open_table(loc, "t")
     assert version_as_of(loc, "t", dt, before) is None
@@ -82,13 +82,88 @@ def test_version_as_of_reads_each_log_entry_once_and_sees_a_table_written_anew(
     append(loc, "t", pa.table({"v": [12]}))
     reads.clear()  # (append reads its own entry)
     assert version_as_of(loc, "t", open_table(loc, "t"), before) is None
-    assert reads == [12]  # the new commit only
+    # the new commit, and the newest entry read before, again: the table's history is still
+    # the one its entries were read in (a table restored from a copy is not)
+    assert sorted(reads) == [11, 12]
+    reads.clear()
+    assert version_as_of(loc, "t", open_table(loc, "t"), before) is None
+    assert reads == []  # a snapshot seen already: nothing is read
     shutil.rmtree(loc.table_uri("t").removeprefix("file://"))
     append(loc, "t", pa.table({"v": [0]}))
     reads.clear()
     assert version_as_of(loc, "t", open_table(loc, "t"), before) is None
     assert reads == [0]
     assert version_as_of(loc, "t", open_table(loc, "t"), datetime.now(UTC)) == 0
+
+def test_a_commit_is_found_after_its_table_folder_was_listed_on_s3(s3):
+    """fsspec keeps an object store's listings: once a process had listed a table's folder
+    (a find, a vacuum's sizes), s3fs answered a newer log entry "not there" from the cached
+    listing: an append committed, then failed to find its commit (LookupError), and every
+    reader of log entries took the newer commits for cleaned up."""
+    from audiopipe.store.tables import rows_changed_since
+
+    loc = Location("s3://audio/listed", "d")
+    assert append(loc, "t", pa.table({"v": [0]})) == 0
+    assert loc.fs.find(loc.table_uri("t"))  # the listing, cached
+    assert append(loc, "t", pa.table({"v": [1]})) == 1
+    assert rows_changed_since(loc, "t", 0)
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_table_restored_from_a_copy_at_its_path_is_not_answered_from_the_cache(
+    tmp_path, request, where
+):
+    """The commit times read were kept per (table uri, Delta id); a table restored from a copy
+    at its path keeps its id, and its versions after the copy's last one are other commits:
+    they were answered from the old history (vacuum then keeps the wrong version). They are
+    read again; asked again with the table unchanged, nothing is read (no GET on S3)."""
+    import shutil
+    import time
+    from datetime import UTC, datetime
+
+    if where == "s3":
+        request.getfixturevalue("s3")
+        requests = request.getfixturevalue("s3_requests")
+    loc = Location(str(tmp_path / "out") if where == "local" else "s3://audio/restored", "d")
+    table = loc.table_uri("t")
+
+    def copy(src: str, dst: str) -> None:
+        if where == "local":
+            shutil.rmtree(dst.removeprefix("file://"), ignore_errors=True)
+            shutil.copytree(src.removeprefix("file://"), dst.removeprefix("file://"))
+        else:
+            if loc.fs.exists(dst):
+                loc.fs.rm(dst, recursive=True)
+            loc.fs.copy(src, dst, recursive=True)
+
+    def commit(k: int) -> None:
+        append(loc, "t", pa.table({"v": [k]}))
+        time.sleep(0.05)
+
+    for k in range(3):
+        commit(k)
+    copy(table, f"{table}_copy")  # versions 0..2
+    mid = datetime.now(UTC)
+    time.sleep(0.05)
+    for k in range(3, 6):
+        commit(k)
+    old_end = datetime.now(UTC)
+    assert version_as_of(loc, "t", open_table(loc, "t"), mid) == 2  # (reads entries 5..2)
+    assert version_as_of(loc, "t", open_table(loc, "t"), old_end) == 5
+    copy(f"{table}_copy", table)  # restored: the same id, versions 0..2
+    time.sleep(0.05)
+    for k in range(3, 6):
+        commit(10 * k)  # versions 3..5 again, other commits, after old_end
+    dt = open_table(loc, "t")
+    assert dt.version() == 5
+    assert version_as_of(loc, "t", dt, old_end) == 2  # (the old history's 5 said 5)
+    assert version_as_of(loc, "t", dt, mid) == 2
+    if where == "s3":
+        requests.clear()
+        for when in (old_end, mid, datetime.now(UTC)):
+            version_as_of(loc, "t", dt, when)
+        assert [p for m, p in requests if m == "GET" and "_delta_log" in p] == []
+
 
 def test_sql_in_escapes_quotes():
     assert sql_in("uri", ["it's", "a"]) == "uri IN ('a','it''s')"
