@@ -22,10 +22,17 @@ four is most confident at (as the stage), the accent member at the same warp.
 - ``weighted``: the vote of the four with the accent member in place of ``sequence`` or
   beside it (five), the accent member weighted ``w`` (``ensemble-accent``).
 
+Not landed (see round 25 in ``tune_classify.py``): the arbiter at m = 1 % of the other
+folds' clips, put into the stage as the candidate ``ensemble-accent`` (commit 7f5e355 of
+branch ``cls25``, reverted in the next), raised the stage's nested figure on the FSDD tuning
+speakers by 7 clips of 1,500, one short of the rule's 8.
+
 Run: ``python benchmarks/tune_classify_round25.py`` from the repository root (FSDD tuning
-speakers; about 6 min on a busy machine without round 24's cache, seconds with it;
+speakers; about 2 min on a busy machine without round 24's cache, seconds with it;
 ``--esc``: the ESC-10 tuning classes too); writes
-``benchmarks/results/tune_classify_round25.json``.
+``benchmarks/results/tune_classify_round25.json``. ``--stage`` (the stage with and without
+``ensemble-accent``, both tuning parts, about 8 min; ``tune_classify_round25_stage.json``)
+needs the stage of commit 7f5e355 (``git checkout 7f5e355 -- audiopipe``).
 """
 
 from __future__ import annotations
@@ -100,6 +107,7 @@ def score(out: dict, label: str, key: str, pred: np.ndarray, y, g) -> None:
 
 def study(ds, part, target: str, groups: str, label: str) -> dict:
     ids, y, g, p, frames, splits, classes = _part(ds, part, target, groups)
+    (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)  # (its cache)
     round24_study(ds, part, target, groups, label, FOUR + [ACCENT])  # fills the cache
     P = {m: cached(label, m) for m in FOUR + [ACCENT]}
     out: dict = {}
@@ -144,6 +152,9 @@ def through_stage(ds, part, target: str, groups: str, label: str) -> dict:
     accuracy, per group, each outer fold's choice, each variant's CV, time."""
     import audiopipe.stages.classify.select as S
 
+    if not hasattr(S, "accent_copies"):
+        raise SystemExit("--stage needs the stage with ensemble-accent: "
+                         "git checkout 7f5e355 -- audiopipe (commit 7f5e355 of branch cls25)")
     ids, y, g, p, *_ = _part(ds, part, target, groups)
     out = {}
     real = S.accent_copies

@@ -22,14 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audiopipe.stages.classify.accent import (
-    ARBITER,
-    accent_copies,
-    arbiter_oof,
-    arbitrate,
-    at_vote_warp,
-    confusable,
-)
 from audiopipe.stages.classify.candidates import (
     CANDIDATES,
     FEATURES_VERSION,
@@ -61,23 +53,11 @@ CLIP = "/clip"
 #: the soft vote of the best two candidates by CV (scored beside ``ensemble``, the vote of
 #: all, when three or more candidates are tried)
 TOP2 = "ensemble-top2"
-#: the soft vote of all with the accent arbiter (:mod:`.accent`; group-normalised only)
-ACCENT = "ensemble-accent"
 
 
 def base_name(variant: str) -> str:
     """The candidate of a scored variant: ``"stats/clip"`` -> ``"stats"``."""
     return variant.removesuffix(CLIP)
-
-
-def _model_name(c: str) -> str:
-    """The candidate whose features a scored variant or member reads (``sequence+accent``:
-    ``sequence``)."""
-    return base_name(c).split("+")[0]
-
-
-def _model(c: str) -> str:
-    return MODEL_OF[_model_name(c)]
 
 
 def choose(scores: dict[str, float]) -> str:
@@ -168,8 +148,6 @@ def voters(scores: dict[str, float], k: int = 2) -> list[str]:
 def _voting(variant: str, scores: dict[str, float]) -> list[str]:
     """The members of an ensemble variant: all scored candidates (``ensemble``) or the
     best two (``ensemble-top2``)."""
-    if base_name(variant) == ACCENT:
-        return [*scores, ARBITER]
     return voters(scores) if base_name(variant) == TOP2 else list(scores)
 
 
@@ -250,17 +228,12 @@ def fit_select(
         X_raw, X, _ = build(c, frames, None, p)
         mats[c + suffix] = (X_raw, X, _augment(c, frames, None, p, False), {})
     votes = ["ensemble", TOP2] if len(base) > 2 else ["ensemble"]
-    acc_aug = accent_copies(frames, g, p) if vote and group_norm and "sequence" in base else None
-    if acc_aug is not None:  # the arbiter: sequence with the accent copies beside its own
-        Xr, Xs, aug, vw = mats["sequence"]
-        mats[ARBITER] = (Xr, Xs, acc_aug if aug is None else (
-            np.r_[aug[0], acc_aug[0]], np.r_[aug[1], acc_aug[1]]), vw)
     if vote:
-        fam_group += (votes + [ACCENT] * (acc_aug is not None)) if group_norm else []
+        fam_group += votes if group_norm else []
         fam_clip += [v + suffix for v in votes]
 
     def est(c: str) -> ClipClassifier:
-        return ClipClassifier(model=_model(c), C=float(p.get("C", 10.0)),
+        return ClipClassifier(model=MODEL_OF[base_name(c)], C=float(p.get("C", 10.0)),
                               random_state=rs)
 
     self_train = bool(p.get("self_train", False))
@@ -294,12 +267,6 @@ def fit_select(
                 sc = {c: acc(out[c], yy) for c in fam if base_name(c) in MODEL_OF}
                 for v in fam[len(sc):]:
                     mem = _voting(v, sc)
-                    if v == ACCENT:  # the vote of all, the arbiter between confused pairs
-                        out[v], ch = arbiter_oof(
-                            {a: np.mean([views[c][a] for c in sc], axis=0)
-                             for a in views[mem[0]]}, views[ARBITER], gg, yy, folds, classes)
-                        warp_of.update({v: ch} if rows is None else {})
-                        continue
                     out[v] = pick(v, {a: np.mean([views[c][a] for c in mem], axis=0)
                                       for a in views[mem[0]]})
         return out
@@ -365,8 +332,8 @@ def fit_select(
             X_raw, X, aug, _ = mats[c]
             Xf, yf = (X, y) if aug is None else (np.r_[X, aug[0]], np.r_[y, y[aug[1]]])
             out[c] = {"estimator": clone(est(c)).fit(Xf, yf.astype(str)),
-                      "prior": priors(_model_name(c), frames, X_raw, fp)
-                      if c in fam_group or c == ARBITER else None}
+                      "prior": priors(base_name(c), frames, X_raw, fp) if c in fam_group
+                      else None}
         return out
 
     bundle = {
@@ -381,8 +348,6 @@ def fit_select(
         "features_version": FEATURES_VERSION,
         "test_warps": tw if chosen in fam_group else [],
     }
-    if chosen == ACCENT:  # the pairs the vote confuses in the CV: the arbiter decides them
-        bundle["pairs"] = sorted(sorted(k) for k in confusable(classes[P["ensemble"].argmax(1)], y))
     cm = confusion_matrix(ys, ps, labels=labels)
     why = describe(scores, chosen, skipped)
     for fam in (fam_group, fam_clip) if vote else ():
@@ -416,10 +381,10 @@ def _member_probs(members: dict[str, Any], frames: Frames, gn: np.ndarray | None
     for name, member in members.items():
         est = member["estimator"]
         if member.get("prior") is not None and gn is not None:
-            _, X, _ = build(_model_name(name), frames, gn, p, prior=member["prior"],
+            _, X, _ = build(base_name(name), frames, gn, p, prior=member["prior"],
                             prior_n=prior_clips, warp=warp)
         else:
-            X = build(_model_name(name), frames, None, p)[1]
+            X = build(base_name(name), frames, None, p)[1]
         cols = [col[str(c)] for c in est.classes_]
         prob[:, cols] += est.predict_proba(X[rows])
     return prob / len(members)
@@ -473,24 +438,16 @@ def predict_bundle(
         if not part.any():
             continue
         rows = [sel[k] for k in np.flatnonzero(part)]
-        arb = {k: v for k, v in members.items() if k == ARBITER}  # (ensemble-accent's)
-        members = {k: v for k, v in members.items() if k != ARBITER}
-        if gpart is None or not (tw or arb):
+        if gpart is None or not tw:
             prob[part] = _member_probs(members, frames, gpart, p, rows, col, len(classes),
                                        prior_clips)
             continue
         # each group read at the warp its clips (all of them in ids) are most confident at
         grp = set(gpart[rows].tolist())
         every = [i for i, v in enumerate(gpart.tolist()) if v in grp]
-
-        def read(mem: dict[str, Any], every: list[int] = every,
-                 gp: np.ndarray = gpart) -> dict[float, np.ndarray] | None:
-            return {a: _member_probs(mem, frames, gp, p, every, col, len(classes),
-                                     prior_clips, warp=a) for a in [1.0, *tw]} if mem else None
-
-        Q, A, _ = at_vote_warp(read(members), read(arb), gpart[every])
-        if arb:  # ensemble-accent: the arbiter decides between the pairs the vote confuses
-            Q = arbitrate(Q, A, classes, {frozenset(k) for k in bundle.get("pairs") or []})
+        Q, _ = most_confident_view(
+            {a: _member_probs(members, frames, gpart, p, every, col, len(classes), prior_clips,
+                              warp=a) for a in [1.0, *tw]}, gpart[every])
         at = {i: k for k, i in enumerate(every)}
         prob[part] = Q[[at[i] for i in rows]]
     pred = classes[prob.argmax(1)]
