@@ -190,6 +190,7 @@ def study(ds, part, target: str, groups: str, label: str, members: list[str]) ->
         base = var.split("+")[0].removesuffix(CLIP)
         clip = var.endswith(CLIP)  # per-clip features: no group normalisation, no readings
         cache = ROOT / "benchmarks" / "results" / f"r24_{label[:4]}_{var.replace('/', '_')}.npz"
+        cache.parent.mkdir(parents=True, exist_ok=True)  # (absent on a fresh checkout)
         if cache.exists():  # (a member's probabilities of an earlier run of this script)
             d = np.load(cache)
             P[var] = {float(k): d[k] for k in d.files}
