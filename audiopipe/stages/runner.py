@@ -272,7 +272,7 @@ def run_stage(
     t0 = time.perf_counter()
     timer = _Timer()
     loc = ds.location
-    with stage_lock(loc, name, wait_s=DATASET_WAIT_S):
+    with stage_lock(loc, name, wait_s=DATASET_WAIT_S) as lease:
         before = dict(ds.versions)
         if latest(ds).versions != before:  # an ingest published since ds was opened: its clips
             resolved = _resolve(ds, stage, name, raw, base_dir)
@@ -363,6 +363,7 @@ def run_stage(
             timings=json.dumps(timer.phases, sort_keys=True),
             message=res["message"],
         )
+        lease.check()  # its lock taken over (its heartbeat failed): no runs row shows its outputs
         append_run(loc, RunRow(**row))
     report = {
         "run_id": run_id,
