@@ -24,7 +24,10 @@ ingest, rebuild or vacuum holds the dataset's lock (it waits :data:`DATASET_WAIT
 refuses naming the holder), and an ingest, rebuild or vacuum does not start while a stage runs.
 A dataset opened before an ingest or rebuild published (``run_stages`` opens it once for all
 its stages; a notebook keeps one open) is opened again once the stage holds its lock, so the
-run covers the clips of now; one opened as of a ``run_id`` is left as asked.
+run covers the clips of now; one opened as of a ``run_id`` is left as asked. A run whose stage
+lock was taken over (its heartbeat failed for a lease: :mod:`audiopipe.store.lease`) raises
+:class:`~audiopipe.store.lease.LeaseLost` instead of appending the ``runs`` row that would make
+its outputs the stage's latest.
 
 Examples
 --------
