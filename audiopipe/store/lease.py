@@ -123,11 +123,12 @@ def beat_path(ticket: str) -> str:
     return ticket.removesuffix(".json") + ".beat"
 
 
-def beat_age_s(fs: Any, folder: str, ticket: str) -> float | None:
+def beat_age_s(fs: Any, folder: str, ticket: str, has_beat: bool = True) -> float | None:
     """Seconds since ``ticket`` last beat (its beat, or the ticket itself before its first
-    beat), on the storage's clock; None when unknown."""
+    beat: ``has_beat`` False, as a listing said, spares a request), on the storage's clock;
+    None when unknown."""
     now = _storage_now(fs, folder)
-    last = mtime(fs, beat_path(ticket))
+    last = mtime(fs, beat_path(ticket)) if has_beat else None
     if last is None:
         last = mtime(fs, ticket)
     if now is None or last is None:

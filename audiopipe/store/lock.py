@@ -135,7 +135,7 @@ def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None,
     The holder says how it was judged alive (``judged_by``): ``pid`` (of this host),
     ``lease`` (``beat_age_s``, None when unknown, below ``lease_s``), ``ticket_age`` (of
     another host without heartbeats: ``ticket_age_s``) or ``starting`` (unreadable, fresh)."""
-    tickets, released, _ = _tickets(fs, folder)
+    tickets, released, beats = _tickets(fs, folder)
     if not tickets:
         return 0, None, None
     n = max(tickets)
@@ -159,7 +159,7 @@ def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None,
             return n, None, path
         return n, {**who, "judged_by": "ticket_age", "ticket_age_s": age}, path
     lease_s = max(_lease.LEASE_S, float(who["lease_s"]))
-    age = beat_age_s(fs, folder, path)
+    age = beat_age_s(fs, folder, path, has_beat=n in beats)
     if age is not None and age > lease_s:
         return n, None, path  # stale: its holder stopped beating a lease ago
     return n, {**who, "judged_by": "lease", "beat_age_s": age, "lease_s": lease_s}, path
