@@ -28,7 +28,9 @@ from audiopipe.ingest.extract import split_for
 from audiopipe.ingest.plan import IngestPlan, RemovalRefusedError, retried_failure
 from audiopipe.ingest.removals import check_removals
 from audiopipe.ingest.shard import Shard, ShardResult
+from audiopipe.store.lease import check_lease
 from audiopipe.store.location import Location
+from audiopipe.store.lock import LOCK_DIR
 from audiopipe.store.records import ClipRow, ErrorRow, FeaturesRow, FramesIndexRow, RunRow
 from audiopipe.store.runs import append_run
 from audiopipe.store.tables import append, open_table, read_table, replace_where, table_version
@@ -55,6 +57,9 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
     - and the plan does not ``allow_removals``, nothing is published, a ``failed`` run row
     says why, and :class:`~audiopipe.ingest.plan.RemovalRefusedError` is raised; an ingest's staged shards
     stay for the rerun to reuse (a rebuild's are removed: its rerun computes new ones).
+    A run that lost the lease of the dataset's lock it holds (another run took it over:
+    :mod:`audiopipe.store.lease`) commits nothing and raises
+    :class:`~audiopipe.store.lease.LeaseLost`.
 
     Returns the ``runs`` row as a dict, with ``publish_seconds``, ``worker_timings`` (the
     seconds the shards computed in this run spent per phase, summed: see
@@ -80,6 +85,7 @@ def publish(plan: IngestPlan, results: Sequence[ShardResult | BaseException]) ->
         if plan.kind == "rebuild":  # its shard keys hold its run id: no rerun reuses them
             staging.clean(loc, ok_keys)
         raise
+    check_lease(loc.join(LOCK_DIR))  # (a run whose lock was taken over commits nothing)
     versions = dict(plan.base_versions)
     versions.update(_publish_data(plan, ok, clips, same, kept))
     if errors is not None:

@@ -24,7 +24,10 @@ ingest, rebuild or vacuum holds the dataset's lock (it waits :data:`DATASET_WAIT
 refuses naming the holder), and an ingest, rebuild or vacuum does not start while a stage runs.
 A dataset opened before an ingest or rebuild published (``run_stages`` opens it once for all
 its stages; a notebook keeps one open) is opened again once the stage holds its lock, so the
-run covers the clips of now; one opened as of a ``run_id`` is left as asked.
+run covers the clips of now; one opened as of a ``run_id`` is left as asked. A run whose stage
+lock was taken over (its heartbeat failed for a lease: :mod:`audiopipe.store.lease`) raises
+:class:`~audiopipe.store.lease.LeaseLost` instead of appending the ``runs`` row that would make
+its outputs the stage's latest.
 
 Examples
 --------
@@ -272,7 +275,7 @@ def run_stage(
     t0 = time.perf_counter()
     timer = _Timer()
     loc = ds.location
-    with stage_lock(loc, name, wait_s=DATASET_WAIT_S):
+    with stage_lock(loc, name, wait_s=DATASET_WAIT_S) as lease:
         before = dict(ds.versions)
         if latest(ds).versions != before:  # an ingest published since ds was opened: its clips
             resolved = _resolve(ds, stage, name, raw, base_dir)
@@ -363,6 +366,7 @@ def run_stage(
             timings=json.dumps(timer.phases, sort_keys=True),
             message=res["message"],
         )
+        lease.check()  # its lock taken over (its heartbeat failed): no runs row shows its outputs
         append_run(loc, RunRow(**row))
     report = {
         "run_id": run_id,

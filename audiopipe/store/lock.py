@@ -12,6 +12,14 @@ one and the others see it held. Nothing is ever deleted to take a lock over, so 
 process can never remove a lock that another one has just taken (the race of the old
 remove-then-create takeover). Old tickets below the current one are pruned.
 
+A holder on another host cannot be checked by its pid: while a ticket is held, its holder
+beats (:mod:`audiopipe.store.lease`: ``<n>.beat`` rewritten every ``BEAT_S``), and a ticket
+of another host (or with no pid to check) is stale once its beat is older than ``LEASE_S``
+on the storage's own clock. A ticket of another host from an audiopipe without heartbeats
+(no ``lease_s`` in it) is taken over only once older than ``LEGACY_STALE_S`` (a week); until
+then its error names the ticket to remove. The lease is what :func:`dataset_lock` and
+:func:`stage_lock` give to the block: ``lease.held()`` / ``lease.check()`` before a commit.
+
 Examples
 --------
 >>> import tempfile
@@ -35,10 +43,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from audiopipe.store import lease as _lease
+from audiopipe.store.lease import Lease, LeaseLost, beat_age_s, ticket_age_s
 from audiopipe.store.location import Location
 
 __all__ = [
     "DatasetLocked",
+    "Lease",
+    "LeaseLost",
     "dataset_lock",
     "holder",
     "stage_lock",
@@ -77,15 +89,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _tickets(fs: Any, folder: str) -> tuple[dict[int, str], set[int]]:
-    """``{number: path}`` of the tickets and the numbers that have a release marker."""
+def _tickets(fs: Any, folder: str) -> tuple[dict[int, str], set[int], set[int]]:
+    """``{number: path}`` of the tickets, the numbers that have a release marker and those
+    that have a beat."""
     try:
         fs.invalidate_cache(folder)  # object-store listings are cached by fsspec
         names = fs.ls(folder, detail=False)
     except FileNotFoundError:
-        return {}, set()
+        return {}, set(), set()
     tickets: dict[int, str] = {}
     released: set[int] = set()
+    beats: set[int] = set()
     for p in names:
         base = p.rstrip("/").rsplit("/", 1)[-1]
         stem, _, ext = base.partition(".")
@@ -95,7 +109,9 @@ def _tickets(fs: Any, folder: str) -> tuple[dict[int, str], set[int]]:
             tickets[int(stem)] = p
         elif ext == "released":
             released.add(int(stem))
-    return tickets, released
+        elif ext == "beat":
+            beats.add(int(stem))
+    return tickets, released, beats
 
 
 def _read(fs: Any, path: str) -> dict[str, Any] | None:
@@ -106,22 +122,20 @@ def _read(fs: Any, path: str) -> dict[str, Any] | None:
     return d if isinstance(d, dict) and "pid" in d else None
 
 
-def _age_s(fs: Any, path: str) -> float:
+def _pid(who: dict[str, Any]) -> int | None:
     try:
-        fs.invalidate_cache(path)
-        info = fs.info(path)
-    except OSError:
-        return 0.0
-    m = info.get("mtime") or info.get("LastModified") or info.get("created")
-    if m is None:
-        return 0.0
-    t = m.timestamp() if hasattr(m, "timestamp") else float(m)
-    return max(0.0, time.time() - t)
+        return int(who["pid"])
+    except (TypeError, ValueError):
+        return None
 
 
 def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None, str | None]:
-    """``(current ticket number, its holder or None when the lock is free, its path)``."""
-    tickets, released = _tickets(fs, folder)
+    """``(current ticket number, its holder or None when the lock is free, its path)``.
+
+    The holder says how it was judged alive (``judged_by``): ``pid`` (of this host),
+    ``lease`` (``beat_age_s``, None when unknown, below ``lease_s``), ``ticket_age`` (of
+    another host without heartbeats: ``ticket_age_s``) or ``starting`` (unreadable, fresh)."""
+    tickets, released, beats = _tickets(fs, folder)
     if not tickets:
         return 0, None, None
     n = max(tickets)
@@ -130,12 +144,25 @@ def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None,
         return n, None, path
     who = _read(fs, path)
     if who is None:
-        if _age_s(fs, path) > UNREADABLE_STALE_S:
+        if (ticket_age_s(fs, folder, path) or 0.0) > UNREADABLE_STALE_S:
             return n, None, path  # a writer died between creating and filling its ticket
-        return n, {"pid": None, "host": None, "what": "run (starting)", "since": time.time()}, path
-    if who.get("host") == host and who.get("pid") and not _alive(int(who["pid"])):
-        return n, None, path  # stale: its process is gone
-    return n, who, path
+        starting = {"pid": None, "host": None, "what": "run (starting)", "since": time.time()}
+        return n, {**starting, "judged_by": "starting"}, path
+    pid = _pid(who)
+    if who.get("host") == host and pid:
+        if not _alive(pid):
+            return n, None, path  # stale: its process is gone
+        return n, {**who, "judged_by": "pid"}, path
+    if not isinstance(who.get("lease_s"), int | float):  # no heartbeat (an older audiopipe)
+        age = ticket_age_s(fs, folder, path)
+        if age is not None and age > _lease.LEGACY_STALE_S:
+            return n, None, path
+        return n, {**who, "judged_by": "ticket_age", "ticket_age_s": age}, path
+    lease_s = max(_lease.LEASE_S, float(who["lease_s"]))
+    age = beat_age_s(fs, folder, path, has_beat=n in beats)
+    if age is not None and age > lease_s:
+        return n, None, path  # stale: its holder stopped beating a lease ago
+    return n, {**who, "judged_by": "lease", "beat_age_s": age, "lease_s": lease_s}, path
 
 
 def _create(fs: Any, path: str, body: bytes, remote: bool) -> bool:
@@ -179,6 +206,29 @@ def _since(who: dict[str, Any]) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(who.get("since") or 0))
 
 
+def _heartbeat(who: dict[str, Any]) -> str:
+    """``, heartbeat 12 s ago`` for a holder judged by its lease; else nothing."""
+    if who.get("judged_by") != "lease" or who.get("beat_age_s") is None:
+        return ""
+    return f", heartbeat {who['beat_age_s']:.0f} s ago"
+
+
+def _if_dead(who: dict[str, Any], path: str | None) -> str:
+    """What becomes of the lock if its holder ``who`` (ticket ``path``) is dead."""
+    if who.get("judged_by") == "lease":
+        known = "" if who.get("beat_age_s") is not None else (
+            " (its heartbeat's age is unknown: the storage's clock could not be written)")
+        return (f"if that run is dead, the lock is taken over once its heartbeat is "
+                f"{who['lease_s']:.0f} s old{known}")
+    if who.get("judged_by") == "ticket_age":  # another host, no heartbeat
+        return (f"its ticket has no heartbeat (an audiopipe of before leases): if that run is "
+                f"dead on another host, remove {path} (it is taken over once "
+                f"{_lease.LEGACY_STALE_S / 3600:.0f} h old)")
+    if who.get("judged_by") == "starting":
+        return f"an unreadable ticket is taken over once {UNREADABLE_STALE_S:.0f} s old"
+    return "the lock of a dead process of this host is taken over at once"
+
+
 @contextmanager
 def dataset_lock(
     loc: Location,
@@ -187,8 +237,10 @@ def dataset_lock(
     name: str = LOCK_DIR,
     no_stages: bool = False,
     stages_wait_s: float | None = None,
-) -> Iterator[None]:
-    """Hold the dataset's lock (or the lock folder ``name``, e.g. one per stage) for the block.
+) -> Iterator[Lease]:
+    """Hold the dataset's lock (or the lock folder ``name``, e.g. one per stage) for the block,
+    which is given the ticket's :class:`~audiopipe.store.lease.Lease` (beating until the end:
+    ``lease.held()``, ``lease.check()`` before a commit).
 
     Waits up to ``wait_s`` seconds for a running holder, then raises
     :class:`DatasetLocked` naming it. ``no_stages`` (a vacuum, which deletes files a running
@@ -201,7 +253,8 @@ def dataset_lock(
     """
     fs = loc.fs
     folder = loc.join(name)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "what": what, "since": time.time()}
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "what": what, "since": time.time(),
+          "lease_s": _lease.LEASE_S}
     body = json.dumps(me).encode()
     deadline = time.monotonic() + wait_s
     if not loc.is_remote:
@@ -218,19 +271,21 @@ def dataset_lock(
             continue
         raise DatasetLocked(
             f"dataset {loc.dataset!r} is locked by another {who.get('what', 'run')} "
-            f"(pid {who.get('pid')} on {who.get('host')}, since {_since(who)}); wait for it to "
-            f"finish, or, if that run is dead on another host, remove {path}"
+            f"(pid {who.get('pid')} on {who.get('host')}, since {_since(who)}{_heartbeat(who)}); "
+            f"wait for it to finish; {_if_dead(who, path)}"
         )
     if stages_wait_s is not None:
         deadline = time.monotonic() + stages_wait_s
+    lease = Lease(fs, folder, mine, f"{folder}/{n + 2:0{_WIDTH}d}.json").start()
     try:  # (the ticket is released whatever fails from here: a storage error included)
         while no_stages and (running := stages_running(loc)):
             if time.monotonic() < deadline:
                 time.sleep(0.2)
                 continue
             raise stages_refusal(loc, what, running)
-        yield
+        yield lease
     finally:
+        lease.stop()
         _release(fs, folder, n + 1, loc.is_remote)
 
 
@@ -238,29 +293,31 @@ def stages_refusal(
     loc: Location, what: str, running: dict[str, dict[str, Any]], why: str = ""
 ) -> DatasetLocked:
     """The error of a ``what`` (ingest, rebuild, vacuum) refused because the stages
-    ``running`` (:func:`stages_running`) run: each named with its pid, host and start, and
-    the lock folder to remove if its run is dead on another host."""
-    runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {_since(w)})"
-                     for s, w in running.items())
-    folders = [loc.join(f"{STAGE_LOCK_PREFIX}{s}") for s in running]
+    ``running`` (:func:`stages_running`) run: each named with its pid, host, start and
+    heartbeat, and what becomes of its lock folder if its run is dead."""
+    runs = ", ".join(f"{s} (pid {w.get('pid')} on {w.get('host')}, since {_since(w)}"
+                     f"{_heartbeat(w)})" for s, w in running.items())
+    fates = "; ".join(f"{s}: lock folder {loc.join(STAGE_LOCK_PREFIX + s)}: "
+                      f"{_if_dead(w, loc.join(STAGE_LOCK_PREFIX + s))}"
+                      for s, w in running.items())
     return DatasetLocked(
         f"dataset {loc.dataset!r}: stage runs are running: {runs}; no {what} while a stage "
-        f"runs{why}: wait for them to finish, or, if one is dead on another host, remove its "
-        f"lock folder ({', '.join(folders)})"
+        f"runs{why}: wait for them to finish ({fates})"
     )
 
 
 @contextmanager
-def stage_lock(loc: Location, stage: str, wait_s: float = 0.0) -> Iterator[None]:
+def stage_lock(loc: Location, stage: str, wait_s: float = 0.0) -> Iterator[Lease]:
     """Hold stage ``stage``'s own lock (one run of a stage at a time; two stages run at once)
     while no ingest, rebuild or vacuum holds the dataset's lock.
 
     Waits up to ``wait_s`` seconds for the dataset's lock to be free, then raises
     :class:`DatasetLocked` naming its holder. An ingest, rebuild or vacuum does not start
     while the stage runs: each waits a little for it, then refuses naming it
-    (:func:`dataset_lock` ``no_stages``).
+    (:func:`dataset_lock` ``no_stages``). The block is given the stage lock's
+    :class:`~audiopipe.store.lease.Lease`.
     """
-    with dataset_lock(loc, f"stage {stage}", name=f"{STAGE_LOCK_PREFIX}{stage}"):
+    with dataset_lock(loc, f"stage {stage}", name=f"{STAGE_LOCK_PREFIX}{stage}") as lease:
         deadline = time.monotonic() + wait_s
         folder = loc.join(LOCK_DIR)
         while (state := _state(loc.fs, folder, socket.gethostname()))[1] is not None:
@@ -268,12 +325,12 @@ def stage_lock(loc: Location, stage: str, wait_s: float = 0.0) -> Iterator[None]
             if time.monotonic() >= deadline:
                 raise DatasetLocked(
                     f"dataset {loc.dataset!r} is locked by {who.get('what', 'a run')} (pid "
-                    f"{who.get('pid')} on {who.get('host')}, since {_since(who)}); stage "
-                    f"{stage} did not start: run it again when that has finished, or, if that "
-                    f"run is dead on another host, remove {path}"
+                    f"{who.get('pid')} on {who.get('host')}, since {_since(who)}"
+                    f"{_heartbeat(who)}); stage {stage} did not start: run it again when that "
+                    f"has finished; {_if_dead(who, path)}"
                 )
             time.sleep(0.2)
-        yield
+        yield lease
 
 
 def _release(fs: Any, folder: str, n: int, remote: bool) -> None:
@@ -296,10 +353,10 @@ def _release(fs: Any, folder: str, n: int, remote: bool) -> None:
             time.sleep(0.5 * (attempt + 1))
     if n % _PRUNE_EVERY:
         return
-    tickets, released = _tickets(fs, folder)
-    for k in sorted(set(tickets) | released):
+    tickets, released, beats = _tickets(fs, folder)
+    for k in sorted(set(tickets) | released | beats):
         if k < n - _KEEP:
-            for suffix in ("json", "released"):
+            for suffix in ("json", "released", "beat"):
                 try:
                     fs.rm(f"{folder}/{k:0{_WIDTH}d}.{suffix}")
                 except (FileNotFoundError, OSError):

@@ -104,3 +104,58 @@ def test_an_ingest_over_a_data_table_written_anew_is_refused(tmp_path):
     with pytest.raises(TableMissing, match="'features' version .* written anew"):
         ingest(cfg(tmp_path))
     assert audiopipe.open_dataset(loc.root, "t").missing_tables() == {"features": v}
+
+
+def test_a_stage_lock_left_on_another_host_refuses_an_ingest_only_for_a_lease(
+    tmp_path, monkeypatch
+):
+    """A stage run that died on another host left its stage lock: every ingest with data to
+    publish was refused until a person removed the folder. Refused while its heartbeat is
+    younger than the lease (the error says when it is taken over), it goes through after."""
+    import time
+
+    import audiopipe.store.lease as lease
+    from audiopipe.store.lock import STAGE_LOCK_PREFIX
+
+    monkeypatch.setattr(lease, "LEASE_S", 3.0)
+    corpus(tmp_path / "corpus", n=2)
+    c = load_config(cfg(tmp_path))
+    loc = _loc(tmp_path)
+    folder = loc.join(STAGE_LOCK_PREFIX + "beats")
+    loc.fs.makedirs(folder, exist_ok=True)
+    who = {"pid": 4242, "host": "elsewhere", "what": "stage beats", "since": time.time(),
+           "lease_s": 3.0}
+    (tmp_path / "out" / "t" / f"{STAGE_LOCK_PREFIX}beats" / f"{1:012d}.json").write_text(
+        json.dumps(who))
+    with pytest.raises(DatasetLocked, match=r"beats \(pid 4242 on elsewhere, since .*heartbeat "
+                                            r".*taken over once its heartbeat is 3 s old"):
+        with ingest_turn(c, "t", stages_wait_s=0.0):
+            pytest.fail("a turn with data to publish ran under a live stage")
+    time.sleep(3.5)
+    with ingest_turn(c, "t", stages_wait_s=0.0) as plan:
+        assert plan.changes_data
+        row = publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
+    assert row["status"] == "ok" and row["clips_total"] == 2
+
+
+def test_an_ingest_whose_lock_was_taken_over_commits_nothing(tmp_path):
+    """A run that lost its lease (another process took the dataset's lock over: a later
+    ticket) went on to publish under the new holder. ``publish`` checks the lease before its
+    first commit."""
+    from pathlib import Path
+
+    from audiopipe.store.lease import LeaseLost
+    from audiopipe.store.lock import LOCK_DIR
+
+    corpus(tmp_path / "corpus", n=2)
+    c = load_config(cfg(tmp_path))
+    loc = _loc(tmp_path)
+    with ingest_turn(c, "t", stages_wait_s=0.0) as plan:
+        results = [extract_shard(s, plan.context) for s in plan.shards]
+        folder = Path(loc.join(LOCK_DIR))
+        n = max(int(p.stem) for p in folder.glob("*.json"))
+        (folder / f"{n + 1:012d}.json").write_text(json.dumps(
+            {"pid": 4242, "host": "elsewhere", "what": "ingest", "since": 0, "lease_s": 120}))
+        with pytest.raises(LeaseLost, match=f"{n:012d}.json is no longer held .*taken over"):
+            publish(plan, results)
+    assert read_runs(loc) == [] and not (tmp_path / "out" / "t" / "tables" / "clips").exists()

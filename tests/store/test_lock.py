@@ -234,3 +234,187 @@ def test_a_release_that_fails_once_is_tried_again_and_one_that_keeps_failing_war
         with dataset_lock(loc, "ingest"):
             pass
     assert holder(loc) is not None
+
+
+# -- leases: a holder on another host is judged by its heartbeat (audiopipe.store.lease) --
+
+@pytest.fixture
+def short_lease(monkeypatch):
+    """Beats every 0.2 s and a 3 s lease (120 s and 10 s outside tests)."""
+    import audiopipe.store.lease as lease
+
+    monkeypatch.setattr(lease, "BEAT_S", 0.2)
+    monkeypatch.setattr(lease, "LEASE_S", 3.0)
+    return lease
+
+
+def _remote_ticket(loc: Location, name: str = LOCK_DIR, n: int = 1, lease_s: float | None = 3.0,
+                   pid: int = 4242) -> str:
+    """A ticket of pid ``pid`` on host "elsewhere" (with a lease, unless None), just written."""
+    folder = loc.join(name)
+    loc.fs.makedirs(folder, exist_ok=True)
+    who = {"pid": pid, "host": "elsewhere", "what": "ingest", "since": time.time()}
+    if lease_s is not None:
+        who["lease_s"] = lease_s
+    ticket = f"{folder}/{n:012d}.json"
+    loc.fs.pipe_file(ticket, json.dumps(who).encode())
+    return ticket
+
+
+def _root(request, tmp_path) -> str:
+    if request.param == "s3":
+        request.getfixturevalue("s3")
+        return "s3://audio/lease"
+    return str(tmp_path)
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request, tmp_path):
+    return _root(request, tmp_path)
+
+
+def test_a_dead_holder_on_another_host_is_taken_over_once_its_heartbeat_is_a_lease_old(
+    root, short_lease
+):
+    """A ticket of another host was never taken over: every run was refused until a person
+    removed the folder. It is held while its beat is younger than the lease - however old
+    the ticket - and taken over once the beat is a lease old; the refusal says so."""
+    loc = Location(root, "d")
+    ticket = _remote_ticket(loc)
+    time.sleep(2.0)
+    loc.fs.pipe_file(ticket.replace(".json", ".beat"), b"1")  # the holder still beats
+    time.sleep(1.5)  # the ticket is 3.5 s old, its beat 1.5 s: held
+    with pytest.raises(DatasetLocked) as e, dataset_lock(loc):
+        pass
+    msg = str(e.value)
+    assert "pid 4242 on elsewhere" in msg and "heartbeat" in msg
+    assert "taken over once its heartbeat is 3 s old" in msg
+    assert holder(loc)["host"] == "elsewhere"
+    time.sleep(3.0)  # the beat stopped 4.5 s ago (S3 keeps whole seconds: at least 3.5)
+    assert holder(loc) is None
+    with dataset_lock(loc, "rebuild"):
+        assert holder(loc)["what"] == "rebuild" and holder(loc)["pid"] == os.getpid()
+
+
+def test_a_ticket_of_another_host_without_heartbeat_waits_for_the_generous_bound(
+    tmp_path, short_lease, monkeypatch
+):
+    """A ticket of an audiopipe of before leases (no ``lease_s``) is not taken over by the
+    lease (its holder may be alive and does not beat): only once older than
+    ``LEGACY_STALE_S``; until then its error names the ticket to remove."""
+    loc = Location(str(tmp_path), "d")
+    ticket = _remote_ticket(loc, lease_s=None)
+    old = time.time() - 600
+    os.utime(ticket, (old, old))  # ten minutes old: far above the lease
+    with pytest.raises(DatasetLocked) as e, dataset_lock(loc):
+        pass
+    assert f"remove {ticket}" in str(e.value) and "no heartbeat" in str(e.value)
+    monkeypatch.setattr(short_lease, "LEGACY_STALE_S", 300.0)
+    with dataset_lock(loc):
+        assert holder(loc)["pid"] == os.getpid()
+
+
+def _hold_elsewhere(root: str, taken) -> None:
+    """A child process: hold the dataset's lock as a process of host "elsewhere" till killed
+    (it waits on no shared Event: one killed while waiting would hang the next ``set``)."""
+    socket.gethostname = lambda: "elsewhere"
+    with dataset_lock(Location(root, "d"), "ingest"):
+        taken.set()
+        time.sleep(60)
+
+
+def test_a_live_holder_on_another_host_keeps_its_lease_until_it_is_killed(tmp_path, short_lease):
+    """A process of another host holding the lock for several lease periods keeps it by
+    beating; killed, its lock is taken over once its last beat is a lease old (before: a
+    ticket of another host blocked for ever)."""
+    import signal
+
+    loc = Location(str(tmp_path), "d")
+    ctx = mp.get_context("fork")  # (the child keeps the short lease)
+    taken = ctx.Event()
+    p = ctx.Process(target=_hold_elsewhere, args=(str(tmp_path), taken))
+    p.start()
+    try:
+        assert taken.wait(30)
+        beat = Path(loc.join(LOCK_DIR)) / f"{1:012d}.beat"
+        beats = set()
+        for _ in range(10):  # 3 lease periods
+            with pytest.raises(DatasetLocked, match=f"pid {p.pid} on elsewhere"):
+                with dataset_lock(loc):
+                    pass
+            if beat.exists():
+                beats.add(beat.stat().st_mtime_ns)
+            time.sleep(1.0)
+        assert len(beats) >= 5, "the holder's beat did not advance"
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(10)
+        with pytest.raises(DatasetLocked, match="heartbeat 0 s ago"), dataset_lock(loc):
+            pass
+        with dataset_lock(loc, wait_s=30):  # (once its beat is 3 s old)
+            assert holder(loc)["pid"] == os.getpid()
+    finally:
+        if p.is_alive():
+            p.kill()
+        p.join(10)
+
+
+def test_two_threads_hold_two_stage_locks_each_with_its_own_live_lease(tmp_path, short_lease):
+    """Two stages of one process at once: each lock beats on its own for several lease
+    periods, and each lease is held throughout."""
+    import threading
+
+    from audiopipe.store.lock import STAGE_LOCK_PREFIX, stage_lock
+
+    loc = Location(str(tmp_path), "d")
+    loc.fs.makedirs(loc.base, exist_ok=True)
+    go, seen, errors = threading.Event(), {}, []
+
+    def run(stage: str) -> None:
+        try:
+            with stage_lock(loc, stage) as lease:
+                beat = Path(lease.beat)
+                mtimes = set()
+                while not go.is_set():
+                    assert lease.held()
+                    if beat.exists():
+                        mtimes.add(beat.stat().st_mtime_ns)
+                    time.sleep(0.1)
+                seen[stage] = (beat.parent.name, len(mtimes), lease.held())
+        except BaseException as err:  # noqa: BLE001 - reported to the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in ("beats", "segment")]
+    for t in threads:
+        t.start()
+    time.sleep(7.0)  # more than two leases
+    go.set()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    for s in ("beats", "segment"):
+        folder, n_beats, held = seen[s]
+        assert folder == f"{STAGE_LOCK_PREFIX}{s}" and held and n_beats >= 10
+
+
+def test_a_holder_whose_beat_fails_is_warned_and_no_longer_holds_its_lease(
+    tmp_path, short_lease
+):
+    """The holder must not keep working on a lease it lost: its beat failing for half a lease
+    warns naming the ticket, and ``held`` turns false (``check`` raises); a later ticket (the
+    lock taken over) does the same."""
+    from audiopipe.store.lease import LeaseLost
+
+    loc = Location(str(tmp_path), "d")
+    with pytest.warns(RuntimeWarning, match=r"lock ticket .*000000000001\.json .*heartbeat"):
+        with dataset_lock(loc) as lease:
+            os.mkdir(lease.beat)  # (a beat cannot be written over a folder)
+            time.sleep(2.5)
+            assert not lease.held()
+            with pytest.raises(LeaseLost, match="000000000001.json is no longer held"):
+                lease.check()
+    with dataset_lock(loc) as lease:
+        assert lease.held()
+        Path(loc.join(LOCK_DIR), f"{3:012d}.json").write_text("{}")  # taken over
+        assert not lease.held()
+        with pytest.raises(LeaseLost, match="taken over"):
+            lease.check()

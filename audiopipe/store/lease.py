@@ -1,0 +1,220 @@
+"""The lease of a held lock ticket: a heartbeat its holder renews, the storage's clock to age it.
+
+A ticket of :mod:`audiopipe.store.lock` held by a process of another host (a Dask worker, a
+second machine, a container with another hostname) cannot be checked with its pid. So while a
+ticket ``<n>.json`` is held, a daemon thread of its holder (:class:`Lease`) overwrites a *beat*
+object ``<n>.beat`` beside it every :data:`BEAT_S` seconds; the ticket records the holder's
+lease (``lease_s``). Nothing but the beat is ever overwritten, and never by another process:
+taking the lock over is still creating the next ticket, as before.
+
+How old a beat is (:func:`beat_age_s`) is judged on **the storage's clock only**: the beat's
+mtime (``LastModified`` on S3) against the mtime of a small object (``<folder>/_clock``) the
+judging process has just written to the same storage - the storage's notion of now. Two
+hosts' clocks never meet: a holder whose clock is an hour off is aged right, and so is one
+judged by a host whose clock is. (Watching the beat unchanged over :data:`LEASE_S` of local
+monotonic time needs no write, but every short-lived command - an ingest refused at once -
+would then wait a whole lease before it could tell a dead holder; a write per
+:data:`CLOCK_TTL_S` per folder is cheaper.) The offset between the local and the storage's
+clock is measured at most every :data:`CLOCK_TTL_S`; S3 stores whole seconds, so an age may be
+a second off, which a lease of minutes does not notice. When the storage's clock cannot be read
+(a read-only observer), the age is unknown and the holder is taken as alive.
+
+A holder must not keep working on a lease it lost: :meth:`Lease.held` (cheap: a flag and one
+existence check) is false once its beat could not be written for :data:`LEASE_S` / 2, or once a
+later ticket exists (another process took the lock over); the beat thread then warns once
+(:class:`RuntimeWarning` naming the ticket). :meth:`Lease.check` raises :class:`LeaseLost`;
+:func:`check_lease` does it for the lease this process holds on a folder, if any (the ingest's
+publish calls it before its first commit, a stage before the ``runs`` row that makes its
+outputs visible). A check cannot fence a commit already under way: the lease is minutes long
+and a holder that stalls that long between its check and its commit is not defended against.
+
+Examples
+--------
+>>> import tempfile
+>>> from audiopipe.store.location import Location
+>>> from audiopipe.store.lock import dataset_lock
+>>> loc = Location(tempfile.mkdtemp(), "d")
+>>> with dataset_lock(loc) as lease:
+...     lease.held()
+True
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from typing import Any
+
+__all__ = [
+    "BEAT_S",
+    "CLOCK_TTL_S",
+    "LEASE_S",
+    "LEGACY_STALE_S",
+    "Lease",
+    "LeaseLost",
+    "beat_age_s",
+    "check_lease",
+    "mtime",
+]
+
+#: seconds between two beats of a held ticket (set smaller in tests, before taking a lock)
+BEAT_S = 10.0
+#: a ticket of another host (or whose pid cannot be checked) whose beat is older than this is
+#: stale: its holder died. The larger of this and the ticket's own ``lease_s`` is used.
+LEASE_S = 120.0
+#: a ticket of another host written by an audiopipe without heartbeats (no ``lease_s``) is
+#: taken over only once older than this (a week: longer than any run; a dead one no longer
+#: blocks for ever). Younger, its error says which folder to remove.
+LEGACY_STALE_S = 7 * 86400.0
+#: seconds a measured offset between this host's clock and the storage's is reused
+CLOCK_TTL_S = 60.0
+CLOCK_NAME = "_clock"
+
+_offsets: dict[str, tuple[float, float]] = {}  # folder -> (storage minus local s, valid until)
+_offsets_lock = threading.Lock()
+_held: dict[str, Lease] = {}  # folder -> the lease this process holds on it
+_held_lock = threading.Lock()
+
+
+class LeaseLost(RuntimeError):
+    """This process's lease of a lock was lost (its beat failed, or the lock was taken over)."""
+
+
+def mtime(fs: Any, path: str) -> float | None:
+    """The storage's modification time of ``path`` (epoch seconds), or None when absent."""
+    try:
+        fs.invalidate_cache(path)  # object-store metadata is cached by fsspec
+        info = fs.info(path)
+    except (FileNotFoundError, OSError):
+        return None
+    m = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if m is None:
+        return None
+    return m.timestamp() if hasattr(m, "timestamp") else float(m)
+
+
+def _storage_now(fs: Any, folder: str) -> float | None:
+    """Now on the storage's clock: this host's clock plus an offset measured by writing
+    ``<folder>/_clock`` (at most every :data:`CLOCK_TTL_S`); None when it cannot be written."""
+    now = time.monotonic()
+    with _offsets_lock:
+        cached = _offsets.get(folder)
+    if cached is None or cached[1] < now:
+        probe = f"{folder}/{CLOCK_NAME}"
+        t0 = time.time()
+        try:
+            fs.pipe_file(probe, b"")
+        except OSError:
+            return None
+        t1 = time.time()
+        m = mtime(fs, probe)
+        if m is None:
+            return None
+        cached = (m - (t0 + t1) / 2, now + CLOCK_TTL_S)
+        with _offsets_lock:
+            _offsets[folder] = cached
+    return time.time() + cached[0]
+
+
+def beat_path(ticket: str) -> str:
+    """The beat object of ticket ``<n>.json``: ``<n>.beat``."""
+    return ticket.removesuffix(".json") + ".beat"
+
+
+def beat_age_s(fs: Any, folder: str, ticket: str, has_beat: bool = True) -> float | None:
+    """Seconds since ``ticket`` last beat (its beat, or the ticket itself before its first
+    beat: ``has_beat`` False, as a listing said, spares a request), on the storage's clock;
+    None when unknown."""
+    now = _storage_now(fs, folder)
+    last = mtime(fs, beat_path(ticket)) if has_beat else None
+    if last is None:
+        last = mtime(fs, ticket)
+    if now is None or last is None:
+        return None
+    return max(0.0, now - last)
+
+
+def ticket_age_s(fs: Any, folder: str, ticket: str) -> float | None:
+    """Seconds since ``ticket`` was written, on the storage's clock; None when unknown."""
+    now, made = _storage_now(fs, folder), mtime(fs, ticket)
+    return None if now is None or made is None else max(0.0, now - made)
+
+
+class Lease:
+    """The lease of ticket ``ticket`` (``<folder>/<n>.json``) this process holds: a daemon
+    thread renews its beat every :data:`BEAT_S` until :meth:`stop`.
+
+    Thread-safe: the beat thread only sets flags the holder's threads read.
+    """
+
+    def __init__(self, fs: Any, folder: str, ticket: str, next_ticket: str) -> None:
+        self.fs, self.folder, self.ticket, self._next = fs, folder, ticket, next_ticket
+        self.beat = beat_path(ticket)
+        self._stop = threading.Event()
+        self._last_ok = time.monotonic()  # (the ticket's creation is its first beat)
+        self._lost: str | None = None
+        self._err: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"lease {ticket}", daemon=True)
+
+    def start(self) -> Lease:
+        with _held_lock:
+            _held[self.folder] = self
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop beating (the ticket is being released)."""
+        self._stop.set()
+        with _held_lock:
+            if _held.get(self.folder) is self:
+                del _held[self.folder]
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=max(BEAT_S, 1.0))
+
+    def _taken_over(self) -> bool:
+        try:
+            self.fs.invalidate_cache(self._next)
+            return bool(self.fs.exists(self._next))
+        except OSError:
+            return False  # (unknown: the beat's own age says the rest)
+
+    def _run(self) -> None:
+        while not self._stop.wait(BEAT_S):
+            try:
+                self.fs.pipe_file(self.beat, str(time.time()).encode())
+                self._last_ok, self._err = time.monotonic(), None
+            except Exception as e:  # noqa: BLE001 - any failure to beat is reported below
+                self._err = e
+            if not self.held() and not self._stop.is_set():
+                warnings.warn(f"lock ticket {self.ticket} (pid {os.getpid()}): {self._lost}: "
+                              f"this run no longer holds it and must not commit",
+                              RuntimeWarning, stacklevel=1)
+                return
+
+    def held(self) -> bool:
+        """Whether this process still holds the lease: beaten within :data:`LEASE_S` / 2 and
+        no later ticket exists (one existence check)."""
+        if self._lost is None and (late := time.monotonic() - self._last_ok) > LEASE_S / 2:
+            self._lost = (f"its heartbeat {self.beat} could not be written for {late:.1f} s "
+                          f"({self._err!r}); another run takes the lock over once it is "
+                          f"{LEASE_S:g} s old")
+        if self._lost is None and self._taken_over():
+            self._lost = f"the lock was taken over (a later ticket {self._next} exists)"
+        return self._lost is None
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost` naming the ticket and why, unless :meth:`held`."""
+        if not self.held():
+            raise LeaseLost(f"lock ticket {self.ticket} is no longer held by this run (pid "
+                            f"{os.getpid()}): {self._lost}; nothing more is committed")
+
+
+def check_lease(folder: str) -> None:
+    """Raise :class:`LeaseLost` if this process holds a lease on lock folder ``folder`` and
+    has lost it; nothing when it holds none there (a caller without the lock)."""
+    with _held_lock:
+        lease = _held.get(folder)
+    if lease is not None:
+        lease.check()
