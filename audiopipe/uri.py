@@ -31,6 +31,7 @@ __all__ = [
     "list_source",
     "local_path",
     "open_uri",
+    "remove",
     "root_problem",
 ]
 
@@ -112,6 +113,35 @@ def delta_url(uri: str) -> str:
     scheme, _, rest = uri.partition("://")
     bucket, sep, key = rest.partition("/")
     return f"{scheme}://{bucket}{sep}{quote(key, safe='/')}"
+
+
+#: what fsspec reads as a glob in a path (``fsspec.utils.has_magic``)
+GLOB_CHARS = "*?["
+
+
+def remove(fs: Any, path: str, recursive: bool = False) -> None:
+    """Remove ``path`` of filesystem ``fs`` as it is named (with ``recursive``, a folder and
+    everything under it); every removal under a storage root goes through here.
+
+    fsspec's ``rm`` on an object store reads ``*``, ``?`` and ``[`` in a path as a glob
+    (s3fs 2026.9): removing ``s3://b/q?x/d/_staging/K`` removed ``s3://b/qax/d/_staging/K`` as
+    well, another dataset's, and ``x[1]/...`` removed ``x1/...`` and left itself. Such a
+    path's objects are listed (a listing takes the key as it is) and removed one by one.
+
+    Examples
+    --------
+    >>> import tempfile, fsspec
+    >>> d = tempfile.mkdtemp() + "/q?x"
+    >>> fs = fsspec.filesystem("file"); fs.makedirs(d + "/a"); fs.touch(d + "/a/f")
+    >>> remove(fs, d, recursive=True); fs.exists(d)
+    False
+    """
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    if "file" in protocols or not any(c in path for c in GLOB_CHARS):
+        fs.rm(path, recursive=recursive)  # (a local rm takes the path as named)
+        return
+    for name in fs.find(path) if recursive else [path]:
+        fs.rm_file(name)
 
 
 @contextmanager

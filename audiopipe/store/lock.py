@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from audiopipe.store.location import Location
+from audiopipe.uri import remove
 
 __all__ = [
     "DatasetLocked",
@@ -301,6 +302,6 @@ def _release(fs: Any, folder: str, n: int, remote: bool) -> None:
         if k < n - _KEEP:
             for suffix in ("json", "released"):
                 try:
-                    fs.rm(f"{folder}/{k:0{_WIDTH}d}.{suffix}")
+                    remove(fs, f"{folder}/{k:0{_WIDTH}d}.{suffix}")
                 except (FileNotFoundError, OSError):
                     pass

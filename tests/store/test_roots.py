@@ -103,3 +103,34 @@ def test_a_local_root_with_hash_question_mark_and_a_stray_percent_works(tmp_path
     assert not run_stage(ds, "beats")["skipped"]
     assert audiopipe.open_dataset(str(root), "d").table("tempo").num_rows == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "out #1? 50%"]
+
+
+@pytest.mark.parametrize(("folder", "other"), [("g?x", "gax"), ("h[1]", "h1"), ("rm*", "rmb")])
+def test_removing_under_an_s3_root_with_glob_characters_removes_only_its_own(s3, folder, other):
+    """A shard's staged files cleaned after publishing, and a frames part written again (a
+    shard retried), went through fsspec's ``rm``, which took ``g?x`` as a glob: the other
+    dataset's files at ``gax`` went too (``h[1]``: only ``h1``'s)."""
+    import boto3
+
+    from audiopipe.ingest.staging import clean
+    from audiopipe.store.frames import FrameWriter, read_frames
+
+    c = boto3.client("s3", endpoint_url=s3)
+    locs = {f: Location(f"s3://audio/{f}", "d") for f in (other, folder)}
+
+    def write_part(loc: Location, value: float) -> None:
+        w = FrameWriter(loc.frames_uri("p.zarr"), {"rms": 1}, loc.fsspec_options)
+        w.add({"rms": np.full((1, 5), value, np.float32)})
+        w.close()
+
+    for value, (f, loc) in enumerate(locs.items(), start=1):
+        c.put_object(Bucket="audio", Key=f"{f}/d/_staging/K/clips.parquet", Body=b"x")
+        write_part(loc, value)
+    write_part(locs[folder], 3.0)  # the same part written again: its own folder is replaced
+    clean(locs[folder], ["K"])
+    keys = _keys(s3)
+    assert f"{other}/d/_staging/K/clips.parquet" in keys
+    assert f"{folder}/d/_staging/K/clips.parquet" not in keys
+    for f, want in ((other, 1.0), (folder, 3.0)):
+        got = read_frames(locs[f].frames_uri("p.zarr"), "rms", 0, 5, locs[f].fsspec_options)
+        assert got.shape == (5, 1) and (got == want).all(), (f, got.ravel())
