@@ -134,3 +134,30 @@ def test_removing_under_an_s3_root_with_glob_characters_removes_only_its_own(s3,
     for f, want in ((other, 1.0), (folder, 3.0)):
         got = read_frames(locs[f].frames_uri("p.zarr"), "rms", 0, 5, locs[f].fsspec_options)
         assert got.shape == (5, 1) and (got == want).all(), (f, got.ravel())
+
+
+def test_s3_sources_whose_keys_hold_hash_question_mark_percent_and_brackets(tmp_path, s3):
+    """(These worked before and keep working: sources are read through fsspec, not delta-rs.)"""
+    import io
+
+    import boto3
+    import soundfile as sf
+
+    from audiopipe.config import parse_config
+    from audiopipe.stages import run_stage
+    from tests.conftest import ingest_in_process
+
+    c = boto3.client("s3", endpoint_url=s3)
+    for name, (y, sr) in FILES.items():
+        buf = io.BytesIO()
+        sf.write(buf, y, sr, format="WAV")
+        c.put_object(Bucket="audio", Key=f"src #1? 9%/{name}", Body=buf.getvalue())
+    root = str(tmp_path / "out")
+    cfg = parse_config({"storage": root, "datasets": {"d": {"source": "s3://audio/src #1? 9%/",
+                                                            "sample_rate": 16000}}})
+    assert ingest_in_process(cfg, "d")["status"] == "ok"
+    ds = audiopipe.open_dataset(root, "d")
+    _check_read_back(ds)
+    assert ds.table("errors").num_rows == 0
+    run_stage(ds, "beats")
+    assert audiopipe.open_dataset(root, "d").table("tempo").num_rows == 2
