@@ -33,6 +33,7 @@ from audiopipe.config_text import (
     load_yaml,
     memory_problem,
     name_problem,
+    storage_problems,
 )
 from audiopipe.errors import ConfigError
 
@@ -427,6 +428,8 @@ def parse_config(data: Any, base_dir: str | os.PathLike[str] = ".") -> Config:
         cfg = Config.model_validate(data)
     except ValidationError as err:
         problems += format_errors(err)
+    problems += storage_problems(data.get("storage", Config.model_fields["storage"].default),
+                                 str(base_dir), map(str, datasets if isinstance(datasets, dict) else ()))
     for name, ds in (datasets if isinstance(datasets, dict) else {}).items():
         why = name_problem(str(name))  # its folder under the storage root
         if why:

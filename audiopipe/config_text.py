@@ -8,7 +8,8 @@ without pydantic's wording or internal names (a union's alternatives become one 
 :func:`cron_problem` and :func:`memory_problem` check a ``schedule:`` and a
 ``cluster.memory_limit`` as Prefect and Dask will read them, without importing either (a
 deployment or a worker failed late; ``validate`` must stay quick); :func:`name_problem` keeps
-a dataset's name a folder name inside the storage.
+a dataset's name a folder name inside the storage, :func:`storage_problems` the storage root
+one that Delta Lake can hold.
 
 Examples
 --------
@@ -31,9 +32,10 @@ import yaml
 from pydantic import ValidationError
 
 from audiopipe.errors import ConfigError
+from audiopipe.uri import root_problem
 
 __all__ = ["cron_problem", "demo_folder", "format_errors", "load_yaml", "memory_problem",
-           "memory_size", "name_problem", "path_problem", "path_problems"]
+           "memory_size", "name_problem", "path_problem", "path_problems", "storage_problems"]
 
 
 #: what each strict-mode type error of pydantic means, in plain words
@@ -363,6 +365,38 @@ def name_problem(name: str) -> str | None:
         return ("a dataset name must be a plain folder name (not empty, not . or .., no / or \\), "
                 f"got {name!r}")
     return None
+
+
+def storage_problems(storage: Any, base_dir: str, names: Iterable[str] = ()) -> list[str]:
+    """Problems of the storage root (``storage``, resolved against the config's folder, and
+    ``AUDIOPIPE_STORAGE``, which overrides it) and of the datasets' folders in it (``names``):
+    a path Delta Lake cannot hold (:func:`audiopipe.uri.root_problem`), refused before any work.
+
+    Examples
+    --------
+    >>> storage_problems("s3://bucket/out%2Fx", ".")[0].split(",")[0]
+    "storage: the storage root 's3://bucket/out%2Fx' contains '%2F'"
+    >>> storage_problems("/data/out", ".", ["take[2]"])[0].split(",")[0]
+    "datasets.take[2]: the dataset's folder '/data/out/take[2]' contains '['"
+    """
+    roots = [("storage", storage), ("AUDIOPIPE_STORAGE (environment)",
+                                    os.environ.get("AUDIOPIPE_STORAGE"))]
+    problems = []
+    for key, root in roots:
+        if not isinstance(root, str) or not root:
+            continue
+        if "://" not in root:  # (as Config.storage_root and Location resolve it)
+            root = str((Path(base_dir) / root).resolve()) if key == "storage" else os.path.abspath(root)
+        why = root_problem(root)
+        if why:
+            problems.append(f"{key}: the storage root {root!r} {why}")
+            continue
+        for name in names:
+            folder = f"{root.rstrip('/')}/{name}"
+            why = None if name_problem(name) else root_problem(folder)
+            if why:
+                problems.append(f"datasets.{name}: the dataset's folder {folder!r} {why}")
+    return problems
 
 
 def path_problem(

@@ -2,7 +2,8 @@
 
 Local paths (plain, or ``file://``) never go through fsspec's URL parsing, which reads
 ``::`` as a chain of URLs: a file named ``take 1::mix.wav`` would open ``take 1``. One
-place for every reader of source files (catalog, store, stages).
+place for every reader of source files (catalog, store, stages), and for what a storage
+root must be for Delta Lake (:func:`root_problem`, :func:`delta_url`).
 
 Examples
 --------
@@ -11,16 +12,28 @@ Examples
 ('music/take 1::mix.wav', '/data/a.wav')
 >>> local_path("s3://bucket/a.wav") is None
 True
+>>> delta_url("s3://bucket/take#2 (50% off)/tables/clips")
+'s3://bucket/take%232%20%2850%25%20off%29/tables/clips'
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
-__all__ = ["AUDIO_EXTENSIONS", "info_mtime", "list_source", "local_path", "open_uri"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "delta_url",
+    "info_mtime",
+    "list_source",
+    "local_path",
+    "open_uri",
+    "remove",
+    "root_problem",
+]
 
 #: what a source's listing takes for audio (:func:`list_source`)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
@@ -31,6 +44,104 @@ def local_path(uri: str) -> str | None:
     if uri.startswith("file://"):
         return uri.removeprefix("file://")
     return None if "://" in uri else uri
+
+
+#: a percent-escape (``%20``, ``%2F``, ``%25``): what delta-rs decodes in a table's path
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+#: control characters: delta-rs refuses them in any path
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: what delta-rs cannot take in a local path ("Invalid object store url" panics for the
+#: first four; it writes into ``a\b`` and reads ``a/b``); in an object key it takes them all
+_LOCAL_BAD = re.compile(r"[\[\]|^]" if os.sep == "\\" else r"[\[\]|^\\]")
+
+
+def root_problem(root: str) -> str | None:
+    """Why ``root`` (a dataset's folder: a local path or URL) cannot hold Delta tables, or None.
+
+    Measured with deltalake 1.6: a percent-escape (``%`` and two hex digits) cannot be given
+    to delta-rs in any form: it decodes a table's path once when writing and twice when
+    reading, so a folder ``out%20x`` was written as ``out%20x`` (locally) or ``out x`` (S3)
+    and then read as ``out x``: the ingest failed after writing, or its tables landed under
+    another key. Control characters are refused by delta-rs; in a local path so are ``[``,
+    ``]``, ``|``, ``^`` and ``\\``. Any other character (``#``, ``?``, spaces, a ``%`` not
+    followed by two hex digits) is handed over by :func:`delta_url`.
+
+    Examples
+    --------
+    >>> root_problem("/data/out%20x").split(",")[0]
+    "contains '%20'"
+    >>> root_problem("/data/take[2]").split(",")[0]
+    "contains '['"
+    >>> root_problem("s3://bucket/take[2]#3?") is None
+    True
+    """
+    m = _ESCAPE.search(root)
+    if m is not None:
+        return (
+            f"contains {m.group()!r}, a percent-escape: Delta Lake (delta-rs) decodes it and "
+            "would write or read the tables under another path; rename the folder (a '%' not "
+            "followed by two hex digits is fine)"
+        )
+    m = _CONTROL.search(root)
+    if m is not None:
+        return (f"contains the control character {m.group()!r}, which Delta Lake (delta-rs) "
+                "refuses in a path; rename the folder")
+    m = _LOCAL_BAD.search(root) if local_path(root) is not None else None
+    if m is not None:
+        return (
+            f"contains {m.group()!r}, which Delta Lake (delta-rs) cannot take in a local path "
+            "(it fails, or writes under another folder); rename the folder (an object-store "
+            "root can hold it)"
+        )
+    return None
+
+
+def delta_url(uri: str) -> str:
+    """``uri``, the folder of a Delta table (a local path or URL), as delta-rs must be given it.
+
+    delta-rs parses a URL: in an object key ``#`` starts a fragment and ``?`` a query, both
+    dropped (``s3://b/a#b/d/tables/clips`` wrote every table of the dataset to ``s3://b/a``),
+    and ``%XX`` is decoded. The key is percent-encoded here (delta-rs decodes it back to the
+    same key). A local path is given as a path, which delta-rs takes as it is, but for a
+    percent-escape (:func:`root_problem`: refused before any work).
+    """
+    path = local_path(uri)
+    if path is not None:
+        return path
+    from urllib.parse import quote
+
+    scheme, _, rest = uri.partition("://")
+    bucket, sep, key = rest.partition("/")
+    return f"{scheme}://{bucket}{sep}{quote(key, safe='/')}"
+
+
+#: what fsspec reads as a glob in a path (``fsspec.utils.has_magic``)
+GLOB_CHARS = "*?["
+
+
+def remove(fs: Any, path: str, recursive: bool = False) -> None:
+    """Remove ``path`` of filesystem ``fs`` as it is named (with ``recursive``, a folder and
+    everything under it); every removal under a storage root goes through here.
+
+    fsspec's ``rm`` on an object store reads ``*``, ``?`` and ``[`` in a path as a glob
+    (s3fs 2026.9): removing ``s3://b/q?x/d/_staging/K`` removed ``s3://b/qax/d/_staging/K`` as
+    well, another dataset's, and ``x[1]/...`` removed ``x1/...`` and left itself. Such a
+    path's objects are listed (a listing takes the key as it is) and removed one by one.
+
+    Examples
+    --------
+    >>> import tempfile, fsspec
+    >>> d = tempfile.mkdtemp() + "/q?x"
+    >>> fs = fsspec.filesystem("file"); fs.makedirs(d + "/a"); fs.touch(d + "/a/f")
+    >>> remove(fs, d, recursive=True); fs.exists(d)
+    False
+    """
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    if "file" in protocols or not any(c in path for c in GLOB_CHARS):
+        fs.rm(path, recursive=recursive)  # (a local rm takes the path as named)
+        return
+    for name in fs.find(path) if recursive else [path]:
+        fs.rm_file(name)
 
 
 @contextmanager

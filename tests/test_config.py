@@ -235,3 +235,31 @@ def test_block_seconds_has_no_hour_cap(tmp_path):
     parse_config(_ds(block_seconds=1e305, limits={"max_sample_rate": 1000}))
     with pytest.raises(ConfigError, match=r"^datasets\.demo\.block_seconds: 1e\+305 s at"):
         parse_config(_ds(block_seconds=1e305))
+
+
+def test_a_storage_root_delta_lake_cannot_hold_is_refused_naming_key_and_character(
+    tmp_path, monkeypatch
+):
+    """delta-rs decodes ``%XX`` in a table's path (an ingest into ``out%20x`` wrote there and
+    read ``out x``), and panics on ``[`` in a local one: refused at validation, naming the key,
+    the resolved root and the character; every such key is reported in one run."""
+    monkeypatch.setenv("AUDIOPIPE_STORAGE", "s3://b/env%2Fx")
+    with pytest.raises(ConfigError) as info:
+        parse_config({"storage": "out%20x", "datasets": {"a%41": {"source": "x"},
+                                                         "ok": {"source": "x"}}}, tmp_path)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(f"storage: the storage root '{tmp_path}/out%20x' contains '%20', "
+                               "a percent-escape")
+    assert lines[1].startswith("AUDIOPIPE_STORAGE (environment): the storage root 's3://b/env%2Fx' "
+                               "contains '%2F'")
+    assert len(lines) == 2  # (the datasets' folders are not checked under a refused root)
+    monkeypatch.delenv("AUDIOPIPE_STORAGE")
+    with pytest.raises(ConfigError) as info:
+        parse_config({"storage": "s3://b/out", "datasets": {"a%41": {"source": "x"}}}, tmp_path)
+    assert str(info.value).startswith("datasets.a%41: the dataset's folder 's3://b/out/a%41' "
+                                      "contains '%41'")
+    with pytest.raises(ConfigError, match=r"^storage: .*'/data/take\[2\]' contains '\['"):
+        parse_config({"storage": "/data/take[2]", "datasets": {"d": {"source": "x"}}})
+    # an object store takes `[`, `#`, `?`; so does a local root `#`, `?` and a lone `%`
+    for root in ("s3://b/take[2]#3?", "/data/take #3? 50%"):
+        assert parse_config({"storage": root, "datasets": {"d": {"source": "x"}}}).storage == root

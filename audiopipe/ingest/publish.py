@@ -178,7 +178,7 @@ def _publish_data(
         t = staging.read_staged(loc, keys, name)
         if plan.kind == "rebuild" and t is not None:  # a new version, this recipe's columns only
             write_deltalake(
-                loc.table_uri(name),
+                loc.delta_uri(name),
                 _dedupe(t, "clip_id"),
                 mode="overwrite",
                 schema_mode="overwrite",

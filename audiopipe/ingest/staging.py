@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from audiopipe.ingest.shard import ShardResult
 from audiopipe.store.location import Location
 from audiopipe.store.staged import SUCCESS
+from audiopipe.uri import remove
 
 __all__ = ["SUCCESS", "write_tables", "write_success", "load_result", "read_staged", "clean"]
 
@@ -86,6 +87,6 @@ def clean(loc: Location, keys: Iterable[str]) -> None:
         p = loc.staging_uri(k)
         try:
             if fs.exists(p):
-                fs.rm(p, recursive=True)
+                remove(fs, p, recursive=True)
         except OSError:
             pass

@@ -448,7 +448,7 @@ class Dataset:
             )
         else:
             write_deltalake(
-                self.location.table_uri(name),
+                self.location.delta_uri(name),
                 data,
                 mode="overwrite",
                 schema_mode="overwrite",

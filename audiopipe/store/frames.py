@@ -25,6 +25,8 @@ import numpy as np
 import zarr
 from zarr.storage import FsspecStore, LocalStore
 
+from audiopipe.uri import GLOB_CHARS, remove
+
 __all__ = ["FrameWriter", "read_frames", "open_part"]
 
 CHUNK_FRAMES = 4096
@@ -72,7 +74,17 @@ class FrameWriter:
         chunk_frames: int = CHUNK_FRAMES,
         flush_chunks: int | None = None,
     ) -> None:
-        self.group = zarr.open_group(store=_store(uri, storage_options, False), mode="w")
+        mode = "w"
+        if "://" in uri and not uri.startswith("file://") and any(c in uri for c in GLOB_CHARS):
+            # zarr's "w" clears the folder with fsspec's rm, which reads the key as a glob
+            # (:func:`audiopipe.uri.remove`: `q?x/.../p.zarr` cleared `qax/.../p.zarr` too)
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
+            if fs.exists(path):
+                remove(fs, path, recursive=True)
+            mode = "w-"
+        self.group = zarr.open_group(store=_store(uri, storage_options, False), mode=mode)
         if attributes:
             self.group.attrs.update(dict(attributes))
         self.chunk = chunk_frames

@@ -5,6 +5,8 @@ Examples
 >>> loc = Location("data/out", "demo")
 >>> loc.table_uri("clips").endswith("demo/tables/clips")
 True
+>>> Location("s3://bucket/take#2", "demo").delta_uri("clips")
+'s3://bucket/take%232/demo/tables/clips'
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from audiopipe.uri import delta_url, root_problem
 
 if TYPE_CHECKING:
     import fsspec
@@ -67,7 +71,11 @@ def _fsspec_options(opts: Mapping[str, str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Location:
-    """The storage root of one dataset and how to reach it."""
+    """The storage root of one dataset and how to reach it.
+
+    A root or dataset name that Delta Lake cannot hold (:func:`~audiopipe.uri.root_problem`)
+    is refused here, before anything is read or written (``ValueError`` naming it).
+    """
 
     root: str
     dataset: str
@@ -78,6 +86,10 @@ class Location:
             object.__setattr__(self, "storage_options", storage_options_from_env(self.root))
         if "://" not in self.root:
             object.__setattr__(self, "root", os.path.abspath(self.root))
+        why = root_problem(self.base)
+        if why:
+            raise ValueError(f"dataset {self.dataset!r} under storage root {self.root!r}: "
+                             f"its folder {self.base!r} {why}")
 
     @property
     def is_remote(self) -> bool:
@@ -91,7 +103,13 @@ class Location:
         return "/".join([self.base, *parts])
 
     def table_uri(self, name: str) -> str:
+        """Table ``name``'s folder as fsspec, pyarrow and people read it (not delta-rs)."""
         return self.join("tables", name)
+
+    def delta_uri(self, name: str) -> str:
+        """Table ``name``'s folder as delta-rs must be given it (:func:`~audiopipe.uri.delta_url`:
+        an object key percent-encoded): every ``DeltaTable``/``write_deltalake`` takes this."""
+        return delta_url(self.table_uri(name))
 
     def frames_uri(self, part: str) -> str:
         return self.join("frames", part)

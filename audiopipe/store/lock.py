@@ -46,6 +46,7 @@ from typing import Any
 from audiopipe.store import lease as _lease
 from audiopipe.store.lease import Lease, LeaseLost, beat_age_s, ticket_age_s
 from audiopipe.store.location import Location
+from audiopipe.uri import remove
 
 __all__ = [
     "DatasetLocked",
@@ -358,6 +359,6 @@ def _release(fs: Any, folder: str, n: int, remote: bool) -> None:
         if k < n - _KEEP:
             for suffix in ("json", "released", "beat"):
                 try:
-                    fs.rm(f"{folder}/{k:0{_WIDTH}d}.{suffix}")
+                    remove(fs, f"{folder}/{k:0{_WIDTH}d}.{suffix}")
                 except (FileNotFoundError, OSError):
                     pass

@@ -104,7 +104,7 @@ def open_table(loc: Location, name: str, version: int | None = None) -> DeltaTab
     """The Delta table ``name`` of a dataset (at ``version``), or None if it does not exist."""
     try:
         dt = _Table(
-            loc.table_uri(name), version=version, storage_options=loc.storage_options or None
+            loc.delta_uri(name), version=version, storage_options=loc.storage_options or None
         )
     except TableNotFoundError:
         return None
@@ -270,7 +270,7 @@ def append(
     for attempt in range(APPEND_RETRIES + 1):
         try:
             write_deltalake(
-                loc.table_uri(name),
+                loc.delta_uri(name),
                 data,
                 mode="append",
                 schema_mode=schema_mode,
@@ -318,7 +318,7 @@ def replace_where(
         if data.num_rows == 0:  # nothing to remove from a table that does not exist
             return None
         write_deltalake(
-            loc.table_uri(name), data, mode="append", storage_options=loc.storage_options or None
+            loc.delta_uri(name), data, mode="append", storage_options=loc.storage_options or None
         )
         return table_version(loc, name)
     if not keys and data.num_rows == 0:

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from audiopipe.uri import remove
+
 from . import staged
 from .location import Location
 from .lock import STAGES_WAIT_S, dataset_lock
@@ -208,7 +210,7 @@ def vacuum(
         for key in report.staged:
             report.bytes_freed += _size(fs, loc.staging_uri(key))
             if not dry_run:
-                fs.rm(loc.staging_uri(key), recursive=True)
+                remove(fs, loc.staging_uri(key), recursive=True)
         staged_keys -= set(report.staged)
         frames = loc.join("frames")
         if fs.exists(frames):
@@ -221,7 +223,7 @@ def vacuum(
                 report.parts.append(part)
                 report.bytes_freed += _size(fs, path)
                 if not dry_run:
-                    fs.rm(path, recursive=True)
+                    remove(fs, path, recursive=True)
 
         # Delta tables (all of them, stage outputs included; `runs` is append-only)
         for name in sorted(n for n in names if n != "runs"):
