@@ -265,21 +265,22 @@ def check_sound(y: np.ndarray, sr: int) -> None:
 def process_periodic(
     ctx: StageContext, clip_ids: Sequence[str], rows: Callable[..., list], sound_s: float
 ) -> ClipBatch:
-    """``segments`` rows of the periodic model; a clip without sound, or in which the model
-    finds no heart sound (shorter than a beat), is an ``errors`` row."""
+    """``segments`` rows of the periodic model; a clip that cannot be read, has no sound, or
+    in which the model finds no heart sound (shorter than a beat) is an ``errors`` row and
+    the others are segmented (errors are data, as in :func:`process_heart`)."""
     from audiopipe.stages._common import error_row
     from audiopipe.stages.segment.periodic import PeriodicSegmenter
 
     model = PeriodicSegmenter(sound_s=sound_s)
     out = ClipBatch(rows={"segments": []})
     for cid in clip_ids:
-        y, sr = ctx.ds.load_audio(cid)
         try:
+            y, sr = ctx.ds.load_audio(cid)
             check_sound(y, sr)
             segs = model.predict_segments(y, sr)
             if not segs:
                 raise NoSound(f"no heart sound found in the recording ({len(y) / sr:.2f} s)")
-        except NoSound as err:
+        except Exception as err:  # noqa: BLE001  (errors are data)
             out.failed += 1
             out.errors.append(error_row("segment", cid, "", err, ctx.run_id))
             continue
