@@ -86,3 +86,6 @@ def test_a_short_clip_is_judged_on_the_frames_it_has():
     one = 1e-3 * rng.standard_normal(int(0.4 * SR))
     one[600:1000] += 0.5 * np.sin(2 * np.pi * 50 * t) * np.sin(np.pi * t / 0.1) ** 2
     check_sound(one, SR)
+    with pytest.raises(NoSound, match="too short") as err:  # (no frame to measure)
+        check_sound(burst[: int(0.05 * SR)], SR)
+    assert "nan" not in str(err.value) and "inf" not in str(err.value)

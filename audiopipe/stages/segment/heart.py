@@ -313,7 +313,14 @@ def check_sound(y: np.ndarray, sr: int) -> None:
         raise NoSound(f"no sound to segment: the recording ({np.size(y) / sr:.2f} s) peaks at "
                       f"{peak:.1e}, within one 16-bit step of zero")
     contrast, level, loud_s = _measure(y, sr)
-    if not contrast >= SOUND_CONTRAST:  # (nan: too short to tell a sound from the floor)
+    if np.isnan(contrast):
+        raise NoSound(
+            f"no sound to segment: the recording ({np.size(y) / sr:.2f} s) has fewer than two "
+            f"{SOUND_WINDOW_S * 1000:g} ms frames of sound in {SOUND_BAND_HZ[0]:g}-"
+            f"{SOUND_BAND_HZ[1]:g} Hz (the heart sounds' band): too short to tell a sound "
+            "from its floor"
+        )
+    if contrast < SOUND_CONTRAST:
         raise NoSound(
             f"no sound to segment in {SOUND_BAND_HZ[0]:g}-{SOUND_BAND_HZ[1]:g} Hz (the heart "
             f"sounds' band): in the recording ({np.size(y) / sr:.2f} s; its loudest "
