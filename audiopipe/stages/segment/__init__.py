@@ -171,17 +171,17 @@ class Segment(ClipStage):
     tables = ("segments",)
     settled_errors = frozenset({"NoSound"})  # a silent recording: not retried every run
     trusted = TRUSTED
-    # 8: NoSound only when the heart sounds' band is quiet too (7 refused loud music and
-    # long quiet takes with a few seconds of heart sounds, review 10); 7: heart and periodic
-    # modes: a recording with nothing above its noise floor is NoSound
-    # too (it got invented beats unless digitally silent, review 8); 6: heart mode gives a
-    # recording without sound no segments (it decoded beats in silence) but an errors row, as
-    # periodic mode now does for one in which it finds no sound; 5: heart mode's identity
+    # 9: NoSound by each 25-400 Hz bin over its own floor, at any level (8 let loud noise
+    # through: periodic mode invented beats in it, review 12); periodic mode records an
+    # unreadable clip and goes on; 8: NoSound only when the heart sounds' band is quiet too
+    # (7 refused loud music and long quiet takes, review 10); 7: a recording with nothing
+    # above its noise floor is NoSound too (review 8); 6: heart mode gives a recording without
+    # sound an errors row, no segments (it decoded beats in silence); 5: heart mode's identity
     # check weighs the beat-to-beat regularity of systole against diastole (issue 12 §2 round
     # 9); 4: novelty: float-noise dimensions and peaks at the clip edges left out; 3: heart
     # mode's S1/S2 F-measures no longer score sounds where the reference skips beats (round
     # 6); 2: every clip segmented, origin column
-    version = "8"
+    version = "9"
 
     def check(self, params: dict[str, Any]) -> list[str]:
         if params["mode"] == "supervised" and not params["events"]:
