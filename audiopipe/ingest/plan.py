@@ -29,8 +29,14 @@ from audiopipe.ingest.shard import DECODER_HOOK_ENV, IngestContext, Shard
 from audiopipe.store.dataset import TableMissing
 from audiopipe.store.location import Location
 from audiopipe.store.records import ClipRow, label_column_name
-from audiopipe.store.runs import DATA_TABLES, last_run, new_run_id, pinned_versions, recover
-from audiopipe.store.tables import open_table, read_table, table_exists
+from audiopipe.store.runs import (
+    last_run,
+    lost_data_tables,
+    new_run_id,
+    pinned_versions,
+    recover,
+)
+from audiopipe.store.tables import open_table, read_table, table_version
 
 __all__ = [
     "EmptySourceError",
@@ -341,18 +347,10 @@ def _check_removals(ds: DatasetConfig, kind: str, d: Diff, n_stored: int, allow:
     )
 
 
-def _check_tables_present(loc: Location, name: str, base: dict[str, int | None]) -> None:
-    """Refuse an ingest over a data table the last run recorded but storage has lost: it
-    would take every file for new (or forget every failure) and publish over the hole."""
-    gone = {t: v for t, v in base.items()
-            if t in DATA_TABLES and v is not None and not table_exists(loc, t)}
-    if not gone:  # a table there but written anew since (lost, and rewritten by a killed run)
-        from audiopipe.store.anew import outputs_made_anew
-        from audiopipe.store.runs import last_run
-
-        last = last_run(loc)
-        anew = [] if last is None else outputs_made_anew(loc, last)
-        gone = {t: base[t] for t in anew if t in DATA_TABLES and base.get(t) is not None}
+def _check_tables_present(name: str, loc: Location, gone: dict[str, int]) -> None:
+    """Refuse an ingest over data tables the last run recorded but storage has lost (``gone``,
+    maybe written anew since by a killed run): it would take every file for new (or forget
+    every failure) and publish over the hole."""
     if gone:
         lost = ", ".join(f"{t!r} version {v}" for t, v in sorted(gone.items()))
         raise TableMissing(
@@ -401,7 +399,8 @@ def plan_ingest(
     ``clips`` row rewritten, nothing recomputed (:attr:`Diff.relabeled`).
 
     ``kind="rebuild"`` plans every file again (a new table version replaces
-    the dataset's features; old versions stay readable until vacuumed).
+    the dataset's features; old versions stay readable until vacuumed); a data table lost
+    (or written anew since) is started over from what storage has, every file recomputed.
 
     ``recover_first`` (default): undo a killed run's commits first
     (:func:`~audiopipe.store.runs.recover`); off, the plan only reads (while a stage runs:
@@ -416,9 +415,14 @@ def plan_ingest(
     rhash = F.recipe_hash(recipe)
     run_id = run_id or new_run_id()
     base = pinned_versions(loc)
+    lost = lost_data_tables(loc, base)
     if kind == "ingest":
-        _check_tables_present(loc, ds.name, base)
+        _check_tables_present(ds.name, loc, lost)
+    # a rebuild starts a lost table over from what storage has (its recorded version is gone)
+    base.update({t: table_version(loc, t) for t in lost})
     stored = stored_clips(loc, base.get("clips"))
+    leftover = set(stored) if "clips" in lost else set()  # rows no successful run published
+    stored = {} if "clips" in lost else stored
     if kind == "ingest" and stored:
         _check_recipe_unchanged(loc, ds.name, rhash)
 
@@ -436,7 +440,8 @@ def plan_ingest(
     settings = settings_hash(ds, rhash)
     if kind == "rebuild":
         present = {f.uri for f in found}
-        d = Diff(new=[], changed=list(found), removed=sorted(set(stored) - present), unchanged=[])
+        gone = sorted((set(stored) | leftover) - present)
+        d = Diff(new=[], changed=list(found), removed=gone, unchanged=[])
     else:
         d = diff(found, stored)
         if not retry_failed:

@@ -267,6 +267,8 @@ def run_stage(
 
     stage = stage_class(name)()
     raw = dict(params or {})
+    # (before resolving: another thread's run may bring the shared ``ds`` up to date meanwhile)
+    before = dict(ds.versions)
     resolved = _resolve(ds, stage, name, raw, base_dir)
     missing = missing_param_files(ds.name, name, raw, base_dir)  # (as run_stages: no lock yet)
     if missing:
@@ -276,8 +278,7 @@ def run_stage(
     timer = _Timer()
     loc = ds.location
     with stage_lock(loc, name, wait_s=DATASET_WAIT_S) as lease:
-        before = dict(ds.versions)
-        if latest(ds).versions != before:  # an ingest published since ds was opened: its clips
+        if latest(ds).versions != before:  # an ingest published since resolved: its clips
             resolved = _resolve(ds, stage, name, raw, base_dir)
         run_id = run_id or new_stage_run_id(name)
         prev = last_stage_run(loc, name)

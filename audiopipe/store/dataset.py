@@ -29,6 +29,7 @@ from audiopipe.store._reading import (
     select_columns,
 )
 from audiopipe.store.anew import made_anew, recorded
+from audiopipe.store.errors import TableMissing
 from audiopipe.store.location import Location
 from audiopipe.store.records import RunRow
 from audiopipe.store.runs import (
@@ -57,11 +58,6 @@ __all__ = ["Dataset", "open_dataset", "DatasetNotFound", "TableMissing"]
 
 class DatasetNotFound(LookupError):
     """No published run for this dataset under this root."""
-
-
-class TableMissing(LookupError):
-    """A table the pinned run recorded a version of is not on storage (deleted, or lost in a
-    copy): the dataset is broken, and reading the table would silently give no rows."""
 
 
 class Dataset:

@@ -27,7 +27,7 @@ from typing import Any
 from audiopipe.store.location import Location
 from audiopipe.store.lock import DatasetLocked, dataset_lock
 from audiopipe.store.records import RunRow
-from audiopipe.store.tables import append, open_table, scan_table, sql_in
+from audiopipe.store.tables import append, open_table, scan_table, sql_in, table_exists
 
 __all__ = [
     "DATA_TABLES",
@@ -46,6 +46,7 @@ __all__ = [
     "read_versions",
     "run_tables",
     "legacy_cutoff",
+    "lost_data_tables",
     "summarize",
 ]
 
@@ -291,6 +292,27 @@ def legacy_cutoff(rows: list[RunRow], run: RunRow | None = None) -> dt.datetime 
     if run is not None and run.finished is not None:
         ends.append(run.finished)
     return min(ends) if ends else None
+
+
+def lost_data_tables(loc: Location, base: Mapping[str, int | None]) -> dict[str, int]:
+    """``{table: version}`` of the data tables whose version in ``base`` (the last ingest's or
+    rebuild's, :func:`pinned_versions`) storage has lost: the table not there, or made anew
+    since (:mod:`audiopipe.store.anew`; one GET each).
+
+    >>> import tempfile
+    >>> lost_data_tables(Location(tempfile.mkdtemp(), "d"), {})
+    {}
+    """
+    from audiopipe.store.anew import outputs_made_anew
+
+    gone = {t: v for t, v in base.items()
+            if t in DATA_TABLES and v is not None and not table_exists(loc, t)}
+    last = last_run(loc) if base else None
+    for t in [] if last is None else outputs_made_anew(loc, last, skip=gone):
+        v = base.get(t)
+        if t in DATA_TABLES and v is not None:
+            gone[t] = v
+    return dict(sorted(gone.items()))
 
 
 def summarize(row: RunRow | Mapping[str, Any]) -> str:

@@ -26,7 +26,10 @@ a shard it cannot decide (a source not listed) is kept and counted. It holds the
 dataset lock, so no ingestion runs meanwhile, and refuses while a stage runs (it may read, or
 be about to commit, files a vacuum would delete; a stage does not start during a vacuum).
 Older runs stay listed in ``runs``; opening one afterwards raises
-:class:`~audiopipe.store.dataset.DatasetNotFound` saying it was vacuumed.
+:class:`~audiopipe.store.dataset.DatasetNotFound` saying it was vacuumed (the marker saying
+which runs it kept is written before it deletes anything, so a vacuum that fails half-way
+is said too). A table version a kept run reads that cannot be opened makes it refuse before
+deleting anything (:class:`~audiopipe.store.errors.TableMissing` naming the table).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from audiopipe.store.errors import TableMissing
 from audiopipe.uri import remove
 
 from . import staged
@@ -51,7 +55,8 @@ from .tables import open_table, version_as_of
 __all__ = ["VacuumReport", "vacuum", "VACUUM_MARKER", "vacuumed_before"]
 
 #: JSON at the dataset's base recording the last vacuum: ``{"at", "retain_hours",
-#: "cutoff", "kept_runs"}``
+#: "cutoff", "kept_runs", "done"}``, written before it deletes anything (``done`` false) and
+#: again when it has finished
 VACUUM_MARKER = "_vacuum.json"
 
 
@@ -162,6 +167,12 @@ def vacuum(
     -------
     VacuumReport
 
+    Raises
+    ------
+    TableMissing
+        Before deleting anything, when a table version a kept run reads cannot be opened (the
+        table lost, or written anew since and its log shorter), naming the table and the runs.
+
     Examples
     --------
     >>> import tempfile
@@ -192,6 +203,9 @@ def vacuum(
             else []
         )
         pinned = _read_versions(loc, rows, kept, names)
+        _check_openable(loc, rows, pinned)  # (before anything is deleted)
+        if not dry_run:  # first: a step failing below leaves what it deleted said
+            _write_marker(loc, now, retain_hours, cutoff, report.kept_runs, done=False)
 
         # Zarr parts: those named by a kept run's frames_index, or by a staged shard
         keep_parts: set[str] = set()
@@ -242,15 +256,59 @@ def vacuum(
                 dt.vacuum(dry_run=False, **kw)
 
         if not dry_run:
-            marker = {
-                "at": now.isoformat(),
-                "retain_hours": retain_hours,
-                "cutoff": cutoff.isoformat(),
-                "kept_runs": report.kept_runs,
-            }
-            with fs.open(loc.join(VACUUM_MARKER), "w") as f:
-                json.dump(marker, f)
+            _write_marker(loc, now, retain_hours, cutoff, report.kept_runs, done=True)
     return report
+
+
+def _check_openable(loc: Location, rows: list[RunRow], pinned: dict[str, set[int]]) -> None:
+    """Refuse (:class:`~audiopipe.store.errors.TableMissing`, naming the table) when a table
+    version a kept run reads cannot be opened: the table was lost (and maybe written anew,
+    its log shorter). The vacuum decides what to delete from those records; with them and
+    storage disagreeing it would delete frame parts and table files a restore needs, then
+    fail on that table in delta-rs."""
+    from deltalake.exceptions import DeltaError
+
+    for name in sorted(pinned):
+        dt = open_table(loc, name)
+        end = None if dt is None else dt.version()
+        bad: dict[int, str] = {}
+        for v in sorted(pinned[name]):
+            if dt is None:
+                bad[v] = "the table is not on storage"
+            elif v > end:
+                bad[v] = (f"its log on storage ends at version {end}: the table was lost and "
+                          "written anew since")
+            else:
+                try:
+                    dt.load_as_version(v)
+                except DeltaError as err:
+                    bad[v] = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        if not bad:
+            continue
+        ok = [r for r in rows if r.status == "ok"]
+        by = sorted({r.run_id for r in ok if r.tables().get(name) in bad})
+        fix = (f"`audiopipe rebuild {loc.dataset}`" if name in DATA_TABLES
+               else "rerun the stage that wrote it")
+        raise TableMissing(
+            f"dataset {loc.dataset!r}: vacuum refused, nothing deleted: table {name!r} version "
+            f"{', '.join(map(str, bad))}, read by run {', '.join(by[:3])}"
+            f"{' ...' if len(by) > 3 else ''}, cannot be opened ({next(iter(bad.values()))}; "
+            f"{loc.table_uri(name)}); restore the table from a copy of the dataset, or "
+            f"{fix} and vacuum with a retain_hours that keeps none of those runs"
+        )
+
+
+def _write_marker(loc: Location, now: datetime, retain_hours: float, cutoff: datetime,
+                  kept_runs: list[str], done: bool) -> None:
+    marker = {
+        "at": now.isoformat(),
+        "retain_hours": retain_hours,
+        "cutoff": cutoff.isoformat(),
+        "kept_runs": kept_runs,
+        "done": done,
+    }
+    with loc.fs.open(loc.join(VACUUM_MARKER), "w") as f:
+        json.dump(marker, f)
 
 
 def vacuumed_before(loc: Location, run: dict[str, Any]) -> str | None:
@@ -265,6 +323,12 @@ def vacuumed_before(loc: Location, run: dict[str, Any]) -> str | None:
         return None
     if run["finished"] is not None and run["finished"] >= datetime.fromisoformat(m["cutoff"]):
         return None  # finished after that vacuum's cutoff: untouched by it
+    if m.get("done", True) is False:  # (written before it deleted anything; older: no key)
+        return (
+            f"run {run['run_id']} of dataset {loc.dataset!r} was vacuumed on {m['at']} "
+            f"(retain_hours={m['retain_hours']}) by a vacuum that did not finish; its table "
+            "versions and frames may be partly gone (run the vacuum again to finish it)"
+        )
     return (
         f"run {run['run_id']} of dataset {loc.dataset!r} was vacuumed on {m['at']} "
         f"(retain_hours={m['retain_hours']}); its table versions and frames are gone"

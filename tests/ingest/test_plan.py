@@ -264,6 +264,47 @@ def test_an_ingest_over_a_lost_table_is_refused_and_a_rebuild_recomputes_it(tmp_
     assert ds.table("runs").num_rows == runs_before + 1  # the refused ingest recorded nothing
 
 
+def test_a_rebuild_over_a_clips_table_written_anew_shorter_recomputes_every_file(tmp_path):
+    """Review 12 finding 4: the remedy the refusal names (`audiopipe rebuild`) failed in
+    delta-rs when the clips table written anew had a shorter log than the recorded version:
+    the plan read the stored clips at that version. The rebuild starts the table over: every
+    file recomputed, the rows no run published (a file not in the corpus) gone."""
+    import shutil
+
+    import pyarrow as pa
+
+    import audiopipe
+    from audiopipe.store import TableMissing
+    from audiopipe.store.location import Location
+    from audiopipe.store.tables import append
+    from tests.ingest._small import cfg, corpus, ingest
+
+    corpus(tmp_path / "corpus", n=2)
+    ingest(cfg(tmp_path))
+    files = corpus(tmp_path / "corpus", n=3)
+    ingest(cfg(tmp_path))
+    loc = Location(str(tmp_path / "out"), "t")
+    ds = audiopipe.open_dataset(loc.root, "t")
+    assert ds.versions["clips"] >= 1
+    clips = ds.table("clips").sort_by("uri")
+    ghost = clips.slice(0, 1).set_column(
+        clips.schema.get_field_index("uri"), "uri", pa.array([str(tmp_path / "gone.wav")]))
+    shutil.rmtree(loc.table_uri("clips"))  # the folder lost, and a killed run wrote it anew
+    assert append(loc, "clips", pa.concat_tables([clips.slice(0, 1), ghost])) == 0
+    with pytest.raises(TableMissing, match="'clips' version .*audiopipe rebuild t"):
+        ingest(cfg(tmp_path))
+
+    row = ingest(cfg(tmp_path), kind="rebuild")
+    assert row["status"] == "ok" and row["files_processed"] == 3
+    now = audiopipe.open_dataset(loc.root, "t")
+    assert not now.missing_tables()
+    assert sorted(now.table("clips")["uri"].to_pylist()) == sorted(str(f) for f in files)
+    ids = set(now.table("clips")["clip_id"].to_pylist())
+    assert set(now.table("features")["clip_id"].to_pylist()) == ids
+    assert all(len(now.frames(c, "rms")) > 0 for c in ids)
+    assert ingest(cfg(tmp_path))["files_processed"] == 0  # ingestion goes on from there
+
+
 def test_a_labels_file_not_there_is_named_by_its_key_before_any_work(tmp_path):
     """Called as a library, as by the flows: the plan names the key (it raised the bare
     FileNotFoundError of whatever it read first) and nothing is written."""

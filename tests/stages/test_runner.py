@@ -445,3 +445,44 @@ def test_a_stage_table_made_anew_as_long_as_recorded_reruns_the_stage(small):
     assert ds.missing_tables() == {}
     assert "ghost" not in ds.table("fingerprints", ["clip_id"])["clip_id"].to_pylist()
     assert run_stage(ds, "fingerprint")["skipped"]  # (and the next unchanged run is skipped)
+
+
+def test_a_stage_resolves_its_parameters_on_the_dataset_another_thread_brought_up_to_date(
+    tmp_path, monkeypatch
+):
+    """Review 12 finding 6: parameters were resolved on ``ds`` before the lock, and again only
+    when ``latest(ds)`` changed ``ds.versions`` from a copy taken under the lock. Another
+    thread's stage run on the same ``ds`` (a notebook running two at once) had brought ``ds``
+    up to date in place first: nothing was resolved again, and beats ran after a rebuild to
+    hop 256 with the previous recipe's hop_length 512, recorded as current."""
+    import threading
+
+    import audiopipe.stages.runner as runner
+    from audiopipe.stages._setup import latest
+
+    old = {"n_fft": 1024, "hop_length": 512, "compute": {"rms": {}}}
+    new = {**old, "hop_length": 256}
+    ds = build_dataset(tmp_path, _files(2), sample_rate=SR, features=old)
+    monkeypatch.setattr(runner, "DATASET_WAIT_S", 300.0)  # (the rebuild below holds it a while)
+    resolved = threading.Event()
+    real = runner._resolve
+
+    def resolve(*a, **kw):
+        out = real(*a, **kw)
+        resolved.set()
+        return out
+
+    monkeypatch.setattr(runner, "_resolve", resolve)
+    reps: dict = {}
+    with dataset_lock(ds.location, "rebuild"):  # a rebuild holds the dataset
+        t = threading.Thread(target=lambda: reps.update(beats=run_stage(ds, "beats")))
+        t.start()
+        assert resolved.wait(60)  # beats resolved on ds, and waits for the dataset
+        build_dataset(tmp_path, _files(2), sample_rate=SR, features=new, kind="rebuild")
+        latest(ds)  # what the other thread's stage does first under its lock
+        assert ds.table("frames_index", ["hop_length"])["hop_length"][0].as_py() == 256
+    t.join(300)
+    assert not t.is_alive() and reps["beats"]["skipped"] is None
+    (row,) = [r for r in _runs(ds) if r["run_id"] == reps["beats"]["run_id"]]
+    assert json.loads(row["params"])["hop_length"] == 256
+    assert json.loads(row["input_versions"])["frames_index"] == ds.versions["frames_index"]

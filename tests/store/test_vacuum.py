@@ -209,3 +209,99 @@ def test_vacuum_keeps_a_stage_table_as_its_last_recording_run_left_it(tmp_path):
     # the predict run (the latest of classify, kept) opened pinned reads as it did
     at = audiopipe.open_dataset(str(out), "d", run_id=pred["run_id"])
     assert at.table("confusion").equals(confusion)
+
+
+def _changed_twice(tmp_path):
+    """Dataset ``t`` ingested, every file changed, ingested again, everything 2 h old: a
+    vacuum with retain_hours 0 deletes the first run's frame parts and table files."""
+    from tests.ingest._small import cfg, corpus, ingest
+
+    files = corpus(tmp_path / "corpus", n=2)
+    first = ingest(cfg(tmp_path))
+    for f in files:
+        write(f, sine(f=700, dur=0.3), 22050)
+    ingest(cfg(tmp_path))
+    _age(tmp_path / "out" / "t", 2)
+    return Location(str(tmp_path / "out"), "t"), first
+
+
+def _files(out) -> set[str]:
+    return {str(p.relative_to(out)) for p in out.rglob("*")
+            if p.is_file() and "_lock" not in str(p.relative_to(out))}
+
+
+def test_vacuum_over_a_table_written_anew_refuses_before_deleting_anything(tmp_path):
+    """Review 12 finding 3: a stage table lost and written anew, shorter than the version its
+    run recorded: the vacuum deleted frame parts and the clips table's old files, then failed
+    in delta-rs on that table (not named) without writing its marker, so the older run then
+    read as broken ("restore it from a copy") instead of vacuumed."""
+    import datetime as dt
+    import json
+    import shutil
+
+    import pyarrow as pa
+
+    from audiopipe.store.dataset import TableMissing
+    from audiopipe.store.records import RunRow
+    from audiopipe.store.runs import append_run
+    from audiopipe.store.tables import append
+    from audiopipe.store.vacuum import VACUUM_MARKER
+
+    loc, first = _changed_twice(tmp_path)
+    for i in range(3):
+        v = append(loc, "tempo", pa.table({"clip_id": [f"c{i}"], "bpm": [100.0 + i]}))
+    now = dt.datetime.now(dt.UTC)
+
+    def stage_row(run_id: str, version: int) -> RunRow:
+        return RunRow(dataset="t", kind="stage", stage="beats", status="ok", run_id=run_id,
+                      started=now, finished=now, table_versions=json.dumps({"tempo": version}))
+
+    append_run(loc, stage_row("s1", v))
+    shutil.rmtree(loc.table_uri("tempo"))
+    v0 = append(loc, "tempo", pa.table({"clip_id": ["ghost"], "bpm": [1.0]}))  # anew
+    assert v0 < v
+    out = tmp_path / "out" / "t"
+    before = _files(out)
+    for dry in (True, False):
+        with pytest.raises(TableMissing) as e:
+            vacuum(loc, retain_hours=0, dry_run=dry)
+        msg = str(e.value)
+        assert f"table 'tempo' version {v}, read by run s1" in msg and "nothing deleted" in msg
+        assert "written anew" in msg and loc.table_uri("tempo") in msg
+    assert _files(out) == before and not (out / VACUUM_MARKER).exists()
+    first_clips = audiopipe.open_dataset(loc.root, "t", run_id=first["run_id"]).table("clips")
+    assert first_clips.num_rows == 2  # the older run still reads
+
+    # the remedy it names: the stage run again (its latest run now records the new table)
+    append_run(loc, stage_row("s2", v0))
+    r = vacuum(loc, retain_hours=0)
+    assert r.parts and r.table_files["clips"] > 0
+    with pytest.raises(DatasetNotFound, match="was vacuumed"):
+        audiopipe.open_dataset(loc.root, "t", run_id=first["run_id"])
+
+
+def test_a_vacuum_failing_half_way_still_says_which_runs_it_vacuumed(tmp_path, monkeypatch):
+    """Review 12 finding 3: the marker was written only at the end, so a vacuum that failed
+    after deleting frame parts left the runs it had not kept reading as broken, not vacuumed."""
+    from audiopipe.store import tables as T
+
+    loc, first = _changed_twice(tmp_path)
+    parts = _parts(tmp_path / "out")
+    real = T._Table.vacuum
+
+    def blip(self, *a, dry_run=True, **kw):
+        if not dry_run:
+            raise OSError("storage blip")
+        return real(self, *a, dry_run=dry_run, **kw)
+
+    monkeypatch.setattr(T._Table, "vacuum", blip)
+    with pytest.raises(OSError, match="storage blip"):
+        vacuum(loc, retain_hours=0)
+    assert _parts(tmp_path / "out") < parts  # it had deleted the first run's frame parts
+    with pytest.raises(DatasetNotFound, match="was vacuumed .* did not finish"):
+        audiopipe.open_dataset(loc.root, "t", run_id=first["run_id"])
+    monkeypatch.setattr(T._Table, "vacuum", real)
+    assert sum(vacuum(loc, retain_hours=0).table_files.values()) > 0  # run again: finishes
+    with pytest.raises(DatasetNotFound, match="frames are gone"):
+        audiopipe.open_dataset(loc.root, "t", run_id=first["run_id"])
+    assert audiopipe.open_dataset(loc.root, "t").table("clips").num_rows == 2
