@@ -135,8 +135,12 @@ def s3(monkeypatch):
     """A moto S3 server on 127.0.0.1 and the AWS_* environment pointing at it; the requests
     it answers are logged (:func:`s3_requests`)."""
     import boto3
+    import s3fs
     from moto.server import ThreadedMotoServer
 
+    # fsspec caches a filesystem per set of arguments: one made with none (the endpoint read
+    # from the environment) by an earlier test would still point at that test's stopped server
+    s3fs.S3FileSystem.clear_instance_cache()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     log: list[tuple[str, str]] = []
@@ -165,3 +169,4 @@ def s3(monkeypatch):
     finally:
         _S3_REQUESTS.pop(endpoint, None)
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
