@@ -49,6 +49,15 @@ SETS = {
 }
 
 
+def write_results(name: str, res: Any) -> Path:
+    """Write ``res`` as indented JSON to ``benchmarks/results/<name>`` (the folder made if a
+    fresh checkout lacks it); the path written."""
+    dest = ROOT / "benchmarks" / "results" / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(res, indent=2))
+    return dest
+
+
 def corpora() -> Path:
     if not CORPORA.is_dir():
         raise SystemExit(f"corpora not found at {CORPORA}")

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classify_data import ROOT  # noqa: E402
+from classify_data import ROOT, write_results  # noqa: E402
 from tune_classify import TUNING_PARTS, _part, tuning_parts  # noqa: E402
 
 from audiopipe.stages.classify.candidates import MODEL_OF, Frames, build  # noqa: E402
@@ -319,16 +319,13 @@ def main() -> None:
         warnings.simplefilter("ignore")
         res = {corpus: study_clip(ds, part, target, groups, f"{corpus} tune")
                for corpus, ds, part, target, groups in tuning_parts(TUNING_PARTS[:1])}
-        (ROOT / "benchmarks" / "results" / "tune_classify_accent_clip.json").write_text(
-            json.dumps(res, indent=2))
+        write_results("tune_classify_accent_clip.json", res)
         return
     warnings.simplefilter("ignore")
     parts = TUNING_PARTS if "--esc" in sys.argv else TUNING_PARTS[:1]
     res = {corpus: study(ds, part, target, groups, f"{corpus} tune")
            for corpus, ds, part, target, groups in tuning_parts(parts)}
-    dest = ROOT / "benchmarks" / "results"
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "tune_classify_accent.json").write_text(json.dumps(res, indent=2))
+    write_results("tune_classify_accent.json", res)
 
 
 if __name__ == "__main__":

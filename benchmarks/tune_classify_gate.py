@@ -29,7 +29,6 @@ writes ``benchmarks/results/tune_classify_gate.json``.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classify_data import ROOT  # noqa: E402
+from classify_data import ROOT, write_results  # noqa: E402
 from tune_classify import TUNING_PARTS, _part, tuning_parts  # noqa: E402
 
 from audiopipe.stages.classify.candidates import MODEL_OF, build, mel_patches  # noqa: E402
@@ -247,16 +246,13 @@ def main() -> None:
     if "--stage" in sys.argv:  # the kept variant through the stage, both tuning parts
         res = {corpus: through_stage(ds, part, target, groups, f"{corpus} tune")
                for corpus, ds, part, target, groups in tuning_parts()}
-        (ROOT / "benchmarks" / "results" / "tune_classify_gate_stage.json").write_text(
-            json.dumps(res, indent=2))
+        write_results("tune_classify_gate_stage.json", res)
         return
     parts = {"--esc": TUNING_PARTS, "--esc-only": TUNING_PARTS[1:]}.get(
         next((a for a in sys.argv if a.startswith("--esc")), ""), TUNING_PARTS[:1])
     res = {corpus: study(ds, part, target, groups, f"{corpus} tune", vtln="--no-vtln" not in sys.argv)
            for corpus, ds, part, target, groups in tuning_parts(parts)}
-    dest = ROOT / "benchmarks" / "results"
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "tune_classify_gate.json").write_text(json.dumps(res, indent=2))
+    write_results("tune_classify_gate.json", res)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classify_data import ROOT  # noqa: E402
+from classify_data import write_results  # noqa: E402
 from tune_classify import TUNING_PARTS, _part, tuning_parts  # noqa: E402
 
 from audiopipe.stages._clipfeatures import group_cmvn  # noqa: E402
@@ -436,9 +436,7 @@ def main() -> None:
         only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
     res = {corpus: study(ds, part, target, groups, f"{corpus} tune", only)
            for corpus, ds, part, target, groups in tuning_parts(TUNING_PARTS[:1])}
-    dest = ROOT / "benchmarks" / "results"
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "tune_classify_nucleus.json").write_text(json.dumps(res, indent=2))
+    write_results("tune_classify_nucleus.json", res)
 
 
 if __name__ == "__main__":

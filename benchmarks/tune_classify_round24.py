@@ -43,7 +43,6 @@ writes ``benchmarks/results/tune_classify_round24.json``.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -52,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classify_data import ROOT  # noqa: E402
+from classify_data import ROOT, write_results  # noqa: E402
 from tune_classify import TUNING_PARTS, _part, tuning_parts  # noqa: E402
 from tune_classify_nucleus import band_centres, nucleus_bounds  # noqa: E402
 
@@ -290,9 +289,7 @@ def main() -> None:
     res = {corpus: study(ds, part, target, groups, f"{corpus} tune",
                          [m for m in members if corpus == "fsdd" or "two" not in m])
            for corpus, ds, part, target, groups in tuning_parts(parts)}
-    dest = ROOT / "benchmarks" / "results"
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "tune_classify_round24.json").write_text(json.dumps(res, indent=2))
+    write_results("tune_classify_round24.json", res)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ needs the stage of commit 7f5e355 (``git checkout 7f5e355 -- audiopipe``).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -46,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classify_data import ROOT  # noqa: E402
+from classify_data import ROOT, write_results  # noqa: E402
 from tune_classify import TUNING_PARTS, _part, tuning_parts  # noqa: E402
 from tune_classify_round24 import study as round24_study  # noqa: E402
 
@@ -184,15 +183,12 @@ def main() -> None:
     if "--stage" in sys.argv:  # the candidate through the stage, both tuning parts
         res = {corpus: through_stage(ds, part, target, groups, f"{corpus} tune")
                for corpus, ds, part, target, groups in tuning_parts()}
-        (ROOT / "benchmarks" / "results" / "tune_classify_round25_stage.json").write_text(
-            json.dumps(res, indent=2))
+        write_results("tune_classify_round25_stage.json", res)
         return
     parts = TUNING_PARTS if "--esc" in sys.argv else TUNING_PARTS[:1]
     res = {corpus: study(ds, part, target, groups, f"{corpus} tune")
            for corpus, ds, part, target, groups in tuning_parts(parts)}
-    dest = ROOT / "benchmarks" / "results"
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "tune_classify_round25.json").write_text(json.dumps(res, indent=2))
+    write_results("tune_classify_round25.json", res)
 
 
 if __name__ == "__main__":
