@@ -33,8 +33,8 @@ from audiopipe.store.location import Location
 from audiopipe.store.records import RunRow
 from audiopipe.store.tables import open_table
 
-__all__ = ["COMMIT_SKEW_S", "Recorded", "table_id", "with_table_ids", "recorded", "made_anew",
-           "outputs_made_anew"]
+__all__ = ["COMMIT_SKEW_S", "Recorded", "table_id", "with_table_ids", "recording_runs",
+           "recorded", "made_anew", "outputs_made_anew"]
 
 #: seconds a commit may seem to be made after the run that recorded it finished (clock skew
 #: between the hosts that wrote the table and the run row); only for rows without table ids
@@ -72,6 +72,27 @@ def with_table_ids(loc: Location, row: RunRow) -> RunRow:
         return row
     ids = {n: table_id(loc, n) for n, v in row.versions().items() if v is not None}
     return replace(row, table_ids=json.dumps({n: i for n, i in ids.items() if i}))
+
+
+def recording_runs(rows: Iterable[RunRow], run: RunRow | None = None) -> list[RunRow]:
+    """The runs whose records tell whether a table an open reads was made anew since: the
+    successful runs of ``rows`` (an open pinned to ``run``: those finished by its end, and
+    ``run``), what :func:`recorded` is then asked of (an open and a vacuum ask the same).
+
+    >>> import datetime as dt
+    >>> def row(run_id, hour):
+    ...     t = dt.datetime(2026, 1, 1, hour, tzinfo=dt.UTC)
+    ...     return RunRow(dataset="d", kind="ingest", status="ok", run_id=run_id, finished=t)
+    >>> a, b = row("a", 0), row("b", 1)
+    >>> [r.run_id for r in recording_runs([a, b])], [r.run_id for r in recording_runs([a, b], a)]
+    (['a', 'b'], ['a', 'a'])
+    """
+    done = [r for r in rows if r.status == "ok" and r.finished is not None]
+    if run is None:
+        return done
+    end = run.finished or run.started  # (a failed run's row may lack an end)
+    return [*(r for r in done if end is not None and (r.finished, r.run_id) <= (end, run.run_id)),
+            run]
 
 
 def recorded(rows: Iterable[RunRow], name: str, version: int) -> Recorded | None:

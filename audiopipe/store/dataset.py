@@ -28,7 +28,7 @@ from audiopipe.store._reading import (
     in_content_order,
     select_columns,
 )
-from audiopipe.store.anew import made_anew, recorded
+from audiopipe.store.anew import made_anew, recorded, recording_runs
 from audiopipe.store.errors import TableMissing
 from audiopipe.store.location import Location
 from audiopipe.store.records import RunRow
@@ -126,7 +126,7 @@ class Dataset:
         self._legacy: dict[str, Any] = {}
         #: the runs whose records tell whether a table read was made anew since they recorded
         #: it, and ``{table: whether}`` (:mod:`audiopipe.store.anew`; once per open, on demand)
-        self._seen = done if run_id is None else [*done, row]
+        self._seen = recording_runs(self._runs_at_open, None if run_id is None else row)
         self._anew: dict[str, bool] = {}
         #: ``{table: why}``: tables whose writer by the pinned run a vacuum did not keep (one
         #: keeps what the runs it kept read, an older one did not: told by the files on reading)

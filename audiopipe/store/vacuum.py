@@ -28,8 +28,9 @@ be about to commit, files a vacuum would delete; a stage does not start during a
 Older runs stay listed in ``runs``; opening one afterwards raises
 :class:`~audiopipe.store.dataset.DatasetNotFound` saying it was vacuumed (the marker saying
 which runs it kept is written before it deletes anything, so a vacuum that fails half-way
-is said too). A table version a kept run reads that cannot be opened makes it refuse before
-deleting anything (:class:`~audiopipe.store.errors.TableMissing` naming the table).
+is said too). A table version a kept run reads that cannot be opened, or that is another
+table than the run recorded (made anew since: :mod:`audiopipe.store.anew`), makes it refuse
+before deleting anything (:class:`~audiopipe.store.errors.TableMissing` naming the table).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from audiopipe.store.errors import TableMissing
 from audiopipe.uri import remove
 
 from . import staged
+from .anew import Recorded, made_anew, recorded, recording_runs
 from .location import Location
 from .lock import STAGES_WAIT_S, dataset_lock
 from .records import RunRow
@@ -171,7 +173,8 @@ def vacuum(
     ------
     TableMissing
         Before deleting anything, when a table version a kept run reads cannot be opened (the
-        table lost, or written anew since and its log shorter), naming the table and the runs.
+        table lost, or written anew since and its log shorter) or is another table than the
+        run recorded (written anew since, its log as long), naming the table and the runs.
 
     Examples
     --------
@@ -203,7 +206,7 @@ def vacuum(
             else []
         )
         pinned = _read_versions(loc, rows, kept, names)
-        _check_openable(loc, rows, pinned)  # (before anything is deleted)
+        _check_openable(loc, rows, kept, pinned)  # (before anything is deleted)
         if not dry_run:  # first: a step failing below leaves what it deleted said
             _write_marker(loc, now, retain_hours, cutoff, report.kept_runs, done=False)
 
@@ -260,18 +263,30 @@ def vacuum(
     return report
 
 
-def _check_openable(loc: Location, rows: list[RunRow], pinned: dict[str, set[int]]) -> None:
+def _check_openable(
+    loc: Location, rows: list[RunRow], kept: list[RunRow], pinned: dict[str, set[int]]
+) -> None:
     """Refuse (:class:`~audiopipe.store.errors.TableMissing`, naming the table) when a table
-    version a kept run reads cannot be opened: the table was lost (and maybe written anew,
-    its log shorter). The vacuum decides what to delete from those records; with them and
-    storage disagreeing it would delete frame parts and table files a restore needs, then
-    fail on that table in delta-rs."""
+    version a kept run (or a default open) reads cannot be opened, or is another table than
+    the one it recorded: the table was lost (and maybe written anew, its log shorter, or as
+    long: told as an open tells it, :mod:`audiopipe.store.anew`). The vacuum decides what to
+    delete from those records; with them and storage disagreeing it would delete frame parts
+    and table files a restore needs (or fail on that table in delta-rs)."""
     from deltalake.exceptions import DeltaError
 
+    # what each reader (a default open, an open pinned to a kept run) recorded of a version
+    recs: dict[tuple[str, int], set[Recorded]] = {}
+    for r in [None, *kept]:
+        seen = recording_runs(rows, r)
+        for name, v in read_versions(rows, r).items():
+            rec = None if v is None else recorded(seen, name, v)
+            if rec is not None:
+                recs.setdefault((name, v), set()).add(rec)
     for name in sorted(pinned):
         dt = open_table(loc, name)
         end = None if dt is None else dt.version()
         bad: dict[int, str] = {}
+        anew: set[int] = set()  # (of those: versions another table than recorded)
         for v in sorted(pinned[name]):
             if dt is None:
                 bad[v] = "the table is not on storage"
@@ -283,18 +298,28 @@ def _check_openable(loc: Location, rows: list[RunRow], pinned: dict[str, set[int
                     dt.load_as_version(v)
                 except DeltaError as err:
                     bad[v] = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+                    continue
+                if any(made_anew(loc, name, v, rec, dt) for rec in recs.get((name, v), ())):
+                    bad[v] = ("another table than the run recorded is at that version: the "
+                              "table was lost and written anew since")
+                    anew.add(v)
         if not bad:
             continue
-        ok = [r for r in rows if r.status == "ok"]
-        by = sorted({r.run_id for r in ok if r.tables().get(name) in bad})
+        # the runs that read it (less those that recorded the table now there, of a version
+        # bad only as made anew: they read it as they recorded it)
+        now_id = None if dt is None else str(dt.metadata().id)
+        by = sorted({r.run_id for r in rows if r.status == "ok" and r.tables().get(name) in bad
+                     and not (r.tables()[name] in anew
+                              and json.loads(r.table_ids or "{}").get(name) == now_id)})
         fix = (f"`audiopipe rebuild {loc.dataset}`" if name in DATA_TABLES
                else "rerun the stage that wrote it")
         raise TableMissing(
             f"dataset {loc.dataset!r}: vacuum refused, nothing deleted: table {name!r} version "
             f"{', '.join(map(str, bad))}, read by run {', '.join(by[:3])}"
-            f"{' ...' if len(by) > 3 else ''}, cannot be opened ({next(iter(bad.values()))}; "
-            f"{loc.table_uri(name)}); restore the table from a copy of the dataset, or "
-            f"{fix} and vacuum with a retain_hours that keeps none of those runs"
+            f"{' ...' if len(by) > 3 else ''}, cannot be read as recorded "
+            f"({next(iter(bad.values()))}; {loc.table_uri(name)}); restore the table from a "
+            f"copy of the dataset, or {fix} and vacuum with a retain_hours that keeps none of "
+            "those runs"
         )
 
 

@@ -280,6 +280,114 @@ def test_vacuum_over_a_table_written_anew_refuses_before_deleting_anything(tmp_p
         audiopipe.open_dataset(loc.root, "t", run_id=first["run_id"])
 
 
+def _tempo_run(loc, run_id: str, version: int, finished) -> None:
+    """Record a successful ``beats`` stage run ``run_id`` that wrote ``tempo`` at ``version``."""
+    import json
+
+    from audiopipe.store.records import RunRow
+    from audiopipe.store.runs import append_run
+
+    append_run(loc, RunRow(dataset="t", kind="stage", stage="beats", status="ok", run_id=run_id,
+                           started=finished, finished=finished,
+                           table_versions=json.dumps({"tempo": version})))
+
+
+def _tempo_anew(loc, n: int) -> int:
+    """Lose table ``tempo`` and write it anew with ``n`` commits; returns its last version."""
+    import shutil
+
+    import pyarrow as pa
+
+    from audiopipe.store.tables import append
+
+    shutil.rmtree(loc.table_uri("tempo"))
+    for _ in range(n):
+        v = append(loc, "tempo", pa.table({"clip_id": ["ghost"], "bpm": [1.0]}))
+    return v
+
+
+@pytest.mark.parametrize("ids", [True, False], ids=["table_ids", "rows-without-table_ids"])
+def test_vacuum_over_a_table_written_anew_with_a_log_as_long_refuses(tmp_path, monkeypatch, ids):
+    """Review 13 finding 4: a stage table lost and written anew whose new log reaches the
+    version its run recorded opened at that version (another table), so the vacuum went on and
+    deleted frame parts and table files, though an open pinned to that run calls it broken.
+    Told as the open tells it: by the table's metadata id in the run's row, or, in rows older
+    than ``table_ids``, by the commit being made after the run finished."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    import audiopipe.store.anew as anew
+    from audiopipe.store.dataset import TableMissing
+    from audiopipe.store.tables import append
+    from audiopipe.store.vacuum import VACUUM_MARKER
+
+    loc, first = _changed_twice(tmp_path)
+    for i in range(3):
+        v = append(loc, "tempo", pa.table({"clip_id": [f"c{i}"], "bpm": [100.0 + i]}))
+    if not ids:  # (as code older than table_ids wrote the row; the rewrite is immediate here)
+        monkeypatch.setattr(anew, "with_table_ids", lambda loc, row: row)
+        monkeypatch.setattr(anew, "COMMIT_SKEW_S", 0.0)
+    _tempo_run(loc, "s1", v, dt.datetime.now(dt.UTC))
+    v0 = _tempo_anew(loc, v + 2)
+    assert v0 > v
+    with pytest.raises(TableMissing, match="written anew"):  # (what an open pinned to s1 says)
+        audiopipe.open_dataset(loc.root, "t", run_id="s1").table("tempo")
+    out = tmp_path / "out" / "t"
+    before = _files(out)
+    for dry in (True, False):
+        with pytest.raises(TableMissing) as e:
+            vacuum(loc, retain_hours=0, dry_run=dry)
+        msg = str(e.value)
+        assert f"table 'tempo' version {v}, read by run s1" in msg and "nothing deleted" in msg
+        assert "written anew" in msg and loc.table_uri("tempo") in msg
+    assert _files(out) == before and not (out / VACUUM_MARKER).exists()
+    first_clips = audiopipe.open_dataset(loc.root, "t", run_id=first["run_id"]).table("clips")
+    assert first_clips.num_rows == 2  # the older run still reads
+    if not ids:  # a rewrite within the clock-skew tolerance is not told: the vacuum goes on
+        monkeypatch.setattr(anew, "COMMIT_SKEW_S", 3600.0)
+        assert vacuum(loc, retain_hours=0, dry_run=True).parts
+        assert _files(out) == before
+        monkeypatch.setattr(anew, "COMMIT_SKEW_S", 0.0)
+
+    # the remedy it names: the stage run again (its latest run now records the new table)
+    _tempo_run(loc, "s2", v0, dt.datetime.now(dt.UTC))
+    r = vacuum(loc, retain_hours=0)
+    assert r.parts and r.table_files["clips"] > 0
+    with pytest.raises(DatasetNotFound, match="was vacuumed"):
+        audiopipe.open_dataset(loc.root, "t", run_id=first["run_id"])
+
+
+def test_vacuum_tells_a_table_written_anew_by_each_kept_run_own_records(tmp_path):
+    """The same version number recorded of the table before and after it was written anew
+    (s1 of the old table, s2 of the new one): the records of s2 say the table is fine, those
+    of s1 (kept, and an open pinned to it calls it broken) do not, so the vacuum refuses while
+    it keeps s1, and goes on once it keeps only s2."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from audiopipe.store.dataset import TableMissing
+    from audiopipe.store.tables import append
+
+    loc, _ = _changed_twice(tmp_path)
+    for i in range(3):
+        v = append(loc, "tempo", pa.table({"clip_id": [f"c{i}"], "bpm": [100.0 + i]}))
+    _tempo_run(loc, "s1", v, dt.datetime.now(dt.UTC))
+    assert _tempo_anew(loc, v + 1) == v
+    _tempo_run(loc, "s2", v, dt.datetime.now(dt.UTC))
+    assert audiopipe.open_dataset(loc.root, "t").table("tempo").num_rows == v + 1
+    with pytest.raises(TableMissing, match="written anew"):
+        audiopipe.open_dataset(loc.root, "t", run_id="s1").table("tempo")
+    out = tmp_path / "out" / "t"
+    before = _files(out)
+    with pytest.raises(TableMissing, match=f"table 'tempo' version {v}, read by run s1, cannot"):
+        vacuum(loc, retain_hours=24)  # keeps s1 (s2 recorded the table as it is: not named)
+    assert _files(out) == before
+    r = vacuum(loc, retain_hours=0)  # keeps s2 only (the latest beats run)
+    assert "s1" not in r.kept_runs and r.parts
+
+
 def test_a_vacuum_failing_half_way_still_says_which_runs_it_vacuumed(tmp_path, monkeypatch):
     """Review 12 finding 3: the marker was written only at the end, so a vacuum that failed
     after deleting frame parts left the runs it had not kept reading as broken, not vacuumed."""
