@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,7 @@ __all__ = [
     "local_path",
     "open_uri",
     "remove",
+    "remove_async",
     "root_problem",
 ]
 
@@ -127,6 +129,7 @@ def remove(fs: Any, path: str, recursive: bool = False) -> None:
     (s3fs 2026.9): removing ``s3://b/q?x/d/_staging/K`` removed ``s3://b/qax/d/_staging/K`` as
     well, another dataset's, and ``x[1]/...`` removed ``x1/...`` and left itself. Such a
     path's objects are listed (a listing takes the key as it is) and removed one by one.
+    Zarr's deletes go through :func:`remove_async` (``audiopipe.store.frames``).
 
     Examples
     --------
@@ -136,12 +139,48 @@ def remove(fs: Any, path: str, recursive: bool = False) -> None:
     >>> remove(fs, d, recursive=True); fs.exists(d)
     False
     """
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
-    if "file" in protocols or not any(c in path for c in GLOB_CHARS):
-        fs.rm(path, recursive=recursive)  # (a local rm takes the path as named)
+    if not _rm_globs(fs, path):
+        fs.rm(path, recursive=recursive)
         return
     for name in fs.find(path) if recursive else [path]:
         fs.rm_file(name)
+
+
+#: how many objects :func:`remove_async` removes at once
+_BATCH = 32
+
+
+async def remove_async(fs: Any, path: str, recursive: bool = False) -> None:
+    """:func:`remove` on an async filesystem (``asynchronous=True``: a Zarr ``FsspecStore``'s),
+    awaited: ``path`` removed as it is named, never read as a glob.
+
+    Examples
+    --------
+    >>> import asyncio, fsspec
+    >>> from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+    >>> fs = fsspec.filesystem("memory")  # (its rm reads `?` as a glob, as s3fs's does)
+    >>> fs.pipe({"/remove_async/q?x/f": b"1", "/remove_async/qax/f": b"2"})
+    >>> asyncio.run(remove_async(AsyncFileSystemWrapper(fs), "/remove_async/q?x", recursive=True))
+    >>> fs.exists("/remove_async/q?x/f"), fs.exists("/remove_async/qax/f")
+    (False, True)
+    """
+    if not _rm_globs(fs, path):
+        await fs._rm(path, recursive=recursive)
+        return
+    names = await fs._find(path) if recursive else [path]
+    for i in range(0, len(names), _BATCH):  # (a rewritten part: hundreds of chunk keys)
+        done = await asyncio.gather(
+            *(fs._rm_file(name) for name in names[i : i + _BATCH]), return_exceptions=True
+        )
+        for e in done:  # (an object already gone is removed: the others still are)
+            if isinstance(e, BaseException) and not isinstance(e, FileNotFoundError):
+                raise e
+
+
+def _rm_globs(fs: Any, path: str) -> bool:
+    """Whether ``fs``'s ``rm`` would read ``path`` as a glob (a local rm takes it as named)."""
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return "file" not in protocols and any(c in path for c in GLOB_CHARS)
 
 
 @contextmanager

@@ -19,22 +19,49 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 import numpy as np
 import zarr
 from zarr.storage import FsspecStore, LocalStore
+from zarr.storage._common import _dereference_path  # (how FsspecStore names a key's object)
 
-from audiopipe.uri import GLOB_CHARS, remove
+from audiopipe.uri import remove_async
 
 __all__ = ["FrameWriter", "read_frames", "open_part"]
 
 CHUNK_FRAMES = 4096
 
 
+class _LiteralFsspecStore(FsspecStore):
+    """zarr's ``FsspecStore`` whose deletes remove keys as they are named.
+
+    zarr 3.1 deletes through fsspec's ``rm``, which reads ``*?[`` in a key as a glob: under
+    ``s3://audio/q?x`` the key of an all-fill chunk (a silent clip's rms: zarr does not write
+    empty chunks, it deletes their keys) or of a chunk cut off by ``rollback_clip``'s resize
+    removed the same chunk of ``s3://audio/qax``'s part too (it then read 0.0, no error).
+    ``delete``, ``delete_dir`` and ``clear`` (FsspecStore's only removals) go through
+    :func:`audiopipe.uri.remove_async` instead.
+    """
+
+    async def delete(self, key: str) -> None:
+        self._check_writable()
+        with suppress(*self.allowed_exceptions):
+            await remove_async(self.fs, _dereference_path(self.path, key))
+
+    async def delete_dir(self, prefix: str) -> None:
+        self._check_writable()
+        with suppress(*self.allowed_exceptions):
+            await remove_async(self.fs, _dereference_path(self.path, prefix), recursive=True)
+
+    async def clear(self) -> None:
+        await self.delete_dir("")
+
+
 def _store(uri: str, storage_options: Mapping[str, Any] | None, read_only: bool) -> Any:
     if "://" in uri and not uri.startswith("file://"):
-        return FsspecStore.from_url(
+        return _LiteralFsspecStore.from_url(
             uri, storage_options=dict(storage_options or {}), read_only=read_only
         )
     path = uri[len("file://") :] if uri.startswith("file://") else uri
@@ -74,17 +101,8 @@ class FrameWriter:
         chunk_frames: int = CHUNK_FRAMES,
         flush_chunks: int | None = None,
     ) -> None:
-        mode = "w"
-        if "://" in uri and not uri.startswith("file://") and any(c in uri for c in GLOB_CHARS):
-            # zarr's "w" clears the folder with fsspec's rm, which reads the key as a glob
-            # (:func:`audiopipe.uri.remove`: `q?x/.../p.zarr` cleared `qax/.../p.zarr` too)
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
-            if fs.exists(path):
-                remove(fs, path, recursive=True)
-            mode = "w-"
-        self.group = zarr.open_group(store=_store(uri, storage_options, False), mode=mode)
+        # ("w" clears the folder: a retried shard's part is written anew)
+        self.group = zarr.open_group(store=_store(uri, storage_options, False), mode="w")
         if attributes:
             self.group.attrs.update(dict(attributes))
         self.chunk = chunk_frames

@@ -5,7 +5,7 @@ query, so every table of ``s3://audio/take#2`` was written to ``s3://audio/take`
 is decoded (once when writing, twice when reading), so no form of such a root works, and it
 is refused before any work; locally ``[``, ``]``, ``|``, ``^`` and ``\\`` fail too.
 fsspec's ``rm`` (and zarr's overwrite, through it) read ``*?[`` in an object key as a glob:
-removing ``q?x/...`` removed ``qax/...`` as well.
+removing ``q?x/...`` removed ``qax/...`` as well, and so did zarr's deletes of single chunks.
 """
 
 from __future__ import annotations
@@ -134,6 +134,44 @@ def test_removing_under_an_s3_root_with_glob_characters_removes_only_its_own(s3,
     for f, want in ((other, 1.0), (folder, 3.0)):
         got = read_frames(locs[f].frames_uri("p.zarr"), "rms", 0, 5, locs[f].fsspec_options)
         assert got.shape == (5, 1) and (got == want).all(), (f, got.ravel())
+
+
+@pytest.mark.parametrize(("folder", "other"), [("q?x", "qax"), ("h[1]", "h1"), ("rm*", "rmb")])
+def test_zarr_deletes_under_an_s3_root_with_glob_characters_remove_only_its_own(s3, folder, other):
+    """zarr deletes a chunk's key when the chunk is all fill (a silent clip) and when
+    ``rollback_clip`` shrinks an array; through fsspec's ``rm`` the key was a glob, and the
+    same chunks of the other dataset's part went (they then read 0.0, no error), while under
+    ``h[1]`` the rolled-back chunk itself stayed."""
+    from audiopipe.store.frames import FrameWriter, read_frames
+
+    locs = {f: Location(f"s3://audio/{f}", "d") for f in (other, folder)}
+    theirs = np.repeat(np.arange(1, 5, dtype=np.float32), 16)  # four chunks: 1, 2, 3, 4
+    w = FrameWriter(locs[other].frames_uri("silent.zarr"), {"rms": 1}, chunk_frames=16)
+    w.add({"rms": theirs[None, :]})
+    w.end_clip()
+    w.close()
+    their_keys = {k for k in _keys(s3) if k.startswith(f"{other}/")}
+
+    w = FrameWriter(locs[folder].frames_uri("silent.zarr"), {"rms": 1}, chunk_frames=16,
+                    flush_chunks=1)
+    spans = []
+    for value, n in ((5.0, 16), (0.0, 16)):  # a clip, then a silent one (an all-fill chunk)
+        w.add({"rms": np.full((1, n), value, np.float32)})
+        spans.append(w.end_clip())
+    w.add({"rms": np.full((1, 32), 7.0, np.float32)})  # flushed (chunks 2, 3), then failed
+    w.rollback_clip()
+    w.add({"rms": np.full((1, 8), 9.0, np.float32)})
+    spans.append(w.end_clip())
+    w.close()
+
+    keys = _keys(s3)
+    assert {k for k in keys if k.startswith(f"{other}/")} == their_keys
+    got = read_frames(locs[other].frames_uri("silent.zarr"), "rms", 0, 64)
+    np.testing.assert_array_equal(got.ravel(), theirs)
+    assert spans == [(0, 16), (16, 32), (32, 40)]
+    mine = read_frames(locs[folder].frames_uri("silent.zarr"), "rms", 0, 40).ravel()
+    np.testing.assert_array_equal(mine, np.repeat(np.float32([5, 0, 9]), [16, 16, 8]))
+    assert f"{folder}/d/frames/silent.zarr/rms/c/3/0" not in keys  # the rolled-back chunk went
 
 
 def test_s3_sources_whose_keys_hold_hash_question_mark_percent_and_brackets(tmp_path, s3):
