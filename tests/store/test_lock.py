@@ -418,3 +418,55 @@ def test_a_holder_whose_beat_fails_is_warned_and_no_longer_holds_its_lease(
         assert not lease.held()
         with pytest.raises(LeaseLost, match="taken over"):
             lease.check()
+
+
+def _local_lease_ticket(loc: Location, pid: int, beat_age: float, **identity) -> None:
+    """A ticket of this hostname with a lease, pid ``pid`` and ``identity`` (boot_id, pid_ns,
+    start), whose ticket and beat were last written ``beat_age`` s ago."""
+    folder = Path(loc.join(LOCK_DIR))
+    folder.mkdir(parents=True, exist_ok=True)
+    who = {"pid": pid, "host": socket.gethostname(), "what": "ingest",
+           "since": time.time() - beat_age, "lease_s": 3.0, **identity}
+    then = time.time() - beat_age
+    for name, body in ((f"{1:012d}.json", json.dumps(who)), (f"{1:012d}.beat", "1")):
+        (folder / name).write_text(body)
+        os.utime(folder / name, (then, then))
+
+
+def test_a_ticket_of_this_hostname_trusts_its_pid_only_on_this_boot_and_pid_namespace(
+    tmp_path, short_lease
+):
+    """A ticket of this hostname was judged by its pid alone: a container restarted with the
+    same hostname and a reused pid (here: ours) never took over its predecessor's lock whose
+    beat is an hour old, and a container sharing the hostname but not the pid namespace took
+    over a live holder (its pid invisible here) at once. Now the pid is trusted only on the
+    same boot and pid namespace with the same start time; else the lease judges."""
+    # (a) our pid, nothing recorded (or another pid namespace), beat an hour old: stale
+    loc = Location(str(tmp_path / "a"), "d")
+    _local_lease_ticket(loc, os.getpid(), 3600.0)
+    assert holder(loc) is None
+    with dataset_lock(loc) as lease:  # (Linux: what makes our pid meaningful is recorded)
+        me = {k: json.loads(Path(lease.ticket).read_text())[k]
+              for k in ("boot_id", "pid_ns", "start")}
+    assert all(me.values()), me
+    loc = Location(str(tmp_path / "a_ns"), "d")
+    _local_lease_ticket(loc, os.getpid(), 3600.0, **{**me, "pid_ns": "pid:[1]"})
+    assert holder(loc) is None
+    # ... even on this boot and namespace: a beat older than the lease is stale
+    loc = Location(str(tmp_path / "a_same"), "d")
+    _local_lease_ticket(loc, os.getpid(), 3600.0, **me)
+    assert holder(loc) is None
+    # (b) a pid not alive here, in another pid namespace, beating 0 s ago: held by its lease
+    loc = Location(str(tmp_path / "b"), "d")
+    _local_lease_ticket(loc, DEAD_PID, 0.0, **{**me, "pid_ns": "pid:[1]"})
+    with pytest.raises(DatasetLocked, match=f"pid {DEAD_PID} .*heartbeat"), dataset_lock(loc):
+        pass
+    assert holder(loc)["judged_by"] == "lease"
+    # on this boot and namespace the pid decides at once: dead, or alive but another process
+    for pid, ident in ((DEAD_PID, me), (os.getpid(), {**me, "start": me["start"] - 1})):
+        loc = Location(str(tmp_path / f"c{pid}"), "d")
+        _local_lease_ticket(loc, pid, 0.0, **ident)
+        assert holder(loc) is None
+    loc = Location(str(tmp_path / "live"), "d")
+    _local_lease_ticket(loc, os.getpid(), 0.0, **me)
+    assert holder(loc)["judged_by"] == "pid"
