@@ -14,10 +14,12 @@ hosts' clocks never meet: a holder whose clock is an hour off is aged right, and
 judged by a host whose clock is. (Watching the beat unchanged over :data:`LEASE_S` of local
 monotonic time needs no write, but every short-lived command - an ingest refused at once -
 would then wait a whole lease before it could tell a dead holder; a write per
-:data:`CLOCK_TTL_S` per folder is cheaper.) The offset between the local and the storage's
-clock is measured at most every :data:`CLOCK_TTL_S`; S3 stores whole seconds, so an age may be
+:data:`CLOCK_TTL_S` per folder is cheaper.) The storage's now is the probe's mtime plus the
+time since its write returned on a clock neither a wall-clock step nor a suspend fools
+(:func:`_steady`), measured at most every :data:`CLOCK_TTL_S`; S3 stores whole seconds, so an age may be
 a second off, which a lease of minutes does not notice. When the storage's clock cannot be read
-(a read-only observer), the age is unknown and the holder is taken as alive.
+(a read-only observer), or its write took longer than :data:`CLOCK_WRITE_MAX_S`, the age is
+unknown and the holder is taken as alive.
 
 A holder must not keep working on a lease it lost: :meth:`Lease.held` (cheap: a flag and one
 existence check) is false once its beat could not be written for :data:`LEASE_S` / 2, or once a
@@ -70,9 +72,12 @@ LEASE_S = 120.0
 LEGACY_STALE_S = 7 * 86400.0
 #: seconds a measured offset between this host's clock and the storage's is reused
 CLOCK_TTL_S = 60.0
+#: a write of the clock probe that took longer than this is not used to read the storage's
+#: clock (when in the call it landed is too uncertain); the age is unknown that time
+CLOCK_WRITE_MAX_S = 5.0
 CLOCK_NAME = "_clock"
 
-_offsets: dict[str, tuple[float, float]] = {}  # folder -> (storage minus local s, valid until)
+_offsets: dict[str, tuple[float, float, float]] = {}  # folder -> (storage s, at, valid until)
 _offsets_lock = threading.Lock()
 _held: dict[str, Lease] = {}  # folder -> the lease this process holds on it
 _held_lock = threading.Lock()
@@ -95,27 +100,37 @@ def mtime(fs: Any, path: str) -> float | None:
     return m.timestamp() if hasattr(m, "timestamp") else float(m)
 
 
+def _steady() -> float:
+    """Seconds on a clock no step of the wall clock moves and that counts a host's suspend
+    (``CLOCK_BOOTTIME`` on Linux; :func:`time.monotonic` elsewhere)."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.monotonic() if boottime is None else time.clock_gettime(boottime)
+
+
 def _storage_now(fs: Any, folder: str) -> float | None:
-    """Now on the storage's clock: this host's clock plus an offset measured by writing
-    ``<folder>/_clock`` (at most every :data:`CLOCK_TTL_S`); None when it cannot be written."""
-    now = time.monotonic()
+    """Now on the storage's clock, never later than it: the mtime ``m`` of ``<folder>/_clock``
+    just written (at most every :data:`CLOCK_TTL_S`) plus the :func:`_steady` time since the
+    write returned (the write landed before: ages are never overstated; a wall-clock step
+    moves nothing). None when it cannot be written, or the write took more than
+    :data:`CLOCK_WRITE_MAX_S`."""
+    now = _steady()
     with _offsets_lock:
         cached = _offsets.get(folder)
-    if cached is None or cached[1] < now:
+    if cached is None or cached[2] < now:
         probe = f"{folder}/{CLOCK_NAME}"
-        t0 = time.time()
+        t0 = _steady()
         try:
             fs.pipe_file(probe, b"")
         except OSError:
             return None
-        t1 = time.time()
+        t1 = _steady()
         m = mtime(fs, probe)
-        if m is None:
+        if m is None or t1 - t0 > CLOCK_WRITE_MAX_S:
             return None
-        cached = (m - (t0 + t1) / 2, now + CLOCK_TTL_S)
+        cached = (m, t1, t1 + CLOCK_TTL_S)
         with _offsets_lock:
             _offsets[folder] = cached
-    return time.time() + cached[0]
+    return cached[0] + (_steady() - cached[1])
 
 
 def beat_path(ticket: str) -> str:
@@ -133,6 +148,8 @@ def beat_age_s(fs: Any, folder: str, ticket: str, has_beat: bool = True) -> floa
         last = mtime(fs, ticket)
     if now is None or last is None:
         return None
+    if not has_beat and now - last > BEAT_S:  # (it may have beaten since the listing)
+        last = max(last, mtime(fs, beat_path(ticket)) or last)
     return max(0.0, now - last)
 
 

@@ -470,3 +470,39 @@ def test_a_ticket_of_this_hostname_trusts_its_pid_only_on_this_boot_and_pid_name
     loc = Location(str(tmp_path / "live"), "d")
     _local_lease_ticket(loc, os.getpid(), 0.0, **me)
     assert holder(loc)["judged_by"] == "pid"
+
+
+def test_a_slow_clock_probe_or_a_clock_step_does_not_age_a_live_holder(tmp_path, monkeypatch):
+    """The storage's now was this host's wall clock plus ``m - (t0 + t1) / 2``: a clock probe
+    landing late in a slow write aged every beat by half the write, and a step of the wall
+    clock after the measurement shifted every age by the step; either way a holder beating
+    every 0.2 s was judged dead. A probe write slower than ``CLOCK_WRITE_MAX_S`` is not used
+    at all (the age is unknown: the holder is alive)."""
+    import fsspec.implementations.local as fl
+
+    import audiopipe.store.lease as lease
+
+    monkeypatch.setattr(lease, "BEAT_S", 0.2)
+    monkeypatch.setattr(lease, "LEASE_S", 1.5)
+    real_pipe, real_time, delay = fl.LocalFileSystem.pipe_file, time.time, [0.0]
+
+    def slow_probe(self, path, value, *a, **k):
+        if str(path).endswith("/_clock"):
+            time.sleep(delay[0])  # (a put retried: the object lands at the end of the call)
+        return real_pipe(self, path, value, *a, **k)
+
+    loc = Location(str(tmp_path), "d")
+    with dataset_lock(loc):
+        monkeypatch.setattr(socket, "gethostname", lambda: "other-host")
+        monkeypatch.setattr(fl.LocalFileSystem, "pipe_file", slow_probe)
+        delay[0] = 4.0  # (half of it is more than the lease)
+        who = holder(loc)
+        assert who is not None and who["beat_age_s"] < 1.5
+        with monkeypatch.context() as m:
+            m.setattr(time, "time", lambda: real_time() + 300.0)  # (NTP steps the clock)
+            who = holder(loc)
+            assert who is not None and who["beat_age_s"] < 1.5
+        monkeypatch.setattr(lease, "CLOCK_WRITE_MAX_S", 1.0)
+        lease._offsets.clear()
+        who = holder(loc)
+        assert who is not None and who["beat_age_s"] is None
