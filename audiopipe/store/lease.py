@@ -22,8 +22,10 @@ a second off, which a lease of minutes does not notice. When the storage's clock
 unknown and the holder is taken as alive.
 
 A holder must not keep working on a lease it lost: :meth:`Lease.held` (cheap: a flag and one
-existence check) is false once its beat could not be written for :data:`LEASE_S` / 2, or once a
-later ticket exists (another process took the lock over); the beat thread then warns once
+existence check) is false once its beat could not be written for :data:`LEASE_S` / 2 (on
+:func:`_steady`: a suspended host counts), or once a later ticket exists (another process took
+the lock over; an ingest, rebuild or vacuum takes over the lock of a stage it judges dead:
+:func:`audiopipe.store.lock.stages_running`); the beat thread then warns once
 (:class:`RuntimeWarning` naming the ticket). :meth:`Lease.check` raises :class:`LeaseLost`;
 :func:`check_lease` does it for the lease this process holds on a folder, if any (the ingest's
 publish calls it before its first commit, a stage before the ``runs`` row that makes its
@@ -43,6 +45,7 @@ True
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -170,7 +173,7 @@ class Lease:
         self.fs, self.folder, self.ticket, self._next = fs, folder, ticket, next_ticket
         self.beat = beat_path(ticket)
         self._stop = threading.Event()
-        self._last_ok = time.monotonic()  # (the ticket's creation is its first beat)
+        self._last_ok = _steady()  # (the ticket's creation is its first beat)
         self._lost: str | None = None
         self._err: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"lease {ticket}", daemon=True)
@@ -197,11 +200,19 @@ class Lease:
         except OSError:
             return False  # (unknown: the beat's own age says the rest)
 
+    def _by(self) -> str:
+        """``: by <what> (pid, host)`` of the later ticket, as far as it can be read."""
+        try:
+            who = json.loads(self.fs.cat_file(self._next).decode() or "{}")
+            return f": by {who['what']} (pid {who.get('pid')} on {who.get('host')})"
+        except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError):
+            return ""
+
     def _run(self) -> None:
         while not self._stop.wait(BEAT_S):
             try:
                 self.fs.pipe_file(self.beat, str(time.time()).encode())
-                self._last_ok, self._err = time.monotonic(), None
+                self._last_ok, self._err = _steady(), None
             except Exception as e:  # noqa: BLE001 - any failure to beat is reported below
                 self._err = e
             if not self.held() and not self._stop.is_set():
@@ -213,12 +224,12 @@ class Lease:
     def held(self) -> bool:
         """Whether this process still holds the lease: beaten within :data:`LEASE_S` / 2 and
         no later ticket exists (one existence check)."""
-        if self._lost is None and (late := time.monotonic() - self._last_ok) > LEASE_S / 2:
+        if self._lost is None and (late := _steady() - self._last_ok) > LEASE_S / 2:
             self._lost = (f"its heartbeat {self.beat} could not be written for {late:.1f} s "
                           f"({self._err!r}); another run takes the lock over once it is "
                           f"{LEASE_S:g} s old")
         if self._lost is None and self._taken_over():
-            self._lost = f"the lock was taken over (a later ticket {self._next} exists)"
+            self._lost = f"the lock was taken over (a later ticket {self._next} exists{self._by()})"
         return self._lost is None
 
     def check(self) -> None:

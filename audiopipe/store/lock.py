@@ -179,7 +179,8 @@ def _pid(who: dict[str, Any]) -> int | None:
 
 
 def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None, str | None]:
-    """``(current ticket number, its holder or None when the lock is free, its path)``.
+    """``(current ticket number, its holder or None when the lock is free, its path)``; the
+    path is None when that ticket is released (free, nothing to take over).
 
     A ticket of this hostname is judged by its pid only when its ``boot_id``, ``pid_ns`` and
     ``start`` (:func:`_identity`) say the pid is the holder's; otherwise, and in any case once
@@ -194,7 +195,7 @@ def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None,
     n = max(tickets)
     path = tickets[n]
     if n in released:
-        return n, None, path
+        return n, None, None  # (free, and nothing to take over)
     who = _read(fs, path)
     if who is None:
         if (ticket_age_s(fs, folder, path) or 0.0) > UNREADABLE_STALE_S:
@@ -246,18 +247,34 @@ def holder(loc: Location, name: str = LOCK_DIR) -> dict[str, Any] | None:
     return _state(loc.fs, loc.join(name), socket.gethostname())[1]
 
 
-def stages_running(loc: Location) -> dict[str, dict[str, Any]]:
-    """``{stage: holder}`` of the stage runs holding their stage's lock now."""
-    fs = loc.fs
+def stages_running(loc: Location, fence: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{stage: holder}`` of the stage runs holding their stage's lock now.
+
+    ``fence`` (what the caller is: a holder of the dataset's lock that goes ahead when no
+    stage runs): a stage lock whose holder is judged dead (its beat a lease old: a host
+    suspended, a partition) is taken over and released at once, so that its run, if alive
+    after all, finds its lease lost (:meth:`Lease.check`) and appends no ``runs`` row.
+    """
+    fs, host = loc.fs, socket.gethostname()
     try:
         fs.invalidate_cache(loc.base)
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(loc.base, detail=False)]
     except FileNotFoundError:
         return {}
     out = {}
-    for n in sorted(names):
-        if n.startswith(STAGE_LOCK_PREFIX) and (who := holder(loc, n)) is not None:
-            out[n.removeprefix(STAGE_LOCK_PREFIX)] = who
+    for name in sorted(names):
+        if not name.startswith(STAGE_LOCK_PREFIX):
+            continue
+        folder = loc.join(name)
+        n, who, path = _state(fs, folder, host)
+        if who is not None:
+            out[name.removeprefix(STAGE_LOCK_PREFIX)] = who
+        elif fence is not None and path is not None:  # judged dead, not released: fence it
+            body = {"pid": os.getpid(), "host": host, "since": time.time(),
+                    "what": f"{fence}, which judged this stage's run dead ({path})"}
+            if _create(fs, f"{folder}/{n + 1:0{_WIDTH}d}.json", json.dumps(body).encode(),
+                       loc.is_remote):
+                _release(fs, folder, n + 1, loc.is_remote)
     return out
 
 
@@ -338,7 +355,7 @@ def dataset_lock(
         deadline = time.monotonic() + stages_wait_s
     lease = Lease(fs, folder, mine, f"{folder}/{n + 2:0{_WIDTH}d}.json").start()
     try:  # (the ticket is released whatever fails from here: a storage error included)
-        while no_stages and (running := stages_running(loc)):
+        while no_stages and (running := stages_running(loc, fence=what)):
             if time.monotonic() < deadline:
                 time.sleep(0.2)
                 continue

@@ -174,7 +174,7 @@ def test_a_failure_while_checking_for_running_stages_releases_the_lock(tmp_path,
 
     loc = Location(str(tmp_path), "d")
 
-    def broken(loc_):
+    def broken(loc_, fence=None):
         raise OSError("storage error reading a stage lock")
 
     monkeypatch.setattr(L, "stages_running", broken)
@@ -506,3 +506,56 @@ def test_a_slow_clock_probe_or_a_clock_step_does_not_age_a_live_holder(tmp_path,
         lease._offsets.clear()
         who = holder(loc)
         assert who is not None and who["beat_age_s"] is None
+
+
+def test_a_stage_judged_dead_by_a_vacuum_elsewhere_refuses_its_commit(tmp_path, monkeypatch):
+    """A stage's ``lease.check()`` (before its ``runs`` row) looked only for a later ticket in
+    its own lock folder and at ``time.monotonic``: a host suspended for 300 s (its beat 300 s
+    old as others see it; CLOCK_MONOTONIC did not advance) let a vacuum on another host judge
+    the stage dead and run, and the stage then committed under it. Now the vacuum takes the
+    dead stage's lock over (and releases it) and the stage's check names it; the suspend
+    itself is seen on CLOCK_BOOTTIME. A live stage is neither fenced nor lost."""
+    import audiopipe.store.lease as lease
+    from audiopipe.store.lease import LeaseLost
+    from audiopipe.store.lock import stage_lock, stages_running
+
+    monkeypatch.setattr(lease, "BEAT_S", 1000.0)  # (no beat during the test)
+    monkeypatch.setattr(lease, "LEASE_S", 120.0)
+    loc = Location(str(tmp_path), "d")
+    loc.fs.makedirs(loc.base, exist_ok=True)
+    real_hostname = socket.gethostname()
+    with stage_lock(loc, "classify") as stage_lease:
+        monkeypatch.setattr(socket, "gethostname", lambda: "other-host")
+        with pytest.raises(DatasetLocked, match="stage runs are running: classify"):
+            with dataset_lock(loc, "vacuum", no_stages=True, stages_wait_s=0):
+                pass
+        assert stage_lease.held()
+        then = time.time() - 300  # (the stage's host was suspended 300 s)
+        os.utime(stage_lease.ticket, (then, then))
+        with dataset_lock(loc, "vacuum", no_stages=True, stages_wait_s=0):
+            assert stages_running(loc) == {}
+            with pytest.raises(LeaseLost, match=r"classify.*taken over .*by vacuum, which "
+                                                r"judged this stage's run dead"):
+                stage_lease.check()
+        monkeypatch.setattr(socket, "gethostname", lambda: real_hostname)
+    with stage_lock(loc, "classify") as again:  # (the fence was released: a new run starts)
+        assert again.held()
+
+
+def test_a_suspended_holder_sees_its_lease_lost_on_the_boot_clock(tmp_path, monkeypatch):
+    """``held()`` measured how late the beat was on ``time.monotonic``, which does not advance
+    while the host is suspended: a holder resumed after longer than the lease (its lock
+    takeable by then) still thought it held it. Simulated: CLOCK_BOOTTIME runs 300 s ahead."""
+    import audiopipe.store.lease as lease
+    from audiopipe.store.lease import LeaseLost
+
+    monkeypatch.setattr(lease, "BEAT_S", 1000.0)
+    real = time.clock_gettime
+    loc = Location(str(tmp_path), "d")
+    with dataset_lock(loc) as held:
+        assert held.held()
+        monkeypatch.setattr(time, "clock_gettime", lambda clk: real(clk) + (
+            300.0 if clk == time.CLOCK_BOOTTIME else 0.0))
+        with pytest.raises(LeaseLost, match=r"000000000001\.json .*heartbeat .*could not be "
+                                            r"written for 3\d\d"):
+            held.check()
