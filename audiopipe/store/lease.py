@@ -26,7 +26,9 @@ existence check) is false once its beat could not be written for :data:`LEASE_S`
 :func:`_steady`: a suspended host counts), or once a later ticket exists (another process took
 the lock over; an ingest, rebuild or vacuum takes over the lock of a stage it judges dead:
 :func:`audiopipe.store.lock.stages_running`); the beat thread then warns once
-(:class:`RuntimeWarning` naming the ticket). :meth:`Lease.check` raises :class:`LeaseLost`;
+(:class:`RuntimeWarning` naming the ticket). A loss by a late beat only is undone when the
+beat is written again within :data:`RECOVER_S` of a lease of the last (nobody could have taken
+the lock over) and no later ticket exists. :meth:`Lease.check` raises :class:`LeaseLost`;
 :func:`check_lease` does it for the lease this process holds on a folder, if any (the ingest's
 publish calls it before its first commit, a stage before the ``runs`` row that makes its
 outputs visible). A check cannot fence a commit already under way: the lease is minutes long
@@ -57,6 +59,7 @@ __all__ = [
     "CLOCK_TTL_S",
     "LEASE_S",
     "LEGACY_STALE_S",
+    "RECOVER_S",
     "Lease",
     "LeaseLost",
     "beat_age_s",
@@ -79,6 +82,9 @@ CLOCK_TTL_S = 60.0
 #: clock (when in the call it landed is too uncertain); the age is unknown that time
 CLOCK_WRITE_MAX_S = 5.0
 CLOCK_NAME = "_clock"
+#: a lease lost by a late beat is held again when the next beat is written within this share
+#: of :data:`LEASE_S` of the last one (the margin covers S3's whole-second mtimes)
+RECOVER_S = 0.75
 
 _offsets: dict[str, tuple[float, float, float]] = {}  # folder -> (storage s, at, valid until)
 _offsets_lock = threading.Lock()
@@ -166,7 +172,7 @@ class Lease:
     """The lease of ticket ``ticket`` (``<folder>/<n>.json``) this process holds: a daemon
     thread renews its beat every :data:`BEAT_S` until :meth:`stop`.
 
-    Thread-safe: the beat thread only sets flags the holder's threads read.
+    Thread-safe: the state the beat thread and the holder's threads share is under a lock.
     """
 
     def __init__(self, fs: Any, folder: str, ticket: str, next_ticket: str) -> None:
@@ -175,7 +181,10 @@ class Lease:
         self._stop = threading.Event()
         self._last_ok = _steady()  # (the ticket's creation is its first beat)
         self._lost: str | None = None
+        self._beat_lost = False  # (lost only by a late beat: a later beat may undo it)
+        self._worst_gap = 0.0  # (since that loss: see _beaten)
         self._err: BaseException | None = None
+        self._mu = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"lease {ticket}", daemon=True)
 
     def start(self) -> Lease:
@@ -209,27 +218,66 @@ class Lease:
             return ""
 
     def _run(self) -> None:
+        warned = False
         while not self._stop.wait(BEAT_S):
+            began = _steady()
             try:
                 self.fs.pipe_file(self.beat, str(time.time()).encode())
-                self._last_ok, self._err = _steady(), None
+                self._beaten(began)
             except Exception as e:  # noqa: BLE001 - any failure to beat is reported below
                 self._err = e
-            if not self.held() and not self._stop.is_set():
+            if self._stop.is_set():
+                return
+            if self.held():
+                warned = False
+                continue
+            if not warned:
                 warnings.warn(f"lock ticket {self.ticket} (pid {os.getpid()}): {self._lost}: "
                               f"this run no longer holds it and must not commit",
                               RuntimeWarning, stacklevel=1)
-                return
+                warned = True
+            with self._mu:
+                for_good = not self._beat_lost or max(
+                    self._worst_gap, _steady() - self._last_ok) >= RECOVER_S * LEASE_S
+            if for_good:
+                return  # lost for good: stop beating (the lock is taken over a lease later)
+
+    def _beaten(self, began: float) -> None:
+        """A beat written, its write begun at ``began``. A loss by a late beat is undone when
+        nobody could have judged the beat stale - from the loss on, no span between the start
+        of a beat's write and the end of the next reached :data:`RECOVER_S` of the lease -,
+        this write was itself prompt, and no later ticket exists."""
+        with self._mu:
+            now = _steady()
+            gap, self._last_ok, self._err = now - self._last_ok, began, None
+            if self._beat_lost:
+                self._worst_gap = max(self._worst_gap, gap)
+            recovered = (self._beat_lost and self._worst_gap < RECOVER_S * LEASE_S
+                         and now - began <= LEASE_S / 2)
+        if recovered and not self._taken_over():
+            with self._mu:
+                if self._beat_lost:
+                    self._lost, self._beat_lost = None, False
+            warnings.warn(f"lock ticket {self.ticket} (pid {os.getpid()}): held again: no "
+                          f"heartbeat was older than {self._worst_gap:.1f} s, before anyone "
+                          f"could take the lock over", RuntimeWarning, stacklevel=1)
 
     def held(self) -> bool:
-        """Whether this process still holds the lease: beaten within :data:`LEASE_S` / 2 and
-        no later ticket exists (one existence check)."""
-        if self._lost is None and (late := _steady() - self._last_ok) > LEASE_S / 2:
-            self._lost = (f"its heartbeat {self.beat} could not be written for {late:.1f} s "
-                          f"({self._err!r}); another run takes the lock over once it is "
-                          f"{LEASE_S:g} s old")
-        if self._lost is None and self._taken_over():
-            self._lost = f"the lock was taken over (a later ticket {self._next} exists{self._by()})"
+        """Whether this process still holds the lease: beaten within :data:`LEASE_S` / 2
+        (or, late, beaten again soon enough: :meth:`_beaten`) and no later ticket exists (one
+        existence check)."""
+        with self._mu:
+            if self._lost is None and (late := _steady() - self._last_ok) > LEASE_S / 2:
+                self._lost = (f"its heartbeat {self.beat} could not be written for {late:.1f} "
+                              f"s ({self._err!r}); another run takes the lock over once it is "
+                              f"{LEASE_S:g} s old")
+                self._beat_lost, self._worst_gap = True, 0.0
+            lost = self._lost
+        if lost is None and self._taken_over():
+            by = self._by()
+            with self._mu:
+                self._lost = f"the lock was taken over (a later ticket {self._next} exists{by})"
+                self._beat_lost = False
         return self._lost is None
 
     def check(self) -> None:

@@ -559,3 +559,47 @@ def test_a_suspended_holder_sees_its_lease_lost_on_the_boot_clock(tmp_path, monk
         with pytest.raises(LeaseLost, match=r"000000000001\.json .*heartbeat .*could not be "
                                             r"written for 3\d\d"):
             held.check()
+
+
+def test_a_beat_late_once_but_written_before_anyone_could_take_over_holds_again(
+    tmp_path, monkeypatch
+):
+    """One beat write slower than half the lease lost the lease for good (the flag stuck and
+    the beat thread stopped), though nobody could take the lock over until the beat was a
+    lease old: a run of hours was refused at its commit after a stall it survived. Now a beat
+    written within ``RECOVER_S`` of a lease of the last one holds it again (with a warning);
+    a stall longer than that stays lost."""
+    import fsspec.implementations.local as fl
+
+    import audiopipe.store.lease as lease
+    from audiopipe.store.lease import LeaseLost
+
+    monkeypatch.setattr(lease, "BEAT_S", 0.2)
+    monkeypatch.setattr(lease, "LEASE_S", 6.0)  # (lost after 3 s late, held again under 4.5)
+    real_pipe, stall = fl.LocalFileSystem.pipe_file, []
+
+    def stalling(self, path, value, *a, **k):
+        if str(path).endswith(".beat") and stall:
+            time.sleep(stall.pop())  # (a put that hangs, then lands)
+        return real_pipe(self, path, value, *a, **k)
+
+    monkeypatch.setattr(fl.LocalFileSystem, "pipe_file", stalling)
+    for seconds, regained in ((3.6, True), (5.0, False)):
+        loc = Location(str(tmp_path / str(seconds)), "d")
+        with pytest.warns(RuntimeWarning) as warned:
+            with dataset_lock(loc) as held:
+                stall.append(seconds)
+                t0 = time.monotonic()
+                while held.held() and time.monotonic() - t0 < 10:
+                    time.sleep(0.05)
+                assert not held.held()  # (during the stall)
+                time.sleep(seconds - (time.monotonic() - t0) + 1.0)  # (it landed, then beat)
+                assert held.held() is regained
+                if regained:
+                    held.check()
+                else:
+                    with pytest.raises(LeaseLost, match="heartbeat"):
+                        held.check()
+        said = [str(w.message) for w in warned]
+        assert sum("no longer holds it" in m for m in said) == 1
+        assert sum("held again" in m for m in said) == int(regained), said
