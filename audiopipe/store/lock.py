@@ -130,6 +130,8 @@ def _pid_verdict(who: dict[str, Any], pid: int) -> bool | None:
     its pid means nothing here (another boot or pid namespace, or not recorded): judge by the
     lease alone."""
     boot, ns = who.get("boot_id"), who.get("pid_ns")
+    if "boot_id" in who and (boot, ns, _boot_id(), _pid_ns()) == (None,) * 4:
+        return _alive(pid)  # (no /proc on either side - not Linux: the pid, as before)
     if boot is None or ns is None or boot != _boot_id() or ns != _pid_ns():
         return None
     if not _alive(pid):

@@ -472,6 +472,25 @@ def test_a_ticket_of_this_hostname_trusts_its_pid_only_on_this_boot_and_pid_name
     assert holder(loc)["judged_by"] == "pid"
 
 
+def test_without_proc_on_either_side_a_dead_pid_of_this_hostname_frees_the_lock_at_once(
+    tmp_path, short_lease, monkeypatch
+):
+    """Where neither the writer nor the reader can read /proc (not Linux), a ticket records
+    ``boot_id: None``: its pid is judged as before (a killed run's lock free at once), not
+    by a lease a person would wait out; a ticket of an unknown boot still waits its lease."""
+    import audiopipe.store.lock as L
+
+    ident = {"boot_id": None, "pid_ns": None, "start": None}
+    loc = Location(str(tmp_path / "no_proc"), "d")
+    _local_lease_ticket(loc, DEAD_PID, 0.0, **ident)
+    assert holder(loc)["judged_by"] == "lease"  # (this reader has /proc: judged by lease)
+    monkeypatch.setattr(L, "_boot_id", lambda: None)
+    monkeypatch.setattr(L, "_pid_ns", lambda: None)
+    assert holder(loc) is None
+    with dataset_lock(loc):
+        assert holder(loc)["pid"] == os.getpid()
+
+
 def test_a_slow_clock_probe_or_a_clock_step_does_not_age_a_live_holder(tmp_path, monkeypatch):
     """The storage's now was this host's wall clock plus ``m - (t0 + t1) / 2``: a clock probe
     landing late in a slow write aged every beat by half the write, and a step of the wall
