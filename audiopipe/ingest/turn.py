@@ -53,11 +53,12 @@ def ingest_turn(
     """
     loc = Location(cfg.storage_root, cfg.dataset(dataset).name)
     with dataset_lock(loc, kind, wait_s=wait_s):
-        running = stages_running(loc)
+        # (fence: a stage run judged dead must not commit after a recovery undid its writes)
+        running = stages_running(loc, fence=kind)
         plan = plan_ingest(cfg, dataset, kind=kind, recover_first=not running, **plan_kw)
         if running and plan.changes_data:
             deadline = time.monotonic() + stages_wait_s
-            while (running := stages_running(loc)) and time.monotonic() < deadline:
+            while (running := stages_running(loc, fence=kind)) and time.monotonic() < deadline:
                 time.sleep(0.2)
             if running:
                 raise stages_refusal(loc, kind, running, " (this one has data to publish)")

@@ -14,15 +14,21 @@ hosts' clocks never meet: a holder whose clock is an hour off is aged right, and
 judged by a host whose clock is. (Watching the beat unchanged over :data:`LEASE_S` of local
 monotonic time needs no write, but every short-lived command - an ingest refused at once -
 would then wait a whole lease before it could tell a dead holder; a write per
-:data:`CLOCK_TTL_S` per folder is cheaper.) The offset between the local and the storage's
-clock is measured at most every :data:`CLOCK_TTL_S`; S3 stores whole seconds, so an age may be
+:data:`CLOCK_TTL_S` per folder is cheaper.) The storage's now is the probe's mtime plus the
+time since its write returned on a clock neither a wall-clock step nor a suspend fools
+(:func:`_steady`), measured at most every :data:`CLOCK_TTL_S`; S3 stores whole seconds, so an age may be
 a second off, which a lease of minutes does not notice. When the storage's clock cannot be read
-(a read-only observer), the age is unknown and the holder is taken as alive.
+(a read-only observer), or its write took longer than :data:`CLOCK_WRITE_MAX_S`, the age is
+unknown and the holder is taken as alive.
 
 A holder must not keep working on a lease it lost: :meth:`Lease.held` (cheap: a flag and one
-existence check) is false once its beat could not be written for :data:`LEASE_S` / 2, or once a
-later ticket exists (another process took the lock over); the beat thread then warns once
-(:class:`RuntimeWarning` naming the ticket). :meth:`Lease.check` raises :class:`LeaseLost`;
+existence check) is false once its beat could not be written for :data:`LEASE_S` / 2 (on
+:func:`_steady`: a suspended host counts), or once a later ticket exists (another process took
+the lock over; an ingest, rebuild or vacuum takes over the lock of a stage it judges dead:
+:func:`audiopipe.store.lock.stages_running`); the beat thread then warns once
+(:class:`RuntimeWarning` naming the ticket). A loss by a late beat only is undone when the
+beat is written again within :data:`RECOVER_S` of a lease of the last (nobody could have taken
+the lock over) and no later ticket exists. :meth:`Lease.check` raises :class:`LeaseLost`;
 :func:`check_lease` does it for the lease this process holds on a folder, if any (the ingest's
 publish calls it before its first commit, a stage before the ``runs`` row that makes its
 outputs visible). A check cannot fence a commit already under way: the lease is minutes long
@@ -41,6 +47,7 @@ True
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -52,6 +59,7 @@ __all__ = [
     "CLOCK_TTL_S",
     "LEASE_S",
     "LEGACY_STALE_S",
+    "RECOVER_S",
     "Lease",
     "LeaseLost",
     "beat_age_s",
@@ -70,9 +78,15 @@ LEASE_S = 120.0
 LEGACY_STALE_S = 7 * 86400.0
 #: seconds a measured offset between this host's clock and the storage's is reused
 CLOCK_TTL_S = 60.0
+#: a write of the clock probe that took longer than this is not used to read the storage's
+#: clock (when in the call it landed is too uncertain); the age is unknown that time
+CLOCK_WRITE_MAX_S = 5.0
 CLOCK_NAME = "_clock"
+#: a lease lost by a late beat is held again when the next beat is written within this share
+#: of :data:`LEASE_S` of the last one (the margin covers S3's whole-second mtimes)
+RECOVER_S = 0.75
 
-_offsets: dict[str, tuple[float, float]] = {}  # folder -> (storage minus local s, valid until)
+_offsets: dict[str, tuple[float, float, float]] = {}  # folder -> (storage s, at, valid until)
 _offsets_lock = threading.Lock()
 _held: dict[str, Lease] = {}  # folder -> the lease this process holds on it
 _held_lock = threading.Lock()
@@ -95,27 +109,37 @@ def mtime(fs: Any, path: str) -> float | None:
     return m.timestamp() if hasattr(m, "timestamp") else float(m)
 
 
+def _steady() -> float:
+    """Seconds on a clock no step of the wall clock moves and that counts a host's suspend
+    (``CLOCK_BOOTTIME`` on Linux; :func:`time.monotonic` elsewhere)."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.monotonic() if boottime is None else time.clock_gettime(boottime)
+
+
 def _storage_now(fs: Any, folder: str) -> float | None:
-    """Now on the storage's clock: this host's clock plus an offset measured by writing
-    ``<folder>/_clock`` (at most every :data:`CLOCK_TTL_S`); None when it cannot be written."""
-    now = time.monotonic()
+    """Now on the storage's clock, never later than it: the mtime ``m`` of ``<folder>/_clock``
+    just written (at most every :data:`CLOCK_TTL_S`) plus the :func:`_steady` time since the
+    write returned (the write landed before: ages are never overstated; a wall-clock step
+    moves nothing). None when it cannot be written, or the write took more than
+    :data:`CLOCK_WRITE_MAX_S`."""
+    now = _steady()
     with _offsets_lock:
         cached = _offsets.get(folder)
-    if cached is None or cached[1] < now:
+    if cached is None or cached[2] < now:
         probe = f"{folder}/{CLOCK_NAME}"
-        t0 = time.time()
+        t0 = _steady()
         try:
             fs.pipe_file(probe, b"")
         except OSError:
             return None
-        t1 = time.time()
+        t1 = _steady()
         m = mtime(fs, probe)
-        if m is None:
+        if m is None or t1 - t0 > CLOCK_WRITE_MAX_S:
             return None
-        cached = (m - (t0 + t1) / 2, now + CLOCK_TTL_S)
+        cached = (m, t1, t1 + CLOCK_TTL_S)
         with _offsets_lock:
             _offsets[folder] = cached
-    return time.time() + cached[0]
+    return cached[0] + (_steady() - cached[1])
 
 
 def beat_path(ticket: str) -> str:
@@ -133,6 +157,8 @@ def beat_age_s(fs: Any, folder: str, ticket: str, has_beat: bool = True) -> floa
         last = mtime(fs, ticket)
     if now is None or last is None:
         return None
+    if not has_beat and now - last > BEAT_S:  # (it may have beaten since the listing)
+        last = max(last, mtime(fs, beat_path(ticket)) or last)
     return max(0.0, now - last)
 
 
@@ -146,16 +172,19 @@ class Lease:
     """The lease of ticket ``ticket`` (``<folder>/<n>.json``) this process holds: a daemon
     thread renews its beat every :data:`BEAT_S` until :meth:`stop`.
 
-    Thread-safe: the beat thread only sets flags the holder's threads read.
+    Thread-safe: the state the beat thread and the holder's threads share is under a lock.
     """
 
     def __init__(self, fs: Any, folder: str, ticket: str, next_ticket: str) -> None:
         self.fs, self.folder, self.ticket, self._next = fs, folder, ticket, next_ticket
         self.beat = beat_path(ticket)
         self._stop = threading.Event()
-        self._last_ok = time.monotonic()  # (the ticket's creation is its first beat)
+        self._last_ok = _steady()  # (the ticket's creation is its first beat)
         self._lost: str | None = None
+        self._beat_lost = False  # (lost only by a late beat: a later beat may undo it)
+        self._worst_gap = 0.0  # (since that loss: see _beaten)
         self._err: BaseException | None = None
+        self._mu = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"lease {ticket}", daemon=True)
 
     def start(self) -> Lease:
@@ -180,28 +209,75 @@ class Lease:
         except OSError:
             return False  # (unknown: the beat's own age says the rest)
 
+    def _by(self) -> str:
+        """``: by <what> (pid, host)`` of the later ticket, as far as it can be read."""
+        try:
+            who = json.loads(self.fs.cat_file(self._next).decode() or "{}")
+            return f": by {who['what']} (pid {who.get('pid')} on {who.get('host')})"
+        except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError):
+            return ""
+
     def _run(self) -> None:
+        warned = False
         while not self._stop.wait(BEAT_S):
+            began = _steady()
             try:
                 self.fs.pipe_file(self.beat, str(time.time()).encode())
-                self._last_ok, self._err = time.monotonic(), None
+                self._beaten(began)
             except Exception as e:  # noqa: BLE001 - any failure to beat is reported below
                 self._err = e
-            if not self.held() and not self._stop.is_set():
+            if self._stop.is_set():
+                return
+            if self.held():
+                warned = False
+                continue
+            if not warned:
                 warnings.warn(f"lock ticket {self.ticket} (pid {os.getpid()}): {self._lost}: "
                               f"this run no longer holds it and must not commit",
                               RuntimeWarning, stacklevel=1)
-                return
+                warned = True
+            with self._mu:
+                for_good = not self._beat_lost or max(
+                    self._worst_gap, _steady() - self._last_ok) >= RECOVER_S * LEASE_S
+            if for_good:
+                return  # lost for good: stop beating (the lock is taken over a lease later)
+
+    def _beaten(self, began: float) -> None:
+        """A beat written, its write begun at ``began``. A loss by a late beat is undone when
+        nobody could have judged the beat stale - from the loss on, no span between the start
+        of a beat's write and the end of the next reached :data:`RECOVER_S` of the lease -,
+        this write was itself prompt, and no later ticket exists."""
+        with self._mu:
+            now = _steady()
+            gap, self._last_ok, self._err = now - self._last_ok, began, None
+            if self._beat_lost:
+                self._worst_gap = max(self._worst_gap, gap)
+            recovered = (self._beat_lost and self._worst_gap < RECOVER_S * LEASE_S
+                         and now - began <= LEASE_S / 2)
+        if recovered and not self._taken_over():
+            with self._mu:
+                if self._beat_lost:
+                    self._lost, self._beat_lost = None, False
+            warnings.warn(f"lock ticket {self.ticket} (pid {os.getpid()}): held again: no "
+                          f"heartbeat was older than {self._worst_gap:.1f} s, before anyone "
+                          f"could take the lock over", RuntimeWarning, stacklevel=1)
 
     def held(self) -> bool:
-        """Whether this process still holds the lease: beaten within :data:`LEASE_S` / 2 and
-        no later ticket exists (one existence check)."""
-        if self._lost is None and (late := time.monotonic() - self._last_ok) > LEASE_S / 2:
-            self._lost = (f"its heartbeat {self.beat} could not be written for {late:.1f} s "
-                          f"({self._err!r}); another run takes the lock over once it is "
-                          f"{LEASE_S:g} s old")
-        if self._lost is None and self._taken_over():
-            self._lost = f"the lock was taken over (a later ticket {self._next} exists)"
+        """Whether this process still holds the lease: beaten within :data:`LEASE_S` / 2
+        (or, late, beaten again soon enough: :meth:`_beaten`) and no later ticket exists (one
+        existence check)."""
+        with self._mu:
+            if self._lost is None and (late := _steady() - self._last_ok) > LEASE_S / 2:
+                self._lost = (f"its heartbeat {self.beat} could not be written for {late:.1f} "
+                              f"s ({self._err!r}); another run takes the lock over once it is "
+                              f"{LEASE_S:g} s old")
+                self._beat_lost, self._worst_gap = True, 0.0
+            lost = self._lost
+        if lost is None and self._taken_over():
+            by = self._by()
+            with self._mu:
+                self._lost = f"the lock was taken over (a later ticket {self._next} exists{by})"
+                self._beat_lost = False
         return self._lost is None
 
     def check(self) -> None:

@@ -3,7 +3,7 @@
 The lock lives in ``<dataset>/_lock/`` as a sequence of *tickets* ``000000000001.json``,
 ``000000000002.json``, ... The highest ticket is the current state of the lock. It is free
 when that ticket has a ``.released`` marker beside it, or when its holder is a process of
-this host that no longer exists (a killed run), or when the ticket is unreadable and older
+this host (same boot and pid namespace) that no longer exists (a killed run), or when the ticket is unreadable and older
 than :data:`UNREADABLE_STALE_S` (a writer that died between creating and filling it). To
 take a free lock a process creates the *next* ticket with the storage's atomic
 create-if-absent (``O_CREAT | O_EXCL`` locally, a conditional ``If-None-Match: *`` put on
@@ -90,6 +90,56 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _boot_id() -> str | None:
+    """This kernel's boot id (a pid means nothing after a reboot); None when unknown."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _pid_ns() -> str | None:
+    """This process's pid namespace (``pid:[4026531836]``): a pid means nothing in another
+    (a container sharing the hostname); None when unknown."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot: field 22 of ``/proc/<pid>/stat``),
+    which tells a reused pid; None when unknown (or no such process)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _identity() -> dict[str, Any]:
+    """What makes this process's pid meaningful to a reader of its ticket (see
+    :func:`_pid_verdict`)."""
+    return {"boot_id": _boot_id(), "pid_ns": _pid_ns(), "start": _start_ticks(os.getpid())}
+
+
+def _pid_verdict(who: dict[str, Any], pid: int) -> bool | None:
+    """Whether ticket ``who``'s holder ``pid`` (of this hostname, with a lease) is alive as far
+    as its pid can tell: True, False (gone, or its pid now another process's), or None when
+    its pid means nothing here (another boot or pid namespace, or not recorded): judge by the
+    lease alone."""
+    boot, ns = who.get("boot_id"), who.get("pid_ns")
+    if "boot_id" in who and (boot, ns, _boot_id(), _pid_ns()) == (None,) * 4:
+        return _alive(pid)  # (no /proc on either side - not Linux: the pid, as before)
+    if boot is None or ns is None or boot != _boot_id() or ns != _pid_ns():
+        return None
+    if not _alive(pid):
+        return False
+    start = who.get("start")
+    return start is None or start == _start_ticks(pid)
+
+
 def _tickets(fs: Any, folder: str) -> tuple[dict[int, str], set[int], set[int]]:
     """``{number: path}`` of the tickets, the numbers that have a release marker and those
     that have a beat."""
@@ -131,7 +181,12 @@ def _pid(who: dict[str, Any]) -> int | None:
 
 
 def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None, str | None]:
-    """``(current ticket number, its holder or None when the lock is free, its path)``.
+    """``(current ticket number, its holder or None when the lock is free, its path)``; the
+    path is None when that ticket is released (free, nothing to take over).
+
+    A ticket of this hostname is judged by its pid only when its ``boot_id``, ``pid_ns`` and
+    ``start`` (:func:`_identity`) say the pid is the holder's; otherwise, and in any case once
+    its beat is older than its lease, by its lease (tickets without a lease: by pid).
 
     The holder says how it was judged alive (``judged_by``): ``pid`` (of this host),
     ``lease`` (``beat_age_s``, None when unknown, below ``lease_s``), ``ticket_age`` (of
@@ -142,7 +197,7 @@ def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None,
     n = max(tickets)
     path = tickets[n]
     if n in released:
-        return n, None, path
+        return n, None, None  # (free, and nothing to take over)
     who = _read(fs, path)
     if who is None:
         if (ticket_age_s(fs, folder, path) or 0.0) > UNREADABLE_STALE_S:
@@ -150,11 +205,17 @@ def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None,
         starting = {"pid": None, "host": None, "what": "run (starting)", "since": time.time()}
         return n, {**starting, "judged_by": "starting"}, path
     pid = _pid(who)
-    if who.get("host") == host and pid:
+    leased = isinstance(who.get("lease_s"), int | float)
+    if who.get("host") == host and pid and not leased:  # an older audiopipe: its pid alone
         if not _alive(pid):
             return n, None, path  # stale: its process is gone
         return n, {**who, "judged_by": "pid"}, path
-    if not isinstance(who.get("lease_s"), int | float):  # no heartbeat (an older audiopipe)
+    # (of this hostname, a pid is trusted only on this boot, in this pid namespace, with its
+    # start time: a restarted container reuses pids, another container cannot see them)
+    verdict = _pid_verdict(who, pid) if who.get("host") == host and pid else None
+    if verdict is False:
+        return n, None, path  # stale: its process is gone
+    if not leased:  # another host, no heartbeat (an older audiopipe)
         age = ticket_age_s(fs, folder, path)
         if age is not None and age > _lease.LEGACY_STALE_S:
             return n, None, path
@@ -162,8 +223,9 @@ def _state(fs: Any, folder: str, host: str) -> tuple[int, dict[str, Any] | None,
     lease_s = max(_lease.LEASE_S, float(who["lease_s"]))
     age = beat_age_s(fs, folder, path, has_beat=n in beats)
     if age is not None and age > lease_s:
-        return n, None, path  # stale: its holder stopped beating a lease ago
-    return n, {**who, "judged_by": "lease", "beat_age_s": age, "lease_s": lease_s}, path
+        return n, None, path  # stale: its holder stopped beating a lease ago (pid alive or not)
+    judged = "pid" if verdict else "lease"
+    return n, {**who, "judged_by": judged, "beat_age_s": age, "lease_s": lease_s}, path
 
 
 def _create(fs: Any, path: str, body: bytes, remote: bool) -> bool:
@@ -187,18 +249,34 @@ def holder(loc: Location, name: str = LOCK_DIR) -> dict[str, Any] | None:
     return _state(loc.fs, loc.join(name), socket.gethostname())[1]
 
 
-def stages_running(loc: Location) -> dict[str, dict[str, Any]]:
-    """``{stage: holder}`` of the stage runs holding their stage's lock now."""
-    fs = loc.fs
+def stages_running(loc: Location, fence: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{stage: holder}`` of the stage runs holding their stage's lock now.
+
+    ``fence`` (what the caller is: a holder of the dataset's lock that goes ahead when no
+    stage runs): a stage lock whose holder is judged dead (its beat a lease old: a host
+    suspended, a partition) is taken over and released at once, so that its run, if alive
+    after all, finds its lease lost (:meth:`Lease.check`) and appends no ``runs`` row.
+    """
+    fs, host = loc.fs, socket.gethostname()
     try:
         fs.invalidate_cache(loc.base)
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(loc.base, detail=False)]
     except FileNotFoundError:
         return {}
     out = {}
-    for n in sorted(names):
-        if n.startswith(STAGE_LOCK_PREFIX) and (who := holder(loc, n)) is not None:
-            out[n.removeprefix(STAGE_LOCK_PREFIX)] = who
+    for name in sorted(names):
+        if not name.startswith(STAGE_LOCK_PREFIX):
+            continue
+        folder = loc.join(name)
+        n, who, path = _state(fs, folder, host)
+        if who is not None:
+            out[name.removeprefix(STAGE_LOCK_PREFIX)] = who
+        elif fence is not None and path is not None:  # judged dead, not released: fence it
+            body = {"pid": os.getpid(), "host": host, "since": time.time(),
+                    "what": f"{fence}, which judged this stage's run dead ({path})"}
+            if _create(fs, f"{folder}/{n + 1:0{_WIDTH}d}.json", json.dumps(body).encode(),
+                       loc.is_remote):
+                _release(fs, folder, n + 1, loc.is_remote)
     return out
 
 
@@ -255,7 +333,7 @@ def dataset_lock(
     fs = loc.fs
     folder = loc.join(name)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "what": what, "since": time.time(),
-          "lease_s": _lease.LEASE_S}
+          "lease_s": _lease.LEASE_S, **_identity()}
     body = json.dumps(me).encode()
     deadline = time.monotonic() + wait_s
     if not loc.is_remote:
@@ -279,7 +357,7 @@ def dataset_lock(
         deadline = time.monotonic() + stages_wait_s
     lease = Lease(fs, folder, mine, f"{folder}/{n + 2:0{_WIDTH}d}.json").start()
     try:  # (the ticket is released whatever fails from here: a storage error included)
-        while no_stages and (running := stages_running(loc)):
+        while no_stages and (running := stages_running(loc, fence=what)):
             if time.monotonic() < deadline:
                 time.sleep(0.2)
                 continue

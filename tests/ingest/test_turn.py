@@ -136,6 +136,11 @@ def test_a_stage_lock_left_on_another_host_refuses_an_ingest_only_for_a_lease(
         assert plan.changes_data
         row = publish(plan, [extract_shard(s, plan.context) for s in plan.shards])
     assert row["status"] == "ok" and row["clips_total"] == 2
+    # the dead stage's lock was taken over and released: its run, if alive, cannot commit
+    fence = json.loads((tmp_path / "out" / "t" / f"{STAGE_LOCK_PREFIX}beats" /
+                        f"{2:012d}.json").read_text())
+    assert "judged this stage's run dead" in fence["what"]
+    assert (tmp_path / "out" / "t" / f"{STAGE_LOCK_PREFIX}beats" / f"{2:012d}.released").exists()
 
 
 def test_an_ingest_whose_lock_was_taken_over_commits_nothing(tmp_path):

@@ -174,7 +174,7 @@ def test_a_failure_while_checking_for_running_stages_releases_the_lock(tmp_path,
 
     loc = Location(str(tmp_path), "d")
 
-    def broken(loc_):
+    def broken(loc_, fence=None):
         raise OSError("storage error reading a stage lock")
 
     monkeypatch.setattr(L, "stages_running", broken)
@@ -418,3 +418,207 @@ def test_a_holder_whose_beat_fails_is_warned_and_no_longer_holds_its_lease(
         assert not lease.held()
         with pytest.raises(LeaseLost, match="taken over"):
             lease.check()
+
+
+def _local_lease_ticket(loc: Location, pid: int, beat_age: float, **identity) -> None:
+    """A ticket of this hostname with a lease, pid ``pid`` and ``identity`` (boot_id, pid_ns,
+    start), whose ticket and beat were last written ``beat_age`` s ago."""
+    folder = Path(loc.join(LOCK_DIR))
+    folder.mkdir(parents=True, exist_ok=True)
+    who = {"pid": pid, "host": socket.gethostname(), "what": "ingest",
+           "since": time.time() - beat_age, "lease_s": 3.0, **identity}
+    then = time.time() - beat_age
+    for name, body in ((f"{1:012d}.json", json.dumps(who)), (f"{1:012d}.beat", "1")):
+        (folder / name).write_text(body)
+        os.utime(folder / name, (then, then))
+
+
+def test_a_ticket_of_this_hostname_trusts_its_pid_only_on_this_boot_and_pid_namespace(
+    tmp_path, short_lease
+):
+    """A ticket of this hostname was judged by its pid alone: a container restarted with the
+    same hostname and a reused pid (here: ours) never took over its predecessor's lock whose
+    beat is an hour old, and a container sharing the hostname but not the pid namespace took
+    over a live holder (its pid invisible here) at once. Now the pid is trusted only on the
+    same boot and pid namespace with the same start time; else the lease judges."""
+    # (a) our pid, nothing recorded (or another pid namespace), beat an hour old: stale
+    loc = Location(str(tmp_path / "a"), "d")
+    _local_lease_ticket(loc, os.getpid(), 3600.0)
+    assert holder(loc) is None
+    with dataset_lock(loc) as lease:  # (Linux: what makes our pid meaningful is recorded)
+        me = {k: json.loads(Path(lease.ticket).read_text())[k]
+              for k in ("boot_id", "pid_ns", "start")}
+    assert all(me.values()), me
+    loc = Location(str(tmp_path / "a_ns"), "d")
+    _local_lease_ticket(loc, os.getpid(), 3600.0, **{**me, "pid_ns": "pid:[1]"})
+    assert holder(loc) is None
+    # ... even on this boot and namespace: a beat older than the lease is stale
+    loc = Location(str(tmp_path / "a_same"), "d")
+    _local_lease_ticket(loc, os.getpid(), 3600.0, **me)
+    assert holder(loc) is None
+    # (b) a pid not alive here, in another pid namespace, beating 0 s ago: held by its lease
+    loc = Location(str(tmp_path / "b"), "d")
+    _local_lease_ticket(loc, DEAD_PID, 0.0, **{**me, "pid_ns": "pid:[1]"})
+    with pytest.raises(DatasetLocked, match=f"pid {DEAD_PID} .*heartbeat"), dataset_lock(loc):
+        pass
+    assert holder(loc)["judged_by"] == "lease"
+    # on this boot and namespace the pid decides at once: dead, or alive but another process
+    for pid, ident in ((DEAD_PID, me), (os.getpid(), {**me, "start": me["start"] - 1})):
+        loc = Location(str(tmp_path / f"c{pid}"), "d")
+        _local_lease_ticket(loc, pid, 0.0, **ident)
+        assert holder(loc) is None
+    loc = Location(str(tmp_path / "live"), "d")
+    _local_lease_ticket(loc, os.getpid(), 0.0, **me)
+    assert holder(loc)["judged_by"] == "pid"
+
+
+def test_without_proc_on_either_side_a_dead_pid_of_this_hostname_frees_the_lock_at_once(
+    tmp_path, short_lease, monkeypatch
+):
+    """Where neither the writer nor the reader can read /proc (not Linux), a ticket records
+    ``boot_id: None``: its pid is judged as before (a killed run's lock free at once), not
+    by a lease a person would wait out; a ticket of an unknown boot still waits its lease."""
+    import audiopipe.store.lock as L
+
+    ident = {"boot_id": None, "pid_ns": None, "start": None}
+    loc = Location(str(tmp_path / "no_proc"), "d")
+    _local_lease_ticket(loc, DEAD_PID, 0.0, **ident)
+    assert holder(loc)["judged_by"] == "lease"  # (this reader has /proc: judged by lease)
+    monkeypatch.setattr(L, "_boot_id", lambda: None)
+    monkeypatch.setattr(L, "_pid_ns", lambda: None)
+    assert holder(loc) is None
+    with dataset_lock(loc):
+        assert holder(loc)["pid"] == os.getpid()
+
+
+def test_a_slow_clock_probe_or_a_clock_step_does_not_age_a_live_holder(tmp_path, monkeypatch):
+    """The storage's now was this host's wall clock plus ``m - (t0 + t1) / 2``: a clock probe
+    landing late in a slow write aged every beat by half the write, and a step of the wall
+    clock after the measurement shifted every age by the step; either way a holder beating
+    every 0.2 s was judged dead. A probe write slower than ``CLOCK_WRITE_MAX_S`` is not used
+    at all (the age is unknown: the holder is alive)."""
+    import fsspec.implementations.local as fl
+
+    import audiopipe.store.lease as lease
+
+    monkeypatch.setattr(lease, "BEAT_S", 0.2)
+    monkeypatch.setattr(lease, "LEASE_S", 1.5)
+    real_pipe, real_time, delay = fl.LocalFileSystem.pipe_file, time.time, [0.0]
+
+    def slow_probe(self, path, value, *a, **k):
+        if str(path).endswith("/_clock"):
+            time.sleep(delay[0])  # (a put retried: the object lands at the end of the call)
+        return real_pipe(self, path, value, *a, **k)
+
+    loc = Location(str(tmp_path), "d")
+    with dataset_lock(loc):
+        monkeypatch.setattr(socket, "gethostname", lambda: "other-host")
+        monkeypatch.setattr(fl.LocalFileSystem, "pipe_file", slow_probe)
+        delay[0] = 4.0  # (half of it is more than the lease)
+        who = holder(loc)
+        assert who is not None and who["beat_age_s"] < 1.5
+        with monkeypatch.context() as m:
+            m.setattr(time, "time", lambda: real_time() + 300.0)  # (NTP steps the clock)
+            who = holder(loc)
+            assert who is not None and who["beat_age_s"] < 1.5
+        monkeypatch.setattr(lease, "CLOCK_WRITE_MAX_S", 1.0)
+        lease._offsets.clear()
+        who = holder(loc)
+        assert who is not None and who["beat_age_s"] is None
+
+
+def test_a_stage_judged_dead_by_a_vacuum_elsewhere_refuses_its_commit(tmp_path, monkeypatch):
+    """A stage's ``lease.check()`` (before its ``runs`` row) looked only for a later ticket in
+    its own lock folder and at ``time.monotonic``: a host suspended for 300 s (its beat 300 s
+    old as others see it; CLOCK_MONOTONIC did not advance) let a vacuum on another host judge
+    the stage dead and run, and the stage then committed under it. Now the vacuum takes the
+    dead stage's lock over (and releases it) and the stage's check names it; the suspend
+    itself is seen on CLOCK_BOOTTIME. A live stage is neither fenced nor lost."""
+    import audiopipe.store.lease as lease
+    from audiopipe.store.lease import LeaseLost
+    from audiopipe.store.lock import stage_lock, stages_running
+
+    monkeypatch.setattr(lease, "BEAT_S", 1000.0)  # (no beat during the test)
+    monkeypatch.setattr(lease, "LEASE_S", 120.0)
+    loc = Location(str(tmp_path), "d")
+    loc.fs.makedirs(loc.base, exist_ok=True)
+    real_hostname = socket.gethostname()
+    with stage_lock(loc, "classify") as stage_lease:
+        monkeypatch.setattr(socket, "gethostname", lambda: "other-host")
+        with pytest.raises(DatasetLocked, match="stage runs are running: classify"):
+            with dataset_lock(loc, "vacuum", no_stages=True, stages_wait_s=0):
+                pass
+        assert stage_lease.held()
+        then = time.time() - 300  # (the stage's host was suspended 300 s)
+        os.utime(stage_lease.ticket, (then, then))
+        with dataset_lock(loc, "vacuum", no_stages=True, stages_wait_s=0):
+            assert stages_running(loc) == {}
+            with pytest.raises(LeaseLost, match=r"classify.*taken over .*by vacuum, which "
+                                                r"judged this stage's run dead"):
+                stage_lease.check()
+        monkeypatch.setattr(socket, "gethostname", lambda: real_hostname)
+    with stage_lock(loc, "classify") as again:  # (the fence was released: a new run starts)
+        assert again.held()
+
+
+def test_a_suspended_holder_sees_its_lease_lost_on_the_boot_clock(tmp_path, monkeypatch):
+    """``held()`` measured how late the beat was on ``time.monotonic``, which does not advance
+    while the host is suspended: a holder resumed after longer than the lease (its lock
+    takeable by then) still thought it held it. Simulated: CLOCK_BOOTTIME runs 300 s ahead."""
+    import audiopipe.store.lease as lease
+    from audiopipe.store.lease import LeaseLost
+
+    monkeypatch.setattr(lease, "BEAT_S", 1000.0)
+    real = time.clock_gettime
+    loc = Location(str(tmp_path), "d")
+    with dataset_lock(loc) as held:
+        assert held.held()
+        monkeypatch.setattr(time, "clock_gettime", lambda clk: real(clk) + (
+            300.0 if clk == time.CLOCK_BOOTTIME else 0.0))
+        with pytest.raises(LeaseLost, match=r"000000000001\.json .*heartbeat .*could not be "
+                                            r"written for 3\d\d"):
+            held.check()
+
+
+def test_a_beat_late_once_but_written_before_anyone_could_take_over_holds_again(
+    tmp_path, monkeypatch
+):
+    """One beat write slower than half the lease lost the lease for good (the flag stuck and
+    the beat thread stopped), though nobody could take the lock over until the beat was a
+    lease old: a run of hours was refused at its commit after a stall it survived. Now a beat
+    written within ``RECOVER_S`` of a lease of the last one holds it again (with a warning);
+    a stall longer than that stays lost."""
+    import fsspec.implementations.local as fl
+
+    import audiopipe.store.lease as lease
+    from audiopipe.store.lease import LeaseLost
+
+    monkeypatch.setattr(lease, "BEAT_S", 0.2)
+    monkeypatch.setattr(lease, "LEASE_S", 6.0)  # (lost after 3 s late, held again under 4.5)
+    real_pipe, stall = fl.LocalFileSystem.pipe_file, []
+
+    def stalling(self, path, value, *a, **k):
+        if str(path).endswith(".beat") and stall:
+            time.sleep(stall.pop())  # (a put that hangs, then lands)
+        return real_pipe(self, path, value, *a, **k)
+
+    monkeypatch.setattr(fl.LocalFileSystem, "pipe_file", stalling)
+    for seconds, regained in ((3.6, True), (5.0, False)):
+        loc = Location(str(tmp_path / str(seconds)), "d")
+        with pytest.warns(RuntimeWarning) as warned:
+            with dataset_lock(loc) as held:
+                stall.append(seconds)
+                t0 = time.monotonic()
+                while held.held() and time.monotonic() - t0 < 10:
+                    time.sleep(0.05)
+                assert not held.held()  # (during the stall)
+                time.sleep(seconds - (time.monotonic() - t0) + 1.0)  # (it landed, then beat)
+                assert held.held() is regained
+                if regained:
+                    held.check()
+                else:
+                    with pytest.raises(LeaseLost, match="heartbeat"):
+                        held.check()
+        said = [str(w.message) for w in warned]
+        assert sum("no longer holds it" in m for m in said) == 1
+        assert sum("held again" in m for m in said) == int(regained), said
