@@ -62,6 +62,7 @@ def test_periodic_mode_records_an_unreadable_clip_and_segments_the_others(tmp_pa
             if e["run_id"] == rep["run_id"]]
     assert [(e["clip_id"], e["step"]) for e in errs] == [(cid["p1.wav"], "segment")]
     assert errs[0]["error_type"] == "decode", errs[0]
+    assert errs[0]["uri"] == ds.clip_uri(cid["p1.wav"]) and errs[0]["uri"].endswith("p1.wav")
 
 
 def band_db(y: np.ndarray) -> float:

@@ -350,7 +350,7 @@ def process_periodic(
                 raise NoSound(f"no heart sound found in the recording ({len(y) / sr:.2f} s)")
         except Exception as err:  # noqa: BLE001  (errors are data)
             out.failed += 1
-            out.errors.append(error_row("segment", cid, "", err, ctx.run_id))
+            out.errors.append(error_row("segment", cid, ctx.ds.clip_uri(cid) or "", err, ctx.run_id))
             continue
         out.rows["segments"] += rows(cid, segs, "periodic", "periodic", ctx.run_id)
         if out.plot is None:
@@ -376,7 +376,7 @@ def process_heart(
                 a, origin = state.model.analyse(y, sr), "model"
             except Exception as err:  # noqa: BLE001  (errors are data)
                 out.failed += 1
-                out.errors.append(error_row("segment", cid, "", err, ctx.run_id))
+                out.errors.append(error_row("segment", cid, ctx.ds.clip_uri(cid) or "", err, ctx.run_id))
                 continue
         segs = [(s, e, k, c) for (s, e, k), c in zip(a["segments"], a["confidence"], strict=True)]
         out.rows["segments"] += rows(cid, segs, "heart", origin, ctx.run_id)
